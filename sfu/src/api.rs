@@ -1,0 +1,189 @@
+//! The SFU's public interface: plain Rust types, no `rtc` types, no HTTP/JSON.
+//!
+//! The signaling crate drives the SFU only through [`Sfu`] (commands) and the [`SfuEvent`] stream.
+//! Every participant has two peer connections: `Publish` (the browser offers, the SFU answers; carries
+//! what the participant sends) and `Subscribe` (the SFU offers, the browser answers; carries every other
+//! participant's tracks). Offers therefore flow in both directions without glare.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// A room's id (e.g. `ufficio-anagrafe`); opaque to the SFU.
+pub type RoomId = Arc<str>;
+/// A participant's id inside a room, stable across reconnections (the token's identity).
+pub type ParticipantId = Arc<str>;
+
+/// What a published track carries. One track per source per participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackSource {
+    Microphone,
+    Camera,
+    Screen,
+}
+
+impl TrackSource {
+    pub fn kind(self) -> MediaKind {
+        match self {
+            TrackSource::Microphone => MediaKind::Audio,
+            TrackSource::Camera | TrackSource::Screen => MediaKind::Video,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackSource::Microphone => "microphone",
+            TrackSource::Camera => "camera",
+            TrackSource::Screen => "screen",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// Which of a participant's two peer connections a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PcKind {
+    Publish,
+    Subscribe,
+}
+
+/// A published track as the room sees it. `id` is `"<participant>/<source>"`: stable across a
+/// publisher's reconnection, so subscribers keep their receiver and the rewriter hides the switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    pub id: String,
+    pub participant: ParticipantId,
+    pub source: TrackSource,
+    pub kind: MediaKind,
+}
+
+impl TrackInfo {
+    pub fn new(participant: ParticipantId, source: TrackSource) -> Self {
+        TrackInfo { id: format!("{participant}/{}", source.as_str()), kind: source.kind(), participant, source }
+    }
+}
+
+/// One m-line of a subscribe offer: which remote track the browser will receive on `mid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribedTrack {
+    pub mid: String,
+    pub track: TrackInfo,
+}
+
+/// A publish offer announces which of its m-lines carries which source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedMid {
+    pub mid: String,
+    pub source: TrackSource,
+}
+
+/// A trickled ICE candidate, as the browser's `RTCIceCandidateInit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(rename = "sdpMid", default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(rename = "sdpMLineIndex", default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mline_index: Option<u16>,
+}
+
+/// Connection state of one peer connection, as far as the room cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+/// What the SFU tells the signaling layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SfuEvent {
+    /// Media started flowing on a published track (first RTP packet seen).
+    TrackPublished { room: RoomId, track: TrackInfo },
+    /// A track stopped being published (renegotiated away, or its participant left).
+    TrackUnpublished { room: RoomId, track: TrackInfo },
+    /// The subscribe peer connection of `participant` needs this offer delivered; answer with
+    /// [`Sfu::subscribe_answer`]. At most one offer is outstanding per participant.
+    SubscribeOffer { room: RoomId, participant: ParticipantId, sdp: String, tracks: Vec<SubscribedTrack> },
+    /// A server-side ICE candidate (normally none: the host candidate is in the SDP).
+    LocalCandidate { room: RoomId, participant: ParticipantId, pc: PcKind, candidate: IceCandidate },
+    PeerState { room: RoomId, participant: ParticipantId, pc: PcKind, state: PeerState },
+    /// The loudest participant of a room changed (from RFC 6464 audio levels); `None` = silence.
+    ActiveSpeaker { room: RoomId, participant: Option<ParticipantId> },
+}
+
+/// Counts of live state, for tests ("everything is released") and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SfuStats {
+    pub rooms: usize,
+    pub participants: usize,
+    pub peer_connections: usize,
+    pub published_tracks: usize,
+    pub subscriptions: usize,
+    pub forwarded_packets: u64,
+    pub dropped_packets: u64,
+}
+
+/// How the SFU is reached from the network.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// The one UDP socket every peer connection shares. Bind to a concrete address (e.g. 127.0.0.1:3478),
+    /// not a wildcard: the address becomes the ICE host candidate.
+    pub udp_bind: SocketAddr,
+    /// Address announced in ICE candidates instead of the bound one (NAT 1:1).
+    pub announced_ip: Option<IpAddr>,
+    /// Per-subscriber queue bound, in packets; beyond it the subscriber skips and asks for a keyframe.
+    pub subscriber_queue: usize,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        SfuConfig {
+            udp_bind: SocketAddr::from(([127, 0, 0, 1], 3478)),
+            announced_ip: None,
+            subscriber_queue: 512,
+        }
+    }
+}
+
+/// Errors the SFU returns to its caller.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SfuError {
+    #[error("the media engine has stopped")]
+    Stopped,
+    #[error("unknown participant {0}")]
+    UnknownParticipant(String),
+    #[error("participant {0} is already in the room")]
+    AlreadyJoined(String),
+    #[error("invalid session description: {0}")]
+    InvalidSdp(String),
+    #[error("invalid ICE candidate: {0}")]
+    InvalidCandidate(String),
+    #[error("no subscribe offer is waiting for an answer")]
+    NoPendingOffer,
+    #[error("media transport error: {0}")]
+    Transport(String),
+    #[error("cannot open the media socket on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+}
+
+impl fmt::Display for PcKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PcKind::Publish => "publish",
+            PcKind::Subscribe => "subscribe",
+        })
+    }
+}

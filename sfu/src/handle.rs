@@ -1,0 +1,78 @@
+//! The handle the signaling layer holds: every call becomes a command for the engine thread.
+
+use std::net::SocketAddr;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::*;
+use crate::transport::engine::{self, Command};
+
+/// A handle to the running media engine. Cloning is cheap; the engine stops when every handle is dropped.
+#[derive(Clone)]
+pub struct Sfu {
+    commands: mpsc::UnboundedSender<Command>,
+    local_addr: SocketAddr,
+}
+
+impl Sfu {
+    /// Binds the media socket and starts the engine on its own thread.
+    pub fn start(config: SfuConfig) -> Result<(Sfu, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
+        let (commands, events, local_addr) = engine::spawn(config)?;
+        Ok((Sfu { commands, local_addr }, events))
+    }
+
+    /// The address of the media socket (the one UDP port to open in a firewall).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, SfuError>>) -> Command) -> Result<T, SfuError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).map_err(|_| SfuError::Stopped)?;
+        rx.await.map_err(|_| SfuError::Stopped)?
+    }
+
+    /// Adds a participant to a room, or — if it is already there — starts a fresh session for it
+    /// (reconnection): its old peer connections close, its published tracks stay announced but paused
+    /// until the new publish connection carries them again, and a new subscribe offer follows.
+    pub async fn join(&self, room: RoomId, participant: ParticipantId) -> Result<(), SfuError> {
+        self.call(|reply| Command::Join { room, participant, reply }).await
+    }
+
+    /// Applies a publish offer from the browser and returns the SFU's answer.
+    pub async fn publish_offer(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+        sdp: String,
+        mids: Vec<PublishedMid>,
+    ) -> Result<String, SfuError> {
+        self.call(|reply| Command::PublishOffer { room, participant, sdp, mids, reply }).await
+    }
+
+    /// Applies the browser's answer to the last [`SfuEvent::SubscribeOffer`].
+    pub async fn subscribe_answer(&self, room: RoomId, participant: ParticipantId, sdp: String) -> Result<(), SfuError> {
+        self.call(|reply| Command::SubscribeAnswer { room, participant, sdp, reply }).await
+    }
+
+    /// Adds a trickled remote ICE candidate to one of the participant's peer connections.
+    pub async fn add_candidate(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+        pc: PcKind,
+        candidate: IceCandidate,
+    ) -> Result<(), SfuError> {
+        self.call(|reply| Command::AddCandidate { room, participant, pc, candidate, reply }).await
+    }
+
+    /// Removes a participant: closes its peer connections and unpublishes its tracks.
+    pub async fn leave(&self, room: RoomId, participant: ParticipantId) -> Result<(), SfuError> {
+        self.call(|reply| Command::Leave { room, participant, reply }).await
+    }
+
+    /// Counts of live state.
+    pub async fn stats(&self) -> Result<SfuStats, SfuError> {
+        self.call(|reply| Command::Stats { reply }).await
+    }
+}

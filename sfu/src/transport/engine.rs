@@ -1,0 +1,1081 @@
+//! The media engine: one thread, one UDP socket, every peer connection.
+//!
+//! One loop waits on three things — commands from signaling, readable datagrams, the earliest timer —
+//! and after each wake-up "flushes": peers that got input are polled for events, media and outgoing
+//! datagrams (only those peers: a set of dirty peers, not a scan), subscriber queues are drained into
+//! their peer connections, and everything outgoing leaves in `sendmmsg` batches. Timers live in an
+//! ordered set keyed by deadline, so an idle peer costs nothing.
+//!
+//! What to forward to whom is decided by the pure [`Router`](crate::forward::Router); this module only
+//! moves bytes between it and the `rtc` peer connections.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, info_span, warn};
+
+use crate::api::*;
+use crate::forward::{
+    ActiveSpeakerDetector, DownTrackKey, ExtensionMap, Forward, LossyQueue, Pacer, Router, RouterConfig,
+    RtpMeta, SubscriberKey, TrackKey, is_vp8_keyframe,
+};
+use crate::transport::peer::{self, URI_AUDIO_LEVEL};
+use crate::transport::socket::{MediaSocket, RecvBatch, SendBatch};
+use crate::transport::stun;
+
+type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
+
+/// What the [`Sfu`](crate::Sfu) handle asks of the engine.
+pub enum Command {
+    Join { room: RoomId, participant: ParticipantId, reply: Reply<()> },
+    PublishOffer { room: RoomId, participant: ParticipantId, sdp: String, mids: Vec<PublishedMid>, reply: Reply<String> },
+    SubscribeAnswer { room: RoomId, participant: ParticipantId, sdp: String, reply: Reply<()> },
+    AddCandidate { room: RoomId, participant: ParticipantId, pc: PcKind, candidate: IceCandidate, reply: Reply<()> },
+    Leave { room: RoomId, participant: ParticipantId, reply: Reply<()> },
+    Stats { reply: Reply<SfuStats> },
+}
+
+/// Binds the socket and starts the engine thread.
+pub fn spawn(
+    config: SfuConfig,
+) -> Result<(mpsc::UnboundedSender<Command>, mpsc::UnboundedReceiver<SfuEvent>, SocketAddr), SfuError> {
+    let socket = std::net::UdpSocket::bind(config.udp_bind)
+        .map_err(|e| SfuError::Bind { addr: config.udp_bind, reason: e.to_string() })?;
+    let local_addr = socket.local_addr().map_err(|e| SfuError::Transport(e.to_string()))?;
+    if local_addr.ip().is_unspecified() && config.announced_ip.is_none() {
+        return Err(SfuError::Bind {
+            addr: local_addr,
+            reason: "a wildcard media address needs an announced IP (NAT 1:1)".into(),
+        });
+    }
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SfuError::Transport(e.to_string()))?;
+    std::thread::Builder::new()
+        .name("sfu-media".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let socket = match MediaSocket::new(socket) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(error = %e, "media socket unusable");
+                        return;
+                    }
+                };
+                Engine::new(socket, config, event_tx).run(cmd_rx).await;
+            })
+        })
+        .map_err(|e| SfuError::Transport(e.to_string()))?;
+    info!(%local_addr, "media engine listening (one UDP port for every peer connection)");
+    Ok((cmd_tx, event_rx, local_addr))
+}
+
+type PeerId = u64;
+type PartId = u64;
+
+/// How often the active speaker is re-evaluated.
+const SPEAKER_TICK: Duration = Duration::from_millis(200);
+
+struct Peer {
+    pc: RTCPeerConnection,
+    owner: PartId,
+    ufrag: String,
+    addrs: Vec<SocketAddr>,
+    deadline: Option<Instant>,
+    dirty: bool,
+    leg: Leg,
+}
+
+enum Leg {
+    Publish(PublishLeg),
+    Subscribe(SubscribeLeg),
+}
+
+#[derive(Default)]
+struct PublishLeg {
+    /// mid → source, from the latest publish offer.
+    mids: HashMap<String, TrackSource>,
+    /// rtc's track id → what arrives on it.
+    incoming: HashMap<String, Incoming>,
+}
+
+struct Incoming {
+    track: TrackKey,
+    receiver: RTCRtpReceiverId,
+    kind: MediaKind,
+    ssrc: u32,
+    primary_pt: Option<u8>,
+    rtx_pt: Option<u8>,
+    audio_level_id: Option<u8>,
+}
+
+struct SubscribeLeg {
+    sub: SubscriberKey,
+    downs: HashMap<TrackKey, Down>,
+    /// our sender track id (the public track id) → track, to attribute subscriber RTCP.
+    by_sender_track: HashMap<String, TrackKey>,
+    offer_outstanding: bool,
+    renegotiate_after_answer: bool,
+    queue: LossyQueue<(TrackKey, rtp::Packet)>,
+    pacer: Pacer,
+}
+
+struct Down {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    /// Negotiated once the browser answered; until then nothing is routed to this downtrack.
+    pt: Option<u8>,
+    extensions: Vec<(u8, String)>,
+    /// Remapping from the current feed's extension ids (by feed generation), rebuilt when that changes.
+    ext_map: Option<(u64, ExtensionMap)>,
+}
+
+struct Participant {
+    room: RoomId,
+    id: ParticipantId,
+    publish: Option<PeerId>,
+    subscribe: Option<PeerId>,
+    sub_key: SubscriberKey,
+    tracks: HashMap<TrackSource, TrackKey>,
+}
+
+struct Track {
+    info: TrackInfo,
+    room: RoomId,
+    owner: PartId,
+    /// The publish connection and rtc track currently feeding it; `None` while paused (reconnecting).
+    feed: Option<(PeerId, String)>,
+    /// Bumped whenever the feed changes, so downtracks rebuild their extension-id remapping.
+    feed_gen: u64,
+    /// Header extensions negotiated on the current feed (id, URI).
+    extensions: Vec<(u8, String)>,
+}
+
+struct Room {
+    participants: Vec<PartId>,
+    speakers: ActiveSpeakerDetector<PartId>,
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Readable,
+    Writable,
+    Timer,
+}
+
+struct Engine {
+    socket: MediaSocket,
+    /// The address in our ICE candidates (announced IP, bound port).
+    announced: SocketAddr,
+    config: SfuConfig,
+    events: mpsc::UnboundedSender<SfuEvent>,
+    peers: HashMap<PeerId, Peer>,
+    by_ufrag: HashMap<String, PeerId>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    parts: HashMap<PartId, Participant>,
+    by_name: HashMap<(RoomId, ParticipantId), PartId>,
+    tracks: HashMap<TrackKey, Track>,
+    rooms: HashMap<RoomId, Room>,
+    router: Router,
+    timers: BTreeSet<(Instant, PeerId)>,
+    dirty: Vec<PeerId>,
+    out: SendBatch,
+    recv: RecvBatch,
+    forwards: Vec<Forward>,
+    keyframe_tracks: Vec<TrackKey>,
+    next_id: u64,
+    next_speaker_tick: Instant,
+    forwarded: u64,
+    dropped: u64,
+}
+
+impl Engine {
+    fn new(socket: MediaSocket, config: SfuConfig, events: mpsc::UnboundedSender<SfuEvent>) -> Self {
+        let local = socket.local_addr();
+        let announced = SocketAddr::new(config.announced_ip.unwrap_or(local.ip()), local.port());
+        Engine {
+            socket,
+            announced,
+            config,
+            events,
+            peers: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            parts: HashMap::new(),
+            by_name: HashMap::new(),
+            tracks: HashMap::new(),
+            rooms: HashMap::new(),
+            router: Router::new(RouterConfig::default()),
+            timers: BTreeSet::new(),
+            dirty: Vec::new(),
+            out: SendBatch::default(),
+            recv: RecvBatch::default(),
+            forwards: Vec::with_capacity(256),
+            keyframe_tracks: Vec::new(),
+            next_id: 1,
+            next_speaker_tick: Instant::now() + SPEAKER_TICK,
+            forwarded: 0,
+            dropped: 0,
+        }
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            self.flush(Instant::now());
+            let deadline = self.next_deadline();
+            let wake = tokio::select! {
+                biased;
+                c = commands.recv() => Wake::Command(c),
+                r = self.socket.readable() => { if let Err(e) = r { warn!(error = %e, "media socket"); } Wake::Readable }
+                _ = self.socket.writable(), if !self.out.is_empty() => Wake::Writable,
+                _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
+            };
+            match wake {
+                Wake::Command(None) => break,
+                Wake::Command(Some(c)) => self.command(c),
+                Wake::Readable => self.read_datagrams(),
+                Wake::Writable => {}
+                Wake::Timer => self.timeouts(Instant::now()),
+            }
+        }
+        info!("media engine stopped");
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut d = self.next_speaker_tick;
+        if let Some((t, _)) = self.timers.first() {
+            d = d.min(*t);
+        }
+        if let Some(t) = self.router.next_timeout() {
+            d = d.min(t);
+        }
+        d
+    }
+
+    // ---- input --------------------------------------------------------------------------------
+
+    fn read_datagrams(&mut self) {
+        // Bounded so a flood cannot starve commands and timers.
+        for _ in 0..8 {
+            let n = match self.socket.try_recv_batch(&mut self.recv) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    debug!(error = %e, "recvmmsg");
+                    return;
+                }
+            };
+            if n == 0 {
+                return;
+            }
+            let now = Instant::now();
+            let recv = std::mem::take(&mut self.recv);
+            for (from, data) in recv.iter() {
+                self.datagram(from, data, now);
+            }
+            self.recv = recv;
+            // Forward what this batch produced before reading the next one.
+            self.flush(now);
+        }
+    }
+
+    fn datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        // STUN names its peer connection by ufrag; anything else is routed by the learned address.
+        let peer_id = match stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)) {
+            Some(&id) => {
+                if self.by_addr.get(&from) != Some(&id) {
+                    self.by_addr.insert(from, id);
+                    if let Some(p) = self.peers.get_mut(&id) {
+                        p.addrs.push(from);
+                    }
+                }
+                id
+            }
+            None => match self.by_addr.get(&from) {
+                Some(&id) => id,
+                None => return, // unknown sender: not ours
+            },
+        };
+        let local_addr = self.announced;
+        let Some(peer) = self.peers.get_mut(&peer_id) else { return };
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext { local_addr, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
+            message: BytesMut::from(data),
+        };
+        if let Err(e) = peer.pc.handle_read(msg) {
+            debug!(peer = peer_id, error = %e, "datagram rejected");
+        }
+        self.mark_dirty(peer_id);
+    }
+
+    fn mark_dirty(&mut self, id: PeerId) {
+        if let Some(p) = self.peers.get_mut(&id)
+            && !p.dirty
+        {
+            p.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    fn timeouts(&mut self, now: Instant) {
+        while let Some(&(t, id)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.deadline = None;
+                if let Err(e) = p.pc.handle_timeout(now) {
+                    debug!(peer = id, error = %e, "timeout handling");
+                }
+            }
+            self.mark_dirty(id);
+        }
+        if now >= self.next_speaker_tick {
+            self.next_speaker_tick = now + SPEAKER_TICK;
+            self.tick_speakers(now);
+        }
+    }
+
+    // ---- the flush: events, media, outgoing ---------------------------------------------------
+
+    fn flush(&mut self, now: Instant) {
+        // Draining a publisher can dirty subscribers; loop until quiet.
+        let mut rounds = 0;
+        while !self.dirty.is_empty() && rounds < 8 {
+            rounds += 1;
+            let dirty = std::mem::take(&mut self.dirty);
+            for &id in &dirty {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.dirty = false;
+                }
+                self.drain_peer(id, now);
+            }
+            self.request_keyframes(now);
+            self.drain_queues(&dirty, now);
+            for &id in &dirty {
+                self.collect_writes(id);
+            }
+        }
+        self.request_keyframes(now);
+        if !self.out.is_empty() {
+            match self.socket.try_send_batch(&mut self.out) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => debug!(error = %e, "sendmmsg"),
+            }
+        }
+    }
+
+    fn drain_peer(&mut self, id: PeerId, now: Instant) {
+        loop {
+            let Some(ev) = self.peers.get_mut(&id).and_then(|p| p.pc.poll_event()) else { break };
+            self.peer_event(id, ev, now);
+        }
+        loop {
+            let Some(msg) = self.peers.get_mut(&id).and_then(|p| p.pc.poll_read()) else { break };
+            self.peer_message(id, msg.message, now);
+        }
+    }
+
+    fn collect_writes(&mut self, id: PeerId) {
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        while let Some(w) = p.pc.poll_write() {
+            self.out.push(w.transport.peer_addr, w.message);
+        }
+        let next = p.pc.poll_timeout();
+        if next != p.deadline {
+            if let Some(old) = p.deadline {
+                self.timers.remove(&(old, id));
+            }
+            if let Some(new) = next {
+                self.timers.insert((new, id));
+            }
+            p.deadline = next;
+        }
+    }
+
+    fn peer_event(&mut self, id: PeerId, ev: RTCPeerConnectionEvent, now: Instant) {
+        match ev {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                let Some(p) = self.peers.get(&id) else { return };
+                let kind = match p.leg {
+                    Leg::Publish(_) => PcKind::Publish,
+                    Leg::Subscribe(_) => PcKind::Subscribe,
+                };
+                let state = match state {
+                    RTCPeerConnectionState::Connected => PeerState::Connected,
+                    RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
+                    RTCPeerConnectionState::Failed => PeerState::Failed,
+                    RTCPeerConnectionState::Closed => PeerState::Closed,
+                    _ => PeerState::Connecting,
+                };
+                if let Some(part) = self.parts.get(&p.owner) {
+                    debug!(room = %part.room, participant = %part.id, pc = %kind, ?state, "peer connection state");
+                    let _ = self.events.send(SfuEvent::PeerState {
+                        room: part.room.clone(),
+                        participant: part.id.clone(),
+                        pc: kind,
+                        state,
+                    });
+                }
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                self.track_opened(id, init.receiver_id, init.track_id, init.ssrc, now);
+            }
+            _ => {}
+        }
+    }
+
+    fn peer_message(&mut self, id: PeerId, msg: RTCMessage, now: Instant) {
+        match msg {
+            RTCMessage::RtpPacket(track_id, packet) => self.media_in(id, &track_id, packet, now),
+            RTCMessage::RtcpPacket(track_id, packets) => self.feedback_in(id, &track_id, &packets, now),
+            _ => {}
+        }
+    }
+
+    // ---- publishing ---------------------------------------------------------------------------
+
+    fn track_opened(&mut self, peer_id: PeerId, receiver: RTCRtpReceiverId, rtc_track: String, ssrc: u32, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&peer_id) else { return };
+        let owner = peer.owner;
+        let mid = peer.pc.get_transceivers().collect::<Vec<_>>().into_iter().find_map(|t| {
+            let tr = peer.pc.rtp_transceiver(t)?;
+            (tr.receiver() == Some(receiver)).then(|| tr.mid().clone()).flatten()
+        });
+        let Leg::Publish(leg) = &mut peer.leg else { return };
+        let Some(source) = mid.as_ref().and_then(|m| leg.mids.get(m)).copied() else {
+            warn!(peer = peer_id, ?mid, "media on an m-line the publisher did not describe; ignored");
+            return;
+        };
+        let (mut primary_pt, mut rtx_pt, mut extensions) = (None, None, Vec::new());
+        if let Some(mut r) = peer.pc.rtp_receiver(receiver) {
+            let params = r.get_parameters();
+            for c in &params.rtp_parameters.codecs {
+                let mime = c.rtp_codec.mime_type.to_ascii_lowercase();
+                if mime == "video/rtx" {
+                    rtx_pt = Some(c.payload_type);
+                } else if primary_pt.is_none() {
+                    primary_pt = Some(c.payload_type);
+                }
+            }
+            extensions = params.rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect();
+        }
+        let audio_level_id = extensions.iter().find(|(_, u)| u == URI_AUDIO_LEVEL).map(|(id, _)| *id);
+
+        let Some(part) = self.parts.get(&owner) else { return };
+        let room = part.room.clone();
+        let (key, new) = match part.tracks.get(&source) {
+            Some(&k) => (k, false),
+            None => (TrackKey(self.next_id + 1), true),
+        };
+        if new {
+            self.next_id += 1;
+        }
+        let info = TrackInfo::new(part.id.clone(), source);
+        let kind = info.kind;
+        if let Some(Peer { leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) {
+            leg.incoming.insert(
+                rtc_track.clone(),
+                Incoming { track: key, receiver, kind, ssrc, primary_pt, rtx_pt, audio_level_id },
+            );
+        }
+        let _span = info_span!("track", room = %room, track = %info.id).entered();
+        if new {
+            info!(ssrc, "track published");
+            self.router.add_track(key, kind, if kind == MediaKind::Audio { 48000 } else { 90000 });
+            if let Some(p) = self.parts.get_mut(&owner) {
+                p.tracks.insert(source, key);
+            }
+            self.tracks.insert(
+                key,
+                Track { info: info.clone(), room: room.clone(), owner, feed: Some((peer_id, rtc_track)), feed_gen: 1, extensions },
+            );
+            let _ = self.events.send(SfuEvent::TrackPublished { room: room.clone(), track: info });
+            let others: Vec<PartId> =
+                self.rooms.get(&room).map(|r| r.participants.iter().copied().filter(|&p| p != owner).collect()).unwrap_or_default();
+            for other in others {
+                self.add_downtrack(other, key, now);
+            }
+        } else {
+            info!(ssrc, "track resumed on a new connection");
+            if let Some(t) = self.tracks.get_mut(&key) {
+                t.feed = Some((peer_id, rtc_track));
+                t.feed_gen += 1;
+                t.extensions = extensions;
+            }
+        }
+    }
+
+    fn media_in(&mut self, peer_id: PeerId, rtc_track: &str, mut packet: rtp::Packet, now: Instant) {
+        let Some(Peer { leg: Leg::Publish(leg), owner, .. }) = self.peers.get(&peer_id) else { return };
+        let owner = *owner;
+        let Some(inc) = leg.incoming.get(rtc_track) else { return };
+        let key = inc.track;
+        // RTX (RFC 4588): restore the original packet so the subscriber leg sees a plain retransmission.
+        if inc.rtx_pt.is_some_and(|pt| pt == packet.header.payload_type) {
+            if packet.payload.len() <= 2 {
+                return; // padding-only probe
+            }
+            packet.header.sequence_number = u16::from_be_bytes([packet.payload[0], packet.payload[1]]);
+            packet.payload = packet.payload.slice(2..);
+            packet.header.ssrc = inc.ssrc;
+            if let Some(pt) = inc.primary_pt {
+                packet.header.payload_type = pt;
+            }
+        }
+        if let Some(level_id) = inc.audio_level_id
+            && let Some(ext) = packet.header.extensions.iter().find(|e| e.id == level_id)
+            && let Some(&b) = ext.payload.first()
+        {
+            let room = self.tracks.get(&key).map(|t| t.room.clone());
+            if let Some(room) = room.and_then(|r| self.rooms.get_mut(&r)) {
+                room.speakers.record(owner, b & 0x7f, now);
+            }
+        }
+        let is_keyframe = inc.kind == MediaKind::Video && is_vp8_keyframe(&packet.payload);
+        let meta = RtpMeta {
+            ssrc: packet.header.ssrc,
+            seq: packet.header.sequence_number,
+            timestamp: packet.header.timestamp,
+            is_keyframe,
+        };
+        let mut forwards = std::mem::take(&mut self.forwards);
+        forwards.clear();
+        self.router.route(key, &meta, now, &mut forwards);
+        for f in &forwards {
+            let Some(sub_peer) = self.parts.get(&f.down.subscriber.0).and_then(|p| p.subscribe) else { continue };
+            let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&sub_peer) else { continue };
+            let mut p = packet.clone();
+            p.header.ssrc = f.ssrc;
+            p.header.sequence_number = f.seq;
+            p.header.timestamp = f.timestamp;
+            if let Some(evicted) = leg.queue.push((key, p)) {
+                self.dropped += 1;
+                self.router.overflowed(DownTrackKey { subscriber: f.down.subscriber, track: evicted.0 }, now);
+            }
+            self.mark_dirty(sub_peer);
+        }
+        self.forwards = forwards;
+    }
+
+    /// Moves queued packets into each subscriber connection, as fast as its pacer allows.
+    fn drain_queues(&mut self, ids: &[PeerId], now: Instant) {
+        for &id in ids {
+            let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&id) else { continue };
+            while let Some((_, head)) = leg.queue.front() {
+                if !leg.pacer.try_consume(head.payload.len() + 40, now) {
+                    break;
+                }
+                let Some((key, mut packet)) = leg.queue.pop() else { break };
+                let (Some(down), Some(track)) = (leg.downs.get_mut(&key), self.tracks.get(&key)) else { continue };
+                let Some(pt) = down.pt else { continue };
+                packet.header.payload_type = pt;
+                remap_extensions(&mut packet, down, track);
+                match pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, packet)) {
+                    Some(Ok(())) => self.forwarded += 1,
+                    Some(Err(e)) => debug!(error = %e, "write_rtp"),
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+/// Rewrites the header-extension ids of a forwarded packet for the subscriber's leg; extensions the
+/// subscriber did not negotiate are dropped (`write_rtp` refuses unknown ids).
+fn remap_extensions(packet: &mut rtp::Packet, down: &mut Down, track: &Track) {
+    if packet.header.extensions.is_empty() {
+        return;
+    }
+    let stale = down.ext_map.as_ref().is_none_or(|(generation, _)| *generation != track.feed_gen);
+    if stale {
+        let from: Vec<(u8, &str)> = track.extensions.iter().map(|(id, u)| (*id, u.as_str())).collect();
+        let to: Vec<(u8, &str)> = down.extensions.iter().map(|(id, u)| (*id, u.as_str())).collect();
+        down.ext_map = Some((track.feed_gen, ExtensionMap::new(&from, &to)));
+    }
+    let Some((_, map)) = &down.ext_map else { return };
+    packet.header.extensions.retain_mut(|e| match map.map(e.id) {
+        Some(id) => {
+            e.id = id;
+            true
+        }
+        None => false,
+    });
+    packet.header.extension = !packet.header.extensions.is_empty();
+}
+
+impl Engine {
+    // ---- feedback and keyframes ---------------------------------------------------------------
+
+    fn feedback_in(&mut self, peer_id: PeerId, sender_track: &str, packets: &[Box<dyn rtc::rtcp::Packet>], now: Instant) {
+        let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&peer_id) else { return };
+        let Some(&key) = leg.by_sender_track.get(sender_track) else { return };
+        let down = DownTrackKey { subscriber: leg.sub, track: key };
+        for p in packets {
+            let any = p.as_any();
+            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                self.router.keyframe_requested(down, now);
+            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                // The browser's own estimate of what it can receive: pace to it, with headroom for bursts.
+                leg.pacer.set_bitrate(Some((remb.bitrate as u64).max(100_000)));
+            }
+        }
+    }
+
+    fn request_keyframes(&mut self, now: Instant) {
+        let mut due = std::mem::take(&mut self.keyframe_tracks);
+        due.clear();
+        self.router.poll_keyframe_requests(now, &mut due);
+        for &key in &due {
+            let Some((peer_id, rtc_track)) = self.tracks.get(&key).and_then(|t| t.feed.clone()) else { continue };
+            let Some(Peer { pc, leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) else { continue };
+            let Some(inc) = leg.incoming.get(&rtc_track) else { continue };
+            let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: inc.ssrc };
+            if let Some(mut r) = pc.rtp_receiver(inc.receiver)
+                && let Err(e) = r.write_rtcp(now, vec![Box::new(pli)])
+            {
+                debug!(error = %e, "PLI upstream");
+            }
+            self.mark_dirty(peer_id);
+        }
+        self.keyframe_tracks = due;
+    }
+
+    fn tick_speakers(&mut self, now: Instant) {
+        for (room_id, room) in &mut self.rooms {
+            if let Some(change) = room.speakers.tick(now) {
+                let participant = change.and_then(|p| self.parts.get(&p)).map(|p| p.id.clone());
+                let _ = self.events.send(SfuEvent::ActiveSpeaker { room: room_id.clone(), participant });
+            }
+        }
+    }
+
+    // ---- subscribing --------------------------------------------------------------------------
+
+    fn subscribe_peer(&mut self, part_id: PartId, now: Instant) -> Result<PeerId, SfuError> {
+        let Some(part) = self.parts.get(&part_id) else { return Err(SfuError::UnknownParticipant(part_id.to_string())) };
+        if let Some(id) = part.subscribe {
+            return Ok(id);
+        }
+        let sub = part.sub_key;
+        let ufrag = peer::random_token(16);
+        let pc = peer::build(PcKind::Subscribe, &ufrag, self.announced, now)?;
+        let id = self.id();
+        let leg = SubscribeLeg {
+            sub,
+            downs: HashMap::new(),
+            by_sender_track: HashMap::new(),
+            offer_outstanding: false,
+            renegotiate_after_answer: false,
+            queue: LossyQueue::with_capacity(self.config.subscriber_queue),
+            pacer: Pacer::new(None, 256 * 1024),
+        };
+        self.insert_peer(id, Peer { pc, owner: part_id, ufrag, addrs: Vec::new(), deadline: None, dirty: false, leg: Leg::Subscribe(leg) });
+        if let Some(p) = self.parts.get_mut(&part_id) {
+            p.subscribe = Some(id);
+        }
+        Ok(id)
+    }
+
+    fn insert_peer(&mut self, id: PeerId, peer: Peer) {
+        self.by_ufrag.insert(peer.ufrag.clone(), id);
+        self.peers.insert(id, peer);
+    }
+
+    fn add_downtrack(&mut self, subscriber: PartId, key: TrackKey, now: Instant) {
+        let Some(track) = self.tracks.get(&key) else { return };
+        let info = track.info.clone();
+        let peer_id = match self.subscribe_peer(subscriber, now) {
+            Ok(id) => id,
+            Err(e) => {
+                warn!(error = %e, "cannot create a subscribe connection");
+                return;
+            }
+        };
+        let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&peer_id) else { return };
+        let ssrc = rand::random::<u32>();
+        let (kind, codec) = match info.kind {
+            MediaKind::Audio => (RtpCodecKind::Audio, peer::opus_codec()),
+            MediaKind::Video => (RtpCodecKind::Video, peer::vp8_codec()),
+        };
+        let track = MediaStreamTrack::new(
+            info.participant.to_string(),
+            info.id.clone(),
+            info.id.clone(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                codec,
+                ..Default::default()
+            }],
+        );
+        match pc.add_track(track) {
+            Ok(sender) => {
+                leg.downs.insert(key, Down { sender, ssrc, pt: None, extensions: Vec::new(), ext_map: None });
+                leg.by_sender_track.insert(info.id.clone(), key);
+                self.negotiate(peer_id, now);
+            }
+            Err(e) => warn!(error = %e, track = %info.id, "cannot add a track to a subscriber"),
+        }
+    }
+
+    fn remove_downtrack(&mut self, subscriber: PartId, key: TrackKey, now: Instant) {
+        let Some(peer_id) = self.parts.get(&subscriber).and_then(|p| p.subscribe) else { return };
+        let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&peer_id) else { return };
+        let Some(down) = leg.downs.remove(&key) else { return };
+        leg.by_sender_track.retain(|_, k| *k != key);
+        self.router.unsubscribe(DownTrackKey { subscriber: leg.sub, track: key });
+        if let Err(e) = pc.remove_track(down.sender) {
+            debug!(error = %e, "remove_track");
+        }
+        self.negotiate(peer_id, now);
+    }
+
+    /// Sends a new subscribe offer, or remembers to once the outstanding one is answered.
+    fn negotiate(&mut self, peer_id: PeerId, now: Instant) {
+        let Some(Peer { pc, leg: Leg::Subscribe(leg), owner, .. }) = self.peers.get_mut(&peer_id) else { return };
+        if leg.offer_outstanding {
+            leg.renegotiate_after_answer = true;
+            return;
+        }
+        let offer = match pc.create_offer(None) {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(error = %e, "create_offer");
+                return;
+            }
+        };
+        let sdp = offer.sdp.clone();
+        if let Err(e) = pc.set_local_description(now, offer) {
+            warn!(error = %e, "set_local_description(offer)");
+            return;
+        }
+        leg.offer_outstanding = true;
+        // Which mid carries which track: the browser maps its receivers with this.
+        let mut tracks = Vec::new();
+        for t in pc.get_transceivers().collect::<Vec<_>>() {
+            let Some(tr) = pc.rtp_transceiver(t) else { continue };
+            let (Some(sender), Some(mid)) = (tr.sender(), tr.mid().clone()) else { continue };
+            if let Some((key, _)) = leg.downs.iter().find(|(_, d)| d.sender == sender)
+                && let Some(track) = self.tracks.get(key)
+            {
+                tracks.push(SubscribedTrack { mid, track: track.info.clone() });
+            }
+        }
+        let owner = *owner;
+        if let Some(part) = self.parts.get(&owner) {
+            let _ = self.events.send(SfuEvent::SubscribeOffer {
+                room: part.room.clone(),
+                participant: part.id.clone(),
+                sdp,
+                tracks,
+            });
+        }
+        self.mark_dirty(peer_id);
+    }
+
+    // ---- commands -----------------------------------------------------------------------------
+
+    fn command(&mut self, c: Command) {
+        let now = Instant::now();
+        match c {
+            Command::Join { room, participant, reply } => {
+                let _ = reply.send(self.join(room, participant, now));
+            }
+            Command::PublishOffer { room, participant, sdp, mids, reply } => {
+                let _ = reply.send(self.publish_offer(&room, &participant, sdp, mids, now));
+            }
+            Command::SubscribeAnswer { room, participant, sdp, reply } => {
+                let _ = reply.send(self.subscribe_answer(&room, &participant, sdp, now));
+            }
+            Command::AddCandidate { room, participant, pc, candidate, reply } => {
+                let _ = reply.send(self.add_candidate(&room, &participant, pc, candidate));
+            }
+            Command::Leave { room, participant, reply } => {
+                let _ = reply.send(self.leave(&room, &participant, now));
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(Ok(SfuStats {
+                    rooms: self.rooms.len(),
+                    participants: self.parts.len(),
+                    peer_connections: self.peers.len(),
+                    published_tracks: self.tracks.len(),
+                    subscriptions: self.router.subscription_count(),
+                    forwarded_packets: self.forwarded,
+                    dropped_packets: self.dropped,
+                }));
+            }
+        }
+    }
+
+    fn part_id(&self, room: &RoomId, participant: &ParticipantId) -> Result<PartId, SfuError> {
+        self.by_name
+            .get(&(room.clone(), participant.clone()))
+            .copied()
+            .ok_or_else(|| SfuError::UnknownParticipant(participant.to_string()))
+    }
+
+    fn join(&mut self, room: RoomId, participant: ParticipantId, now: Instant) -> Result<(), SfuError> {
+        let _span = info_span!("join", room = %room, participant = %participant).entered();
+        if let Ok(existing) = self.part_id(&room, &participant) {
+            // Reconnection: a fresh pair of connections; published tracks stay announced (paused).
+            info!("participant rejoins: old connections closed, tracks paused");
+            self.close_connections(existing, now);
+            let sub_key = SubscriberKey(self.id());
+            if let Some(p) = self.parts.get_mut(&existing) {
+                p.sub_key = sub_key;
+            }
+            self.subscribe_to_room(existing, now);
+            return Ok(());
+        }
+        let id = self.id();
+        let sub_key = SubscriberKey(id);
+        self.parts.insert(
+            id,
+            Participant { room: room.clone(), id: participant.clone(), publish: None, subscribe: None, sub_key, tracks: HashMap::new() },
+        );
+        self.by_name.insert((room.clone(), participant), id);
+        self.rooms
+            .entry(room)
+            .or_insert_with(|| Room { participants: Vec::new(), speakers: ActiveSpeakerDetector::new() })
+            .participants
+            .push(id);
+        self.subscribe_to_room(id, now);
+        Ok(())
+    }
+
+    fn subscribe_to_room(&mut self, part_id: PartId, now: Instant) {
+        let Some(room) = self.parts.get(&part_id).map(|p| p.room.clone()) else { return };
+        let mut keys: Vec<TrackKey> =
+            self.tracks.iter().filter(|(_, t)| t.room == room && t.owner != part_id).map(|(k, _)| *k).collect();
+        keys.sort();
+        for key in keys {
+            self.add_downtrack(part_id, key, now);
+        }
+    }
+
+    fn publish_offer(
+        &mut self,
+        room: &RoomId,
+        participant: &ParticipantId,
+        sdp: String,
+        mids: Vec<PublishedMid>,
+        now: Instant,
+    ) -> Result<String, SfuError> {
+        let part_id = self.part_id(room, participant)?;
+        let offer = RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let peer_id = match self.parts.get(&part_id).and_then(|p| p.publish) {
+            Some(id) => id,
+            None => {
+                let ufrag = peer::random_token(16);
+                let pc = peer::build(PcKind::Publish, &ufrag, self.announced, now)?;
+                let id = self.id();
+                self.insert_peer(
+                    id,
+                    Peer { pc, owner: part_id, ufrag, addrs: Vec::new(), deadline: None, dirty: false, leg: Leg::Publish(PublishLeg::default()) },
+                );
+                if let Some(p) = self.parts.get_mut(&part_id) {
+                    p.publish = Some(id);
+                }
+                id
+            }
+        };
+        let Some(Peer { pc, leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) else {
+            return Err(SfuError::Transport("publish connection vanished".into()));
+        };
+        let answer = pc
+            .set_remote_description(now, offer)
+            .and_then(|_| pc.create_answer(None))
+            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let sdp = answer.sdp.clone();
+        pc.set_local_description(now, answer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        leg.mids = mids.iter().map(|m| (m.mid.clone(), m.source)).collect();
+        let sources: HashSet<TrackSource> = mids.iter().map(|m| m.source).collect();
+        self.mark_dirty(peer_id);
+        // Sources the publisher no longer sends are unpublished.
+        let gone: Vec<TrackKey> = self
+            .parts
+            .get(&part_id)
+            .map(|p| p.tracks.iter().filter(|(s, _)| !sources.contains(s)).map(|(_, k)| *k).collect())
+            .unwrap_or_default();
+        for key in gone {
+            self.unpublish(key, now);
+        }
+        Ok(sdp)
+    }
+
+    fn subscribe_answer(&mut self, room: &RoomId, participant: &ParticipantId, sdp: String, now: Instant) -> Result<(), SfuError> {
+        let part_id = self.part_id(room, participant)?;
+        let peer_id = self.parts.get(&part_id).and_then(|p| p.subscribe).ok_or(SfuError::NoPendingOffer)?;
+        let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&peer_id) else {
+            return Err(SfuError::NoPendingOffer);
+        };
+        if !leg.offer_outstanding {
+            return Err(SfuError::NoPendingOffer);
+        }
+        let answer = RTCSessionDescription::answer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        pc.set_remote_description(now, answer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        leg.offer_outstanding = false;
+        // Now the payload types and extension ids of every new downtrack are known: start routing.
+        let mut started = Vec::new();
+        for (key, down) in leg.downs.iter_mut() {
+            if down.pt.is_some() {
+                continue;
+            }
+            let Some(mut sender) = pc.rtp_sender(down.sender) else { continue };
+            let params = sender.get_parameters();
+            let want = if self.tracks.get(key).is_some_and(|t| t.info.kind == MediaKind::Audio) { "audio/opus" } else { "video/vp8" };
+            down.pt = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(want))
+                .map(|c| c.payload_type);
+            down.extensions = params.rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect();
+            if down.pt.is_some() {
+                started.push((DownTrackKey { subscriber: leg.sub, track: *key }, down.ssrc));
+            }
+        }
+        let again = std::mem::take(&mut leg.renegotiate_after_answer);
+        for (down, ssrc) in started {
+            self.router.subscribe(down, ssrc, now);
+        }
+        self.mark_dirty(peer_id);
+        if again {
+            self.negotiate(peer_id, now);
+        }
+        Ok(())
+    }
+
+    fn add_candidate(&mut self, room: &RoomId, participant: &ParticipantId, kind: PcKind, c: IceCandidate) -> Result<(), SfuError> {
+        let part_id = self.part_id(room, participant)?;
+        if c.candidate.is_empty() {
+            return Ok(()); // end of candidates
+        }
+        let peer_id = self.parts.get(&part_id).and_then(|p| match kind {
+            PcKind::Publish => p.publish,
+            PcKind::Subscribe => p.subscribe,
+        });
+        let Some(peer) = peer_id.and_then(|id| self.peers.get_mut(&id)) else {
+            // A candidate for a connection that is not there (yet, or any more): nothing to do.
+            return Ok(());
+        };
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_mline_index,
+            username_fragment: None,
+            url: None,
+        };
+        // We are ICE-lite: the browser's checks reach us anyway; a bad candidate is still an error.
+        peer.pc.add_remote_candidate(init).map_err(|e| SfuError::InvalidCandidate(e.to_string()))
+    }
+
+    fn leave(&mut self, room: &RoomId, participant: &ParticipantId, now: Instant) -> Result<(), SfuError> {
+        let part_id = self.part_id(room, participant)?;
+        let _span = info_span!("leave", room = %room, participant = %participant).entered();
+        let keys: Vec<TrackKey> = self.parts.get(&part_id).map(|p| p.tracks.values().copied().collect()).unwrap_or_default();
+        for key in keys {
+            self.unpublish(key, now);
+        }
+        self.close_connections(part_id, now);
+        self.parts.remove(&part_id);
+        self.by_name.remove(&(room.clone(), participant.clone()));
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.participants.retain(|&p| p != part_id);
+            r.speakers.remove(&part_id);
+            if r.participants.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+        info!("participant left; its connections and tracks are released");
+        Ok(())
+    }
+
+    /// Removes a published track from the room: router, every subscriber connection, the announcement.
+    fn unpublish(&mut self, key: TrackKey, now: Instant) {
+        let Some(track) = self.tracks.remove(&key) else { return };
+        let downs = self.router.remove_track(key);
+        for down in downs {
+            self.remove_downtrack(down.subscriber.0, key, now);
+        }
+        // Subscribers whose answer had not arrived yet are not in the router: clean them too.
+        let others: Vec<PartId> =
+            self.rooms.get(&track.room).map(|r| r.participants.iter().copied().filter(|&p| p != track.owner).collect()).unwrap_or_default();
+        for other in others {
+            self.remove_downtrack(other, key, now);
+        }
+        if let Some(p) = self.parts.get_mut(&track.owner) {
+            p.tracks.retain(|_, k| *k != key);
+        }
+        if let Some((peer_id, rtc_track)) = &track.feed
+            && let Some(Peer { leg: Leg::Publish(leg), .. }) = self.peers.get_mut(peer_id)
+        {
+            leg.incoming.remove(rtc_track);
+        }
+        info!(track = %track.info.id, "track unpublished");
+        let _ = self.events.send(SfuEvent::TrackUnpublished { room: track.room, track: track.info });
+    }
+
+    /// Closes a participant's peer connections (leave or reconnection) and forgets their addresses.
+    fn close_connections(&mut self, part_id: PartId, _now: Instant) {
+        let Some(part) = self.parts.get_mut(&part_id) else { return };
+        let peers = [part.publish.take(), part.subscribe.take()];
+        let sub_key = part.sub_key;
+        self.router.remove_subscriber(sub_key);
+        for peer_id in peers.into_iter().flatten() {
+            let Some(mut peer) = self.peers.remove(&peer_id) else { continue };
+            if let Err(e) = peer.pc.close() {
+                debug!(error = %e, "close");
+            }
+            // Send the goodbyes (DTLS close_notify) the close produced.
+            while let Some(w) = peer.pc.poll_write() {
+                self.out.push(w.transport.peer_addr, w.message);
+            }
+            self.by_ufrag.remove(&peer.ufrag);
+            for a in &peer.addrs {
+                if self.by_addr.get(a) == Some(&peer_id) {
+                    self.by_addr.remove(a);
+                }
+            }
+            if let Some(d) = peer.deadline {
+                self.timers.remove(&(d, peer_id));
+            }
+        }
+        // Tracks fed by the closed publish connection are paused until a new one carries them.
+        for t in self.tracks.values_mut() {
+            if t.owner == part_id {
+                t.feed = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The media engine: one UDP socket, sans-IO `rtc` peer connections, one loop.
+pub mod engine;
+pub mod peer;
+pub mod socket;
+pub mod stun;

@@ -1,0 +1,131 @@
+//! Building the `rtc` peer connections the SFU uses: codecs, header extensions, interceptors, ICE.
+//!
+//! Both legs negotiate only Opus and VP8 (+RTX): forwarding without decoding needs the publisher's and
+//! the subscriber's codec to be the same, and every browser does these two.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Registry;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::RTCPeerConnectionBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports, configure_twcc_receiver_only,
+};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+
+use crate::api::{PcKind, SfuError};
+
+pub const URI_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const URI_ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
+
+pub const OPUS_PT: u8 = 111;
+pub const VP8_PT: u8 = 96;
+pub const VP8_RTX_PT: u8 = 97;
+
+pub fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+pub fn vp8_codec() -> RTCRtpCodec {
+    let fb = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() };
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![fb("goog-remb", ""), fb("ccm", "fir"), fb("nack", ""), fb("nack", "pli")],
+    }
+}
+
+fn media_engine(kind: PcKind) -> Result<MediaEngine, rtc::shared::error::Error> {
+    let mut me = MediaEngine::default();
+    me.register_codec(RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: OPUS_PT }, RtpCodecKind::Audio)?;
+    me.register_codec(RTCRtpCodecParameters { rtp_codec: vp8_codec(), payload_type: VP8_PT }, RtpCodecKind::Video)?;
+    me.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_RTX.to_owned(),
+                clock_rate: 90000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={VP8_PT}"),
+                rtcp_feedback: vec![],
+            },
+            payload_type: VP8_RTX_PT,
+        },
+        RtpCodecKind::Video,
+    )?;
+    let ext = |uri: &str| RTCRtpHeaderExtensionCapability { uri: uri.to_owned() };
+    me.register_header_extension(ext(URI_MID), RtpCodecKind::Audio, None)?;
+    me.register_header_extension(ext(URI_MID), RtpCodecKind::Video, None)?;
+    // Audio levels only matter upstream (active speaker); abs-send-time helps the browser's
+    // receive-side bandwidth estimate (REMB) downstream.
+    match kind {
+        PcKind::Publish => me.register_header_extension(ext(URI_AUDIO_LEVEL), RtpCodecKind::Audio, None)?,
+        PcKind::Subscribe => me.register_header_extension(ext(URI_ABS_SEND_TIME), RtpCodecKind::Video, None)?,
+    }
+    Ok(me)
+}
+
+/// A random ICE credential; the ufrag is also our demultiplexing key for the shared socket.
+pub fn random_token(len: usize) -> String {
+    rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+}
+
+/// Builds one peer connection for the shared socket at `candidate_addr` (the announced address).
+pub fn build(kind: PcKind, ufrag: &str, candidate_addr: SocketAddr, now: Instant) -> Result<RTCPeerConnection, SfuError> {
+    let err = |e: rtc::shared::error::Error| SfuError::Transport(e.to_string());
+    let mut me = media_engine(kind).map_err(err)?;
+    let registry = configure_rtcp_reports(configure_nack(Registry::new(), &mut me));
+    // Transport-wide congestion control feedback for what the browser sends us (its uplink estimate).
+    // Downstream we rely on the browser's REMB instead, because we do not stamp transport-cc ourselves.
+    let registry = match kind {
+        PcKind::Publish => configure_twcc_receiver_only(registry, &mut me).map_err(err)?,
+        PcKind::Subscribe => registry,
+    };
+    let settings = SettingEngineBuilder::new()
+        .with_ice_credentials(ufrag.to_owned(), random_token(32))
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        // As DTLS server we choose the SRTP profile: AES-GCM first (cheaper than AES-CM + HMAC).
+        .with_answering_dtls_role(RTCDtlsRole::Server)
+        .with_lite(true)
+        .build();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings)
+        .with_media_engine(me)
+        .with_interceptor_registry(registry)
+        .build(now)
+        .map_err(err)?;
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: candidate_addr.ip().to_string(),
+            port: candidate_addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(err)?;
+    let init = RTCIceCandidate::from(&candidate).to_json().map_err(err)?;
+    pc.add_local_candidate(init).map_err(err)?;
+    Ok(pc)
+}
