@@ -42,6 +42,9 @@ pub struct RtpMunger {
     last: Option<LastOut>,
     /// Set by [`RtpMunger::pause`]: the next packet re-anchors even from the same source.
     reanchor: bool,
+    /// Set by [`RtpMunger::resync`]: the next new packet of the current source takes the next
+    /// outgoing sequence number, whatever was missed before it.
+    resync: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +90,7 @@ impl RtpMunger {
             replaced: None,
             last: None,
             reanchor: false,
+            resync: false,
         }
     }
 
@@ -150,6 +154,13 @@ impl RtpMunger {
             return None;
         }
         src.mark_seen(s);
+        if self.resync && s > src.highest_forwarded {
+            let next = self.last.map_or(self.initial_seq, |last| last.seq + 1);
+            src.seq_offset = next - s;
+            src.skips = SkipRanges::default();
+            src.floor = s;
+        }
+        self.resync = false;
 
         let in_ts = extend_ts(src.ref_ts, timestamp);
         let out_seq = s + src.seq_offset - src.skips.skipped_below(s);
@@ -205,12 +216,13 @@ impl RtpMunger {
         self.reanchor = true;
     }
 
-    /// From now on drop packets of the current source older than the newest forwarded one. Called
-    /// when a downtrack resumes at a keyframe: older packets belong to frames it cannot decode.
-    pub fn drop_older(&mut self) {
-        if let Some(src) = self.source.as_mut() {
-            src.floor = src.floor.max(src.highest_forwarded);
-        }
+    /// The next new packet of the current source continues the outgoing sequence exactly (last
+    /// forwarded + 1), hiding every packet missed before it — skipped or lost upstream — and packets
+    /// older than it are dropped from then on. Its timestamp keeps the source's timing (unlike
+    /// [`RtpMunger::pause`]). Called when a video downtrack resumes at a keyframe: nothing before
+    /// it can be decoded, so a gap would only draw useless NACKs.
+    pub fn resync(&mut self) {
+        self.resync = true;
     }
 
     /// Maps an upstream RTP timestamp of the current source to the outgoing one (for rewriting the
@@ -259,6 +271,7 @@ impl RtpMunger {
             at: now,
         });
         self.reanchor = false;
+        self.resync = false;
         (out_seq as u16, out_ts as u32)
     }
 
@@ -320,7 +333,7 @@ impl SkipRanges {
                         .map(|r| r.1 - r.0)
                         .sum::<i64>()
             }
-            _ => 0,
+            _ => self.total,
         }
     }
 
@@ -789,15 +802,32 @@ mod tests {
     }
 
     #[test]
-    fn drop_older_refuses_packets_before_the_resume_point() {
+    fn resync_hides_lost_packets_and_refuses_older_ones() {
         let t0 = t0();
         let mut m = RtpMunger::new(1, CLOCK);
-        m.rewrite(A, 10, 0, t0).unwrap();
-        m.skip(A, 12);
-        m.rewrite(A, 13, 0, t0).unwrap(); // the keyframe
-        m.drop_older();
+        let p10 = m.rewrite(A, 10, 0, t0).unwrap();
+        m.skip(A, 12); // 11 and 13 lost upstream (for now)
+        m.resync();
+        let p14 = m.rewrite(A, 14, 3_000, t0).unwrap(); // the keyframe
+        assert_eq!(p14, (p10.0.wrapping_add(1), p10.1.wrapping_add(3_000)));
+        assert_eq!(m.rewrite(A, 13, 0, t0), None);
         assert_eq!(m.rewrite(A, 11, 0, t0), None);
-        assert!(m.rewrite(A, 14, 0, t0).is_some());
+        assert_eq!(
+            m.rewrite(A, 15, 3_000, t0).unwrap().0,
+            p14.0.wrapping_add(1)
+        );
+    }
+
+    #[test]
+    fn resync_is_spent_by_the_packet_that_uses_it() {
+        let t0 = t0();
+        let mut m = RtpMunger::new(1, CLOCK);
+        let p1 = m.rewrite(A, 1, 0, t0).unwrap();
+        m.resync();
+        assert_eq!(m.rewrite(A, 3, 0, t0).unwrap().0, p1.0.wrapping_add(1));
+        // 2 arrives late: no longer placeable; 5 after a lost 4 shows the gap (normal loss).
+        assert_eq!(m.rewrite(A, 2, 0, t0), None);
+        assert_eq!(m.rewrite(A, 5, 0, t0).unwrap().0, p1.0.wrapping_add(3));
     }
 
     #[test]

@@ -224,12 +224,15 @@ impl Router {
 
         let mut starving = false;
         for down in &mut state.downs {
-            let resuming = down.waiting_keyframe;
-            if resuming && !meta.is_keyframe {
-                // Hide the drop so the receiver does not NACK a packet it could not use.
-                down.munger.skip(meta.ssrc, meta.seq);
-                starving = true;
-                continue;
+            if down.waiting_keyframe {
+                if !meta.is_keyframe {
+                    // Hide the drop so the receiver does not NACK a packet it could not use.
+                    down.munger.skip(meta.ssrc, meta.seq);
+                    starving = true;
+                    continue;
+                }
+                // Also hide packets lost upstream meanwhile: the keyframe continues the sequence.
+                down.munger.resync();
             }
             let Some((seq, timestamp)) =
                 down.munger
@@ -237,11 +240,7 @@ impl Router {
             else {
                 continue;
             };
-            if resuming {
-                down.waiting_keyframe = false;
-                // Late packets from before the keyframe belong to frames it cannot decode.
-                down.munger.drop_older();
-            }
+            down.waiting_keyframe = false;
             out.push(Forward {
                 down: DownTrackKey {
                     subscriber: down.subscriber,
@@ -748,6 +747,33 @@ mod tests {
         let slow = &stormy[&down(1, VIDEO)];
         assert_eq!(slow.len(), 120 - 30);
         assert_continuous(slow);
+    }
+
+    #[test]
+    fn packets_lost_upstream_while_waiting_leave_no_gap_and_stale_ones_stay_out() {
+        let t0 = Instant::now();
+        let mut r = video_router(t0, 1);
+        let mut up = Upstream::video(4);
+        let mut received = Received::new();
+        for frame in 0..3u64 {
+            deliver(
+                &mut r,
+                VIDEO,
+                &up.next_frame(),
+                ms(t0, 33 * frame),
+                &mut received,
+            );
+        }
+        r.overflowed(down(0, VIDEO), ms(t0, 99));
+        let mut frame3 = up.next_frame();
+        let withheld = frame3.remove(1); // lost, or reordered far behind
+        deliver(&mut r, VIDEO, &frame3, ms(t0, 99), &mut received);
+        deliver(&mut r, VIDEO, &up.next_frame(), ms(t0, 132), &mut received); // keyframe
+        deliver(&mut r, VIDEO, &[withheld], ms(t0, 140), &mut received);
+        deliver(&mut r, VIDEO, &up.next_frame(), ms(t0, 165), &mut received);
+        let got = &received[&down(0, VIDEO)];
+        assert_eq!(got.len(), 9 + 6, "frames 0-2, then 4-5; nothing of frame 3");
+        assert_continuous(got);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! buckets without packets (DTX, or a publisher that stopped sending) count as silence and a
 //! sender's packet rate does not weigh. A participant *speaks* when at least 150 ms of the window
 //! (3 buckets) has loudness. A challenger — or silence — replaces the dominant speaker only after
-//! being ahead for 300 ms in a row.
+//! being ahead for 300 ms in a row; a challenger is ahead only while it is louder on the window
+//! average *and* still making sound (in the last 150 ms), so a short shout, whose average lingers
+//! for the whole window, does not count as sustained speech.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -19,6 +21,8 @@ const BUCKETS: usize = 10;
 const MAX_LEVEL: u8 = 127;
 /// Fixed-point scale of bucket means, so the score stays an integer.
 const SCALE: u32 = 256;
+/// "Making sound right now": in one of the last 3 buckets (150 ms with the default window).
+const RECENT_BUCKETS: u64 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpeakerConfig {
@@ -76,6 +80,8 @@ struct Levels {
 struct Score {
     loudness: u32,
     active_buckets: usize,
+    /// Sound in the last `RECENT_BUCKETS`.
+    recent: bool,
 }
 
 impl<P: Clone + Eq + Hash> Default for ActiveSpeakerDetector<P> {
@@ -159,25 +165,35 @@ impl<P: Clone + Eq + Hash> ActiveSpeakerDetector<P> {
             .as_ref()
             .and_then(|c| self.participants.get(c))
             .map(|l| self.score(l, number));
-        let mut best: Option<(&P, Score)> = None;
+        let speaking = |s: &Score| s.active_buckets >= self.min_active_buckets;
+        // The loudest speaker overall (to replace a removed one at once), and the loudest one
+        // still making sound right now (only they may challenge: the window average lags, so
+        // without this a short shout would stay "ahead" long after it ended).
+        let mut loudest: Option<(&P, Score)> = None;
+        let mut loudest_now: Option<(&P, Score)> = None;
         for (who, levels) in &self.participants {
             let score = self.score(levels, number);
-            if score.active_buckets < self.min_active_buckets {
+            if !speaking(&score) {
                 continue;
             }
-            if best.is_none_or(|(_, b)| score.loudness > b.loudness) {
-                best = Some((who, score));
+            if loudest.is_none_or(|(_, b)| score.loudness > b.loudness) {
+                loudest = Some((who, score));
+            }
+            if score.recent && loudest_now.is_none_or(|(_, b)| score.loudness > b.loudness) {
+                loudest_now = Some((who, score));
             }
         }
-        // Ties go to the incumbent: only being louder takes over.
-        let target = match (best, current_score) {
-            (None, _) => None,
-            (Some((_, b)), Some(c))
-                if c.active_buckets >= self.min_active_buckets && c.loudness >= b.loudness =>
-            {
-                self.current.clone()
+        let incumbent = current_score.filter(speaking);
+        let target = if self.announce {
+            loudest.map(|(who, _)| who.clone())
+        } else {
+            // Ties go to the incumbent: only being louder takes over.
+            match (loudest_now, incumbent) {
+                (Some((who, s)), Some(c)) if s.loudness > c.loudness => Some(who.clone()),
+                (_, Some(_)) => self.current.clone(),
+                (Some((who, _)), None) => Some(who.clone()),
+                (None, None) => None,
             }
-            (Some((who, _)), _) => Some(who.clone()),
         };
 
         if self.announce {
@@ -220,12 +236,15 @@ impl<P: Clone + Eq + Hash> ActiveSpeakerDetector<P> {
         let mut score = Score {
             loudness: 0,
             active_buckets: 0,
+            recent: false,
         };
         for b in &levels.buckets {
-            let in_window = b.number <= number && number - b.number < BUCKETS as u64;
+            let age = number.checked_sub(b.number);
+            let in_window = age.is_some_and(|age| age < BUCKETS as u64);
             if in_window && b.count > 0 && b.sum > 0 {
                 score.loudness += b.sum.saturating_mul(SCALE) / b.count;
                 score.active_buckets += 1;
+                score.recent |= age.is_some_and(|age| age < RECENT_BUCKETS);
             }
         }
         score
@@ -301,6 +320,26 @@ mod tests {
         let level = |p: &str, t: u64| match p {
             "anna" => Some(40),
             _ => Some(if (2_000..2_100).contains(&t) {
+                0
+            } else {
+                SILENT
+            }),
+        };
+        let changes = run(&mut d, t0, 0, 4_000, &who, level);
+        assert_eq!(
+            changes.iter().map(|c| c.1).collect::<Vec<_>>(),
+            vec![Some("anna")]
+        );
+    }
+
+    #[test]
+    fn short_loud_interjection_does_not_take_over() {
+        let t0 = Instant::now();
+        let mut d = ActiveSpeakerDetector::new();
+        let who = ["anna", "bruno"];
+        let level = |p: &str, t: u64| match p {
+            "anna" => Some(50),
+            _ => Some(if (2_000..2_150).contains(&t) {
                 0
             } else {
                 SILENT
