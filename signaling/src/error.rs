@@ -1,0 +1,252 @@
+//! Protocol errors: the one place where a failure becomes a wire `code`, a human message and,
+//! when fatal, a websocket close code (table "Errors" of `docs/signaling.md`).
+
+use serde::Serialize;
+use sportello_sfu::SfuError;
+
+use crate::token::TokenError;
+
+/// Language of the human-readable `message` of an `error` (`GET /ws?lang=en`; Italian by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    It,
+    En,
+}
+
+impl Lang {
+    /// Anything but `en` falls back to Italian, the default of a municipal service.
+    pub fn from_query(value: Option<&str>) -> Lang {
+        match value {
+            Some(v) if v.eq_ignore_ascii_case("en") => Lang::En,
+            _ => Lang::It,
+        }
+    }
+}
+
+/// Everything that can go wrong on the websocket, as the client is told about it.
+/// The `String` payloads are details for the logs only; they never reach the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    #[error("unsupported protocol version")]
+    UnsupportedVersion,
+    #[error("frame of {0} bytes is too large")]
+    TooLarge(usize),
+    #[error("message before join")]
+    NotJoined,
+    #[error("second join on the same websocket")]
+    AlreadyJoined,
+    #[error("invalid token")]
+    TokenInvalid,
+    #[error("expired token")]
+    TokenExpired,
+    #[error("token not yet valid")]
+    TokenNotYetValid,
+    #[error("token for another room")]
+    WrongRoom,
+    #[error("forbidden for this role")]
+    Forbidden,
+    #[error("invalid SDP: {0}")]
+    InvalidSdp(String),
+    #[error("invalid ICE candidate: {0}")]
+    InvalidCandidate(String),
+    #[error("wrong state: {0}")]
+    WrongState(&'static str),
+    #[error("replaced by another connection of the same identity")]
+    Replaced,
+    #[error("room full")]
+    RoomFull,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The `error` message body as sent on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WireError {
+    pub code: &'static str,
+    pub message: &'static str,
+}
+
+impl ProtocolError {
+    pub fn code(&self) -> &'static str {
+        use ProtocolError::*;
+        match self {
+            InvalidJson(_) => "invalid_json",
+            UnknownType(_) => "unknown_type",
+            UnsupportedVersion => "unsupported_version",
+            TooLarge(_) => "too_large",
+            NotJoined => "not_joined",
+            AlreadyJoined => "already_joined",
+            TokenInvalid => "token_invalid",
+            TokenExpired => "token_expired",
+            TokenNotYetValid => "token_not_yet_valid",
+            WrongRoom => "wrong_room",
+            Forbidden => "forbidden",
+            InvalidSdp(_) => "invalid_sdp",
+            InvalidCandidate(_) => "invalid_candidate",
+            WrongState(_) => "wrong_state",
+            Replaced => "replaced",
+            RoomFull => "room_full",
+            Internal(_) => "internal",
+        }
+    }
+
+    /// The websocket close code that follows a fatal error; `None` keeps the connection open.
+    pub fn close_code(&self) -> Option<u16> {
+        use ProtocolError::*;
+        match self {
+            TooLarge(_) => Some(1009),
+            TokenInvalid | TokenExpired | TokenNotYetValid => Some(4001),
+            WrongRoom => Some(4003),
+            Replaced => Some(4009),
+            RoomFull => Some(4029),
+            _ => None,
+        }
+    }
+
+    pub fn is_fatal(&self) -> bool {
+        self.close_code().is_some()
+    }
+
+    /// A fixed human message per code: no internal detail leaks to the browser.
+    pub fn message(&self, lang: Lang) -> &'static str {
+        use ProtocolError::*;
+        let (it, en) = match self {
+            InvalidJson(_) => ("Messaggio non valido.", "Invalid message."),
+            UnknownType(_) => ("Tipo di messaggio sconosciuto.", "Unknown message type."),
+            UnsupportedVersion => ("Versione del protocollo non supportata.", "Unsupported protocol version."),
+            TooLarge(_) => ("Messaggio troppo grande.", "Message too large."),
+            NotJoined => ("Occorre prima entrare nella stanza.", "Join the room first."),
+            AlreadyJoined => ("Sei già nella stanza.", "Already in the room."),
+            TokenInvalid => ("Il link di accesso non è valido.", "The access link is not valid."),
+            TokenExpired => ("Il link di accesso è scaduto.", "The access link has expired."),
+            TokenNotYetValid => ("Il link di accesso non è ancora valido.", "The access link is not valid yet."),
+            WrongRoom => ("Il link di accesso è per un'altra stanza.", "The access link is for another room."),
+            Forbidden => ("Operazione non consentita per il tuo ruolo.", "Your role does not allow this."),
+            InvalidSdp(_) => ("Descrizione della sessione non valida.", "Invalid session description."),
+            InvalidCandidate(_) => ("Candidato ICE non valido.", "Invalid ICE candidate."),
+            WrongState(_) => ("Messaggio inatteso in questo momento.", "Unexpected message at this point."),
+            Replaced => (
+                "Sei entrato nella stanza da un'altra finestra o dispositivo.",
+                "You joined the room from another window or device.",
+            ),
+            RoomFull => ("La stanza è al completo.", "The room is full."),
+            Internal(_) => ("Errore interno del server.", "Internal server error."),
+        };
+        match lang {
+            Lang::It => it,
+            Lang::En => en,
+        }
+    }
+
+    pub fn to_wire(&self, lang: Lang) -> WireError {
+        WireError { code: self.code(), message: self.message(lang) }
+    }
+}
+
+impl From<TokenError> for ProtocolError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Invalid => ProtocolError::TokenInvalid,
+            TokenError::Expired => ProtocolError::TokenExpired,
+            TokenError::NotYetValid => ProtocolError::TokenNotYetValid,
+            TokenError::WrongRoom => ProtocolError::WrongRoom,
+        }
+    }
+}
+
+impl From<SfuError> for ProtocolError {
+    fn from(e: SfuError) -> Self {
+        match e {
+            SfuError::InvalidSdp(d) => ProtocolError::InvalidSdp(d),
+            SfuError::InvalidCandidate(d) => ProtocolError::InvalidCandidate(d),
+            SfuError::NoPendingOffer => ProtocolError::WrongState("no subscribe offer outstanding"),
+            other => ProtocolError::Internal(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<ProtocolError> {
+        use ProtocolError::*;
+        vec![
+            InvalidJson(String::new()),
+            UnknownType(String::new()),
+            UnsupportedVersion,
+            TooLarge(0),
+            NotJoined,
+            AlreadyJoined,
+            TokenInvalid,
+            TokenExpired,
+            TokenNotYetValid,
+            WrongRoom,
+            Forbidden,
+            InvalidSdp(String::new()),
+            InvalidCandidate(String::new()),
+            WrongState(""),
+            Replaced,
+            RoomFull,
+            Internal(String::new()),
+        ]
+    }
+
+    #[test]
+    fn fatal_errors_close_with_the_documented_codes() {
+        let fatal: Vec<(&str, u16)> = all().iter().filter_map(|e| e.close_code().map(|c| (e.code(), c))).collect();
+        assert_eq!(
+            fatal,
+            vec![
+                ("too_large", 1009),
+                ("token_invalid", 4001),
+                ("token_expired", 4001),
+                ("token_not_yet_valid", 4001),
+                ("wrong_room", 4003),
+                ("replaced", 4009),
+                ("room_full", 4029),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_code_is_distinct_and_has_both_languages() {
+        let errors = all();
+        let mut codes: Vec<_> = errors.iter().map(|e| e.code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), errors.len());
+        for e in &errors {
+            let (it, en) = (e.message(Lang::It), e.message(Lang::En));
+            assert!(!it.is_empty() && !en.is_empty());
+            assert_ne!(it, en, "{} has the same text in both languages", e.code());
+        }
+    }
+
+    #[test]
+    fn details_never_reach_the_wire() {
+        let e = ProtocolError::Internal("database password is hunter2".into());
+        let wire = serde_json::to_string(&e.to_wire(Lang::En)).unwrap();
+        assert_eq!(wire, r#"{"code":"internal","message":"Internal server error."}"#);
+    }
+
+    #[test]
+    fn lang_defaults_to_italian() {
+        assert_eq!(Lang::from_query(None), Lang::It);
+        assert_eq!(Lang::from_query(Some("de")), Lang::It);
+        assert_eq!(Lang::from_query(Some("EN")), Lang::En);
+    }
+
+    #[test]
+    fn sfu_errors_map_to_protocol_codes() {
+        assert_eq!(ProtocolError::from(SfuError::InvalidSdp("x".into())).code(), "invalid_sdp");
+        assert_eq!(ProtocolError::from(SfuError::InvalidCandidate("x".into())).code(), "invalid_candidate");
+        assert_eq!(ProtocolError::from(SfuError::NoPendingOffer).code(), "wrong_state");
+        assert_eq!(ProtocolError::from(SfuError::Stopped).code(), "internal");
+    }
+}

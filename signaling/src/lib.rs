@@ -1,0 +1,30 @@
+//! Sportello's edge: HTTP, the signaling websocket, tokens, configuration and room orchestration.
+//!
+//! Layout (each module holds one thing):
+//! - [`config`]: [`Config`](config::Config), layered defaults < TOML file < `SPORTELLO_*` env < CLI flags.
+//! - [`token`]: HS256 join tokens and the key file they are signed with.
+//! - [`protocol`]: the websocket messages of `docs/signaling.md` and their parser.
+//! - [`error`]: [`ProtocolError`](error::ProtocolError), the one place errors become wire codes,
+//!   human messages (Italian/English) and close codes.
+//! - [`room`]: one room as an actor task: participants, tracks, reconnection grace, SFU calls.
+//! - [`rooms`]: the registry of live rooms and the router of [`SfuEvent`](sportello_sfu::SfuEvent)s.
+//! - [`ws`]: one websocket session (limits, join deadline, pings) in front of a room.
+//! - [`web`]: the embedded browser client and its security headers.
+//! - [`server`]: the axum [`Router`](axum::Router) and [`start`](server::start) for the binary and tests.
+//!
+//! Invariants: nothing here knows about RTP or ICE internals (that is `sportello-sfu`); library errors
+//! are typed (`thiserror`) and mapped to wire codes or HTTP statuses only at the edge (`error`, `server`);
+//! a room never awaits a websocket (per-connection bounded queues; a full queue closes that connection).
+
+pub mod config;
+pub mod error;
+pub mod protocol;
+pub mod room;
+pub mod rooms;
+pub mod server;
+pub mod token;
+pub mod web;
+pub mod ws;
+
+pub use config::Config;
+pub use server::{RunningServer, ServerError, app, start};

@@ -1,0 +1,266 @@
+//! The HTTP surface ([`app`]) and the running server ([`start`]): the binary and the integration
+//! tests start Sportello the same way, the tests on port 0 with a temporary data directory.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sportello_sfu::{Sfu, SfuConfig, SfuError};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::{Config, ConfigError};
+use crate::room::RoomSettings;
+use crate::rooms::Rooms;
+use crate::token::{KeyError, TokenKey};
+use crate::{web, ws};
+
+/// Everything a request handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub rooms: Rooms,
+    pub tokens: Arc<TokenKey>,
+    pub config: Arc<Config>,
+    /// Changes (or closes) when the server shuts down; websocket sessions then close with 1001.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    pub fn new(config: Config, tokens: TokenKey, sfu: Sfu, shutdown: watch::Receiver<bool>) -> AppState {
+        let settings = RoomSettings {
+            reconnect_grace: config.reconnect_grace,
+            max_participants: config.max_participants,
+            ice_servers: config.ice_servers.clone(),
+        };
+        AppState { rooms: Rooms::new(sfu, settings), tokens: Arc::new(tokens), config: Arc::new(config), shutdown }
+    }
+}
+
+/// Errors of plain HTTP requests, turned into responses in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("not found")]
+    NotFound,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        match self {
+            HttpError::NotFound => (StatusCode::NOT_FOUND, "Pagina non trovata / Page not found\n").into_response(),
+            HttpError::Internal(detail) => {
+                tracing::error!(%detail, "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Errore interno / Internal error\n").into_response()
+            }
+        }
+    }
+}
+
+/// Only our own files; media arrive as `MediaStream`s (`blob:` for recordings/snapshots), and the
+/// only connection besides same-origin fetches is the signaling websocket.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; font-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/ws", get(ws::handler))
+        .merge(web::routes())
+        .fallback(|| async { HttpError::NotFound })
+        .with_state(state)
+        .layer(header_layer(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        // Join links carry their token in the URL: never let it leak to another site.
+        .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
+        .layer(
+            // The path only: the query string of `/join?t=` is a credential and stays out of logs.
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+            }),
+        )
+}
+
+fn header_layer(name: header::HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot start the media engine: {0}")]
+    Sfu(#[from] SfuError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("HTTP server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A started server. Dropping it shuts it down too (websockets close with 1001).
+pub struct RunningServer {
+    pub http_addr: SocketAddr,
+    /// The media UDP socket's address (the real one when bound to port 0).
+    pub media_addr: SocketAddr,
+    pub sfu: Sfu,
+    /// The key join tokens are signed with (to mint tokens in tests and in `sportello token`).
+    pub tokens: Arc<TokenKey>,
+    pub config: Arc<Config>,
+    pub rooms: Rooms,
+    shutdown: watch::Sender<bool>,
+    http: Option<JoinHandle<Result<(), std::io::Error>>>,
+    events: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// `http://<bound address>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// Stops accepting, closes every websocket (1001) and waits for the HTTP server to finish.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        let _ = self.shutdown.send(true);
+        self.events.abort();
+        match self.http.take() {
+            Some(http) => http.await?.map_err(ServerError::Serve),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Loads (or creates) the token key, starts the SFU on `media_bind`, binds `listen` and serves.
+pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    let config = config.validated()?;
+    let tokens = TokenKey::load_or_create(&config.data_dir)?;
+    let (sfu, events) = Sfu::start(SfuConfig {
+        udp_bind: config.media_bind,
+        announced_ip: config.announced_ip,
+        ..SfuConfig::default()
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let http_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let state = AppState::new(config, tokens, sfu.clone(), shutdown_rx.clone());
+    let (rooms, tokens, config) = (state.rooms.clone(), state.tokens.clone(), state.config.clone());
+    let events = tokio::spawn(rooms.clone().route_events(events));
+    let mut stop = shutdown_rx;
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            })
+            .await
+    });
+    tracing::info!(http = %http_addr, media = %sfu.local_addr(), "listening");
+    Ok(RunningServer {
+        http_addr,
+        media_addr: sfu.local_addr(),
+        sfu,
+        tokens,
+        config,
+        rooms,
+        shutdown,
+        http: Some(http),
+        events,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, to_bytes};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn state() -> AppState {
+        let (sfu, _events) =
+            Sfu::start(SfuConfig { udp_bind: "127.0.0.1:0".parse().unwrap(), ..SfuConfig::default() }).unwrap();
+        let (_tx, rx) = watch::channel(false);
+        AppState::new(Config::default(), TokenKey::random(), sfu, rx)
+    }
+
+    async fn get(uri: &str) -> Response {
+        app(state()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn healthz() {
+        let response = get("/healthz").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(to_bytes(response.into_body(), 1024).await.unwrap(), "ok\n");
+    }
+
+    #[tokio::test]
+    async fn security_headers_on_every_response() {
+        for uri in ["/healthz", "/nope", "/web/../Cargo.toml"] {
+            let response = get(uri).await;
+            let headers = response.headers();
+            let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+            assert!(csp.contains("default-src 'self'") && csp.contains("connect-src 'self' ws: wss:"), "{uri}");
+            assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+            assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
+            assert_eq!(headers[header::REFERRER_POLICY], "no-referrer", "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_404() {
+        assert_eq!(get("/nope").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(get("/web/../Cargo.toml").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(get("/web/does-not-exist.js").await.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn ws_without_upgrade_is_refused() {
+        let status = get("/ws?room=demo").await.status();
+        assert!(status.is_client_error(), "{status}");
+    }
+
+    #[tokio::test]
+    async fn start_binds_port_zero_and_shuts_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            media_bind: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let server = start(config).await.unwrap();
+        assert_ne!(server.http_addr.port(), 0);
+        assert_ne!(server.media_addr.port(), 0);
+        assert!(dir.path().join(crate::token::KEY_FILE).is_file());
+        let stream = tokio::net::TcpStream::connect(server.http_addr).await;
+        assert!(stream.is_ok());
+        drop(stream);
+        tokio::time::timeout(std::time::Duration::from_secs(5), server.shutdown()).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn start_refuses_a_wildcard_media_bind() {
+        let config = Config { media_bind: "0.0.0.0:0".parse().unwrap(), ..Config::default() };
+        assert!(matches!(start(config).await, Err(ServerError::Config(ConfigError::WildcardMediaBind(_)))));
+    }
+}

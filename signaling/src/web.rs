@@ -1,0 +1,121 @@
+//! The browser client, embedded in the binary from `web/` at compile time (also in debug builds):
+//! no build step, no files to deploy next to the binary. `build.rs` makes Cargo rebuild when a
+//! file in `web/` changes.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use axum::routing::get;
+use rust_embed::RustEmbed;
+
+use crate::server::{AppState, HttpError};
+
+#[derive(RustEmbed)]
+#[folder = "../web/"]
+struct Assets;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { page("index.html") }))
+        .route("/join", get(|| async { page("join.html") }))
+        .route("/privacy", get(|| async { page("privacy.html") }))
+        .route("/web/{*path}", get(|Path(path): Path<String>| async move { file(&path) }))
+}
+
+/// Pages are HTML documents; `/join` carries its token in the URL, so no page is cached.
+fn page(name: &str) -> Result<Response, HttpError> {
+    let mut response = file(name)?;
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn file(path: &str) -> Result<Response, HttpError> {
+    let asset = Assets::get(path).ok_or(HttpError::NotFound)?;
+    let mime = asset.metadata.mimetype();
+    // Text types get an explicit charset so the browser never has to guess.
+    let content_type = if (mime.starts_with("text/") || mime.ends_with("javascript") || mime.ends_with("json"))
+        && !mime.contains("charset")
+    {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_owned()
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        // Revalidate every time: the client and the server are one binary and must match.
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from(asset.data.into_owned()))
+        .map_err(|e| HttpError::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn get(uri: &str) -> Response {
+        let app: Router = routes().with_state(test_state());
+        app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()
+    }
+
+    fn test_state() -> AppState {
+        let (sfu, _events) = sportello_sfu::Sfu::start(sportello_sfu::SfuConfig {
+            udp_bind: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        })
+        .unwrap();
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        AppState::new(crate::Config::default(), crate::token::TokenKey::random(), sfu, rx)
+    }
+
+    /// Every embedded file is served at `/web/<name>` with its own bytes and a fitting type.
+    #[tokio::test]
+    async fn every_embedded_file_is_served_with_its_type() {
+        for name in Assets::iter() {
+            let response = get(&format!("/web/{name}")).await;
+            assert_eq!(response.status(), StatusCode::OK, "{name}");
+            let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
+            let expected = match name.rsplit('.').next() {
+                Some("html") => Some("text/html; charset=utf-8"),
+                Some("js" | "mjs") => Some("text/javascript; charset=utf-8"),
+                Some("css") => Some("text/css; charset=utf-8"),
+                Some("svg") => Some("image/svg+xml"),
+                _ => None,
+            };
+            if let Some(expected) = expected {
+                assert_eq!(content_type, expected, "{name}");
+            }
+            let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            assert_eq!(&body[..], &Assets::get(&name).unwrap().data[..], "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_map_to_their_files() {
+        for (uri, name) in [("/", "index.html"), ("/join?t=abc", "join.html")] {
+            let response = get(uri).await;
+            match Assets::get(name) {
+                Some(asset) => {
+                    assert_eq!(response.status(), StatusCode::OK, "{uri}");
+                    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+                    let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+                    assert_eq!(&body[..], &asset.data[..], "{uri}");
+                }
+                // web/ is written separately; until the page exists it is simply not found.
+                None => assert_eq!(response.status(), StatusCode::NOT_FOUND, "{uri}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn traversal_and_unknown_files_are_404() {
+        for uri in ["/web/", "/web/../signaling/Cargo.toml", "/web/%2e%2e/Cargo.toml", "/web/nope.js"] {
+            assert_eq!(get(uri).await.status(), StatusCode::NOT_FOUND, "{uri}");
+        }
+    }
+}
