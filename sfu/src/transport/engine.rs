@@ -125,8 +125,6 @@ struct Incoming {
     receiver: RTCRtpReceiverId,
     kind: MediaKind,
     ssrc: u32,
-    primary_pt: Option<u8>,
-    rtx_pt: Option<u8>,
     audio_level_id: Option<u8>,
 }
 
@@ -137,6 +135,8 @@ struct SubscribeLeg {
     by_sender_track: HashMap<String, TrackKey>,
     offer_outstanding: bool,
     renegotiate_after_answer: bool,
+    /// DTLS is up: packets written before that are dropped by `rtc`, so routing starts only then.
+    connected: bool,
     queue: LossyQueue<(TrackKey, rtp::Packet)>,
     pacer: Pacer,
 }
@@ -146,6 +146,8 @@ struct Down {
     ssrc: u32,
     /// Negotiated once the browser answered; until then nothing is routed to this downtrack.
     pt: Option<u8>,
+    /// Registered with the router (answered and connected).
+    routed: bool,
     extensions: Vec<(u8, String)>,
     /// Remapping from the current feed's extension ids (by feed generation), rebuilt when that changes.
     ext_map: Option<(u64, ExtensionMap)>,
@@ -437,7 +439,14 @@ impl Engine {
                     RTCPeerConnectionState::Closed => PeerState::Closed,
                     _ => PeerState::Connecting,
                 };
-                if let Some(part) = self.parts.get(&p.owner) {
+                let owner = p.owner;
+                if kind == PcKind::Subscribe && state == PeerState::Connected {
+                    if let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&id) {
+                        leg.connected = true;
+                    }
+                    self.start_routing(id, now);
+                }
+                if let Some(part) = self.parts.get(&owner) {
                     debug!(room = %part.room, participant = %part.id, pc = %kind, ?state, "peer connection state");
                     let _ = self.events.send(SfuEvent::PeerState {
                         room: part.room.clone(),
@@ -476,19 +485,11 @@ impl Engine {
             warn!(peer = peer_id, ?mid, "media on an m-line the publisher did not describe; ignored");
             return;
         };
-        let (mut primary_pt, mut rtx_pt, mut extensions) = (None, None, Vec::new());
-        if let Some(mut r) = peer.pc.rtp_receiver(receiver) {
-            let params = r.get_parameters();
-            for c in &params.rtp_parameters.codecs {
-                let mime = c.rtp_codec.mime_type.to_ascii_lowercase();
-                if mime == "video/rtx" {
-                    rtx_pt = Some(c.payload_type);
-                } else if primary_pt.is_none() {
-                    primary_pt = Some(c.payload_type);
-                }
-            }
-            extensions = params.rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect();
-        }
+        let extensions: Vec<(u8, String)> = peer
+            .pc
+            .rtp_receiver(receiver)
+            .map(|mut r| r.get_parameters().rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect())
+            .unwrap_or_default();
         let audio_level_id = extensions.iter().find(|(_, u)| u == URI_AUDIO_LEVEL).map(|(id, _)| *id);
 
         let Some(part) = self.parts.get(&owner) else { return };
@@ -505,7 +506,7 @@ impl Engine {
         if let Some(Peer { leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) {
             leg.incoming.insert(
                 rtc_track.clone(),
-                Incoming { track: key, receiver, kind, ssrc, primary_pt, rtx_pt, audio_level_id },
+                Incoming { track: key, receiver, kind, ssrc, audio_level_id },
             );
         }
         let _span = info_span!("track", room = %room, track = %info.id).entered();
@@ -535,23 +536,13 @@ impl Engine {
         }
     }
 
-    fn media_in(&mut self, peer_id: PeerId, rtc_track: &str, mut packet: rtp::Packet, now: Instant) {
+    fn media_in(&mut self, peer_id: PeerId, rtc_track: &str, packet: rtp::Packet, now: Instant) {
         let Some(Peer { leg: Leg::Publish(leg), owner, .. }) = self.peers.get(&peer_id) else { return };
         let owner = *owner;
         let Some(inc) = leg.incoming.get(rtc_track) else { return };
         let key = inc.track;
-        // RTX (RFC 4588): restore the original packet so the subscriber leg sees a plain retransmission.
-        if inc.rtx_pt.is_some_and(|pt| pt == packet.header.payload_type) {
-            if packet.payload.len() <= 2 {
-                return; // padding-only probe
-            }
-            packet.header.sequence_number = u16::from_be_bytes([packet.payload[0], packet.payload[1]]);
-            packet.payload = packet.payload.slice(2..);
-            packet.header.ssrc = inc.ssrc;
-            if let Some(pt) = inc.primary_pt {
-                packet.header.payload_type = pt;
-            }
-        }
+        // RTX retransmissions arrive here already restored to the primary stream (`rtc` de-encapsulates
+        // them), so a repaired packet is forwarded like a late original.
         if let Some(level_id) = inc.audio_level_id
             && let Some(ext) = packet.header.extensions.iter().find(|e| e.id == level_id)
             && let Some(&b) = ext.payload.first()
@@ -631,6 +622,8 @@ fn remap_extensions(packet: &mut rtp::Packet, down: &mut Down, track: &Track) {
         None => false,
     });
     packet.header.extension = !packet.header.extensions.is_empty();
+    // The unmarshalled padding described the original extension block; ours is re-padded on marshal.
+    packet.header.extensions_padding = 0;
 }
 
 impl Engine {
@@ -645,8 +638,9 @@ impl Engine {
             if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                 self.router.keyframe_requested(down, now);
             } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
-                // The browser's own estimate of what it can receive: pace to it, with headroom for bursts.
-                leg.pacer.set_bitrate(Some((remb.bitrate as u64).max(100_000)));
+                // The browser's own estimate of what it can receive. Pace with headroom: REMB tracks the
+                // incoming rate (≈1.05–1.5×), so pacing at exactly REMB would never let it ramp up.
+                leg.pacer.set_bitrate(Some(((remb.bitrate as f64 * 2.0) as u64).max(1_000_000)));
             }
         }
     }
@@ -660,10 +654,10 @@ impl Engine {
             let Some(Peer { pc, leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) else { continue };
             let Some(inc) = leg.incoming.get(&rtc_track) else { continue };
             let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: inc.ssrc };
-            if let Some(mut r) = pc.rtp_receiver(inc.receiver)
-                && let Err(e) = r.write_rtcp(now, vec![Box::new(pli)])
-            {
-                debug!(error = %e, "PLI upstream");
+            match pc.rtp_receiver(inc.receiver).map(|mut r| r.write_rtcp(now, vec![Box::new(pli)])) {
+                Some(Ok(())) => debug!(track = ?key, ssrc = inc.ssrc, "keyframe requested upstream (PLI)"),
+                Some(Err(e)) => warn!(error = %e, "PLI upstream"),
+                None => warn!(track = ?key, "PLI upstream: receiver gone"),
             }
             self.mark_dirty(peer_id);
         }
@@ -696,6 +690,7 @@ impl Engine {
             by_sender_track: HashMap::new(),
             offer_outstanding: false,
             renegotiate_after_answer: false,
+            connected: false,
             queue: LossyQueue::with_capacity(self.config.subscriber_queue),
             pacer: Pacer::new(None, 256 * 1024),
         };
@@ -704,6 +699,22 @@ impl Engine {
             p.subscribe = Some(id);
         }
         Ok(id)
+    }
+
+    /// Registers with the router every downtrack of this subscriber that is negotiated, once the
+    /// connection is up (the router then asks for a keyframe for each new video downtrack).
+    fn start_routing(&mut self, peer_id: PeerId, now: Instant) {
+        let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&peer_id) else { return };
+        if !leg.connected {
+            return;
+        }
+        let sub = leg.sub;
+        for (key, down) in leg.downs.iter_mut() {
+            if down.pt.is_some() && !down.routed {
+                down.routed = true;
+                self.router.subscribe(DownTrackKey { subscriber: sub, track: *key }, down.ssrc, now);
+            }
+        }
     }
 
     fn insert_peer(&mut self, id: PeerId, peer: Peer) {
@@ -740,7 +751,7 @@ impl Engine {
         );
         match pc.add_track(track) {
             Ok(sender) => {
-                leg.downs.insert(key, Down { sender, ssrc, pt: None, extensions: Vec::new(), ext_map: None });
+                leg.downs.insert(key, Down { sender, ssrc, pt: None, routed: false, extensions: Vec::new(), ext_map: None });
                 leg.by_sender_track.insert(info.id.clone(), key);
                 self.negotiate(peer_id, now);
             }
@@ -945,8 +956,7 @@ impl Engine {
         let answer = RTCSessionDescription::answer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         pc.set_remote_description(now, answer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         leg.offer_outstanding = false;
-        // Now the payload types and extension ids of every new downtrack are known: start routing.
-        let mut started = Vec::new();
+        // Now the payload types and extension ids of every new downtrack are known.
         for (key, down) in leg.downs.iter_mut() {
             if down.pt.is_some() {
                 continue;
@@ -961,14 +971,9 @@ impl Engine {
                 .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(want))
                 .map(|c| c.payload_type);
             down.extensions = params.rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect();
-            if down.pt.is_some() {
-                started.push((DownTrackKey { subscriber: leg.sub, track: *key }, down.ssrc));
-            }
         }
         let again = std::mem::take(&mut leg.renegotiate_after_answer);
-        for (down, ssrc) in started {
-            self.router.subscribe(down, ssrc, now);
-        }
+        self.start_routing(peer_id, now);
         self.mark_dirty(peer_id);
         if again {
             self.negotiate(peer_id, now);

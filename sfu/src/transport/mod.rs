@@ -1,5 +1,6 @@
 //! The media engine: one UDP socket, sans-IO `rtc` peer connections, one loop.
 pub mod engine;
+pub mod feedback;
 pub mod peer;
 pub mod socket;
 pub mod stun;

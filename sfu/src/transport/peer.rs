@@ -9,7 +9,7 @@ use std::time::Instant;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -24,6 +24,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 
 use crate::api::{PcKind, SfuError};
+use crate::transport::feedback;
 
 pub const URI_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
@@ -92,7 +93,8 @@ pub fn random_token(len: usize) -> String {
 pub fn build(kind: PcKind, ufrag: &str, candidate_addr: SocketAddr, now: Instant) -> Result<RTCPeerConnection, SfuError> {
     let err = |e: rtc::shared::error::Error| SfuError::Transport(e.to_string());
     let mut me = media_engine(kind).map_err(err)?;
-    let registry = configure_rtcp_reports(configure_nack(Registry::new(), &mut me));
+    let registry = Registry::new().with(Slot::from(feedback::SLOT), feedback::DeliverFeedback::default());
+    let registry = configure_rtcp_reports(configure_nack(registry, &mut me));
     // Transport-wide congestion control feedback for what the browser sends us (its uplink estimate).
     // Downstream we rely on the browser's REMB instead, because we do not stamp transport-cc ourselves.
     let registry = match kind {

@@ -1,0 +1,71 @@
+//! Lets a subscriber's keyframe requests and bandwidth estimates reach the engine.
+//!
+//! `rtc` hands inbound RTCP to its interceptor chain only; a packet reaches `poll_read` when some
+//! interceptor marks it `DeliverToApplication`. An SFU must relay keyframe requests (PLI/FIR) upstream
+//! and pace to the browser's estimate (REMB), so this interceptor marks exactly those compounds and
+//! leaves receiver reports and NACKs to the chain (the NACK responder answers NACKs itself).
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::sansio::Protocol;
+use rtc::shared::error::Error;
+
+/// Where in the chain it sits: application-ward of the default interceptors, so they act first.
+pub const SLOT: usize = 14_000;
+
+#[derive(Default)]
+pub struct DeliverFeedback {
+    reads: VecDeque<TaggedPacket>,
+    writes: VecDeque<TaggedPacket>,
+}
+
+fn wanted(p: &dyn rtc::rtcp::Packet) -> bool {
+    let any = p.as_any();
+    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() || any.is::<ReceiverEstimatedMaximumBitrate>()
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverFeedback {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet
+            && packets.iter().any(|p| wanted(p.as_ref()))
+        {
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.reads.push_back(msg);
+        Ok(())
+    }
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.reads.pop_front()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+        self.writes.push_back(msg);
+        Ok(())
+    }
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.writes.pop_front()
+    }
+    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Error> {
+        Ok(())
+    }
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        None
+    }
+}
+
+impl Interceptor for DeliverFeedback {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}

@@ -1,0 +1,470 @@
+//! Real headless Chromium, driven through chromedriver (WebDriver, via fantoccini).
+//!
+//! One [`Chromedriver`] process serves several independent [`Browser`] sessions: each session is its
+//! own Chromium with its own fresh profile (`--user-data-dir`), i.e. one meeting participant. Chromium
+//! runs with fake camera, microphone and screen (`--use-fake-device-for-media-stream`,
+//! `--use-fake-ui-for-media-stream`) and may use loopback ICE candidates; see `shared/testing.md` §3.
+//!
+//! Run inside the loopback-only namespace ([`crate::netns`]). Cleanup does not depend on the test
+//! reaching its end: dropping the [`Chromedriver`] (also while unwinding from a panic) kills
+//! chromedriver and every process it started (found by parent pid, plus its process group).
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// Errors of the harness: any error, boxed, with a readable message.
+pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// How long [`Browser::click`] waits for its element to exist and be enabled.
+pub const CLICK_TIMEOUT: Duration = Duration::from_secs(20);
+/// Delay between two evaluations of a [`Browser::wait_for`] condition.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The Chromium flags of `shared/testing.md` (the profile dir is added per session).
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+    "--window-size=1280,800",
+];
+
+/// A message error.
+#[derive(Debug)]
+pub struct Msg(pub String);
+impl fmt::Display for Msg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Msg {}
+
+/// Builds an [`Error`] from a message.
+pub fn err(msg: impl Into<String>) -> Error {
+    Box::new(Msg(msg.into()))
+}
+
+/// `target/e2e-artifacts/` (screenshots, logs), derived from the test binary's location
+/// (`target/<profile>/deps/<binary>`), so that it follows `CARGO_TARGET_DIR`.
+pub fn artifacts_dir() -> PathBuf {
+    let target = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .filter(|t| t.join("CACHEDIR.TAG").exists())
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("e2e-artifacts");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+/// A running chromedriver on `127.0.0.1:<free port>`. Dropping it kills chromedriver and every browser
+/// it started.
+pub struct Chromedriver {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Chromedriver {
+    /// Starts `/usr/bin/chromedriver` on a free loopback port and waits until it answers.
+    /// Its log goes to `target/e2e-artifacts/chromedriver.log`.
+    pub async fn start() -> Result<Chromedriver> {
+        if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
+            return Err(err(format!(
+                "{CHROMEDRIVER} or {CHROMIUM} is missing: install the Debian packages `chromium` and \
+                 `chromium-driver` (scripts/test does)"
+            )));
+        }
+        let port = free_port()?;
+        let log = artifacts_dir().join("chromedriver.log");
+        let log_file = std::fs::File::create(&log)?;
+        let mut cmd = Command::new(CHROMEDRIVER);
+        cmd.arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            // Own process group: one kill reaches chromedriver and the browsers it spawned.
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| err(format!("cannot start {CHROMEDRIVER}: {e}")))?;
+        let mut driver = Chromedriver { child, url: format!("http://127.0.0.1:{port}"), log };
+
+        // Ready when GET /status says so.
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = driver.child.try_wait()? {
+                return Err(err(format!(
+                    "chromedriver exited at start ({status}); see {}",
+                    driver.log.display()
+                )));
+            }
+            let ready = tokio::task::spawn_blocking(move || http_get(addr, "/status"))
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            if let Ok(body) = ready {
+                if body.contains("\"ready\":true") || body.contains("\"ready\": true") {
+                    return Ok(driver);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "chromedriver did not become ready on {addr} within 30 s; see {}",
+                    driver.log.display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The WebDriver endpoint, e.g. `http://127.0.0.1:9515`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// chromedriver's log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Starts a new Chromium (fresh profile) and opens `url` in it. `label` names it in messages and
+    /// artifacts (e.g. the participant's id).
+    pub async fn open(&self, label: &str, url: &str) -> Result<Browser> {
+        let browser = self.launch(label).await?;
+        browser.goto(url).await?;
+        Ok(browser)
+    }
+
+    /// Starts a new Chromium (fresh profile) on `about:blank`.
+    pub async fn launch(&self, label: &str) -> Result<Browser> {
+        let profile = tempfile::Builder::new().prefix(&format!("sportello-chromium-{label}-")).tempdir()?;
+        let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:chromeOptions".into(), json!({ "binary": CHROMIUM, "args": args }));
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .map_err(|e| err(format!("cannot start Chromium for {label}: {e}; see {}", self.log.display())))?;
+        Ok(Browser { client: Some(client), label: label.to_string(), _profile: profile })
+    }
+
+    /// Kills chromedriver and everything it started. Also done on drop.
+    pub fn kill(&mut self) {
+        let pid = self.child.id() as libc::pid_t;
+        if let Ok(None) = self.child.try_wait() {
+            // Descendants first (Chromium's browser, zygote, renderer, GPU and utility processes), then
+            // the process group, then chromedriver itself. All found by pid from chromedriver's.
+            for p in descendants(pid) {
+                // SAFETY: plain kill(2) of a process we started (transitively).
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            // SAFETY: chromedriver is the leader of its own process group (process_group(0)).
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// All processes whose parent chain leads to `root` (not `root` itself), from `/proc`.
+fn descendants(root: libc::pid_t) -> Vec<libc::pid_t> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // "pid (comm) state ppid ..." — comm may contain spaces and parentheses: cut at the last ')'.
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+            let ppid = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        for &(child, ppid) in &parent_of {
+            if ppid == p && !found.contains(&child) {
+                found.push(child);
+            }
+        }
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A minimal blocking HTTP/1.1 GET: returns what arrived (headers and body) once the response is
+/// complete, the peer closed, or 2 s passed (chromedriver may keep the connection open).
+fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    s.set_read_timeout(Some(Duration::from_millis(500)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                // Good enough for /status: one JSON object, complete when its braces balance.
+                if let Some(body) = out.windows(4).position(|w| w == b"\r\n\r\n").map(|i| &out[i + 4..]) {
+                    let depth = body.iter().fold(0i32, |d, &c| d + (c == b'{') as i32 - (c == b'}') as i32);
+                    if !body.is_empty() && depth == 0 {
+                        break;
+                    }
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// One Chromium session: one participant.
+pub struct Browser {
+    client: Option<Client>,
+    label: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// The label given at [`Chromedriver::open`].
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The WebDriver client, for anything the helpers do not cover.
+    pub fn client(&self) -> &Client {
+        self.client.as_ref().expect("browser already closed")
+    }
+
+    /// Navigates to `url`.
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        self.client().goto(url).await.map_err(|e| self.fail(format!("cannot open {url}"), e))
+    }
+
+    /// Evaluates the JavaScript expression `expr` and deserializes its value.
+    pub async fn eval<T: DeserializeOwned>(&self, expr: &str) -> Result<T> {
+        let script = format!("return ({expr});");
+        let value = self.client().execute(&script, vec![]).await.map_err(|e| self.fail(format!("eval `{expr}`"), e))?;
+        serde_json::from_value(value.clone())
+            .map_err(|e| err(format!("[{}] eval `{expr}`: unexpected value {value}: {e}", self.label)))
+    }
+
+    /// Runs a JavaScript statement list (no value).
+    pub async fn exec(&self, script: &str) -> Result<()> {
+        self.client().execute(script, vec![]).await.map_err(|e| self.fail(format!("exec `{script}`"), e))?;
+        Ok(())
+    }
+
+    /// Evaluates `expr`, which may be a promise (e.g. `navigator.mediaDevices.getUserMedia(..)
+    /// .then(..)` or `(async () => {...})()`), waits for it and deserializes its value. A rejected
+    /// promise or a thrown exception becomes an `Err` with the JavaScript message and stack.
+    pub async fn eval_async<T: DeserializeOwned>(&self, expr: &str) -> Result<T> {
+        let script = format!(
+            "const done = arguments[arguments.length - 1];\n\
+             Promise.resolve().then(() => ({expr})).then(\n\
+               v => done({{ ok: v === undefined ? null : v }}),\n\
+               e => done({{ err: String((e && e.stack) || e) }}));"
+        );
+        let value = self
+            .client()
+            .execute_async(&script, vec![])
+            .await
+            .map_err(|e| self.fail(format!("eval_async `{expr}`"), e))?;
+        if let Some(e) = value.get("err") {
+            return Err(err(format!("[{}] `{expr}` threw: {}", self.label, e.as_str().unwrap_or_default())));
+        }
+        let v = value.get("ok").cloned().unwrap_or(Value::Null);
+        serde_json::from_value(v.clone())
+            .map_err(|e| err(format!("[{}] eval_async `{expr}`: unexpected value {v}: {e}", self.label)))
+    }
+
+    /// Polls the JavaScript condition `cond` (an expression or a promise; truthy = done) every
+    /// [`POLL_INTERVAL`] until it holds or `timeout` passes. Exceptions count as "not yet"; the last
+    /// one is reported on timeout.
+    pub async fn wait_for(&self, cond: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let expr = format!("Promise.resolve().then(() => ({cond})).then(v => !!v)");
+        let mut last;
+        loop {
+            match self.eval_async::<bool>(&expr).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => last = "condition was false".into(),
+                Err(e) => last = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                return Err(err(format!(
+                    "[{}] timed out after {:.1} s waiting for `{cond}` ({last})",
+                    self.label,
+                    timeout.as_secs_f64()
+                )));
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// Clicks the element matching `css`, waiting (up to [`CLICK_TIMEOUT`]) for it to exist, be enabled
+    /// and be interactable.
+    pub async fn click(&self, css: &str) -> Result<()> {
+        let sel = serde_json::to_string(css)?;
+        self.wait_for(&format!("(e => !!e && !e.disabled)(document.querySelector({sel}))"), CLICK_TIMEOUT)
+            .await?;
+        let deadline = Instant::now() + CLICK_TIMEOUT;
+        loop {
+            let attempt = async { self.client().find(Locator::Css(css)).await?.click().await };
+            match attempt.await {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
+                Err(e) => return Err(self.fail(format!("click `{css}`"), e)),
+            }
+        }
+    }
+
+    /// Saves a PNG screenshot of the page to `path`.
+    pub async fn screenshot(&self, path: &Path) -> Result<()> {
+        let png = self.client().screenshot().await.map_err(|e| self.fail("screenshot".into(), e))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, png)?;
+        Ok(())
+    }
+
+    /// Ends the WebDriver session (Chromium quits). Dropping a `Browser` without closing it leaves its
+    /// Chromium to [`Chromedriver`]'s drop.
+    pub async fn close(mut self) -> Result<()> {
+        if let Some(client) = self.client.take() {
+            client.close().await.map_err(|e| err(format!("[{}] close: {e}", self.label)))?;
+        }
+        Ok(())
+    }
+
+    fn fail(&self, what: String, e: fantoccini::error::CmdError) -> Error {
+        err(format!("[{}] {what}: {e}", self.label))
+    }
+}
+
+/// Polls an async probe until it yields `Some`, or fails after `timeout` with `what` and the last
+/// probe error. For conditions that span several browsers or the server.
+pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        match probe().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last = format!(" (last error: {e})"),
+        }
+        if Instant::now() >= deadline {
+            return Err(err(format!("timed out after {:.1} s waiting for {what}{last}", timeout.as_secs_f64())));
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// A tiny HTTP server on 127.0.0.1 that answers every GET with one HTML page (a secure context for
+/// `getUserMedia`, unlike `about:blank` or `data:`). Stops when dropped.
+pub struct StaticPage {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StaticPage {
+    pub async fn serve(html: &'static str) -> Result<StaticPage> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/", listener.local_addr()?);
+        let task = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let mut got = 0;
+                    // Read the request head (we do not care what it asks for).
+                    while got < buf.len() {
+                        match sock.read(&mut buf[got..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got += n,
+                        }
+                        if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+                         Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                        html.len()
+                    );
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    let _ = sock.write_all(html.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        Ok(StaticPage { url, task })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for StaticPage {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

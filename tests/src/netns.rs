@@ -1,0 +1,153 @@
+//! Run a test binary inside a fresh, loopback-only network namespace.
+//!
+//! Media tests must never send a packet to anything but loopback (see `shared/testing.md` §1). The
+//! simplest way to guarantee that is to give the whole test process a network namespace whose only
+//! interface is `lo`: the server, chromedriver, Chromium and every socket they open then live in it.
+//!
+//! [`ensure_loopback_namespace`] makes a plain `cargo test` do the right thing: outside the namespace it
+//! re-executes the current test binary (same arguments) under
+//! `unshare -n sh -c 'ip link set lo up && exec "$0" "$@"'` with `SPORTELLO_IN_NETNS=1`, waits for it
+//! and exits with its status; inside, it checks that `lo` really is the only interface.
+//!
+//! Call it first thing in `main` of a `harness = false` test binary: with libtest's harness each
+//! `#[test]` runs on its own thread of an already-started process, too late to re-execute cleanly.
+//! Everything must be built beforehand, outside: no registry is reachable inside.
+
+use std::ffi::OsString;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::Command;
+
+/// Environment marker set on the re-executed process.
+pub const MARKER: &str = "SPORTELLO_IN_NETNS";
+
+/// The shell line run by `unshare -n`: bring `lo` up (a new namespace has it down), then become the
+/// test binary (`$0`) with its arguments (`$@`).
+const INNER: &str = r#"ip link set lo up && exec "$0" "$@""#;
+
+/// Makes sure this process runs in a loopback-only network namespace.
+///
+/// - Not inside yet (no `SPORTELLO_IN_NETNS`): re-executes this binary inside one, forwards its exit
+///   status and **does not return** (`std::process::exit`).
+/// - Inside: returns if `lo` is the only interface and is up; panics with an explanation otherwise.
+pub fn ensure_loopback_namespace() {
+    if std::env::var_os(MARKER).is_none() {
+        let code = reexec_in_namespace();
+        std::process::exit(code);
+    }
+    if let Err(why) = check_loopback_only() {
+        panic!("{MARKER} is set but this process is not in a loopback-only network namespace: {why}");
+    }
+}
+
+/// True when this process already runs inside the namespace (the marker is set).
+pub fn in_namespace() -> bool {
+    std::env::var_os(MARKER).is_some()
+}
+
+fn reexec_in_namespace() -> i32 {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("netns: cannot find the current executable to re-execute it: {e}");
+            return 2;
+        }
+    };
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut cmd = Command::new("unshare");
+    cmd.arg("-n").arg("sh").arg("-c").arg(INNER).arg(&exe).args(&args).env(MARKER, "1");
+    // If this (outer) process dies, take the inner one with it instead of leaving it orphaned.
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    match cmd.status() {
+        Ok(status) => {
+            if let Some(code) = status.code() {
+                if code != 0 && !is_root() {
+                    eprintln!(
+                        "netns: the test exited with {code}; note that `unshare -n` needs root \
+                         (CAP_SYS_ADMIN) and this process is not root"
+                    );
+                }
+                code
+            } else {
+                let sig = status.signal().unwrap_or(0);
+                eprintln!("netns: the test process inside the namespace was killed by signal {sig}");
+                128 + sig
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "netns: cannot run `unshare -n` ({e}). It comes with util-linux and needs root \
+                 (CAP_SYS_ADMIN){}; `ip` comes with iproute2.",
+                if is_root() { "" } else { " — this process is NOT root" }
+            );
+            2
+        }
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Lists this process's network interfaces.
+///
+/// Reads `/proc/self/net/dev`, which reflects the *current* network namespace. (`/sys/class/net` does
+/// not: sysfs shows the namespace of whoever mounted it, so after `unshare -n` without a new mount
+/// namespace it still lists the host's `eth0`.)
+pub fn interfaces() -> std::io::Result<Vec<String>> {
+    let text = std::fs::read_to_string("/proc/self/net/dev")?;
+    Ok(text
+        .lines()
+        .skip(2) // two header lines
+        .filter_map(|line| line.split(':').next())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .collect())
+}
+
+fn check_loopback_only() -> Result<(), String> {
+    let names = interfaces().map_err(|e| format!("cannot read /proc/self/net/dev: {e}"))?;
+    if names != ["lo"] {
+        return Err(format!("interfaces are {names:?}, expected only [\"lo\"]"));
+    }
+    // lo must be up, or nothing can connect to 127.0.0.1.
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| std::net::TcpStream::connect(l.local_addr()?))
+        .map_err(|e| format!("loopback is not usable (is `lo` up?): {e}"))?;
+    Ok(())
+}
+
+/// Kills (SIGKILL) every other process in this network namespace, by pid; returns how many.
+///
+/// Only inside the namespace made by [`ensure_loopback_namespace`]: it is fresh and private to this
+/// test run, so everything in it was started by this test. Call it last in `main`, after the orderly
+/// shutdown, to sweep up what escaped it — notably Chromium's crash handler, which detaches itself
+/// (own session, parent 1) and so is neither a descendant nor in chromedriver's process group.
+pub fn kill_leftover_processes() -> usize {
+    if !in_namespace() {
+        return 0;
+    }
+    let Ok(ours) = std::fs::read_link("/proc/self/ns/net") else { return 0 };
+    let me = std::process::id() as libc::pid_t;
+    let mut killed = 0;
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else { continue };
+        if pid == me {
+            continue;
+        }
+        if std::fs::read_link(entry.path().join("ns/net")).is_ok_and(|ns| ns == ours) {
+            // SAFETY: plain kill(2) of a process of our private namespace.
+            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                killed += 1;
+            }
+        }
+    }
+    killed
+}
