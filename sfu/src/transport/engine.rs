@@ -482,7 +482,7 @@ impl Engine {
         });
         let Leg::Publish(leg) = &mut peer.leg else { return };
         let Some(source) = mid.as_ref().and_then(|m| leg.mids.get(m)).copied() else {
-            warn!(peer = peer_id, ?mid, "media on an m-line the publisher did not describe; ignored");
+            debug!(peer = peer_id, ?mid, "media on an m-line the publisher did not describe; ignored");
             return;
         };
         let extensions: Vec<(u8, String)> = peer
@@ -536,10 +536,25 @@ impl Engine {
         }
     }
 
+    fn adopt_receiver(&mut self, peer_id: PeerId, rtc_track: &str, ssrc: u32, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&peer_id) else { return };
+        let receiver = peer.pc.get_receivers().collect::<Vec<_>>().into_iter().find(|&r| {
+            peer.pc.rtp_receiver(r).is_some_and(|r| r.track().track_id() == rtc_track)
+        });
+        if let Some(receiver) = receiver {
+            self.track_opened(peer_id, receiver, rtc_track.to_owned(), ssrc, now);
+        }
+    }
+
     fn media_in(&mut self, peer_id: PeerId, rtc_track: &str, packet: rtp::Packet, now: Instant) {
         let Some(Peer { leg: Leg::Publish(leg), owner, .. }) = self.peers.get(&peer_id) else { return };
         let owner = *owner;
-        let Some(inc) = leg.incoming.get(rtc_track) else { return };
+        let Some(inc) = leg.incoming.get(rtc_track) else {
+            // A receiver whose m-line was made inactive and then active again (a screen share stopped
+            // and restarted) gets no new OnTrack from `rtc`: adopt it on its first packet.
+            self.adopt_receiver(peer_id, rtc_track, packet.header.ssrc, now);
+            return;
+        };
         let key = inc.track;
         // RTX retransmissions arrive here already restored to the primary stream (`rtc` de-encapsulates
         // them), so a repaired packet is forwarded like a late original.
