@@ -18,7 +18,6 @@ use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp;
@@ -83,18 +82,7 @@ impl Client {
             .with_media_engine(me)
             .with_interceptor_registry(registry)
             .build(Instant::now())?;
-        let c = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".into(),
-                address: local.ip().to_string(),
-                port: local.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()?;
-        pc.add_local_candidate(RTCIceCandidate::from(&c).to_json()?)?;
+        pc.add_local_candidate(sportello_sfu::transport::peer::host_candidate(local)?)?;
         Ok(Client {
             name: name.into(),
             pc,

@@ -18,7 +18,9 @@ use rtc::peer_connection::configuration::interceptor_registry::{
 };
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
+};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
@@ -115,19 +117,23 @@ pub fn build(kind: PcKind, ufrag: &str, candidate_addr: SocketAddr, now: Instant
         .with_interceptor_registry(registry)
         .build(now)
         .map_err(err)?;
+    let init = host_candidate(candidate_addr).map_err(err)?;
+    pc.add_local_candidate(init).map_err(err)?;
+    Ok(pc)
+}
+
+/// The one ICE candidate of a socket: a UDP host candidate at `addr` (for the SFU, the announced one).
+pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, rtc::shared::error::Error> {
     let candidate = CandidateHostConfig {
         base_config: CandidateConfig {
             network: "udp".to_owned(),
-            address: candidate_addr.ip().to_string(),
-            port: candidate_addr.port(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
             component: 1,
             ..Default::default()
         },
         ..Default::default()
     }
-    .new_candidate_host()
-    .map_err(err)?;
-    let init = RTCIceCandidate::from(&candidate).to_json().map_err(err)?;
-    pc.add_local_candidate(init).map_err(err)?;
-    Ok(pc)
+    .new_candidate_host()?;
+    RTCIceCandidate::from(&candidate).to_json()
 }
