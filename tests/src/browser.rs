@@ -132,10 +132,10 @@ impl Chromedriver {
             let ready = tokio::task::spawn_blocking(move || http_get(addr, "/status"))
                 .await
                 .map_err(|e| err(e.to_string()))?;
-            if let Ok(body) = ready {
-                if body.contains("\"ready\":true") || body.contains("\"ready\": true") {
-                    return Ok(driver);
-                }
+            if let Ok(body) = ready
+                && (body.contains("\"ready\":true") || body.contains("\"ready\": true"))
+            {
+                return Ok(driver);
             }
             if Instant::now() > deadline {
                 return Err(err(format!(
@@ -362,10 +362,8 @@ impl Browser {
             let attempt = async { self.client().find(Locator::Css(css)).await?.click().await };
             match attempt.await {
                 Ok(()) => return Ok(()),
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    tokio::time::sleep(POLL_INTERVAL).await;
-                }
+                // Not interactable yet (e.g. covered while the layout settles): retry.
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(POLL_INTERVAL).await,
                 Err(e) => return Err(self.fail(format!("click `{css}`"), e)),
             }
         }
