@@ -148,6 +148,20 @@ async fn scenario() -> Result<(), Error> {
     let s = room.stats().await?;
     check(s.published_tracks == 2 && s.subscriptions == 2, &format!("stats after anna reconnected: {s:?}"))?;
 
+    // bruno reconnects too (a new subscribe connection): he is offered anna's tracks again and
+    // receives them on the new connection.
+    bruno.close();
+    room.sfu.join(room.name.clone(), "bruno".into()).await?;
+    let mut bruno2 = Client::new("bruno-sub2").await?;
+    let ok = run_until(&mut room, &mut [&mut anna2], &mut [("bruno", &mut bruno2)], Duration::from_secs(15), |subs| {
+        let c = &subs[0].1;
+        c.received("anna/anna/camera") > 30 && c.received("anna/anna/microphone") > 50
+    })
+    .await?;
+    check(ok, &format!("bruno's new connection did not receive anna's media: {:?}", bruno2.received))?;
+    let s = room.stats().await?;
+    check(s.peer_connections == 2 && s.subscriptions == 2, &format!("stats after bruno reconnected: {s:?}"))?;
+
     // Everyone leaves: nothing is left behind.
     room.sfu.leave(room.name.clone(), "anna".into()).await?;
     room.sfu.leave(room.name.clone(), "bruno".into()).await?;

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
@@ -37,7 +37,7 @@ use crate::forward::{
     ActiveSpeakerDetector, DownTrackKey, ExtensionMap, Forward, LossyQueue, Pacer, Router, RouterConfig,
     RtpMeta, SubscriberKey, TrackKey, is_vp8_keyframe,
 };
-use crate::transport::peer::{self, URI_AUDIO_LEVEL};
+use crate::transport::peer::{self, URI_AUDIO_LEVEL, URI_MID};
 use crate::transport::socket::{MediaSocket, RecvBatch, SendBatch};
 use crate::transport::stun;
 
@@ -148,6 +148,9 @@ struct Down {
     pt: Option<u8>,
     /// Registered with the router (answered and connected).
     routed: bool,
+    /// This downtrack's m-line on the subscriber's connection, and the MID extension id negotiated there.
+    mid: Option<Bytes>,
+    mid_ext: Option<u8>,
     extensions: Vec<(u8, String)>,
     /// Remapping from the current feed's extension ids (by feed generation), rebuilt when that changes.
     ext_map: Option<(u64, ExtensionMap)>,
@@ -616,29 +619,34 @@ impl Engine {
     }
 }
 
-/// Rewrites the header-extension ids of a forwarded packet for the subscriber's leg; extensions the
-/// subscriber did not negotiate are dropped (`write_rtp` refuses unknown ids).
+/// Rewrites the header extensions of a forwarded packet for the subscriber's leg: ids are remapped
+/// by URI, extensions the subscriber did not negotiate are dropped (`write_rtp` refuses unknown ids),
+/// and the MID is replaced by the subscriber's own m-line — the publisher's MID names an m-line of
+/// another connection, and a browser demultiplexes by MID before SSRC.
 fn remap_extensions(packet: &mut rtp::Packet, down: &mut Down, track: &Track) {
-    if packet.header.extensions.is_empty() {
-        return;
-    }
     let stale = down.ext_map.as_ref().is_none_or(|(generation, _)| *generation != track.feed_gen);
     if stale {
-        let from: Vec<(u8, &str)> = track.extensions.iter().map(|(id, u)| (*id, u.as_str())).collect();
+        let from: Vec<(u8, &str)> =
+            track.extensions.iter().filter(|(_, u)| u != URI_MID).map(|(id, u)| (*id, u.as_str())).collect();
         let to: Vec<(u8, &str)> = down.extensions.iter().map(|(id, u)| (*id, u.as_str())).collect();
         down.ext_map = Some((track.feed_gen, ExtensionMap::new(&from, &to)));
     }
     let Some((_, map)) = &down.ext_map else { return };
-    packet.header.extensions.retain_mut(|e| match map.map(e.id) {
+    let header = &mut packet.header;
+    header.extensions.retain_mut(|e| match map.map(e.id) {
         Some(id) => {
             e.id = id;
             true
         }
         None => false,
     });
-    packet.header.extension = !packet.header.extensions.is_empty();
+    if let (Some(id), Some(mid)) = (down.mid_ext, &down.mid) {
+        header.extensions.push(rtp::header::Extension { id, payload: mid.clone() });
+        header.extension_profile = rtp::header::EXTENSION_PROFILE_ONE_BYTE;
+    }
+    header.extension = !header.extensions.is_empty();
     // The unmarshalled padding described the original extension block; ours is re-padded on marshal.
-    packet.header.extensions_padding = 0;
+    header.extensions_padding = 0;
 }
 
 impl Engine {
@@ -766,7 +774,7 @@ impl Engine {
         );
         match pc.add_track(track) {
             Ok(sender) => {
-                leg.downs.insert(key, Down { sender, ssrc, pt: None, routed: false, extensions: Vec::new(), ext_map: None });
+                leg.downs.insert(key, Down { sender, ssrc, pt: None, routed: false, mid: None, mid_ext: None, extensions: Vec::new(), ext_map: None });
                 leg.by_sender_track.insert(info.id.clone(), key);
                 self.negotiate(peer_id, now);
             }
@@ -811,10 +819,13 @@ impl Engine {
         for t in pc.get_transceivers().collect::<Vec<_>>() {
             let Some(tr) = pc.rtp_transceiver(t) else { continue };
             let (Some(sender), Some(mid)) = (tr.sender(), tr.mid().clone()) else { continue };
-            if let Some((key, _)) = leg.downs.iter().find(|(_, d)| d.sender == sender)
-                && let Some(track) = self.tracks.get(key)
+            if let Some(key) = leg.downs.iter().find(|(_, d)| d.sender == sender).map(|(k, _)| *k)
+                && let Some(track) = self.tracks.get(&key)
             {
-                tracks.push(SubscribedTrack { mid, track: track.info.clone() });
+                tracks.push(SubscribedTrack { mid: mid.clone(), track: track.info.clone() });
+                if let Some(d) = leg.downs.get_mut(&key) {
+                    d.mid = Some(Bytes::from(mid.into_bytes()));
+                }
             }
         }
         let owner = *owner;
@@ -875,11 +886,9 @@ impl Engine {
         if let Ok(existing) = self.part_id(&room, &participant) {
             // Reconnection: a fresh pair of connections; published tracks stay announced (paused).
             info!("participant rejoins: old connections closed, tracks paused");
+            // The subscriber key stays the participant's id: close_connections removed its old
+            // downtracks from the router, the new ones start fresh streams (new SSRCs).
             self.close_connections(existing, now);
-            let sub_key = SubscriberKey(self.id());
-            if let Some(p) = self.parts.get_mut(&existing) {
-                p.sub_key = sub_key;
-            }
             self.subscribe_to_room(existing, now);
             return Ok(());
         }
@@ -986,6 +995,8 @@ impl Engine {
                 .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(want))
                 .map(|c| c.payload_type);
             down.extensions = params.rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect();
+            down.mid_ext = down.extensions.iter().find(|(_, u)| u == URI_MID).map(|(id, _)| *id);
+            down.ext_map = None;
         }
         let again = std::mem::take(&mut leg.renegotiate_after_answer);
         self.start_routing(peer_id, now);

@@ -29,7 +29,7 @@ use crate::api::{PcKind, SfuError};
 use crate::transport::feedback;
 
 pub const URI_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
-const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+pub const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 const URI_ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
 
 pub const OPUS_PT: u8 = 111;

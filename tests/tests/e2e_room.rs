@@ -1,0 +1,574 @@
+//! End-to-end: real headless Chromium participants in a real room, inside a loopback-only network
+//! namespace, asserting what users see (through the web client's `window.sportello` hooks).
+//!
+//! A `harness = false` binary: `main` first re-executes itself inside the namespace
+//! ([`netns::ensure_loopback_namespace`]), then runs the scenarios one after the other and prints
+//! `N passed, 0 failed` (CI reads that line). Pass a substring to run only matching scenarios:
+//! `cargo test -p sportello-tests --test e2e_room -- smoke`.
+//!
+//! Scenarios:
+//! - `environment_smoke`: Chromium through chromedriver gets fake camera + microphone, and a loopback
+//!   peer connection inside one page decodes video. Tells a broken machine from a broken product.
+//! - `room_three_participants`: the acceptance scenario (join, media both ways, screen share, leave,
+//!   reconnection without a duplicate tile, everything released).
+//!
+//! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
+//! `window.sportello.events`, and the SFU's counters are printed.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use serde::Deserialize;
+use serde_json::Value;
+use sportello_tests::browser::{Browser, Chromedriver, Result, StaticPage, artifacts_dir, err, poll_until};
+use sportello_tests::netns;
+
+/// Upper bound for one scenario (a hang becomes a failure with artifacts, not a stuck CI).
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
+const JOIN_TIMEOUT: Duration = Duration::from_secs(45);
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(45);
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
+
+type ScenarioFn = for<'a> fn(&'a mut Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
+
+const SCENARIOS: &[(&str, ScenarioFn)] = &[
+    ("environment_smoke", |ctx| Box::pin(environment_smoke(ctx))),
+    ("room_three_participants", |ctx| Box::pin(room_three_participants(ctx))),
+];
+
+/// For the failure report: connection states and RTP counters of a client's two peer connections.
+const RTP_PROBE: &str = r#"(async () => {
+  const s = window.sportello; if (!s) return null;
+  const out = {};
+  for (const [name, pc] of Object.entries(s.pcs || {})) {
+    if (!pc) { out[name] = null; continue; }
+    const report = await pc.getStats(), rtp = [];
+    const codec = id => { const c = id && report.get(id); return c ? `${c.mimeType}/${c.payloadType}` : '?'; };
+    report.forEach(r => {
+      if (r.type === 'outbound-rtp') rtp.push(`out mid=${r.mid} ${r.kind} ${codec(r.codecId)} ssrc=${r.ssrc} pkts=${r.packetsSent} enc=${r.framesEncoded ?? '-'} kf=${r.keyFramesEncoded ?? '-'} pli=${r.pliCount ?? '-'} nack=${r.nackCount ?? '-'} ${r.frameWidth ?? ''}x${r.frameHeight ?? ''}`);
+      if (r.type === 'inbound-rtp') rtp.push(`in mid=${r.mid} ${r.kind} ${codec(r.codecId)} ssrc=${r.ssrc} pkts=${r.packetsReceived} lost=${r.packetsLost} dec=${r.framesDecoded ?? '-'} kf=${r.keyFramesDecoded ?? '-'} pli=${r.pliCount ?? '-'} nack=${r.nackCount ?? '-'}`);
+    });
+    out[name] = { connection: pc.connectionState, signaling: pc.signalingState, rtp,
+                  transceivers: pc.getTransceivers().map(t => `${t.mid}:${t.direction}/${t.currentDirection}`) };
+  }
+  return out;
+})()"#;
+
+/// What a scenario leaves behind for the failure report.
+struct Ctx {
+    driver: Option<Chromedriver>,
+    browsers: Vec<Browser>,
+    server: Option<app::App>,
+}
+
+impl Ctx {
+    async fn driver(&mut self) -> Result<&Chromedriver> {
+        if self.driver.is_none() {
+            self.driver = Some(Chromedriver::start().await?);
+        }
+        Ok(self.driver.as_ref().unwrap())
+    }
+
+    /// Opens a new participant browser; returns its index in `browsers`.
+    async fn open(&mut self, label: &str, url: &str) -> Result<usize> {
+        let b = self.driver().await?.open(label, url).await?;
+        self.browsers.push(b);
+        Ok(self.browsers.len() - 1)
+    }
+
+    /// Screenshots, client events and server counters, for a failed scenario.
+    async fn dump(&self, scenario: &str) {
+        let dir = artifacts_dir();
+        for b in &self.browsers {
+            let path = dir.join(format!("{scenario}-{}.png", b.label()));
+            match tokio::time::timeout(Duration::from_secs(10), b.screenshot(&path)).await {
+                Ok(Ok(())) => eprintln!("  screenshot: {}", path.display()),
+                Ok(Err(e)) => eprintln!("  screenshot of {} failed: {e}", b.label()),
+                Err(_) => eprintln!("  screenshot of {} timed out", b.label()),
+            }
+            let probe = "(() => { const s = window.sportello; if (!s) return {missing: true, url: location.href}; \
+                 let parts = null; try { parts = s.participants(); } catch (e) { parts = String(e); } \
+                 return {url: location.href, state: s.state, participantId: s.participantId, participants: parts, \
+                         events: (s.events || []).slice(-200)}; })()";
+            match tokio::time::timeout(Duration::from_secs(10), b.eval::<Value>(probe)).await {
+                Ok(Ok(v)) => {
+                    eprintln!(
+                        "  [{}] url={} state={} participants={}",
+                        b.label(),
+                        v["url"],
+                        v["state"],
+                        v["participants"]
+                    );
+                    if let Some(events) = v["events"].as_array() {
+                        eprintln!("  [{}] window.sportello.events (last {}):", b.label(), events.len());
+                        for e in events {
+                            eprintln!("    {e}");
+                        }
+                    }
+                }
+                Ok(Err(e)) => eprintln!("  [{}] cannot read window.sportello: {e}", b.label()),
+                Err(_) => eprintln!("  [{}] reading window.sportello timed out", b.label()),
+            }
+            // Raw RTP counters of both peer connections: tells "not sent" from "not forwarded" from
+            // "not decoded".
+            match tokio::time::timeout(Duration::from_secs(10), b.eval_async::<Value>(RTP_PROBE)).await {
+                Ok(Ok(v)) => eprintln!("  [{}] rtp: {v}", b.label()),
+                Ok(Err(e)) => eprintln!("  [{}] rtp stats unavailable: {e}", b.label()),
+                Err(_) => eprintln!("  [{}] rtp stats timed out", b.label()),
+            }
+        }
+        if let Some(server) = &self.server {
+            match server.stats().await {
+                Ok(s) => eprintln!("  SFU stats: {s:?}"),
+                Err(e) => eprintln!("  SFU stats unavailable: {e}"),
+            }
+        }
+        if let Some(d) = &self.driver {
+            eprintln!("  chromedriver log: {}", d.log_path().display());
+        }
+    }
+
+    /// Closes browsers, chromedriver and the server (also what drop does, more politely).
+    async fn shutdown(&mut self) {
+        for b in self.browsers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), b.close()).await;
+        }
+        self.driver = None;
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+fn main() {
+    netns::ensure_loopback_namespace();
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // libtest-compatible enough for `cargo test -- --list` and filters; other flags are ignored.
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in SCENARIOS {
+            println!("{name}: test");
+        }
+        return;
+    }
+    // Filters as libtest reads them: substrings (or exact names with `--exact`), `--skip S`; the
+    // values of other libtest options (`--test-threads N`, ...) are not filters.
+    let (mut filters, mut skips, mut exact) = (Vec::new(), Vec::new(), false);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--exact" => exact = true,
+            "--skip" => skips.extend(it.next().cloned()),
+            "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" | "--shuffle-seed" => {
+                it.next();
+            }
+            _ if a.starts_with('-') => {}
+            _ => filters.push(a.clone()),
+        }
+    }
+    let matches = |name: &str, f: &String| if exact { name == f } else { name.contains(f.as_str()) };
+    let selected: Vec<_> = SCENARIOS
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| matches(name, f)))
+        .filter(|(name, _)| !skips.iter().any(|f| matches(name, f)))
+        .collect();
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let started = Instant::now();
+    let mut failed = Vec::new();
+    let mut passed = 0usize;
+    println!("running {} e2e scenarios (loopback-only network namespace)", selected.len());
+    for (name, scenario) in selected {
+        let t0 = Instant::now();
+        println!("scenario {name} ...");
+        let outcome = rt.block_on(async {
+            let mut ctx = Ctx { driver: None, browsers: Vec::new(), server: None };
+            let run = AssertUnwindSafe(tokio::time::timeout(SCENARIO_TIMEOUT, scenario(&mut ctx))).catch_unwind().await;
+            let outcome = match run {
+                Ok(Ok(Ok(()))) => Ok(()),
+                Ok(Ok(Err(e))) => Err(e.to_string()),
+                Ok(Err(_)) => Err(format!("did not finish within {} s", SCENARIO_TIMEOUT.as_secs())),
+                Err(panic) => Err(format!(
+                    "panicked: {}",
+                    panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("(non-string panic)")
+                )),
+            };
+            if let Err(why) = &outcome {
+                eprintln!("scenario {name} FAILED: {why}");
+                ctx.dump(name).await;
+            }
+            ctx.shutdown().await;
+            outcome
+        });
+        match outcome {
+            Ok(()) => {
+                passed += 1;
+                println!("scenario {name} ... ok ({:.1} s)", t0.elapsed().as_secs_f64());
+            }
+            Err(why) => {
+                println!("scenario {name} ... FAILED ({:.1} s)", t0.elapsed().as_secs_f64());
+                failed.push((name, why));
+            }
+        }
+    }
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let leftovers = netns::kill_leftover_processes();
+    if leftovers > 0 {
+        println!("(killed {leftovers} leftover processes of this test's namespace)");
+    }
+    for (name, why) in &failed {
+        println!("failed: {name}: {why}");
+    }
+    println!("{passed} passed, {} failed ({:.1} s)", failed.len(), started.elapsed().as_secs_f64());
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Scenario 1: the environment.
+
+const SMOKE_PAGE: &str = r#"<!doctype html><meta charset="utf-8"><title>smoke</title>
+<script>
+// Fake camera, microphone and screen, then one loopback peer connection pair inside the page: the
+// receiver must decode both videos and receive audio. Proves: secure context, fake devices, loopback
+// ICE, codecs. No server involved.
+window.smoke = async () => {
+  const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  const kinds = stream.getTracks().map(t => t.kind).sort();
+  const screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
+  const screenKinds = screen.getTracks().map(t => t.kind);
+  const a = new RTCPeerConnection({ iceServers: [] }), b = new RTCPeerConnection({ iceServers: [] });
+  a.onicecandidate = e => e.candidate && b.addIceCandidate(e.candidate);
+  b.onicecandidate = e => e.candidate && a.addIceCandidate(e.candidate);
+  for (const t of stream.getTracks()) a.addTrack(t, stream);
+  for (const t of screen.getTracks()) a.addTrack(t, screen);
+  await a.setLocalDescription(); await b.setRemoteDescription(a.localDescription);
+  await b.setLocalDescription(); await a.setRemoteDescription(b.localDescription);
+  window.smokePcs = [a, b];
+  return { kinds, screenKinds };
+};
+window.smokeDecoded = async () => {
+  const frames = [], candidates = [];
+  let audio = 0;
+  (await window.smokePcs[1].getStats()).forEach(s => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video') frames.push(s.framesDecoded || 0);
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') audio += s.packetsReceived || 0;
+    if (s.type === 'local-candidate') candidates.push(s.address || s.ip);
+  });
+  return { frames, audio, candidates };
+};
+</script>"#;
+
+async fn environment_smoke(ctx: &mut Ctx) -> Result<()> {
+    let page = StaticPage::serve(SMOKE_PAGE).await?;
+    let i = ctx.open("smoke", page.url()).await?;
+    let b = &ctx.browsers[i];
+    let got: Value = b.eval_async("window.smoke()").await?;
+    if got["kinds"] != serde_json::json!(["audio", "video"]) || got["screenKinds"] != serde_json::json!(["video"]) {
+        return Err(err(format!(
+            "fake devices: getUserMedia + getDisplayMedia gave {got}, expected audio+video and one screen video"
+        )));
+    }
+    // Camera and screen both decoded, microphone received.
+    b.wait_for(
+        "window.smokeDecoded().then(s => s.frames.length === 2 && s.frames.every(f => f > 0) && s.audio > 0)",
+        Duration::from_secs(20),
+    )
+    .await?;
+    let s: Value = b.eval_async("window.smokeDecoded()").await?;
+    let candidates = s["candidates"].as_array().cloned().unwrap_or_default();
+    if candidates.iter().any(|c| c.as_str().is_some_and(|ip| ip != "127.0.0.1" && ip != "::1")) {
+        return Err(err(format!("Chromium gathered non-loopback candidates: {candidates:?}")));
+    }
+    println!("  fake camera, microphone and screen ok; loopback peer connection decoded {} frames", s["frames"]);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Scenario 2: the acceptance test of a room.
+
+const ROOM: &str = "ufficio-anagrafe";
+
+/// One entry of `window.sportello.inboundStats()`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct Inbound {
+    track_id: String,
+    participant_id: Option<String>,
+    source: Option<String>,
+    kind: String,
+    #[serde(default)]
+    frames_decoded: Option<u64>,
+    #[serde(default)]
+    packets_received: Option<u64>,
+}
+
+async fn inbound(b: &Browser) -> Result<Vec<Inbound>> {
+    b.eval_async("window.sportello.inboundStats()").await
+}
+
+/// JS condition: `b` decodes video (framesDecoded > 0) on each track of `video` and receives audio
+/// (packetsReceived > 0) on each track of `audio`.
+fn media_condition(video: &[&str], audio: &[&str]) -> String {
+    format!(
+        "window.sportello.inboundStats().then(s => {v}.every(id => s.some(e => e.trackId === id && e.kind === 'video' && e.framesDecoded > 0)) \
+           && {a}.every(id => s.some(e => e.trackId === id && e.kind === 'audio' && e.packetsReceived > 0)))",
+        v = serde_json::to_string(video).unwrap(),
+        a = serde_json::to_string(audio).unwrap(),
+    )
+}
+
+/// `#tiles for id`, as anna sees them.
+fn tiles(id: &str) -> String {
+    format!("document.querySelectorAll('[data-participant-id=\"{id}\"]').length")
+}
+
+async fn join(b: &Browser) -> Result<()> {
+    b.click("#join-btn").await?;
+    b.wait_for("window.sportello && window.sportello.state === 'in-room'", JOIN_TIMEOUT).await
+}
+
+async fn room_three_participants(ctx: &mut Ctx) -> Result<()> {
+    let server = app::App::start().await?;
+    let urls: Vec<(String, String)> = [("anna", "host"), ("bruno", "participant"), ("carla", "participant")]
+        .iter()
+        .map(|(id, role)| (id.to_string(), server.join_url(ROOM, id, role)))
+        .collect();
+    ctx.server = Some(server);
+    ctx.driver().await?;
+
+    // --- three participants open their link and join; each reaches "in-room".
+    for (id, url) in &urls {
+        ctx.open(id, url).await?;
+    }
+    let [anna, bruno, carla] = [&ctx.browsers[0], &ctx.browsers[1], &ctx.browsers[2]];
+    let server = ctx.server.as_ref().unwrap();
+    tokio::try_join!(join(anna), join(bruno), join(carla))?;
+    for (b, id) in [(anna, "anna"), (bruno, "bruno"), (carla, "carla")] {
+        let me: String = b.eval("window.sportello.participantId").await?;
+        if me != id {
+            return Err(err(format!("[{id}] window.sportello.participantId is {me:?}")));
+        }
+        b.wait_for(&format!("{} === 1 && document.querySelector('[data-participant-id=\"{id}\"]').dataset.self === 'true'", tiles(id)), JOIN_TIMEOUT)
+            .await?;
+    }
+    println!("  3 participants in the room");
+
+    // --- everyone decodes both others' cameras and receives both others' microphones.
+    let everyone = ["anna", "bruno", "carla"];
+    for (b, id) in [(anna, "anna"), (bruno, "bruno"), (carla, "carla")] {
+        let others: Vec<&str> = everyone.iter().copied().filter(|o| *o != id).collect();
+        let video: Vec<String> = others.iter().map(|o| format!("{o}/camera")).collect();
+        let audio: Vec<String> = others.iter().map(|o| format!("{o}/microphone")).collect();
+        let video: Vec<&str> = video.iter().map(String::as_str).collect();
+        let audio: Vec<&str> = audio.iter().map(String::as_str).collect();
+        b.wait_for(&media_condition(&video, &audio), MEDIA_TIMEOUT).await?;
+        // Exactly one decoded camera per other participant (no duplicate receiver), none of our own.
+        let stats = inbound(b).await?;
+        for o in &others {
+            let n = stats.iter().filter(|e| e.kind == "video" && e.track_id == format!("{o}/camera")).count();
+            if n != 1 {
+                return Err(err(format!("[{id}] {n} inbound video entries for {o}/camera, expected 1: {stats:?}")));
+            }
+        }
+        if let Some(own) = stats.iter().find(|e| e.track_id.starts_with(&format!("{id}/"))) {
+            return Err(err(format!("[{id}] receives its own track {own:?}")));
+        }
+        // What the user sees: one tile per other participant, showing that participant's camera.
+        for o in &others {
+            b.wait_for(
+                &format!("{} === 1 && document.querySelectorAll('video[data-track-id=\"{o}/camera\"]').length === 1", tiles(o)),
+                MEDIA_TIMEOUT,
+            )
+            .await?;
+        }
+    }
+    println!("  everyone decodes both other cameras and hears both other microphones");
+    // Model: every participant has 2 peer connections, publishes microphone + camera, and subscribes
+    // to every track of the others: (participants, peer_connections, published_tracks, subscriptions).
+    wait_stats(server, (3, 6, 6, 12), "with 3 participants").await?;
+
+    // --- anna shares her screen; bruno and carla decode it.
+    anna.click("#btn-screen").await?;
+    let screen = format!(
+        "document.querySelectorAll('video[data-track-id=\"anna/screen\"]').length === 1 && {}",
+        media_condition(&["anna/screen"], &[])
+    );
+    tokio::try_join!(bruno.wait_for(&screen, MEDIA_TIMEOUT), carla.wait_for(&screen, MEDIA_TIMEOUT))?;
+    println!("  bruno and carla decode anna's screen");
+    wait_stats(server, (3, 6, 7, 14), "after anna's screen share").await?;
+
+    // --- carla leaves: her tile and her tracks disappear for anna and bruno; the SFU releases her.
+    carla.click("#btn-leave").await?;
+    // Gone for the others: her tile, her video elements, her participant entry, her inbound tracks.
+    let carla_gone = format!(
+        "window.sportello.inboundStats().then(s => {} === 0 && !document.querySelector('video[data-track-id^=\"carla/\"]') \
+           && !window.sportello.participants().some(p => p.id === 'carla' || (p.tracks || []).some(t => String(t).startsWith('carla/'))) \
+           && !s.some(e => e.participantId === 'carla' || e.trackId.startsWith('carla/')))",
+        tiles("carla")
+    );
+    tokio::try_join!(anna.wait_for(&carla_gone, RELEASE_TIMEOUT), bruno.wait_for(&carla_gone, RELEASE_TIMEOUT))?;
+    // anna: mic+camera+screen, bruno: mic+camera = 5 published; anna gets bruno's 2, bruno gets anna's 3.
+    let s = wait_stats(server, (2, 4, 5, 5), "after carla left").await?;
+    println!("  carla left and was released: {s:?}");
+
+    // --- bruno's websocket is cut; he comes back by himself; anna never sees two bruno tiles.
+    let before_bruno = camera_frames(anna, "bruno").await?;
+    if before_bruno == 0 {
+        return Err(err("[anna] decodes no frame of bruno/camera before the reconnection"));
+    }
+    bruno.exec("window.__e2eOldWs = window.sportello.ws; window.sportello.dropConnection();").await?;
+    let stop = AtomicBool::new(false);
+    let samples = AtomicUsize::new(0);
+    let sampler = async {
+        // Sample anna's view of bruno's tiles as fast as WebDriver allows, until told to stop.
+        let mut bad: Option<String> = None;
+        while !stop.load(Ordering::Relaxed) {
+            match anna.eval::<u64>(&tiles("bruno")).await {
+                Ok(1) => {}
+                Ok(n) => {
+                    bad.get_or_insert(format!("[anna] saw {n} tiles for bruno during his reconnection"));
+                }
+                Err(e) => {
+                    bad.get_or_insert(e.to_string());
+                }
+            }
+            samples.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bad
+    };
+    let reconnect = async {
+        let r = async {
+            bruno
+                .wait_for(
+                    "window.sportello.ws !== window.__e2eOldWs && window.sportello.ws && window.sportello.ws.readyState === 1 \
+                     && window.sportello.state === 'in-room'",
+                    JOIN_TIMEOUT,
+                )
+                .await?;
+            // anna decodes bruno's camera again: frames keep increasing after the reconnection.
+            wait_camera_progress(anna, "bruno", 15, MEDIA_TIMEOUT).await?;
+            Ok::<(), sportello_tests::browser::Error>(())
+        }
+        .await;
+        stop.store(true, Ordering::Relaxed);
+        r
+    };
+    let (bad, r) = tokio::join!(sampler, reconnect);
+    r?;
+    if let Some(bad) = bad {
+        return Err(err(bad));
+    }
+    println!("  bruno reconnected by himself; anna saw one tile for him in {} samples and decodes him again", samples.load(Ordering::Relaxed));
+    let bruno_gets_anna = media_condition(&["anna/camera", "anna/screen"], &["anna/microphone"]);
+    let one_bruno = format!("{} === 1", tiles("bruno"));
+    tokio::try_join!(bruno.wait_for(&bruno_gets_anna, MEDIA_TIMEOUT), anna.wait_for(&one_bruno, MEDIA_TIMEOUT))?;
+
+    // --- everyone leaves; the SFU is back to zero.
+    tokio::try_join!(anna.click("#btn-leave"), bruno.click("#btn-leave"))?;
+    let s = wait_stats(server, (0, 0, 0, 0), "after everyone left").await?;
+    println!("  everyone left; SFU stats back to zero: {s:?}");
+    Ok(())
+}
+
+/// Polls the SFU's counters until (participants, peer_connections, published_tracks, subscriptions)
+/// equal `want` (released resources may take a moment); the error shows the last counters.
+async fn wait_stats(server: &app::App, want: (usize, usize, usize, usize), when: &str) -> Result<sportello_sfu::SfuStats> {
+    let last = std::cell::RefCell::new(None);
+    poll_until(&format!("SFU stats {when} to be (participants, peer_connections, published_tracks, subscriptions) = {want:?}"), RELEASE_TIMEOUT, || async {
+        let s = server.stats().await?;
+        *last.borrow_mut() = Some(s);
+        Ok(((s.participants, s.peer_connections, s.published_tracks, s.subscriptions) == want).then_some(s))
+    })
+    .await
+    .map_err(|e| err(format!("{e}; last stats: {:?}", last.borrow())))
+}
+
+/// Frames decoded on `<who>/camera` by `b` (sum over entries, normally exactly one).
+async fn camera_frames(b: &Browser, who: &str) -> Result<u64> {
+    let id = format!("{who}/camera");
+    Ok(inbound(b).await?.iter().filter(|e| e.track_id == id).filter_map(|e| e.frames_decoded).sum())
+}
+
+/// Waits until `b` has decoded `frames` more frames of `<who>/camera` from now on. Counts progress
+/// between samples, so a receiver replaced by a fresh one (counter back to 0) still counts.
+async fn wait_camera_progress(b: &Browser, who: &str, frames: u64, timeout: Duration) -> Result<()> {
+    let mut prev = camera_frames(b, who).await?;
+    let mut progress = 0u64;
+    let mut last = String::new();
+    let deadline = Instant::now() + timeout;
+    while progress < frames {
+        if Instant::now() > deadline {
+            return Err(err(format!(
+                "[{}] decoded only {progress} new frames of {who}/camera in {} s (wanted {frames}){last}",
+                b.label(),
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        match camera_frames(b, who).await {
+            Ok(cur) => {
+                progress += if cur >= prev { cur - prev } else { cur };
+                prev = cur;
+            }
+            Err(e) => last = format!(" (last error: {e})"),
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The product under test, through the signaling crate's in-process harness (`tests/src/server.rs`).
+
+mod app {
+    use std::time::Duration;
+
+    use sportello_sfu::SfuStats;
+    use sportello_tests::browser::{Result, err};
+    use sportello_tests::server::{Role, TestServer};
+
+    /// A Sportello server in this process: HTTP on 127.0.0.1:0, media on 127.0.0.1:0.
+    pub struct App {
+        server: TestServer,
+    }
+
+    impl App {
+        /// With the production reconnection grace (15 s), not the harness's short test grace: the
+        /// browser's first retry comes after 0.5 s, and a reconnection within the grace is what the
+        /// scenario checks (the others must not see the participant leave and come back).
+        pub async fn start() -> Result<App> {
+            let server = TestServer::start_with(|c| c.reconnect_grace = Duration::from_secs(15)).await;
+            Ok(App { server })
+        }
+
+        /// `http://127.0.0.1:PORT/join?t=<token>` for this identity (display name: the identity,
+        /// capitalised).
+        pub fn join_url(&self, room: &str, id: &str, role: &str) -> String {
+            let role = match role {
+                "host" => Role::Host,
+                "viewer" => Role::Viewer,
+                _ => Role::Participant,
+            };
+            self.server.join_link(&self.server.token(room, id, role))
+        }
+
+        pub async fn stats(&self) -> Result<SfuStats> {
+            self.server.server.sfu.stats().await.map_err(|e| err(format!("SFU stats: {e}")))
+        }
+
+        pub async fn shutdown(self) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.server.server.shutdown()).await;
+        }
+    }
+}
