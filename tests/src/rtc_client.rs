@@ -58,7 +58,29 @@ pub struct Client {
     /// Send a keyframe only at the start and when asked (PLI), like a browser; otherwise every 30 frames.
     pub keyframes_on_request_only: bool,
     keyframe_requested: bool,
+    /// Simulated loss: drop every Nth VP8 datagram received / sent (0 = none). NACK must repair it.
+    pub drop_incoming_video_every: u32,
+    pub drop_outgoing_video_every: u32,
+    video_in: u32,
+    video_out: u32,
+    /// Sequence numbers received on video tracks, by the same key as `received`.
+    pub video_seqs: HashMap<String, Vec<u16>>,
     buf: Vec<u8>,
+}
+
+/// An SRTP datagram carrying VP8 (payload type 96 on both our legs): the RTP header is in the clear.
+fn is_vp8_datagram(d: &[u8]) -> bool {
+    d.len() > 12 && (128..=191).contains(&d[0]) && d[1] & 0x7f == 96
+}
+
+/// Holes in a received sequence: numbers missing between the first and `tail` before the last.
+pub fn missing_sequence_numbers(seqs: &[u16], tail: i64) -> i64 {
+    let Some(&first) = seqs.first() else { return 0 };
+    let ext: std::collections::BTreeSet<i64> =
+        seqs.iter().map(|&s| first as i64 + s.wrapping_sub(first) as i16 as i64).collect();
+    let (Some(&lo), Some(&hi)) = (ext.first(), ext.last()) else { return 0 };
+    let hi = hi - tail;
+    (lo..=hi).filter(|s| !ext.contains(s)).count() as i64
 }
 
 impl Client {
@@ -96,6 +118,11 @@ impl Client {
             plis: 0,
             keyframes_on_request_only: false,
             keyframe_requested: false,
+            drop_incoming_video_every: 0,
+            drop_outgoing_video_every: 0,
+            video_in: 0,
+            video_out: 0,
+            video_seqs: HashMap::new(),
             buf: vec![0; 2048],
         })
     }
@@ -187,6 +214,12 @@ impl Client {
         loop {
             match self.socket.try_recv_from(&mut self.buf) {
                 Ok((n, from)) => {
+                    if self.drop_incoming_video_every > 0 && is_vp8_datagram(&self.buf[..n]) {
+                        self.video_in += 1;
+                        if self.video_in % self.drop_incoming_video_every == 0 {
+                            continue;
+                        }
+                    }
                     let msg = TaggedBytesMut {
                         now,
                         transport: TransportContext {
@@ -280,12 +313,21 @@ impl Client {
             if let RTCMessage::RtpPacket(track_id, packet) = m.message {
                 let key = self.track_keys.get(&track_id).cloned().unwrap_or(track_id);
                 *self.received.entry(key.clone()).or_default() += 1;
+                if key.ends_with("camera") || key.ends_with("video") {
+                    self.video_seqs.entry(key.clone()).or_default().push(packet.header.sequence_number);
+                }
                 if packet.payload.len() >= 2 && packet.payload[0] & 0x10 != 0 && packet.payload[1] & 0x01 == 0 {
                     *self.keyframes.entry(key).or_default() += 1;
                 }
             }
         }
         while let Some(w) = self.pc.poll_write() {
+            if self.drop_outgoing_video_every > 0 && is_vp8_datagram(&w.message) {
+                self.video_out += 1;
+                if self.video_out % self.drop_outgoing_video_every == 0 {
+                    continue;
+                }
+            }
             let _ = self.socket.send_to(&w.message, w.transport.peer_addr).await;
         }
         if let Some(t) = self.pc.poll_timeout()

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sportello_sfu::{PublishedMid, Sfu, SfuConfig, SfuEvent, SfuStats, TrackSource};
 use sportello_tests::netns::ensure_loopback_namespace;
-use sportello_tests::rtc_client::{Client, Error, pump};
+use sportello_tests::rtc_client::{Client, Error, missing_sequence_numbers, pump};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 fn main() {
@@ -98,11 +98,15 @@ async fn scenario() -> Result<(), Error> {
     // Like a browser: one keyframe at the start, then only when asked. Subscribers who answer their
     // offer after that first keyframe see video only if the SFU's keyframe request (PLI) reaches anna.
     anna.keyframes_on_request_only = true;
+    // 5% loss of anna's video on the way to the SFU, and of carla's on the way from it: the SFU's
+    // NACKs (publisher leg) and its NACK responder (subscriber leg) must repair both.
+    anna.drop_outgoing_video_every = 20;
     anna.add_track(false)?;
     anna.add_track(true)?;
     room.publish("anna", &mut anna).await?;
     let mut bruno = Client::new("bruno-sub").await?;
     let mut carla = Client::new("carla-sub").await?;
+    carla.drop_incoming_video_every = 20;
 
     // Both subscribers receive anna's audio and video, starting with a keyframe.
     let ok = run_until(&mut room, &mut [&mut anna], &mut [("bruno", &mut bruno), ("carla", &mut carla)], Duration::from_secs(15), |subs| {
@@ -113,6 +117,16 @@ async fn scenario() -> Result<(), Error> {
     .await?;
     check(ok, &format!("subscribers did not receive anna's media: bruno {:?} carla {:?}", bruno.received, carla.received))?;
     check(anna.plis >= 1, "the SFU never asked anna for a keyframe")?;
+
+    // Lost video packets are retransmitted on both legs: after a while no hole is left (the most
+    // recent packets may still be on their way).
+    run_until(&mut room, &mut [&mut anna], &mut [("bruno", &mut bruno), ("carla", &mut carla)], Duration::from_secs(3), |_| false)
+        .await?;
+    for (who, c) in [("bruno", &bruno), ("carla", &carla)] {
+        let seqs = c.video_seqs.get("anna/anna/camera").cloned().unwrap_or_default();
+        let holes = missing_sequence_numbers(&seqs, 15);
+        check(seqs.len() > 60 && holes == 0, &format!("{who}: {holes} video packets never repaired out of {}", seqs.len()))?;
+    }
     let s = room.stats().await?;
     check(s.participants == 3 && s.published_tracks == 2 && s.subscriptions == 4 && s.peer_connections == 3, &format!("stats with three: {s:?}"))?;
     check(s.forwarded_packets > 100, &format!("forwarded: {s:?}"))?;
