@@ -94,6 +94,9 @@ pub fn spawn(
 type PeerId = u64;
 type PartId = u64;
 
+/// Remote addresses remembered per peer connection (ICE may try a few candidate pairs).
+const MAX_ADDRS_PER_PEER: usize = 8;
+
 /// How often the active speaker is re-evaluated.
 const SPEAKER_TICK: Duration = Duration::from_millis(200);
 
@@ -314,11 +317,14 @@ impl Engine {
         // STUN names its peer connection by ufrag; anything else is routed by the learned address.
         let peer_id = match stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)) {
             Some(&id) => {
-                if self.by_addr.get(&from) != Some(&id) {
+                // Learned before `rtc` checks the message's integrity (the ufrag only appears in
+                // that participant's SDP), and bounded so forged requests cannot grow the maps.
+                if self.by_addr.get(&from) != Some(&id)
+                    && let Some(p) = self.peers.get_mut(&id)
+                    && p.addrs.len() < MAX_ADDRS_PER_PEER
+                {
+                    p.addrs.push(from);
                     self.by_addr.insert(from, id);
-                    if let Some(p) = self.peers.get_mut(&id) {
-                        p.addrs.push(from);
-                    }
                 }
                 id
             }
@@ -373,9 +379,12 @@ impl Engine {
 
     fn flush(&mut self, now: Instant) {
         // Draining a publisher can dirty subscribers; loop until quiet.
-        let mut rounds = 0;
-        while !self.dirty.is_empty() && rounds < 8 {
-            rounds += 1;
+        // Keyframe requests due now dirty their publishers, so they leave in this same flush.
+        for _ in 0..8 {
+            self.request_keyframes(now);
+            if self.dirty.is_empty() {
+                break;
+            }
             let dirty = std::mem::take(&mut self.dirty);
             for &id in &dirty {
                 if let Some(p) = self.peers.get_mut(&id) {
@@ -383,13 +392,11 @@ impl Engine {
                 }
                 self.drain_peer(id, now);
             }
-            self.request_keyframes(now);
             self.drain_queues(&dirty, now);
             for &id in &dirty {
                 self.collect_writes(id);
             }
         }
-        self.request_keyframes(now);
         if !self.out.is_empty() {
             match self.socket.try_send_batch(&mut self.out) {
                 Ok(_) => {}
