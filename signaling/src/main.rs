@@ -98,12 +98,16 @@ fn run(config: Config) -> ExitCode {
             }
         };
         println!("Sportello è in ascolto su {}", server.url());
-        let demo = Claims::new("demo", "host", "Host", Role::Host, Duration::from_secs(8 * 3600));
-        match server.tokens.issue(&demo) {
-            Ok(token) => {
-                println!("Stanza di prova, come host (valido 8 ore): {}", join_link(&server.config.public_url, &token))
+        // Two links, so a new user can meet themselves in two browser tabs (one identity per tab).
+        let demo = [("host", "Host", Role::Host, "come host"), ("ospite", "Ospite", Role::Participant, "come ospite")];
+        for (identity, name, role, label) in demo {
+            let claims = Claims::new("demo", identity, name, role, Duration::from_secs(8 * 3600));
+            match server.tokens.issue(&claims) {
+                Ok(token) => {
+                    println!("Stanza di prova, {label} (valido 8 ore): {}", join_link(&server.config.public_url, &token))
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot mint the demo link"),
             }
-            Err(e) => tracing::warn!(error = %e, "cannot mint the demo link"),
         }
         println!("Altri link: sportello token --room demo --name \"Mario Rossi\" --role participant");
         shutdown_signal().await;
