@@ -503,15 +503,9 @@ impl Engine {
         let audio_level_id = extensions.iter().find(|(_, u)| u == URI_AUDIO_LEVEL).map(|(id, _)| *id);
 
         let Some(part) = self.parts.get(&owner) else { return };
-        let room = part.room.clone();
-        let (key, new) = match part.tracks.get(&source) {
-            Some(&k) => (k, false),
-            None => (TrackKey(self.next_id + 1), true),
-        };
-        if new {
-            self.next_id += 1;
-        }
-        let info = TrackInfo::new(part.id.clone(), source);
+        let (room, info, existing) = (part.room.clone(), TrackInfo::new(part.id.clone(), source), part.tracks.get(&source).copied());
+        let new = existing.is_none();
+        let key = existing.unwrap_or_else(|| TrackKey(self.id()));
         let kind = info.kind;
         if let Some(Peer { leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) {
             leg.incoming.insert(
