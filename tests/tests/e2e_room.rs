@@ -394,6 +394,15 @@ async fn room_three_participants(ctx: &mut Ctx) -> Result<()> {
         }
     }
     println!("  everyone decodes both other cameras and hears both other microphones");
+    // The fake microphones beep: the SFU's audio levels pick an active speaker, whose tile every
+    // participant sees highlighted.
+    let speaker_shown = "document.querySelectorAll('[data-participant-id][data-speaking=\"true\"]').length === 1";
+    tokio::try_join!(
+        anna.wait_for(speaker_shown, MEDIA_TIMEOUT),
+        bruno.wait_for(speaker_shown, MEDIA_TIMEOUT),
+        carla.wait_for(speaker_shown, MEDIA_TIMEOUT)
+    )?;
+    println!("  an active speaker is highlighted for everyone");
     // Model: every participant has 2 peer connections, publishes microphone + camera, and subscribes
     // to every track of the others: (participants, peer_connections, published_tracks, subscriptions).
     wait_stats(server, (3, 6, 6, 12), "with 3 participants").await?;
