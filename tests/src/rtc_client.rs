@@ -216,7 +216,7 @@ impl Client {
                 Ok((n, from)) => {
                     if self.drop_incoming_video_every > 0 && is_vp8_datagram(&self.buf[..n]) {
                         self.video_in += 1;
-                        if self.video_in % self.drop_incoming_video_every == 0 {
+                        if self.video_in.is_multiple_of(self.drop_incoming_video_every) {
                             continue;
                         }
                     }
@@ -324,7 +324,7 @@ impl Client {
         while let Some(w) = self.pc.poll_write() {
             if self.drop_outgoing_video_every > 0 && is_vp8_datagram(&w.message) {
                 self.video_out += 1;
-                if self.video_out % self.drop_outgoing_video_every == 0 {
+                if self.video_out.is_multiple_of(self.drop_outgoing_video_every) {
                     continue;
                 }
             }

@@ -111,7 +111,7 @@ async fn scenario() -> Result<(), Error> {
     // Both subscribers receive anna's audio and video, starting with a keyframe.
     let ok = run_until(&mut room, &mut [&mut anna], &mut [("bruno", &mut bruno), ("carla", &mut carla)], Duration::from_secs(15), |subs| {
         subs.iter().all(|(_, c)| {
-            c.received("anna/anna/microphone") > 50 && c.received("anna/anna/camera") > 30 && c.keyframes.get("anna/anna/camera").is_some()
+            c.received("anna/anna/microphone") > 50 && c.received("anna/anna/camera") > 30 && c.keyframes.contains_key("anna/anna/camera")
         })
     })
     .await?;

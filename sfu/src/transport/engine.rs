@@ -407,12 +407,10 @@ impl Engine {
     }
 
     fn drain_peer(&mut self, id: PeerId, now: Instant) {
-        loop {
-            let Some(ev) = self.peers.get_mut(&id).and_then(|p| p.pc.poll_event()) else { break };
+        while let Some(ev) = self.peers.get_mut(&id).and_then(|p| p.pc.poll_event()) {
             self.peer_event(id, ev, now);
         }
-        loop {
-            let Some(msg) = self.peers.get_mut(&id).and_then(|p| p.pc.poll_read()) else { break };
+        while let Some(msg) = self.peers.get_mut(&id).and_then(|p| p.pc.poll_read()) {
             self.peer_message(id, msg.message, now);
         }
     }
