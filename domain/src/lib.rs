@@ -10,6 +10,7 @@
 
 pub mod availability;
 pub mod holidays;
+pub mod ics;
 pub mod interval;
 pub mod pattern;
 
