@@ -167,6 +167,9 @@ pub(crate) struct Room {
     settings: Arc<RoomSettings>,
     /// Join order; at most `max_participants`, so linear lookups are fine.
     participants: Vec<Participant>,
+    /// The SFU only reports changes of the loudest participant, so the current one is kept here for
+    /// whoever joins later (otherwise they see no speaker until it changes).
+    active_speaker: Option<String>,
     /// For grace timers, which report back to the room.
     control: mpsc::UnboundedSender<Control>,
 }
@@ -178,7 +181,7 @@ impl Room {
         settings: Arc<RoomSettings>,
         control: mpsc::UnboundedSender<Control>,
     ) -> Room {
-        Room { id, sfu, settings, participants: Vec::new(), control }
+        Room { id, sfu, settings, participants: Vec::new(), active_speaker: None, control }
     }
 
     /// Runs until the room is empty and the registry agreed to forget it.
@@ -303,6 +306,9 @@ impl Room {
             reconnected,
         };
         self.send_to(i, &welcome);
+        if let Some(speaker) = self.active_speaker.clone() {
+            self.send_to(i, &ServerMessage::ActiveSpeaker { participant_id: Some(speaker) });
+        }
         if !reconnected {
             let joined = ServerMessage::ParticipantJoined { participant: self.participants[i].info() };
             self.broadcast(&joined, Some(&id));
@@ -416,7 +422,8 @@ impl Room {
                 }
             }
             SfuEvent::ActiveSpeaker { participant, .. } => {
-                let message = ServerMessage::ActiveSpeaker { participant_id: participant.map(|p| p.to_string()) };
+                self.active_speaker = participant.map(|p| p.to_string());
+                let message = ServerMessage::ActiveSpeaker { participant_id: self.active_speaker.clone() };
                 self.broadcast(&message, None);
             }
             SfuEvent::PeerState { participant, pc, state, .. } => match state {

@@ -666,6 +666,17 @@ mod sfu_events {
     }
 
     #[tokio::test]
+    async fn a_late_joiner_learns_the_current_active_speaker() {
+        let mut room = Room::new().await;
+        emit(&room, SfuEvent::ActiveSpeaker { room: ROOM.into(), participant: Some("bruno".into()) });
+        room.a.recv_until("active_speaker").await;
+        // The SFU reports only changes; carla joins while bruno is still speaking.
+        let (mut carla, _welcome) = room.server.join(ROOM, "carla", Role::Participant).await;
+        let speaker = carla.recv_until("active_speaker").await;
+        assert_eq!(speaker, json!({"v": 1, "type": "active_speaker", "participant_id": "bruno"}));
+    }
+
+    #[tokio::test]
     async fn tracks_survive_a_reconnection_and_end_with_the_grace_period() {
         let server = TestServer::start_with(|c| c.reconnect_grace = Duration::from_millis(500)).await;
         let mut room = Room::on(server).await;
