@@ -111,17 +111,41 @@ pub enum PeerState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SfuEvent {
     /// Media started flowing on a published track (first RTP packet seen).
-    TrackPublished { room: RoomId, track: TrackInfo },
+    TrackPublished {
+        room: RoomId,
+        track: TrackInfo,
+    },
     /// A track stopped being published (renegotiated away, or its participant left).
-    TrackUnpublished { room: RoomId, track: TrackInfo },
+    TrackUnpublished {
+        room: RoomId,
+        track: TrackInfo,
+    },
     /// The subscribe peer connection of `participant` needs this offer delivered; answer with
     /// [`Sfu::subscribe_answer`]. At most one offer is outstanding per participant.
-    SubscribeOffer { room: RoomId, participant: ParticipantId, sdp: String, tracks: Vec<SubscribedTrack> },
+    SubscribeOffer {
+        room: RoomId,
+        participant: ParticipantId,
+        sdp: String,
+        tracks: Vec<SubscribedTrack>,
+    },
     /// A server-side ICE candidate (normally none: the host candidate is in the SDP).
-    LocalCandidate { room: RoomId, participant: ParticipantId, pc: PcKind, candidate: IceCandidate },
-    PeerState { room: RoomId, participant: ParticipantId, pc: PcKind, state: PeerState },
+    LocalCandidate {
+        room: RoomId,
+        participant: ParticipantId,
+        pc: PcKind,
+        candidate: IceCandidate,
+    },
+    PeerState {
+        room: RoomId,
+        participant: ParticipantId,
+        pc: PcKind,
+        state: PeerState,
+    },
     /// The loudest participant of a room changed (from RFC 6464 audio levels); `None` = silence.
-    ActiveSpeaker { room: RoomId, participant: Option<ParticipantId> },
+    ActiveSpeaker {
+        room: RoomId,
+        participant: Option<ParticipantId>,
+    },
 }
 
 /// Counts of live state, for tests ("everything is released") and metrics.
@@ -150,11 +174,7 @@ pub struct SfuConfig {
 
 impl Default for SfuConfig {
     fn default() -> Self {
-        SfuConfig {
-            udp_bind: SocketAddr::from(([127, 0, 0, 1], 3478)),
-            announced_ip: None,
-            subscriber_queue: 512,
-        }
+        SfuConfig { udp_bind: SocketAddr::from(([127, 0, 0, 1], 3478)), announced_ip: None, subscriber_queue: 512 }
     }
 }
 

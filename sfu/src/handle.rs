@@ -51,7 +51,12 @@ impl Sfu {
     }
 
     /// Applies the browser's answer to the last [`SfuEvent::SubscribeOffer`].
-    pub async fn subscribe_answer(&self, room: RoomId, participant: ParticipantId, sdp: String) -> Result<(), SfuError> {
+    pub async fn subscribe_answer(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+        sdp: String,
+    ) -> Result<(), SfuError> {
         self.call(|reply| Command::SubscribeAnswer { room, participant, sdp, reply }).await
     }
 

@@ -36,6 +36,19 @@ pub struct Config {
     pub max_participants: usize,
     /// STUN/TURN servers handed to browsers in `welcome`.
     pub ice_servers: Vec<IceServer>,
+    /// `sqlite:PATH` or `postgres://…`; unset: SQLite at `<data_dir>/sportello.db`.
+    pub database_url: Option<String>,
+    /// `smtp://`, `smtps://` or `smtp+starttls://user:pass@host:port`; unset: every email is
+    /// written as an `.eml` file into `<data_dir>/outbox`.
+    pub smtp_url: Option<String>,
+    /// The From of every email.
+    pub mail_from: String,
+    /// How long before an appointment its reminder goes out.
+    pub reminder_lead: Duration,
+    /// How long documents and chat messages are kept after they are shared.
+    pub retention: Duration,
+    /// Largest accepted upload, in bytes.
+    pub max_upload: usize,
 }
 
 impl Default for Config {
@@ -50,6 +63,22 @@ impl Default for Config {
             reconnect_grace: Duration::from_secs(15),
             max_participants: 50,
             ice_servers: Vec::new(),
+            database_url: None,
+            smtp_url: None,
+            mail_from: "Sportello <noreply@localhost>".into(),
+            reminder_lead: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(30 * 86_400),
+            max_upload: 10 * 1024 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// The database URL in effect (the default SQLite file under the data dir when unset).
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite:{}", self.data_dir.join("sportello.db").display()),
         }
     }
 }
@@ -132,6 +161,14 @@ pub struct Layer {
     pub reconnect_grace: Option<Duration>,
     pub max_participants: Option<usize>,
     pub ice_servers: Option<Vec<IceServer>>,
+    pub database_url: Option<String>,
+    pub smtp_url: Option<String>,
+    pub mail_from: Option<String>,
+    #[serde(default, deserialize_with = "duration_in_file")]
+    pub reminder_lead: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_in_file")]
+    pub retention: Option<Duration>,
+    pub max_upload: Option<usize>,
 }
 
 impl Layer {
@@ -147,6 +184,12 @@ impl Layer {
             reconnect_grace: self.reconnect_grace.or(lower.reconnect_grace),
             max_participants: self.max_participants.or(lower.max_participants),
             ice_servers: self.ice_servers.or(lower.ice_servers),
+            database_url: self.database_url.or(lower.database_url),
+            smtp_url: self.smtp_url.or(lower.smtp_url),
+            mail_from: self.mail_from.or(lower.mail_from),
+            reminder_lead: self.reminder_lead.or(lower.reminder_lead),
+            retention: self.retention.or(lower.retention),
+            max_upload: self.max_upload.or(lower.max_upload),
         }
     }
 
@@ -163,6 +206,12 @@ impl Layer {
             reconnect_grace: self.reconnect_grace.unwrap_or(base.reconnect_grace),
             max_participants: self.max_participants.unwrap_or(base.max_participants),
             ice_servers: self.ice_servers.unwrap_or(base.ice_servers),
+            database_url: self.database_url.or(base.database_url),
+            smtp_url: self.smtp_url.or(base.smtp_url),
+            mail_from: self.mail_from.unwrap_or(base.mail_from),
+            reminder_lead: self.reminder_lead.unwrap_or(base.reminder_lead),
+            retention: self.retention.unwrap_or(base.retention),
+            max_upload: self.max_upload.unwrap_or(base.max_upload),
         }
     }
 
@@ -203,6 +252,12 @@ impl Layer {
                 "ICE_SERVERS" => {
                     layer.ice_servers = Some(serde_json::from_str(&value).map_err(|e| err(e.to_string()))?)
                 }
+                "DATABASE_URL" => layer.database_url = Some(value),
+                "SMTP_URL" => layer.smtp_url = Some(value),
+                "MAIL_FROM" => layer.mail_from = Some(value),
+                "REMINDER_LEAD" => layer.reminder_lead = Some(parse_duration(&value).map_err(err)?),
+                "RETENTION" => layer.retention = Some(parse_duration(&value).map_err(err)?),
+                "MAX_UPLOAD" => layer.max_upload = Some(parsed(&value).map_err(err)?),
                 _ => {}
             }
         }
@@ -244,6 +299,9 @@ pub struct ConfigArgs {
     /// SPORTELLO_ICE_SERVERS (JSON array of RTCIceServer)
     #[arg(long = "ice-server", global = true, value_name = "URL")]
     pub ice_servers: Vec<String>,
+    /// Database: sqlite:PATH or postgres://… [env: SPORTELLO_DATABASE_URL] [default: sqlite:<data-dir>/sportello.db]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 impl ConfigArgs {
@@ -263,6 +321,9 @@ impl ConfigArgs {
                     .map(|url| IceServer { urls: vec![url.clone()], username: None, credential: None })
                     .collect()
             }),
+            database_url: self.database_url.clone(),
+            // Credentials and mail settings come from the file or the environment, not the command line.
+            ..Layer::default()
         }
     }
 }

@@ -10,14 +10,20 @@
 //! - [`rooms`]: the registry of live rooms and the router of [`SfuEvent`](sportello_sfu::SfuEvent)s.
 //! - [`ws`]: one websocket session (limits, join deadline, pings) in front of a room.
 //! - [`web`]: the embedded browser client and its security headers.
+//! - [`clock`]: the server's "now" (shifted in tests), used by every time-based decision.
+//! - [`mail`]: outgoing email — SMTP, or `.eml` files in `<data_dir>/outbox` by default.
+//! - [`api`]: the JSON REST API (booking, staff, admin, rooms) and its OpenAPI document.
 //! - [`server`]: the axum [`Router`](axum::Router) and [`start`](server::start) for the binary and tests.
 //!
 //! Invariants: nothing here knows about RTP or ICE internals (that is `sportello-sfu`); library errors
 //! are typed (`thiserror`) and mapped to wire codes or HTTP statuses only at the edge (`error`, `server`);
 //! a room never awaits a websocket (per-connection bounded queues; a full queue closes that connection).
 
+pub mod api;
+pub mod clock;
 pub mod config;
 pub mod error;
+pub mod mail;
 pub mod protocol;
 pub mod room;
 pub mod rooms;
@@ -27,4 +33,4 @@ pub mod web;
 pub mod ws;
 
 pub use config::Config;
-pub use server::{RunningServer, ServerError, app, start};
+pub use server::{RunningServer, ServerError, app, start, start_with_clock};

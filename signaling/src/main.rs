@@ -104,7 +104,10 @@ fn run(config: Config) -> ExitCode {
             let claims = Claims::new("demo", identity, name, role, Duration::from_secs(8 * 3600));
             match server.tokens.issue(&claims) {
                 Ok(token) => {
-                    println!("Stanza di prova, {label} (valido 8 ore): {}", join_link(&server.config.public_url, &token))
+                    println!(
+                        "Stanza di prova, {label} (valido 8 ore): {}",
+                        join_link(&server.config.public_url, &token)
+                    )
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot mint the demo link"),
             }

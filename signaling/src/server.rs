@@ -9,16 +9,19 @@ use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sportello_sfu::{Sfu, SfuConfig, SfuError};
+use sportello_store::{Store, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
+use crate::mail::{MailError, Mailer};
 use crate::room::RoomSettings;
 use crate::rooms::Rooms;
 use crate::token::{KeyError, TokenKey};
-use crate::{web, ws};
+use crate::{api, web, ws};
 
 /// Everything a request handler may need. Cheap to clone.
 #[derive(Clone)]
@@ -26,18 +29,38 @@ pub struct AppState {
     pub rooms: Rooms,
     pub tokens: Arc<TokenKey>,
     pub config: Arc<Config>,
+    pub store: Store,
+    pub mailer: Mailer,
+    /// The server's "now" (shared with `tokens`).
+    pub clock: Clock,
     /// Changes (or closes) when the server shuts down; websocket sessions then close with 1001.
     pub shutdown: watch::Receiver<bool>,
 }
 
 impl AppState {
-    pub fn new(config: Config, tokens: TokenKey, sfu: Sfu, shutdown: watch::Receiver<bool>) -> AppState {
+    pub fn new(
+        config: Config,
+        tokens: TokenKey,
+        sfu: Sfu,
+        store: Store,
+        mailer: Mailer,
+        shutdown: watch::Receiver<bool>,
+    ) -> AppState {
+        let clock = tokens.clock().clone();
         let settings = RoomSettings {
             reconnect_grace: config.reconnect_grace,
             max_participants: config.max_participants,
             ice_servers: config.ice_servers.clone(),
         };
-        AppState { rooms: Rooms::new(sfu, settings), tokens: Arc::new(tokens), config: Arc::new(config), shutdown }
+        AppState {
+            rooms: Rooms::new(sfu, settings),
+            tokens: Arc::new(tokens),
+            config: Arc::new(config),
+            store,
+            mailer,
+            clock,
+            shutdown,
+        }
     }
 }
 
@@ -72,6 +95,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(ws::handler))
+        .nest("/api", api::routes())
         .merge(web::routes())
         .fallback(|| async { HttpError::NotFound })
         .with_state(state)
@@ -101,6 +125,10 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot set up email: {0}")]
+    Mail(#[from] MailError),
     #[error("cannot start the media engine: {0}")]
     Sfu(#[from] SfuError),
     #[error("cannot listen on {addr}: {source}")]
@@ -121,6 +149,7 @@ pub struct RunningServer {
     pub tokens: Arc<TokenKey>,
     pub config: Arc<Config>,
     pub rooms: Rooms,
+    pub store: Store,
     shutdown: watch::Sender<bool>,
     http: Option<JoinHandle<Result<(), std::io::Error>>>,
     events: JoinHandle<()>,
@@ -151,8 +180,15 @@ impl Drop for RunningServer {
 
 /// Loads (or creates) the token key, starts the SFU on `media_bind`, binds `listen` and serves.
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    start_with_clock(config, Clock::system()).await
+}
+
+/// [`start`] with the server's notion of "now" given (tests run it at a chosen time of day).
+pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningServer, ServerError> {
     let config = config.validated()?;
-    let tokens = TokenKey::load_or_create(&config.data_dir)?;
+    let tokens = TokenKey::load_or_create(&config.data_dir)?.with_clock(clock);
+    let store = Store::connect(&config.database_url()).await?;
+    let mailer = Mailer::new(config.smtp_url.as_deref(), &config.mail_from, &config.data_dir)?;
     let (sfu, events) = Sfu::start(SfuConfig {
         udp_bind: config.media_bind,
         announced_ip: config.announced_ip,
@@ -163,8 +199,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let http_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let state = AppState::new(config, tokens, sfu.clone(), shutdown_rx.clone());
-    let (rooms, tokens, config) = (state.rooms.clone(), state.tokens.clone(), state.config.clone());
+    let state = AppState::new(config, tokens, sfu.clone(), store, mailer, shutdown_rx.clone());
+    let (rooms, tokens, config, store) =
+        (state.rooms.clone(), state.tokens.clone(), state.config.clone(), state.store.clone());
     let events = tokio::spawn(rooms.clone().route_events(events));
     let mut stop = shutdown_rx;
     let http = tokio::spawn(async move {
@@ -182,10 +219,24 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         tokens,
         config,
         rooms,
+        store,
         shutdown,
         http: Some(http),
         events,
     })
+}
+
+/// A state over a fresh SQLite file and outbox in a temporary directory (kept alive by the guard).
+#[cfg(test)]
+pub(crate) async fn test_state() -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sfu, _events) =
+        Sfu::start(SfuConfig { udp_bind: "127.0.0.1:0".parse().expect("addr"), ..SfuConfig::default() }).expect("sfu");
+    let (_tx, rx) = watch::channel(false);
+    let config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+    let store = Store::connect(&config.database_url()).await.expect("store");
+    let mailer = Mailer::new(None, &config.mail_from, dir.path()).expect("mailer");
+    (AppState::new(config, TokenKey::random(), sfu, store, mailer, rx), dir)
 }
 
 #[cfg(test)]
@@ -195,15 +246,9 @@ mod tests {
 
     use super::*;
 
-    fn state() -> AppState {
-        let (sfu, _events) =
-            Sfu::start(SfuConfig { udp_bind: "127.0.0.1:0".parse().unwrap(), ..SfuConfig::default() }).unwrap();
-        let (_tx, rx) = watch::channel(false);
-        AppState::new(Config::default(), TokenKey::random(), sfu, rx)
-    }
-
     async fn get(uri: &str) -> Response {
-        app(state()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()
+        let (state, _dir) = test_state().await;
+        app(state).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()
     }
 
     #[tokio::test]

@@ -13,6 +13,8 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
+
 /// Name of the key file inside the data directory.
 pub const KEY_FILE: &str = "jwt.key";
 const KEY_LEN: usize = 32;
@@ -70,12 +72,22 @@ pub struct Claims {
     pub nbf: u64,
     pub exp: u64,
     pub iat: u64,
+    /// The appointment this link belongs to: the join is refused once it is cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appt: Option<String>,
+    /// Must wait in the lobby until a host admits them (citizens, invited guests).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wait: bool,
 }
 
 impl Claims {
     /// Claims valid from now for `valid_for`.
     pub fn new(room: &str, identity: &str, name: &str, role: Role, valid_for: Duration) -> Claims {
-        let now = unix_now();
+        Claims::new_at(unix_now(), room, identity, name, role, valid_for)
+    }
+
+    /// Claims valid from `now` (Unix seconds, e.g. the server [`Clock`]'s) for `valid_for`.
+    pub fn new_at(now: u64, room: &str, identity: &str, name: &str, role: Role, valid_for: Duration) -> Claims {
         Claims {
             room: room.to_owned(),
             sub: identity.to_owned(),
@@ -84,6 +96,8 @@ impl Claims {
             nbf: now,
             exp: now.saturating_add(valid_for.as_secs()),
             iat: now,
+            appt: None,
+            wait: false,
         }
     }
 }
@@ -122,6 +136,8 @@ pub enum KeyError {
 pub struct TokenKey {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Judges `nbf`/`exp` (the server's clock, shifted in tests).
+    clock: Clock,
 }
 
 impl fmt::Debug for TokenKey {
@@ -132,7 +148,21 @@ impl fmt::Debug for TokenKey {
 
 impl TokenKey {
     pub fn from_secret(secret: &[u8]) -> TokenKey {
-        TokenKey { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+        TokenKey {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            clock: Clock::system(),
+        }
+    }
+
+    /// The same key judging validity windows by `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> TokenKey {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// A fresh random key that is not stored anywhere (tests, forged tokens).
@@ -176,8 +206,9 @@ impl TokenKey {
     pub fn verify(&self, token: &str, expected_room: Option<&str>) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
-        validation.validate_nbf = true;
-        validation.validate_exp = true;
+        // Time is checked below against our clock, not jsonwebtoken's system time.
+        validation.validate_nbf = false;
+        validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "nbf", "sub"]);
         let claims = match jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation) {
             Ok(data) => data.claims,
@@ -192,6 +223,13 @@ impl TokenKey {
                 });
             }
         };
+        let now = u64::try_from(self.clock.now()).unwrap_or(0);
+        if claims.exp.saturating_add(LEEWAY_SECS) < now {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf > now.saturating_add(LEEWAY_SECS) {
+            return Err(TokenError::NotYetValid);
+        }
         let sane = |s: &str, max: usize| !s.trim().is_empty() && s.len() <= max && !s.chars().any(char::is_control);
         if !sane(&claims.room, MAX_ID_LEN) || !sane(&claims.sub, MAX_ID_LEN) || !sane(&claims.name, MAX_NAME_LEN) {
             return Err(TokenError::Invalid);

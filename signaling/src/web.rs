@@ -59,18 +59,9 @@ mod tests {
     use super::*;
 
     async fn get(uri: &str) -> Response {
-        let app: Router = routes().with_state(test_state());
+        let (state, _dir) = crate::server::test_state().await;
+        let app: Router = routes().with_state(state);
         app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()
-    }
-
-    fn test_state() -> AppState {
-        let (sfu, _events) = sportello_sfu::Sfu::start(sportello_sfu::SfuConfig {
-            udp_bind: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        })
-        .unwrap();
-        let (_tx, rx) = tokio::sync::watch::channel(false);
-        AppState::new(crate::Config::default(), crate::token::TokenKey::random(), sfu, rx)
     }
 
     /// Every embedded file is served at `/web/<name>` with its own bytes and a fitting type.

@@ -124,14 +124,10 @@ impl Chromedriver {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = driver.child.try_wait()? {
-                return Err(err(format!(
-                    "chromedriver exited at start ({status}); see {}",
-                    driver.log.display()
-                )));
+                return Err(err(format!("chromedriver exited at start ({status}); see {}", driver.log.display())));
             }
-            let ready = tokio::task::spawn_blocking(move || http_get(addr, "/status"))
-                .await
-                .map_err(|e| err(e.to_string()))?;
+            let ready =
+                tokio::task::spawn_blocking(move || http_get(addr, "/status")).await.map_err(|e| err(e.to_string()))?;
             if let Ok(body) = ready
                 && (body.contains("\"ready\":true") || body.contains("\"ready\": true"))
             {
@@ -355,8 +351,7 @@ impl Browser {
     /// and be interactable.
     pub async fn click(&self, css: &str) -> Result<()> {
         let sel = serde_json::to_string(css)?;
-        self.wait_for(&format!("(e => !!e && !e.disabled)(document.querySelector({sel}))"), CLICK_TIMEOUT)
-            .await?;
+        self.wait_for(&format!("(e => !!e && !e.disabled)(document.querySelector({sel}))"), CLICK_TIMEOUT).await?;
         let deadline = Instant::now() + CLICK_TIMEOUT;
         loop {
             let attempt = async { self.client().find(Locator::Css(css)).await?.click().await };

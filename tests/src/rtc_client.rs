@@ -15,10 +15,10 @@ use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpSenderId;
@@ -95,9 +95,8 @@ impl Client {
             sportello_sfu::transport::feedback::DeliverFeedback::default(),
         );
         let registry = register_default_interceptors(registry, &mut me)?;
-        let se = SettingEngineBuilder::new()
-            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-            .build();
+        let se =
+            SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled).build();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_setting_engine(se)
@@ -131,7 +130,10 @@ impl Client {
     pub fn add_track(&mut self, video: bool) -> Result<RTCRtpSenderId, Error> {
         let ssrc = rand_u32();
         let (kind, codec) = if video {
-            (RtpCodecKind::Video, RTCRtpCodec { mime_type: MIME_TYPE_VP8.into(), clock_rate: 90000, ..Default::default() })
+            (
+                RtpCodecKind::Video,
+                RTCRtpCodec { mime_type: MIME_TYPE_VP8.into(), clock_rate: 90000, ..Default::default() },
+            )
         } else {
             (
                 RtpCodecKind::Audio,
@@ -241,7 +243,9 @@ impl Client {
             for o in &mut self.outgoing {
                 while o.next_at <= now {
                     let keyframe = o.video
-                        && (o.frames == 0 || (periodic && o.frames % 30 == 0) || std::mem::take(&mut self.keyframe_requested));
+                        && (o.frames == 0
+                            || (periodic && o.frames % 30 == 0)
+                            || std::mem::take(&mut self.keyframe_requested));
                     let payload: Bytes = if o.video {
                         // VP8 descriptor with S=1, PID=0; payload header P bit 0 = keyframe.
                         let mut p = vec![0x10, if keyframe { 0x00 } else { 0x01 }];
@@ -344,7 +348,11 @@ impl Client {
 }
 
 /// Pumps every client until `done` says so or `timeout` passes; returns whether `done` was reached.
-pub async fn pump(clients: &mut [&mut Client], timeout: Duration, mut done: impl FnMut(&[&mut Client]) -> bool) -> bool {
+pub async fn pump(
+    clients: &mut [&mut Client],
+    timeout: Duration,
+    mut done: impl FnMut(&[&mut Client]) -> bool,
+) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         for c in clients.iter_mut() {

@@ -359,8 +359,14 @@ async fn room_three_participants(ctx: &mut Ctx) -> Result<()> {
         if me != id {
             return Err(err(format!("[{id}] window.sportello.participantId is {me:?}")));
         }
-        b.wait_for(&format!("{} === 1 && document.querySelector('[data-participant-id=\"{id}\"]').dataset.self === 'true'", tiles(id)), JOIN_TIMEOUT)
-            .await?;
+        b.wait_for(
+            &format!(
+                "{} === 1 && document.querySelector('[data-participant-id=\"{id}\"]').dataset.self === 'true'",
+                tiles(id)
+            ),
+            JOIN_TIMEOUT,
+        )
+        .await?;
     }
     println!("  3 participants in the room");
 
@@ -387,7 +393,10 @@ async fn room_three_participants(ctx: &mut Ctx) -> Result<()> {
         // What the user sees: one tile per other participant, showing that participant's camera.
         for o in &others {
             b.wait_for(
-                &format!("{} === 1 && document.querySelectorAll('video[data-track-id=\"{o}/camera\"]').length === 1", tiles(o)),
+                &format!(
+                    "{} === 1 && document.querySelectorAll('video[data-track-id=\"{o}/camera\"]').length === 1",
+                    tiles(o)
+                ),
                 MEDIA_TIMEOUT,
             )
             .await?;
@@ -473,7 +482,10 @@ async fn room_three_participants(ctx: &mut Ctx) -> Result<()> {
     if let Some(bad) = bad {
         return Err(err(bad));
     }
-    println!("  bruno reconnected by himself; anna saw one tile for him in {} samples and decodes him again", samples.load(Ordering::Relaxed));
+    println!(
+        "  bruno reconnected by himself; anna saw one tile for him in {} samples and decodes him again",
+        samples.load(Ordering::Relaxed)
+    );
     let bruno_gets_anna = media_condition(&["anna/camera", "anna/screen"], &["anna/microphone"]);
     let one_bruno = format!("{} === 1", tiles("bruno"));
     tokio::try_join!(bruno.wait_for(&bruno_gets_anna, MEDIA_TIMEOUT), anna.wait_for(&one_bruno, MEDIA_TIMEOUT))?;
@@ -487,13 +499,21 @@ async fn room_three_participants(ctx: &mut Ctx) -> Result<()> {
 
 /// Polls the SFU's counters until (participants, peer_connections, published_tracks, subscriptions)
 /// equal `want` (released resources may take a moment); the error shows the last counters.
-async fn wait_stats(server: &app::App, want: (usize, usize, usize, usize), when: &str) -> Result<sportello_sfu::SfuStats> {
+async fn wait_stats(
+    server: &app::App,
+    want: (usize, usize, usize, usize),
+    when: &str,
+) -> Result<sportello_sfu::SfuStats> {
     let last = std::cell::RefCell::new(None);
-    poll_until(&format!("SFU stats {when} to be (participants, peer_connections, published_tracks, subscriptions) = {want:?}"), RELEASE_TIMEOUT, || async {
-        let s = server.stats().await?;
-        *last.borrow_mut() = Some(s);
-        Ok(((s.participants, s.peer_connections, s.published_tracks, s.subscriptions) == want).then_some(s))
-    })
+    poll_until(
+        &format!("SFU stats {when} to be (participants, peer_connections, published_tracks, subscriptions) = {want:?}"),
+        RELEASE_TIMEOUT,
+        || async {
+            let s = server.stats().await?;
+            *last.borrow_mut() = Some(s);
+            Ok(((s.participants, s.peer_connections, s.published_tracks, s.subscriptions) == want).then_some(s))
+        },
+    )
     .await
     .map_err(|e| err(format!("{e}; last stats: {:?}", last.borrow())))
 }

@@ -49,7 +49,10 @@ impl Room {
         let (sdp, mids) = client.offer()?;
         let mids = mids
             .into_iter()
-            .map(|(mid, video)| PublishedMid { mid, source: if video { TrackSource::Camera } else { TrackSource::Microphone } })
+            .map(|(mid, video)| PublishedMid {
+                mid,
+                source: if video { TrackSource::Camera } else { TrackSource::Microphone },
+            })
             .collect();
         let answer = self.sfu.publish_offer(self.name.clone(), who.into(), sdp, mids).await?;
         client.apply_answer(answer)
@@ -109,33 +112,59 @@ async fn scenario() -> Result<(), Error> {
     carla.drop_incoming_video_every = 20;
 
     // Both subscribers receive anna's audio and video, starting with a keyframe.
-    let ok = run_until(&mut room, &mut [&mut anna], &mut [("bruno", &mut bruno), ("carla", &mut carla)], Duration::from_secs(15), |subs| {
-        subs.iter().all(|(_, c)| {
-            c.received("anna/anna/microphone") > 50 && c.received("anna/anna/camera") > 30 && c.keyframes.contains_key("anna/anna/camera")
-        })
-    })
+    let ok = run_until(
+        &mut room,
+        &mut [&mut anna],
+        &mut [("bruno", &mut bruno), ("carla", &mut carla)],
+        Duration::from_secs(15),
+        |subs| {
+            subs.iter().all(|(_, c)| {
+                c.received("anna/anna/microphone") > 50
+                    && c.received("anna/anna/camera") > 30
+                    && c.keyframes.contains_key("anna/anna/camera")
+            })
+        },
+    )
     .await?;
-    check(ok, &format!("subscribers did not receive anna's media: bruno {:?} carla {:?}", bruno.received, carla.received))?;
+    check(
+        ok,
+        &format!("subscribers did not receive anna's media: bruno {:?} carla {:?}", bruno.received, carla.received),
+    )?;
     check(anna.plis >= 1, "the SFU never asked anna for a keyframe")?;
 
     // Lost video packets are retransmitted on both legs: after a while no hole is left (the most
     // recent packets may still be on their way).
-    run_until(&mut room, &mut [&mut anna], &mut [("bruno", &mut bruno), ("carla", &mut carla)], Duration::from_secs(3), |_| false)
-        .await?;
+    run_until(
+        &mut room,
+        &mut [&mut anna],
+        &mut [("bruno", &mut bruno), ("carla", &mut carla)],
+        Duration::from_secs(3),
+        |_| false,
+    )
+    .await?;
     for (who, c) in [("bruno", &bruno), ("carla", &carla)] {
         let seqs = c.video_seqs.get("anna/anna/camera").cloned().unwrap_or_default();
         let holes = missing_sequence_numbers(&seqs, 15);
-        check(seqs.len() > 60 && holes == 0, &format!("{who}: {holes} video packets never repaired out of {}", seqs.len()))?;
+        check(
+            seqs.len() > 60 && holes == 0,
+            &format!("{who}: {holes} video packets never repaired out of {}", seqs.len()),
+        )?;
     }
     let s = room.stats().await?;
-    check(s.participants == 3 && s.published_tracks == 2 && s.subscriptions == 4 && s.peer_connections == 3, &format!("stats with three: {s:?}"))?;
+    check(
+        s.participants == 3 && s.published_tracks == 2 && s.subscriptions == 4 && s.peer_connections == 3,
+        &format!("stats with three: {s:?}"),
+    )?;
     check(s.forwarded_packets > 100, &format!("forwarded: {s:?}"))?;
 
     // carla leaves: her subscriptions and connection are released, bruno is unaffected.
     room.sfu.leave(room.name.clone(), "carla".into()).await?;
     carla.close();
     let s = room.stats().await?;
-    check(s.participants == 2 && s.subscriptions == 2 && s.peer_connections == 2, &format!("stats after carla left: {s:?}"))?;
+    check(
+        s.participants == 2 && s.subscriptions == 2 && s.peer_connections == 2,
+        &format!("stats after carla left: {s:?}"),
+    )?;
     let before = bruno.received("anna/anna/camera");
     let ok = run_until(&mut room, &mut [&mut anna], &mut [("bruno", &mut bruno)], Duration::from_secs(5), |subs| {
         subs[0].1.received("anna/anna/camera") > before + 30
@@ -152,10 +181,12 @@ async fn scenario() -> Result<(), Error> {
     anna2.add_track(false)?;
     anna2.add_track(true)?;
     room.publish("anna", &mut anna2).await?;
-    let (before, kf_before) = (bruno.received("anna/anna/camera"), bruno.keyframes.get("anna/anna/camera").copied().unwrap_or(0));
+    let (before, kf_before) =
+        (bruno.received("anna/anna/camera"), bruno.keyframes.get("anna/anna/camera").copied().unwrap_or(0));
     let ok = run_until(&mut room, &mut [&mut anna2], &mut [("bruno", &mut bruno)], Duration::from_secs(15), |subs| {
         let c = &subs[0].1;
-        c.received("anna/anna/camera") > before + 30 && c.keyframes.get("anna/anna/camera").copied().unwrap_or(0) > kf_before
+        c.received("anna/anna/camera") > before + 30
+            && c.keyframes.get("anna/anna/camera").copied().unwrap_or(0) > kf_before
     })
     .await?;
     check(ok, &format!("bruno did not get anna's media after her reconnection: {:?}", bruno.received))?;
@@ -181,7 +212,11 @@ async fn scenario() -> Result<(), Error> {
     room.sfu.leave(room.name.clone(), "bruno".into()).await?;
     let s = room.stats().await?;
     check(
-        s.rooms == 0 && s.participants == 0 && s.peer_connections == 0 && s.published_tracks == 0 && s.subscriptions == 0,
+        s.rooms == 0
+            && s.participants == 0
+            && s.peer_connections == 0
+            && s.published_tracks == 0
+            && s.subscriptions == 0,
         &format!("stats after everyone left: {s:?}"),
     )?;
     println!("sfu_media: forwarded {} packets, dropped {}", s.forwarded_packets, s.dropped_packets);

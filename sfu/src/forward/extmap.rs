@@ -86,10 +86,7 @@ mod tests {
 
     #[test]
     fn unknown_and_zero_ids_are_dropped() {
-        let m = ExtensionMap::new(
-            &[(0, AUDIO_LEVEL), (1, TWCC)],
-            &[(0, AUDIO_LEVEL), (7, TWCC)],
-        );
+        let m = ExtensionMap::new(&[(0, AUDIO_LEVEL), (1, TWCC)], &[(0, AUDIO_LEVEL), (7, TWCC)]);
         for id in 0..=255u8 {
             assert_eq!(m.map(id), if id == 1 { Some(7) } else { None }, "id {id}");
         }
@@ -110,15 +107,9 @@ mod tests {
 
     #[test]
     fn identity_is_detected_only_when_nothing_moves() {
-        let same = ExtensionMap::new(
-            &[(1, AUDIO_LEVEL), (3, TWCC)],
-            &[(1, AUDIO_LEVEL), (3, TWCC)],
-        );
+        let same = ExtensionMap::new(&[(1, AUDIO_LEVEL), (3, TWCC)], &[(1, AUDIO_LEVEL), (3, TWCC)]);
         assert!(same.is_identity());
-        let moved = ExtensionMap::new(
-            &[(1, AUDIO_LEVEL), (3, TWCC)],
-            &[(1, AUDIO_LEVEL), (4, TWCC)],
-        );
+        let moved = ExtensionMap::new(&[(1, AUDIO_LEVEL), (3, TWCC)], &[(1, AUDIO_LEVEL), (4, TWCC)]);
         assert!(!moved.is_identity());
         let dropped = ExtensionMap::new(&[(1, AUDIO_LEVEL), (3, TWCC)], &[(1, AUDIO_LEVEL)]);
         assert!(!dropped.is_identity());

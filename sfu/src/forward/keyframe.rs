@@ -24,11 +24,7 @@ impl Default for KeyframeThrottle {
 
 impl KeyframeThrottle {
     pub fn new(min_interval: Duration) -> Self {
-        KeyframeThrottle {
-            min_interval,
-            last_sent: None,
-            pending_since: None,
-        }
+        KeyframeThrottle { min_interval, last_sent: None, pending_since: None }
     }
 
     /// Records demand for a keyframe (a subscriber joined, lost packets, or sent PLI/FIR).
@@ -65,9 +61,7 @@ impl KeyframeThrottle {
         let since = self.pending_since?;
         match self.last_sent {
             None => Some(since),
-            Some(sent) => sent
-                .checked_add(self.min_interval)
-                .map(|open| open.max(since)),
+            Some(sent) => sent.checked_add(self.min_interval).map(|open| open.max(since)),
         }
     }
 }
@@ -115,10 +109,7 @@ mod tests {
         assert_eq!(k.next_timeout(), Some(ms(t0, 1_000)));
         assert!(!k.poll(ms(t0, 999)));
         assert!(k.poll(ms(t0, 1_000)));
-        assert!(
-            !k.poll(ms(t0, 5_000)),
-            "all ten were satisfied by the two PLIs"
-        );
+        assert!(!k.poll(ms(t0, 5_000)), "all ten were satisfied by the two PLIs");
     }
 
     #[test]

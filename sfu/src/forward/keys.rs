@@ -30,12 +30,6 @@ mod tests {
         let a = DownTrackKey::new(SubscriberKey(1), TrackKey(9));
         let b = DownTrackKey::new(SubscriberKey(2), TrackKey(0));
         assert!(a < b);
-        assert_eq!(
-            a,
-            DownTrackKey {
-                subscriber: SubscriberKey(1),
-                track: TrackKey(9)
-            }
-        );
+        assert_eq!(a, DownTrackKey { subscriber: SubscriberKey(1), track: TrackKey(9) });
     }
 }

@@ -105,13 +105,7 @@ impl RtpMunger {
     /// Rewrites one upstream packet: the outgoing `(seq, timestamp)`, or `None` to drop it (a
     /// duplicate, older than the newest by `WINDOW` or more, older than the current source's switch
     /// point, or a straggler of a replaced source).
-    pub fn rewrite(
-        &mut self,
-        ssrc: u32,
-        seq: u16,
-        timestamp: u32,
-        now: Instant,
-    ) -> Option<(u16, u32)> {
+    pub fn rewrite(&mut self, ssrc: u32, seq: u16, timestamp: u32, now: Instant) -> Option<(u16, u32)> {
         let Some(src) = self.source.as_mut() else {
             return Some(self.anchor(ssrc, seq, timestamp, now));
         };
@@ -119,9 +113,9 @@ impl RtpMunger {
             return Some(self.anchor(ssrc, seq, timestamp, now));
         }
         if src.ssrc != ssrc {
-            let straggler = self.replaced.is_some_and(|(old, at)| {
-                old == ssrc && now.saturating_duration_since(at) < STRAGGLER_WINDOW
-            });
+            let straggler = self
+                .replaced
+                .is_some_and(|(old, at)| old == ssrc && now.saturating_duration_since(at) < STRAGGLER_WINDOW);
             if straggler {
                 return None;
             }
@@ -170,11 +164,7 @@ impl RtpMunger {
             src.ref_ts = in_ts;
         }
         if self.last.is_none_or(|last| out_seq > last.seq) {
-            self.last = Some(LastOut {
-                seq: out_seq,
-                ts: out_ts,
-                at: now,
-            });
+            self.last = Some(LastOut { seq: out_seq, ts: out_ts, at: now });
         }
         Some((out_seq as u16, out_ts as u32))
     }
@@ -229,10 +219,7 @@ impl RtpMunger {
     /// RTP time of Sender Reports, which keeps lip sync). `None` before the source's first packet or
     /// while a re-anchor is pending.
     pub fn translate_timestamp(&self, ssrc: u32, timestamp: u32) -> Option<u32> {
-        let src = self
-            .source
-            .as_ref()
-            .filter(|s| s.ssrc == ssrc && !self.reanchor)?;
+        let src = self.source.as_ref().filter(|s| s.ssrc == ssrc && !self.reanchor)?;
         Some((extend_ts(src.ref_ts, timestamp) + src.ts_offset) as u32)
     }
 
@@ -240,10 +227,7 @@ impl RtpMunger {
     fn anchor(&mut self, ssrc: u32, seq: u16, timestamp: u32, now: Instant) -> (u16, u32) {
         let (out_seq, out_ts) = match self.last {
             None => (self.initial_seq, self.initial_ts),
-            Some(last) => (
-                last.seq + 1,
-                last.ts + self.ticks(now.saturating_duration_since(last.at)),
-            ),
+            Some(last) => (last.seq + 1, last.ts + self.ticks(now.saturating_duration_since(last.at))),
         };
         match &self.source {
             Some(old) if old.ssrc != ssrc => self.replaced = Some((old.ssrc, now)),
@@ -265,11 +249,7 @@ impl RtpMunger {
         };
         src.mark_seen(s);
         self.source = Some(src);
-        self.last = Some(LastOut {
-            seq: out_seq,
-            ts: out_ts,
-            at: now,
-        });
+        self.last = Some(LastOut { seq: out_seq, ts: out_ts, at: now });
         self.reanchor = false;
         self.resync = false;
         (out_seq as u16, out_ts as u32)
@@ -326,12 +306,7 @@ impl SkipRanges {
         let listed = &self.ranges[..self.len];
         match listed.last() {
             Some(&(_, end)) if s < end => {
-                self.folded
-                    + listed
-                        .iter()
-                        .take_while(|r| r.1 <= s)
-                        .map(|r| r.1 - r.0)
-                        .sum::<i64>()
+                self.folded + listed.iter().take_while(|r| r.1 <= s).map(|r| r.1 - r.0).sum::<i64>()
             }
             _ => self.total,
         }
@@ -340,10 +315,7 @@ impl SkipRanges {
     /// Records a skip of `s` (not already recorded). Runs ending at or below `oldest_placeable`
     /// are folded first. Returns a new floor when placement information had to be dropped.
     fn insert(&mut self, s: i64, oldest_placeable: i64) -> Option<i64> {
-        let stale = self.ranges[..self.len]
-            .iter()
-            .take_while(|r| r.1 <= oldest_placeable)
-            .count();
+        let stale = self.ranges[..self.len].iter().take_while(|r| r.1 <= oldest_placeable).count();
         for i in 0..stale {
             self.folded += self.ranges[i].1 - self.ranges[i].0;
         }
@@ -442,49 +414,26 @@ mod tests {
     }
 
     /// Feeds `count` in-order packets (one per 33 ms frame) and returns the outputs.
-    fn feed(
-        m: &mut RtpMunger,
-        ssrc: u32,
-        seq0: u16,
-        ts0: u32,
-        count: u16,
-        start: Instant,
-    ) -> Vec<(u16, u32)> {
+    fn feed(m: &mut RtpMunger, ssrc: u32, seq0: u16, ts0: u32, count: u16, start: Instant) -> Vec<(u16, u32)> {
         (0..count)
             .map(|i| {
                 let now = start + Duration::from_millis(33 * u64::from(i));
-                m.rewrite(
-                    ssrc,
-                    seq0.wrapping_add(i),
-                    ts0.wrapping_add(FRAME * u32::from(i)),
-                    now,
-                )
-                .expect("in-order packet is forwarded")
+                m.rewrite(ssrc, seq0.wrapping_add(i), ts0.wrapping_add(FRAME * u32::from(i)), now)
+                    .expect("in-order packet is forwarded")
             })
             .collect()
     }
 
     fn assert_contiguous(out: &[(u16, u32)]) {
         for w in out.windows(2) {
-            assert_eq!(
-                w[1].0,
-                w[0].0.wrapping_add(1),
-                "gap between {:?} and {:?}",
-                w[0],
-                w[1]
-            );
+            assert_eq!(w[1].0, w[0].0.wrapping_add(1), "gap between {:?} and {:?}", w[0], w[1]);
         }
     }
 
     fn assert_ts_increasing(out: &[(u16, u32)]) {
         for w in out.windows(2) {
             let delta = w[1].1.wrapping_sub(w[0].1) as i32;
-            assert!(
-                delta > 0,
-                "timestamp went back between {:?} and {:?}",
-                w[0],
-                w[1]
-            );
+            assert!(delta > 0, "timestamp went back between {:?} and {:?}", w[0], w[1]);
         }
     }
 
@@ -494,11 +443,7 @@ mod tests {
         let first = |out_ssrc| RtpMunger::new(out_ssrc, CLOCK).rewrite(A, 500, 1_000, t0);
         assert_eq!(first(1), first(1), "deterministic");
         assert_ne!(first(1), first(2), "different downtracks start elsewhere");
-        assert_ne!(
-            first(1),
-            Some((500, 1_000)),
-            "upstream numbers are not leaked"
-        );
+        assert_ne!(first(1), Some((500, 1_000)), "upstream numbers are not leaked");
         let m = RtpMunger::new(7, CLOCK);
         assert_eq!(m.out_ssrc(), 7);
         assert_eq!(m.clock_rate(), CLOCK);
@@ -535,11 +480,7 @@ mod tests {
         let switch_at = t0 + Duration::from_millis(33 * 9 + 200);
         let after = feed(&mut m, B, 7, 4_000_000_000, 10, switch_at);
         assert_eq!(after[0].0, last.0.wrapping_add(1));
-        assert_eq!(
-            after[0].1.wrapping_sub(last.1),
-            200 * 90,
-            "200 ms at 90 kHz"
-        );
+        assert_eq!(after[0].1.wrapping_sub(last.1), 200 * 90, "200 ms at 90 kHz");
         let all: Vec<_> = before.into_iter().chain(after).collect();
         assert_contiguous(&all);
         assert_ts_increasing(&all);
@@ -606,10 +547,7 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..70_000u32 {
             let now = t0 + Duration::from_millis(u64::from(i));
-            out.push(
-                m.rewrite(A, i as u16, i.wrapping_mul(100_000), now)
-                    .unwrap(),
-            );
+            out.push(m.rewrite(A, i as u16, i.wrapping_mul(100_000), now).unwrap());
         }
         assert_contiguous(&out);
         // 100k ticks per step: the u32 timestamp wraps about every 43k packets, the deltas stay.
@@ -654,10 +592,7 @@ mod tests {
         }
         m.rewrite(A, 1_100, 0, t0);
         assert_eq!(m.rewrite(A, 2, 0, t0), None, "1098 behind the newest");
-        assert!(
-            m.rewrite(A, 200, 0, t0).is_some(),
-            "900 behind is still placeable"
-        );
+        assert!(m.rewrite(A, 200, 0, t0).is_some(), "900 behind is still placeable");
     }
 
     #[test]
@@ -680,11 +615,7 @@ mod tests {
         let b2 = m.rewrite(B, 2, 0, ms(t0, 30)).unwrap();
         assert_eq!(b2.0, b.0.wrapping_add(1));
         let back = m.rewrite(A, 3, 0, ms(t0, 3_000)).unwrap();
-        assert_eq!(
-            back.0,
-            b2.0.wrapping_add(1),
-            "a returning source continues the stream"
-        );
+        assert_eq!(back.0, b2.0.wrapping_add(1), "a returning source continues the stream");
     }
 
     #[test]
@@ -698,11 +629,7 @@ mod tests {
         out.push(m.rewrite(A, 110, 30_000, t0).unwrap());
         out.push(m.rewrite(A, 111, 33_000, t0).unwrap());
         assert_contiguous(&out);
-        assert_eq!(
-            out[1].1.wrapping_sub(out[0].1),
-            30_000,
-            "timestamps keep the source timing"
-        );
+        assert_eq!(out[1].1.wrapping_sub(out[0].1), 30_000, "timestamps keep the source timing");
     }
 
     #[test]
@@ -715,11 +642,7 @@ mod tests {
         let p11 = m.rewrite(A, 11, 0, t0).unwrap();
         assert_eq!(p11.0, p10.0.wrapping_add(1));
         assert_eq!(p13.0, p10.0.wrapping_add(2));
-        assert_eq!(
-            m.rewrite(A, 12, 0, t0),
-            None,
-            "a skipped packet arriving again is a duplicate"
-        );
+        assert_eq!(m.rewrite(A, 12, 0, t0), None, "a skipped packet arriving again is a duplicate");
         let p14 = m.rewrite(A, 14, 0, t0).unwrap();
         assert_eq!(p14.0, p13.0.wrapping_add(1));
     }
@@ -812,10 +735,7 @@ mod tests {
         assert_eq!(p14, (p10.0.wrapping_add(1), p10.1.wrapping_add(3_000)));
         assert_eq!(m.rewrite(A, 13, 0, t0), None);
         assert_eq!(m.rewrite(A, 11, 0, t0), None);
-        assert_eq!(
-            m.rewrite(A, 15, 3_000, t0).unwrap().0,
-            p14.0.wrapping_add(1)
-        );
+        assert_eq!(m.rewrite(A, 15, 3_000, t0).unwrap().0, p14.0.wrapping_add(1));
     }
 
     #[test]
@@ -836,10 +756,7 @@ mod tests {
         let mut m = RtpMunger::new(1, CLOCK);
         assert_eq!(m.translate_timestamp(A, 0), None);
         let out = m.rewrite(A, 1, 1_000, t0).unwrap();
-        assert_eq!(
-            m.translate_timestamp(A, 1_000 + FRAME),
-            Some(out.1.wrapping_add(FRAME))
-        );
+        assert_eq!(m.translate_timestamp(A, 1_000 + FRAME), Some(out.1.wrapping_add(FRAME)));
         assert_eq!(m.translate_timestamp(B, 1_000), None);
     }
 
@@ -876,10 +793,7 @@ mod tests {
                 let Some((out_seq, out_ts)) = m.rewrite(A, seq, ts, t0) else {
                     continue;
                 };
-                assert!(
-                    out_seen.insert(out_seq),
-                    "outgoing seq {out_seq} used twice"
-                );
+                assert!(out_seen.insert(out_seq), "outgoing seq {out_seq} used twice");
                 let delta = out_ts.wrapping_sub(ts);
                 assert_eq!(*offset.get_or_insert(delta), delta);
                 let extended = 60_000 + i64::from(seq.wrapping_sub(60_000));
@@ -889,12 +803,7 @@ mod tests {
         let outs: Vec<u16> = seen.values().copied().collect();
         for w in outs.windows(2) {
             let step = w[1].wrapping_sub(w[0]);
-            assert!(
-                (1..100).contains(&step),
-                "order preserved: {} then {}",
-                w[0],
-                w[1]
-            );
+            assert!((1..100).contains(&step), "order preserved: {} then {}", w[0], w[1]);
         }
     }
 }

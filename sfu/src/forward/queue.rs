@@ -18,11 +18,7 @@ impl<T> LossyQueue<T> {
     /// Allocates all `cap` slots now, so pushing never allocates. A capacity of 0 keeps nothing:
     /// every pushed item comes straight back as evicted.
     pub fn with_capacity(cap: usize) -> Self {
-        LossyQueue {
-            items: VecDeque::with_capacity(cap),
-            capacity: cap,
-            dropped: 0,
-        }
+        LossyQueue { items: VecDeque::with_capacity(cap), capacity: cap, dropped: 0 }
     }
 
     /// Appends `item`; when full, the oldest item is evicted and returned (the caller learns which
@@ -32,11 +28,7 @@ impl<T> LossyQueue<T> {
             self.dropped += 1;
             return Some(item);
         }
-        let evicted = if self.items.len() >= self.capacity {
-            self.items.pop_front()
-        } else {
-            None
-        };
+        let evicted = if self.items.len() >= self.capacity { self.items.pop_front() } else { None };
         if evicted.is_some() {
             self.dropped += 1;
         }
@@ -95,12 +87,7 @@ pub struct Pacer {
 impl Pacer {
     /// `None` = unlimited. The bucket starts full.
     pub fn new(bitrate_bps: Option<u64>, burst_bytes: usize) -> Self {
-        Pacer {
-            bitrate_bps,
-            burst_bytes,
-            credit: Self::full(burst_bytes),
-            updated: None,
-        }
+        Pacer { bitrate_bps, burst_bytes, credit: Self::full(burst_bytes), updated: None }
     }
 
     /// Changes the rate (e.g. on a new REMB). Credit earned since the last send is counted at the
@@ -152,13 +139,8 @@ impl Pacer {
         let bps = self.bitrate_bps.unwrap_or(0);
         if let Some(updated) = self.updated {
             let elapsed = now.saturating_duration_since(updated).as_nanos();
-            let earned = i128::try_from(elapsed)
-                .unwrap_or(i128::MAX / 2)
-                .saturating_mul(i128::from(bps));
-            self.credit = self
-                .credit
-                .saturating_add(earned)
-                .min(Self::full(self.burst_bytes));
+            let earned = i128::try_from(elapsed).unwrap_or(i128::MAX / 2).saturating_mul(i128::from(bps));
+            self.credit = self.credit.saturating_add(earned).min(Self::full(self.burst_bytes));
         }
         // A clock that went backwards must not make us earn the same time twice.
         if self.updated.is_none_or(|updated| now > updated) {
@@ -193,10 +175,7 @@ mod tests {
         }
         assert_eq!(q.len(), 3);
         assert_eq!(q.front(), Some(&0));
-        assert_eq!(
-            (q.pop(), q.pop(), q.pop(), q.pop()),
-            (Some(0), Some(1), Some(2), None)
-        );
+        assert_eq!((q.pop(), q.pop(), q.pop(), q.pop()), (Some(0), Some(1), Some(2), None));
     }
 
     #[test]

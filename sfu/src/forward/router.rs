@@ -19,9 +19,7 @@ pub struct RouterConfig {
 
 impl Default for RouterConfig {
     fn default() -> Self {
-        RouterConfig {
-            keyframe_interval: DEFAULT_KEYFRAME_INTERVAL,
-        }
+        RouterConfig { keyframe_interval: DEFAULT_KEYFRAME_INTERVAL }
     }
 }
 
@@ -95,11 +93,7 @@ impl Track {
 
 impl Router {
     pub fn new(config: RouterConfig) -> Self {
-        Router {
-            config,
-            tracks: HashMap::new(),
-            subscriptions: 0,
-        }
+        Router { config, tracks: HashMap::new(), subscriptions: 0 }
     }
 
     /// Registers a published track. Re-adding an existing track (its publisher reconnected under
@@ -121,14 +115,7 @@ impl Router {
             return Vec::new();
         };
         self.subscriptions -= removed.downs.len();
-        removed
-            .downs
-            .iter()
-            .map(|d| DownTrackKey {
-                subscriber: d.subscriber,
-                track,
-            })
-            .collect()
+        removed.downs.iter().map(|d| DownTrackKey { subscriber: d.subscriber, track }).collect()
     }
 
     /// Subscribes `down.subscriber` to `down.track` (ignored if the track is unknown), sending with
@@ -162,11 +149,7 @@ impl Router {
         let Some(track) = self.tracks.get_mut(&down.track) else {
             return;
         };
-        if let Some(i) = track
-            .downs
-            .iter()
-            .position(|d| d.subscriber == down.subscriber)
-        {
+        if let Some(i) = track.downs.iter().position(|d| d.subscriber == down.subscriber) {
             track.downs.remove(i);
             self.subscriptions -= 1;
         }
@@ -178,10 +161,7 @@ impl Router {
         for (&track, state) in &mut self.tracks {
             if let Some(i) = state.downs.iter().position(|d| d.subscriber == sub) {
                 state.downs.remove(i);
-                removed.push(DownTrackKey {
-                    subscriber: sub,
-                    track,
-                });
+                removed.push(DownTrackKey { subscriber: sub, track });
             }
         }
         self.subscriptions -= removed.len();
@@ -199,9 +179,9 @@ impl Router {
         match state.upstream {
             None => state.upstream = Some(meta.ssrc),
             Some(current) if current != meta.ssrc => {
-                let straggler = state.replaced.is_some_and(|(old, at)| {
-                    old == meta.ssrc && now.saturating_duration_since(at) < STRAGGLER_WINDOW
-                });
+                let straggler = state
+                    .replaced
+                    .is_some_and(|(old, at)| old == meta.ssrc && now.saturating_duration_since(at) < STRAGGLER_WINDOW);
                 if straggler {
                     return;
                 }
@@ -234,18 +214,12 @@ impl Router {
                 // Also hide packets lost upstream meanwhile: the keyframe continues the sequence.
                 down.munger.resync();
             }
-            let Some((seq, timestamp)) =
-                down.munger
-                    .rewrite(meta.ssrc, meta.seq, meta.timestamp, now)
-            else {
+            let Some((seq, timestamp)) = down.munger.rewrite(meta.ssrc, meta.seq, meta.timestamp, now) else {
                 continue;
             };
             down.waiting_keyframe = false;
             out.push(Forward {
-                down: DownTrackKey {
-                    subscriber: down.subscriber,
-                    track,
-                },
+                down: DownTrackKey { subscriber: down.subscriber, track },
                 ssrc: down.munger.out_ssrc(),
                 seq,
                 timestamp,
@@ -288,11 +262,7 @@ impl Router {
 
     /// When [`Router::poll_keyframe_requests`] next has something to return.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.tracks
-            .values()
-            .filter(|t| t.is_video())
-            .filter_map(|t| t.throttle.next_timeout())
-            .min()
+        self.tracks.values().filter(|t| t.is_video()).filter_map(|t| t.throttle.next_timeout()).min()
     }
 
     pub fn track_count(&self) -> usize {
@@ -308,12 +278,10 @@ impl Router {
     }
 
     pub fn downtracks(&self, track: TrackKey) -> impl Iterator<Item = DownTrackKey> + '_ {
-        self.tracks.get(&track).into_iter().flat_map(move |t| {
-            t.downs.iter().map(move |d| DownTrackKey {
-                subscriber: d.subscriber,
-                track,
-            })
-        })
+        self.tracks
+            .get(&track)
+            .into_iter()
+            .flat_map(move |t| t.downs.iter().map(move |d| DownTrackKey { subscriber: d.subscriber, track }))
     }
 
     pub fn out_ssrc(&self, down: DownTrackKey) -> Option<u32> {
@@ -327,21 +295,12 @@ impl Router {
 
     /// The outgoing RTP timestamp for an upstream one, to rewrite a publisher's Sender Report for
     /// this downtrack (keeps lip sync). `None` until the downtrack has forwarded from `ssrc`.
-    pub fn translate_timestamp(
-        &self,
-        down: DownTrackKey,
-        ssrc: u32,
-        timestamp: u32,
-    ) -> Option<u32> {
+    pub fn translate_timestamp(&self, down: DownTrackKey, ssrc: u32, timestamp: u32) -> Option<u32> {
         self.down(down)?.munger.translate_timestamp(ssrc, timestamp)
     }
 
     fn down(&self, key: DownTrackKey) -> Option<&Down> {
-        self.tracks
-            .get(&key.track)?
-            .downs
-            .iter()
-            .find(|d| d.subscriber == key.subscriber)
+        self.tracks.get(&key.track)?.downs.iter().find(|d| d.subscriber == key.subscriber)
     }
 }
 
@@ -355,10 +314,7 @@ mod tests {
     const NEW_PUB_SSRC: u32 = 0x2222;
 
     fn down(sub: u64, track: TrackKey) -> DownTrackKey {
-        DownTrackKey {
-            subscriber: SubscriberKey(sub),
-            track,
-        }
+        DownTrackKey { subscriber: SubscriberKey(sub), track }
     }
 
     fn ms(t0: Instant, ms: u64) -> Instant {
@@ -391,15 +347,7 @@ mod tests {
         }
 
         fn video(keyframe_every: u64) -> Self {
-            Upstream {
-                ssrc: PUB_SSRC,
-                seq: 100,
-                ts: 0,
-                ts_step: 3_000,
-                frame: 0,
-                packets_per_frame: 3,
-                keyframe_every,
-            }
+            Upstream { ssrc: PUB_SSRC, seq: 100, ts: 0, ts_step: 3_000, frame: 0, packets_per_frame: 3, keyframe_every }
         }
 
         /// The packets of the next frame.
@@ -423,13 +371,7 @@ mod tests {
     /// Everything each downtrack received, in order.
     type Received = HashMap<DownTrackKey, Vec<Forward>>;
 
-    fn deliver(
-        router: &mut Router,
-        track: TrackKey,
-        packets: &[RtpMeta],
-        now: Instant,
-        received: &mut Received,
-    ) {
+    fn deliver(router: &mut Router, track: TrackKey, packets: &[RtpMeta], now: Instant, received: &mut Received) {
         let mut out = Vec::new();
         for p in packets {
             out.clear();
@@ -442,13 +384,7 @@ mod tests {
 
     fn assert_continuous(packets: &[Forward]) {
         for w in packets.windows(2) {
-            assert_eq!(
-                w[1].seq,
-                w[0].seq.wrapping_add(1),
-                "gap: {:?} then {:?}",
-                w[0],
-                w[1]
-            );
+            assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "gap: {:?} then {:?}", w[0], w[1]);
             assert!(
                 w[1].timestamp.wrapping_sub(w[0].timestamp) as i32 >= 0,
                 "time went back: {:?} then {:?}",
@@ -480,13 +416,7 @@ mod tests {
         let mut up = Upstream::audio();
         let mut received = Received::new();
         for i in 0..100 {
-            deliver(
-                &mut r,
-                AUDIO,
-                &up.next_frame(),
-                ms(t0, 20 * i),
-                &mut received,
-            );
+            deliver(&mut r, AUDIO, &up.next_frame(), ms(t0, 20 * i), &mut received);
         }
         for s in 0..3 {
             let got = &received[&down(s, AUDIO)];
@@ -584,16 +514,10 @@ mod tests {
         }
         assert_eq!(requests.len(), 20);
         for w in plis.windows(2) {
-            assert!(
-                w[1] - w[0] >= Duration::from_secs(1),
-                "PLIs {:?} apart",
-                w[1] - w[0]
-            );
+            assert!(w[1] - w[0] >= Duration::from_secs(1), "PLIs {:?} apart", w[1] - w[0]);
         }
         for req in &requests {
-            let served = plis
-                .iter()
-                .any(|p| *p >= *req && *p - *req <= Duration::from_secs(1));
+            let served = plis.iter().any(|p| *p >= *req && *p - *req <= Duration::from_secs(1));
             assert!(served, "request at {:?} never served", *req - t0);
         }
         assert!(plis.len() <= 4, "{} PLIs in 4 s", plis.len());
@@ -640,13 +564,7 @@ mod tests {
         replacement.ts = 123_456_789;
         replacement.next_frame(); // its first keyframe was lost
         let back = now + Duration::from_secs(2);
-        deliver(
-            &mut r,
-            VIDEO,
-            &replacement.next_frame(),
-            back,
-            &mut received,
-        );
+        deliver(&mut r, VIDEO, &replacement.next_frame(), back, &mut received);
         for s in 0..3 {
             assert!(r.is_waiting_for_keyframe(down(s, VIDEO)));
         }
@@ -654,13 +572,7 @@ mod tests {
         assert_eq!(plis, vec![VIDEO]);
         // A straggler of the old publisher neither switches back nor is forwarded.
         let before = received.values().map(Vec::len).sum::<usize>();
-        deliver(
-            &mut r,
-            VIDEO,
-            &up.next_frame(),
-            back + Duration::from_millis(5),
-            &mut received,
-        );
+        deliver(&mut r, VIDEO, &up.next_frame(), back + Duration::from_millis(5), &mut received);
         assert_eq!(received.values().map(Vec::len).sum::<usize>(), before);
 
         let mut keyframe = replacement.next_frame();
@@ -696,24 +608,12 @@ mod tests {
         let mut up = Upstream::audio();
         let mut received = Received::new();
         for i in 0..10 {
-            deliver(
-                &mut r,
-                AUDIO,
-                &up.next_frame(),
-                ms(t0, 20 * i),
-                &mut received,
-            );
+            deliver(&mut r, AUDIO, &up.next_frame(), ms(t0, 20 * i), &mut received);
         }
         up.ssrc = NEW_PUB_SSRC;
         up.seq = 3;
         for i in 10..20 {
-            deliver(
-                &mut r,
-                AUDIO,
-                &up.next_frame(),
-                ms(t0, 20 * i),
-                &mut received,
-            );
+            deliver(&mut r, AUDIO, &up.next_frame(), ms(t0, 20 * i), &mut received);
         }
         let got = &received[&down(0, AUDIO)];
         assert_eq!(got.len(), 20);
@@ -756,13 +656,7 @@ mod tests {
         let mut up = Upstream::video(4);
         let mut received = Received::new();
         for frame in 0..3u64 {
-            deliver(
-                &mut r,
-                VIDEO,
-                &up.next_frame(),
-                ms(t0, 33 * frame),
-                &mut received,
-            );
+            deliver(&mut r, VIDEO, &up.next_frame(), ms(t0, 33 * frame), &mut received);
         }
         r.overflowed(down(0, VIDEO), ms(t0, 99));
         let mut frame3 = up.next_frame();
@@ -823,10 +717,7 @@ mod tests {
         assert_eq!((r.track_count(), r.subscription_count()), (2, 8));
         assert_eq!(r.out_ssrc(down(2, VIDEO)), Some(102));
 
-        assert_eq!(
-            r.remove_subscriber(SubscriberKey(0)),
-            vec![down(0, AUDIO), down(0, VIDEO)]
-        );
+        assert_eq!(r.remove_subscriber(SubscriberKey(0)), vec![down(0, AUDIO), down(0, VIDEO)]);
         r.unsubscribe(down(1, AUDIO));
         r.unsubscribe(down(1, AUDIO)); // twice is harmless
         assert_eq!(r.subscription_count(), 5);
@@ -868,11 +759,7 @@ mod tests {
             deliver(&mut r, VIDEO, &up.next_frame(), now, &mut received);
         }
         let got = &received[&down(0, VIDEO)];
-        assert_eq!(
-            got.len(),
-            27 - 6,
-            "frames 4 and 5 waited for the keyframe at 6"
-        );
+        assert_eq!(got.len(), 27 - 6, "frames 4 and 5 waited for the keyframe at 6");
         assert_continuous(got);
         assert_eq!(r.subscription_count(), 1);
     }
@@ -887,10 +774,7 @@ mod tests {
         let mut out = Vec::new();
         let packet = Upstream::audio().next_frame()[0];
         r.route(AUDIO, &packet, t0, &mut out);
-        assert_eq!(
-            r.translate_timestamp(down(0, AUDIO), PUB_SSRC, packet.timestamp),
-            Some(out[0].timestamp)
-        );
+        assert_eq!(r.translate_timestamp(down(0, AUDIO), PUB_SSRC, packet.timestamp), Some(out[0].timestamp));
     }
 
     #[test]
@@ -898,17 +782,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Router::new(RouterConfig::default());
         let mut out = Vec::new();
-        r.route(
-            TrackKey(5),
-            &RtpMeta {
-                ssrc: 1,
-                seq: 1,
-                timestamp: 1,
-                is_keyframe: true,
-            },
-            t0,
-            &mut out,
-        );
+        r.route(TrackKey(5), &RtpMeta { ssrc: 1, seq: 1, timestamp: 1, is_keyframe: true }, t0, &mut out);
         r.subscribe(down(0, TrackKey(5)), 1, t0);
         assert!(out.is_empty());
         assert_eq!(r.subscription_count(), 0);

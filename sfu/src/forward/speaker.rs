@@ -98,11 +98,7 @@ impl<P: Clone + Eq + Hash> ActiveSpeakerDetector<P> {
 
     pub fn with_config(config: SpeakerConfig) -> Self {
         let bucket_nanos = (config.window.as_nanos() / BUCKETS as u128).max(1);
-        let min_active_buckets = config
-            .min_speech
-            .as_nanos()
-            .div_ceil(bucket_nanos)
-            .clamp(1, BUCKETS as u128);
+        let min_active_buckets = config.min_speech.as_nanos().div_ceil(bucket_nanos).clamp(1, BUCKETS as u128);
         ActiveSpeakerDetector {
             config,
             bucket_nanos,
@@ -121,19 +117,10 @@ impl<P: Clone + Eq + Hash> ActiveSpeakerDetector<P> {
         let level = level.min(MAX_LEVEL);
         let silence = self.config.silence_level;
         // +1 so a level right at the threshold still counts as sound.
-        let loudness = if level > silence {
-            0
-        } else {
-            silence - level + 1
-        };
-        let bucket =
-            &mut self.participants.entry(who).or_default().buckets[number as usize % BUCKETS];
+        let loudness = if level > silence { 0 } else { silence - level + 1 };
+        let bucket = &mut self.participants.entry(who).or_default().buckets[number as usize % BUCKETS];
         if bucket.number != number || bucket.count == 0 {
-            *bucket = Bucket {
-                number,
-                sum: 0,
-                count: 0,
-            };
+            *bucket = Bucket { number, sum: 0, count: 0 };
         }
         bucket.sum = bucket.sum.saturating_add(u32::from(loudness));
         bucket.count = bucket.count.saturating_add(1);
@@ -160,11 +147,7 @@ impl<P: Clone + Eq + Hash> ActiveSpeakerDetector<P> {
     /// silent). Call it periodically (e.g. every 100 ms): the takeover delay is measured between ticks.
     pub fn tick(&mut self, now: Instant) -> Option<Option<P>> {
         let number = self.bucket_number(now);
-        let current_score = self
-            .current
-            .as_ref()
-            .and_then(|c| self.participants.get(c))
-            .map(|l| self.score(l, number));
+        let current_score = self.current.as_ref().and_then(|c| self.participants.get(c)).map(|l| self.score(l, number));
         let speaking = |s: &Score| s.active_buckets >= self.min_active_buckets;
         // The loudest speaker overall (to replace a removed one at once), and the loudest one
         // still making sound right now (only they may challenge: the window average lags, so
@@ -233,11 +216,7 @@ impl<P: Clone + Eq + Hash> ActiveSpeakerDetector<P> {
 
     /// Sum of the bucket means inside the window ending at bucket `number`.
     fn score(&self, levels: &Levels, number: u64) -> Score {
-        let mut score = Score {
-            loudness: 0,
-            active_buckets: 0,
-            recent: false,
-        };
+        let mut score = Score { loudness: 0, active_buckets: 0, recent: false };
         for b in &levels.buckets {
             let age = number.checked_sub(b.number);
             let in_window = age.is_some_and(|age| age < BUCKETS as u64);
@@ -319,17 +298,10 @@ mod tests {
         let who = ["anna", "bruno"];
         let level = |p: &str, t: u64| match p {
             "anna" => Some(40),
-            _ => Some(if (2_000..2_100).contains(&t) {
-                0
-            } else {
-                SILENT
-            }),
+            _ => Some(if (2_000..2_100).contains(&t) { 0 } else { SILENT }),
         };
         let changes = run(&mut d, t0, 0, 4_000, &who, level);
-        assert_eq!(
-            changes.iter().map(|c| c.1).collect::<Vec<_>>(),
-            vec![Some("anna")]
-        );
+        assert_eq!(changes.iter().map(|c| c.1).collect::<Vec<_>>(), vec![Some("anna")]);
     }
 
     #[test]
@@ -339,30 +311,17 @@ mod tests {
         let who = ["anna", "bruno"];
         let level = |p: &str, t: u64| match p {
             "anna" => Some(50),
-            _ => Some(if (2_000..2_150).contains(&t) {
-                0
-            } else {
-                SILENT
-            }),
+            _ => Some(if (2_000..2_150).contains(&t) { 0 } else { SILENT }),
         };
         let changes = run(&mut d, t0, 0, 4_000, &who, level);
-        assert_eq!(
-            changes.iter().map(|c| c.1).collect::<Vec<_>>(),
-            vec![Some("anna")]
-        );
+        assert_eq!(changes.iter().map(|c| c.1).collect::<Vec<_>>(), vec![Some("anna")]);
     }
 
     #[test]
     fn cough_in_a_silent_room_highlights_nobody() {
         let t0 = Instant::now();
         let mut d = ActiveSpeakerDetector::new();
-        let level = |_: &str, t: u64| {
-            Some(if (1_000..1_100).contains(&t) {
-                0
-            } else {
-                SILENT
-            })
-        };
+        let level = |_: &str, t: u64| Some(if (1_000..1_100).contains(&t) { 0 } else { SILENT });
         assert!(run(&mut d, t0, 0, 3_000, &["anna"], level).is_empty());
     }
 
@@ -374,11 +333,7 @@ mod tests {
         let changes = run(&mut d, t0, 0, 3_000, &["anna"], level);
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert_eq!(changes[1].1, None);
-        assert!(
-            (1_300..=1_900).contains(&changes[1].0),
-            "silence reported at {} ms",
-            changes[1].0
-        );
+        assert!((1_300..=1_900).contains(&changes[1].0), "silence reported at {} ms", changes[1].0);
     }
 
     #[test]
@@ -394,13 +349,7 @@ mod tests {
     fn short_pause_between_sentences_keeps_the_speaker() {
         let t0 = Instant::now();
         let mut d = ActiveSpeakerDetector::new();
-        let level = |_: &str, t: u64| {
-            Some(if (1_000..1_300).contains(&t) {
-                SILENT
-            } else {
-                35
-            })
-        };
+        let level = |_: &str, t: u64| Some(if (1_000..1_300).contains(&t) { SILENT } else { 35 });
         let changes = run(&mut d, t0, 0, 3_000, &["anna"], level);
         assert_eq!(changes.len(), 1, "{changes:?}");
     }
@@ -414,10 +363,7 @@ mod tests {
         let changes = run(&mut d, t0, 0, 2_000, &who, level);
         assert_eq!(changes.last().map(|c| c.1), Some(Some("anna")));
         d.remove(&"anna");
-        assert_eq!(
-            d.tick(t0 + Duration::from_millis(2_000)),
-            Some(Some("bruno"))
-        );
+        assert_eq!(d.tick(t0 + Duration::from_millis(2_000)), Some(Some("bruno")));
         assert_eq!(d.tick(t0 + Duration::from_millis(2_100)), None);
     }
 
@@ -435,9 +381,7 @@ mod tests {
     fn removing_a_quiet_participant_changes_nothing() {
         let t0 = Instant::now();
         let mut d = ActiveSpeakerDetector::new();
-        run(&mut d, t0, 0, 2_000, &["anna", "bruno"], |p, _| {
-            Some(if p == "anna" { 20 } else { SILENT })
-        });
+        run(&mut d, t0, 0, 2_000, &["anna", "bruno"], |p, _| Some(if p == "anna" { 20 } else { SILENT }));
         d.remove(&"bruno");
         assert_eq!(d.tick(t0 + Duration::from_millis(2_000)), None);
     }

@@ -63,17 +63,9 @@ mod tests {
     const INTER_TAG: u8 = 0x11; // P=1
 
     /// Builds a descriptor: `s`, `pid`, optional picture id (7 or 15 bits), TL0PICIDX, TID/KEYIDX byte.
-    fn descriptor(
-        s: bool,
-        pid: u8,
-        picture_id: Option<u16>,
-        tl0: bool,
-        tid_or_keyidx: Option<u8>,
-    ) -> Vec<u8> {
+    fn descriptor(s: bool, pid: u8, picture_id: Option<u16>, tl0: bool, tid_or_keyidx: Option<u8>) -> Vec<u8> {
         let extended = picture_id.is_some() || tl0 || tid_or_keyidx.is_some();
-        let mut out = vec![
-            (if extended { X_BIT } else { 0 }) | (if s { S_BIT } else { 0 }) | (pid & PID_MASK),
-        ];
+        let mut out = vec![(if extended { X_BIT } else { 0 }) | (if s { S_BIT } else { 0 }) | (pid & PID_MASK)];
         if extended {
             let mut ext = 0;
             if picture_id.is_some() {
@@ -111,18 +103,12 @@ mod tests {
 
     #[test]
     fn minimal_descriptor_keyframe_is_detected() {
-        assert!(is_vp8_keyframe(&with_tag(
-            descriptor(true, 0, None, false, None),
-            KEY_TAG
-        )));
+        assert!(is_vp8_keyframe(&with_tag(descriptor(true, 0, None, false, None), KEY_TAG)));
     }
 
     #[test]
     fn interframe_is_not_a_keyframe() {
-        assert!(!is_vp8_keyframe(&with_tag(
-            descriptor(true, 0, None, false, None),
-            INTER_TAG
-        )));
+        assert!(!is_vp8_keyframe(&with_tag(descriptor(true, 0, None, false, None), INTER_TAG)));
     }
 
     #[test]
@@ -134,10 +120,7 @@ mod tests {
                 for tk in tid_keyidx {
                     let d = descriptor(true, 0, picture_id, tl0, tk);
                     assert!(is_vp8_keyframe(&with_tag(d.clone(), KEY_TAG)), "{d:02x?}");
-                    assert!(
-                        !is_vp8_keyframe(&with_tag(d.clone(), INTER_TAG)),
-                        "{d:02x?}"
-                    );
+                    assert!(!is_vp8_keyframe(&with_tag(d.clone(), INTER_TAG)), "{d:02x?}");
                 }
             }
         }
@@ -145,18 +128,12 @@ mod tests {
 
     #[test]
     fn continuation_packet_of_a_keyframe_is_not_its_start() {
-        assert!(!is_vp8_keyframe(&with_tag(
-            descriptor(false, 0, Some(3), true, None),
-            KEY_TAG
-        )));
+        assert!(!is_vp8_keyframe(&with_tag(descriptor(false, 0, Some(3), true, None), KEY_TAG)));
     }
 
     #[test]
     fn start_of_a_later_partition_is_not_a_keyframe_start() {
-        assert!(!is_vp8_keyframe(&with_tag(
-            descriptor(true, 1, Some(3), false, None),
-            KEY_TAG
-        )));
+        assert!(!is_vp8_keyframe(&with_tag(descriptor(true, 1, Some(3), false, None), KEY_TAG)));
     }
 
     #[test]
@@ -170,10 +147,7 @@ mod tests {
     #[test]
     fn empty_and_truncated_payloads_are_not_keyframes() {
         assert!(!is_vp8_keyframe(&[]));
-        let full = with_tag(
-            descriptor(true, 0, Some(0x1234), true, Some(T_BIT | K_BIT)),
-            KEY_TAG,
-        );
+        let full = with_tag(descriptor(true, 0, Some(0x1234), true, Some(T_BIT | K_BIT)), KEY_TAG);
         let descriptor_len = full.len() - 4;
         for cut in 0..=descriptor_len {
             assert!(!is_vp8_keyframe(&full[..cut]), "cut at {cut}");

@@ -34,8 +34,8 @@ use tracing::{debug, info, info_span, warn};
 
 use crate::api::*;
 use crate::forward::{
-    ActiveSpeakerDetector, DownTrackKey, ExtensionMap, Forward, LossyQueue, Pacer, Router, RouterConfig,
-    RtpMeta, SubscriberKey, TrackKey, is_vp8_keyframe,
+    ActiveSpeakerDetector, DownTrackKey, ExtensionMap, Forward, LossyQueue, Pacer, Router, RouterConfig, RtpMeta,
+    SubscriberKey, TrackKey, is_vp8_keyframe,
 };
 use crate::transport::peer::{self, URI_AUDIO_LEVEL, URI_MID};
 use crate::transport::socket::{MediaSocket, RecvBatch, SendBatch};
@@ -45,12 +45,39 @@ type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
 
 /// What the [`Sfu`](crate::Sfu) handle asks of the engine.
 pub enum Command {
-    Join { room: RoomId, participant: ParticipantId, reply: Reply<()> },
-    PublishOffer { room: RoomId, participant: ParticipantId, sdp: String, mids: Vec<PublishedMid>, reply: Reply<String> },
-    SubscribeAnswer { room: RoomId, participant: ParticipantId, sdp: String, reply: Reply<()> },
-    AddCandidate { room: RoomId, participant: ParticipantId, pc: PcKind, candidate: IceCandidate, reply: Reply<()> },
-    Leave { room: RoomId, participant: ParticipantId, reply: Reply<()> },
-    Stats { reply: Reply<SfuStats> },
+    Join {
+        room: RoomId,
+        participant: ParticipantId,
+        reply: Reply<()>,
+    },
+    PublishOffer {
+        room: RoomId,
+        participant: ParticipantId,
+        sdp: String,
+        mids: Vec<PublishedMid>,
+        reply: Reply<String>,
+    },
+    SubscribeAnswer {
+        room: RoomId,
+        participant: ParticipantId,
+        sdp: String,
+        reply: Reply<()>,
+    },
+    AddCandidate {
+        room: RoomId,
+        participant: ParticipantId,
+        pc: PcKind,
+        candidate: IceCandidate,
+        reply: Reply<()>,
+    },
+    Leave {
+        room: RoomId,
+        participant: ParticipantId,
+        reply: Reply<()>,
+    },
+    Stats {
+        reply: Reply<SfuStats>,
+    },
 }
 
 /// Binds the socket and starts the engine thread.
@@ -337,7 +364,12 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&peer_id) else { return };
         let msg = TaggedBytesMut {
             now,
-            transport: TransportContext { local_addr, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
+            transport: TransportContext {
+                local_addr,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
             message: BytesMut::from(data),
         };
         if let Err(e) = peer.pc.handle_read(msg) {
@@ -481,7 +513,14 @@ impl Engine {
 
     // ---- publishing ---------------------------------------------------------------------------
 
-    fn track_opened(&mut self, peer_id: PeerId, receiver: RTCRtpReceiverId, rtc_track: String, ssrc: u32, now: Instant) {
+    fn track_opened(
+        &mut self,
+        peer_id: PeerId,
+        receiver: RTCRtpReceiverId,
+        rtc_track: String,
+        ssrc: u32,
+        now: Instant,
+    ) {
         let Some(peer) = self.peers.get_mut(&peer_id) else { return };
         let owner = peer.owner;
         let mid = peer.pc.get_transceivers().collect::<Vec<_>>().into_iter().find_map(|t| {
@@ -496,20 +535,25 @@ impl Engine {
         let extensions: Vec<(u8, String)> = peer
             .pc
             .rtp_receiver(receiver)
-            .map(|mut r| r.get_parameters().rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect())
+            .map(|mut r| {
+                r.get_parameters()
+                    .rtp_parameters
+                    .header_extensions
+                    .iter()
+                    .map(|h| (h.id as u8, h.uri.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         let audio_level_id = extensions.iter().find(|(_, u)| u == URI_AUDIO_LEVEL).map(|(id, _)| *id);
 
         let Some(part) = self.parts.get(&owner) else { return };
-        let (room, info, existing) = (part.room.clone(), TrackInfo::new(part.id.clone(), source), part.tracks.get(&source).copied());
+        let (room, info, existing) =
+            (part.room.clone(), TrackInfo::new(part.id.clone(), source), part.tracks.get(&source).copied());
         let new = existing.is_none();
         let key = existing.unwrap_or_else(|| TrackKey(self.id()));
         let kind = info.kind;
         if let Some(Peer { leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) {
-            leg.incoming.insert(
-                rtc_track.clone(),
-                Incoming { track: key, receiver, kind, ssrc, audio_level_id },
-            );
+            leg.incoming.insert(rtc_track.clone(), Incoming { track: key, receiver, kind, ssrc, audio_level_id });
         }
         let _span = info_span!("track", room = %room, track = %info.id).entered();
         if new {
@@ -520,11 +564,21 @@ impl Engine {
             }
             self.tracks.insert(
                 key,
-                Track { info: info.clone(), room: room.clone(), owner, feed: Some((peer_id, rtc_track)), feed_gen: 1, extensions },
+                Track {
+                    info: info.clone(),
+                    room: room.clone(),
+                    owner,
+                    feed: Some((peer_id, rtc_track)),
+                    feed_gen: 1,
+                    extensions,
+                },
             );
             let _ = self.events.send(SfuEvent::TrackPublished { room: room.clone(), track: info });
-            let others: Vec<PartId> =
-                self.rooms.get(&room).map(|r| r.participants.iter().copied().filter(|&p| p != owner).collect()).unwrap_or_default();
+            let others: Vec<PartId> = self
+                .rooms
+                .get(&room)
+                .map(|r| r.participants.iter().copied().filter(|&p| p != owner).collect())
+                .unwrap_or_default();
             for other in others {
                 self.add_downtrack(other, key, now);
             }
@@ -540,9 +594,12 @@ impl Engine {
 
     fn adopt_receiver(&mut self, peer_id: PeerId, rtc_track: &str, ssrc: u32, now: Instant) {
         let Some(peer) = self.peers.get_mut(&peer_id) else { return };
-        let receiver = peer.pc.get_receivers().collect::<Vec<_>>().into_iter().find(|&r| {
-            peer.pc.rtp_receiver(r).is_some_and(|r| r.track().track_id() == rtc_track)
-        });
+        let receiver = peer
+            .pc
+            .get_receivers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .find(|&r| peer.pc.rtp_receiver(r).is_some_and(|r| r.track().track_id() == rtc_track));
         if let Some(receiver) = receiver {
             self.track_opened(peer_id, receiver, rtc_track.to_owned(), ssrc, now);
         }
@@ -651,7 +708,13 @@ fn remap_extensions(packet: &mut rtp::Packet, down: &mut Down, track: &Track) {
 impl Engine {
     // ---- feedback and keyframes ---------------------------------------------------------------
 
-    fn feedback_in(&mut self, peer_id: PeerId, sender_track: &str, packets: &[Box<dyn rtc::rtcp::Packet>], now: Instant) {
+    fn feedback_in(
+        &mut self,
+        peer_id: PeerId,
+        sender_track: &str,
+        packets: &[Box<dyn rtc::rtcp::Packet>],
+        now: Instant,
+    ) {
         let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&peer_id) else { return };
         let Some(&key) = leg.by_sender_track.get(sender_track) else { return };
         let down = DownTrackKey { subscriber: leg.sub, track: key };
@@ -698,7 +761,9 @@ impl Engine {
     // ---- subscribing --------------------------------------------------------------------------
 
     fn subscribe_peer(&mut self, part_id: PartId, now: Instant) -> Result<PeerId, SfuError> {
-        let Some(part) = self.parts.get(&part_id) else { return Err(SfuError::UnknownParticipant(part_id.to_string())) };
+        let Some(part) = self.parts.get(&part_id) else {
+            return Err(SfuError::UnknownParticipant(part_id.to_string()));
+        };
         if let Some(id) = part.subscribe {
             return Ok(id);
         }
@@ -716,7 +781,18 @@ impl Engine {
             queue: LossyQueue::with_capacity(self.config.subscriber_queue),
             pacer: Pacer::new(None, 256 * 1024),
         };
-        self.insert_peer(id, Peer { pc, owner: part_id, ufrag, addrs: Vec::new(), deadline: None, dirty: false, leg: Leg::Subscribe(leg) });
+        self.insert_peer(
+            id,
+            Peer {
+                pc,
+                owner: part_id,
+                ufrag,
+                addrs: Vec::new(),
+                deadline: None,
+                dirty: false,
+                leg: Leg::Subscribe(leg),
+            },
+        );
         if let Some(p) = self.parts.get_mut(&part_id) {
             p.subscribe = Some(id);
         }
@@ -773,7 +849,19 @@ impl Engine {
         );
         match pc.add_track(track) {
             Ok(sender) => {
-                leg.downs.insert(key, Down { sender, ssrc, pt: None, routed: false, mid: None, mid_ext: None, extensions: Vec::new(), ext_map: None });
+                leg.downs.insert(
+                    key,
+                    Down {
+                        sender,
+                        ssrc,
+                        pt: None,
+                        routed: false,
+                        mid: None,
+                        mid_ext: None,
+                        extensions: Vec::new(),
+                        ext_map: None,
+                    },
+                );
                 leg.by_sender_track.insert(info.id.clone(), key);
                 self.negotiate(peer_id, now);
             }
@@ -895,7 +983,14 @@ impl Engine {
         let sub_key = SubscriberKey(id);
         self.parts.insert(
             id,
-            Participant { room: room.clone(), id: participant.clone(), publish: None, subscribe: None, sub_key, tracks: HashMap::new() },
+            Participant {
+                room: room.clone(),
+                id: participant.clone(),
+                publish: None,
+                subscribe: None,
+                sub_key,
+                tracks: HashMap::new(),
+            },
         );
         self.by_name.insert((room.clone(), participant), id);
         self.rooms
@@ -935,7 +1030,15 @@ impl Engine {
                 let id = self.id();
                 self.insert_peer(
                     id,
-                    Peer { pc, owner: part_id, ufrag, addrs: Vec::new(), deadline: None, dirty: false, leg: Leg::Publish(PublishLeg::default()) },
+                    Peer {
+                        pc,
+                        owner: part_id,
+                        ufrag,
+                        addrs: Vec::new(),
+                        deadline: None,
+                        dirty: false,
+                        leg: Leg::Publish(PublishLeg::default()),
+                    },
                 );
                 if let Some(p) = self.parts.get_mut(&part_id) {
                     p.publish = Some(id);
@@ -967,7 +1070,13 @@ impl Engine {
         Ok(sdp)
     }
 
-    fn subscribe_answer(&mut self, room: &RoomId, participant: &ParticipantId, sdp: String, now: Instant) -> Result<(), SfuError> {
+    fn subscribe_answer(
+        &mut self,
+        room: &RoomId,
+        participant: &ParticipantId,
+        sdp: String,
+        now: Instant,
+    ) -> Result<(), SfuError> {
         let part_id = self.part_id(room, participant)?;
         let peer_id = self.parts.get(&part_id).and_then(|p| p.subscribe).ok_or(SfuError::NoPendingOffer)?;
         let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&peer_id) else {
@@ -986,14 +1095,19 @@ impl Engine {
             }
             let Some(mut sender) = pc.rtp_sender(down.sender) else { continue };
             let params = sender.get_parameters();
-            let want = if self.tracks.get(key).is_some_and(|t| t.info.kind == MediaKind::Audio) { "audio/opus" } else { "video/vp8" };
+            let want = if self.tracks.get(key).is_some_and(|t| t.info.kind == MediaKind::Audio) {
+                "audio/opus"
+            } else {
+                "video/vp8"
+            };
             down.pt = params
                 .rtp_parameters
                 .codecs
                 .iter()
                 .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(want))
                 .map(|c| c.payload_type);
-            down.extensions = params.rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect();
+            down.extensions =
+                params.rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect();
             down.mid_ext = down.extensions.iter().find(|(_, u)| u == URI_MID).map(|(id, _)| *id);
             down.ext_map = None;
         }
@@ -1006,7 +1120,13 @@ impl Engine {
         Ok(())
     }
 
-    fn add_candidate(&mut self, room: &RoomId, participant: &ParticipantId, kind: PcKind, c: IceCandidate) -> Result<(), SfuError> {
+    fn add_candidate(
+        &mut self,
+        room: &RoomId,
+        participant: &ParticipantId,
+        kind: PcKind,
+        c: IceCandidate,
+    ) -> Result<(), SfuError> {
         let part_id = self.part_id(room, participant)?;
         if c.candidate.is_empty() {
             return Ok(()); // end of candidates
@@ -1033,7 +1153,8 @@ impl Engine {
     fn leave(&mut self, room: &RoomId, participant: &ParticipantId, now: Instant) -> Result<(), SfuError> {
         let part_id = self.part_id(room, participant)?;
         let _span = info_span!("leave", room = %room, participant = %participant).entered();
-        let keys: Vec<TrackKey> = self.parts.get(&part_id).map(|p| p.tracks.values().copied().collect()).unwrap_or_default();
+        let keys: Vec<TrackKey> =
+            self.parts.get(&part_id).map(|p| p.tracks.values().copied().collect()).unwrap_or_default();
         for key in keys {
             self.unpublish(key, now);
         }
@@ -1059,8 +1180,11 @@ impl Engine {
             self.remove_downtrack(down.subscriber.0, key, now);
         }
         // Subscribers whose answer had not arrived yet are not in the router: clean them too.
-        let others: Vec<PartId> =
-            self.rooms.get(&track.room).map(|r| r.participants.iter().copied().filter(|&p| p != track.owner).collect()).unwrap_or_default();
+        let others: Vec<PartId> = self
+            .rooms
+            .get(&track.room)
+            .map(|r| r.participants.iter().copied().filter(|&p| p != track.owner).collect())
+            .unwrap_or_default();
         for other in others {
             self.remove_downtrack(other, key, now);
         }

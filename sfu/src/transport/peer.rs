@@ -92,7 +92,12 @@ pub fn random_token(len: usize) -> String {
 }
 
 /// Builds one peer connection for the shared socket at `candidate_addr` (the announced address).
-pub fn build(kind: PcKind, ufrag: &str, candidate_addr: SocketAddr, now: Instant) -> Result<RTCPeerConnection, SfuError> {
+pub fn build(
+    kind: PcKind,
+    ufrag: &str,
+    candidate_addr: SocketAddr,
+    now: Instant,
+) -> Result<RTCPeerConnection, SfuError> {
     let err = |e: rtc::shared::error::Error| SfuError::Transport(e.to_string());
     let mut me = media_engine(kind).map_err(err)?;
     let registry = Registry::new().with(Slot::from(feedback::SLOT), feedback::DeliverFeedback::default());

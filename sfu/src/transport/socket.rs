@@ -94,10 +94,7 @@ impl MediaSocket {
             // SAFETY: mmsghdr is plain old data; we fill every field we use below.
             let mut headers: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
             for i in 0..BATCH {
-                iovecs[i].write(libc::iovec {
-                    iov_base: batch.bufs[i].as_mut_ptr().cast(),
-                    iov_len: MAX_DATAGRAM,
-                });
+                iovecs[i].write(libc::iovec { iov_base: batch.bufs[i].as_mut_ptr().cast(), iov_len: MAX_DATAGRAM });
                 headers[i].msg_hdr.msg_iov = iovecs[i].as_mut_ptr();
                 headers[i].msg_hdr.msg_iovlen = 1;
                 headers[i].msg_hdr.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_storage).cast();
@@ -105,7 +102,13 @@ impl MediaSocket {
             }
             // SAFETY: every header points at a live buffer and address slot of `batch` for the call.
             let r = unsafe {
-                libc::recvmmsg(fd, headers.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+                libc::recvmmsg(
+                    fd,
+                    headers.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
             };
             if r < 0 {
                 return Err(io::Error::last_os_error());

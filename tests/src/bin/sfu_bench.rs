@@ -147,7 +147,10 @@ async fn run(n: usize, seconds: u64) -> Result<(), Error> {
     println!("forwarded packets      {forwarded} ({:.0}/s)", forwarded as f64 / elapsed.as_secs_f64());
     println!("dropped packets        {}", stats1.dropped_packets - stats0.dropped_packets);
     println!("engine CPU             {:.1}% of one core", cpu_ns as f64 / elapsed.as_nanos() as f64 * 100.0);
-    println!("engine CPU per packet  {per_packet_us:.2} us  (=> {:.0} packets/s per core)", 1e6 / per_packet_us.max(0.001));
+    println!(
+        "engine CPU per packet  {per_packet_us:.2} us  (=> {:.0} packets/s per core)",
+        1e6 / per_packet_us.max(0.001)
+    );
     println!("engine heap per sub    {heap_per_sub:.1} KiB (publisher included, spread over subscribers)");
     Ok(())
 }

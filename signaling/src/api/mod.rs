@@ -1,0 +1,37 @@
+//! The JSON REST API under `/api` (OpenAPI document at `/api/openapi.json`).
+//!
+//! One module per audience, each returning its own `Router`:
+//! - [`public`]: citizens, no account — offices, services, free slots, booking, cancel/reschedule,
+//!   `.ics`, rating.
+//! - [`auth`]: staff login/logout/password and the one-time setup links; the session extractor.
+//! - [`admin`]: administrators manage offices, services and staff.
+//! - [`staff`]: officials' dashboard — appointments, waiting citizens, admit, virtual office, invitations.
+//! - [`rooms`]: what happens inside a room over HTTP — documents (upload/download) and chat history,
+//!   authorised by the room's join token.
+//!
+//! Errors: every handler returns `Result<_, ApiError>`; [`error`] maps them to statuses and the JSON
+//! error shape once.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod openapi;
+pub mod public;
+pub mod rooms;
+pub mod staff;
+
+use axum::Router;
+
+pub use error::ApiError;
+
+use crate::server::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(public::routes())
+        .merge(auth::routes())
+        .merge(admin::routes())
+        .merge(staff::routes())
+        .merge(rooms::routes())
+        .merge(openapi::routes())
+}

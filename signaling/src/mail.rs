@@ -1,0 +1,141 @@
+//! Outgoing email. SMTP when `smtp_url` is configured; otherwise every message is written as an
+//! `.eml` file into `<data_dir>/outbox`, so a fresh installation shows what it would have sent
+//! without a mail server (and tests read exactly what a citizen would receive).
+
+use std::path::{Path, PathBuf};
+
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::AsyncSmtpTransport;
+use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// One email: plain text (every client reads it) plus optional attachments such as the `.ics`.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub attachments: Vec<EmailAttachment>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailAttachment {
+    pub file_name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("invalid address {0:?}")]
+    Address(String),
+    #[error("invalid SMTP URL: {0}")]
+    SmtpUrl(String),
+    #[error("cannot create the outbox {path}: {source}")]
+    Outbox { path: PathBuf, source: std::io::Error },
+    #[error("cannot build the message: {0}")]
+    Build(String),
+    #[error("cannot send: {0}")]
+    Send(String),
+}
+
+#[derive(Clone)]
+enum Transport {
+    Outbox(AsyncFileTransport<Tokio1Executor>),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+/// Sends [`Email`]s. Cheap to clone.
+#[derive(Clone)]
+pub struct Mailer {
+    from: Mailbox,
+    transport: Transport,
+    outbox: Option<PathBuf>,
+}
+
+impl Mailer {
+    /// SMTP when `smtp_url` is set, else the outbox folder under `data_dir`.
+    pub fn new(smtp_url: Option<&str>, from: &str, data_dir: &Path) -> Result<Mailer, MailError> {
+        let from: Mailbox = from.parse().map_err(|_| MailError::Address(from.to_owned()))?;
+        match smtp_url {
+            Some(url) => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| MailError::SmtpUrl(e.to_string()))?
+                    .build();
+                Ok(Mailer { from, transport: Transport::Smtp(transport), outbox: None })
+            }
+            None => {
+                let path = data_dir.join("outbox");
+                std::fs::create_dir_all(&path).map_err(|source| MailError::Outbox { path: path.clone(), source })?;
+                Ok(Mailer { from, transport: Transport::Outbox(AsyncFileTransport::new(&path)), outbox: Some(path) })
+            }
+        }
+    }
+
+    /// The outbox folder, when mail goes there.
+    pub fn outbox(&self) -> Option<&Path> {
+        self.outbox.as_deref()
+    }
+
+    pub async fn send(&self, email: &Email) -> Result<(), MailError> {
+        let to: Mailbox = email.to.parse().map_err(|_| MailError::Address(email.to.clone()))?;
+        let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(email.text.clone());
+        let body = if email.attachments.is_empty() {
+            MultiPart::mixed().singlepart(text)
+        } else {
+            let mut parts = MultiPart::mixed().singlepart(text);
+            for a in &email.attachments {
+                let content_type = ContentType::parse(&a.content_type).map_err(|e| MailError::Build(e.to_string()))?;
+                parts = parts.singlepart(Attachment::new(a.file_name.clone()).body(a.bytes.clone(), content_type));
+            }
+            parts
+        };
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(email.subject.clone())
+            .multipart(body)
+            .map_err(|e| MailError::Build(e.to_string()))?;
+        match &self.transport {
+            Transport::Outbox(t) => t.send(message).await.map(|_| ()).map_err(|e| MailError::Send(e.to_string())),
+            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| MailError::Send(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_smtp_the_email_lands_in_the_outbox_with_its_attachment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = Mailer::new(None, "Comune <noreply@comune.example>", dir.path()).unwrap();
+        let email = Email {
+            to: "anna.rossi@example.org".into(),
+            subject: "Appuntamento confermato".into(),
+            text: "Il suo codice è ABC-123.".into(),
+            attachments: vec![EmailAttachment {
+                file_name: "appuntamento.ics".into(),
+                content_type: "text/calendar; charset=utf-8".into(),
+                bytes: b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".to_vec(),
+            }],
+        };
+        mailer.send(&email).await.unwrap();
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("outbox")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].extension().and_then(|e| e.to_str()), Some("eml"));
+        let eml = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(eml.contains("To: anna.rossi@example.org"), "{eml}");
+        assert!(eml.contains("appuntamento.ics"), "{eml}");
+        assert!(eml.contains("text/calendar"), "{eml}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_recipient_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = Mailer::new(None, "noreply@comune.example", dir.path()).unwrap();
+        let email = Email { to: "not an address".into(), subject: "x".into(), text: "x".into(), attachments: vec![] };
+        assert!(matches!(mailer.send(&email).await, Err(MailError::Address(_))));
+    }
+}
