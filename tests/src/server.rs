@@ -23,6 +23,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use sportello_signaling::token::unix_now;
 pub use sportello_signaling::token::{Claims, Role, TokenKey};
+pub use sportello_signaling::clock::Clock;
 use sportello_signaling::{Config, RunningServer};
 
 /// How long any single expected message may take.
@@ -44,6 +45,12 @@ impl TestServer {
 
     /// Like [`start`](Self::start), with the configuration adjusted by `adjust` (e.g. grace, room size).
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_at(Clock::system(), adjust).await
+    }
+
+    /// Like [`start_with`](Self::start_with) with the server's clock given, e.g. shifted to a
+    /// working morning so that booking hours do not depend on when the test runs.
+    pub async fn start_at(clock: Clock, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let data_dir = tempfile::tempdir().expect("temporary data directory");
         let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("address"),
@@ -53,7 +60,7 @@ impl TestServer {
             ..Config::default()
         };
         adjust(&mut config);
-        let server = sportello_signaling::start(config).await.expect("the server starts");
+        let server = sportello_signaling::start_with_clock(config, clock).await.expect("the server starts");
         TestServer { server, data_dir }
     }
 
