@@ -9,6 +9,7 @@
 //! instants, patterns are local wall-clock times.
 
 pub mod availability;
+pub mod booking;
 pub mod holidays;
 pub mod ics;
 pub mod interval;
@@ -17,6 +18,10 @@ pub mod pattern;
 pub use availability::{
     AvailabilityError, AvailabilityRequest, MeetingMode, Modes, Official, OfficialId, Service, Slot, assign_fairly,
     assign_fairly_for, free_slots,
+};
+pub use booking::{
+    Field, JoinTiming, Lang, Requester, RequesterError, RequesterInput, YearMonth, booking_code, join_timing,
+    join_window, normalize_code, pattern_from_json, pattern_from_opening_hours, slot_label, validate_requester,
 };
 pub use holidays::{Holiday, HolidayError, PatronDay, holiday_dates};
 pub use interval::{Interval, IntervalError, IntervalSet};
