@@ -6,7 +6,19 @@
 //! and no double booking of an official (`slot_claims`, see the migration). Every change to an
 //! appointment writes its audit row in the same transaction.
 
+mod appointments;
+mod catalog;
+mod content;
 mod model;
+mod rows;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod users;
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::error::DatabaseError;
 
 pub use model::*;
 
@@ -24,6 +36,10 @@ pub enum StoreError {
     InvalidTransition { from: Status, to: Status },
     #[error("unsupported database URL {0:?} (sqlite:… or postgres://…)")]
     UnsupportedUrl(String),
+    /// An argument the database cannot store meaningfully (e.g. an empty time range, a rating
+    /// outside 1–5); the edge should have refused it earlier.
+    #[error("invalid value: {0}")]
+    Invalid(&'static str),
     #[error("corrupt row: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -70,10 +86,20 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
-            .connect(&url)
-            .await?;
+        let mut options =
+            sqlx::any::AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 16 });
+        if backend == Backend::Sqlite {
+            // sqlx-sqlite's defaults (busy timeout 5 s, foreign keys on) do apply through the Any URL
+            // (see the tests); stating them per connection keeps that true whatever the URL carries.
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await?;
         if backend == Backend::Sqlite {
             // WAL lets readers proceed while one writer commits; it is a property of the file.
             sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
@@ -94,276 +120,61 @@ impl Store {
         self.pool.close().await
     }
 
-    // --- settings -------------------------------------------------------------------------------
-
-    pub async fn setting(&self, key: &str) -> Result<Option<String>> {
-        let _ = key;
-        todo!()
+    /// A write transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken up front,
+    /// waiting under the busy timeout, so reading inside the transaction can never hit the
+    /// SQLITE_BUSY(_SNAPSHOT) that a deferred transaction gets when it upgrades to writing.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
-    pub async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
-        let _ = (key, value);
-        todo!()
+    /// Runs `attempt` (one whole transaction) again when it failed on a transient lock error:
+    /// SQLite busy/locked beyond the busy timeout, PostgreSQL deadlock or serialization failure.
+    async fn retrying<T, F, Fut>(&self, what: &'static str, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        const ATTEMPTS: u32 = 5;
+        let mut tries = 1;
+        loop {
+            match attempt().await {
+                Err(StoreError::Database(e)) if tries < ATTEMPTS && self.is_transient(&e) => {
+                    tracing::warn!(what, tries, error = %e, "transient database error, retrying the transaction");
+                    let jitter = rand::random_range(0..20u64);
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(tries) + jitter)).await;
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
-    // --- users ----------------------------------------------------------------------------------
-
-    /// `Conflict("email")` when the (lower-cased) email exists.
-    pub async fn create_user(&self, new: &NewUser, now: i64) -> Result<User> {
-        let _ = (new, now);
-        todo!()
+    fn is_transient(&self, e: &sqlx::Error) -> bool {
+        let Some(code) = db_error(e).and_then(|d| d.code()) else { return false };
+        match self.backend {
+            // Extended result codes: the primary code is the low byte (SQLITE_BUSY 5, SQLITE_LOCKED 6).
+            Backend::Sqlite => code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)),
+            Backend::Postgres => matches!(&*code, "40001" | "40P01"),
+        }
     }
+}
 
-    pub async fn user(&self, id: &str) -> Result<Option<User>> {
-        let _ = id;
-        todo!()
+fn db_error(e: &sqlx::Error) -> Option<&dyn DatabaseError> {
+    match e {
+        sqlx::Error::Database(d) => Some(&**d),
+        _ => None,
     }
+}
 
-    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        let _ = email;
-        todo!()
-    }
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    db_error(e).is_some_and(|d| d.is_unique_violation())
+}
 
-    pub async fn users(&self) -> Result<Vec<User>> {
-        todo!()
-    }
-
-    pub async fn count_users(&self) -> Result<i64> {
-        todo!()
-    }
-
-    /// Updates name, role, active flag and working pattern. `NotFound` if absent.
-    pub async fn update_user(&self, id: &str, update: &UserUpdate) -> Result<User> {
-        let _ = (id, update);
-        todo!()
-    }
-
-    /// Sets the hash and `password_changed_at = now` (voiding older sessions).
-    pub async fn set_password(&self, user_id: &str, password_hash: &str, now: i64) -> Result<()> {
-        let _ = (user_id, password_hash, now);
-        todo!()
-    }
-
-    pub async fn create_setup_token(&self, user_id: &str, token_hash: &str, expires_at: i64) -> Result<()> {
-        let _ = (user_id, token_hash, expires_at);
-        todo!()
-    }
-
-    /// Marks the token used and returns its user, atomically: a second call (or a concurrent one)
-    /// gets `None`, as do expired tokens.
-    pub async fn take_setup_token(&self, token_hash: &str, now: i64) -> Result<Option<String>> {
-        let _ = (token_hash, now);
-        todo!()
-    }
-
-    // --- offices and services -------------------------------------------------------------------
-
-    pub async fn create_office(&self, new: &NewOffice, now: i64) -> Result<Office> {
-        let _ = (new, now);
-        todo!()
-    }
-
-    pub async fn update_office(&self, id: &str, new: &NewOffice) -> Result<Office> {
-        let _ = (id, new);
-        todo!()
-    }
-
-    /// `Conflict("appointments")` while appointments reference it.
-    pub async fn delete_office(&self, id: &str) -> Result<()> {
-        let _ = id;
-        todo!()
-    }
-
-    pub async fn office(&self, id: &str) -> Result<Option<Office>> {
-        let _ = id;
-        todo!()
-    }
-
-    /// All offices, by name.
-    pub async fn offices(&self) -> Result<Vec<Office>> {
-        todo!()
-    }
-
-    /// Replaces the office's members (officials who work there).
-    pub async fn set_office_members(&self, office_id: &str, user_ids: &[String]) -> Result<()> {
-        let _ = (office_id, user_ids);
-        todo!()
-    }
-
-    pub async fn office_members(&self, office_id: &str) -> Result<Vec<User>> {
-        let _ = office_id;
-        todo!()
-    }
-
-    pub async fn offices_of_user(&self, user_id: &str) -> Result<Vec<Office>> {
-        let _ = user_id;
-        todo!()
-    }
-
-    /// Creates the service and links it to `new.office_ids`.
-    pub async fn create_service(&self, new: &NewService, now: i64) -> Result<Service> {
-        let _ = (new, now);
-        todo!()
-    }
-
-    pub async fn update_service(&self, id: &str, new: &NewService) -> Result<Service> {
-        let _ = (id, new);
-        todo!()
-    }
-
-    /// `Conflict("appointments")` while appointments reference it.
-    pub async fn delete_service(&self, id: &str) -> Result<()> {
-        let _ = id;
-        todo!()
-    }
-
-    pub async fn service(&self, id: &str) -> Result<Option<Service>> {
-        let _ = id;
-        todo!()
-    }
-
-    /// All services, by name, each with its `office_ids`.
-    pub async fn services(&self) -> Result<Vec<Service>> {
-        todo!()
-    }
-
-    // --- appointments ---------------------------------------------------------------------------
-
-    /// Inserts a confirmed appointment, its slot claims and a `booked` audit row in one transaction.
-    /// `SlotTaken` if any granule of `[starts_at, ends_at)` is claimed for that official;
-    /// `Conflict("code")` if the booking code exists (the caller draws another).
-    pub async fn book(&self, new: &NewAppointment, now: i64) -> Result<Appointment> {
-        let _ = (new, now);
-        todo!()
-    }
-
-    pub async fn appointment(&self, id: &str) -> Result<Option<Appointment>> {
-        let _ = id;
-        todo!()
-    }
-
-    pub async fn appointment_by_code(&self, code: &str) -> Result<Option<Appointment>> {
-        let _ = code;
-        todo!()
-    }
-
-    /// Appointments of these offices overlapping `[from, to)`, any status, by start.
-    pub async fn appointments_of_offices(&self, office_ids: &[String], from: i64, to: i64) -> Result<Vec<Appointment>> {
-        let _ = (office_ids, from, to);
-        todo!()
-    }
-
-    /// Confirmed appointments of these officials overlapping `[from, to)` (for availability).
-    pub async fn busy_of_officials(&self, official_ids: &[String], from: i64, to: i64) -> Result<Vec<Appointment>> {
-        let _ = (official_ids, from, to);
-        todo!()
-    }
-
-    /// Changes the status if the current one is in `from`, releasing the claims when the new
-    /// status is `Cancelled`; audits `actor`. `InvalidTransition` otherwise, `NotFound` if absent.
-    pub async fn set_status(
-        &self,
-        id: &str,
-        from: &[Status],
-        to: Status,
-        actor: &str,
-        detail: &str,
-        now: i64,
-    ) -> Result<Appointment> {
-        let _ = (id, from, to, actor, detail, now);
-        todo!()
-    }
-
-    /// Moves a confirmed appointment (new times and possibly a new official): the old claims are
-    /// released and the new ones taken in one transaction; `SlotTaken` leaves it unchanged.
-    pub async fn reschedule(&self, id: &str, to: &Reschedule, actor: &str, now: i64) -> Result<Appointment> {
-        let _ = (id, to, actor, now);
-        todo!()
-    }
-
-    /// Confirmed appointments starting in `(now, now + lead]` with no reminder sent yet.
-    pub async fn due_reminders(&self, now: i64, lead_secs: i64) -> Result<Vec<Appointment>> {
-        let _ = (now, lead_secs);
-        todo!()
-    }
-
-    /// Records that the reminder went out (audited as `reminded`).
-    pub async fn mark_reminded(&self, id: &str, now: i64) -> Result<()> {
-        let _ = (id, now);
-        todo!()
-    }
-
-    /// Records the first time the citizen was admitted to the room (audited as `joined`); later
-    /// calls keep the first instant.
-    pub async fn mark_citizen_joined(&self, id: &str, now: i64) -> Result<()> {
-        let _ = (id, now);
-        todo!()
-    }
-
-    /// Confirmed appointments whose end is before `before` (for completed / no-show).
-    pub async fn confirmed_ended_before(&self, before: i64) -> Result<Vec<Appointment>> {
-        let _ = before;
-        todo!()
-    }
-
-    /// Rating 1–5 with an optional comment (audited as `rated`); once only: `Conflict("rating")`.
-    pub async fn rate(&self, id: &str, rating: i64, comment: Option<&str>, now: i64) -> Result<()> {
-        let _ = (id, rating, comment, now);
-        todo!()
-    }
-
-    /// The audit trail, oldest first.
-    pub async fn audit(&self, appointment_id: &str) -> Result<Vec<AuditEntry>> {
-        let _ = appointment_id;
-        todo!()
-    }
-
-    // --- documents and chat ---------------------------------------------------------------------
-
-    pub async fn add_document(&self, new: &NewDocument, now: i64) -> Result<Document> {
-        let _ = (new, now);
-        todo!()
-    }
-
-    pub async fn document(&self, id: &str) -> Result<Option<Document>> {
-        let _ = id;
-        todo!()
-    }
-
-    /// A room's documents, oldest first.
-    pub async fn documents(&self, room: &str) -> Result<Vec<Document>> {
-        let _ = room;
-        todo!()
-    }
-
-    /// Documents whose retention ended (`delete_after <= now`); the caller deletes the bytes, then
-    /// the rows with [`Store::delete_document`].
-    pub async fn expired_documents(&self, now: i64) -> Result<Vec<Document>> {
-        let _ = now;
-        todo!()
-    }
-
-    pub async fn delete_document(&self, id: &str) -> Result<()> {
-        let _ = id;
-        todo!()
-    }
-
-    pub async fn add_chat(&self, new: &NewChat, now: i64) -> Result<ChatMessage> {
-        let _ = (new, now);
-        todo!()
-    }
-
-    /// A room's messages, oldest first, at most `limit` (the newest ones).
-    pub async fn chat(&self, room: &str, limit: i64) -> Result<Vec<ChatMessage>> {
-        let _ = (room, limit);
-        todo!()
-    }
-
-    /// Deletes messages whose retention ended; returns how many.
-    pub async fn delete_expired_chat(&self, now: i64) -> Result<u64> {
-        let _ = now;
-        todo!()
-    }
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    db_error(e).is_some_and(|d| d.is_foreign_key_violation())
 }
 
 #[cfg(test)]
