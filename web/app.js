@@ -114,7 +114,8 @@ function setNote(key) {
 }
 
 function initJoin() {
-  const token = new URLSearchParams(location.search).get('t');
+  // `/join#t=` (from the appointment link gateway: the fragment never reaches a log) or `/join?t=`.
+  const token = new URLSearchParams(location.search).get('t') ?? new URLSearchParams(location.hash.slice(1)).get('t');
   const claims = decodeToken(token);
   onLangChange(() => setNote(noteKey));
   if (!claims) {

@@ -218,7 +218,9 @@ pub fn join_window(start: Timestamp, end: Timestamp) -> (Timestamp, Timestamp) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinTiming {
     /// The waiting room opens at the given instant.
-    TooEarly { opens: Timestamp },
+    TooEarly {
+        opens: Timestamp,
+    },
     Open,
     Over,
 }
@@ -527,8 +529,8 @@ mod tests {
 
     #[test]
     fn a_good_requester_is_trimmed() {
-        let r = validate_requester(&input("  Anna ", "Rossi", " anna.rossi@example.org ", " ISEE\n2026 "))
-            .expect("valid");
+        let r =
+            validate_requester(&input("  Anna ", "Rossi", " anna.rossi@example.org ", " ISEE\n2026 ")).expect("valid");
         assert_eq!(r.first_name, "Anna");
         assert_eq!(r.email, "anna.rossi@example.org");
         assert_eq!(r.details, "ISEE\n2026");
@@ -627,10 +629,7 @@ mod tests {
         assert_eq!(tuesday.contact(), Some(TimeRange::hm(9, 0, 12, 0).unwrap()));
         assert_eq!(p.plan_for(date(2027, 3, 10)).mode(), WorkMode::Off);
         assert!(matches!(pattern_from_opening_hours("[[]]"), Err(HoursError::Days(1))));
-        assert!(matches!(
-            pattern_from_opening_hours(r#"[["9-12"],[],[],[],[],[],[]]"#),
-            Err(HoursError::Range(_))
-        ));
+        assert!(matches!(pattern_from_opening_hours(r#"[["9-12"],[],[],[],[],[],[]]"#), Err(HoursError::Range(_))));
         assert!(matches!(pattern_from_opening_hours("{"), Err(HoursError::Json(_))));
     }
 

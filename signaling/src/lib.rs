@@ -12,6 +12,9 @@
 //! - [`web`]: the embedded browser client and its security headers.
 //! - [`clock`]: the server's "now" (shifted in tests), used by every time-based decision.
 //! - [`mail`]: outgoing email — SMTP, or `.eml` files in `<data_dir>/outbox` by default.
+//! - [`links`]: the citizen's join, manage and cancel links, and the join link's landing page.
+//! - [`booking_mail`]: the booking emails (confirmation, new time, cancellation, reminder) and `.ics`.
+//! - [`reminders`]: the reminder pass, run every minute.
 //! - [`api`]: the JSON REST API (booking, staff, admin, rooms) and its OpenAPI document.
 //! - [`server`]: the axum [`Router`](axum::Router) and [`start`](server::start) for the binary and tests.
 //!
@@ -20,11 +23,14 @@
 //! a room never awaits a websocket (per-connection bounded queues; a full queue closes that connection).
 
 pub mod api;
+pub mod booking_mail;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod links;
 pub mod mail;
 pub mod protocol;
+pub mod reminders;
 pub mod room;
 pub mod rooms;
 pub mod server;

@@ -203,9 +203,11 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
     let (rooms, tokens, config, store) =
         (state.rooms.clone(), state.tokens.clone(), state.config.clone(), state.store.clone());
     let events = tokio::spawn(rooms.clone().route_events(events));
+    crate::reminders::spawn(state.clone());
     let mut stop = shutdown_rx;
     let http = tokio::spawn(async move {
-        axum::serve(listener, app(state))
+        // Connect info: the booking rate limit is per client address.
+        axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = stop.changed().await;
             })

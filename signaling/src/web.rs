@@ -21,6 +21,10 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(|| async { page("index.html") }))
         .route("/join", get(|| async { page("join.html") }))
         .route("/privacy", get(|| async { page("privacy.html") }))
+        .route("/servizi", get(|| async { page("servizi.html") }))
+        .route("/prenota", get(|| async { page("prenota.html") }))
+        .route("/appuntamento", get(|| async { page("appuntamento.html") }))
+        .route("/a/{token}", get(crate::links::landing))
         .route("/web/{*path}", get(|Path(path): Path<String>| async move { file(&path) }))
 }
 
