@@ -1,0 +1,613 @@
+//! The staff REST API (auth, admin, officials' dashboard) over real HTTP against an in-process
+//! server: sessions in a cookie jar as a browser keeps them, scope between offices, the waiting room
+//! driven over REST while a citizen waits on a real websocket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::cookie::Jar;
+use serde_json::{Value, json};
+use sportello_signaling::api::auth::first_admin_link;
+use sportello_store::{Mode, NewAppointment};
+use sportello_tests::server::{Claims, Clock, Role, TestServer};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A browser: its own cookie jar, talking to one server.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// Status and JSON body (`Null` when empty).
+struct Reply {
+    status: StatusCode,
+    body: Value,
+    set_cookie: bool,
+}
+
+impl Reply {
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    fn expect(self, status: StatusCode) -> Value {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        self.body
+    }
+
+    #[track_caller]
+    fn expect_error(self, status: StatusCode, code: &str) {
+        assert_eq!((self.status, self.code()), (status, code), "body: {}", self.body);
+        assert!(self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", self.body);
+    }
+}
+
+impl Browser {
+    fn new(server: &TestServer) -> Browser {
+        Browser::with_jar(server, Arc::new(Jar::default()))
+    }
+
+    fn with_jar(server: &TestServer, jar: Arc<Jar>) -> Browser {
+        let http = reqwest::Client::builder().cookie_provider(jar).build().expect("client");
+        Browser { http, base: server.url() }
+    }
+
+    /// No cookie jar: the `Cookie` header is exactly `cookie`.
+    fn with_cookie(server: &TestServer, cookie: &str) -> Browser {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::COOKIE, cookie.parse().expect("header"));
+        let http = reqwest::Client::builder().default_headers(headers).build().expect("client");
+        Browser { http, base: server.url() }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = tokio::time::timeout(Duration::from_secs(20), request.send())
+            .await
+            .expect("answer in time")
+            .expect("request");
+        let status = response.status();
+        let set_cookie = response.headers().contains_key(reqwest::header::SET_COOKIE);
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+        };
+        Reply { status, body, set_cookie }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+
+    async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post("/api/auth/login", json!({"email": email, "password": password})).await
+    }
+}
+
+/// The secret of a setup link (after `#`).
+fn secret(link: &str) -> String {
+    link.split_once('#').expect("a secret after #").1.to_owned()
+}
+
+async fn first_link(server: &TestServer) -> Option<String> {
+    let now = server.server.tokens.clock().now();
+    first_admin_link(&server.server.store, &server.url(), now).await.expect("store")
+}
+
+/// A server with its first administrator, logged in.
+async fn with_admin() -> (TestServer, Browser, Value) {
+    with_admin_at(Clock::system()).await
+}
+
+async fn with_admin_at(clock: Clock) -> (TestServer, Browser, Value) {
+    let server = TestServer::start_at(clock, |_| {}).await;
+    let link = first_link(&server).await.expect("a first-administrator link");
+    let admin = Browser::new(&server);
+    let me = admin
+        .post(
+            "/api/auth/setup",
+            json!({"token": secret(&link), "password": PASSWORD, "email": "Admin@Comune.example", "display_name": "Ada Admin"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    (server, admin, me)
+}
+
+/// Creates a staff member through the admin API and logs them in through their setup link.
+async fn staff_member(server: &TestServer, admin: &Browser, email: &str, role: &str) -> (Browser, String) {
+    let created = admin
+        .post("/api/admin/users", json!({"email": email, "display_name": format!("Staff {email}"), "role": role}))
+        .await
+        .expect(StatusCode::CREATED);
+    let id = created["user"]["id"].as_str().expect("id").to_owned();
+    let browser = Browser::new(server);
+    browser
+        .post(
+            "/api/auth/setup",
+            json!({"token": secret(created["setup_url"].as_str().expect("setup_url")), "password": PASSWORD}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    (browser, id)
+}
+
+fn week(hours: &[&str]) -> Value {
+    json!([hours, hours, hours, hours, hours, [], []])
+}
+
+async fn office(admin: &Browser, name: &str, members: &[&str]) -> String {
+    let body = json!({"name": name, "opening_hours": week(&["08:30-12:30"]), "member_ids": members});
+    admin.post("/api/admin/offices", body).await.expect(StatusCode::CREATED)["id"].as_str().expect("id").to_owned()
+}
+
+async fn service(admin: &Browser, offices: &[&str]) -> String {
+    let body = json!({"name": "Carta d'identità", "duration_minutes": 30, "modes": "both", "office_ids": offices});
+    admin.post("/api/admin/services", body).await.expect(StatusCode::CREATED)["id"].as_str().expect("id").to_owned()
+}
+
+/// A confirmed video appointment starting `in_secs` from now (on the server's clock).
+async fn book(server: &TestServer, office: &str, service: &str, official: &str, code: &str, in_secs: i64) -> String {
+    let now = server.server.tokens.clock().now();
+    let start = (now + in_secs) / 300 * 300;
+    let new = NewAppointment {
+        code: code.to_owned(),
+        secret_hash: format!("hash-{code}"),
+        office_id: office.to_owned(),
+        service_id: service.to_owned(),
+        official_id: official.to_owned(),
+        starts_at: start,
+        ends_at: start + 1800,
+        mode: Mode::Video,
+        first_name: "Mario".into(),
+        last_name: "Rossi".into(),
+        email: "mario.rossi@example.org".into(),
+        details: String::new(),
+        lang: "it".into(),
+    };
+    server.server.store.book(&new, now).await.expect("booked").id
+}
+
+// --- first start and setup links -----------------------------------------------------------------
+
+#[tokio::test]
+async fn first_start_creates_the_administrator_once() {
+    let server = TestServer::start().await;
+    let link = first_link(&server).await.expect("a link while no staff exists");
+    assert!(link.starts_with(&format!("{}/staff/setup#", server.url())), "{link}");
+
+    // A weak password is refused and creates nobody.
+    let browser = Browser::new(&server);
+    let body = |password: &str| json!({"token": secret(&link), "password": password, "email": "ada@comune.example", "display_name": "Ada"});
+    browser.post("/api/auth/setup", body("short")).await.expect_error(StatusCode::BAD_REQUEST, "weak_password");
+    assert_eq!(server.server.store.count_users().await.unwrap(), 0);
+    browser.get("/api/auth/me").await.expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    let reply = browser.post("/api/auth/setup", body(PASSWORD)).await;
+    assert!(reply.set_cookie, "setup logs in");
+    let me = reply.expect(StatusCode::OK);
+    assert_eq!(me["user"]["role"], "admin");
+    assert_eq!(me["user"]["email"], "ada@comune.example");
+    assert_eq!(browser.get("/api/auth/me").await.expect(StatusCode::OK)["user"]["display_name"], "Ada");
+
+    // Once only, and no new link is printed once an administrator exists.
+    Browser::new(&server)
+        .post("/api/auth/setup", body(PASSWORD))
+        .await
+        .expect_error(StatusCode::GONE, "setup_link_invalid");
+    assert_eq!(server.server.store.count_users().await.unwrap(), 1);
+    assert!(first_link(&server).await.is_none());
+}
+
+// --- login --------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn login_failures_look_alike_and_pause_after_repeated_attempts() {
+    let (server, admin, _) = with_admin().await;
+    let browser = Browser::new(&server);
+    let wrong = browser.login("admin@comune.example", "not the password").await;
+    let unknown = browser.login("nobody@comune.example", PASSWORD).await;
+    assert_eq!((wrong.status, unknown.status), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+    assert_eq!(wrong.body, unknown.body, "the same answer for a wrong password and an unknown email");
+    assert_eq!(wrong.code(), "invalid_credentials");
+
+    // The right password, any case of the email, logs in.
+    let me = browser.login("ADMIN@comune.example", PASSWORD).await.expect(StatusCode::OK);
+    assert_eq!(me["user"]["display_name"], "Ada Admin");
+    browser.post("/api/auth/logout", json!({})).await.expect(StatusCode::NO_CONTENT);
+    browser.get("/api/auth/me").await.expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    // 8 failures in a row (the success above reset the count), then even the right password waits.
+    for _ in 0..8 {
+        browser
+            .login("admin@comune.example", "still wrong!")
+            .await
+            .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    browser.login("admin@comune.example", PASSWORD).await.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    // The session that was open before is unaffected.
+    admin.get("/api/auth/me").await.expect(StatusCode::OK);
+}
+
+// --- sessions -----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn forged_and_foreign_tokens_are_not_sessions() {
+    let (server, _admin, me) = with_admin().await;
+    let id = me["user"]["id"].as_str().unwrap();
+    let now = server.server.tokens.clock().now();
+    let claims = json!({"sub": id, "typ": "staff", "iat": now, "exp": now + 3600});
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"another key entirely, 32 bytes!!"),
+    )
+    .unwrap();
+    // A join token, signed with the server's own key, for a room named like a user.
+    let join = server.sign(&server.claims(id, id, Role::Host));
+    // A session-shaped token with the right key but no `typ` (what a join token lacks).
+    let untyped = server.server.tokens.sign(&json!({"sub": id, "iat": now, "exp": now + 3600})).expect("signed");
+    for cookie in [forged, join, untyped, "garbage".into()] {
+        Browser::with_cookie(&server, &format!("sportello_session={cookie}"))
+            .get("/api/auth/me")
+            .await
+            .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    }
+}
+
+#[tokio::test]
+async fn a_password_change_ends_older_sessions() {
+    let clock = Clock::offset(0);
+    let (server, admin, _) = with_admin_at(clock.clone()).await;
+    let laptop = Browser::new(&server);
+    laptop.login("admin@comune.example", PASSWORD).await.expect(StatusCode::OK);
+    clock.advance(5);
+
+    admin
+        .post("/api/auth/password", json!({"current_password": "wrong one", "new_password": "a new password 123"}))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "wrong_password");
+    admin
+        .post("/api/auth/password", json!({"current_password": PASSWORD, "new_password": "short"}))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "weak_password");
+    let reply = admin
+        .post("/api/auth/password", json!({"current_password": PASSWORD, "new_password": "a new password 123"}))
+        .await;
+    assert!(reply.set_cookie, "the changing session gets a fresh cookie");
+    reply.expect(StatusCode::NO_CONTENT);
+
+    laptop.get("/api/auth/me").await.expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    admin.get("/api/auth/me").await.expect(StatusCode::OK);
+    laptop.login("admin@comune.example", PASSWORD).await.expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    laptop.login("admin@comune.example", "a new password 123").await.expect(StatusCode::OK);
+}
+
+// --- roles and administration ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn officials_cannot_administer() {
+    let (server, admin, _) = with_admin().await;
+    let (official, official_id) = staff_member(&server, &admin, "uff@comune.example", "official").await;
+    let office_id = office(&admin, "Anagrafe", &[]).await;
+    let service_id = service(&admin, &[&office_id]).await;
+    let office_body = json!({"name": "X", "opening_hours": week(&[])});
+    let service_body = json!({"name": "X", "duration_minutes": 30, "modes": "video", "office_ids": []});
+    let user_body = json!({"display_name": "X", "role": "admin", "active": true});
+    let settings = admin.get("/api/admin/settings").await.expect(StatusCode::OK);
+    let calls = [
+        official.get("/api/admin/offices").await,
+        official.post("/api/admin/offices", office_body.clone()).await,
+        official.put(&format!("/api/admin/offices/{office_id}"), office_body).await,
+        official.delete(&format!("/api/admin/offices/{office_id}")).await,
+        official.get("/api/admin/services").await,
+        official.post("/api/admin/services", service_body.clone()).await,
+        official.put(&format!("/api/admin/services/{service_id}"), service_body).await,
+        official.delete(&format!("/api/admin/services/{service_id}")).await,
+        official.get("/api/admin/users").await,
+        official
+            .post("/api/admin/users", json!({"email": "x@comune.example", "display_name": "X", "role": "admin"}))
+            .await,
+        official.put(&format!("/api/admin/users/{official_id}"), user_body).await,
+        official.post(&format!("/api/admin/users/{official_id}/setup-link"), json!({})).await,
+        official.get("/api/admin/settings").await,
+        official.put("/api/admin/settings", settings).await,
+    ];
+    for reply in calls {
+        reply.expect_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    // Nothing changed: still one office, one service, two users, the official still an official.
+    assert_eq!(admin.get("/api/admin/offices").await.expect(StatusCode::OK).as_array().unwrap().len(), 1);
+    assert_eq!(admin.get("/api/admin/services").await.expect(StatusCode::OK).as_array().unwrap().len(), 1);
+    let users = admin.get("/api/admin/users").await.expect(StatusCode::OK);
+    assert_eq!(users.as_array().unwrap().len(), 2);
+    assert!(users.as_array().unwrap().iter().any(|u| u["id"] == official_id.as_str() && u["role"] == "official"));
+}
+
+#[tokio::test]
+async fn administrators_manage_offices_services_and_staff() {
+    let (server, admin, _) = with_admin().await;
+
+    // Staff: the setup link works once, then logs the new person in.
+    let created = admin
+        .post("/api/admin/users", json!({"email": "Bruno@Comune.example", "display_name": "Bruno", "role": "official"}))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(created["user"]["email"], "bruno@comune.example");
+    assert_eq!(created["user"]["has_password"], false);
+    let bruno_id = created["user"]["id"].as_str().unwrap().to_owned();
+    let link = created["setup_url"].as_str().unwrap();
+    assert!(link.contains("/staff/setup#"), "{link}");
+    let bruno = Browser::new(&server);
+    let setup = json!({"token": secret(link), "password": PASSWORD});
+    assert_eq!(
+        bruno.post("/api/auth/setup", setup.clone()).await.expect(StatusCode::OK)["user"]["id"],
+        bruno_id.as_str()
+    );
+    Browser::new(&server).post("/api/auth/setup", setup).await.expect_error(StatusCode::GONE, "setup_link_invalid");
+    bruno.get("/api/auth/me").await.expect(StatusCode::OK);
+
+    admin
+        .post("/api/admin/users", json!({"email": "bruno@comune.example", "display_name": "Altro", "role": "official"}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "email_taken");
+    assert_eq!(admin.get("/api/admin/users").await.expect(StatusCode::OK).as_array().unwrap().len(), 2);
+
+    // Offices: bad opening hours store nothing; a good one keeps its members.
+    for hours in [week(&["12:30-08:30"]), week(&["8:30-12:30"]), json!([["08:30-12:30"]]), week(&["08:30"])] {
+        admin
+            .post("/api/admin/offices", json!({"name": "Anagrafe", "opening_hours": hours}))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_opening_hours");
+    }
+    assert_eq!(admin.get("/api/admin/offices").await.expect(StatusCode::OK), json!([]));
+    let office_id = office(&admin, "Anagrafe", &[&bruno_id]).await;
+    let offices = admin.get("/api/admin/offices").await.expect(StatusCode::OK);
+    assert_eq!(offices[0]["member_ids"], json!([bruno_id]));
+    assert_eq!(offices[0]["opening_hours"][0], json!(["08:30-12:30"]));
+    let me = bruno.get("/api/auth/me").await.expect(StatusCode::OK);
+    assert_eq!(me["offices"][0]["id"], office_id.as_str());
+
+    // Services, with a validated duration.
+    admin
+        .post(
+            "/api/admin/services",
+            json!({"name": "X", "duration_minutes": 7, "modes": "video", "office_ids": [office_id]}),
+        )
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_duration");
+    let service_id = service(&admin, &[&office_id]).await;
+    let services = admin.get("/api/admin/services").await.expect(StatusCode::OK);
+    assert_eq!(services.as_array().unwrap().len(), 1);
+    assert_eq!(services[0]["id"], service_id.as_str());
+    assert_eq!(services[0]["office_ids"], json!([office_id]));
+
+    // Deactivating Bruno ends his session at once.
+    admin
+        .put(
+            &format!("/api/admin/users/{bruno_id}"),
+            json!({"display_name": "Bruno", "role": "official", "active": false}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    bruno.get("/api/auth/me").await.expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+// --- officials' scope -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn officials_see_and_act_only_on_their_offices() {
+    let (server, admin, _) = with_admin().await;
+    let (anna, anna_id) = staff_member(&server, &admin, "anna@comune.example", "official").await;
+    let (_bruno, bruno_id) = staff_member(&server, &admin, "bruno@comune.example", "official").await;
+    let office1 = office(&admin, "Anagrafe", &[&anna_id]).await;
+    let office2 = office(&admin, "Tributi", &[&bruno_id]).await;
+    let service_id = service(&admin, &[&office1, &office2]).await;
+    let mine = book(&server, &office1, &service_id, &anna_id, "AAA111", 3600).await;
+    let theirs = book(&server, &office2, &service_id, &bruno_id, "BBB222", 3600).await;
+
+    let list = anna.get("/api/staff/appointments").await.expect(StatusCode::OK);
+    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [mine.as_str()]);
+    assert_eq!(list[0]["office_name"], "Anagrafe");
+    assert_eq!(list[0]["service_name"], "Carta d'identità");
+    assert_eq!(list[0]["status"], "confirmed");
+    // The administrator sees both.
+    assert_eq!(admin.get("/api/staff/appointments").await.expect(StatusCode::OK).as_array().unwrap().len(), 2);
+
+    anna.get(&format!("/api/staff/appointments/{mine}")).await.expect(StatusCode::OK);
+    anna.get(&format!("/api/staff/appointments/{theirs}")).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    anna.post(&format!("/api/staff/appointments/{theirs}/status"), json!({"status": "cancelled"}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    anna.post(&format!("/api/staff/appointments/{theirs}/join"), json!({}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    anna.post(&format!("/api/staff/rooms/appt-{theirs}/admit"), json!({"participant_id": "mario"}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    anna.post(&format!("/api/staff/rooms/vo-{bruno_id}/decline"), json!({"participant_id": "mario"}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    anna.post("/api/staff/invitations", json!({"room": format!("appt-{theirs}"), "name": "Ospite"}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    let stored = server.server.store.appointment(&theirs).await.unwrap().unwrap();
+    assert_eq!(stored.status.as_str(), "confirmed", "nothing happened to the other office's appointment");
+
+    // Her own: a host link into the appointment's room.
+    let link = anna.post(&format!("/api/staff/appointments/{mine}/join"), json!({})).await.expect(StatusCode::OK);
+    assert_eq!(link["room"], format!("appt-{mine}"));
+    let token = token_of(link["url"].as_str().unwrap());
+    let claims = server.server.tokens.verify(&token, Some(&format!("appt-{mine}"))).expect("a valid join token");
+    assert_eq!((claims.role, claims.appt.as_deref(), claims.wait), (Role::Host, Some(mine.as_str()), false));
+}
+
+#[tokio::test]
+async fn closing_an_appointment_is_audited_and_final() {
+    let (server, admin, _) = with_admin().await;
+    let (anna, anna_id) = staff_member(&server, &admin, "anna@comune.example", "official").await;
+    let office1 = office(&admin, "Anagrafe", &[&anna_id]).await;
+    let service_id = service(&admin, &[&office1]).await;
+    let id = book(&server, &office1, &service_id, &anna_id, "CCC333", 3600).await;
+
+    anna.post(&format!("/api/staff/appointments/{id}/status"), json!({"status": "confirmed"}))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_status");
+    let view = anna
+        .post(&format!("/api/staff/appointments/{id}/status"), json!({"status": "completed", "note": "tutto fatto"}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(view["status"], "completed");
+    anna.post(&format!("/api/staff/appointments/{id}/status"), json!({"status": "cancelled"}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "invalid_status");
+    anna.post(&format!("/api/staff/appointments/{id}/join"), json!({}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "appointment_closed");
+
+    let detail = anna.get(&format!("/api/staff/appointments/{id}")).await.expect(StatusCode::OK);
+    assert_eq!(detail["appointment"]["status"], "completed");
+    let audit = detail["audit"].as_array().unwrap();
+    let actors: Vec<&str> = audit.iter().map(|e| e["actor"].as_str().unwrap()).collect();
+    let official = format!("user:{anna_id}");
+    assert_eq!(actors, ["citizen", official.as_str()], "{audit:?}");
+    assert_eq!(server.server.store.appointment(&id).await.unwrap().unwrap().status.as_str(), "completed");
+}
+
+// --- links ------------------------------------------------------------------------------------------
+
+fn token_of(url: &str) -> String {
+    let query = url.split_once("/join?").expect("a join link").1;
+    query.split('&').find_map(|p| p.strip_prefix("t=")).expect("a t parameter").to_owned()
+}
+
+#[tokio::test]
+async fn invitations_are_waiting_guest_links_into_the_virtual_office() {
+    let (server, admin, _) = with_admin().await;
+    let (anna, anna_id) = staff_member(&server, &admin, "anna@comune.example", "official").await;
+    let room = format!("vo-{anna_id}");
+
+    let link = anna
+        .post("/api/staff/invitations", json!({"name": "Tecnico Rete", "valid_hours": 2}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(link["room"], room.as_str());
+    let claims = server.server.tokens.verify(&token_of(link["url"].as_str().unwrap()), Some(&room)).expect("valid");
+    assert!(claims.wait, "guests wait to be admitted");
+    assert_eq!((claims.role, claims.name.as_str(), claims.appt), (Role::Participant, "Tecnico Rete", None));
+    assert_eq!(claims.exp - claims.iat, 2 * 3600);
+    assert!(server.server.tokens.verify(&token_of(link["url"].as_str().unwrap()), Some("vo-someone-else")).is_err());
+
+    for hours in [0, 73, 100] {
+        anna.post("/api/staff/invitations", json!({"name": "X", "valid_hours": hours}))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_validity");
+    }
+    anna.post("/api/staff/invitations", json!({"name": "  "}))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_name");
+
+    let vo = anna.post("/api/staff/virtual-office", json!({})).await.expect(StatusCode::OK);
+    let host = server.server.tokens.verify(&token_of(vo["url"].as_str().unwrap()), Some(&room)).expect("valid");
+    assert_eq!((host.role, host.wait), (Role::Host, false));
+}
+
+// --- waiting room over REST -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_waiting_citizen_is_listed_and_admitted_over_rest() {
+    let (server, admin, _) = with_admin().await;
+    let (anna, anna_id) = staff_member(&server, &admin, "anna@comune.example", "official").await;
+    let (bruno, bruno_id) = staff_member(&server, &admin, "bruno@comune.example", "official").await;
+    let office1 = office(&admin, "Anagrafe", &[&anna_id]).await;
+    let _office2 = office(&admin, "Tributi", &[&bruno_id]).await;
+    let service_id = service(&admin, &[&office1]).await;
+    let id = book(&server, &office1, &service_id, &anna_id, "DDD444", 300).await;
+    let room = format!("appt-{id}");
+
+    assert_eq!(anna.get("/api/staff/waiting").await.expect(StatusCode::OK), json!([]));
+    let mut citizen = server.connect(&room).await;
+    let claims = Claims {
+        wait: true,
+        appt: Some(id.clone()),
+        ..Claims::new(&room, "mario", "Mario Rossi", Role::Participant, Duration::from_secs(3600))
+    };
+    citizen.send_json(&json!({"v": 1, "type": "join", "token": server.sign(&claims)})).await;
+    assert_eq!(citizen.recv_json().await["type"], "waiting");
+
+    let waiting = anna.get("/api/staff/waiting").await.expect(StatusCode::OK);
+    assert_eq!(waiting.as_array().unwrap().len(), 1, "{waiting}");
+    assert_eq!(waiting[0]["name"], "Mario Rossi");
+    assert_eq!(waiting[0]["room"], room.as_str());
+    assert_eq!(waiting[0]["participant_id"], "mario");
+    assert_eq!(waiting[0]["appointment_id"], id.as_str());
+    assert_eq!(bruno.get("/api/staff/waiting").await.expect(StatusCode::OK), json!([]), "not another office's");
+    bruno
+        .post(&format!("/api/staff/rooms/{room}/admit"), json!({"participant_id": "mario"}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+
+    anna.post(&format!("/api/staff/rooms/{room}/admit"), json!({"participant_id": "mario"}))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let welcome = citizen.recv_until("welcome").await;
+    assert_eq!(welcome["room"], room.as_str(), "{welcome}");
+    assert_eq!(anna.get("/api/staff/waiting").await.expect(StatusCode::OK), json!([]));
+    anna.post(&format!("/api/staff/rooms/{room}/admit"), json!({"participant_id": "mario"}))
+        .await
+        .expect_error(StatusCode::GONE, "not_waiting");
+}
+
+// --- the API description ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn openapi_lists_the_staff_paths() {
+    let server = TestServer::start().await;
+    let doc = Browser::new(&server).get("/api/openapi.json").await.expect(StatusCode::OK);
+    let paths = doc["paths"].as_object().expect("paths");
+    for path in [
+        "/api/auth/login",
+        "/api/auth/logout",
+        "/api/auth/me",
+        "/api/auth/password",
+        "/api/auth/setup",
+        "/api/admin/offices",
+        "/api/admin/offices/{id}",
+        "/api/admin/services",
+        "/api/admin/users",
+        "/api/admin/users/{id}/setup-link",
+        "/api/admin/settings",
+        "/api/staff/appointments",
+        "/api/staff/appointments/{id}",
+        "/api/staff/appointments/{id}/status",
+        "/api/staff/appointments/{id}/join",
+        "/api/staff/waiting",
+        "/api/staff/rooms/{room}/admit",
+        "/api/staff/rooms/{room}/decline",
+        "/api/staff/virtual-office",
+        "/api/staff/invitations",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
+    }
+}
