@@ -9,12 +9,12 @@ import {
   screenShareSupported,
 } from './media.js';
 import {
-  RoomView, setStatus, showAlert, clearAlert, announce, initChrome, showLeftScreen, showErrorScreen,
-  removeEndScreens, h,
+  RoomView, SidePanel, setStatus, showAlert, clearAlert, announce, initChrome, showLeftScreen,
+  showErrorScreen, removeEndScreens, h,
 } from './ui.js';
 
 const app = {
-  /** 'lobby' | 'joining' | 'in-room' | 'reconnecting' | 'left' | 'error' */
+  /** 'lobby' | 'joining' | 'waiting' | 'in-room' | 'reconnecting' | 'left' | 'error' */
   state: 'lobby',
   token: null,
   claims: null,
@@ -40,6 +40,15 @@ const app = {
   meter: null,
   mediaReady: Promise.resolve(),
   events: [],
+  /** Held in the waiting room until a host admits us. */
+  waiting: false,
+  /** Hosts: who is waiting, as the last `lobby` message said. */
+  lobby: [],
+  /** Chat messages and shared documents of this room (history, then live). */
+  chat: [],
+  documents: [],
+  /** @type {SidePanel|null} */
+  side: null,
 };
 
 window.sportello = {
@@ -63,6 +72,10 @@ window.sportello = {
     app.sig?.drop();
   },
   events: app.events,
+  get waiting() { return app.waiting; },
+  get lobby() { return app.lobby; },
+  chat: app.chat,
+  documents: app.documents,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -186,7 +199,7 @@ function renderPreview() {
 }
 
 async function fillDevices() {
-  if (app.state !== 'lobby' && app.state !== 'joining') return;
+  if (app.state !== 'lobby' && app.state !== 'joining' && app.state !== 'waiting') return;
   let devices;
   try {
     devices = await listDevices();
@@ -258,11 +271,30 @@ async function enter() {
   setState('joining');
   clearAlert();
   await app.mediaReady;
+  // The device check stays on screen until we are really in: we may be held in the waiting room.
+  startSignaling();
+}
+
+/** Entered the room: the device check and the waiting screen go. */
+function closeLobby() {
+  app.waiting = false;
+  $('waiting-screen').hidden = true;
+  if ($('lobby').hidden) return;
   app.meter?.detach();
   if (navigator.mediaDevices) navigator.mediaDevices.removeEventListener('devicechange', fillDevices);
   $('preview').srcObject = null;
   $('lobby').hidden = true;
-  startSignaling();
+}
+
+/** Held in the waiting room: say so, keep the camera/microphone check usable. */
+function onWaiting() {
+  const first = !app.waiting;
+  app.waiting = true;
+  setState('waiting');
+  $('join-btn').hidden = true;
+  const screen = $('waiting-screen');
+  screen.hidden = false;
+  if (first) $('waiting-title').focus();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -323,6 +355,13 @@ function onMessage(msg) {
     case 'mute': onMute(msg); break;
     case 'active_speaker': app.view?.setActiveSpeaker(msg.participant_id ?? null); break;
     case 'error': onError(msg); break;
+    case 'waiting': onWaiting(msg); break;
+    case 'declined':
+      handleFatal({ code: 'declined', message: msg.message ?? null, closeCode: null });
+      break;
+    case 'lobby': onLobby(msg.waiting || []); break;
+    case 'chat': addChat(msg); break;
+    case 'document': addDocument(msg, true); break;
     default: console.warn('sportello: unknown message', msg.type);
   }
 }
@@ -351,6 +390,7 @@ function onWelcome(msg) {
 
   if (!app.view) {
     removeEndScreens();
+    closeLobby();
     app.view = new RoomView({
       room: msg.room ?? app.claims.room,
       canPublish: app.role !== 'viewer',
@@ -363,7 +403,23 @@ function onWelcome(msg) {
       },
     });
     app.view.mount($('main'));
+    app.side = new SidePanel({
+      isHost: app.role === 'host',
+      selfId: app.participantId,
+      actions: {
+        chat: (text) => send({ type: 'chat', text }),
+        upload: uploadDocument,
+        download: downloadDocument,
+        admit: (id) => send({ type: 'admit', participant_id: id }),
+        decline: (id) => send({ type: 'decline', participant_id: id }),
+      },
+    });
+    app.side.mount($('main'));
+    for (const m of app.chat) app.side.addChat(m);
+    for (const d of app.documents) app.side.addDocument(d);
+    app.side.setLobby(app.lobby);
   }
+  loadHistory();
   const view = app.view;
   renderSelf();
   view.setLocalScreen(app.local.screen);
@@ -502,6 +558,14 @@ function handleFatal({ code: c, message, closeCode }) {
   else if (c && (c.startsWith('token_') || c === 'wrong_room')) helpKey = 'error.help.token';
   else if (c === 'replaced') helpKey = 'error.help.replaced';
   else if (c === 'room_full') helpKey = 'error.help.room_full';
+  else if (c === 'declined') helpKey = 'error.help.declined';
+  else if (c && c.startsWith('appointment_')) helpKey = 'error.help.appointment';
+  app.waiting = false;
+  const lobby = $('lobby');
+  if (lobby && !lobby.hidden) {
+    app.meter?.detach();
+    lobby.hidden = true;
+  }
   const canRetry = ['replaced', 'room_full', 'too_large', 'token_not_yet_valid'].includes(c);
   showErrorScreen({ message: null, helpKey, onRejoin: canRetry ? rejoin : null });
 }
@@ -614,6 +678,8 @@ function stopLocal() {
 function destroyView() {
   app.view?.destroy();
   app.view = null;
+  app.side?.destroy();
+  app.side = null;
   app.participants.clear();
   app.unpublished.clear();
 }
@@ -645,10 +711,117 @@ async function rejoin() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Waiting room (hosts), chat and documents
+
+function onLobby(list) {
+  const before = new Set(app.lobby.map((w) => w.id));
+  app.lobby = list.filter((w) => w && w.id);
+  for (const w of app.lobby) if (!before.has(w.id)) announce(t('announce.waiting', { name: w.name || w.id }));
+  app.side?.setLobby(app.lobby);
+}
+
+function addChat(msg) {
+  if (!msg || !msg.id || app.chat.some((m) => m.id === msg.id)) return;
+  const m = { id: msg.id, participant_id: msg.participant_id, name: msg.name, text: msg.text, at: msg.at };
+  app.chat.push(m);
+  app.side?.addChat(m);
+}
+
+function addDocument(msg, live) {
+  if (!msg || !msg.id || app.documents.some((d) => d.id === msg.id)) return;
+  const d = {
+    id: msg.id, name: msg.name, size: msg.size, content_type: msg.content_type,
+    participant_id: msg.participant_id, uploader_name: msg.uploader_name, at: msg.at,
+  };
+  app.documents.push(d);
+  app.side?.addDocument(d);
+  if (live && d.participant_id !== app.participantId) {
+    announce(t('announce.document', { name: d.uploader_name, file: d.name }));
+  }
+}
+
+function apiUrl(path) {
+  return `/api/rooms/${encodeURIComponent(app.claims.room)}/${path}`;
+}
+
+function authHeaders(extra = {}) {
+  return { Authorization: `Bearer ${app.token}`, ...extra };
+}
+
+/** Chat and documents shared before we came in (or while we were away). */
+async function loadHistory() {
+  try {
+    const [chat, docs] = await Promise.all([
+      fetch(apiUrl('chat'), { headers: authHeaders() }),
+      fetch(apiUrl('documents'), { headers: authHeaders() }),
+    ]);
+    if (chat.ok) {
+      const body = await chat.json();
+      const known = app.chat.slice();
+      app.chat.length = 0;
+      for (const m of body.messages || []) addChat(m);
+      for (const m of known) addChat(m);
+      app.chat.sort((a, b) => a.at - b.at);
+      if (app.side) {
+        app.side.chat = app.chat.slice();
+        app.side.renderChat();
+      }
+    }
+    if (docs.ok) {
+      const body = await docs.json();
+      for (const d of body.documents || []) addDocument(d, false);
+    }
+  } catch (e) {
+    console.warn('sportello: history', e);
+  }
+}
+
+async function uploadDocument(file) {
+  app.side?.setDocStatus(t('docs.uploading', { name: file.name }));
+  try {
+    const response = await fetch(apiUrl('documents'), {
+      method: 'POST',
+      headers: authHeaders({ 'X-File-Name': encodeURIComponent(file.name) }),
+      body: file,
+    });
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      app.side?.setDocStatus('');
+      showAlert(body?.error?.message || (() => t('docs.error')));
+      return;
+    }
+    addDocument(body, false);
+    app.side?.setDocStatus(t('docs.uploaded', { name: body.name }));
+  } catch (e) {
+    console.warn('sportello: upload', e);
+    app.side?.setDocStatus('');
+    showAlert(() => t('docs.error'));
+  }
+}
+
+/** Fetch with the token (a plain link could not carry it), then save through a blob URL. */
+async function downloadDocument(doc) {
+  try {
+    const response = await fetch(apiUrl(`documents/${encodeURIComponent(doc.id)}`), { headers: authHeaders() });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const blob = await response.blob();
+    const url = URL.createObjectURL(blob);
+    const a = h('a', { href: url, download: doc.name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (e) {
+    console.warn('sportello: download', e);
+    showAlert(() => t('docs.error.download'));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 window.addEventListener('pagehide', () => {
   // Closing the tab is leaving: the others need not wait for the reconnection grace period.
-  if (app.sig && (app.state === 'in-room' || app.state === 'reconnecting')) app.sig.leave();
+  if (app.sig && ['in-room', 'reconnecting', 'waiting'].includes(app.state)) app.sig.leave();
 });
 
 initLangSwitch();

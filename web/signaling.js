@@ -7,12 +7,13 @@ export const PROTOCOL_VERSION = 1;
 /** Error codes after which the server closes the websocket and retrying cannot help. */
 export const FATAL_ERRORS = new Set([
   'token_invalid', 'token_expired', 'token_not_yet_valid', 'wrong_room', 'replaced', 'room_full',
-  'too_large',
+  'too_large', 'declined', 'appointment_cancelled', 'appointment_closed', 'appointment_not_found',
 ]);
 
 /** Close codes the server uses for fatal errors (see the error table), with the error they stand for. */
 export const CLOSE_CODE_ERRORS = {
-  1009: 'too_large', 4001: 'token_invalid', 4003: 'wrong_room', 4009: 'replaced', 4029: 'room_full',
+  1009: 'too_large', 4001: 'token_invalid', 4003: 'wrong_room', 4004: 'appointment_closed',
+  4009: 'replaced', 4013: 'declined', 4029: 'room_full',
 };
 
 /** How long a connection may take from `new WebSocket` to `welcome` before we try again. */
@@ -160,7 +161,12 @@ export class Signaling {
         console.warn('sportello: ignoring message of protocol version', msg.v);
         return;
       }
-      if (msg.type === 'welcome') {
+      if (msg.type === 'waiting') {
+        // Held in the waiting room: the server answered, `welcome` follows when a host admits us.
+        clearTimeout(joinTimer);
+      } else if (msg.type === 'declined') {
+        this.fatalError = { code: 'declined', message: msg.message ?? null };
+      } else if (msg.type === 'welcome') {
         welcomed = true;
         clearTimeout(joinTimer);
         setTimeout(() => {

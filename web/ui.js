@@ -540,3 +540,215 @@ export class RoomView {
     return [...this.media.values()].filter((m) => m.info.participant === id).map((m) => m.info.id).sort();
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Side panel: waiting room (hosts), chat, documents
+
+function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+function formatTime(unixSeconds) {
+  return new Date(unixSeconds * 1000).toLocaleTimeString(document.documentElement.lang || 'it', {
+    hour: '2-digit', minute: '2-digit',
+  });
+}
+
+export class SidePanel {
+  /**
+   * @param {object} o
+   * @param {boolean} o.isHost shows the waiting room with admit/decline buttons
+   * @param {string} o.selfId
+   * @param {{chat: (text: string) => boolean, upload: (file: File) => void,
+   *          download: (doc: object) => void, admit: (id: string) => void, decline: (id: string) => void}} o.actions
+   */
+  constructor({ isHost, selfId, actions }) {
+    this.isHost = isHost;
+    this.selfId = selfId;
+    this.actions = actions;
+    this.lobby = [];
+    this.chat = [];
+    this.documents = [];
+
+    const heading = (key) => h('h2', { 'data-key': key });
+    this.headings = [];
+    const section = (cls, key, ...children) => {
+      const title = heading(key);
+      this.headings.push(title);
+      return h('section', { class: `side-section ${cls}` }, title, ...children);
+    };
+
+    // Waiting room (hosts only).
+    this.lobbyList = h('ul', { id: 'lobby-list', class: 'lobby-list' });
+    this.lobbyEmpty = h('p', { class: 'empty' });
+
+    // Chat: a log (polite live region) and a labelled textarea; Enter sends.
+    this.chatList = h('ol', { id: 'chat-list', class: 'chat-list', role: 'log', 'aria-live': 'polite', tabindex: '0' });
+    this.chatEmpty = h('p', { class: 'empty' });
+    this.chatLabel = h('label', { for: 'chat-input' });
+    this.chatHelp = h('p', { id: 'chat-help', class: 'help' });
+    this.chatInput = h('textarea', {
+      id: 'chat-input', rows: '2', maxlength: '2000', 'aria-describedby': 'chat-help', autocomplete: 'off',
+    });
+    this.chatSend = h('button', { id: 'chat-send', type: 'submit', class: 'btn btn-primary btn-small' });
+    this.chatForm = h('form', { class: 'chat-form', novalidate: '' },
+      this.chatLabel, this.chatInput, this.chatHelp, this.chatSend);
+    this.chatForm.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.sendChat();
+    });
+    this.chatInput.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.sendChat();
+      }
+    });
+
+    // Documents: a visible label on the file input; each document is a download button.
+    this.docLabel = h('label', { for: 'doc-input', class: 'btn btn-small file-label' });
+    this.docInput = h('input', { id: 'doc-input', type: 'file', class: 'file-input', 'aria-describedby': 'doc-help' });
+    this.docHelp = h('p', { id: 'doc-help', class: 'help' });
+    this.docStatus = h('p', { class: 'help', role: 'status' });
+    this.docList = h('ul', { id: 'doc-list', class: 'doc-list' });
+    this.docEmpty = h('p', { class: 'empty' });
+    this.docInput.addEventListener('change', () => {
+      const file = this.docInput.files && this.docInput.files[0];
+      if (file) this.actions.upload(file);
+      this.docInput.value = '';
+    });
+
+    const sections = [];
+    if (isHost) sections.push(section('side-lobby', 'lobby.title', this.lobbyEmpty, this.lobbyList));
+    sections.push(section('side-chat', 'chat.title', this.chatEmpty, this.chatList, this.chatForm));
+    sections.push(section('side-docs', 'docs.title', this.docLabel, this.docInput, this.docHelp, this.docStatus,
+      this.docEmpty, this.docList));
+    this.el = h('aside', { id: 'room-side', class: 'room-side' }, ...sections);
+    this.offLang = onLangChange(() => this.relabel());
+    this.relabel();
+  }
+
+  mount(parent) {
+    parent.append(this.el);
+  }
+
+  destroy() {
+    this.offLang();
+    this.el.remove();
+  }
+
+  relabel() {
+    this.el.setAttribute('aria-label', t('side.label'));
+    for (const title of this.headings) title.textContent = t(title.dataset.key);
+    this.chatLabel.textContent = t('chat.input');
+    this.chatHelp.textContent = t('chat.help');
+    this.chatSend.textContent = t('chat.send');
+    this.chatList.setAttribute('aria-label', t('chat.list'));
+    this.docLabel.textContent = t('docs.input');
+    this.docHelp.textContent = t('docs.help');
+    this.renderLobby();
+    this.renderChat();
+    this.renderDocuments();
+  }
+
+  sendChat() {
+    const text = this.chatInput.value.trim();
+    if (!text) return;
+    if ([...text].length > 2000) {
+      showAlert(() => t('chat.too_long'));
+      return;
+    }
+    if (this.actions.chat(text)) this.chatInput.value = '';
+  }
+
+  setDocStatus(text) {
+    this.docStatus.textContent = text || '';
+  }
+
+  // --- waiting room ---
+
+  setLobby(list) {
+    this.lobby = list;
+    this.renderLobby();
+  }
+
+  renderLobby() {
+    if (!this.isHost) return;
+    this.lobbyEmpty.textContent = t('lobby.empty');
+    this.lobbyEmpty.hidden = this.lobby.length > 0;
+    const focused = document.activeElement;
+    const keepFocus = focused && this.lobbyList.contains(focused) ? focused.closest('[data-waiting-id]') : null;
+    this.lobbyList.replaceChildren(...this.lobby.map((w) => {
+      const admit = h('button', {
+        type: 'button', class: 'btn btn-primary btn-small admit', text: t('lobby.admit'),
+        'aria-label': t('lobby.admit.label', { name: w.name }),
+      });
+      const decline = h('button', {
+        type: 'button', class: 'btn btn-small decline', text: t('lobby.decline'),
+        'aria-label': t('lobby.decline.label', { name: w.name }),
+      });
+      admit.addEventListener('click', () => this.actions.admit(w.id));
+      decline.addEventListener('click', () => this.actions.decline(w.id));
+      return h('li', { 'data-waiting-id': w.id, class: 'lobby-item' },
+        h('span', { class: 'lobby-name', text: w.name }),
+        h('span', { class: 'lobby-since', text: t('lobby.since', { time: formatTime(w.since) }) }),
+        h('span', { class: 'lobby-actions' }, admit, decline));
+    }));
+    // The person whose buttons had focus was admitted or declined: keep the keyboard in the list.
+    if (keepFocus && !this.lobbyList.contains(keepFocus)) {
+      (this.lobbyList.querySelector('button') || this.chatInput).focus();
+    }
+  }
+
+  // --- chat ---
+
+  addChat(msg) {
+    if (this.chat.some((m) => m.id === msg.id)) return false;
+    this.chat.push(msg);
+    this.chatList.append(this.chatItem(msg));
+    this.chatEmpty.hidden = true;
+    this.chatList.scrollTop = this.chatList.scrollHeight;
+    return true;
+  }
+
+  chatItem(msg) {
+    const who = msg.participant_id === this.selfId ? t('chat.you') : msg.name;
+    return h('li', { class: 'chat-item', 'data-chat-id': msg.id },
+      h('span', { class: 'chat-meta' },
+        h('strong', { text: who }), ' ',
+        h('time', { datetime: new Date(msg.at * 1000).toISOString(), text: formatTime(msg.at) })),
+      h('p', { class: 'chat-text', text: msg.text }));
+  }
+
+  renderChat() {
+    this.chatEmpty.textContent = t('chat.empty');
+    this.chatEmpty.hidden = this.chat.length > 0;
+    this.chatList.replaceChildren(...this.chat.map((m) => this.chatItem(m)));
+  }
+
+  // --- documents ---
+
+  addDocument(doc) {
+    if (this.documents.some((d) => d.id === doc.id)) return false;
+    this.documents.push(doc);
+    this.renderDocuments();
+    return true;
+  }
+
+  renderDocuments() {
+    this.docEmpty.textContent = t('docs.empty');
+    this.docEmpty.hidden = this.documents.length > 0;
+    this.docList.replaceChildren(...this.documents.map((d) => {
+      const button = h('button', {
+        type: 'button', class: 'btn btn-small doc-download', text: d.name,
+        'aria-label': t('docs.download', { name: d.name }),
+      });
+      button.addEventListener('click', () => this.actions.download(d));
+      const who = d.participant_id === this.selfId ? t('chat.you') : d.uploader_name;
+      return h('li', { 'data-document-id': d.id, class: 'doc-item' },
+        button,
+        h('span', { class: 'doc-meta', text: t('docs.meta', { size: formatSize(d.size), who }) }));
+    }));
+  }
+}

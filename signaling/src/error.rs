@@ -60,6 +60,20 @@ pub enum ProtocolError {
     Replaced,
     #[error("room full")]
     RoomFull,
+    #[error("chat message of {0} characters, or with control characters")]
+    InvalidChat(usize),
+    #[error("still waiting in the lobby")]
+    NotAdmitted,
+    #[error("nobody with this id is waiting")]
+    NotWaiting,
+    #[error("a host declined the participant")]
+    Declined,
+    #[error("the appointment was cancelled")]
+    AppointmentCancelled,
+    #[error("the appointment is over")]
+    AppointmentClosed,
+    #[error("no such appointment")]
+    AppointmentNotFound,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -91,6 +105,13 @@ impl ProtocolError {
             WrongState(_) => "wrong_state",
             Replaced => "replaced",
             RoomFull => "room_full",
+            InvalidChat(_) => "invalid_chat",
+            NotAdmitted => "not_admitted",
+            NotWaiting => "not_waiting",
+            Declined => "declined",
+            AppointmentCancelled => "appointment_cancelled",
+            AppointmentClosed => "appointment_closed",
+            AppointmentNotFound => "appointment_not_found",
             Internal(_) => "internal",
         }
     }
@@ -104,6 +125,8 @@ impl ProtocolError {
             WrongRoom => Some(4003),
             Replaced => Some(4009),
             RoomFull => Some(4029),
+            AppointmentCancelled | AppointmentClosed | AppointmentNotFound => Some(4004),
+            Declined => Some(4013),
             _ => None,
         }
     }
@@ -135,6 +158,31 @@ impl ProtocolError {
                 "You joined the room from another window or device.",
             ),
             RoomFull => ("La stanza è al completo.", "The room is full."),
+            InvalidChat(_) => (
+                "Il messaggio deve avere da 1 a 2000 caratteri, senza caratteri di controllo.",
+                "A message must have 1 to 2000 characters, without control characters.",
+            ),
+            NotAdmitted => (
+                "Sei in sala d'attesa: potrai farlo quando l'operatore ti farà entrare.",
+                "You are in the waiting room: you can do this once the official lets you in.",
+            ),
+            NotWaiting => ("Questa persona non è più in sala d'attesa.", "This person is no longer waiting."),
+            Declined => (
+                "L'operatore non ha ammesso l'ingresso alla stanza. Per informazioni contatta l'ufficio.",
+                "The official did not let you into the room. Please contact the office for information.",
+            ),
+            AppointmentCancelled => (
+                "L'appuntamento è stato annullato: il link non è più valido.",
+                "The appointment was cancelled: the link is no longer valid.",
+            ),
+            AppointmentClosed => (
+                "L'appuntamento è concluso: il link non è più valido.",
+                "The appointment is over: the link is no longer valid.",
+            ),
+            AppointmentNotFound => (
+                "Appuntamento inesistente: controlla il link ricevuto.",
+                "No such appointment: please check the link you received.",
+            ),
             Internal(_) => ("Errore interno del server.", "Internal server error."),
         };
         match lang {
@@ -193,6 +241,13 @@ mod tests {
             WrongState(""),
             Replaced,
             RoomFull,
+            InvalidChat(0),
+            NotAdmitted,
+            NotWaiting,
+            Declined,
+            AppointmentCancelled,
+            AppointmentClosed,
+            AppointmentNotFound,
             Internal(String::new()),
         ]
     }
@@ -210,6 +265,10 @@ mod tests {
                 ("wrong_room", 4003),
                 ("replaced", 4009),
                 ("room_full", 4029),
+                ("declined", 4013),
+                ("appointment_cancelled", 4004),
+                ("appointment_closed", 4004),
+                ("appointment_not_found", 4004),
             ]
         );
     }

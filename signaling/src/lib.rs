@@ -6,6 +6,8 @@
 //! - [`protocol`]: the websocket messages of `docs/signaling.md` and their parser.
 //! - [`error`]: [`ProtocolError`](error::ProtocolError), the one place errors become wire codes,
 //!   human messages (Italian/English) and close codes.
+//! - [`persist`]: the queue through which rooms store chat and appointment events without awaiting.
+//! - [`retention`]: the background pass deleting expired documents and chat, closing past appointments.
 //! - [`room`]: one room as an actor task: participants, tracks, reconnection grace, SFU calls.
 //! - [`rooms`]: the registry of live rooms and the router of [`SfuEvent`](sportello_sfu::SfuEvent)s.
 //! - [`ws`]: one websocket session (limits, join deadline, pings) in front of a room.
@@ -26,11 +28,14 @@ pub mod api;
 pub mod booking_mail;
 pub mod clock;
 pub mod config;
+pub mod documents;
 pub mod error;
 pub mod links;
 pub mod mail;
+pub mod persist;
 pub mod protocol;
 pub mod reminders;
+pub mod retention;
 pub mod room;
 pub mod rooms;
 pub mod server;

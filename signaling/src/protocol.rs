@@ -17,15 +17,93 @@ pub const MAX_FRAME: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
-    Join { token: String },
-    Offer { pc: PcKind, sdp: String, tracks: Vec<PublishedMid> },
-    Answer { pc: PcKind, sdp: String },
-    Candidate { pc: PcKind, candidate: IceCandidate },
-    Mute { source: TrackSource, muted: bool },
+    Join {
+        token: String,
+    },
+    Offer {
+        pc: PcKind,
+        sdp: String,
+        tracks: Vec<PublishedMid>,
+    },
+    Answer {
+        pc: PcKind,
+        sdp: String,
+    },
+    Candidate {
+        pc: PcKind,
+        candidate: IceCandidate,
+    },
+    Mute {
+        source: TrackSource,
+        muted: bool,
+    },
     Leave,
+    /// A chat message to everyone admitted (see [`chat_text`] for what is accepted).
+    Chat {
+        text: String,
+    },
+    /// Hosts only: let a waiting participant in.
+    Admit {
+        participant_id: String,
+    },
+    /// Hosts only: turn a waiting participant away.
+    Decline {
+        participant_id: String,
+    },
 }
 
-const CLIENT_TYPES: [&str; 6] = ["join", "offer", "answer", "candidate", "mute", "leave"];
+const CLIENT_TYPES: [&str; 9] = ["join", "offer", "answer", "candidate", "mute", "leave", "chat", "admit", "decline"];
+
+/// Longest chat message, in characters after trimming.
+pub const MAX_CHAT_CHARS: usize = 2000;
+
+/// A chat text as it is stored and relayed: trimmed, 1..=[`MAX_CHAT_CHARS`] characters, no control
+/// characters but newlines (`\r\n` becomes `\n`).
+pub fn chat_text(text: &str) -> Result<String, ProtocolError> {
+    let text = text.replace("\r\n", "\n");
+    let text = text.trim();
+    let chars = text.chars().count();
+    if chars == 0 || chars > MAX_CHAT_CHARS {
+        return Err(ProtocolError::InvalidChat(chars));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ProtocolError::InvalidChat(chars));
+    }
+    Ok(text.to_owned())
+}
+
+/// Someone waiting in the lobby, as hosts see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LobbyEntry {
+    pub id: String,
+    pub name: String,
+    /// When they started waiting (Unix seconds, server clock).
+    pub since: i64,
+}
+
+/// A chat message as the room relays it (and as `GET /api/rooms/{room}/chat` lists it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatInfo {
+    pub id: String,
+    pub participant_id: String,
+    pub name: String,
+    pub text: String,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// A shared document as the room announces it (and as the REST list shows it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentInfo {
+    pub id: String,
+    pub name: String,
+    pub size: i64,
+    pub content_type: String,
+    pub participant_id: String,
+    pub uploader_name: String,
+    /// Unix seconds.
+    pub at: i64,
+}
 
 /// Per-source mute state; only sources the participant reported are present.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +182,20 @@ pub enum ServerMessage {
     ActiveSpeaker {
         participant_id: Option<String>,
     },
+    /// To a participant who must be admitted: they are in the lobby (no media, no participants).
+    Waiting {
+        since: i64,
+    },
+    /// To hosts: everyone waiting, oldest first (sent on join and whenever it changes).
+    Lobby {
+        waiting: Vec<LobbyEntry>,
+    },
+    /// To a waiting participant a host turned away; the server then closes (4013).
+    Declined {
+        message: &'static str,
+    },
+    Chat(ChatInfo),
+    Document(DocumentInfo),
     Error(WireError),
 }
 

@@ -8,7 +8,7 @@
 //! queue, and a connection whose queue is full is closed (it then counts as a dropped connection and
 //! may come back within the grace period) rather than slowing the room down.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
@@ -17,11 +17,20 @@ use sportello_sfu::{
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use sportello_store::NewChat;
+
+use crate::clock::Clock;
 use crate::config::IceServer;
 use crate::error::{Lang, ProtocolError};
-use crate::protocol::{ClientMessage, Muted, ParticipantInfo, ServerMessage};
+use crate::persist::{Job, Persister};
+use crate::protocol::{self, ChatInfo, ClientMessage, DocumentInfo, LobbyEntry, Muted, ParticipantInfo, ServerMessage};
 use crate::rooms::Rooms;
 use crate::token::{Claims, Role};
+
+/// Close code after `declined` (see "Errors" in `docs/signaling.md`).
+pub const CLOSE_DECLINED: u16 = 4013;
+/// People waiting in one lobby at most; more get `room_full`.
+const MAX_WAITING: usize = 50;
 
 /// Identifies one websocket, so that a stale connection (replaced, timed out) cannot act for the
 /// participant that has since reconnected.
@@ -107,14 +116,68 @@ pub struct RoomSettings {
     pub reconnect_grace: Duration,
     pub max_participants: usize,
     pub ice_servers: Vec<IceServer>,
+    /// For `since` and chat timestamps.
+    pub clock: Clock,
+    /// How long chat is kept.
+    pub retention: Duration,
+    /// Where chat and appointment events go (the room never awaits the database).
+    pub persist: Persister,
 }
+
+/// Someone waiting in a room's lobby, as the officials' dashboard sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingInfo {
+    /// The participant id (= the token identity).
+    pub id: String,
+    pub identity: String,
+    pub name: String,
+    /// Unix seconds (server clock).
+    pub since: i64,
+    pub appt: Option<String>,
+}
+
+/// What the registry may read about a room without asking its actor (kept current by the actor).
+#[derive(Debug, Default)]
+pub struct RoomView {
+    pub lobby: Vec<WaitingInfo>,
+    /// Identities admitted to the room (including those within the reconnection grace).
+    pub admitted: Vec<String>,
+}
+
+/// Answers to a lobby decision taken from outside the room (the dashboard).
+pub type LobbyReply = oneshot::Sender<Result<(), ProtocolError>>;
 
 /// Inputs that do not come from a joined session's websocket, or must not wait behind it.
 #[derive(Debug)]
 pub enum Control {
-    Join { claims: Claims, conn: Connection, reply: oneshot::Sender<Result<(), ProtocolError>> },
+    Join {
+        claims: Claims,
+        conn: Connection,
+        reply: oneshot::Sender<Result<(), ProtocolError>>,
+    },
     Sfu(SfuEvent),
-    GraceOver { participant: ParticipantId, generation: u64 },
+    GraceOver {
+        participant: ParticipantId,
+        generation: u64,
+    },
+    /// A host decision taken outside the room (the officials' dashboard).
+    Admit {
+        participant: String,
+        reply: LobbyReply,
+    },
+    Decline {
+        participant: String,
+        reply: LobbyReply,
+    },
+    /// The persistence task stored a chat message: relay it.
+    ChatStored(ChatInfo),
+    /// It could not: tell the sender.
+    ChatFailed {
+        participant: ParticipantId,
+        conn: ConnId,
+    },
+    /// A document was uploaded over HTTP: announce it.
+    Document(DocumentInfo),
 }
 
 /// Inputs from a joined session, in the order its websocket delivered them.
@@ -161,12 +224,29 @@ impl Participant {
     }
 }
 
+/// A participant whose token says `wait`: connected, but not in the SFU nor shown to anyone but
+/// hosts until a host admits them.
+#[derive(Debug)]
+struct Waiting {
+    id: ParticipantId,
+    claims: Claims,
+    conn: Connection,
+    since: i64,
+}
+
 pub(crate) struct Room {
     id: RoomId,
     sfu: Sfu,
     settings: Arc<RoomSettings>,
     /// Join order; at most `max_participants`, so linear lookups are fine.
     participants: Vec<Participant>,
+    /// The lobby, oldest first; at most [`MAX_WAITING`].
+    waiting: Vec<Waiting>,
+    /// The appointment this room belongs to (`appt-<id>`), for chat rows and status changes.
+    appointment: Option<String>,
+    /// The citizen entered since the room was last empty: its emptying completes the appointment.
+    citizen_admitted: bool,
+    view: Arc<Mutex<RoomView>>,
     /// The SFU only reports changes of the loudest participant, so the current one is kept here for
     /// whoever joins later (otherwise they see no speaker until it changes).
     active_speaker: Option<String>,
@@ -180,8 +260,21 @@ impl Room {
         sfu: Sfu,
         settings: Arc<RoomSettings>,
         control: mpsc::UnboundedSender<Control>,
+        view: Arc<Mutex<RoomView>>,
     ) -> Room {
-        Room { id, sfu, settings, participants: Vec::new(), active_speaker: None, control }
+        let appointment = id.strip_prefix("appt-").filter(|a| !a.is_empty()).map(str::to_owned);
+        Room {
+            id,
+            sfu,
+            settings,
+            participants: Vec::new(),
+            waiting: Vec::new(),
+            appointment,
+            citizen_admitted: false,
+            view,
+            active_speaker: None,
+            control,
+        }
     }
 
     /// Runs until the room is empty and the registry agreed to forget it.
@@ -199,11 +292,15 @@ impl Room {
                 Some(input) = commands.recv() => self.on_command(input).await,
                 else => break,
             }
-            if self.participants.is_empty() && rooms.retire(&self.id, actor, &control) {
+            if self.participants.is_empty() && self.waiting.is_empty() && rooms.retire(&self.id, actor, &control) {
                 break;
             }
         }
         tracing::info!("room closed");
+    }
+
+    fn waiting_index(&self, id: &str) -> Option<usize> {
+        self.waiting.iter().position(|w| &*w.id == id)
     }
 
     fn index(&self, id: &str) -> Option<usize> {
@@ -232,6 +329,19 @@ impl Room {
                     }
                 }
             }
+            Control::Admit { participant, reply } => {
+                let _ = reply.send(self.admit(&participant).await);
+            }
+            Control::Decline { participant, reply } => {
+                let _ = reply.send(self.decline(&participant));
+            }
+            Control::ChatStored(chat) => self.broadcast(&ServerMessage::Chat(chat), None),
+            Control::ChatFailed { participant, conn } => {
+                if let Some(i) = self.index_for(&participant, conn) {
+                    self.send_error(i, &ProtocolError::Internal("chat not stored".into()));
+                }
+            }
+            Control::Document(document) => self.broadcast(&ServerMessage::Document(document), None),
         }
     }
 
@@ -239,7 +349,11 @@ impl Room {
         match input {
             Command::Client { conn, participant, message } => {
                 let Some(i) = self.index_for(&participant, conn) else {
-                    tracing::debug!(participant = %participant, conn, "message from a stale connection ignored");
+                    if let Some(w) = self.waiting_index(&participant).filter(|&w| self.waiting[w].conn.id == conn) {
+                        self.on_waiting_client(w, message);
+                    } else {
+                        tracing::debug!(participant = %participant, conn, "message from a stale connection ignored");
+                    }
                     return;
                 };
                 if let Err(error) = self.on_client(i, message).await
@@ -252,12 +366,129 @@ impl Room {
                 if let Some(i) = self.index_for(&participant, conn) {
                     tracing::info!(participant = %participant, grace = ?self.settings.reconnect_grace, "websocket dropped; waiting for it to come back");
                     self.detach(i);
+                } else if let Some(w) = self.waiting_index(&participant).filter(|&w| self.waiting[w].conn.id == conn) {
+                    // Nobody was shown this person: there is nothing to come back to.
+                    tracing::info!(participant = %participant, "left the lobby");
+                    self.waiting.remove(w);
+                    self.lobby_changed();
                 }
             }
         }
     }
 
+    /// A join: into the lobby when the token says `wait` (unless this identity was admitted
+    /// already and is coming back), else straight in.
     async fn join(&mut self, claims: Claims, conn: Connection) -> Result<(), ProtocolError> {
+        let must_wait = claims.wait && claims.role != Role::Host;
+        if !must_wait || self.index(&claims.sub).is_some() {
+            return self.enter(claims, conn).await;
+        }
+        let id: ParticipantId = claims.sub.as_str().into();
+        let since = match self.waiting_index(&id) {
+            Some(w) => {
+                let old = std::mem::replace(&mut self.waiting[w].conn, conn.clone());
+                tracing::info!(participant = %id, old = old.id, new = conn.id, "waiting again from a new connection");
+                let _ = old.send_error(&ProtocolError::Replaced);
+                self.waiting[w].claims = claims;
+                self.waiting[w].since
+            }
+            None => {
+                if self.waiting.len() >= MAX_WAITING {
+                    return Err(ProtocolError::RoomFull);
+                }
+                let since = self.settings.clock.now();
+                tracing::info!(participant = %id, "waiting in the lobby");
+                self.waiting.push(Waiting { id, claims, conn: conn.clone(), since });
+                since
+            }
+        };
+        let _ = conn.send(&ServerMessage::Waiting { since });
+        self.lobby_changed();
+        Ok(())
+    }
+
+    /// Lets a waiting participant in, exactly as if they had joined now.
+    async fn admit(&mut self, participant: &str) -> Result<(), ProtocolError> {
+        let Some(w) = self.waiting_index(participant) else { return Err(ProtocolError::NotWaiting) };
+        let waiting = self.waiting.remove(w);
+        self.lobby_changed();
+        tracing::info!(participant, "admitted");
+        let conn = waiting.conn.clone();
+        if let Err(error) = self.enter(waiting.claims, waiting.conn).await {
+            // The person learns why (room full, media engine failure); the host only that it failed.
+            let _ = conn.send_error(&error);
+            if !error.is_fatal() {
+                let _ = conn.close(1011, "admission failed");
+            }
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    fn decline(&mut self, participant: &str) -> Result<(), ProtocolError> {
+        let Some(w) = self.waiting_index(participant) else { return Err(ProtocolError::NotWaiting) };
+        let waiting = self.waiting.remove(w);
+        tracing::info!(participant, "declined");
+        let error = ProtocolError::Declined;
+        let _ = waiting.conn.send(&ServerMessage::Declined { message: error.message(waiting.conn.lang) });
+        let _ = waiting.conn.close(CLOSE_DECLINED, error.code());
+        self.lobby_changed();
+        Ok(())
+    }
+
+    /// A waiting participant may only leave (or wait).
+    fn on_waiting_client(&mut self, w: usize, message: ClientMessage) {
+        match message {
+            ClientMessage::Leave => {
+                tracing::info!(participant = %self.waiting[w].id, "left the lobby");
+                self.waiting.remove(w);
+                self.lobby_changed();
+            }
+            ClientMessage::Join { .. } => {
+                let _ = self.waiting[w].conn.send_error(&ProtocolError::AlreadyJoined);
+            }
+            _ => {
+                let _ = self.waiting[w].conn.send_error(&ProtocolError::NotAdmitted);
+            }
+        }
+    }
+
+    /// Tells the hosts who is waiting, and refreshes what the registry sees.
+    fn lobby_changed(&mut self) {
+        let message = ServerMessage::Lobby { waiting: self.lobby_entries() };
+        let hosts: Vec<usize> =
+            (0..self.participants.len()).filter(|&i| self.participants[i].role == Role::Host).collect();
+        for i in hosts {
+            self.send_to(i, &message);
+        }
+        self.publish_view();
+    }
+
+    fn lobby_entries(&self) -> Vec<LobbyEntry> {
+        self.waiting
+            .iter()
+            .map(|w| LobbyEntry { id: w.id.to_string(), name: w.claims.name.clone(), since: w.since })
+            .collect()
+    }
+
+    fn publish_view(&self) {
+        let lobby = self
+            .waiting
+            .iter()
+            .map(|w| WaitingInfo {
+                id: w.id.to_string(),
+                identity: w.claims.sub.clone(),
+                name: w.claims.name.clone(),
+                since: w.since,
+                appt: w.claims.appt.clone(),
+            })
+            .collect();
+        let admitted = self.participants.iter().map(|p| p.id.to_string()).collect();
+        let mut view = self.view.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *view = RoomView { lobby, admitted };
+    }
+
+    async fn enter(&mut self, claims: Claims, conn: Connection) -> Result<(), ProtocolError> {
         let id: ParticipantId = claims.sub.as_str().into();
         let existing = self.index(&id);
         if existing.is_none() && self.participants.len() >= self.settings.max_participants {
@@ -282,6 +513,13 @@ impl Room {
             }
             None => {
                 tracing::info!(participant = %id, role = %claims.role, "joined");
+                if claims.role != Role::Host
+                    && let Some(appointment) = claims.appt.clone().or_else(|| self.appointment.clone())
+                {
+                    self.citizen_admitted = true;
+                    let now = self.settings.clock.now();
+                    let _ = self.settings.persist.submit(Job::CitizenJoined { appointment, now });
+                }
                 self.participants.push(Participant {
                     id: id.clone(),
                     name: claims.name,
@@ -309,9 +547,15 @@ impl Room {
         if let Some(speaker) = self.active_speaker.clone() {
             self.send_to(i, &ServerMessage::ActiveSpeaker { participant_id: Some(speaker) });
         }
+        // A host learns who is already waiting (an empty lobby is not worth a message: rooms
+        // without waiting people never see one).
+        if self.participants[i].role == Role::Host && !self.waiting.is_empty() {
+            self.send_to(i, &ServerMessage::Lobby { waiting: self.lobby_entries() });
+        }
         if !reconnected {
             let joined = ServerMessage::ParticipantJoined { participant: self.participants[i].info() };
             self.broadcast(&joined, Some(&id));
+            self.publish_view();
         }
         Ok(())
     }
@@ -352,7 +596,40 @@ impl Room {
                 self.remove(i).await;
                 Ok(())
             }
+            ClientMessage::Chat { text } => self.chat(i, &text),
+            ClientMessage::Admit { participant_id } => {
+                if self.participants[i].role != Role::Host {
+                    return Err(ProtocolError::Forbidden);
+                }
+                self.admit(&participant_id).await
+            }
+            ClientMessage::Decline { participant_id } => {
+                if self.participants[i].role != Role::Host {
+                    return Err(ProtocolError::Forbidden);
+                }
+                self.decline(&participant_id)
+            }
         }
+    }
+
+    /// Validates and queues a chat message for storage; it is relayed once stored
+    /// ([`Control::ChatStored`]), so everyone sees the id the history has.
+    fn chat(&mut self, i: usize, text: &str) -> Result<(), ProtocolError> {
+        let body = protocol::chat_text(text)?;
+        let p = &self.participants[i];
+        let Some(conn) = p.conn.as_ref().map(|c| c.id) else { return Ok(()) };
+        let now = self.settings.clock.now();
+        let retention = i64::try_from(self.settings.retention.as_secs()).unwrap_or(i64::MAX);
+        let chat = NewChat {
+            room: self.id.to_string(),
+            appointment_id: self.appointment.clone(),
+            sender: p.id.to_string(),
+            sender_name: p.name.clone(),
+            body,
+            delete_after: now.saturating_add(retention),
+        };
+        let job = Job::Chat { room: self.id.clone(), sender: p.id.clone(), conn, chat, now };
+        self.settings.persist.submit(job).map_err(|_| ProtocolError::Internal("persistence queue full".into()))
     }
 
     async fn publish_offer(
@@ -470,6 +747,14 @@ impl Room {
         }
         if let Err(e) = self.sfu.leave(self.id.clone(), p.id.clone()).await {
             tracing::warn!(participant = %p.id, error = %e, "SFU leave failed");
+        }
+        self.publish_view();
+        if self.participants.is_empty()
+            && std::mem::take(&mut self.citizen_admitted)
+            && let Some(appointment) = self.appointment.clone()
+        {
+            let now = self.settings.clock.now();
+            let _ = self.settings.persist.submit(Job::RoomEnded { appointment, now });
         }
     }
 

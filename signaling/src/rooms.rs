@@ -8,15 +8,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use sportello_sfu::{ParticipantId, RoomId, Sfu, SfuEvent};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::error::ProtocolError;
-use crate::protocol::ClientMessage;
-use crate::room::{Command, ConnId, Connection, Control, Room, RoomSettings};
+use crate::protocol::{ClientMessage, DocumentInfo};
+use crate::room::{Command, ConnId, Connection, Control, Room, RoomSettings, RoomView, WaitingInfo};
 use crate::token::Claims;
 
 /// Commands a session may have in flight towards its room; beyond that the session's reading
@@ -26,6 +26,30 @@ const ROOM_COMMAND_QUEUE: usize = 64;
 #[derive(Clone)]
 pub struct Rooms {
     inner: Arc<Inner>,
+}
+
+/// A [`Rooms`] that does not keep the registry alive (held by the persistence task, which the
+/// registry itself feeds).
+#[derive(Clone)]
+pub struct WeakRooms {
+    inner: Weak<Inner>,
+}
+
+impl WeakRooms {
+    pub fn upgrade(&self) -> Option<Rooms> {
+        self.inner.upgrade().map(|inner| Rooms { inner })
+    }
+}
+
+/// Why a lobby decision taken from outside the room failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LobbyError {
+    #[error("the room is not open")]
+    RoomNotOpen,
+    #[error("nobody with this id is waiting")]
+    NotWaiting,
+    #[error("admission failed: {0}")]
+    Failed(ProtocolError),
 }
 
 struct Inner {
@@ -39,6 +63,7 @@ struct Entry {
     actor: u64,
     control: mpsc::UnboundedSender<Control>,
     commands: mpsc::Sender<Command>,
+    view: Arc<Mutex<RoomView>>,
 }
 
 /// A joined session's way to its room.
@@ -117,10 +142,77 @@ impl Rooms {
         let actor = self.inner.next_actor.fetch_add(1, Ordering::Relaxed);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (commands_tx, commands_rx) = mpsc::channel(ROOM_COMMAND_QUEUE);
-        let room = Room::new(id.clone(), self.inner.sfu.clone(), self.inner.settings.clone(), control_tx.clone());
+        let view = Arc::new(Mutex::new(RoomView::default()));
+        let room = Room::new(
+            id.clone(),
+            self.inner.sfu.clone(),
+            self.inner.settings.clone(),
+            control_tx.clone(),
+            view.clone(),
+        );
         let span = tracing::info_span!("room", room = %id);
         tokio::spawn(room.run(actor, self.clone(), control_rx, commands_rx).instrument(span));
-        Entry { actor, control: control_tx, commands: commands_tx }
+        Entry { actor, control: control_tx, commands: commands_tx, view }
+    }
+
+    pub fn downgrade(&self) -> WeakRooms {
+        WeakRooms { inner: Arc::downgrade(&self.inner) }
+    }
+
+    /// Hands `control` to the room's actor if the room is open; dropped otherwise.
+    pub fn deliver(&self, room: &str, control: Control) {
+        if let Some(entry) = self.lock().get(room) {
+            let _ = entry.control.send(control);
+        }
+    }
+
+    fn view<T>(&self, room: &str, read: impl FnOnce(&RoomView) -> T) -> Option<T> {
+        let view = self.lock().get(room).map(|e| e.view.clone())?;
+        let view = view.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Some(read(&view))
+    }
+
+    /// Who is waiting in `room`'s lobby, oldest first (empty when the room is not open).
+    pub fn lobby(&self, room: &str) -> Vec<WaitingInfo> {
+        self.view(room, |v| v.lobby.clone()).unwrap_or_default()
+    }
+
+    /// Whether `identity` is admitted in `room` now (in it, or within its reconnection grace).
+    pub fn is_admitted(&self, room: &str, identity: &str) -> bool {
+        self.view(room, |v| v.admitted.iter().any(|a| a == identity)).unwrap_or(false)
+    }
+
+    /// Admits a waiting participant, as a host in the room would (the officials' dashboard).
+    pub async fn admit(&self, room: &str, participant_id: &str) -> Result<(), LobbyError> {
+        self.decide(room, participant_id, true).await
+    }
+
+    /// Turns a waiting participant away (`declined`, then close 4013).
+    pub async fn decline(&self, room: &str, participant_id: &str) -> Result<(), LobbyError> {
+        self.decide(room, participant_id, false).await
+    }
+
+    async fn decide(&self, room: &str, participant_id: &str, admit: bool) -> Result<(), LobbyError> {
+        let (reply, answer) = oneshot::channel();
+        let participant = participant_id.to_owned();
+        let control =
+            if admit { Control::Admit { participant, reply } } else { Control::Decline { participant, reply } };
+        {
+            let map = self.lock();
+            let entry = map.get(room).ok_or(LobbyError::RoomNotOpen)?;
+            entry.control.send(control).map_err(|_| LobbyError::RoomNotOpen)?;
+        }
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(ProtocolError::NotWaiting)) => Err(LobbyError::NotWaiting),
+            Ok(Err(error)) => Err(LobbyError::Failed(error)),
+            Err(_) => Err(LobbyError::RoomNotOpen),
+        }
+    }
+
+    /// Announces an uploaded document to everyone admitted in `room` (if it is open).
+    pub fn announce_document(&self, room: &str, document: DocumentInfo) {
+        self.deliver(room, Control::Document(document));
     }
 
     /// Called by an empty room: forgets it unless input is still queued for it (then it goes on).

@@ -18,10 +18,11 @@ use tower_http::trace::TraceLayer;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::mail::{MailError, Mailer};
+use crate::persist::{self, Persister};
 use crate::room::RoomSettings;
 use crate::rooms::Rooms;
 use crate::token::{KeyError, TokenKey};
-use crate::{api, web, ws};
+use crate::{api, retention, web, ws};
 
 /// Everything a request handler may need. Cheap to clone.
 #[derive(Clone)]
@@ -47,13 +48,20 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
     ) -> AppState {
         let clock = tokens.clock().clone();
+        let (persist, jobs) = Persister::channel();
         let settings = RoomSettings {
             reconnect_grace: config.reconnect_grace,
             max_participants: config.max_participants,
             ice_servers: config.ice_servers.clone(),
+            clock: clock.clone(),
+            retention: config.retention,
+            persist,
         };
+        let rooms = Rooms::new(sfu, settings);
+        // Rooms queue chat and appointment events; this task writes them (it ends with `rooms`).
+        tokio::spawn(persist::run(jobs, store.clone(), rooms.downgrade()));
         AppState {
-            rooms: Rooms::new(sfu, settings),
+            rooms,
             tokens: Arc::new(tokens),
             config: Arc::new(config),
             store,
@@ -204,6 +212,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         (state.rooms.clone(), state.tokens.clone(), state.config.clone(), state.store.clone());
     let events = tokio::spawn(rooms.clone().route_events(events));
     crate::reminders::spawn(state.clone());
+    tokio::spawn(retention::run(store.clone(), config.data_dir.clone(), state.clock.clone(), shutdown_rx.clone()));
     let mut stop = shutdown_rx;
     let http = tokio::spawn(async move {
         // Connect info: the booking rate limit is per client address.

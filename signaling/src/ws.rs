@@ -14,6 +14,7 @@ use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
+use sportello_store::Status;
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::Instrument;
@@ -200,6 +201,11 @@ impl Session {
         let span = tracing::Span::current();
         span.record("room", claims.room.as_str());
         span.record("participant", claims.sub.as_str());
+        if let Some(appointment) = &claims.appt
+            && let Err(error) = self.appointment_open(appointment).await
+        {
+            return self.error(error);
+        }
         match self.state.rooms.join(claims, self.conn.clone()).await {
             Ok(room) => {
                 self.joined = Some(room);
@@ -207,6 +213,21 @@ impl Session {
             }
             // room_full is fatal; internal is not (the client may try again).
             Err(error) => self.error(error),
+        }
+    }
+}
+
+impl Session {
+    /// A link that belongs to an appointment works only while it is confirmed.
+    async fn appointment_open(&self, id: &str) -> Result<(), ProtocolError> {
+        match self.state.store.appointment(id).await {
+            Ok(Some(appointment)) => match appointment.status {
+                Status::Confirmed => Ok(()),
+                Status::Cancelled => Err(ProtocolError::AppointmentCancelled),
+                Status::Completed | Status::NoShow => Err(ProtocolError::AppointmentClosed),
+            },
+            Ok(None) => Err(ProtocolError::AppointmentNotFound),
+            Err(error) => Err(ProtocolError::Internal(format!("loading appointment {id}: {error}"))),
         }
     }
 }

@@ -1,9 +1,260 @@
-//! See [`crate::api`].
+//! Inside a room, over HTTP: shared documents and chat history. Authorised by the room's join token
+//! (`Authorization: Bearer <token>`); see "Documents and chat over HTTP" in `docs/signaling.md`.
+//!
+//! - `POST /api/rooms/{room}/documents`: the body is the file's raw bytes, its name in `X-File-Name`
+//!   (percent-encoded UTF-8, as `encodeURIComponent` gives). The type is decided by the content
+//!   (`sportello_domain::document`), never by the name or `Content-Type`. Only someone admitted to the
+//!   room right now may upload.
+//! - `GET /api/rooms/{room}/documents`, `GET /api/rooms/{room}/documents/{id}`, `GET /api/rooms/{room}/chat`:
+//!   anyone with a token for the room who is not held in the lobby.
 
-use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sportello_domain::document::{sanitize_file_name, sniff};
+use sportello_store::{Document, NewDocument};
 
+use super::ApiError;
+use crate::documents;
+use crate::protocol::{ChatInfo, DocumentInfo};
 use crate::server::AppState;
+use crate::token::{Claims, TokenError};
+
+/// Header carrying the uploaded file's name.
+pub const FILE_NAME_HEADER: &str = "x-file-name";
+/// Chat history returned at most (the newest).
+const CHAT_HISTORY: i64 = 500;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/rooms/{room}/documents", post(upload).get(list))
+        .route("/rooms/{room}/documents/{id}", get(download))
+        .route("/rooms/{room}/chat", get(chat_history))
+        // The upload enforces `config.max_upload` itself while reading.
+        .layer(DefaultBodyLimit::disable())
+}
+
+#[derive(Serialize)]
+struct DocumentList {
+    documents: Vec<DocumentInfo>,
+}
+
+#[derive(Serialize)]
+struct ChatHistory {
+    messages: Vec<ChatInfo>,
+}
+
+fn document_info(d: Document) -> DocumentInfo {
+    DocumentInfo {
+        id: d.id,
+        name: d.file_name,
+        size: d.size,
+        content_type: d.content_type,
+        participant_id: d.uploader,
+        uploader_name: d.uploader_name,
+        at: d.created_at,
+    }
+}
+
+/// Who may do what: a valid token for this room; uploading needs the identity admitted right now,
+/// reading only that it is not held in the lobby (a `wait` token that was never admitted reads nothing).
+fn authorize(state: &AppState, headers: &HeaderMap, room: &str, upload: bool) -> Result<Claims, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthenticated)?;
+    let claims = state.tokens.verify(token, Some(room)).map_err(|e| match e {
+        TokenError::WrongRoom => ApiError::Forbidden,
+        _ => ApiError::Unauthenticated,
+    })?;
+    let admitted = state.rooms.is_admitted(room, &claims.sub);
+    if (upload || claims.wait) && !admitted {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(claims)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<DocumentList>, ApiError> {
+    authorize(&state, &headers, &room, false)?;
+    let documents = state.store.documents(&room).await?.into_iter().map(document_info).collect();
+    Ok(Json(DocumentList { documents }))
+}
+
+async fn chat_history(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<ChatHistory>, ApiError> {
+    authorize(&state, &headers, &room, false)?;
+    let messages = state
+        .store
+        .chat(&room, CHAT_HISTORY)
+        .await?
+        .into_iter()
+        .map(|m| ChatInfo { id: m.id, participant_id: m.sender, name: m.sender_name, text: m.body, at: m.created_at })
+        .collect();
+    Ok(Json(ChatHistory { messages }))
+}
+
+#[tracing::instrument(skip_all, fields(room = %room))]
+async fn upload(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<DocumentInfo>), ApiError> {
+    let claims = authorize(&state, &headers, &room, true)?;
+    if !documents::is_safe_component(&room) {
+        return Err(ApiError::NotFound);
+    }
+    let max = state.config.max_upload;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(ApiError::TooLarge);
+    }
+    let bytes = read_limited(body, max).await?;
+    let Some(kind) = sniff(&bytes) else {
+        tracing::info!(size = bytes.len(), "upload refused: not an accepted type");
+        return Err(ApiError::UnsupportedMedia("content not accepted".into()));
+    };
+    let given = headers.get(FILE_NAME_HEADER).and_then(|v| v.to_str().ok()).map(percent_decode).unwrap_or_default();
+    let file_name = sanitize_file_name(&given, kind);
+    let id = hex::encode(rand::random::<[u8; 16]>());
+    let now = state.clock.now();
+    let retention = i64::try_from(state.config.retention.as_secs()).unwrap_or(i64::MAX);
+    let new = NewDocument {
+        id: id.clone(),
+        room: room.clone(),
+        appointment_id: claims.appt.clone().or_else(|| room.strip_prefix("appt-").map(str::to_owned)),
+        uploader: claims.sub.clone(),
+        uploader_name: claims.name.clone(),
+        file_name,
+        content_type: kind.content_type().to_owned(),
+        size: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        delete_after: now.saturating_add(retention),
+    };
+    documents::write(&state.config.data_dir, &room, &id, &bytes).await.map_err(ApiError::internal)?;
+    let stored = match state.store.add_document(&new, now).await {
+        Ok(stored) => stored,
+        Err(error) => {
+            // No row, no file.
+            let _ = documents::remove(&state.config.data_dir, &room, &id).await;
+            return Err(error.into());
+        }
+    };
+    tracing::info!(document = %stored.id, size = stored.size, kind = ?kind, "document shared");
+    let info = document_info(stored);
+    state.rooms.announce_document(&room, info.clone());
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// Reads the body, refusing (413) as soon as it grows past `max`: nothing is stored then.
+async fn read_limited(body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_body", format!("Caricamento interrotto: {e}")))?;
+        if bytes.len() + chunk.len() > max {
+            return Err(ApiError::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+async fn download(
+    State(state): State<AppState>,
+    Path((room, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, &room, false)?;
+    // Another room's document is as absent as a missing one.
+    let document = state.store.document(&id).await?.filter(|d| d.room == room).ok_or(ApiError::NotFound)?;
+    let path = documents::path(&state.config.data_dir, &room, &document.id).ok_or(ApiError::NotFound)?;
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ApiError::NotFound),
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let content_type = HeaderValue::from_str(&document.content_type).map_err(ApiError::internal)?;
+    let disposition = HeaderValue::from_str(&content_disposition(&document.file_name)).map_err(ApiError::internal)?;
+    let mut response = Body::from(bytes).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, content_type);
+    h.insert(header::CONTENT_DISPOSITION, disposition);
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    Ok(response)
+}
+
+/// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / RFC 8187).
+fn content_disposition(name: &str) -> String {
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", percent_encode(name))
+}
+
+/// RFC 8187 `attr-char` kept, everything else `%XX`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `%XX` sequences decoded; invalid sequences and invalid UTF-8 are kept/replaced (the name is
+/// sanitised afterwards anyway).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (bytes.get(i + 1).and_then(|&b| hex(b)), bytes.get(i + 2).and_then(|&b| hex(b)))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_headers() {
+        assert_eq!(percent_decode("Carta%20d'identit%C3%A0.pdf"), "Carta d'identità.pdf");
+        assert_eq!(percent_decode("100%.pdf"), "100%.pdf");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(
+            content_disposition("Carta d'identità.pdf"),
+            "attachment; filename=\"Carta d'identit_.pdf\"; filename*=UTF-8''Carta%20d%27identit%C3%A0.pdf"
+        );
+        assert!(HeaderValue::from_str(&content_disposition("a\"b\\c.pdf")).is_ok());
+    }
 }
