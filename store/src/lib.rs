@@ -194,6 +194,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sqlite_busy_timeout_and_foreign_keys_apply_through_the_any_url() {
+        use sqlx::Row;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+        sqlx::any::install_default_drivers();
+        // A bare Any pool: sqlx-sqlite's defaults, without the store's after_connect.
+        let bare = sqlx::any::AnyPoolOptions::new().connect(&url).await.unwrap();
+        let timeout: i64 = sqlx::query("PRAGMA busy_timeout").fetch_one(&bare).await.unwrap().get(0);
+        assert_eq!(timeout, 5000);
+        bare.close().await;
+        let store = Store::connect(&url).await.unwrap();
+        // Every pooled connection (held together, so they are distinct), not only the first one.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut conn = store.pool().acquire().await.unwrap();
+            let timeout: i64 = sqlx::query("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap().get(0);
+            let fk: i64 = sqlx::query("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap().get(0);
+            let wal: String = sqlx::query("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap().get(0);
+            assert_eq!((timeout, fk, wal.as_str()), (5000, 1, "wal"));
+            held.push(conn);
+        }
+    }
+
+    #[test]
+    fn temp_postgres_starts_and_cleans_up() {
+        let pg = testing::TempPostgres::start().unwrap();
+        assert!(pg.url().starts_with(&format!("postgres://postgres@127.0.0.1:{}/", pg.port())));
+        assert_ne!(pg.port(), 5432);
+        let other = pg.create_database().unwrap();
+        assert_ne!(other, pg.url());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let store = Store::connect(&other).await.unwrap();
+            assert_eq!(store.backend(), Backend::Postgres);
+            assert_eq!(store.count_users().await.unwrap(), 0);
+            store.close().await;
+        });
+        let dir = pg.dir().to_owned();
+        assert!(dir.join("data/postmaster.pid").is_file());
+        drop(pg);
+        assert!(!dir.exists(), "the cluster directory is removed");
+    }
+
+    #[tokio::test]
     async fn unknown_url_is_refused() {
         assert!(matches!(Store::connect("mysql://x").await, Err(StoreError::UnsupportedUrl(_))));
     }

@@ -120,6 +120,11 @@ impl TempPostgres {
         self.port
     }
 
+    /// The cluster's directory: `data/`, the unix socket, and `server.log`.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// Creates another empty database on this server and returns its URL.
     pub fn create_database(&self) -> Result<String, TestingError> {
         let name = format!("sportello_{}", self.databases.fetch_add(1, Ordering::Relaxed) + 1);
