@@ -25,6 +25,10 @@ pub fn routes() -> Router<AppState> {
         .route("/prenota", get(|| async { page("prenota.html") }))
         .route("/appuntamento", get(|| async { page("appuntamento.html") }))
         .route("/a/{token}", get(crate::links::landing))
+        // Staff pages; `/staff/setup` carries its one-time secret in the fragment, never sent here.
+        .route("/staff", get(|| async { page("staff.html") }))
+        .route("/staff/admin", get(|| async { page("admin.html") }))
+        .route("/staff/setup", get(|| async { page("setup.html") }))
         .route("/web/{*path}", get(|Path(path): Path<String>| async move { file(&path) }))
 }
 

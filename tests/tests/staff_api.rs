@@ -611,3 +611,30 @@ async fn openapi_lists_the_staff_paths() {
         assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
     }
 }
+
+// --- the pages ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn staff_pages_are_served_with_their_scripts() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    for (path, script, marker) in [
+        ("/staff", "/web/staff.js", "id=\"login-email\""),
+        ("/staff/admin", "/web/admin.js", "id=\"office-form\""),
+        ("/staff/setup", "/web/setup.js", "id=\"setup-password2\""),
+    ] {
+        let response = http.get(format!("{}{path}", server.url())).send().await.expect("page");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
+        let csp = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains(marker) && html.contains(script), "{path}");
+        // CSP forbids inline code: no inline scripts, handlers or style attributes.
+        assert!(!html.contains(" style=") && !html.contains(" onclick=") && !html.contains("<script>"), "{path}");
+        for asset in [script, "/web/staff-i18n.js", "/web/staff.css", "/web/style.css"] {
+            let r = http.get(format!("{}{asset}", server.url())).send().await.expect("asset");
+            assert_eq!(r.status(), StatusCode::OK, "{asset}");
+        }
+    }
+}

@@ -1,0 +1,445 @@
+// /staff: the login form, then the officials' desk — who is waiting (polled every 3 s), the
+// appointments of their offices, their virtual office and invitations. Contract: signaling/src/api/
+// auth.rs and staff.rs. The session is an HttpOnly cookie: this script never sees it.
+
+import {
+  announce, api, clearErrors, el, fmtDateTime, fmtTime, initPage, onLangChange, showError, t, wireCopy,
+} from './staff-i18n.js';
+
+const POLL_MS = 3000;
+const $ = (id) => document.getElementById(id);
+
+let me = null;
+let appointments = [];
+/** Waiting entries by `room|participant`, as last rendered. */
+let waiting = new Map();
+let pollTimer = null;
+let firstPoll = true;
+
+// --- views ---------------------------------------------------------------------------------------
+
+function showLogin(message) {
+  stopPolling();
+  me = null;
+  $('loading').hidden = true;
+  $('dash-view').hidden = true;
+  $('login-view').hidden = false;
+  document.title = t('login.doctitle');
+  showError($('login-error'), message || '');
+  $('login-title').focus();
+}
+
+async function showDashboard(data) {
+  me = data;
+  $('loading').hidden = true;
+  $('login-view').hidden = true;
+  $('dash-view').hidden = false;
+  document.title = t('dash.doctitle');
+  renderMe();
+  $('dash-title').focus();
+  firstPoll = true;
+  waiting = new Map();
+  $('waiting-list').replaceChildren();
+  await Promise.all([loadAppointments(), pollWaiting()]);
+  startPolling();
+}
+
+function renderMe() {
+  if (!me) return;
+  const { user, offices } = me;
+  $('me-line').textContent = t('dash.hello', { name: user.display_name, role: t('role.' + user.role) });
+  $('me-offices').textContent = offices.length
+    ? t('dash.offices', { list: offices.map((o) => o.name).join(', ') })
+    : t('dash.nooffices');
+  $('admin-link').hidden = user.role !== 'admin';
+}
+
+/** Any 401 after login means the session ended (expired, password changed elsewhere, deactivated). */
+function sessionLost(reply) {
+  if (reply.status === 401) {
+    showLogin(t('error.session'));
+    return true;
+  }
+  return false;
+}
+
+// --- login, logout, password -------------------------------------------------------------------
+
+function wireLogin() {
+  const form = $('login-form');
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const email = $('login-email');
+    const password = $('login-password');
+    if (!email.value.trim() || !password.value) {
+      showError($('login-error'), t('login.intro'), [email, password]);
+      (email.value.trim() ? password : email).focus();
+      return;
+    }
+    $('login-submit').disabled = true;
+    const reply = await api('POST', '/api/auth/login', { email: email.value.trim(), password: password.value });
+    $('login-submit').disabled = false;
+    if (!reply.ok) {
+      showError($('login-error'), reply.error.message, [email, password]);
+      password.value = '';
+      password.focus();
+      return;
+    }
+    password.value = '';
+    await showDashboard(reply.data);
+  });
+}
+
+function wireAccount() {
+  $('logout').addEventListener('click', async () => {
+    await api('POST', '/api/auth/logout', {});
+    showLogin('');
+  });
+  const form = $('pw-form');
+  const toggle = $('pw-toggle');
+  const setOpen = (open) => {
+    form.hidden = !open;
+    toggle.setAttribute('aria-expanded', String(open));
+    if (open) $('pw-current').focus();
+    else { clearErrors(form); form.reset(); toggle.focus(); }
+  };
+  toggle.addEventListener('click', () => setOpen(form.hidden));
+  $('pw-cancel').addEventListener('click', () => setOpen(false));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const current = $('pw-current');
+    const next = $('pw-new');
+    if (next.value.length < 10) {
+      showError($('pw-error'), t('setup.short'), [next]);
+      next.focus();
+      return;
+    }
+    $('pw-submit').disabled = true;
+    const reply = await api('POST', '/api/auth/password', { current_password: current.value, new_password: next.value });
+    $('pw-submit').disabled = false;
+    if (!reply.ok) {
+      if (sessionLost(reply)) return;
+      const field = reply.error.code === 'wrong_password' ? current : next;
+      showError($('pw-error'), reply.error.message, [field]);
+      field.focus();
+      return;
+    }
+    setOpen(false);
+    announce(t('pw.done'));
+  });
+}
+
+// --- who is waiting ------------------------------------------------------------------------------
+
+function startPolling() {
+  stopPolling();
+  pollTimer = setInterval(pollWaiting, POLL_MS);
+}
+
+function stopPolling() {
+  if (pollTimer) clearInterval(pollTimer);
+  pollTimer = null;
+}
+
+const waitKey = (w) => `${w.room}|${w.participant_id}`;
+
+function whereLabel(w) {
+  if (!w.appointment_id) return t('wait.where.vo');
+  const a = appointments.find((x) => x.id === w.appointment_id);
+  return t('wait.where.appt', { what: a ? `${fmtTime(a.start)} · ${a.service_name}` : w.room });
+}
+
+function waitingItem(w) {
+  const name = w.name;
+  const admit = el('button', {
+    type: 'button', class: 'btn btn-primary btn-small admit', text: t('wait.admit'),
+    'aria-label': t('wait.admit.label', { name }), onclick: () => decide(w, true),
+  });
+  const decline = el('button', {
+    type: 'button', class: 'btn btn-small decline', text: t('wait.decline'),
+    'aria-label': t('wait.decline.label', { name }), onclick: () => decide(w, false),
+  });
+  return el('li', { class: 'waiting-item', dataset: { waitingId: waitKey(w) } },
+    el('div', {},
+      el('p', { class: 'waiting-name', text: t('wait.item', { name, time: fmtTime(w.since) }) }),
+      el('p', { class: 'help', text: whereLabel(w) })),
+    el('div', { class: 'inline' }, admit, decline));
+}
+
+/** Updates the list in place (only added/removed items change, so keyboard focus stays put). */
+function renderWaiting(list) {
+  const ul = $('waiting-list');
+  const next = new Map(list.map((w) => [waitKey(w), w]));
+  const arrived = [];
+  for (const key of waiting.keys()) {
+    if (!next.has(key)) {
+      const li = ul.querySelector(`[data-waiting-id="${CSS.escape(key)}"]`);
+      if (li?.contains(document.activeElement)) $('waiting-title').focus();
+      li?.remove();
+    }
+  }
+  for (const [key, w] of next) {
+    if (!waiting.has(key)) {
+      ul.append(waitingItem(w));
+      arrived.push(w);
+    }
+  }
+  waiting = next;
+  $('waiting-empty').hidden = waiting.size > 0;
+  if (!firstPoll) for (const w of arrived) announce(t('wait.new', { name: w.name }));
+  firstPoll = false;
+}
+
+function rerenderWaiting() {
+  const list = [...waiting.values()];
+  waiting = new Map();
+  $('waiting-list').replaceChildren();
+  const first = firstPoll;
+  firstPoll = true;
+  renderWaiting(list);
+  firstPoll = first;
+}
+
+async function pollWaiting() {
+  if (!me) return;
+  const reply = await api('GET', '/api/staff/waiting');
+  if (!me) return;
+  if (!reply.ok) {
+    if (sessionLost(reply)) return;
+    showError($('waiting-error'), reply.status === 403 ? reply.error.message : t('wait.error'));
+    return;
+  }
+  showError($('waiting-error'), '');
+  renderWaiting(reply.data);
+}
+
+async function decide(w, admit) {
+  if (!admit && !confirm(t('wait.decline.confirm', { name: w.name }))) return;
+  const path = `/api/staff/rooms/${encodeURIComponent(w.room)}/${admit ? 'admit' : 'decline'}`;
+  const reply = await api('POST', path, { participant_id: w.participant_id });
+  if (!reply.ok && sessionLost(reply)) return;
+  if (!reply.ok && reply.error.code !== 'not_waiting') {
+    showError($('waiting-error'), reply.error.message);
+    return;
+  }
+  if (reply.ok) announce(t(admit ? 'wait.admitted' : 'wait.declined', { name: w.name }));
+  await pollWaiting();
+}
+
+// --- appointments --------------------------------------------------------------------------------
+
+async function loadAppointments() {
+  const reply = await api('GET', '/api/staff/appointments');
+  if (!reply.ok) {
+    if (sessionLost(reply)) return;
+    showError($('appt-error'), reply.error.message);
+    return;
+  }
+  showError($('appt-error'), '');
+  appointments = reply.data;
+  renderAppointments();
+}
+
+const citizen = (a) => `${a.first_name} ${a.last_name}`.trim();
+
+function renderAppointments() {
+  const tbody = $('appointments').querySelector('tbody');
+  tbody.replaceChildren(...appointments.map(appointmentRow));
+  $('appt-empty').hidden = appointments.length > 0;
+  $('appointments').hidden = appointments.length === 0;
+}
+
+function appointmentRow(a) {
+  const name = citizen(a);
+  const actions = el('div', { class: 'row-actions' });
+  if (a.status === 'confirmed') {
+    if (a.mode === 'video') {
+      actions.append(el('button', {
+        type: 'button', class: 'btn btn-primary btn-small join-room', text: t('appt.join'),
+        'aria-label': t('appt.join.label', { name }), onclick: (e) => joinRoom(a, e.currentTarget),
+      }));
+    }
+    for (const [status, key] of [['completed', 'appt.completed'], ['no_show', 'appt.no_show'], ['cancelled', 'appt.cancel']]) {
+      actions.append(el('button', {
+        type: 'button', class: `btn btn-small status-${status}`, text: t(key),
+        'aria-label': t('appt.action.label', { action: t(key), name }), onclick: () => setStatus(a, status),
+      }));
+    }
+  }
+  actions.append(el('button', {
+    type: 'button', class: 'btn btn-small details', text: t('appt.details'),
+    'aria-label': t('appt.action.label', { action: t('appt.details'), name }),
+    'aria-controls': 'appt-detail', onclick: (e) => showDetail(a, e.currentTarget),
+  }));
+  const waitingHere = a.waiting?.length ? el('span', { class: 'badge-wait', text: t('appt.waiting', { n: a.waiting.length }) }) : null;
+  return el('tr', { dataset: { appointmentId: a.id } },
+    el('td', {}, el('time', { datetime: a.start, text: fmtDateTime(a.start) })),
+    el('td', {}, name, waitingHere ? ' ' : null, waitingHere),
+    el('td', { text: a.service_name }),
+    el('td', { text: a.office_name }),
+    el('td', { text: t('mode.' + a.mode) }),
+    el('td', {}, el('span', { class: `status status--${a.status}`, text: t('status.' + a.status) })),
+    el('td', {}, actions));
+}
+
+/**
+ * Opens the room in a new tab. The tab is opened before the request (while the click still counts as
+ * a user gesture, so pop-up blockers let it through) and pointed at the link once it arrives; if
+ * the browser refused it, a plain link appears next to the button.
+ */
+async function joinRoom(a, button) {
+  const tab = window.open('', '_blank');
+  button.disabled = true;
+  const reply = await api('POST', `/api/staff/appointments/${encodeURIComponent(a.id)}/join`, {});
+  button.disabled = false;
+  if (!reply.ok) {
+    tab?.close();
+    if (sessionLost(reply)) return;
+    showError($('appt-error'), reply.error.message);
+    return;
+  }
+  if (tab) {
+    tab.opener = null;
+    tab.location.href = reply.data.url;
+    announce(t('appt.opened'));
+  } else {
+    const link = el('a', { class: 'btn btn-small', href: reply.data.url, target: '_blank', rel: 'noopener noreferrer', text: t('appt.openlink', { name: citizen(a) }) });
+    button.after(link);
+    link.focus();
+    announce(t('appt.popup'));
+  }
+}
+
+async function setStatus(a, status) {
+  if (!confirm(t('appt.confirm.' + status, { name: citizen(a) }))) return;
+  const reply = await api('POST', `/api/staff/appointments/${encodeURIComponent(a.id)}/status`, { status });
+  if (!reply.ok) {
+    if (sessionLost(reply)) return;
+    showError($('appt-error'), reply.error.message);
+    return;
+  }
+  announce(t('appt.status.changed', { name: citizen(a), status: t('status.' + reply.data.status) }));
+  await loadAppointments();
+  // The row's buttons are gone: keep the keyboard in the row.
+  $('appointments').querySelector(`[data-appointment-id="${CSS.escape(a.id)}"] .details`)?.focus();
+}
+
+let detailReturn = null;
+
+async function showDetail(a, button) {
+  const reply = await api('GET', `/api/staff/appointments/${encodeURIComponent(a.id)}`);
+  if (!reply.ok) {
+    if (sessionLost(reply)) return;
+    showError($('appt-error'), reply.error.message);
+    return;
+  }
+  detailReturn = button;
+  const { appointment: x, audit } = reply.data;
+  const row = (key, value) => [el('dt', { text: t(key) }), el('dd', { text: value || '—' })];
+  const table = el('table', { class: 'data-table' },
+    el('caption', { text: t('detail.audit') }),
+    el('thead', {}, el('tr', {}, ...['at', 'actor', 'action', 'detail'].map((k) => el('th', { scope: 'col', text: t('detail.audit.' + k) })))),
+    el('tbody', {}, ...audit.map((e) => el('tr', {},
+      el('td', {}, el('time', { datetime: e.at, text: fmtDateTime(e.at) })),
+      el('td', { text: e.actor }), el('td', { text: e.action }), el('td', { text: e.detail })))));
+  $('detail-body').replaceChildren(
+    el('dl', { class: 'detail-list' },
+      row('appt.col.citizen', citizen(x)),
+      row('detail.email', x.email),
+      row('appt.col.time', fmtDateTime(x.start)),
+      row('appt.col.service', x.service_name),
+      row('appt.col.office', x.office_name),
+      row('detail.official', x.official_name),
+      row('appt.col.status', t('status.' + x.status)),
+      row('detail.code', x.code),
+      row('detail.details', x.details),
+      row('detail.joined', x.citizen_joined_at ? fmtDateTime(x.citizen_joined_at) : '')),
+    el('div', { class: 'table-wrap' }, table));
+  $('appt-detail').hidden = false;
+  $('detail-title').focus();
+}
+
+// --- virtual office and invitations ------------------------------------------------------------
+
+function wireVirtualOffice() {
+  wireCopy($('vo-copy'), $('vo-link'));
+  wireCopy($('invite-copy'), $('invite-link'));
+  $('open-vo').addEventListener('click', async () => {
+    showError($('vo-error'), '');
+    const reply = await api('POST', '/api/staff/virtual-office', {});
+    if (!reply.ok) {
+      if (sessionLost(reply)) return;
+      showError($('vo-error'), reply.error.message);
+      return;
+    }
+    $('vo-link').value = reply.data.url;
+    $('vo-enter').href = reply.data.url;
+    $('vo-result').hidden = false;
+    $('vo-link').focus();
+    $('vo-link').select();
+    announce(t('vo.ready'));
+  });
+  const form = $('invite-form');
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const name = $('invite-name');
+    const hours = $('invite-hours');
+    const h = Number(hours.value || 24);
+    if (!name.value.trim()) {
+      showError($('invite-error'), t('inv.name.help'), [name]);
+      name.focus();
+      return;
+    }
+    if (!Number.isInteger(h) || h < 1 || h > 72) {
+      showError($('invite-error'), t('inv.hours.help'), [hours]);
+      hours.focus();
+      return;
+    }
+    $('invite-submit').disabled = true;
+    const reply = await api('POST', '/api/staff/invitations', { name: name.value.trim(), valid_hours: h });
+    $('invite-submit').disabled = false;
+    if (!reply.ok) {
+      if (sessionLost(reply)) return;
+      const field = reply.error.code === 'invalid_validity' ? hours : name;
+      showError($('invite-error'), reply.error.message, [field]);
+      field.focus();
+      return;
+    }
+    $('invite-link').value = reply.data.url;
+    $('invite-result').hidden = false;
+    $('invite-link').focus();
+    $('invite-link').select();
+    announce(t('inv.ready'));
+  });
+}
+
+// --- start ---------------------------------------------------------------------------------------
+
+async function init() {
+  initPage();
+  wireLogin();
+  wireAccount();
+  wireVirtualOffice();
+  $('appt-refresh').addEventListener('click', loadAppointments);
+  $('detail-close').addEventListener('click', () => {
+    $('appt-detail').hidden = true;
+    detailReturn?.focus();
+  });
+  onLangChange(() => {
+    document.title = t(me ? 'dash.doctitle' : 'login.doctitle');
+    renderMe();
+    if (me) {
+      renderAppointments();
+      rerenderWaiting();
+      $('appt-detail').hidden = true;
+    }
+  });
+  const reply = await api('GET', '/api/auth/me');
+  if (reply.ok) await showDashboard(reply.data);
+  else showLogin(reply.status === 401 ? '' : reply.error.message);
+}
+
+init();
