@@ -76,6 +76,10 @@ window.sportello = {
   get lobby() { return app.lobby; },
   chat: app.chat,
   documents: app.documents,
+  /** Where and with which token a document downloads (tests compare the bytes). */
+  documentDownload(id) {
+    return { url: apiUrl(`documents/${encodeURIComponent(id)}`), token: app.token };
+  },
 };
 
 const $ = (id) => document.getElementById(id);

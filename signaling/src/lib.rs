@@ -17,6 +17,7 @@
 //! - [`links`]: the citizen's join, manage and cancel links, and the join link's landing page.
 //! - [`booking_mail`]: the booking emails (confirmation, new time, cancellation, reminder) and `.ics`.
 //! - [`reminders`]: the reminder pass, run every minute.
+//! - [`demo`]: `--demo` sample offices, services and accounts.
 //! - [`api`]: the JSON REST API (booking, staff, admin, rooms) and its OpenAPI document.
 //! - [`server`]: the axum [`Router`](axum::Router) and [`start`](server::start) for the binary and tests.
 //!
@@ -28,6 +29,7 @@ pub mod api;
 pub mod booking_mail;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod documents;
 pub mod error;
 pub mod links;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use sportello_signaling::api::auth::first_admin_link;
 use sportello_signaling::config::{ConfigArgs, LogFormat, parse_duration};
 use sportello_signaling::token::{Claims, Role, TokenKey, join_link};
 use sportello_signaling::{Config, server};
@@ -17,6 +18,9 @@ use sportello_signaling::{Config, server};
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
+    /// Create sample offices, services and accounts in an empty database (passwords printed).
+    #[arg(long, global = true)]
+    demo: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -55,7 +59,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(config),
+        Command::Run => run(config, cli.demo),
         Command::Token { room, name, identity, role, valid_for } => {
             let identity = identity.unwrap_or_else(|| identity_from(&name));
             match print_link(&config, &room, &identity, &name, role, valid_for) {
@@ -79,7 +83,7 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn run(config: Config) -> ExitCode {
+fn run(config: Config, demo: bool) -> ExitCode {
     init_logging(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -98,6 +102,22 @@ fn run(config: Config) -> ExitCode {
             }
         };
         println!("Sportello è in ascolto su {}", server.url());
+        let now = server.tokens.clock().now();
+        if demo {
+            match sportello_signaling::demo::ensure(&server.store, &server.config.data_dir, now).await {
+                Ok(accounts) => print!("{accounts}"),
+                Err(e) => tracing::warn!(error = %e, "cannot create the demo data"),
+            }
+        }
+        match first_admin_link(&server.store, &server.config.public_url, now).await {
+            Ok(Some(link)) => println!(
+                "Primo avvio: crea l'amministratore aprendo (una sola volta, entro 7 giorni):\n  {link}\n\
+                 First start: create the administrator by opening the link above."
+            ),
+            Ok(None) => println!("Area del personale / staff login: {}/staff", server.url()),
+            Err(e) => tracing::warn!(error = %e, "cannot create the first-administrator link"),
+        }
+        println!("Prenotazione per i cittadini / citizens book at: {}/prenota", server.url());
         // Two links, so a new user can meet themselves in two browser tabs (one identity per tab).
         let demo = [("host", "Host", Role::Host, "come host"), ("ospite", "Ospite", Role::Participant, "come ospite")];
         for (identity, name, role, label) in demo {

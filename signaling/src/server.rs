@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::api::auth::LoginLimiter;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::mail::{MailError, Mailer};
@@ -34,6 +35,7 @@ pub struct AppState {
     pub mailer: Mailer,
     /// The server's "now" (shared with `tokens`).
     pub clock: Clock,
+    pub login_limiter: Arc<LoginLimiter>,
     /// Changes (or closes) when the server shuts down; websocket sessions then close with 1001.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -67,6 +69,7 @@ impl AppState {
             store,
             mailer,
             clock,
+            login_limiter: Arc::default(),
             shutdown,
         }
     }

@@ -198,6 +198,12 @@ impl TokenKey {
     }
 
     pub fn issue(&self, claims: &Claims) -> Result<String, KeyError> {
+        self.sign(claims)
+    }
+
+    /// Signs any other claim set with the same key (staff sessions). Such claims must carry a field
+    /// that join [`Claims`] lack (and vice versa) so one can never pass for the other.
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, KeyError> {
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)?)
     }
 

@@ -364,6 +364,26 @@ impl Browser {
         }
     }
 
+    /// Types `text` into the input matching `css` (after clearing it), as a user would, waiting for
+    /// it like [`click`](Self::click) does. For a file input, `text` is the file's path.
+    pub async fn fill(&self, css: &str, text: &str) -> Result<()> {
+        let sel = serde_json::to_string(css)?;
+        self.wait_for(&format!("(e => !!e && !e.disabled)(document.querySelector({sel}))"), CLICK_TIMEOUT).await?;
+        let element = self.client().find(Locator::Css(css)).await.map_err(|e| self.fail(format!("find `{css}`"), e))?;
+        let is_file: bool = self.eval(&format!("document.querySelector({sel}).type === 'file'")).await?;
+        if !is_file {
+            element.clear().await.map_err(|e| self.fail(format!("clear `{css}`"), e))?;
+        }
+        element.send_keys(text).await.map_err(|e| self.fail(format!("type into `{css}`"), e))
+    }
+
+    /// Switches to the most recently opened window/tab (e.g. after a link with `target=_blank`).
+    pub async fn switch_to_newest_window(&self) -> Result<()> {
+        let windows = self.client().windows().await.map_err(|e| self.fail("list windows".into(), e))?;
+        let newest = windows.last().cloned().ok_or_else(|| err(format!("[{}] no window", self.label)))?;
+        self.client().switch_to_window(newest).await.map_err(|e| self.fail("switch window".into(), e))
+    }
+
     /// Saves a PNG screenshot of the page to `path`.
     pub async fn screenshot(&self, path: &Path) -> Result<()> {
         let png = self.client().screenshot().await.map_err(|e| self.fail("screenshot".into(), e))?;

@@ -8,3 +8,9 @@ pub mod browser;
 pub mod netns;
 pub mod rtc_client;
 pub mod server;
+
+/// SHA-256 of `bytes`, lower-case hex (to compare downloads with what was shared).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

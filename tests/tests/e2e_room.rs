@@ -11,6 +11,8 @@
 //!   peer connection inside one page decodes video. Tells a broken machine from a broken product.
 //! - `room_three_participants`: the acceptance scenario (join, media both ways, screen share, leave,
 //!   reconnection without a duplicate tile, everything released).
+//! - `office_appointment` (`e2e/office.rs`): a citizen books through the pages, opens the emailed
+//!   link, waits; the official logs in, admits, both see each other, a PDF and a chat message cross.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -38,7 +40,11 @@ type ScenarioFn = for<'a> fn(&'a mut Ctx) -> Pin<Box<dyn Future<Output = Result<
 const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("environment_smoke", |ctx| Box::pin(environment_smoke(ctx))),
     ("room_three_participants", |ctx| Box::pin(room_three_participants(ctx))),
+    ("office_appointment", |ctx| Box::pin(office::office_appointment(ctx))),
 ];
+
+#[path = "e2e/office.rs"]
+mod office;
 
 /// For the failure report: connection states and RTP counters of a client's two peer connections.
 const RTP_PROBE: &str = r#"(async () => {

@@ -16,6 +16,9 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("authentication required")]
     Unauthenticated,
+    /// 401 on a failed login (the same for an unknown email and a wrong password).
+    #[error("invalid credentials")]
+    InvalidCredentials,
     #[error("forbidden")]
     Forbidden,
     #[error("not found")]
@@ -72,6 +75,9 @@ impl ApiError {
             ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
             ApiError::Unauthenticated => {
                 (StatusCode::UNAUTHORIZED, "unauthenticated", "Accesso richiesto: effettua il login.".into())
+            }
+            ApiError::InvalidCredentials => {
+                (StatusCode::UNAUTHORIZED, "invalid_credentials", "Email o password non corretti.".into())
             }
             ApiError::Forbidden => {
                 (StatusCode::FORBIDDEN, "forbidden", "Non hai i permessi per questa operazione.".into())

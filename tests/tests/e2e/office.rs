@@ -1,0 +1,263 @@
+//! Scenario `office_appointment`: the product's main job, through the pages, in real Chromium.
+//!
+//! A citizen books a video appointment on `/prenota`, the confirmation email lands in the outbox,
+//! the citizen opens the join link from it and waits in the waiting room; the official logs in on
+//! `/staff`, sees them waiting, admits them and enters the room; both decode each other's camera;
+//! the official shares a PDF and the citizen downloads the very same bytes; a chat message arrives.
+//!
+//! The server runs on a clock shifted to 09:00 (Europe/Rome) of the next working day, so the office
+//! is open and slots exist whenever CI runs.
+
+use std::time::Duration;
+
+use jiff::civil::Weekday;
+use serde_json::Value;
+use sportello_store::{Modes, NewOffice, NewService, NewUser, StaffRole};
+use sportello_tests::browser::{Browser, Result, err, poll_until};
+use sportello_tests::server::{Clock, TestServer};
+
+use super::Ctx;
+
+const STEP: Duration = Duration::from_secs(30);
+const OFFICIAL_EMAIL: &str = "anna.rossi@comune.example";
+const OFFICIAL_PASSWORD: &str = "una-password-lunga";
+
+/// A tiny but well-formed one-page PDF.
+const PDF: &[u8] =
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n\
+3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
+
+/// Seconds from now to 09:00 Europe/Rome of the next working day (no weekend, no national holiday).
+fn offset_to_next_working_morning() -> Result<i64> {
+    let tz = sportello_domain::europe_rome().map_err(|e| err(e.to_string()))?;
+    let now = jiff::Timestamp::now();
+    let today = now.to_zoned(tz.clone()).date();
+    let holidays =
+        sportello_domain::holiday_dates(today.year(), today.year() + 1, None).map_err(|e| err(e.to_string()))?;
+    let mut day = today.tomorrow().map_err(|e| err(e.to_string()))?;
+    while matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday) || holidays.contains(&day) {
+        day = day.tomorrow().map_err(|e| err(e.to_string()))?;
+    }
+    let morning = day.at(9, 0, 0, 0).to_zoned(tz).map_err(|e| err(e.to_string()))?.timestamp();
+    Ok(morning.as_second() - now.as_second())
+}
+
+/// The office, its official (with a password) and a video service, straight into the store.
+async fn seed(server: &TestServer) -> Result<String> {
+    let store = &server.server.store;
+    let now = server.server.tokens.clock().now();
+    let e = |e: sportello_store::StoreError| err(format!("seeding the store: {e}"));
+    let official = store
+        .create_user(
+            &NewUser { email: OFFICIAL_EMAIL.into(), display_name: "Anna Rossi".into(), role: StaffRole::Official },
+            now,
+        )
+        .await
+        .map_err(e)?;
+    let hash =
+        sportello_signaling::api::auth::hash_password_blocking(OFFICIAL_PASSWORD).map_err(|e| err(e.to_string()))?;
+    store.set_password(&official.id, &hash, now - 1).await.map_err(e)?;
+    let hours: Vec<Vec<String>> =
+        (0..7).map(|d| if d < 5 { vec!["08:00-18:00".to_owned()] } else { Vec::new() }).collect();
+    let office = store
+        .create_office(
+            &NewOffice {
+                name: "Ufficio Anagrafe".into(),
+                description: String::new(),
+                address: "Piazza del Municipio 1".into(),
+                email: "anagrafe@comune.example".into(),
+                phone: "+39 0000 000001".into(),
+                opening_hours: serde_json::to_string(&hours)?,
+            },
+            now,
+        )
+        .await
+        .map_err(e)?;
+    store.set_office_members(&office.id, std::slice::from_ref(&official.id)).await.map_err(e)?;
+    let service = store
+        .create_service(
+            &NewService {
+                name: "Cambio di residenza".into(),
+                description: String::new(),
+                duration_minutes: 30,
+                what_to_bring: "Documento d'identità".into(),
+                modes: Modes::Video,
+                office_ids: vec![office.id.clone()],
+            },
+            now,
+        )
+        .await
+        .map_err(e)?;
+    // Bookable from now on (the default notice would push the first slot past the join window).
+    store.set_setting("booking.min_notice_minutes", "0").await.map_err(e)?;
+    Ok(service.id)
+}
+
+/// The join link (`…/a/<token>`) from the one email in the outbox addressed to `to`, decoded as a
+/// mail client would (quoted-printable or base64 bodies).
+fn join_link_from_outbox(server: &TestServer, to: &str) -> Result<String> {
+    let outbox = server.data_dir().join("outbox");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&outbox)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("eml") {
+            continue;
+        }
+        let raw = std::fs::read(&path)?;
+        let mail = mailparse::parse_mail(&raw).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let addressed =
+            mail.headers.iter().any(|h| h.get_key().eq_ignore_ascii_case("to") && h.get_value().contains(to));
+        if !addressed {
+            continue;
+        }
+        let mut texts = vec![];
+        collect_text(&mail, &mut texts);
+        for text in texts {
+            if let Some(start) = text.find("/a/") {
+                let begin = text[..start].rfind("http").ok_or_else(|| err("join link without a scheme"))?;
+                let end = text[start..]
+                    .find(|c: char| c.is_whitespace() || c == '>' || c == ')')
+                    .map_or(text.len(), |i| start + i);
+                found.push(text[begin..end].to_owned());
+            }
+        }
+    }
+    match found.as_slice() {
+        [link] => Ok(link.clone()),
+        other => Err(err(format!("expected one join link in the outbox for {to}, found {other:?}"))),
+    }
+}
+
+fn collect_text(part: &mailparse::ParsedMail, out: &mut Vec<String>) {
+    if part.subparts.is_empty() {
+        if part.ctype.mimetype == "text/plain" {
+            if let Ok(body) = part.get_body() {
+                out.push(body);
+            }
+        }
+    } else {
+        for p in &part.subparts {
+            collect_text(p, out);
+        }
+    }
+}
+
+async fn sha256_hex_in_page(b: &Browser, url_expr: &str) -> Result<String> {
+    b.eval_async(&format!(
+        "(async () => {{ const r = await fetch({url_expr}.url, {{ headers: {{ Authorization: 'Bearer ' + {url_expr}.token }} }}); \
+           if (!r.ok) throw new Error('download ' + r.status); \
+           const d = await crypto.subtle.digest('SHA-256', await r.arrayBuffer()); \
+           return [...new Uint8Array(d)].map(x => x.toString(16).padStart(2, '0')).join(''); }})()"
+    ))
+    .await
+}
+
+pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
+    let clock = Clock::offset(offset_to_next_working_morning()?);
+    let server = TestServer::start_at(clock, |c| c.reconnect_grace = Duration::from_secs(15)).await;
+    let service_id = seed(&server).await?;
+    let base = server.url();
+    let pdf_path = server.data_dir().join("modulo-residenza.pdf");
+    std::fs::write(&pdf_path, PDF)?;
+    let pdf_sha = sportello_tests::sha256_hex(PDF);
+
+    // --- the citizen books through the pages, starting from the service.
+    let citizen = ctx.open("citizen", &format!("{base}/prenota?servizio={service_id}")).await?;
+    let b = &ctx.browsers[citizen];
+    b.click("[data-office-id] .choose-office").await?;
+    b.wait_for(
+        "document.querySelector('#month-select') && document.querySelector('#month-select').options.length > 0",
+        STEP,
+    )
+    .await?;
+    b.click("#next").await?;
+    b.click("input[name=slot]").await?;
+    b.click("#next").await?;
+    b.wait_for("document.querySelector('#topic-select')", STEP).await?;
+    b.fill("#details", "Trasferimento da altro comune").await?;
+    b.click("#next").await?;
+    b.fill("#first-name", "Mario").await?;
+    b.fill("#last-name", "Verdi").await?;
+    b.fill("#email", "mario.verdi@example.org").await?;
+    b.click("#next").await?;
+    b.click("#confirm").await?;
+    b.wait_for("document.querySelector('#booking-code') && document.querySelector('#booking-code').textContent.trim().length > 0", STEP).await?;
+    let code: String = b.eval("document.querySelector('#booking-code').textContent.trim()").await?;
+    println!("  the citizen booked through the pages: {code}");
+
+    // --- the email is in the outbox, with the join link.
+    let link = poll_until("the confirmation email in the outbox", STEP, || async {
+        Ok(join_link_from_outbox(&server, "mario.verdi@example.org").ok())
+    })
+    .await?;
+    if !link.starts_with(&base) {
+        return Err(err(format!("the join link {link} does not point at {base}")));
+    }
+    println!("  the confirmation email is in the outbox with the join link");
+
+    // --- the citizen opens the link, checks devices, asks to enter and waits.
+    b.goto(&link).await?;
+    b.click("#join-btn").await?;
+    b.wait_for(
+        "window.sportello && window.sportello.waiting === true && !document.querySelector('#waiting-screen').hidden",
+        STEP,
+    )
+    .await?;
+    println!("  the citizen waits in the waiting room");
+
+    // --- the official logs in and sees them waiting; admits; enters the room.
+    let official = ctx.open("official", &format!("{base}/staff")).await?;
+    let o = &ctx.browsers[official];
+    o.fill("#login-email", OFFICIAL_EMAIL).await?;
+    o.fill("#login-password", OFFICIAL_PASSWORD).await?;
+    o.click("#login-submit").await?;
+    o.wait_for("document.querySelectorAll('#waiting-list [data-waiting-id]').length === 1", STEP).await?;
+    let waiting_text: String = o.eval("document.querySelector('#waiting-list [data-waiting-id]').textContent").await?;
+    if !waiting_text.contains("Mario Verdi") {
+        return Err(err(format!("the waiting entry reads {waiting_text:?}, without the citizen's name")));
+    }
+    o.click("#waiting-list [data-waiting-id] .admit").await?;
+    let b = &ctx.browsers[citizen];
+    b.wait_for("window.sportello.state === 'in-room' && window.sportello.waiting === false", STEP).await?;
+    println!("  the official admitted the citizen from the dashboard");
+    let o = &ctx.browsers[official];
+    o.click("#appointments [data-appointment-id] .join-room").await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let on_join: bool = o.eval("location.pathname === '/join'").await.unwrap_or(false);
+    if !on_join {
+        o.switch_to_newest_window().await?;
+    }
+    o.click("#join-btn").await?;
+    o.wait_for("window.sportello && window.sportello.state === 'in-room'", STEP).await?;
+
+    // --- both decode each other's camera.
+    let citizen_id: String = ctx.browsers[citizen].eval("window.sportello.participantId").await?;
+    let official_id: String = ctx.browsers[official].eval("window.sportello.participantId").await?;
+    let sees = |who: &str| {
+        format!(
+            "window.sportello.inboundStats().then(s => s.some(e => e.trackId === '{who}/camera' && e.kind === 'video' && e.framesDecoded > 0))"
+        )
+    };
+    let (b, o) = (&ctx.browsers[citizen], &ctx.browsers[official]);
+    let (sees_official, sees_citizen) = (sees(&official_id), sees(&citizen_id));
+    tokio::try_join!(b.wait_for(&sees_official, STEP), o.wait_for(&sees_citizen, STEP))?;
+    println!("  citizen and official decode each other's camera");
+
+    // --- the official shares a PDF; the citizen gets it and downloads the same bytes.
+    o.fill("#doc-input", &pdf_path.display().to_string()).await?;
+    b.wait_for("(window.sportello.documents || []).length === 1", STEP).await?;
+    let doc: Value = b.eval("window.sportello.documents[0]").await?;
+    let got = sha256_hex_in_page(b, "window.sportello.documentDownload(window.sportello.documents[0].id)").await?;
+    if got != pdf_sha {
+        return Err(err(format!("the citizen downloaded {got}, the official shared {pdf_sha} ({doc})")));
+    }
+    b.wait_for("document.querySelectorAll('#doc-list [data-document-id]').length === 1", STEP).await?;
+    println!("  the citizen downloaded exactly the shared PDF ({} bytes)", PDF.len());
+
+    // --- a chat message from the citizen reaches the official.
+    b.fill("#chat-input", "Buongiorno, ho caricato il modulo").await?;
+    b.click("#chat-send").await?;
+    o.wait_for("(window.sportello.chat || []).some(m => m.text === 'Buongiorno, ho caricato il modulo')", STEP).await?;
+    println!("  the chat message arrived");
+    Ok(())
+}
