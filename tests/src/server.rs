@@ -21,9 +21,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub use sportello_signaling::clock::Clock;
 use sportello_signaling::token::unix_now;
 pub use sportello_signaling::token::{Claims, Role, TokenKey};
-pub use sportello_signaling::clock::Clock;
 use sportello_signaling::{Config, RunningServer};
 
 /// How long any single expected message may take.
