@@ -285,24 +285,15 @@ pub fn parse_opening_hours(json: &str) -> Result<[Vec<TimeRange>; 7], HoursError
     Ok(week)
 }
 
-/// The pattern of an official without a personal one: on site whenever the office is open, with
-/// the opening hours as contact band. A day with split hours (09–12, 15–17) gets the longest range
-/// as contact band, because a contact band is one range no longer than the working time.
+/// The pattern of an official without a personal one: on site whenever the office is open, every
+/// opening range bookable (split hours too: 09–12 and 15–17 both offer slots).
 pub fn pattern_from_opening_hours(json: &str) -> Result<WorkingPattern, HoursError> {
     let week = parse_opening_hours(json)?;
     let mut plans: [DayPlan; 7] = std::array::from_fn(|_| DayPlan::off());
     for (plan, hours) in plans.iter_mut().zip(week) {
-        if hours.is_empty() {
-            continue;
+        if !hours.is_empty() {
+            *plan = DayPlan::opening_hours(hours)?;
         }
-        let (first, last) = (hours[0].start(), hours[hours.len() - 1].end());
-        let span = TimeRange::new(first, last)?;
-        let contact = if hours.len() == 1 {
-            span
-        } else {
-            hours.iter().copied().max_by_key(|r| r.end().duration_since(r.start())).unwrap_or(span)
-        };
-        *plan = DayPlan::working(WorkMode::OnSite, hours, contact)?;
     }
     Ok(WorkingPattern::new(plans))
 }
@@ -626,7 +617,12 @@ mod tests {
         assert_eq!(monday.contact(), Some(TimeRange::hm(9, 0, 12, 0).unwrap()));
         let tuesday = p.plan_for(date(2027, 3, 9));
         assert_eq!(tuesday.hours().len(), 2);
-        assert_eq!(tuesday.contact(), Some(TimeRange::hm(9, 0, 12, 0).unwrap()));
+        // Split hours: both the morning and the afternoon are bookable.
+        assert_eq!(tuesday.contact(), Some(TimeRange::hm(9, 0, 17, 30).unwrap()));
+        let tz = crate::europe_rome().unwrap();
+        let s = p.schedule(date(2027, 3, 9), date(2027, 3, 9), &tz, &Default::default()).unwrap();
+        let windows: Vec<String> = s.contact.iter().map(|c| format!("{:?}", c.interval)).collect();
+        assert_eq!(s.contact.len(), 2, "{windows:?}");
         assert_eq!(p.plan_for(date(2027, 3, 10)).mode(), WorkMode::Off);
         assert!(matches!(pattern_from_opening_hours("[[]]"), Err(HoursError::Days(1))));
         assert!(matches!(pattern_from_opening_hours(r#"[["9-12"],[],[],[],[],[],[]]"#), Err(HoursError::Range(_))));

@@ -126,6 +126,16 @@ impl DayPlan {
         Ok(DayPlan { mode, hours, contact: Some(contact) })
     }
 
+    /// An on-site day that follows an office's opening hours: citizens may be received whenever the
+    /// office is open, so the contact band spans every opening range. The band-length limit of
+    /// [`DayPlan::working`] is a smart-working rule (lavoro agile) and does not apply here.
+    pub fn opening_hours(hours: Vec<TimeRange>) -> Result<Self, PatternError> {
+        let (Some(first), Some(last)) = (hours.first(), hours.last()) else { return Err(PatternError::NoHours) };
+        let span = TimeRange::new(first.start, last.end)?;
+        let plan = DayPlan::working(WorkMode::OnSite, hours.clone(), TimeRange::new(first.start, first.end)?)?;
+        Ok(DayPlan { contact: Some(span), ..plan })
+    }
+
     pub fn mode(&self) -> WorkMode {
         self.mode
     }
@@ -299,6 +309,11 @@ mod tests {
             DayPlan::working(WorkMode::Remote, vec![r(9, 0, 12, 0)], r(8, 0, 12, 0)),
             Err(PatternError::ContactBandTooLong { .. })
         ));
+        // Split opening hours: the band spans both ranges (only the overlap with hours is offered).
+        let open = DayPlan::opening_hours(vec![r(9, 0, 12, 0), r(15, 0, 17, 0)]).unwrap();
+        assert_eq!(open.contact(), Some(r(9, 0, 17, 0)));
+        assert_eq!(open.mode(), WorkMode::OnSite);
+        assert_eq!(DayPlan::opening_hours(vec![]), Err(PatternError::NoHours));
         assert_eq!(
             DayPlan::working(WorkMode::Off, vec![r(9, 0, 12, 0)], r(9, 0, 10, 0)),
             Err(PatternError::OffDayWithHours)
