@@ -209,6 +209,11 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         .await
         .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let http_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let mut config = config;
+    if config.listen.port() == 0 {
+        // An ephemeral port (tests) cannot have been written into a public URL: links must point here.
+        config.public_url = format!("http://{http_addr}");
+    }
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = AppState::new(config, tokens, sfu.clone(), store, mailer, shutdown_rx.clone());
     let (rooms, tokens, config, store) =

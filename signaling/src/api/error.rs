@@ -127,6 +127,7 @@ impl From<StoreError> for ApiError {
                 "invalid_status",
                 format!("Un appuntamento nello stato «{from}» non può passare a «{to}»."),
             ),
+            StoreError::Invalid(what) => ApiError::bad_request("invalid_value", format!("Valore non valido: {what}.")),
             other => ApiError::internal(other),
         }
     }

@@ -154,7 +154,7 @@ async fn sha256_hex_in_page(b: &Browser, url_expr: &str) -> Result<String> {
 
 pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
     let clock = Clock::offset(offset_to_next_working_morning()?);
-    let server = TestServer::start_at(clock, |c| c.reconnect_grace = Duration::from_secs(15)).await;
+    let server = TestServer::start_at(clock.clone(), |c| c.reconnect_grace = Duration::from_secs(15)).await;
     let service_id = seed(&server).await?;
     let base = server.url();
     let pdf_path = server.data_dir().join("modulo-residenza.pdf");
@@ -194,6 +194,19 @@ pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
         return Err(err(format!("the join link {link} does not point at {base}")));
     }
     println!("  the confirmation email is in the outbox with the join link");
+
+    // --- time passes until ten minutes before the appointment (the waiting room opens 15 minutes before).
+    let appt = server
+        .server
+        .store
+        .appointment_by_code(&code)
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| err(format!("booking {code} is not in the store")))?;
+    let wait = appt.starts_at - 600 - clock.now();
+    if wait > 0 {
+        clock.advance(wait);
+    }
 
     // --- the citizen opens the link, checks devices, asks to enter and waits.
     b.goto(&link).await?;
