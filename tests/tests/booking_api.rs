@@ -119,6 +119,15 @@ async fn world() -> World {
     world_with(|_| {}).await
 }
 
+/// The same world on a throwaway PostgreSQL (one server per test binary, a fresh database each).
+async fn world_on_postgres() -> World {
+    let url = tokio::task::spawn_blocking(sportello_store::testing::shared_postgres_database)
+        .await
+        .expect("join")
+        .expect("a throwaway PostgreSQL starts");
+    world_with(move |c| c.database_url = Some(url)).await
+}
+
 async fn world_with(adjust: impl FnOnce(&mut Config)) -> World {
     let tuesday = next_tuesday();
     let clock = Clock::offset(offset_to(local(tuesday, 8, 0)));
@@ -329,7 +338,15 @@ async fn catalogue_lists_services_and_competent_offices() {
 
 #[tokio::test]
 async fn booking_happy_path_stores_and_mails_everything() {
-    let w = world().await;
+    happy_path(world().await).await;
+}
+
+#[tokio::test]
+async fn booking_happy_path_stores_and_mails_everything_on_postgres() {
+    happy_path(world_on_postgres().await).await;
+}
+
+async fn happy_path(w: World) {
     let start = local(w.tuesday, 9, 30);
     let body = w.book_ok(start).await;
     let code = body["code"].as_str().unwrap().to_owned();
@@ -370,7 +387,15 @@ async fn booking_happy_path_stores_and_mails_everything() {
 
 #[tokio::test]
 async fn invalid_bookings_store_and_send_nothing() {
-    let w = world().await;
+    invalid_bookings(world().await).await;
+}
+
+#[tokio::test]
+async fn invalid_bookings_store_and_send_nothing_on_postgres() {
+    invalid_bookings(world_on_postgres().await).await;
+}
+
+async fn invalid_bookings(w: World) {
     w.store.set_setting("booking.rate_limit_per_minute", "1000").await.unwrap();
     let t = w.tuesday;
     let good = w.booking(local(t, 10, 0));
@@ -435,7 +460,15 @@ async fn invalid_bookings_store_and_send_nothing() {
 
 #[tokio::test]
 async fn a_hundred_concurrent_bookings_of_one_slot_give_one_appointment() {
-    let w = world().await;
+    hundred_concurrent_bookings(world().await).await;
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_bookings_of_one_slot_give_one_appointment_on_postgres() {
+    hundred_concurrent_bookings(world_on_postgres().await).await;
+}
+
+async fn hundred_concurrent_bookings(w: World) {
     w.store.set_setting("booking.rate_limit_per_minute", "1000").await.unwrap();
     let body = w.booking(local(w.tuesday, 10, 0));
     let url = format!("{}/api/public/appointments", w.server_url);
