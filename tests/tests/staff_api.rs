@@ -533,6 +533,35 @@ async fn invitations_are_waiting_guest_links_into_the_virtual_office() {
     assert_eq!((host.role, host.wait), (Role::Host, false));
 }
 
+#[tokio::test]
+async fn the_office_virtual_office_is_hosted_by_its_officials_only() {
+    let (server, admin, _) = with_admin().await;
+    let (anna, anna_id) = staff_member(&server, &admin, "anna@comune.example", "official").await;
+    let (bruno, bruno_id) = staff_member(&server, &admin, "bruno@comune.example", "official").await;
+    let office1 = office(&admin, "Anagrafe", &[&anna_id]).await;
+    let _office2 = office(&admin, "Tributi", &[&bruno_id]).await;
+    let room = format!("office-{office1}");
+
+    let link =
+        anna.post(&format!("/api/staff/offices/{office1}/virtual-office"), json!({})).await.expect(StatusCode::OK);
+    let host = server.server.tokens.verify(&token_of(link["url"].as_str().unwrap()), Some(&room)).expect("valid");
+    assert_eq!((host.role, host.wait), (Role::Host, false));
+    // A guest can be invited into it; an official of another office can neither host nor invite.
+    let guest = anna
+        .post("/api/staff/invitations", json!({"room": room, "name": "Geometra Neri"}))
+        .await
+        .expect(StatusCode::OK);
+    assert!(server.server.tokens.verify(&token_of(guest["url"].as_str().unwrap()), Some(&room)).expect("valid").wait);
+    bruno
+        .post(&format!("/api/staff/offices/{office1}/virtual-office"), json!({}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    bruno
+        .post("/api/staff/invitations", json!({"room": room, "name": "X"}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+}
+
 // --- waiting room over REST -------------------------------------------------------------------------
 
 #[tokio::test]

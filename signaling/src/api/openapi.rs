@@ -23,7 +23,8 @@ use crate::server::AppState;
         admin::list_users, admin::create_user, admin::update_user, admin::reset_link,
         admin::get_settings, admin::put_settings,
         staff::list_appointments, staff::appointment_detail, staff::set_status, staff::join_appointment,
-        staff::waiting, staff::admit, staff::decline, staff::virtual_office, staff::invite,
+        staff::waiting, staff::admit, staff::decline, staff::virtual_office, staff::office_virtual_office,
+        staff::invite,
     ),
     tags(
         (name = "public", description = "Citizens, no account: offices, services, free slots, booking"),

@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/staff/rooms/{room}/admit", post(admit))
         .route("/staff/rooms/{room}/decline", post(decline))
         .route("/staff/virtual-office", post(virtual_office))
+        .route("/staff/offices/{id}/virtual-office", post(office_virtual_office))
         .route("/staff/invitations", post(invite))
 }
 
@@ -46,6 +47,11 @@ pub fn appointment_room(id: &str) -> String {
 
 pub fn virtual_office_room(user_id: &str) -> String {
     format!("vo-{user_id}")
+}
+
+/// The office's shared virtual office: any official who works there hosts it.
+pub fn office_room(office_id: &str) -> String {
+    format!("office-{office_id}")
 }
 
 fn official(staff: &Staff) -> Result<(), ApiError> {
@@ -80,6 +86,11 @@ async fn may_host(state: &AppState, staff: &Staff, room: &str) -> Result<Option<
     }
     if let Some(id) = room.strip_prefix("appt-") {
         return scoped_appointment(state, staff, id).await.map(Some);
+    }
+    if let Some(id) = room.strip_prefix("office-")
+        && (staff.is_admin() || scope(state, staff).await?.iter().any(|o| o == id))
+    {
+        return Ok(None);
     }
     if staff.is_admin() && room.starts_with("vo-") {
         return Ok(None);
@@ -342,6 +353,7 @@ pub async fn waiting(State(state): State<AppState>, staff: Staff) -> Result<Json
         .map(|a| appointment_room(&a.id))
         .collect();
     rooms.push(virtual_office_room(&staff.user.id));
+    rooms.extend(offices.iter().map(|o| office_room(o)));
     let mut seen = HashSet::new();
     let mut out: Vec<WaitingView> =
         rooms.iter().filter(|r| seen.insert(r.as_str())).flat_map(|r| waiting_in(&state, r)).collect();
@@ -405,9 +417,28 @@ pub async fn virtual_office(State(state): State<AppState>, staff: Staff) -> Resu
     Ok(Json(link(&state, &claims)?))
 }
 
+/// A host link into the office's shared virtual office (for officials who work there), 12 hours.
+#[utoipa::path(post, path = "/api/staff/offices/{id}/virtual-office", tag = "staff",
+    responses((status = 200, body = RoomLink), (status = 404, body = super::error::ErrorBody)))]
+pub async fn office_virtual_office(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Json<RoomLink>, ApiError> {
+    official(&staff)?;
+    let room = office_room(&id);
+    may_host(&state, &staff, &room).await?;
+    if state.store.office(&id).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let claims = host_claims(&state, &staff, &room, Duration::from_secs(12 * 3600));
+    Ok(Json(link(&state, &claims)?))
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct InvitationBody {
-    /// The room: the official's virtual office (default) or an appointment room of their office.
+    /// The room: the official's virtual office (default), their office's (`office-<id>`) or an
+    /// appointment room of their office.
     pub room: Option<String>,
     /// The guest's name as others will see it (colleague, technician, external person).
     pub name: String,

@@ -130,10 +130,8 @@ fn join_link_from_outbox(server: &TestServer, to: &str) -> Result<String> {
 
 fn collect_text(part: &mailparse::ParsedMail, out: &mut Vec<String>) {
     if part.subparts.is_empty() {
-        if part.ctype.mimetype == "text/plain" {
-            if let Ok(body) = part.get_body() {
-                out.push(body);
-            }
+        if let (true, Ok(body)) = (part.ctype.mimetype == "text/plain", part.get_body()) {
+            out.push(body);
         }
     } else {
         for p in &part.subparts {
