@@ -378,34 +378,44 @@ fn lobby_error(e: LobbyError) -> ApiError {
 /// Admits a waiting participant into the room (as a host inside the room would).
 #[utoipa::path(post, path = "/api/staff/rooms/{room}/admit", tag = "staff", request_body = ParticipantBody,
     responses((status = 204), (status = 410, body = super::error::ErrorBody)))]
-#[tracing::instrument(skip_all, fields(user = %staff.user.id, room = %room))]
 pub async fn admit(
     State(state): State<AppState>,
     staff: Staff,
     Path(room): Path<String>,
     body: JsonBody<ParticipantBody>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    official(&staff)?;
-    let Json(body) = body?;
-    may_host(&state, &staff, &room).await?;
-    state.rooms.admit(&room, &body.participant_id).await.map_err(lobby_error)?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
+    decide(&state, &staff, &room, body, true).await
 }
 
 /// Turns a waiting participant away.
 #[utoipa::path(post, path = "/api/staff/rooms/{room}/decline", tag = "staff", request_body = ParticipantBody,
     responses((status = 204), (status = 410, body = super::error::ErrorBody)))]
-#[tracing::instrument(skip_all, fields(user = %staff.user.id, room = %room))]
 pub async fn decline(
     State(state): State<AppState>,
     staff: Staff,
     Path(room): Path<String>,
     body: JsonBody<ParticipantBody>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    official(&staff)?;
+    decide(&state, &staff, &room, body, false).await
+}
+
+#[tracing::instrument(skip_all, fields(user = %staff.user.id, room = %room, admit))]
+async fn decide(
+    state: &AppState,
+    staff: &Staff,
+    room: &str,
+    body: JsonBody<ParticipantBody>,
+    admit: bool,
+) -> Result<axum::http::StatusCode, ApiError> {
+    official(staff)?;
     let Json(body) = body?;
-    may_host(&state, &staff, &room).await?;
-    state.rooms.decline(&room, &body.participant_id).await.map_err(lobby_error)?;
+    may_host(state, staff, room).await?;
+    let decided = if admit {
+        state.rooms.admit(room, &body.participant_id).await
+    } else {
+        state.rooms.decline(room, &body.participant_id).await
+    };
+    decided.map_err(lobby_error)?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
