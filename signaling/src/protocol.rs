@@ -82,7 +82,7 @@ pub struct LobbyEntry {
 }
 
 /// A chat message as the room relays it (and as `GET /api/rooms/{room}/chat` lists it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatInfo {
     pub id: String,
     pub participant_id: String,
@@ -93,7 +93,7 @@ pub struct ChatInfo {
 }
 
 /// A shared document as the room announces it (and as the REST list shows it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DocumentInfo {
     pub id: String,
     pub name: String,

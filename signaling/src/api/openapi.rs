@@ -40,6 +40,7 @@ struct StaffApi;
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = StaffApi::openapi();
     doc.merge(super::public::openapi());
+    doc.merge(super::rooms::openapi());
     doc
 }
 
@@ -61,6 +62,7 @@ mod tests {
             "/api/staff/waiting",
             "/api/staff/invitations",
             "/api/public/appointments",
+            "/api/rooms/{room}/documents",
         ] {
             assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
         }

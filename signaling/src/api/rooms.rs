@@ -40,14 +40,22 @@ pub fn routes() -> Router<AppState> {
         .layer(DefaultBodyLimit::disable())
 }
 
-#[derive(Serialize)]
-struct DocumentList {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DocumentList {
     documents: Vec<DocumentInfo>,
 }
 
-#[derive(Serialize)]
-struct ChatHistory {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChatHistory {
     messages: Vec<ChatInfo>,
+}
+
+/// This module's part of `/api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(list, chat_history, upload, download))]
+    struct RoomsApi;
+    <RoomsApi as utoipa::OpenApi>::openapi()
 }
 
 fn document_info(d: Document) -> DocumentInfo {
@@ -82,6 +90,10 @@ fn authorize(state: &AppState, headers: &HeaderMap, room: &str, upload: bool) ->
     Ok(claims)
 }
 
+/// The room's shared documents, oldest first.
+#[utoipa::path(get, path = "/api/rooms/{room}/documents", tag = "rooms",
+    responses((status = 200, body = DocumentList), (status = 401, body = super::error::ErrorBody),
+               (status = 403, body = super::error::ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     Path(room): Path<String>,
@@ -92,6 +104,10 @@ async fn list(
     Ok(Json(DocumentList { documents }))
 }
 
+/// The room's chat, oldest first (the newest 500).
+#[utoipa::path(get, path = "/api/rooms/{room}/chat", tag = "rooms",
+    responses((status = 200, body = ChatHistory), (status = 401, body = super::error::ErrorBody),
+               (status = 403, body = super::error::ErrorBody)))]
 async fn chat_history(
     State(state): State<AppState>,
     Path(room): Path<String>,
@@ -108,6 +124,13 @@ async fn chat_history(
     Ok(Json(ChatHistory { messages }))
 }
 
+/// Shares a file: the raw bytes as the body, the name in `X-File-Name` (percent-encoded). Only PDF,
+/// images and office documents, recognised by their content; the uploader must be in the room.
+#[utoipa::path(post, path = "/api/rooms/{room}/documents", tag = "rooms",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    params(("X-File-Name" = String, Header, description = "the file name, percent-encoded UTF-8")),
+    responses((status = 201, body = DocumentInfo), (status = 403, body = super::error::ErrorBody),
+               (status = 413, body = super::error::ErrorBody), (status = 415, body = super::error::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(room = %room))]
 async fn upload(
     State(state): State<AppState>,
@@ -176,6 +199,9 @@ async fn read_limited(body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
     Ok(bytes)
 }
 
+/// Downloads a shared document (as an attachment, with the type detected at upload).
+#[utoipa::path(get, path = "/api/rooms/{room}/documents/{id}", tag = "rooms",
+    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = super::error::ErrorBody)))]
 async fn download(
     State(state): State<AppState>,
     Path((room, id)): Path<(String, String)>,
