@@ -7,6 +7,7 @@
 //! appointment writes its audit row in the same transaction.
 
 mod appointments;
+mod calendar;
 mod catalog;
 mod content;
 mod model;
@@ -20,6 +21,9 @@ use std::time::Duration;
 
 use sqlx::error::DatabaseError;
 
+pub use calendar::{
+    Absence, AbsenceKind, BusyInterval, CalendarSource, FeedSubject, FeedToken, NewAbsence, NewSource, SourceKind,
+};
 pub use model::*;
 
 /// Errors of the store. `Conflict`/`SlotTaken`/`NotFound`/`InvalidTransition` are expected outcomes the
