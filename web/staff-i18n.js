@@ -49,6 +49,7 @@ const STRINGS = {
     'dash.offices': 'Uffici: {list}',
     'dash.nooffices': 'Non fai ancora parte di nessun ufficio.',
     'dash.admin': 'Amministrazione',
+    'dash.calendar': 'Il mio calendario',
     'dash.logout': 'Esci',
     'dash.password': 'Cambia password',
     'pw.title': 'Cambia password',
@@ -123,6 +124,12 @@ const STRINGS = {
     'vo.link': 'Link per entrare come conduttore (valido 12 ore, non condividerlo)',
     'vo.enter': 'Entra',
     'vo.ready': 'Il link del tuo ufficio virtuale è pronto.',
+    'ovo.title': 'Uffici virtuali dei miei uffici',
+    'ovo.intro': 'La stanza condivisa di ciascun ufficio: chiunque ci lavori può condurla.',
+    'ovo.open': 'Apri l\'ufficio virtuale dell\'ufficio',
+    'ovo.open.label': 'Apri l\'ufficio virtuale dell\'ufficio {name}',
+    'ovo.link': 'Link per entrare come conduttore nell\'ufficio virtuale di {name} (valido 12 ore, non condividerlo)',
+    'ovo.ready': 'Il link dell\'ufficio virtuale di {name} è pronto.',
     'inv.title': 'Invita una persona',
     'inv.name': 'Nome dell\'invitato',
     'inv.name.help': 'Il nome che gli altri vedranno nella stanza.',
@@ -250,6 +257,7 @@ const STRINGS = {
     'dash.offices': 'Offices: {list}',
     'dash.nooffices': 'You are not part of any office yet.',
     'dash.admin': 'Administration',
+    'dash.calendar': 'My calendar',
     'dash.logout': 'Log out',
     'dash.password': 'Change password',
     'pw.title': 'Change password',
@@ -324,6 +332,12 @@ const STRINGS = {
     'vo.link': 'Link to enter as host (valid 12 hours, do not share it)',
     'vo.enter': 'Enter',
     'vo.ready': 'The link to your virtual office is ready.',
+    'ovo.title': 'Virtual offices of my offices',
+    'ovo.intro': 'Each office\'s shared room: anyone who works there can host it.',
+    'ovo.open': 'Open the office\'s virtual office',
+    'ovo.open.label': 'Open the virtual office of {name}',
+    'ovo.link': 'Link to enter the virtual office of {name} as host (valid 12 hours, do not share it)',
+    'ovo.ready': 'The link to the virtual office of {name} is ready.',
     'inv.title': 'Invite someone',
     'inv.name': 'Guest\'s name',
     'inv.name.help': 'The name others will see in the room.',
@@ -420,6 +434,11 @@ function storedLang() {
     if (LANGS.includes(v)) return v;
   } catch { /* storage disabled: Italian */ }
   return 'it';
+}
+
+/** Adds a page's own strings (e.g. calendar.js) before `initPage`; existing keys are kept. */
+export function addStrings(extra) {
+  for (const lang of LANGS) STRINGS[lang] = { ...(extra[lang] ?? {}), ...STRINGS[lang] };
 }
 
 let current = storedLang();

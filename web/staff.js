@@ -52,6 +52,48 @@ function renderMe() {
     ? t('dash.offices', { list: offices.map((o) => o.name).join(', ') })
     : t('dash.nooffices');
   $('admin-link').hidden = user.role !== 'admin';
+  renderOfficeVirtualOffices();
+}
+
+// --- the virtual office of each of the user's offices ---------------------------------------------
+
+/** Host links already opened, by office id (kept across a language switch). */
+const officeLinks = new Map();
+
+function renderOfficeVirtualOffices() {
+  const offices = me?.offices ?? [];
+  $('ovo').hidden = offices.length === 0;
+  $('ovo-list').replaceChildren(...offices.map((o) => {
+    const url = officeLinks.get(o.id);
+    const input = el('input', { type: 'text', id: `ovo-link-${o.id}`, readonly: true, spellcheck: 'false', value: url ?? '' });
+    const copy = el('button', { type: 'button', class: 'btn', text: t('copy') });
+    wireCopy(copy, input);
+    const enter = el('a', { class: 'btn btn-primary', target: '_blank', rel: 'noopener noreferrer', href: url ?? '#', text: t('vo.enter') });
+    const box = el('div', { class: 'link-box', hidden: !url },
+      el('label', { for: input.id, text: t('ovo.link', { name: o.name }) }),
+      el('div', { class: 'inline' }, input, copy, enter));
+    const open = el('button', {
+      type: 'button', class: 'btn btn-primary open-office-vo', text: t('ovo.open'),
+      'aria-label': t('ovo.open.label', { name: o.name }),
+      onclick: async () => {
+        showError($('ovo-error'), '');
+        const reply = await api('POST', `/api/staff/offices/${encodeURIComponent(o.id)}/virtual-office`, {});
+        if (!reply.ok) {
+          if (sessionLost(reply)) return;
+          showError($('ovo-error'), reply.error.message);
+          return;
+        }
+        officeLinks.set(o.id, reply.data.url);
+        input.value = reply.data.url;
+        enter.href = reply.data.url;
+        box.hidden = false;
+        input.focus();
+        input.select();
+        announce(t('ovo.ready', { name: o.name }));
+      },
+    });
+    return el('li', { class: 'ovo-item', dataset: { officeId: o.id } }, el('p', { class: 'ovo-name' }, el('strong', { text: o.name })), open, box);
+  }));
 }
 
 /** Any 401 after login means the session ended (expired, password changed elsewhere, deactivated). */

@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         // Staff pages; `/staff/setup` carries its one-time secret in the fragment, never sent here.
         .route("/staff", get(|| async { page("staff.html") }))
         .route("/staff/admin", get(|| async { page("admin.html") }))
+        .route("/staff/calendario", get(|| async { page("calendar.html") }))
         .route("/staff/setup", get(|| async { page("setup.html") }))
         .route("/web/{*path}", get(|Path(path): Path<String>| async move { file(&path) }))
 }
