@@ -400,7 +400,10 @@ async function loadAll() {
 // --- the month ---------------------------------------------------------------------------------------
 
 async function loadMonth() {
+  const wanted = `${month}|${subject}`;
   const reply = await api('GET', cal(`/month?month=${month}`));
+  // Quick clicks on the month buttons: only the answer for the month now shown counts.
+  if (wanted !== `${month}|${subject}`) return;
   if (!reply.ok) {
     fail($('month-error'), reply);
     return;
