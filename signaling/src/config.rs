@@ -49,6 +49,10 @@ pub struct Config {
     pub retention: Duration,
     /// Largest accepted upload, in bytes.
     pub max_upload: usize,
+    /// How often officials' calendar subscription URLs are fetched again.
+    pub calendar_refresh: Duration,
+    /// Connect + total time allowed for one calendar fetch.
+    pub calendar_fetch_timeout: Duration,
 }
 
 impl Default for Config {
@@ -69,6 +73,8 @@ impl Default for Config {
             reminder_lead: Duration::from_secs(24 * 3600),
             retention: Duration::from_secs(30 * 86_400),
             max_upload: 10 * 1024 * 1024,
+            calendar_refresh: Duration::from_secs(30 * 60),
+            calendar_fetch_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -169,6 +175,10 @@ pub struct Layer {
     #[serde(default, deserialize_with = "duration_in_file")]
     pub retention: Option<Duration>,
     pub max_upload: Option<usize>,
+    #[serde(default, deserialize_with = "duration_in_file")]
+    pub calendar_refresh: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_in_file")]
+    pub calendar_fetch_timeout: Option<Duration>,
 }
 
 impl Layer {
@@ -190,6 +200,8 @@ impl Layer {
             reminder_lead: self.reminder_lead.or(lower.reminder_lead),
             retention: self.retention.or(lower.retention),
             max_upload: self.max_upload.or(lower.max_upload),
+            calendar_refresh: self.calendar_refresh.or(lower.calendar_refresh),
+            calendar_fetch_timeout: self.calendar_fetch_timeout.or(lower.calendar_fetch_timeout),
         }
     }
 
@@ -212,6 +224,8 @@ impl Layer {
             reminder_lead: self.reminder_lead.unwrap_or(base.reminder_lead),
             retention: self.retention.unwrap_or(base.retention),
             max_upload: self.max_upload.unwrap_or(base.max_upload),
+            calendar_refresh: self.calendar_refresh.unwrap_or(base.calendar_refresh),
+            calendar_fetch_timeout: self.calendar_fetch_timeout.unwrap_or(base.calendar_fetch_timeout),
         }
     }
 
@@ -258,6 +272,10 @@ impl Layer {
                 "REMINDER_LEAD" => layer.reminder_lead = Some(parse_duration(&value).map_err(err)?),
                 "RETENTION" => layer.retention = Some(parse_duration(&value).map_err(err)?),
                 "MAX_UPLOAD" => layer.max_upload = Some(parsed(&value).map_err(err)?),
+                "CALENDAR_REFRESH" => layer.calendar_refresh = Some(parse_duration(&value).map_err(err)?),
+                "CALENDAR_FETCH_TIMEOUT" => {
+                    layer.calendar_fetch_timeout = Some(parse_duration(&value).map_err(err)?)
+                }
                 _ => {}
             }
         }

@@ -17,6 +17,8 @@
 //! - [`links`]: the citizen's join, manage and cancel links, and the join link's landing page.
 //! - [`booking_mail`]: the booking emails (confirmation, new time, cancellation, reminder) and `.ics`.
 //! - [`reminders`]: the reminder pass, run every minute.
+//! - [`calendar_fetch`]: officials' own calendars in (subscription URLs, uploads), refreshed periodically.
+//! - [`feeds`]: the officials' and offices' `.ics` feeds at secret URLs.
 //! - [`demo`]: `--demo` sample offices, services and accounts.
 //! - [`api`]: the JSON REST API (booking, staff, admin, rooms) and its OpenAPI document.
 //! - [`server`]: the axum [`Router`](axum::Router) and [`start`](server::start) for the binary and tests.
@@ -27,11 +29,13 @@
 
 pub mod api;
 pub mod booking_mail;
+pub mod calendar_fetch;
 pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod documents;
 pub mod error;
+pub mod feeds;
 pub mod links;
 pub mod mail;
 pub mod persist;

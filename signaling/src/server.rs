@@ -220,6 +220,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         (state.rooms.clone(), state.tokens.clone(), state.config.clone(), state.store.clone());
     let events = tokio::spawn(rooms.clone().route_events(events));
     crate::reminders::spawn(state.clone());
+    crate::calendar_fetch::spawn(state.clone());
     tokio::spawn(retention::run(store.clone(), config.data_dir.clone(), state.clock.clone(), shutdown_rx.clone()));
     let mut stop = shutdown_rx;
     let http = tokio::spawn(async move {

@@ -25,6 +25,8 @@ pub fn routes() -> Router<AppState> {
         .route("/prenota", get(|| async { page("prenota.html") }))
         .route("/appuntamento", get(|| async { page("appuntamento.html") }))
         .route("/a/{token}", get(crate::links::landing))
+        // Calendar feeds (secret URL; see `feeds`).
+        .route("/feeds/{file}", get(crate::feeds::serve))
         // Staff pages; `/staff/setup` carries its one-time secret in the fragment, never sent here.
         .route("/staff", get(|| async { page("staff.html") }))
         .route("/staff/admin", get(|| async { page("admin.html") }))

@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod calendar;
 pub mod error;
 pub mod openapi;
 pub mod public;
@@ -32,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(staff::routes())
+        .merge(calendar::routes())
         .merge(rooms::routes())
         .merge(openapi::routes())
 }

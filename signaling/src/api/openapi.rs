@@ -40,6 +40,7 @@ struct StaffApi;
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = StaffApi::openapi();
     doc.merge(super::public::openapi());
+    doc.merge(super::calendar::openapi());
     doc.merge(super::rooms::openapi());
     doc
 }

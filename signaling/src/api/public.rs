@@ -384,7 +384,8 @@ impl Offer {
 }
 
 /// Free slots of `office` for `service` from `now`: active officials among its members, with their
-/// own pattern or the opening hours, holidays (national + patron day), confirmed appointments
+/// own pattern or the opening hours, their absences and imported busy times, holidays (national +
+/// patron day), confirmed appointments
 /// (except `exclude`, the one being moved), notice and horizon from the settings.
 async fn offer(
     state: &AppState,
@@ -445,6 +446,20 @@ async fn offer(
     } else {
         state.store.busy_of_officials(&ids, now, horizon_end.as_second()).await?
     };
+    // The officials' calendars: absences (whole days and hourly leave) and busy times imported
+    // from their own calendars (docs/calendars.md).
+    for absence in state.store.absences_of_users(&ids, now, horizon_end.as_second()).await? {
+        let Some(i) = ids.iter().position(|id| *id == absence.user_id) else { continue };
+        if let Ok(iv) = Interval::new(ts(absence.starts_at), ts(absence.ends_at)) {
+            officials[i].absences.push(iv);
+        }
+    }
+    for external in state.store.busy_of_users(&ids, now, horizon_end.as_second()).await? {
+        let Some(i) = ids.iter().position(|id| *id == external.user_id) else { continue };
+        if let Ok(iv) = Interval::new(ts(external.starts_at), ts(external.ends_at)) {
+            officials[i].busy.push(iv);
+        }
+    }
     let mut load = HashMap::new();
     for appt in busy.iter().filter(|a| Some(a.id.as_str()) != exclude) {
         let Some(i) = ids.iter().position(|id| *id == appt.official_id) else { continue };

@@ -1,0 +1,262 @@
+//! Officials' own calendars in: subscription URLs fetched periodically and on demand, uploaded
+//! `.ics` files read once. Both go through `domain::ics::busy_from_ics` under the same limits.
+//!
+//! Robustness is the point: a timeout, a bad status, an oversized body or invalid iCalendar never
+//! touches the busy set already stored; the source gets `last_error`, an Italian sentence the
+//! official sees in the staff pages. Only a complete, valid import replaces the set (atomically).
+//! Calendar URLs usually embed a private token: they are never logged (spans carry the source id).
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use sportello_domain::Interval;
+use sportello_domain::ics::{IcsError, ImportLimits, busy_from_ics};
+use sportello_store::{CalendarSource, SourceKind, StoreError};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::server::AppState;
+
+/// Largest calendar accepted (fetched or uploaded), enforced while the body streams in.
+pub const MAX_BYTES: usize = 2 * 1024 * 1024;
+/// Redirects followed by a fetch (Google and Outlook redirect once or twice).
+pub const MAX_REDIRECTS: usize = 3;
+/// Setting read for the import window (as the booking rules do), days.
+const SETTING_HORIZON: &str = crate::api::public::SETTING_HORIZON;
+const DEFAULT_HORIZON_DAYS: i64 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("not an http(s) URL")]
+    BadUrl,
+    #[error("timed out")]
+    Timeout,
+    #[error("cannot connect")]
+    Connect,
+    #[error("too many redirects")]
+    Redirects,
+    #[error("HTTP status {0}")]
+    Status(u16),
+    #[error("larger than {MAX_BYTES} bytes")]
+    TooLarge,
+    #[error("transfer failed")]
+    Transfer,
+    #[error(transparent)]
+    Ics(#[from] IcsError),
+}
+
+impl FetchError {
+    /// What the official reads next to the calendar (Italian, without the URL).
+    pub fn message(&self) -> String {
+        match self {
+            FetchError::BadUrl => {
+                "L'indirizzo del calendario non è valido: serve un indirizzo http:// o https://.".into()
+            }
+            FetchError::Timeout => "Il server del calendario non ha risposto in tempo.".into(),
+            FetchError::Connect => "Impossibile collegarsi al server del calendario.".into(),
+            FetchError::Redirects => "Il server del calendario rimanda ad altri indirizzi troppe volte.".into(),
+            FetchError::Status(code) => {
+                format!("Il server del calendario ha risposto con un errore (HTTP {code}): controlla l'indirizzo.")
+            }
+            FetchError::TooLarge => "Il calendario è troppo grande (oltre 2 MiB).".into(),
+            FetchError::Transfer => "Lo scaricamento del calendario si è interrotto.".into(),
+            FetchError::Ics(IcsError::LimitExceeded { what, limit }) => {
+                format!("Il calendario supera i limiti consentiti ({what}: {limit}).")
+            }
+            FetchError::Ics(IcsError::Invalid(_)) => "Il contenuto non è un calendario iCalendar (.ics) valido.".into(),
+        }
+    }
+}
+
+/// A checked subscription URL: http/https with a host; `webcal://` (what Google and Outlook
+/// show) is HTTPS. `None` otherwise.
+pub fn normalize_url(raw: &str) -> Option<url::Url> {
+    let raw = raw.trim();
+    let raw = match raw.get(..9) {
+        Some(p) if p.eq_ignore_ascii_case("webcal://") => format!("https://{}", &raw[9..]),
+        _ => raw.to_owned(),
+    };
+    let url = url::Url::parse(&raw).ok()?;
+    (matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty())).then_some(url)
+}
+
+/// The window imported from a calendar: a day back, the booking horizon and a day ahead.
+async fn window(state: &AppState, now: i64) -> Result<Interval, StoreError> {
+    let horizon = state
+        .store
+        .setting(SETTING_HORIZON)
+        .await?
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(DEFAULT_HORIZON_DAYS)
+        .clamp(0, 366);
+    let now = Timestamp::from_second(now).unwrap_or(Timestamp::UNIX_EPOCH);
+    let start = now.saturating_sub(SignedDuration::from_hours(24)).unwrap_or(now);
+    let end = now.saturating_add(SignedDuration::from_hours(24 * (horizon + 1))).unwrap_or(now);
+    Interval::new(start, end).map_err(|_| StoreError::Invalid("empty import window"))
+}
+
+fn limits() -> ImportLimits {
+    ImportLimits { max_bytes: MAX_BYTES, ..ImportLimits::default() }
+}
+
+/// Busy intervals (Unix seconds) of an `.ics` text within `window`.
+fn parse(bytes: &[u8], window: Interval) -> Result<Vec<(i64, i64)>, FetchError> {
+    if bytes.len() > MAX_BYTES {
+        return Err(FetchError::TooLarge);
+    }
+    // RFC 5545 text is UTF-8; a stray byte should not cost the whole calendar.
+    let text = String::from_utf8_lossy(bytes);
+    let set = busy_from_ics(&text, window, &limits())?;
+    Ok(set.iter().map(|iv| (iv.start().as_second(), iv.end().as_second())).collect())
+}
+
+/// Reads an uploaded file (same window and limits as a fetch).
+pub async fn parse_upload(state: &AppState, bytes: &[u8], now: i64) -> Result<Vec<(i64, i64)>, UploadError> {
+    let window = window(state, now).await?;
+    Ok(parse(bytes, window)?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Downloads `url` with the limits: connect and total timeout, redirects, size while streaming.
+async fn download(url: &url::Url, timeout: Duration) -> Result<Vec<u8>, FetchError> {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if !matches!(attempt.url().scheme(), "http" | "https") {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    });
+    let client = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .redirect(policy)
+        .user_agent(concat!("Sportello/", env!("CARGO_PKG_VERSION"), " (calendar import)"))
+        .build()
+        .map_err(|_| FetchError::Connect)?;
+    let classify = |e: reqwest::Error| {
+        if e.is_timeout() {
+            FetchError::Timeout
+        } else if e.is_redirect() {
+            FetchError::Redirects
+        } else if e.is_connect() {
+            FetchError::Connect
+        } else {
+            FetchError::Transfer
+        }
+    };
+    let mut response = client.get(url.clone()).send().await.map_err(classify)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(FetchError::Status(status.as_u16()));
+    }
+    if response.content_length().is_some_and(|n| n > MAX_BYTES as u64) {
+        return Err(FetchError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        if body.len() + chunk.len() > MAX_BYTES {
+            return Err(FetchError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Fetches a URL source now: success replaces its busy set and clears the error, any failure
+/// keeps the set and records the message. `Err` only when the store itself fails.
+pub async fn refresh(state: &AppState, source: &CalendarSource) -> Result<(), StoreError> {
+    let span = tracing::info_span!("calendar_fetch", source = %source.id, user = %source.user_id);
+    async {
+        if source.kind != SourceKind::Url {
+            return Ok(());
+        }
+        let outcome = match source.url.as_deref().and_then(normalize_url) {
+            None => Err(FetchError::BadUrl),
+            Some(url) => match download(&url, state.config.calendar_fetch_timeout).await {
+                Ok(bytes) => {
+                    let window = window(state, state.clock.now()).await?;
+                    parse(&bytes, window)
+                }
+                Err(e) => Err(e),
+            },
+        };
+        // Stamped after the download: the time the result is about.
+        let now = state.clock.now();
+        match outcome {
+            Ok(busy) => {
+                tracing::info!(intervals = busy.len(), "calendar imported");
+                state.store.replace_busy(&source.id, &busy, now).await
+            }
+            Err(error) => {
+                tracing::warn!(%error, "calendar fetch failed; previous busy set kept");
+                state.store.record_fetch_error(&source.id, &error.message(), now).await
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// One pass over every URL source. A source deleted meanwhile is skipped.
+pub async fn refresh_all(state: &AppState) -> Result<usize, StoreError> {
+    let sources = state.store.url_sources().await?;
+    let mut done = 0;
+    for source in &sources {
+        match refresh(state, source).await {
+            Ok(()) | Err(StoreError::NotFound) => done += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Runs [`refresh_all`] every `config.calendar_refresh` until the server shuts down (the first
+/// pass right away: imports made before a restart may be stale).
+pub fn spawn(state: AppState) -> JoinHandle<()> {
+    let mut shutdown = state.shutdown.clone();
+    let every = state.config.calendar_refresh.max(Duration::from_secs(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    match refresh_all(&state).await {
+                        Ok(n) => tracing::debug!(sources = n, "calendar refresh pass"),
+                        Err(error) => tracing::error!(%error, "calendar refresh pass failed"),
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(normalize_url("webcal://cal.example/a.ics").unwrap().as_str(), "https://cal.example/a.ics");
+        assert!(normalize_url(" https://cal.example/x ").is_some());
+        for bad in ["ftp://cal.example/a", "file:///etc/passwd", "cal.example", "http://", ""] {
+            assert!(normalize_url(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn messages_never_carry_the_url() {
+        let e = FetchError::Ics(IcsError::Invalid("https://secret.example/token".into()));
+        assert!(!e.message().contains("secret"));
+    }
+}
