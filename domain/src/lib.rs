@@ -10,6 +10,7 @@
 
 pub mod availability;
 pub mod booking;
+pub mod council;
 pub mod document;
 pub mod holidays;
 pub mod ics;

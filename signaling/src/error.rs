@@ -2,6 +2,7 @@
 //! when fatal, a websocket close code (table "Errors" of `docs/signaling.md`).
 
 use serde::Serialize;
+use sportello_domain::council::CouncilError;
 use sportello_sfu::SfuError;
 
 use crate::token::TokenError;
@@ -74,6 +75,12 @@ pub enum ProtocolError {
     AppointmentClosed,
     #[error("no such appointment")]
     AppointmentNotFound,
+    #[error("microphone unmuted without the floor")]
+    FloorRequired,
+    #[error("council session not available")]
+    CouncilUnavailable,
+    #[error("council rule: {0}")]
+    Council(CouncilError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -112,6 +119,9 @@ impl ProtocolError {
             AppointmentCancelled => "appointment_cancelled",
             AppointmentClosed => "appointment_closed",
             AppointmentNotFound => "appointment_not_found",
+            FloorRequired => "floor_required",
+            CouncilUnavailable => "council_unavailable",
+            Council(e) => council_code(*e),
             Internal(_) => "internal",
         }
     }
@@ -183,6 +193,15 @@ impl ProtocolError {
                 "Appuntamento inesistente: controlla il link ricevuto.",
                 "No such appointment: please check the link you received.",
             ),
+            FloorRequired => (
+                "Il microfono si apre solo quando il presidente ti dà la parola.",
+                "You can unmute only when the chair gives you the floor.",
+            ),
+            CouncilUnavailable => (
+                "La seduta non è disponibile: riprova tra poco o contatta la segreteria.",
+                "The session is not available: try again shortly or contact the secretariat.",
+            ),
+            Council(e) => council_message(*e),
             Internal(_) => ("Errore interno del server.", "Internal server error."),
         };
         match lang {
@@ -193,6 +212,58 @@ impl ProtocolError {
 
     pub fn to_wire(&self, lang: Lang) -> WireError {
         WireError { code: self.code(), message: self.message(lang) }
+    }
+}
+
+fn council_code(e: CouncilError) -> &'static str {
+    use CouncilError::*;
+    match e {
+        NotMember => "not_member",
+        NotInRoom => "not_in_room",
+        AlreadyRequested => "already_requested",
+        NotQueued => "not_queued",
+        NoFloor => "no_floor",
+        UnknownItem => "unknown_item",
+        RollCallInProgress => "roll_call_in_progress",
+        NoRollCall => "no_roll_call",
+        RollCallRequired => "roll_call_required",
+        NoQuorum => "no_quorum",
+        VoteOpen => "vote_open",
+        NoVote => "no_vote",
+        NotEligible => "not_eligible",
+        AlreadyVoted => "already_voted",
+    }
+}
+
+fn council_message(e: CouncilError) -> (&'static str, &'static str) {
+    use CouncilError::*;
+    match e {
+        NotMember => ("Non sei tra i componenti di questa seduta.", "You are not a member of this session."),
+        NotInRoom => ("La persona non è presente in aula.", "That person is not in the room."),
+        AlreadyRequested => ("Hai già chiesto la parola.", "You have already asked for the floor."),
+        NotQueued => ("Non sei in coda per intervenire.", "You are not in the queue to speak."),
+        NoFloor => ("Nessuno ha la parola.", "Nobody has the floor."),
+        UnknownItem => ("Punto all'ordine del giorno inesistente.", "No such agenda item."),
+        RollCallInProgress => ("È in corso l'appello.", "A roll call is in progress."),
+        NoRollCall => ("Non è in corso alcun appello.", "No roll call is in progress."),
+        RollCallRequired => (
+            "Prima di ogni votazione occorre fare l'appello.",
+            "A roll call is needed before every vote.",
+        ),
+        NoQuorum => ("Il numero legale non è raggiunto.", "The quorum is not reached."),
+        VoteOpen => ("È in corso una votazione.", "A vote is open."),
+        NoVote => ("Non è aperta alcuna votazione.", "No vote is open."),
+        NotEligible => (
+            "Può votare solo chi è risultato presente all'appello prima della votazione.",
+            "Only those present at the roll call before the vote may vote.",
+        ),
+        AlreadyVoted => ("Hai già votato.", "You have already voted."),
+    }
+}
+
+impl From<CouncilError> for ProtocolError {
+    fn from(e: CouncilError) -> Self {
+        ProtocolError::Council(e)
     }
 }
 
@@ -248,6 +319,9 @@ mod tests {
             AppointmentCancelled,
             AppointmentClosed,
             AppointmentNotFound,
+            FloorRequired,
+            CouncilUnavailable,
+            Council(CouncilError::NotMember),
             Internal(String::new()),
         ]
     }
@@ -284,6 +358,26 @@ mod tests {
             let (it, en) = (e.message(Lang::It), e.message(Lang::En));
             assert!(!it.is_empty() && !en.is_empty());
             assert_ne!(it, en, "{} has the same text in both languages", e.code());
+        }
+    }
+
+    #[test]
+    fn council_codes_are_distinct_and_bilingual() {
+        use CouncilError::*;
+        let all = [
+            NotMember, NotInRoom, AlreadyRequested, NotQueued, NoFloor, UnknownItem, RollCallInProgress, NoRollCall,
+            RollCallRequired, NoQuorum, VoteOpen, NoVote, NotEligible, AlreadyVoted,
+        ];
+        let mut codes: Vec<&str> = all.iter().map(|e| ProtocolError::Council(*e).code()).collect();
+        codes.extend(super::tests::all().iter().map(|e| e.code()).filter(|c| *c != "not_member"));
+        let n = codes.len();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), n, "a council code collides with another code");
+        for e in all {
+            let e = ProtocolError::Council(e);
+            assert!(!e.is_fatal());
+            assert_ne!(e.message(Lang::It), e.message(Lang::En));
         }
     }
 

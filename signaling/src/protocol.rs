@@ -50,6 +50,9 @@ pub enum ClientMessage {
     Decline {
         participant_id: String,
     },
+    /// A `council.*` message (rooms `council-<id>`), parsed by [`parse`] with its own tags.
+    #[serde(skip)]
+    Council(crate::council_room::CouncilCommand),
 }
 
 const CLIENT_TYPES: [&str; 9] = ["join", "offer", "answer", "candidate", "mute", "leave", "chat", "admit", "decline"];
@@ -196,6 +199,13 @@ pub enum ServerMessage {
     },
     Chat(ChatInfo),
     Document(DocumentInfo),
+    /// Council rooms: the session's state, to everyone, after every change.
+    #[serde(rename = "council.state")]
+    CouncilState(Box<crate::council_room::CouncilState>),
+    /// Council rooms: mute this microphone now (the floor went to someone else).
+    ForceMute {
+        source: TrackSource,
+    },
     Error(WireError),
 }
 
@@ -232,6 +242,11 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
         Some(_) => return Err(ProtocolError::InvalidJson("`type` is not a string".into())),
         None => return Err(ProtocolError::InvalidJson("missing field `type`".into())),
     };
+    if crate::council_room::COMMAND_TYPES.contains(&kind.as_str()) {
+        return serde_json::from_value(value)
+            .map(ClientMessage::Council)
+            .map_err(|e| ProtocolError::InvalidJson(e.to_string()));
+    }
     if !CLIENT_TYPES.contains(&kind.as_str()) {
         return Err(ProtocolError::UnknownType(kind.chars().take(64).collect()));
     }

@@ -21,6 +21,7 @@ use sportello_store::NewChat;
 
 use crate::clock::Clock;
 use crate::config::IceServer;
+use crate::council_room::{self, CouncilRoom};
 use crate::error::{Lang, ProtocolError};
 use crate::persist::{Job, Persister};
 use crate::protocol::{self, ChatInfo, ClientMessage, DocumentInfo, LobbyEntry, Muted, ParticipantInfo, ServerMessage};
@@ -178,6 +179,8 @@ pub enum Control {
     },
     /// A document was uploaded over HTTP: announce it.
     Document(DocumentInfo),
+    /// A council room's session, loaded from the database (`None`: no such session).
+    Council(Option<council_room::Loaded>),
 }
 
 /// Inputs from a joined session, in the order its websocket delivered them.
@@ -252,6 +255,8 @@ pub(crate) struct Room {
     active_speaker: Option<String>,
     /// For grace timers, which report back to the room.
     control: mpsc::UnboundedSender<Control>,
+    /// Rooms `council-<id>`: the chaired session (floor, roll call, votes).
+    council: Option<CouncilRoom>,
 }
 
 impl Room {
@@ -263,6 +268,7 @@ impl Room {
         view: Arc<Mutex<RoomView>>,
     ) -> Room {
         let appointment = id.strip_prefix("appt-").filter(|a| !a.is_empty()).map(str::to_owned);
+        let council = CouncilRoom::for_room(&id, &settings.persist);
         Room {
             id,
             sfu,
@@ -274,6 +280,7 @@ impl Room {
             view,
             active_speaker: None,
             control,
+            council,
         }
     }
 
@@ -342,6 +349,12 @@ impl Room {
                 }
             }
             Control::Document(document) => self.broadcast(&ServerMessage::Document(document), None),
+            Control::Council(loaded) => {
+                let now = self.settings.clock.now();
+                if let Some(actions) = self.council.as_mut().map(|c| c.loaded(loaded, now)) {
+                    self.council_actions(actions);
+                }
+            }
         }
     }
 
@@ -557,6 +570,13 @@ impl Room {
             self.broadcast(&joined, Some(&id));
             self.publish_view();
         }
+        let (role, now) = (self.participants[i].role, self.settings.clock.now());
+        let actions = match self.council.as_mut() {
+            Some(c) if reconnected => c.state(),
+            Some(c) => c.joined(&id, role, now),
+            None => Vec::new(),
+        };
+        self.council_actions(actions);
         Ok(())
     }
 
@@ -584,6 +604,13 @@ impl Room {
             }
             ClientMessage::Candidate { pc, candidate } => self.add_candidate(i, pc, candidate).await,
             ClientMessage::Mute { source, muted } => {
+                let role = self.participants[i].role;
+                if !muted
+                    && source == sportello_sfu::TrackSource::Microphone
+                    && self.council.as_ref().is_some_and(|c| !c.may_unmute(&id, role))
+                {
+                    return Err(ProtocolError::FloorRequired);
+                }
                 self.participants[i].muted.set(source, muted);
                 let message = ServerMessage::Mute { participant_id: id.to_string(), source, muted };
                 self.broadcast(&message, Some(&id));
@@ -608,6 +635,36 @@ impl Room {
                     return Err(ProtocolError::Forbidden);
                 }
                 self.decline(&participant_id)
+            }
+            ClientMessage::Council(command) => {
+                let Some(council) = self.council.as_mut() else {
+                    return Err(ProtocolError::UnknownType("council message outside a council room".into()));
+                };
+                let now = self.settings.clock.now();
+                let actions = council.command(&id, self.participants[i].role, command, now)?;
+                self.council_actions(actions);
+                Ok(())
+            }
+        }
+    }
+
+    /// Carries out what the council part decided: state broadcasts and forced mutes. A forced
+    /// mute is told to its participant (`force_mute`) and, as a `mute`, to everyone else.
+    fn council_actions(&mut self, actions: Vec<council_room::Action>) {
+        for action in actions {
+            match action {
+                council_room::Action::State(state) => self.broadcast(&ServerMessage::CouncilState(state), None),
+                council_room::Action::ForceMute(id) => {
+                    let Some(i) = self.index(&id) else { continue };
+                    let source = sportello_sfu::TrackSource::Microphone;
+                    self.send_to(i, &ServerMessage::ForceMute { source });
+                    let Some(i) = self.index(&id) else { continue };
+                    if self.participants[i].muted.microphone != Some(true) {
+                        self.participants[i].muted.set(source, true);
+                        let message = ServerMessage::Mute { participant_id: id.to_string(), source, muted: true };
+                        self.broadcast(&message, Some(&id));
+                    }
+                }
             }
         }
     }
@@ -742,6 +799,10 @@ impl Room {
     async fn remove(&mut self, i: usize) {
         let p = self.participants.remove(i);
         self.broadcast(&ServerMessage::ParticipantLeft { participant_id: p.id.to_string() }, None);
+        let now = self.settings.clock.now();
+        if let Some(actions) = self.council.as_mut().map(|c| c.left(&p.id, now)) {
+            self.council_actions(actions);
+        }
         for track in p.tracks {
             self.broadcast(&ServerMessage::TrackUnpublished { track }, None);
         }

@@ -108,6 +108,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(ws::handler))
         .nest("/api", api::routes())
         .merge(web::routes())
+        .merge(api::council::page_routes())
         .fallback(|| async { HttpError::NotFound })
         .with_state(state)
         .layer(header_layer(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))

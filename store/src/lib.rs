@@ -10,6 +10,7 @@ mod appointments;
 mod calendar;
 mod catalog;
 mod content;
+mod council;
 mod model;
 mod rows;
 #[cfg(feature = "testing")]
@@ -23,6 +24,10 @@ use sqlx::error::DatabaseError;
 
 pub use calendar::{
     Absence, AbsenceKind, BusyInterval, CalendarSource, FeedSubject, FeedToken, NewAbsence, NewSource, SourceKind,
+};
+pub use council::{
+    CouncilBody, CouncilEvent, CouncilItem, CouncilSession, CouncilStatus, CouncilVote, Counts, NewCouncilSession,
+    NewCouncilVote,
 };
 pub use model::*;
 

@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod council;
 pub mod calendar;
 pub mod error;
 pub mod openapi;
@@ -35,5 +36,6 @@ pub fn routes() -> Router<AppState> {
         .merge(staff::routes())
         .merge(calendar::routes())
         .merge(rooms::routes())
+        .merge(council::routes())
         .merge(openapi::routes())
 }

@@ -40,6 +40,7 @@ struct StaffApi;
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = StaffApi::openapi();
     doc.merge(super::public::openapi());
+    doc.merge(super::council::openapi());
     doc.merge(super::calendar::openapi());
     doc.merge(super::rooms::openapi());
     doc
@@ -63,6 +64,7 @@ mod tests {
             "/api/staff/waiting",
             "/api/staff/invitations",
             "/api/public/appointments",
+            "/api/council/sessions/{id}/minutes",
             "/api/rooms/{room}/documents",
         ] {
             assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
