@@ -427,14 +427,16 @@ function dayCell(day, today) {
       day.date === today ? el('span', { class: 'day-today', text: ` · ${t('month.today')}` }) : null),
     el('p', { class: 'day-status' }, el('span', { 'aria-hidden': 'true', text: `${STATUS_ICON[status]} ` }), statusText(day)),
   ];
-  if (day.hours?.length && status !== 'holiday') parts.push(el('p', { class: 'day-hours', text: day.hours.map(range).join(', ') }));
-  if (day.contact) parts.push(el('p', { class: 'day-line', text: t('day.contact', { range: range(day.contact) }) }));
+  // On a holiday or a whole day of absence the plan's hours and contact band are not in force.
+  const working = status !== 'holiday' && status !== 'absent';
+  if (working && day.hours?.length) parts.push(el('p', { class: 'day-hours', text: day.hours.map(range).join(', ') }));
+  if (working && day.contact) parts.push(el('p', { class: 'day-line', text: t('day.contact', { range: range(day.contact) }) }));
   for (const a of day.absences ?? []) {
     const times = a.start_time && a.end_time ? ` ${a.start_time}–${a.end_time}` : '';
     parts.push(el('p', { class: 'day-line day-absence', text: `${t('abs.kind.' + a.kind)}${times}` }));
   }
   for (const b of day.busy ?? []) {
-    parts.push(el('p', { class: 'day-line day-busy', title: b.source ?? '' , text: t('day.busy', { range: `${fmtClock(b.start)}–${fmtClock(b.end)}` }) }));
+    parts.push(el('p', { class: 'day-line day-busy', title: sources.find((x) => x.id === b.source)?.label ?? '', text: t('day.busy', { range: `${fmtClock(b.start)}–${fmtClock(b.end)}` }) }));
   }
   if (day.appointments?.length) {
     parts.push(el('ul', { class: 'day-appts', 'aria-label': t('day.appointments') },
@@ -514,13 +516,13 @@ function dayFields(id, day) {
 
 function renderWeek(week) {
   $('week-fields').replaceChildren(...[0, 1, 2, 3, 4, 5, 6].map((d) => el('fieldset', { class: 'day-row', id: `day-${d}` },
-    el('legend', { text: t('day.' + d) }), ...dayFields(`day-${d}`, week[d] ?? { mode: 'off' }))));
+    el('legend', { text: t('day.' + d) }), el('div', { class: 'day-grid' }, ...dayFields(`day-${d}`, week[d] ?? { mode: 'off' })))));
 }
 
 function renderExceptions() {
   const dates = Object.keys(exceptions).sort();
   $('exceptions-list').replaceChildren(...dates.map((date) => el('li', { class: 'exception', dataset: { date } },
-    el('fieldset', { class: 'day-row' }, el('legend', { text: fmtDate(date) }), ...dayFields(`exc-${date}`, exceptions[date])),
+    el('fieldset', { class: 'day-row' }, el('legend', { text: fmtDate(date) }), el('div', { class: 'day-grid' }, ...dayFields(`exc-${date}`, exceptions[date]))),
     el('button', {
       type: 'button', class: 'btn btn-small btn-danger', text: t('exc.remove'), 'aria-label': t('exc.remove.label', { date: fmtDate(date) }),
       onclick: () => {
