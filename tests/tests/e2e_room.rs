@@ -13,6 +13,8 @@
 //!   reconnection without a duplicate tile, everything released).
 //! - `office_appointment` (`e2e/office.rs`): a citizen books through the pages, opens the emailed
 //!   link, waits; the official logs in, admits, both see each other, a PDF and a chat message cross.
+//! - `calendar_month` (`e2e/calendar.rs`): an official edits their working pattern and an absence on
+//!   `/staff/calendario` and the month grid shows remote, absent and holiday days.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -41,8 +43,11 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("environment_smoke", |ctx| Box::pin(environment_smoke(ctx))),
     ("room_three_participants", |ctx| Box::pin(room_three_participants(ctx))),
     ("office_appointment", |ctx| Box::pin(office::office_appointment(ctx))),
+    ("calendar_month", |ctx| Box::pin(calendar::calendar_month(ctx))),
 ];
 
+#[path = "e2e/calendar.rs"]
+mod calendar;
 #[path = "e2e/office.rs"]
 mod office;
 
