@@ -203,7 +203,7 @@ async fn office_feed(state: &AppState, office_id: &str) -> Result<String, ApiErr
     let now = state.clock.now();
     let mut appts = state
         .store
-        .appointments_of_offices(&[office.id.clone()], now - PAST_DAYS * 86_400, now + FUTURE_DAYS * 86_400)
+        .appointments_of_offices(std::slice::from_ref(&office.id), now - PAST_DAYS * 86_400, now + FUTURE_DAYS * 86_400)
         .await?;
     appts.retain(|a| a.status == Status::Confirmed);
     let services = state.store.services().await?;

@@ -29,7 +29,7 @@ async fn absences_round_trip(db: Db) {
     // Overlap, not containment; the end is exclusive.
     assert_eq!(store.absences_of_users(&ids, at(23, 0), at(31, 0)).await.unwrap().len(), 2);
     assert_eq!(store.absences_of_users(&ids, at(24, 0), at(30, 0)).await.unwrap(), vec![]);
-    assert_eq!(store.absences_of_users(&[fx.bruno.id.clone()], 0, i64::MAX).await.unwrap(), vec![]);
+    assert_eq!(store.absences_of_users(std::slice::from_ref(&fx.bruno.id), 0, i64::MAX).await.unwrap(), vec![]);
     // Another user cannot delete it; the owner can, once.
     assert!(matches!(store.delete_absence(&fx.bruno.id, &a.id).await, Err(StoreError::NotFound)));
     store.delete_absence(&fx.anna.id, &a.id).await.unwrap();
@@ -87,7 +87,10 @@ async fn sources_and_busy_sets(db: Db) {
     let u = store.create_source(&upload, &many, NOW).await.unwrap();
     assert_eq!((u.busy_count, u.last_ok_at), (450, Some(NOW)));
     assert_eq!(store.sources_of_user(&fx.anna.id).await.unwrap().len(), 2);
-    assert_eq!(store.url_sources().await.unwrap().iter().map(|s| s.id.clone()).collect::<Vec<_>>(), [s.id.clone()]);
+    assert_eq!(
+        store.url_sources().await.unwrap().iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        std::slice::from_ref(&s.id)
+    );
 
     // Deleting: only the owner; the busy set goes with the source.
     assert!(matches!(store.delete_source(&fx.bruno.id, &u.id).await, Err(StoreError::NotFound)));
