@@ -470,9 +470,19 @@ fn close_job(record: &VoteRecord) -> CouncilJob {
     }
 }
 
+/// A vote id that sorts after every earlier one of this process (votes opened in the same second
+/// keep their order in the minutes): 12 hex digits of strictly increasing milliseconds, then 8
+/// random characters.
 fn new_vote_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static LAST: AtomicU64 = AtomicU64::new(0);
     const ALPHABET: &[u8; 32] = b"234567abcdefghijklmnopqrstuvwxyz";
-    (0..20).map(|_| ALPHABET[rand::random_range(0..32)] as char).collect()
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let prev = LAST.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(wall.max(last + 1)));
+    let ms = wall.max(prev.unwrap_or(0) + 1);
+    let random: String = (0..8).map(|_| ALPHABET[rand::random_range(0..32)] as char).collect();
+    format!("{ms:012x}{random}")
 }
 
 fn view(session: &Session, info: &CouncilSession) -> CouncilState {

@@ -20,6 +20,7 @@
 //! - [`reminders`]: the reminder pass, run every minute.
 //! - [`calendar_fetch`]: officials' own calendars in (subscription URLs, uploads), refreshed periodically.
 //! - [`feeds`]: the officials' and offices' `.ics` feeds at secret URLs.
+//! - [`logging`]: the binary's log filter (websocket payloads never logged, whatever `RUST_LOG` says).
 //! - [`demo`]: `--demo` sample offices, services and accounts.
 //! - [`api`]: the JSON REST API (booking, staff, admin, rooms) and its OpenAPI document.
 //! - [`server`]: the axum [`Router`](axum::Router) and [`start`](server::start) for the binary and tests.
@@ -39,6 +40,7 @@ pub mod documents;
 pub mod error;
 pub mod feeds;
 pub mod links;
+pub mod logging;
 pub mod mail;
 pub mod persist;
 pub mod protocol;
