@@ -42,6 +42,22 @@ async fn claim(
     Ok(())
 }
 
+/// The official's own calendar, re-read inside the booking transaction: an absence or an imported
+/// busy time overlapping `[starts_at, ends_at)` makes the slot taken. The offer was computed before
+/// the transaction; this closes the window in which an absence saved meanwhile would be ignored.
+async fn ensure_calendar_free(conn: &mut AnyConnection, official_id: &str, starts_at: i64, ends_at: i64) -> Result<()> {
+    let overlapping: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM absences WHERE user_id = $1 AND starts_at < $3 AND ends_at > $2) \
+              + (SELECT COUNT(*) FROM busy_intervals WHERE user_id = $1 AND starts_at < $3 AND ends_at > $2)",
+    )
+    .bind(official_id)
+    .bind(starts_at)
+    .bind(ends_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    if overlapping > 0 { Err(StoreError::SlotTaken) } else { Ok(()) }
+}
+
 async fn release(conn: &mut AnyConnection, appointment_id: &str) -> Result<()> {
     sqlx::query("DELETE FROM slot_claims WHERE appointment_id = $1").bind(appointment_id).execute(&mut *conn).await?;
     Ok(())
@@ -159,6 +175,7 @@ impl Store {
             .await
             .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("code") } else { e.into() })?;
             claim(&mut tx, &a.official_id, &a.id, a.starts_at, a.ends_at).await?;
+            ensure_calendar_free(&mut tx, &a.official_id, a.starts_at, a.ends_at).await?;
             audit(&mut tx, &a.id, now, "citizen", "booked", &slot_detail(a.starts_at, a.ends_at, &a.official_id))
                 .await?;
             tx.commit().await?;
@@ -271,6 +288,7 @@ impl Store {
             // Own claims go first, so a move that overlaps the old slot does not collide with itself.
             release(&mut tx, id).await?;
             claim(&mut tx, &to.official_id, id, to.starts_at, to.ends_at).await?;
+            ensure_calendar_free(&mut tx, &to.official_id, to.starts_at, to.ends_at).await?;
             sqlx::query(
                 "UPDATE appointments SET starts_at = $1, ends_at = $2, official_id = $3, mode = $4, \
                  reminder_sent_at = NULL WHERE id = $5",

@@ -16,7 +16,41 @@ scenarios!(
     queries_by_office_and_official,
     hundred_concurrent_bookings_one_winner,
     concurrent_moves_keep_claims_consistent,
+    absences_and_busy_times_are_rechecked_in_the_booking_transaction,
 );
+
+/// The offer is computed before the transaction; an absence or an imported busy time saved in
+/// between must still stop the booking (and a move onto it).
+async fn absences_and_busy_times_are_rechecked_in_the_booking_transaction(db: Db) {
+    let store = db.connect().await;
+    let fx = fixture(&store).await;
+    let absence = NewAbsence {
+        user_id: fx.anna.id.clone(),
+        kind: AbsenceKind::Training,
+        starts_at: at(10, 15),
+        ends_at: at(11, 0),
+        all_day: false,
+        note: String::new(),
+    };
+    store.create_absence(&absence, NOW).await.unwrap();
+    let over_absence = booking(&fx, "ABS001", &fx.anna, at(10, 0), at(10, 30));
+    assert!(matches!(store.book(&over_absence, NOW).await, Err(StoreError::SlotTaken)));
+    let source =
+        NewSource { user_id: fx.anna.id.clone(), kind: SourceKind::Upload, label: "Outlook".into(), url: None };
+    store.create_source(&source, &[(at(12, 0), at(12, 30))], NOW).await.unwrap();
+    let over_busy = booking(&fx, "BUS001", &fx.anna, at(12, 15), at(12, 45));
+    assert!(matches!(store.book(&over_busy, NOW).await, Err(StoreError::SlotTaken)));
+    assert_eq!(count(&store, "appointments").await, 0, "nothing stored");
+    assert!(claims(&store, &fx.anna.id).await.is_empty(), "no claim left behind");
+    // Free time still books, and cannot be moved onto the busy time.
+    let free = store.book(&booking(&fx, "FREE01", &fx.anna, at(9, 0), at(9, 30)), NOW).await.unwrap();
+    let onto_busy =
+        Reschedule { starts_at: at(12, 0), ends_at: at(12, 30), official_id: fx.anna.id.clone(), mode: Mode::Video };
+    assert!(matches!(store.reschedule(&free.id, &onto_busy, "citizen", NOW).await, Err(StoreError::SlotTaken)));
+    assert_eq!(store.appointment(&free.id).await.unwrap().map(|a| a.starts_at), Some(at(9, 0)));
+    // Another official is not affected by Anna's calendar.
+    store.book(&booking(&fx, "BRU001", &fx.bruno, at(10, 0), at(10, 30)), NOW).await.unwrap();
+}
 
 async fn happy_path_is_audited(db: Db) {
     let store = db.connect().await;
