@@ -2,9 +2,11 @@
 //!
 //! - [`server`]: start a real Sportello server in-process on loopback, mint tokens, talk websocket.
 //! - [`netns`]: re-execute the test binary inside a loopback-only network namespace.
+//! - [`load`]: the load tool behind `sportello-load` (many synthetic clients, Sportello vs Janus).
 //! - [`browser`]: real headless Chromium (through chromedriver) with fake camera, microphone and screen.
 
 pub mod browser;
+pub mod load;
 pub mod netns;
 pub mod rtc_client;
 pub mod server;

@@ -1,0 +1,283 @@
+//! The load tool's media thread: owns every synthetic peer connection and drives them all through
+//! one epoll set — reads what arrived, sends media that is due at real pace, runs timers. The
+//! signaling drivers (async, on a tokio runtime) talk to it with [`Command`]s.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::media::Media;
+use super::peer::{Counts, Peer};
+
+pub type PeerId = usize;
+type Reply<T> = oneshot::Sender<Result<T, String>>;
+
+pub enum Command {
+    /// A new connection; a publisher gets an Opus and a VP8 track and answers with its offer and mids.
+    Create {
+        name: String,
+        publish: Option<usize>,
+        started: Instant,
+        reply: Reply<(PeerId, Option<Offer>)>,
+    },
+    ApplyAnswer {
+        peer: PeerId,
+        sdp: String,
+        reply: Reply<()>,
+    },
+    Answer {
+        peer: PeerId,
+        sdp: String,
+        reply: Reply<String>,
+    },
+    Candidate {
+        peer: PeerId,
+        candidate: String,
+    },
+    Close {
+        peer: PeerId,
+    },
+    /// Start (or stop) collecting one-way delays.
+    Measure(bool),
+    Snapshot {
+        reply: oneshot::Sender<Snapshot>,
+    },
+}
+
+/// An offer: SDP, and the mid of each sending track (`true` = video).
+pub type Offer = (String, Vec<(String, bool)>);
+
+/// Totals over every subscriber connection at one moment.
+#[derive(Default, Clone)]
+pub struct Snapshot {
+    pub counts: Counts,
+    pub connected: usize,
+    pub peers: usize,
+    /// One-way delays (µs) collected while measuring, drained by each snapshot.
+    pub delays: Vec<u32>,
+    /// Per subscriber connection: its participant's join start and first media packet.
+    pub joins: Vec<(Instant, Option<Instant>)>,
+}
+
+/// The signaling side's handle on the engine.
+#[derive(Clone)]
+pub struct Engine {
+    tx: mpsc::Sender<Command>,
+}
+
+impl Engine {
+    /// Starts the media thread.
+    pub fn start(media: Arc<Media>) -> Result<Engine, String> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("load-media".into())
+            .spawn(move || run(rx, media))
+            .map_err(|e| format!("starting the media thread: {e}"))?;
+        Ok(Engine { tx })
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).map_err(|_| "the media thread is gone".to_string())?;
+        rx.await.map_err(|_| "the media thread dropped a request".to_string())?
+    }
+
+    pub async fn create(
+        &self,
+        name: &str,
+        publish: Option<usize>,
+        started: Instant,
+    ) -> Result<(PeerId, Option<Offer>), String> {
+        self.ask(|reply| Command::Create { name: name.into(), publish, started, reply }).await
+    }
+
+    pub async fn apply_answer(&self, peer: PeerId, sdp: String) -> Result<(), String> {
+        self.ask(|reply| Command::ApplyAnswer { peer, sdp, reply }).await
+    }
+
+    pub async fn answer(&self, peer: PeerId, sdp: String) -> Result<String, String> {
+        self.ask(|reply| Command::Answer { peer, sdp, reply }).await
+    }
+
+    pub fn candidate(&self, peer: PeerId, candidate: String) {
+        let _ = self.tx.send(Command::Candidate { peer, candidate });
+    }
+
+    pub fn close(&self, peer: PeerId) {
+        let _ = self.tx.send(Command::Close { peer });
+    }
+
+    pub fn measure(&self, on: bool) {
+        let _ = self.tx.send(Command::Measure(on));
+    }
+
+    pub async fn snapshot(&self) -> Result<Snapshot, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Snapshot { reply }).map_err(|_| "the media thread is gone".to_string())?;
+        rx.await.map_err(|_| "the media thread dropped a request".to_string())
+    }
+}
+
+struct Epoll(i32);
+
+impl Epoll {
+    fn new() -> Result<Epoll, String> {
+        // SAFETY: plain syscall; the descriptor is closed in Drop.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 { Err(format!("epoll_create1: {}", std::io::Error::last_os_error())) } else { Ok(Epoll(fd)) }
+    }
+
+    fn add(&self, fd: i32, key: u64) -> Result<(), String> {
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: key };
+        // SAFETY: `ev` outlives the call; `fd` is an open socket we own.
+        let rc = unsafe { libc::epoll_ctl(self.0, libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        if rc < 0 { Err(format!("epoll_ctl: {}", std::io::Error::last_os_error())) } else { Ok(()) }
+    }
+
+    fn remove(&self, fd: i32) {
+        // SAFETY: as above; a null event is allowed for EPOLL_CTL_DEL.
+        unsafe { libc::epoll_ctl(self.0, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+    }
+
+    fn wait(&self, events: &mut [libc::epoll_event], timeout: Duration) -> usize {
+        let ms = timeout.as_millis().min(1000) as i32;
+        // SAFETY: `events` is a valid buffer of the given length.
+        let n = unsafe { libc::epoll_wait(self.0, events.as_mut_ptr(), events.len() as i32, ms) };
+        n.max(0) as usize
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>) {
+    use std::os::fd::AsRawFd;
+    let epoll = match Epoll::new() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("load: {e}");
+            return;
+        }
+    };
+    let epoch = Instant::now();
+    let mut peers: Vec<Option<Peer>> = Vec::new();
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 512];
+    let mut delays = Vec::new();
+    let mut measuring = false;
+    let mut scratch = Vec::new();
+    loop {
+        // Wake at the earliest of: a datagram, a due packet, a due timer; at least every 2 ms for commands.
+        let now = Instant::now();
+        let next = peers
+            .iter()
+            .flatten()
+            .flat_map(|p| [p.next_timeout, p.next_send()])
+            .flatten()
+            .min()
+            .unwrap_or(now + Duration::from_millis(2));
+        let wait = next.saturating_duration_since(now).min(Duration::from_millis(2));
+        let n = epoll.wait(&mut events, wait);
+        let now = Instant::now();
+        for ev in &events[..n] {
+            if let Some(Some(p)) = peers.get_mut(ev.u64 as usize) {
+                p.read_socket(now);
+            }
+        }
+        loop {
+            let cmd = match rx.try_recv() {
+                Ok(c) => c,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => return,
+            };
+            match cmd {
+                Command::Create { name, publish, started, reply } => {
+                    let made = Peer::new(started).and_then(|mut p| {
+                        let offer = match publish {
+                            Some(index) => {
+                                p.add_tracks(&name, index, &media)?;
+                                Some(p.offer()?)
+                            }
+                            None => None,
+                        };
+                        let id = peers.len();
+                        epoll.add(p.socket.as_raw_fd(), id as u64)?;
+                        peers.push(Some(p));
+                        Ok((id, offer))
+                    });
+                    let _ = reply.send(made);
+                }
+                Command::ApplyAnswer { peer, sdp, reply } => {
+                    let r = with_peer(&mut peers, peer, |p| p.apply_answer(sdp));
+                    let _ = reply.send(r);
+                }
+                Command::Answer { peer, sdp, reply } => {
+                    let r = with_peer(&mut peers, peer, |p| p.answer(sdp));
+                    let _ = reply.send(r);
+                }
+                Command::Candidate { peer, candidate } => {
+                    let _ = with_peer(&mut peers, peer, |p| p.add_remote_candidate(candidate));
+                }
+                Command::Close { peer } => {
+                    if let Some(slot) = peers.get_mut(peer)
+                        && let Some(mut p) = slot.take()
+                    {
+                        epoll.remove(p.socket.as_raw_fd());
+                        p.close();
+                    }
+                }
+                Command::Measure(on) => {
+                    measuring = on;
+                    delays.clear();
+                }
+                Command::Snapshot { reply } => {
+                    let mut s = Snapshot { delays: std::mem::take(&mut delays), ..Default::default() };
+                    for p in peers.iter().flatten() {
+                        s.peers += 1;
+                        if p.state == rtc::peer_connection::state::RTCPeerConnectionState::Connected {
+                            s.connected += 1;
+                        }
+                        if !p.is_publisher() {
+                            let c = p.counts();
+                            s.counts.rtp += c.rtp;
+                            s.counts.expected += c.expected;
+                            s.counts.received += c.received;
+                            s.joins.push((p.started, p.first_media));
+                        }
+                    }
+                    let _ = reply.send(s);
+                }
+            }
+        }
+        for p in peers.iter_mut().flatten() {
+            let wrote = p.send_due(now, epoch, &media);
+            if !(wrote || p.touched || p.next_timeout.is_some_and(|t| t <= now)) {
+                continue;
+            }
+            scratch.clear();
+            p.drain(now, epoch, &mut scratch);
+            if measuring {
+                delays.extend_from_slice(&scratch);
+            }
+        }
+    }
+}
+
+fn with_peer<T>(
+    peers: &mut [Option<Peer>],
+    id: PeerId,
+    f: impl FnOnce(&mut Peer) -> Result<T, String>,
+) -> Result<T, String> {
+    match peers.get_mut(id) {
+        Some(Some(p)) => {
+            p.touched = true;
+            f(p)
+        }
+        _ => Err(format!("no peer connection {id}")),
+    }
+}

@@ -1,0 +1,394 @@
+//! One synthetic peer connection of the load tool: a sans-IO `rtc` connection, its own UDP socket,
+//! the publisher's send cursors and the subscriber's per-stream counters.
+//!
+//! Each connection has its own socket because a server with one media port (Sportello) sends every
+//! connection's DTLS and SRTP from the same address: nothing in those datagrams but our local port
+//! tells connections apart. The engine drives all of them from one thread through one epoll set.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp;
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use super::err;
+use super::media::Media;
+
+/// Marks the audio payloads that carry a send time (every [`PROBE_EVERY`]th audio packet):
+/// magic, then the send time in nanoseconds since the engine's epoch (u64 BE).
+pub const PROBE_MAGIC: &[u8; 8] = b"SPLOADTS";
+pub const PROBE_EVERY: u64 = 5;
+
+const VIDEO_FRAME: Duration = Duration::from_micros(33_333);
+const AUDIO_FRAME: Duration = Duration::from_millis(20);
+
+/// One outgoing track of a publisher, walking the shared clip in a loop.
+struct Outgoing {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    video: bool,
+    payload_type: Option<u8>,
+    seq: u16,
+    timestamp: u32,
+    /// Index of the next frame in the clip.
+    cursor: usize,
+    /// Frames sent since `start`; the next one is due at `start + sent * frame time`.
+    sent: u64,
+    start: Instant,
+}
+
+/// What a subscriber saw of one incoming stream.
+#[derive(Default)]
+struct Incoming {
+    first: Option<i64>,
+    highest: i64,
+    last_seq: u16,
+    received: u64,
+}
+
+impl Incoming {
+    fn record(&mut self, seq: u16) {
+        match self.first {
+            None => {
+                self.first = Some(seq as i64);
+                self.highest = seq as i64;
+            }
+            Some(_) => {
+                let ext = self.highest + seq.wrapping_sub(self.last_seq) as i16 as i64;
+                self.highest = self.highest.max(ext);
+            }
+        }
+        self.last_seq = seq;
+        self.received += 1;
+    }
+
+    fn expected(&self) -> u64 {
+        self.first.map_or(0, |first| (self.highest - first + 1) as u64)
+    }
+}
+
+/// Counters a subscriber contributes to the run's figures.
+#[derive(Default, Clone, Copy)]
+pub struct Counts {
+    pub rtp: u64,
+    pub expected: u64,
+    pub received: u64,
+}
+
+pub struct Peer {
+    pc: RTCPeerConnection,
+    pub socket: UdpSocket,
+    local: SocketAddr,
+    pub state: RTCPeerConnectionState,
+    outgoing: Vec<Outgoing>,
+    incoming: HashMap<u32, Incoming>,
+    pub rtp_received: u64,
+    /// When its participant started joining (signaling connect), and when its first media arrived.
+    pub started: Instant,
+    pub first_media: Option<Instant>,
+    pub next_timeout: Option<Instant>,
+    /// Something happened to it since its last drain (a datagram, a command).
+    pub touched: bool,
+    buf: Vec<u8>,
+}
+
+impl Peer {
+    pub fn new(started: Instant) -> Result<Peer, String> {
+        let socket = UdpSocket::bind("127.0.0.1:0").map_err(err("binding a client socket"))?;
+        socket.set_nonblocking(true).map_err(err("making a socket non-blocking"))?;
+        let local = socket.local_addr().map_err(err("reading a socket's address"))?;
+        let mut me = MediaEngine::default();
+        me.register_default_codecs().map_err(err("registering codecs"))?;
+        let registry = register_default_interceptors(Registry::new(), &mut me).map_err(err("interceptors"))?;
+        let se =
+            SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled).build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(se)
+            .with_media_engine(me)
+            .with_interceptor_registry(registry)
+            .build(Instant::now())
+            .map_err(err("building a peer connection"))?;
+        let candidate = sportello_sfu::transport::peer::host_candidate(local).map_err(err("host candidate"))?;
+        pc.add_local_candidate(candidate).map_err(err("adding the host candidate"))?;
+        Ok(Peer {
+            pc,
+            socket,
+            local,
+            state: RTCPeerConnectionState::New,
+            outgoing: Vec::new(),
+            incoming: HashMap::new(),
+            rtp_received: 0,
+            started,
+            first_media: None,
+            next_timeout: None,
+            touched: true,
+            buf: vec![0; 2048],
+        })
+    }
+
+    /// Adds an Opus and a VP8 sending track; `index` staggers where in the clip the video starts,
+    /// so that publishers' keyframes do not all coincide.
+    pub fn add_tracks(&mut self, name: &str, index: usize, media: &Media) -> Result<(), String> {
+        for video in [false, true] {
+            let ssrc: u32 = rand::random();
+            let (kind, codec) = if video {
+                (
+                    RtpCodecKind::Video,
+                    RTCRtpCodec { mime_type: MIME_TYPE_VP8.into(), clock_rate: 90000, ..Default::default() },
+                )
+            } else {
+                (
+                    RtpCodecKind::Audio,
+                    RTCRtpCodec {
+                        mime_type: MIME_TYPE_OPUS.into(),
+                        clock_rate: 48000,
+                        channels: 2,
+                        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+                        ..Default::default()
+                    },
+                )
+            };
+            let id = format!("{name}-{}", if video { "video" } else { "audio" });
+            let track = MediaStreamTrack::new(
+                name.to_owned(),
+                id.clone(),
+                id,
+                kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                    codec,
+                    ..Default::default()
+                }],
+            );
+            let sender = self.pc.add_track(track).map_err(err("adding a track"))?;
+            let keyframes: Vec<usize> =
+                media.video.iter().enumerate().filter(|(_, f)| f.keyframe).map(|(i, _)| i).collect();
+            let cursor = if video && !keyframes.is_empty() { keyframes[index % keyframes.len()] } else { 0 };
+            self.outgoing.push(Outgoing {
+                sender,
+                ssrc,
+                video,
+                payload_type: None,
+                seq: rand::random(),
+                timestamp: rand::random(),
+                cursor,
+                sent: 0,
+                start: Instant::now(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates and applies an offer: its SDP and the mid of each sending track (`true` = video).
+    pub fn offer(&mut self) -> Result<(String, Vec<(String, bool)>), String> {
+        let offer = self.pc.create_offer(None).map_err(err("creating an offer"))?;
+        let sdp = offer.sdp.clone();
+        self.pc.set_local_description(Instant::now(), offer).map_err(err("applying our offer"))?;
+        let mut mids = Vec::new();
+        for t in self.pc.get_transceivers().collect::<Vec<_>>() {
+            let Some(tr) = self.pc.rtp_transceiver(t) else { continue };
+            if let (Some(sender), Some(mid)) = (tr.sender(), tr.mid().clone())
+                && let Some(o) = self.outgoing.iter().find(|o| o.sender == sender)
+            {
+                mids.push((mid, o.video));
+            }
+        }
+        Ok((sdp, mids))
+    }
+
+    pub fn apply_answer(&mut self, sdp: String) -> Result<(), String> {
+        let answer = RTCSessionDescription::answer(sdp).map_err(err("parsing the answer"))?;
+        self.pc.set_remote_description(Instant::now(), answer).map_err(err("applying the answer"))
+    }
+
+    /// Applies a remote offer and returns our answer.
+    pub fn answer(&mut self, sdp: String) -> Result<String, String> {
+        let offer = RTCSessionDescription::offer(sdp).map_err(err("parsing the offer"))?;
+        self.pc.set_remote_description(Instant::now(), offer).map_err(err("applying the offer"))?;
+        let answer = self.pc.create_answer(None).map_err(err("creating an answer"))?;
+        let sdp = answer.sdp.clone();
+        self.pc.set_local_description(Instant::now(), answer).map_err(err("applying our answer"))?;
+        Ok(sdp)
+    }
+
+    pub fn add_remote_candidate(&mut self, candidate: String) -> Result<(), String> {
+        let init = rtc::peer_connection::transport::RTCIceCandidateInit { candidate, ..Default::default() };
+        self.pc.add_remote_candidate(init).map_err(err("adding a remote candidate"))
+    }
+
+    pub fn is_publisher(&self) -> bool {
+        !self.outgoing.is_empty()
+    }
+
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts { rtp: self.rtp_received, ..Default::default() };
+        for s in self.incoming.values() {
+            c.expected += s.expected();
+            c.received += s.received;
+        }
+        c
+    }
+
+    /// Reads every datagram waiting on the socket into the connection.
+    pub fn read_socket(&mut self, now: Instant) {
+        self.touched = true;
+        loop {
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((n, from)) => {
+                    let msg = TaggedBytesMut {
+                        now,
+                        transport: TransportContext {
+                            local_addr: self.local,
+                            peer_addr: from,
+                            ecn: None,
+                            transport_protocol: TransportProtocol::UDP,
+                        },
+                        message: BytesMut::from(&self.buf[..n]),
+                    };
+                    let _ = self.pc.handle_read(msg);
+                }
+                // WouldBlock ends the batch; ICMP errors (port unreachable) are not ours to handle.
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Sends the media that is due at `now`; `epoch` is the engine's time origin for probes.
+    /// Returns whether it wrote anything.
+    pub fn send_due(&mut self, now: Instant, epoch: Instant, media: &Media) -> bool {
+        if self.state != RTCPeerConnectionState::Connected {
+            return false;
+        }
+        let mut wrote = false;
+        for o in &mut self.outgoing {
+            if o.payload_type.is_none() {
+                let mime = if o.video { MIME_TYPE_VP8 } else { MIME_TYPE_OPUS };
+                o.payload_type = self.pc.rtp_sender(o.sender).and_then(|mut s| {
+                    s.get_parameters()
+                        .rtp_parameters
+                        .codecs
+                        .iter()
+                        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+                        .map(|c| c.payload_type)
+                });
+            }
+            let Some(pt) = o.payload_type else { continue };
+            let frame_time = if o.video { VIDEO_FRAME } else { AUDIO_FRAME };
+            // Real pace: never burst more than a few frames after a stall.
+            while o.start + frame_time * o.sent as u32 <= now {
+                let behind = now - (o.start + frame_time * o.sent as u32);
+                if behind > frame_time * 5 {
+                    o.start = now;
+                    o.sent = 0;
+                }
+                let payloads: Vec<(Bytes, bool)> = if o.video {
+                    let f = &media.video[o.cursor % media.video.len()];
+                    let last = f.payloads.len().saturating_sub(1);
+                    f.payloads.iter().enumerate().map(|(i, p)| (p.clone(), i == last)).collect()
+                } else if o.sent % PROBE_EVERY == 0 {
+                    let mut p = Vec::with_capacity(16);
+                    p.extend_from_slice(PROBE_MAGIC);
+                    p.extend_from_slice(&((now - epoch).as_nanos() as u64).to_be_bytes());
+                    vec![(Bytes::from(p), true)]
+                } else {
+                    vec![(media.audio[o.cursor % media.audio.len()].clone(), true)]
+                };
+                for (payload, marker) in payloads {
+                    let packet = rtp::Packet {
+                        header: rtp::header::Header {
+                            version: 2,
+                            marker,
+                            payload_type: pt,
+                            sequence_number: o.seq,
+                            timestamp: o.timestamp,
+                            ssrc: o.ssrc,
+                            ..Default::default()
+                        },
+                        payload,
+                    };
+                    o.seq = o.seq.wrapping_add(1);
+                    if let Some(mut s) = self.pc.rtp_sender(o.sender) {
+                        wrote |= s.write_rtp(now, packet).is_ok();
+                    }
+                }
+                o.timestamp = o.timestamp.wrapping_add(if o.video { 3000 } else { 960 });
+                o.cursor += 1;
+                o.sent += 1;
+            }
+        }
+        wrote
+    }
+
+    /// When its next packet is due (publishers only).
+    pub fn next_send(&self) -> Option<Instant> {
+        if self.state != RTCPeerConnectionState::Connected {
+            return None;
+        }
+        self.outgoing.iter().map(|o| o.start + if o.video { VIDEO_FRAME } else { AUDIO_FRAME } * o.sent as u32).min()
+    }
+
+    /// Runs due timers, takes events and media out, and sends what the connection wrote.
+    /// Returns the one-way delays (µs) of the probes received.
+    pub fn drain(&mut self, now: Instant, epoch: Instant, delays: &mut Vec<u32>) {
+        self.touched = false;
+        if self.next_timeout.is_some_and(|t| t <= now) {
+            let _ = self.pc.handle_timeout(now);
+        }
+        while let Some(ev) = self.pc.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
+                if s == RTCPeerConnectionState::Connected {
+                    for o in &mut self.outgoing {
+                        o.start = now;
+                        o.sent = 0;
+                    }
+                }
+                self.state = s;
+            }
+        }
+        while let Some(m) = self.pc.poll_read() {
+            if let RTCMessage::RtpPacket(_, packet) = m.message {
+                self.rtp_received += 1;
+                if self.first_media.is_none() {
+                    self.first_media = Some(now);
+                }
+                self.incoming.entry(packet.header.ssrc).or_default().record(packet.header.sequence_number);
+                let p = &packet.payload;
+                if p.len() == 16 && &p[..8] == PROBE_MAGIC {
+                    let mut ns = [0u8; 8];
+                    ns.copy_from_slice(&p[8..16]);
+                    let sent = Duration::from_nanos(u64::from_be_bytes(ns));
+                    let delay = (now - epoch).saturating_sub(sent);
+                    delays.push(delay.as_micros().min(u32::MAX as u128) as u32);
+                }
+            }
+        }
+        while let Some(w) = self.pc.poll_write() {
+            let _ = self.socket.send_to(&w.message, w.transport.peer_addr);
+        }
+        self.next_timeout = self.pc.poll_timeout();
+    }
+
+    pub fn close(&mut self) {
+        let _ = self.pc.close();
+        while let Some(w) = self.pc.poll_write() {
+            let _ = self.socket.send_to(&w.message, w.transport.peer_addr);
+        }
+    }
+}

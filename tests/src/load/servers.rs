@@ -1,0 +1,191 @@
+//! The server under test, started as a separate process pinned to its own CPU (`taskset`): a
+//! Sportello binary, or Janus with a loopback-only configuration written into a temporary directory.
+
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sportello_signaling::token::TokenKey;
+
+use super::err;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Sportello,
+    Janus,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Sportello => "Sportello",
+            Kind::Janus => "Janus",
+        }
+    }
+}
+
+pub struct Server {
+    pub kind: Kind,
+    pub pid: u32,
+    /// The HTTP address: Sportello's pages and `/ws`, or Janus's JSON API.
+    pub http: SocketAddr,
+    /// Sportello only: the key its tokens are signed with (created in its data dir before it starts).
+    pub tokens: Option<TokenKey>,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+fn free_tcp_port() -> Result<u16, String> {
+    Ok(TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(err("finding a free port"))?.port())
+}
+
+fn free_udp_port() -> Result<u16, String> {
+    Ok(UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map_err(err("finding a free port"))?.port())
+}
+
+impl Server {
+    /// `sportello run` on fresh ports and a fresh data directory, pinned to `cpu`.
+    pub fn sportello(bin: &Path, cpu: usize) -> Result<Server, String> {
+        let dir = tempfile::tempdir().map_err(err("creating a data directory"))?;
+        let tokens = TokenKey::load_or_create(dir.path()).map_err(err("creating the token key"))?;
+        let http = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()?));
+        let media = SocketAddr::from(([127, 0, 0, 1], free_udp_port()?));
+        let log = std::fs::File::create(dir.path().join("server.log")).map_err(err("creating the server log"))?;
+        let child = Command::new("taskset")
+            .arg("-c")
+            .arg(cpu.to_string())
+            .arg(bin)
+            .args(["--listen", &http.to_string(), "--media-bind", &media.to_string()])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--max-participants", "5000", "--reconnect-grace", "1s", "run"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(err("starting sportello (is it built? `cargo build --release -p sportello-signaling`)"))?;
+        let pid = child.id();
+        let mut server = Server { kind: Kind::Sportello, pid, http, tokens: Some(tokens), child, _dir: dir };
+        server.wait_listening()?;
+        Ok(server)
+    }
+
+    /// Janus 1.1.2 with only the HTTP transport (on 127.0.0.1) and the VideoRoom plugin, gathering
+    /// candidates on `lo` only, no STUN, pinned to `cpu`.
+    pub fn janus(cpu: usize) -> Result<Server, String> {
+        janus_interface()?;
+        let dir = tempfile::tempdir().map_err(err("creating a config directory"))?;
+        let port = free_tcp_port()?;
+        let http = SocketAddr::from(([127, 0, 0, 1], port));
+        let lib = "/usr/lib/x86_64-linux-gnu/janus";
+        let cfg = dir.path();
+        let general = format!(
+            "general: {{\n  configs_folder = \"{c}\"\n  plugins_folder = \"{lib}/plugins\"\n  \
+             transports_folder = \"{lib}/transports\"\n  events_folder = \"{lib}/events\"\n  \
+             loggers_folder = \"{lib}/loggers\"\n  debug_level = 2\n  log_to_stdout = true\n  \
+             protected_folders = []\n}}\n\
+             media: {{\n  ipv6 = false\n  rtp_port_range = \"20000-60000\"\n}}\n\
+             nat: {{\n  ice_enforce_list = \"{JANUS_IF}\"\n  ice_lite = true\n  nice_debug = false\n  full_trickle = false\n}}\n\
+             plugins: {{\n  disable = \"libjanus_audiobridge.so,libjanus_duktape.so,libjanus_echotest.so,\
+             libjanus_lua.so,libjanus_nosip.so,libjanus_recordplay.so,libjanus_sip.so,libjanus_streaming.so,\
+             libjanus_textroom.so,libjanus_videocall.so,libjanus_voicemail.so\"\n}}\n\
+             transports: {{\n  disable = \"libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_pfunix.so,\
+             libjanus_rabbitmq.so,libjanus_websockets.so\"\n}}\n\
+             loggers: {{\n  disable = \"libjanus_jsonlog.so\"\n}}\n\
+             events: {{\n  broadcast = false\n}}\n",
+            c = cfg.display()
+        );
+        let files = [
+            ("janus.jcfg", general),
+            (
+                "janus.transport.http.jcfg",
+                format!(
+                    "general: {{\n  json = \"plain\"\n  base_path = \"/janus\"\n  http = true\n  port = {port}\n  \
+                     ip = \"127.0.0.1\"\n  https = false\n}}\nadmin: {{\n  admin_http = false\n  admin_https = false\n}}\n"
+                ),
+            ),
+            ("janus.plugin.videoroom.jcfg", "general: {\n}\n".to_string()),
+        ];
+        for (name, text) in files {
+            std::fs::write(cfg.join(name), text).map_err(err("writing the Janus configuration"))?;
+        }
+        let log = std::fs::File::create(cfg.join("janus.log")).map_err(err("creating the Janus log"))?;
+        let child = Command::new("taskset")
+            .arg("-c")
+            .arg(cpu.to_string())
+            .arg("janus")
+            .arg("-F")
+            .arg(cfg)
+            .arg("-C")
+            .arg(cfg.join("janus.jcfg"))
+            .stdout(log.try_clone().map_err(err("duplicating the log"))?)
+            .stderr(log)
+            .spawn()
+            .map_err(err("starting janus (Debian package `janus`)"))?;
+        let pid = child.id();
+        let mut server = Server { kind: Kind::Janus, pid, http, tokens: None, child, _dir: dir };
+        server.wait_listening()?;
+        Ok(server)
+    }
+
+    fn wait_listening(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("{} exited at start ({status}); see {}", self.kind.name(), self.log_path()));
+            }
+            if TcpStream::connect(self.http).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("{} did not listen on {} within 20 s", self.kind.name(), self.http))
+    }
+
+    pub fn log_path(&self) -> String {
+        let name = if self.kind == Kind::Janus { "janus.log" } else { "server.log" };
+        self._dir.path().join(name).display().to_string()
+    }
+
+    /// The last lines of its log, for error reports.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+}
+
+/// Janus (libnice) never gathers candidates on a loopback *interface* (`IFF_LOOPBACK`), so inside the
+/// namespace it gets one of its own: a port-less bridge carrying only 127.0.0.2/32 (no IPv6 link-local).
+/// Linux delivers traffic to a local address through `lo`; the bridge has no ports, so nothing can
+/// leave through it. Idempotent.
+const JANUS_IF: &str = "sjanus0";
+
+fn janus_interface() -> Result<(), String> {
+    if !crate::netns::in_namespace() {
+        return Err("refusing to add an interface outside the load tool's network namespace".into());
+    }
+    if crate::netns::interfaces().map_err(err("listing interfaces"))?.iter().any(|i| i == JANUS_IF) {
+        return Ok(());
+    }
+    for args in [
+        vec!["link", "add", JANUS_IF, "type", "bridge"],
+        vec!["link", "set", JANUS_IF, "addrgenmode", "none"],
+        vec!["link", "set", JANUS_IF, "up"],
+        vec!["addr", "add", "127.0.0.2/32", "dev", JANUS_IF],
+    ] {
+        let status = Command::new("ip").args(&args).status().map_err(err("running ip"))?;
+        if !status.success() {
+            return Err(format!("`ip {}` failed ({status})", args.join(" ")));
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
