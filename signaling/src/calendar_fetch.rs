@@ -6,6 +6,7 @@
 //! official sees in the staff pages. Only a complete, valid import replaces the set (atomically).
 //! Calendar URLs usually embed a private token: they are never logged (spans carry the source id).
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -35,6 +36,8 @@ pub enum FetchError {
     Connect,
     #[error("too many redirects")]
     Redirects,
+    #[error("the address is internal")]
+    Internal,
     #[error("HTTP status {0}")]
     Status(u16),
     #[error("larger than {MAX_BYTES} bytes")]
@@ -55,6 +58,9 @@ impl FetchError {
             FetchError::Timeout => "Il server del calendario non ha risposto in tempo.".into(),
             FetchError::Connect => "Impossibile collegarsi al server del calendario.".into(),
             FetchError::Redirects => "Il server del calendario rimanda ad altri indirizzi troppe volte.".into(),
+            FetchError::Internal => "L'indirizzo del calendario punta a una rete interna: sono ammessi solo \
+                                     calendari pubblicati su Internet."
+                .into(),
             FetchError::Status(code) => {
                 format!("Il server del calendario ha risposto con un errore (HTTP {code}): controlla l'indirizzo.")
             }
@@ -124,36 +130,93 @@ pub enum UploadError {
     Store(#[from] StoreError),
 }
 
-/// Downloads `url` with the limits: connect and total timeout, redirects, size while streaming.
-async fn download(url: &url::Url, timeout: Duration) -> Result<Vec<u8>, FetchError> {
-    let policy = reqwest::redirect::Policy::custom(|attempt| {
-        if attempt.previous().len() > MAX_REDIRECTS {
-            attempt.error("too many redirects")
-        } else if !matches!(attempt.url().scheme(), "http" | "https") {
-            attempt.stop()
-        } else {
-            attempt.follow()
+/// Whether `ip` is a public unicast address (what a published calendar lives at): not loopback,
+/// private, link-local, shared (CGNAT), documentation, multicast or unspecified.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || a >= 240)
         }
-    });
-    let client = reqwest::Client::builder()
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .redirect(policy)
-        .user_agent(concat!("Sportello/", env!("CARGO_PKG_VERSION"), " (calendar import)"))
-        .build()
-        .map_err(|_| FetchError::Connect)?;
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
+        },
+    }
+}
+
+/// Resolves the URL's host once and checks every address; the request is then pinned to the
+/// checked address, so a second DNS answer cannot swap in an internal one.
+async fn resolve_checked(url: &url::Url, allow_private: bool) -> Result<(String, SocketAddr), FetchError> {
+    let host = url.host_str().ok_or(FetchError::BadUrl)?.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = url.port_or_known_default().ok_or(FetchError::BadUrl)?;
+    let addrs: Vec<SocketAddr> =
+        tokio::net::lookup_host((host.as_str(), port)).await.map_err(|_| FetchError::Connect)?.collect();
+    let first = *addrs.first().ok_or(FetchError::Connect)?;
+    if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
+        return Err(FetchError::Internal);
+    }
+    Ok((host, first))
+}
+
+/// Downloads `url` with the limits: connect and total timeout, redirects (each hop's address
+/// checked), size while streaming.
+async fn download(url: &url::Url, timeout: Duration, allow_private: bool) -> Result<Vec<u8>, FetchError> {
     let classify = |e: reqwest::Error| {
         if e.is_timeout() {
             FetchError::Timeout
-        } else if e.is_redirect() {
-            FetchError::Redirects
         } else if e.is_connect() {
             FetchError::Connect
         } else {
             FetchError::Transfer
         }
     };
-    let mut response = client.get(url.clone()).send().await.map_err(classify)?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut url = url.clone();
+    let mut hops = 0;
+    let mut response = loop {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(FetchError::BadUrl);
+        }
+        let (host, addr) = tokio::time::timeout_at(deadline, resolve_checked(&url, allow_private))
+            .await
+            .map_err(|_| FetchError::Timeout)??;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let client = reqwest::Client::builder()
+            .connect_timeout(left)
+            .timeout(left)
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(&host, addr)
+            .user_agent(concat!("Sportello/", env!("CARGO_PKG_VERSION"), " (calendar import)"))
+            .build()
+            .map_err(|_| FetchError::Connect)?;
+        let response = client.get(url.clone()).send().await.map_err(classify)?;
+        if !response.status().is_redirection() {
+            break response;
+        }
+        hops += 1;
+        if hops > MAX_REDIRECTS {
+            return Err(FetchError::Redirects);
+        }
+        let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+        url = location.and_then(|l| url.join(l).ok()).ok_or(FetchError::Status(response.status().as_u16()))?;
+    };
     let status = response.status();
     if !status.is_success() {
         return Err(FetchError::Status(status.as_u16()));
@@ -181,13 +244,15 @@ pub async fn refresh(state: &AppState, source: &CalendarSource) -> Result<(), St
         }
         let outcome = match source.url.as_deref().and_then(normalize_url) {
             None => Err(FetchError::BadUrl),
-            Some(url) => match download(&url, state.config.calendar_fetch_timeout).await {
-                Ok(bytes) => {
-                    let window = window(state, state.clock.now()).await?;
-                    parse(&bytes, window)
+            Some(url) => {
+                match download(&url, state.config.calendar_fetch_timeout, state.config.calendar_allow_private).await {
+                    Ok(bytes) => {
+                        let window = window(state, state.clock.now()).await?;
+                        parse(&bytes, window)
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
+            }
         };
         // Stamped after the download: the time the result is about.
         let now = state.clock.now();
@@ -252,6 +317,36 @@ mod tests {
         for bad in ["ftp://cal.example/a", "file:///etc/passwd", "cal.example", "http://", ""] {
             assert!(normalize_url(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_public_addresses_pass() {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(internal.parse().unwrap()), "{internal}");
+        }
+        for public in ["8.8.8.8", "151.101.1.1", "2001:4860:4860::8888"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_internal_address_is_refused_before_any_connection() {
+        let url = url::Url::parse("http://127.0.0.1:9/calendar.ics").unwrap();
+        let refused = download(&url, Duration::from_secs(2), false).await;
+        assert!(matches!(refused, Err(FetchError::Internal)), "{refused:?}");
     }
 
     #[test]

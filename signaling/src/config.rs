@@ -53,6 +53,9 @@ pub struct Config {
     pub calendar_refresh: Duration,
     /// Connect + total time allowed for one calendar fetch.
     pub calendar_fetch_timeout: Duration,
+    /// Whether calendar URLs may point at loopback, private or link-local addresses. Off: an
+    /// official's URL must not make the server probe the municipality's internal network.
+    pub calendar_allow_private: bool,
 }
 
 impl Default for Config {
@@ -75,6 +78,7 @@ impl Default for Config {
             max_upload: 10 * 1024 * 1024,
             calendar_refresh: Duration::from_secs(30 * 60),
             calendar_fetch_timeout: Duration::from_secs(10),
+            calendar_allow_private: false,
         }
     }
 }
@@ -179,6 +183,7 @@ pub struct Layer {
     pub calendar_refresh: Option<Duration>,
     #[serde(default, deserialize_with = "duration_in_file")]
     pub calendar_fetch_timeout: Option<Duration>,
+    pub calendar_allow_private: Option<bool>,
 }
 
 impl Layer {
@@ -202,6 +207,7 @@ impl Layer {
             max_upload: self.max_upload.or(lower.max_upload),
             calendar_refresh: self.calendar_refresh.or(lower.calendar_refresh),
             calendar_fetch_timeout: self.calendar_fetch_timeout.or(lower.calendar_fetch_timeout),
+            calendar_allow_private: self.calendar_allow_private.or(lower.calendar_allow_private),
         }
     }
 
@@ -226,6 +232,7 @@ impl Layer {
             max_upload: self.max_upload.unwrap_or(base.max_upload),
             calendar_refresh: self.calendar_refresh.unwrap_or(base.calendar_refresh),
             calendar_fetch_timeout: self.calendar_fetch_timeout.unwrap_or(base.calendar_fetch_timeout),
+            calendar_allow_private: self.calendar_allow_private.unwrap_or(base.calendar_allow_private),
         }
     }
 
@@ -273,9 +280,8 @@ impl Layer {
                 "RETENTION" => layer.retention = Some(parse_duration(&value).map_err(err)?),
                 "MAX_UPLOAD" => layer.max_upload = Some(parsed(&value).map_err(err)?),
                 "CALENDAR_REFRESH" => layer.calendar_refresh = Some(parse_duration(&value).map_err(err)?),
-                "CALENDAR_FETCH_TIMEOUT" => {
-                    layer.calendar_fetch_timeout = Some(parse_duration(&value).map_err(err)?)
-                }
+                "CALENDAR_FETCH_TIMEOUT" => layer.calendar_fetch_timeout = Some(parse_duration(&value).map_err(err)?),
+                "CALENDAR_ALLOW_PRIVATE" => layer.calendar_allow_private = Some(parsed(&value).map_err(err)?),
                 _ => {}
             }
         }

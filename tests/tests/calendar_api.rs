@@ -158,6 +158,8 @@ async fn world(fetch_timeout: Duration) -> World {
     let server = TestServer::start_at(clock, |c| {
         c.reminder_lead = Duration::from_secs(1);
         c.calendar_fetch_timeout = fetch_timeout;
+        // The test's calendar server lives on 127.0.0.1 (a real one would be on the Internet).
+        c.calendar_allow_private = true;
     })
     .await;
     let now = server.server.tokens.clock().now();
