@@ -4,6 +4,7 @@
 import { t, getLang, initLangSwitch, onLangChange } from './i18n.js';
 import { decodeToken, tokenFromInput } from './token.js';
 import { Signaling, FATAL_ERRORS, CLOSE_CODE_ERRORS } from './signaling.js';
+import { CouncilPanel } from './council.js';
 import {
   SOURCES, acquireMedia, listDevices, MicMeter, Publisher, Subscriber, mediaSupported,
   screenShareSupported,
@@ -366,6 +367,12 @@ function onMessage(msg) {
     case 'lobby': onLobby(msg.waiting || []); break;
     case 'chat': addChat(msg); break;
     case 'document': addDocument(msg, true); break;
+    // Council rooms (council.js): the session's state, and the chair's forced mute.
+    case 'council.state': app.council?.onState(msg); break;
+    case 'force_mute':
+      if (app.local[msg.source] && !app.muted[msg.source]) toggleSource(msg.source);
+      app.council?.onForceMute();
+      break;
     default: console.warn('sportello: unknown message', msg.type);
   }
 }
@@ -419,6 +426,10 @@ function onWelcome(msg) {
       },
     });
     app.side.mount($('main'));
+    if ((msg.room ?? app.claims.room ?? '').startsWith('council-')) {
+      app.council = new CouncilPanel({ send, selfId: app.participantId, role: app.role });
+      app.council.mount($('main'));
+    }
     for (const m of app.chat) app.side.addChat(m);
     for (const d of app.documents) app.side.addDocument(d);
     app.side.setLobby(app.lobby);

@@ -408,9 +408,10 @@ impl CouncilRoom {
             }
             CouncilCommand::Vote { choice } => {
                 let (vote, secret) = session.cast(&user, choice.0)?;
-                // Never log the choice; for a secret ballot not even next to the voter's name.
+                // Never log a choice. A secret ballot is not logged at all: every line here carries
+                // the session span's participant, and a timed line per voter would give the order
+                // of the ballots (harmless alone, but nothing else must be able to pair with it).
                 if secret {
-                    tracing::info!(%vote, "secret ballot cast");
                     jobs.push(CouncilJob::SecretBallot { vote, user, choice });
                 } else {
                     tracing::info!(%vote, voter = %user, "vote cast");

@@ -246,10 +246,9 @@ fn council_message(e: CouncilError) -> (&'static str, &'static str) {
         UnknownItem => ("Punto all'ordine del giorno inesistente.", "No such agenda item."),
         RollCallInProgress => ("È in corso l'appello.", "A roll call is in progress."),
         NoRollCall => ("Non è in corso alcun appello.", "No roll call is in progress."),
-        RollCallRequired => (
-            "Prima di ogni votazione occorre fare l'appello.",
-            "A roll call is needed before every vote.",
-        ),
+        RollCallRequired => {
+            ("Prima di ogni votazione occorre fare l'appello.", "A roll call is needed before every vote.")
+        }
         NoQuorum => ("Il numero legale non è raggiunto.", "The quorum is not reached."),
         VoteOpen => ("È in corso una votazione.", "A vote is open."),
         NoVote => ("Non è aperta alcuna votazione.", "No vote is open."),
@@ -365,8 +364,20 @@ mod tests {
     fn council_codes_are_distinct_and_bilingual() {
         use CouncilError::*;
         let all = [
-            NotMember, NotInRoom, AlreadyRequested, NotQueued, NoFloor, UnknownItem, RollCallInProgress, NoRollCall,
-            RollCallRequired, NoQuorum, VoteOpen, NoVote, NotEligible, AlreadyVoted,
+            NotMember,
+            NotInRoom,
+            AlreadyRequested,
+            NotQueued,
+            NoFloor,
+            UnknownItem,
+            RollCallInProgress,
+            NoRollCall,
+            RollCallRequired,
+            NoQuorum,
+            VoteOpen,
+            NoVote,
+            NotEligible,
+            AlreadyVoted,
         ];
         let mut codes: Vec<&str> = all.iter().map(|e| ProtocolError::Council(*e).code()).collect();
         codes.extend(super::tests::all().iter().map(|e| e.code()).filter(|c| *c != "not_member"));

@@ -14,8 +14,8 @@
 
 pub mod admin;
 pub mod auth;
-pub mod council;
 pub mod calendar;
+pub mod council;
 pub mod error;
 pub mod openapi;
 pub mod public;
