@@ -139,9 +139,28 @@ async fn secret_ballot_tables_hold_no_link(db: Db) {
     }
     assert!(matches!(store.record_secret_ballot("s1", &people[1].id, "contrary").await, Err(StoreError::Conflict(_))));
     assert!(store.record_secret_ballot("v-none", &people[1].id, "contrary").await.is_err());
+    let filenode = |store: Store| async move {
+        let row = sqlx::query("SELECT CAST(pg_relation_filenode('ballot_tally') AS BIGINT) AS f")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        row.get::<i64, _>("f")
+    };
+    let before = match store.backend() {
+        Backend::Postgres => Some(filenode(store.clone()).await),
+        Backend::Sqlite => None,
+    };
     // A second attempt counted nothing.
     let counts = store.close_council_vote("s1", at(18, 25), Counts::default(), "rejected").await.unwrap();
     assert_eq!(counts, Counts { favourable: 1, contrary: 1, abstained: 1 });
+    // Closing compacted the history: PostgreSQL rewrote the table (VACUUM FULL), SQLite emptied its WAL.
+    match before {
+        Some(before) => assert_ne!(filenode(store.clone()).await, before, "ballot_tally was not rewritten"),
+        None => {
+            let wal: i64 = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(store.pool()).await.unwrap().get(1);
+            assert_eq!(wal, 0, "WAL frames left after the close");
+        }
+    }
 
     // The two tables, whole: voters without choices, choices without voters.
     let voters = sqlx::query("SELECT * FROM ballot_voters").fetch_all(store.pool()).await.unwrap();
