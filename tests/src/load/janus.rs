@@ -1,3 +1,7 @@
+//! Status: signaling works (session, attach, room, join, publish, answer), but ICE between our
+//! client (127.0.0.1) and Janus (127.0.0.2, see `servers::janus_interface`) fails ("ICE failed"
+//! hangup) — not yet understood; `LOAD_DEBUG=1` prints every Janus event.
+//!
 //! A load participant on Janus 1.1.2's VideoRoom, through its HTTP JSON API (the equivalent of our
 //! websocket): one session per participant with a long poll for events; a publisher handle that
 //! joins the room (and publishes: we offer), and one multistream subscriber handle for every other
