@@ -134,7 +134,7 @@ export class CouncilPanel {
     this.voted = null;
     this.present = null;
     this.root = el('section', { class: 'council-panel', 'aria-labelledby': 'council-title' });
-    this.live = el('p', { class: 'visually-hidden', 'aria-live': 'polite', role: 'status' });
+    this.live = el('p', { class: 'visually-hidden', 'aria-live': 'polite', 'aria-relevant': 'additions', role: 'log' });
     onLangChange(() => this.render());
   }
 
@@ -157,10 +157,10 @@ export class CouncilPanel {
     box.focus();
   }
 
+  /** Adds a message to the polite live region (additions are read out; the last three stay). */
   announce(text) {
-    this.live.textContent = '';
-    // A fresh text node so that screen readers announce repeated messages too.
-    setTimeout(() => { this.live.textContent = text; }, 50);
+    this.live.append(el('span', {}, text, ' '));
+    while (this.live.childNodes.length > 3) this.live.firstChild.remove();
   }
 
   name(pid) {

@@ -1,0 +1,99 @@
+//! Scenario `council_session`: a chaired council session in real Chromium.
+//!
+//! The chair and a councillor open their personal links for room `council-<id>`; both see the
+//! privacy notice and the council panel; the councillor asks to speak («Chiedi la parola»), the chair
+//! sees the queue and gives the floor («Dai la parola a …»), the councillor's panel shows it and the
+//! live region announces it; the chair takes it back and the councillor is announced as muted.
+
+use std::time::Duration;
+
+use sportello_store::{CouncilBody, NewCouncilSession, NewUser, StaffRole};
+use sportello_tests::browser::{Browser, Result, err};
+use sportello_tests::server::{Claims, Role, TestServer};
+
+use super::Ctx;
+
+const STEP: Duration = Duration::from_secs(30);
+
+/// Clicks the first button whose text starts with `text` (the panel's buttons have no ids).
+async fn click_button(b: &Browser, text: &str) -> Result<()> {
+    let found: bool = b
+        .eval(&format!(
+            "(() => {{ const b = [...document.querySelectorAll('.council-panel button')].find(b => b.textContent.startsWith({text:?})); if (b) b.click(); return !!b; }})()"
+        ))
+        .await?;
+    if found { Ok(()) } else { Err(err(format!("[{}] no button {text:?}", b.label()))) }
+}
+
+pub async fn council_session(ctx: &mut Ctx) -> Result<()> {
+    let server = TestServer::start().await;
+    let store = &server.server.store;
+    let now = server.server.tokens.clock().now();
+    let e = |e: sportello_store::StoreError| err(format!("seeding the store: {e}"));
+    let user = |name: &str, role| NewUser { email: format!("{name}@comune.example"), display_name: name.into(), role };
+    let chair = store.create_user(&user("Presidente", StaffRole::Chair), now).await.map_err(e)?;
+    let anna = store.create_user(&user("Anna", StaffRole::Councillor), now).await.map_err(e)?;
+    let session = store
+        .create_council_session(
+            &NewCouncilSession {
+                title: "Consiglio comunale".into(),
+                body: CouncilBody::Consiglio,
+                scheduled_at: now,
+                chair_id: chair.id.clone(),
+                quorum: "majority".into(),
+            },
+            now,
+        )
+        .await
+        .map_err(e)?;
+    store.set_council_members(&session.id, std::slice::from_ref(&anna.id)).await.map_err(e)?;
+    store.set_council_items(&session.id, &[(None, "Bilancio".into())]).await.map_err(e)?;
+    let room = format!("council-{}", session.id);
+    let link = |id: &str, name: &str, role| {
+        let claims = Claims::new(&room, &format!("user-{id}"), name, role, Duration::from_secs(3600));
+        server.join_link(&server.sign(&claims))
+    };
+    let (chair_url, anna_url) = (link(&chair.id, "Presidente", Role::Host), link(&anna.id, "Anna", Role::Participant));
+
+    let c = ctx.open("chair", &chair_url).await?;
+    let a = ctx.open("anna", &anna_url).await?;
+    for i in [c, a] {
+        let b = &ctx.browsers[i];
+        b.click("#join-btn").await?;
+        b.wait_for("window.sportello && window.sportello.state === 'in-room'", STEP).await?;
+        b.wait_for(
+            "document.querySelector('.council-notice')?.textContent.includes('La seduta è pubblica e viene trasmessa e registrata') \
+             && document.querySelector('.council-panel h2')?.textContent.includes('Consiglio comunale')",
+            STEP,
+        )
+        .await?;
+    }
+    let (chair_b, anna_b) = (&ctx.browsers[c], &ctx.browsers[a]);
+    println!("  chair and councillor see the notice and the panel");
+
+    anna_b
+        .wait_for(
+            "[...document.querySelectorAll('.council-panel button')].some(b => b.textContent === 'Chiedi la parola')",
+            STEP,
+        )
+        .await?;
+    click_button(anna_b, "Chiedi la parola").await?;
+    chair_b.wait_for("document.querySelector('.council-queue')?.textContent.includes('Anna')", STEP).await?;
+    click_button(chair_b, "Dai la parola a Anna").await?;
+    anna_b
+        .wait_for(
+            "document.querySelector('.council-floor')?.textContent.includes('Anna') \
+             && [...document.querySelectorAll('[aria-live]')].some(r => r.textContent.includes('La parola passa a Anna'))",
+            STEP,
+        )
+        .await?;
+    println!("  the floor went to the councillor, announced");
+
+    click_button(chair_b, "Togli la parola").await?;
+    anna_b
+        .wait_for("[...document.querySelectorAll('[aria-live]')].some(r => r.textContent.includes('microfono'))", STEP)
+        .await?;
+    println!("  taken back: the councillor is told her microphone was turned off");
+    drop(server);
+    Ok(())
+}
