@@ -228,8 +228,11 @@ pub async fn participant(
                 {
                     engine.apply_answer(pc, sdp.to_owned()).await?;
                 }
-            } else if sender.is_some() && sender == subscriber {
-                if let (Some("offer"), Some(sdp)) = (e["jsep"]["type"].as_str(), e["jsep"]["sdp"].as_str()) {
+            } else if sender.is_some()
+                && sender == subscriber
+                && let (Some("offer"), Some(sdp)) = (e["jsep"]["type"].as_str(), e["jsep"]["sdp"].as_str())
+            {
+                {
                     let pc = match subscribe_pc {
                         Some(pc) => pc,
                         None => {

@@ -249,24 +249,19 @@ impl Peer {
     /// Reads every datagram waiting on the socket into the connection.
     pub fn read_socket(&mut self, now: Instant) {
         self.touched = true;
-        loop {
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => {
-                    let msg = TaggedBytesMut {
-                        now,
-                        transport: TransportContext {
-                            local_addr: self.local,
-                            peer_addr: from,
-                            ecn: None,
-                            transport_protocol: TransportProtocol::UDP,
-                        },
-                        message: BytesMut::from(&self.buf[..n]),
-                    };
-                    let _ = self.pc.handle_read(msg);
-                }
-                // WouldBlock ends the batch; ICMP errors (port unreachable) are not ours to handle.
-                Err(_) => break,
-            }
+        // WouldBlock ends the batch; ICMP errors (port unreachable) are not ours to handle.
+        while let Ok((n, from)) = self.socket.recv_from(&mut self.buf) {
+            let msg = TaggedBytesMut {
+                now,
+                transport: TransportContext {
+                    local_addr: self.local,
+                    peer_addr: from,
+                    ecn: None,
+                    transport_protocol: TransportProtocol::UDP,
+                },
+                message: BytesMut::from(&self.buf[..n]),
+            };
+            let _ = self.pc.handle_read(msg);
         }
     }
 

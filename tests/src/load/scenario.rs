@@ -210,6 +210,6 @@ pub async fn run(
         join_errors: errors.len(),
         all_joined_after: joined_after,
         load_cpu_pct: own,
-        load_cpu: load_cpu,
+        load_cpu,
     })
 }
