@@ -15,6 +15,7 @@
 //!   link, waits; the official logs in, admits, both see each other, a PDF and a chat message cross.
 //! - `calendar_month` (`e2e/calendar.rs`): an official edits their working pattern and an absence on
 //!   `/staff/calendario` and the month grid shows remote, absent and holiday days.
+//! - `council_session` (`e2e/council.rs`): a chaired council session — floor, roll call, votes.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -44,10 +45,13 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("room_three_participants", |ctx| Box::pin(room_three_participants(ctx))),
     ("office_appointment", |ctx| Box::pin(office::office_appointment(ctx))),
     ("calendar_month", |ctx| Box::pin(calendar::calendar_month(ctx))),
+    ("council_session", |ctx| Box::pin(council::council_session(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
 mod calendar;
+#[path = "e2e/council.rs"]
+mod council;
 #[path = "e2e/office.rs"]
 mod office;
 
