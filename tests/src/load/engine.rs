@@ -2,6 +2,7 @@
 //! one epoll set — reads what arrived, sends media that is due at real pace, runs timers. The
 //! signaling drivers (async, on a tokio runtime) talk to it with [`Command`]s.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -69,11 +70,11 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the media thread.
-    pub fn start(media: Arc<Media>) -> Result<Engine, String> {
+    pub fn start(media: Arc<Media>, bind: IpAddr) -> Result<Engine, String> {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("load-media".into())
-            .spawn(move || run(rx, media))
+            .spawn(move || run(rx, media, bind))
             .map_err(|e| format!("starting the media thread: {e}"))?;
         Ok(Engine { tx })
     }
@@ -156,7 +157,7 @@ impl Drop for Epoll {
     }
 }
 
-fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>) {
+fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>, bind: IpAddr) {
     use std::os::fd::AsRawFd;
     let epoll = match Epoll::new() {
         Ok(e) => e,
@@ -197,7 +198,7 @@ fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>) {
             };
             match cmd {
                 Command::Create { name, publish, started, reply } => {
-                    let made = Peer::new(started).and_then(|mut p| {
+                    let made = Peer::new(started, bind).and_then(|mut p| {
                         let offer = match publish {
                             Some(index) => {
                                 p.add_tracks(&name, index, &media)?;

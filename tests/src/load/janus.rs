@@ -1,6 +1,9 @@
-//! Status: signaling works (session, attach, room, join, publish, answer), but ICE between our
-//! client (127.0.0.1) and Janus (127.0.0.2, see `servers::janus_interface`) fails ("ICE failed"
-//! hangup) — not yet understood; `LOAD_DEBUG=1` prints every Janus event.
+//! Status: works end to end (signaling, full ICE, DTLS, media). Janus's candidates are on the
+//! bridge address 127.0.0.2 and our clients bind to it too — the reason is in
+//! `servers::janus_interface` (libnice pins its sockets to their interface, so replies to 127.0.0.1
+//! failed with EINVAL and ended in "ICE failed"). Diagnosis knobs: `LOAD_DEBUG=1` prints every Janus
+//! event, `LOAD_JANUS_DEBUG=1` turns on `debug_level = 5` and `nice_debug`, `LOAD_KEEP_LOG=DIR`
+//! keeps the server's log, `LOAD_JANUS_ICE_LITE=true` runs Janus in ICE-lite mode (default: full).
 //!
 //! A load participant on Janus 1.1.2's VideoRoom, through its HTTP JSON API (the equivalent of our
 //! websocket): one session per participant with a long poll for events; a publisher handle that

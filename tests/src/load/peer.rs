@@ -6,7 +6,7 @@
 //! tells connections apart. The engine drives all of them from one thread through one epoll set.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -109,8 +109,8 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn new(started: Instant) -> Result<Peer, String> {
-        let socket = UdpSocket::bind("127.0.0.1:0").map_err(err("binding a client socket"))?;
+    pub fn new(started: Instant, bind: IpAddr) -> Result<Peer, String> {
+        let socket = UdpSocket::bind(SocketAddr::new(bind, 0)).map_err(err("binding a client socket"))?;
         socket.set_nonblocking(true).map_err(err("making a socket non-blocking"))?;
         let local = socket.local_addr().map_err(err("reading a socket's address"))?;
         let mut me = MediaEngine::default();

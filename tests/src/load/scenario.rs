@@ -101,7 +101,9 @@ pub async fn run(
     measure: Duration,
     load_cpu: usize,
 ) -> Result<Figures, String> {
-    let engine = Engine::start(media)?;
+    // Our sockets live on the server's media address: for Janus the bridge's 127.0.0.2 (libnice
+    // pins its sockets to that interface; see `servers::janus_interface`).
+    let engine = Engine::start(media, server.client_ip)?;
     let rss_idle = proc_stat::rss_kib(server.pid).unwrap_or(0);
     let (stop_tx, stop) = watch::channel(false);
     let rooms = match server.kind {

@@ -1,7 +1,7 @@
 //! The server under test, started as a separate process pinned to its own CPU (`taskset`): a
 //! Sportello binary, or Janus with a loopback-only configuration written into a temporary directory.
 
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,6 +32,9 @@ pub struct Server {
     pub http: SocketAddr,
     /// Sportello only: the key its tokens are signed with (created in its data dir before it starts).
     pub tokens: Option<TokenKey>,
+    /// The address the load clients bind their UDP sockets to: 127.0.0.1 for Sportello, the
+    /// bridge's [`JANUS_ADDR`] for Janus (see [`janus_interface`] for why).
+    pub client_ip: IpAddr,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -66,7 +69,15 @@ impl Server {
             .spawn()
             .map_err(err("starting sportello (is it built? `cargo build --release -p sportello-signaling`)"))?;
         let pid = child.id();
-        let mut server = Server { kind: Kind::Sportello, pid, http, tokens: Some(tokens), child, _dir: dir };
+        let mut server = Server {
+            kind: Kind::Sportello,
+            pid,
+            http,
+            tokens: Some(tokens),
+            client_ip: Ipv4Addr::LOCALHOST.into(),
+            child,
+            _dir: dir,
+        };
         server.wait_listening()?;
         Ok(server)
     }
@@ -80,13 +91,17 @@ impl Server {
         let http = SocketAddr::from(([127, 0, 0, 1], port));
         let lib = "/usr/lib/x86_64-linux-gnu/janus";
         let cfg = dir.path();
+        // `LOAD_JANUS_DEBUG=1`: libnice's own debug and Janus's verbose level in the log (ICE diagnosis).
+        let verbose = std::env::var_os("LOAD_JANUS_DEBUG").is_some();
+        let (debug_level, nice_debug) = if verbose { (5, "true") } else { (2, "false") };
+        let ice_lite = std::env::var("LOAD_JANUS_ICE_LITE").unwrap_or_else(|_| "false".into());
         let general = format!(
             "general: {{\n  configs_folder = \"{c}\"\n  plugins_folder = \"{lib}/plugins\"\n  \
              transports_folder = \"{lib}/transports\"\n  events_folder = \"{lib}/events\"\n  \
-             loggers_folder = \"{lib}/loggers\"\n  debug_level = 2\n  log_to_stdout = true\n  \
+             loggers_folder = \"{lib}/loggers\"\n  debug_level = {debug_level}\n  log_to_stdout = true\n  \
              protected_folders = []\n}}\n\
              media: {{\n  ipv6 = false\n  rtp_port_range = \"20000-60000\"\n}}\n\
-             nat: {{\n  ice_enforce_list = \"{JANUS_IF}\"\n  ice_lite = true\n  nice_debug = false\n  full_trickle = false\n}}\n\
+             nat: {{\n  ice_enforce_list = \"{JANUS_IF}\"\n  ice_lite = {ice_lite}\n  nice_debug = {nice_debug}\n  full_trickle = false\n}}\n\
              plugins: {{\n  disable = \"libjanus_audiobridge.so,libjanus_duktape.so,libjanus_echotest.so,\
              libjanus_lua.so,libjanus_nosip.so,libjanus_recordplay.so,libjanus_sip.so,libjanus_streaming.so,\
              libjanus_textroom.so,libjanus_videocall.so,libjanus_voicemail.so\"\n}}\n\
@@ -124,7 +139,7 @@ impl Server {
             .spawn()
             .map_err(err("starting janus (Debian package `janus`)"))?;
         let pid = child.id();
-        let mut server = Server { kind: Kind::Janus, pid, http, tokens: None, child, _dir: dir };
+        let mut server = Server { kind: Kind::Janus, pid, http, tokens: None, client_ip: JANUS_ADDR.into(), child, _dir: dir };
         server.wait_listening()?;
         Ok(server)
     }
@@ -156,11 +171,23 @@ impl Server {
     }
 }
 
-/// Janus (libnice) never gathers candidates on a loopback *interface* (`IFF_LOOPBACK`), so inside the
-/// namespace it gets one of its own: a port-less bridge carrying only 127.0.0.2/32 (no IPv6 link-local).
-/// Linux delivers traffic to a local address through `lo`; the bridge has no ports, so nothing can
-/// leave through it. Idempotent.
+/// Why Janus gets an interface of its own, and why our clients bind to its address too:
+///
+/// 1. libnice (Janus's ICE) never gathers candidates on an interface flagged `IFF_LOOPBACK`, so inside
+///    the namespace Janus gets a port-less bridge `sjanus0` carrying only 127.0.0.2/32 (no IPv6
+///    link-local). Linux delivers traffic to a local address through `lo`; the bridge has no ports,
+///    so nothing can leave through it — the run stays loopback-only.
+/// 2. libnice pins each socket to its interface (`IP_UNICAST_IF` = sjanus0). A datagram from
+///    127.0.0.2 to 127.0.0.1 then finds no route *through sjanus0* (127.0.0.1 is local on `lo`), the
+///    kernel assumes "on link" and refuses a loopback source on a non-loopback device: every
+///    `sendmsg` fails with `EINVAL` (seen with strace), Janus never answers a binding request, and
+///    the session ends in "ICE failed". Bound to 127.0.0.2 as well, our clients are a local address
+///    *of sjanus0*, the lookup pinned to it succeeds (a local route, delivered through `lo`) and ICE
+///    completes.
+///
+/// Idempotent.
 const JANUS_IF: &str = "sjanus0";
+const JANUS_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
 fn janus_interface() -> Result<(), String> {
     if !crate::netns::in_namespace() {
@@ -187,5 +214,10 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // `LOAD_KEEP_LOG=DIR`: keep the server's log (the temporary directory goes with us).
+        if let Some(keep) = std::env::var_os("LOAD_KEEP_LOG") {
+            let name = format!("{}-{}.log", self.kind.name().to_lowercase(), self.pid);
+            let _ = std::fs::copy(self.log_path(), Path::new(&keep).join(name));
+        }
     }
 }
