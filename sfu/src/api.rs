@@ -158,6 +158,8 @@ pub struct SfuStats {
     pub subscriptions: usize,
     pub forwarded_packets: u64,
     pub dropped_packets: u64,
+    /// Packets of gated tracks ([`Sfu::set_forwarding`]) dropped by the router.
+    pub gated_packets: u64,
 }
 
 /// How the SFU is reached from the network.

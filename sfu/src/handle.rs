@@ -76,6 +76,21 @@ impl Sfu {
         self.call(|reply| Command::Leave { room, participant, reply }).await
     }
 
+    /// Server-side gate of one published source: while `enabled` is false the SFU forwards none of
+    /// its packets to anyone (whatever the client sends), dropping them in the router before any
+    /// queue. The setting belongs to the participant, so it also applies to a track published
+    /// later and survives reconnections; re-enabling a video source waits for (and requests) a
+    /// keyframe. Every source starts enabled.
+    pub async fn set_forwarding(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+        source: TrackSource,
+        enabled: bool,
+    ) -> Result<(), SfuError> {
+        self.call(|reply| Command::SetForwarding { room, participant, source, enabled, reply }).await
+    }
+
     /// Counts of live state.
     pub async fn stats(&self) -> Result<SfuStats, SfuError> {
         self.call(|reply| Command::Stats { reply }).await

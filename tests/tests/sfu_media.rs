@@ -157,6 +157,69 @@ async fn scenario() -> Result<(), Error> {
     )?;
     check(s.forwarded_packets > 100, &format!("forwarded: {s:?}"))?;
 
+    // The server-side gate (a council member without the floor): anna's client keeps sending her
+    // microphone, yet nobody receives it while it is disabled; her camera is unaffected. Re-enabled,
+    // the audio flows again; a re-enabled camera resumes at a keyframe the SFU asks anna for.
+    let mic = "anna/anna/microphone";
+    room.sfu.set_forwarding(room.name.clone(), "anna".into(), TrackSource::Microphone, false).await?;
+    // Let what was already queued or on the wire arrive.
+    run_until(
+        &mut room,
+        &mut [&mut anna],
+        &mut [("bruno", &mut bruno), ("carla", &mut carla)],
+        Duration::from_millis(400),
+        |_| false,
+    )
+    .await?;
+    let gated_from = room.stats().await?.gated_packets;
+    let (bruno_mic, carla_mic, bruno_cam) =
+        (bruno.received(mic), carla.received(mic), bruno.received("anna/anna/camera"));
+    run_until(
+        &mut room,
+        &mut [&mut anna],
+        &mut [("bruno", &mut bruno), ("carla", &mut carla)],
+        Duration::from_secs(2),
+        |_| false,
+    )
+    .await?;
+    let s = room.stats().await?;
+    check(
+        bruno.received(mic) == bruno_mic && carla.received(mic) == carla_mic,
+        &format!(
+            "a gated microphone was forwarded: bruno {} -> {}, carla {} -> {}",
+            bruno_mic,
+            bruno.received(mic),
+            carla_mic,
+            carla.received(mic)
+        ),
+    )?;
+    // anna kept sending: the router counted (and dropped) her packets.
+    check(s.gated_packets > gated_from + 50, &format!("gated packets not counted: {s:?}"))?;
+    check(bruno.received("anna/anna/camera") > bruno_cam + 30, "the camera stopped with the microphone")?;
+    room.sfu.set_forwarding(room.name.clone(), "anna".into(), TrackSource::Microphone, true).await?;
+    let ok = run_until(
+        &mut room,
+        &mut [&mut anna],
+        &mut [("bruno", &mut bruno), ("carla", &mut carla)],
+        Duration::from_secs(5),
+        |subs| subs.iter().all(|(_, c)| c.received(mic) > bruno_mic.max(carla_mic) + 50),
+    )
+    .await?;
+    check(ok, &format!("the re-enabled microphone did not flow again: {:?} {:?}", bruno.received, carla.received))?;
+    let cam = "anna/anna/camera";
+    room.sfu.set_forwarding(room.name.clone(), "anna".into(), TrackSource::Camera, false).await?;
+    run_until(&mut room, &mut [&mut anna], &mut [("bruno", &mut bruno)], Duration::from_millis(500), |_| false).await?;
+    let (kf, plis) = (bruno.keyframes.get(cam).copied().unwrap_or(0), anna.plis);
+    room.sfu.set_forwarding(room.name.clone(), "anna".into(), TrackSource::Camera, true).await?;
+    let ok = run_until(&mut room, &mut [&mut anna], &mut [("bruno", &mut bruno)], Duration::from_secs(5), |subs| {
+        subs[0].1.keyframes.get(cam).copied().unwrap_or(0) > kf
+    })
+    .await?;
+    check(
+        ok && anna.plis > plis,
+        &format!("the re-enabled camera did not resume at a requested keyframe (plis {plis} -> {})", anna.plis),
+    )?;
+
     // carla leaves: her subscriptions and connection are released, bruno is unaffected.
     room.sfu.leave(room.name.clone(), "carla".into()).await?;
     carla.close();

@@ -47,6 +47,8 @@ pub struct Router {
     config: RouterConfig,
     tracks: HashMap<TrackKey, Track>,
     subscriptions: usize,
+    /// Packets dropped because their track was gated ([`Router::set_forwarding`]).
+    gated_packets: u64,
 }
 
 #[derive(Debug)]
@@ -58,6 +60,9 @@ struct Track {
     /// The SSRC it replaced, and when: its stragglers are ignored instead of switching back.
     replaced: Option<(u32, Instant)>,
     throttle: KeyframeThrottle,
+    /// Forwarding disabled by the room (e.g. a council member without the floor): every packet
+    /// is dropped here, for every subscriber, before any queue.
+    gated: bool,
     /// Contiguous, so the per-packet fan-out is a walk over one slice.
     downs: Vec<Down>,
 }
@@ -93,7 +98,7 @@ impl Track {
 
 impl Router {
     pub fn new(config: RouterConfig) -> Self {
-        Router { config, tracks: HashMap::new(), subscriptions: 0 }
+        Router { config, tracks: HashMap::new(), subscriptions: 0, gated_packets: 0 }
     }
 
     /// Registers a published track. Re-adding an existing track (its publisher reconnected under
@@ -105,8 +110,39 @@ impl Router {
             upstream: None,
             replaced: None,
             throttle: KeyframeThrottle::new(self.config.keyframe_interval),
+            gated: false,
             downs: Vec::new(),
         });
+    }
+
+    /// Gates a track: while disabled, its packets reach no downtrack (they are skipped in the
+    /// mungers, so the outgoing numbering stays continuous across the gap). Re-enabling a video
+    /// track makes its downtracks wait for a keyframe and requests one, as after a pause; audio
+    /// resumes at the next packet. Unknown tracks are ignored.
+    pub fn set_forwarding(&mut self, track: TrackKey, enabled: bool, now: Instant) {
+        let Some(state) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        if state.gated != enabled {
+            return;
+        }
+        state.gated = !enabled;
+        if enabled && state.is_video() && !state.downs.is_empty() {
+            for down in &mut state.downs {
+                down.waiting_keyframe = true;
+            }
+            state.throttle.request(now);
+        }
+    }
+
+    /// Whether this track is gated ([`Router::set_forwarding`]).
+    pub fn is_forwarding(&self, track: TrackKey) -> bool {
+        self.tracks.get(&track).is_some_and(|t| !t.gated)
+    }
+
+    /// Packets dropped so far because their track was gated.
+    pub fn gated_packets(&self) -> u64 {
+        self.gated_packets
     }
 
     /// Removes a track and returns its subscriptions, now removed too.
@@ -200,6 +236,17 @@ impl Router {
         }
         if video && meta.is_keyframe {
             state.throttle.keyframe_received(now);
+        }
+        if state.gated {
+            self.gated_packets += 1;
+            for down in &mut state.downs {
+                // Hide the drop so the receiver does not NACK it, and the numbering continues.
+                down.munger.skip(meta.ssrc, meta.seq);
+                if video {
+                    down.waiting_keyframe = true;
+                }
+            }
+            return;
         }
 
         let mut starving = false;
@@ -775,6 +822,105 @@ mod tests {
         let packet = Upstream::audio().next_frame()[0];
         r.route(AUDIO, &packet, t0, &mut out);
         assert_eq!(r.translate_timestamp(down(0, AUDIO), PUB_SSRC, packet.timestamp), Some(out[0].timestamp));
+    }
+
+    #[test]
+    fn gated_audio_reaches_nobody_and_resumes_without_a_gap() {
+        let t0 = Instant::now();
+        let mut r = Router::new(RouterConfig::default());
+        r.add_track(AUDIO, MediaKind::Audio, 48_000);
+        for s in 0..2 {
+            r.subscribe(down(s, AUDIO), 10 + s as u32, t0);
+        }
+        let mut up = Upstream::audio();
+        let mut received = Received::new();
+        for i in 0..10 {
+            deliver(&mut r, AUDIO, &up.next_frame(), ms(t0, 20 * i), &mut received);
+        }
+        r.set_forwarding(AUDIO, false, ms(t0, 200));
+        assert!(!r.is_forwarding(AUDIO));
+        // A modified client keeps sending while gated: nothing is routed.
+        for i in 10..60 {
+            let mut out = Vec::new();
+            r.route(AUDIO, &up.next_frame()[0], ms(t0, 20 * i), &mut out);
+            assert!(out.is_empty(), "gated packet routed: {out:?}");
+        }
+        assert_eq!(r.gated_packets(), 50);
+        r.set_forwarding(AUDIO, true, ms(t0, 1_200));
+        assert!(r.is_forwarding(AUDIO));
+        for i in 60..70 {
+            deliver(&mut r, AUDIO, &up.next_frame(), ms(t0, 20 * i), &mut received);
+        }
+        for s in 0..2 {
+            let got = &received[&down(s, AUDIO)];
+            assert_eq!(got.len(), 20);
+            assert_continuous(got);
+            // The gap shows in time (50 frames of 960 ticks), not in the numbering.
+            assert_eq!(got[10].timestamp.wrapping_sub(got[9].timestamp), 51 * 960);
+        }
+        let mut plis = Vec::new();
+        r.poll_keyframe_requests(ms(t0, 1_400), &mut plis);
+        assert!(plis.is_empty());
+    }
+
+    #[test]
+    fn regated_video_waits_for_a_requested_keyframe_and_continues_the_numbering() {
+        let t0 = Instant::now();
+        let mut r = video_router(t0, 2);
+        let mut up = Upstream::video(0); // keyframes only on request
+        let mut received = Received::new();
+        let mut plis = Vec::new();
+        for frame in 0..10u64 {
+            deliver(&mut r, VIDEO, &up.next_frame(), ms(t0, 33 * frame), &mut received);
+        }
+        r.poll_keyframe_requests(ms(t0, 330), &mut plis);
+        plis.clear();
+        r.set_forwarding(VIDEO, false, ms(t0, 330));
+        r.set_forwarding(VIDEO, false, ms(t0, 331)); // twice is harmless
+        for frame in 10..40u64 {
+            let mut frame_packets = up.next_frame();
+            if frame == 20 {
+                frame_packets[0].is_keyframe = true; // even a keyframe is held back
+            }
+            let mut out = Vec::new();
+            for p in &frame_packets {
+                r.route(VIDEO, p, ms(t0, 33 * frame), &mut out);
+            }
+            assert!(out.is_empty());
+        }
+        r.poll_keyframe_requests(ms(t0, 1_320), &mut plis);
+        assert!(plis.is_empty(), "no keyframe is asked for a gated track");
+        let back = ms(t0, 1_400);
+        r.set_forwarding(VIDEO, true, back);
+        for s in 0..2 {
+            assert!(r.is_waiting_for_keyframe(down(s, VIDEO)));
+        }
+        r.poll_keyframe_requests(back, &mut plis);
+        assert_eq!(plis, vec![VIDEO], "re-enabling asks the publisher for a keyframe");
+        // Delta frames before the keyframe are skipped, then everything flows again.
+        deliver(&mut r, VIDEO, &up.next_frame(), back, &mut received);
+        let mut keyframe = up.next_frame();
+        keyframe[0].is_keyframe = true;
+        deliver(&mut r, VIDEO, &keyframe, back + Duration::from_millis(33), &mut received);
+        for frame in 2..6u64 {
+            deliver(&mut r, VIDEO, &up.next_frame(), back + Duration::from_millis(33 * frame), &mut received);
+        }
+        for s in 0..2 {
+            let got = &received[&down(s, VIDEO)];
+            assert_eq!(got.len(), 30 + 15, "frames 0-9, then the keyframe and 4 more");
+            assert_continuous(got);
+        }
+        assert_eq!(r.gated_packets(), 90);
+    }
+
+    #[test]
+    fn gating_an_unknown_track_is_ignored() {
+        let t0 = Instant::now();
+        let mut r = Router::new(RouterConfig::default());
+        r.set_forwarding(AUDIO, false, t0);
+        assert!(!r.is_forwarding(AUDIO));
+        r.add_track(AUDIO, MediaKind::Audio, 48_000);
+        assert!(r.is_forwarding(AUDIO), "a new track starts open");
     }
 
     #[test]

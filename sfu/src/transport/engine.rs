@@ -75,6 +75,13 @@ pub enum Command {
         participant: ParticipantId,
         reply: Reply<()>,
     },
+    SetForwarding {
+        room: RoomId,
+        participant: ParticipantId,
+        source: TrackSource,
+        enabled: bool,
+        reply: Reply<()>,
+    },
     Stats {
         reply: Reply<SfuStats>,
     },
@@ -193,6 +200,9 @@ struct Participant {
     subscribe: Option<PeerId>,
     sub_key: SubscriberKey,
     tracks: HashMap<TrackSource, TrackKey>,
+    /// Sources whose forwarding the room disabled ([`Command::SetForwarding`]), applied to the
+    /// router when their track is published.
+    gated: HashSet<TrackSource>,
 }
 
 struct Track {
@@ -561,6 +571,10 @@ impl Engine {
             self.router.add_track(key, kind, if kind == MediaKind::Audio { 48000 } else { 90000 });
             if let Some(p) = self.parts.get_mut(&owner) {
                 p.tracks.insert(source, key);
+                if p.gated.contains(&source) {
+                    // Gated before it was published: not one packet gets through.
+                    self.router.set_forwarding(key, false, now);
+                }
             }
             self.tracks.insert(
                 key,
@@ -947,6 +961,9 @@ impl Engine {
             Command::Leave { room, participant, reply } => {
                 let _ = reply.send(self.leave(&room, &participant, now));
             }
+            Command::SetForwarding { room, participant, source, enabled, reply } => {
+                let _ = reply.send(self.set_forwarding(&room, &participant, source, enabled, now));
+            }
             Command::Stats { reply } => {
                 let _ = reply.send(Ok(SfuStats {
                     rooms: self.rooms.len(),
@@ -956,9 +973,32 @@ impl Engine {
                     subscriptions: self.router.subscription_count(),
                     forwarded_packets: self.forwarded,
                     dropped_packets: self.dropped,
+                    gated_packets: self.router.gated_packets(),
                 }));
             }
         }
+    }
+
+    fn set_forwarding(
+        &mut self,
+        room: &RoomId,
+        participant: &ParticipantId,
+        source: TrackSource,
+        enabled: bool,
+        now: Instant,
+    ) -> Result<(), SfuError> {
+        let part_id = self.part_id(room, participant)?;
+        let Some(part) = self.parts.get_mut(&part_id) else {
+            return Err(SfuError::UnknownParticipant(participant.to_string()));
+        };
+        let changed = if enabled { part.gated.remove(&source) } else { part.gated.insert(source) };
+        if changed {
+            info!(room = %room, participant = %participant, source = source.as_str(), enabled, "forwarding gate");
+        }
+        if let Some(&key) = part.tracks.get(&source) {
+            self.router.set_forwarding(key, enabled, now);
+        }
+        Ok(())
     }
 
     fn part_id(&self, room: &RoomId, participant: &ParticipantId) -> Result<PartId, SfuError> {
@@ -990,6 +1030,7 @@ impl Engine {
                 subscribe: None,
                 sub_key,
                 tracks: HashMap::new(),
+                gated: HashSet::new(),
             },
         );
         self.by_name.insert((room.clone(), participant), id);
