@@ -176,6 +176,10 @@ pub enum Action {
     State(Box<CouncilState>),
     /// Mute this participant's microphone (`force_mute`), and tell the others.
     ForceMute(ParticipantId),
+    /// Enable or disable the SFU's forwarding of this participant's microphone
+    /// ([`sportello_sfu::Sfu::set_forwarding`]): the server-side half of "only the chair and the
+    /// floor holder are heard", which a modified client cannot bypass.
+    GateMicrophone { participant: ParticipantId, enabled: bool },
 }
 
 /// A session as loaded from the database, delivered back to the room.
@@ -277,6 +281,7 @@ impl CouncilRoom {
         }
         self.load = Load::Ready { session: Box::new(session), info: loaded.session };
         let mut actions = self.mute_non_speakers();
+        actions.extend(self.gates());
         actions.extend(self.state());
         actions
     }
@@ -297,9 +302,11 @@ impl CouncilRoom {
             if role == Role::Host {
                 self.submit(CouncilJob::Live { session: self.session_id.clone() });
             }
-            if !self.may_unmute(participant, role) {
+            let may = self.may_unmute(participant, role);
+            if !may {
                 actions.push(Action::ForceMute(participant.clone()));
             }
+            actions.push(Action::GateMicrophone { participant: participant.clone(), enabled: may });
         }
         actions.extend(self.state());
         actions
@@ -335,6 +342,14 @@ impl CouncilRoom {
             Load::Ready { session, info } => vec![Action::State(Box::new(view(session, info)))],
             _ => Vec::new(),
         }
+    }
+
+    /// The SFU gate of every present microphone: open for the chair and the floor holder only.
+    fn gates(&self) -> Vec<Action> {
+        self.present
+            .iter()
+            .map(|(p, role)| Action::GateMicrophone { participant: p.clone(), enabled: self.may_unmute(p, *role) })
+            .collect()
     }
 
     fn mute_non_speakers(&self) -> Vec<Action> {
@@ -445,6 +460,9 @@ impl CouncilRoom {
             );
         } else if floor_changed {
             actions.extend(self.mute_non_speakers());
+        }
+        if mute_all || floor_changed {
+            actions.extend(self.gates());
         }
         actions.extend(self.state());
         Ok(actions)

@@ -352,7 +352,7 @@ impl Room {
             Control::Council(loaded) => {
                 let now = self.settings.clock.now();
                 if let Some(actions) = self.council.as_mut().map(|c| c.loaded(loaded, now)) {
-                    self.council_actions(actions);
+                    self.council_actions(actions).await;
                 }
             }
         }
@@ -576,7 +576,7 @@ impl Room {
             Some(c) => c.joined(&id, role, now),
             None => Vec::new(),
         };
-        self.council_actions(actions);
+        self.council_actions(actions).await;
         Ok(())
     }
 
@@ -642,7 +642,7 @@ impl Room {
                 };
                 let now = self.settings.clock.now();
                 let actions = council.command(&id, self.participants[i].role, command, now)?;
-                self.council_actions(actions);
+                self.council_actions(actions).await;
                 Ok(())
             }
         }
@@ -650,10 +650,17 @@ impl Room {
 
     /// Carries out what the council part decided: state broadcasts and forced mutes. A forced
     /// mute is told to its participant (`force_mute`) and, as a `mute`, to everyone else.
-    fn council_actions(&mut self, actions: Vec<council_room::Action>) {
+    async fn council_actions(&mut self, actions: Vec<council_room::Action>) {
         for action in actions {
             match action {
                 council_room::Action::State(state) => self.broadcast(&ServerMessage::CouncilState(state), None),
+                council_room::Action::GateMicrophone { participant, enabled } => {
+                    let source = sportello_sfu::TrackSource::Microphone;
+                    if let Err(e) = self.sfu.set_forwarding(self.id.clone(), participant.clone(), source, enabled).await
+                    {
+                        tracing::warn!(%participant, error = %e, "microphone gate not applied");
+                    }
+                }
                 council_room::Action::ForceMute(id) => {
                     let Some(i) = self.index(&id) else { continue };
                     let source = sportello_sfu::TrackSource::Microphone;
@@ -801,7 +808,7 @@ impl Room {
         self.broadcast(&ServerMessage::ParticipantLeft { participant_id: p.id.to_string() }, None);
         let now = self.settings.clock.now();
         if let Some(actions) = self.council.as_mut().map(|c| c.left(&p.id, now)) {
-            self.council_actions(actions);
+            self.council_actions(actions).await;
         }
         for track in p.tracks {
             self.broadcast(&ServerMessage::TrackUnpublished { track }, None);
