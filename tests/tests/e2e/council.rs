@@ -25,6 +25,23 @@ async fn click_button(b: &Browser, text: &str) -> Result<()> {
     if found { Ok(()) } else { Err(err(format!("[{}] no button {text:?}", b.label()))) }
 }
 
+/// Audio packets `b` has received on `track` so far (0 when it has no receiver for it yet).
+async fn audio_packets(b: &Browser, track: &str) -> Result<u64> {
+    let track = serde_json::to_string(track)?;
+    b.eval_async(&format!(
+        "window.sportello.inboundStats().then(s => s.filter(e => e.trackId === {track} && e.kind === 'audio')\
+           .reduce((n, e) => n + (e.packetsReceived || 0), 0))"
+    ))
+    .await
+}
+
+/// How many audio packets of `track` reach `b` in `window`.
+async fn audio_flow(b: &Browser, track: &str, window: Duration) -> Result<u64> {
+    let before = audio_packets(b, track).await?;
+    tokio::time::sleep(window).await;
+    Ok(audio_packets(b, track).await?.saturating_sub(before))
+}
+
 pub async fn council_session(ctx: &mut Ctx) -> Result<()> {
     let server = TestServer::start().await;
     let store = &server.server.store;
@@ -88,12 +105,27 @@ pub async fn council_session(ctx: &mut Ctx) -> Result<()> {
         )
         .await?;
     println!("  the floor went to the councillor, announced");
+    // Her microphone is forwarded now that she has the floor.
+    let anna_mic = format!("user-{}/microphone", anna.id);
+    let cond = format!(
+        "window.sportello.inboundStats().then(s => s.some(e => e.trackId === {} && e.kind === 'audio' && e.packetsReceived > 0))",
+        serde_json::to_string(&anna_mic)?
+    );
+    chair_b.wait_for(&cond, STEP).await?;
 
     click_button(chair_b, "Togli la parola").await?;
     anna_b
         .wait_for("[...document.querySelectorAll('[aria-live]')].some(r => r.textContent.includes('microfono'))", STEP)
         .await?;
     println!("  taken back: the councillor is told her microphone was turned off");
+    // The browser mutes by disabling its track, which still sends (silent) RTP: only the SFU's gate
+    // stops it. Give the gate a moment, then nothing of her microphone may reach the chair.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let leaked = audio_flow(chair_b, &anna_mic, Duration::from_secs(2)).await?;
+    if leaked > 0 {
+        return Err(err(format!("{leaked} audio packets of {anna_mic} reached the chair after the floor was taken")));
+    }
+    println!("  without the floor her microphone reaches nobody (gated in the SFU)");
     drop(server);
     Ok(())
 }
