@@ -56,6 +56,8 @@ pub struct Snapshot {
     pub counts: Counts,
     pub connected: usize,
     pub peers: usize,
+    /// RTP packets written by every publisher so far.
+    pub sent: u64,
     /// One-way delays (µs) collected while measuring, drained by each snapshot.
     pub delays: Vec<u32>,
     /// Per subscriber connection: its participant's join start and first media packet.
@@ -238,8 +240,13 @@ fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>, bind: IpAddr) {
                 }
                 Command::Snapshot { reply } => {
                     let mut s = Snapshot { delays: std::mem::take(&mut delays), ..Default::default() };
-                    for p in peers.iter().flatten() {
+                    let debug = std::env::var_os("LOAD_DEBUG").is_some();
+                    for (id, p) in peers.iter().enumerate().filter_map(|(i, p)| Some((i, p.as_ref()?))) {
+                        if debug && !p.is_publisher() {
+                            eprintln!("load: subscriber pc {id}: {} streams {:?}", p.streams().len(), p.streams());
+                        }
                         s.peers += 1;
+                        s.sent += p.rtp_sent;
                         if p.state == rtc::peer_connection::state::RTCPeerConnectionState::Connected {
                             s.connected += 1;
                         }

@@ -16,6 +16,8 @@ pub struct Figures {
     pub rss_idle_mib: f64,
     pub rss_per_subscriber_kib: f64,
     pub loss_pct: f64,
+    /// Packets received by subscribers ÷ (packets publishers sent × fan-out), over the window.
+    pub delivered_pct: Option<f64>,
     /// One-way delay publisher → subscriber through the server, p50 and p95.
     pub latency_ms: [Option<f64>; 2],
     pub latency_samples: usize,
@@ -53,6 +55,7 @@ impl Figures {
             ("server RSS idle (MiB)", Some(self.rss_idle_mib), "lower"),
             ("server RSS delta per subscriber (KiB)", Some(self.rss_per_subscriber_kib), "lower"),
             ("loss (%)", Some(self.loss_pct), "lower"),
+            ("delivered of offered (%)", self.delivered_pct, "higher"),
             ("one-way latency p50 (ms)", self.latency_ms[0], "lower"),
             ("one-way latency p95 (ms)", self.latency_ms[1], "lower"),
             ("join → first media p50 (ms)", self.join_ms[0], "lower"),

@@ -99,6 +99,8 @@ pub struct Peer {
     outgoing: Vec<Outgoing>,
     incoming: HashMap<u32, Incoming>,
     pub rtp_received: u64,
+    /// RTP packets this publisher handed to its connection.
+    pub rtp_sent: u64,
     /// When its participant started joining (signaling connect), and when its first media arrived.
     pub started: Instant,
     pub first_media: Option<Instant>,
@@ -135,6 +137,7 @@ impl Peer {
             outgoing: Vec::new(),
             incoming: HashMap::new(),
             rtp_received: 0,
+            rtp_sent: 0,
             started,
             first_media: None,
             next_timeout: None,
@@ -233,6 +236,13 @@ impl Peer {
         self.pc.add_remote_candidate(init).map_err(err("adding a remote candidate"))
     }
 
+    /// Per incoming SSRC: packets received (for `LOAD_DEBUG` reports).
+    pub fn streams(&self) -> Vec<(u32, u64)> {
+        let mut v: Vec<(u32, u64)> = self.incoming.iter().map(|(s, i)| (*s, i.received)).collect();
+        v.sort_unstable();
+        v
+    }
+
     pub fn is_publisher(&self) -> bool {
         !self.outgoing.is_empty()
     }
@@ -320,7 +330,9 @@ impl Peer {
                     };
                     o.seq = o.seq.wrapping_add(1);
                     if let Some(mut s) = self.pc.rtp_sender(o.sender) {
-                        wrote |= s.write_rtp(now, packet).is_ok();
+                        let ok = s.write_rtp(now, packet).is_ok();
+                        self.rtp_sent += ok as u64;
+                        wrote |= ok;
                     }
                 }
                 o.timestamp = o.timestamp.wrapping_add(if o.video { 3000 } else { 960 });

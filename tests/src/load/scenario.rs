@@ -91,6 +91,16 @@ impl Plan {
     pub fn publishers(&self) -> usize {
         self.everyone().filter(|p| p.publish.is_some()).count()
     }
+
+    /// How many subscriber connections each publisher's packets should reach, on average.
+    fn fanout(&self) -> f64 {
+        let (mut n, mut sum) = (0usize, 0usize);
+        for p in self.everyone().filter(|p| p.publish.is_some()) {
+            n += 1;
+            sum += self.everyone().filter(|o| o.room == p.room && o.identity != p.identity).count();
+        }
+        if n == 0 { 0.0 } else { sum as f64 / n as f64 }
+    }
 }
 
 /// Runs `plan` against a freshly started server and measures `measure` of steady state.
@@ -155,6 +165,16 @@ pub async fn run(
     let s1 = engine.snapshot().await?;
     let (cpu1, own1, elapsed) = (proc_stat::cpu_time(server.pid), proc_stat::own_cpu_time(), t0.elapsed());
     let rss_loaded = proc_stat::rss_kib(server.pid).unwrap_or(0);
+    if std::env::var_os("LOAD_DEBUG").is_some() {
+        let secs = elapsed.as_secs_f64();
+        eprintln!(
+            "load: {} on {}: publishers sent {:.0} RTP packets/s, subscribers received {:.0}/s",
+            plan.name,
+            server.kind.name(),
+            (s1.sent - s0.sent) as f64 / secs,
+            (s1.counts.rtp - s0.counts.rtp) as f64 / secs
+        );
+    }
     engine.measure(false);
 
     let _ = stop_tx.send(true);
@@ -203,6 +223,12 @@ pub async fn run(
         us_per_packet: cpu.map(|c| c.as_secs_f64() * 1e6 / forwarded.max(1) as f64),
         rss_idle_mib: rss_idle as f64 / 1024.0,
         rss_per_subscriber_kib: (rss_loaded.saturating_sub(rss_idle)) as f64 / subscribers.max(1) as f64,
+        // Loss above counts gaps in the sequence numbers subscribers see; a server that rewrites
+        // them (Sportello) hides packets it never forwarded, so also compare with what was offered.
+        delivered_pct: {
+            let offered = (s1.sent - s0.sent) as f64 * plan.fanout();
+            (offered > 0.0).then(|| forwarded as f64 / offered * 100.0)
+        },
         loss_pct: if expected > 0 { (expected.saturating_sub(received)) as f64 / expected as f64 * 100.0 } else { 0.0 },
         latency_ms: [percentile(&delays, 50.0), percentile(&delays, 95.0)].map(|v| v.map(|us| us as f64 / 1000.0)),
         latency_samples: delays.len(),
