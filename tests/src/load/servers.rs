@@ -139,7 +139,8 @@ impl Server {
             .spawn()
             .map_err(err("starting janus (Debian package `janus`)"))?;
         let pid = child.id();
-        let mut server = Server { kind: Kind::Janus, pid, http, tokens: None, client_ip: JANUS_ADDR.into(), child, _dir: dir };
+        let mut server =
+            Server { kind: Kind::Janus, pid, http, tokens: None, client_ip: JANUS_ADDR.into(), child, _dir: dir };
         server.wait_listening()?;
         Ok(server)
     }
