@@ -9,11 +9,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 use sportello_domain::booking::{JOIN_CLOSES_AFTER, JOIN_OPENS_BEFORE, JoinTiming, Lang, join_timing, opening_label};
 use sportello_store::{Appointment, Office, Status};
 use tracing::Instrument;
 
+use crate::api::auth::sha256_hex;
 use crate::server::AppState;
 use crate::token::{Claims, KeyError, Role, TokenKey};
 
@@ -44,6 +44,17 @@ fn base(public_url: &str) -> &str {
     public_url.trim_end_matches('/')
 }
 
+/// The join link the citizen's emails and pages show: only for a confirmed video appointment
+/// (a signing failure is logged and leaves the link out rather than failing the email).
+pub fn video_join_link(state: &AppState, appt: &Appointment, now: i64) -> Option<String> {
+    if appt.mode != sportello_store::Mode::Video || appt.status != Status::Confirmed {
+        return None;
+    }
+    join_link(&state.tokens, &state.config.public_url, appt, now)
+        .inspect_err(|error| tracing::error!(%error, "cannot sign a join link"))
+        .ok()
+}
+
 /// `<public_url>/a/<token>` for the appointment as it is now (times included).
 pub fn join_link(tokens: &TokenKey, public_url: &str, appt: &Appointment, now: i64) -> Result<String, KeyError> {
     let token = tokens.issue(&citizen_claims(appt, now))?;
@@ -60,11 +71,6 @@ pub fn manage_link(public_url: &str, code: &str, secret: &str) -> String {
 /// (the cancel itself is a button press: link scanners must not cancel by GET).
 pub fn cancel_link(public_url: &str, code: &str, secret: &str) -> String {
     format!("{}/appuntamento?codice={code}&azione=annulla#{secret}", base(public_url))
-}
-
-/// SHA-256 hex: what the database keeps of a secret.
-pub fn secret_hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// A second manage secret the server can derive again at any time, for emails sent after the
@@ -92,7 +98,7 @@ pub fn secret_matches(tokens: &TokenKey, appt: &Appointment, secret: &str) -> bo
     if secret.is_empty() || secret.len() > 200 {
         return false;
     }
-    if constant_time_eq(secret_hash(secret).as_bytes(), appt.secret_hash.as_bytes()) {
+    if constant_time_eq(sha256_hex(secret).as_bytes(), appt.secret_hash.as_bytes()) {
         return true;
     }
     derived_secret(tokens, appt).is_ok_and(|d| constant_time_eq(d.as_bytes(), secret.as_bytes()))
@@ -300,7 +306,7 @@ mod tests {
         Appointment {
             id: "a1".into(),
             code: "ABCD-2345".into(),
-            secret_hash: secret_hash("s3cret"),
+            secret_hash: sha256_hex("s3cret"),
             office_id: "o".into(),
             service_id: "s".into(),
             official_id: "u".into(),

@@ -46,12 +46,7 @@ pub async fn send_due_reminders(state: &AppState) -> Result<usize, ReminderError
                     return Ok(());
                 }
             };
-            let join = match appt.mode {
-                sportello_store::Mode::Video => {
-                    links::join_link(&state.tokens, &state.config.public_url, &appt, now).ok()
-                }
-                sportello_store::Mode::InPerson => None,
-            };
+            let join = links::video_join_link(state, &appt, now);
             let cancel = links::cancel_link(&state.config.public_url, &appt.code, &secret);
             let manage = links::manage_link(&state.config.public_url, &appt.code, &secret);
             let mail = BookingMail {

@@ -16,8 +16,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -551,23 +549,6 @@ fn meeting_mode(m: Mode) -> MeetingMode {
     }
 }
 
-fn new_secret() -> String {
-    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-}
-
-fn join_url(state: &AppState, appt: &Appointment, now: i64) -> Option<String> {
-    if appt.mode != Mode::Video || appt.status != Status::Confirmed {
-        return None;
-    }
-    match links::join_link(&state.tokens, &state.config.public_url, appt, now) {
-        Ok(link) => Some(link),
-        Err(error) => {
-            tracing::error!(%error, "cannot sign a join link");
-            None
-        }
-    }
-}
-
 fn booking_out(
     state: &AppState,
     appt: &Appointment,
@@ -593,7 +574,7 @@ fn booking_out(
         email: appt.email.clone(),
         details: appt.details.clone(),
         ics_url: format!("/api/public/appointments/{}/ics", appt.code),
-        join_url: join_url(state, appt, now),
+        join_url: links::video_join_link(state, appt, now),
         can_change: appt.status == Status::Confirmed && now < appt.starts_at,
         rating: appt.rating,
     }
@@ -769,13 +750,13 @@ async fn book(
         if candidates.is_empty() {
             return Err(slot_unavailable());
         }
-        let secret = new_secret();
+        let secret = super::auth::new_secret();
         let mut booked = None;
         'officials: for official in candidates {
             for _ in 0..CODE_ATTEMPTS {
                 let new = NewAppointment {
                     code: booking_code(rand::random()),
-                    secret_hash: links::secret_hash(&secret),
+                    secret_hash: super::auth::sha256_hex(&secret),
                     office_id: office.id.clone(),
                     service_id: service.id.clone(),
                     official_id: official.id.clone(),
@@ -805,7 +786,7 @@ async fn book(
         tracing::Span::current().record("code", appt.code.as_str());
         tracing::info!(appointment = %appt.id, "booked");
 
-        let join = join_url(&state, &appt, now);
+        let join = links::video_join_link(&state, &appt, now);
         let manage = links::manage_link(&state.config.public_url, &appt.code, &secret);
         let mail = BookingMail {
             appt: &appt,
@@ -838,7 +819,7 @@ fn honeypot_reply(
     let out = BookingOut {
         ics_url: format!("/api/public/appointments/{code}/ics"),
         code,
-        secret: Some(new_secret()),
+        secret: Some(super::auth::new_secret()),
         status: Status::Confirmed.to_string(),
         start: rfc3339(start),
         end: rfc3339(end),
@@ -1001,7 +982,7 @@ async fn reschedule(
         }
         let appt = moved.ok_or(StoreError::SlotTaken)?;
         tracing::info!(appointment = %appt.id, "rescheduled by the citizen");
-        let join = join_url(&state, &appt, now);
+        let join = links::video_join_link(&state, &appt, now);
         let manage = links::manage_link(&state.config.public_url, &appt.code, &secret);
         let mail = BookingMail {
             appt: &appt,
@@ -1031,7 +1012,7 @@ async fn ics(
         let appt = authorised(&state, &code, header_secret(&headers).as_deref()).await?;
         let (office, service, _) = context(&state, &appt).await?;
         let now = state.clock.now();
-        let join = join_url(&state, &appt, now);
+        let join = links::video_join_link(&state, &appt, now);
         let text = appointment_ics(&appt, &office, &service, join.as_deref(), now);
         let mut response = text.into_response();
         let h = response.headers_mut();
