@@ -162,6 +162,50 @@ pub struct SfuStats {
     pub gated_packets: u64,
 }
 
+/// One published source of some room: the input of a program feed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourceRef {
+    pub room: RoomId,
+    pub participant: ParticipantId,
+    pub source: TrackSource,
+}
+
+impl SourceRef {
+    pub fn new(room: impl Into<RoomId>, participant: impl Into<ParticipantId>, source: TrackSource) -> Self {
+        SourceRef { room: room.into(), participant: participant.into(), source }
+    }
+}
+
+/// What a program feed ([`crate::Sfu::program_open`]) shows now. Each output takes the FIRST
+/// source of its list that is published at the moment (re-evaluated when tracks come and go), so
+/// a fallback is written once: `[floor holder, chamber camera, chair]`. An empty list, or a list
+/// of which nothing is published, sends nothing (the public page shows its slate).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProgramSelection {
+    /// The program's video; a change takes effect at the new source's next keyframe (requested at
+    /// once), so viewers never see a broken picture and the SFU never decodes.
+    pub video: Vec<SourceRef>,
+    /// One list per audio slot of the program (see `program_open`); a change takes effect at once.
+    pub audio: Vec<Vec<SourceRef>>,
+}
+
+/// One file a program recording wrote ([`crate::Sfu::record_stop`]): raw frames, not re-encoded —
+/// VP8 in IVF (timebase 1/90000, presentation times from RTP) or Opus in Ogg.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedFile {
+    pub path: std::path::PathBuf,
+    pub kind: MediaKind,
+    /// Audio slot index for audio files; 0 for the video file.
+    pub slot: usize,
+    /// Frames (video) or Opus packets (audio) written.
+    pub frames: u64,
+    /// When the first frame arrived, in milliseconds after `record_start`; `None` if nothing came.
+    /// The remux offsets each file by this, so audio and video line up.
+    pub first_frame_ms: Option<u64>,
+    /// Presentation time of the last frame relative to the file's first one, in milliseconds.
+    pub last_frame_ms: Option<u64>,
+}
+
 /// How the SFU is reached from the network.
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
@@ -197,6 +241,14 @@ pub enum SfuError {
     NoPendingOffer,
     #[error("media transport error: {0}")]
     Transport(String),
+    #[error("no program feed {0}")]
+    UnknownProgram(String),
+    #[error("program feed {0} exists already")]
+    ProgramExists(String),
+    #[error("the offer carries no media the SFU can take: {0}")]
+    UnusableOffer(String),
+    #[error("recording failed: {0}")]
+    Recording(String),
     #[error("cannot open the media socket on {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
 }

@@ -91,6 +91,51 @@ impl Sfu {
         self.call(|reply| Command::SetForwarding { room, participant, source, enabled, reply }).await
     }
 
+    /// Opens a program feed: a receive-only room `program` whose tracks — one video and
+    /// `audio_slots` audio tracks — are fed by whichever sources [`Sfu::program_select`] picks, from
+    /// any room, without decoding. Viewers join it with [`Sfu::whep_offer`]; it can be recorded
+    /// ([`Sfu::record_start`]). It starts with nothing selected.
+    pub async fn program_open(&self, program: RoomId, audio_slots: usize) -> Result<(), SfuError> {
+        self.call(|reply| Command::ProgramOpen { program, audio_slots, reply }).await
+    }
+
+    /// Changes what the program shows (see [`ProgramSelection`]). Audio slots beyond those opened
+    /// are ignored.
+    pub async fn program_select(&self, program: RoomId, selection: ProgramSelection) -> Result<(), SfuError> {
+        self.call(|reply| Command::ProgramSelect { program, selection, reply }).await
+    }
+
+    /// Closes a program feed: its viewers' connections close and a running recording stops.
+    pub async fn program_close(&self, program: RoomId) -> Result<(), SfuError> {
+        self.call(|reply| Command::ProgramClose { program, reply }).await
+    }
+
+    /// WHEP: a receive-only viewer of a program feed. The viewer's offer (with its ICE candidates;
+    /// no trickle) gets the answer; program tracks are attached to its audio/video m-lines in order.
+    /// The viewer leaves with [`Sfu::leave`]`(program, viewer)`.
+    pub async fn whep_offer(&self, program: RoomId, viewer: ParticipantId, sdp: String) -> Result<String, SfuError> {
+        self.call(|reply| Command::WhepOffer { program, viewer, sdp, reply }).await
+    }
+
+    /// WHIP: an encoder publishes into `room` as `participant` (joined if needed): its first audio
+    /// m-line becomes the microphone, its first video m-line the camera. Ends with [`Sfu::leave`].
+    pub async fn whip_offer(&self, room: RoomId, participant: ParticipantId, sdp: String) -> Result<String, SfuError> {
+        self.call(|reply| Command::WhipOffer { room, participant, sdp, reply }).await
+    }
+
+    /// Starts recording a program feed into `dir` (created if missing): `video.ivf` and
+    /// `audio-<slot>.ogg`, written off the media thread. Nothing is written while nothing is
+    /// selected, so a suspended part leaves a gap.
+    pub async fn record_start(&self, program: RoomId, dir: std::path::PathBuf) -> Result<(), SfuError> {
+        self.call(|reply| Command::RecordStart { program, dir, reply }).await
+    }
+
+    /// Stops the program's recording and returns what was written, once every file is closed.
+    pub async fn record_stop(&self, program: RoomId) -> Result<Vec<RecordedFile>, SfuError> {
+        let pending = self.call(|reply| Command::RecordStop { program, reply }).await?;
+        pending.await.map_err(|_| SfuError::Recording("the recorder stopped unexpectedly".into()))?
+    }
+
     /// Counts of live state.
     pub async fn stats(&self) -> Result<SfuStats, SfuError> {
         self.call(|reply| Command::Stats { reply }).await

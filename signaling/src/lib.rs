@@ -16,6 +16,7 @@
 //! - [`clock`]: the server's "now" (shifted in tests), used by every time-based decision.
 //! - [`mail`]: outgoing email — SMTP, or `.eml` files in `<data_dir>/outbox` by default.
 //! - [`links`]: the citizen's join, manage and cancel links, and the join link's landing page.
+//! - [`live`]: the public side of council sessions (live state board, program/chamber room names).
 //! - [`booking_mail`]: the booking emails (confirmation, new time, cancellation, reminder) and `.ics`.
 //! - [`reminders`]: the reminder pass, run every minute.
 //! - [`calendar_fetch`]: officials' own calendars in (subscription URLs, uploads), refreshed periodically.
@@ -40,6 +41,7 @@ pub mod documents;
 pub mod error;
 pub mod feeds;
 pub mod links;
+pub mod live;
 pub mod logging;
 pub mod mail;
 pub mod persist;

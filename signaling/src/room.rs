@@ -123,6 +123,8 @@ pub struct RoomSettings {
     pub retention: Duration,
     /// Where chat and appointment events go (the room never awaits the database).
     pub persist: Persister,
+    /// The public state of council sessions, written by council rooms.
+    pub live: crate::live::LiveBoard,
 }
 
 /// Someone waiting in a room's lobby, as the officials' dashboard sees them.

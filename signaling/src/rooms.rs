@@ -155,6 +155,11 @@ impl Rooms {
         Entry { actor, control: control_tx, commands: commands_tx, view }
     }
 
+    /// The media engine (program feeds, WHEP/WHIP need it outside any room actor).
+    pub fn sfu(&self) -> &Sfu {
+        &self.inner.sfu
+    }
+
     pub fn downgrade(&self) -> WeakRooms {
         WeakRooms { inner: Arc::downgrade(&self.inner) }
     }

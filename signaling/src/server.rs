@@ -38,6 +38,8 @@ pub struct AppState {
     pub login_limiter: Arc<LoginLimiter>,
     /// Changes (or closes) when the server shuts down; websocket sessions then close with 1001.
     pub shutdown: watch::Receiver<bool>,
+    /// The public state of council sessions (`/live/<session>`), written by council rooms.
+    pub live: crate::live::LiveBoard,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
     ) -> AppState {
         let clock = tokens.clock().clone();
         let (persist, jobs) = Persister::channel();
+        let live = crate::live::LiveBoard::default();
         let settings = RoomSettings {
             reconnect_grace: config.reconnect_grace,
             max_participants: config.max_participants,
@@ -58,6 +61,7 @@ impl AppState {
             clock: clock.clone(),
             retention: config.retention,
             persist,
+            live: live.clone(),
         };
         let rooms = Rooms::new(sfu, settings);
         // Rooms queue chat and appointment events; this task writes them (it ends with `rooms`).
@@ -71,6 +75,7 @@ impl AppState {
             clock,
             login_limiter: Arc::default(),
             shutdown,
+            live,
         }
     }
 }

@@ -85,6 +85,43 @@ pub enum Command {
     Stats {
         reply: Reply<SfuStats>,
     },
+    ProgramOpen {
+        program: RoomId,
+        audio_slots: usize,
+        reply: Reply<()>,
+    },
+    ProgramSelect {
+        program: RoomId,
+        selection: ProgramSelection,
+        reply: Reply<()>,
+    },
+    ProgramClose {
+        program: RoomId,
+        reply: Reply<()>,
+    },
+    WhepOffer {
+        program: RoomId,
+        viewer: ParticipantId,
+        sdp: String,
+        reply: Reply<String>,
+    },
+    WhipOffer {
+        room: RoomId,
+        participant: ParticipantId,
+        sdp: String,
+        reply: Reply<String>,
+    },
+    RecordStart {
+        program: RoomId,
+        dir: std::path::PathBuf,
+        reply: Reply<()>,
+    },
+    /// Answered at once with a receiver that resolves when the files are closed (the writer
+    /// thread finishes without holding up the media loop).
+    RecordStop {
+        program: RoomId,
+        reply: Reply<oneshot::Receiver<Result<Vec<RecordedFile>, SfuError>>>,
+    },
 }
 
 /// Binds the socket and starts the engine thread.
@@ -975,6 +1012,18 @@ impl Engine {
                     dropped_packets: self.dropped,
                     gated_packets: self.router.gated_packets(),
                 }));
+            }
+            Command::ProgramOpen { reply, .. }
+            | Command::ProgramSelect { reply, .. }
+            | Command::ProgramClose { reply, .. }
+            | Command::RecordStart { reply, .. } => {
+                let _ = reply.send(Err(SfuError::Transport("not implemented yet".into())));
+            }
+            Command::WhepOffer { reply, .. } | Command::WhipOffer { reply, .. } => {
+                let _ = reply.send(Err(SfuError::Transport("not implemented yet".into())));
+            }
+            Command::RecordStop { reply, .. } => {
+                let _ = reply.send(Err(SfuError::Transport("not implemented yet".into())));
             }
         }
     }
