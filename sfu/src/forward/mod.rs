@@ -13,6 +13,7 @@
 //! - [`vp8`]: keyframe detection from the VP8 payload descriptor.
 //! - [`queue`]: the lossy per-subscriber queue and its pacer.
 //! - [`extmap`]: header-extension id remapping between a publisher's and a subscriber's leg.
+//! - [`program`]: program feeds — which source feeds a broadcast output, switched at keyframes.
 //! - [`speaker`]: the room's dominant speaker, from RFC 6464 audio levels.
 //!
 //! The hot path allocates nothing: [`Router::route`] appends to a caller-owned `Vec`, mungers and
@@ -22,6 +23,7 @@ pub mod extmap;
 pub mod keyframe;
 pub mod keys;
 pub mod munger;
+pub mod program;
 pub mod queue;
 pub mod router;
 pub mod speaker;
@@ -31,6 +33,7 @@ pub use extmap::ExtensionMap;
 pub use keyframe::{DEFAULT_KEYFRAME_INTERVAL, KeyframeThrottle};
 pub use keys::{DownTrackKey, SubscriberKey, TrackKey};
 pub use munger::RtpMunger;
+pub use program::{Accept, ProgramSwitch};
 pub use queue::{LossyQueue, Pacer};
 pub use router::{Forward, Router, RouterConfig, RtpMeta};
 pub use speaker::{ActiveSpeakerDetector, SpeakerConfig};

@@ -102,6 +102,12 @@ impl RtpMunger {
         self.clock_rate
     }
 
+    /// Forgets the source replaced by the last switch, so it may come back at once (a program feed
+    /// switching back to a speaker is a decision, not a straggler).
+    pub fn forget_replaced(&mut self) {
+        self.replaced = None;
+    }
+
     /// Rewrites one upstream packet: the outgoing `(seq, timestamp)`, or `None` to drop it (a
     /// duplicate, older than the newest by `WINDOW` or more, older than the current source's switch
     /// point, or a straggler of a replaced source).

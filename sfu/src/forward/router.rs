@@ -279,6 +279,27 @@ impl Router {
         }
     }
 
+    /// Asks for a keyframe of this video track whether or not anyone subscribes to it yet (a
+    /// program feed about to switch to it), throttled like every request.
+    pub fn request_keyframe(&mut self, track: TrackKey, now: Instant) {
+        if let Some(t) = self.tracks.get_mut(&track)
+            && t.is_video()
+        {
+            t.throttle.request(now);
+        }
+    }
+
+    /// The next different SSRC on this track is a deliberate switch (a program feed changing
+    /// source), not the replaced publisher's straggler: let a recent source come back at once.
+    pub fn clear_stragglers(&mut self, track: TrackKey) {
+        if let Some(t) = self.tracks.get_mut(&track) {
+            t.replaced = None;
+            for down in &mut t.downs {
+                down.munger.forget_replaced();
+            }
+        }
+    }
+
     /// A subscriber sent PLI/FIR for this downtrack: forwarded upstream, throttled.
     pub fn keyframe_requested(&mut self, down: DownTrackKey, now: Instant) {
         let Some(track) = self.tracks.get_mut(&down.track) else {
@@ -932,5 +953,68 @@ mod tests {
         r.subscribe(down(0, TrackKey(5)), 1, t0);
         assert!(out.is_empty());
         assert_eq!(r.subscription_count(), 0);
+    }
+
+    /// A program output fed by two sources through a [`ProgramSwitch`], as the engine does it.
+    #[test]
+    fn program_output_switches_at_keyframes_and_may_switch_straight_back() {
+        use crate::forward::program::{Accept, ProgramSwitch};
+        const PROGRAM: TrackKey = TrackKey(9);
+        let t0 = Instant::now();
+        let mut r = Router::new(RouterConfig::default());
+        for t in [VIDEO, TrackKey(3), PROGRAM] {
+            r.add_track(t, MediaKind::Video, 90_000);
+        }
+        r.subscribe(down(0, PROGRAM), 4_000, t0);
+        let mut a = Upstream::video(10);
+        let mut b = Upstream::video(10);
+        b.ssrc = NEW_PUB_SSRC;
+        b.seq = 30_000;
+        b.ts = 77_000_000;
+        b.frame = 5; // out of phase: B's keyframes fall between A's
+        let mut switch = ProgramSwitch::new(MediaKind::Video);
+        switch.want(Some(VIDEO));
+        let mut received = Received::new();
+        let mut from = Vec::new(); // which source each forwarded packet came from
+        let mut out = Vec::new();
+        let mut plis = Vec::new();
+        for frame in 0..120u64 {
+            let now = ms(t0, 33 * frame);
+            match frame {
+                30 => assert_eq!(switch.want(Some(TrackKey(3))), Some(TrackKey(3))),
+                // Straight back to A, less than the straggler window after leaving it.
+                60 => assert_eq!(switch.want(Some(VIDEO)), Some(VIDEO)),
+                _ => {}
+            }
+            for (source, packets) in [(VIDEO, a.next_frame()), (TrackKey(3), b.next_frame())] {
+                for p in &packets {
+                    match switch.accept(source, p.is_keyframe) {
+                        Accept::No => continue,
+                        Accept::Switched => r.clear_stragglers(PROGRAM),
+                        Accept::Yes => {}
+                    }
+                    out.clear();
+                    r.route(PROGRAM, p, now, &mut out);
+                    for f in &out {
+                        received.entry(f.down).or_default().push(*f);
+                        from.push((source, p.is_keyframe));
+                    }
+                }
+            }
+            r.poll_keyframe_requests(now, &mut plis);
+        }
+        let got = &received[&down(0, PROGRAM)];
+        assert_continuous(got);
+        // Every change of source happens on a keyframe packet.
+        for w in from.windows(2) {
+            if w[0].0 != w[1].0 {
+                assert!(w[1].1, "switched to {:?} on a delta frame", w[1].0);
+            }
+        }
+        let sources: Vec<TrackKey> = from.iter().map(|(s, _)| *s).collect();
+        let changes = sources.windows(2).filter(|w| w[0] != w[1]).count();
+        assert_eq!(changes, 2, "A, then B, then A again");
+        // A keyframe period at most is spent waiting each time; nothing is lost beyond that.
+        assert!(got.len() >= 3 * (120 - 2 * 10), "only {} packets forwarded", got.len());
     }
 }
