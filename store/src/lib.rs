@@ -12,6 +12,7 @@ mod catalog;
 mod content;
 mod council;
 mod model;
+mod recordings;
 mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -30,6 +31,7 @@ pub use council::{
     NewCouncilVote,
 };
 pub use model::*;
+pub use recordings::{ArchivedSession, NewRecording, Recording};
 
 /// Errors of the store. `Conflict`/`SlotTaken`/`NotFound`/`InvalidTransition` are expected outcomes the
 /// edge maps to 409/404; `Database`/`Migrate` are failures.
