@@ -46,6 +46,7 @@ pub mod logging;
 pub mod mail;
 pub mod persist;
 pub mod protocol;
+pub mod recording;
 pub mod reminders;
 pub mod retention;
 pub mod room;
