@@ -47,6 +47,9 @@ pub struct Config {
     pub reminder_lead: Duration,
     /// How long documents and chat messages are kept after they are shared.
     pub retention: Duration,
+    /// How long council recordings stay published after the session (the stated retention period
+    /// the Garante requires for recordings); then the file and its row are deleted.
+    pub recording_retention: Duration,
     /// Largest accepted upload, in bytes.
     pub max_upload: usize,
     /// How often officials' calendar subscription URLs are fetched again.
@@ -75,6 +78,7 @@ impl Default for Config {
             mail_from: "Sportello <noreply@localhost>".into(),
             reminder_lead: Duration::from_secs(24 * 3600),
             retention: Duration::from_secs(30 * 86_400),
+            recording_retention: Duration::from_secs(365 * 86_400),
             max_upload: 10 * 1024 * 1024,
             calendar_refresh: Duration::from_secs(30 * 60),
             calendar_fetch_timeout: Duration::from_secs(10),
@@ -178,6 +182,8 @@ pub struct Layer {
     pub reminder_lead: Option<Duration>,
     #[serde(default, deserialize_with = "duration_in_file")]
     pub retention: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_in_file")]
+    pub recording_retention: Option<Duration>,
     pub max_upload: Option<usize>,
     #[serde(default, deserialize_with = "duration_in_file")]
     pub calendar_refresh: Option<Duration>,
@@ -204,6 +210,7 @@ impl Layer {
             mail_from: self.mail_from.or(lower.mail_from),
             reminder_lead: self.reminder_lead.or(lower.reminder_lead),
             retention: self.retention.or(lower.retention),
+            recording_retention: self.recording_retention.or(lower.recording_retention),
             max_upload: self.max_upload.or(lower.max_upload),
             calendar_refresh: self.calendar_refresh.or(lower.calendar_refresh),
             calendar_fetch_timeout: self.calendar_fetch_timeout.or(lower.calendar_fetch_timeout),
@@ -229,6 +236,7 @@ impl Layer {
             mail_from: self.mail_from.unwrap_or(base.mail_from),
             reminder_lead: self.reminder_lead.unwrap_or(base.reminder_lead),
             retention: self.retention.unwrap_or(base.retention),
+            recording_retention: self.recording_retention.unwrap_or(base.recording_retention),
             max_upload: self.max_upload.unwrap_or(base.max_upload),
             calendar_refresh: self.calendar_refresh.unwrap_or(base.calendar_refresh),
             calendar_fetch_timeout: self.calendar_fetch_timeout.unwrap_or(base.calendar_fetch_timeout),
@@ -278,6 +286,7 @@ impl Layer {
                 "MAIL_FROM" => layer.mail_from = Some(value),
                 "REMINDER_LEAD" => layer.reminder_lead = Some(parse_duration(&value).map_err(err)?),
                 "RETENTION" => layer.retention = Some(parse_duration(&value).map_err(err)?),
+                "RECORDING_RETENTION" => layer.recording_retention = Some(parse_duration(&value).map_err(err)?),
                 "MAX_UPLOAD" => layer.max_upload = Some(parsed(&value).map_err(err)?),
                 "CALENDAR_REFRESH" => layer.calendar_refresh = Some(parse_duration(&value).map_err(err)?),
                 "CALENDAR_FETCH_TIMEOUT" => layer.calendar_fetch_timeout = Some(parse_duration(&value).map_err(err)?),
@@ -607,5 +616,8 @@ mod tests {
         }
         let layer = Layer::from_toml("reconnect_grace = 20").unwrap();
         assert_eq!(layer.reconnect_grace, Some(Duration::from_secs(20)));
+        let layer = Layer::from_toml("recording_retention = \"730d\"").unwrap();
+        assert_eq!(layer.recording_retention, Some(Duration::from_secs(730 * 86_400)));
+        assert_eq!(Config::default().recording_retention, Duration::from_secs(365 * 86_400));
     }
 }

@@ -1,5 +1,6 @@
 //! The background pass: what the privacy rules say must go, goes (documents — file first, then row —
-//! and chat past their retention), and confirmed appointments that ended more than
+//! and chat past their retention; council recordings whose session ended more than
+//! `recording_retention` ago), and confirmed appointments that ended more than
 //! [`CLOSE_AFTER_SECS`] ago become `completed` (the citizen came) or `no_show`.
 
 use std::path::Path;
@@ -9,7 +10,7 @@ use sportello_store::{Status, Store, StoreError};
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::documents;
+use crate::{documents, recording};
 
 /// How often the pass runs.
 pub const INTERVAL: Duration = Duration::from_secs(300);
@@ -23,6 +24,7 @@ pub struct Sweep {
     pub chat_deleted: u64,
     pub completed: u64,
     pub no_show: u64,
+    pub recordings_deleted: u64,
 }
 
 /// One pass at `now` (tests call it directly).
@@ -57,14 +59,53 @@ pub async fn run_once(store: &Store, data_dir: &Path, now: i64) -> Result<Sweep,
     Ok(sweep)
 }
 
-/// Runs [`run_once`] every [`INTERVAL`] until the server shuts down.
-pub async fn run(store: Store, data_dir: std::path::PathBuf, clock: Clock, mut shutdown: watch::Receiver<bool>) {
+/// The whole pass at `now`: [`run_once`] (rows that carry their own expiry) and the recordings
+/// that ended more than `recording_retention` before `now`.
+pub async fn pass(
+    store: &Store,
+    data_dir: &Path,
+    now: i64,
+    recording_retention: Duration,
+) -> Result<Sweep, StoreError> {
+    let mut sweep = run_once(store, data_dir, now).await?;
+    let cutoff = now.saturating_sub(i64::try_from(recording_retention.as_secs()).unwrap_or(i64::MAX));
+    sweep.recordings_deleted = delete_expired_recordings(store, data_dir, cutoff).await?;
+    Ok(sweep)
+}
+
+/// Deletes the recordings that ended before `cutoff`: the file first, then the row (a row without
+/// its file is harmless, a published file without its row is forgotten).
+pub async fn delete_expired_recordings(store: &Store, data_dir: &Path, cutoff: i64) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    for expired in store.recordings_ended_before(cutoff).await? {
+        if let Err(error) = recording::remove(data_dir, &expired).await {
+            tracing::error!(recording = %expired.id, %error, "cannot delete an expired recording's file");
+            continue;
+        }
+        match store.delete_recording(&expired.id).await {
+            Ok(()) | Err(StoreError::NotFound) => {}
+            Err(error) => return Err(error),
+        }
+        tracing::info!(recording = %expired.id, session = %expired.session_id, ended_at = expired.ended_at, "expired recording deleted");
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
+/// Runs [`pass`] every [`INTERVAL`] until the server shuts down.
+pub async fn run(
+    store: Store,
+    data_dir: std::path::PathBuf,
+    clock: Clock,
+    recording_retention: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(error) = run_once(&store, &data_dir, clock.now()).await {
+                if let Err(error) = pass(&store, &data_dir, clock.now(), recording_retention).await {
                     tracing::error!(%error, "retention pass failed");
                 }
             }

@@ -114,6 +114,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api", api::routes())
         .merge(web::routes())
         .merge(api::council::page_routes())
+        .merge(api::archive::page_routes())
         .fallback(|| async { HttpError::NotFound })
         .with_state(state)
         .layer(header_layer(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
@@ -227,7 +228,13 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
     let events = tokio::spawn(rooms.clone().route_events(events));
     crate::reminders::spawn(state.clone());
     crate::calendar_fetch::spawn(state.clone());
-    tokio::spawn(retention::run(store.clone(), config.data_dir.clone(), state.clock.clone(), shutdown_rx.clone()));
+    tokio::spawn(retention::run(
+        store.clone(),
+        config.data_dir.clone(),
+        state.clock.clone(),
+        config.recording_retention,
+        shutdown_rx.clone(),
+    ));
     let mut stop = shutdown_rx;
     let http = tokio::spawn(async move {
         // Connect info: the booking rate limit is per client address.

@@ -6,6 +6,7 @@
 //! - [`auth`]: staff login/logout/password and the one-time setup links; the session extractor.
 //! - [`admin`]: administrators manage offices, services and staff.
 //! - [`staff`]: officials' dashboard — appointments, waiting citizens, admit, virtual office, invitations.
+//! - [`archive`]: the public archive of council recordings (no account): sessions, files, chapters, hashes.
 //! - [`rooms`]: what happens inside a room over HTTP — documents (upload/download) and chat history,
 //!   authorised by the room's join token.
 //!
@@ -13,6 +14,7 @@
 //! error shape once.
 
 pub mod admin;
+pub mod archive;
 pub mod auth;
 pub mod calendar;
 pub mod council;
@@ -37,5 +39,6 @@ pub fn routes() -> Router<AppState> {
         .merge(calendar::routes())
         .merge(rooms::routes())
         .merge(council::routes())
+        .merge(archive::routes())
         .merge(openapi::routes())
 }

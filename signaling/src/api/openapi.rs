@@ -41,6 +41,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = StaffApi::openapi();
     doc.merge(super::public::openapi());
     doc.merge(super::council::openapi());
+    doc.merge(super::archive::openapi());
     doc.merge(super::calendar::openapi());
     doc.merge(super::rooms::openapi());
     doc
@@ -65,6 +66,7 @@ mod tests {
             "/api/staff/invitations",
             "/api/public/appointments",
             "/api/council/sessions/{id}/minutes",
+            "/api/archive/{session_id}",
             "/api/rooms/{room}/documents",
         ] {
             assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());

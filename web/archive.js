@@ -1,0 +1,38 @@
+// Archive pages (/archivio/…): the chapter buttons seek their recording. Rendered by the server;
+// this script only adds behaviour (the page works without it: the video has its own controls).
+
+function seek(button) {
+  const video = document.getElementById(button.dataset.video);
+  const ms = Number(button.dataset.startMs);
+  if (!video || !Number.isFinite(ms)) return;
+  const go = () => {
+    video.currentTime = ms / 1000;
+    video.play().catch(() => {}); // autoplay rules may refuse; the position is set anyway
+  };
+  // Before the metadata is loaded the position cannot be set yet.
+  if (video.readyState >= 1) go();
+  else {
+    video.addEventListener('loadedmetadata', go, { once: true });
+    video.load();
+  }
+}
+
+// The chapter being played is marked (aria-current) so that it is visible and announced.
+function track(video) {
+  const buttons = [...document.querySelectorAll(`button.chapter[data-video="${video.id}"]`)];
+  video.addEventListener('timeupdate', () => {
+    const now = video.currentTime * 1000;
+    let current = null;
+    for (const b of buttons) if (Number(b.dataset.startMs) <= now) current = b;
+    for (const b of buttons) {
+      if (b === current) b.setAttribute('aria-current', 'true');
+      else b.removeAttribute('aria-current');
+    }
+  });
+}
+
+document.addEventListener('click', (event) => {
+  const button = event.target.closest('button.chapter');
+  if (button) seek(button);
+});
+for (const video of document.querySelectorAll('video.recording-video')) track(video);
