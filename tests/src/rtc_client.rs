@@ -58,6 +58,10 @@ pub struct Client {
     /// Send a keyframe only at the start and when asked (PLI), like a browser; otherwise every 30 frames.
     pub keyframes_on_request_only: bool,
     keyframe_requested: bool,
+    /// Filler byte of our VP8 payloads: tells the receiving side whose picture it got.
+    pub video_fill: u8,
+    /// The filler byte of the last VP8 packet received, by key.
+    pub last_video_fill: HashMap<String, u8>,
     /// Simulated loss: drop every Nth VP8 datagram received / sent (0 = none). NACK must repair it.
     pub drop_incoming_video_every: u32,
     pub drop_outgoing_video_every: u32,
@@ -117,6 +121,8 @@ impl Client {
             plis: 0,
             keyframes_on_request_only: false,
             keyframe_requested: false,
+            video_fill: 0xAB,
+            last_video_fill: HashMap::new(),
             drop_incoming_video_every: 0,
             drop_outgoing_video_every: 0,
             video_in: 0,
@@ -169,6 +175,22 @@ impl Client {
             next_at: Instant::now(),
         });
         Ok(sender)
+    }
+
+    /// Adds receive-only m-lines (a WHEP player's offer).
+    pub fn receive_only(&mut self, audio: usize, video: usize) -> Result<(), Error> {
+        use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+        for (kind, n) in [(RtpCodecKind::Video, video), (RtpCodecKind::Audio, audio)] {
+            for _ in 0..n {
+                let init = RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                };
+                self.pc.add_transceiver_from_kind(kind, Some(init))?;
+            }
+        }
+        Ok(())
     }
 
     /// Creates and applies an offer; returns its SDP and the mid of each of our senders (in add order).
@@ -249,7 +271,7 @@ impl Client {
                     let payload: Bytes = if o.video {
                         // VP8 descriptor with S=1, PID=0; payload header P bit 0 = keyframe.
                         let mut p = vec![0x10, if keyframe { 0x00 } else { 0x01 }];
-                        p.resize(600, 0xAB);
+                        p.resize(600, self.video_fill);
                         p.into()
                     } else {
                         Bytes::from_static(&[0xF8; 80])
@@ -319,6 +341,12 @@ impl Client {
                 *self.received.entry(key.clone()).or_default() += 1;
                 if key.ends_with("camera") || key.ends_with("video") {
                     self.video_seqs.entry(key.clone()).or_default().push(packet.header.sequence_number);
+                }
+                if let Some(&fill) = packet.payload.get(2)
+                    && packet.header.payload_type != 111
+                    && packet.payload.len() > 100
+                {
+                    self.last_video_fill.insert(key.clone(), fill);
                 }
                 if packet.payload.len() >= 2 && packet.payload[0] & 0x10 != 0 && packet.payload[1] & 0x01 == 0 {
                     *self.keyframes.entry(key).or_default() += 1;

@@ -41,6 +41,8 @@ use crate::transport::peer::{self, URI_AUDIO_LEVEL, URI_MID};
 use crate::transport::socket::{MediaSocket, RecvBatch, SendBatch};
 use crate::transport::stun;
 
+mod program;
+
 type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
 
 /// What the [`Sfu`](crate::Sfu) handle asks of the engine.
@@ -240,6 +242,9 @@ struct Participant {
     /// Sources whose forwarding the room disabled ([`Command::SetForwarding`]), applied to the
     /// router when their track is published.
     gated: HashSet<TrackSource>,
+    /// Managed over HTTP (a WHEP viewer, a WHIP encoder), not by a room: released as soon as its
+    /// connection fails or closes, since nobody else would notice it is gone.
+    transient: bool,
 }
 
 struct Track {
@@ -290,6 +295,12 @@ struct Engine {
     next_speaker_tick: Instant,
     forwarded: u64,
     dropped: u64,
+    /// Program feeds by their room, and the indexes the hot path needs: which outputs a source
+    /// track may feed, which program an output track belongs to, which recorder a sink is.
+    programs: HashMap<RoomId, program::Program>,
+    program_inputs: HashMap<TrackKey, Vec<(RoomId, usize)>>,
+    program_outputs: HashMap<TrackKey, (RoomId, usize)>,
+    sinks: HashMap<SubscriberKey, RoomId>,
 }
 
 impl Engine {
@@ -319,6 +330,10 @@ impl Engine {
             next_speaker_tick: Instant::now() + SPEAKER_TICK,
             forwarded: 0,
             dropped: 0,
+            programs: HashMap::new(),
+            program_inputs: HashMap::new(),
+            program_outputs: HashMap::new(),
+            sinks: HashMap::new(),
         }
     }
 
@@ -533,6 +548,15 @@ impl Engine {
                     }
                     self.start_routing(id, now);
                 }
+                if let Some(part) = self.parts.get(&owner)
+                    && part.transient
+                    && matches!(state, PeerState::Failed | PeerState::Closed)
+                {
+                    let (room, participant) = (part.room.clone(), part.id.clone());
+                    info!(room = %room, participant = %participant, ?state, "HTTP-managed connection ended; released");
+                    let _ = self.leave(&room, &participant, now);
+                    return;
+                }
                 if let Some(part) = self.parts.get(&owner) {
                     debug!(room = %part.room, participant = %part.id, pc = %kind, ?state, "peer connection state");
                     let _ = self.events.send(SfuEvent::PeerState {
@@ -633,6 +657,7 @@ impl Engine {
             for other in others {
                 self.add_downtrack(other, key, now);
             }
+            self.program_refresh(now);
         } else {
             info!(ssrc, "track resumed on a new connection");
             if let Some(t) = self.tracks.get_mut(&key) {
@@ -687,20 +712,31 @@ impl Engine {
         let mut forwards = std::mem::take(&mut self.forwards);
         forwards.clear();
         self.router.route(key, &meta, now, &mut forwards);
-        for f in &forwards {
-            let Some(sub_peer) = self.parts.get(&f.down.subscriber.0).and_then(|p| p.subscribe) else { continue };
-            let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&sub_peer) else { continue };
+        self.dispatch(&packet, &forwards, now);
+        if self.program_inputs.contains_key(&key) {
+            self.feed_programs(key, &packet, &meta, now, &mut forwards);
+        }
+        self.forwards = forwards;
+    }
+
+    /// Queues the router's decisions for one packet: a copy per downtrack, re-headed.
+    fn dispatch(&mut self, packet: &rtp::Packet, forwards: &[Forward], now: Instant) {
+        for f in forwards {
             let mut p = packet.clone();
             p.header.ssrc = f.ssrc;
             p.header.sequence_number = f.seq;
             p.header.timestamp = f.timestamp;
-            if let Some(evicted) = leg.queue.push((key, p)) {
+            let Some(sub_peer) = self.parts.get(&f.down.subscriber.0).and_then(|p| p.subscribe) else {
+                self.sink_packet(f, p, now);
+                continue;
+            };
+            let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&sub_peer) else { continue };
+            if let Some(evicted) = leg.queue.push((f.down.track, p)) {
                 self.dropped += 1;
                 self.router.overflowed(DownTrackKey { subscriber: f.down.subscriber, track: evicted.0 }, now);
             }
             self.mark_dirty(sub_peer);
         }
-        self.forwards = forwards;
     }
 
     /// Moves queued packets into each subscriber connection, as fast as its pacer allows.
@@ -786,6 +822,9 @@ impl Engine {
         due.clear();
         self.router.poll_keyframe_requests(now, &mut due);
         for &key in &due {
+            if self.program_keyframe_request(key, now) {
+                continue; // asked of its sources; their PLIs follow in this flush
+            }
             let Some((peer_id, rtc_track)) = self.tracks.get(&key).and_then(|t| t.feed.clone()) else { continue };
             let Some(Peer { pc, leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) else { continue };
             let Some(inc) = leg.incoming.get(&rtc_track) else { continue };
@@ -1013,17 +1052,28 @@ impl Engine {
                     gated_packets: self.router.gated_packets(),
                 }));
             }
-            Command::ProgramOpen { reply, .. }
-            | Command::ProgramSelect { reply, .. }
-            | Command::ProgramClose { reply, .. }
-            | Command::RecordStart { reply, .. } => {
-                let _ = reply.send(Err(SfuError::Transport("not implemented yet".into())));
+            Command::ProgramOpen { program, audio_slots, reply } => {
+                let _ = reply.send(self.program_open(program, audio_slots, now));
             }
-            Command::WhepOffer { reply, .. } | Command::WhipOffer { reply, .. } => {
-                let _ = reply.send(Err(SfuError::Transport("not implemented yet".into())));
+            Command::ProgramSelect { program, selection, reply } => {
+                let _ = reply.send(self.program_select(&program, selection, now));
             }
-            Command::RecordStop { reply, .. } => {
-                let _ = reply.send(Err(SfuError::Transport("not implemented yet".into())));
+            Command::ProgramClose { program, reply } => {
+                let _ = reply.send(self.program_close(&program, now));
+            }
+            Command::WhepOffer { program, viewer, sdp, reply } => {
+                let _ = reply.send(self.whep_offer(&program, &viewer, sdp, now));
+            }
+            Command::WhipOffer { room, participant, sdp, reply } => {
+                let _ = reply.send(self.whip_offer(room, participant, sdp, now));
+            }
+            Command::RecordStart { program, dir, reply } => {
+                let _ = reply.send(self.record_start(&program, &dir, now));
+            }
+            Command::RecordStop { program, reply } => {
+                let (done, pending) = oneshot::channel();
+                self.record_stop(&program, done);
+                let _ = reply.send(Ok(pending));
             }
         }
     }
@@ -1080,6 +1130,7 @@ impl Engine {
                 sub_key,
                 tracks: HashMap::new(),
                 gated: HashSet::new(),
+                transient: false,
             },
         );
         self.by_name.insert((room.clone(), participant), id);
@@ -1285,6 +1336,9 @@ impl Engine {
             && let Some(Peer { leg: Leg::Publish(leg), .. }) = self.peers.get_mut(peer_id)
         {
             leg.incoming.remove(rtc_track);
+        }
+        if !self.programs.is_empty() {
+            self.program_refresh(now);
         }
         info!(track = %track.info.id, "track unpublished");
         let _ = self.events.send(SfuEvent::TrackUnpublished { room: track.room, track: track.info });

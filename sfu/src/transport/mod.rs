@@ -2,5 +2,6 @@
 pub mod engine;
 pub mod feedback;
 pub mod peer;
+pub(crate) mod recorder;
 pub mod socket;
 pub mod stun;
