@@ -137,7 +137,8 @@ async fn remux_archive_ranges_and_retention() {
             kind: MediaKind::Video,
             slot: 0,
             frames,
-            first_frame_ms: Some(0),
+            // The first picture came half a second after the recording (and the audio) started.
+            first_frame_ms: Some(500),
             last_frame_ms: Some(5_960),
         },
         RecordedFile {
@@ -180,8 +181,8 @@ async fn remux_archive_ranges_and_retention() {
     assert_eq!(codecs, ["vp8", "opus"], "{info}");
     assert_eq!(streams[1]["tags"]["title"], "voce / voice");
     let duration: f64 = info["format"]["duration"].as_str().expect("duration").parse().expect("seconds");
-    assert!((duration - 6.0).abs() <= 1.0, "duration {duration}");
-    assert!((stored.duration_ms - 6_000).abs() <= 1_000, "stored duration {}", stored.duration_ms);
+    assert!((duration - 6.5).abs() <= 1.0, "duration {duration}");
+    assert!((stored.duration_ms - 6_500).abs() <= 1_000, "stored duration {}", stored.duration_ms);
     let found: Vec<(String, f64, f64)> = info["chapters"]
         .as_array()
         .expect("chapters")
@@ -198,7 +199,8 @@ async fn remux_archive_ranges_and_retention() {
     );
     assert_eq!(info["format"]["tags"]["title"], "Consiglio comunale <di prova>");
 
-    // The gap survives: every frame is there, none between 2 s and 4 s, the second part at 4 s.
+    // The video starts 0.5 s in (-itsoffset), and the gap survives: every frame is there, none
+    // between 2.5 s and 4.5 s, the second part at 4.5 s.
     let packets = probe(&webm, &["-select_streams", "v", "-show_entries", "packet=pts_time"]);
     let times: Vec<f64> = packets["packets"]
         .as_array()
@@ -207,9 +209,10 @@ async fn remux_archive_ranges_and_retention() {
         .map(|p| p["pts_time"].as_str().and_then(|t| t.parse().ok()).expect("pts"))
         .collect();
     assert_eq!(times.len() as u64, frames);
-    assert!(times.iter().all(|t| !(2.05..3.95).contains(t)), "a video packet inside the gap: {times:?}");
-    assert!(times.iter().any(|t| (3.95..4.1).contains(t)), "the second part starts at 4 s: {times:?}");
-    assert!(times.iter().all(|t| *t < 6.1), "{times:?}");
+    assert!((0.45..0.6).contains(&times[0]), "the first picture at 0.5 s: {times:?}");
+    assert!(times.iter().all(|t| !(2.55..4.45).contains(t)), "a video packet inside the gap: {times:?}");
+    assert!(times.iter().any(|t| (4.45..4.6).contains(t)), "the second part starts at 4.5 s: {times:?}");
+    assert!(times.iter().all(|t| *t < 6.6), "{times:?}");
 
     // The row: the hash and size of the very file.
     assert_eq!(stored.sha256, sha256_of(&webm));
