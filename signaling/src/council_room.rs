@@ -63,9 +63,17 @@ pub enum CouncilCommand {
     Vote { choice: Sealed<Choice> },
     #[serde(rename = "council.vote_close")]
     VoteClose,
+    /// Suspends the public stream and the recording for the current agenda item.
+    #[serde(rename = "council.stream_suspend")]
+    StreamSuspend,
+    #[serde(rename = "council.stream_resume")]
+    StreamResume,
+    /// Ends the session: the stream ends, the recording is finished and archived.
+    #[serde(rename = "council.end")]
+    End,
 }
 
-pub const COMMAND_TYPES: [&str; 12] = [
+pub const COMMAND_TYPES: [&str; 15] = [
     "council.request_floor",
     "council.withdraw",
     "council.give_floor",
@@ -78,6 +86,9 @@ pub const COMMAND_TYPES: [&str; 12] = [
     "council.vote_open",
     "council.vote",
     "council.vote_close",
+    "council.stream_suspend",
+    "council.stream_resume",
+    "council.end",
 ];
 
 impl CouncilCommand {
@@ -110,6 +121,8 @@ pub struct CouncilState {
     pub quorum: QuorumView,
     /// The open vote, else the last closed one (with its results).
     pub vote: Option<VoteView>,
+    /// The public stream: `live`, `suspended` (for the current item) or `ended`.
+    pub stream: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -207,6 +220,12 @@ pub enum CouncilJob {
     Live {
         session: String,
     },
+    /// The chair ended the session.
+    End {
+        session: String,
+    },
+    /// The program recording's files are closed: remux, hash, store (`crate::recording`).
+    FinishRecording(Box<crate::broadcast::Finished>),
     Event {
         session: String,
         event: CouncilEvent,
@@ -239,6 +258,22 @@ pub struct CouncilRoom {
     load: Load,
     /// Connected participants with their role, in join order (kept while loading too).
     present: Vec<(ParticipantId, Role)>,
+    /// The chair suspended the stream during this agenda item (`None` inside: before any item);
+    /// moving to another item lifts it.
+    suspended: Option<Option<String>>,
+    ended: bool,
+}
+
+/// What the public side shows now ([`CouncilRoom::on_air`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnAir {
+    pub status: crate::live::LiveStatus,
+    pub item: Option<String>,
+    pub speaker: Option<String>,
+    /// Participant id of the floor holder.
+    pub floor: Option<ParticipantId>,
+    /// Present chairs (`host` role), in join order.
+    pub chairs: Vec<ParticipantId>,
 }
 
 impl CouncilRoom {
@@ -247,7 +282,14 @@ impl CouncilRoom {
         let session_id = room.strip_prefix(ROOM_PREFIX).filter(|s| !s.is_empty())?.to_owned();
         let job = Job::Council(CouncilJob::Load { room: room.clone(), session: session_id.clone() });
         let load = if persist.submit(job).is_ok() { Load::Loading } else { Load::Missing };
-        Some(CouncilRoom { session_id, persist: persist.clone(), load, present: Vec::new() })
+        Some(CouncilRoom {
+            session_id,
+            persist: persist.clone(),
+            load,
+            present: Vec::new(),
+            suspended: None,
+            ended: false,
+        })
     }
 
     fn submit(&self, job: CouncilJob) {
@@ -336,10 +378,91 @@ impl CouncilRoom {
         }
     }
 
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    fn is_suspended(&self) -> bool {
+        match (&self.suspended, &self.load) {
+            (Some(item), Load::Ready { session, .. }) => item.as_deref() == session.current_item(),
+            _ => false,
+        }
+    }
+
+    /// What the public sees: `None` until the session is loaded, and while no chair has come
+    /// (the session has not started: "starting soon").
+    pub fn on_air(&self) -> Option<OnAir> {
+        let Load::Ready { session, .. } = &self.load else { return None };
+        let chairs: Vec<ParticipantId> =
+            self.present.iter().filter(|(_, r)| *r == Role::Host).map(|(p, _)| p.clone()).collect();
+        let status = if self.ended {
+            crate::live::LiveStatus::Ended
+        } else if chairs.is_empty() {
+            return None;
+        } else if self.is_suspended() {
+            crate::live::LiveStatus::Suspended
+        } else {
+            crate::live::LiveStatus::Live
+        };
+        let item =
+            session.current_item().and_then(|id| session.items().iter().find(|i| i.id == id)).map(|i| i.title.clone());
+        let floor = session.floor();
+        let speaker = floor.and_then(|u| session.members().iter().find(|m| m.id == u)).map(|m| m.name.clone());
+        Some(OnAir { status, item, speaker, floor: floor.map(|u| identity(u).into()), chairs })
+    }
+
+    /// The agenda items as chapters of a recording made from `from` to `to` (Unix seconds).
+    pub fn chapters(&self, from: i64, to: i64) -> Vec<crate::recording::Chapter> {
+        let Load::Ready { session, .. } = &self.load else { return Vec::new() };
+        let title = |id: &str| session.items().iter().find(|i| i.id == id).map(|i| i.title.clone());
+        let ms = |at: i64| ((at.clamp(from, to) - from) * 1000) as u64;
+        let mut chapters: Vec<crate::recording::Chapter> = Vec::new();
+        for entry in session.log() {
+            match &entry.event {
+                Event::ItemStarted { item } if entry.at <= to => {
+                    if let Some(last) = chapters.last_mut()
+                        && last.end_ms == u64::MAX
+                    {
+                        last.end_ms = ms(entry.at);
+                    }
+                    if let Some(title) = title(item) {
+                        chapters.push(crate::recording::Chapter { title, start_ms: ms(entry.at), end_ms: u64::MAX });
+                    }
+                }
+                Event::ItemEnded { .. } => {
+                    if let Some(last) = chapters.last_mut()
+                        && last.end_ms == u64::MAX
+                    {
+                        last.end_ms = ms(entry.at);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for c in &mut chapters {
+            if c.end_ms == u64::MAX {
+                c.end_ms = ms(to);
+            }
+        }
+        // Items that ended before the recording began collapse to nothing.
+        chapters.retain(|c| c.end_ms > c.start_ms);
+        chapters
+    }
+
     /// The current `council.state`, for someone coming back.
     pub fn state(&self) -> Vec<Action> {
         match &self.load {
-            Load::Ready { session, info } => vec![Action::State(Box::new(view(session, info)))],
+            Load::Ready { session, info } => {
+                let mut state = view(session, info);
+                state.stream = if self.ended {
+                    "ended"
+                } else if self.is_suspended() {
+                    "suspended"
+                } else {
+                    "live"
+                };
+                vec![Action::State(Box::new(state))]
+            }
             _ => Vec::new(),
         }
     }
@@ -360,6 +483,29 @@ impl CouncilRoom {
             .collect()
     }
 
+    /// The chair's stream commands (suspend, resume, end); `None` for every other command.
+    fn stream_command(&mut self, command: &CouncilCommand) -> Option<Vec<Action>> {
+        let Load::Ready { session, .. } = &self.load else { return None };
+        let item = session.current_item().map(str::to_owned);
+        match command {
+            CouncilCommand::StreamSuspend => {
+                tracing::info!(?item, "public stream and recording suspended");
+                self.suspended = Some(item);
+            }
+            CouncilCommand::StreamResume => {
+                tracing::info!("public stream and recording resumed");
+                self.suspended = None;
+            }
+            CouncilCommand::End => {
+                tracing::info!("session ended by the chair");
+                self.ended = true;
+                self.submit(CouncilJob::End { session: self.session_id.clone() });
+            }
+            _ => return None,
+        }
+        Some(self.state())
+    }
+
     /// A `council.*` message from `participant`.
     pub fn command(
         &mut self,
@@ -370,6 +516,9 @@ impl CouncilRoom {
     ) -> Result<Vec<Action>, ProtocolError> {
         if role == Role::Viewer || (command.chair_only() && role != Role::Host) {
             return Err(ProtocolError::Forbidden);
+        }
+        if let Some(actions) = self.stream_command(&command) {
+            return Ok(actions);
         }
         let session_id = self.session_id.clone();
         let Load::Ready { session, .. } = &mut self.load else {
@@ -433,6 +582,7 @@ impl CouncilRoom {
                     jobs.push(CouncilJob::OpenBallot { vote, user, choice: choice.0 });
                 }
             }
+            CouncilCommand::StreamSuspend | CouncilCommand::StreamResume | CouncilCommand::End => {}
             CouncilCommand::VoteClose => {
                 let record = session.close_vote(now)?;
                 tracing::info!(vote = %record.id, voters = record.voters.len(), outcome = record.outcome.as_str(), "vote closed");
@@ -569,6 +719,7 @@ fn view(session: &Session, info: &CouncilSession) -> CouncilState {
             reached: session.quorum_reached(),
         },
         vote,
+        stream: "live",
     }
 }
 
@@ -651,6 +802,12 @@ pub async fn run_job(store: &Store, rooms: &WeakRooms, job: CouncilJob) {
                 tracing::error!(%session, %error, "cannot mark the council session live");
             }
         }
+        CouncilJob::End { session } => {
+            if let Err(error) = store.set_council_status(&session, sportello_store::CouncilStatus::Ended).await {
+                tracing::error!(%session, %error, "cannot mark the council session ended");
+            }
+        }
+        CouncilJob::FinishRecording(finished) => crate::broadcast::finish(store, *finished).await,
         CouncilJob::Event { session, event } => {
             if let Err(error) = store.add_council_event(&session, &event).await {
                 tracing::error!(%session, kind = %event.kind, %error, "council event not stored");

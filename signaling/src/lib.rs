@@ -8,6 +8,7 @@
 //!   human messages (Italian/English) and close codes.
 //! - [`persist`]: the queue through which rooms store chat and appointment events without awaiting.
 //! - [`retention`]: the background pass deleting expired documents and chat, closing past appointments.
+//! - [`broadcast`]: a council room's public side — program feed selection, live board, recording.
 //! - [`council_room`]: the chaired council session inside a `council-<id>` room (floor, roll call, votes).
 //! - [`room`]: one room as an actor task: participants, tracks, reconnection grace, SFU calls.
 //! - [`rooms`]: the registry of live rooms and the router of [`SfuEvent`](sportello_sfu::SfuEvent)s.
@@ -32,6 +33,7 @@
 
 pub mod api;
 pub mod booking_mail;
+pub mod broadcast;
 pub mod calendar_fetch;
 pub mod clock;
 pub mod config;

@@ -125,6 +125,8 @@ pub struct RoomSettings {
     pub persist: Persister,
     /// The public state of council sessions, written by council rooms.
     pub live: crate::live::LiveBoard,
+    /// Where council recordings are written (`<data_dir>/recordings`).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Someone waiting in a room's lobby, as the officials' dashboard sees them.
@@ -259,6 +261,8 @@ pub(crate) struct Room {
     control: mpsc::UnboundedSender<Control>,
     /// Rooms `council-<id>`: the chaired session (floor, roll call, votes).
     council: Option<CouncilRoom>,
+    /// Council rooms: the public stream and the recording of the session.
+    on_air: Option<crate::broadcast::Broadcast>,
 }
 
 impl Room {
@@ -271,6 +275,15 @@ impl Room {
     ) -> Room {
         let appointment = id.strip_prefix("appt-").filter(|a| !a.is_empty()).map(str::to_owned);
         let council = CouncilRoom::for_room(&id, &settings.persist);
+        let on_air = council.as_ref().map(|c| {
+            crate::broadcast::Broadcast::new(
+                id.clone(),
+                c.session_id(),
+                settings.live.clone(),
+                settings.data_dir.clone(),
+                settings.persist.clone(),
+            )
+        });
         Room {
             id,
             sfu,
@@ -283,6 +296,7 @@ impl Room {
             active_speaker: None,
             control,
             council,
+            on_air,
         }
     }
 
@@ -304,6 +318,9 @@ impl Room {
             if self.participants.is_empty() && self.waiting.is_empty() && rooms.retire(&self.id, actor, &control) {
                 break;
             }
+        }
+        if let (Some(on_air), Some(council)) = (self.on_air.as_mut(), self.council.as_ref()) {
+            on_air.stop(&self.sfu, council, self.settings.clock.now()).await;
         }
         tracing::info!("room closed");
     }
@@ -653,6 +670,14 @@ impl Room {
     /// Carries out what the council part decided: state broadcasts and forced mutes. A forced
     /// mute is told to its participant (`force_mute`) and, as a `mute`, to everyone else.
     async fn council_actions(&mut self, actions: Vec<council_room::Action>) {
+        self.apply_council_actions(actions).await;
+        // Whatever changed (floor, item, chair present, suspension, end) changes what the public sees.
+        if let (Some(on_air), Some(council)) = (self.on_air.as_mut(), self.council.as_ref()) {
+            on_air.sync(&self.sfu, council, self.settings.clock.now()).await;
+        }
+    }
+
+    async fn apply_council_actions(&mut self, actions: Vec<council_room::Action>) {
         for action in actions {
             match action {
                 council_room::Action::State(state) => self.broadcast(&ServerMessage::CouncilState(state), None),

@@ -62,6 +62,7 @@ impl AppState {
             retention: config.retention,
             persist,
             live: live.clone(),
+            data_dir: config.data_dir.clone(),
         };
         let rooms = Rooms::new(sfu, settings);
         // Rooms queue chat and appointment events; this task writes them (it ends with `rooms`).
@@ -168,6 +169,8 @@ pub struct RunningServer {
     pub config: Arc<Config>,
     pub rooms: Rooms,
     pub store: Store,
+    /// The council sessions' public state (tests set it as a council room would).
+    pub live: crate::live::LiveBoard,
     shutdown: watch::Sender<bool>,
     http: Option<JoinHandle<Result<(), std::io::Error>>>,
     events: JoinHandle<()>,
@@ -223,8 +226,8 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
     }
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = AppState::new(config, tokens, sfu.clone(), store, mailer, shutdown_rx.clone());
-    let (rooms, tokens, config, store) =
-        (state.rooms.clone(), state.tokens.clone(), state.config.clone(), state.store.clone());
+    let (rooms, tokens, config, store, live) =
+        (state.rooms.clone(), state.tokens.clone(), state.config.clone(), state.store.clone(), state.live.clone());
     let events = tokio::spawn(rooms.clone().route_events(events));
     crate::reminders::spawn(state.clone());
     crate::calendar_fetch::spawn(state.clone());
@@ -253,6 +256,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         config,
         rooms,
         store,
+        live,
         shutdown,
         http: Some(http),
         events,
