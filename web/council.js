@@ -10,7 +10,7 @@ import { getLang, onLangChange } from './i18n.js';
 const S = {
   it: {
     title: 'Seduta',
-    notice: 'La seduta è pubblica e viene trasmessa e registrata (art. 38 TUEL; indicazioni del Garante per la protezione dei dati personali). Il microfono resta spento finché il presidente non ti dà la parola.',
+    notice: 'Questa seduta è trasmessa in diretta e registrata: chiunque può seguirla senza account e la registrazione sarà pubblicata nell\'archivio del Comune (art. 38 TUEL; indicazioni del Garante per la protezione dei dati personali). Il presidente può sospendere la diretta e la registrazione per un singolo punto. Non mostrare né dire dati sanitari o altri dati sensibili. Il microfono resta spento finché il presidente non ti dà la parola.',
     noticeOk: 'Ho capito',
     item: 'Punto in discussione',
     noItem: 'Nessun punto in discussione',
@@ -53,10 +53,29 @@ const S = {
     floorNone: 'Nessuno ha la parola.',
     forced: 'Il tuo microfono è stato spento dal presidente.',
     minutes: 'Bozza di verbale',
+    stream: 'Diretta pubblica',
+    streamLive: 'In onda: il pubblico vede e sente la seduta.',
+    streamSuspended: 'Sospesa: il pubblico vede «Trasmissione sospesa» e la registrazione è ferma.',
+    streamOff: 'Stato della diretta non disponibile.',
+    streamSuspend: 'Sospendi la diretta e la registrazione',
+    streamResume: 'Riprendi la diretta e la registrazione',
+    streamSuspendedAnnounce: 'Diretta e registrazione sospese.',
+    streamResumedAnnounce: 'Diretta e registrazione riprese.',
+    publicLink: 'Pagina pubblica della diretta',
+    end: 'Termina la seduta',
+    endConfirm: 'Terminare la seduta? La diretta e la registrazione si chiudono e non si potrà riprendere.',
+    encoder: 'Encoder dell\'aula (WHIP)',
+    encoderGet: 'Ottieni URL e token per l\'encoder',
+    encoderUrl: 'URL WHIP',
+    encoderToken: 'Token (Bearer)',
+    encoderUntil: 'Valido fino a {when}. Consegnalo solo a chi gestisce l\'encoder dell\'aula: chi lo possiede può trasmettere.',
+    encoderLogin: 'Per ottenere il token accedi all\'area riservata (/staff) con il tuo account di presidente in questo browser, poi riprova.',
+    encoderForbidden: 'Solo il presidente della seduta o un amministratore può ottenere il token dell\'encoder.',
+    encoderError: 'Non è stato possibile ottenere il token: riprova.',
   },
   en: {
     title: 'Session',
-    notice: 'This session is public and is streamed and recorded (art. 38 TUEL; Italian data protection authority guidance). Your microphone stays off until the chair gives you the floor.',
+    notice: 'This session is streamed live and recorded: anyone can watch without an account and the recording will be published in the town\'s archive (art. 38 TUEL; Italian data protection authority guidance). The chair can suspend the stream and the recording for a single item. Do not show or mention health data or other sensitive data. Your microphone stays off until the chair gives you the floor.',
     noticeOk: 'I understand',
     item: 'Item under discussion',
     noItem: 'No item under discussion',
@@ -99,6 +118,25 @@ const S = {
     floorNone: 'Nobody has the floor.',
     forced: 'The chair turned your microphone off.',
     minutes: 'Minutes draft',
+    stream: 'Public live stream',
+    streamLive: 'On air: the public sees and hears the session.',
+    streamSuspended: 'Suspended: the public sees «Broadcast suspended» and the recording is paused.',
+    streamOff: 'Live stream state not available.',
+    streamSuspend: 'Suspend the stream and the recording',
+    streamResume: 'Resume the stream and the recording',
+    streamSuspendedAnnounce: 'Stream and recording suspended.',
+    streamResumedAnnounce: 'Stream and recording resumed.',
+    publicLink: 'Public page of the live stream',
+    end: 'End the session',
+    endConfirm: 'End the session? The stream and the recording close and cannot be resumed.',
+    encoder: 'Chamber encoder (WHIP)',
+    encoderGet: 'Get the URL and token for the encoder',
+    encoderUrl: 'WHIP URL',
+    encoderToken: 'Token (Bearer)',
+    encoderUntil: 'Valid until {when}. Give it only to whoever runs the chamber encoder: whoever holds it can broadcast.',
+    encoderLogin: 'To get the token, log in to the staff area (/staff) with your chair account in this browser, then try again.',
+    encoderForbidden: 'Only the session\'s chair or an administrator can get the encoder token.',
+    encoderError: 'The token could not be obtained: try again.',
   },
 };
 
@@ -133,6 +171,9 @@ export class CouncilPanel {
     this.lastResult = null;
     this.voted = null;
     this.present = null;
+    this.lastStream = undefined;
+    /** The encoder credentials once fetched: {token, whip_url, expires_at} or {error}. */
+    this.encoder = null;
     this.root = el('section', { class: 'council-panel', 'aria-labelledby': 'council-title' });
     this.live = el('p', { class: 'visually-hidden', 'aria-live': 'polite', 'aria-relevant': 'additions', role: 'log' });
     onLangChange(() => this.render());
@@ -177,6 +218,10 @@ export class CouncilPanel {
       this.announce(floor ? tr('floorTo', { name: this.nameIn(state, floor) }) : tr('floorNone'));
     }
     this.lastFloor = floor;
+    if (this.lastStream !== undefined && state.stream && state.stream !== this.lastStream) {
+      this.announce(state.stream === 'suspended' ? tr('streamSuspendedAnnounce') : tr('streamResumedAnnounce'));
+    }
+    this.lastStream = state.stream;
     const v = state.vote;
     if (v && v.open && this.voted && this.voted !== v.id) this.voted = null;
     if (v && !v.open && v.results && this.lastResult !== v.id) {
@@ -196,6 +241,54 @@ export class CouncilPanel {
     return tr('results', { f: r.favourable, c: r.contrary, a: r.abstained, outcome: tr(r.outcome) });
   }
 
+  /** The chair's controls of the public side: stream state, suspend/resume, end, link, encoder. */
+  renderStream(root, s) {
+    const box = el('div', { class: 'council-stream', role: 'group', 'aria-labelledby': 'council-stream-title' });
+    box.append(el('h3', { id: 'council-stream-title' }, tr('stream')));
+    const suspended = s.stream === 'suspended';
+    box.append(el('p', { class: suspended ? 'council-stream-state suspended' : 'council-stream-state' },
+      s.stream ? (suspended ? tr('streamSuspended') : tr('streamLive')) : tr('streamOff')));
+    const row = el('div', { class: 'council-actions' });
+    row.append(suspended
+      ? button(tr('streamResume'), () => this.send({ type: 'council.stream_resume' }), { class: 'btn btn-small btn-primary' })
+      : button(tr('streamSuspend'), () => this.send({ type: 'council.stream_suspend' })));
+    row.append(button(tr('end'), () => {
+      if (window.confirm(tr('endConfirm'))) this.send({ type: 'council.end' });
+    }, { class: 'btn btn-small council-end' }));
+    box.append(row);
+    const path = `/live/${encodeURIComponent(s.session)}`;
+    box.append(el('p', {}, el('strong', {}, `${tr('publicLink')}: `),
+      el('a', { href: path, target: '_blank', rel: 'noopener' }, `${location.origin}${path}`)));
+    box.append(el('h3', {}, tr('encoder')));
+    const e = this.encoder;
+    if (e && e.token) {
+      const field = (id, label, value) => el('p', { class: 'council-field' },
+        el('label', { for: id }, label), el('input', { id, type: 'text', readonly: true, value, spellcheck: 'false' }));
+      box.append(field('council-whip-url', tr('encoderUrl'), e.whip_url), field('council-whip-token', tr('encoderToken'), e.token));
+      box.append(el('p', {}, tr('encoderUntil', { when: new Date(e.expires_at * 1000).toLocaleString(getLang() === 'en' ? 'en-GB' : 'it-IT') })));
+    } else {
+      if (e && e.error) box.append(el('p', { role: 'alert', class: 'council-error' }, e.error));
+      box.append(button(tr('encoderGet'), () => this.fetchEncoder(s.session)));
+    }
+    root.append(box);
+  }
+
+  async fetchEncoder(session) {
+    try {
+      const response = await fetch(`/api/council/sessions/${encodeURIComponent(session)}/encoder-token`, {
+        method: 'POST', credentials: 'same-origin', headers: { Accept: 'application/json' },
+      });
+      if (response.ok) this.encoder = await response.json();
+      else if (response.status === 401) this.encoder = { error: tr('encoderLogin') };
+      else if (response.status === 403 || response.status === 404) this.encoder = { error: tr('encoderForbidden') };
+      else this.encoder = { error: tr('encoderError') };
+    } catch {
+      this.encoder = { error: tr('encoderError') };
+    }
+    this.render();
+    document.getElementById(this.encoder.token ? 'council-whip-url' : 'council-stream-title')?.focus();
+  }
+
   render() {
     const s = this.state;
     const root = this.root;
@@ -204,6 +297,7 @@ export class CouncilPanel {
     const item = s.items.find((i) => i.id === s.current_item);
     root.append(el('p', { class: 'council-item' }, el('strong', {}, `${tr('item')}: `), item ? item.title : tr('noItem')));
     root.append(el('p', { class: 'council-floor' }, el('strong', {}, `${tr('floor')}: `), s.floor ? this.name(s.floor) : tr('nobody')));
+    if (this.isChair) this.renderStream(root, s);
 
     // The floor: councillors ask; the chair sees the queue and decides.
     const queued = s.queue.includes(this.selfId);

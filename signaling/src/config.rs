@@ -59,6 +59,12 @@ pub struct Config {
     /// Whether calendar URLs may point at loopback, private or link-local addresses. Off: an
     /// official's URL must not make the server probe the municipality's internal network.
     pub calendar_allow_private: bool,
+    /// Concurrent viewers of council live streams (WHEP), all sessions together; beyond it a new
+    /// viewer gets 503 with `Retry-After`.
+    pub max_live_viewers: usize,
+    /// New live viewers (WHEP sessions) one client IP may open per minute. Behind a reverse proxy
+    /// every viewer shares the proxy's address: raise it there.
+    pub live_viewers_per_ip_minute: u32,
 }
 
 impl Default for Config {
@@ -83,6 +89,8 @@ impl Default for Config {
             calendar_refresh: Duration::from_secs(30 * 60),
             calendar_fetch_timeout: Duration::from_secs(10),
             calendar_allow_private: false,
+            max_live_viewers: 1000,
+            live_viewers_per_ip_minute: 60,
         }
     }
 }
@@ -190,6 +198,8 @@ pub struct Layer {
     #[serde(default, deserialize_with = "duration_in_file")]
     pub calendar_fetch_timeout: Option<Duration>,
     pub calendar_allow_private: Option<bool>,
+    pub max_live_viewers: Option<usize>,
+    pub live_viewers_per_ip_minute: Option<u32>,
 }
 
 impl Layer {
@@ -215,6 +225,8 @@ impl Layer {
             calendar_refresh: self.calendar_refresh.or(lower.calendar_refresh),
             calendar_fetch_timeout: self.calendar_fetch_timeout.or(lower.calendar_fetch_timeout),
             calendar_allow_private: self.calendar_allow_private.or(lower.calendar_allow_private),
+            max_live_viewers: self.max_live_viewers.or(lower.max_live_viewers),
+            live_viewers_per_ip_minute: self.live_viewers_per_ip_minute.or(lower.live_viewers_per_ip_minute),
         }
     }
 
@@ -241,6 +253,8 @@ impl Layer {
             calendar_refresh: self.calendar_refresh.unwrap_or(base.calendar_refresh),
             calendar_fetch_timeout: self.calendar_fetch_timeout.unwrap_or(base.calendar_fetch_timeout),
             calendar_allow_private: self.calendar_allow_private.unwrap_or(base.calendar_allow_private),
+            max_live_viewers: self.max_live_viewers.unwrap_or(base.max_live_viewers),
+            live_viewers_per_ip_minute: self.live_viewers_per_ip_minute.unwrap_or(base.live_viewers_per_ip_minute),
         }
     }
 
@@ -291,6 +305,8 @@ impl Layer {
                 "CALENDAR_REFRESH" => layer.calendar_refresh = Some(parse_duration(&value).map_err(err)?),
                 "CALENDAR_FETCH_TIMEOUT" => layer.calendar_fetch_timeout = Some(parse_duration(&value).map_err(err)?),
                 "CALENDAR_ALLOW_PRIVATE" => layer.calendar_allow_private = Some(parsed(&value).map_err(err)?),
+                "MAX_LIVE_VIEWERS" => layer.max_live_viewers = Some(parsed(&value).map_err(err)?),
+                "LIVE_VIEWERS_PER_IP_MINUTE" => layer.live_viewers_per_ip_minute = Some(parsed(&value).map_err(err)?),
                 _ => {}
             }
         }
@@ -475,6 +491,7 @@ mod tests {
         assert_eq!(config.media_bind.to_string(), "127.0.0.1:3478");
         assert_eq!(config.reconnect_grace, Duration::from_secs(15));
         assert_eq!(config.max_participants, 50);
+        assert_eq!(config.max_live_viewers, 1000);
         assert!(config.ice_servers.is_empty());
     }
 
@@ -534,10 +551,11 @@ mod tests {
 
     #[test]
     fn data_dir_from_env_locates_the_file() {
-        let dir = data_dir_with_file("max_participants = 3\n");
+        let dir = data_dir_with_file("max_participants = 3\nmax_live_viewers = 200\n");
         let vars = env(&[("SPORTELLO_DATA_DIR", dir.path().to_str().unwrap())]);
         let config = Config::load(&ConfigArgs::default(), vars).unwrap();
         assert_eq!(config.max_participants, 3);
+        assert_eq!(config.max_live_viewers, 200);
         assert_eq!(config.data_dir, dir.path());
     }
 

@@ -25,6 +25,9 @@ pub fn routes() -> Router<AppState> {
         .route("/prenota", get(|| async { page("prenota.html") }))
         .route("/appuntamento", get(|| async { page("appuntamento.html") }))
         .route("/a/{token}", get(crate::links::landing))
+        // A council session's public live stream (no account); the page asks `/api/live/{id}`,
+        // so an unknown session gets the page, which says so.
+        .route("/live/{session}", get(|| async { page("live.html") }))
         // Calendar feeds (secret URL; see `feeds`).
         .route("/feeds/{file}", get(crate::feeds::serve))
         // Staff pages; `/staff/setup` carries its one-time secret in the fragment, never sent here.

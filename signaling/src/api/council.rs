@@ -21,6 +21,7 @@ use utoipa::{OpenApi, ToSchema};
 use super::ApiError;
 use super::auth::Staff;
 use crate::council_room::{self, event_from_row, identity, room_name, vote_record};
+use crate::live::{CHAMBER_PARTICIPANT, chamber_room};
 use crate::server::AppState;
 use crate::token::{Claims, Role, join_link};
 
@@ -28,6 +29,10 @@ type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
 /// Join links work from when they are issued until this long after the scheduled start.
 const LINK_AFTER_START: i64 = 12 * 3600;
+/// The chamber encoder's WHIP token lasts a day: set up before the session, used through it.
+const ENCODER_TOKEN_SECS: u64 = 24 * 3600;
+/// The encoder's display name in the chamber room.
+const CHAMBER_NAME: &str = "Aula consiliare";
 const MAX_ITEMS: usize = 100;
 const MAX_MEMBERS: usize = 200;
 
@@ -40,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/council/sessions/{id}/links", post(member_links))
         .route("/council/sessions/{id}/join", post(my_link))
         .route("/council/sessions/{id}/minutes", get(minutes))
+        .route("/council/sessions/{id}/encoder-token", post(encoder_token))
 }
 
 /// The printable minutes page (outside `/api`).
@@ -49,8 +55,8 @@ pub fn page_routes() -> Router<AppState> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(list_sessions, create_session, get_session, update_session, set_agenda, set_members, member_links, my_link, minutes),
-    components(schemas(SessionBody, SessionView, AgendaBody, AgendaItemIn, MembersBody, MemberLink, SessionDetail, ItemView, MemberView)),
+    paths(list_sessions, create_session, get_session, update_session, set_agenda, set_members, member_links, my_link, minutes, encoder_token),
+    components(schemas(SessionBody, SessionView, AgendaBody, AgendaItemIn, MembersBody, MemberLink, SessionDetail, ItemView, MemberView, EncoderToken)),
     tags((name = "council", description = "Council sessions: agenda, members, join links, minutes"))
 )]
 struct CouncilApi;
@@ -416,6 +422,46 @@ pub async fn my_link(
     }
     let claims = member_claims(&state, &session, &staff.user.id, &staff.user.display_name);
     Ok(Json(member_link(&state, &claims, &staff.user.id)?))
+}
+
+/// The chamber encoder's WHIP credentials (OBS: Service "WHIP", Server = `whip_url`, Bearer Token = `token`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EncoderToken {
+    pub token: String,
+    /// Absolute: `<public_url>/api/live/{id}/whip`.
+    pub whip_url: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A WHIP bearer token for the chamber's encoder (room `chamber-<id>`, 24 h); administrators and
+/// the chair. Anyone holding it can publish the chamber's picture: hand it to the encoder only.
+#[utoipa::path(post, path = "/api/council/sessions/{id}/encoder-token", tag = "council",
+    responses((status = 200, body = EncoderToken), (status = 403, body = super::error::ErrorBody),
+              (status = 404, body = super::error::ErrorBody)))]
+#[tracing::instrument(skip_all, fields(user = %staff.user.id))]
+pub async fn encoder_token(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Json<EncoderToken>, ApiError> {
+    let session = managed(&state, &staff, &id).await?;
+    let now = u64::try_from(state.clock.now()).unwrap_or(0);
+    let claims = Claims::new_at(
+        now,
+        &chamber_room(&session.id),
+        CHAMBER_PARTICIPANT,
+        CHAMBER_NAME,
+        Role::Participant,
+        Duration::from_secs(ENCODER_TOKEN_SECS),
+    );
+    let token = state.tokens.issue(&claims).map_err(ApiError::internal)?;
+    tracing::info!(session = %session.id, "chamber encoder token issued");
+    Ok(Json(EncoderToken {
+        token,
+        whip_url: format!("{}/api/live/{}/whip", state.config.public_url.trim_end_matches('/'), session.id),
+        expires_at: i64::try_from(claims.exp).unwrap_or(i64::MAX),
+    }))
 }
 
 #[derive(Debug, Serialize)]

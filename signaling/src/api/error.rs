@@ -3,10 +3,16 @@
 //! — the code is what programs match on).
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use sportello_sfu::SfuError;
 use sportello_store::StoreError;
+
+/// Seconds a WHEP player waits before trying again while the session is not on air (sent as
+/// `Retry-After` with 409, as the WHEP draft asks) and while the server is full (503).
+pub const RETRY_NOT_ON_AIR_SECS: &str = "5";
+pub const RETRY_BUSY_SECS: &str = "30";
 
 /// A failed API request. Variants carry the machine code; the message is chosen in [`ApiError::message`].
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +22,9 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("authentication required")]
     Unauthenticated,
+    /// 401 with `WWW-Authenticate: Bearer` (RFC 6750): no bearer token, or one that does not verify.
+    #[error("bearer token required or invalid")]
+    Bearer { invalid: bool },
     /// 401 on a failed login (the same for an unknown email and a wrong password).
     #[error("invalid credentials")]
     InvalidCredentials,
@@ -34,6 +43,18 @@ pub enum ApiError {
     /// 415: an upload whose content is not an accepted type.
     #[error("unsupported media type: {0}")]
     UnsupportedMedia(String),
+    /// 415: the request body is not of the one accepted type (e.g. `application/sdp`).
+    #[error("unsupported content type, expected {expected}")]
+    ContentType { expected: &'static str },
+    /// 405 with `Allow` (e.g. PATCH on a WHEP/WHIP session: we do not trickle, RFC 9725 §4.3.1).
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    /// 409 with `Retry-After`: the council session's program feed is not on air (yet).
+    #[error("not on air")]
+    NotOnAir,
+    /// 503 with `Retry-After`: a capacity limit (live viewers) or the media engine is unavailable.
+    #[error("service unavailable: {0}")]
+    Unavailable(&'static str),
     #[error("too many requests")]
     RateLimited,
     #[error("internal error: {0}")]
@@ -79,6 +100,11 @@ impl ApiError {
             ApiError::InvalidCredentials => {
                 (StatusCode::UNAUTHORIZED, "invalid_credentials", "Email o password non corretti.".into())
             }
+            ApiError::Bearer { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Token di accesso (Authorization: Bearer) mancante, non valido o scaduto.".into(),
+            ),
             ApiError::Forbidden => {
                 (StatusCode::FORBIDDEN, "forbidden", "Non hai i permessi per questa operazione.".into())
             }
@@ -92,6 +118,26 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_type",
                 "Tipo di file non ammesso: sono accettati PDF, immagini e documenti d'ufficio.".into(),
+            ),
+            ApiError::ContentType { expected } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_content_type",
+                format!("La richiesta deve avere Content-Type: {expected}."),
+            ),
+            ApiError::MethodNotAllowed { allow } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("Metodo non consentito su questa risorsa (consentiti: {allow})."),
+            ),
+            ApiError::NotOnAir => (
+                StatusCode::CONFLICT,
+                "not_on_air",
+                "La seduta non è in diretta in questo momento: riprova tra poco.".into(),
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Servizio momentaneamente al completo o non disponibile: riprova tra poco.".into(),
             ),
             ApiError::RateLimited => {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Troppe richieste: riprova tra qualche minuto.".into())
@@ -110,8 +156,57 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "request failed");
         }
+        if let ApiError::Unavailable(detail) = &self {
+            tracing::warn!(%detail, "request refused: unavailable");
+        }
+        let headers = self.headers();
         let (status, code, message) = self.parts();
-        (status, Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message } })).into_response()
+        let mut response =
+            (status, Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message } })).into_response();
+        for (name, value) in headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+impl ApiError {
+    /// Headers some statuses require (RFC 9110: `Allow` with 405; RFC 6750: `WWW-Authenticate`
+    /// with a bearer 401) or that tell a client when to come back (`Retry-After`).
+    fn headers(&self) -> Vec<(HeaderName, String)> {
+        match self {
+            ApiError::Bearer { invalid: false } => {
+                vec![(header::WWW_AUTHENTICATE, "Bearer realm=\"sportello\"".into())]
+            }
+            ApiError::Bearer { invalid: true } => {
+                vec![(header::WWW_AUTHENTICATE, "Bearer realm=\"sportello\", error=\"invalid_token\"".into())]
+            }
+            ApiError::MethodNotAllowed { allow } => vec![(header::ALLOW, (*allow).into())],
+            ApiError::ContentType { expected } => vec![(HeaderName::from_static("accept-post"), (*expected).into())],
+            ApiError::NotOnAir => vec![(header::RETRY_AFTER, RETRY_NOT_ON_AIR_SECS.into())],
+            ApiError::Unavailable(_) => vec![(header::RETRY_AFTER, RETRY_BUSY_SECS.into())],
+            // The limits count per clock minute.
+            ApiError::RateLimited => vec![(header::RETRY_AFTER, "60".into())],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The SFU's answers to WHEP/WHIP offers and leaves, mapped once.
+impl From<SfuError> for ApiError {
+    fn from(e: SfuError) -> ApiError {
+        match e {
+            SfuError::UnknownProgram(_) => ApiError::NotOnAir,
+            SfuError::InvalidSdp(detail) | SfuError::UnusableOffer(detail) => {
+                ApiError::bad_request("invalid_sdp", format!("Offerta SDP non utilizzabile: {detail}"))
+            }
+            SfuError::UnknownParticipant(_) => ApiError::NotFound,
+            SfuError::AlreadyJoined(_) => ApiError::conflict("already_connected", "Questa sessione è già collegata."),
+            SfuError::Stopped => ApiError::Unavailable("the media engine has stopped"),
+            other => ApiError::internal(other),
+        }
     }
 }
 

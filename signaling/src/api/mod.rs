@@ -6,6 +6,8 @@
 //! - [`auth`]: staff login/logout/password and the one-time setup links; the session extractor.
 //! - [`admin`]: administrators manage offices, services and staff.
 //! - [`staff`]: officials' dashboard — appointments, waiting citizens, admit, virtual office, invitations.
+//! - [`live`]: the public live stream of council sessions — state, WHEP playback (no account), WHIP
+//!   ingest for the chamber encoder (bearer token).
 //! - [`archive`]: the public archive of council recordings (no account): sessions, files, chapters, hashes.
 //! - [`rooms`]: what happens inside a room over HTTP — documents (upload/download) and chat history,
 //!   authorised by the room's join token.
@@ -19,6 +21,7 @@ pub mod auth;
 pub mod calendar;
 pub mod council;
 pub mod error;
+pub mod live;
 pub mod openapi;
 pub mod public;
 pub mod rooms;
@@ -40,5 +43,6 @@ pub fn routes() -> Router<AppState> {
         .merge(rooms::routes())
         .merge(council::routes())
         .merge(archive::routes())
+        .merge(live::routes())
         .merge(openapi::routes())
 }

@@ -44,6 +44,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::archive::openapi());
     doc.merge(super::calendar::openapi());
     doc.merge(super::rooms::openapi());
+    doc.merge(super::live::openapi());
     doc
 }
 
@@ -68,6 +69,8 @@ mod tests {
             "/api/council/sessions/{id}/minutes",
             "/api/archive/{session_id}",
             "/api/rooms/{room}/documents",
+            "/api/live/{session}/whep",
+            "/api/council/sessions/{id}/encoder-token",
         ] {
             assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
         }

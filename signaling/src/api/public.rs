@@ -241,15 +241,16 @@ pub struct RatingBody {
 
 // --- rate limit -------------------------------------------------------------------------------------
 
-/// Bookings per client IP per clock minute (fixed window). Behind a reverse proxy every client
-/// shares the proxy's address: raise `booking.rate_limit_per_minute` there.
+/// Requests per client IP per clock minute (fixed window): bookings here, new live viewers in
+/// `live`. Behind a reverse proxy every client shares the proxy's address: raise
+/// `booking.rate_limit_per_minute` (and `live_viewers_per_ip_minute`) there.
 #[derive(Default)]
 pub struct RateLimiter {
     windows: Mutex<HashMap<IpAddr, (i64, u32)>>,
 }
 
 impl RateLimiter {
-    fn allow(&self, ip: Option<IpAddr>, now: i64, limit: u32) -> bool {
+    pub(crate) fn allow(&self, ip: Option<IpAddr>, now: i64, limit: u32) -> bool {
         let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let minute = now.div_euclid(60);
         let Ok(mut windows) = self.windows.lock() else { return true };
@@ -266,7 +267,7 @@ impl RateLimiter {
 }
 
 /// The peer address when the server runs with connect info (the binary and the tests do).
-pub struct ClientIp(Option<IpAddr>);
+pub struct ClientIp(pub Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = Infallible;

@@ -79,7 +79,7 @@ pub async fn council_session(ctx: &mut Ctx) -> Result<()> {
         b.click("#join-btn").await?;
         b.wait_for("window.sportello && window.sportello.state === 'in-room'", STEP).await?;
         b.wait_for(
-            "document.querySelector('.council-notice')?.textContent.includes('La seduta è pubblica e viene trasmessa e registrata') \
+            "document.querySelector('.council-notice')?.textContent.includes('Questa seduta è trasmessa in diretta e registrata') \
              && document.querySelector('.council-panel h2')?.textContent.includes('Consiglio comunale')",
             STEP,
         )
