@@ -96,33 +96,29 @@ impl Broadcast {
     /// program. The board keeps "live" only while the room exists.
     pub async fn stop(&mut self, sfu: &Sfu, council: &CouncilRoom, now: i64) {
         if let Some(active) = self.recording.take() {
-            let sfu = sfu.clone();
-            let program = self.program.clone();
-            let chapters = council.chapters(active.started_at, now);
-            let persist = self.persist.clone();
-            let (data_dir, session) = (self.data_dir.clone(), self.session.clone());
-            // The files close on the recorder's thread; the room does not wait for them.
-            tokio::spawn(async move {
-                let files = match sfu.record_stop(program).await {
-                    Ok(files) => files,
-                    Err(error) => {
-                        tracing::error!(%session, %error, "recording not finished; raw files stay in {}", active.prepared.raw_dir.display());
-                        return;
+            // Before the program closes (closing drops its recorder). Closing the files takes
+            // milliseconds on the recorder's thread; the remux runs in the persistence task.
+            match sfu.record_stop(self.program.clone()).await {
+                Ok(files) => {
+                    let finished = Finished {
+                        data_dir: self.data_dir.clone(),
+                        session: self.session.clone(),
+                        chapters: council.chapters(active.started_at, now),
+                        prepared: active.prepared,
+                        started_at: active.started_at,
+                        ended_at: now,
+                        files,
+                    };
+                    if self.persist.submit(Job::Council(CouncilJob::FinishRecording(Box::new(finished)))).is_err() {
+                        tracing::error!("persistence queue full: a recording was not archived");
                     }
-                };
-                let finished = Finished {
-                    data_dir,
-                    session,
-                    prepared: active.prepared,
-                    started_at: active.started_at,
-                    ended_at: now,
-                    files,
-                    chapters,
-                };
-                if persist.submit(Job::Council(CouncilJob::FinishRecording(Box::new(finished)))).is_err() {
-                    tracing::error!("persistence queue full: a recording was not archived");
                 }
-            });
+                Err(error) => tracing::error!(
+                    %error,
+                    "recording not finished; raw files stay in {}",
+                    active.prepared.raw_dir.display()
+                ),
+            }
         }
         if self.open {
             if let Err(error) = sfu.program_close(self.program.clone()).await {

@@ -161,10 +161,22 @@ impl Chromedriver {
         Ok(browser)
     }
 
+    /// Like [`Chromedriver::open`], with extra Chromium flags (e.g. a fake camera file).
+    pub async fn open_with(&self, label: &str, url: &str, extra: &[String]) -> Result<Browser> {
+        let browser = self.launch_with(label, extra).await?;
+        browser.goto(url).await?;
+        Ok(browser)
+    }
+
     /// Starts a new Chromium (fresh profile) on `about:blank`.
     pub async fn launch(&self, label: &str) -> Result<Browser> {
+        self.launch_with(label, &[]).await
+    }
+
+    async fn launch_with(&self, label: &str, extra: &[String]) -> Result<Browser> {
         let profile = tempfile::Builder::new().prefix(&format!("sportello-chromium-{label}-")).tempdir()?;
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
+        args.extend(extra.iter().cloned());
         args.push(format!("--user-data-dir={}", profile.path().display()));
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));

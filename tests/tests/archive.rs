@@ -217,7 +217,7 @@ async fn remux_archive_ranges_and_retention() {
     // The row: the hash and size of the very file.
     assert_eq!(stored.sha256, sha256_of(&webm));
     assert_eq!(stored.bytes as usize, head.len());
-    assert_eq!(store.recordings_for_session(&council.id).await.expect("rows"), [stored.clone()]);
+    assert_eq!(store.recordings_for_session(&council.id).await.expect("rows"), std::slice::from_ref(&stored));
 
     // The public archive, JSON and pages.
     let base = server.url();

@@ -16,6 +16,8 @@
 //! - `calendar_month` (`e2e/calendar.rs`): an official edits their working pattern and an absence on
 //!   `/staff/calendario` and the month grid shows remote, absent and holiday days.
 //! - `council_session` (`e2e/council.rs`): a chaired council session — floor, roll call, votes.
+//! - `council_live` (`e2e/live.rs`): the public side — a viewer's program follows the floor, votes,
+//!   the slate while suspended, the archived recording with its gap.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -46,12 +48,15 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("office_appointment", |ctx| Box::pin(office::office_appointment(ctx))),
     ("calendar_month", |ctx| Box::pin(calendar::calendar_month(ctx))),
     ("council_session", |ctx| Box::pin(council::council_session(ctx))),
+    ("council_live", |ctx| Box::pin(live::council_live(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
 mod calendar;
 #[path = "e2e/council.rs"]
 mod council;
+#[path = "e2e/live.rs"]
+mod live;
 #[path = "e2e/office.rs"]
 mod office;
 
@@ -86,6 +91,13 @@ impl Ctx {
             self.driver = Some(Chromedriver::start().await?);
         }
         Ok(self.driver.as_ref().unwrap())
+    }
+
+    /// Opens a new participant browser with extra Chromium flags; returns its index in `browsers`.
+    async fn open_with(&mut self, label: &str, url: &str, extra: &[String]) -> Result<usize> {
+        let b = self.driver().await?.open_with(label, url, extra).await?;
+        self.browsers.push(b);
+        Ok(self.browsers.len() - 1)
     }
 
     /// Opens a new participant browser; returns its index in `browsers`.
@@ -161,6 +173,10 @@ impl Ctx {
 
 fn main() {
     netns::ensure_loopback_namespace();
+    // `E2E_LOG=sportello_signaling=info` shows the server's log (diagnosis; off by default).
+    if let Ok(filter) = std::env::var("E2E_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).try_init();
+    }
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     // libtest-compatible enough for `cargo test -- --list` and filters; other flags are ignored.
