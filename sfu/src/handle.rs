@@ -136,6 +136,11 @@ impl Sfu {
         pending.await.map_err(|_| SfuError::Recording("the recorder stopped unexpectedly".into()))?
     }
 
+    /// Who is in a room now (HTTP-managed viewers vanish from here when their connection fails).
+    pub async fn participants(&self, room: RoomId) -> Result<Vec<ParticipantId>, SfuError> {
+        self.call(|reply| Command::Participants { room, reply }).await
+    }
+
     /// Counts of live state.
     pub async fn stats(&self) -> Result<SfuStats, SfuError> {
         self.call(|reply| Command::Stats { reply }).await

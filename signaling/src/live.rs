@@ -26,6 +26,11 @@ pub fn chamber_room(session_id: &str) -> String {
     format!("chamber-{session_id}")
 }
 
+/// Rooms managed over HTTP (WHEP viewers, the WHIP encoder), never joined by websocket.
+pub fn is_http_room(room: &str) -> bool {
+    room.starts_with("live-") || room.starts_with("chamber-")
+}
+
 /// What the public page shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -201,6 +201,11 @@ impl Session {
         let span = tracing::Span::current();
         span.record("room", claims.room.as_str());
         span.record("participant", claims.sub.as_str());
+        if crate::live::is_http_room(&claims.room) {
+            // The program feed and the chamber encoder's room belong to WHEP/WHIP (an encoder
+            // token is a join token for `chamber-<id>`): not rooms one enters by websocket.
+            return self.error(ProtocolError::Forbidden);
+        }
         if let Some(appointment) = &claims.appt
             && let Err(error) = self.appointment_open(appointment).await
         {

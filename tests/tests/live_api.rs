@@ -136,6 +136,12 @@ impl Live {
             .expect("whep")
     }
 
+    /// A participant token for any room.
+    fn chamber_token_for(&self, room: &str) -> String {
+        let claims = Claims::new(room, CHAMBER_PARTICIPANT, "Aula", Role::Participant, Duration::from_secs(3600));
+        self.server.sign(&claims)
+    }
+
     /// A join token for the chamber room as the encoder token would be, with another role.
     fn chamber_token(&self, id: &str, role: Role) -> String {
         let claims = Claims::new(&chamber_room(id), CHAMBER_PARTICIPANT, "Aula", role, Duration::from_secs(3600));
@@ -378,6 +384,46 @@ async fn whep_viewers_are_capped_and_rate_limited_per_ip() {
     let response = live.whep(&id, "application/sdp", OFFER.into()).await;
     assert_eq!(response.status(), 429, "the third new viewer of this minute from one address");
     assert_eq!(error_code(response).await, "rate_limited");
+}
+
+/// The encoder token is a join token for `chamber-<id>`; neither it nor any token for a program
+/// room opens a websocket room there (they belong to WHIP/WHEP).
+#[tokio::test]
+async fn http_rooms_cannot_be_entered_by_websocket() {
+    let live = live().await;
+    let id = live.session("Consiglio").await;
+    for room in [chamber_room(&id), format!("live-{id}")] {
+        let mut client = live.server.connect(&room).await;
+        client.send_json(&json!({"v": 1, "type": "join", "token": live.chamber_token_for(&room)})).await;
+        let reply = client.recv_json().await;
+        assert_eq!(reply["type"], "error", "{room}: {reply}");
+        assert_eq!(reply["code"], "forbidden", "{room}: {reply}");
+    }
+}
+
+/// A viewer whose tab vanished without a DELETE is released by the SFU when its connection fails;
+/// its seat must come back (otherwise `max_live_viewers` fills up with ghosts).
+#[tokio::test]
+async fn a_viewer_the_sfu_released_gives_its_seat_back() {
+    let live = live_with(|c| c.max_live_viewers = 1).await;
+    let id = live.session("Consiglio").await;
+    live.board(&id, LiveStatus::Live, None, None);
+    let sfu = live.server.server.rooms.sfu().clone();
+    let program: std::sync::Arc<str> = format!("live-{id}").into();
+    sfu.program_open(program.clone(), 2).await.expect("program");
+    let offer = || async {
+        let mut player = sportello_tests::rtc_client::Client::new("player").await.expect("client");
+        player.receive_only(1, 1).expect("m-lines");
+        player.offer().expect("offer").0
+    };
+    let first = live.whep(&id, "application/sdp", offer().await).await;
+    assert_eq!(first.status(), 201);
+    let location = header(&first, "location");
+    let viewer = location.rsplit('/').next().expect("viewer id").to_owned();
+    assert_eq!(live.whep(&id, "application/sdp", offer().await).await.status(), 503, "one seat, taken");
+    // What the SFU does when the viewer's connection fails (no DELETE ever comes).
+    sfu.leave(program.clone(), viewer.as_str().into()).await.expect("released");
+    assert_eq!(live.whep(&id, "application/sdp", offer().await).await.status(), 201, "the seat is free again");
 }
 
 // --- the page --------------------------------------------------------------------------------------

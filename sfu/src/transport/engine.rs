@@ -87,6 +87,10 @@ pub enum Command {
     Stats {
         reply: Reply<SfuStats>,
     },
+    Participants {
+        room: RoomId,
+        reply: Reply<Vec<ParticipantId>>,
+    },
     ProgramOpen {
         program: RoomId,
         audio_slots: usize,
@@ -1051,6 +1055,13 @@ impl Engine {
                     dropped_packets: self.dropped,
                     gated_packets: self.router.gated_packets(),
                 }));
+            }
+            Command::Participants { room, reply } => {
+                let ids = self
+                    .rooms
+                    .get(&room)
+                    .map(|r| r.participants.iter().filter_map(|p| self.parts.get(p)).map(|p| p.id.clone()).collect());
+                let _ = reply.send(Ok(ids.unwrap_or_default()));
             }
             Command::ProgramOpen { program, audio_slots, reply } => {
                 let _ = reply.send(self.program_open(program, audio_slots, now));

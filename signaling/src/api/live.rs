@@ -151,6 +151,19 @@ impl LiveHttp {
         Ok(())
     }
 
+    /// Forgets viewers the SFU no longer has: a viewer whose tab vanished without a DELETE is
+    /// released by the SFU when its connection fails, and must not hold a seat for ever.
+    async fn forget_gone_viewers(&self, state: &AppState) {
+        let sessions: Vec<String> = lock(&self.viewers).keys().cloned().collect();
+        for session in sessions {
+            let Ok(present) = state.rooms.sfu().participants(program_room(&session).into()).await else { continue };
+            let present: HashSet<&str> = present.iter().map(|p| &**p).collect();
+            if let Some(set) = lock(&self.viewers).get_mut(&session) {
+                set.retain(|v| present.contains(v.as_str()));
+            }
+        }
+    }
+
     fn release_viewer(&self, session: &str, viewer: &str) -> bool {
         let mut viewers = lock(&self.viewers);
         let removed = viewers.get_mut(session).is_some_and(|set| set.remove(viewer));
@@ -298,6 +311,7 @@ pub async fn whep_post(
     }
     let viewer = resource_id("viewer");
     tracing::Span::current().record("viewer", viewer.as_str());
+    live.forget_gone_viewers(&state).await;
     live.reserve_viewer(&state, &id, &viewer)?;
     match state.rooms.sfu().whep_offer(program_room(&id).into(), viewer.as_str().into(), sdp).await {
         Ok(answer) => {
