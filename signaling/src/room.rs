@@ -670,11 +670,16 @@ impl Room {
     /// Carries out what the council part decided: state broadcasts and forced mutes. A forced
     /// mute is told to its participant (`force_mute`) and, as a `mute`, to everyone else.
     async fn council_actions(&mut self, actions: Vec<council_room::Action>) {
-        self.apply_council_actions(actions).await;
+        // Gates and mutes first, then the public side, then `council.state`: whoever reads the
+        // state (the chair's "suspended", "ended") finds the public page already saying so.
+        let (states, others): (Vec<_>, Vec<_>) =
+            actions.into_iter().partition(|a| matches!(a, council_room::Action::State(_)));
+        self.apply_council_actions(others).await;
         // Whatever changed (floor, item, chair present, suspension, end) changes what the public sees.
         if let (Some(on_air), Some(council)) = (self.on_air.as_mut(), self.council.as_ref()) {
             on_air.sync(&self.sfu, council, self.settings.clock.now()).await;
         }
+        self.apply_council_actions(states).await;
     }
 
     async fn apply_council_actions(&mut self, actions: Vec<council_room::Action>) {

@@ -258,6 +258,10 @@ async fn the_chair_gives_the_floor_and_only_the_speaker_may_unmute() {
         json!({"type": "council.roll_call_start"}),
         json!({"type": "council.vote_open", "item_id": c.items[0], "secret": false}),
         json!({"type": "council.vote_close"}),
+        // Nor suspend or end the public stream.
+        json!({"type": "council.stream_suspend"}),
+        json!({"type": "council.stream_resume"}),
+        json!({"type": "council.end"}),
     ] {
         send(&mut others[1], message.clone()).await;
         others[1].expect_error("forbidden").await;
@@ -501,4 +505,53 @@ fn sqlite_dump(db: &std::path::Path) -> String {
         .expect("the sqlite3 command-line tool (apt-get install sqlite3)");
     assert!(output.status.success(), "sqlite3: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The council room drives what the public sees: `/api/live` says "scheduled" until a chair is in
+/// the room, then follows the floor and the item, shows the suspension for the current item only,
+/// and "ended" after `council.end` (also stored).
+#[tokio::test]
+async fn the_room_drives_the_public_state() {
+    async fn live(c: &Council) -> Value {
+        let (status, body) = c.get(&format!("/api/live/{}", c.id)).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("JSON")
+    }
+    let c = council().await;
+    assert_eq!(live(&c).await["status"], "scheduled");
+    let (mut chair, mut others) = everyone_in(&c).await;
+    assert_eq!(live(&c).await["status"], "live", "a chair is in the room");
+
+    send(&mut chair, json!({"type": "council.set_item", "item_id": c.items[0]})).await;
+    state_until(&mut chair, "the first item", |s| s["current_item"] == json!(c.items[0])).await;
+    send(&mut others[0], json!({"type": "council.request_floor"})).await;
+    state_until(&mut chair, "anna asks", |s| !s["queue"].as_array().is_some_and(Vec::is_empty)).await;
+    send(&mut chair, json!({"type": "council.give_floor", "participant_id": pid(&c.councillors[0])})).await;
+    state_until(&mut chair, "anna speaks", |s| s["floor"] == json!(pid(&c.councillors[0]))).await;
+    let state = live(&c).await;
+    assert_eq!(state["speaker"], json!(c.councillors[0].display_name));
+    assert!(state["item"].as_str().is_some_and(|t| !t.is_empty()), "{state}");
+
+    send(&mut chair, json!({"type": "council.stream_suspend"})).await;
+    state_until(&mut chair, "suspended", |s| s["stream"] == "suspended").await;
+    assert_eq!(live(&c).await["status"], "suspended");
+    // The suspension belongs to the item: the next one is on air again.
+    send(&mut chair, json!({"type": "council.set_item", "item_id": c.items[1]})).await;
+    state_until(&mut chair, "next item, live", |s| s["current_item"] == json!(c.items[1]) && s["stream"] == "live")
+        .await;
+    assert_eq!(live(&c).await["status"], "live");
+
+    send(&mut chair, json!({"type": "council.end"})).await;
+    state_until(&mut chair, "ended", |s| s["stream"] == "ended").await;
+    assert_eq!(live(&c).await["status"], "ended");
+    // The stored status follows (the persistence task writes it).
+    let mut stored = None;
+    for _ in 0..50 {
+        stored = c.server.server.store.council_session(&c.id).await.expect("row");
+        if stored.as_ref().is_some_and(|s| s.status == sportello_store::CouncilStatus::Ended) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored.map(|s| s.status), Some(sportello_store::CouncilStatus::Ended));
 }
