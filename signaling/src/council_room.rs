@@ -321,6 +321,8 @@ impl CouncilRoom {
         if self.present.iter().any(|(_, role)| *role == Role::Host) {
             self.submit(CouncilJob::Live { session: self.session_id.clone() });
         }
+        // An ended session stays ended: coming back to its room does not put it on air again.
+        self.ended = loaded.session.status == sportello_store::CouncilStatus::Ended;
         self.load = Load::Ready { session: Box::new(session), info: loaded.session };
         let mut actions = self.mute_non_speakers();
         actions.extend(self.gates());

@@ -554,4 +554,20 @@ async fn the_room_drives_the_public_state() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(stored.map(|s| s.status), Some(sportello_store::CouncilStatus::Ended));
+
+    // Everyone leaves; the chair coming back does not put an ended session on air again.
+    drop(chair);
+    drop(others);
+    let mut closed = false;
+    for _ in 0..100 {
+        if c.server.server.rooms.is_empty() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(closed, "the room closes when everyone has left");
+    let mut chair = c.join(&c.chair).await;
+    state_until(&mut chair, "still ended", |s| s["stream"] == "ended").await;
+    assert_eq!(live(&c).await["status"], "ended");
 }
