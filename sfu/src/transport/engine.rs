@@ -766,6 +766,25 @@ impl Engine {
     }
 }
 
+impl Down {
+    /// Reads what the completed negotiation gave this downtrack: payload type, header-extension
+    /// ids, the MID extension (`None` if the peer refused the codec: nothing is routed then).
+    fn negotiated(&mut self, pc: &mut RTCPeerConnection, kind: MediaKind) {
+        let Some(mut sender) = pc.rtp_sender(self.sender) else { return };
+        let params = sender.get_parameters();
+        let want = if kind == MediaKind::Audio { "audio/opus" } else { "video/vp8" };
+        self.pt = params
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(want))
+            .map(|c| c.payload_type);
+        self.extensions = params.rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect();
+        self.mid_ext = self.extensions.iter().find(|(_, u)| u == URI_MID).map(|(id, _)| *id);
+        self.ext_map = None;
+    }
+}
+
 /// Rewrites the header extensions of a forwarded packet for the subscriber's leg: ids are remapped
 /// by URI, extensions the subscriber did not negotiate are dropped (`write_rtp` refuses unknown ids),
 /// and the MID is replaced by the subscriber's own m-line — the publisher's MID names an m-line of
@@ -1242,26 +1261,10 @@ impl Engine {
         leg.offer_outstanding = false;
         // Now the payload types and extension ids of every new downtrack are known.
         for (key, down) in leg.downs.iter_mut() {
-            if down.pt.is_some() {
-                continue;
+            if down.pt.is_none() {
+                let kind = self.tracks.get(key).map_or(MediaKind::Video, |t| t.info.kind);
+                down.negotiated(pc, kind);
             }
-            let Some(mut sender) = pc.rtp_sender(down.sender) else { continue };
-            let params = sender.get_parameters();
-            let want = if self.tracks.get(key).is_some_and(|t| t.info.kind == MediaKind::Audio) {
-                "audio/opus"
-            } else {
-                "video/vp8"
-            };
-            down.pt = params
-                .rtp_parameters
-                .codecs
-                .iter()
-                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(want))
-                .map(|c| c.payload_type);
-            down.extensions =
-                params.rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect();
-            down.mid_ext = down.extensions.iter().find(|(_, u)| u == URI_MID).map(|(id, _)| *id);
-            down.ext_map = None;
         }
         let again = std::mem::take(&mut leg.renegotiate_after_answer);
         self.start_routing(peer_id, now);

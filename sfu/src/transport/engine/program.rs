@@ -325,22 +325,8 @@ impl Engine {
             down.mid = mid.map(|m| Bytes::from(m.into_bytes()));
         }
         for (key, down) in downs.iter_mut() {
-            let Some(mut sender) = pc.rtp_sender(down.sender) else { continue };
-            let params = sender.get_parameters();
-            let want = if self.tracks.get(key).is_some_and(|t| t.info.kind == MediaKind::Audio) {
-                "audio/opus"
-            } else {
-                "video/vp8"
-            };
-            down.pt = params
-                .rtp_parameters
-                .codecs
-                .iter()
-                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(want))
-                .map(|c| c.payload_type);
-            down.extensions =
-                params.rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect();
-            down.mid_ext = down.extensions.iter().find(|(_, u)| u == URI_MID).map(|(id, _)| *id);
+            let kind = self.tracks.get(key).map_or(MediaKind::Video, |t| t.info.kind);
+            down.negotiated(&mut pc, kind);
         }
         if downs.values().all(|d| d.pt.is_none()) {
             return Err(SfuError::UnusableOffer("the offer has neither VP8 nor Opus".into()));
