@@ -317,3 +317,57 @@ impl WsClient {
         drop(self.ws);
     }
 }
+
+/// A council session seeded straight into the store: a chair, councillors and agenda items.
+pub struct SeededCouncil {
+    pub chair: sportello_store::User,
+    pub councillors: Vec<sportello_store::User>,
+    pub session: sportello_store::CouncilSession,
+}
+
+impl SeededCouncil {
+    /// The personal join link of a member (`user-<id>`) for the session's room.
+    pub fn link(&self, server: &TestServer, user: &sportello_store::User, role: Role) -> String {
+        let room = format!("council-{}", self.session.id);
+        let claims =
+            Claims::new(&room, &format!("user-{}", user.id), &user.display_name, role, Duration::from_secs(3600));
+        server.join_link(&server.sign(&claims))
+    }
+}
+
+impl TestServer {
+    /// Seeds "Consiglio comunale" now, chaired by "Presidente", with these councillors and items.
+    pub async fn seed_council(
+        &self,
+        councillors: &[&str],
+        items: &[&str],
+    ) -> Result<SeededCouncil, sportello_store::StoreError> {
+        use sportello_store::{CouncilBody, NewCouncilSession, NewUser, StaffRole};
+        let store = &self.server.store;
+        let now = self.server.tokens.clock().now();
+        let user =
+            |name: &str, role| NewUser { email: format!("{name}@comune.example"), display_name: name.into(), role };
+        let chair = store.create_user(&user("Presidente", StaffRole::Chair), now).await?;
+        let mut members = Vec::new();
+        for name in councillors {
+            members.push(store.create_user(&user(name, StaffRole::Councillor), now).await?);
+        }
+        let session = store
+            .create_council_session(
+                &NewCouncilSession {
+                    title: "Consiglio comunale".into(),
+                    body: CouncilBody::Consiglio,
+                    scheduled_at: now,
+                    chair_id: chair.id.clone(),
+                    quorum: "majority".into(),
+                },
+                now,
+            )
+            .await?;
+        let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+        store.set_council_members(&session.id, &ids).await?;
+        let items: Vec<(Option<String>, String)> = items.iter().map(|t| (None, (*t).to_owned())).collect();
+        store.set_council_items(&session.id, &items).await?;
+        Ok(SeededCouncil { chair, councillors: members, session })
+    }
+}

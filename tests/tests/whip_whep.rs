@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sportello_signaling::api::auth::hash_password_blocking;
-use sportello_store::{CouncilBody, NewCouncilSession, NewUser, StaffRole};
 use sportello_tests::netns::ensure_loopback_namespace;
 use sportello_tests::server::{Claims, Role, TestServer, WsClient};
 use tokio::process::Command;
@@ -124,33 +123,17 @@ async fn scenario() -> Result<()> {
     let store = &server.server.store;
     let now = server.server.tokens.clock().now();
     let e = |e: sportello_store::StoreError| format!("seeding the store: {e}");
-    let user = |name: &str, role| NewUser { email: format!("{name}@comune.example"), display_name: name.into(), role };
-    let chair = store.create_user(&user("presidente", StaffRole::Chair), now).await.map_err(e)?;
-    let anna = store.create_user(&user("anna", StaffRole::Councillor), now).await.map_err(e)?;
+    let seeded = server.seed_council(&["Anna"], &["Bilancio"]).await.map_err(e)?;
+    let (chair, session) = (&seeded.chair, &seeded.session);
     let hash = hash_password_blocking(PASSWORD).map_err(|e| format!("hash: {e}"))?;
     store.set_password(&chair.id, &hash, now).await.map_err(e)?;
-    let session = store
-        .create_council_session(
-            &NewCouncilSession {
-                title: "Consiglio comunale".into(),
-                body: CouncilBody::Consiglio,
-                scheduled_at: now,
-                chair_id: chair.id.clone(),
-                quorum: "majority".into(),
-            },
-            now,
-        )
-        .await
-        .map_err(e)?;
-    store.set_council_members(&session.id, std::slice::from_ref(&anna.id)).await.map_err(e)?;
-    store.set_council_items(&session.id, &[(None, "Bilancio".into())]).await.map_err(e)?;
     let id = session.id.clone();
 
     // The encoder token, as the chair gets it from the council panel.
     let http = reqwest::Client::builder().cookie_store(true).build().map_err(|e| e.to_string())?;
     let login = http
         .post(format!("{url}/api/auth/login"))
-        .json(&json!({"email": "presidente@comune.example", "password": PASSWORD}))
+        .json(&json!({"email": chair.email, "password": PASSWORD}))
         .send()
         .await
         .map_err(|e| format!("login: {e}"))?;

@@ -7,9 +7,8 @@
 
 use std::time::Duration;
 
-use sportello_store::{CouncilBody, NewCouncilSession, NewUser, StaffRole};
 use sportello_tests::browser::{Browser, Result, err};
-use sportello_tests::server::{Claims, Role, TestServer};
+use sportello_tests::server::{Role, TestServer};
 
 use super::Ctx;
 
@@ -44,33 +43,11 @@ async fn audio_flow(b: &Browser, track: &str, window: Duration) -> Result<u64> {
 
 pub async fn council_session(ctx: &mut Ctx) -> Result<()> {
     let server = TestServer::start().await;
-    let store = &server.server.store;
-    let now = server.server.tokens.clock().now();
     let e = |e: sportello_store::StoreError| err(format!("seeding the store: {e}"));
-    let user = |name: &str, role| NewUser { email: format!("{name}@comune.example"), display_name: name.into(), role };
-    let chair = store.create_user(&user("Presidente", StaffRole::Chair), now).await.map_err(e)?;
-    let anna = store.create_user(&user("Anna", StaffRole::Councillor), now).await.map_err(e)?;
-    let session = store
-        .create_council_session(
-            &NewCouncilSession {
-                title: "Consiglio comunale".into(),
-                body: CouncilBody::Consiglio,
-                scheduled_at: now,
-                chair_id: chair.id.clone(),
-                quorum: "majority".into(),
-            },
-            now,
-        )
-        .await
-        .map_err(e)?;
-    store.set_council_members(&session.id, std::slice::from_ref(&anna.id)).await.map_err(e)?;
-    store.set_council_items(&session.id, &[(None, "Bilancio".into())]).await.map_err(e)?;
-    let room = format!("council-{}", session.id);
-    let link = |id: &str, name: &str, role| {
-        let claims = Claims::new(&room, &format!("user-{id}"), name, role, Duration::from_secs(3600));
-        server.join_link(&server.sign(&claims))
-    };
-    let (chair_url, anna_url) = (link(&chair.id, "Presidente", Role::Host), link(&anna.id, "Anna", Role::Participant));
+    let seeded = server.seed_council(&["Anna"], &["Bilancio"]).await.map_err(e)?;
+    let anna = &seeded.councillors[0];
+    let (chair_url, anna_url) =
+        (seeded.link(&server, &seeded.chair, Role::Host), seeded.link(&server, anna, Role::Participant));
 
     let c = ctx.open("chair", &chair_url).await?;
     let a = ctx.open("anna", &anna_url).await?;

@@ -11,9 +11,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sportello_store::{CouncilBody, NewCouncilSession, NewUser, StaffRole};
 use sportello_tests::browser::{Browser, Result, err};
-use sportello_tests::server::{Claims, Role, TestServer};
+use sportello_tests::server::{Role, TestServer};
 
 use super::Ctx;
 
@@ -108,35 +107,10 @@ fn ffprobe(args: &[&str], file: &Path) -> Result<String> {
 pub async fn council_live(ctx: &mut Ctx) -> Result<()> {
     let server = TestServer::start().await;
     let store = &server.server.store;
-    let now = server.server.tokens.clock().now();
     let e = |e: sportello_store::StoreError| err(format!("seeding the store: {e}"));
-    let user = |name: &str, role| NewUser { email: format!("{name}@comune.example"), display_name: name.into(), role };
-    let chair = store.create_user(&user("Presidente", StaffRole::Chair), now).await.map_err(e)?;
-    let mut councillors = Vec::new();
-    for name in ["Anna", "Bruno", "Carla"] {
-        councillors.push(store.create_user(&user(name, StaffRole::Councillor), now).await.map_err(e)?);
-    }
-    let session = store
-        .create_council_session(
-            &NewCouncilSession {
-                title: "Consiglio comunale".into(),
-                body: CouncilBody::Consiglio,
-                scheduled_at: now,
-                chair_id: chair.id.clone(),
-                quorum: "majority".into(),
-            },
-            now,
-        )
-        .await
-        .map_err(e)?;
-    let ids: Vec<String> = councillors.iter().map(|c| c.id.clone()).collect();
-    store.set_council_members(&session.id, &ids).await.map_err(e)?;
-    store.set_council_items(&session.id, &[(None, "Bilancio".into()), (None, "Personale".into())]).await.map_err(e)?;
-    let room = format!("council-{}", session.id);
-    let link = |id: &str, name: &str, role| {
-        let claims = Claims::new(&room, &format!("user-{id}"), name, role, Duration::from_secs(3600));
-        server.join_link(&server.sign(&claims))
-    };
+    let seeded = server.seed_council(&["Anna", "Bruno", "Carla"], &["Bilancio", "Personale"]).await.map_err(e)?;
+    let session = &seeded.session;
+    let link = |user: &sportello_store::User, role| seeded.link(&server, user, role);
 
     // The public page before anyone is there: "starting soon".
     let live_url = format!("{}/live/{}", server.url(), session.id);
@@ -146,15 +120,15 @@ pub async fn council_live(ctx: &mut Ctx) -> Result<()> {
 
     let cams = tempfile::tempdir()?;
     let people = [
-        ("chair", chair.id.as_str(), "Presidente", Role::Host, "00ff00"),
-        ("anna", ids[0].as_str(), "Anna", Role::Participant, "ff0000"),
-        ("bruno", ids[1].as_str(), "Bruno", Role::Participant, "0000ff"),
-        ("carla", ids[2].as_str(), "Carla", Role::Participant, "808080"),
+        ("chair", &seeded.chair, Role::Host, "00ff00"),
+        ("anna", &seeded.councillors[0], Role::Participant, "ff0000"),
+        ("bruno", &seeded.councillors[1], Role::Participant, "0000ff"),
+        ("carla", &seeded.councillors[2], Role::Participant, "808080"),
     ];
     let mut idx = Vec::new();
-    for (label, id, name, role, rgb) in people {
+    for (label, user, role, rgb) in people {
         let flag = camera(cams.path(), label, rgb)?;
-        let i = ctx.open_with(label, &link(id, name, role), &[flag]).await?;
+        let i = ctx.open_with(label, &link(user, role), &[flag]).await?;
         let b = &ctx.browsers[i];
         b.click("#join-btn").await?;
         b.wait_for("window.sportello && window.sportello.state === 'in-room'", STEP).await?;
