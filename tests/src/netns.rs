@@ -151,3 +151,18 @@ pub fn kill_leftover_processes() -> usize {
     }
     killed
 }
+
+/// `main` of a single-scenario media test: re-executes itself in the loopback-only namespace,
+/// runs `scenario` on a two-thread runtime and reports in libtest's words (exit 1 on failure).
+pub fn run_scenario<E: std::fmt::Display>(name: &str, scenario: impl std::future::Future<Output = Result<(), E>>) {
+    ensure_loopback_namespace();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    match rt.block_on(scenario) {
+        Ok(()) => println!("1 passed, 0 failed"),
+        Err(e) => {
+            eprintln!("{name}: FAILED: {e}");
+            println!("0 passed, 1 failed");
+            std::process::exit(1);
+        }
+    }
+}

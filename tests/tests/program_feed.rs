@@ -10,20 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sportello_sfu::{MediaKind, ProgramSelection, PublishedMid, Sfu, SfuConfig, SfuError, SourceRef, TrackSource};
-use sportello_tests::netns::ensure_loopback_namespace;
 use sportello_tests::rtc_client::{Client, Error, missing_sequence_numbers, pump};
 
 fn main() {
-    ensure_loopback_namespace();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    match rt.block_on(scenario()) {
-        Ok(()) => println!("1 passed, 0 failed"),
-        Err(e) => {
-            eprintln!("program_feed: FAILED: {e}");
-            println!("0 passed, 1 failed");
-            std::process::exit(1);
-        }
-    }
+    sportello_tests::netns::run_scenario("program_feed", scenario());
 }
 
 fn check(cond: bool, what: impl Into<String>) -> Result<(), Error> {

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sportello_signaling::api::auth::hash_password_blocking;
-use sportello_tests::netns::ensure_loopback_namespace;
 use sportello_tests::server::{Claims, Role, TestServer, WsClient};
 use tokio::process::Command;
 
@@ -36,16 +35,7 @@ const PLAYER_AFTER: Duration = Duration::from_secs(2);
 const PLAY_SECONDS: u64 = 4;
 
 fn main() {
-    ensure_loopback_namespace();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    match rt.block_on(scenario()) {
-        Ok(()) => println!("1 passed, 0 failed"),
-        Err(e) => {
-            eprintln!("whip_whep: FAILED: {e}");
-            println!("0 passed, 1 failed");
-            std::process::exit(1);
-        }
-    }
+    sportello_tests::netns::run_scenario("whip_whep", scenario());
 }
 
 fn check(cond: bool, what: impl Into<String>) -> Result<()> {

@@ -15,7 +15,7 @@ use super::Ctx;
 const STEP: Duration = Duration::from_secs(30);
 
 /// Clicks the first button whose text starts with `text` (the panel's buttons have no ids).
-async fn click_button(b: &Browser, text: &str) -> Result<()> {
+pub(super) async fn click_button(b: &Browser, text: &str) -> Result<()> {
     let found: bool = b
         .eval(&format!(
             "(() => {{ const b = [...document.querySelectorAll('.council-panel button')].find(b => b.textContent.startsWith({text:?})); if (b) b.click(); return !!b; }})()"

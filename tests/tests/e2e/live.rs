@@ -15,18 +15,9 @@ use sportello_tests::browser::{Browser, Result, err};
 use sportello_tests::server::{Role, TestServer};
 
 use super::Ctx;
+use super::council::click_button as click;
 
 const STEP: Duration = Duration::from_secs(30);
-
-/// Clicks the first council-panel button whose text starts with `text`.
-async fn click(b: &Browser, text: &str) -> Result<()> {
-    let found: bool = b
-        .eval(&format!(
-            "(() => {{ const b = [...document.querySelectorAll('.council-panel button')].find(b => b.textContent.startsWith({text:?})); if (b) b.click(); return !!b; }})()"
-        ))
-        .await?;
-    if found { Ok(()) } else { Err(err(format!("[{}] no button {text:?}", b.label()))) }
-}
 
 async fn wait_button(b: &Browser, text: &str) -> Result<()> {
     b.wait_for(
