@@ -21,6 +21,8 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
@@ -51,6 +53,9 @@ struct Outgoing {
     /// Frames sent since `start`; the next one is due at `start + sent * frame time`.
     sent: u64,
     start: Instant,
+    /// A keyframe was asked for (PLI/FIR): the next frame sent is the clip's next keyframe, as a
+    /// browser's encoder would answer (the clip is pre-encoded, so we seek instead of encoding).
+    keyframe_requested: bool,
 }
 
 /// What a subscriber saw of one incoming stream.
@@ -117,7 +122,12 @@ impl Peer {
         let local = socket.local_addr().map_err(err("reading a socket's address"))?;
         let mut me = MediaEngine::default();
         me.register_default_codecs().map_err(err("registering codecs"))?;
-        let registry = register_default_interceptors(Registry::new(), &mut me).map_err(err("interceptors"))?;
+        // Keyframe requests must reach us: a publisher answers them (see `Outgoing::keyframe_requested`).
+        let registry = Registry::new().with(
+            rtc::interceptor::Slot::from(sportello_sfu::transport::feedback::SLOT),
+            sportello_sfu::transport::feedback::DeliverFeedback::default(),
+        );
+        let registry = register_default_interceptors(registry, &mut me).map_err(err("interceptors"))?;
         let se =
             SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled).build();
         let mut pc = RTCPeerConnectionBuilder::new()
@@ -194,6 +204,7 @@ impl Peer {
                 cursor,
                 sent: 0,
                 start: Instant::now(),
+                keyframe_requested: false,
             });
         }
         Ok(())
@@ -303,6 +314,12 @@ impl Peer {
                     o.start = now;
                     o.sent = 0;
                 }
+                if o.video && std::mem::take(&mut o.keyframe_requested) {
+                    let len = media.video.len();
+                    if let Some(skip) = (0..len).find(|k| media.video[(o.cursor + k) % len].keyframe) {
+                        o.cursor += skip;
+                    }
+                }
                 let payloads: Vec<(Bytes, bool)> = if o.video {
                     let f = &media.video[o.cursor % media.video.len()];
                     let last = f.payloads.len().saturating_sub(1);
@@ -370,6 +387,15 @@ impl Peer {
             }
         }
         while let Some(m) = self.pc.poll_read() {
+            if let RTCMessage::RtcpPacket(_, packets) = &m.message {
+                let any_pli = packets.iter().any(|p| {
+                    let any = p.as_any();
+                    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                });
+                if any_pli {
+                    self.outgoing.iter_mut().filter(|o| o.video).for_each(|o| o.keyframe_requested = true);
+                }
+            }
             if let RTCMessage::RtpPacket(_, packet) = m.message {
                 self.rtp_received += 1;
                 if self.first_media.is_none() {
