@@ -1,6 +1,6 @@
 //! Smoke run of the load tool (`sportello-load`) against a Sportello server process: small N, a few
-//! seconds, Sportello only. Asserts that media flowed and every figure was produced — never that it
-//! was fast (speed is measured by `scripts/bench-compare`, see BENCHMARKS.md).
+//! seconds, Sportello only. Asserts that media flowed, that (nearly) all of it was delivered, and
+//! that every figure was produced — never that it was fast (speed is measured by `scripts/bench-compare`, see BENCHMARKS.md).
 //!
 //! Needs `target/<profile>/sportello` (built by `cargo build --workspace`, as `scripts/test` does).
 //! Runs inside a loopback-only network namespace (own `main`, see `sportello_tests::netns`).
@@ -63,6 +63,12 @@ fn smoke() -> Result<(), String> {
         let forwarded: f64 = value("forwarded_packets_s").and_then(|v| v.parse().ok()).unwrap_or(0.0);
         if forwarded <= 0.0 {
             return Err(format!("{scenario}: no packets flowed"));
+        }
+        // Correctness, not speed: the SFU forwards what the publishers send (it once started video
+        // downtracks at keyframes the load publisher never sent on request: 81.7 % here).
+        let delivered: f64 = value("delivered_of_offered").and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        if delivered < 90.0 {
+            return Err(format!("{scenario}: only {delivered:.1} % of the offered packets delivered"));
         }
         if value("join_errors") != Some("0.000") {
             return Err(format!("{scenario}: join errors: {:?}", value("join_errors")));
