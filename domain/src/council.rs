@@ -346,6 +346,24 @@ impl Session {
         }
     }
 
+    /// Continues a session whose room closed (everyone left) from what was stored: its log and
+    /// its closed votes. The current item carries on; nobody is in the room, nobody has the floor
+    /// or is queued, no roll call is fresh (a vote needs a new one), and a vote left open without
+    /// result stays closed-less, as stored. New log entries follow the stored ones.
+    pub fn resume(&mut self, log: Vec<Entry>, votes: Vec<VoteRecord>) {
+        let mut current = None;
+        for entry in &log {
+            match &entry.event {
+                Event::ItemStarted { item } if self.items.iter().any(|i| &i.id == item) => current = Some(item.clone()),
+                Event::ItemEnded { item } if current.as_ref() == Some(item) => current = None,
+                _ => {}
+            }
+        }
+        self.current_item = current;
+        self.votes = votes;
+        self.log = log;
+    }
+
     // --- reading ---------------------------------------------------------------------------------
 
     pub fn members(&self) -> &[Member] {

@@ -201,6 +201,9 @@ pub struct Loaded {
     pub session: CouncilSession,
     pub members: Vec<Member>,
     pub items: Vec<Item>,
+    /// The stored log and closed votes: a room opening again continues from them.
+    pub log: Vec<sportello_domain::council::Entry>,
+    pub votes: Vec<VoteRecord>,
 }
 
 #[derive(Debug)]
@@ -312,12 +315,15 @@ impl CouncilRoom {
         };
         let quorum = loaded.session.quorum.parse().unwrap_or(Quorum::Majority);
         let mut session = Session::new(loaded.members, loaded.items, quorum);
+        // A room that closed (everyone left) and opens again carries on from the stored log.
+        session.resume(loaded.log, loaded.votes);
+        let stored = session.log().len();
         for (participant, _) in &self.present {
             if let Some(user) = user_of(participant) {
                 let _ = session.arrive(user, now);
             }
         }
-        self.submit_all(log_jobs(&self.session_id, &session, 0));
+        self.submit_all(log_jobs(&self.session_id, &session, stored));
         if self.present.iter().any(|(_, role)| *role == Role::Host) {
             self.submit(CouncilJob::Live { session: self.session_id.clone() });
         }
@@ -778,7 +784,14 @@ pub async fn load(store: &Store, session_id: &str) -> Result<Option<Loaded>, spo
         members.push(Member { chair: user == session.chair_id, id: user, name });
     }
     let items = store.council_items(session_id).await?.into_iter().map(|i| Item { id: i.id, title: i.title }).collect();
-    Ok(Some(Loaded { session, members, items }))
+    let log = store
+        .council_events(session_id)
+        .await?
+        .iter()
+        .filter_map(|row| Some(sportello_domain::council::Entry { at: row.at, event: event_from_row(row)? }))
+        .collect();
+    let votes = store.council_votes(session_id).await?.iter().filter_map(vote_record).collect();
+    Ok(Some(Loaded { session, members, items, log, votes }))
 }
 
 /// Runs one council job on the persistence task. Errors are logged without any choice.

@@ -571,3 +571,60 @@ async fn the_room_drives_the_public_state() {
     state_until(&mut chair, "still ended", |s| s["stream"] == "ended").await;
     assert_eq!(live(&c).await["status"], "ended");
 }
+
+/// Everyone leaves (the room closes) and comes back: the session carries on from what was stored —
+/// the item under discussion, the last vote's result — and nothing already stored is written twice.
+#[tokio::test]
+async fn the_session_carries_on_after_everyone_left() {
+    let c = council().await;
+    let (mut chair, mut others) = everyone_in(&c).await;
+    send(&mut chair, json!({"type": "council.set_item", "item_id": c.items[1]})).await;
+    state_until(&mut chair, "the second item", |s| s["current_item"] == json!(c.items[1])).await;
+    roll_call(&mut chair, &mut others, &[0, 1, 2]).await;
+    send(&mut chair, json!({"type": "council.vote_open", "item_id": c.items[1], "secret": false})).await;
+    for other in others.iter_mut() {
+        send(other, json!({"type": "council.vote", "choice": "favourable"})).await;
+    }
+    state_until(&mut chair, "three ballots", |s| s["vote"]["cast"] == 3).await;
+    send(&mut chair, json!({"type": "council.vote_close"})).await;
+    state_until(&mut chair, "closed", |s| s["vote"]["open"] == false).await;
+
+    drop(chair);
+    drop(others);
+    for _ in 0..100 {
+        if c.server.server.rooms.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(c.server.server.rooms.is_empty(), "the room closed");
+    // The four departures are written by the persistence task, maybe just after the room closed.
+    let mut events_before = 0;
+    for _ in 0..50 {
+        let events = c.server.server.store.council_events(&c.id).await.expect("events");
+        events_before = events.len();
+        if events.iter().filter(|e| e.kind == "departed").count() == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let mut chair = c.join(&c.chair).await;
+    let state = state_until(&mut chair, "resumed", |s| s["current_item"] == json!(c.items[1])).await;
+    assert_eq!(state["vote"]["results"]["favourable"], 3, "the last vote's result is still shown: {state}");
+    assert_eq!(state["floor"], Value::Null);
+    // The stored log grows by the chair's arrival only (nothing stored is written again).
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events = c.server.server.store.council_events(&c.id).await.expect("events");
+        if events.len() > events_before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(events.len(), events_before + 1, "{:?}", &events[events_before.min(events.len())..]);
+    assert_eq!(events.last().map(|e| e.kind.as_str()), Some("arrived"));
+    // A vote needs a new roll call after the break.
+    send(&mut chair, json!({"type": "council.vote_open", "item_id": c.items[1], "secret": false})).await;
+    chair.expect_error("roll_call_required").await;
+}

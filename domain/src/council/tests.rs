@@ -162,3 +162,41 @@ fn a_departed_councillor_cannot_vote_and_items_are_checked() {
     s.close_vote(23).unwrap();
     assert_eq!(s.set_item("nope", 24), Err(CouncilError::UnknownItem));
 }
+
+#[test]
+fn a_session_resumes_from_its_log_and_closed_votes() {
+    let mut s = session();
+    all_in(&mut s, 0);
+    s.set_item("i1", 10).unwrap();
+    roll_call(&mut s, &["a", "b", "c"], 20);
+    s.open_vote("v1", "i1", false, 30).unwrap();
+    for u in ["a", "b", "c"] {
+        s.cast(u, Choice::Favourable).unwrap();
+    }
+    s.close_vote(40).unwrap();
+    s.set_item("i2", 50).unwrap();
+    s.request_floor("a", 55).unwrap();
+    s.give_floor("a", 60).unwrap();
+    for u in ["chair", "a", "b", "c"] {
+        s.depart(u, 70).unwrap();
+    }
+    let (log, votes) = (s.log().to_vec(), s.votes().to_vec());
+
+    let mut resumed = session();
+    resumed.resume(log.clone(), votes);
+    assert_eq!(resumed.current_item(), Some("i2"), "the item under discussion carries on");
+    assert_eq!(resumed.votes().len(), 1);
+    assert_eq!(resumed.floor(), None);
+    assert!(resumed.in_room().is_empty());
+    assert_eq!(resumed.log().len(), log.len(), "new entries follow the stored ones");
+    resumed.arrive("chair", 100).unwrap();
+    assert_eq!(resumed.log().len(), log.len() + 1);
+    // A vote needs a fresh roll call after the break.
+    assert_eq!(resumed.open_vote("v2", "i2", false, 110).unwrap_err(), CouncilError::RollCallRequired);
+    // An item that ended stays ended.
+    let mut ended = session();
+    let mut with_end = log;
+    with_end.push(Entry { at: 80, event: Event::ItemEnded { item: "i2".into() } });
+    ended.resume(with_end, Vec::new());
+    assert_eq!(ended.current_item(), None);
+}
