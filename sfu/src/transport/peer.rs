@@ -9,13 +9,12 @@ use std::time::Instant;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder};
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_rtcp_reports, configure_twcc_receiver_only,
-};
+use rtc::peer_connection::configuration::interceptor_registry::{configure_rtcp_reports, configure_twcc_receiver_only};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{
@@ -86,6 +85,25 @@ fn media_engine(kind: PcKind) -> Result<MediaEngine, rtc::shared::error::Error> 
     Ok(me)
 }
 
+/// Packets kept per outgoing stream to answer NACKs. `rtc`'s default (1024) holds ≈ 8 s of a
+/// 1.4 Mbit/s video for every subscriber — most of a subscriber's memory — while a retransmission
+/// older than a round trip or two is useless to a real-time decoder. 256 ≈ 2 s of such a video.
+const NACK_HISTORY: u16 = 256;
+
+/// NACK both ways (we answer subscribers' NACKs from a bounded history, and send NACKs to
+/// publishers), with keyframe requests by PLI.
+fn nack(registry: Registry, me: &mut MediaEngine) -> Registry {
+    for parameter in ["", "pli"] {
+        me.register_feedback(
+            RTCPFeedback { typ: "nack".to_owned(), parameter: parameter.to_owned() },
+            RtpCodecKind::Video,
+        );
+    }
+    registry
+        .with(Slot::NackResponder, NackResponderBuilder::new().with_size(NACK_HISTORY).build())
+        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+}
+
 /// A random ICE credential; the ufrag is also our demultiplexing key for the shared socket.
 pub fn random_token(len: usize) -> String {
     rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
@@ -101,7 +119,7 @@ pub fn build(
     let err = |e: rtc::shared::error::Error| SfuError::Transport(e.to_string());
     let mut me = media_engine(kind).map_err(err)?;
     let registry = Registry::new().with(Slot::from(feedback::SLOT), feedback::DeliverFeedback::default());
-    let registry = configure_rtcp_reports(configure_nack(registry, &mut me));
+    let registry = configure_rtcp_reports(nack(registry, &mut me));
     // Transport-wide congestion control feedback for what the browser sends us (its uplink estimate).
     // Downstream we rely on the browser's REMB instead, because we do not stamp transport-cc ourselves.
     let registry = match kind {
