@@ -110,7 +110,8 @@ pub enum PeerState {
 /// What the SFU tells the signaling layer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SfuEvent {
-    /// Media started flowing on a published track (first RTP packet seen).
+    /// A participant's publish offer described this track: it is announced (and subscribers
+    /// negotiate it) at once, before its media flows; video reaches them from its first keyframe.
     TrackPublished {
         room: RoomId,
         track: TrackInfo,

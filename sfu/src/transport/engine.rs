@@ -621,55 +621,65 @@ impl Engine {
             .unwrap_or_default();
         let audio_level_id = extensions.iter().find(|(_, u)| u == URI_AUDIO_LEVEL).map(|(id, _)| *id);
 
-        let Some(part) = self.parts.get(&owner) else { return };
-        let (room, info, existing) =
-            (part.room.clone(), TrackInfo::new(part.id.clone(), source), part.tracks.get(&source).copied());
-        let new = existing.is_none();
-        let key = existing.unwrap_or_else(|| TrackKey(self.id()));
-        let kind = info.kind;
+        let Some(existing) = self.parts.get(&owner).map(|p| p.tracks.get(&source).copied()) else { return };
+        let key = match existing {
+            Some(key) => key,
+            // Not announced by the publish offer (e.g. an m-line re-activated): announce it now.
+            None => match self.publish_track(owner, source, now) {
+                Some(key) => key,
+                None => return,
+            },
+        };
+        let kind = source.kind();
         if let Some(Peer { leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) {
             leg.incoming.insert(rtc_track.clone(), Incoming { track: key, receiver, kind, ssrc, audio_level_id });
         }
+        if let Some(t) = self.tracks.get_mut(&key) {
+            let _span = info_span!("track", room = %t.room, track = %t.info.id).entered();
+            info!(ssrc, "media flows on the track");
+            t.feed = Some((peer_id, rtc_track));
+            t.feed_gen += 1;
+            t.extensions = extensions;
+        }
+    }
+
+    /// Announces a participant's track to its room as soon as its publish offer describes it,
+    /// before any media: subscribers negotiate while the publisher's connection is still being
+    /// set up (their video waits for its first keyframe), which is what makes a join fast. The
+    /// track is fed once media flows on it ([`Engine::track_opened`]).
+    fn publish_track(&mut self, owner: PartId, source: TrackSource, now: Instant) -> Option<TrackKey> {
+        let part = self.parts.get(&owner)?;
+        if let Some(&key) = part.tracks.get(&source) {
+            return Some(key);
+        }
+        let (room, info) = (part.room.clone(), TrackInfo::new(part.id.clone(), source));
+        let key = TrackKey(self.id());
+        let kind = info.kind;
         let _span = info_span!("track", room = %room, track = %info.id).entered();
-        if new {
-            info!(ssrc, "track published");
-            self.router.add_track(key, kind, if kind == MediaKind::Audio { 48000 } else { 90000 });
-            if let Some(p) = self.parts.get_mut(&owner) {
-                p.tracks.insert(source, key);
-                if p.gated.contains(&source) {
-                    // Gated before it was published: not one packet gets through.
-                    self.router.set_forwarding(key, false, now);
-                }
-            }
-            self.tracks.insert(
-                key,
-                Track {
-                    info: info.clone(),
-                    room: room.clone(),
-                    owner,
-                    feed: Some((peer_id, rtc_track)),
-                    feed_gen: 1,
-                    extensions,
-                },
-            );
-            let _ = self.events.send(SfuEvent::TrackPublished { room: room.clone(), track: info });
-            let others: Vec<PartId> = self
-                .rooms
-                .get(&room)
-                .map(|r| r.participants.iter().copied().filter(|&p| p != owner).collect())
-                .unwrap_or_default();
-            for other in others {
-                self.add_downtrack(other, key, now);
-            }
-            self.program_refresh(now);
-        } else {
-            info!(ssrc, "track resumed on a new connection");
-            if let Some(t) = self.tracks.get_mut(&key) {
-                t.feed = Some((peer_id, rtc_track));
-                t.feed_gen += 1;
-                t.extensions = extensions;
+        info!("track published");
+        self.router.add_track(key, kind, if kind == MediaKind::Audio { 48000 } else { 90000 });
+        if let Some(p) = self.parts.get_mut(&owner) {
+            p.tracks.insert(source, key);
+            if p.gated.contains(&source) {
+                // Gated before it was published: not one packet gets through.
+                self.router.set_forwarding(key, false, now);
             }
         }
+        self.tracks.insert(
+            key,
+            Track { info: info.clone(), room: room.clone(), owner, feed: None, feed_gen: 0, extensions: Vec::new() },
+        );
+        let _ = self.events.send(SfuEvent::TrackPublished { room: room.clone(), track: info });
+        let others: Vec<PartId> = self
+            .rooms
+            .get(&room)
+            .map(|r| r.participants.iter().copied().filter(|&p| p != owner).collect())
+            .unwrap_or_default();
+        for other in others {
+            self.add_downtrack(other, key, now);
+        }
+        self.program_refresh(now);
+        Some(key)
     }
 
     fn adopt_receiver(&mut self, peer_id: PeerId, rtc_track: &str, ssrc: u32, now: Instant) {
@@ -1238,6 +1248,11 @@ impl Engine {
         for key in gone {
             self.unpublish(key, now);
         }
+        let mut new: Vec<TrackSource> = sources.into_iter().collect();
+        new.sort_by_key(|s| s.as_str());
+        for source in new {
+            self.publish_track(part_id, source, now);
+        }
         Ok(sdp)
     }
 
@@ -1261,7 +1276,10 @@ impl Engine {
         leg.offer_outstanding = false;
         // Now the payload types and extension ids of every new downtrack are known.
         for (key, down) in leg.downs.iter_mut() {
-            if down.pt.is_none() {
+            // Only downtracks this answer negotiated (they got their mid in the offer): one added
+            // while the offer was out would read not-yet-negotiated parameters (every codec and
+            // extension of the engine) and keep them; it waits for the next offer instead.
+            if down.pt.is_none() && down.mid.is_some() {
                 let kind = self.tracks.get(key).map_or(MediaKind::Video, |t| t.info.kind);
                 down.negotiated(pc, kind);
             }
