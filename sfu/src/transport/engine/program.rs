@@ -154,33 +154,35 @@ impl Engine {
         now: Instant,
         forwards: &mut Vec<Forward>,
     ) {
-        let Some(targets) = self.program_inputs.get(&key) else { return };
+        // Taken out and put back (nothing below changes the index; a switch rebuilds it after), so
+        // the hot path neither allocates nor clones the list.
+        let Some(targets) = self.program_inputs.remove(&key) else { return };
         // A gated source (a councillor without the floor) feeds no program either.
-        if !self.router.is_forwarding(key) {
-            return;
-        }
         let mut switched = false;
-        for (room, i) in targets.clone() {
-            let Some(out) = self.programs.get_mut(&room).and_then(|p| p.outputs.get_mut(i)) else { continue };
-            let output = out.track;
-            match out.switch.accept(key, meta.is_keyframe) {
-                Accept::No => continue,
-                Accept::Yes => {}
-                Accept::Switched => {
-                    switched = true;
-                    self.router.clear_stragglers(output);
-                    let extensions = self.tracks.get(&key).map(|t| t.extensions.clone()).unwrap_or_default();
-                    if let Some(t) = self.tracks.get_mut(&output) {
-                        t.extensions = extensions;
-                        t.feed_gen += 1;
+        if self.router.is_forwarding(key) {
+            for (room, i) in &targets {
+                let Some(out) = self.programs.get_mut(room).and_then(|p| p.outputs.get_mut(*i)) else { continue };
+                let output = out.track;
+                match out.switch.accept(key, meta.is_keyframe) {
+                    Accept::No => continue,
+                    Accept::Yes => {}
+                    Accept::Switched => {
+                        switched = true;
+                        self.router.clear_stragglers(output);
+                        let extensions = self.tracks.get(&key).map(|t| t.extensions.clone()).unwrap_or_default();
+                        if let Some(t) = self.tracks.get_mut(&output) {
+                            t.extensions = extensions;
+                            t.feed_gen += 1;
+                        }
+                        debug!(program = %room, output = i, source = ?key, "program switched");
                     }
-                    debug!(program = %room, output = i, source = ?key, "program switched");
                 }
+                forwards.clear();
+                self.router.route(output, meta, now, forwards);
+                self.dispatch(packet, forwards, now);
             }
-            forwards.clear();
-            self.router.route(output, meta, now, forwards);
-            self.dispatch(packet, forwards, now);
         }
+        self.program_inputs.insert(key, targets);
         if switched {
             self.program_refresh(now);
         }
