@@ -350,6 +350,35 @@ function fail(box, reply, fields = []) {
   showError(box, reply.error.message, fields);
 }
 
+/** GETs `path` for a list: its data, or `null` after showing the failure in the box `errorId`. */
+async function fetchList(path, errorId) {
+  const reply = await api('GET', path);
+  if (!reply.ok) {
+    fail($(errorId), reply);
+    return null;
+  }
+  showError($(errorId), '');
+  return reply.data;
+}
+
+/**
+ * Sends a validated form with its button disabled meanwhile. A failure is shown in `box`, `field`
+ * marked and focused; success resets the form, announces `done` and reloads what it changed.
+ */
+async function sendForm({ form, button, box, field, send, done, reload }) {
+  $(button).disabled = true;
+  const reply = await send();
+  $(button).disabled = false;
+  if (!reply.ok) {
+    fail(box, reply, [field]);
+    field.focus();
+    return;
+  }
+  form.reset();
+  announce(t(done));
+  await Promise.all(reload.map((load) => load()));
+}
+
 /** A raw-body POST (the .ics upload), answering like `api`. */
 async function postRaw(path, body, type) {
   let response;
@@ -657,13 +686,9 @@ function absenceWhen(a) {
 
 async function loadAbsences() {
   const today = todayRome();
-  const reply = await api('GET', cal(`/absences?from=${addDays(today, -31)}&to=${addDays(today, 730)}`));
-  if (!reply.ok) {
-    fail($('abs-list-error'), reply);
-    return;
-  }
-  showError($('abs-list-error'), '');
-  absences = reply.data;
+  const data = await fetchList(cal(`/absences?from=${addDays(today, -31)}&to=${addDays(today, 730)}`), 'abs-list-error');
+  if (!data) return;
+  absences = data;
   renderAbsences();
 }
 
@@ -724,29 +749,20 @@ function wireAbsences() {
       end_time: et.value || null,
       note: $('abs-note').value.trim(),
     };
-    $('absence-submit').disabled = true;
-    const reply = await api('POST', cal('/absences'), body);
-    $('absence-submit').disabled = false;
-    if (!reply.ok) {
-      fail(box, reply, [start]);
-      return;
-    }
-    form.reset();
-    announce(t('abs.added'));
-    await Promise.all([loadAbsences(), loadMonth()]);
+    await sendForm({
+      form, button: 'absence-submit', box, field: start,
+      send: () => api('POST', cal('/absences'), body),
+      done: 'abs.added', reload: [loadAbsences, loadMonth],
+    });
   });
 }
 
 // --- external calendars ------------------------------------------------------------------------------
 
 async function loadSources() {
-  const reply = await api('GET', cal('/sources'));
-  if (!reply.ok) {
-    fail($('src-list-error'), reply);
-    return;
-  }
-  showError($('src-list-error'), '');
-  sources = reply.data;
+  const data = await fetchList(cal('/sources'), 'src-list-error');
+  if (!data) return;
+  sources = data;
   renderSources();
 }
 
@@ -823,17 +839,11 @@ function wireSources() {
       url.focus();
       return;
     }
-    $('source-submit').disabled = true;
-    const reply = await api('POST', cal('/sources'), { label: label.value.trim(), url: url.value.trim() });
-    $('source-submit').disabled = false;
-    if (!reply.ok) {
-      fail(box, reply, [url]);
-      url.focus();
-      return;
-    }
-    form.reset();
-    announce(t('src.added'));
-    await Promise.all([loadSources(), loadMonth()]);
+    await sendForm({
+      form, button: 'source-submit', box, field: url,
+      send: () => api('POST', cal('/sources'), { label: label.value.trim(), url: url.value.trim() }),
+      done: 'src.added', reload: [loadSources, loadMonth],
+    });
   });
 
   const upload = $('upload-form');
@@ -853,38 +863,25 @@ function wireSources() {
       file.focus();
       return;
     }
-    $('upload-submit').disabled = true;
-    let text;
-    try {
-      text = await file.files[0].text();
-    } catch {
-      $('upload-submit').disabled = false;
-      showError(box, t('error.generic'), [file]);
-      return;
-    }
-    const reply = await postRaw(cal(`/upload?label=${encodeURIComponent(label.value.trim())}`), text, 'text/calendar; charset=utf-8');
-    $('upload-submit').disabled = false;
-    if (!reply.ok) {
-      fail(box, reply, [file]);
-      file.focus();
-      return;
-    }
-    upload.reset();
-    announce(t('src.added'));
-    await Promise.all([loadSources(), loadMonth()]);
+    const send = async () => {
+      let text;
+      try {
+        text = await file.files[0].text();
+      } catch {
+        return { ok: false, error: { message: t('error.generic') } };
+      }
+      return postRaw(cal(`/upload?label=${encodeURIComponent(label.value.trim())}`), text, 'text/calendar; charset=utf-8');
+    };
+    await sendForm({ form: upload, button: 'upload-submit', box, field: file, send, done: 'src.added', reload: [loadSources, loadMonth] });
   });
 }
 
 // --- feeds -------------------------------------------------------------------------------------------
 
 async function loadFeeds() {
-  const reply = await api('GET', cal('/feeds'));
-  if (!reply.ok) {
-    fail($('feed-error'), reply);
-    return;
-  }
-  showError($('feed-error'), '');
-  feeds = reply.data;
+  const data = await fetchList(cal('/feeds'), 'feed-error');
+  if (!data) return;
+  feeds = data;
   renderFeeds();
 }
 
