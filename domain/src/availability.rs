@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use jiff::civil::{Date, Time};
-use jiff::tz::{AmbiguousOffset, TimeZone};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, Timestamp};
 
 use crate::interval::{Interval, IntervalSet};
-use crate::pattern::{ContactWindow, NO_WORK_END, NO_WORK_START, PatternError, WorkMode, WorkingPattern};
+use crate::pattern::{ContactWindow, PatternError, WorkMode, WorkingPattern};
 
 /// An official's id as the database knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -78,7 +78,8 @@ pub struct Service {
     pub buffer_before: SignedDuration,
     pub buffer_after: SignedDuration,
     pub modes: Modes,
-    /// Distance between candidate starts, counted in local time from midnight; `None` = duration.
+    /// Distance between candidate starts, counted from the opening of each contact window;
+    /// `None` = duration.
     pub step: Option<SignedDuration>,
 }
 
@@ -171,65 +172,67 @@ pub fn free_slots(req: &AvailabilityRequest) -> Result<Vec<Slot>, AvailabilityEr
         return Err(AvailabilityError::DuplicateOfficial(pair[0].id));
     }
 
+    let candidates = candidate_starts(&calendars, step, svc.duration, earliest, horizon_end)?;
     let mut slots = Vec::new();
     let mut free_now: Vec<OfficialId> = Vec::with_capacity(calendars.len());
     let mut in_person_now: Vec<OfficialId> = Vec::with_capacity(calendars.len());
-    let mut previous_start: Option<Timestamp> = None;
-    let mut date = first;
-    'days: loop {
-        // Candidates are civil times of this day (midnight + k·step), converted one by one: on the
-        // 23- and 25-hour days 09:00 stays 09:00 local and nothing is skipped or repeated.
-        let mut local = date.to_datetime(Time::midnight());
-        while local.date() == date && local.time() < NO_WORK_START {
-            let candidate = local;
-            local = local.checked_add(step).map_err(|_| AvailabilityError::OutOfRange)?;
-            if candidate.time() < NO_WORK_END {
-                continue;
-            }
-            let ambiguous = req.tz.to_ambiguous_timestamp(candidate);
-            if matches!(ambiguous.offset(), AmbiguousOffset::Gap { .. }) {
-                continue; // this local time does not exist (never the case 06–22 in Italy)
-            }
-            let start = ambiguous.compatible().map_err(|_| AvailabilityError::OutOfRange)?;
-            if start < earliest || previous_start.is_some_and(|p| start <= p) {
-                continue;
-            }
-            let slot = Interval::starting_at(start, svc.duration).map_err(|_| AvailabilityError::OutOfRange)?;
-            if slot.end() > horizon_end {
-                break 'days;
-            }
-            previous_start = Some(start);
-            let needed =
-                slot.widened(svc.buffer_before, svc.buffer_after).map_err(|_| AvailabilityError::OutOfRange)?;
-
-            free_now.clear();
-            in_person_now.clear();
-            let mut offered = Modes::default();
-            for cal in &mut calendars {
-                if let Some(modes) = cal.offers(&slot, &needed, svc.modes) {
-                    free_now.push(cal.id);
-                    if modes.in_person {
-                        in_person_now.push(cal.id);
-                    }
-                    offered = offered.union(modes);
+    for start in candidates {
+        let slot = Interval::starting_at(start, svc.duration).map_err(|_| AvailabilityError::OutOfRange)?;
+        let needed = slot.widened(svc.buffer_before, svc.buffer_after).map_err(|_| AvailabilityError::OutOfRange)?;
+        free_now.clear();
+        in_person_now.clear();
+        let mut offered = Modes::default();
+        for cal in &mut calendars {
+            if let Some(modes) = cal.offers(&slot, &needed, svc.modes) {
+                free_now.push(cal.id);
+                if modes.in_person {
+                    in_person_now.push(cal.id);
                 }
-            }
-            if !free_now.is_empty() {
-                slots.push(Slot {
-                    start: slot.start(),
-                    end: slot.end(),
-                    mode_options: offered,
-                    officials: free_now.clone(),
-                    in_person: in_person_now.clone(),
-                });
+                offered = offered.union(modes);
             }
         }
-        if date >= last {
-            break;
+        if !free_now.is_empty() {
+            slots.push(Slot {
+                start: slot.start(),
+                end: slot.end(),
+                mode_options: offered,
+                officials: free_now.clone(),
+                in_person: in_person_now.clone(),
+            });
         }
-        date = date.tomorrow().map_err(|_| AvailabilityError::OutOfRange)?;
     }
     Ok(slots)
+}
+
+/// Candidate starts, increasing and distinct: from the opening of each contact window, every `step`,
+/// while the slot fits in the window — a 20-minute service in an office that opens at 08:30 and 14:30
+/// starts at 08:30, 08:50 … and 14:30, 14:50 …, never on a grid counted from midnight. Contact
+/// windows lie inside 06:00–22:00, so no DST change falls within one: stepping in absolute time is
+/// stepping in local time.
+fn candidate_starts(
+    calendars: &[Calendar],
+    step: SignedDuration,
+    duration: SignedDuration,
+    earliest: Timestamp,
+    horizon_end: Timestamp,
+) -> Result<Vec<Timestamp>, AvailabilityError> {
+    let mut starts = Vec::new();
+    for window in calendars.iter().flat_map(|c| &c.contact) {
+        let mut start = window.interval.start();
+        loop {
+            let end = start.checked_add(duration).map_err(|_| AvailabilityError::OutOfRange)?;
+            if end > window.interval.end() || end > horizon_end {
+                break;
+            }
+            if start >= earliest {
+                starts.push(start);
+            }
+            start = start.checked_add(step).map_err(|_| AvailabilityError::OutOfRange)?;
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    Ok(starts)
 }
 
 impl Calendar {

@@ -2,8 +2,8 @@
 //! rule, checked against the plain rules rather than the engine's interval algebra.
 
 use super::*;
-use crate::pattern::{DayPlan, MIN_DAILY_REST, TimeRange};
-use jiff::civil::DateTime;
+use crate::pattern::{DayPlan, MIN_DAILY_REST, NO_WORK_END, NO_WORK_START, TimeRange};
+use jiff::civil::{DateTime, Time};
 use proptest::prelude::*;
 
 fn rome() -> TimeZone {

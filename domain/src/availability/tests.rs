@@ -96,6 +96,36 @@ fn split_hours_exclude_the_break_and_step_is_honoured() {
     assert_eq!(starts_on(&slots(&req), date(2027, 3, 8)), ["11:00", "11:15", "13:00", "13:15"]);
 }
 
+/// A 20-minute service in an office open 08:30–12:30 and 14:30–16:30 starts at the opening of each
+/// band (08:30, 14:30), not on a grid counted from midnight (08:40, 14:40); with 25 minutes, the
+/// afternoon still starts at 14:30 (its own grid, not the morning's).
+#[test]
+fn candidate_starts_count_from_each_opening() {
+    let mut req = request();
+    let split = DayPlan::opening_hours(vec![r(8, 30, 12, 30), r(14, 30, 16, 30)]).expect("office hours");
+    req.officials = vec![official(1, weekdays(split))];
+    req.service.duration = mins(20);
+    let day = starts_on(&slots(&req), date(2027, 3, 8));
+    assert_eq!(&day[..3], ["08:30", "08:50", "09:10"]);
+    assert_eq!(day.iter().position(|t| t == "14:30"), Some(12), "{day:?}");
+    assert_eq!(day.len(), 12 + 6, "{day:?}");
+    req.service.duration = mins(25);
+    let day = starts_on(&slots(&req), date(2027, 3, 8));
+    let expected = ["08:30", "08:55", "09:20", "09:45", "10:10", "10:35", "11:00", "11:25", "11:50"]
+        .into_iter()
+        .chain(["14:30", "14:55", "15:20", "15:45"])
+        .collect::<Vec<_>>();
+    assert_eq!(day, expected);
+    // A second official opening at another time: each band keeps its own grid, no start repeats.
+    let late = plan(WorkMode::OnSite, vec![r(9, 0, 12, 0)], r(9, 0, 12, 0));
+    req.officials.push(official(2, weekdays(late)));
+    let day = starts_on(&slots(&req), date(2027, 3, 8));
+    assert_eq!(&day[..4], ["08:30", "08:55", "09:00", "09:20"]);
+    let mut distinct = day.clone();
+    distinct.dedup();
+    assert_eq!(distinct, day);
+}
+
 #[test]
 fn holiday_is_excluded() {
     let mut req = request();
