@@ -63,6 +63,21 @@ async fn release(conn: &mut AnyConnection, appointment_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Gives back the granules of an appointment that lie after `now`: a closed appointment (completed
+/// or no-show) holds the official's time only for what already passed. Availability counts
+/// confirmed appointments only, so without this a slot freed by an early close would be offered and
+/// then refused as taken.
+async fn release_from(conn: &mut AnyConnection, appointment_id: &str, now: i64) -> Result<()> {
+    // The granule holding `now` has begun: it stays claimed (no slot can start in the past anyway).
+    let first_free = now.div_euclid(GRANULE_SECS) + 1;
+    sqlx::query("DELETE FROM slot_claims WHERE appointment_id = $1 AND granule >= $2")
+        .bind(appointment_id)
+        .bind(first_free)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 async fn audit(
     conn: &mut AnyConnection,
     appointment_id: &str,
@@ -234,7 +249,8 @@ impl Store {
 
     /// Changes the status if the current one is in `from`, releasing the claims when the new
     /// status is `Cancelled` (and taking them again when a cancelled one becomes `Confirmed`:
-    /// `SlotTaken` if meanwhile booked); audits `actor` with the new status as the action.
+    /// `SlotTaken` if meanwhile booked) and the claims after `now` when a confirmed one is closed
+    /// (`Completed`, `NoShow`: its remaining time is bookable again); audits `actor` with the new status as the action.
     /// `InvalidTransition` otherwise, `NotFound` if absent.
     pub async fn set_status(
         &self,
@@ -262,6 +278,7 @@ impl Store {
                 (Status::Cancelled, _) => {
                     claim(&mut tx, &current.official_id, id, current.starts_at, current.ends_at).await?
                 }
+                (Status::Confirmed, Status::Completed | Status::NoShow) => release_from(&mut tx, id, now).await?,
                 _ => {}
             }
             audit(&mut tx, id, now, actor, to.as_str(), detail).await?;
@@ -318,13 +335,23 @@ impl Store {
         .await
     }
 
-    /// Confirmed appointments starting in `(now, now + lead]` with no reminder sent yet, by start.
+    /// Confirmed appointments starting in `(now, now + lead]` with no reminder sent yet, by start —
+    /// except those booked or last moved less than `lead` before their start: their confirmation
+    /// (or the email with the new time) is itself that recent, and a reminder a minute later is noise.
     pub async fn due_reminders(&self, now: i64, lead_secs: i64) -> Result<Vec<Appointment>> {
         let sql = format!(
             "SELECT {APPOINTMENT_COLS} FROM appointments WHERE status = 'confirmed' AND reminder_sent_at IS NULL \
-             AND starts_at > $1 AND starts_at <= $2 ORDER BY starts_at, id"
+             AND starts_at > $1 AND starts_at <= $2 \
+             AND (SELECT MAX(e.at) FROM appointment_events e WHERE e.appointment_id = appointments.id \
+                  AND e.action IN ('booked', 'rescheduled')) <= starts_at - $3 \
+             ORDER BY starts_at, id"
         );
-        let rows = sqlx::query(&sql).bind(now).bind(now.saturating_add(lead_secs)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(now)
+            .bind(now.saturating_add(lead_secs))
+            .bind(lead_secs)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(rows::appointment).collect()
     }
 
@@ -430,5 +457,18 @@ impl Store {
             })
         })
         .collect()
+    }
+
+    /// How many times the appointment changed for the citizen's calendar since it was booked
+    /// (moves and cancellations): the `SEQUENCE` of the `.ics` attached to the next email.
+    pub async fn calendar_sequence(&self, appointment_id: &str) -> Result<u32> {
+        let changes: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM appointment_events WHERE appointment_id = $1 \
+             AND action IN ('rescheduled', 'cancelled')",
+        )
+        .bind(appointment_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u32::try_from(changes).unwrap_or(u32::MAX))
     }
 }

@@ -17,7 +17,29 @@ scenarios!(
     hundred_concurrent_bookings_one_winner,
     concurrent_moves_keep_claims_consistent,
     absences_and_busy_times_are_rechecked_in_the_booking_transaction,
+    closing_early_frees_the_time_still_to_come,
 );
+
+/// Availability counts confirmed appointments only; a closed one must hold its claims only for the
+/// time already passed, or its slot is offered and then refused as taken (a phantom slot).
+async fn closing_early_frees_the_time_still_to_come(db: Db) {
+    let store = db.connect().await;
+    let fx = fixture(&store).await;
+    // Closed before it began (the official met the citizen earlier, or marked a no-show).
+    let early = store.book(&booking(&fx, "EARLY1", &fx.anna, at(10, 0), at(10, 30)), NOW).await.unwrap();
+    store.set_status(&early.id, &[Status::Confirmed], Status::Completed, "user:x", "", at(9, 0)).await.unwrap();
+    assert!(claims(&store, &fx.anna.id).await.is_empty(), "the whole slot is free again");
+    let again = store.book(&booking(&fx, "AGAIN1", &fx.anna, at(10, 0), at(10, 30)), at(9, 1)).await.unwrap();
+    assert_eq!(again.status, Status::Confirmed);
+    // Closed half-way: what passed stays claimed (granule holding `now` included), the rest is free.
+    store.set_status(&again.id, &[Status::Confirmed], Status::NoShow, "system", "", at(10, 12)).await.unwrap();
+    let kept: Vec<(String, i64)> = granules(at(10, 0), at(10, 15)).into_iter().map(|g| (again.id.clone(), g)).collect();
+    assert_eq!(claims(&store, &fx.anna.id).await, kept);
+    let rest = store.book(&booking(&fx, "REST01", &fx.anna, at(10, 15), at(10, 30)), at(10, 13)).await.unwrap();
+    assert_eq!(rest.status, Status::Confirmed);
+    let overlap = store.book(&booking(&fx, "PAST01", &fx.anna, at(10, 10), at(10, 20)), at(10, 13)).await;
+    assert!(matches!(overlap, Err(StoreError::SlotTaken)), "{overlap:?}");
+}
 
 /// The offer is computed before the transaction; an absence or an imported busy time saved in
 /// between must still stop the booking (and a move onto it).
