@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use sportello_domain::booking::{Lang, slot_label};
-use sportello_domain::ics::{FeedEvent, FeedKind, feed};
+use sportello_domain::ics::{FeedEvent, FeedKind, Invite, appointment_message, feed};
 use sportello_store::{Appointment, Mode, Office, Service};
 
 use crate::mail::{Email, EmailAttachment};
@@ -136,15 +136,29 @@ impl BookingMail<'_> {
         out
     }
 
-    fn ics_attachment(&self, now: i64) -> EmailAttachment {
+    /// The `.ics` that adds (`sequence` 0), updates (a move) or removes (`cancelled`) the entry in
+    /// the citizen's calendar: one UID per appointment, `SEQUENCE` = changes so far.
+    fn ics_attachment(&self, now: i64, sequence: u32, cancelled: bool) -> EmailAttachment {
+        let (a, o) = (self.appt, self.office);
+        let attendee = format!("{} {}", a.first_name, a.last_name);
+        let invite = Invite {
+            organizer_name: &o.name,
+            organizer_email: &o.email,
+            attendee_name: &attendee,
+            attendee_email: &a.email,
+            sequence,
+            cancelled,
+        };
+        let method = if cancelled { "CANCEL" } else { "PUBLISH" };
+        let event = appointment_event(a, o, self.service, self.join_link);
         EmailAttachment {
             file_name: "appuntamento.ics".into(),
-            content_type: "text/calendar; charset=utf-8; method=PUBLISH".into(),
-            bytes: appointment_ics(self.appt, self.office, self.service, self.join_link, now).into_bytes(),
+            content_type: format!("text/calendar; charset=utf-8; method={method}"),
+            bytes: appointment_message(&event, ts(now), &invite).into_bytes(),
         }
     }
 
-    fn email(&self, subject: String, intro: &str, now: i64, with_ics: bool) -> Email {
+    fn email(&self, subject: String, intro: &str, ics: Option<EmailAttachment>) -> Email {
         let footer = match self.lang() {
             Lang::It => "\nQuesto messaggio è stato inviato automaticamente: per domande scrivi all'ufficio.\n",
             Lang::En => "\nThis message was sent automatically: please write to the office with any questions.\n",
@@ -157,7 +171,7 @@ impl BookingMail<'_> {
             to: self.appt.email.clone(),
             subject,
             text: format!("{greeting}{intro}\n\n{}{}{footer}", self.facts(), self.links()),
-            attachments: if with_ics { vec![self.ics_attachment(now)] } else { Vec::new() },
+            attachments: ics.into_iter().collect(),
         }
     }
 
@@ -172,10 +186,12 @@ impl BookingMail<'_> {
                 "your appointment is confirmed. Here is the summary; the attached event adds it to your calendar.",
             ),
         };
-        self.email(subject, intro, now, true)
+        self.email(subject, intro, Some(self.ics_attachment(now, 0, false)))
     }
 
-    pub fn rescheduled(&self, now: i64) -> Email {
+    /// `sequence`: the appointment's changes so far, this move included
+    /// (`Store::calendar_sequence`).
+    pub fn rescheduled(&self, now: i64, sequence: u32) -> Email {
         let (subject, intro) = match self.lang() {
             Lang::It => (
                 format!("Appuntamento spostato – {} ({})", self.service.name, self.appt.code),
@@ -186,24 +202,32 @@ impl BookingMail<'_> {
                 "your appointment was moved to the new time below. The video call link changed: use the one in this email.",
             ),
         };
-        self.email(subject, intro, now, true)
+        self.email(subject, intro, Some(self.ics_attachment(now, sequence, false)))
     }
 
-    pub fn cancellation(&self, now: i64) -> Email {
+    /// `sequence` as for [`BookingMail::rescheduled`]; `book_again` opens the booking of the same
+    /// service. The attached `.ics` removes the entry from the citizen's calendar.
+    pub fn cancellation(&self, now: i64, sequence: u32, book_again: &str) -> Email {
         let (subject, intro) = match self.lang() {
             Lang::It => (
                 format!("Appuntamento annullato – {} ({})", self.service.name, self.appt.code),
-                "il tuo appuntamento è stato annullato. Se ti serve ancora, puoi prenotarne uno nuovo dal sito del Comune.",
+                format!(
+                    "il tuo appuntamento è stato annullato; l'allegato lo toglie dal tuo calendario. \
+                     Se ti serve ancora, prenotane uno nuovo qui:\n{book_again}"
+                ),
             ),
             Lang::En => (
                 format!("Appointment cancelled – {} ({})", self.service.name, self.appt.code),
-                "your appointment was cancelled. If you still need it, you can book a new one on the municipality's website.",
+                format!(
+                    "your appointment was cancelled; the attachment removes it from your calendar. \
+                     If you still need it, book a new one here:\n{book_again}"
+                ),
             ),
         };
-        self.email(subject, intro, now, false)
+        self.email(subject, &intro, Some(self.ics_attachment(now, sequence, true)))
     }
 
-    pub fn reminder(&self, now: i64) -> Email {
+    pub fn reminder(&self) -> Email {
         let (subject, intro) = match self.lang() {
             Lang::It => (
                 format!("Promemoria: {} – {}", self.service.name, when(self.appt, Lang::It)),
@@ -214,13 +238,11 @@ impl BookingMail<'_> {
                 "this is a reminder of your appointment. If you can no longer attend, please cancel it so that someone else can have the time.",
             ),
         };
-        self.email(subject, intro, now, false)
+        self.email(subject, intro, None)
     }
 }
 
-/// One VEVENT for the appointment: UID stable per appointment (a moved appointment updates the
-/// calendar entry instead of adding one), DTSTART/DTEND in UTC, the office as LOCATION and the
-/// join link in the DESCRIPTION.
+/// The appointment as a one-event calendar (the `.ics` download of the manage page).
 pub fn appointment_ics(
     appt: &Appointment,
     office: &Office,
@@ -228,6 +250,13 @@ pub fn appointment_ics(
     join_link: Option<&str>,
     now: i64,
 ) -> String {
+    feed("Sportello", ts(now), &[appointment_event(appt, office, service, join_link)])
+}
+
+/// One VEVENT for the appointment: UID stable per appointment (a moved appointment updates the
+/// calendar entry instead of adding one), DTSTART/DTEND in UTC, the office as LOCATION and the
+/// join link in the DESCRIPTION.
+fn appointment_event(appt: &Appointment, office: &Office, service: &Service, join_link: Option<&str>) -> FeedEvent {
     let lang = lang_of(appt);
     let summary = format!("{} – {}", service.name, office.name);
     let location = match appt.mode {
@@ -254,7 +283,7 @@ pub fn appointment_ics(
             Lang::En => format!("\nWhat to bring: {}", service.what_to_bring.trim()),
         });
     }
-    let event = FeedEvent {
+    FeedEvent {
         uid: format!("appt-{}@sportello", appt.id),
         start: ts(appt.starts_at),
         end: ts(appt.ends_at),
@@ -262,6 +291,5 @@ pub fn appointment_ics(
         location,
         description: Some(description),
         kind: FeedKind::Appointment,
-    };
-    feed("Sportello", ts(now), &[event])
+    }
 }

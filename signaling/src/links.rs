@@ -73,6 +73,11 @@ pub fn cancel_link(public_url: &str, code: &str, secret: &str) -> String {
     format!("{}/appuntamento?codice={code}&azione=annulla#{secret}", base(public_url))
 }
 
+/// The booking page with the same service chosen (in the cancellation email).
+pub fn book_again_link(public_url: &str, service_id: &str) -> String {
+    format!("{}/prenota?servizio={service_id}", base(public_url))
+}
+
 /// A second manage secret the server can derive again at any time, for emails sent after the
 /// booking (reminders): the random booking secret is stored only as a hash, so it cannot be
 /// re-sent. It is the HS256 signature of fixed, already-expired claims naming the appointment, i.e.

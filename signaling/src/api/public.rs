@@ -925,7 +925,9 @@ async fn cancel(
             manage_link: None,
             cancel_link: None,
         };
-        send(&state, mail.cancellation(now), "cancellation").await;
+        let sequence = state.store.calendar_sequence(&appt.id).await?;
+        let book_again = links::book_again_link(&state.config.public_url, &service.id);
+        send(&state, mail.cancellation(now, sequence, &book_again), "cancellation").await;
         Ok(Json(booking_out(&state, &appt, &office, &service, &services, now)))
     }
     .instrument(tracing::info_span!("public_cancel"))
@@ -993,7 +995,8 @@ async fn reschedule(
             manage_link: Some(&manage),
             cancel_link: None,
         };
-        send(&state, mail.rescheduled(now), "rescheduled").await;
+        let sequence = state.store.calendar_sequence(&appt.id).await?;
+        send(&state, mail.rescheduled(now, sequence), "rescheduled").await;
         Ok(Json(booking_out(&state, &appt, &office, &service, &services, now)))
     }
     .instrument(tracing::info_span!("public_reschedule"))
