@@ -18,6 +18,8 @@ addStrings({
     'body.giunta': 'Giunta comunale',
     'scheduled': 'La seduta inizierà a breve.',
     'scheduled.at': 'La seduta inizierà a breve: è convocata per {when}.',
+    'scheduled.later': 'La seduta è convocata per {when}. La diretta comincerà qui all\'inizio della seduta.',
+    'interrupted': 'La diretta è interrotta: la seduta non è in corso in questo momento. Se riprende, la vedrai qui.',
     'ended': 'La seduta è terminata.',
     'archive': 'Vai alla registrazione nell\'archivio',
     'suspended': 'Trasmissione sospesa',
@@ -46,6 +48,8 @@ addStrings({
     'body.giunta': 'Town executive (Giunta)',
     'scheduled': 'The session will start shortly.',
     'scheduled.at': 'The session will start shortly: it is called for {when}.',
+    'scheduled.later': 'The session is called for {when}. The live stream will start here when the session begins.',
+    'interrupted': 'The live stream is interrupted: the session is not sitting right now. If it resumes, you will see it here.',
     'ended': 'The session has ended.',
     'archive': 'Go to the recording in the archive',
     'suspended': 'Broadcast suspended',
@@ -78,7 +82,7 @@ const sessionId = decodeURIComponent(location.pathname.split('/').filter(Boolean
 const view = {
   /** The last `/api/live/{id}` answer, or null. */
   info: null,
-  /** 'loading' | 'notfound' | 'offline' | 'scheduled' | 'live' | 'suspended' | 'ended' */
+  /** 'loading' | 'notfound' | 'offline' | 'scheduled' | 'live' | 'suspended' | 'interrupted' | 'ended' */
   status: 'loading',
   muted: true,
   /** The text last put in the caption (announced only when it changes). */
@@ -275,7 +279,9 @@ function render() {
     loading: '',
     notfound: tr('notfound'),
     offline: tr('offline'),
-    scheduled: info ? tr('scheduled.at', { when: when(info.scheduled_at) }) : tr('scheduled'),
+    scheduled: !info ? tr('scheduled')
+      : tr(info.starting_soon ? 'scheduled.at' : 'scheduled.later', { when: when(info.scheduled_at) }),
+    interrupted: tr('interrupted'),
     live: tr('live.now'),
     suspended: tr('live.suspended'),
     ended: tr('ended'),

@@ -41,6 +41,10 @@ pub enum LiveStatus {
     Live,
     /// The chair suspended the stream (and the recording) for the current item: the slate.
     Suspended,
+    /// The session began but nobody is in its room now (everyone left without the chair's
+    /// «Termina», or the server restarted): it may carry on. Only `GET /api/live` reports it; no
+    /// room's board holds it.
+    Interrupted,
     /// Over.
     Ended,
 }

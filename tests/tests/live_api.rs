@@ -61,15 +61,19 @@ impl Live {
         format!("{}{path}", self.server.url())
     }
 
-    /// A session chaired by the chair with both councillors; returns its id.
+    /// A session chaired by the chair with both councillors, called for in an hour; returns its id.
     async fn session(&self, title: &str) -> String {
+        self.session_at(title, unix_now() + 3600).await
+    }
+
+    async fn session_at(&self, title: &str, scheduled_at: u64) -> String {
         let created: Value = self
             .chair
             .post(self.url("/api/council/sessions"))
             .json(&json!({
                 "title": title,
                 "body": "consiglio",
-                "scheduled_at": unix_now() + 3600,
+                "scheduled_at": scheduled_at,
                 "chair_id": self.chair_user.id,
                 "members": self.councillor_users.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
                 "agenda": ["Approvazione del bilancio"],
@@ -188,6 +192,29 @@ async fn state_is_scheduled_then_follows_the_board() {
     // No board entry any more: not running, and the stored status says scheduled.
     live.server.server.live.remove(&id);
     assert_eq!(live.state(&id).await.1["status"], "scheduled");
+}
+
+/// Without a running room, the page must not promise «a breve» for a session called for next week,
+/// nor for one whose room emptied without the chair's «Termina».
+#[tokio::test]
+async fn state_tells_starting_soon_from_later_and_interrupted_from_scheduled() {
+    let live = live().await;
+    let later = live.session("Consiglio di aprile").await;
+    let (_, state) = live.state(&later).await;
+    assert_eq!((state["status"].as_str(), state["starting_soon"].as_bool()), (Some("scheduled"), Some(false)));
+    let soon = live.session_at("Consiglio di stasera", unix_now() + 600).await;
+    let (_, state) = live.state(&soon).await;
+    assert_eq!((state["status"].as_str(), state["starting_soon"].as_bool()), (Some("scheduled"), Some(true)));
+
+    // Began (stored `live`), then everyone left: no board entry.
+    let left = live.session("Consiglio di marzo").await;
+    live.set_stored_status(&left, "live").await;
+    let (_, state) = live.state(&left).await;
+    assert_eq!((state["status"].as_str(), state["starting_soon"].as_bool()), (Some("interrupted"), Some(false)));
+    // Not on air: a player is told to come back later, not that the session is over.
+    let response = live.whep(&left, "application/sdp", OFFER.to_owned()).await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(header(&response, "retry-after"), "5");
 }
 
 #[tokio::test]

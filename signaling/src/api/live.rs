@@ -89,6 +89,9 @@ pub struct LiveView {
     /// Unix seconds.
     pub scheduled_at: i64,
     pub status: LiveStatus,
+    /// With `scheduled`: the session is called for within [`STARTING_SOON_SECS`] (or its time has
+    /// passed), so the page says it starts shortly rather than only when it is called for.
+    pub starting_soon: bool,
     /// Title of the agenda item under discussion (the caption).
     pub item: Option<String>,
     /// Who has the floor.
@@ -104,7 +107,7 @@ struct PublicSession {
     title: String,
     body: String,
     scheduled_at: i64,
-    ended: bool,
+    stored: CouncilStatus,
 }
 
 impl From<&CouncilSession> for PublicSession {
@@ -114,7 +117,7 @@ impl From<&CouncilSession> for PublicSession {
             title: s.title.clone(),
             body: s.body.as_str().into(),
             scheduled_at: s.scheduled_at,
-            ended: s.status == CouncilStatus::Ended,
+            stored: s.status,
         }
     }
 }
@@ -205,18 +208,29 @@ fn resource_id(prefix: &str) -> String {
     format!("{prefix}-{}", hex::encode(rand::random::<[u8; 16]>()))
 }
 
+/// How long before its time a session not yet begun is announced as starting shortly.
+pub const STARTING_SOON_SECS: i64 = 30 * 60;
+
 fn status_of(state: &AppState, session: &PublicSession) -> LiveView {
+    // The room's board is the truth while the room runs; without one, the stored status tells a
+    // session that never began from one whose room emptied without the chair ending it.
     let (status, item, speaker, since) = match state.live.get(&session.id) {
         Some(live) => (live.status, live.item, live.speaker, Some(live.since)),
-        None if session.ended => (LiveStatus::Ended, None, None, None),
-        None => (LiveStatus::Scheduled, None, None, None),
+        None => match session.stored {
+            CouncilStatus::Ended => (LiveStatus::Ended, None, None, None),
+            CouncilStatus::Live => (LiveStatus::Interrupted, None, None, None),
+            CouncilStatus::Scheduled => (LiveStatus::Scheduled, None, None, None),
+        },
     };
+    let starting_soon =
+        status == LiveStatus::Scheduled && session.scheduled_at - state.clock.now() <= STARTING_SOON_SECS;
     LiveView {
         id: session.id.clone(),
         title: session.title.clone(),
         body: session.body.clone(),
         scheduled_at: session.scheduled_at,
         status,
+        starting_soon,
         item,
         speaker,
         since,
@@ -302,7 +316,7 @@ pub async fn whep_post(
     let sdp = sdp_body(&headers, body)?;
     match status_of(&state, &session).status {
         LiveStatus::Live | LiveStatus::Suspended => {}
-        LiveStatus::Scheduled => return Err(ApiError::NotOnAir),
+        LiveStatus::Scheduled | LiveStatus::Interrupted => return Err(ApiError::NotOnAir),
         LiveStatus::Ended => return Err(ApiError::gone("session_ended", "La seduta è terminata.")),
     }
     if !live.limiter.allow(ip, state.clock.now(), state.config.live_viewers_per_ip_minute) {
