@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::api::auth::LoginLimiter;
+use crate::api::login_guard::LoginGuard;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::mail::{MailError, Mailer};
@@ -35,7 +35,7 @@ pub struct AppState {
     pub mailer: Mailer,
     /// The server's "now" (shared with `tokens`).
     pub clock: Clock,
-    pub login_limiter: Arc<LoginLimiter>,
+    pub login_guard: Arc<LoginGuard>,
     /// Changes (or closes) when the server shuts down; websocket sessions then close with 1001.
     pub shutdown: watch::Receiver<bool>,
     /// The public state of council sessions (`/live/<session>`), written by council rooms.
@@ -74,7 +74,7 @@ impl AppState {
             store,
             mailer,
             clock,
-            login_limiter: Arc::default(),
+            login_guard: Arc::default(),
             shutdown,
             live,
         }

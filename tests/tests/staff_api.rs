@@ -55,6 +55,16 @@ impl Browser {
         Browser { http, base: server.url() }
     }
 
+    /// A browser elsewhere: its requests leave from `ip` (another loopback address, 127.0.0.0/8).
+    fn from_address(server: &TestServer, ip: &str) -> Browser {
+        let http = reqwest::Client::builder()
+            .cookie_provider(Arc::new(Jar::default()))
+            .local_address(ip.parse::<std::net::IpAddr>().expect("address"))
+            .build()
+            .expect("client");
+        Browser { http, base: server.url() }
+    }
+
     /// No cookie jar: the `Cookie` header is exactly `cookie`.
     fn with_cookie(server: &TestServer, cookie: &str) -> Browser {
         let mut headers = reqwest::header::HeaderMap::new();
@@ -237,14 +247,45 @@ async fn login_failures_look_alike_and_pause_after_repeated_attempts() {
     browser.post("/api/auth/logout", json!({})).await.expect(StatusCode::NO_CONTENT);
     browser.get("/api/auth/me").await.expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
 
-    // 8 failures in a row (the success above reset the count), then even the right password waits.
-    for _ in 0..8 {
-        browser
+    // Someone elsewhere guessing the administrator's password: four failures, then pauses that
+    // double — for that address only; even the right password waits there.
+    let attacker = Browser::from_address(&server, "127.0.0.2");
+    for _ in 0..4 {
+        attacker
             .login("admin@comune.example", "still wrong!")
             .await
             .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
     }
-    browser.login("admin@comune.example", PASSWORD).await.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let paused = attacker.login("admin@comune.example", PASSWORD).await;
+    paused.expect_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+    let retry = attacker
+        .http
+        .post(format!("{}/api/auth/login", attacker.base))
+        .json(&json!({"email": "admin@comune.example", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("request");
+    let after: i64 = retry.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=30).contains(&after), "Retry-After {after}");
+    // The administrator, from their own address, is not locked out by it.
+    browser.login("admin@comune.example", PASSWORD).await.expect(StatusCode::OK);
+    // Trying one password across many accounts from one address is cut after the address's budget
+    // (20 failures per 15 minutes), before any hashing; other addresses are unaffected.
+    let sprayer = Browser::from_address(&server, "127.0.0.3");
+    for i in 0..20 {
+        sprayer
+            .login(&format!("user{i}@comune.example"), "Estate2026!")
+            .await
+            .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    sprayer
+        .login("user20@comune.example", "Estate2026!")
+        .await
+        .expect_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+    browser
+        .login("nobody@comune.example", "Estate2026!")
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
     // The session that was open before is unaffected.
     admin.get("/api/auth/me").await.expect(StatusCode::OK);
 }

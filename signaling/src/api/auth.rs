@@ -6,11 +6,12 @@
 //! decides what they may do *now* (role changes, deactivation and password changes apply at once —
 //! a session issued before the last password change is void).
 //!
+//! Logins are limited per client address and per (address, account), and every Argon2 computation
+//! waits for one of a few permits (`login_guard.rs`): an anonymous flood can neither exhaust memory
+//! nor lock a person out of their account.
+//!
 //! CSRF: the cookie is SameSite=Strict and every state-changing endpoint takes a JSON body, which a
 //! cross-site form cannot send.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -25,6 +26,8 @@ use sha2::{Digest, Sha256};
 use sportello_store::{NewUser, Office, StaffRole, User};
 
 use super::ApiError;
+use super::login_guard::{Saturated, run_hashing};
+use super::public::ClientIp;
 use crate::server::AppState;
 
 pub const SESSION_COOKIE: &str = "sportello_session";
@@ -36,9 +39,6 @@ pub const SETUP_LINK_SECS: i64 = 7 * 86_400;
 const FIRST_ADMIN_KEY: &str = "setup.first_admin";
 pub const MIN_PASSWORD: usize = 10;
 const MAX_PASSWORD: usize = 256;
-/// Failed logins per email before a pause, and the pause.
-const MAX_FAILURES: u32 = 8;
-const LOCKOUT_SECS: i64 = 15 * 60;
 
 #[derive(Serialize, Deserialize)]
 struct SessionClaims {
@@ -104,35 +104,6 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
-/// Per-email failed-login counter (in memory: a restart forgets it, which is fine for a pause).
-#[derive(Debug, Default)]
-pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, (u32, i64)>>,
-}
-
-impl LoginLimiter {
-    fn locked(&self, email: &str, now: i64) -> bool {
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(email).is_some_and(|(n, since)| *n >= MAX_FAILURES && now - since < LOCKOUT_SECS)
-    }
-
-    fn failed(&self, email: &str, now: i64) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 10_000 {
-            map.retain(|_, (_, since)| now - *since < LOCKOUT_SECS);
-        }
-        let entry = map.entry(email.to_owned()).or_insert((0, now));
-        if now - entry.1 >= LOCKOUT_SECS {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
-    }
-
-    fn succeeded(&self, email: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(email);
-    }
-}
-
 pub fn sha256_hex(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
@@ -158,9 +129,7 @@ pub fn hash_password_blocking(password: &str) -> Result<String, ApiHashError> {
 
 pub async fn hash_password(password: &str) -> Result<String, ApiError> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || hash_password_blocking(&password).map_err(ApiError::internal))
-        .await
-        .map_err(ApiError::internal)?
+    run_hashing(move || hash_password_blocking(&password).map_err(ApiError::internal)).await.map_err(busy)?
 }
 
 fn base64_salt() -> String {
@@ -173,7 +142,7 @@ fn base64_salt() -> String {
 async fn password_matches(hash: Option<String>, password: &str) -> Result<bool, ApiError> {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
+    run_hashing(move || {
         let exists = hash.is_some();
         let stored = match hash {
             Some(h) => h,
@@ -193,7 +162,11 @@ async fn password_matches(hash: Option<String>, password: &str) -> Result<bool, 
         Ok(exists && verified)
     })
     .await
-    .map_err(ApiError::internal)?
+    .map_err(busy)?
+}
+
+fn busy(_: Saturated) -> ApiError {
+    ApiError::Unavailable("password hashing saturated")
 }
 
 fn check_password_policy(password: &str) -> Result<(), ApiError> {
@@ -303,31 +276,38 @@ async fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
     Ok(Me { user: user.into(), offices: offices.iter().map(OfficeRef::from).collect() })
 }
 
-/// Log in with email and password; sets the session cookie.
+/// Log in with email and password; sets the session cookie. Limited per client address and per
+/// (address, account) before any hashing (`api::login_guard`): 429 with `Retry-After`; 503 with
+/// `Retry-After` while the password hashing is saturated.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
-    responses((status = 200, body = Me), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
+    responses((status = 200, body = Me), (status = 401, body = super::error::ErrorBody),
+        (status = 429, description = "Too many attempts from this address (`Retry-After`)", body = super::error::ErrorBody),
+        (status = 503, description = "Too many logins at once (`Retry-After`)", body = super::error::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
     let email = body.email.trim().to_lowercase();
     let now = state.clock.now();
-    if state.login_limiter.locked(&email, now) {
-        return Err(ApiError::RateLimited);
-    }
+    let attempt = state.login_guard.admit(ip, &email, now).map_err(|retry| {
+        tracing::info!(retry_after = retry.0, "login refused before hashing: too many attempts");
+        ApiError::TooManyAttempts { retry_after: retry.0 }
+    })?;
     let user = state.store.user_by_email(&email).await?;
     let matches = password_matches(user.as_ref().and_then(|u| u.password_hash.clone()), &body.password).await?;
+    let now = state.clock.now();
     let user = match user {
         Some(u) if matches && u.active => u,
         _ => {
-            state.login_limiter.failed(&email, now);
+            attempt.finish(false, now);
             tracing::info!("login refused");
             return Err(ApiError::InvalidCredentials);
         }
     };
-    state.login_limiter.succeeded(&email);
+    attempt.finish(true, now);
     tracing::info!(user = %user.id, "logged in");
     let headers = session_headers(&state, &user.id)?;
     Ok((headers, Json(me_of(&state, &user).await?)).into_response())

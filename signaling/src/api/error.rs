@@ -57,6 +57,9 @@ pub enum ApiError {
     Unavailable(&'static str),
     #[error("too many requests")]
     RateLimited,
+    /// 429 with `Retry-After`: too many login attempts from this address, or on this account from it.
+    #[error("too many attempts, retry after {retry_after} s")]
+    TooManyAttempts { retry_after: i64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -142,6 +145,11 @@ impl ApiError {
             ApiError::RateLimited => {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Troppe richieste: riprova tra qualche minuto.".into())
             }
+            ApiError::TooManyAttempts { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                format!("Troppi tentativi di accesso da questa rete: riprova tra {} minuti.", minutes(*retry_after)),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -149,6 +157,11 @@ impl ApiError {
             ),
         }
     }
+}
+
+/// Whole minutes, rounded up, for a person reading a wait.
+fn minutes(secs: i64) -> i64 {
+    (secs.max(1) + 59) / 60
 }
 
 impl IntoResponse for ApiError {
@@ -189,6 +202,7 @@ impl ApiError {
             ApiError::Unavailable(_) => vec![(header::RETRY_AFTER, RETRY_BUSY_SECS.into())],
             // The limits count per clock minute.
             ApiError::RateLimited => vec![(header::RETRY_AFTER, "60".into())],
+            ApiError::TooManyAttempts { retry_after } => vec![(header::RETRY_AFTER, retry_after.max(&1).to_string())],
             _ => Vec::new(),
         }
     }
