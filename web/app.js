@@ -2,7 +2,7 @@
 // exposes `window.sportello` for end-to-end tests.
 
 import { t, getLang, initLangSwitch, onLangChange } from './i18n.js';
-import { decodeToken, tokenFromInput } from './token.js';
+import { decodeToken, destinationFromInput } from './token.js';
 import { Signaling, FATAL_ERRORS, CLOSE_CODE_ERRORS } from './signaling.js';
 import { CouncilPanel } from './council.js';
 import {
@@ -101,15 +101,15 @@ function initLanding() {
   const error = $('paste-error');
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    const token = tokenFromInput(input.value);
-    if (!token) {
+    const destination = destinationFromInput(input.value);
+    if (!destination) {
       error.hidden = false;
       input.setAttribute('aria-invalid', 'true');
       input.focus();
       return;
     }
     // Always our own origin: a pasted link cannot send the user elsewhere.
-    location.assign(`/join?t=${encodeURIComponent(token)}`);
+    location.assign(destination);
   });
   input.addEventListener('input', () => {
     error.hidden = true;

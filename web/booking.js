@@ -2,7 +2,8 @@
 // 4 Richiedente, 5 Riepilogo, 6 Confermato. Every step can go back; focus moves to the step heading;
 // errors sit next to their field (aria-describedby) or at the top (role="alert").
 
-import { addStrings, api, applyStrings, download, el, hoursText, initPage, lang, tr } from './services.js';
+import { addStrings, api, applyStrings, contactLines, download, el, hoursText, initPage, lang, tr } from './services.js';
+import { dayOf, focusTimes, slotPicker } from './slot-picker.js';
 
 addStrings({
   it: {
@@ -23,6 +24,7 @@ addStrings({
     'sum.office': 'Ufficio', 'sum.when': 'Data e orario', 'sum.mode': 'Modalità', 'sum.topic': 'Motivo',
     'sum.details': 'Dettagli', 'sum.requester': 'Richiedente',
     'done.code': 'Codice prenotazione', 'done.sent': 'Abbiamo inviato il riepilogo a {email}.',
+    'done.video': 'Il link per entrare nella videochiamata è nell\'email di conferma: aprilo il giorno dell\'appuntamento, la sala d\'attesa apre 15 minuti prima dell\'orario.',
     'done.when': 'Inizio e fine', 'done.bring': 'Cosa serve', 'done.contacts': 'Contatti dell\'ufficio',
     'done.ics': 'Aggiungi al calendario (.ics)', 'done.manage': 'Gestisci o annulla la prenotazione',
     'rate': 'Com\'è andata la prenotazione? (1 = male, 5 = benissimo)', 'rate.send': 'Invia la valutazione',
@@ -46,6 +48,7 @@ addStrings({
     'sum.office': 'Office', 'sum.when': 'Date and time', 'sum.mode': 'How', 'sum.topic': 'Reason',
     'sum.details': 'Details', 'sum.requester': 'Name',
     'done.code': 'Booking code', 'done.sent': 'We sent the summary to {email}.',
+    'done.video': 'The link to join the video call is in the confirmation email: open it on the day of the appointment, the waiting room opens 15 minutes before the time.',
     'done.when': 'Start and end', 'done.bring': 'What to bring', 'done.contacts': 'Office contacts',
     'done.ics': 'Add to calendar (.ics)', 'done.manage': 'Manage or cancel the booking',
     'rate': 'How was booking? (1 = bad, 5 = very good)', 'rate.send': 'Send the rating',
@@ -62,7 +65,7 @@ const FIELD_OF = {
 const params = new URLSearchParams(location.search);
 const s = {
   step: 1, offices: [], services: [], office: null, serviceId: params.get('servizio') || '',
-  months: [], month: '', slots: [], slot: null, mode: null, details: '', first: '', last: '', email: '',
+  months: [], month: '', slots: [], day: '', slot: null, mode: null, details: '', first: '', last: '', email: '',
   website: '', errors: {}, alert: '', result: null,
 };
 
@@ -115,7 +118,8 @@ function render(focus = false) {
   const form = el('form', { novalidate: true, onsubmit: (e) => { e.preventDefault(); submit(); } });
   const heading = el('h2', { class: 'step-heading', tabindex: '-1', id: 'step-heading', text: tr('step.of', { n: s.step, name: tr(`step.${s.step}`) }) });
   form.append(heading, el('div', { class: 'form-alert', role: 'alert', id: 'form-alert', text: s.alert || '' }));
-  form.append(...STEPS[s.step]());
+  // Absent parts (no error, no mode choice) are null: append would print them as "null".
+  form.append(...STEPS[s.step]().filter((part) => part !== null && part !== undefined));
   root().replaceChildren(stepper(), form);
   if (focus) heading.focus();
 }
@@ -129,27 +133,35 @@ const STEPS = {
       o.address ? el('p', {}, el('strong', { text: `${tr('office.address')}: ` }), o.address) : null,
       el('p', {}, el('strong', { text: `${tr('office.hours')}: ` }), hoursText(o.opening_hours)),
       el('button', { type: 'button', class: 'btn btn-primary choose-office', text: tr('office.choose'), 'aria-label': `${tr('office.choose')}: ${o.name}`,
-        onclick: () => { s.office = o; if (!o.service_ids.includes(s.serviceId)) s.serviceId = o.service_ids[0] || ''; s.month = ''; s.slot = null; go(2); } })))),
+        onclick: () => { s.office = o; if (!o.service_ids.includes(s.serviceId)) s.serviceId = o.service_ids[0] || ''; s.month = ''; s.day = ''; s.slot = null; go(2); } })))),
     buttons({ next: false })];
   },
   2: () => {
     if (!s.months.length) return [el('p', { text: tr('month.none') }), buttons({ next: false })];
-    const select = el('select', { onchange: async (e) => { s.month = e.target.value; s.slot = null; await loadSlots(); render(); document.getElementById('month-select').focus(); } },
+    const select = el('select', { onchange: async (e) => { s.month = e.target.value; s.day = ''; s.slot = null; await loadSlots(); render(); document.getElementById('month-select').focus(); } },
       s.months.map((m) => el('option', { value: m.month, selected: m.month === s.month, text: lang() === 'en' ? m.label_en : m.label_it })));
     const slotErr = s.errors.slot;
-    const list = s.slots.length
-      ? el('fieldset', { class: 'slots', 'aria-describedby': slotErr ? 'slot-error' : null },
-        el('legend', { text: tr('slots') }),
-        s.slots.map((x) => el('label', {},
-          el('input', { type: 'radio', name: 'slot', value: x.start, checked: s.slot?.start === x.start,
-            onchange: () => { s.slot = x; s.mode = x.modes.includes(s.mode) ? s.mode : x.modes[0]; render(); document.querySelector(`input[name=slot][value="${x.start}"]`)?.focus(); } }),
-          el('span', { text: when(x) }))))
-      : el('p', { text: tr('slots.none') });
+    const month = s.months.find((m) => m.month === s.month);
+    const [calendar, times] = s.slots.length
+      ? slotPicker({
+        slots: s.slots, month: s.month, monthLabel: month ? (lang() === 'en' ? month.label_en : month.label_it) : s.month,
+        day: s.day || (s.slot ? dayOf(s.slot) : ''), selected: s.slot?.start || '', describedBy: slotErr ? 'slot-error' : null,
+        onDay: (day) => { s.day = day; if (s.slot && dayOf(s.slot) !== day) s.slot = null; render(); focusTimes(); },
+        onSlot: (x) => {
+          s.slot = x;
+          s.mode = x.modes.includes(s.mode) ? s.mode : x.modes[0];
+          delete s.errors.slot;
+          render();
+          document.querySelector(`input[name=slot][value="${x.start}"]`)?.focus();
+        },
+      })
+      : [el('p', { text: tr('slots.none') }), null];
     const modes = s.slot && s.slot.modes.length > 1
       ? el('fieldset', { class: 'field' }, el('legend', { text: tr('mode') }),
         s.slot.modes.map((m) => el('label', {}, el('input', { type: 'radio', name: 'mode', value: m, checked: s.mode === m, onchange: () => { s.mode = m; } }), ` ${tr(`mode.${m}`)}`)))
       : null;
-    return [field('month-select', tr('month'), select), list,
+    // The mode and «Avanti» follow the chosen day's times, not the whole month.
+    return [field('month-select', tr('month'), select), calendar, times,
       slotErr ? el('p', { id: 'slot-error', class: 'field-error', text: slotErr }) : null, modes, buttons()];
   },
   3: () => {
@@ -182,8 +194,6 @@ const STEPS = {
   },
   6: () => {
     const r = s.result;
-    const o = r.office;
-    const contacts = [o.address, o.email, o.phone].filter(Boolean).join('\n');
     const rating = el('form', { novalidate: true, onsubmit: rate },
       el('fieldset', { class: 'rating' }, el('legend', { text: tr('rate') }),
         [1, 2, 3, 4, 5].map((n) => el('label', {}, el('input', { type: 'radio', name: 'rating', value: String(n) }), ` ${n}`))),
@@ -192,10 +202,11 @@ const STEPS = {
     return [
       el('p', {}, `${tr('done.code')}: `, el('strong', { id: 'booking-code', class: 'booking-code', text: r.code })),
       el('p', { role: 'status', text: tr('done.sent', { email: r.email }) }),
+      r.mode === 'video' ? el('p', { id: 'video-link-note', text: tr('done.video') }) : null,
       el('dl', { class: 'summary' },
         el('dt', { text: tr('done.when') }), el('dd', { text: `${when(r)} – ${r.end.slice(11, 16)}` }),
         r.service.what_to_bring ? [el('dt', { text: tr('done.bring') }), el('dd', { text: r.service.what_to_bring })] : [],
-        el('dt', { text: tr('done.contacts') }), el('dd', { text: `${o.name}\n${contacts}` })),
+        el('dt', { text: tr('done.contacts') }), el('dd', { id: 'office-contacts' }, contactLines(r.office, { withName: true }))),
       el('div', { class: 'actions' },
         el('button', { type: 'button', class: 'btn btn-primary', id: 'ics', text: tr('done.ics'), onclick: ics }),
         el('a', { class: 'btn', href: `/appuntamento?codice=${encodeURIComponent(r.code)}#${r.secret}`, text: tr('done.manage') })),
@@ -268,7 +279,10 @@ async function submit() {
   if (!check()) {
     render();
     const first = Object.keys(s.errors)[0];
-    document.getElementById(first === 'slot' ? 'month-select' : first)?.focus();
+    const target = first === 'slot'
+      ? document.querySelector('#times input[name=slot]') || document.querySelector('#day-calendar button[tabindex="0"]') || document.getElementById('month-select')
+      : document.getElementById(first);
+    target?.focus();
     return;
   }
   if (s.step < 5) {

@@ -23,9 +23,9 @@ const STRINGS = {
     'landing.how.1': 'Ricevi dall\'ufficio il link del tuo appuntamento (per email o messaggio).',
     'landing.how.2': 'Qualche minuto prima dell\'orario apri il link con un browser aggiornato (Firefox, Chrome, Edge o Safari).',
     'landing.how.3': 'Controlla videocamera e microfono, poi premi «Entra».',
-    'landing.paste.label': 'Hai già il link? Incollalo qui',
+    'landing.paste.label': 'Hai già il link o il codice di prenotazione? Incollalo qui',
     'landing.paste.button': 'Apri',
-    'landing.paste.invalid': 'Il testo inserito non è un link di Sportello valido. Copia il link completo ricevuto dall\'ufficio.',
+    'landing.paste.invalid': 'Il testo inserito non è un link di Sportello né un codice di prenotazione. Copia il link completo ricevuto per email.',
 
     'privacy.doctitle': 'Informativa privacy — Sportello',
     'privacy.title': 'Informativa privacy',
@@ -171,9 +171,9 @@ const STRINGS = {
     'landing.how.1': 'The office sends you the link of your appointment (by email or message).',
     'landing.how.2': 'A few minutes before the time, open the link in an up-to-date browser (Firefox, Chrome, Edge or Safari).',
     'landing.how.3': 'Check your camera and microphone, then press “Join”.',
-    'landing.paste.label': 'Already have the link? Paste it here',
+    'landing.paste.label': 'Already have the link or the booking code? Paste it here',
     'landing.paste.button': 'Open',
-    'landing.paste.invalid': 'This is not a valid Sportello link. Copy the whole link you received from the office.',
+    'landing.paste.invalid': 'This is neither a Sportello link nor a booking code. Copy the whole link you received by email.',
 
     'privacy.doctitle': 'Privacy notice — Sportello',
     'privacy.title': 'Privacy notice',

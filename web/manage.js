@@ -2,11 +2,13 @@
 // press; `azione=annulla` from the reminder only preselects it: link scanners must not cancel by
 // GET), move to another slot, download the .ics.
 
-import { addStrings, api, download, el, initPage, lang, tr } from './services.js';
+import { addStrings, api, contactLines, download, el, initPage, lang, tr } from './services.js';
+import { focusTimes, slotPicker } from './slot-picker.js';
 
 addStrings({
   it: {
     'm.title': 'Il tuo appuntamento', 'm.missing': 'Il link non è completo: aprilo di nuovo dall\'email di conferma.',
+    'm.codeonly': 'Per aprire la prenotazione {code} apri il link «Per vedere, spostare o annullare l\'appuntamento» dell\'email di conferma: a tutela dei tuoi dati il codice da solo non basta. Con quel link puoi vedere, spostare o annullare l\'appuntamento.',
     'm.code': 'Codice', 'm.status': 'Stato', 'm.when': 'Data e orario', 'm.office': 'Ufficio', 'm.service': 'Servizio',
     'm.bring': 'Cosa serve', 'm.contacts': 'Contatti',
     'status.confirmed': 'Confermato', 'status.cancelled': 'Annullato', 'status.completed': 'Concluso', 'status.no_show': 'Non presentato',
@@ -19,6 +21,7 @@ addStrings({
   },
   en: {
     'm.title': 'Your appointment', 'm.missing': 'The link is incomplete: open it again from the confirmation email.',
+    'm.codeonly': 'To open booking {code}, open the link «To view, move or cancel the appointment» in the confirmation email: to protect your data the code alone is not enough. With that link you can view, move or cancel the appointment.',
     'm.code': 'Code', 'm.status': 'Status', 'm.when': 'Date and time', 'm.office': 'Office', 'm.service': 'Service',
     'm.bring': 'What to bring', 'm.contacts': 'Contacts',
     'status.confirmed': 'Confirmed', 'status.cancelled': 'Cancelled', 'status.completed': 'Completed', 'status.no_show': 'Missed',
@@ -34,14 +37,15 @@ addStrings({
 const params = new URLSearchParams(location.search);
 const code = params.get('codice') || '';
 const secret = decodeURIComponent(location.hash.slice(1));
-const m = { appt: null, asking: params.get('azione') === 'annulla', moving: false, months: [], month: '', slots: [], slot: '', note: '', alert: '' };
+const m = { appt: null, asking: params.get('azione') === 'annulla', moving: false, months: [], month: '', slots: [], day: '', slot: '', pickError: '', note: '', alert: '' };
 const base = `/api/public/appointments/${encodeURIComponent(code)}`;
 const label = (x) => (lang() === 'en' ? x.label_en : x.label_it);
 
 function render(focusId) {
   const root = document.getElementById('manage');
   if (!code || !secret) {
-    root.replaceChildren(el('p', { role: 'alert', text: tr('m.missing') }));
+    // A booking code alone (pasted on the home page) opens nothing: the secret protects the data.
+    root.replaceChildren(el('p', { role: 'alert', id: 'manage-missing', text: code ? tr('m.codeonly', { code }) : tr('m.missing') }));
     return;
   }
   const a = m.appt;
@@ -55,7 +59,7 @@ function render(focusId) {
       el('dt', { text: tr('m.office') }), el('dd', { text: o.name }),
       el('dt', { text: tr('m.service') }), el('dd', { text: a.service.name }),
       a.service.what_to_bring ? [el('dt', { text: tr('m.bring') }), el('dd', { text: a.service.what_to_bring })] : [],
-      el('dt', { text: tr('m.contacts') }), el('dd', { text: [o.address, o.email, o.phone].filter(Boolean).join('\n') })));
+      el('dt', { text: tr('m.contacts') }), el('dd', { id: 'office-contacts' }, contactLines(o))));
     const actions = el('div', { class: 'actions' });
     if (a.join_url) actions.append(el('a', { class: 'btn btn-primary', href: a.join_url, text: tr('m.join') }));
     if (a.status === 'confirmed') actions.append(el('button', { type: 'button', class: 'btn', id: 'ics', text: tr('m.ics'), onclick: ics }));
@@ -81,13 +85,20 @@ function render(focusId) {
 function moveForm() {
   const month = el('select', { id: 'month-select', onchange: async (e) => { m.month = e.target.value; await loadSlots(); render('month-select'); } },
     m.months.map((x) => el('option', { value: x.month, selected: x.month === m.month, text: lang() === 'en' ? x.label_en : x.label_it })));
+  const current = m.months.find((x) => x.month === m.month);
+  const [calendar, times] = m.slots.length
+    ? slotPicker({
+      slots: m.slots, month: m.month, monthLabel: current ? (lang() === 'en' ? current.label_en : current.label_it) : m.month,
+      day: m.day, selected: m.slot, describedBy: m.pickError ? 'move-error' : null,
+      onDay: (day) => { m.day = day; m.slot = ''; render(); focusTimes(); },
+      onSlot: (x) => { m.slot = x.start; m.pickError = ''; render(); document.querySelector(`input[name=slot][value="${x.start}"]`)?.focus(); },
+    })
+    : [el('p', { text: tr('m.noslots') }), null];
   return el('form', { novalidate: true, onsubmit: move, 'aria-labelledby': 'move-title' },
     el('h2', { id: 'move-title', tabindex: '-1', text: tr('m.move') }),
     el('div', { class: 'field' }, el('label', { for: 'month-select', text: tr('m.month') }), month),
-    m.slots.length
-      ? el('fieldset', { class: 'slots' }, el('legend', { text: tr('m.slots') }),
-        m.slots.map((x) => el('label', {}, el('input', { type: 'radio', name: 'slot', value: x.start, checked: m.slot === x.start, onchange: () => { m.slot = x.start; } }), el('span', { text: label(x) }))))
-      : el('p', { text: tr('m.noslots') }),
+    calendar, times,
+    m.pickError ? el('p', { id: 'move-error', class: 'field-error', text: m.pickError }) : null,
     el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'btn btn-primary', id: 'confirm', text: tr('m.move.do') })));
 }
 
@@ -97,11 +108,13 @@ async function load() {
   } catch (e) {
     m.alert = e.message;
   }
-  render();
+  // The reminder's one-click cancel opens on the question, in view and announced.
+  render(m.asking ? 'cancel-question' : undefined);
 }
 
 async function openMove() {
   m.moving = true;
+  m.pickError = '';
   try {
     const q = `service=${encodeURIComponent(m.appt.service.id)}`;
     m.months = (await api(`/api/public/offices/${encodeURIComponent(m.appt.office.id)}/months?${q}`)).months;
@@ -115,6 +128,7 @@ async function openMove() {
 
 async function loadSlots() {
   m.slots = [];
+  m.day = '';
   m.slot = '';
   if (!m.month) return;
   const q = `service=${encodeURIComponent(m.appt.service.id)}&month=${m.month}`;
@@ -124,8 +138,9 @@ async function loadSlots() {
 async function move(e) {
   e.preventDefault();
   if (!m.slot) {
-    m.alert = tr('m.pick');
-    render('month-select');
+    m.pickError = tr('m.pick');
+    render();
+    (document.querySelector('#times input[name=slot]') || document.querySelector('#day-calendar button[tabindex="0"]'))?.focus();
     return;
   }
   try {

@@ -82,8 +82,10 @@ export function el(tag, attrs = {}, ...children) {
     if (k === 'class') e.className = v;
     else if (k === 'text') e.textContent = v;
     else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else if (k.startsWith('data-') || k.startsWith('aria-') || k === 'for' || k === 'role') e.setAttribute(k, v === true ? '' : v);
-    else e[k] = v;
+    // Properties only where the element has one (`value`, `checked`, `tabIndex`): an attribute
+    // name such as `tabindex` or `novalidate` set as a property would silently do nothing.
+    else if (k in e && !k.includes('-')) e[k] = v;
+    else e.setAttribute(k, v === true ? '' : v);
   }
   for (const c of children.flat()) if (c !== null && c !== undefined) e.append(c);
   return e;
@@ -122,6 +124,17 @@ export function hoursText(hours) {
   return (hours || [])
     .map((ranges, i) => `${days[i]} ${ranges.length ? ranges.join(', ').replace(/-/g, '–') : tr('hours.closed')}`)
     .join(' · ');
+}
+
+/** An office's contacts, one per line: address, then email and phone as mailto:/tel: links. */
+export function contactLines(office, { withName = false } = {}) {
+  const lines = [
+    withName ? office.name : null,
+    office.address || null,
+    office.email ? el('a', { href: `mailto:${office.email}`, text: office.email }) : null,
+    office.phone ? el('a', { href: `tel:${office.phone.replace(/[^\d+]/g, '')}`, text: office.phone }) : null,
+  ].filter(Boolean);
+  return lines.flatMap((line, i) => (i ? [el('br'), line] : [line]));
 }
 
 /** Saves text through a blob URL (no inline script, no third party). */

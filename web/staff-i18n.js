@@ -40,6 +40,9 @@ const STRINGS = {
     'login.intro': 'Accedi con l\'email e la password del tuo account di Sportello.',
     'login.email': 'Email',
     'login.password': 'Password',
+    'login.missing.both': 'Inserisci l\'email e la password.',
+    'login.missing.email': 'Inserisci l\'email.',
+    'login.missing.password': 'Inserisci la password.',
     'login.submit': 'Accedi',
     'login.forgot': 'Password dimenticata? Chiedi un nuovo link all\'amministratore.',
 
@@ -248,6 +251,9 @@ const STRINGS = {
     'login.intro': 'Log in with the email and password of your Sportello account.',
     'login.email': 'Email',
     'login.password': 'Password',
+    'login.missing.both': 'Enter your email and password.',
+    'login.missing.email': 'Enter your email.',
+    'login.missing.password': 'Enter your password.',
     'login.submit': 'Log in',
     'login.forgot': 'Forgot your password? Ask the administrator for a new link.',
 

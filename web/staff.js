@@ -114,9 +114,12 @@ function wireLogin() {
     clearErrors(form);
     const email = $('login-email');
     const password = $('login-password');
-    if (!email.value.trim() || !password.value) {
-      showError($('login-error'), t('login.intro'), [email, password]);
-      (email.value.trim() ? password : email).focus();
+    // Name what is missing (not the page's intro again) and mark only the empty fields.
+    const empty = [email.value.trim() ? null : email, password.value ? null : password].filter(Boolean);
+    if (empty.length) {
+      const key = empty.length === 2 ? 'login.missing.both' : empty[0] === email ? 'login.missing.email' : 'login.missing.password';
+      showError($('login-error'), t(key), empty);
+      empty[0].focus();
       return;
     }
     $('login-submit').disabled = true;

@@ -48,3 +48,42 @@ export function tokenFromInput(text) {
   } catch { /* not a URL */ }
   return decodeToken(s) ? s : null;
 }
+
+/** A booking code as typed (case, spaces, missing dash, O for 0, I/L for 1) in its canonical form
+ * `ABCD-2345`, or `null` (the same rule as `normalize_code` in domain/src/booking.rs). */
+export function normalizeCode(typed) {
+  const symbols = (typed || '').toUpperCase().replace(/[- ]/g, '').replace(/O/g, '0').replace(/[IL]/g, '1');
+  return /^[0-9A-HJKMNP-TV-Z]{8}$/.test(symbols) ? `${symbols.slice(0, 4)}-${symbols.slice(4)}` : null;
+}
+
+/**
+ * Where a pasted text leads, as a path on this site (never another origin), or `null`: the emailed
+ * join link `…/a/<token>`, a room link `…/join?t=<token>` or a bare token, the manage link
+ * `…/appuntamento?codice=<code>#<secret>` (also with `&azione=annulla`), or a booking code alone.
+ */
+export function destinationFromInput(text) {
+  const s = (text || '').trim();
+  if (!s) return null;
+  const code = normalizeCode(s);
+  if (code) return `/appuntamento?codice=${encodeURIComponent(code)}`;
+  let u = null;
+  for (const candidate of [s, `https://${s}`]) {
+    try {
+      u = new URL(candidate);
+      break;
+    } catch { /* not an absolute URL */ }
+  }
+  if (u) {
+    const segments = u.pathname.split('/').filter(Boolean);
+    if (segments.length === 2 && segments[0] === 'a' && decodeToken(decodeURIComponent(segments[1]))) {
+      return `/a/${segments[1]}`;
+    }
+    const linkCode = normalizeCode(u.searchParams.get('codice'));
+    if (segments[0] === 'appuntamento' && linkCode) {
+      const cancel = u.searchParams.get('azione') === 'annulla' ? '&azione=annulla' : '';
+      return `/appuntamento?codice=${encodeURIComponent(linkCode)}${cancel}${u.hash}`;
+    }
+  }
+  const token = tokenFromInput(s);
+  return token ? `/join?t=${encodeURIComponent(token)}` : null;
+}

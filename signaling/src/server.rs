@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sportello_sfu::{Sfu, SfuConfig, SfuError};
@@ -93,7 +93,7 @@ pub enum HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         match self {
-            HttpError::NotFound => (StatusCode::NOT_FOUND, "Pagina non trovata / Page not found\n").into_response(),
+            HttpError::NotFound => web::not_found_page(),
             HttpError::Internal(detail) => {
                 tracing::error!(%detail, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Errore interno / Internal error\n").into_response()
@@ -116,7 +116,7 @@ pub fn app(state: AppState) -> Router {
         .merge(web::routes())
         .merge(api::council::page_routes())
         .merge(api::archive::page_routes())
-        .fallback(|| async { HttpError::NotFound })
+        .fallback(not_found)
         .with_state(state)
         .layer(header_layer(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -132,6 +132,16 @@ pub fn app(state: AppState) -> Router {
 
 fn header_layer(name: header::HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+/// An unknown address: the JSON error under `/api` (clients parse it), the HTML page elsewhere.
+async fn not_found(uri: Uri) -> Response {
+    let path = uri.path();
+    if path == "/api" || path.starts_with("/api/") {
+        api::ApiError::NotFound.into_response()
+    } else {
+        HttpError::NotFound.into_response()
+    }
 }
 
 async fn healthz() -> &'static str {

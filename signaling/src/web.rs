@@ -5,8 +5,8 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Path;
-use axum::http::{HeaderValue, header};
-use axum::response::Response;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
 
@@ -36,6 +36,19 @@ pub fn routes() -> Router<AppState> {
         .route("/staff/calendario", get(|| async { page("calendar.html") }))
         .route("/staff/setup", get(|| async { page("setup.html") }))
         .route("/web/{*path}", get(|Path(path): Path<String>| async move { file(&path) }))
+}
+
+/// The page a browser gets for an unknown address (status 404): the site's header, a sentence in
+/// Italian and English, and the way home. Never cached.
+pub fn not_found_page() -> Response {
+    let body = Assets::get("404.html")
+        .map_or_else(|| b"Pagina non trovata / Page not found\n".to_vec(), |asset| asset.data.into_owned());
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")],
+        body,
+    )
+        .into_response()
 }
 
 /// Pages are HTML documents; `/join` carries its token in the URL, so no page is cached.

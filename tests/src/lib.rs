@@ -4,7 +4,9 @@
 //! - [`netns`]: re-execute the test binary inside a loopback-only network namespace.
 //! - [`load`]: the load tool behind `sportello-load` (many synthetic clients, Sportello vs Janus).
 //! - [`browser`]: real headless Chromium (through chromedriver) with fake camera, microphone and screen.
+//! - [`axe`]: axe-core's WCAG 2.1 AA rules inside a page (serious and critical violations fail).
 
+pub mod axe;
 pub mod browser;
 pub mod load;
 pub mod netns;

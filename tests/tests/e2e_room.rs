@@ -18,6 +18,9 @@
 //! - `council_session` (`e2e/council.rs`): a chaired council session — floor, roll call, votes.
 //! - `council_live` (`e2e/live.rs`): the public side — a viewer's program follows the floor, votes,
 //!   the slate while suspended, the archived recording with its gap.
+//! - `citizen_pages` (`e2e/citizen.rs`): the booking and manage pages by keyboard — focus on every
+//!   step and panel, the day-then-time slot picker, errors, reflow at 320 px, the paste field, the
+//!   404 page — with axe-core on every page.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -49,10 +52,13 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("calendar_month", |ctx| Box::pin(calendar::calendar_month(ctx))),
     ("council_session", |ctx| Box::pin(council::council_session(ctx))),
     ("council_live", |ctx| Box::pin(live::council_live(ctx))),
+    ("citizen_pages", |ctx| Box::pin(citizen::citizen_pages(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
 mod calendar;
+#[path = "e2e/citizen.rs"]
+mod citizen;
 #[path = "e2e/council.rs"]
 mod council;
 #[path = "e2e/live.rs"]

@@ -28,7 +28,7 @@ const PDF: &[u8] =
 3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
 
 /// Seconds from now to 09:00 Europe/Rome of the next working day (no weekend, no national holiday).
-fn offset_to_next_working_morning() -> Result<i64> {
+pub(super) fn offset_to_next_working_morning() -> Result<i64> {
     let tz = sportello_domain::europe_rome().map_err(|e| err(e.to_string()))?;
     let now = jiff::Timestamp::now();
     let today = now.to_zoned(tz.clone()).date();
@@ -43,7 +43,7 @@ fn offset_to_next_working_morning() -> Result<i64> {
 }
 
 /// The office, its official (with a password) and a video service, straight into the store.
-async fn seed(server: &TestServer) -> Result<String> {
+pub(super) async fn seed(server: &TestServer) -> Result<String> {
     let store = &server.server.store;
     let now = server.server.tokens.clock().now();
     let e = |e: sportello_store::StoreError| err(format!("seeding the store: {e}"));
@@ -95,7 +95,7 @@ async fn seed(server: &TestServer) -> Result<String> {
 
 /// The join link (`…/a/<token>`) from the one email in the outbox addressed to `to`, decoded as a
 /// mail client would (quoted-printable or base64 bodies).
-fn join_link_from_outbox(server: &TestServer, to: &str) -> Result<String> {
+pub(super) fn join_link_from_outbox(server: &TestServer, to: &str) -> Result<String> {
     let outbox = server.data_dir().join("outbox");
     let mut found = Vec::new();
     for entry in std::fs::read_dir(&outbox)? {
@@ -169,6 +169,7 @@ pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
     )
     .await?;
     b.click("#next").await?;
+    b.click("#day-calendar button[data-day]").await?;
     b.click("input[name=slot]").await?;
     b.click("#next").await?;
     b.wait_for("document.querySelector('#topic-select')", STEP).await?;
