@@ -22,6 +22,7 @@ pub mod calendar;
 pub mod council;
 pub mod error;
 pub mod live;
+pub mod offer;
 pub mod openapi;
 pub mod public;
 pub mod rooms;
