@@ -18,6 +18,9 @@
 //! - `council_session` (`e2e/council.rs`): a chaired council session — floor, roll call, votes.
 //! - `council_live` (`e2e/live.rs`): the public side — a viewer's program follows the floor, votes,
 //!   the slate while suspended, the archived recording with its gap.
+//! - `staff_pages` (`e2e/staff.rs`): the staff pages on a 390 px phone — the waiting item in words,
+//!   no sideways scroll, «Fai entrare e apri la stanza», the pattern editor's start and its warning
+//!   of lost bookable times, a new office in the service form, a new colleague's setup page.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -49,6 +52,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("calendar_month", |ctx| Box::pin(calendar::calendar_month(ctx))),
     ("council_session", |ctx| Box::pin(council::council_session(ctx))),
     ("council_live", |ctx| Box::pin(live::council_live(ctx))),
+    ("staff_pages", |ctx| Box::pin(staff::staff_pages(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -59,6 +63,8 @@ mod council;
 mod live;
 #[path = "e2e/office.rs"]
 mod office;
+#[path = "e2e/staff.rs"]
+mod staff;
 
 /// For the failure report: connection states and RTP counters of a client's two peer connections.
 const RTP_PROBE: &str = r#"(async () => {
