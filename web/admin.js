@@ -1,7 +1,7 @@
 // /staff/admin: administrators manage offices, services, staff and the municipality's settings.
 // Contract: signaling/src/api/admin.rs. Every server error is shown next to the form that caused it.
 
-import { announce, api, clearErrors, el, initPage, onLangChange, showError, t, wireCopy } from './staff-i18n.js';
+import { announce, api, clearErrors, el, initPage, labelCells, onLangChange, showError, t, wireCopy } from './staff-i18n.js';
 
 const $ = (id) => document.getElementById(id);
 const RANGE = /^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/;
@@ -64,7 +64,8 @@ function hoursInputs(values = []) {
   $('office-hours').replaceChildren(...[0, 1, 2, 3, 4, 5, 6].map((d) => el('div', { class: 'field' },
     el('label', { for: `office-hours-${d}`, text: t('day.' + d) }),
     el('input', {
-      type: 'text', id: `office-hours-${d}`, value: (values[d] ?? []).join(', '), placeholder: '08:30-12:30, 14:30-16:30',
+      // An empty day is a closed day: the placeholder says so rather than showing sample hours.
+      type: 'text', id: `office-hours-${d}`, value: (values[d] ?? []).join(', '), placeholder: t('off.closed'),
       autocomplete: 'off', spellcheck: 'false', 'aria-describedby': 'office-hours-help',
     }))));
 }
@@ -78,6 +79,7 @@ function renderOffices() {
     el('td', { text: o.member_ids.map(nameOf).join(', ') }),
     el('td', {}, actionButtons(o.name, () => editOffice(o), () => del('office', `/api/admin/offices/${encodeURIComponent(o.id)}`, o.name))))));
   if (!offices.length) tbody.append(el('tr', {}, el('td', { colspan: 4, text: t('admin.none') })));
+  labelCells($('offices-table'));
 }
 
 function fillOfficeForm(o) {
@@ -90,9 +92,19 @@ function fillOfficeForm(o) {
   $('office-email').value = o?.email ?? '';
   $('office-phone').value = o?.phone ?? '';
   hoursInputs(o?.opening_hours ?? [['08:30-12:30'], ['08:30-12:30'], ['08:30-12:30'], ['08:30-12:30'], ['08:30-12:30'], [], []]);
+  renderOfficeMembers(o?.member_ids ?? []);
+}
+
+function renderOfficeMembers(ids) {
   const staff = users.filter((u) => u.active);
-  if (!checkboxes($('office-members'), 'member', staff, o?.member_ids ?? [], (u) => `${u.display_name} (${t('role.' + u.role)})`)) {
+  if (!checkboxes($('office-members'), 'member', staff, ids, (u) => `${u.display_name} (${t('role.' + u.role)})`)) {
     $('office-members').replaceChildren(el('p', { class: 'help', text: t('off.members.none') }));
+  }
+}
+
+function renderServiceOffices(ids) {
+  if (!checkboxes($('service-offices'), 'svc-office', offices, ids, (o) => o.name)) {
+    $('service-offices').replaceChildren(el('p', { class: 'help', text: t('svc.offices.none') }));
   }
 }
 
@@ -152,6 +164,7 @@ function renderServices() {
     el('td', { text: s.office_ids.map(nameOf).join(', ') }),
     el('td', {}, actionButtons(s.name, () => editService(s), () => del('service', `/api/admin/services/${encodeURIComponent(s.id)}`, s.name))))));
   if (!services.length) tbody.append(el('tr', {}, el('td', { colspan: 5, text: t('admin.none') })));
+  labelCells($('services-table'));
 }
 
 function fillServiceForm(s) {
@@ -163,9 +176,7 @@ function fillServiceForm(s) {
   $('service-duration').value = s?.duration_minutes ?? 30;
   $('service-bring').value = s?.what_to_bring ?? '';
   $('service-modes').value = s?.modes ?? 'both';
-  if (!checkboxes($('service-offices'), 'svc-office', offices, s?.office_ids ?? [], (o) => o.name)) {
-    $('service-offices').replaceChildren(el('p', { class: 'help', text: t('svc.offices.none') }));
-  }
+  renderServiceOffices(s?.office_ids ?? []);
 }
 
 function editService(s) {
@@ -229,6 +240,7 @@ function renderUsers() {
       el('td', { text: userState(u) }),
       el('td', {}, actionButtons(u.display_name, () => editUser(u), null, [link])));
   }));
+  labelCells($('users-table'));
 }
 
 function fillUserForm(u) {
@@ -323,6 +335,10 @@ async function loadAll() {
   renderOffices();
   renderServices();
   renderUsers();
+  // The other forms list offices and staff too: a new office shows in the service form at once,
+  // keeping what is ticked there.
+  if ($('service-offices').childElementCount) renderServiceOffices(checked($('service-offices')));
+  if ($('office-members').childElementCount) renderOfficeMembers(checked($('office-members')));
   return true;
 }
 
@@ -364,6 +380,8 @@ async function init() {
     for (let i = 0; i < 7; i++) {
       const label = document.querySelector(`label[for="office-hours-${i}"]`);
       if (label) label.textContent = t('day.' + i);
+      const input = $(`office-hours-${i}`);
+      if (input) input.placeholder = t('off.closed');
     }
     if (!editing.office) $('office-form-title').textContent = t('off.new');
     if (!editing.service) $('service-form-title').textContent = t('svc.new');

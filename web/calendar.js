@@ -4,7 +4,7 @@
 // whose calendar to edit (`?user=<id>` on every call). Contract: signaling/src/api/calendar.rs.
 
 import {
-  ZONE, addStrings, announce, api, clearErrors, el, getLang, initPage, onLangChange, showError, t, wireCopy,
+  ZONE, addStrings, announce, api, clearErrors, el, getLang, initPage, labelCells, onLangChange, showError, t, wireCopy,
 } from './staff-i18n.js';
 
 addStrings({
@@ -52,6 +52,13 @@ addStrings({
     'pat.invalid.hours': '{day}: orario non valido. Usa «HH:MM-HH:MM», più fasce separate da virgola.',
     'pat.invalid.contact': '{day}: fascia di contattabilità non valida. Usa «HH:MM-HH:MM».',
     'pat.invalid.empty': '{day}: indica l\'orario di lavoro, oppure scegli «Non lavorativo».',
+    'pat.preview.removed': 'Attenzione: con questo piano i cittadini perderebbero {removed} orari prenotabili su {before}, da oggi al {to}.',
+    'pat.preview.added': 'Con questo piano i cittadini avrebbero {added} orari prenotabili in più, da oggi al {to}.',
+    'pat.preview.none': 'Questo piano non cambia gli orari prenotabili dai cittadini.',
+    'pat.preview.service': '{service} ({office}): {before} → {after} orari',
+    'pat.preview.ask': 'Controlla il piano, oppure salvalo comunque.',
+    'pat.preview.confirm': 'Salva comunque',
+    'pat.preview.error': 'Non è stato possibile calcolare quanti orari prenotabili cambiano.',
     'exc.title': 'Eccezioni per singole date',
     'exc.empty': 'Nessuna eccezione.',
     'exc.date': 'Data',
@@ -172,6 +179,13 @@ addStrings({
     'pat.invalid.hours': '{day}: invalid hours. Use «HH:MM-HH:MM», several ranges separated by commas.',
     'pat.invalid.contact': '{day}: invalid contact band. Use «HH:MM-HH:MM».',
     'pat.invalid.empty': '{day}: enter the working hours, or choose «Not working».',
+    'pat.preview.removed': 'Warning: with this pattern citizens would lose {removed} of {before} bookable times, from today to {to}.',
+    'pat.preview.added': 'With this pattern citizens would have {added} more bookable times, from today to {to}.',
+    'pat.preview.none': 'This pattern does not change the times citizens can book.',
+    'pat.preview.service': '{service} ({office}): {before} → {after} times',
+    'pat.preview.ask': 'Check the pattern, or save it anyway.',
+    'pat.preview.confirm': 'Save anyway',
+    'pat.preview.error': 'It was not possible to work out how many bookable times change.',
     'exc.title': 'Exceptions for single dates',
     'exc.empty': 'No exceptions.',
     'exc.date': 'Date',
@@ -254,7 +268,7 @@ const $ = (id) => document.getElementById(id);
 const RANGE = /^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/;
 const MODES = ['on_site', 'remote', 'off'];
 const STATUS_ICON = { on_site: '■', remote: '◆', absent: '✕', holiday: '★', off: '○' };
-/** What a new personal pattern starts from: Monday–Friday on site, weekend off. */
+/** What a new personal pattern starts from when no office hours are known: Monday–Friday on site. */
 const DEFAULT_DAY = { mode: 'on_site', hours: ['08:00-14:00'], contact: '09:00-12:00' };
 
 let me = null;
@@ -502,6 +516,7 @@ function renderMonth() {
     rows.push(el('tr', {}, ...cells));
   }
   tbody.replaceChildren(...rows);
+  labelCells($('month-grid'));
 }
 
 function wireMonth() {
@@ -578,6 +593,82 @@ function setFollow(follow) {
 
 let patternState = null;
 
+/** The pattern the form describes (null = follow the office's hours); throws like readDay. */
+function readPattern() {
+  if ($('follow-office').checked) return null;
+  const week = [0, 1, 2, 3, 4, 5, 6].map((d) => readDay(`day-${d}`, t('day.' + d)));
+  readExceptions();
+  return { week, exceptions };
+}
+
+// --- what a pattern does to the citizens' offer, said before saving -------------------------------
+
+/** The pattern (as JSON) the official chose to save although it removes bookable times. */
+let confirmedFor = null;
+let previewTimer = null;
+let previewSeq = 0;
+
+/** Asks the server what `pattern` would change (nothing is saved); null if it cannot say. */
+async function fetchPreview(pattern) {
+  const seq = ++previewSeq;
+  const reply = await api('POST', cal('/pattern/preview'), { pattern });
+  if (seq !== previewSeq) return undefined;
+  if (!reply.ok) {
+    if (reply.status === 401) denied(t('cal.session'), true);
+    return null;
+  }
+  return reply.data;
+}
+
+/** Shows the preview under the form: how many bookable times go (and come), per service. */
+function renderPreview(p, asking) {
+  const box = $('pattern-preview');
+  if (p === undefined) return;
+  box.classList.toggle('note-warning', Boolean(p?.removed));
+  if (!p) {
+    box.replaceChildren(el('p', { text: t('pat.preview.error') }));
+    box.hidden = false;
+    return;
+  }
+  const to = fmtDate(p.to);
+  const lines = [];
+  if (p.removed) lines.push(el('p', { class: 'preview-removed', text: t('pat.preview.removed', { removed: p.removed, before: p.before, to }) }));
+  if (p.added) lines.push(el('p', { text: t('pat.preview.added', { added: p.added, to }) }));
+  if (!p.removed && !p.added) lines.push(el('p', { text: t('pat.preview.none') }));
+  const changed = p.services.filter((x) => x.removed || x.added);
+  if (changed.length) {
+    lines.push(el('ul', {}, ...changed.map((x) => el('li', {
+      text: t('pat.preview.service', { service: x.service_name, office: x.office_name, before: x.before, after: x.after }),
+    }))));
+  }
+  if (asking) {
+    lines.push(el('p', { text: t('pat.preview.ask') }));
+    lines.push(el('button', {
+      type: 'button', id: 'pattern-confirm', class: 'btn btn-danger', text: t('pat.preview.confirm'),
+      onclick: () => {
+        confirmedFor = asking;
+        $('pattern-form').requestSubmit();
+      },
+    }));
+  }
+  box.replaceChildren(...lines);
+  box.hidden = false;
+}
+
+/** After each edit (debounced): the preview of what the form now says, if it reads well. */
+function schedulePreview() {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(async () => {
+    let pattern;
+    try {
+      pattern = readPattern();
+    } catch {
+      return;
+    }
+    renderPreview(await fetchPreview(pattern), null);
+  }, 400);
+}
+
 async function loadPattern() {
   const reply = await api('GET', cal('/pattern'));
   if (!reply.ok) {
@@ -591,7 +682,8 @@ async function loadPattern() {
 
 function renderPattern() {
   const pattern = patternState?.pattern ?? null;
-  const week = pattern?.week ?? [0, 1, 2, 3, 4, 5, 6].map((d) => (d < 5 ? DEFAULT_DAY : { mode: 'off' }));
+  // Unticking «Segui l'orario…» starts from the hours in force (the office's), never from a sample.
+  const week = pattern?.week ?? patternState?.in_force?.week ?? [0, 1, 2, 3, 4, 5, 6].map((d) => (d < 5 ? DEFAULT_DAY : { mode: 'off' }));
   exceptions = { ...(pattern?.exceptions ?? {}) };
   renderWeek(week);
   renderExceptions();
@@ -622,6 +714,8 @@ function readExceptions() {
 
 function wirePattern() {
   $('follow-office').addEventListener('change', (e) => setFollow(e.target.checked));
+  $('pattern-form').addEventListener('change', schedulePreview);
+  $('pattern-form').addEventListener('input', schedulePreview);
   $('exc-add').addEventListener('click', () => {
     const box = $('exception-error');
     showError(box, '', [$('exc-date')]);
@@ -649,18 +743,29 @@ function wirePattern() {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearErrors(form);
-    let pattern = null;
-    if (!$('follow-office').checked) {
-      try {
-        const week = [0, 1, 2, 3, 4, 5, 6].map((d) => readDay(`day-${d}`, t('day.' + d)));
-        readExceptions();
-        pattern = { week, exceptions };
-      } catch (e) {
-        showError($('pattern-error'), e.message, [e.field]);
-        e.field.focus();
+    let pattern;
+    try {
+      pattern = readPattern();
+    } catch (e) {
+      showError($('pattern-error'), e.message, [e.field]);
+      e.field.focus();
+      return;
+    }
+    // Before saving, say how many bookable times the change takes from citizens; save only once
+    // the official has seen the number and confirmed.
+    const key = JSON.stringify(pattern);
+    if (confirmedFor !== key) {
+      clearTimeout(previewTimer);
+      $('pattern-save').disabled = true;
+      const preview = await fetchPreview(pattern);
+      $('pattern-save').disabled = false;
+      if (preview?.removed) {
+        renderPreview(preview, key);
+        $('pattern-preview').focus();
         return;
       }
     }
+    confirmedFor = null;
     $('pattern-save').disabled = true;
     const reply = await api('PUT', cal('/pattern'), { pattern });
     $('pattern-save').disabled = false;
@@ -671,6 +776,7 @@ function wirePattern() {
     }
     patternState = reply.data;
     renderPattern();
+    $('pattern-preview').hidden = true;
     announce(t('pat.saved'));
     await loadMonth();
   });
@@ -706,6 +812,7 @@ function renderAbsences() {
       })));
   }));
   if (!absences.length) tbody.append(el('tr', {}, el('td', { colspan: 4, text: t('abs.none') })));
+  labelCells($('absences-table'));
 }
 
 async function deleteAbsence(a, what) {

@@ -1,6 +1,6 @@
 // /staff/setup#<secret>: set the password through a one-time link (new staff, reset, or the first
-// administrator, who also gives email and name). The secret stays in the fragment: it never reaches
-// a server log or a Referer.
+// administrator, who also gives email and name: those fields appear only when the server asks for
+// them). The secret stays in the fragment: it never reaches a server log or a Referer.
 
 import { api, clearErrors, initPage, showError, t } from './staff-i18n.js';
 
@@ -58,6 +58,9 @@ function init() {
       showInvalid(reply.error.message);
       return;
     }
+    // Only the first-administrator link is answered with these: its fields appear then (a link
+    // for new staff never shows them).
+    if (reply.error.code === 'invalid_email' || reply.error.code === 'invalid_name') $('setup-first').hidden = false;
     const fields = {
       weak_password: [$('setup-password')], invalid_password: [$('setup-password')],
       invalid_email: [$('setup-email')], invalid_name: [$('setup-name')],

@@ -72,10 +72,17 @@ const STRINGS = {
     'wait.decline': 'Rifiuta',
     'wait.decline.label': 'Rifiuta {name}',
     'wait.new': '{name} è in attesa.',
-    'wait.admitted': '{name} è stato fatto entrare. Entra anche tu nella stanza se non ci sei già.',
+    'wait.admitted': '{name} è stato fatto entrare.',
     'wait.declined': '{name} è stato rifiutato.',
     'wait.decline.confirm': 'Rifiutare {name}? La persona vedrà che non è stata ammessa.',
     'wait.error': 'Impossibile aggiornare l\'elenco delle persone in attesa.',
+    'wait.where.office': 'Ufficio virtuale: {name}',
+    'wait.where.appt.unknown': 'Appuntamento',
+    'wait.admit.enter': 'Fai entrare e apri la stanza',
+    'wait.admit.enter.label': 'Fai entrare {name} e apri la stanza in una nuova scheda',
+    'wait.admitted.entered': '{name} è stato fatto entrare; la stanza è aperta in una nuova scheda.',
+    'wait.admit.popup': 'Il browser ha bloccato la nuova scheda, quindi {name} non è ancora entrato: apri la stanza con il link e fallo entrare da lì.',
+    'wait.openroom': 'Apri la stanza di {name}',
 
     'appt.title': 'Appuntamenti di oggi e prossimi',
     'appt.empty': 'Nessun appuntamento nei prossimi 30 giorni.',
@@ -120,6 +127,8 @@ const STRINGS = {
     'detail.audit.actor': 'Chi',
     'detail.audit.action': 'Cosa',
     'detail.audit.detail': 'Dettaglio',
+    'detail.audit.citizen': '{name} (cittadino)',
+    'detail.audit.system': 'Sistema (automatico)',
 
     'vo.title': 'Il mio ufficio virtuale',
     'vo.intro': 'Una stanza tua, per incontri non prenotati. Chi entra con un invito aspetta finché non lo fai entrare.',
@@ -146,7 +155,7 @@ const STRINGS = {
     'setup.title': 'Imposta la tua password',
     'setup.intro': 'Questo link si può usare una sola volta. Scegli la password con cui accederai all\'area del personale.',
     'setup.first': 'Primo amministratore',
-    'setup.first.help': 'Solo per il primo amministratore, al primo avvio di Sportello: indica la tua email e il tuo nome. Se hai ricevuto il link dall\'amministratore lascia vuoti questi campi.',
+    'setup.first.help': 'Questo è il link del primo avvio di Sportello: indica anche la tua email e il tuo nome, che saranno quelli del primo amministratore.',
     'setup.email': 'Email (solo per il primo amministratore)',
     'setup.name': 'Nome e cognome (solo per il primo amministratore)',
     'setup.password': 'Nuova password',
@@ -185,6 +194,7 @@ const STRINGS = {
     'off.members': 'Personale dell\'ufficio',
     'off.members.none': 'Nessun funzionario: crea prima il personale.',
     'off.hours.invalid': 'Orario non valido per {day}: usa «HH:MM-HH:MM», ad esempio 08:30-12:30.',
+    'off.closed': 'Chiuso',
     'day.0': 'Lunedì', 'day.1': 'Martedì', 'day.2': 'Mercoledì', 'day.3': 'Giovedì', 'day.4': 'Venerdì', 'day.5': 'Sabato', 'day.6': 'Domenica',
     'svc.title': 'Servizi',
     'svc.new': 'Nuovo servizio',
@@ -283,10 +293,17 @@ const STRINGS = {
     'wait.decline': 'Decline',
     'wait.decline.label': 'Decline {name}',
     'wait.new': '{name} is waiting.',
-    'wait.admitted': '{name} has been admitted. Enter the room too if you are not there yet.',
+    'wait.admitted': '{name} has been admitted.',
     'wait.declined': '{name} has been declined.',
     'wait.decline.confirm': 'Decline {name}? They will see that they were not admitted.',
     'wait.error': 'The list of waiting people cannot be updated.',
+    'wait.where.office': 'Virtual office: {name}',
+    'wait.where.appt.unknown': 'Appointment',
+    'wait.admit.enter': 'Admit and open the room',
+    'wait.admit.enter.label': 'Admit {name} and open the room in a new tab',
+    'wait.admitted.entered': '{name} has been admitted; the room is open in a new tab.',
+    'wait.admit.popup': 'The browser blocked the new tab, so {name} has not been admitted yet: open the room with the link and admit them from there.',
+    'wait.openroom': 'Open {name}\'s room',
 
     'appt.title': 'Today\'s and upcoming appointments',
     'appt.empty': 'No appointments in the next 30 days.',
@@ -331,6 +348,8 @@ const STRINGS = {
     'detail.audit.actor': 'Who',
     'detail.audit.action': 'What',
     'detail.audit.detail': 'Detail',
+    'detail.audit.citizen': '{name} (citizen)',
+    'detail.audit.system': 'System (automatic)',
 
     'vo.title': 'My virtual office',
     'vo.intro': 'A room of your own, for meetings without a booking. Invited people wait until you admit them.',
@@ -357,7 +376,7 @@ const STRINGS = {
     'setup.title': 'Set your password',
     'setup.intro': 'This link works once. Choose the password you will use to log in to the staff area.',
     'setup.first': 'First administrator',
-    'setup.first.help': 'Only for the first administrator, when Sportello starts for the first time: enter your email and name. If the administrator sent you this link, leave these fields empty.',
+    'setup.first.help': 'This is the link of Sportello\'s first start: also enter your email and name, which will be the first administrator\'s.',
     'setup.email': 'Email (first administrator only)',
     'setup.name': 'Full name (first administrator only)',
     'setup.password': 'New password',
@@ -396,6 +415,7 @@ const STRINGS = {
     'off.members': 'Office staff',
     'off.members.none': 'No officials: create the staff first.',
     'off.hours.invalid': 'Invalid hours for {day}: use «HH:MM-HH:MM», e.g. 08:30-12:30.',
+    'off.closed': 'Closed',
     'day.0': 'Monday', 'day.1': 'Tuesday', 'day.2': 'Wednesday', 'day.3': 'Thursday', 'day.4': 'Friday', 'day.5': 'Saturday', 'day.6': 'Sunday',
     'svc.title': 'Services',
     'svc.new': 'New service',
@@ -605,4 +625,19 @@ export function el(tag, attrs = {}, ...children) {
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
+}
+
+/**
+ * Copies each column header's text onto the body cells (`data-label`), so that on a phone, where
+ * staff.css lays a table's rows out as cards instead of scrolling sideways, every value keeps its
+ * name. Call after (re)rendering the body.
+ */
+export function labelCells(table) {
+  const heads = [...table.querySelectorAll('thead th')].map((th) => th.textContent.trim());
+  for (const row of table.querySelectorAll('tbody tr')) {
+    [...row.children].forEach((cell, i) => {
+      if (heads[i] && cell.colSpan === 1) cell.dataset.label = heads[i];
+      else delete cell.dataset.label;
+    });
+  }
 }

@@ -3,7 +3,7 @@
 // auth.rs and staff.rs. The session is an HttpOnly cookie: this script never sees it.
 
 import {
-  announce, api, clearErrors, el, fmtDateTime, fmtTime, initPage, onLangChange, showError, t, wireCopy,
+  announce, api, clearErrors, el, getLang, fmtDateTime, fmtTime, initPage, labelCells, onLangChange, showError, t, wireCopy,
 } from './staff-i18n.js';
 
 const POLL_MS = 3000;
@@ -190,17 +190,25 @@ function stopPolling() {
 
 const waitKey = (w) => `${w.room}|${w.participant_id}`;
 
+/** Which room, in words: the appointment's time, service and office, or which virtual office. */
 function whereLabel(w) {
+  if (w.office_name) return t('wait.where.office', { name: w.office_name });
   if (!w.appointment_id) return t('wait.where.vo');
-  const a = appointments.find((x) => x.id === w.appointment_id);
-  return t('wait.where.appt', { what: a ? `${fmtTime(a.start)} · ${a.service_name}` : w.room });
+  const listed = appointments.find((x) => x.id === w.appointment_id);
+  const a = w.appointment ?? (listed && { start: listed.start, end: listed.end, service_name: listed.service_name, office_name: listed.office_name });
+  if (!a) return t('wait.where.appt.unknown');
+  return t('wait.where.appt', { what: `${fmtDateTime(a.start)}–${fmtTime(a.end)} · ${a.service_name} · ${a.office_name}` });
 }
 
 function waitingItem(w) {
   const name = w.name;
+  // Nobody is let into an empty room: unless this official is already in it, the button also
+  // opens the room for them (docs/staff.md).
+  const enter = !w.host_here;
   const admit = el('button', {
-    type: 'button', class: 'btn btn-primary btn-small admit', text: t('wait.admit'),
-    'aria-label': t('wait.admit.label', { name }), onclick: () => decide(w, true),
+    type: 'button', class: 'btn btn-primary btn-small admit', text: t(enter ? 'wait.admit.enter' : 'wait.admit'),
+    'aria-label': t(enter ? 'wait.admit.enter.label' : 'wait.admit.label', { name }),
+    onclick: (e) => (enter ? admitAndEnter(w, e.currentTarget) : decide(w, true)),
   });
   const decline = el('button', {
     type: 'button', class: 'btn btn-small decline', text: t('wait.decline'),
@@ -273,6 +281,47 @@ async function decide(w, admit) {
   await pollWaiting();
 }
 
+/** Where this official gets a host link for the waiting person's room. */
+function hostLinkPath(w) {
+  if (w.appointment_id) return `/api/staff/appointments/${encodeURIComponent(w.appointment_id)}/join`;
+  if (w.room.startsWith('office-')) return `/api/staff/offices/${encodeURIComponent(w.room.slice('office-'.length))}/virtual-office`;
+  return '/api/staff/virtual-office';
+}
+
+/**
+ * «Fai entrare e apri la stanza»: opens the room for the official in a new tab (opened while the
+ * click still counts as a user gesture) and admits the person in the same step. If the browser
+ * blocks the tab, nobody is admitted: a link to the room appears, where the official admits them.
+ */
+async function admitAndEnter(w, button) {
+  const tab = window.open('', '_blank');
+  button.disabled = true;
+  const link = await api('POST', hostLinkPath(w), {});
+  if (!link.ok) {
+    button.disabled = false;
+    tab?.close();
+    if (sessionLost(link)) return;
+    showError($('waiting-error'), link.error.message);
+    return;
+  }
+  if (!tab) {
+    button.disabled = false;
+    const a = el('a', { class: 'btn btn-small open-room', href: link.data.url, target: '_blank', rel: 'noopener noreferrer', text: t('wait.openroom', { name: w.name }) });
+    button.after(a);
+    a.focus();
+    announce(t('wait.admit.popup', { name: w.name }));
+    return;
+  }
+  tab.opener = null;
+  tab.location.href = link.data.url;
+  const reply = await api('POST', `/api/staff/rooms/${encodeURIComponent(w.room)}/admit`, { participant_id: w.participant_id });
+  button.disabled = false;
+  if (!reply.ok && sessionLost(reply)) return;
+  if (!reply.ok && reply.error.code !== 'not_waiting') showError($('waiting-error'), reply.error.message);
+  if (reply.ok) announce(t('wait.admitted.entered', { name: w.name }));
+  await pollWaiting();
+}
+
 // --- appointments --------------------------------------------------------------------------------
 
 async function loadAppointments() {
@@ -292,6 +341,7 @@ const citizen = (a) => `${a.first_name} ${a.last_name}`.trim();
 function renderAppointments() {
   const tbody = $('appointments').querySelector('tbody');
   tbody.replaceChildren(...appointments.map(appointmentRow));
+  labelCells($('appointments'));
   $('appt-empty').hidden = appointments.length > 0;
   $('appointments').hidden = appointments.length === 0;
 }
@@ -383,12 +433,16 @@ async function showDetail(a, button) {
   detailReturn = button;
   const { appointment: x, audit } = reply.data;
   const row = (key, value) => [el('dt', { text: t(key) }), el('dd', { text: value || '—' })];
-  const table = el('table', { class: 'data-table' },
+  // Who and what in words, times in Rome (the stored actor, action and detail hold ids and seconds).
+  const who = (e) => (e.actor_kind === 'system' ? t('detail.audit.system')
+    : e.actor_kind === 'citizen' ? t('detail.audit.citizen', { name: e.actor_name }) : e.actor_name);
+  const table = el('table', { class: 'data-table audit-table' },
     el('caption', { text: t('detail.audit') }),
-    el('thead', {}, el('tr', {}, ...['at', 'actor', 'action', 'detail'].map((k) => el('th', { scope: 'col', text: t('detail.audit.' + k) })))),
+    el('thead', {}, el('tr', {}, ...['at', 'actor', 'action'].map((k) => el('th', { scope: 'col', text: t('detail.audit.' + k) })))),
     el('tbody', {}, ...audit.map((e) => el('tr', {},
       el('td', {}, el('time', { datetime: e.at, text: fmtDateTime(e.at) })),
-      el('td', { text: e.actor }), el('td', { text: e.action }), el('td', { text: e.detail })))));
+      el('td', { text: who(e) }), el('td', { text: getLang() === 'en' ? e.summary_en : e.summary_it })))));
+  labelCells(table);
   $('detail-body').replaceChildren(
     el('dl', { class: 'detail-list' },
       row('appt.col.citizen', citizen(x)),

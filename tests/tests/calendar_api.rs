@@ -252,7 +252,7 @@ async fn patterns_absences_and_the_month_decide_the_slots() {
 
     // Until a pattern is saved the office hours apply: every day on site, video or in person.
     let p = w.anna.get("/api/staff/calendar/pattern").await.expect(StatusCode::OK);
-    assert_eq!(p, json!({"pattern": null, "follows_office_hours": true}));
+    assert_eq!((p["pattern"].clone(), p["follows_office_hours"].clone()), (Value::Null, json!(true)));
     assert_eq!(w.times(wed).await, all_times());
 
     // An invalid pattern is refused with the day named.
@@ -361,6 +361,93 @@ async fn patterns_absences_and_the_month_decide_the_slots() {
     assert_eq!((friday["status"].as_str(), friday["holiday"].as_str()), (Some("holiday"), Some("Santo patrono")));
     assert_eq!(w.day(plus(tue, 4)).await["status"], "off");
     assert_eq!(w.times(fri).await, Vec::<String>::new());
+    w.server.shutdown().await;
+}
+
+/// Issue 11 item 3: unticking «Segui l'orario di apertura dell'ufficio» starts from the hours in
+/// force, and before saving the preview says how many bookable slots a change takes from citizens —
+/// the same count the public slot list then shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_editor_starts_from_the_hours_in_force_and_the_preview_counts_lost_slots() {
+    let w = world(Duration::from_secs(10)).await;
+    let split = json!(["08:30-12:30", "14:30-16:30"]);
+    let hours = json!([split, split, split, split, split, [], []]);
+    w.admin
+        .put(
+            &format!("/api/admin/offices/{}", w.office),
+            json!({"name": "Anagrafe", "address": "Piazza del Comune 1", "opening_hours": hours, "member_ids": [w.anna_id]}),
+        )
+        .await
+        .expect(StatusCode::OK);
+
+    // The hours in force are the office's: split hours on site, a contact band as long as the
+    // rules allow (6 h of work → 08:30–14:30), the weekend off.
+    let p = w.anna.get("/api/staff/calendar/pattern").await.expect(StatusCode::OK);
+    assert_eq!((p["pattern"].clone(), p["follows_office_hours"].clone()), (Value::Null, json!(true)));
+    let in_force = p["in_force"].clone();
+    assert_eq!(in_force["week"][0], json!({"mode": "on_site", "hours": split, "contact": "08:30-14:30"}));
+    assert_eq!(in_force["week"][5], json!({"mode": "off"}));
+
+    // Every public slot from now to the horizon (three months cover the 60 days).
+    let mut public = Vec::new();
+    for m in 0..3 {
+        let d = w.tuesday.first_of_month().checked_add(jiff::Span::new().months(m)).expect("month");
+        let path = format!("/api/public/offices/{}/slots?service={}&month={}", w.office, w.service, month(d));
+        let body = w.public.get(&path).await.expect(StatusCode::OK);
+        public.extend(body["slots"].as_array().expect("slots").iter().map(|s| s["start"].as_str().unwrap().to_owned()));
+    }
+    let afternoons = public.iter().filter(|s| &s[11..13] >= "14").count();
+    assert!(afternoons > 0 && public.len() > afternoons, "{public:?}");
+
+    // Nothing changes: nothing is lost.
+    let same =
+        w.anna.post("/api/staff/calendar/pattern/preview", json!({"pattern": null})).await.expect(StatusCode::OK);
+    assert_eq!(
+        (same["before"].as_u64(), same["removed"].as_u64(), same["added"].as_u64()),
+        (Some(public.len() as u64), Some(0), Some(0))
+    );
+
+    // Saving the office's hours as a personal pattern (the editor's start) loses the afternoons
+    // the contact band cannot reach; the preview says how many, per service, before anything is saved.
+    let lost =
+        w.anna.post("/api/staff/calendar/pattern/preview", json!({"pattern": in_force})).await.expect(StatusCode::OK);
+    assert_eq!(lost["removed"].as_u64(), Some(afternoons as u64), "{lost}");
+    assert_eq!(
+        (lost["before"].as_u64(), lost["after"].as_u64()),
+        (Some(public.len() as u64), Some((public.len() - afternoons) as u64))
+    );
+    assert_eq!(lost["services"][0]["service_name"], "Carta d'identità");
+    assert_eq!(lost["services"][0]["office_name"], "Anagrafe");
+    assert_eq!(lost["services"][0]["removed"], lost["removed"]);
+
+    // Whole days without the lunch break and a Saturday morning add slots and take none.
+    let mut more = in_force.clone();
+    more["week"][5] = json!({"mode": "on_site", "hours": ["08:30-12:30"]});
+    for d in 0..5 {
+        more["week"][d] = json!({"mode": "on_site", "hours": ["08:30-16:30"]});
+    }
+    let added =
+        w.anna.post("/api/staff/calendar/pattern/preview", json!({"pattern": more})).await.expect(StatusCode::OK);
+    assert_eq!(added["removed"].as_u64(), Some(0), "{added}");
+    assert!(added["added"].as_u64().unwrap() > 0, "{added}");
+
+    // The preview saves nothing; it checks like saving does, and only for oneself.
+    let p = w.anna.get("/api/staff/calendar/pattern").await.expect(StatusCode::OK);
+    assert_eq!(p["follows_office_hours"], true);
+    let mut bad = in_force.clone();
+    bad["week"][2] = json!({"mode": "remote", "hours": ["14:00-09:00"]});
+    let message = w
+        .anna
+        .post("/api/staff/calendar/pattern/preview", json!({"pattern": bad}))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_pattern");
+    assert!(message.contains("Mercoledì"), "{message}");
+    w.bruno
+        .post(&format!("/api/staff/calendar/pattern/preview?user={}", w.anna_id), json!({"pattern": null}))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let doc = w.public.get("/api/openapi.json").await.expect(StatusCode::OK);
+    assert!(doc["paths"]["/api/staff/calendar/pattern/preview"]["post"].is_object());
     w.server.shutdown().await;
 }
 

@@ -21,6 +21,9 @@
 //! - `citizen_pages` (`e2e/citizen.rs`): the booking and manage pages by keyboard — focus on every
 //!   step and panel, the day-then-time slot picker, errors, reflow at 320 px, the paste field, the
 //!   404 page — with axe-core on every page.
+//! - `staff_pages` (`e2e/staff.rs`): the staff pages on a 390 px phone — the waiting item in words,
+//!   no sideways scroll, «Fai entrare e apri la stanza», the pattern editor's start and its warning
+//!   of lost bookable times, a new office in the service form, a new colleague's setup page.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -53,6 +56,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("council_session", |ctx| Box::pin(council::council_session(ctx))),
     ("council_live", |ctx| Box::pin(live::council_live(ctx))),
     ("citizen_pages", |ctx| Box::pin(citizen::citizen_pages(ctx))),
+    ("staff_pages", |ctx| Box::pin(staff::staff_pages(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -65,6 +69,8 @@ mod council;
 mod live;
 #[path = "e2e/office.rs"]
 mod office;
+#[path = "e2e/staff.rs"]
+mod staff;
 
 /// For the failure report: connection states and RTP counters of a client's two peer connections.
 const RTP_PROBE: &str = r#"(async () => {

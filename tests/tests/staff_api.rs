@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::cookie::Jar;
 use serde_json::{Value, json};
+use sportello_domain::booking::{Lang, slot_label};
 use sportello_signaling::api::auth::first_admin_link;
 use sportello_store::{Mode, NewAppointment};
 use sportello_tests::server::{Claims, Clock, Role, TestServer};
@@ -533,6 +534,31 @@ async fn closing_an_appointment_is_audited_and_final() {
     let actors: Vec<&str> = audit.iter().map(|e| e["actor"].as_str().unwrap()).collect();
     let official = format!("user:{anna_id}");
     assert_eq!(actors, ["citizen", official.as_str()], "{audit:?}");
+
+    // The trail in words: people by name, the slot as a Rome date and time, no ids or seconds.
+    let appt = server.server.store.appointment(&id).await.unwrap().unwrap();
+    let tz = sportello_domain::europe_rome().unwrap();
+    let start = jiff::Timestamp::from_second(appt.starts_at).unwrap();
+    let end = jiff::Timestamp::from_second(appt.ends_at).unwrap().to_zoned(tz.clone()).strftime("%H:%M").to_string();
+    let (it, en) = (slot_label(start, &tz, Lang::It), slot_label(start, &tz, Lang::En));
+    assert_eq!(
+        (audit[0]["actor_kind"].as_str(), audit[0]["actor_name"].as_str()),
+        (Some("citizen"), Some("Mario Rossi"))
+    );
+    assert_eq!(audit[0]["summary_it"], format!("Prenotato per {it}–{end} con Staff anna@comune.example"));
+    assert_eq!(audit[0]["summary_en"], format!("Booked for {en}–{end} with Staff anna@comune.example"));
+    assert_eq!(
+        (audit[1]["actor_kind"].as_str(), audit[1]["actor_name"].as_str()),
+        (Some("staff"), Some("Staff anna@comune.example"))
+    );
+    assert_eq!(
+        (audit[1]["summary_it"].as_str(), audit[1]["summary_en"].as_str()),
+        (Some("Concluso: tutto fatto"), Some("Completed: tutto fatto"))
+    );
+    for e in audit {
+        let words = format!("{} {} {}", e["actor_name"], e["summary_it"], e["summary_en"]);
+        assert!(!words.contains(&anna_id) && !words.contains(&appt.starts_at.to_string()), "{words}");
+    }
     assert_eq!(server.server.store.appointment(&id).await.unwrap().unwrap().status.as_str(), "completed");
 }
 
@@ -632,6 +658,27 @@ async fn a_waiting_citizen_is_listed_and_admitted_over_rest() {
     assert_eq!(waiting[0]["room"], room.as_str());
     assert_eq!(waiting[0]["participant_id"], "mario");
     assert_eq!(waiting[0]["appointment_id"], id.as_str());
+    // What the citizen came for, in words (the desk shows no room id), and that Anna is not in the
+    // room yet, so the desk's button also opens it for her.
+    let appt = server.server.store.appointment(&id).await.unwrap().unwrap();
+    let start = jiff::Timestamp::from_second(appt.starts_at).unwrap().to_string();
+    let end = jiff::Timestamp::from_second(appt.ends_at).unwrap().to_string();
+    assert_eq!(
+        waiting[0]["appointment"],
+        json!({"office_name": "Anagrafe", "service_name": "Carta d'identità", "start": start, "end": end, "citizen": "Mario Rossi"})
+    );
+    assert_eq!((waiting[0]["office_name"].clone(), waiting[0]["host_here"].clone()), (Value::Null, json!(false)));
+    let (mut host, _) = server.join(&room, &format!("user-{anna_id}"), Role::Host).await;
+    let mut waiting = Value::Null;
+    for _ in 0..50 {
+        waiting = anna.get("/api/staff/waiting").await.expect(StatusCode::OK);
+        if waiting[0]["host_here"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(waiting[0]["host_here"], true, "Anna is in the room now: {waiting}");
+    host.leave().await;
     assert_eq!(bruno.get("/api/staff/waiting").await.expect(StatusCode::OK), json!([]), "not another office's");
     bruno
         .post(&format!("/api/staff/rooms/{room}/admit"), json!({"participant_id": "mario"}))

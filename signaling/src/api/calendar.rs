@@ -6,7 +6,7 @@
 //! themselves (403), an administrator anyone (404 for an unknown id). Calendar URLs are secrets:
 //! responses show their host only and nothing here logs them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -18,8 +18,8 @@ use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
-use sportello_domain::booking::{DayJson, ModeJson, PatternJson, YearMonth};
-use sportello_domain::{PatronDay, WorkMode, WorkingPattern, pattern_from_json, pattern_from_opening_hours};
+use sportello_domain::booking::{DayJson, ModeJson, PatternJson, YearMonth, parse_opening_hours};
+use sportello_domain::{PatronDay, TimeRange, WorkMode, WorkingPattern, pattern_from_json, pattern_from_opening_hours};
 use sportello_store::{
     Absence, AbsenceKind, CalendarSource, FeedSubject, NewAbsence, NewSource, SourceKind, User, UserUpdate,
 };
@@ -28,6 +28,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::ApiError;
 use super::auth::Staff;
+use super::offer::{Offer, PatternOverride, offer, window};
 use crate::calendar_fetch::{self, FetchError, UploadError};
 use crate::feeds;
 use crate::server::AppState;
@@ -39,6 +40,7 @@ const NOTE_MAX_CHARS: usize = 500;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/staff/calendar/pattern", get(get_pattern).put(put_pattern))
+        .route("/staff/calendar/pattern/preview", post(preview_pattern))
         .route("/staff/calendar/absences", get(list_absences).post(create_absence))
         .route("/staff/calendar/absences/{id}", delete(delete_absence))
         .route("/staff/calendar/sources", get(list_sources).post(create_source))
@@ -57,10 +59,10 @@ pub fn routes() -> Router<AppState> {
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        get_pattern, put_pattern, list_absences, create_absence, delete_absence, list_sources, create_source,
+        get_pattern, put_pattern, preview_pattern, list_absences, create_absence, delete_absence, list_sources, create_source,
         delete_source, refresh_source, upload, month, feed_urls, rotate_feed
     ),
-    components(schemas(PatternOut, PatternBody, AbsenceBody, AbsenceOut, SourceBody, SourceOut, MonthOut, DayOut,
+    components(schemas(PatternOut, PatternBody, PreviewOut, PreviewService, AbsenceBody, AbsenceOut, SourceBody, SourceOut, MonthOut, DayOut,
         BusyOut, AppointmentOut, FeedsOut, OfficeFeed)),
     tags((name = "calendar", description = "Officials' smart-working calendars: pattern, absences, own calendars, feeds"))
 )]
@@ -85,6 +87,40 @@ pub struct PatternOut {
     #[schema(value_type = Option<Object>)]
     pub pattern: Option<PatternJson>,
     pub follows_office_hours: bool,
+    /// The hours in force as a `PatternJson`: the personal pattern, else the opening hours of the
+    /// first office (on site; split hours get the longest contact band the rules allow, which
+    /// the preview then shows). Null with neither. What the editor starts from.
+    #[schema(value_type = Option<Object>)]
+    pub in_force: Option<PatternJson>,
+}
+
+/// What a proposed pattern does to the citizens' offer, from today to the booking horizon.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewOut {
+    /// First and last day compared (YYYY-MM-DD, Rome).
+    pub from: String,
+    pub to: String,
+    /// Bookable slots now and with the proposed pattern, summed over the services of the
+    /// official's offices (a slot is a start time citizens can pick for a service at an office).
+    pub before: usize,
+    pub after: usize,
+    /// Slots the change takes away from citizens (no other official covers them) and adds.
+    pub removed: usize,
+    pub added: usize,
+    /// The same per office and service (only those the change touches or that offer something).
+    pub services: Vec<PreviewService>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewService {
+    pub office_id: String,
+    pub office_name: String,
+    pub service_id: String,
+    pub service_name: String,
+    pub before: usize,
+    pub after: usize,
+    pub removed: usize,
+    pub added: usize,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -311,9 +347,42 @@ fn parse_time(s: &str, field: &str) -> Result<Time, ApiError> {
 
 const DAY_NAMES: [&str; 7] = ["Lunedì", "Martedì", "Mercoledì", "Giovedì", "Venerdì", "Sabato", "Domenica"];
 
-fn pattern_out(user: &User) -> PatternOut {
+async fn pattern_out(state: &AppState, user: &User) -> Result<PatternOut, ApiError> {
     let pattern = user.pattern.as_deref().and_then(|json| serde_json::from_str::<PatternJson>(json).ok());
-    PatternOut { follows_office_hours: pattern.is_none(), pattern }
+    let in_force = match &pattern {
+        Some(p) => Some(p.clone()),
+        None => {
+            state.store.offices_of_user(&user.id).await?.first().and_then(|o| office_hours_pattern(&o.opening_hours))
+        }
+    };
+    Ok(PatternOut { follows_office_hours: pattern.is_none(), pattern, in_force })
+}
+
+/// An office's opening hours as a personal pattern to start editing from: every open day on site
+/// with the same hours. A single range is its own contact band; with split hours the band may be
+/// no longer than the hours worked (`DayPlan::working`), so it is the window of that length that
+/// covers the most opening time (earliest on a tie).
+fn office_hours_pattern(opening_hours: &str) -> Option<PatternJson> {
+    let week = parse_opening_hours(opening_hours).ok()?;
+    let minutes = |t: Time| i32::from(t.hour()) * 60 + i32::from(t.minute());
+    let clock = |m: i32| format!("{:02}:{:02}", m / 60, m % 60);
+    let day = |ranges: &Vec<TimeRange>| {
+        if ranges.is_empty() {
+            return DayJson { mode: ModeJson::Off, hours: Vec::new(), contact: None };
+        }
+        let spans: Vec<(i32, i32)> = ranges.iter().map(|r| (minutes(r.start()), minutes(r.end()))).collect();
+        let hours = spans.iter().map(|(a, b)| format!("{}-{}", clock(*a), clock(*b))).collect();
+        let contact = (spans.len() > 1).then(|| {
+            let total: i32 = spans.iter().map(|(a, b)| b - a).sum();
+            let (first, last) = (spans[0].0, spans[spans.len() - 1].1);
+            let covered = |s: i32| spans.iter().map(|&(a, b)| (b.min(s + total) - a.max(s)).max(0)).sum::<i32>();
+            let starts = spans.iter().flat_map(|&(a, b)| [a, (b - total).max(first)]).filter(|s| s + total <= last);
+            let best = starts.max_by_key(|s| (covered(*s), -s)).unwrap_or(first);
+            format!("{}-{}", clock(best), clock(best + total))
+        });
+        DayJson { mode: ModeJson::OnSite, hours, contact }
+    };
+    Some(PatternJson { week: week.iter().map(day).collect(), exceptions: BTreeMap::new() })
 }
 
 fn invalid_pattern(message: String) -> ApiError {
@@ -363,7 +432,7 @@ async fn get_pattern(
     Query(q): Query<UserQuery>,
 ) -> Result<Json<PatternOut>, ApiError> {
     let user = target(&state, &staff, q.user.as_deref()).await?;
-    Ok(Json(pattern_out(&user)))
+    Ok(Json(pattern_out(&state, &user).await?))
 }
 
 #[utoipa::path(put, path = "/api/staff/calendar/pattern", tag = "calendar", params(UserQuery), request_body = PatternBody,
@@ -378,18 +447,72 @@ async fn put_pattern(
     let user = target(&state, &staff, q.user.as_deref()).await?;
     let span = tracing::info_span!("calendar_pattern", user = %user.id, by = %staff.user.id);
     async move {
-        let pattern = match body.pattern.filter(|v| !v.is_null()) {
-            Some(v) => Some(serde_json::to_string(&validate_pattern(v)?).map_err(ApiError::internal)?),
-            None => None,
-        };
+        let pattern = proposed_pattern(body)?;
         let update =
             UserUpdate { display_name: user.display_name.clone(), role: user.role, active: user.active, pattern };
         let updated = state.store.update_user(&user.id, &update).await?;
         tracing::info!(personal = updated.pattern.is_some(), "working pattern saved");
-        Ok(Json(pattern_out(&updated)))
+        Ok(Json(pattern_out(&state, &updated).await?))
     }
     .instrument(span)
     .await
+}
+
+/// The body's pattern, checked, as stored JSON (`None`: follow the office's hours).
+fn proposed_pattern(body: PatternBody) -> Result<Option<String>, ApiError> {
+    match body.pattern.filter(|v| !v.is_null()) {
+        Some(v) => Ok(Some(serde_json::to_string(&validate_pattern(v)?).map_err(ApiError::internal)?)),
+        None => Ok(None),
+    }
+}
+
+/// What saving `pattern` would do to the citizens' offer: the slots of every service of the
+/// official's offices, now and with the proposed pattern (nothing is saved).
+#[utoipa::path(post, path = "/api/staff/calendar/pattern/preview", tag = "calendar", params(UserQuery), request_body = PatternBody,
+    responses((status = 200, body = PreviewOut), (status = 400, description = "invalid_pattern", body = super::error::ErrorBody)))]
+async fn preview_pattern(
+    State(state): State<AppState>,
+    staff: Staff,
+    Query(q): Query<UserQuery>,
+    body: Result<Json<PatternBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<PreviewOut>, ApiError> {
+    let Json(body) = body?;
+    let user = target(&state, &staff, q.user.as_deref()).await?;
+    let proposed = proposed_pattern(body)?;
+    let replace = PatternOverride { user_id: &user.id, pattern: proposed.as_deref() };
+    let now = state.clock.now();
+    let services = state.store.services().await?;
+    let mut out = Vec::new();
+    for office in state.store.offices_of_user(&user.id).await? {
+        for service in services.iter().filter(|s| s.office_ids.contains(&office.id)) {
+            let starts = |o: Offer| o.slots.into_iter().map(|s| s.start).collect::<BTreeSet<Timestamp>>();
+            let before = starts(offer(&state, &office, service, now, None, None).await?);
+            let after = starts(offer(&state, &office, service, now, None, Some(&replace)).await?);
+            out.push(PreviewService {
+                office_id: office.id.clone(),
+                office_name: office.name.clone(),
+                service_id: service.id.clone(),
+                service_name: service.name.clone(),
+                before: before.len(),
+                after: after.len(),
+                removed: before.difference(&after).count(),
+                added: after.difference(&before).count(),
+            });
+        }
+    }
+    let (_, horizon) = window(&state).await?;
+    let today = ts(now).to_zoned(rome()).date();
+    let to = today.checked_add(Span::new().days(i64::from(horizon))).map_err(ApiError::internal)?;
+    let sum = |f: fn(&PreviewService) -> usize| out.iter().map(f).sum();
+    Ok(Json(PreviewOut {
+        from: today.to_string(),
+        to: to.to_string(),
+        before: sum(|s| s.before),
+        after: sum(|s| s.after),
+        removed: sum(|s| s.removed),
+        added: sum(|s| s.added),
+        services: out,
+    }))
 }
 
 // --- absences ------------------------------------------------------------------------------------------
@@ -762,6 +885,20 @@ mod tests {
         week[2] = day("remote", &["08:00-12:00"]);
         assert!(validate_pattern(serde_json::json!({ "week": week })).is_ok());
         assert!(validate_pattern(serde_json::json!({ "week": [] })).is_err());
+    }
+
+    #[test]
+    fn office_hours_become_a_valid_pattern() {
+        let hours = r#"[["08:30-12:30","14:30-16:30"],["09:00-12:00"],[],[],[],[],[]]"#;
+        let p = office_hours_pattern(hours).unwrap();
+        assert_eq!(p.week[0].hours, ["08:30-12:30", "14:30-16:30"]);
+        // The band is as long as the hours worked (6 h) and covers as much opening time as it can.
+        assert_eq!(p.week[0].contact.as_deref(), Some("08:30-14:30"));
+        assert_eq!((p.week[1].mode, p.week[1].contact.as_deref()), (ModeJson::OnSite, None));
+        assert_eq!(p.week[2].mode, ModeJson::Off);
+        let afternoon_long = r#"[["08:00-09:00","14:00-18:00"],[],[],[],[],[],[]]"#;
+        assert_eq!(office_hours_pattern(afternoon_long).unwrap().week[0].contact.as_deref(), Some("13:00-18:00"));
+        assert!(validate_pattern(serde_json::to_value(&p).unwrap()).is_ok());
     }
 
     #[test]

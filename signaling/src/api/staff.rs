@@ -12,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use sportello_domain::booking::{Lang, slot_label};
 use sportello_store::{Appointment, StaffRole, Status};
 
 use super::ApiError;
@@ -137,6 +138,23 @@ pub struct WaitingView {
     /// RFC 3339, UTC: in the lobby since.
     pub since: String,
     pub appointment_id: Option<String>,
+    /// The appointment this person came for, in words (`GET /staff/waiting` only).
+    pub appointment: Option<WaitingAppointment>,
+    /// The office of an office's shared virtual office (`office-<id>` rooms).
+    pub office_name: Option<String>,
+    /// Whether the staff member asking is in this room now: if not, admitting should also bring
+    /// them in, so nobody is let into an empty room (`GET /staff/waiting` only).
+    pub host_here: bool,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WaitingAppointment {
+    pub office_name: String,
+    pub service_name: String,
+    /// RFC 3339, UTC.
+    pub start: String,
+    pub end: String,
+    pub citizen: String,
 }
 
 fn waiting_in(state: &AppState, room: &str) -> Vec<WaitingView> {
@@ -150,6 +168,9 @@ fn waiting_in(state: &AppState, room: &str) -> Vec<WaitingView> {
             name: w.name,
             since: rfc3339(w.since),
             appointment_id: w.appt,
+            appointment: None,
+            office_name: None,
+            host_here: false,
         })
         .collect()
 }
@@ -168,6 +189,91 @@ impl Names {
             services: state.store.services().await?.into_iter().map(|s| (s.id, s.name)).collect(),
             users: state.store.users().await?.into_iter().map(|u| (u.id, u.display_name)).collect(),
         })
+    }
+
+    /// An audit row in words: who (by name) and what, with the slots as Rome dates and times.
+    fn audit(&self, appt: &Appointment, e: sportello_store::AuditEntry) -> AuditView {
+        let (actor_kind, actor_name) = match e.actor.as_str() {
+            "citizen" => ("citizen", format!("{} {}", appt.first_name, appt.last_name).trim().to_owned()),
+            "system" => ("system", String::new()),
+            other => {
+                let id = other.strip_prefix("user:").unwrap_or(other);
+                ("staff", self.users.get(id).cloned().unwrap_or_else(|| id.to_owned()))
+            }
+        };
+        let [summary_it, summary_en] = [Lang::It, Lang::En].map(|lang| self.audit_summary(&e.action, &e.detail, lang));
+        AuditView {
+            at: rfc3339(e.at),
+            actor: e.actor,
+            action: e.action,
+            detail: e.detail,
+            actor_kind: actor_kind.to_owned(),
+            actor_name,
+            summary_it,
+            summary_en,
+        }
+    }
+
+    /// `"<start>..<end> official <id>"` (how the store writes a slot) → "lunedì 7 dicembre 2026,
+    /// ore 09:30–10:00 con Giulia Bianchi"; anything else is returned as it is.
+    fn slot_words(&self, detail: &str, lang: Lang) -> String {
+        let parsed = detail.split_once(" official ").and_then(|(times, official)| {
+            let (start, end) = times.split_once("..")?;
+            let start = jiff::Timestamp::from_second(start.trim().parse().ok()?).ok()?;
+            let end = jiff::Timestamp::from_second(end.trim().parse().ok()?).ok()?;
+            Some((start, end, official.trim()))
+        });
+        let Some((start, end, official)) = parsed else { return detail.to_owned() };
+        let tz = super::calendar::rome();
+        let end = end.to_zoned(tz.clone()).strftime("%H:%M").to_string();
+        let who = self.users.get(official).cloned().unwrap_or_default();
+        let with = match lang {
+            Lang::It if !who.is_empty() => format!(" con {who}"),
+            Lang::En if !who.is_empty() => format!(" with {who}"),
+            _ => String::new(),
+        };
+        format!("{}–{end}{with}", slot_label(start, &tz, lang))
+    }
+
+    fn audit_summary(&self, action: &str, detail: &str, lang: Lang) -> String {
+        let it = lang == Lang::It;
+        let note = |it_label: &str, en_label: &str| {
+            let label = if it { it_label } else { en_label };
+            // Notes the server itself writes, in words; an official's own note is kept as typed.
+            let detail = match (detail, it) {
+                ("room ended", true) | ("ended", true) => "la stanza si è chiusa",
+                ("room ended", false) | ("ended", false) => "the room closed",
+                ("the citizen did not join", true) => "il cittadino non si è collegato",
+                (other, _) => other,
+            };
+            if detail.is_empty() { label.to_owned() } else { format!("{label}: {detail}") }
+        };
+        match action {
+            "booked" => {
+                let slot = self.slot_words(detail, lang);
+                if it { format!("Prenotato per {slot}") } else { format!("Booked for {slot}") }
+            }
+            "rescheduled" => {
+                let (from, to) = detail.split_once(" -> ").unwrap_or((detail, ""));
+                let (from, to) = (self.slot_words(from, lang), self.slot_words(to, lang));
+                if it { format!("Spostato da {from} a {to}") } else { format!("Moved from {from} to {to}") }
+            }
+            "cancelled" => note("Annullato", "Cancelled"),
+            "completed" => note("Concluso", "Completed"),
+            "no_show" => note("Assente: il cittadino non si è presentato", "No-show: the citizen did not come"),
+            "reminded" => (if it { "Promemoria inviato per email" } else { "Reminder emailed" }).to_owned(),
+            "joined" => {
+                (if it { "Il cittadino è entrato nella stanza" } else { "The citizen entered the room" }).to_owned()
+            }
+            "rated" => {
+                if it {
+                    format!("Valutazione: {detail} su 5")
+                } else {
+                    format!("Rating: {detail} out of 5")
+                }
+            }
+            other => note(other, other),
+        }
     }
 
     fn view(&self, state: &AppState, a: Appointment) -> AppointmentView {
@@ -226,9 +332,18 @@ pub async fn list_appointments(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditView {
     pub at: String,
+    /// As stored: `citizen`, `system` or `user:<id>`.
     pub actor: String,
     pub action: String,
+    /// As stored (instants as Unix seconds, ids); `summary_it`/`summary_en` say it in words.
     pub detail: String,
+    /// `citizen`, `staff` or `system`.
+    pub actor_kind: String,
+    /// The citizen's or the staff member's name (empty for the system).
+    pub actor_name: String,
+    /// What happened, in words, with dates and times in Rome time.
+    pub summary_it: String,
+    pub summary_en: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -247,14 +362,8 @@ pub async fn appointment_detail(
 ) -> Result<Json<AppointmentDetail>, ApiError> {
     official(&staff)?;
     let appt = scoped_appointment(&state, &staff, &id).await?;
-    let audit = state
-        .store
-        .audit(&id)
-        .await?
-        .into_iter()
-        .map(|e| AuditView { at: rfc3339(e.at), actor: e.actor, action: e.action, detail: e.detail })
-        .collect();
     let names = Names::load(&state).await?;
+    let audit = state.store.audit(&id).await?.into_iter().map(|e| names.audit(&appt, e)).collect();
     Ok(Json(AppointmentDetail { appointment: names.view(&state, appt), audit }))
 }
 
@@ -344,19 +453,36 @@ pub async fn waiting(State(state): State<AppState>, staff: Staff) -> Result<Json
     official(&staff)?;
     let now = state.clock.now();
     let offices = scope(&state, &staff).await?;
-    let mut rooms: Vec<String> = state
+    let appointments: HashMap<String, Appointment> = state
         .store
         .appointments_of_offices(&offices, now - CLOSES_AFTER - 4 * 3600, now + OPENS_BEFORE)
         .await?
         .into_iter()
         .filter(|a| a.status == Status::Confirmed)
-        .map(|a| appointment_room(&a.id))
+        .map(|a| (appointment_room(&a.id), a))
         .collect();
+    let mut rooms: Vec<String> = appointments.keys().cloned().collect();
     rooms.push(virtual_office_room(&staff.user.id));
     rooms.extend(offices.iter().map(|o| office_room(o)));
     let mut seen = HashSet::new();
     let mut out: Vec<WaitingView> =
         rooms.iter().filter(|r| seen.insert(r.as_str())).flat_map(|r| waiting_in(&state, r)).collect();
+    if !out.is_empty() {
+        let names = Names::load(&state).await?;
+        let me = format!("user-{}", staff.user.id);
+        let name = |map: &HashMap<String, String>, id: &str| map.get(id).cloned().unwrap_or_default();
+        for w in &mut out {
+            w.host_here = state.rooms.is_admitted(&w.room, &me);
+            w.office_name = w.room.strip_prefix("office-").map(|id| name(&names.offices, id));
+            w.appointment = appointments.get(&w.room).map(|a| WaitingAppointment {
+                office_name: name(&names.offices, &a.office_id),
+                service_name: name(&names.services, &a.service_id),
+                start: rfc3339(a.starts_at),
+                end: rfc3339(a.ends_at),
+                citizen: format!("{} {}", a.first_name, a.last_name).trim().to_owned(),
+            });
+        }
+    }
     out.sort_by(|a, b| a.since.cmp(&b.since));
     Ok(Json(out))
 }
@@ -485,4 +611,33 @@ pub async fn invite(
     let _ = appt;
     tracing::info!(room = %room, "invitation issued");
     Ok(Json(link(&state, &claims)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_details_read_in_words_and_rome_time() {
+        let names = Names {
+            offices: HashMap::new(),
+            services: HashMap::new(),
+            users: [("u1".to_owned(), "Giulia Bianchi".to_owned()), ("u2".to_owned(), "Paolo Verdi".to_owned())].into(),
+        };
+        // 2026-12-07 (a Monday) 09:30–10:00 and 2026-12-09 15:00–15:30 in Rome (UTC+1).
+        let (a, b) = (1_796_632_200, 1_796_824_800);
+        let moved = format!("{a}..{} official u1 -> {b}..{} official u2", a + 1800, b + 1800);
+        assert_eq!(
+            names.audit_summary("rescheduled", &moved, Lang::It),
+            "Spostato da lunedì 7 dicembre 2026, ore 09:30–10:00 con Giulia Bianchi \
+             a mercoledì 9 dicembre 2026, ore 15:00–15:30 con Paolo Verdi"
+        );
+        assert_eq!(
+            names.audit_summary("booked", &format!("{a}..{} official u1", a + 1800), Lang::En),
+            "Booked for Monday 7 December 2026, 09:30–10:00 with Giulia Bianchi"
+        );
+        assert_eq!(names.audit_summary("completed", "room ended", Lang::It), "Concluso: la stanza si è chiusa");
+        assert_eq!(names.audit_summary("no_show", "", Lang::En), "No-show: the citizen did not come");
+        assert_eq!(names.audit_summary("rated", "4", Lang::It), "Valutazione: 4 su 5");
+    }
 }
