@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, HashMap};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, Timestamp};
 use sportello_domain::{
-    AvailabilityRequest, Interval, Official, OfficialId, PatronDay, Slot, free_slots, holiday_dates, pattern_from_json,
-    pattern_from_opening_hours,
+    AvailabilityRequest, Interval, MeetingMode, Official, OfficialId, PatronDay, Slot, free_slots, holiday_dates,
+    pattern_from_json, pattern_from_opening_hours,
 };
 use sportello_store::{Modes, Office, Service, StaffRole, User};
 
@@ -37,6 +37,24 @@ pub struct Offer {
     pub load: HashMap<OfficialId, usize>,
 }
 
+impl Offer {
+    pub fn slot_at(&self, start: Timestamp) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.start == start)
+    }
+
+    /// Candidates for `slot` in `mode`, least loaded first (ties: as `assign_fairly_for`).
+    pub fn candidates(&self, slot: &Slot, mode: MeetingMode) -> Vec<&User> {
+        let pool = match mode {
+            MeetingMode::Video if slot.mode_options.video => &slot.officials,
+            MeetingMode::InPerson if slot.mode_options.in_person => &slot.in_person,
+            _ => return Vec::new(),
+        };
+        let mut ids = pool.clone();
+        ids.sort_by_key(|id| (self.load.get(id).copied().unwrap_or(0), *id));
+        ids.iter().filter_map(|id| self.officials.get(id.0 as usize)).collect()
+    }
+}
+
 async fn setting<T: std::str::FromStr>(state: &AppState, key: &str) -> Result<Option<T>, ApiError> {
     Ok(state.store.setting(key).await?.and_then(|v| v.trim().parse().ok()))
 }
@@ -52,7 +70,7 @@ fn ts(secs: i64) -> Timestamp {
     Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-fn domain_modes(m: Modes) -> sportello_domain::Modes {
+pub fn domain_modes(m: Modes) -> sportello_domain::Modes {
     match m {
         Modes::Video => sportello_domain::Modes::VIDEO,
         Modes::InPerson => sportello_domain::Modes::IN_PERSON,

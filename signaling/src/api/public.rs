@@ -5,7 +5,7 @@
 //! manage link and stored only as its SHA-256; it arrives in the `X-Booking-Secret` header or the
 //! JSON body and is never logged. A wrong secret and an unknown code give the same 404.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -17,21 +17,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Span, Timestamp};
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use sportello_domain::booking::{Lang, YearMonth, months_with_slots};
 use sportello_domain::{
-    AvailabilityRequest, Interval, MeetingMode, Official, OfficialId, PatronDay, RequesterError, RequesterInput, Slot,
-    booking_code, free_slots, holiday_dates, normalize_code, pattern_from_json, pattern_from_opening_hours, slot_label,
-    validate_requester,
+    MeetingMode, RequesterError, RequesterInput, Slot, booking_code, normalize_code, slot_label, validate_requester,
 };
 use sportello_store::{
-    Appointment, Mode, Modes, NewAppointment, Office, Reschedule, Service, StaffRole, Status, StoreError, User,
+    Appointment, Mode, Modes, NewAppointment, Office, Reschedule, Service, Status, StoreError, User,
 };
 use tracing::Instrument;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::ApiError;
+use super::offer::{domain_modes, offer};
 use crate::booking_mail::{BookingMail, appointment_ics};
 use crate::links;
 use crate::server::AppState;
@@ -41,8 +40,6 @@ pub const SETTING_MIN_NOTICE: &str = "booking.min_notice_minutes";
 pub const SETTING_HORIZON: &str = "booking.horizon_days";
 pub const SETTING_PATRON_DAY: &str = "municipality.patron_day";
 pub const SETTING_RATE_LIMIT: &str = "booking.rate_limit_per_minute";
-const DEFAULT_MIN_NOTICE_MINUTES: i64 = 60;
-const DEFAULT_HORIZON_DAYS: u16 = 60;
 const DEFAULT_RATE_LIMIT: u32 = 10;
 const SECRET_HEADER: &str = "x-booking-secret";
 const COMMENT_MAX_CHARS: usize = 1000;
@@ -299,14 +296,6 @@ fn modes_of(m: Modes) -> Vec<String> {
     }
 }
 
-fn domain_modes(m: Modes) -> sportello_domain::Modes {
-    match m {
-        Modes::Video => sportello_domain::Modes::VIDEO,
-        Modes::InPerson => sportello_domain::Modes::IN_PERSON,
-        Modes::Both => sportello_domain::Modes::BOTH,
-    }
-}
-
 fn service_out(s: &Service) -> ServiceOut {
     ServiceOut {
         id: s.id.clone(),
@@ -354,139 +343,6 @@ async fn office_and_service(
         return Err(ApiError::bad_request("service_not_offered", "Questo ufficio non si occupa del servizio scelto."));
     }
     Ok((office, service))
-}
-
-/// What the office can offer now for a service, and who.
-struct Offer {
-    slots: Vec<Slot>,
-    /// `OfficialId(i)` is `officials[i]`.
-    officials: Vec<User>,
-    load: HashMap<OfficialId, usize>,
-}
-
-impl Offer {
-    fn slot_at(&self, start: Timestamp) -> Option<&Slot> {
-        self.slots.iter().find(|s| s.start == start)
-    }
-
-    /// Candidates for `slot` in `mode`, least loaded first (ties: as `assign_fairly_for`).
-    fn candidates(&self, slot: &Slot, mode: MeetingMode) -> Vec<&User> {
-        let pool = match mode {
-            MeetingMode::Video if slot.mode_options.video => &slot.officials,
-            MeetingMode::InPerson if slot.mode_options.in_person => &slot.in_person,
-            _ => return Vec::new(),
-        };
-        let mut ids = pool.clone();
-        ids.sort_by_key(|id| (self.load.get(id).copied().unwrap_or(0), *id));
-        ids.iter().filter_map(|id| self.officials.get(id.0 as usize)).collect()
-    }
-}
-
-/// Free slots of `office` for `service` from `now`: active officials among its members, with their
-/// own pattern or the opening hours, their absences and imported busy times, holidays (national +
-/// patron day), confirmed appointments
-/// (except `exclude`, the one being moved), notice and horizon from the settings.
-async fn offer(
-    state: &AppState,
-    office: &Office,
-    service: &Service,
-    now: i64,
-    exclude: Option<&str>,
-) -> Result<Offer, ApiError> {
-    let min_notice = setting::<i64>(state, SETTING_MIN_NOTICE).await?.unwrap_or(DEFAULT_MIN_NOTICE_MINUTES).max(0);
-    let horizon_days = setting::<u16>(state, SETTING_HORIZON).await?.unwrap_or(DEFAULT_HORIZON_DAYS).min(366);
-    let patron = state.store.setting(SETTING_PATRON_DAY).await?.and_then(|v| {
-        let (m, d) = v.trim().split_once('-')?;
-        PatronDay::new(m.parse().ok()?, d.parse().ok()?).ok()
-    });
-    let tz = rome();
-    let now_ts = ts(now);
-    let horizon_end = now_ts
-        .to_zoned(tz.clone())
-        .checked_add(Span::new().days(i64::from(horizon_days) + 1))
-        .map_err(ApiError::internal)?
-        .timestamp();
-    let first_year = tz.to_datetime(now_ts).year();
-    let last_year = tz.to_datetime(horizon_end).year();
-    let holidays = holiday_dates(first_year, last_year, patron).map_err(ApiError::internal)?;
-
-    let office_pattern = pattern_from_opening_hours(&office.opening_hours);
-    let members: Vec<User> = state
-        .store
-        .office_members(&office.id)
-        .await?
-        .into_iter()
-        .filter(|u| u.active && u.role == StaffRole::Official)
-        .collect();
-    let mut officials = Vec::with_capacity(members.len());
-    let mut users = Vec::with_capacity(members.len());
-    for user in members {
-        let pattern = match &user.pattern {
-            Some(json) => pattern_from_json(json).map_err(|e| e.to_string()),
-            None => office_pattern.clone().map_err(|e| e.to_string()),
-        };
-        match pattern {
-            Ok(pattern) => {
-                officials.push(Official {
-                    id: OfficialId(users.len() as u64),
-                    pattern,
-                    absences: Vec::new(),
-                    busy: Vec::new(),
-                    appointments: Vec::new(),
-                });
-                users.push(user);
-            }
-            Err(error) => tracing::warn!(official = %user.id, %error, "unusable working pattern; not offered"),
-        }
-    }
-    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-    let busy = if ids.is_empty() {
-        Vec::new()
-    } else {
-        state.store.busy_of_officials(&ids, now, horizon_end.as_second()).await?
-    };
-    // The officials' calendars: absences (whole days and hourly leave) and busy times imported
-    // from their own calendars (docs/calendars.md).
-    for absence in state.store.absences_of_users(&ids, now, horizon_end.as_second()).await? {
-        let Some(i) = ids.iter().position(|id| *id == absence.user_id) else { continue };
-        if let Ok(iv) = Interval::new(ts(absence.starts_at), ts(absence.ends_at)) {
-            officials[i].absences.push(iv);
-        }
-    }
-    for external in state.store.busy_of_users(&ids, now, horizon_end.as_second()).await? {
-        let Some(i) = ids.iter().position(|id| *id == external.user_id) else { continue };
-        if let Ok(iv) = Interval::new(ts(external.starts_at), ts(external.ends_at)) {
-            officials[i].busy.push(iv);
-        }
-    }
-    let mut load = HashMap::new();
-    for appt in busy.iter().filter(|a| Some(a.id.as_str()) != exclude) {
-        let Some(i) = ids.iter().position(|id| *id == appt.official_id) else { continue };
-        if let Ok(iv) = Interval::new(ts(appt.starts_at), ts(appt.ends_at)) {
-            officials[i].appointments.push(iv);
-        }
-        *load.entry(OfficialId(i as u64)).or_insert(0) += 1;
-    }
-    if officials.is_empty() || service.duration_minutes <= 0 {
-        return Ok(Offer { slots: Vec::new(), officials: users, load });
-    }
-    let request = AvailabilityRequest {
-        tz,
-        now: now_ts,
-        officials,
-        service: sportello_domain::Service {
-            duration: SignedDuration::from_mins(service.duration_minutes),
-            buffer_before: SignedDuration::ZERO,
-            buffer_after: SignedDuration::ZERO,
-            modes: domain_modes(service.modes),
-            step: None,
-        },
-        holidays: holidays.into_iter().collect::<BTreeSet<_>>(),
-        min_notice: SignedDuration::from_mins(min_notice),
-        horizon_days,
-    };
-    let slots = free_slots(&request).map_err(ApiError::internal)?;
-    Ok(Offer { slots, officials: users, load })
 }
 
 fn slot_out(s: &Slot) -> SlotOut {
@@ -661,7 +517,7 @@ async fn slots(
             None => None,
         };
         let (office, service) = office_service_or_404(&state, &id, &q.service).await?;
-        let offer = offer(&state, &office, &service, state.clock.now(), None).await?;
+        let offer = offer(&state, &office, &service, state.clock.now(), None, None).await?;
         let tz = rome();
         let slots = offer
             .slots
@@ -686,7 +542,7 @@ async fn months(
     let span = tracing::info_span!("public_months", office = %id, service = %q.service);
     async move {
         let (office, service) = office_service_or_404(&state, &id, &q.service).await?;
-        let offer = offer(&state, &office, &service, state.clock.now(), None).await?;
+        let offer = offer(&state, &office, &service, state.clock.now(), None, None).await?;
         let months = months_with_slots(&offer.slots, &rome()).into_iter().map(month_out).collect();
         Ok(Json(MonthsOut { months }))
     }
@@ -745,7 +601,7 @@ async fn book(
         if start.as_second() <= now {
             return Err(slot_unavailable());
         }
-        let offer = offer(&state, &office, &service, now, None).await?;
+        let offer = offer(&state, &office, &service, now, None, None).await?;
         let slot = offer.slot_at(start).ok_or_else(slot_unavailable)?;
         let candidates = offer.candidates(slot, meeting_mode(mode));
         if candidates.is_empty() {
@@ -957,7 +813,7 @@ async fn reschedule(
             return Err(slot_unavailable());
         }
         let (office, service, services) = context(&state, &appt).await?;
-        let offer = offer(&state, &office, &service, now, Some(&appt.id)).await?;
+        let offer = offer(&state, &office, &service, now, Some(&appt.id), None).await?;
         let slot = offer.slot_at(start).ok_or_else(slot_unavailable)?;
         let candidates = offer.candidates(slot, meeting_mode(appt.mode));
         if candidates.is_empty() {
