@@ -3,8 +3,9 @@
 //!
 //! Every server runs on a clock shifted to the next working Tuesday at 08:00 in Europe/Rome, so
 //! results do not depend on when the tests run. The office is open Monday–Friday 09:00–12:00 with
-//! one official and a 30-minute service; the default notice is 60 minutes, so the first slot is
-//! Tuesday 09:00.
+//! one official and a 30-minute service; the notice is set to 50 minutes, so the first slot is
+//! Tuesday 09:00 and stays bookable while a loaded machine takes seconds to get there (the shifted
+//! clock runs on: at the default 60 minutes, 09:00 left the offer at 08:00:01).
 
 use std::path::Path;
 use std::time::Duration;
@@ -76,6 +77,7 @@ fn client() -> reqwest::Client {
 
 /// Office, official and service in a fresh store.
 async fn seed(store: &Store) -> (String, String) {
+    store.set_setting("booking.min_notice_minutes", "50").await.expect("notice");
     let office = store
         .create_office(
             &NewOffice {
@@ -691,11 +693,11 @@ async fn join_link_of_a_cancelled_appointment_is_gone() {
 async fn a_reminder_goes_out_once_with_a_cancel_link() {
     let w = world_with(|c| c.reminder_lead = Duration::from_secs(1)).await;
     let test = w.test.as_ref().unwrap();
-    // Booked on Tuesday 08:00 for Wednesday 09:00 (25 h ahead), and one for today 09:00.
+    // Booked on Tuesday 08:00 for Wednesday 09:00 (25 h ahead), and one for today 10:00.
     let wednesday = w.tuesday.tomorrow().unwrap();
     let body = w.book_ok(local(wednesday, 9, 0)).await;
     let code = body["code"].as_str().unwrap().to_owned();
-    let today = w.book_ok(local(w.tuesday, 9, 0)).await;
+    let today = w.book_ok(local(w.tuesday, 10, 0)).await;
     // The pass as the server runs it, with a 24 h lead, on Tuesday at 09:30.
     let mut config = (*test.server.config).clone();
     config.reminder_lead = Duration::from_secs(24 * 3600);
