@@ -18,6 +18,8 @@
 //! - `council_session` (`e2e/council.rs`): a chaired council session — floor, roll call, votes.
 //! - `council_live` (`e2e/live.rs`): the public side — a viewer's program follows the floor, votes,
 //!   the slate while suspended, the archived recording with its gap.
+//! - `english_pages` (`e2e/english.rs`): `/prenota` switched to English has an English title and
+//!   breadcrumb label, and shows the server's error (slot taken meanwhile) in English.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -49,12 +51,15 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("calendar_month", |ctx| Box::pin(calendar::calendar_month(ctx))),
     ("council_session", |ctx| Box::pin(council::council_session(ctx))),
     ("council_live", |ctx| Box::pin(live::council_live(ctx))),
+    ("english_pages", |ctx| Box::pin(english::english_pages(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
 mod calendar;
 #[path = "e2e/council.rs"]
 mod council;
+#[path = "e2e/english.rs"]
+mod english;
 #[path = "e2e/live.rs"]
 mod live;
 #[path = "e2e/office.rs"]

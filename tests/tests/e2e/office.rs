@@ -28,7 +28,7 @@ const PDF: &[u8] =
 3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
 
 /// Seconds from now to 09:00 Europe/Rome of the next working day (no weekend, no national holiday).
-fn offset_to_next_working_morning() -> Result<i64> {
+pub fn offset_to_next_working_morning() -> Result<i64> {
     let tz = sportello_domain::europe_rome().map_err(|e| err(e.to_string()))?;
     let now = jiff::Timestamp::now();
     let today = now.to_zoned(tz.clone()).date();
@@ -43,7 +43,7 @@ fn offset_to_next_working_morning() -> Result<i64> {
 }
 
 /// The office, its official (with a password) and a video service, straight into the store.
-async fn seed(server: &TestServer) -> Result<String> {
+pub async fn seed(server: &TestServer) -> Result<String> {
     let store = &server.server.store;
     let now = server.server.tokens.clock().now();
     let e = |e: sportello_store::StoreError| err(format!("seeding the store: {e}"));
