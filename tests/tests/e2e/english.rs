@@ -9,7 +9,7 @@ use sportello_tests::browser::{Result, err};
 use sportello_tests::server::{Clock, TestServer};
 
 use super::Ctx;
-use super::office::{offset_to_next_working_morning, seed};
+use super::office::{choose_first_slot, offset_to_next_working_morning, seed};
 
 const STEP: Duration = Duration::from_secs(30);
 
@@ -32,14 +32,7 @@ pub async fn english_pages(ctx: &mut Ctx) -> Result<()> {
     println!("  /prenota in English: title and breadcrumb label");
 
     let office_id: String = b.eval("document.querySelector('[data-office-id]').dataset.officeId").await?;
-    b.click("[data-office-id] .choose-office").await?;
-    b.wait_for(
-        "document.querySelector('#month-select') && document.querySelector('#month-select').options.length > 0",
-        STEP,
-    )
-    .await?;
-    b.click("#next").await?;
-    b.click("input[name=slot]").await?;
+    choose_first_slot(b).await?;
     let start: String = b.eval("document.querySelector('input[name=slot]:checked').value").await?;
     b.click("#next").await?;
     b.wait_for("document.querySelector('#topic-select')", STEP).await?;

@@ -150,6 +150,19 @@ async fn sha256_hex_in_page(b: &Browser, url_expr: &str) -> Result<String> {
     .await
 }
 
+/// On `/prenota`: the first office, then the first slot of the first month offered.
+pub async fn choose_first_slot(b: &Browser) -> Result<()> {
+    b.click("[data-office-id] .choose-office").await?;
+    b.wait_for(
+        "document.querySelector('#month-select') && document.querySelector('#month-select').options.length > 0",
+        STEP,
+    )
+    .await?;
+    b.click("#next").await?;
+    b.click("input[name=slot]").await?;
+    Ok(())
+}
+
 pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
     let clock = Clock::offset(offset_to_next_working_morning()?);
     let server = TestServer::start_at(clock.clone(), |c| c.reconnect_grace = Duration::from_secs(15)).await;
@@ -162,14 +175,7 @@ pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
     // --- the citizen books through the pages, starting from the service.
     let citizen = ctx.open("citizen", &format!("{base}/prenota?servizio={service_id}")).await?;
     let b = &ctx.browsers[citizen];
-    b.click("[data-office-id] .choose-office").await?;
-    b.wait_for(
-        "document.querySelector('#month-select') && document.querySelector('#month-select').options.length > 0",
-        STEP,
-    )
-    .await?;
-    b.click("#next").await?;
-    b.click("input[name=slot]").await?;
+    choose_first_slot(b).await?;
     b.click("#next").await?;
     b.wait_for("document.querySelector('#topic-select')", STEP).await?;
     b.fill("#details", "Trasferimento da altro comune").await?;
