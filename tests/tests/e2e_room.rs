@@ -19,7 +19,8 @@
 //! - `council_live` (`e2e/live.rs`): the public side — a viewer's program follows the floor, votes,
 //!   the slate while suspended, the archived recording with its gap.
 //! - `english_pages` (`e2e/english.rs`): `/prenota` switched to English has an English title and
-//!   breadcrumb label, and shows the server's error (slot taken meanwhile) in English.
+//!   breadcrumb label, and shows the server's error (slot taken meanwhile) in English; the choice
+//!   holds on the home page and the server-rendered archive, whose own switch is remembered.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.

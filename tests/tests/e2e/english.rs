@@ -1,6 +1,8 @@
 //! Scenario `english_pages`: a citizen who switches `/prenota` to English gets English all the way —
 //! the page title and the breadcrumb's label, and a message the server wrote (the slot was taken by
 //! someone else just before the confirmation: 409 `slot_taken`, sent with `Accept-Language: en`).
+//! The choice then holds on the home page's buttons and on the server-rendered `/archivio`, whose
+//! own switch (a link) is remembered for the other pages.
 
 use std::time::Duration;
 
@@ -69,6 +71,33 @@ pub async fn english_pages(ctx: &mut Ctx) -> Result<()> {
         return Err(err(format!("the server's message on the English page reads {alert:?}")));
     }
     println!("  the server's error on the English page is in English: {alert:?}");
+
+    // The choice holds on the home page (its buttons) and on the server-rendered archive.
+    b.goto(&format!("{base}/")).await?;
+    b.wait_for("document.documentElement.lang === 'en'", STEP).await?;
+    let home: Vec<String> =
+        b.eval("[document.title, ...[...document.querySelectorAll('.actions a')].map(a => a.textContent)]").await?;
+    if home != ["Sportello — virtual offices", "Book an appointment", "Services"] {
+        return Err(err(format!("the English home page reads {home:?}")));
+    }
+    b.goto(&format!("{base}/archivio")).await?;
+    b.wait_for("document.documentElement.lang === 'en' && document.title === 'Session archive — Sportello'", STEP)
+        .await?;
+    b.click("#lang-switch").await?;
+    b.wait_for(
+        "document.documentElement.lang === 'it' && document.title === 'Archivio delle sedute — Sportello'",
+        STEP,
+    )
+    .await?;
+    let stored: String = b.eval("localStorage.getItem('sportello.lang')").await?;
+    if stored != "it" {
+        return Err(err(format!("the archive's switch left the stored language at {stored:?}")));
+    }
+    // Chromium asks for English (Accept-Language), but the stored choice is now Italian.
+    b.goto(&format!("{base}/archivio")).await?;
+    b.wait_for("location.search === '?lang=it' && document.title === 'Archivio delle sedute — Sportello'", STEP)
+        .await?;
+    println!("  the home page's buttons and the archive follow the choice; the archive's switch is remembered");
     server.shutdown().await;
     Ok(())
 }
