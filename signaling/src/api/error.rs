@@ -75,7 +75,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `slot_taken`, `invalid_email`, `unauthenticated`.
     pub code: String,
-    /// Human-readable explanation for the person using the page.
+    /// Human-readable explanation for the person using the page, in the request's language
+    /// (`Accept-Language`: English or Italian, Italian by default; see `Content-Language`).
     pub message: String,
 }
 
