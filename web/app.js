@@ -760,7 +760,7 @@ function apiUrl(path) {
 }
 
 function authHeaders(extra = {}) {
-  return { Authorization: `Bearer ${app.token}`, ...extra };
+  return { Authorization: `Bearer ${app.token}`, 'Accept-Language': getLang(), ...extra };
 }
 
 /** Chat and documents shared before we came in (or while we were away). */

@@ -1,6 +1,26 @@
 // Archive pages (/archivio/…): the chapter buttons seek their recording. Rendered by the server;
 // this script only adds behaviour (the page works without it: the video has its own controls).
 
+// The language: the server renders `?lang=` or Accept-Language. The language chosen on the other
+// pages (kept by i18n.js under the same key) wins when the address names none, and the switch
+// here (a plain link) is remembered for them.
+const LANG_KEY = 'sportello.lang';
+
+function followChosenLanguage() {
+  let chosen = null;
+  try { chosen = localStorage.getItem(LANG_KEY); } catch { return; }
+  const url = new URL(location.href);
+  if (url.searchParams.has('lang') || !['it', 'en'].includes(chosen)) return;
+  if (chosen === document.documentElement.lang) return;
+  url.searchParams.set('lang', chosen);
+  location.replace(url.href);
+}
+
+document.getElementById('lang-switch')?.addEventListener('click', (event) => {
+  try { localStorage.setItem(LANG_KEY, event.currentTarget.dataset.lang); } catch { /* not remembered */ }
+});
+followChosenLanguage();
+
 function seek(button) {
   const video = document.getElementById(button.dataset.video);
   const ms = Number(button.dataset.startMs);

@@ -16,6 +16,7 @@ use sportello_store::{CalendarSource, SourceKind, StoreError};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use crate::api::error::Text;
 use crate::server::AppState;
 
 /// Largest calendar accepted (fetched or uploaded), enforced while the body streams in.
@@ -51,26 +52,58 @@ pub enum FetchError {
 impl FetchError {
     /// What the official reads next to the calendar (Italian, without the URL).
     pub fn message(&self) -> String {
-        match self {
-            FetchError::BadUrl => {
-                "L'indirizzo del calendario non è valido: serve un indirizzo http:// o https://.".into()
-            }
-            FetchError::Timeout => "Il server del calendario non ha risposto in tempo.".into(),
-            FetchError::Connect => "Impossibile collegarsi al server del calendario.".into(),
-            FetchError::Redirects => "Il server del calendario rimanda ad altri indirizzi troppe volte.".into(),
-            FetchError::Internal => "L'indirizzo del calendario punta a una rete interna: sono ammessi solo \
-                                     calendari pubblicati su Internet."
-                .into(),
-            FetchError::Status(code) => {
-                format!("Il server del calendario ha risposto con un errore (HTTP {code}): controlla l'indirizzo.")
-            }
-            FetchError::TooLarge => "Il calendario è troppo grande (oltre 2 MiB).".into(),
-            FetchError::Transfer => "Lo scaricamento del calendario si è interrotto.".into(),
-            FetchError::Ics(IcsError::LimitExceeded { what, limit }) => {
-                format!("Il calendario supera i limiti consentiti ({what}: {limit}).")
-            }
-            FetchError::Ics(IcsError::Invalid(_)) => "Il contenuto non è un calendario iCalendar (.ics) valido.".into(),
-        }
+        self.text().it
+    }
+
+    /// The same message in Italian and English, for an API error.
+    pub fn text(&self) -> Text {
+        let (it, en): (String, String) = match self {
+            FetchError::BadUrl => (
+                "L'indirizzo del calendario non è valido: serve un indirizzo http:// o https://.".into(),
+                "The calendar address is not valid: an http:// or https:// address is needed.".into(),
+            ),
+            FetchError::Timeout => (
+                "Il server del calendario non ha risposto in tempo.".into(),
+                "The calendar server did not answer in time.".into(),
+            ),
+            FetchError::Connect => (
+                "Impossibile collegarsi al server del calendario.".into(),
+                "Could not connect to the calendar server.".into(),
+            ),
+            FetchError::Redirects => (
+                "Il server del calendario rimanda ad altri indirizzi troppe volte.".into(),
+                "The calendar server redirects to other addresses too many times.".into(),
+            ),
+            FetchError::Internal => (
+                "L'indirizzo del calendario punta a una rete interna: sono ammessi solo \
+                 calendari pubblicati su Internet."
+                    .into(),
+                "The calendar address points to an internal network: only calendars published on the \
+                 Internet are allowed."
+                    .into(),
+            ),
+            FetchError::Status(code) => (
+                format!("Il server del calendario ha risposto con un errore (HTTP {code}): controlla l'indirizzo."),
+                format!("The calendar server answered with an error (HTTP {code}): check the address."),
+            ),
+            FetchError::TooLarge => (
+                "Il calendario è troppo grande (oltre 2 MiB).".into(),
+                "The calendar is too large (over 2 MiB).".into(),
+            ),
+            FetchError::Transfer => (
+                "Lo scaricamento del calendario si è interrotto.".into(),
+                "The calendar download was interrupted.".into(),
+            ),
+            FetchError::Ics(IcsError::LimitExceeded { what, limit }) => (
+                format!("Il calendario supera i limiti consentiti ({what}: {limit})."),
+                format!("The calendar exceeds the allowed limits ({what}: {limit})."),
+            ),
+            FetchError::Ics(IcsError::Invalid(_)) => (
+                "Il contenuto non è un calendario iCalendar (.ics) valido.".into(),
+                "The content is not a valid iCalendar (.ics) calendar.".into(),
+            ),
+        };
+        Text { it, en }
     }
 }
 

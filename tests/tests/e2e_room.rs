@@ -24,6 +24,9 @@
 //! - `staff_pages` (`e2e/staff.rs`): the staff pages on a 390 px phone — the waiting item in words,
 //!   no sideways scroll, «Fai entrare e apri la stanza», the pattern editor's start and its warning
 //!   of lost bookable times, a new office in the service form, a new colleague's setup page.
+//! - `english_pages` (`e2e/english.rs`): `/prenota` switched to English has an English title and
+//!   breadcrumb label, and shows the server's error (slot taken meanwhile) in English; the choice
+//!   holds on the home page and the server-rendered archive, whose own switch is remembered.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -57,6 +60,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("council_live", |ctx| Box::pin(live::council_live(ctx))),
     ("citizen_pages", |ctx| Box::pin(citizen::citizen_pages(ctx))),
     ("staff_pages", |ctx| Box::pin(staff::staff_pages(ctx))),
+    ("english_pages", |ctx| Box::pin(english::english_pages(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -65,6 +69,8 @@ mod calendar;
 mod citizen;
 #[path = "e2e/council.rs"]
 mod council;
+#[path = "e2e/english.rs"]
+mod english;
 #[path = "e2e/live.rs"]
 mod live;
 #[path = "e2e/office.rs"]

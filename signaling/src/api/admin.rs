@@ -38,7 +38,10 @@ fn text(field: &'static str, value: &str, max: usize, required: bool) -> Result<
     {
         return Err(ApiError::bad_request(
             "invalid_field",
-            format!("Il campo «{field}» è obbligatorio o non valido (al massimo {max} caratteri)."),
+            (
+                format!("Il campo «{field}» è obbligatorio o non valido (al massimo {max} caratteri)."),
+                format!("The field «{field}» is required or invalid (at most {max} characters)."),
+            ),
         ));
     }
     Ok(value.to_owned())
@@ -107,12 +110,18 @@ async fn new_office(state: &AppState, body: &OfficeBody) -> Result<NewOffice, Ap
     if body.opening_hours.len() != 7 || body.opening_hours.iter().flatten().any(|r| !valid_range(r)) {
         return Err(ApiError::bad_request(
             "invalid_opening_hours",
-            "Orari di apertura non validi: servono 7 giorni (da lunedì) con fasce «HH:MM-HH:MM».",
+            (
+                "Orari di apertura non validi: servono 7 giorni (da lunedì) con fasce «HH:MM-HH:MM».",
+                "Invalid opening hours: 7 days (from Monday) with ranges «HH:MM-HH:MM» are needed.",
+            ),
         ));
     }
     for id in &body.member_ids {
         if state.store.user(id).await?.is_none() {
-            return Err(ApiError::bad_request("unknown_user", format!("Utente sconosciuto: {id}.")));
+            return Err(ApiError::bad_request(
+                "unknown_user",
+                (format!("Utente sconosciuto: {id}."), format!("Unknown user: {id}.")),
+            ));
         }
     }
     Ok(NewOffice {
@@ -223,11 +232,17 @@ impl From<Service> for ServiceView {
 
 async fn new_service(state: &AppState, body: &ServiceBody) -> Result<NewService, ApiError> {
     if !(5..=240).contains(&body.duration_minutes) || body.duration_minutes % 5 != 0 {
-        return Err(ApiError::bad_request("invalid_duration", "La durata va da 5 a 240 minuti, a multipli di 5."));
+        return Err(ApiError::bad_request(
+            "invalid_duration",
+            ("La durata va da 5 a 240 minuti, a multipli di 5.", "The duration is 5 to 240 minutes, in steps of 5."),
+        ));
     }
     for id in &body.office_ids {
         if state.store.office(id).await?.is_none() {
-            return Err(ApiError::bad_request("unknown_office", format!("Ufficio sconosciuto: {id}.")));
+            return Err(ApiError::bad_request(
+                "unknown_office",
+                (format!("Ufficio sconosciuto: {id}."), format!("Unknown office: {id}.")),
+            ));
         }
     }
     Ok(NewService {
@@ -329,13 +344,17 @@ pub async fn create_user(
     let Json(body) = body?;
     let email = body.email.trim().to_lowercase();
     if !valid_staff_email(&email) {
-        return Err(ApiError::bad_request("invalid_email", "Indica un indirizzo email valido."));
+        return Err(ApiError::bad_request(
+            "invalid_email",
+            ("Indica un indirizzo email valido.", "Enter a valid email address."),
+        ));
     }
     let new = NewUser { email, display_name: text("nome", &body.display_name, 100, true)?, role: body.role };
     let user = state.store.create_user(&new, state.clock.now()).await.map_err(|e| match e {
-        sportello_store::StoreError::Conflict(_) => {
-            ApiError::conflict("email_taken", "Esiste già un utente con questa email.")
-        }
+        sportello_store::StoreError::Conflict(_) => ApiError::conflict(
+            "email_taken",
+            ("Esiste già un utente con questa email.", "A user with this email already exists."),
+        ),
         other => other.into(),
     })?;
     let setup_url = user_setup_link(&state, &user.id).await?;
@@ -355,7 +374,13 @@ pub async fn update_user(
     let Json(body) = body?;
     // An administrator cannot lock themselves out (there may be no other).
     if id == staff.user.id && (!body.active || body.role != StaffRole::Admin) {
-        return Err(ApiError::conflict("self_demotion", "Non puoi disattivare o declassare il tuo stesso account."));
+        return Err(ApiError::conflict(
+            "self_demotion",
+            (
+                "Non puoi disattivare o declassare il tuo stesso account.",
+                "You cannot deactivate or demote your own account.",
+            ),
+        ));
     }
     let current = state.store.user(&id).await?.ok_or(ApiError::NotFound)?;
     let update = UserUpdate {
@@ -436,12 +461,18 @@ pub async fn put_settings(
             .and_then(|(m, d)| Some((m.parse::<i8>().ok()?, d.parse::<i8>().ok()?)))
             .is_some_and(|(m, d)| jiff::civil::Date::new(2024, m, d).is_ok() && patron.len() == 5);
     if !patron_ok {
-        return Err(ApiError::bad_request("invalid_patron_day", "Il giorno del santo patrono va scritto «MM-GG»."));
+        return Err(ApiError::bad_request(
+            "invalid_patron_day",
+            ("Il giorno del santo patrono va scritto «MM-GG».", "The patron saint's day is written «MM-DD»."),
+        ));
     }
     if !(0..=7 * 24 * 60).contains(&body.min_notice_minutes) || !(1..=366).contains(&body.horizon_days) {
         return Err(ApiError::bad_request(
             "invalid_booking_window",
-            "Preavviso tra 0 minuti e 7 giorni, orizzonte tra 1 e 366 giorni.",
+            (
+                "Preavviso tra 0 minuti e 7 giorni, orizzonte tra 1 e 366 giorni.",
+                "Notice between 0 minutes and 7 days, horizon between 1 and 366 days.",
+            ),
         ));
     }
     let s = &state.store;

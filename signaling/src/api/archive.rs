@@ -6,18 +6,20 @@
 //! `web/archive.js` (the CSP allows no inline script).
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use sportello_domain::booking::Lang;
 use sportello_store::{ArchivedSession, CouncilBody, CouncilSession, Recording};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 use utoipa::{OpenApi, ToSchema};
 
 use super::ApiError;
+use super::error::request_lang;
 use crate::recording::{self, Chapter};
 use crate::server::{AppState, HttpError};
 
@@ -186,21 +188,56 @@ async fn media(
 
 // --- pages ------------------------------------------------------------------------------------------
 
-async fn list_page(State(state): State<AppState>) -> Result<Response, HttpError> {
-    let sessions = state.store.archived_sessions().await.map_err(|e| HttpError::Internal(e.to_string()))?;
-    Ok(html(render_list(&sessions)))
+/// `?lang=en|it`: the page's language switch (a link, so it works without script); without it the
+/// language comes from `Accept-Language`, Italian by default.
+#[derive(Debug, Deserialize)]
+struct LangQuery {
+    lang: Option<String>,
 }
 
-async fn session_page(State(state): State<AppState>, Path(session_id): Path<String>) -> Result<Response, HttpError> {
+/// The page language, and the query that keeps a chosen language on the archive's own links.
+fn page_lang(query: &LangQuery, headers: &HeaderMap) -> (Lang, &'static str) {
+    match query.lang.as_deref() {
+        Some("en") => (Lang::En, "?lang=en"),
+        Some("it") => (Lang::It, "?lang=it"),
+        _ => (request_lang(headers), ""),
+    }
+}
+
+/// `it` or `en`.
+fn tr<'a>(lang: Lang, it: &'a str, en: &'a str) -> &'a str {
+    match lang {
+        Lang::It => it,
+        Lang::En => en,
+    }
+}
+
+async fn list_page(
+    State(state): State<AppState>,
+    Query(query): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let sessions = state.store.archived_sessions().await.map_err(|e| HttpError::Internal(e.to_string()))?;
+    Ok(html(render_list(&sessions, page_lang(&query, &headers))))
+}
+
+async fn session_page(
+    State(state): State<AppState>,
+    Path(session_id): Path<String>,
+    Query(query): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
     let found = load(&state, &session_id).await.map_err(|e| HttpError::Internal(e.to_string()))?;
     let (session, recordings) = found.ok_or(HttpError::NotFound)?;
     let views: Vec<RecordingView> = recordings.iter().map(|r| view(&state, r)).collect();
-    Ok(html(render_session(&session, &views)))
+    Ok(html(render_session(&session, &views, page_lang(&query, &headers))))
 }
 
 fn html(page: String) -> Response {
     let mut response = Html(page).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // The language may come from Accept-Language.
+    response.headers_mut().insert(header::VARY, HeaderValue::from_static("accept-language"));
     response
 }
 
@@ -232,16 +269,17 @@ fn size(bytes: i64) -> String {
     if mb >= 1.0 { format!("{mb:.1} MB") } else { format!("{:.0} kB", (bytes as f64 / 1000.0).ceil()) }
 }
 
-fn body_label(body: CouncilBody) -> &'static str {
+fn body_label(body: CouncilBody, lang: Lang) -> &'static str {
     match body {
-        CouncilBody::Consiglio => "Consiglio comunale",
-        CouncilBody::Giunta => "Giunta comunale",
+        CouncilBody::Consiglio => tr(lang, "Consiglio comunale", "City council"),
+        CouncilBody::Giunta => tr(lang, "Giunta comunale", "Municipal executive"),
     }
 }
 
-/// The page frame of the citizen pages (header, breadcrumb, footer), around `content`.
-fn frame(title: &str, crumbs: &[(&str, Option<&str>)], content: &str) -> String {
-    let mut h = String::from("<!doctype html><html lang=\"it\"><head><meta charset=\"utf-8\">");
+/// The page frame of the citizen pages (header with the language switch, breadcrumb, footer),
+/// around `content`, in `lang`.
+fn frame(title: &str, crumbs: &[(&str, Option<&str>)], content: &str, lang: Lang) -> String {
+    let mut h = format!("<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\">", lang.as_str());
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
     h.push_str("<meta name=\"referrer\" content=\"no-referrer\">");
     h.push_str(&format!("<title>{} — Sportello</title>", esc(title)));
@@ -249,11 +287,25 @@ fn frame(title: &str, crumbs: &[(&str, Option<&str>)], content: &str) -> String 
     h.push_str("<link rel=\"stylesheet\" href=\"/web/style.css\"><link rel=\"stylesheet\" href=\"/web/pages.css\">");
     h.push_str("<link rel=\"stylesheet\" href=\"/web/archive.css\">");
     h.push_str("<script type=\"module\" src=\"/web/archive.js\"></script></head><body data-page=\"archivio\">");
-    h.push_str("<a class=\"skip-link\" href=\"#main\">Vai al contenuto principale <span lang=\"en\">/ Skip to content</span></a>");
+    h.push_str(&format!(
+        "<a class=\"skip-link\" href=\"#main\">{}</a>",
+        tr(lang, "Vai al contenuto principale", "Skip to main content")
+    ));
     h.push_str("<header class=\"site-header\"><div class=\"header-bar\"><div class=\"container header-inner\">");
     h.push_str("<a class=\"brand\" href=\"/\"><span class=\"brand-mark\" aria-hidden=\"true\">S</span><span>Sportello</span></a>");
+    // The switch names the other language in that language.
+    let (other, other_name) = match lang {
+        Lang::It => ("en", "English"),
+        Lang::En => ("it", "Italiano"),
+    };
+    h.push_str(&format!(
+        "<a id=\"lang-switch\" class=\"lang-switch\" href=\"?lang={other}\" hreflang=\"{other}\" lang=\"{other}\" data-lang=\"{other}\">{other_name}</a>"
+    ));
     h.push_str("</div></div></header><main id=\"main\" tabindex=\"-1\" class=\"container\">");
-    h.push_str("<nav aria-label=\"Percorso\" data-element=\"breadcrumb\" class=\"breadcrumb\"><ol><li><a href=\"/\">Home</a></li>");
+    h.push_str(&format!(
+        "<nav aria-label=\"{}\" data-element=\"breadcrumb\" class=\"breadcrumb\"><ol><li><a href=\"/\">Home</a></li>",
+        tr(lang, "Percorso", "Breadcrumb")
+    ));
     for (label, href) in crumbs {
         match href {
             Some(href) => h.push_str(&format!("<li><a href=\"{}\">{}</a></li>", esc(href), label)),
@@ -263,65 +315,77 @@ fn frame(title: &str, crumbs: &[(&str, Option<&str>)], content: &str) -> String 
     h.push_str("</ol></nav>");
     h.push_str(content);
     h.push_str("</main><footer class=\"site-footer\"><div class=\"container footer-inner\">");
-    h.push_str("<a href=\"/privacy\">Informativa privacy <span lang=\"en\">/ Privacy notice</span></a>");
+    h.push_str(&format!("<a href=\"/privacy\">{}</a>", tr(lang, "Informativa privacy", "Privacy notice")));
     h.push_str("</div></footer></body></html>");
     h
 }
 
-const ARCHIVE_CRUMB: &str = "Archivio delle sedute";
+fn archive_title(lang: Lang) -> &'static str {
+    tr(lang, "Archivio delle sedute", "Session archive")
+}
 
-fn render_list(sessions: &[ArchivedSession]) -> String {
+fn render_list(sessions: &[ArchivedSession], (lang, keep): (Lang, &str)) -> String {
     let mut c = String::from("<section class=\"panel\" aria-labelledby=\"archive-title\">");
-    c.push_str("<h1 id=\"archive-title\">Archivio delle sedute <span lang=\"en\">/ Session archive</span></h1>");
-    c.push_str("<p class=\"lead\">Le registrazioni delle sedute pubbliche del Consiglio e della Giunta, con i punti all'ordine del giorno. ");
-    c.push_str(
-        "<span lang=\"en\">Recordings of the public council and executive sessions, with the agenda items.</span></p>",
-    );
+    c.push_str(&format!("<h1 id=\"archive-title\">{}</h1>", archive_title(lang)));
+    c.push_str(&format!(
+        "<p class=\"lead\">{}</p>",
+        tr(
+            lang,
+            "Le registrazioni delle sedute pubbliche del Consiglio e della Giunta, con i punti all'ordine del giorno.",
+            "Recordings of the public sessions of the council and the executive, with the agenda items."
+        )
+    ));
     if sessions.is_empty() {
-        c.push_str("<p>Nessuna seduta registrata. <span lang=\"en\">No recorded sessions yet.</span></p>");
+        c.push_str(&format!("<p>{}</p>", tr(lang, "Nessuna seduta registrata.", "No recorded sessions yet.")));
     } else {
         c.push_str("<ul class=\"cards\">");
         for s in sessions {
-            let recordings = if s.recordings == 1 {
-                "1 registrazione <span lang=\"en\">(1 recording)</span>".to_owned()
-            } else {
-                format!("{0} registrazioni <span lang=\"en\">({0} recordings)</span>", s.recordings)
+            let recordings = match (s.recordings, lang) {
+                (1, Lang::It) => "1 registrazione".to_owned(),
+                (1, Lang::En) => "1 recording".to_owned(),
+                (n, Lang::It) => format!("{n} registrazioni"),
+                (n, Lang::En) => format!("{n} recordings"),
             };
             c.push_str(&format!(
-                "<li class=\"card\"><h2><a href=\"/archivio/{}\">{}</a></h2><p>{} – seduta del {}</p><p class=\"muted\">{}, durata <span lang=\"en\">/ duration</span> {}</p></li>",
+                "<li class=\"card\"><h2><a href=\"/archivio/{}{keep}\">{}</a></h2><p>{} – {} {}</p><p class=\"muted\">{recordings}, {} {}</p></li>",
                 esc(&s.session_id),
                 esc(&s.title),
-                body_label(s.body),
+                body_label(s.body, lang),
+                tr(lang, "seduta del", "session of"),
                 date(s.scheduled_at),
-                recordings,
+                tr(lang, "durata", "duration"),
                 clock(u64::try_from(s.duration_ms).unwrap_or(0)),
             ));
         }
         c.push_str("</ul>");
     }
     c.push_str("</section>");
-    frame("Archivio delle sedute", &[(ARCHIVE_CRUMB, None)], &c)
+    frame(archive_title(lang), &[(archive_title(lang), None)], &c, lang)
 }
 
-fn render_session(session: &CouncilSession, recordings: &[RecordingView]) -> String {
+fn render_session(session: &CouncilSession, recordings: &[RecordingView], (lang, keep): (Lang, &str)) -> String {
     let mut c = String::from("<section class=\"panel\" aria-labelledby=\"session-title\">");
     c.push_str(&format!("<h1 id=\"session-title\">{}</h1>", esc(&session.title)));
     c.push_str(&format!(
-        "<p class=\"lead\">{} – seduta del {} <span lang=\"en\">(session of {})</span></p>",
-        body_label(session.body),
+        "<p class=\"lead\">{} – {} {}</p>",
+        body_label(session.body, lang),
+        tr(lang, "seduta del", "session of"),
         rome(session.scheduled_at, "%d/%m/%Y %H:%M"),
-        rome(session.scheduled_at, "%Y-%m-%d %H:%M")
     ));
-    c.push_str("<p class=\"note\">I sottotitoli non sono ancora disponibili; il verbale approvato resta il documento ufficiale della seduta. ");
-    c.push_str("<span lang=\"en\">Captions are not available yet; the approved minutes remain the official record of the session.</span></p>");
+    c.push_str(&format!(
+        "<p class=\"note\">{}</p>",
+        tr(
+            lang,
+            "I sottotitoli non sono ancora disponibili; il verbale approvato resta il documento ufficiale della seduta.",
+            "Captions are not available yet; the approved minutes remain the official record of the session."
+        )
+    ));
     c.push_str("</section>");
     for (n, r) in recordings.iter().enumerate() {
-        let heading = if recordings.len() == 1 {
-            "Registrazione <span lang=\"en\">/ Recording</span>".to_owned()
-        } else {
-            format!("Registrazione {0} <span lang=\"en\">/ Recording {0}</span>", n + 1)
-        };
+        let heading = tr(lang, "Registrazione", "Recording");
+        let heading = if recordings.len() == 1 { heading.to_owned() } else { format!("{heading} {}", n + 1) };
         let id = esc(&r.id);
+        let url = esc(&r.url);
         c.push_str(&format!("<section class=\"panel recording\" aria-labelledby=\"rec-{id}\">"));
         c.push_str(&format!(
             "<h2 id=\"rec-{id}\">{heading}</h2><p class=\"muted\">{} – {}</p>",
@@ -329,16 +393,20 @@ fn render_session(session: &CouncilSession, recordings: &[RecordingView]) -> Str
             rome(r.ended_at, "%H:%M")
         ));
         c.push_str(&format!(
-            "<video id=\"video-{id}\" class=\"recording-video\" controls preload=\"metadata\" src=\"{}\" aria-labelledby=\"session-title rec-{id}\">",
-            esc(&r.url)
+            "<video id=\"video-{id}\" class=\"recording-video\" controls preload=\"metadata\" src=\"{url}\" aria-labelledby=\"session-title rec-{id}\">"
         ));
-        c.push_str(&format!(
-            "<p>Il browser non riproduce il video: <a href=\"{0}\">scarica il file</a>. <span lang=\"en\">Your browser cannot play the video: <a href=\"{0}\">download the file</a>.</span></p></video>",
-            esc(&r.url)
-        ));
+        c.push_str(&match lang {
+            Lang::It => {
+                format!("<p>Il browser non riproduce il video: <a href=\"{url}\">scarica il file</a>.</p></video>")
+            }
+            Lang::En => {
+                format!("<p>Your browser cannot play the video: <a href=\"{url}\">download the file</a>.</p></video>")
+            }
+        });
         if !r.chapters.is_empty() {
             c.push_str(&format!(
-                "<h3 id=\"chapters-{id}\">Punti all'ordine del giorno <span lang=\"en\">/ Agenda items</span></h3><ol class=\"chapters\" aria-labelledby=\"chapters-{id}\">"
+                "<h3 id=\"chapters-{id}\">{}</h3><ol class=\"chapters\" aria-labelledby=\"chapters-{id}\">",
+                tr(lang, "Punti all'ordine del giorno", "Agenda items")
             ));
             for chapter in &r.chapters {
                 c.push_str(&format!(
@@ -352,26 +420,30 @@ fn render_session(session: &CouncilSession, recordings: &[RecordingView]) -> Str
         }
         c.push_str("<dl class=\"summary\">");
         c.push_str(&format!(
-            "<dt>Impronta SHA-256 <span lang=\"en\">/ SHA-256 fingerprint</span></dt><dd><code class=\"sha256\">{}</code></dd>",
+            "<dt>{}</dt><dd><code class=\"sha256\">{}</code></dd>",
+            tr(lang, "Impronta SHA-256", "SHA-256 fingerprint"),
             esc(&r.sha256)
         ));
-        c.push_str(&format!("<dt>Dimensione <span lang=\"en\">/ Size</span></dt><dd>{}</dd>", size(r.bytes)));
+        c.push_str(&format!("<dt>{}</dt><dd>{}</dd>", tr(lang, "Dimensione", "Size"), size(r.bytes)));
         c.push_str(&format!(
-            "<dt>Durata <span lang=\"en\">/ Duration</span></dt><dd>{}</dd>",
+            "<dt>{}</dt><dd>{}</dd>",
+            tr(lang, "Durata", "Duration"),
             clock(u64::try_from(r.duration_ms).unwrap_or(0))
         ));
         c.push_str(&format!(
-            "<dt>Sarà eliminata il <span lang=\"en\">/ To be deleted on</span></dt><dd><time datetime=\"{}\">{}</time></dd>",
+            "<dt>{}</dt><dd><time datetime=\"{}\">{}</time></dd>",
+            tr(lang, "Sarà eliminata il", "To be deleted on"),
             rome(r.delete_at, "%Y-%m-%d"),
             date(r.delete_at)
         ));
         c.push_str("</dl>");
         c.push_str(&format!(
-            "<p><a href=\"{}\" download>Scarica il file WebM <span lang=\"en\">/ Download the WebM file</span></a></p></section>",
-            esc(&r.url)
+            "<p><a href=\"{url}\" download>{}</a></p></section>",
+            tr(lang, "Scarica il file WebM", "Download the WebM file")
         ));
     }
-    frame(&session.title, &[(ARCHIVE_CRUMB, Some("/archivio")), (&esc(&session.title), None)], &c)
+    let back = format!("/archivio{keep}");
+    frame(&session.title, &[(archive_title(lang), Some(&back)), (&esc(&session.title), None)], &c, lang)
 }
 
 #[cfg(test)]
@@ -410,7 +482,7 @@ mod tests {
             chapters: vec![Chapter { title: "Bilancio & \"varie\"".into(), start_ms: 65_000, end_ms: 70_000 }],
             delete_at: 1_831_539_600,
         };
-        let page = render_session(&session, &[view]);
+        let page = render_session(&session, std::slice::from_ref(&view), (Lang::It, ""));
         assert!(!page.contains("<script>"));
         assert!(page.contains("Consiglio &lt;script&gt;"));
         assert!(page.contains("data-start-ms=\"65000\""));
@@ -418,5 +490,15 @@ mod tests {
         assert!(page.contains(&format!("<code class=\"sha256\">{}</code>", "ab".repeat(32))));
         assert!(page.contains("<video id=\"video-r1\" class=\"recording-video\" controls preload=\"metadata\" src=\"/archivio/media/r1.webm\""));
         assert!(!page.contains("<script>") && !page.contains(" style="));
+        assert!(page.starts_with("<!doctype html><html lang=\"it\">") && page.contains("Scarica il file WebM"));
+
+        let page = render_session(&session, &[view], (Lang::En, "?lang=en"));
+        assert!(page.starts_with("<!doctype html><html lang=\"en\">"), "{page}");
+        assert!(page.contains("<title>Consiglio &lt;script&gt; — Sportello</title>"));
+        assert!(page.contains("<nav aria-label=\"Breadcrumb\""));
+        assert!(page.contains("<a href=\"/archivio?lang=en\">Session archive</a>"));
+        assert!(page.contains("City council – session of") && page.contains("Download the WebM file"));
+        assert!(page.contains("href=\"?lang=it\" hreflang=\"it\" lang=\"it\" data-lang=\"it\">Italiano</a>"));
+        assert!(!page.contains("Scarica") && !page.contains("Registrazione"), "no Italian left: {page}");
     }
 }

@@ -174,11 +174,17 @@ fn check_password_policy(password: &str) -> Result<(), ApiError> {
     if n < MIN_PASSWORD {
         return Err(ApiError::bad_request(
             "weak_password",
-            format!("La password deve avere almeno {MIN_PASSWORD} caratteri."),
+            (
+                format!("La password deve avere almeno {MIN_PASSWORD} caratteri."),
+                format!("The password must have at least {MIN_PASSWORD} characters."),
+            ),
         ));
     }
     if n > MAX_PASSWORD {
-        return Err(ApiError::bad_request("invalid_password", "La password è troppo lunga."));
+        return Err(ApiError::bad_request(
+            "invalid_password",
+            ("La password è troppo lunga.", "The password is too long."),
+        ));
     }
     Ok(())
 }
@@ -342,7 +348,10 @@ pub async fn change_password(
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
     if !password_matches(staff.user.password_hash.clone(), &body.current_password).await? {
-        return Err(ApiError::bad_request("wrong_password", "La password attuale non è corretta."));
+        return Err(ApiError::bad_request(
+            "wrong_password",
+            ("La password attuale non è corretta.", "The current password is not correct."),
+        ));
     }
     check_password_policy(&body.new_password)?;
     let hash = hash_password(&body.new_password).await?;
@@ -379,7 +388,10 @@ pub async fn setup(
 fn link_used() -> ApiError {
     ApiError::gone(
         "setup_link_invalid",
-        "Il link non è valido, è scaduto o è già stato usato. Chiedi un nuovo link all'amministratore.",
+        (
+            "Il link non è valido, è scaduto o è già stato usato. Chiedi un nuovo link all'amministratore.",
+            "The link is not valid, has expired or was already used. Ask the administrator for a new link.",
+        ),
     )
 }
 
@@ -392,11 +404,17 @@ async fn first_admin(state: &AppState, body: &SetupBody, token_hash: &str, now: 
     }
     let email = body.email.as_deref().map(str::trim).unwrap_or_default().to_lowercase();
     if !valid_staff_email(&email) {
-        return Err(ApiError::bad_request("invalid_email", "Indica un indirizzo email valido."));
+        return Err(ApiError::bad_request(
+            "invalid_email",
+            ("Indica un indirizzo email valido.", "Enter a valid email address."),
+        ));
     }
     let name = body.display_name.as_deref().map(str::trim).unwrap_or_default();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request("invalid_name", "Indica il nome (al massimo 100 caratteri)."));
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            ("Indica il nome (al massimo 100 caratteri).", "Enter the name (at most 100 characters)."),
+        ));
     }
     let user =
         state.store.create_user(&NewUser { email, display_name: name.to_owned(), role: StaffRole::Admin }, now).await?;

@@ -332,12 +332,26 @@ async fn target(state: &AppState, staff: &Staff, user: Option<&str>) -> Result<U
 
 fn parse_date(s: &str, field: &str) -> Result<Date, ApiError> {
     s.trim().parse::<Date>().map_err(|_| {
-        ApiError::bad_request("invalid_date", format!("Data non valida in «{field}» (formato AAAA-MM-GG)."))
+        ApiError::bad_request(
+            "invalid_date",
+            (
+                format!("Data non valida in «{field}» (formato AAAA-MM-GG)."),
+                format!("Invalid date in «{field}» (format YYYY-MM-DD)."),
+            ),
+        )
     })
 }
 
 fn parse_time(s: &str, field: &str) -> Result<Time, ApiError> {
-    let bad = || ApiError::bad_request("invalid_time", format!("Orario non valido in «{field}» (formato HH:MM)."));
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_time",
+            (
+                format!("Orario non valido in «{field}» (formato HH:MM)."),
+                format!("Invalid time in «{field}» (format HH:MM)."),
+            ),
+        )
+    };
     let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
     let (h, m): (i8, i8) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
     Time::new(h, m, 0, 0).map_err(|_| bad())
@@ -346,6 +360,7 @@ fn parse_time(s: &str, field: &str) -> Result<Time, ApiError> {
 // --- pattern -------------------------------------------------------------------------------------------
 
 const DAY_NAMES: [&str; 7] = ["Lunedì", "Martedì", "Mercoledì", "Giovedì", "Venerdì", "Sabato", "Domenica"];
+const DAY_NAMES_EN: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 async fn pattern_out(state: &AppState, user: &User) -> Result<PatternOut, ApiError> {
     let pattern = user.pattern.as_deref().and_then(|json| serde_json::from_str::<PatternJson>(json).ok());
@@ -385,19 +400,21 @@ fn office_hours_pattern(opening_hours: &str) -> Option<PatternJson> {
     Some(PatternJson { week: week.iter().map(day).collect(), exceptions: BTreeMap::new() })
 }
 
-fn invalid_pattern(message: String) -> ApiError {
-    ApiError::bad_request("invalid_pattern", message)
+fn invalid_pattern(it: String, en: String) -> ApiError {
+    ApiError::bad_request("invalid_pattern", (it, en))
 }
 
 /// Checks a pattern day by day so the message names the day (or the date) and the problem.
 fn validate_pattern(value: serde_json::Value) -> Result<PatternJson, ApiError> {
-    let pattern: PatternJson =
-        serde_json::from_value(value).map_err(|e| invalid_pattern(format!("Piano di lavoro non leggibile: {e}.")))?;
+    let pattern: PatternJson = serde_json::from_value(value).map_err(|e| {
+        invalid_pattern(format!("Piano di lavoro non leggibile: {e}."), format!("Unreadable working pattern: {e}."))
+    })?;
     if pattern.week.len() != 7 {
-        return Err(invalid_pattern(format!(
-            "Il piano settimanale deve avere 7 giorni (dal lunedì), ne ha {}.",
-            pattern.week.len()
-        )));
+        let days = pattern.week.len();
+        return Err(invalid_pattern(
+            format!("Il piano settimanale deve avere 7 giorni (dal lunedì), ne ha {days}."),
+            format!("The weekly pattern must have 7 days (from Monday); it has {days}."),
+        ));
     }
     let off = DayJson { mode: ModeJson::Off, hours: Vec::new(), contact: None };
     let check = |day: &DayJson, exception: Option<&str>| {
@@ -412,14 +429,19 @@ fn validate_pattern(value: serde_json::Value) -> Result<PatternJson, ApiError> {
         let json = serde_json::to_string(&PatternJson { week, exceptions }).map_err(|e| e.to_string())?;
         pattern_from_json(&json).map(|_| ()).map_err(|e| e.to_string())
     };
-    for (name, day) in DAY_NAMES.iter().zip(&pattern.week) {
-        check(day, None).map_err(|e| invalid_pattern(format!("{name}: {e}.")))?;
+    for ((name, name_en), day) in DAY_NAMES.iter().zip(DAY_NAMES_EN).zip(&pattern.week) {
+        check(day, None).map_err(|e| invalid_pattern(format!("{name}: {e}."), format!("{name_en}: {e}.")))?;
     }
     for (date, day) in &pattern.exceptions {
         if date.parse::<Date>().is_err() {
-            return Err(invalid_pattern(format!("«{date}» non è una data (AAAA-MM-GG).")));
+            return Err(invalid_pattern(
+                format!("«{date}» non è una data (AAAA-MM-GG)."),
+                format!("«{date}» is not a date (YYYY-MM-DD)."),
+            ));
         }
-        check(day, Some(date)).map_err(|e| invalid_pattern(format!("Eccezione del {date}: {e}.")))?;
+        check(day, Some(date)).map_err(|e| {
+            invalid_pattern(format!("Eccezione del {date}: {e}."), format!("Exception on {date}: {e}."))
+        })?;
     }
     Ok(pattern)
 }
@@ -540,15 +562,24 @@ fn absence_out(a: &Absence) -> AbsenceOut {
 
 fn new_absence(user_id: &str, body: &AbsenceBody) -> Result<NewAbsence, ApiError> {
     let kind: AbsenceKind = body.kind.trim().parse().map_err(|_| {
-        ApiError::bad_request("invalid_kind", "Tipo di assenza non valido (holiday, sick, training, other).")
+        ApiError::bad_request(
+            "invalid_kind",
+            (
+                "Tipo di assenza non valido (holiday, sick, training, other).",
+                "Invalid kind of absence (holiday, sick, training, other).",
+            ),
+        )
     })?;
     let start = parse_date(&body.start, "start")?;
     let end = parse_date(&body.end, "end")?;
     if end < start {
-        return Err(ApiError::bad_request("invalid_range", "La fine dell'assenza precede l'inizio."));
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            ("La fine dell'assenza precede l'inizio.", "The absence ends before it starts."),
+        ));
     }
     if body.note.chars().count() > NOTE_MAX_CHARS {
-        return Err(ApiError::bad_request("invalid_note", "La nota è troppo lunga."));
+        return Err(ApiError::bad_request("invalid_note", ("La nota è troppo lunga.", "The note is too long.")));
     }
     let (starts_at, ends_at, all_day) = match (body.start_time.as_deref(), body.end_time.as_deref()) {
         (None, None) => (local(start, Time::midnight())?, day_bounds(end)?.1, true),
@@ -556,14 +587,20 @@ fn new_absence(user_id: &str, body: &AbsenceBody) -> Result<NewAbsence, ApiError
             let (a, b) = (parse_time(a, "start_time")?, parse_time(b, "end_time")?);
             let (s, e) = (local(start, a)?, local(end, b)?);
             if e <= s {
-                return Err(ApiError::bad_request("invalid_range", "L'orario di fine deve seguire quello di inizio."));
+                return Err(ApiError::bad_request(
+                    "invalid_range",
+                    ("L'orario di fine deve seguire quello di inizio.", "The end time must come after the start time."),
+                ));
             }
             (s, e, false)
         }
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_time",
-                "Indica sia l'orario di inizio sia quello di fine, oppure nessuno dei due (giornata intera).",
+                (
+                    "Indica sia l'orario di inizio sia quello di fine, oppure nessuno dei due (giornata intera).",
+                    "Give both the start and the end time, or neither (whole day).",
+                ),
             ));
         }
     };
@@ -640,7 +677,10 @@ fn source_out(s: &CalendarSource) -> SourceOut {
 fn label_or(label: &str, fallback: &str) -> Result<String, ApiError> {
     let label = label.trim();
     if label.chars().count() > LABEL_MAX_CHARS {
-        return Err(ApiError::bad_request("invalid_label", "Il nome del calendario è troppo lungo."));
+        return Err(ApiError::bad_request(
+            "invalid_label",
+            ("Il nome del calendario è troppo lungo.", "The calendar name is too long."),
+        ));
     }
     Ok(if label.is_empty() { fallback.to_owned() } else { label.to_owned() })
 }
@@ -675,7 +715,7 @@ async fn create_source(
     let Json(body) = body?;
     let user = target(&state, &staff, q.user.as_deref()).await?;
     let url = calendar_fetch::normalize_url(&body.url)
-        .ok_or_else(|| ApiError::bad_request("invalid_url", FetchError::BadUrl.message()))?;
+        .ok_or_else(|| ApiError::bad_request("invalid_url", FetchError::BadUrl.text()))?;
     let label = label_or(&body.label, url.host_str().unwrap_or("Calendario"))?;
     let new = NewSource { user_id: user.id.clone(), kind: SourceKind::Url, label, url: Some(url.to_string()) };
     let source = state.store.create_source(&new, &[], state.clock.now()).await?;
@@ -729,7 +769,7 @@ async fn upload(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge
         } else {
-            ApiError::bad_request("invalid_body", "Caricamento non riuscito.")
+            ApiError::bad_request("invalid_body", ("Caricamento non riuscito.", "The upload failed."))
         }
     })?;
     let user = target(&state, &staff, q.user.as_deref()).await?;
@@ -737,7 +777,7 @@ async fn upload(
     let now = state.clock.now();
     let busy = calendar_fetch::parse_upload(&state, &body, now).await.map_err(|e| match e {
         UploadError::Fetch(FetchError::TooLarge) => ApiError::TooLarge,
-        UploadError::Fetch(e) => ApiError::bad_request("invalid_ics", e.message()),
+        UploadError::Fetch(e) => ApiError::bad_request("invalid_ics", e.text()),
         UploadError::Store(e) => e.into(),
     })?;
     let new = NewSource { user_id: user.id.clone(), kind: SourceKind::Upload, label, url: None };
@@ -756,8 +796,12 @@ async fn month(
     Query(q): Query<MonthQuery>,
 ) -> Result<Json<MonthOut>, ApiError> {
     let user = target(&state, &staff, q.user.as_deref()).await?;
-    let ym = YearMonth::parse(q.month.trim())
-        .ok_or_else(|| ApiError::bad_request("invalid_month", "Mese non valido (formato AAAA-MM)."))?;
+    let ym = YearMonth::parse(q.month.trim()).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_month",
+            ("Mese non valido (formato AAAA-MM).", "Invalid month (format YYYY-MM)."),
+        )
+    })?;
     let first = Date::new(ym.year, ym.month, 1).map_err(ApiError::internal)?;
     let last = first.last_of_month();
     let (from, _) = day_bounds(first)?;

@@ -181,7 +181,13 @@ async fn managed(state: &AppState, staff: &Staff, id: &str) -> Result<CouncilSes
 fn text(value: &str, field: &'static str, max: usize) -> Result<String, ApiError> {
     let value = value.trim();
     if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(field, format!("Campo «{field}» non valido (1–{max} caratteri).")));
+        return Err(ApiError::bad_request(
+            field,
+            (
+                format!("Campo «{field}» non valido (1–{max} caratteri)."),
+                format!("Invalid field «{field}» (1–{max} characters)."),
+            ),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -190,14 +196,17 @@ fn text(value: &str, field: &'static str, max: usize) -> Result<String, ApiError
 async fn check_chair(state: &AppState, chair_id: &str) -> Result<(), ApiError> {
     match state.store.user(chair_id).await? {
         Some(u) if u.active && matches!(u.role, StaffRole::Chair | StaffRole::Admin) => Ok(()),
-        _ => Err(ApiError::bad_request("invalid_chair", "Il presidente deve essere un utente con ruolo «chair».")),
+        _ => Err(ApiError::bad_request(
+            "invalid_chair",
+            ("Il presidente deve essere un utente con ruolo «chair».", "The chair must be a user with role «chair»."),
+        )),
     }
 }
 
 /// Members are active users with role councillor or chair.
 async fn check_members(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
     if ids.len() > MAX_MEMBERS {
-        return Err(ApiError::bad_request("invalid_members", "Troppi componenti."));
+        return Err(ApiError::bad_request("invalid_members", ("Troppi componenti.", "Too many members.")));
     }
     for id in ids {
         match state.store.user(id).await? {
@@ -205,7 +214,10 @@ async fn check_members(state: &AppState, ids: &[String]) -> Result<(), ApiError>
             _ => {
                 return Err(ApiError::bad_request(
                     "invalid_members",
-                    "I componenti devono essere utenti con ruolo «councillor» o «chair».",
+                    (
+                        "I componenti devono essere utenti con ruolo «councillor» o «chair».",
+                        "Members must be users with role «councillor» or «chair».",
+                    ),
                 ));
             }
         }
@@ -215,13 +227,20 @@ async fn check_members(state: &AppState, ids: &[String]) -> Result<(), ApiError>
 
 fn parse_session(body: &SessionBody) -> Result<NewCouncilSession, ApiError> {
     let quorum = body.quorum.as_deref().unwrap_or("majority");
-    let quorum: Quorum = quorum
-        .parse()
-        .map_err(|_| ApiError::bad_request("invalid_quorum", "Quorum: majority, one_third oppure at_least:N."))?;
-    let kind: CouncilBody =
-        body.body.parse().map_err(|_| ApiError::bad_request("invalid_body", "Organo: consiglio oppure giunta."))?;
+    let quorum: Quorum = quorum.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_quorum",
+            ("Quorum: majority, one_third oppure at_least:N.", "Quorum: majority, one_third or at_least:N."),
+        )
+    })?;
+    let kind: CouncilBody = body.body.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_body",
+            ("Organo: consiglio oppure giunta.", "Body: consiglio (council) or giunta (executive)."),
+        )
+    })?;
     if body.scheduled_at <= 0 {
-        return Err(ApiError::bad_request("invalid_time", "Data della seduta non valida."));
+        return Err(ApiError::bad_request("invalid_time", ("Data della seduta non valida.", "Invalid session date.")));
     }
     Ok(NewCouncilSession {
         title: text(&body.title, "title", 200)?,
@@ -237,7 +256,7 @@ fn agenda_titles(
 ) -> Result<Vec<(Option<String>, String)>, ApiError> {
     let items: Vec<_> = titles.map(|(id, t)| Ok((id, text(&t, "agenda", 500)?))).collect::<Result<_, ApiError>>()?;
     if items.len() > MAX_ITEMS {
-        return Err(ApiError::bad_request("agenda", "Troppi punti all'ordine del giorno."));
+        return Err(ApiError::bad_request("agenda", ("Troppi punti all'ordine del giorno.", "Too many agenda items.")));
     }
     Ok(items)
 }
@@ -328,9 +347,12 @@ pub async fn update_session(
     }
     let session = state.store.update_council_session(&id, &update).await?;
     if let Some(status) = body.status.as_deref() {
-        let status: CouncilStatus = status
-            .parse()
-            .map_err(|_| ApiError::bad_request("invalid_status", "Stato: scheduled, live oppure ended."))?;
+        let status: CouncilStatus = status.parse().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_status",
+                ("Stato: scheduled, live oppure ended.", "Status: scheduled, live or ended."),
+            )
+        })?;
         state.store.set_council_status(&id, status).await?;
     }
     let session = state.store.council_session(&session.id).await?.ok_or(ApiError::NotFound)?;

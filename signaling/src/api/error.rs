@@ -1,11 +1,16 @@
 //! [`ApiError`]: the one place where REST failures become a status and the JSON body
-//! `{"error": {"code": "...", "message": "..."}}` (message in Italian, or English with `Accept-Language: en`
-//! — the code is what programs match on).
+//! `{"error": {"code": "...", "message": "..."}}` — the code is what programs match on; the message
+//! is in the request's language ([`request_lang`]: `Accept-Language`, Italian by default). Every
+//! message is a [`Text`] with both languages, so an untranslated message does not compile.
 
 use axum::Json;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use sportello_domain::booking::Lang;
 use sportello_sfu::SfuError;
 use sportello_store::StoreError;
 
@@ -19,7 +24,7 @@ pub const RETRY_BUSY_SECS: &str = "30";
 pub enum ApiError {
     /// 400 with a specific code and message (validation of one field, malformed body…).
     #[error("{code}: {message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: &'static str, message: Text },
     #[error("authentication required")]
     Unauthenticated,
     /// 401 with `WWW-Authenticate: Bearer` (RFC 6750): no bearer token, or one that does not verify.
@@ -34,10 +39,10 @@ pub enum ApiError {
     NotFound,
     /// 409 with a specific code (slot taken, duplicate email…).
     #[error("{code}: {message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: &'static str, message: Text },
     /// 410: the thing existed but is over (cancelled appointment, used link).
     #[error("{code}: {message}")]
-    Gone { code: &'static str, message: String },
+    Gone { code: &'static str, message: Text },
     #[error("payload too large")]
     TooLarge,
     /// 415: an upload whose content is not an accepted type.
@@ -73,20 +78,100 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `slot_taken`, `invalid_email`, `unauthenticated`.
     pub code: String,
-    /// Human-readable explanation for the person using the page.
+    /// Human-readable explanation for the person using the page, in the request's language
+    /// (`Accept-Language`: English or Italian, Italian by default; see `Content-Language`).
     pub message: String,
 }
 
+/// A message for the person using the page, in Italian and English: built from an `(it, en)` pair,
+/// e.g. `ApiError::bad_request("invalid_note", ("La nota è troppo lunga.", "The note is too long."))`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text {
+    pub it: String,
+    pub en: String,
+}
+
+impl Text {
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::It => &self.it,
+            Lang::En => &self.en,
+        }
+    }
+}
+
+impl<I: Into<String>, E: Into<String>> From<(I, E)> for Text {
+    fn from((it, en): (I, E)) -> Text {
+        Text { it: it.into(), en: en.into() }
+    }
+}
+
+/// Logs show the Italian text.
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.it)
+    }
+}
+
+/// The language a request asks for in `Accept-Language` (RFC 9110 §12.5.4): of Italian and English,
+/// the one with the higher weight (`q`), the first listed on a tie; Italian when neither is listed,
+/// for `*`, or without the header.
+pub fn request_lang(headers: &HeaderMap) -> Lang {
+    let Some(value) = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()) else {
+        return Lang::It;
+    };
+    let mut best: Option<(Lang, u16)> = None;
+    for range in value.split(',') {
+        let mut parts = range.split(';');
+        let tag = parts.next().unwrap_or_default().trim();
+        let primary = tag.split('-').next().unwrap_or_default();
+        let lang = if primary.eq_ignore_ascii_case("en") {
+            Lang::En
+        } else if primary.eq_ignore_ascii_case("it") {
+            Lang::It
+        } else {
+            continue;
+        };
+        let q = parts
+            .find_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+            .map_or(Some(1000), |q| {
+                q.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)).map(|q| (q * 1000.0).round() as u16)
+            });
+        match q {
+            Some(q) if q > 0 && best.is_none_or(|(_, b)| q > b) => best = Some((lang, q)),
+            _ => {}
+        }
+    }
+    best.map_or(Lang::It, |(lang, _)| lang)
+}
+
+/// The English body of an error response, put in place of the Italian one by [`localize`].
+#[derive(Clone)]
+struct EnglishBody(Vec<u8>);
+
+/// Middleware of the `/api` routes: an error response answers in the request's language.
+pub async fn localize(request: Request, next: Next) -> Response {
+    let lang = request_lang(request.headers());
+    let mut response = next.run(request).await;
+    if let Some(EnglishBody(english)) = response.extensions_mut().remove::<EnglishBody>() {
+        if lang == Lang::En {
+            *response.body_mut() = Body::from(english);
+        }
+        response.headers_mut().insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(lang.as_str()));
+    }
+    response
+}
+
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<Text>) -> ApiError {
         ApiError::BadRequest { code, message: message.into() }
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn conflict(code: &'static str, message: impl Into<Text>) -> ApiError {
         ApiError::Conflict { code, message: message.into() }
     }
 
-    pub fn gone(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn gone(code: &'static str, message: impl Into<Text>) -> ApiError {
         ApiError::Gone { code, message: message.into() }
     }
 
@@ -94,66 +179,104 @@ impl ApiError {
         ApiError::Internal(detail.to_string())
     }
 
-    fn parts(&self) -> (StatusCode, &str, String) {
+    fn parts(&self) -> (StatusCode, &str, Text) {
+        let text = |it: &str, en: &str| Text::from((it, en));
         match self {
             ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
-            ApiError::Unauthenticated => {
-                (StatusCode::UNAUTHORIZED, "unauthenticated", "Accesso richiesto: effettua il login.".into())
-            }
-            ApiError::InvalidCredentials => {
-                (StatusCode::UNAUTHORIZED, "invalid_credentials", "Email o password non corretti.".into())
-            }
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                text("Accesso richiesto: effettua il login.", "Sign-in required: please log in."),
+            ),
+            ApiError::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                text("Email o password non corretti.", "Wrong email or password."),
+            ),
             ApiError::Bearer { .. } => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
-                "Token di accesso (Authorization: Bearer) mancante, non valido o scaduto.".into(),
+                text(
+                    "Token di accesso (Authorization: Bearer) mancante, non valido o scaduto.",
+                    "Access token (Authorization: Bearer) missing, invalid or expired.",
+                ),
             ),
-            ApiError::Forbidden => {
-                (StatusCode::FORBIDDEN, "forbidden", "Non hai i permessi per questa operazione.".into())
-            }
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Risorsa non trovata.".into()),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                text("Non hai i permessi per questa operazione.", "You are not allowed to do this."),
+            ),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", text("Risorsa non trovata.", "Not found.")),
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
             ApiError::Gone { code, message } => (StatusCode::GONE, code, message.clone()),
-            ApiError::TooLarge => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "too_large", "Il file o la richiesta è troppo grande.".into())
-            }
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                text("Il file o la richiesta è troppo grande.", "The file or the request is too large."),
+            ),
             ApiError::UnsupportedMedia(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_type",
-                "Tipo di file non ammesso: sono accettati PDF, immagini e documenti d'ufficio.".into(),
+                text(
+                    "Tipo di file non ammesso: sono accettati PDF, immagini e documenti d'ufficio.",
+                    "File type not allowed: PDF, images and office documents are accepted.",
+                ),
             ),
             ApiError::ContentType { expected } => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_content_type",
-                format!("La richiesta deve avere Content-Type: {expected}."),
+                Text::from((
+                    format!("La richiesta deve avere Content-Type: {expected}."),
+                    format!("The request must have Content-Type: {expected}."),
+                )),
             ),
             ApiError::MethodNotAllowed { allow } => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                format!("Metodo non consentito su questa risorsa (consentiti: {allow})."),
+                Text::from((
+                    format!("Metodo non consentito su questa risorsa (consentiti: {allow})."),
+                    format!("Method not allowed on this resource (allowed: {allow})."),
+                )),
             ),
             ApiError::NotOnAir => (
                 StatusCode::CONFLICT,
                 "not_on_air",
-                "La seduta non è in diretta in questo momento: riprova tra poco.".into(),
+                text(
+                    "La seduta non è in diretta in questo momento: riprova tra poco.",
+                    "The session is not on air at the moment: try again shortly.",
+                ),
             ),
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
-                "Servizio momentaneamente al completo o non disponibile: riprova tra poco.".into(),
+                text(
+                    "Servizio momentaneamente al completo o non disponibile: riprova tra poco.",
+                    "The service is full or unavailable at the moment: try again shortly.",
+                ),
             ),
-            ApiError::RateLimited => {
-                (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Troppe richieste: riprova tra qualche minuto.".into())
-            }
-            ApiError::TooManyAttempts { retry_after } => (
+            ApiError::RateLimited => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                format!("Troppi tentativi di accesso da questa rete: riprova tra {} minuti.", minutes(*retry_after)),
+                "rate_limited",
+                text("Troppe richieste: riprova tra qualche minuto.", "Too many requests: try again in a few minutes."),
             ),
+            ApiError::TooManyAttempts { retry_after } => {
+                let minutes = minutes(*retry_after);
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    Text {
+                        it: format!("Troppi tentativi di accesso da questa rete: riprova tra {minutes} minuti."),
+                        en: format!("Too many sign-in attempts from this network: try again in {minutes} minutes."),
+                    },
+                )
+            }
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
-                "Errore interno: riprova più tardi o contatta l'ufficio.".into(),
+                text(
+                    "Errore interno: riprova più tardi o contatta l'ufficio.",
+                    "Internal error: try again later or contact the office.",
+                ),
             ),
         }
     }
@@ -174,8 +297,12 @@ impl IntoResponse for ApiError {
         }
         let headers = self.headers();
         let (status, code, message) = self.parts();
-        let mut response =
-            (status, Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message } })).into_response();
+        let body =
+            |lang| ErrorBody { error: ErrorDetail { code: code.to_owned(), message: message.get(lang).to_owned() } };
+        let english = serde_json::to_vec(&body(Lang::En)).unwrap_or_default();
+        let mut response = (status, Json(body(Lang::It))).into_response();
+        response.extensions_mut().insert(EnglishBody(english));
+        response.headers_mut().insert(header::VARY, HeaderValue::from_static("accept-language"));
         for (name, value) in headers {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 response.headers_mut().insert(name, value);
@@ -213,11 +340,15 @@ impl From<SfuError> for ApiError {
     fn from(e: SfuError) -> ApiError {
         match e {
             SfuError::UnknownProgram(_) => ApiError::NotOnAir,
-            SfuError::InvalidSdp(detail) | SfuError::UnusableOffer(detail) => {
-                ApiError::bad_request("invalid_sdp", format!("Offerta SDP non utilizzabile: {detail}"))
-            }
+            SfuError::InvalidSdp(detail) | SfuError::UnusableOffer(detail) => ApiError::bad_request(
+                "invalid_sdp",
+                (format!("Offerta SDP non utilizzabile: {detail}"), format!("Unusable SDP offer: {detail}")),
+            ),
             SfuError::UnknownParticipant(_) => ApiError::NotFound,
-            SfuError::AlreadyJoined(_) => ApiError::conflict("already_connected", "Questa sessione è già collegata."),
+            SfuError::AlreadyJoined(_) => ApiError::conflict(
+                "already_connected",
+                ("Questa sessione è già collegata.", "This session is already connected."),
+            ),
             SfuError::Stopped => ApiError::Unavailable("the media engine has stopped"),
             other => ApiError::internal(other),
         }
@@ -228,15 +359,27 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound,
-            StoreError::SlotTaken => {
-                ApiError::conflict("slot_taken", "L'orario scelto non è più disponibile: scegline un altro.")
+            StoreError::SlotTaken => ApiError::conflict(
+                "slot_taken",
+                (
+                    "L'orario scelto non è più disponibile: scegline un altro.",
+                    "The chosen time is no longer available: please choose another one.",
+                ),
+            ),
+            StoreError::Conflict(what) => {
+                ApiError::conflict("conflict", (format!("Esiste già: {what}."), format!("Already exists: {what}.")))
             }
-            StoreError::Conflict(what) => ApiError::conflict("conflict", format!("Esiste già: {what}.")),
             StoreError::InvalidTransition { from, to } => ApiError::conflict(
                 "invalid_status",
-                format!("Un appuntamento nello stato «{from}» non può passare a «{to}»."),
+                (
+                    format!("Un appuntamento nello stato «{from}» non può passare a «{to}»."),
+                    format!("An appointment in status «{from}» cannot change to «{to}»."),
+                ),
             ),
-            StoreError::Invalid(what) => ApiError::bad_request("invalid_value", format!("Valore non valido: {what}.")),
+            StoreError::Invalid(what) => ApiError::bad_request(
+                "invalid_value",
+                (format!("Valore non valido: {what}."), format!("Invalid value: {what}.")),
+            ),
             other => ApiError::internal(other),
         }
     }
@@ -244,6 +387,141 @@ impl From<StoreError> for ApiError {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> ApiError {
-        ApiError::bad_request("invalid_body", format!("Richiesta non valida: {}", e.body_text()))
+        let detail = e.body_text();
+        ApiError::bad_request(
+            "invalid_body",
+            (format!("Richiesta non valida: {detail}"), format!("Invalid request: {detail}")),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lang(value: &str) -> Lang {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_str(value).expect("header"));
+        request_lang(&headers)
+    }
+
+    #[test]
+    fn accept_language_with_weights() {
+        assert_eq!(request_lang(&HeaderMap::new()), Lang::It);
+        assert_eq!(lang("en"), Lang::En);
+        assert_eq!(lang("en-GB,it;q=0.5"), Lang::En);
+        assert_eq!(lang("it-IT,it;q=0.9,en-US;q=0.8,en;q=0.7"), Lang::It);
+        assert_eq!(lang("it;q=0.4, EN-us;q=0.6"), Lang::En);
+        assert_eq!(lang("fr-FR,fr;q=0.9,en;q=0.8"), Lang::En);
+        assert_eq!(lang("en,it"), Lang::En, "a tie goes to the first listed");
+        assert_eq!(lang("en;q=0"), Lang::It, "q=0 means not acceptable");
+        assert_eq!(lang("de, *"), Lang::It);
+        assert_eq!(lang("english"), Lang::It);
+        assert_eq!(lang("en;q=abc"), Lang::It);
+    }
+
+    /// Italian letters and words that have no place in an English message.
+    fn looks_italian(text: &str) -> bool {
+        text.contains(['à', 'è', 'é', 'ì', 'ò', 'ù'])
+            || [" non ", " il ", " della ", " del ", " per ", " un "].iter().any(|w| text.contains(w))
+    }
+
+    #[test]
+    fn fixed_messages_have_english() {
+        let errors = [
+            ApiError::Unauthenticated,
+            ApiError::Bearer { invalid: true },
+            ApiError::InvalidCredentials,
+            ApiError::Forbidden,
+            ApiError::NotFound,
+            ApiError::TooLarge,
+            ApiError::UnsupportedMedia("x".into()),
+            ApiError::ContentType { expected: "application/sdp" },
+            ApiError::MethodNotAllowed { allow: "POST" },
+            ApiError::NotOnAir,
+            ApiError::Unavailable("x"),
+            ApiError::RateLimited,
+            ApiError::internal("x"),
+            StoreError::SlotTaken.into(),
+            StoreError::Conflict("email").into(),
+            StoreError::Invalid("x").into(),
+            StoreError::InvalidTransition {
+                from: sportello_store::Status::Cancelled,
+                to: sportello_store::Status::Completed,
+            }
+            .into(),
+            SfuError::AlreadyJoined("x".into()).into(),
+        ];
+        for e in errors {
+            let (_, code, text) = e.parts();
+            assert!(!text.en.is_empty() && text.en != text.it, "{code}: {text:?}");
+            assert!(!looks_italian(&text.en), "{code}: English text looks Italian: {}", text.en);
+        }
+    }
+
+    /// Every `ApiError::bad_request/conflict/gone` call in the crate's source, with its code and, where
+    /// they are written out, the Italian and English texts: the English one is there and is English.
+    /// (A message without English does not compile: the argument is a `Text`.)
+    #[test]
+    fn every_error_code_in_the_source_has_an_english_text() {
+        let mut files = Vec::new();
+        let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).expect("src") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut codes = std::collections::BTreeSet::new();
+        for path in files {
+            let source = std::fs::read_to_string(&path).expect("source");
+            for call in ["ApiError::bad_request(", "ApiError::conflict(", "ApiError::gone("] {
+                for (at, _) in source.match_indices(call) {
+                    let args = call_args(&source[at + call.len()..]);
+                    let literals = string_literals(args);
+                    let Some(code) = args.trim_start().starts_with('"').then(|| literals[0].clone()) else {
+                        continue; // the code is a variable (e.g. the field name in council.rs)
+                    };
+                    let texts = &literals[1..];
+                    if let [it, en] = texts {
+                        assert_ne!(it, en, "{code} in {path:?}: the English text is the Italian one");
+                        assert!(!looks_italian(en), "{code} in {path:?}: English text looks Italian: {en}");
+                    }
+                    assert!(texts.len() != 1, "{code} in {path:?}: one text only: {args}");
+                    codes.insert(code);
+                }
+            }
+        }
+        assert!(codes.len() > 40, "the scan finds the calls: {codes:?}");
+        assert!(codes.contains("invalid_first_name") || codes.contains("invalid_start"), "{codes:?}");
+    }
+
+    /// The text up to the parenthesis that closes a call (strings skipped).
+    fn call_args(rest: &str) -> &str {
+        let (mut depth, mut in_string, mut escaped) = (1, false, false);
+        for (i, c) in rest.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if in_string => escaped = true,
+                '"' => in_string = !in_string,
+                '(' if !in_string => depth += 1,
+                ')' if !in_string => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return &rest[..i];
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest
+    }
+
+    fn string_literals(args: &str) -> Vec<String> {
+        args.split('"').skip(1).step_by(2).map(str::to_owned).collect()
     }
 }

@@ -237,6 +237,10 @@ fn status_of(state: &AppState, session: &PublicSession) -> LiveView {
     }
 }
 
+fn session_ended() -> ApiError {
+    ApiError::gone("session_ended", ("La seduta è terminata.", "The session has ended."))
+}
+
 /// The body of an SDP request: the type must be `application/sdp` (parameters ignored).
 fn sdp_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
     let is_sdp = headers
@@ -251,13 +255,20 @@ fn sdp_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge
         } else {
-            ApiError::bad_request("invalid_body", "Corpo della richiesta illeggibile.")
+            ApiError::bad_request("invalid_body", ("Corpo della richiesta illeggibile.", "Unreadable request body."))
         }
     })?;
-    let sdp = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::bad_request("invalid_sdp", "L'offerta SDP non è testo UTF-8."))?;
+    let sdp = String::from_utf8(body.to_vec()).map_err(|_| {
+        ApiError::bad_request("invalid_sdp", ("L'offerta SDP non è testo UTF-8.", "The SDP offer is not UTF-8 text."))
+    })?;
     if !sdp.starts_with("v=0") {
-        return Err(ApiError::bad_request("invalid_sdp", "Il corpo non è un'offerta SDP (deve iniziare con «v=0»)."));
+        return Err(ApiError::bad_request(
+            "invalid_sdp",
+            (
+                "Il corpo non è un'offerta SDP (deve iniziare con «v=0»).",
+                "The body is not an SDP offer (it must start with «v=0»).",
+            ),
+        ));
     }
     Ok(sdp)
 }
@@ -317,7 +328,7 @@ pub async fn whep_post(
     match status_of(&state, &session).status {
         LiveStatus::Live | LiveStatus::Suspended => {}
         LiveStatus::Scheduled | LiveStatus::Interrupted => return Err(ApiError::NotOnAir),
-        LiveStatus::Ended => return Err(ApiError::gone("session_ended", "La seduta è terminata.")),
+        LiveStatus::Ended => return Err(session_ended()),
     }
     if !live.limiter.allow(ip, state.clock.now(), state.config.live_viewers_per_ip_minute) {
         tracing::info!("live viewer rate limit reached");
@@ -400,7 +411,7 @@ pub async fn whip_post(
     authorize_encoder(&state, &headers, &id)?;
     let session = live.session(&state, &id).await?;
     if status_of(&state, &session).status == LiveStatus::Ended {
-        return Err(ApiError::gone("session_ended", "La seduta è terminata."));
+        return Err(session_ended());
     }
     let sdp = sdp_body(&headers, body)?;
     let sfu = state.rooms.sfu();

@@ -47,4 +47,6 @@ pub fn routes() -> Router<AppState> {
         .merge(archive::routes())
         .merge(live::routes())
         .merge(openapi::routes())
+        // Error messages in the request's language (Accept-Language).
+        .layer(axum::middleware::from_fn(error::localize))
 }

@@ -333,14 +333,27 @@ async fn office_and_service(
 ) -> Result<(Office, Service), ApiError> {
     let office = match state.store.office(office_id).await? {
         Some(o) if !office_id.is_empty() => o,
-        _ => return Err(ApiError::bad_request("unknown_office", "L'ufficio indicato non esiste.")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "unknown_office",
+                ("L'ufficio indicato non esiste.", "The office does not exist."),
+            ));
+        }
     };
     let service = match state.store.service(service_id).await? {
         Some(s) if !service_id.is_empty() => s,
-        _ => return Err(ApiError::bad_request("unknown_service", "Il servizio indicato non esiste.")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "unknown_service",
+                ("Il servizio indicato non esiste.", "The service does not exist."),
+            ));
+        }
     };
     if !service.office_ids.contains(&office.id) {
-        return Err(ApiError::bad_request("service_not_offered", "Questo ufficio non si occupa del servizio scelto."));
+        return Err(ApiError::bad_request(
+            "service_not_offered",
+            ("Questo ufficio non si occupa del servizio scelto.", "This office does not handle the chosen service."),
+        ));
     }
     Ok((office, service))
 }
@@ -369,34 +382,53 @@ fn month_out(m: YearMonth) -> MonthOut {
 
 fn requester_error(e: RequesterError) -> ApiError {
     use sportello_domain::Field;
-    let (code, what) = match e.field() {
-        Field::FirstName => ("invalid_first_name", "il nome"),
-        Field::LastName => ("invalid_last_name", "il cognome"),
-        Field::Email => ("invalid_email", "l'email"),
-        Field::Details => ("invalid_details", "i dettagli"),
+    let (code, what, what_en) = match e.field() {
+        Field::FirstName => ("invalid_first_name", "il nome", "the first name"),
+        Field::LastName => ("invalid_last_name", "il cognome", "the last name"),
+        Field::Email => ("invalid_email", "l'email", "the email"),
+        Field::Details => ("invalid_details", "i dettagli", "the details"),
     };
-    let message = match e {
-        RequesterError::Missing(_) => format!("Inserisci {what}: è obbligatorio."),
-        RequesterError::TooLong(sportello_domain::Field::Details) => {
-            "I dettagli possono contenere al massimo 2000 caratteri.".to_owned()
+    let message: (String, String) = match e {
+        RequesterError::Missing(_) => {
+            (format!("Inserisci {what}: è obbligatorio."), format!("Enter {what_en}: it is required."))
         }
-        RequesterError::TooLong(_) => format!("Controlla {what}: è troppo lungo."),
-        RequesterError::ControlChars(_) => format!("Controlla {what}: contiene caratteri non ammessi."),
-        RequesterError::InvalidEmail => {
-            "Indirizzo email non valido: controlla di averlo scritto per intero, ad esempio nome@esempio.it.".to_owned()
+        RequesterError::TooLong(sportello_domain::Field::Details) => (
+            "I dettagli possono contenere al massimo 2000 caratteri.".to_owned(),
+            "The details can have at most 2000 characters.".to_owned(),
+        ),
+        RequesterError::TooLong(_) => {
+            (format!("Controlla {what}: è troppo lungo."), format!("Check {what_en}: it is too long."))
         }
+        RequesterError::ControlChars(_) => (
+            format!("Controlla {what}: contiene caratteri non ammessi."),
+            format!("Check {what_en}: it contains characters that are not allowed."),
+        ),
+        RequesterError::InvalidEmail => (
+            "Indirizzo email non valido: controlla di averlo scritto per intero, ad esempio nome@esempio.it."
+                .to_owned(),
+            "Invalid email address: check that you wrote it in full, for example name@example.com.".to_owned(),
+        ),
     };
     ApiError::bad_request(code, message)
 }
 
 fn parse_start(s: &str) -> Result<Timestamp, ApiError> {
-    s.trim()
-        .parse::<Timestamp>()
-        .map_err(|_| ApiError::bad_request("invalid_start", "Scegli un orario tra quelli proposti."))
+    s.trim().parse::<Timestamp>().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_start",
+            ("Scegli un orario tra quelli proposti.", "Choose one of the times offered."),
+        )
+    })
 }
 
 fn slot_unavailable() -> ApiError {
-    ApiError::conflict("slot_unavailable", "L'orario scelto non è disponibile: scegline uno tra quelli proposti.")
+    ApiError::conflict(
+        "slot_unavailable",
+        (
+            "L'orario scelto non è disponibile: scegline uno tra quelli proposti.",
+            "The chosen time is not available: choose one of the times offered.",
+        ),
+    )
 }
 
 fn meeting_mode(m: Mode) -> MeetingMode {
@@ -510,10 +542,12 @@ async fn slots(
     let span = tracing::info_span!("public_slots", office = %id, service = %q.service);
     async move {
         let month = match q.month.as_deref().filter(|m| !m.is_empty()) {
-            Some(m) => Some(
-                YearMonth::parse(m)
-                    .ok_or_else(|| ApiError::bad_request("invalid_month", "Mese non valido (formato AAAA-MM)."))?,
-            ),
+            Some(m) => Some(YearMonth::parse(m).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_month",
+                    ("Mese non valido (formato AAAA-MM).", "Invalid month (format YYYY-MM)."),
+                )
+            })?),
             None => None,
         };
         let (office, service) = office_service_or_404(&state, &id, &q.service).await?;
@@ -582,12 +616,17 @@ async fn book(
             errors.into_iter().next().map(requester_error).unwrap_or_else(|| ApiError::internal("no error"))
         })?;
         let mode = match body.mode.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
-            Some(m) => m.parse::<Mode>().map_err(|_| ApiError::bad_request("invalid_mode", "Modalità non valida."))?,
+            Some(m) => m
+                .parse::<Mode>()
+                .map_err(|_| ApiError::bad_request("invalid_mode", ("Modalità non valida.", "Invalid mode.")))?,
             None if matches!(service.modes, Modes::InPerson) => Mode::InPerson,
             None => Mode::Video,
         };
         if !domain_modes(service.modes).allows(meeting_mode(mode)) {
-            return Err(ApiError::bad_request("invalid_mode", "Questo servizio non prevede la modalità scelta."));
+            return Err(ApiError::bad_request(
+                "invalid_mode",
+                ("Questo servizio non prevede la modalità scelta.", "This service is not offered in the chosen mode."),
+            ));
         }
         let start = parse_start(&body.start)?;
         let lang = Lang::from_tag(&body.lang);
@@ -723,12 +762,21 @@ async fn context(state: &AppState, appt: &Appointment) -> Result<(Office, Servic
 
 fn not_changeable(appt: &Appointment, now: i64) -> Option<ApiError> {
     match appt.status {
-        Status::Cancelled => Some(ApiError::conflict("already_cancelled", "L'appuntamento è già stato annullato.")),
-        Status::Completed | Status::NoShow => Some(ApiError::conflict("too_late", "L'appuntamento si è già concluso.")),
+        Status::Cancelled => Some(ApiError::conflict(
+            "already_cancelled",
+            ("L'appuntamento è già stato annullato.", "The appointment was already cancelled."),
+        )),
+        Status::Completed | Status::NoShow => Some(ApiError::conflict(
+            "too_late",
+            ("L'appuntamento si è già concluso.", "The appointment is already over."),
+        )),
         Status::Confirmed if !sportello_domain::booking::can_change(ts(now), ts(appt.starts_at)) => {
             Some(ApiError::conflict(
                 "too_late",
-                "L'appuntamento è già iniziato: non si può più annullare o spostare online. Contatta l'ufficio.",
+                (
+                    "L'appuntamento è già iniziato: non si può più annullare o spostare online. Contatta l'ufficio.",
+                    "The appointment has already started: it can no longer be cancelled or moved online. Please contact the office.",
+                ),
             ))
         }
         Status::Confirmed => None,
@@ -900,7 +948,10 @@ async fn rate(
         let secret = header_secret(&headers).or(body.secret.clone());
         let appt = authorised(&state, &code, secret.as_deref()).await?;
         if !(1..=5).contains(&body.rating) {
-            return Err(ApiError::bad_request("invalid_rating", "Scegli un voto da 1 a 5."));
+            return Err(ApiError::bad_request(
+                "invalid_rating",
+                ("Scegli un voto da 1 a 5.", "Choose a rating from 1 to 5."),
+            ));
         }
         let comment = body.comment.as_deref().map(str::trim).filter(|c| !c.is_empty());
         if comment
@@ -908,14 +959,18 @@ async fn rate(
         {
             return Err(ApiError::bad_request(
                 "invalid_comment",
-                "Il commento può contenere al massimo 1000 caratteri.",
+                (
+                    "Il commento può contenere al massimo 1000 caratteri.",
+                    "The comment can have at most 1000 characters.",
+                ),
             ));
         }
         match state.store.rate(&appt.id, body.rating, comment, state.clock.now()).await {
             Ok(()) => Ok(StatusCode::NO_CONTENT),
-            Err(StoreError::Conflict(_)) => {
-                Err(ApiError::conflict("already_rated", "Hai già lasciato una valutazione: grazie!"))
-            }
+            Err(StoreError::Conflict(_)) => Err(ApiError::conflict(
+                "already_rated",
+                ("Hai già lasciato una valutazione: grazie!", "You have already left a rating: thank you!"),
+            )),
             Err(other) => Err(other.into()),
         }
     }

@@ -190,7 +190,12 @@ async fn read_limited(body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_body", format!("Caricamento interrotto: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(
+                "invalid_body",
+                (format!("Caricamento interrotto: {e}"), format!("Upload interrupted: {e}")),
+            )
+        })?;
         if bytes.len() + chunk.len() > max {
             return Err(ApiError::TooLarge);
         }

@@ -321,7 +321,10 @@ pub async fn list_appointments(
     let from = range.from.unwrap_or(state.clock.now() - 86_400);
     let to = range.to.unwrap_or(from + 30 * 86_400);
     if to <= from || to - from > 366 * 86_400 {
-        return Err(ApiError::bad_request("invalid_range", "Intervallo di date non valido (al massimo un anno)."));
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            ("Intervallo di date non valido (al massimo un anno).", "Invalid date range (at most one year)."),
+        ));
     }
     let offices = scope(&state, &staff).await?;
     let appointments = state.store.appointments_of_offices(&offices, from, to).await?;
@@ -376,6 +379,13 @@ pub struct StatusBody {
 }
 
 /// Closes a confirmed appointment by hand: completed, no-show or cancelled (audited).
+fn invalid_status() -> ApiError {
+    ApiError::bad_request(
+        "invalid_status",
+        ("Stato non valido: completed, no_show o cancelled.", "Invalid status: completed, no_show or cancelled."),
+    )
+}
+
 #[utoipa::path(post, path = "/api/staff/appointments/{id}/status", tag = "staff", request_body = StatusBody,
     responses((status = 200, body = AppointmentView), (status = 409, body = super::error::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %staff.user.id, appointment = %id))]
@@ -387,12 +397,9 @@ pub async fn set_status(
 ) -> Result<Json<AppointmentView>, ApiError> {
     official(&staff)?;
     let Json(body) = body?;
-    let to: Status = body
-        .status
-        .parse()
-        .map_err(|_| ApiError::bad_request("invalid_status", "Stato non valido: completed, no_show o cancelled."))?;
+    let to: Status = body.status.parse().map_err(|_| invalid_status())?;
     if to == Status::Confirmed {
-        return Err(ApiError::bad_request("invalid_status", "Stato non valido: completed, no_show o cancelled."));
+        return Err(invalid_status());
     }
     scoped_appointment(&state, &staff, &id).await?;
     let note: String = body.note.trim().chars().take(500).collect();
@@ -436,7 +443,10 @@ pub async fn join_appointment(
     official(&staff)?;
     let appt = scoped_appointment(&state, &staff, &id).await?;
     if appt.status != Status::Confirmed {
-        return Err(ApiError::conflict("appointment_closed", "L'appuntamento è annullato o già concluso."));
+        return Err(ApiError::conflict(
+            "appointment_closed",
+            ("L'appuntamento è annullato o già concluso.", "The appointment is cancelled or already over."),
+        ));
     }
     let now = state.clock.now();
     let until = (appt.ends_at + 2 * 3600).max(now + 3600);
@@ -494,9 +504,10 @@ pub struct ParticipantBody {
 
 fn lobby_error(e: LobbyError) -> ApiError {
     match e {
-        LobbyError::RoomNotOpen | LobbyError::NotWaiting => {
-            ApiError::gone("not_waiting", "La persona non è più in sala d'attesa.")
-        }
+        LobbyError::RoomNotOpen | LobbyError::NotWaiting => ApiError::gone(
+            "not_waiting",
+            ("La persona non è più in sala d'attesa.", "The person is no longer waiting."),
+        ),
         other => ApiError::internal(other),
     }
 }
@@ -597,11 +608,20 @@ pub async fn invite(
     let appt = may_host(&state, &staff, &room).await?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("invalid_name", "Indica il nome dell'invitato (al massimo 100 caratteri)."));
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            (
+                "Indica il nome dell'invitato (al massimo 100 caratteri).",
+                "Enter the guest's name (at most 100 characters).",
+            ),
+        ));
     }
     let hours = body.valid_hours.unwrap_or(24);
     if !(1..=72).contains(&hours) {
-        return Err(ApiError::bad_request("invalid_validity", "La validità va da 1 a 72 ore."));
+        return Err(ApiError::bad_request(
+            "invalid_validity",
+            ("La validità va da 1 a 72 ore.", "The validity is 1 to 72 hours."),
+        ));
     }
     let now = u64::try_from(state.clock.now()).unwrap_or(0);
     let identity = format!("guest-{}", &super::auth::new_secret()[..12]);

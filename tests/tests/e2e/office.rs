@@ -28,7 +28,7 @@ const PDF: &[u8] =
 3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
 
 /// Seconds from now to 09:00 Europe/Rome of the next working day (no weekend, no national holiday).
-pub(super) fn offset_to_next_working_morning() -> Result<i64> {
+pub fn offset_to_next_working_morning() -> Result<i64> {
     let tz = sportello_domain::europe_rome().map_err(|e| err(e.to_string()))?;
     let now = jiff::Timestamp::now();
     let today = now.to_zoned(tz.clone()).date();
@@ -43,7 +43,7 @@ pub(super) fn offset_to_next_working_morning() -> Result<i64> {
 }
 
 /// The office, its official (with a password) and a video service, straight into the store.
-pub(super) async fn seed(server: &TestServer) -> Result<String> {
+pub async fn seed(server: &TestServer) -> Result<String> {
     let store = &server.server.store;
     let now = server.server.tokens.clock().now();
     let e = |e: sportello_store::StoreError| err(format!("seeding the store: {e}"));
@@ -150,6 +150,21 @@ async fn sha256_hex_in_page(b: &Browser, url_expr: &str) -> Result<String> {
     .await
 }
 
+/// On `/prenota`: the first office, then the first slot of the first month offered.
+pub async fn choose_first_slot(b: &Browser) -> Result<()> {
+    b.click("[data-office-id] .choose-office").await?;
+    b.wait_for(
+        "document.querySelector('#month-select') && document.querySelector('#month-select').options.length > 0",
+        STEP,
+    )
+    .await?;
+    b.click("#next").await?;
+    // The slot picker: a day with free times first, then one of its times.
+    b.click("#day-calendar button[data-day]").await?;
+    b.click("input[name=slot]").await?;
+    Ok(())
+}
+
 pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
     let clock = Clock::offset(offset_to_next_working_morning()?);
     let server = TestServer::start_at(clock.clone(), |c| c.reconnect_grace = Duration::from_secs(15)).await;
@@ -162,15 +177,7 @@ pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
     // --- the citizen books through the pages, starting from the service.
     let citizen = ctx.open("citizen", &format!("{base}/prenota?servizio={service_id}")).await?;
     let b = &ctx.browsers[citizen];
-    b.click("[data-office-id] .choose-office").await?;
-    b.wait_for(
-        "document.querySelector('#month-select') && document.querySelector('#month-select').options.length > 0",
-        STEP,
-    )
-    .await?;
-    b.click("#next").await?;
-    b.click("#day-calendar button[data-day]").await?;
-    b.click("input[name=slot]").await?;
+    choose_first_slot(b).await?;
     b.click("#next").await?;
     b.wait_for("document.querySelector('#topic-select')", STEP).await?;
     b.fill("#details", "Trasferimento da altro comune").await?;
