@@ -18,6 +18,8 @@
 //! - `council_session` (`e2e/council.rs`): a chaired council session — floor, roll call, votes.
 //! - `council_live` (`e2e/live.rs`): the public side — a viewer's program follows the floor, votes,
 //!   the slate while suspended, the archived recording with its gap.
+//! - `call_under_loss` (`e2e/loss.rs`): a two-party call with 5 % random UDP loss each way
+//!   (nftables): both decode the other's camera and keep decoding it.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -49,6 +51,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("calendar_month", |ctx| Box::pin(calendar::calendar_month(ctx))),
     ("council_session", |ctx| Box::pin(council::council_session(ctx))),
     ("council_live", |ctx| Box::pin(live::council_live(ctx))),
+    ("call_under_loss", |ctx| Box::pin(loss::call_under_loss(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -57,6 +60,8 @@ mod calendar;
 mod council;
 #[path = "e2e/live.rs"]
 mod live;
+#[path = "e2e/loss.rs"]
+mod loss;
 #[path = "e2e/office.rs"]
 mod office;
 
