@@ -22,8 +22,7 @@ pub const DEFAULT_FILTER: &str = "warn,sportello=info,rtc=error";
 /// `spec` (e.g. `RUST_LOG`; [`DEFAULT_FILTER`] when absent or invalid), with [`PAYLOAD_TARGETS`]
 /// capped.
 pub fn env_filter(spec: Option<&str>) -> EnvFilter {
-    let mut filter =
-        spec.and_then(|s| EnvFilter::try_new(s).ok()).unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
+    let mut filter = spec.and_then(|s| EnvFilter::try_new(s).ok()).unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
     for target in PAYLOAD_TARGETS {
         // Later directives for the same target replace earlier ones.
         if let Ok(directive) = format!("{target}=warn").parse() {
@@ -60,8 +59,7 @@ mod tests {
             tracing::warn!(target: "sportello_signaling::room", participant = "p-1", "peer connection failed");
             tracing::info!(target: "sportello::main", "listening");
         });
-        let out = buf.lock().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-        out
+        buf.lock().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     }
 
     struct Writer(Arc<Mutex<Vec<u8>>>);

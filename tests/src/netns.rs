@@ -222,12 +222,7 @@ impl UdpLoss {
     pub fn dropped(&self) -> Result<u64, NftError> {
         let listing = nft(&["list", "table", "inet", &self.table], None)?;
         // `... counter packets N bytes M drop`
-        Ok(listing
-            .split_whitespace()
-            .skip_while(|w| *w != "packets")
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0))
+        Ok(listing.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse().ok()).unwrap_or(0))
     }
 }
 

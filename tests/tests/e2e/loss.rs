@@ -15,7 +15,8 @@ const LOSS_PERCENT: u8 = 5;
 pub async fn call_under_loss(ctx: &mut Ctx) -> Result<()> {
     let loss = UdpLoss::install(LOSS_PERCENT).map_err(|e| err(e.to_string()))?;
     let server = app::App::start().await?;
-    let urls = [("anna", server.join_url(ROOM, "anna", "host")), ("bruno", server.join_url(ROOM, "bruno", "participant"))];
+    let urls =
+        [("anna", server.join_url(ROOM, "anna", "host")), ("bruno", server.join_url(ROOM, "bruno", "participant"))];
     ctx.server = Some(server);
     for (id, url) in &urls {
         ctx.open(id, url).await?;
@@ -36,6 +37,8 @@ pub async fn call_under_loss(ctx: &mut Ctx) -> Result<()> {
     if dropped == 0 {
         return Err(err("the loss rule dropped nothing: the call did not cross the lossy path"));
     }
-    println!("  both decode each other's camera and hear each other with {LOSS_PERCENT} % UDP loss ({dropped} datagrams dropped)");
+    println!(
+        "  both decode each other's camera and hear each other with {LOSS_PERCENT} % UDP loss ({dropped} datagrams dropped)"
+    );
     Ok(())
 }
