@@ -166,3 +166,91 @@ pub fn run_scenario<E: std::fmt::Display>(name: &str, scenario: impl std::future
         }
     }
 }
+
+/// Random loss of UDP datagrams inside this test's namespace (nftables, `shared/testing.md` §5),
+/// removed again on drop.
+///
+/// The rule sits on the input hook only: on loopback every datagram is both sent and received in
+/// this namespace, so one hook already drops `percent` % of each direction (browser → SFU and
+/// SFU → browser); a second rule on output would double it. TCP (HTTP, websocket, WebDriver) is
+/// untouched. Only inside the namespace made by [`ensure_loopback_namespace`].
+#[derive(Debug)]
+pub struct UdpLoss {
+    table: String,
+}
+
+/// Errors of [`UdpLoss`].
+#[derive(Debug)]
+pub enum NftError {
+    /// The test is not in its own namespace: a rule there would hit the host.
+    NotInNamespace,
+    /// `nft` could not be run (Debian package `nftables`).
+    Spawn(std::io::Error),
+    /// `nft` refused the ruleset.
+    Rejected(String),
+}
+
+impl std::fmt::Display for NftError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NftError::NotInNamespace => write!(f, "nftables loss outside the test's own network namespace refused"),
+            NftError::Spawn(e) => write!(f, "cannot run nft (Debian package nftables): {e}"),
+            NftError::Rejected(why) => write!(f, "nft refused the ruleset: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for NftError {}
+
+impl UdpLoss {
+    /// Drops `percent` % (0–100) of UDP datagrams at random from now on.
+    pub fn install(percent: u8) -> Result<UdpLoss, NftError> {
+        if !in_namespace() {
+            return Err(NftError::NotInNamespace);
+        }
+        let table = "sportello_loss".to_string();
+        let ruleset = format!(
+            "table inet {table} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    \
+             meta l4proto udp numgen random mod 100 < {} counter drop\n  }}\n}}\n",
+            percent.min(100)
+        );
+        nft(&["-f", "-"], Some(&ruleset))?;
+        Ok(UdpLoss { table })
+    }
+
+    /// How many datagrams the rule has dropped so far.
+    pub fn dropped(&self) -> Result<u64, NftError> {
+        let listing = nft(&["list", "table", "inet", &self.table], None)?;
+        // `... counter packets N bytes M drop`
+        Ok(listing.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse().ok()).unwrap_or(0))
+    }
+}
+
+impl Drop for UdpLoss {
+    fn drop(&mut self) {
+        if let Err(e) = nft(&["delete", "table", "inet", &self.table], None) {
+            eprintln!("netns: removing the loss rule: {e}");
+        }
+    }
+}
+
+/// Runs `nft ARGS` (with `stdin` as its input if given); returns its standard output.
+fn nft(args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("nft")
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(NftError::Spawn)?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).map_err(NftError::Spawn)?;
+    }
+    let out = child.wait_with_output().map_err(NftError::Spawn)?;
+    if !out.status.success() {
+        return Err(NftError::Rejected(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -27,6 +27,8 @@
 //! - `english_pages` (`e2e/english.rs`): `/prenota` switched to English has an English title and
 //!   breadcrumb label, and shows the server's error (slot taken meanwhile) in English; the choice
 //!   holds on the home page and the server-rendered archive, whose own switch is remembered.
+//! - `call_under_loss` (`e2e/loss.rs`): a two-party call with 5 % random UDP loss each way
+//!   (nftables): both decode the other's camera and keep decoding it.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -61,6 +63,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("citizen_pages", |ctx| Box::pin(citizen::citizen_pages(ctx))),
     ("staff_pages", |ctx| Box::pin(staff::staff_pages(ctx))),
     ("english_pages", |ctx| Box::pin(english::english_pages(ctx))),
+    ("call_under_loss", |ctx| Box::pin(loss::call_under_loss(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -73,6 +76,8 @@ mod council;
 mod english;
 #[path = "e2e/live.rs"]
 mod live;
+#[path = "e2e/loss.rs"]
+mod loss;
 #[path = "e2e/office.rs"]
 mod office;
 #[path = "e2e/staff.rs"]

@@ -37,6 +37,7 @@ use crate::forward::{
     ActiveSpeakerDetector, DownTrackKey, ExtensionMap, Forward, LossyQueue, Pacer, Router, RouterConfig, RtpMeta,
     SubscriberKey, TrackKey, is_vp8_keyframe,
 };
+use crate::transport::dtls_replay::FlightReplay;
 use crate::transport::peer::{self, URI_AUDIO_LEVEL, URI_MID};
 use crate::transport::socket::{MediaSocket, RecvBatch, SendBatch};
 use crate::transport::stun;
@@ -185,6 +186,24 @@ struct Peer {
     deadline: Option<Instant>,
     dirty: bool,
     leg: Leg,
+    /// Our DTLS server flight, to resend when the browser repeats its ClientHello (`rtc` does not);
+    /// dropped once the connection is up.
+    handshake: Option<FlightReplay>,
+}
+
+impl Peer {
+    fn new(pc: RTCPeerConnection, owner: PartId, ufrag: String, leg: Leg) -> Self {
+        Peer {
+            pc,
+            owner,
+            ufrag,
+            addrs: Vec::new(),
+            deadline: None,
+            dirty: false,
+            leg,
+            handshake: Some(FlightReplay::default()),
+        }
+    }
 }
 
 enum Leg {
@@ -441,6 +460,14 @@ impl Engine {
         if let Err(e) = peer.pc.handle_read(msg) {
             debug!(peer = peer_id, error = %e, "datagram rejected");
         }
+        if let Some(replay) = &peer.handshake
+            && replay.wants_replay(data)
+        {
+            debug!(peer = peer_id, "DTLS ClientHello repeated: our flight was lost; sending it again");
+            for d in replay.flight() {
+                self.out.push(from, d.clone());
+            }
+        }
         self.mark_dirty(peer_id);
     }
 
@@ -516,6 +543,9 @@ impl Engine {
     fn collect_writes(&mut self, id: PeerId) {
         let Some(p) = self.peers.get_mut(&id) else { return };
         while let Some(w) = p.pc.poll_write() {
+            if let Some(replay) = &mut p.handshake {
+                replay.sent(&w.message);
+            }
             self.out.push(w.transport.peer_addr, w.message);
         }
         let next = p.pc.poll_timeout();
@@ -546,6 +576,11 @@ impl Engine {
                     _ => PeerState::Connecting,
                 };
                 let owner = p.owner;
+                if state == PeerState::Connected
+                    && let Some(p) = self.peers.get_mut(&id)
+                {
+                    p.handshake = None;
+                }
                 if kind == PcKind::Subscribe && state == PeerState::Connected {
                     if let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&id) {
                         leg.connected = true;
@@ -904,18 +939,7 @@ impl Engine {
             queue: LossyQueue::with_capacity(self.config.subscriber_queue),
             pacer: Pacer::new(None, 256 * 1024),
         };
-        self.insert_peer(
-            id,
-            Peer {
-                pc,
-                owner: part_id,
-                ufrag,
-                addrs: Vec::new(),
-                deadline: None,
-                dirty: false,
-                leg: Leg::Subscribe(leg),
-            },
-        );
+        self.insert_peer(id, Peer::new(pc, part_id, ufrag, Leg::Subscribe(leg)));
         if let Some(p) = self.parts.get_mut(&part_id) {
             p.subscribe = Some(id);
         }
@@ -1209,18 +1233,7 @@ impl Engine {
                 let ufrag = peer::random_token(16);
                 let pc = peer::build(PcKind::Publish, &ufrag, self.announced, now)?;
                 let id = self.id();
-                self.insert_peer(
-                    id,
-                    Peer {
-                        pc,
-                        owner: part_id,
-                        ufrag,
-                        addrs: Vec::new(),
-                        deadline: None,
-                        dirty: false,
-                        leg: Leg::Publish(PublishLeg::default()),
-                    },
-                );
+                self.insert_peer(id, Peer::new(pc, part_id, ufrag, Leg::Publish(PublishLeg::default())));
                 if let Some(p) = self.parts.get_mut(&part_id) {
                     p.publish = Some(id);
                 }

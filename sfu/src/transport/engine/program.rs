@@ -366,10 +366,7 @@ impl Engine {
             queue: LossyQueue::with_capacity(self.config.subscriber_queue),
             pacer: Pacer::new(None, 256 * 1024),
         };
-        self.insert_peer(
-            peer_id,
-            Peer { pc, owner: id, ufrag, addrs: Vec::new(), deadline: None, dirty: false, leg: Leg::Subscribe(leg) },
-        );
+        self.insert_peer(peer_id, Peer::new(pc, id, ufrag, Leg::Subscribe(leg)));
         self.mark_dirty(peer_id);
         info!(program = %program, viewer = %viewer, "WHEP viewer joined");
         Ok(answer_sdp)
