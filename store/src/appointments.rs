@@ -471,4 +471,18 @@ impl Store {
         .await?;
         Ok(u32::try_from(changes).unwrap_or(u32::MAX))
     }
+
+    /// Confirmed appointments of `office_id` booked with `email` (compared without case) that have
+    /// not ended by `now`: the per-address cap on bookings.
+    pub async fn active_bookings_of_email(&self, office_id: &str, email: &str, now: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM appointments WHERE office_id = $1 AND LOWER(email) = LOWER($2) \
+             AND status = 'confirmed' AND ends_at > $3",
+        )
+        .bind(office_id)
+        .bind(email.trim())
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
 }

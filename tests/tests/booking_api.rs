@@ -78,6 +78,9 @@ fn client() -> reqwest::Client {
 /// Office, official and service in a fresh store.
 async fn seed(store: &Store) -> (String, String) {
     store.set_setting("booking.min_notice_minutes", "50").await.expect("notice");
+    // Tests that book many times from one address (100 at once) must not meet the daily limit,
+    // which its own test sets.
+    store.set_setting("booking.rate_limit_per_day", "10000").await.expect("daily limit");
     let office = store
         .create_office(
             &NewOffice {
@@ -522,6 +525,50 @@ async fn rate_limit_and_honeypot() {
     }
     assert_eq!(statuses[0].status, 400);
     assert_eq!((statuses[2].status, statuses[2].code().as_str()), (429, "rate_limited"));
+}
+
+/// Abuse of the municipality's sender: a daily limit per address, and a cap on the appointments one
+/// email address holds with one office; the requester's own text never reaches a subject.
+#[tokio::test]
+async fn daily_limit_per_address_and_active_bookings_per_email() {
+    let w = world().await;
+    let t = w.tuesday;
+    w.store.set_setting("booking.rate_limit_per_minute", "1000").await.unwrap();
+    w.store.set_setting("booking.rate_limit_per_day", "4").await.unwrap();
+    w.store.set_setting("booking.max_active_per_email", "2").await.unwrap();
+    let as_email = |start, email: &str| {
+        let mut b = w.booking(start);
+        b["email"] = json!(email);
+        b["first_name"] = json!("Offerta");
+        b["last_name"] = json!("IMPERDIBILE su spam.example");
+        b
+    };
+    let r = w.post("/api/public/appointments", &as_email(local(t, 9, 0), "maria@example.org")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = w.post("/api/public/appointments", &as_email(local(t, 9, 30), "MARIA@example.org")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // A third upcoming appointment for the same address (any case) with this office: refused.
+    let r = w.post("/api/public/appointments", &as_email(local(t, 10, 0), "Maria@Example.org")).await;
+    assert_eq!((r.status, r.code().as_str()), (409, "too_many_bookings"), "{}", r.text);
+    let r = w.post("/api/public/appointments", &as_email(local(t, 10, 0), "luca@example.org")).await;
+    assert_eq!(r.status, 201, "another address books: {}", r.text);
+    // Fifth request of the day from this address: refused whatever it asks; another address books.
+    let r = w.post("/api/public/appointments", &as_email(local(t, 10, 30), "paolo@example.org")).await;
+    assert_eq!((r.status, r.code().as_str()), (429, "rate_limited"));
+    let elsewhere =
+        reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+    let r = w
+        .send(
+            elsewhere
+                .post(format!("{}/api/public/appointments", w.server_url))
+                .json(&as_email(local(t, 10, 30), "paolo@example.org")),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(w.count_appointments().await, 4);
+    for mail in w.emails().iter().map(|e| parse_mail(e)) {
+        assert!(!mail.subject.contains("Offerta") && !mail.subject.contains("spam"), "{}", mail.subject);
+    }
 }
 
 #[tokio::test]

@@ -30,6 +30,7 @@ use tracing::Instrument;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::ApiError;
+use super::login_guard::AddressKey;
 use super::offer::{domain_modes, offer};
 use crate::booking_mail::{BookingMail, appointment_ics};
 use crate::links;
@@ -40,7 +41,12 @@ pub const SETTING_MIN_NOTICE: &str = "booking.min_notice_minutes";
 pub const SETTING_HORIZON: &str = "booking.horizon_days";
 pub const SETTING_PATRON_DAY: &str = "municipality.patron_day";
 pub const SETTING_RATE_LIMIT: &str = "booking.rate_limit_per_minute";
+pub const SETTING_RATE_LIMIT_DAY: &str = "booking.rate_limit_per_day";
+/// Confirmed appointments still to come that one email address may hold with one office.
+pub const SETTING_MAX_ACTIVE: &str = "booking.max_active_per_email";
 const DEFAULT_RATE_LIMIT: u32 = 10;
+const DEFAULT_RATE_LIMIT_DAY: u32 = 30;
+const DEFAULT_MAX_ACTIVE: u32 = 3;
 const SECRET_HEADER: &str = "x-booking-secret";
 const COMMENT_MAX_CHARS: usize = 1000;
 /// Attempts to draw an unused booking code (40 bits: a collision is already rare).
@@ -58,8 +64,8 @@ pub fn routes() -> Router<AppState> {
         .route("/public/appointments/{code}/reschedule", post(reschedule))
         .route("/public/appointments/{code}/ics", get(ics))
         .route("/public/appointments/{code}/rating", post(rate))
-        // One limiter per router, i.e. per server (tests run several servers in one process).
-        .layer(Extension(Arc::new(RateLimiter::default())))
+        // One set of limiters per router, i.e. per server (tests run several servers in one process).
+        .layer(Extension(Arc::new(BookingLimits { minute: RateLimiter::per(60), day: RateLimiter::per(86_400) })))
 }
 
 #[derive(OpenApi)]
@@ -238,29 +244,46 @@ pub struct RatingBody {
 
 // --- rate limit -------------------------------------------------------------------------------------
 
-/// Requests per client IP per clock minute (fixed window): bookings here, new live viewers in
-/// `live`. Behind a reverse proxy every client shares the proxy's address: raise
-/// `booking.rate_limit_per_minute` (and `live_viewers_per_ip_minute`) there.
-#[derive(Default)]
+/// Requests per client address per fixed window (a clock minute by default; an IPv6 address counts
+/// by its /64, which one subscriber gets whole): bookings here, new live viewers in `live`. Behind a
+/// reverse proxy every client shares the proxy's address: raise `booking.rate_limit_per_minute`,
+/// `booking.rate_limit_per_day` (and `live_viewers_per_ip_minute`) there.
 pub struct RateLimiter {
-    windows: Mutex<HashMap<IpAddr, (i64, u32)>>,
+    window_secs: i64,
+    windows: Mutex<HashMap<AddressKey, (i64, u32)>>,
+}
+
+impl Default for RateLimiter {
+    fn default() -> Self {
+        RateLimiter::per(60)
+    }
 }
 
 impl RateLimiter {
+    /// A limiter counting per window of `window_secs` seconds.
+    pub fn per(window_secs: i64) -> RateLimiter {
+        RateLimiter { window_secs: window_secs.max(1), windows: Mutex::default() }
+    }
+
     pub(crate) fn allow(&self, ip: Option<IpAddr>, now: i64, limit: u32) -> bool {
-        let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let minute = now.div_euclid(60);
+        let window = now.div_euclid(self.window_secs);
         let Ok(mut windows) = self.windows.lock() else { return true };
         if windows.len() > 10_000 {
-            windows.retain(|_, (m, _)| *m == minute);
+            windows.retain(|_, (w, _)| *w == window);
         }
-        let entry = windows.entry(ip).or_insert((minute, 0));
-        if entry.0 != minute {
-            *entry = (minute, 0);
+        let entry = windows.entry(AddressKey::of(ip)).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
         }
         entry.1 += 1;
         entry.1 <= limit
     }
+}
+
+/// The booking limits per client address: per minute and per day.
+struct BookingLimits {
+    minute: RateLimiter,
+    day: RateLimiter,
 }
 
 /// The peer address when the server runs with connect info (the binary and the tests do).
@@ -592,15 +615,16 @@ async fn months(
         (status = 429, body = super::error::ErrorBody)))]
 async fn book(
     State(state): State<AppState>,
-    Extension(limiter): Extension<Arc<RateLimiter>>,
+    Extension(limits): Extension<Arc<BookingLimits>>,
     ClientIp(ip): ClientIp,
     body: Result<Json<BookingBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let span = tracing::info_span!("public_book", code = tracing::field::Empty);
     async move {
         let now = state.clock.now();
-        let limit = setting::<u32>(&state, SETTING_RATE_LIMIT).await?.unwrap_or(DEFAULT_RATE_LIMIT);
-        if !limiter.allow(ip, now, limit) {
+        let per_minute = setting::<u32>(&state, SETTING_RATE_LIMIT).await?.unwrap_or(DEFAULT_RATE_LIMIT);
+        let per_day = setting::<u32>(&state, SETTING_RATE_LIMIT_DAY).await?.unwrap_or(DEFAULT_RATE_LIMIT_DAY);
+        if !limits.minute.allow(ip, now, per_minute) || !limits.day.allow(ip, now, per_day) {
             tracing::info!("booking rate limit reached");
             return Err(ApiError::RateLimited);
         }
@@ -639,6 +663,23 @@ async fn book(
         }
         if start.as_second() <= now {
             return Err(slot_unavailable());
+        }
+        let max_active = setting::<u32>(&state, SETTING_MAX_ACTIVE).await?.unwrap_or(DEFAULT_MAX_ACTIVE);
+        if state.store.active_bookings_of_email(&office.id, &requester.email, now).await? >= i64::from(max_active) {
+            tracing::info!("booking refused: the email holds the most appointments allowed with this office");
+            return Err(ApiError::conflict(
+                "too_many_bookings",
+                (
+                    format!(
+                        "Con questo indirizzo email hai già {max_active} appuntamenti da svolgere con questo \
+                         ufficio: per prenotarne un altro annullane uno dal link ricevuto per email."
+                    ),
+                    format!(
+                        "This email address already has {max_active} upcoming appointments with this office: to \
+                         book another, cancel one through the link in its email."
+                    ),
+                ),
+            ));
         }
         let offer = offer(&state, &office, &service, now, None, None).await?;
         let slot = offer.slot_at(start).ok_or_else(slot_unavailable)?;
@@ -976,4 +1017,20 @@ async fn rate(
     }
     .instrument(tracing::info_span!("public_rating"))
     .await
+}
+
+#[cfg(test)]
+mod limiter_tests {
+    use super::RateLimiter;
+
+    #[test]
+    fn an_ipv6_64_counts_as_one_address_and_windows_roll() {
+        let day = RateLimiter::per(86_400);
+        let ip = |s: &str| Some(s.parse().expect("address"));
+        assert!(day.allow(ip("2001:db8:5:6::1"), 0, 2));
+        assert!(day.allow(ip("2001:db8:5:6:abcd::2"), 10, 2), "same /64, second of two");
+        assert!(!day.allow(ip("2001:db8:5:6:ffff::3"), 20, 2), "a fresh address in the /64 is no fresh limit");
+        assert!(day.allow(ip("2001:db8:5:7::1"), 20, 2), "another /64");
+        assert!(day.allow(ip("2001:db8:5:6::1"), 86_400, 2), "the next day");
+    }
 }
