@@ -180,17 +180,40 @@ fn is_public(ip: IpAddr) -> bool {
                 || (a == 100 && (64..128).contains(&b))
                 || a >= 240)
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80)
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
             }
-        },
+            let s = v6.segments();
+            let embedded = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
+            };
+            // Forms that carry an IPv4 address a gateway may forward to: NAT64 (64:ff9b::/96),
+            // 6to4 (2002::/16) — judged by that address; IPv4-compatible (::/96, deprecated),
+            // local-use NAT64 (64:ff9b:1::/48) and Teredo (2001::/32, obfuscated) — never public.
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public(embedded(s[6], s[7]));
+            }
+            if s[0] == 0x2002 {
+                return is_public(embedded(s[1], s[2]));
+            }
+            let ipv4_compatible = s[..6] == [0; 6];
+            let local_nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1;
+            let teredo = s[0] == 0x2001 && s[1] == 0;
+            let documentation = s[0] == 0x2001 && s[1] == 0x0db8;
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || ipv4_compatible
+                || local_nat64
+                || teredo
+                || documentation
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0)
+        }
     }
 }
 
@@ -232,6 +255,9 @@ async fn download(url: &url::Url, timeout: Duration, allow_private: bool) -> Res
             .map_err(|_| FetchError::Timeout)??;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let client = reqwest::Client::builder()
+            // Straight to the checked address: an HTTP(S)_PROXY in the environment would take the
+            // request (and the URL's private token) somewhere else and dodge the address check.
+            .no_proxy()
             .connect_timeout(left)
             .timeout(left)
             .redirect(reqwest::redirect::Policy::none())
@@ -367,10 +393,22 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            // IPv4 inside IPv6: NAT64, 6to4, IPv4-compatible, local NAT64, Teredo, site-local.
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "64:ff9b::169.254.169.254",
+            "2002:7f00:1::1",
+            "2002:c0a8:101::1",
+            "::127.0.0.1",
+            "::8.8.8.8",
+            "64:ff9b:1::808:808",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:db8::1",
+            "fec0::1",
         ] {
             assert!(!is_public(internal.parse().unwrap()), "{internal}");
         }
-        for public in ["8.8.8.8", "151.101.1.1", "2001:4860:4860::8888"] {
+        for public in ["8.8.8.8", "151.101.1.1", "2001:4860:4860::8888", "64:ff9b::808:808", "2002:808:808::1"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }
@@ -380,6 +418,40 @@ mod tests {
         let url = url::Url::parse("http://127.0.0.1:9/calendar.ics").unwrap();
         let refused = download(&url, Duration::from_secs(2), false).await;
         assert!(matches!(refused, Err(FetchError::Internal)), "{refused:?}");
+    }
+
+    /// A proxy from the environment is not used: the request goes to the checked address. (The
+    /// only test of this binary that sets the environment; the other fetch tests make no request
+    /// through a proxy-aware client.)
+    #[tokio::test]
+    async fn the_environments_proxy_is_not_used() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let calendar = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (cal_addr, proxy_addr) = (calendar.local_addr().unwrap(), proxy.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut conn, _) = calendar.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = conn.read(&mut request).await;
+            let body = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n";
+            let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            conn.write_all(reply.as_bytes()).await.unwrap();
+        });
+        let proxied = tokio::spawn(async move { proxy.accept().await.is_ok() });
+        // SAFETY: no other thread of this test binary reads these variables while it runs.
+        unsafe {
+            std::env::set_var("HTTP_PROXY", format!("http://{proxy_addr}"));
+            std::env::set_var("http_proxy", format!("http://{proxy_addr}"));
+        }
+        let url = url::Url::parse(&format!("http://{cal_addr}/calendar.ics")).unwrap();
+        let fetched = download(&url, Duration::from_secs(5), true).await;
+        unsafe {
+            std::env::remove_var("HTTP_PROXY");
+            std::env::remove_var("http_proxy");
+        }
+        assert!(fetched.is_ok_and(|b| b.starts_with(b"BEGIN:VCALENDAR")), "fetched directly");
+        assert!(!proxied.is_finished(), "the proxy saw a connection");
+        proxied.abort();
     }
 
     #[test]

@@ -557,9 +557,15 @@ async fn own_calendars_block_slots_and_failures_keep_the_previous_busy_set() {
     assert_eq!(busy[0]["source"], "Outlook");
     assert_eq!(busy[0]["start"], rfc3339(local(tue, 9, 0)));
 
+    // «Aggiorna» at once again: the subscription was just fetched, so the server waits a minute.
+    let again = w.anna.post(&format!("/api/staff/calendar/sources/{id}/refresh"), json!({})).await;
+    again.expect_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+    let clock = w.server.server.tokens.clock().clone();
+
     // Garbage, a 5 MiB body, a server that hangs: the previous busy set stays, the error shows.
     for (serve, words) in [(SERVE_GARBAGE, "iCalendar"), (SERVE_HUGE, "troppo grande"), (SERVE_HANG, "in tempo")] {
         mode.store(serve, Ordering::SeqCst);
+        clock.advance(61);
         let refreshed =
             w.anna.post(&format!("/api/staff/calendar/sources/{id}/refresh"), json!({})).await.expect(StatusCode::OK);
         let error =
@@ -574,6 +580,7 @@ async fn own_calendars_block_slots_and_failures_keep_the_previous_busy_set() {
 
     // Working again: the error clears.
     mode.store(SERVE_ICS, Ordering::SeqCst);
+    clock.advance(61);
     let ok = w.anna.post(&format!("/api/staff/calendar/sources/{id}/refresh"), json!({})).await.expect(StatusCode::OK);
     assert_eq!((ok["last_error"].clone(), ok["busy_count"].clone()), (Value::Null, json!(3)));
 
@@ -590,6 +597,23 @@ async fn own_calendars_block_slots_and_failures_keep_the_previous_busy_set() {
     assert_eq!((uploaded["kind"].as_str(), uploaded["busy_count"].as_i64()), (Some("upload"), Some(1)));
     assert_eq!(uploaded["url_host"], Value::Null);
     assert_eq!(w.times(wed).await, without_nine);
+
+    // At most ten calendars per person: the eleventh is refused, by URL or by upload.
+    for i in 2..10 {
+        let label = format!("/api/staff/calendar/upload?label=Agenda{i}");
+        w.anna
+            .upload(&label, b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n".to_vec())
+            .await
+            .expect(StatusCode::CREATED);
+    }
+    let eleventh = w
+        .anna
+        .upload("/api/staff/calendar/upload?label=Troppi", b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".to_vec())
+        .await;
+    eleventh.expect_error(StatusCode::CONFLICT, "too_many_calendars");
+    let by_url = w.anna.post("/api/staff/calendar/sources", json!({"label": "Altro", "url": url})).await;
+    by_url.expect_error(StatusCode::CONFLICT, "too_many_calendars");
+    assert_eq!(w.anna.get("/api/staff/calendar/sources").await.expect(StatusCode::OK).as_array().unwrap().len(), 10);
 
     // Deleting a source frees its times; another official cannot delete it.
     w.bruno.delete(&format!("/api/staff/calendar/sources/{id}")).await.expect_error(StatusCode::NOT_FOUND, "not_found");

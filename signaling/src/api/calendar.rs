@@ -685,6 +685,27 @@ fn label_or(label: &str, fallback: &str) -> Result<String, ApiError> {
     Ok(if label.is_empty() { fallback.to_owned() } else { label.to_owned() })
 }
 
+/// Calendars one person may connect (subscriptions and uploads together): each is refreshed from
+/// the outside periodically, so the count is bounded.
+pub const MAX_SOURCES_PER_USER: usize = 10;
+/// The shortest interval between two on-demand refreshes of one subscription.
+pub const MIN_REFRESH_SECS: i64 = 60;
+
+async fn room_for_another_source(state: &AppState, user: &User) -> Result<(), ApiError> {
+    if state.store.sources_of_user(&user.id).await?.len() >= MAX_SOURCES_PER_USER {
+        return Err(ApiError::conflict(
+            "too_many_calendars",
+            (
+                format!(
+                    "Puoi collegare al massimo {MAX_SOURCES_PER_USER} calendari: rimuovine uno per aggiungerne un altro."
+                ),
+                format!("You can connect at most {MAX_SOURCES_PER_USER} calendars: remove one to add another."),
+            ),
+        ));
+    }
+    Ok(())
+}
+
 async fn own_source(state: &AppState, user: &User, id: &str) -> Result<CalendarSource, ApiError> {
     match state.store.source(id).await? {
         Some(s) if s.user_id == user.id => Ok(s),
@@ -717,6 +738,7 @@ async fn create_source(
     let url = calendar_fetch::normalize_url(&body.url)
         .ok_or_else(|| ApiError::bad_request("invalid_url", FetchError::BadUrl.text()))?;
     let label = label_or(&body.label, url.host_str().unwrap_or("Calendario"))?;
+    room_for_another_source(&state, &user).await?;
     let new = NewSource { user_id: user.id.clone(), kind: SourceKind::Url, label, url: Some(url.to_string()) };
     let source = state.store.create_source(&new, &[], state.clock.now()).await?;
     tracing::info!(user = %user.id, by = %staff.user.id, source = %source.id, "calendar subscription added");
@@ -736,6 +758,14 @@ async fn refresh_source(
 ) -> Result<Json<SourceOut>, ApiError> {
     let user = target(&state, &staff, q.user.as_deref()).await?;
     let source = own_source(&state, &user, &id).await?;
+    // Each fetch reaches out to someone else's server: «Aggiorna» pressed repeatedly (or scripted)
+    // must not turn the server into a request cannon.
+    let now = state.clock.now();
+    if let Some(last) = source.last_fetch_at
+        && now - last < MIN_REFRESH_SECS
+    {
+        return Err(ApiError::TooManyAttempts { retry_after: MIN_REFRESH_SECS - (now - last) });
+    }
     calendar_fetch::refresh(&state, &source).await?;
     let source = state.store.source(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(source_out(&source)))
@@ -774,6 +804,7 @@ async fn upload(
     })?;
     let user = target(&state, &staff, q.user.as_deref()).await?;
     let label = label_or(q.label.as_deref().unwrap_or_default(), "Calendario caricato")?;
+    room_for_another_source(&state, &user).await?;
     let now = state.clock.now();
     let busy = calendar_fetch::parse_upload(&state, &body, now).await.map_err(|e| match e {
         UploadError::Fetch(FetchError::TooLarge) => ApiError::TooLarge,
