@@ -18,6 +18,9 @@
 //! - `council_session` (`e2e/council.rs`): a chaired council session — floor, roll call, votes.
 //! - `council_live` (`e2e/live.rs`): the public side — a viewer's program follows the floor, votes,
 //!   the slate while suspended, the archived recording with its gap.
+//! - `room_details` (`e2e/room_details.rs`): an appointment's room in words (no `appt-` id), the
+//!   citizen alone told the official is coming, leaving the empty room keeps the appointment, admit
+//!   from inside the room, the chat's unread count and list markup.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -49,6 +52,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("calendar_month", |ctx| Box::pin(calendar::calendar_month(ctx))),
     ("council_session", |ctx| Box::pin(council::council_session(ctx))),
     ("council_live", |ctx| Box::pin(live::council_live(ctx))),
+    ("room_details", |ctx| Box::pin(room_details::room_details(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -59,6 +63,8 @@ mod council;
 mod live;
 #[path = "e2e/office.rs"]
 mod office;
+#[path = "e2e/room_details.rs"]
+mod room_details;
 
 /// For the failure report: connection states and RTP counters of a client's two peer connections.
 const RTP_PROBE: &str = r#"(async () => {
