@@ -353,6 +353,12 @@ function onWaiting() {
   app.waiting = true;
   setState('waiting');
   $('join-btn').hidden = true;
+  if ($('lobby').hidden) {
+    // Back after leaving the room («Rientra»): the device check comes back with the waiting screen.
+    $('lobby').hidden = false;
+    renderPreview();
+    if (app.local.microphone) app.meter?.attach(app.local.microphone);
+  }
   const screen = $('waiting-screen');
   screen.hidden = false;
   if (first) $('waiting-title').focus();

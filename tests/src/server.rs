@@ -376,7 +376,10 @@ impl TestServer {
     /// A confirmed video appointment `[starts_at, starts_at + 30 min)` (rounded down to 5 minutes)
     /// of "Carla Rossi" for "Carta d'identità" at office "Anagrafe" with official "Olga", each
     /// created for it.
-    pub async fn seed_appointment(&self, starts_at: i64) -> Result<sportello_store::Appointment, sportello_store::StoreError> {
+    pub async fn seed_appointment(
+        &self,
+        starts_at: i64,
+    ) -> Result<sportello_store::Appointment, sportello_store::StoreError> {
         use sportello_store::{Mode, Modes, NewAppointment, NewOffice, NewService, NewUser, StaffRole};
         let store = &self.server.store;
         let now = self.server.tokens.clock().now();

@@ -77,7 +77,8 @@ pub async fn room_details(ctx: &mut Ctx) -> Result<()> {
     b.click("#btn-leave").await?;
     b.wait_for("window.sportello.state === 'left'", STEP).await?;
     b.click("#rejoin-btn").await?;
-    b.wait_for("window.sportello.waiting === true", STEP).await?;
+    b.wait_for("window.sportello.waiting === true && !!document.querySelector('#waiting-screen').offsetParent", STEP)
+        .await?;
     println!("  after leaving the empty room the citizen can come back");
 
     // --- the official enters and admits from inside the room; the notice goes.
@@ -86,8 +87,11 @@ pub async fn room_details(ctx: &mut Ctx) -> Result<()> {
     let o = &ctx.browsers[official];
     o.click("#join-btn").await?;
     o.wait_for("window.sportello.state === 'in-room'", STEP).await?;
-    o.wait_for("(document.querySelector('#room-lobby:not([hidden])') || {}).textContent?.includes('Carla Rossi')", STEP)
-        .await?;
+    o.wait_for(
+        "(document.querySelector('#room-lobby:not([hidden])') || {}).textContent?.includes('Carla Rossi')",
+        STEP,
+    )
+    .await?;
     o.click("#room-lobby .admit").await?;
     let b = &ctx.browsers[citizen];
     b.wait_for("window.sportello.state === 'in-room'", STEP).await?;
@@ -106,8 +110,11 @@ pub async fn room_details(ctx: &mut Ctx) -> Result<()> {
         return Err(err(format!("the chat button reads {button:?}")));
     }
     b.click("#btn-chat").await?;
-    b.wait_for("!document.querySelector('#room-side').hidden && document.querySelector('#btn-chat .ctl-badge').hidden", STEP)
-        .await?;
+    b.wait_for(
+        "!document.querySelector('#room-side').hidden && document.querySelector('#btn-chat .ctl-badge').hidden",
+        STEP,
+    )
+    .await?;
     let markup: String = b
         .eval(
             "(() => { const l = document.querySelector('#chat-list'); \
