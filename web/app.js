@@ -92,7 +92,7 @@ window.sportello = {
 
 const $ = (id) => document.getElementById(id);
 
-/** `giovedì 11 marzo 2027, 10:00` in Rome time, in the page's language. */
+/** `giovedì 11 marzo 2027 alle ore 10:00` in Rome time, in the page's language. */
 function formatWhen(unixSeconds) {
   return new Intl.DateTimeFormat(getLang() === 'en' ? 'en-GB' : 'it-IT', {
     timeZone: 'Europe/Rome', weekday: 'long', day: 'numeric', month: 'long', year: 'numeric',
