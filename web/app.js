@@ -50,6 +50,11 @@ const app = {
   documents: [],
   /** @type {SidePanel|null} */
   side: null,
+  /** The room in words (`GET /api/rooms/{room}`), or null until it arrived. */
+  details: null,
+  /** The chat/documents panel is shown; messages from others that arrived while it was not. */
+  sideOpen: true,
+  unread: 0,
 };
 
 window.sportello = {
@@ -75,6 +80,8 @@ window.sportello = {
   events: app.events,
   get waiting() { return app.waiting; },
   get lobby() { return app.lobby; },
+  get details() { return app.details; },
+  get unread() { return app.unread; },
   chat: app.chat,
   documents: app.documents,
   /** Where and with which token a document downloads (tests compare the bytes). */
@@ -84,6 +91,53 @@ window.sportello = {
 };
 
 const $ = (id) => document.getElementById(id);
+
+/** `giovedì 11 marzo 2027 alle ore 10:00` in Rome time, in the page's language. */
+function formatWhen(unixSeconds) {
+  return new Intl.DateTimeFormat(getLang() === 'en' ? 'en-GB' : 'it-IT', {
+    timeZone: 'Europe/Rome', weekday: 'long', day: 'numeric', month: 'long', year: 'numeric',
+    hour: '2-digit', minute: '2-digit',
+  }).format(new Date(unixSeconds * 1000));
+}
+
+/**
+ * The room as people should read it: office, service, time and official of an appointment, whose
+ * virtual office it is — never an internal id like `appt-…` or `vo-…` (those rooms fall back to a
+ * generic name until the details arrive).
+ */
+function roomTitle() {
+  const d = app.details;
+  const room = app.claims?.room ?? '';
+  const kind = d?.kind ?? (room.startsWith('appt-') ? 'appointment'
+    : room.startsWith('vo-') || room.startsWith('office-') ? 'office' : 'other');
+  if (kind === 'appointment') {
+    const parts = [d?.service, d?.office, d?.starts_at ? formatWhen(d.starts_at) : null,
+      d?.official ? t('room.appt.with', { name: d.official }) : null].filter(Boolean);
+    return parts.length ? `${t('room.appt')}: ${parts.join(' · ')}` : t('room.appt');
+  }
+  if (kind === 'virtual_office' && d.official) return t('room.vo', { name: d.official });
+  if (kind === 'office' && d?.office) return t('room.office', { name: d.office });
+  if (kind === 'virtual_office' || kind === 'office') return t('room.virtual');
+  return d?.title || room;
+}
+
+function renderRoomTitle() {
+  const el = $('room-name');
+  if (el) el.textContent = roomTitle();
+  app.view?.relabel();
+}
+
+/** Any token for the room may ask, also one still waiting to be admitted. */
+async function loadDetails() {
+  try {
+    const r = await fetch(`/api/rooms/${encodeURIComponent(app.claims.room)}`, { headers: authHeaders() });
+    if (!r.ok) return;
+    app.details = await r.json();
+    renderRoomTitle();
+  } catch (e) {
+    console.warn('sportello: room details', e);
+  }
+}
 
 function setState(s) {
   app.state = s;
@@ -146,7 +200,9 @@ function initJoin() {
   app.token = token;
   app.claims = claims;
   app.role = claims.role;
-  $('room-name').textContent = claims.room;
+  renderRoomTitle();
+  onLangChange(renderRoomTitle);
+  loadDetails();
   $('display-name').value = claims.name;
   if (claims.exp !== null && claims.exp * 1000 < Date.now()) {
     const expired = $('expired-note');
@@ -297,6 +353,12 @@ function onWaiting() {
   app.waiting = true;
   setState('waiting');
   $('join-btn').hidden = true;
+  if ($('lobby').hidden) {
+    // Back after leaving the room («Rientra»): the device check comes back with the waiting screen.
+    $('lobby').hidden = false;
+    renderPreview();
+    if (app.local.microphone) app.meter?.attach(app.local.microphone);
+  }
   const screen = $('waiting-screen');
   screen.hidden = false;
   if (first) $('waiting-title').focus();
@@ -365,7 +427,7 @@ function onMessage(msg) {
       handleFatal({ code: 'declined', message: msg.message ?? null, closeCode: null });
       break;
     case 'lobby': onLobby(msg.waiting || []); break;
-    case 'chat': addChat(msg); break;
+    case 'chat': addChat(msg, true); break;
     case 'document': addDocument(msg, true); break;
     // Council rooms (council.js): the session's state, and the chair's forced mute.
     case 'council.state': app.council?.onState(msg); break;
@@ -403,7 +465,7 @@ function onWelcome(msg) {
     removeEndScreens();
     closeLobby();
     app.view = new RoomView({
-      room: msg.room ?? app.claims.room,
+      title: roomTitle,
       canPublish: app.role !== 'viewer',
       canShareScreen: screenShareSupported(),
       actions: {
@@ -411,6 +473,7 @@ function onWelcome(msg) {
         cam: () => toggleSource('camera'),
         screen: toggleScreen,
         leave,
+        chat: () => setSideOpen(!app.sideOpen, { focus: true }),
       },
     });
     app.view.mount($('main'));
@@ -423,9 +486,12 @@ function onWelcome(msg) {
         download: downloadDocument,
         admit: (id) => send({ type: 'admit', participant_id: id }),
         decline: (id) => send({ type: 'decline', participant_id: id }),
+        close: () => setSideOpen(false, { focus: true }),
       },
     });
-    app.side.mount($('main'));
+    app.side.mount($('main'), app.view.lobbySlot);
+    // Beside the videos where there is room for it; on a phone behind the chat button.
+    setSideOpen(window.matchMedia(SIDE_BESIDE).matches);
     if ((msg.room ?? app.claims.room ?? '').startsWith('council-')) {
       app.council = new CouncilPanel({ send, selfId: app.participantId, role: app.role });
       app.council.mount($('main'));
@@ -448,6 +514,7 @@ function onWelcome(msg) {
     if (wasReconnecting && !before.has(id)) announce(t('announce.joined', { name: p.name }));
   }
   view.setActiveSpeaker(null);
+  updateNotice();
 
   createPcs(msg.ice_servers || []);
   setState('in-room');
@@ -518,6 +585,7 @@ function onParticipantJoined(p) {
   app.participants.set(p.id, np);
   for (const s of SOURCES) app.unpublished.delete(`${p.id}/${s}`);
   app.view?.upsertParticipant(np);
+  updateNotice();
   if (isNew) announce(t('announce.joined', { name: np.name }));
   syncTracks();
 }
@@ -528,6 +596,7 @@ function onParticipantLeft(id) {
   app.participants.delete(id);
   for (const s of SOURCES) app.unpublished.add(`${id}/${s}`);
   app.view?.removeParticipant(id);
+  updateNotice();
   announce(t('announce.left', { name: p.name }));
 }
 
@@ -695,6 +764,8 @@ function destroyView() {
   app.view = null;
   app.side?.destroy();
   app.side = null;
+  app.unread = 0;
+  delete document.body.dataset.side;
   app.participants.clear();
   app.unpublished.clear();
 }
@@ -735,11 +806,37 @@ function onLobby(list) {
   app.side?.setLobby(app.lobby);
 }
 
-function addChat(msg) {
+/** `live`: relayed now (not history), so it counts as unread while the panel is closed. */
+function addChat(msg, live = false) {
   if (!msg || !msg.id || app.chat.some((m) => m.id === msg.id)) return;
   const m = { id: msg.id, participant_id: msg.participant_id, name: msg.name, text: msg.text, at: msg.at };
   app.chat.push(m);
   app.side?.addChat(m);
+  if (live && app.side && !app.sideOpen && m.participant_id !== app.participantId) {
+    app.unread += 1;
+    app.view?.setChatState({ open: false, unread: app.unread });
+    announce(t('announce.chat', { name: m.name }));
+  }
+}
+
+/** Where the chat panel sits beside the videos (style.css uses the same width). */
+const SIDE_BESIDE = '(min-width: 48rem)';
+
+/** Show or hide the chat/documents panel; opening it clears the unread count. */
+function setSideOpen(open, { focus = false } = {}) {
+  app.sideOpen = open;
+  if (open) app.unread = 0;
+  document.body.dataset.side = open ? 'open' : 'closed';
+  app.side?.setOpen(open, { focus });
+  app.view?.setChatState({ open, unread: app.unread });
+  if (!open && focus) $('btn-chat')?.focus();
+}
+
+/** Someone let in by a host, alone with nobody who can receive them: say that the official is coming. */
+function updateNotice() {
+  const hostHere = [...app.participants.values()].some((p) => p.role === 'host');
+  const alone = app.role !== 'host' && app.claims?.wait && !hostHere;
+  app.view?.setNotice(alone ? 'room.alone' : null);
 }
 
 function addDocument(msg, live) {

@@ -11,7 +11,7 @@ function base64UrlDecode(s) {
 }
 
 /**
- * Returns `{room, sub, name, role, exp, nbf}` or `null` when the token is missing or malformed.
+ * Returns `{room, sub, name, role, exp, nbf, wait}` or `null` when the token is missing or malformed.
  */
 export function decodeToken(token) {
   if (typeof token !== 'string') return null;
@@ -34,6 +34,8 @@ export function decodeToken(token) {
     role: ROLES.includes(claims.role) ? claims.role : 'participant',
     exp: typeof claims.exp === 'number' ? claims.exp : null,
     nbf: typeof claims.nbf === 'number' ? claims.nbf : null,
+    /** Let in by a host (citizens, guests): they are told when no host is in the room yet. */
+    wait: claims.wait === true,
   };
 }
 

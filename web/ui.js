@@ -25,6 +25,7 @@ const ICONS = {
   cam: ['M3 7h12v10H3z', 'M15 10.5l6-3.5v10l-6-3.5'],
   screen: ['M3 4h18v12H3z', 'M8 20h8', 'M12 16v4'],
   leave: ['M14 4h6v16h-6', 'M10 8l-4 4 4 4', 'M6 12h10'],
+  chat: ['M4 5h16v11H9l-5 4z'],
   sound: ['M4 9h4l5-4v14l-5-4H4z', 'M16 9a4 4 0 0 1 0 6', 'M19 6a8 8 0 0 1 0 12'],
   slash: ['M4 3l17 18'],
 };
@@ -203,13 +204,15 @@ function controlButton(id, labelKey, { toggle = false, cls = '' } = {}) {
 export class RoomView {
   /**
    * @param {object} o
-   * @param {string} o.room
+   * @param {() => string} o.title the room in words, in the current language
    * @param {boolean} o.canPublish false for viewers: no microphone, camera or screen controls
    * @param {boolean} o.canShareScreen
-   * @param {{mic: Function, cam: Function, screen: Function, leave: Function}} o.actions
+   * @param {{mic: Function, cam: Function, screen: Function, leave: Function, chat: Function}} o.actions
    */
-  constructor({ room, canPublish, canShareScreen, actions }) {
-    this.room = room;
+  constructor({ title, canPublish, canShareScreen, actions }) {
+    this.roomTitle = title;
+    this.noticeKey = null;
+    this.chatState = { open: true, unread: 0 };
     /** @type {Map<string, object>} participant id → tile */
     this.tiles = new Map();
     /** @type {Map<string, {el: HTMLMediaElement, track: MediaStreamTrack, info: object}>} track id → element */
@@ -241,6 +244,18 @@ export class RoomView {
         bar.append(screen.b);
       }
     }
+    // Chat and documents: a panel beside the videos on wide screens, toggled on phones; the badge
+    // counts messages that arrived while it was closed.
+    const chat = controlButton('btn-chat', 'chat.toggle', { cls: 'ctl-chat' });
+    chat.b.prepend(icon('chat'));
+    chat.b.setAttribute('aria-controls', 'room-side');
+    this.chatBadge = h('span', { class: 'ctl-badge', 'aria-hidden': 'true', hidden: true });
+    this.chatUnread = h('span', { class: 'visually-hidden' });
+    chat.b.append(this.chatBadge, this.chatUnread);
+    chat.b.addEventListener('click', () => actions.chat());
+    this.chatButton = chat.b;
+    this.buttons.push(chat);
+    bar.append(chat.b);
     const audio = controlButton('btn-audio', 'btn.audio', { cls: 'ctl-audio' });
     audio.b.prepend(icon('sound'));
     audio.b.hidden = true;
@@ -252,8 +267,14 @@ export class RoomView {
     this.buttons.push(audio, leave);
     bar.append(audio.b, leave.b);
 
+    // Visible and polite: told when nobody who can receive us is in the room yet.
+    this.notice = h('p', { id: 'room-notice', class: 'room-notice', role: 'status' });
+    /** Hosts: who waits to be admitted, at the top of the room (SidePanel.lobbyBox). */
+    this.lobbySlot = h('div', { class: 'room-lobby-slot' });
     this.el = h('section', { id: 'room', 'aria-labelledby': 'room-title' },
       h('div', { class: 'room-head' }, this.title, this.count),
+      this.notice,
+      this.lobbySlot,
       this.grid,
       bar);
     this.offLang = onLangChange(() => this.relabel());
@@ -278,8 +299,11 @@ export class RoomView {
   // --- labels ---
 
   relabel() {
-    this.title.textContent = t('room.title', { room: this.room });
-    document.title = t('room.doctitle', { room: this.room });
+    const title = this.roomTitle();
+    this.title.textContent = title;
+    document.title = t('room.doctitle', { room: title });
+    this.renderNotice();
+    this.renderChatState();
     this.grid.setAttribute('aria-label', t('room.tiles'));
     this.controlsBar.setAttribute('aria-label', t('room.controls'));
     for (const { label, labelKey } of this.buttons) label.textContent = t(labelKey);
@@ -292,6 +316,36 @@ export class RoomView {
   renderCount() {
     const n = this.tiles.size;
     this.count.textContent = n === 1 ? t('room.count.one') : t('room.count.many', { n });
+  }
+
+  // --- notice, chat toggle ---
+
+  /** Show `key`'s text (or nothing) above the videos; it is a polite live region. */
+  setNotice(key) {
+    if (this.noticeKey === key) return;
+    this.noticeKey = key;
+    this.renderNotice();
+  }
+
+  renderNotice() {
+    const text = this.noticeKey ? t(this.noticeKey) : '';
+    if (this.notice.textContent !== text) this.notice.textContent = text;
+    this.notice.classList.toggle('room-notice--shown', !!text);
+  }
+
+  /** @param {{open: boolean, unread: number}} state */
+  setChatState(state) {
+    this.chatState = state;
+    this.renderChatState();
+  }
+
+  renderChatState() {
+    const { open, unread } = this.chatState;
+    this.chatButton.setAttribute('aria-expanded', String(open));
+    this.chatBadge.hidden = !unread;
+    this.chatBadge.textContent = unread ? String(unread) : '';
+    const words = unread === 1 ? t('chat.unread.one') : t('chat.unread.many', { n: unread });
+    this.chatUnread.textContent = unread ? `, ${words}` : '';
   }
 
   // --- controls ---
@@ -562,7 +616,8 @@ export class SidePanel {
    * @param {boolean} o.isHost shows the waiting room with admit/decline buttons
    * @param {string} o.selfId
    * @param {{chat: (text: string) => boolean, upload: (file: File) => void,
-   *          download: (doc: object) => void, admit: (id: string) => void, decline: (id: string) => void}} o.actions
+   *          download: (doc: object) => void, admit: (id: string) => void, decline: (id: string) => void,
+   *          close: () => void}} o.actions
    */
   constructor({ isHost, selfId, actions }) {
     this.isHost = isHost;
@@ -580,12 +635,16 @@ export class SidePanel {
       return h('section', { class: `side-section ${cls}` }, title, ...children);
     };
 
-    // Waiting room (hosts only).
+    // Waiting room (hosts only): shown at the top of the room while someone waits (lobbyBox), so
+    // admitting does not depend on the chat panel being open.
     this.lobbyList = h('ul', { id: 'lobby-list', class: 'lobby-list' });
     this.lobbyEmpty = h('p', { class: 'empty' });
 
-    // Chat: a log (polite live region) and a labelled textarea; Enter sends.
-    this.chatList = h('ol', { id: 'chat-list', class: 'chat-list', role: 'log', 'aria-live': 'polite', tabindex: '0' });
+    // Chat: a log (polite live region) around a real list (a list with role="log" would no longer
+    // be a list, and its items would be orphans), and a labelled textarea; Enter sends.
+    this.chatList = h('ol', { id: 'chat-list', class: 'chat-list' });
+    this.chatLog = h('div', { id: 'chat-log', class: 'chat-log', role: 'log', 'aria-live': 'polite', tabindex: '0' },
+      this.chatList);
     this.chatEmpty = h('p', { class: 'empty' });
     this.chatLabel = h('label', { for: 'chat-input' });
     this.chatHelp = h('p', { id: 'chat-help', class: 'help' });
@@ -619,32 +678,45 @@ export class SidePanel {
       this.docInput.value = '';
     });
 
-    const sections = [];
-    if (isHost) sections.push(section('side-lobby', 'lobby.title', this.lobbyEmpty, this.lobbyList));
-    sections.push(section('side-chat', 'chat.title', this.chatEmpty, this.chatList, this.chatForm));
-    sections.push(section('side-docs', 'docs.title', this.docLabel, this.docInput, this.docHelp, this.docStatus,
-      this.docEmpty, this.docList));
-    this.el = h('aside', { id: 'room-side', class: 'room-side' }, ...sections);
+    this.lobbyBox = isHost ? section('side-lobby', 'lobby.title', this.lobbyEmpty, this.lobbyList) : null;
+    this.lobbyBox?.setAttribute('id', 'room-lobby');
+    this.closeButton = h('button', { type: 'button', id: 'side-close', class: 'btn btn-small side-close' });
+    this.closeButton.addEventListener('click', () => this.actions.close());
+    this.el = h('aside', { id: 'room-side', class: 'room-side' },
+      this.closeButton,
+      section('side-chat', 'chat.title', this.chatEmpty, this.chatLog, this.chatForm),
+      section('side-docs', 'docs.title', this.docLabel, this.docInput, this.docHelp, this.docStatus,
+        this.docEmpty, this.docList));
     this.offLang = onLangChange(() => this.relabel());
     this.relabel();
   }
 
-  mount(parent) {
+  /** The panel into `parent`; the hosts' waiting list into `lobbyParent` (the room's top). */
+  mount(parent, lobbyParent) {
     parent.append(this.el);
+    if (this.lobbyBox) lobbyParent.append(this.lobbyBox);
   }
 
   destroy() {
     this.offLang();
     this.el.remove();
+    this.lobbyBox?.remove();
+  }
+
+  /** Shown or not (the room's chat button); on opening, the keyboard goes to the message box. */
+  setOpen(open, { focus = false } = {}) {
+    this.el.hidden = !open;
+    if (open && focus) this.chatInput.focus();
   }
 
   relabel() {
-    this.el.setAttribute('aria-label', t('side.label'));
+    this.el.setAttribute('aria-label', t('side.label.chat'));
+    this.closeButton.textContent = t('chat.close');
     for (const title of this.headings) title.textContent = t(title.dataset.key);
     this.chatLabel.textContent = t('chat.input');
     this.chatHelp.textContent = t('chat.help');
     this.chatSend.textContent = t('chat.send');
-    this.chatList.setAttribute('aria-label', t('chat.list'));
+    this.chatLog.setAttribute('aria-label', t('chat.list'));
     this.docLabel.textContent = t('docs.input');
     this.docHelp.textContent = t('docs.help');
     this.renderLobby();
@@ -677,6 +749,7 @@ export class SidePanel {
     if (!this.isHost) return;
     this.lobbyEmpty.textContent = t('lobby.empty');
     this.lobbyEmpty.hidden = this.lobby.length > 0;
+    this.lobbyBox.hidden = this.lobby.length === 0;
     const focused = document.activeElement;
     const keepFocus = focused && this.lobbyList.contains(focused) ? focused.closest('[data-waiting-id]') : null;
     this.lobbyList.replaceChildren(...this.lobby.map((w) => {
@@ -697,7 +770,7 @@ export class SidePanel {
     }));
     // The person whose buttons had focus was admitted or declined: keep the keyboard in the list.
     if (keepFocus && !this.lobbyList.contains(keepFocus)) {
-      (this.lobbyList.querySelector('button') || this.chatInput).focus();
+      (this.lobbyList.querySelector('button') ?? document.getElementById('room-title'))?.focus();
     }
   }
 
@@ -708,7 +781,7 @@ export class SidePanel {
     this.chat.push(msg);
     this.chatList.append(this.chatItem(msg));
     this.chatEmpty.hidden = true;
-    this.chatList.scrollTop = this.chatList.scrollHeight;
+    this.chatLog.scrollTop = this.chatLog.scrollHeight;
     return true;
   }
 

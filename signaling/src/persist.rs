@@ -20,7 +20,7 @@ pub enum Job {
     Chat { room: RoomId, sender: ParticipantId, conn: ConnId, chat: NewChat, now: i64 },
     /// The citizen of an appointment was admitted.
     CitizenJoined { appointment: String, now: i64 },
-    /// The last participant left an appointment room the citizen had entered.
+    /// The last participant left an appointment room where the official and the citizen had met.
     RoomEnded { appointment: String, now: i64 },
     /// A council room's log, votes and ballots (`council_room`).
     Council(crate::council_room::CouncilJob),

@@ -251,8 +251,10 @@ pub(crate) struct Room {
     waiting: Vec<Waiting>,
     /// The appointment this room belongs to (`appt-<id>`), for chat rows and status changes.
     appointment: Option<String>,
-    /// The citizen entered since the room was last empty: its emptying completes the appointment.
-    citizen_admitted: bool,
+    /// A host and someone they receive (the citizen) were in the room together since it was last
+    /// empty: only then does its emptying complete the appointment. A citizen admitted into an
+    /// empty room who leaves before anyone came can come back with the same link.
+    met: bool,
     view: Arc<Mutex<RoomView>>,
     /// The SFU only reports changes of the loudest participant, so the current one is kept here for
     /// whoever joins later (otherwise they see no speaker until it changes).
@@ -291,7 +293,7 @@ impl Room {
             participants: Vec::new(),
             waiting: Vec::new(),
             appointment,
-            citizen_admitted: false,
+            met: false,
             view,
             active_speaker: None,
             control,
@@ -548,7 +550,6 @@ impl Room {
                 if claims.role != Role::Host
                     && let Some(appointment) = claims.appt.clone().or_else(|| self.appointment.clone())
                 {
-                    self.citizen_admitted = true;
                     let now = self.settings.clock.now();
                     let _ = self.settings.persist.submit(Job::CitizenJoined { appointment, now });
                 }
@@ -565,6 +566,10 @@ impl Room {
                 false
             }
         };
+        if self.appointment.is_some() && !self.met {
+            let has = |role: Role| self.participants.iter().any(|p| p.role == role);
+            self.met = has(Role::Host) && has(Role::Participant);
+        }
         let Some(i) = self.index(&id) else {
             return Err(ProtocolError::Internal("participant vanished during join".into()));
         };
@@ -850,7 +855,7 @@ impl Room {
         }
         self.publish_view();
         if self.participants.is_empty()
-            && std::mem::take(&mut self.citizen_admitted)
+            && std::mem::take(&mut self.met)
             && let Some(appointment) = self.appointment.clone()
         {
             let now = self.settings.clock.now();

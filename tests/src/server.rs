@@ -371,3 +371,58 @@ impl TestServer {
         Ok(SeededCouncil { chair, councillors: members, session })
     }
 }
+
+impl TestServer {
+    /// A confirmed video appointment `[starts_at, starts_at + 30 min)` (rounded down to 5 minutes)
+    /// of "Carla Rossi" for "Carta d'identità" at office "Anagrafe" with official "Olga", each
+    /// created for it.
+    pub async fn seed_appointment(
+        &self,
+        starts_at: i64,
+    ) -> Result<sportello_store::Appointment, sportello_store::StoreError> {
+        use sportello_store::{Mode, Modes, NewAppointment, NewOffice, NewService, NewUser, StaffRole};
+        let store = &self.server.store;
+        let now = self.server.tokens.clock().now();
+        let official = NewUser {
+            email: format!("o{starts_at}@comune.example"),
+            display_name: "Olga".into(),
+            role: StaffRole::Official,
+        };
+        let official = store.create_user(&official, now).await?;
+        let office = NewOffice {
+            name: "Anagrafe".into(),
+            description: String::new(),
+            address: "Piazza 1".into(),
+            email: "anagrafe@comune.example".into(),
+            phone: "0".into(),
+            opening_hours: "[[],[],[],[],[],[],[]]".into(),
+        };
+        let office = store.create_office(&office, now).await?;
+        let service = NewService {
+            name: "Carta d'identità".into(),
+            description: String::new(),
+            duration_minutes: 30,
+            what_to_bring: String::new(),
+            modes: Modes::Video,
+            office_ids: vec![office.id.clone()],
+        };
+        let service = store.create_service(&service, now).await?;
+        let starts_at = starts_at - starts_at % 300;
+        let appointment = NewAppointment {
+            code: format!("C{starts_at}"),
+            secret_hash: "x".into(),
+            office_id: office.id,
+            service_id: service.id,
+            official_id: official.id,
+            starts_at,
+            ends_at: starts_at + 1800,
+            mode: Mode::Video,
+            first_name: "Carla".into(),
+            last_name: "Rossi".into(),
+            email: "carla@example.org".into(),
+            details: String::new(),
+            lang: "it".into(),
+        };
+        store.book(&appointment, now).await
+    }
+}

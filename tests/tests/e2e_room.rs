@@ -29,6 +29,9 @@
 //!   holds on the home page and the server-rendered archive, whose own switch is remembered.
 //! - `call_under_loss` (`e2e/loss.rs`): a two-party call with 5 % random UDP loss each way
 //!   (nftables): both decode the other's camera and keep decoding it.
+//! - `room_details` (`e2e/room_details.rs`): an appointment's room in words (no `appt-` id), the
+//!   citizen alone told the official is coming, leaving the empty room keeps the appointment, admit
+//!   from inside the room, the chat's unread count and list markup.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -64,6 +67,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("staff_pages", |ctx| Box::pin(staff::staff_pages(ctx))),
     ("english_pages", |ctx| Box::pin(english::english_pages(ctx))),
     ("call_under_loss", |ctx| Box::pin(loss::call_under_loss(ctx))),
+    ("room_details", |ctx| Box::pin(room_details::room_details(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -82,6 +86,8 @@ mod loss;
 mod office;
 #[path = "e2e/staff.rs"]
 mod staff;
+#[path = "e2e/room_details.rs"]
+mod room_details;
 
 /// For the failure report: connection states and RTP counters of a client's two peer connections.
 const RTP_PROBE: &str = r#"(async () => {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sportello_signaling::retention;
-use sportello_store::{Mode, Modes, NewAppointment, NewOffice, NewService, NewUser, StaffRole, Status};
+use sportello_store::Status;
 use sportello_tests::server::{Claims, Role, TestServer, WsClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -485,69 +485,7 @@ async fn retention_deletes_expired_documents_and_chat() {
 
 /// A confirmed appointment `[starts_at, starts_at + 30 min)` with everything it references.
 async fn appointment(server: &TestServer, starts_at: i64) -> sportello_store::Appointment {
-    let store = &server.server.store;
-    let now = server.server.tokens.clock().now();
-    let official = store
-        .create_user(
-            &NewUser {
-                email: format!("o{starts_at}@comune.example"),
-                display_name: "Olga".into(),
-                role: StaffRole::Official,
-            },
-            now,
-        )
-        .await
-        .expect("user");
-    let office = store
-        .create_office(
-            &NewOffice {
-                name: "Anagrafe".into(),
-                description: String::new(),
-                address: "Piazza 1".into(),
-                email: "anagrafe@comune.example".into(),
-                phone: "0".into(),
-                opening_hours: "[[],[],[],[],[],[],[]]".into(),
-            },
-            now,
-        )
-        .await
-        .expect("office");
-    let service = store
-        .create_service(
-            &NewService {
-                name: "Carta d'identità".into(),
-                description: String::new(),
-                duration_minutes: 30,
-                what_to_bring: String::new(),
-                modes: Modes::Video,
-                office_ids: vec![office.id.clone()],
-            },
-            now,
-        )
-        .await
-        .expect("service");
-    let starts_at = starts_at - starts_at % 300;
-    store
-        .book(
-            &NewAppointment {
-                code: format!("C{starts_at}"),
-                secret_hash: "x".into(),
-                office_id: office.id,
-                service_id: service.id,
-                official_id: official.id,
-                starts_at,
-                ends_at: starts_at + 1800,
-                mode: Mode::Video,
-                first_name: "Carla".into(),
-                last_name: "Rossi".into(),
-                email: "carla@example.org".into(),
-                details: String::new(),
-                lang: "it".into(),
-            },
-            now,
-        )
-        .await
-        .expect("booked")
+    server.seed_appointment(starts_at).await.expect("appointment seeded")
 }
 
 fn citizen_claims(server: &TestServer, appointment: &str) -> Claims {
@@ -611,4 +549,97 @@ async fn an_appointment_is_completed_when_its_room_ends_and_no_show_when_nobody_
     let sweep = retention::run_once(store, server.data_dir(), now).await.expect("pass");
     assert_eq!(sweep.no_show, 1);
     assert_eq!(store.appointment(&missed.id).await.expect("load").expect("exists").status, Status::NoShow);
+}
+
+/// Waits until every job queued on the persistence channel before now was written: the channel is
+/// one FIFO task, so a chat message stored (and relayed) in another room comes after them.
+async fn persistence_settled(server: &TestServer) {
+    let room = "vo-barrier";
+    let (mut host, _) = server.join(room, "barrier", Role::Host).await;
+    send(&mut host, json!({"type": "chat", "text": "barrier"})).await;
+    host.recv_until("chat").await;
+    host.leave().await;
+}
+
+async fn status_of(server: &TestServer, id: &str) -> Status {
+    server.server.store.appointment(id).await.expect("load").expect("exists").status
+}
+
+/// Issue 11, item 1: a citizen admitted from the dashboard into an empty room who leaves before
+/// the official came keeps the appointment; once both met and left, it is completed.
+#[tokio::test]
+async fn a_citizen_who_leaves_an_empty_room_keeps_the_appointment_until_both_met() {
+    let server = TestServer::start().await;
+    let now = server.server.tokens.clock().now();
+    let appt = appointment(&server, now).await;
+    let room = format!("appt-{}", appt.id);
+    let citizen_id = format!("citizen-{}", appt.id);
+    let claims = sportello_signaling::links::citizen_claims(&appt, now);
+    let token = server.sign(&claims);
+
+    // Admitted from the dashboard while no official is in the room; alone, the citizen leaves.
+    let mut citizen = server.connect(&room).await;
+    citizen.send_json(&json!({"v": 1, "type": "join", "token": token})).await;
+    citizen.recv_until("waiting").await;
+    server.server.rooms.admit(&room, &citizen_id).await.expect("admitted from the dashboard");
+    let welcome = citizen.recv_until("welcome").await;
+    assert_eq!(welcome["participants"], json!([]), "the room should be empty: {welcome}");
+    citizen.leave().await;
+    persistence_settled(&server).await;
+    assert_eq!(status_of(&server, &appt.id).await, Status::Confirmed);
+
+    // The emailed link still leads to the room, and the citizen waits again.
+    let landing = http(&server, "GET", &format!("/a/{token}"), None, &[], b"").await;
+    assert_eq!(landing.status, 303, "{}", String::from_utf8_lossy(&landing.body));
+    let mut citizen = server.connect(&room).await;
+    citizen.send_json(&json!({"v": 1, "type": "join", "token": token})).await;
+    citizen.recv_until("waiting").await;
+
+    // The official comes, admits from inside the room; they meet; both leave: completed.
+    let (mut official, _) = server.join(&room, "user-olga", Role::Host).await;
+    lobby_until(&mut official, &[citizen_id.as_str()]).await;
+    send(&mut official, json!({"type": "admit", "participant_id": citizen_id})).await;
+    citizen.recv_until("welcome").await;
+    official.recv_until("participant_joined").await;
+    citizen.leave().await;
+    official.recv_until("participant_left").await;
+    official.leave().await;
+    persistence_settled(&server).await;
+    assert_eq!(status_of(&server, &appt.id).await, Status::Completed);
+}
+
+/// Issue 11, item 6: the room in words for the device check and the waiting room — any token for
+/// the room, also one still waiting to be admitted.
+#[tokio::test]
+async fn room_details_name_office_service_time_and_official() {
+    let server = TestServer::start().await;
+    let now = server.server.tokens.clock().now();
+    let appt = appointment(&server, now).await;
+    let room = format!("appt-{}", appt.id);
+    let token = server.sign(&citizen_claims(&server, &appt.id));
+    let (_citizen, _) = {
+        let mut c = server.connect(&room).await;
+        c.send_json(&json!({"v": 1, "type": "join", "token": token})).await;
+        let first = c.recv_until("waiting").await;
+        (c, first)
+    };
+    let got = http(&server, "GET", &format!("/api/rooms/{room}"), Some(&token), &[], b"").await;
+    assert_eq!(got.status, 200);
+    let body = got.json();
+    assert_eq!(body["kind"], "appointment");
+    assert_eq!(body["office"], "Anagrafe");
+    assert_eq!(body["service"], "Carta d'identità");
+    assert_eq!(body["official"], "Olga");
+    assert_eq!(body["starts_at"], appt.starts_at);
+    assert_eq!(body["ends_at"], appt.ends_at);
+
+    let vo = format!("vo-{}", appt.official_id);
+    let guest = server.sign(&waiting_claims(&server, &vo, "guest-1"));
+    let got = http(&server, "GET", &format!("/api/rooms/{vo}"), Some(&guest), &[], b"").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json()["kind"], "virtual_office");
+    assert_eq!(got.json()["official"], "Olga");
+
+    assert_eq!(http(&server, "GET", &format!("/api/rooms/{vo}"), None, &[], b"").await.status, 401);
+    assert_eq!(http(&server, "GET", &format!("/api/rooms/{room}"), Some(&guest), &[], b"").await.status, 403);
 }

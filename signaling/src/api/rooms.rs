@@ -7,6 +7,9 @@
 //!   room right now may upload.
 //! - `GET /api/rooms/{room}/documents`, `GET /api/rooms/{room}/documents/{id}`, `GET /api/rooms/{room}/chat`:
 //!   anyone with a token for the room who is not held in the lobby.
+//! - `GET /api/rooms/{room}`: what the room is, in words (office, service, time, whose virtual office),
+//!   for anyone with a token for the room, waiting or not — the device check and the waiting room show
+//!   it instead of the room's internal id.
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -33,6 +36,7 @@ const CHAT_HISTORY: i64 = 500;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/rooms/{room}", get(details))
         .route("/rooms/{room}/documents", post(upload).get(list))
         .route("/rooms/{room}/documents/{id}", get(download))
         .route("/rooms/{room}/chat", get(chat_history))
@@ -53,7 +57,7 @@ pub struct ChatHistory {
 /// This module's part of `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
-    #[openapi(paths(list, chat_history, upload, download))]
+    #[openapi(paths(details, list, chat_history, upload, download))]
     struct RoomsApi;
     <RoomsApi as utoipa::OpenApi>::openapi()
 }
@@ -70,24 +74,114 @@ fn document_info(d: Document) -> DocumentInfo {
     }
 }
 
-/// Who may do what: a valid token for this room; uploading needs the identity admitted right now,
-/// reading only that it is not held in the lobby (a `wait` token that was never admitted reads nothing).
-fn authorize(state: &AppState, headers: &HeaderMap, room: &str, upload: bool) -> Result<Claims, ApiError> {
+/// A valid join token for this room, from `Authorization: Bearer`.
+fn bearer(state: &AppState, headers: &HeaderMap, room: &str) -> Result<Claims, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or(ApiError::Unauthenticated)?;
-    let claims = state.tokens.verify(token, Some(room)).map_err(|e| match e {
+    state.tokens.verify(token, Some(room)).map_err(|e| match e {
         TokenError::WrongRoom => ApiError::Forbidden,
         _ => ApiError::Unauthenticated,
-    })?;
+    })
+}
+
+/// Who may do what: a valid token for this room; uploading needs the identity admitted right now,
+/// reading only that it is not held in the lobby (a `wait` token that was never admitted reads nothing).
+fn authorize(state: &AppState, headers: &HeaderMap, room: &str, upload: bool) -> Result<Claims, ApiError> {
+    let claims = bearer(state, headers, room)?;
     let admitted = state.rooms.is_admitted(room, &claims.sub);
     if (upload || claims.wait) && !admitted {
         return Err(ApiError::Forbidden);
     }
     Ok(claims)
+}
+
+/// What kind of room this is; the client words the title from it in the reader's language.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    /// `appt-<id>`: `office`, `service`, `official`, `starts_at`, `ends_at` are set.
+    Appointment,
+    /// `vo-<user>`: an official's own virtual office; `official` is set.
+    VirtualOffice,
+    /// `office-<id>`: an office's shared virtual office; `office` is set.
+    Office,
+    /// `council-<id>`: `title` is the session's.
+    Council,
+    /// Any other room (e.g. made with `sportello token --room`): `title` is its name.
+    Other,
+}
+
+/// A room in words, never its internal id (`docs/signaling.md`, "Room details").
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RoomDetails {
+    pub room: String,
+    pub kind: RoomKind,
+    pub title: Option<String>,
+    pub office: Option<String>,
+    pub service: Option<String>,
+    /// The official's display name (the appointment's official, the virtual office's owner).
+    pub official: Option<String>,
+    /// Unix seconds.
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+}
+
+impl RoomDetails {
+    fn new(room: &str, kind: RoomKind) -> RoomDetails {
+        RoomDetails {
+            room: room.to_owned(),
+            kind,
+            title: None,
+            office: None,
+            service: None,
+            official: None,
+            starts_at: None,
+            ends_at: None,
+        }
+    }
+}
+
+/// The room in words: office, service and time of an appointment, whose virtual office it is.
+/// Any token for the room, also one still waiting in the lobby. Something that no longer exists
+/// (a deleted office) is left out rather than shown as an id.
+#[utoipa::path(get, path = "/api/rooms/{room}", tag = "rooms",
+    responses((status = 200, body = RoomDetails), (status = 401, body = super::error::ErrorBody),
+               (status = 403, body = super::error::ErrorBody)))]
+async fn details(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<RoomDetails>, ApiError> {
+    bearer(&state, &headers, &room)?;
+    let store = &state.store;
+    let name_of_user = |id: &str| {
+        let id = id.to_owned();
+        async move { Ok::<_, ApiError>(store.user(&id).await?.map(|u| u.display_name)) }
+    };
+    let details = if let Some(id) = room.strip_prefix("appt-") {
+        let mut d = RoomDetails::new(&room, RoomKind::Appointment);
+        if let Some(appt) = store.appointment(id).await? {
+            d.office = store.office(&appt.office_id).await?.map(|o| o.name);
+            d.service = store.service(&appt.service_id).await?.map(|s| s.name);
+            d.official = name_of_user(&appt.official_id).await?;
+            (d.starts_at, d.ends_at) = (Some(appt.starts_at), Some(appt.ends_at));
+        }
+        d
+    } else if let Some(user) = room.strip_prefix("vo-") {
+        RoomDetails { official: name_of_user(user).await?, ..RoomDetails::new(&room, RoomKind::VirtualOffice) }
+    } else if let Some(office) = room.strip_prefix("office-") {
+        RoomDetails { office: store.office(office).await?.map(|o| o.name), ..RoomDetails::new(&room, RoomKind::Office) }
+    } else if let Some(session) = room.strip_prefix(crate::council_room::ROOM_PREFIX) {
+        let title = store.council_session(session).await?.map(|s| s.title);
+        RoomDetails { title, ..RoomDetails::new(&room, RoomKind::Council) }
+    } else {
+        RoomDetails { title: Some(room.clone()), ..RoomDetails::new(&room, RoomKind::Other) }
+    };
+    Ok(Json(details))
 }
 
 /// The room's shared documents, oldest first.
