@@ -110,10 +110,32 @@ fn check_name(raw: &str, field: Field) -> Result<String, RequesterError> {
     if s.chars().count() > NAME_MAX_CHARS {
         return Err(RequesterError::TooLong(field));
     }
-    if s.chars().any(char::is_control) {
+    if s.chars().any(|c| c.is_control() || is_hidden_format(c)) {
         return Err(RequesterError::ControlChars(field));
     }
     Ok(s.to_owned())
+}
+
+/// Characters that change how the text around them is shown without being seen themselves:
+/// bidirectional overrides, embeddings and isolates (a name «Anna\u{202E}ossoR» reads «Anna Rosso»
+/// backwards to the official), zero-width and invisible characters, the byte-order mark, soft
+/// hyphens. A person's name never needs them; emoji joiners (U+200D) are not among them.
+pub fn is_hidden_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}' | '\u{200C}' | '\u{200E}' | '\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{FEFF}')
+}
+
+/// A name shown to other people (staff, guests, councillors): trimmed, 1..=`max` characters, no
+/// control or hidden formatting characters ([`is_hidden_format`]).
+pub fn clean_display_name(raw: &str, max: usize) -> Option<String> {
+    let s = raw.trim();
+    let ok = !s.is_empty() && s.chars().count() <= max && !s.chars().any(|c| c.is_control() || is_hidden_format(c));
+    ok.then(|| s.to_owned())
 }
 
 fn check_details(raw: &str) -> Result<String, RequesterError> {
@@ -121,8 +143,8 @@ fn check_details(raw: &str) -> Result<String, RequesterError> {
     if s.chars().count() > DETAILS_MAX_CHARS {
         return Err(RequesterError::TooLong(Field::Details));
     }
-    // Line breaks and tabs are text; other control characters are not.
-    if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+    // Line breaks and tabs are text; other control characters and bidi overrides are not.
+    if s.chars().any(|c| (c.is_control() && !matches!(c, '\n' | '\r' | '\t')) || is_hidden_format(c)) {
         return Err(RequesterError::ControlChars(Field::Details));
     }
     Ok(s.to_owned())

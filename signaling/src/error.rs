@@ -75,6 +75,10 @@ pub enum ProtocolError {
     AppointmentClosed,
     #[error("no such appointment")]
     AppointmentNotFound,
+    /// The token no longer stands for what it names (`grants`): the account deactivated, the
+    /// appointment moved, the council chair or membership changed.
+    #[error("the link is no longer valid")]
+    LinkRevoked,
     #[error("microphone unmuted without the floor")]
     FloorRequired,
     #[error("council session not available")]
@@ -119,6 +123,7 @@ impl ProtocolError {
             AppointmentCancelled => "appointment_cancelled",
             AppointmentClosed => "appointment_closed",
             AppointmentNotFound => "appointment_not_found",
+            LinkRevoked => "link_revoked",
             FloorRequired => "floor_required",
             CouncilUnavailable => "council_unavailable",
             Council(e) => council_code(*e),
@@ -135,7 +140,7 @@ impl ProtocolError {
             WrongRoom => Some(4003),
             Replaced => Some(4009),
             RoomFull => Some(4029),
-            AppointmentCancelled | AppointmentClosed | AppointmentNotFound => Some(4004),
+            AppointmentCancelled | AppointmentClosed | AppointmentNotFound | LinkRevoked => Some(4004),
             Declined => Some(4013),
             _ => None,
         }
@@ -192,6 +197,10 @@ impl ProtocolError {
             AppointmentNotFound => (
                 "Appuntamento inesistente: controlla il link ricevuto.",
                 "No such appointment: please check the link you received.",
+            ),
+            LinkRevoked => (
+                "Questo link non è più valido (l'appuntamento è stato spostato, o il tuo ruolo è cambiato): usa il link più recente che hai ricevuto.",
+                "This link is no longer valid (the appointment was moved, or your role changed): use the latest link you received.",
             ),
             FloorRequired => (
                 "Il microfono si apre solo quando il presidente ti dà la parola.",
@@ -318,6 +327,7 @@ mod tests {
             AppointmentCancelled,
             AppointmentClosed,
             AppointmentNotFound,
+            LinkRevoked,
             FloorRequired,
             CouncilUnavailable,
             Council(CouncilError::NotMember),

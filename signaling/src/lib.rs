@@ -42,6 +42,7 @@ pub mod demo;
 pub mod documents;
 pub mod error;
 pub mod feeds;
+pub mod grants;
 pub mod links;
 pub mod live;
 pub mod logging;

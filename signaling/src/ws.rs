@@ -14,12 +14,12 @@ use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use sportello_store::Status;
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::Instrument;
 
 use crate::error::{Lang, ProtocolError};
+use crate::grants::Revoked;
 use crate::protocol::{self, ClientMessage, MAX_FRAME};
 use crate::room::{Connection, Outbox, Outgoing};
 use crate::rooms::RoomHandle;
@@ -206,10 +206,15 @@ impl Session {
             // token is a join token for `chamber-<id>`): not rooms one enters by websocket.
             return self.error(ProtocolError::Forbidden);
         }
-        if let Some(appointment) = &claims.appt
-            && let Err(error) = self.appointment_open(appointment).await
-        {
-            return self.error(error);
+        if let Err(revoked) = crate::grants::check(&self.state.store, &claims).await {
+            tracing::info!(%revoked, "room token refused");
+            return self.error(match revoked {
+                Revoked::Cancelled => ProtocolError::AppointmentCancelled,
+                Revoked::Closed => ProtocolError::AppointmentClosed,
+                Revoked::AppointmentNotFound => ProtocolError::AppointmentNotFound,
+                Revoked::Moved | Revoked::Account | Revoked::Membership => ProtocolError::LinkRevoked,
+                Revoked::Store(error) => ProtocolError::Internal(format!("checking the token: {error}")),
+            });
         }
         match self.state.rooms.join(claims, self.conn.clone()).await {
             Ok(room) => {
@@ -218,21 +223,6 @@ impl Session {
             }
             // room_full is fatal; internal is not (the client may try again).
             Err(error) => self.error(error),
-        }
-    }
-}
-
-impl Session {
-    /// A link that belongs to an appointment works only while it is confirmed.
-    async fn appointment_open(&self, id: &str) -> Result<(), ProtocolError> {
-        match self.state.store.appointment(id).await {
-            Ok(Some(appointment)) => match appointment.status {
-                Status::Confirmed => Ok(()),
-                Status::Cancelled => Err(ProtocolError::AppointmentCancelled),
-                Status::Completed | Status::NoShow => Err(ProtocolError::AppointmentClosed),
-            },
-            Ok(None) => Err(ProtocolError::AppointmentNotFound),
-            Err(error) => Err(ProtocolError::Internal(format!("loading appointment {id}: {error}"))),
         }
     }
 }

@@ -488,19 +488,16 @@ async fn appointment(server: &TestServer, starts_at: i64) -> sportello_store::Ap
     server.seed_appointment(starts_at).await.expect("appointment seeded")
 }
 
-fn citizen_claims(server: &TestServer, appointment: &str) -> Claims {
-    Claims {
-        wait: true,
-        appt: Some(appointment.to_owned()),
-        ..server.claims(&format!("appt-{appointment}"), &format!("citizen-{appointment}"), Role::Participant)
-    }
+/// The citizen's claims as the emailed link carries them (the window of this appointment).
+fn citizen_claims(server: &TestServer, appointment: &sportello_store::Appointment) -> Claims {
+    sportello_signaling::links::citizen_claims(appointment, server.server.tokens.clock().now())
 }
 
 #[tokio::test]
 async fn a_cancelled_appointments_link_is_refused_at_join() {
     let server = TestServer::start().await;
     let now = server.server.tokens.clock().now();
-    let appt = appointment(&server, now + 3600).await;
+    let appt = appointment(&server, now + 600).await;
     server
         .server
         .store
@@ -508,7 +505,7 @@ async fn a_cancelled_appointments_link_is_refused_at_join() {
         .await
         .expect("cancel");
     let mut citizen = server.connect(&format!("appt-{}", appt.id)).await;
-    let token = server.sign(&citizen_claims(&server, &appt.id));
+    let token = server.sign(&citizen_claims(&server, &appt));
     citizen.send_json(&json!({"v": 1, "type": "join", "token": token})).await;
     citizen.expect_error("appointment_cancelled").await;
     citizen.expect_closed(4004).await;
@@ -522,9 +519,10 @@ async fn an_appointment_is_completed_when_its_room_ends_and_no_show_when_nobody_
     let now = server.server.tokens.clock().now();
     let came = appointment(&server, now).await;
     let room = format!("appt-{}", came.id);
-    let (mut official, _) = server.join(&room, "user-olga", Role::Host).await;
+    // The official's own identity: a room token stands only for an active account (`grants`).
+    let (mut official, _) = server.join(&room, &format!("user-{}", came.official_id), Role::Host).await;
     let mut citizen = server.connect(&room).await;
-    citizen.send_json(&json!({"v": 1, "type": "join", "token": server.sign(&citizen_claims(&server, &came.id))})).await;
+    citizen.send_json(&json!({"v": 1, "type": "join", "token": server.sign(&citizen_claims(&server, &came))})).await;
     citizen.recv_until("waiting").await;
     let citizen_id = format!("citizen-{}", came.id);
     lobby_until(&mut official, &[citizen_id.as_str()]).await;
@@ -596,7 +594,7 @@ async fn a_citizen_who_leaves_an_empty_room_keeps_the_appointment_until_both_met
     citizen.recv_until("waiting").await;
 
     // The official comes, admits from inside the room; they meet; both leave: completed.
-    let (mut official, _) = server.join(&room, "user-olga", Role::Host).await;
+    let (mut official, _) = server.join(&room, &format!("user-{}", appt.official_id), Role::Host).await;
     lobby_until(&mut official, &[citizen_id.as_str()]).await;
     send(&mut official, json!({"type": "admit", "participant_id": citizen_id})).await;
     citizen.recv_until("welcome").await;
@@ -616,7 +614,7 @@ async fn room_details_name_office_service_time_and_official() {
     let now = server.server.tokens.clock().now();
     let appt = appointment(&server, now).await;
     let room = format!("appt-{}", appt.id);
-    let token = server.sign(&citizen_claims(&server, &appt.id));
+    let token = server.sign(&citizen_claims(&server, &appt));
     let (_citizen, _) = {
         let mut c = server.connect(&room).await;
         c.send_json(&json!({"v": 1, "type": "join", "token": token})).await;

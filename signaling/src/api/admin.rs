@@ -47,6 +47,19 @@ fn text(field: &'static str, value: &str, max: usize, required: bool) -> Result<
     Ok(value.to_owned())
 }
 
+/// A staff member's name as colleagues and citizens will read it (no hidden formatting characters).
+fn display_name(value: &str) -> Result<String, ApiError> {
+    sportello_domain::clean_display_name(value, 100).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_field",
+            (
+                "Il campo «nome» è obbligatorio o non valido (al massimo 100 caratteri, senza caratteri di controllo).",
+                "The field «nome» is required or invalid (at most 100 characters, no control characters).",
+            ),
+        )
+    })
+}
+
 // --- offices ---------------------------------------------------------------------------------------
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -349,7 +362,7 @@ pub async fn create_user(
             ("Indica un indirizzo email valido.", "Enter a valid email address."),
         ));
     }
-    let new = NewUser { email, display_name: text("nome", &body.display_name, 100, true)?, role: body.role };
+    let new = NewUser { email, display_name: display_name(&body.display_name)?, role: body.role };
     let user = state.store.create_user(&new, state.clock.now()).await.map_err(|e| match e {
         sportello_store::StoreError::Conflict(_) => ApiError::conflict(
             "email_taken",
@@ -384,7 +397,7 @@ pub async fn update_user(
     }
     let current = state.store.user(&id).await?.ok_or(ApiError::NotFound)?;
     let update = UserUpdate {
-        display_name: text("nome", &body.display_name, 100, true)?,
+        display_name: display_name(&body.display_name)?,
         role: body.role,
         active: body.active,
         pattern: current.pattern,

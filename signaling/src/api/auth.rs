@@ -409,15 +409,13 @@ async fn first_admin(state: &AppState, body: &SetupBody, token_hash: &str, now: 
             ("Indica un indirizzo email valido.", "Enter a valid email address."),
         ));
     }
-    let name = body.display_name.as_deref().map(str::trim).unwrap_or_default();
-    if name.is_empty() || name.chars().count() > 100 {
+    let Some(name) = sportello_domain::clean_display_name(body.display_name.as_deref().unwrap_or_default(), 100) else {
         return Err(ApiError::bad_request(
             "invalid_name",
             ("Indica il nome (al massimo 100 caratteri).", "Enter the name (at most 100 characters)."),
         ));
-    }
-    let user =
-        state.store.create_user(&NewUser { email, display_name: name.to_owned(), role: StaffRole::Admin }, now).await?;
+    };
+    let user = state.store.create_user(&NewUser { email, display_name: name, role: StaffRole::Admin }, now).await?;
     state.store.set_setting(FIRST_ADMIN_KEY, "").await?;
     Ok(user.id)
 }

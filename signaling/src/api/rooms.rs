@@ -25,9 +25,10 @@ use sportello_store::{Document, NewDocument};
 
 use super::ApiError;
 use crate::documents;
+use crate::grants::Revoked;
 use crate::protocol::{ChatInfo, DocumentInfo};
 use crate::server::AppState;
-use crate::token::{Claims, TokenError};
+use crate::token::{Claims, Role, TokenError};
 
 /// Header carrying the uploaded file's name.
 pub const FILE_NAME_HEADER: &str = "x-file-name";
@@ -74,24 +75,46 @@ fn document_info(d: Document) -> DocumentInfo {
     }
 }
 
-/// A valid join token for this room, from `Authorization: Bearer`.
-fn bearer(state: &AppState, headers: &HeaderMap, room: &str) -> Result<Claims, ApiError> {
+/// A join token for this room, from `Authorization: Bearer`, that still stands for what it names
+/// (`grants`: the account active, the appointment confirmed and not moved, the council chair or
+/// membership current).
+async fn bearer(state: &AppState, headers: &HeaderMap, room: &str) -> Result<Claims, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or(ApiError::Unauthenticated)?;
-    state.tokens.verify(token, Some(room)).map_err(|e| match e {
+    let claims = state.tokens.verify(token, Some(room)).map_err(|e| match e {
         TokenError::WrongRoom => ApiError::Forbidden,
         _ => ApiError::Unauthenticated,
-    })
+    })?;
+    crate::grants::check(&state.store, &claims).await.map_err(|revoked| {
+        tracing::info!(room, %revoked, "room token refused");
+        match revoked {
+            Revoked::Store(e) => ApiError::from(e),
+            Revoked::AppointmentNotFound => ApiError::NotFound,
+            Revoked::Cancelled | Revoked::Closed | Revoked::Moved => ApiError::gone(
+                "link_revoked",
+                (
+                    "Questo link non è più valido: l'appuntamento è stato annullato, spostato o si è concluso.",
+                    "This link is no longer valid: the appointment was cancelled, moved or is over.",
+                ),
+            ),
+            Revoked::Account | Revoked::Membership => ApiError::Forbidden,
+        }
+    })?;
+    Ok(claims)
 }
 
-/// Who may do what: a valid token for this room; uploading needs the identity admitted right now,
-/// reading only that it is not held in the lobby (a `wait` token that was never admitted reads nothing).
-fn authorize(state: &AppState, headers: &HeaderMap, room: &str, upload: bool) -> Result<Claims, ApiError> {
-    let claims = bearer(state, headers, room)?;
+/// Who may do what: a token that stands ([`bearer`]); uploading needs the identity admitted right
+/// now and a role above viewer, reading only that it is not held in the lobby (a `wait` token that
+/// was never admitted reads nothing).
+async fn authorize(state: &AppState, headers: &HeaderMap, room: &str, upload: bool) -> Result<Claims, ApiError> {
+    let claims = bearer(state, headers, room).await?;
+    if upload && claims.role == Role::Viewer {
+        return Err(ApiError::Forbidden);
+    }
     let admitted = state.rooms.is_admitted(room, &claims.sub);
     if (upload || claims.wait) && !admitted {
         return Err(ApiError::Forbidden);
@@ -156,7 +179,7 @@ async fn details(
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<RoomDetails>, ApiError> {
-    bearer(&state, &headers, &room)?;
+    bearer(&state, &headers, &room).await?;
     let store = &state.store;
     let name_of_user = |id: &str| {
         let id = id.to_owned();
@@ -193,7 +216,7 @@ async fn list(
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<DocumentList>, ApiError> {
-    authorize(&state, &headers, &room, false)?;
+    authorize(&state, &headers, &room, false).await?;
     let documents = state.store.documents(&room).await?.into_iter().map(document_info).collect();
     Ok(Json(DocumentList { documents }))
 }
@@ -207,7 +230,7 @@ async fn chat_history(
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<ChatHistory>, ApiError> {
-    authorize(&state, &headers, &room, false)?;
+    authorize(&state, &headers, &room, false).await?;
     let messages = state
         .store
         .chat(&room, CHAT_HISTORY)
@@ -232,7 +255,7 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<DocumentInfo>), ApiError> {
-    let claims = authorize(&state, &headers, &room, true)?;
+    let claims = authorize(&state, &headers, &room, true).await?;
     if !documents::is_safe_component(&room) {
         return Err(ApiError::NotFound);
     }
@@ -306,7 +329,7 @@ async fn download(
     Path((room, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, &room, false)?;
+    authorize(&state, &headers, &room, false).await?;
     // Another room's document is as absent as a missing one.
     let document = state.store.document(&id).await?.filter(|d| d.room == room).ok_or(ApiError::NotFound)?;
     let path = documents::path(&state.config.data_dir, &room, &document.id).ok_or(ApiError::NotFound)?;

@@ -606,8 +606,7 @@ pub async fn invite(
     let Json(body) = body?;
     let room = body.room.unwrap_or_else(|| virtual_office_room(&staff.user.id));
     let appt = may_host(&state, &staff, &room).await?;
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    let Some(name) = sportello_domain::clean_display_name(&body.name, 100) else {
         return Err(ApiError::bad_request(
             "invalid_name",
             (
@@ -615,7 +614,7 @@ pub async fn invite(
                 "Enter the guest's name (at most 100 characters).",
             ),
         ));
-    }
+    };
     let hours = body.valid_hours.unwrap_or(24);
     if !(1..=72).contains(&hours) {
         return Err(ApiError::bad_request(
@@ -625,7 +624,7 @@ pub async fn invite(
     }
     let now = u64::try_from(state.clock.now()).unwrap_or(0);
     let identity = format!("guest-{}", &super::auth::new_secret()[..12]);
-    let mut claims = Claims::new_at(now, &room, &identity, name, Role::Participant, Duration::from_secs(hours * 3600));
+    let mut claims = Claims::new_at(now, &room, &identity, &name, Role::Participant, Duration::from_secs(hours * 3600));
     claims.wait = true;
     // No `appt` claim: admitting a guest must not count as the citizen having come.
     let _ = appt;
