@@ -540,6 +540,23 @@ mod tests {
         RequesterInput { first_name: first, last_name: last, email, details }
     }
 
+    /// «Anna\u{202E}ossoR» would read «Anna Rosso» backwards on the official's desk.
+    #[test]
+    fn hidden_formatting_is_refused_in_names_and_details() {
+        for bad in ["Anna\u{202E}ossoR", "Ma\u{200B}rio", "\u{2066}Luca\u{2069}", "Ros\u{00AD}si", "\u{FEFF}Bea"] {
+            let errors = validate_requester(&input(bad, "Rossi", "a@b.it", "")).expect_err(bad);
+            assert_eq!(errors, [RequesterError::ControlChars(Field::FirstName)], "{bad:?}");
+            assert_eq!(clean_display_name(bad, 100), None, "{bad:?}");
+        }
+        let details = validate_requester(&input("Anna", "Rossi", "a@b.it", "riga 1\n\u{202E}riga 2")).expect_err("bidi");
+        assert_eq!(details, [RequesterError::ControlChars(Field::Details)]);
+        // Accents, apostrophes, other scripts and emoji with joiners are names.
+        for good in ["Nicolò D'Amico", "Zoë", "Мария", "محمد", "👩\u{200D}💻 Ada"] {
+            assert!(validate_requester(&input(good, "Rossi", "a@b.it", "")).is_ok(), "{good:?}");
+            assert_eq!(clean_display_name(&format!("  {good} "), 100).as_deref(), Some(good));
+        }
+    }
+
     #[test]
     fn a_good_requester_is_trimmed() {
         let r =

@@ -84,10 +84,10 @@ mod live;
 mod loss;
 #[path = "e2e/office.rs"]
 mod office;
-#[path = "e2e/staff.rs"]
-mod staff;
 #[path = "e2e/room_details.rs"]
 mod room_details;
+#[path = "e2e/staff.rs"]
+mod staff;
 
 /// For the failure report: connection states and RTP counters of a client's two peer connections.
 const RTP_PROBE: &str = r#"(async () => {
