@@ -14,6 +14,7 @@ mod council;
 mod model;
 mod recordings;
 mod rows;
+mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
