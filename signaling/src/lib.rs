@@ -46,6 +46,7 @@ pub mod links;
 pub mod live;
 pub mod logging;
 pub mod mail;
+pub mod origin;
 pub mod persist;
 pub mod protocol;
 pub mod recording;

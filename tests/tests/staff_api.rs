@@ -433,6 +433,55 @@ async fn using_one_setup_link_voids_the_users_other_links() {
     carla.login("carla@comune.example", "a second password").await.expect(StatusCode::OK);
 }
 
+/// `request` with the headers a browser adds (`Origin`, `Sec-Fetch-Site`), from `browser`'s cookie jar.
+async fn from_site(browser: &Browser, method: reqwest::Method, path: &str, marks: &[(&str, &str)]) -> Reply {
+    let mut request = browser.http.request(method, format!("{}{path}", browser.base));
+    for (name, value) in marks {
+        request = request.header(*name, *value);
+    }
+    let response = request.json(&json!({})).send().await.expect("request");
+    let status = response.status();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    Reply { status, body, set_cookie: false }
+}
+
+#[tokio::test]
+async fn state_changing_requests_from_another_site_are_refused() {
+    let (server, admin, _) = with_admin().await;
+    let evil = [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")];
+    // A bodyless logout and an account creation, sent by another site's page with the cookie.
+    from_site(&admin, reqwest::Method::POST, "/api/auth/logout", &evil)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "cross_origin");
+    admin.get("/api/auth/me").await.expect(StatusCode::OK);
+    let users = "/api/admin/users";
+    from_site(&admin, reqwest::Method::POST, users, &evil).await.expect_error(StatusCode::FORBIDDEN, "cross_origin");
+    for marks in [[("origin", "null")].as_slice(), &[("sec-fetch-site", "same-site")], &[evil[0]]] {
+        from_site(&admin, reqwest::Method::POST, users, marks)
+            .await
+            .expect_error(StatusCode::FORBIDDEN, "cross_origin");
+    }
+    // Reads are not refused (the browser keeps another site from reading the answer).
+    from_site(&admin, reqwest::Method::GET, users, &evil).await.expect(StatusCode::OK);
+    assert_eq!(admin.get(users).await.expect(StatusCode::OK).as_array().unwrap().len(), 1, "nobody was created");
+
+    // Our own page: the same request passes.
+    let url = server.url();
+    let ours = [("origin", url.as_str()), ("sec-fetch-site", "same-origin")];
+    let created = admin
+        .http
+        .post(format!("{url}{users}"))
+        .header("origin", url.as_str())
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({"email": "dora@comune.example", "display_name": "Dora", "role": "official"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    from_site(&admin, reqwest::Method::POST, "/api/auth/logout", &ours).await.expect(StatusCode::NO_CONTENT);
+    admin.get("/api/auth/me").await.expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
 // --- roles and administration ---------------------------------------------------------------------
 
 #[tokio::test]

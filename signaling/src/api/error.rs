@@ -30,6 +30,9 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("forbidden")]
     Forbidden,
+    /// 403: a state-changing request that a browser sent from another site (`crate::origin`).
+    #[error("cross-origin request")]
+    CrossOrigin,
     #[error("not found")]
     NotFound,
     /// 409 with a specific code (slot taken, duplicate email…).
@@ -111,6 +114,11 @@ impl ApiError {
             ApiError::Forbidden => {
                 (StatusCode::FORBIDDEN, "forbidden", "Non hai i permessi per questa operazione.".into())
             }
+            ApiError::CrossOrigin => (
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "Richiesta inviata da un altro sito: rifiutata. Apri Sportello dal suo indirizzo e riprova.".into(),
+            ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Risorsa non trovata.".into()),
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
             ApiError::Gone { code, message } => (StatusCode::GONE, code, message.clone()),
