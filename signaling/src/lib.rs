@@ -48,6 +48,7 @@ pub mod logging;
 pub mod mail;
 pub mod origin;
 pub mod persist;
+pub mod private;
 pub mod protocol;
 pub mod recording;
 pub mod reminders;

@@ -179,6 +179,8 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: std::path::PathBuf, source: std::io::Error },
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
     #[error("cannot set up email: {0}")]
@@ -242,6 +244,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
 /// [`start`] with the server's notion of "now" given (tests run it at a chosen time of day).
 pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningServer, ServerError> {
     let config = config.validated()?;
+    // 0700 before anything is written into it (an existing directory is tightened too).
+    crate::private::create_dir(&config.data_dir)
+        .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
     let tokens = TokenKey::load_or_create(&config.data_dir)?.with_clock(clock);
     let store = Store::connect(&config.database_url()).await?;
     let mailer = Mailer::new(config.smtp_url.as_deref(), &config.mail_from, &config.data_dir)?;
