@@ -116,14 +116,8 @@ async fn concurrent_token_takes(db: Db) {
 
 async fn using_one_setup_link_voids_the_others(db: Db) {
     let store = db.connect().await;
-    let user = store
-        .create_user(&NewUser { email: "l@x.example".into(), display_name: "L".into(), role: StaffRole::Official }, NOW)
-        .await
-        .unwrap();
-    let other = store
-        .create_user(&NewUser { email: "o@x.example".into(), display_name: "O".into(), role: StaffRole::Official }, NOW)
-        .await
-        .unwrap();
+    let user = official(&store, "l@x.example").await;
+    let other = official(&store, "o@x.example").await;
     // The newer link used first: the older one no longer works (and vice versa).
     store.create_setup_token(&user.id, "older", NOW + 3600).await.unwrap();
     store.create_setup_token(&user.id, "newer", NOW + 3600).await.unwrap();
@@ -144,14 +138,8 @@ async fn using_one_setup_link_voids_the_others(db: Db) {
 
 async fn sessions_end_at_logout_password_change_and_deactivation(db: Db) {
     let store = db.connect().await;
-    let user = store
-        .create_user(&NewUser { email: "s@x.example".into(), display_name: "S".into(), role: StaffRole::Official }, NOW)
-        .await
-        .unwrap();
-    let other = store
-        .create_user(&NewUser { email: "p@x.example".into(), display_name: "P".into(), role: StaffRole::Official }, NOW)
-        .await
-        .unwrap();
+    let user = official(&store, "s@x.example").await;
+    let other = official(&store, "p@x.example").await;
     assert!(matches!(store.create_session("nobody", NOW, NOW + 60).await, Err(StoreError::NotFound)));
     let a = store.create_session(&user.id, NOW, NOW + 60).await.unwrap();
     let b = store.create_session(&user.id, NOW, NOW + 60).await.unwrap();
@@ -180,6 +168,12 @@ async fn sessions_end_at_logout_password_change_and_deactivation(db: Db) {
     assert_eq!(store.session_user(&short, NOW).await.unwrap(), None, "swept");
     assert!(store.session_user(&theirs, NOW + 10).await.unwrap().is_some());
     assert_eq!(store.delete_user_sessions(&other.id).await.unwrap(), 1);
+}
+
+/// A new official with this email.
+async fn official(store: &Store, email: &str) -> User {
+    let new = NewUser { email: email.into(), display_name: email.into(), role: StaffRole::Official };
+    store.create_user(&new, NOW).await.unwrap()
 }
 
 async fn settings(db: Db) {
