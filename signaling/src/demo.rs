@@ -1,9 +1,10 @@
 //! `sportello run --demo`: a sample municipality (offices, services, an administrator and two
 //! officials) so that a new user can try booking and the dashboard at once. Created only into an
-//! empty database; the generated passwords are written to `<data_dir>/demo-accounts.txt` (mode 0600)
-//! and printed at every start with `--demo`.
+//! empty database; the generated passwords, and at every start with `--demo` two fresh join links
+//! for a demo room, are written to `<data_dir>/demo-accounts.txt` (mode 0600). The server prints
+//! only that file's path: its output ends up in the system log, which others may read.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sportello_store::{Modes, NewOffice, NewService, NewUser, StaffRole, Store, StoreError};
 
@@ -11,6 +12,8 @@ use crate::api::admin::{SETTING_HORIZON, SETTING_NAME, SETTING_NOTICE};
 use crate::api::auth::{ApiHashError, hash_password_blocking, new_secret};
 
 pub const ACCOUNTS_FILE: &str = "demo-accounts.txt";
+/// Where the accounts end and this start's links begin in [`ACCOUNTS_FILE`].
+const LINKS_HEADING: &str = "Link di prova";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -27,6 +30,7 @@ pub async fn ensure(store: &Store, data_dir: &Path, now: i64) -> Result<String, 
     let file = data_dir.join(ACCOUNTS_FILE);
     if store.count_users().await? > 0 {
         return Ok(std::fs::read_to_string(&file)
+            .map(|text| text.split(LINKS_HEADING).next().unwrap_or_default().to_owned())
             .unwrap_or_else(|_| "Dati di prova non creati: il database aveva già utenti.\n".to_owned()));
     }
     store.set_setting(SETTING_NAME, "Comune di Esempio").await?;
@@ -115,6 +119,23 @@ pub async fn ensure(store: &Store, data_dir: &Path, now: i64) -> Result<String, 
     }
     write_private(&data_dir.join(ACCOUNTS_FILE), &accounts)?;
     Ok(accounts)
+}
+
+/// Writes the accounts (from [`ensure`]) and this start's demo-room links, as `(label, link)`, to
+/// [`ACCOUNTS_FILE`] (0600); returns its path, which is all the server prints.
+pub fn write_accounts_and_links(
+    data_dir: &Path,
+    accounts: &str,
+    links: &[(&str, String)],
+) -> Result<PathBuf, DemoError> {
+    let mut text = accounts.to_owned();
+    text.push_str(&format!("{LINKS_HEADING} (validi 8 ore; uno per scheda del browser):\n"));
+    for (label, link) in links {
+        text.push_str(&format!("  {label}: {link}\n"));
+    }
+    let path = data_dir.join(ACCOUNTS_FILE);
+    write_private(&path, &text)?;
+    Ok(path)
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), DemoError> {

@@ -1,5 +1,6 @@
 //! Where uploaded documents live on disk: `<data_dir>/documents/<room>/<id>`, one file per document,
-//! written to a temporary name and renamed, so a half-written file is never served.
+//! written to a temporary name and renamed, so a half-written file is never served. Folders 0700,
+//! files 0600 (`crate::private`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,10 +21,10 @@ pub fn path(data_dir: &Path, room: &str, id: &str) -> Option<PathBuf> {
 pub async fn write(data_dir: &Path, room: &str, id: &str, bytes: &[u8]) -> io::Result<PathBuf> {
     let target = path(data_dir, room, id).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "unsafe name"))?;
     let dir = target.parent().map(Path::to_owned).unwrap_or_default();
-    tokio::fs::create_dir_all(&dir).await?;
+    crate::private::create_dir_async(&dir).await?;
     let temp = dir.join(format!(".{id}.part"));
     let result = async {
-        let mut file = tokio::fs::File::create(&temp).await?;
+        let mut file = crate::private::file_options().open(&temp).await?;
         tokio::io::AsyncWriteExt::write_all(&mut file, bytes).await?;
         file.sync_all().await?;
         tokio::fs::rename(&temp, &target).await
@@ -64,6 +65,12 @@ mod tests {
         let file = write(dir.path(), "r", "d", b"%PDF-1.4").await.unwrap();
         assert_eq!(std::fs::read(&file).unwrap(), b"%PDF-1.4");
         assert_eq!(std::fs::read_dir(file.parent().unwrap()).unwrap().count(), 1, "no temp file left");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!((mode(&dir.path().join("documents")), mode(&file)), (0o700, 0o600), "private");
+        }
         remove(dir.path(), "r", "d").await.unwrap();
         assert!(!file.exists());
         remove(dir.path(), "r", "d").await.unwrap();

@@ -1,13 +1,14 @@
 //! Outgoing email. SMTP when `smtp_url` is configured; otherwise every message is written as an
 //! `.eml` file into `<data_dir>/outbox`, so a fresh installation shows what it would have sent
-//! without a mail server (and tests read exactly what a citizen would receive).
+//! without a mail server (and tests read exactly what a citizen would receive). The outbox is
+//! private (0700, files 0600): its emails carry manage secrets and join links.
 
 use std::path::{Path, PathBuf};
 
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::AsyncSmtpTransport;
-use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncTransport, Message, Tokio1Executor};
 
 /// One email: plain text (every client reads it) plus optional attachments such as the `.ics`.
 #[derive(Debug, Clone)]
@@ -41,7 +42,8 @@ pub enum MailError {
 
 #[derive(Clone)]
 enum Transport {
-    Outbox(AsyncFileTransport<Tokio1Executor>),
+    /// `<id>.eml` files in this folder.
+    Outbox(PathBuf),
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
 }
 
@@ -66,8 +68,8 @@ impl Mailer {
             }
             None => {
                 let path = data_dir.join("outbox");
-                std::fs::create_dir_all(&path).map_err(|source| MailError::Outbox { path: path.clone(), source })?;
-                Ok(Mailer { from, transport: Transport::Outbox(AsyncFileTransport::new(&path)), outbox: Some(path) })
+                crate::private::create_dir(&path).map_err(|source| MailError::Outbox { path: path.clone(), source })?;
+                Ok(Mailer { from, transport: Transport::Outbox(path.clone()), outbox: Some(path) })
             }
         }
     }
@@ -97,10 +99,25 @@ impl Mailer {
             .multipart(body)
             .map_err(|e| MailError::Build(e.to_string()))?;
         match &self.transport {
-            Transport::Outbox(t) => t.send(message).await.map(|_| ()).map_err(|e| MailError::Send(e.to_string())),
+            Transport::Outbox(dir) => {
+                write_eml(dir, &message.formatted()).await.map_err(|e| MailError::Send(e.to_string()))
+            }
             Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| MailError::Send(e.to_string())),
         }
     }
+}
+
+/// One message as `<random id>.eml` (0600), written under a temporary name and renamed, so a
+/// reader of the folder never sees half a message.
+async fn write_eml(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let id = hex::encode(rand::random::<[u8; 16]>());
+    let partial = dir.join(format!(".{id}.part"));
+    let mut file = crate::private::file_options().open(&partial).await?;
+    file.write_all(bytes).await?;
+    file.flush().await?;
+    drop(file);
+    tokio::fs::rename(&partial, dir.join(format!("{id}.eml"))).await
 }
 
 #[cfg(test)]
@@ -129,6 +146,12 @@ mod tests {
         assert!(eml.contains("To: anna.rossi@example.org"), "{eml}");
         assert!(eml.contains("appuntamento.ics"), "{eml}");
         assert!(eml.contains("text/calendar"), "{eml}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!((mode(&dir.path().join("outbox")), mode(&files[0])), (0o700, 0o600), "private");
+        }
     }
 
     #[tokio::test]

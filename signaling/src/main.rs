@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use sportello_signaling::api::auth::first_admin_link;
 use sportello_signaling::config::{ConfigArgs, LogFormat, parse_duration};
 use sportello_signaling::token::{Claims, Role, TokenKey, join_link};
-use sportello_signaling::{Config, server};
+use sportello_signaling::{Config, demo, server};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -18,7 +18,8 @@ use sportello_signaling::{Config, server};
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Create sample offices, services and accounts in an empty database (passwords printed).
+    /// Create sample offices, services and accounts in an empty database; passwords and demo-room
+    /// links go to <data-dir>/demo-accounts.txt (owner-only), never to the output.
     #[arg(long, global = true)]
     demo: bool,
     #[command(subcommand)]
@@ -83,6 +84,13 @@ fn init_logging(format: LogFormat) {
 }
 
 fn run(config: Config, demo: bool) -> ExitCode {
+    // Whatever the server or its children (ffmpeg) create is its own: the data directory holds
+    // citizens' data, and files it creates explicitly are 0600 anyway (`private`).
+    #[cfg(unix)]
+    // SAFETY: umask only sets this process's file-creation mask; no memory is involved.
+    unsafe {
+        libc::umask(0o077);
+    }
     init_logging(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -103,8 +111,13 @@ fn run(config: Config, demo: bool) -> ExitCode {
         println!("Sportello è in ascolto su {}", server.url());
         let now = server.tokens.clock().now();
         if demo {
-            match sportello_signaling::demo::ensure(&server.store, &server.config.data_dir, now).await {
-                Ok(accounts) => print!("{accounts}"),
+            // Passwords and host links are credentials: into an owner-only file, never the log.
+            match write_demo(&server).await {
+                Ok(path) => println!(
+                    "Account e link di prova in {} (leggibile solo da questo utente)\n\
+                     Demo accounts and links: in the file above (owner-only)",
+                    path.display()
+                ),
                 Err(e) => tracing::warn!(error = %e, "cannot create the demo data"),
             }
         }
@@ -117,20 +130,6 @@ fn run(config: Config, demo: bool) -> ExitCode {
             Err(e) => tracing::warn!(error = %e, "cannot create the first-administrator link"),
         }
         println!("Prenotazione per i cittadini / citizens book at: {}/prenota", server.url());
-        // Two links, so a new user can meet themselves in two browser tabs (one identity per tab).
-        let demo = [("host", "Host", Role::Host, "come host"), ("ospite", "Ospite", Role::Participant, "come ospite")];
-        for (identity, name, role, label) in demo {
-            let claims = Claims::new("demo", identity, name, role, Duration::from_secs(8 * 3600));
-            match server.tokens.issue(&claims) {
-                Ok(token) => {
-                    println!(
-                        "Stanza di prova, {label} (valido 8 ore): {}",
-                        join_link(&server.config.public_url, &token)
-                    )
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot mint the demo link"),
-            }
-        }
         println!("Altri link: sportello token --room demo --name \"Mario Rossi\" --role participant");
         shutdown_signal().await;
         tracing::info!("shutting down");
@@ -142,6 +141,22 @@ fn run(config: Config, demo: bool) -> ExitCode {
             }
         }
     })
+}
+
+/// The demo data (into an empty database) and two fresh links into the room `demo`, host and
+/// guest (one per browser tab), written to the demo file; returns its path.
+async fn write_demo(server: &server::RunningServer) -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {
+    let now = server.tokens.clock().now();
+    let accounts = demo::ensure(&server.store, &server.config.data_dir, now).await?;
+    let mut links = Vec::new();
+    for (identity, name, role, label) in [
+        ("host", "Host", Role::Host, "Stanza di prova, come host"),
+        ("ospite", "Ospite", Role::Participant, "Stanza di prova, come ospite"),
+    ] {
+        let claims = Claims::new("demo", identity, name, role, Duration::from_secs(8 * 3600));
+        links.push((label, join_link(&server.config.public_url, &server.tokens.issue(&claims)?)));
+    }
+    Ok(demo::write_accounts_and_links(&server.config.data_dir, &accounts, &links)?)
 }
 
 /// Ctrl-C or SIGTERM (systemd, containers).

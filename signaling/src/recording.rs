@@ -108,7 +108,7 @@ pub async fn remove(data_dir: &Path, recording: &Recording) -> Result<(), Record
 pub fn prepare(data_dir: &Path, session_id: &str) -> Result<PreparedRecording, RecordingError> {
     let id = hex::encode(rand::random::<[u8; 16]>());
     let raw_dir = session_dir(data_dir, session_id)?.join(format!("{id}.raw"));
-    std::fs::create_dir_all(&raw_dir).map_err(io_error("create", &raw_dir))?;
+    crate::private::create_dir(&raw_dir).map_err(io_error("create", &raw_dir))?;
     tracing::info!(session = session_id, recording = %id, dir = %raw_dir.display(), "recording prepared");
     Ok(PreparedRecording { id, raw_dir })
 }
@@ -174,6 +174,8 @@ async fn finish_inner(
             fallback
         }
     };
+    // ffmpeg created it under the umask: the published file is private like the rest of the data dir.
+    crate::private::restrict_file(&partial).map_err(io_error("restrict", &partial))?;
     tokio::fs::rename(&partial, &output).await.map_err(io_error("rename", &partial))?;
     let new = NewRecording {
         id: prepared.id.clone(),

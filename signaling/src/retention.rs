@@ -1,6 +1,6 @@
 //! The background pass: what the privacy rules say must go, goes (documents — file first, then row —
 //! and chat past their retention; council recordings whose session ended more than
-//! `recording_retention` ago), and confirmed appointments that ended more than
+//! `recording_retention` ago; staff sessions past their expiry), and confirmed appointments that ended more than
 //! [`CLOSE_AFTER_SECS`] ago become `completed` (the citizen came) or `no_show`.
 
 use std::path::Path;
@@ -25,6 +25,7 @@ pub struct Sweep {
     pub completed: u64,
     pub no_show: u64,
     pub recordings_deleted: u64,
+    pub sessions_deleted: u64,
 }
 
 /// One pass at `now` (tests call it directly).
@@ -40,6 +41,7 @@ pub async fn run_once(store: &Store, data_dir: &Path, now: i64) -> Result<Sweep,
         sweep.documents_deleted += 1;
     }
     sweep.chat_deleted = store.delete_expired_chat(now).await?;
+    sweep.sessions_deleted = store.delete_expired_sessions(now).await?;
     for appointment in store.confirmed_ended_before(now - CLOSE_AFTER_SECS).await? {
         let (to, detail) = match appointment.citizen_joined_at {
             Some(_) => (Status::Completed, "ended"),

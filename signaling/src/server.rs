@@ -103,22 +103,42 @@ impl IntoResponse for HttpError {
 }
 
 /// Only our own files; media arrive as `MediaStream`s (`blob:` for recordings/snapshots), and the
-/// only connection besides same-origin fetches is the signaling websocket.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; font-src 'self'; \
-     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// only connection besides same-origin fetches is the signaling websocket — to this server only:
+/// `connect-src` names `public_url`'s own ws(s) origin, never any host.
+pub fn content_security_policy(public_url: &str) -> String {
+    let websocket = url::Url::parse(public_url)
+        .ok()
+        .and_then(|mut url| {
+            let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+            url.set_scheme(scheme).ok()?;
+            Some(format!(" {}", url.origin().ascii_serialization()))
+        })
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+         media-src 'self' blob:; connect-src 'self'{websocket}; font-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// HSTS only when the public address is HTTPS (a year; subdomains are the municipality's business).
+const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let csp = HeaderValue::from_str(&content_security_policy(&state.config.public_url))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
+    let https = state.config.public_url.starts_with("https://");
+    let origin = Arc::new(crate::origin::OriginPolicy::new(&state.config.public_url));
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(ws::handler))
-        .nest("/api", api::routes())
+        .nest("/api", api::routes().layer(axum::middleware::from_fn_with_state(origin, crate::origin::check)))
         .merge(web::routes())
         .merge(api::council::page_routes())
         .merge(api::archive::page_routes())
         .fallback(not_found)
         .with_state(state)
-        .layer(header_layer(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, csp))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         // Join links carry their token in the URL: never let it leak to another site.
         .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
@@ -127,7 +147,12 @@ pub fn app(state: AppState) -> Router {
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                 tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
             }),
-        )
+        );
+    if https {
+        router.layer(header_layer(header::STRICT_TRANSPORT_SECURITY, STRICT_TRANSPORT_SECURITY))
+    } else {
+        router
+    }
 }
 
 fn header_layer(name: header::HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
@@ -154,6 +179,8 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: std::path::PathBuf, source: std::io::Error },
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
     #[error("cannot set up email: {0}")]
@@ -217,6 +244,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
 /// [`start`] with the server's notion of "now" given (tests run it at a chosen time of day).
 pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningServer, ServerError> {
     let config = config.validated()?;
+    // 0700 before anything is written into it (an existing directory is tightened too).
+    crate::private::create_dir(&config.data_dir)
+        .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
     let tokens = TokenKey::load_or_create(&config.data_dir)?.with_clock(clock);
     let store = Store::connect(&config.database_url()).await?;
     let mailer = Mailer::new(config.smtp_url.as_deref(), &config.mail_from, &config.data_dir)?;
@@ -311,11 +341,32 @@ mod tests {
             let response = get(uri).await;
             let headers = response.headers();
             let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
-            assert!(csp.contains("default-src 'self'") && csp.contains("connect-src 'self' ws: wss:"), "{uri}");
+            // The test state's public_url is the default http://127.0.0.1:8080.
+            assert!(
+                csp.contains("default-src 'self'") && csp.contains("connect-src 'self' ws://127.0.0.1:8080;"),
+                "{uri}"
+            );
+            assert!(
+                !csp.contains(" ws:;") && !csp.contains(" wss:") && !csp.contains(" ws: "),
+                "no websocket to any host"
+            );
+            assert!(!headers.contains_key(header::STRICT_TRANSPORT_SECURITY), "no HSTS over plain HTTP");
             assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
             assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
             assert_eq!(headers[header::REFERRER_POLICY], "no-referrer", "{uri}");
         }
+    }
+
+    #[tokio::test]
+    async fn hsts_and_a_wss_connect_src_when_served_over_https() {
+        let (mut state, _dir) = test_state().await;
+        let public_url = "https://sportello.comune.example/".to_owned();
+        state.config = Arc::new(Config { public_url, ..(*state.config).clone() });
+        let response = app(state).oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers[header::STRICT_TRANSPORT_SECURITY], "max-age=31536000");
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("connect-src 'self' wss://sportello.comune.example;"), "{csp}");
     }
 
     #[tokio::test]

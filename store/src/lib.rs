@@ -14,6 +14,7 @@ mod council;
 mod model;
 mod recordings;
 mod rows;
+mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
@@ -80,12 +81,13 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects to `sqlite:PATH` (created if missing; WAL, busy timeout) or `postgres://…` and runs
-    /// the migrations.
+    /// Connects to `sqlite:PATH` (created if missing, mode 0600; WAL, busy timeout) or
+    /// `postgres://…` and runs the migrations.
     pub async fn connect(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(path) = url.strip_prefix("sqlite:") {
             let path = path.trim_start_matches("//");
+            private_sqlite_file(path.split('?').next().unwrap_or_default())?;
             let sep = if path.contains('?') { '&' } else { '?' };
             // rwc: create the file on first start.
             (
@@ -173,6 +175,28 @@ impl Store {
     }
 }
 
+/// The database holds citizens' data and staff password hashes: owner-only. The file is created
+/// 0600 before SQLite opens it — SQLite gives its `-wal` and `-shm` files the database file's mode —
+/// and an existing file (and its companions) made by an older version is tightened.
+fn private_sqlite_file(path: &str) -> Result<()> {
+    if path.is_empty() || path.starts_with(':') || path.starts_with("file:") {
+        return Ok(()); // in memory, or a URI SQLite resolves itself
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
+        std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(path).map_err(io)?;
+        for file in [path.to_owned(), format!("{path}-wal"), format!("{path}-shm")] {
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 fn db_error(e: &sqlx::Error) -> Option<&dyn DatabaseError> {
     match e {
         sqlx::Error::Database(d) => Some(&**d),
@@ -200,8 +224,17 @@ mod tests {
         assert_eq!(store.backend(), Backend::Sqlite);
         store.close().await;
         let again = Store::connect(&url).await.unwrap();
-        again.close().await;
         assert!(dir.path().join("s.db").is_file());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            sqlx::query("CREATE TABLE w (x BIGINT)").execute(again.pool()).await.unwrap();
+            for name in ["s.db", "s.db-wal", "s.db-shm"] {
+                let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{name}");
+            }
+        }
+        again.close().await;
     }
 
     #[tokio::test]

@@ -85,11 +85,13 @@ impl Store {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&self.pool).await?.try_get("n")?)
     }
 
-    /// Updates name, role, active flag and working pattern. `NotFound` if absent.
+    /// Updates name, role, active flag and working pattern; deactivating also ends every session of
+    /// the user (same transaction). `NotFound` if absent.
     pub async fn update_user(&self, id: &str, update: &UserUpdate) -> Result<User> {
         let changed = self
             .retrying("update_user", || async move {
-                Ok(sqlx::query(
+                let mut tx = self.begin().await?;
+                let changed = sqlx::query(
                     "UPDATE users SET display_name = $1, role = $2, active = $3, pattern = $4 WHERE id = $5",
                 )
                 .bind(&update.display_name)
@@ -97,9 +99,14 @@ impl Store {
                 .bind(i64::from(update.active))
                 .bind(update.pattern.as_deref())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected())
+                .rows_affected();
+                if !update.active {
+                    sqlx::query("DELETE FROM staff_sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(changed)
             })
             .await?;
         if changed == 0 {
@@ -108,17 +115,25 @@ impl Store {
         self.user(id).await?.ok_or(StoreError::NotFound)
     }
 
-    /// Sets the hash and `password_changed_at = now` (voiding older sessions). `NotFound` if absent.
+    /// Sets the hash and `password_changed_at = now`, and in the same transaction ends every session
+    /// of the user and voids their outstanding setup links (a reset link must not outlive the
+    /// password it was meant to replace). `NotFound` if absent.
     pub async fn set_password(&self, user_id: &str, password_hash: &str, now: i64) -> Result<()> {
         let changed = self
             .retrying("set_password", || async move {
-                Ok(sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
-                    .bind(password_hash)
-                    .bind(now)
-                    .bind(user_id)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected())
+                let mut tx = self.begin().await?;
+                let changed =
+                    sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
+                        .bind(password_hash)
+                        .bind(now)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                sqlx::query("DELETE FROM staff_sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+                revoke_setup_tokens(&mut tx, user_id, now).await?;
+                tx.commit().await?;
+                Ok(changed)
             })
             .await?;
         if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
@@ -150,31 +165,40 @@ impl Store {
     }
 
     /// Marks the token used and returns its user, atomically: a second call (or a concurrent one)
-    /// gets `None`, as do expired tokens.
+    /// gets `None`, as do expired tokens. The user's other outstanding tokens are voided in the same
+    /// transaction: of several links sent to one person, the first one used is the only one.
     pub async fn take_setup_token(&self, token_hash: &str, now: i64) -> Result<Option<String>> {
         // One conditional UPDATE is the claim: of concurrent callers exactly one sees a changed row
         // (PostgreSQL re-checks the WHERE after waiting on the row lock; SQLite serializes writers).
-        let taken = self
-            .retrying("take_setup_token", || async move {
-                Ok(sqlx::query(
-                    "UPDATE setup_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",
-                )
-                .bind(now)
-                .bind(token_hash)
-                .execute(&self.pool)
-                .await?
-                .rows_affected())
-            })
-            .await?;
-        if taken == 0 {
-            return Ok(None);
-        }
-        let row = sqlx::query("SELECT user_id FROM setup_tokens WHERE token_hash = $1")
+        // A concurrent take of a sibling token waits on the rows voided here and then finds them used.
+        self.retrying("take_setup_token", || async move {
+            let mut tx = self.begin().await?;
+            let row = sqlx::query(
+                "UPDATE setup_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+                 RETURNING user_id",
+            )
+            .bind(now)
             .bind(token_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
-        Ok(row.map(|r| r.try_get("user_id")).transpose()?)
+            let Some(row) = row else { return Ok(None) };
+            let user_id: String = row.try_get("user_id")?;
+            revoke_setup_tokens(&mut tx, &user_id, now).await?;
+            tx.commit().await?;
+            Ok(Some(user_id))
+        })
+        .await
     }
+}
+
+/// Marks every still-unused setup token of `user_id` used at `now`.
+async fn revoke_setup_tokens(tx: &mut sqlx::Transaction<'static, sqlx::Any>, user_id: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE setup_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 fn normalize_email(email: &str) -> String {

@@ -10,6 +10,8 @@ scenarios!(
     duplicate_email_any_case,
     setup_tokens_are_single_use,
     concurrent_token_takes,
+    using_one_setup_link_voids_the_others,
+    sessions_end_at_logout_password_change_and_deactivation,
     settings,
     corrupt_enum_text
 );
@@ -110,6 +112,68 @@ async fn concurrent_token_takes(db: Db) {
         }
     }
     assert_eq!(winners, [user.id]);
+}
+
+async fn using_one_setup_link_voids_the_others(db: Db) {
+    let store = db.connect().await;
+    let user = official(&store, "l@x.example").await;
+    let other = official(&store, "o@x.example").await;
+    // The newer link used first: the older one no longer works (and vice versa).
+    store.create_setup_token(&user.id, "older", NOW + 3600).await.unwrap();
+    store.create_setup_token(&user.id, "newer", NOW + 3600).await.unwrap();
+    store.create_setup_token(&other.id, "someone-else", NOW + 3600).await.unwrap();
+    assert_eq!(store.take_setup_token("newer", NOW).await.unwrap(), Some(user.id.clone()));
+    assert_eq!(store.take_setup_token("older", NOW + 1).await.unwrap(), None);
+    store.create_setup_token(&user.id, "reset-1", NOW + 3600).await.unwrap();
+    store.create_setup_token(&user.id, "reset-2", NOW + 3600).await.unwrap();
+    assert_eq!(store.take_setup_token("reset-1", NOW + 2).await.unwrap(), Some(user.id.clone()));
+    assert_eq!(store.take_setup_token("reset-2", NOW + 3).await.unwrap(), None);
+    // A password set another way (the user's own change) voids the outstanding links too.
+    store.create_setup_token(&user.id, "reset-3", NOW + 3600).await.unwrap();
+    store.set_password(&user.id, "$argon2id$x", NOW + 4).await.unwrap();
+    assert_eq!(store.take_setup_token("reset-3", NOW + 5).await.unwrap(), None);
+    // Other users' links are untouched.
+    assert_eq!(store.take_setup_token("someone-else", NOW + 6).await.unwrap(), Some(other.id));
+}
+
+async fn sessions_end_at_logout_password_change_and_deactivation(db: Db) {
+    let store = db.connect().await;
+    let user = official(&store, "s@x.example").await;
+    let other = official(&store, "p@x.example").await;
+    assert!(matches!(store.create_session("nobody", NOW, NOW + 60).await, Err(StoreError::NotFound)));
+    let a = store.create_session(&user.id, NOW, NOW + 60).await.unwrap();
+    let b = store.create_session(&user.id, NOW, NOW + 60).await.unwrap();
+    let theirs = store.create_session(&other.id, NOW, NOW + 60).await.unwrap();
+    assert_eq!(store.session_user(&a, NOW).await.unwrap().as_deref(), Some(user.id.as_str()));
+    assert_eq!(store.session_user(&a, NOW + 60).await.unwrap(), None, "expired at expires_at");
+
+    store.delete_session(&a).await.unwrap();
+    assert_eq!(store.session_user(&a, NOW).await.unwrap(), None, "logged out");
+    assert_eq!(store.session_user(&b, NOW).await.unwrap().as_deref(), Some(user.id.as_str()), "other devices stay");
+
+    store.set_password(&user.id, "$argon2id$y", NOW + 1).await.unwrap();
+    assert_eq!(store.session_user(&b, NOW + 1).await.unwrap(), None, "a password change ends every session");
+
+    let c = store.create_session(&user.id, NOW + 2, NOW + 60).await.unwrap();
+    let mut update = UserUpdate { display_name: "S".into(), role: StaffRole::Official, active: true, pattern: None };
+    store.update_user(&user.id, &update).await.unwrap();
+    assert!(store.session_user(&c, NOW + 2).await.unwrap().is_some(), "an edit that keeps the user active");
+    update.active = false;
+    store.update_user(&user.id, &update).await.unwrap();
+    assert_eq!(store.session_user(&c, NOW + 2).await.unwrap(), None, "deactivation ends every session");
+    assert!(store.session_user(&theirs, NOW + 2).await.unwrap().is_some());
+
+    let short = store.create_session(&other.id, NOW, NOW + 10).await.unwrap();
+    assert_eq!(store.delete_expired_sessions(NOW + 10).await.unwrap(), 1);
+    assert_eq!(store.session_user(&short, NOW).await.unwrap(), None, "swept");
+    assert!(store.session_user(&theirs, NOW + 10).await.unwrap().is_some());
+    assert_eq!(store.delete_user_sessions(&other.id).await.unwrap(), 1);
+}
+
+/// A new official with this email.
+async fn official(store: &Store, email: &str) -> User {
+    let new = NewUser { email: email.into(), display_name: email.into(), role: StaffRole::Official };
+    store.create_user(&new, NOW).await.unwrap()
 }
 
 async fn settings(db: Db) {

@@ -345,6 +345,144 @@ async fn a_password_change_ends_older_sessions() {
     laptop.login("admin@comune.example", "a new password 123").await.expect(StatusCode::OK);
 }
 
+/// Logs in without a cookie jar and returns the session cookie (`name=value`) as a thief would copy it.
+async fn login_cookie(server: &TestServer, email: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/auth/login", server.url()))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), StatusCode::OK);
+    let set_cookie = response.headers()[reqwest::header::SET_COOKIE].to_str().expect("text").to_owned();
+    set_cookie.split(';').next().expect("name=value").to_owned()
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_on_the_server() {
+    let (server, admin, _) = with_admin().await;
+    let cookie = login_cookie(&server, "admin@comune.example").await;
+    let laptop = Browser::with_cookie(&server, &cookie);
+    let copy = Browser::with_cookie(&server, &cookie);
+    copy.get("/api/auth/me").await.expect(StatusCode::OK);
+
+    laptop.post("/api/auth/logout", json!({})).await.expect(StatusCode::NO_CONTENT);
+    // The copied cookie is still a well-signed, unexpired JWT: the server no longer honours it.
+    copy.get("/api/auth/me").await.expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    copy.post("/api/auth/password", json!({"current_password": PASSWORD, "new_password": "a takeover 12345"}))
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    // Only that session ended: the administrator's other browser is still in.
+    admin.get("/api/auth/me").await.expect(StatusCode::OK);
+    // Logging out again, or without a session, is harmless.
+    laptop.post("/api/auth/logout", json!({})).await.expect(StatusCode::NO_CONTENT);
+    Browser::new(&server).post("/api/auth/logout", json!({})).await.expect(StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_deactivated_users_sessions_stay_ended_after_reactivation() {
+    let (server, admin, _) = with_admin().await;
+    let (bruno, id) = staff_member(&server, &admin, "bruno@comune.example", "official").await;
+    let copy = Browser::with_cookie(&server, &login_cookie(&server, "bruno@comune.example").await);
+    copy.get("/api/auth/me").await.expect(StatusCode::OK);
+    let user = |active: bool| json!({"display_name": "Bruno", "role": "official", "active": active});
+    admin.put(&format!("/api/admin/users/{id}"), user(false)).await.expect(StatusCode::OK);
+    admin.put(&format!("/api/admin/users/{id}"), user(true)).await.expect(StatusCode::OK);
+    for browser in [&bruno, &copy] {
+        browser.get("/api/auth/me").await.expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    }
+    bruno.login("bruno@comune.example", PASSWORD).await.expect(StatusCode::OK);
+    bruno.get("/api/auth/me").await.expect(StatusCode::OK);
+}
+
+/// A password-reset link for user `id`, as the administrator asks for one (its secret).
+async fn reset_link(admin: &Browser, id: &str) -> String {
+    let link = admin.post(&format!("/api/admin/users/{id}/setup-link"), json!({})).await.expect(StatusCode::OK);
+    secret(link["setup_url"].as_str().expect("setup_url"))
+}
+
+#[tokio::test]
+async fn using_one_setup_link_voids_the_users_other_links() {
+    let (server, admin, _) = with_admin().await;
+    let created = admin
+        .post("/api/admin/users", json!({"email": "carla@comune.example", "display_name": "Carla", "role": "official"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let id = created["user"]["id"].as_str().expect("id").to_owned();
+    let first = secret(created["setup_url"].as_str().expect("setup_url"));
+    let second = reset_link(&admin, &id).await;
+
+    // The newer link used: the older one (still within its 7 days) takes nothing over.
+    let carla = Browser::new(&server);
+    carla.post("/api/auth/setup", json!({"token": second, "password": PASSWORD})).await.expect(StatusCode::OK);
+    Browser::new(&server)
+        .post("/api/auth/setup", json!({"token": first, "password": "an attacker's 123"}))
+        .await
+        .expect_error(StatusCode::GONE, "setup_link_invalid");
+    carla.get("/api/auth/me").await.expect(StatusCode::OK);
+
+    // And the other way round: of two resets, the older one used voids the newer.
+    let (older, newer) = (reset_link(&admin, &id).await, reset_link(&admin, &id).await);
+    Browser::new(&server)
+        .post("/api/auth/setup", json!({"token": older, "password": "a second password"}))
+        .await
+        .expect(StatusCode::OK);
+    Browser::new(&server)
+        .post("/api/auth/setup", json!({"token": newer, "password": "an attacker's 123"}))
+        .await
+        .expect_error(StatusCode::GONE, "setup_link_invalid");
+    carla.login("carla@comune.example", "a second password").await.expect(StatusCode::OK);
+}
+
+/// `request` with the headers a browser adds (`Origin`, `Sec-Fetch-Site`), from `browser`'s cookie jar.
+async fn from_site(browser: &Browser, method: reqwest::Method, path: &str, marks: &[(&str, &str)]) -> Reply {
+    let mut request = browser.http.request(method, format!("{}{path}", browser.base));
+    for (name, value) in marks {
+        request = request.header(*name, *value);
+    }
+    let response = request.json(&json!({})).send().await.expect("request");
+    let status = response.status();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    Reply { status, body, set_cookie: false }
+}
+
+#[tokio::test]
+async fn state_changing_requests_from_another_site_are_refused() {
+    let (server, admin, _) = with_admin().await;
+    let evil = [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")];
+    // A bodyless logout and an account creation, sent by another site's page with the cookie.
+    from_site(&admin, reqwest::Method::POST, "/api/auth/logout", &evil)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "cross_origin");
+    admin.get("/api/auth/me").await.expect(StatusCode::OK);
+    let users = "/api/admin/users";
+    from_site(&admin, reqwest::Method::POST, users, &evil).await.expect_error(StatusCode::FORBIDDEN, "cross_origin");
+    for marks in [[("origin", "null")].as_slice(), &[("sec-fetch-site", "same-site")], &[evil[0]]] {
+        from_site(&admin, reqwest::Method::POST, users, marks)
+            .await
+            .expect_error(StatusCode::FORBIDDEN, "cross_origin");
+    }
+    // Reads are not refused (the browser keeps another site from reading the answer).
+    from_site(&admin, reqwest::Method::GET, users, &evil).await.expect(StatusCode::OK);
+    assert_eq!(admin.get(users).await.expect(StatusCode::OK).as_array().unwrap().len(), 1, "nobody was created");
+
+    // Our own page: the same request passes.
+    let url = server.url();
+    let ours = [("origin", url.as_str()), ("sec-fetch-site", "same-origin")];
+    let created = admin
+        .http
+        .post(format!("{url}{users}"))
+        .header("origin", url.as_str())
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({"email": "dora@comune.example", "display_name": "Dora", "role": "official"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    from_site(&admin, reqwest::Method::POST, "/api/auth/logout", &ours).await.expect(StatusCode::NO_CONTENT);
+    admin.get("/api/auth/me").await.expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
 // --- roles and administration ---------------------------------------------------------------------
 
 #[tokio::test]

@@ -2,16 +2,17 @@
 //! [`Staff`] extractor every staff endpoint takes, and one-time setup links (the first administrator,
 //! new staff, password resets).
 //!
-//! Why a JWT in a cookie and still a database read per request: the cookie proves who it is; the row
-//! decides what they may do *now* (role changes, deactivation and password changes apply at once —
-//! a session issued before the last password change is void).
+//! Why a JWT in a cookie and still database reads per request: the cookie proves which session it
+//! is; the session row says it has not ended (logout deletes it; a password change or a deactivation
+//! deletes all of the user's rows), and the user row decides what they may do *now* (role changes
+//! apply at once; a session issued before the last password change is void).
 //!
 //! Logins are limited per client address and per (address, account), and every Argon2 computation
 //! waits for one of a few permits (`login_guard.rs`): an anonymous flood can neither exhaust memory
 //! nor lock a person out of their account.
 //!
-//! CSRF: the cookie is SameSite=Strict and every state-changing endpoint takes a JSON body, which a
-//! cross-site form cannot send.
+//! CSRF: the cookie is SameSite=Strict, and every state-changing request from a browser must come
+//! from our own origin (`crate::origin`, a middleware on all of `/api`).
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -43,6 +44,8 @@ const MAX_PASSWORD: usize = 256;
 #[derive(Serialize, Deserialize)]
 struct SessionClaims {
     sub: String,
+    /// The `staff_sessions` row this cookie stands for.
+    sid: String,
     /// Always "staff": join tokens have no `typ`, so neither kind can pass for the other.
     typ: String,
     iat: i64,
@@ -81,7 +84,11 @@ impl FromRequestParts<AppState> for Staff {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Staff, ApiError> {
         let token = session_cookie(&parts.headers).ok_or(ApiError::Unauthenticated)?;
         let claims: SessionClaims = state.tokens.decode(token).map_err(|_| ApiError::Unauthenticated)?;
-        if claims.typ != "staff" || claims.exp <= state.clock.now() {
+        let now = state.clock.now();
+        if claims.typ != "staff" || claims.exp <= now {
+            return Err(ApiError::Unauthenticated);
+        }
+        if state.store.session_user(&claims.sid, now).await?.as_deref() != Some(claims.sub.as_str()) {
             return Err(ApiError::Unauthenticated);
         }
         let user = state.store.user(&claims.sub).await?.ok_or(ApiError::Unauthenticated)?;
@@ -189,9 +196,11 @@ fn check_password_policy(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn session_headers(state: &AppState, user_id: &str) -> Result<HeaderMap, ApiError> {
+/// A new session row and the cookie that names it.
+async fn session_headers(state: &AppState, user_id: &str) -> Result<HeaderMap, ApiError> {
     let now = state.clock.now();
-    let claims = SessionClaims { sub: user_id.to_owned(), typ: "staff".into(), iat: now, exp: now + SESSION_SECS };
+    let sid = state.store.create_session(user_id, now, now + SESSION_SECS).await?;
+    let claims = SessionClaims { sub: user_id.to_owned(), sid, typ: "staff".into(), iat: now, exp: now + SESSION_SECS };
     let token = state.tokens.sign(&claims).map_err(ApiError::internal)?;
     let secure = if state.config.public_url.starts_with("https://") { "; Secure" } else { "" };
     let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_SECS}{secure}");
@@ -315,19 +324,25 @@ pub async fn login(
     };
     attempt.finish(true, now);
     tracing::info!(user = %user.id, "logged in");
-    let headers = session_headers(&state, &user.id)?;
+    let headers = session_headers(&state, &user.id).await?;
     Ok((headers, Json(me_of(&state, &user).await?)).into_response())
 }
 
-/// Log out: clears the session cookie.
+/// Log out: ends the session on the server (a copy of the cookie no longer works) and clears the
+/// cookie. Without a valid session there is nothing to end: still 204.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", responses((status = 204)))]
-pub async fn logout() -> Response {
+pub async fn logout(State(state): State<AppState>, request_headers: HeaderMap) -> Result<Response, ApiError> {
+    let session = session_cookie(&request_headers).and_then(|token| state.tokens.decode::<SessionClaims>(token).ok());
+    if let Some(claims) = session {
+        state.store.delete_session(&claims.sid).await?;
+        tracing::info!(user = %claims.sub, "logged out");
+    }
     let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         headers.insert(header::SET_COOKIE, v);
     }
-    (axum::http::StatusCode::NO_CONTENT, headers).into_response()
+    Ok((axum::http::StatusCode::NO_CONTENT, headers).into_response())
 }
 
 /// The logged-in user and their offices.
@@ -337,7 +352,8 @@ pub async fn me(State(state): State<AppState>, staff: Staff) -> Result<Json<Me>,
     Ok(Json(me_of(&state, &staff.user).await?))
 }
 
-/// Change one's own password (other sessions end; this one gets a fresh cookie).
+/// Change one's own password (every session ends, outstanding setup links stop working; this
+/// browser gets a fresh session).
 #[utoipa::path(post, path = "/api/auth/password", tag = "auth", request_body = PasswordBody,
     responses((status = 204), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %staff.user.id))]
@@ -356,7 +372,7 @@ pub async fn change_password(
     check_password_policy(&body.new_password)?;
     let hash = hash_password(&body.new_password).await?;
     state.store.set_password(&staff.user.id, &hash, state.clock.now()).await?;
-    let headers = session_headers(&state, &staff.user.id)?;
+    let headers = session_headers(&state, &staff.user.id).await?;
     Ok((axum::http::StatusCode::NO_CONTENT, headers).into_response())
 }
 
@@ -381,7 +397,7 @@ pub async fn setup(
     state.store.set_password(&user_id, &hash, now).await?;
     let user = state.store.user(&user_id).await?.ok_or(ApiError::NotFound)?;
     tracing::info!(user = %user.id, "password set through a setup link");
-    let headers = session_headers(&state, &user.id)?;
+    let headers = session_headers(&state, &user.id).await?;
     Ok((headers, Json(me_of(&state, &user).await?)).into_response())
 }
 

@@ -35,6 +35,9 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("forbidden")]
     Forbidden,
+    /// 403: a state-changing request that a browser sent from another site (`crate::origin`).
+    #[error("cross-origin request")]
+    CrossOrigin,
     #[error("not found")]
     NotFound,
     /// 409 with a specific code (slot taken, duplicate email…).
@@ -205,6 +208,14 @@ impl ApiError {
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 text("Non hai i permessi per questa operazione.", "You are not allowed to do this."),
+            ),
+            ApiError::CrossOrigin => (
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                text(
+                    "Richiesta inviata da un altro sito: rifiutata. Apri Sportello dal suo indirizzo e riprova.",
+                    "A request sent from another site: refused. Open Sportello at its own address and try again.",
+                ),
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", text("Risorsa non trovata.", "Not found.")),
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
@@ -433,6 +444,7 @@ mod tests {
             ApiError::Bearer { invalid: true },
             ApiError::InvalidCredentials,
             ApiError::Forbidden,
+            ApiError::CrossOrigin,
             ApiError::NotFound,
             ApiError::TooLarge,
             ApiError::UnsupportedMedia("x".into()),
@@ -441,6 +453,7 @@ mod tests {
             ApiError::NotOnAir,
             ApiError::Unavailable("x"),
             ApiError::RateLimited,
+            ApiError::TooManyAttempts { retry_after: 90 },
             ApiError::internal("x"),
             StoreError::SlotTaken.into(),
             StoreError::Conflict("email").into(),
