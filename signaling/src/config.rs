@@ -65,6 +65,9 @@ pub struct Config {
     /// New live viewers (WHEP sessions) one client IP may open per minute. Behind a reverse proxy
     /// every viewer shares the proxy's address: raise it there.
     pub live_viewers_per_ip_minute: u32,
+    /// Websockets one client address may hold open before joining a room (429 beyond). Behind a
+    /// reverse proxy every client shares its address: raise it there.
+    pub ws_unjoined_per_ip: u32,
 }
 
 impl Default for Config {
@@ -91,6 +94,7 @@ impl Default for Config {
             calendar_allow_private: false,
             max_live_viewers: 1000,
             live_viewers_per_ip_minute: 60,
+            ws_unjoined_per_ip: 8,
         }
     }
 }
@@ -200,6 +204,7 @@ pub struct Layer {
     pub calendar_allow_private: Option<bool>,
     pub max_live_viewers: Option<usize>,
     pub live_viewers_per_ip_minute: Option<u32>,
+    pub ws_unjoined_per_ip: Option<u32>,
 }
 
 impl Layer {
@@ -227,6 +232,7 @@ impl Layer {
             calendar_allow_private: self.calendar_allow_private.or(lower.calendar_allow_private),
             max_live_viewers: self.max_live_viewers.or(lower.max_live_viewers),
             live_viewers_per_ip_minute: self.live_viewers_per_ip_minute.or(lower.live_viewers_per_ip_minute),
+            ws_unjoined_per_ip: self.ws_unjoined_per_ip.or(lower.ws_unjoined_per_ip),
         }
     }
 
@@ -255,6 +261,7 @@ impl Layer {
             calendar_allow_private: self.calendar_allow_private.unwrap_or(base.calendar_allow_private),
             max_live_viewers: self.max_live_viewers.unwrap_or(base.max_live_viewers),
             live_viewers_per_ip_minute: self.live_viewers_per_ip_minute.unwrap_or(base.live_viewers_per_ip_minute),
+            ws_unjoined_per_ip: self.ws_unjoined_per_ip.unwrap_or(base.ws_unjoined_per_ip),
         }
     }
 
@@ -307,6 +314,7 @@ impl Layer {
                 "CALENDAR_ALLOW_PRIVATE" => layer.calendar_allow_private = Some(parsed(&value).map_err(err)?),
                 "MAX_LIVE_VIEWERS" => layer.max_live_viewers = Some(parsed(&value).map_err(err)?),
                 "LIVE_VIEWERS_PER_IP_MINUTE" => layer.live_viewers_per_ip_minute = Some(parsed(&value).map_err(err)?),
+                "WS_UNJOINED_PER_IP" => layer.ws_unjoined_per_ip = Some(parsed(&value).map_err(err)?),
                 _ => {}
             }
         }

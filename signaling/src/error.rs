@@ -75,6 +75,9 @@ pub enum ProtocolError {
     AppointmentClosed,
     #[error("no such appointment")]
     AppointmentNotFound,
+    /// More chat messages than a person types (a burst of 10, then one every 2 s).
+    #[error("chat messages too fast")]
+    ChatTooFast,
     /// The token no longer stands for what it names (`grants`): the account deactivated, the
     /// appointment moved, the council chair or membership changed.
     #[error("the link is no longer valid")]
@@ -124,6 +127,7 @@ impl ProtocolError {
             AppointmentClosed => "appointment_closed",
             AppointmentNotFound => "appointment_not_found",
             LinkRevoked => "link_revoked",
+            ChatTooFast => "chat_too_fast",
             FloorRequired => "floor_required",
             CouncilUnavailable => "council_unavailable",
             Council(e) => council_code(*e),
@@ -197,6 +201,10 @@ impl ProtocolError {
             AppointmentNotFound => (
                 "Appuntamento inesistente: controlla il link ricevuto.",
                 "No such appointment: please check the link you received.",
+            ),
+            ChatTooFast => (
+                "Stai inviando messaggi troppo in fretta: aspetta qualche secondo.",
+                "You are sending messages too fast: wait a few seconds.",
             ),
             LinkRevoked => (
                 "Questo link non è più valido (l'appuntamento è stato spostato, o il tuo ruolo è cambiato): usa il link più recente che hai ricevuto.",
@@ -328,6 +336,7 @@ mod tests {
             AppointmentClosed,
             AppointmentNotFound,
             LinkRevoked,
+            ChatTooFast,
             FloorRequired,
             CouncilUnavailable,
             Council(CouncilError::NotMember),
@@ -352,6 +361,7 @@ mod tests {
                 ("appointment_cancelled", 4004),
                 ("appointment_closed", 4004),
                 ("appointment_not_found", 4004),
+                ("link_revoked", 4004),
             ]
         );
     }

@@ -217,6 +217,38 @@ struct Participant {
     generation: u64,
     /// A subscribe `offer` was delivered and not answered yet.
     subscribe_offer_pending: bool,
+    /// Chat messages this participant may still send now.
+    chat_budget: ChatBudget,
+}
+
+/// A token bucket for chat: [`ChatBudget::BURST`] messages at once, then one per
+/// [`ChatBudget::EVERY`] — a person typing never meets it; a script storing a thousand messages in
+/// half a second does.
+#[derive(Debug)]
+struct ChatBudget {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl ChatBudget {
+    const BURST: f64 = 10.0;
+    const EVERY: Duration = Duration::from_secs(2);
+
+    fn new(now: std::time::Instant) -> ChatBudget {
+        ChatBudget { tokens: Self::BURST, at: now }
+    }
+
+    fn take(&mut self, now: std::time::Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() / Self::EVERY.as_secs_f64();
+        self.tokens = (self.tokens + refill).min(Self::BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Participant {
@@ -562,6 +594,7 @@ impl Room {
                     conn: Some(conn),
                     generation: 0,
                     subscribe_offer_pending: false,
+                    chat_budget: ChatBudget::new(std::time::Instant::now()),
                 });
                 false
             }
@@ -717,6 +750,9 @@ impl Room {
     /// ([`Control::ChatStored`]), so everyone sees the id the history has.
     fn chat(&mut self, i: usize, text: &str) -> Result<(), ProtocolError> {
         let body = protocol::chat_text(text)?;
+        if !self.participants[i].chat_budget.take(std::time::Instant::now()) {
+            return Err(ProtocolError::ChatTooFast);
+        }
         let p = &self.participants[i];
         let Some(conn) = p.conn.as_ref().map(|c| c.id) else { return Ok(()) };
         let now = self.settings.clock.now();

@@ -36,6 +36,8 @@ pub struct AppState {
     /// The server's "now" (shared with `tokens`).
     pub clock: Clock,
     pub login_guard: Arc<LoginGuard>,
+    /// Open websockets per client address (`ws::SocketGate`).
+    pub sockets: Arc<crate::ws::SocketGate>,
     /// Changes (or closes) when the server shuts down; websocket sessions then close with 1001.
     pub shutdown: watch::Receiver<bool>,
     /// The public state of council sessions (`/live/<session>`), written by council rooms.
@@ -75,6 +77,7 @@ impl AppState {
             mailer,
             clock,
             login_guard: Arc::default(),
+            sockets: Arc::default(),
             shutdown,
             live,
         }

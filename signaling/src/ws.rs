@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -18,6 +18,8 @@ use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::Instrument;
 
+use crate::api::login_guard::AddressKey;
+use crate::api::public::ClientIp;
 use crate::error::{Lang, ProtocolError};
 use crate::grants::Revoked;
 use crate::protocol::{self, ClientMessage, MAX_FRAME};
@@ -46,6 +48,69 @@ const CLOSE_POLICY: u16 = 1008;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// Websockets one address may hold open in all (an office behind one NAT included).
+pub const MAX_SOCKETS_PER_ADDRESS: u32 = 200;
+
+/// Open websockets per client address: refused with 429 before the upgrade beyond the limits.
+#[derive(Debug, Default)]
+pub struct SocketGate {
+    counts: std::sync::Mutex<std::collections::HashMap<AddressKey, (u32, u32)>>,
+}
+
+/// One admitted socket, counted as unjoined until [`Ticket::joined`]; uncounted when dropped.
+pub struct Ticket {
+    gate: std::sync::Arc<SocketGate>,
+    key: AddressKey,
+    joined: bool,
+}
+
+impl SocketGate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<AddressKey, (u32, u32)>> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place for a new socket from `ip`, if it holds fewer than `max_unjoined` sockets that have
+    /// not joined yet (`ws_unjoined_per_ip`: a page opens one, a reconnecting page a second;
+    /// hundreds are a flood) and fewer than [`MAX_SOCKETS_PER_ADDRESS`] in all.
+    pub fn admit(self: &std::sync::Arc<Self>, ip: Option<std::net::IpAddr>, max_unjoined: u32) -> Option<Ticket> {
+        let key = AddressKey::of(ip);
+        let mut counts = self.lock();
+        let (unjoined, open) = counts.entry(key).or_default();
+        if *unjoined >= max_unjoined || *open >= MAX_SOCKETS_PER_ADDRESS {
+            return None;
+        }
+        *unjoined += 1;
+        *open += 1;
+        Some(Ticket { gate: self.clone(), key, joined: false })
+    }
+}
+
+impl Ticket {
+    fn joined(&mut self) {
+        if !self.joined {
+            self.joined = true;
+            if let Some((unjoined, _)) = self.gate.lock().get_mut(&self.key) {
+                *unjoined = unjoined.saturating_sub(1);
+            }
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut counts = self.gate.lock();
+        if let Some((unjoined, open)) = counts.get_mut(&self.key) {
+            if !self.joined {
+                *unjoined = unjoined.saturating_sub(1);
+            }
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
     /// Optional; when present the token must be for this room (`wrong_room` otherwise).
@@ -53,14 +118,25 @@ pub struct WsQuery {
     pub lang: Option<String>,
 }
 
-pub async fn handler(State(state): State<AppState>, Query(query): Query<WsQuery>, ws: WebSocketUpgrade) -> Response {
+pub async fn handler(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Query(query): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(ticket) = state.sockets.admit(ip, state.config.ws_unjoined_per_ip) else {
+        tracing::info!("websocket refused: too many open from this address");
+        let headers = [(axum::http::header::RETRY_AFTER, "10")];
+        return (axum::http::StatusCode::TOO_MANY_REQUESTS, headers, "too many websockets from this address")
+            .into_response();
+    };
     ws.max_message_size(READ_LIMIT)
         .max_frame_size(READ_LIMIT)
         .on_failed_upgrade(|error| tracing::info!(%error, "websocket upgrade failed"))
-        .on_upgrade(move |socket| run(socket, state, query))
+        .on_upgrade(move |socket| run(socket, state, query, ticket))
 }
 
-async fn run(socket: WebSocket, state: AppState, query: WsQuery) {
+async fn run(socket: WebSocket, state: AppState, query: WsQuery, ticket: Ticket) {
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let span =
         tracing::info_span!("session", conn = id, room = tracing::field::Empty, participant = tracing::field::Empty);
@@ -72,6 +148,7 @@ async fn run(socket: WebSocket, state: AppState, query: WsQuery) {
             conn,
             state: state.clone(),
             expected_room: query.room,
+            ticket,
             joined: None,
             left: false,
             closing: false,
@@ -93,6 +170,8 @@ struct Session {
     conn: Connection,
     state: AppState,
     expected_room: Option<String>,
+    /// This socket's place in the per-address count.
+    ticket: Ticket,
     joined: Option<RoomHandle>,
     left: bool,
     /// A close frame is queued: frames are no longer processed.
@@ -219,6 +298,7 @@ impl Session {
         match self.state.rooms.join(claims, self.conn.clone()).await {
             Ok(room) => {
                 self.joined = Some(room);
+                self.ticket.joined();
                 true
             }
             // room_full is fatal; internal is not (the client may try again).

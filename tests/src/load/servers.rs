@@ -64,6 +64,8 @@ impl Server {
             .arg(dir.path())
             .args(["--max-participants", "5000", "--reconnect-grace", "1s", "run"])
             .env("RUST_LOG", "warn")
+            // Every synthetic client comes from loopback and they all connect at once.
+            .env("SPORTELLO_WS_UNJOINED_PER_IP", "100000")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
