@@ -106,7 +106,9 @@ impl DayPlan {
     }
 
     /// A working day (on site or remote). The contact band may be no longer than the day's
-    /// working time (collective agreements: no longer than the average working day).
+    /// working time (collective agreements: no longer than the average working day); a break
+    /// between two working ranges inside the band does not count, so a band may span the lunch
+    /// break of split hours (08:30–12:30 and 14:30–16:30 with a band 08:30–16:30: 6 hours).
     pub fn working(mode: WorkMode, hours: Vec<TimeRange>, contact: TimeRange) -> Result<Self, PatternError> {
         if mode == WorkMode::Off {
             return Err(PatternError::OffDayWithHours);
@@ -120,7 +122,16 @@ impl DayPlan {
             }
         }
         let hours_minutes: i64 = hours.iter().map(TimeRange::minutes).sum();
-        if contact.minutes() > hours_minutes {
+        let minute = |t: Time| i64::from(t.hour()) * 60 + i64::from(t.minute());
+        let breaks_in_band: i64 = hours
+            .windows(2)
+            .map(|pair| {
+                let (from, to) =
+                    (minute(pair[0].end).max(minute(contact.start)), minute(pair[1].start).min(minute(contact.end)));
+                (to - from).max(0)
+            })
+            .sum();
+        if contact.minutes() - breaks_in_band > hours_minutes {
             return Err(PatternError::ContactBandTooLong { contact, hours_minutes });
         }
         Ok(DayPlan { mode, hours, contact: Some(contact) })
@@ -307,6 +318,13 @@ mod tests {
         ));
         assert!(matches!(
             DayPlan::working(WorkMode::Remote, vec![r(9, 0, 12, 0)], r(8, 0, 12, 0)),
+            Err(PatternError::ContactBandTooLong { .. })
+        ));
+        // A personal band may span the lunch break of split hours: the break does not count.
+        let split = DayPlan::working(WorkMode::OnSite, vec![r(8, 30, 12, 30), r(14, 30, 16, 30)], r(8, 30, 16, 30));
+        assert_eq!(split.map(|p| p.contact()), Ok(Some(r(8, 30, 16, 30))));
+        assert!(matches!(
+            DayPlan::working(WorkMode::OnSite, vec![r(8, 30, 12, 30), r(14, 30, 16, 30)], r(8, 0, 16, 30)),
             Err(PatternError::ContactBandTooLong { .. })
         ));
         // Split opening hours: the band spans both ranges (only the overlap with hours is offered).

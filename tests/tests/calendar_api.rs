@@ -380,12 +380,12 @@ async fn the_editor_starts_from_the_hours_in_force_and_the_preview_counts_lost_s
         .await
         .expect(StatusCode::OK);
 
-    // The hours in force are the office's: split hours on site, a contact band as long as the
-    // rules allow (6 h of work → 08:30–14:30), the weekend off.
+    // The hours in force are the office's: split hours on site, a contact band across both (the
+    // lunch break does not count against its length), the weekend off.
     let p = w.anna.get("/api/staff/calendar/pattern").await.expect(StatusCode::OK);
     assert_eq!((p["pattern"].clone(), p["follows_office_hours"].clone()), (Value::Null, json!(true)));
     let in_force = p["in_force"].clone();
-    assert_eq!(in_force["week"][0], json!({"mode": "on_site", "hours": split, "contact": "08:30-14:30"}));
+    assert_eq!(in_force["week"][0], json!({"mode": "on_site", "hours": split, "contact": "08:30-16:30"}));
     assert_eq!(in_force["week"][5], json!({"mode": "off"}));
 
     // Every public slot from now to the horizon (three months cover the 60 days).
@@ -407,18 +407,42 @@ async fn the_editor_starts_from_the_hours_in_force_and_the_preview_counts_lost_s
         (Some(public.len() as u64), Some(0), Some(0))
     );
 
-    // Saving the office's hours as a personal pattern (the editor's start) loses the afternoons
-    // the contact band cannot reach; the preview says how many, per service, before anything is saved.
-    let lost =
+    // Saving the office's hours as a personal pattern (the editor's start) loses nothing; nor does
+    // marking Tuesdays remote (the official meets by video, and the service is offered by video).
+    let kept =
         w.anna.post("/api/staff/calendar/pattern/preview", json!({"pattern": in_force})).await.expect(StatusCode::OK);
-    assert_eq!(lost["removed"].as_u64(), Some(afternoons as u64), "{lost}");
+    assert_eq!((kept["removed"].as_u64(), kept["after"].as_u64()), (Some(0), Some(public.len() as u64)), "{kept}");
+    let mut remote_tuesday = in_force.clone();
+    remote_tuesday["week"][1]["mode"] = json!("remote");
+    let remote = w
+        .anna
+        .post("/api/staff/calendar/pattern/preview", json!({"pattern": remote_tuesday}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(remote["removed"].as_u64(), Some(0), "{remote}");
+
+    // Wednesdays off: the preview says how many slots go, per service, before anything is saved.
+    let wednesdays = public
+        .iter()
+        .filter(|s| s[..10].parse::<Date>().is_ok_and(|d| d.weekday() == jiff::civil::Weekday::Wednesday))
+        .count();
+    assert!(wednesdays > 0);
+    let mut off_wednesday = in_force.clone();
+    off_wednesday["week"][2] = json!({"mode": "off"});
+    let lost = w
+        .anna
+        .post("/api/staff/calendar/pattern/preview", json!({"pattern": off_wednesday}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(lost["removed"].as_u64(), Some(wednesdays as u64), "{lost}");
     assert_eq!(
         (lost["before"].as_u64(), lost["after"].as_u64()),
-        (Some(public.len() as u64), Some((public.len() - afternoons) as u64))
+        (Some(public.len() as u64), Some((public.len() - wednesdays) as u64))
     );
     assert_eq!(lost["services"][0]["service_name"], "Carta d'identità");
     assert_eq!(lost["services"][0]["office_name"], "Anagrafe");
     assert_eq!(lost["services"][0]["removed"], lost["removed"]);
+    let _ = afternoons;
 
     // Whole days without the lunch break and a Saturday morning add slots and take none.
     let mut more = in_force.clone();

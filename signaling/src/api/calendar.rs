@@ -88,8 +88,8 @@ pub struct PatternOut {
     pub pattern: Option<PatternJson>,
     pub follows_office_hours: bool,
     /// The hours in force as a `PatternJson`: the personal pattern, else the opening hours of the
-    /// first office (on site; split hours get the longest contact band the rules allow, which
-    /// the preview then shows). Null with neither. What the editor starts from.
+    /// first office (on site; with split hours the contact band spans them all, the breaks not
+    /// counting). Null with neither. What the editor starts from.
     #[schema(value_type = Option<Object>)]
     pub in_force: Option<PatternJson>,
 }
@@ -387,14 +387,9 @@ fn office_hours_pattern(opening_hours: &str) -> Option<PatternJson> {
         }
         let spans: Vec<(i32, i32)> = ranges.iter().map(|r| (minutes(r.start()), minutes(r.end()))).collect();
         let hours = spans.iter().map(|(a, b)| format!("{}-{}", clock(*a), clock(*b))).collect();
-        let contact = (spans.len() > 1).then(|| {
-            let total: i32 = spans.iter().map(|(a, b)| b - a).sum();
-            let (first, last) = (spans[0].0, spans[spans.len() - 1].1);
-            let covered = |s: i32| spans.iter().map(|&(a, b)| (b.min(s + total) - a.max(s)).max(0)).sum::<i32>();
-            let starts = spans.iter().flat_map(|&(a, b)| [a, (b - total).max(first)]).filter(|s| s + total <= last);
-            let best = starts.max_by_key(|s| (covered(*s), -s)).unwrap_or(first);
-            format!("{}-{}", clock(best), clock(best + total))
-        });
+        // The band spans every opening range: the breaks between them do not count against its
+        // length (`DayPlan::working`), so the official stays bookable whenever the office is open.
+        let contact = (spans.len() > 1).then(|| format!("{}-{}", clock(spans[0].0), clock(spans[spans.len() - 1].1)));
         DayJson { mode: ModeJson::OnSite, hours, contact }
     };
     Some(PatternJson { week: week.iter().map(day).collect(), exceptions: BTreeMap::new() })
@@ -967,12 +962,12 @@ mod tests {
         let hours = r#"[["08:30-12:30","14:30-16:30"],["09:00-12:00"],[],[],[],[],[]]"#;
         let p = office_hours_pattern(hours).unwrap();
         assert_eq!(p.week[0].hours, ["08:30-12:30", "14:30-16:30"]);
-        // The band is as long as the hours worked (6 h) and covers as much opening time as it can.
-        assert_eq!(p.week[0].contact.as_deref(), Some("08:30-14:30"));
+        // The band spans both ranges: the lunch break does not count against its length.
+        assert_eq!(p.week[0].contact.as_deref(), Some("08:30-16:30"));
         assert_eq!((p.week[1].mode, p.week[1].contact.as_deref()), (ModeJson::OnSite, None));
         assert_eq!(p.week[2].mode, ModeJson::Off);
         let afternoon_long = r#"[["08:00-09:00","14:00-18:00"],[],[],[],[],[],[]]"#;
-        assert_eq!(office_hours_pattern(afternoon_long).unwrap().week[0].contact.as_deref(), Some("13:00-18:00"));
+        assert_eq!(office_hours_pattern(afternoon_long).unwrap().week[0].contact.as_deref(), Some("08:00-18:00"));
         assert!(validate_pattern(serde_json::to_value(&p).unwrap()).is_ok());
     }
 

@@ -236,9 +236,17 @@ pub async fn staff_pages(ctx: &mut Ctx) -> Result<()> {
     if shown != json!([["on_site", "08:30-12:30, 14:30-16:30"], ["off", ""]]) {
         return Err(err(format!("unticking shows {shown}, not the office's hours")));
     }
+    // The office's own hours cost nothing; marking Wednesday a day off costs its times, and the
+    // page says how many before saving.
+    b.wait_for("/non cambia/.test(document.querySelector('#pattern-preview').textContent)", STEP).await?;
+    b.exec(
+        "const m = document.querySelector('#day-2-mode'); m.value = 'off'; \
+         m.dispatchEvent(new Event('change', { bubbles: true }));",
+    )
+    .await?;
     b.wait_for("/perderebbero \\d+ orari/.test(document.querySelector('#pattern-preview').textContent)", STEP).await?;
     let warning: String = b.eval("document.querySelector('#pattern-preview').innerText").await?;
-    println!("  unticked: office hours shown; {:?}", warning.replace('\n', " | "));
+    println!("  unticked: office hours shown, no loss; Wednesday off: {:?}", warning.replace('\n', " | "));
     b.click("#pattern-save").await?;
     b.wait_for("document.querySelector('#pattern-confirm') && document.activeElement.id === 'pattern-preview'", STEP)
         .await?;
@@ -252,6 +260,7 @@ pub async fn staff_pages(ctx: &mut Ctx) -> Result<()> {
     let after: Value = b.eval_async(probe).await?;
     if after["follows_office_hours"] != false
         || after["pattern"]["week"][0]["hours"] != json!(["08:30-12:30", "14:30-16:30"])
+        || after["pattern"]["week"][2]["mode"] != "off"
     {
         return Err(err(format!("«Salva comunque» did not save the pattern shown: {after}")));
     }
