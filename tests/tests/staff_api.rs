@@ -698,6 +698,19 @@ async fn closing_an_appointment_is_audited_and_final() {
         assert!(!words.contains(&anna_id) && !words.contains(&appt.starts_at.to_string()), "{words}");
     }
     assert_eq!(server.server.store.appointment(&id).await.unwrap().unwrap().status.as_str(), "completed");
+
+    // Cancelled by the office: the citizen is told by email, with the .ics that removes the entry.
+    let cancelled = book(&server, &office1, &service_id, &anna_id, "DDD444", 7200).await;
+    anna.post(&format!("/api/staff/appointments/{cancelled}/status"), json!({"status": "cancelled"}))
+        .await
+        .expect(StatusCode::OK);
+    let outbox = server.data_dir().join("outbox");
+    let mails: Vec<String> = std::fs::read_dir(&outbox)
+        .map(|d| d.flatten().filter_map(|e| std::fs::read_to_string(e.path()).ok()).collect())
+        .unwrap_or_default();
+    let mail = mails.iter().find(|m| m.contains("DDD444")).unwrap_or_else(|| panic!("no email in {outbox:?}"));
+    assert!(mail.contains("mario.rossi@example.org") && mail.contains("annullato"), "{mail}");
+    assert!(mail.contains("METHOD:CANCEL") || mail.contains("method=CANCEL"), "{mail}");
 }
 
 // --- links ------------------------------------------------------------------------------------------

@@ -493,6 +493,22 @@ fn booking_out(
 }
 
 /// Sends a booking email; a failure is logged and the booking stands (the page shows everything).
+/// The cancellation email (a link to book again, the `.ics` that removes the calendar entry), for
+/// a cancellation by the citizen or by the office.
+pub(crate) async fn send_cancellation(
+    state: &AppState,
+    appt: &Appointment,
+    office: &Office,
+    service: &Service,
+    now: i64,
+) -> Result<(), ApiError> {
+    let mail = BookingMail { appt, office, service, join_link: None, manage_link: None, cancel_link: None };
+    let sequence = state.store.calendar_sequence(&appt.id).await?;
+    let book_again = links::book_again_link(&state.config.public_url, &service.id);
+    send(state, mail.cancellation(now, sequence, &book_again), "cancellation").await;
+    Ok(())
+}
+
 async fn send(state: &AppState, email: crate::mail::Email, what: &'static str) {
     if let Err(error) = state.mailer.send(&email).await {
         tracing::error!(%error, what, "booking email not sent");
@@ -862,17 +878,7 @@ async fn cancel(
             state.store.set_status(&appt.id, &[Status::Confirmed], Status::Cancelled, "citizen", "", now).await?;
         tracing::info!(appointment = %appt.id, "cancelled by the citizen");
         let (office, service, services) = context(&state, &appt).await?;
-        let mail = BookingMail {
-            appt: &appt,
-            office: &office,
-            service: &service,
-            join_link: None,
-            manage_link: None,
-            cancel_link: None,
-        };
-        let sequence = state.store.calendar_sequence(&appt.id).await?;
-        let book_again = links::book_again_link(&state.config.public_url, &service.id);
-        send(&state, mail.cancellation(now, sequence, &book_again), "cancellation").await;
+        send_cancellation(&state, &appt, &office, &service, now).await?;
         Ok(Json(booking_out(&state, &appt, &office, &service, &services, now)))
     }
     .instrument(tracing::info_span!("public_cancel"))

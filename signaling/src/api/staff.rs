@@ -403,8 +403,16 @@ pub async fn set_status(
     }
     scoped_appointment(&state, &staff, &id).await?;
     let note: String = body.note.trim().chars().take(500).collect();
-    let appt = state.store.set_status(&id, &[Status::Confirmed], to, &staff.actor(), &note, state.clock.now()).await?;
+    let now = state.clock.now();
+    let appt = state.store.set_status(&id, &[Status::Confirmed], to, &staff.actor(), &note, now).await?;
     tracing::info!(status = %to, "appointment closed by staff");
+    // A citizen whose appointment the office cancels is told, as when they cancel themselves.
+    if to == Status::Cancelled
+        && let (Some(office), Some(service)) =
+            (state.store.office(&appt.office_id).await?, state.store.service(&appt.service_id).await?)
+    {
+        super::public::send_cancellation(&state, &appt, &office, &service, now).await?;
+    }
     Ok(Json(Names::load(&state).await?.view(&state, appt)))
 }
 
