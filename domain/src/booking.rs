@@ -548,7 +548,8 @@ mod tests {
             assert_eq!(errors, [RequesterError::ControlChars(Field::FirstName)], "{bad:?}");
             assert_eq!(clean_display_name(bad, 100), None, "{bad:?}");
         }
-        let details = validate_requester(&input("Anna", "Rossi", "a@b.it", "riga 1\n\u{202E}riga 2")).expect_err("bidi");
+        let details =
+            validate_requester(&input("Anna", "Rossi", "a@b.it", "riga 1\n\u{202E}riga 2")).expect_err("bidi");
         assert_eq!(details, [RequesterError::ControlChars(Field::Details)]);
         // Accents, apostrophes, other scripts and emoji with joiners are names.
         for good in ["Nicolò D'Amico", "Zoë", "Мария", "محمد", "👩\u{200D}💻 Ada"] {
