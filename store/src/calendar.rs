@@ -32,30 +32,6 @@ pub enum FeedSubject {
     Office,
 }
 
-macro_rules! text_enum {
-    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $ty {
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$variant => $text),+ }
-            }
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($ty::$variant),)+
-                    other => Err(format!("unknown {} {other:?}", stringify!($ty))),
-                }
-            }
-        }
-    };
-}
-
 text_enum!(AbsenceKind { Holiday => "holiday", Sick => "sick", Training => "training", Other => "other" });
 text_enum!(SourceKind { Url => "url", Upload => "upload" });
 text_enum!(FeedSubject { Official => "official", Office => "office" });

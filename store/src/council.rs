@@ -26,26 +26,8 @@ pub enum CouncilStatus {
     Ended,
 }
 
-macro_rules! text {
-    ($ty:ident { $($variant:ident => $text:literal),+ }) => {
-        impl $ty {
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$variant => $text),+ }
-            }
-        }
-        impl FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> std::result::Result<Self, String> {
-                match s {
-                    $($text => Ok($ty::$variant),)+
-                    other => Err(format!("unknown {} {other:?}", stringify!($ty))),
-                }
-            }
-        }
-    };
-}
-text!(CouncilBody { Consiglio => "consiglio", Giunta => "giunta" });
-text!(CouncilStatus { Scheduled => "scheduled", Live => "live", Ended => "ended" });
+text_enum!(CouncilBody { Consiglio => "consiglio", Giunta => "giunta" });
+text_enum!(CouncilStatus { Scheduled => "scheduled", Live => "live", Ended => "ended" });
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCouncilSession {

@@ -6,6 +6,32 @@
 //! and no double booking of an official (`slot_claims`, see the migration). Every change to an
 //! appointment writes its audit row in the same transaction.
 
+/// The text a stored enum is written as: `as_str`, `Display` and `FromStr` from one list of
+/// `Variant => "text"` pairs (the database columns and the API hold the text).
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> std::result::Result<Self, String> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    other => Err(format!("unknown {} {other:?}", stringify!($ty))),
+                }
+            }
+        }
+    };
+}
+
 mod appointments;
 mod calendar;
 mod catalog;

@@ -37,7 +37,7 @@ async fn websockets_that_never_join_are_capped_per_address() {
     for _ in 0..8 {
         idle.push(tokio_tungstenite::connect_async(&url).await.expect("within the cap"));
     }
-    let refused = tokio_tungstenite::connect_async(&url).await.err().expect("the ninth is refused");
+    let refused = tokio_tungstenite::connect_async(&url).await.expect_err("the ninth is refused");
     match refused {
         tokio_tungstenite::tungstenite::Error::Http(response) => assert_eq!(response.status(), 429),
         other => panic!("expected 429, got {other}"),
