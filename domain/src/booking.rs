@@ -310,14 +310,49 @@ pub fn parse_opening_hours(json: &str) -> Result<[Vec<TimeRange>; 7], HoursError
 /// The pattern of an official without a personal one: on site whenever the office is open, every
 /// opening range bookable (split hours too: 09–12 and 15–17 both offer slots).
 pub fn pattern_from_opening_hours(json: &str) -> Result<WorkingPattern, HoursError> {
-    let week = parse_opening_hours(json)?;
+    pattern_from_offices_hours(&[json])
+}
+
+/// The working week of an official without a personal pattern who belongs to these offices: on site
+/// whenever one of them is open (the union of their opening hours, overlaps merged). The one rule
+/// for such an official: bookings for an office offer that office's hours
+/// ([`pattern_from_opening_hours`]), which always lie inside this week, what the official's own
+/// month view and calendar feed show.
+pub fn pattern_from_offices_hours(jsons: &[&str]) -> Result<WorkingPattern, HoursError> {
     let mut plans: [DayPlan; 7] = std::array::from_fn(|_| DayPlan::off());
-    for (plan, hours) in plans.iter_mut().zip(week) {
+    for (plan, hours) in plans.iter_mut().zip(opening_week(jsons)?) {
         if !hours.is_empty() {
             *plan = DayPlan::opening_hours(hours)?;
         }
     }
     Ok(WorkingPattern::new(plans))
+}
+
+/// The hours, Monday first, when at least one of these offices (opening hours as JSON) is open:
+/// each day's ranges sorted, overlapping or touching ones merged.
+pub fn opening_week(jsons: &[&str]) -> Result<[Vec<TimeRange>; 7], HoursError> {
+    let mut week: [Vec<TimeRange>; 7] = Default::default();
+    for json in jsons {
+        for (day, hours) in week.iter_mut().zip(parse_opening_hours(json)?) {
+            day.extend(hours);
+        }
+    }
+    for day in &mut week {
+        day.sort_by_key(TimeRange::start);
+        let mut merged: Vec<TimeRange> = Vec::with_capacity(day.len());
+        for range in day.drain(..) {
+            match merged.last_mut() {
+                Some(last) if range.start() <= last.end() => {
+                    if range.end() > last.end() {
+                        *last = TimeRange::new(last.start(), range.end())?;
+                    }
+                }
+                _ => merged.push(range),
+            }
+        }
+        *day = merged;
+    }
+    Ok(week)
 }
 
 /// The JSON shape of a personal working pattern (`users.pattern`):

@@ -23,8 +23,8 @@ pub use availability::{
 };
 pub use booking::{
     Field, JoinTiming, Lang, Requester, RequesterError, RequesterInput, YearMonth, booking_code, clean_display_name,
-    is_hidden_format, join_timing, join_window, normalize_code, pattern_from_json, pattern_from_opening_hours,
-    slot_label, validate_requester,
+    is_hidden_format, join_timing, join_window, normalize_code, opening_week, pattern_from_json,
+    pattern_from_offices_hours, pattern_from_opening_hours, slot_label, validate_requester,
 };
 pub use holidays::{Holiday, HolidayError, PatronDay, holiday_dates};
 pub use interval::{Interval, IntervalError, IntervalSet};

@@ -475,6 +475,63 @@ async fn the_editor_starts_from_the_hours_in_force_and_the_preview_counts_lost_s
     w.server.shutdown().await;
 }
 
+/// One rule for an official without a personal pattern who works in two offices: each office's
+/// bookings offer that office's hours, and the official's own month view (and feed) shows the
+/// hours of both — so every slot citizens can book lies inside the hours the official sees.
+#[tokio::test]
+async fn an_official_in_two_offices_sees_the_hours_both_offer() {
+    let w = world(Duration::from_secs(10)).await;
+    let hours = json!([["14:00-17:00"], ["14:00-17:00"], ["14:00-17:00"], ["14:00-17:00"], ["14:00-17:00"], [], []]);
+    let second = w
+        .admin
+        .post(
+            "/api/admin/offices",
+            json!({"name": "Tributi", "address": "Via Roma 2", "opening_hours": hours, "member_ids": [w.anna_id]}),
+        )
+        .await
+        .expect(StatusCode::CREATED)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let service = w
+        .admin
+        .post(
+            "/api/admin/services",
+            json!({"name": "TARI", "duration_minutes": 30, "modes": "both", "office_ids": [second]}),
+        )
+        .await
+        .expect(StatusCode::CREATED)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let day = w.day(w.tuesday).await;
+    assert_eq!(day["hours"], json!(["09:00-12:00", "14:00-17:00"]), "{day}");
+    let contact = day["contact"].as_str().expect("a contact band").to_owned();
+    // Both offices' slots on that day lie inside what the official sees.
+    let slots = |office: &str, service: &str| {
+        format!("/api/public/offices/{office}/slots?service={service}&month={}", month(w.tuesday))
+    };
+    let mut starts = Vec::new();
+    for (office, service) in [(w.office.as_str(), w.service.as_str()), (second.as_str(), service.as_str())] {
+        let body = w.public.get(&slots(office, service)).await.expect(StatusCode::OK);
+        starts.extend(
+            body["slots"]
+                .as_array()
+                .expect("slots")
+                .iter()
+                .map(|s| s["start"].as_str().unwrap().to_owned())
+                .filter(|s| s.starts_with(&w.tuesday.to_string())),
+        );
+    }
+    assert!(starts.iter().any(|s| &s[11..16] == "09:00") && starts.iter().any(|s| &s[11..16] == "14:00"), "{starts:?}");
+    let (from, to) = contact.split_once('-').expect("HH:MM-HH:MM");
+    for start in &starts {
+        let time = &start[11..16];
+        assert!(from <= time && time < to, "{start} outside the official's band {contact}");
+    }
+    w.server.shutdown().await;
+}
+
 // --- the official's own calendar, served by a tiny HTTP server ------------------------------------------
 
 const SERVE_ICS: u8 = 0;

@@ -18,8 +18,9 @@ use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
-use sportello_domain::booking::{DayJson, ModeJson, PatternJson, YearMonth, parse_opening_hours};
-use sportello_domain::{PatronDay, TimeRange, WorkMode, WorkingPattern, pattern_from_json, pattern_from_opening_hours};
+use sportello_domain::booking::{DayJson, ModeJson, PatternJson, YearMonth};
+use sportello_domain::opening_week;
+use sportello_domain::{PatronDay, TimeRange, WorkMode, WorkingPattern, pattern_from_json, pattern_from_offices_hours};
 use sportello_store::{
     Absence, AbsenceKind, CalendarSource, FeedSubject, NewAbsence, NewSource, SourceKind, User, UserUpdate,
 };
@@ -293,10 +294,16 @@ pub(crate) fn day_bounds(date: Date) -> Result<(i64, i64), ApiError> {
 pub(crate) async fn working_pattern(state: &AppState, user: &User) -> Result<Option<WorkingPattern>, ApiError> {
     let parsed = match &user.pattern {
         Some(json) => pattern_from_json(json),
-        None => match state.store.offices_of_user(&user.id).await?.first() {
-            Some(office) => pattern_from_opening_hours(&office.opening_hours),
-            None => return Ok(None),
-        },
+        // Whenever one of the official's offices is open: each office's bookings offer its own
+        // hours (`api/offer.rs`), which lie inside this week.
+        None => {
+            let offices = state.store.offices_of_user(&user.id).await?;
+            if offices.is_empty() {
+                return Ok(None);
+            }
+            let hours: Vec<&str> = offices.iter().map(|o| o.opening_hours.as_str()).collect();
+            pattern_from_offices_hours(&hours)
+        }
     };
     Ok(parsed.map_err(|error| tracing::warn!(user = %user.id, %error, "unusable working pattern")).ok())
 }
@@ -367,18 +374,18 @@ async fn pattern_out(state: &AppState, user: &User) -> Result<PatternOut, ApiErr
     let in_force = match &pattern {
         Some(p) => Some(p.clone()),
         None => {
-            state.store.offices_of_user(&user.id).await?.first().and_then(|o| office_hours_pattern(&o.opening_hours))
+            let offices = state.store.offices_of_user(&user.id).await?;
+            let hours: Vec<&str> = offices.iter().map(|o| o.opening_hours.as_str()).collect();
+            (!offices.is_empty()).then(|| opening_week(&hours).ok().map(office_hours_pattern)).flatten()
         }
     };
     Ok(PatternOut { follows_office_hours: pattern.is_none(), pattern, in_force })
 }
 
-/// An office's opening hours as a personal pattern to start editing from: every open day on site
-/// with the same hours. A single range is its own contact band; with split hours the band may be
-/// no longer than the hours worked (`DayPlan::working`), so it is the window of that length that
-/// covers the most opening time (earliest on a tie).
-fn office_hours_pattern(opening_hours: &str) -> Option<PatternJson> {
-    let week = parse_opening_hours(opening_hours).ok()?;
+/// The offices' opening week as a personal pattern to start editing from: every open day on site
+/// with the same hours. A single range is its own contact band; with split hours the band spans
+/// them all (the breaks do not count against its length, `DayPlan::working`).
+fn office_hours_pattern(week: [Vec<TimeRange>; 7]) -> PatternJson {
     let minutes = |t: Time| i32::from(t.hour()) * 60 + i32::from(t.minute());
     let clock = |m: i32| format!("{:02}:{:02}", m / 60, m % 60);
     let day = |ranges: &Vec<TimeRange>| {
@@ -392,7 +399,7 @@ fn office_hours_pattern(opening_hours: &str) -> Option<PatternJson> {
         let contact = (spans.len() > 1).then(|| format!("{}-{}", clock(spans[0].0), clock(spans[spans.len() - 1].1)));
         DayJson { mode: ModeJson::OnSite, hours, contact }
     };
-    Some(PatternJson { week: week.iter().map(day).collect(), exceptions: BTreeMap::new() })
+    PatternJson { week: week.iter().map(day).collect(), exceptions: BTreeMap::new() }
 }
 
 fn invalid_pattern(it: String, en: String) -> ApiError {
@@ -960,14 +967,15 @@ mod tests {
     #[test]
     fn office_hours_become_a_valid_pattern() {
         let hours = r#"[["08:30-12:30","14:30-16:30"],["09:00-12:00"],[],[],[],[],[]]"#;
-        let p = office_hours_pattern(hours).unwrap();
+        let p = office_hours_pattern(opening_week(&[hours]).unwrap());
         assert_eq!(p.week[0].hours, ["08:30-12:30", "14:30-16:30"]);
         // The band spans both ranges: the lunch break does not count against its length.
         assert_eq!(p.week[0].contact.as_deref(), Some("08:30-16:30"));
         assert_eq!((p.week[1].mode, p.week[1].contact.as_deref()), (ModeJson::OnSite, None));
         assert_eq!(p.week[2].mode, ModeJson::Off);
         let afternoon_long = r#"[["08:00-09:00","14:00-18:00"],[],[],[],[],[],[]]"#;
-        assert_eq!(office_hours_pattern(afternoon_long).unwrap().week[0].contact.as_deref(), Some("08:00-18:00"));
+        let p2 = office_hours_pattern(opening_week(&[afternoon_long]).unwrap());
+        assert_eq!(p2.week[0].contact.as_deref(), Some("08:00-18:00"));
         assert!(validate_pattern(serde_json::to_value(&p).unwrap()).is_ok());
     }
 
