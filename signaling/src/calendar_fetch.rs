@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::api::error::Text;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Largest calendar accepted (fetched or uploaded), enforced while the body streams in.
 pub const MAX_BYTES: usize = 2 * 1024 * 1024;

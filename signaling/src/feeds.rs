@@ -23,7 +23,7 @@ use tracing::Instrument;
 use crate::api::ApiError;
 use crate::api::auth::sha256_hex;
 use crate::api::calendar::{day_bounds, holiday_names, rome, working_pattern};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::token::TokenKey;
 
 /// On-site/remote days published ahead.

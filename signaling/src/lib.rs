@@ -57,6 +57,7 @@ pub mod retention;
 pub mod room;
 pub mod rooms;
 pub mod server;
+pub mod state;
 pub mod token;
 pub mod web;
 pub mod ws;

@@ -14,7 +14,7 @@ use sportello_store::{Appointment, Office, Status};
 use tracing::Instrument;
 
 use crate::api::auth::sha256_hex;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::token::{Claims, KeyError, Role, TokenKey};
 
 /// The room of an appointment (shared naming contract).

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::booking_mail::BookingMail;
 use crate::links;
-use crate::server::AppState;
+use crate::state::AppState;
 
 const EVERY: Duration = Duration::from_secs(60);
 

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
 
-use crate::server::{AppState, HttpError};
+use crate::server::HttpError;
+use crate::state::AppState;
 
 #[derive(RustEmbed)]
 #[folder = "../web/"]

@@ -25,7 +25,7 @@ use crate::grants::Revoked;
 use crate::protocol::{self, ClientMessage, MAX_FRAME};
 use crate::room::{Connection, Outbox, Outgoing};
 use crate::rooms::RoomHandle;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// A frame above [`MAX_FRAME`] but below this is read whole and answered with `too_large`;
 /// above this, the websocket library refuses it while reading.

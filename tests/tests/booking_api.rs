@@ -772,10 +772,10 @@ async fn a_reminder_goes_out_once_with_a_cancel_link() {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
-fn state_of(server: &RunningServer, config: Config, data_dir: &Path) -> sportello_signaling::server::AppState {
+fn state_of(server: &RunningServer, config: Config, data_dir: &Path) -> sportello_signaling::state::AppState {
     let mailer = sportello_signaling::mail::Mailer::new(None, &config.mail_from, data_dir).expect("mailer");
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    sportello_signaling::server::AppState::new(
+    sportello_signaling::state::AppState::new(
         config,
         (*server.tokens).clone(),
         server.sfu.clone(),

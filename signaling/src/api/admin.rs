@@ -10,7 +10,7 @@ use sportello_store::{Modes, NewOffice, NewService, NewUser, Office, Service, St
 
 use super::ApiError;
 use super::auth::{Staff, UserView, user_setup_link, valid_staff_email};
-use crate::server::AppState;
+use crate::state::AppState;
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 

@@ -21,7 +21,8 @@ use utoipa::{OpenApi, ToSchema};
 use super::ApiError;
 use super::error::request_lang;
 use crate::recording::{self, Chapter};
-use crate::server::{AppState, HttpError};
+use crate::server::HttpError;
+use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/archive", get(list)).route("/archive/{session_id}", get(session))

@@ -29,7 +29,7 @@ use sportello_store::{NewUser, Office, StaffRole, User};
 use super::ApiError;
 use super::login_guard::{Saturated, run_hashing};
 use super::public::ClientIp;
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "sportello_session";
 /// A working day and then some; the dashboard re-logs in after that.

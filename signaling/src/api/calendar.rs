@@ -32,7 +32,7 @@ use super::auth::Staff;
 use super::offer::{Offer, PatternOverride, offer, window};
 use crate::calendar_fetch::{self, FetchError, UploadError};
 use crate::feeds;
-use crate::server::AppState;
+use crate::state::AppState;
 
 const SETTING_PATRON_DAY: &str = super::public::SETTING_PATRON_DAY;
 const LABEL_MAX_CHARS: usize = 100;

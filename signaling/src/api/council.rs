@@ -22,7 +22,7 @@ use super::ApiError;
 use super::auth::Staff;
 use crate::council_room::{self, event_from_row, identity, room_name, vote_record};
 use crate::live::{CHAMBER_PARTICIPANT, chamber_room};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::token::{Claims, Role, join_link};
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;

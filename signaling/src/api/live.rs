@@ -34,7 +34,7 @@ use utoipa::{OpenApi, ToSchema};
 use super::ApiError;
 use super::public::{ClientIp, RateLimiter};
 use crate::live::{CHAMBER_PARTICIPANT, LiveStatus, chamber_room, program_room};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::token::Role;
 
 /// Largest SDP offer accepted (a browser's offer with three m-lines is ≈ 5 kB).

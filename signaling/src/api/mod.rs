@@ -33,7 +33,7 @@ use axum::Router;
 
 pub use error::ApiError;
 
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -16,7 +16,7 @@ use sportello_store::{Modes, Office, Service, StaffRole, User};
 
 use super::ApiError;
 use super::public::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_PATRON_DAY};
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub const DEFAULT_MIN_NOTICE_MINUTES: i64 = 60;
 pub const DEFAULT_HORIZON_DAYS: u16 = 60;

@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use super::{admin, auth, staff};
-use crate::server::AppState;
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -34,7 +34,7 @@ use super::login_guard::AddressKey;
 use super::offer::{domain_modes, offer};
 use crate::booking_mail::{BookingMail, appointment_ics};
 use crate::links;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Settings (store `settings` table) read by the booking rules.
 pub const SETTING_MIN_NOTICE: &str = "booking.min_notice_minutes";

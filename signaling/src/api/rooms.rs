@@ -27,7 +27,7 @@ use super::ApiError;
 use crate::documents;
 use crate::grants::Revoked;
 use crate::protocol::{ChatInfo, DocumentInfo};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::token::{Claims, Role, TokenError};
 
 /// Header carrying the uploaded file's name.

@@ -18,7 +18,7 @@ use sportello_store::{Appointment, StaffRole, Status};
 use super::ApiError;
 use super::auth::Staff;
 use crate::rooms::LobbyError;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::token::{Claims, Role, join_link};
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;

@@ -1,0 +1,77 @@
+//! [`AppState`]: what every request handler, websocket session and background task shares — the
+//! rooms, the store, the token key, the mailer, the clock, the limits kept in memory — built once
+//! per server.
+
+use std::sync::Arc;
+
+use sportello_sfu::Sfu;
+use sportello_store::Store;
+use tokio::sync::watch;
+
+use crate::api::login_guard::LoginGuard;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::mail::Mailer;
+use crate::persist::{self, Persister};
+use crate::room::RoomSettings;
+use crate::rooms::Rooms;
+use crate::token::TokenKey;
+
+/// Everything a request handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub rooms: Rooms,
+    pub tokens: Arc<TokenKey>,
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub mailer: Mailer,
+    /// The server's "now" (shared with `tokens`).
+    pub clock: Clock,
+    pub login_guard: Arc<LoginGuard>,
+    /// Open websockets per client address (`ws::SocketGate`).
+    pub sockets: Arc<crate::ws::SocketGate>,
+    /// Changes (or closes) when the server shuts down; websocket sessions then close with 1001.
+    pub shutdown: watch::Receiver<bool>,
+    /// The public state of council sessions (`/live/<session>`), written by council rooms.
+    pub live: crate::live::LiveBoard,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        tokens: TokenKey,
+        sfu: Sfu,
+        store: Store,
+        mailer: Mailer,
+        shutdown: watch::Receiver<bool>,
+    ) -> AppState {
+        let clock = tokens.clock().clone();
+        let (persist, jobs) = Persister::channel();
+        let live = crate::live::LiveBoard::default();
+        let settings = RoomSettings {
+            reconnect_grace: config.reconnect_grace,
+            max_participants: config.max_participants,
+            ice_servers: config.ice_servers.clone(),
+            clock: clock.clone(),
+            retention: config.retention,
+            persist,
+            live: live.clone(),
+            data_dir: config.data_dir.clone(),
+        };
+        let rooms = Rooms::new(sfu, settings);
+        // Rooms queue chat and appointment events; this task writes them (it ends with `rooms`).
+        tokio::spawn(persist::run(jobs, store.clone(), rooms.downgrade()));
+        AppState {
+            rooms,
+            tokens: Arc::new(tokens),
+            config: Arc::new(config),
+            store,
+            mailer,
+            clock,
+            login_guard: Arc::default(),
+            sockets: Arc::default(),
+            shutdown,
+            live,
+        }
+    }
+}
