@@ -373,6 +373,79 @@ impl TestServer {
 }
 
 impl TestServer {
+    /// An office open on weekdays during `weekday_hours` (e.g. `["08:30-12:30", "14:30-16:30"]`;
+    /// none: always closed), at "Piazza del Municipio 1", with these members.
+    pub async fn seed_office(
+        &self,
+        name: &str,
+        weekday_hours: &[&str],
+        members: &[String],
+    ) -> Result<sportello_store::Office, sportello_store::StoreError> {
+        let store = &self.server.store;
+        let now = self.server.tokens.clock().now();
+        let hours: Vec<Vec<&str>> = (0..7).map(|d| if d < 5 { weekday_hours.to_vec() } else { Vec::new() }).collect();
+        let office = sportello_store::NewOffice {
+            name: name.into(),
+            description: String::new(),
+            address: "Piazza del Municipio 1".into(),
+            email: "anagrafe@comune.example".into(),
+            phone: "+39 0000 000001".into(),
+            opening_hours: serde_json::to_string(&hours).unwrap_or_default(),
+        };
+        let office = store.create_office(&office, now).await?;
+        store.set_office_members(&office.id, members).await?;
+        Ok(office)
+    }
+
+    /// A 30-minute service offered in `modes` at these offices.
+    pub async fn seed_service(
+        &self,
+        name: &str,
+        modes: sportello_store::Modes,
+        office_ids: &[String],
+    ) -> Result<sportello_store::Service, sportello_store::StoreError> {
+        let now = self.server.tokens.clock().now();
+        let service = sportello_store::NewService {
+            name: name.into(),
+            description: String::new(),
+            duration_minutes: 30,
+            what_to_bring: String::new(),
+            modes,
+            office_ids: office_ids.to_vec(),
+        };
+        self.server.store.create_service(&service, now).await
+    }
+
+    /// A confirmed 30-minute video appointment of "Mario Rossi" (mario.rossi@example.org) starting
+    /// `in_secs` from now on the server's clock (rounded down to 5 minutes).
+    pub async fn seed_booking(
+        &self,
+        office_id: &str,
+        service_id: &str,
+        official_id: &str,
+        code: &str,
+        in_secs: i64,
+    ) -> Result<sportello_store::Appointment, sportello_store::StoreError> {
+        let now = self.server.tokens.clock().now();
+        let start = (now + in_secs) / 300 * 300;
+        let new = sportello_store::NewAppointment {
+            code: code.to_owned(),
+            secret_hash: format!("hash-{code}"),
+            office_id: office_id.to_owned(),
+            service_id: service_id.to_owned(),
+            official_id: official_id.to_owned(),
+            starts_at: start,
+            ends_at: start + 1800,
+            mode: sportello_store::Mode::Video,
+            first_name: "Mario".into(),
+            last_name: "Rossi".into(),
+            email: "mario.rossi@example.org".into(),
+            details: String::new(),
+            lang: "it".into(),
+        };
+        self.server.store.book(&new, now).await
+    }
+
     /// A confirmed video appointment `[starts_at, starts_at + 30 min)` (rounded down to 5 minutes)
     /// of "Carla Rossi" for "Carta d'identità" at office "Anagrafe" with official "Olga", each
     /// created for it.
@@ -380,7 +453,7 @@ impl TestServer {
         &self,
         starts_at: i64,
     ) -> Result<sportello_store::Appointment, sportello_store::StoreError> {
-        use sportello_store::{Mode, Modes, NewAppointment, NewOffice, NewService, NewUser, StaffRole};
+        use sportello_store::{Mode, Modes, NewAppointment, NewUser, StaffRole};
         let store = &self.server.store;
         let now = self.server.tokens.clock().now();
         let official = NewUser {
@@ -389,24 +462,8 @@ impl TestServer {
             role: StaffRole::Official,
         };
         let official = store.create_user(&official, now).await?;
-        let office = NewOffice {
-            name: "Anagrafe".into(),
-            description: String::new(),
-            address: "Piazza 1".into(),
-            email: "anagrafe@comune.example".into(),
-            phone: "0".into(),
-            opening_hours: "[[],[],[],[],[],[],[]]".into(),
-        };
-        let office = store.create_office(&office, now).await?;
-        let service = NewService {
-            name: "Carta d'identità".into(),
-            description: String::new(),
-            duration_minutes: 30,
-            what_to_bring: String::new(),
-            modes: Modes::Video,
-            office_ids: vec![office.id.clone()],
-        };
-        let service = store.create_service(&service, now).await?;
+        let office = self.seed_office("Anagrafe", &[], std::slice::from_ref(&official.id)).await?;
+        let service = self.seed_service("Carta d'identità", Modes::Video, std::slice::from_ref(&office.id)).await?;
         let starts_at = starts_at - starts_at % 300;
         let appointment = NewAppointment {
             code: format!("C{starts_at}"),

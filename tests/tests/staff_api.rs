@@ -10,7 +10,6 @@ use reqwest::cookie::Jar;
 use serde_json::{Value, json};
 use sportello_domain::booking::{Lang, slot_label};
 use sportello_signaling::api::auth::first_admin_link;
-use sportello_store::{Mode, NewAppointment};
 use sportello_tests::server::{Claims, Clock, Role, TestServer};
 
 const PASSWORD: &str = "correct horse battery";
@@ -177,26 +176,9 @@ async fn service(admin: &Browser, offices: &[&str]) -> String {
     admin.post("/api/admin/services", body).await.expect(StatusCode::CREATED)["id"].as_str().expect("id").to_owned()
 }
 
-/// A confirmed video appointment starting `in_secs` from now (on the server's clock).
+/// A confirmed video appointment of Mario Rossi starting `in_secs` from now (on the server's clock).
 async fn book(server: &TestServer, office: &str, service: &str, official: &str, code: &str, in_secs: i64) -> String {
-    let now = server.server.tokens.clock().now();
-    let start = (now + in_secs) / 300 * 300;
-    let new = NewAppointment {
-        code: code.to_owned(),
-        secret_hash: format!("hash-{code}"),
-        office_id: office.to_owned(),
-        service_id: service.to_owned(),
-        official_id: official.to_owned(),
-        starts_at: start,
-        ends_at: start + 1800,
-        mode: Mode::Video,
-        first_name: "Mario".into(),
-        last_name: "Rossi".into(),
-        email: "mario.rossi@example.org".into(),
-        details: String::new(),
-        lang: "it".into(),
-    };
-    server.server.store.book(&new, now).await.expect("booked").id
+    server.seed_booking(office, service, official, code, in_secs).await.expect("booked").id
 }
 
 // --- first start and setup links -----------------------------------------------------------------

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use jiff::civil::Weekday;
 use serde_json::Value;
-use sportello_store::{Modes, NewOffice, NewService, NewUser, StaffRole};
+use sportello_store::{Modes, NewService, NewUser, StaffRole};
 use sportello_tests::browser::{Browser, Result, err, poll_until};
 use sportello_tests::server::{Clock, TestServer};
 
@@ -57,23 +57,10 @@ pub async fn seed(server: &TestServer) -> Result<String> {
     let hash =
         sportello_signaling::api::auth::hash_password_blocking(OFFICIAL_PASSWORD).map_err(|e| err(e.to_string()))?;
     store.set_password(&official.id, &hash, now - 1).await.map_err(e)?;
-    let hours: Vec<Vec<String>> =
-        (0..7).map(|d| if d < 5 { vec!["08:00-18:00".to_owned()] } else { Vec::new() }).collect();
-    let office = store
-        .create_office(
-            &NewOffice {
-                name: "Ufficio Anagrafe".into(),
-                description: String::new(),
-                address: "Piazza del Municipio 1".into(),
-                email: "anagrafe@comune.example".into(),
-                phone: "+39 0000 000001".into(),
-                opening_hours: serde_json::to_string(&hours)?,
-            },
-            now,
-        )
+    let office = server
+        .seed_office("Ufficio Anagrafe", &["08:00-18:00"], std::slice::from_ref(&official.id))
         .await
         .map_err(e)?;
-    store.set_office_members(&office.id, std::slice::from_ref(&official.id)).await.map_err(e)?;
     let service = store
         .create_service(
             &NewService {

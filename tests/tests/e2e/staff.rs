@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sportello_signaling::token::{Claims, Role};
-use sportello_store::{Mode, NewAppointment, NewOffice, NewService, NewUser, StaffRole};
+use sportello_store::{NewUser, StaffRole};
 use sportello_tests::browser::{Browser, Result, err};
 use sportello_tests::server::TestServer;
 
@@ -46,59 +46,12 @@ async fn seed(server: &TestServer) -> Result<Seeded> {
         store.set_password(&user.id, &hash, now - 1).await.map_err(e)?;
         ids.push(user.id);
     }
-    let split = vec!["08:30-12:30".to_owned(), "14:30-16:30".to_owned()];
-    let hours: Vec<Vec<String>> = (0..7).map(|d| if d < 5 { split.clone() } else { Vec::new() }).collect();
-    let office = store
-        .create_office(
-            &NewOffice {
-                name: "Anagrafe".into(),
-                description: String::new(),
-                address: "Piazza del Municipio 1".into(),
-                email: "anagrafe@comune.example".into(),
-                phone: "+39 0000 000001".into(),
-                opening_hours: serde_json::to_string(&hours)?,
-            },
-            now,
-        )
+    let office = server.seed_office("Anagrafe", &["08:30-12:30", "14:30-16:30"], &ids[..1]).await.map_err(e)?;
+    let service = server
+        .seed_service("Cambio di residenza", sportello_store::Modes::Both, std::slice::from_ref(&office.id))
         .await
         .map_err(e)?;
-    store.set_office_members(&office.id, &ids[..1]).await.map_err(e)?;
-    let service = store
-        .create_service(
-            &NewService {
-                name: "Cambio di residenza".into(),
-                description: String::new(),
-                duration_minutes: 30,
-                what_to_bring: String::new(),
-                modes: sportello_store::Modes::Both,
-                office_ids: vec![office.id.clone()],
-            },
-            now,
-        )
-        .await
-        .map_err(e)?;
-    let start = (now + 300) / 300 * 300;
-    let appointment = store
-        .book(
-            &NewAppointment {
-                code: "RES123".into(),
-                secret_hash: "hash-RES123".into(),
-                office_id: office.id.clone(),
-                service_id: service.id.clone(),
-                official_id: ids[0].clone(),
-                starts_at: start,
-                ends_at: start + 1800,
-                mode: Mode::Video,
-                first_name: "Mario".into(),
-                last_name: "Rossi".into(),
-                email: "mario.rossi@example.org".into(),
-                details: String::new(),
-                lang: "it".into(),
-            },
-            now,
-        )
-        .await
-        .map_err(e)?;
+    let appointment = server.seed_booking(&office.id, &service.id, &ids[0], "RES123", 300).await.map_err(e)?;
     Ok(Seeded { appointment: appointment.id })
 }
 
