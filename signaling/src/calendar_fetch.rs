@@ -24,7 +24,7 @@ pub const MAX_BYTES: usize = 2 * 1024 * 1024;
 /// Redirects followed by a fetch (Google and Outlook redirect once or twice).
 pub const MAX_REDIRECTS: usize = 3;
 /// Setting read for the import window (as the booking rules do), days.
-const SETTING_HORIZON: &str = crate::api::public::SETTING_HORIZON;
+use crate::settings::SETTING_HORIZON;
 const DEFAULT_HORIZON_DAYS: i64 = 60;
 
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use sportello_store::{Modes, NewOffice, NewService, NewUser, StaffRole, Store, StoreError};
 
-use crate::api::admin::{SETTING_HORIZON, SETTING_NAME, SETTING_NOTICE};
 use crate::api::auth::{ApiHashError, hash_password_blocking, new_secret};
+use crate::settings::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_NAME};
 
 pub const ACCOUNTS_FILE: &str = "demo-accounts.txt";
 /// Where the accounts end and this start's links begin in [`ACCOUNTS_FILE`].
@@ -34,7 +34,7 @@ pub async fn ensure(store: &Store, data_dir: &Path, now: i64) -> Result<String, 
             .unwrap_or_else(|_| "Dati di prova non creati: il database aveva già utenti.\n".to_owned()));
     }
     store.set_setting(SETTING_NAME, "Comune di Esempio").await?;
-    store.set_setting(SETTING_NOTICE, "30").await?;
+    store.set_setting(SETTING_MIN_NOTICE, "30").await?;
     store.set_setting(SETTING_HORIZON, "60").await?;
     let mut accounts = String::from("Account di prova (demo):\n");
     let mut ids = Vec::new();

@@ -28,8 +28,8 @@ pub struct AppState {
     /// The server's "now" (shared with `tokens`).
     pub clock: Clock,
     pub login_guard: Arc<LoginGuard>,
-    /// Open websockets per client address (`ws::SocketGate`).
-    pub sockets: Arc<crate::ws::SocketGate>,
+    /// Open websockets per client address (`client_addr::SocketGate`).
+    pub sockets: Arc<crate::client_addr::SocketGate>,
     /// Changes (or closes) when the server shuts down; websocket sessions then close with 1001.
     pub shutdown: watch::Receiver<bool>,
     /// The public state of council sessions (`/live/<session>`), written by council rooms.

@@ -18,8 +18,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::Instrument;
 
-use crate::api::login_guard::AddressKey;
-use crate::api::public::ClientIp;
+use crate::client_addr::{ClientIp, Ticket};
 use crate::error::{Lang, ProtocolError};
 use crate::grants::Revoked;
 use crate::protocol::{self, ClientMessage, MAX_FRAME};
@@ -47,69 +46,6 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
-
-/// Websockets one address may hold open in all (an office behind one NAT included).
-pub const MAX_SOCKETS_PER_ADDRESS: u32 = 200;
-
-/// Open websockets per client address: refused with 429 before the upgrade beyond the limits.
-#[derive(Debug, Default)]
-pub struct SocketGate {
-    counts: std::sync::Mutex<std::collections::HashMap<AddressKey, (u32, u32)>>,
-}
-
-/// One admitted socket, counted as unjoined until [`Ticket::joined`]; uncounted when dropped.
-pub struct Ticket {
-    gate: std::sync::Arc<SocketGate>,
-    key: AddressKey,
-    joined: bool,
-}
-
-impl SocketGate {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<AddressKey, (u32, u32)>> {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A place for a new socket from `ip`, if it holds fewer than `max_unjoined` sockets that have
-    /// not joined yet (`ws_unjoined_per_ip`: a page opens one, a reconnecting page a second;
-    /// hundreds are a flood) and fewer than [`MAX_SOCKETS_PER_ADDRESS`] in all.
-    pub fn admit(self: &std::sync::Arc<Self>, ip: Option<std::net::IpAddr>, max_unjoined: u32) -> Option<Ticket> {
-        let key = AddressKey::of(ip);
-        let mut counts = self.lock();
-        let (unjoined, open) = counts.entry(key).or_default();
-        if *unjoined >= max_unjoined || *open >= MAX_SOCKETS_PER_ADDRESS {
-            return None;
-        }
-        *unjoined += 1;
-        *open += 1;
-        Some(Ticket { gate: self.clone(), key, joined: false })
-    }
-}
-
-impl Ticket {
-    fn joined(&mut self) {
-        if !self.joined {
-            self.joined = true;
-            if let Some((unjoined, _)) = self.gate.lock().get_mut(&self.key) {
-                *unjoined = unjoined.saturating_sub(1);
-            }
-        }
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut counts = self.gate.lock();
-        if let Some((unjoined, open)) = counts.get_mut(&self.key) {
-            if !self.joined {
-                *unjoined = unjoined.saturating_sub(1);
-            }
-            *open = open.saturating_sub(1);
-            if *open == 0 {
-                counts.remove(&self.key);
-            }
-        }
-    }
-}
 
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {

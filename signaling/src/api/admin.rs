@@ -10,6 +10,7 @@ use sportello_store::{Modes, NewOffice, NewService, NewUser, Office, Service, St
 
 use super::ApiError;
 use super::auth::{Staff, UserView, user_setup_link, valid_staff_email};
+use crate::settings::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_NAME, SETTING_PATRON_DAY};
 use crate::state::AppState;
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
@@ -436,17 +437,12 @@ pub struct Settings {
     pub horizon_days: i64,
 }
 
-pub const SETTING_NAME: &str = "municipality.name";
-pub const SETTING_PATRON: &str = "municipality.patron_day";
-pub const SETTING_NOTICE: &str = "booking.min_notice_minutes";
-pub const SETTING_HORIZON: &str = "booking.horizon_days";
-
 pub async fn settings(state: &AppState) -> Result<Settings, ApiError> {
     let get = |k| state.store.setting(k);
     Ok(Settings {
         municipality_name: get(SETTING_NAME).await?.unwrap_or_else(|| "Comune".into()),
-        patron_day: get(SETTING_PATRON).await?.unwrap_or_default(),
-        min_notice_minutes: get(SETTING_NOTICE).await?.and_then(|v| v.parse().ok()).unwrap_or(60),
+        patron_day: get(SETTING_PATRON_DAY).await?.unwrap_or_default(),
+        min_notice_minutes: get(SETTING_MIN_NOTICE).await?.and_then(|v| v.parse().ok()).unwrap_or(60),
         horizon_days: get(SETTING_HORIZON).await?.and_then(|v| v.parse().ok()).unwrap_or(60),
     })
 }
@@ -490,8 +486,8 @@ pub async fn put_settings(
     }
     let s = &state.store;
     s.set_setting(SETTING_NAME, &text("nome del comune", &body.municipality_name, 120, true)?).await?;
-    s.set_setting(SETTING_PATRON, patron).await?;
-    s.set_setting(SETTING_NOTICE, &body.min_notice_minutes.to_string()).await?;
+    s.set_setting(SETTING_PATRON_DAY, patron).await?;
+    s.set_setting(SETTING_MIN_NOTICE, &body.min_notice_minutes.to_string()).await?;
     s.set_setting(SETTING_HORIZON, &body.horizon_days.to_string()).await?;
     Ok(Json(settings(&state).await?))
 }

@@ -28,7 +28,7 @@ use sportello_store::{NewUser, Office, StaffRole, User};
 
 use super::ApiError;
 use super::login_guard::{Saturated, run_hashing};
-use super::public::ClientIp;
+use crate::client_addr::ClientIp;
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "sportello_session";

@@ -34,7 +34,7 @@ use crate::calendar_fetch::{self, FetchError, UploadError};
 use crate::feeds;
 use crate::state::AppState;
 
-const SETTING_PATRON_DAY: &str = super::public::SETTING_PATRON_DAY;
+use crate::settings::SETTING_PATRON_DAY;
 const LABEL_MAX_CHARS: usize = 100;
 const NOTE_MAX_CHARS: usize = 500;
 

@@ -32,7 +32,8 @@ use sportello_store::{CouncilSession, CouncilStatus};
 use utoipa::{OpenApi, ToSchema};
 
 use super::ApiError;
-use super::public::{ClientIp, RateLimiter};
+use super::public::RateLimiter;
+use crate::client_addr::ClientIp;
 use crate::live::{CHAMBER_PARTICIPANT, LiveStatus, chamber_room, program_room};
 use crate::state::AppState;
 use crate::token::Role;

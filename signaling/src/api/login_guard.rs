@@ -22,6 +22,8 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use crate::client_addr::AddressKey;
+
 /// Failed logins (plus attempts in flight) one address may have in a window.
 pub const ADDRESS_BUDGET: u32 = 20;
 /// Attempts one address may have in flight at once (beyond: 429, retry in a second).
@@ -48,29 +50,6 @@ pub struct RetryAfter(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("password hashing is saturated")]
 pub struct Saturated;
-
-/// The block an address belongs to for counting: IPv4 as it is, IPv6 by its /64 (an IPv4-mapped
-/// IPv6 address counts as the IPv4 one). `None` (no peer address known) shares one key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AddressKey {
-    V4([u8; 4]),
-    V6Net([u8; 8]),
-    Unknown,
-}
-
-impl AddressKey {
-    pub fn of(ip: Option<IpAddr>) -> AddressKey {
-        match ip.map(|ip| ip.to_canonical()) {
-            Some(IpAddr::V4(v4)) => AddressKey::V4(v4.octets()),
-            Some(IpAddr::V6(v6)) => {
-                let mut net = [0; 8];
-                net.copy_from_slice(&v6.octets()[..8]);
-                AddressKey::V6Net(net)
-            }
-            None => AddressKey::Unknown,
-        }
-    }
-}
 
 #[derive(Debug, Default)]
 struct AddressCount {

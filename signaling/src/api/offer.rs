@@ -15,7 +15,7 @@ use sportello_domain::{
 use sportello_store::{Modes, Office, Service, StaffRole, User};
 
 use super::ApiError;
-use super::public::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_PATRON_DAY};
+use crate::settings::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_PATRON_DAY};
 use crate::state::AppState;
 
 pub const DEFAULT_MIN_NOTICE_MINUTES: i64 = 60;

@@ -6,12 +6,10 @@
 //! JSON body and is never logged. A wrong secret and an unknown code give the same 404.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{ConnectInfo, Extension, FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,20 +28,14 @@ use tracing::Instrument;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::ApiError;
-use super::login_guard::AddressKey;
 use super::offer::{domain_modes, offer};
 use crate::booking_mail::{BookingMail, appointment_ics};
+use crate::client_addr::AddressKey;
+use crate::client_addr::ClientIp;
 use crate::links;
+use crate::settings::{SETTING_MAX_ACTIVE, SETTING_RATE_LIMIT, SETTING_RATE_LIMIT_DAY};
 use crate::state::AppState;
 
-/// Settings (store `settings` table) read by the booking rules.
-pub const SETTING_MIN_NOTICE: &str = "booking.min_notice_minutes";
-pub const SETTING_HORIZON: &str = "booking.horizon_days";
-pub const SETTING_PATRON_DAY: &str = "municipality.patron_day";
-pub const SETTING_RATE_LIMIT: &str = "booking.rate_limit_per_minute";
-pub const SETTING_RATE_LIMIT_DAY: &str = "booking.rate_limit_per_day";
-/// Confirmed appointments still to come that one email address may hold with one office.
-pub const SETTING_MAX_ACTIVE: &str = "booking.max_active_per_email";
 const DEFAULT_RATE_LIMIT: u32 = 10;
 const DEFAULT_RATE_LIMIT_DAY: u32 = 30;
 const DEFAULT_MAX_ACTIVE: u32 = 3;
@@ -284,17 +276,6 @@ impl RateLimiter {
 struct BookingLimits {
     minute: RateLimiter,
     day: RateLimiter,
-}
-
-/// The peer address when the server runs with connect info (the binary and the tests do).
-pub struct ClientIp(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
-    }
 }
 
 // --- helpers ----------------------------------------------------------------------------------------
