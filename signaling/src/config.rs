@@ -68,6 +68,9 @@ pub struct Config {
     /// Websockets one client address may hold open before joining a room (429 beyond). Behind a
     /// reverse proxy every client shares its address: raise it there.
     pub ws_unjoined_per_ip: u32,
+    /// Failed logins one client address may have per 15 minutes before it waits (429); a fifth of
+    /// it may be in flight at once. Behind a reverse proxy every client shares its address: raise it.
+    pub login_failures_per_ip: u32,
 }
 
 impl Default for Config {
@@ -95,6 +98,7 @@ impl Default for Config {
             max_live_viewers: 1000,
             live_viewers_per_ip_minute: 60,
             ws_unjoined_per_ip: 8,
+            login_failures_per_ip: 20,
         }
     }
 }
@@ -205,6 +209,7 @@ pub struct Layer {
     pub max_live_viewers: Option<usize>,
     pub live_viewers_per_ip_minute: Option<u32>,
     pub ws_unjoined_per_ip: Option<u32>,
+    pub login_failures_per_ip: Option<u32>,
 }
 
 impl Layer {
@@ -233,6 +238,7 @@ impl Layer {
             max_live_viewers: self.max_live_viewers.or(lower.max_live_viewers),
             live_viewers_per_ip_minute: self.live_viewers_per_ip_minute.or(lower.live_viewers_per_ip_minute),
             ws_unjoined_per_ip: self.ws_unjoined_per_ip.or(lower.ws_unjoined_per_ip),
+            login_failures_per_ip: self.login_failures_per_ip.or(lower.login_failures_per_ip),
         }
     }
 
@@ -262,6 +268,7 @@ impl Layer {
             max_live_viewers: self.max_live_viewers.unwrap_or(base.max_live_viewers),
             live_viewers_per_ip_minute: self.live_viewers_per_ip_minute.unwrap_or(base.live_viewers_per_ip_minute),
             ws_unjoined_per_ip: self.ws_unjoined_per_ip.unwrap_or(base.ws_unjoined_per_ip),
+            login_failures_per_ip: self.login_failures_per_ip.unwrap_or(base.login_failures_per_ip),
         }
     }
 
@@ -315,6 +322,7 @@ impl Layer {
                 "MAX_LIVE_VIEWERS" => layer.max_live_viewers = Some(parsed(&value).map_err(err)?),
                 "LIVE_VIEWERS_PER_IP_MINUTE" => layer.live_viewers_per_ip_minute = Some(parsed(&value).map_err(err)?),
                 "WS_UNJOINED_PER_IP" => layer.ws_unjoined_per_ip = Some(parsed(&value).map_err(err)?),
+                "LOGIN_FAILURES_PER_IP" => layer.login_failures_per_ip = Some(parsed(&value).map_err(err)?),
                 _ => {}
             }
         }

@@ -59,6 +59,7 @@ impl AppState {
             data_dir: config.data_dir.clone(),
         };
         let rooms = Rooms::new(sfu, settings);
+        let login_guard = Arc::new(LoginGuard::new(config.login_failures_per_ip));
         // Rooms queue chat and appointment events; this task writes them (it ends with `rooms`).
         tokio::spawn(persist::run(jobs, store.clone(), rooms.downgrade()));
         AppState {
@@ -68,7 +69,7 @@ impl AppState {
             store,
             mailer,
             clock,
-            login_guard: Arc::default(),
+            login_guard,
             sockets: Arc::default(),
             shutdown,
             live,

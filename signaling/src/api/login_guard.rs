@@ -24,9 +24,9 @@ use std::time::Duration;
 
 use crate::client_addr::AddressKey;
 
-/// Failed logins (plus attempts in flight) one address may have in a window.
+/// Failed logins (plus attempts in flight) one address may have in a window, by default.
 pub const ADDRESS_BUDGET: u32 = 20;
-/// Attempts one address may have in flight at once (beyond: 429, retry in a second).
+/// Attempts one address may have in flight at once, at least (beyond: 429, retry in a second).
 pub const IN_FLIGHT_PER_ADDRESS: u32 = 4;
 /// The window of the per-address budget, and the longest per-account pause.
 pub const WINDOW_SECS: i64 = 15 * 60;
@@ -71,9 +71,19 @@ struct Counts {
 }
 
 /// The per-address and per-(address, account) limits; one per server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LoginGuard {
     counts: Mutex<Counts>,
+    /// Failures plus attempts in flight per address and window (`login_failures_per_ip`).
+    budget: u32,
+    /// Attempts in flight per address: a fifth of the budget, at least [`IN_FLIGHT_PER_ADDRESS`].
+    in_flight: u32,
+}
+
+impl Default for LoginGuard {
+    fn default() -> Self {
+        LoginGuard::new(ADDRESS_BUDGET)
+    }
 }
 
 /// An admitted attempt: counted in flight until [`Attempt::finish`] (or dropped, when the request
@@ -87,6 +97,13 @@ pub struct Attempt<'a> {
 }
 
 impl LoginGuard {
+    /// `budget` failed attempts per address and window ([`ADDRESS_BUDGET`] by default; behind a
+    /// reverse proxy every client shares its address, so the budget is raised there).
+    pub fn new(budget: u32) -> LoginGuard {
+        let budget = budget.max(1);
+        LoginGuard { counts: Mutex::default(), budget, in_flight: (budget / 5).max(IN_FLIGHT_PER_ADDRESS) }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Counts> {
         self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -112,10 +129,10 @@ impl LoginGuard {
             entry.window_start = now;
             entry.failures = 0;
         }
-        if entry.failures + entry.in_flight >= ADDRESS_BUDGET {
+        if entry.failures + entry.in_flight >= self.budget {
             return Err(RetryAfter((entry.window_start + WINDOW_SECS - now).max(1)));
         }
-        if entry.in_flight >= IN_FLIGHT_PER_ADDRESS {
+        if entry.in_flight >= self.in_flight {
             return Err(RetryAfter(1));
         }
         entry.in_flight += 1;
@@ -251,6 +268,15 @@ mod tests {
         guard.admit(ip("192.0.2.2"), "anna@comune.it", NOW + 10).expect("another address").finish(true, NOW);
         // A window later the address may try again.
         guard.admit(ip("192.0.2.1"), "anna@comune.it", NOW + WINDOW_SECS).expect("new window").finish(true, NOW);
+    }
+
+    #[test]
+    fn a_raised_budget_scales_the_attempts_in_flight() {
+        let guard = LoginGuard::new(200);
+        let held: Vec<_> =
+            (0..40).map(|i| guard.admit(ip("192.0.2.1"), &format!("u{i}@x.it"), NOW).expect("within")).collect();
+        assert_eq!(guard.admit(ip("192.0.2.1"), "u@x.it", NOW).err(), Some(RetryAfter(1)));
+        drop(held);
     }
 
     #[test]
