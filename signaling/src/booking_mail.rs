@@ -1,13 +1,12 @@
 //! The emails a citizen receives about a booking (confirmation, new time, cancellation, reminder)
 //! and the `.ics` attached to them. Plain text, Italian or English (the booking's `lang`).
 
-use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use sportello_domain::booking::{Lang, slot_label};
 use sportello_domain::ics::{FeedEvent, FeedKind, Invite, appointment_message, feed};
 use sportello_store::{Appointment, Mode, Office, Service};
 
 use crate::mail::{Email, EmailAttachment};
+use crate::time::{rome, ts};
 
 /// What every booking email talks about.
 pub struct BookingMail<'a> {
@@ -20,14 +19,6 @@ pub struct BookingMail<'a> {
     pub manage_link: Option<&'a str>,
     /// The reminder's one-click cancel.
     pub cancel_link: Option<&'a str>,
-}
-
-fn rome() -> TimeZone {
-    sportello_domain::europe_rome().unwrap_or(TimeZone::UTC)
-}
-
-fn ts(secs: i64) -> Timestamp {
-    Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 pub fn lang_of(appt: &Appointment) -> Lang {

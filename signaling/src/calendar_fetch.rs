@@ -13,11 +13,12 @@ use jiff::{SignedDuration, Timestamp};
 use sportello_domain::Interval;
 use sportello_domain::ics::{IcsError, ImportLimits, busy_from_ics};
 use sportello_store::{CalendarSource, SourceKind, StoreError};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::api::error::Text;
-use crate::state::AppState;
+use crate::context::BackOffice;
+use crate::text::Text;
 
 /// Largest calendar accepted (fetched or uploaded), enforced while the body streams in.
 pub const MAX_BYTES: usize = 2 * 1024 * 1024;
@@ -120,8 +121,8 @@ pub fn normalize_url(raw: &str) -> Option<url::Url> {
 }
 
 /// The window imported from a calendar: a day back, the booking horizon and a day ahead.
-async fn window(state: &AppState, now: i64) -> Result<Interval, StoreError> {
-    let horizon = state
+async fn window(back: &BackOffice, now: i64) -> Result<Interval, StoreError> {
+    let horizon = back
         .store
         .setting(SETTING_HORIZON)
         .await?
@@ -150,8 +151,8 @@ fn parse(bytes: &[u8], window: Interval) -> Result<Vec<(i64, i64)>, FetchError> 
 }
 
 /// Reads an uploaded file (same window and limits as a fetch).
-pub async fn parse_upload(state: &AppState, bytes: &[u8], now: i64) -> Result<Vec<(i64, i64)>, UploadError> {
-    let window = window(state, now).await?;
+pub async fn parse_upload(back: &BackOffice, bytes: &[u8], now: i64) -> Result<Vec<(i64, i64)>, UploadError> {
+    let window = window(back, now).await?;
     Ok(parse(bytes, window)?)
 }
 
@@ -295,7 +296,7 @@ async fn download(url: &url::Url, timeout: Duration, allow_private: bool) -> Res
 
 /// Fetches a URL source now: success replaces its busy set and clears the error, any failure
 /// keeps the set and records the message. `Err` only when the store itself fails.
-pub async fn refresh(state: &AppState, source: &CalendarSource) -> Result<(), StoreError> {
+pub async fn refresh(back: &BackOffice, source: &CalendarSource) -> Result<(), StoreError> {
     let span = tracing::info_span!("calendar_fetch", source = %source.id, user = %source.user_id);
     async {
         if source.kind != SourceKind::Url {
@@ -303,26 +304,24 @@ pub async fn refresh(state: &AppState, source: &CalendarSource) -> Result<(), St
         }
         let outcome = match source.url.as_deref().and_then(normalize_url) {
             None => Err(FetchError::BadUrl),
-            Some(url) => {
-                match download(&url, state.config.calendar_fetch_timeout, state.config.calendar_allow_private).await {
-                    Ok(bytes) => {
-                        let window = window(state, state.clock.now()).await?;
-                        parse(&bytes, window)
-                    }
-                    Err(e) => Err(e),
+            Some(url) => match download(&url, back.calendars.fetch_timeout, back.calendars.allow_private).await {
+                Ok(bytes) => {
+                    let window = window(back, back.clock.now()).await?;
+                    parse(&bytes, window)
                 }
-            }
+                Err(e) => Err(e),
+            },
         };
         // Stamped after the download: the time the result is about.
-        let now = state.clock.now();
+        let now = back.clock.now();
         match outcome {
             Ok(busy) => {
                 tracing::info!(intervals = busy.len(), "calendar imported");
-                state.store.replace_busy(&source.id, &busy, now).await
+                back.store.replace_busy(&source.id, &busy, now).await
             }
             Err(error) => {
                 tracing::warn!(%error, "calendar fetch failed; previous busy set kept");
-                state.store.record_fetch_error(&source.id, &error.message(), now).await
+                back.store.record_fetch_error(&source.id, &error.message(), now).await
             }
         }
     }
@@ -331,11 +330,11 @@ pub async fn refresh(state: &AppState, source: &CalendarSource) -> Result<(), St
 }
 
 /// One pass over every URL source. A source deleted meanwhile is skipped.
-pub async fn refresh_all(state: &AppState) -> Result<usize, StoreError> {
-    let sources = state.store.url_sources().await?;
+pub async fn refresh_all(back: &BackOffice) -> Result<usize, StoreError> {
+    let sources = back.store.url_sources().await?;
     let mut done = 0;
     for source in &sources {
-        match refresh(state, source).await {
+        match refresh(back, source).await {
             Ok(()) | Err(StoreError::NotFound) => done += 1,
             Err(e) => return Err(e),
         }
@@ -345,16 +344,15 @@ pub async fn refresh_all(state: &AppState) -> Result<usize, StoreError> {
 
 /// Runs [`refresh_all`] every `config.calendar_refresh` until the server shuts down (the first
 /// pass right away: imports made before a restart may be stale).
-pub fn spawn(state: AppState) -> JoinHandle<()> {
-    let mut shutdown = state.shutdown.clone();
-    let every = state.config.calendar_refresh.max(Duration::from_secs(1));
+pub fn spawn(back: BackOffice, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    let every = back.calendars.refresh.max(Duration::from_secs(1));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    match refresh_all(&state).await {
+                    match refresh_all(&back).await {
                         Ok(n) => tracing::debug!(sources = n, "calendar refresh pass"),
                         Err(error) => tracing::error!(%error, "calendar refresh pass failed"),
                     }

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use crate::protocol::IceServer;
+
 /// Name of the configuration file looked up in the data directory.
 pub const CONFIG_FILE: &str = "sportello.toml";
 const ENV_PREFIX: &str = "SPORTELLO_";
@@ -130,31 +132,6 @@ impl FromStr for LogFormat {
             other => Err(format!("unknown log format {other:?} (text or json)")),
         }
     }
-}
-
-/// A browser `RTCIceServer`. `urls` may be written as one string or a list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IceServer {
-    #[serde(deserialize_with = "one_or_many")]
-    pub urls: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
-}
-
-fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(url) => vec![url],
-        OneOrMany::Many(urls) => urls,
-    })
 }
 
 #[derive(Debug, thiserror::Error)]

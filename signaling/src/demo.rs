@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sportello_store::{Modes, NewOffice, NewService, NewUser, StaffRole, Store, StoreError};
 
-use crate::api::auth::{ApiHashError, hash_password_blocking, new_secret};
+use crate::secrets::{HashError, hash_password_blocking, new_secret};
 use crate::settings::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_NAME};
 
 pub const ACCOUNTS_FILE: &str = "demo-accounts.txt";
@@ -20,7 +20,7 @@ pub enum DemoError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot hash a password: {0}")]
-    Hash(#[from] ApiHashError),
+    Hash(#[from] HashError),
     #[error("cannot write {path}: {source}")]
     Io { path: String, source: std::io::Error },
 }
@@ -50,7 +50,7 @@ pub async fn ensure(store: &Store, data_dir: &Path, now: i64) -> Result<String, 
             move || hash_password_blocking(&password)
         })
         .await
-        .map_err(|e| ApiHashError(e.to_string()))??;
+        .map_err(|e| HashError(e.to_string()))??;
         store.set_password(&user.id, &hash, now).await?;
         accounts.push_str(&format!("  {role:<10} {email}  password: {password}\n", role = role.as_str()));
         ids.push(user.id);

@@ -9,10 +9,6 @@
 //! Privacy: an event names the service and the citizen's surname initial only; the staff join
 //! link never goes into a feed (a feed may be shared or synced to third-party clouds).
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Serialize;
 use sportello_domain::ics::{FeedEvent, FeedKind, feed};
@@ -20,10 +16,10 @@ use sportello_domain::{WorkMode, WorkingPattern};
 use sportello_store::{Appointment, FeedSubject, Mode, Office, Service, Status, StoreError};
 use tracing::Instrument;
 
-use crate::api::ApiError;
-use crate::api::auth::sha256_hex;
-use crate::api::calendar::{day_bounds, holiday_names, rome, working_pattern};
-use crate::state::AppState;
+use crate::context::{BackOffice, BackOfficeError};
+use crate::schedule::{holiday_names, working_pattern};
+use crate::secrets::sha256_hex;
+use crate::time::{day_bounds, rome, ts};
 use crate::token::TokenKey;
 
 /// On-site/remote days published ahead.
@@ -41,70 +37,49 @@ struct FeedClaims<'a> {
 }
 
 /// The URL secret of a feed at a generation (HMAC-SHA256 with the token key, base64url).
-pub fn secret(tokens: &TokenKey, kind: FeedSubject, subject: &str, generation: i64) -> Result<String, ApiError> {
-    let token =
-        tokens.sign(&FeedClaims { feed: kind.as_str(), sub: subject, generation }).map_err(ApiError::internal)?;
+pub fn secret(tokens: &TokenKey, kind: FeedSubject, subject: &str, generation: i64) -> Result<String, BackOfficeError> {
+    let token = tokens.sign(&FeedClaims { feed: kind.as_str(), sub: subject, generation })?;
     Ok(token.rsplit('.').next().unwrap_or_default().to_owned())
 }
 
-fn url_of(state: &AppState, secret: &str) -> String {
-    format!("{}/feeds/{secret}.ics", state.config.public_url)
+fn url_of(back: &BackOffice, secret: &str) -> String {
+    format!("{}/feeds/{secret}.ics", back.public_url)
 }
 
 /// The feed's URL, creating its token (generation 0) on first use.
-pub async fn url(state: &AppState, kind: FeedSubject, subject: &str) -> Result<String, ApiError> {
-    if let Some(t) = state.store.feed_token(kind, subject).await? {
-        return Ok(url_of(state, &secret(&state.tokens, kind, subject, t.generation)?));
+pub async fn url(back: &BackOffice, kind: FeedSubject, subject: &str) -> Result<String, BackOfficeError> {
+    if let Some(t) = back.store.feed_token(kind, subject).await? {
+        return Ok(url_of(back, &secret(&back.tokens, kind, subject, t.generation)?));
     }
-    let s = secret(&state.tokens, kind, subject, 0)?;
-    match state.store.set_feed_token(kind, subject, &sha256_hex(&s), 0, state.clock.now()).await {
+    let s = secret(&back.tokens, kind, subject, 0)?;
+    match back.store.set_feed_token(kind, subject, &sha256_hex(&s), 0, back.clock.now()).await {
         // A concurrent first call stored the same generation: the same secret.
-        Ok(()) | Err(StoreError::Conflict(_)) => Ok(url_of(state, &s)),
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(url_of(back, &s)),
         Err(e) => Err(e.into()),
     }
 }
 
 /// A new URL for the feed; the previous one answers 404 from now on.
-pub async fn rotate(state: &AppState, kind: FeedSubject, subject: &str) -> Result<String, ApiError> {
-    let generation = state.store.feed_token(kind, subject).await?.map_or(0, |t| t.generation + 1);
-    let s = secret(&state.tokens, kind, subject, generation)?;
-    state.store.set_feed_token(kind, subject, &sha256_hex(&s), generation, state.clock.now()).await?;
-    Ok(url_of(state, &s))
+pub async fn rotate(back: &BackOffice, kind: FeedSubject, subject: &str) -> Result<String, BackOfficeError> {
+    let generation = back.store.feed_token(kind, subject).await?.map_or(0, |t| t.generation + 1);
+    let s = secret(&back.tokens, kind, subject, generation)?;
+    back.store.set_feed_token(kind, subject, &sha256_hex(&s), generation, back.clock.now()).await?;
+    Ok(url_of(back, &s))
 }
 
-/// `GET /feeds/{secret}.ics`.
-pub async fn serve(State(state): State<AppState>, Path(file): Path<String>) -> Response {
-    let Some(secret) = file.strip_suffix(".ics").filter(|s| !s.is_empty() && s.len() <= 100) else {
-        return ApiError::NotFound.into_response();
-    };
-    let token = match state.store.feed_token_by_hash(&sha256_hex(secret)).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return ApiError::NotFound.into_response(),
-        Err(e) => return ApiError::from(e).into_response(),
-    };
+/// The feed a secret opens, as `.ics` text; `None` for an unknown secret.
+pub async fn by_secret(back: &BackOffice, secret: &str) -> Result<Option<String>, BackOfficeError> {
+    let Some(token) = back.store.feed_token_by_hash(&sha256_hex(secret)).await? else { return Ok(None) };
     let span = tracing::info_span!("feed", kind = %token.kind, subject = %token.subject_id);
-    let body = async {
+    async {
         match token.kind {
-            FeedSubject::Official => official_feed(&state, &token.subject_id).await,
-            FeedSubject::Office => office_feed(&state, &token.subject_id).await,
+            FeedSubject::Official => official_feed(back, &token.subject_id).await,
+            FeedSubject::Office => office_feed(back, &token.subject_id).await,
         }
     }
     .instrument(span)
-    .await;
-    match body {
-        Ok(text) => {
-            let mut r = text.into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/calendar; charset=utf-8"));
-            // Subscribed clients poll; nothing personal should sit in shared caches.
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=300"));
-            r
-        }
-        Err(e) => e.into_response(),
-    }
-}
-
-fn ts(secs: i64) -> Timestamp {
-    Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH)
+    .await
+    .map(Some)
 }
 
 /// "Carta d'identità – R." : the service and the citizen's surname initial.
@@ -116,7 +91,7 @@ fn summary(appt: &Appointment, services: &[Service]) -> String {
     }
 }
 
-fn appointment_event(state: &AppState, appt: &Appointment, services: &[Service], offices: &[Office]) -> FeedEvent {
+fn appointment_event(back: &BackOffice, appt: &Appointment, services: &[Service], offices: &[Office]) -> FeedEvent {
     let office = offices.iter().find(|o| o.id == appt.office_id);
     let (location, description) = match appt.mode {
         Mode::InPerson => {
@@ -126,7 +101,7 @@ fn appointment_event(state: &AppState, appt: &Appointment, services: &[Service],
         // The staff dashboard, never the join link (which is a credential).
         Mode::Video => (
             Some("Ufficio virtuale".to_owned()),
-            Some(format!("Codice prenotazione: {}\n{}/staff", appt.code, state.config.public_url)),
+            Some(format!("Codice prenotazione: {}\n{}/staff", appt.code, back.public_url)),
         ),
     };
     FeedEvent {
@@ -141,17 +116,17 @@ fn appointment_event(state: &AppState, appt: &Appointment, services: &[Service],
     }
 }
 
-async fn official_feed(state: &AppState, user_id: &str) -> Result<String, ApiError> {
-    let user = state.store.user(user_id).await?.ok_or(ApiError::NotFound)?;
-    let now = state.clock.now();
+async fn official_feed(back: &BackOffice, user_id: &str) -> Result<String, BackOfficeError> {
+    let user = back.store.user(user_id).await?.ok_or(BackOfficeError::NotFound)?;
+    let now = back.clock.now();
     let mut appts =
-        state.store.appointments_of_official(user_id, now - PAST_DAYS * 86_400, now + FUTURE_DAYS * 86_400).await?;
+        back.store.appointments_of_official(user_id, now - PAST_DAYS * 86_400, now + FUTURE_DAYS * 86_400).await?;
     appts.retain(|a| a.status == Status::Confirmed);
-    let services = state.store.services().await?;
-    let offices = state.store.offices().await?;
-    let mut events: Vec<FeedEvent> = appts.iter().map(|a| appointment_event(state, a, &services, &offices)).collect();
-    if let Some(pattern) = working_pattern(state, &user).await? {
-        events.extend(day_events(state, &user.id, &pattern, now).await?);
+    let services = back.store.services().await?;
+    let offices = back.store.offices().await?;
+    let mut events: Vec<FeedEvent> = appts.iter().map(|a| appointment_event(back, a, &services, &offices)).collect();
+    if let Some(pattern) = working_pattern(&back.store, &user).await? {
+        events.extend(day_events(back, &user.id, &pattern, now).await?);
     }
     Ok(feed(&format!("Sportello – {}", user.display_name), ts(now), &events))
 }
@@ -159,18 +134,18 @@ async fn official_feed(state: &AppState, user_id: &str) -> Result<String, ApiErr
 /// The on-site and remote days of the next [`DAYS_AHEAD`] days (holidays and whole-day absences
 /// are not working days).
 async fn day_events(
-    state: &AppState,
+    back: &BackOffice,
     user_id: &str,
     pattern: &WorkingPattern,
     now: i64,
-) -> Result<Vec<FeedEvent>, ApiError> {
+) -> Result<Vec<FeedEvent>, BackOfficeError> {
     let tz = rome();
     let today = ts(now).to_zoned(tz.clone()).date();
-    let last = today.checked_add(jiff::Span::new().days(DAYS_AHEAD)).map_err(ApiError::internal)?;
-    let holidays = holiday_names(state, today.year(), last.year()).await?;
+    let last = today.checked_add(jiff::Span::new().days(DAYS_AHEAD))?;
+    let holidays = holiday_names(&back.store, today.year(), last.year()).await?;
     let (from, _) = day_bounds(today)?;
     let (_, to) = day_bounds(last)?;
-    let absences = state.store.absences_of_users(&[user_id.to_owned()], from, to).await?;
+    let absences = back.store.absences_of_users(&[user_id.to_owned()], from, to).await?;
     let mut events = Vec::new();
     let mut date: Date = today;
     while date <= last {
@@ -193,21 +168,21 @@ async fn day_events(
                 kind,
             });
         }
-        date = date.tomorrow().map_err(ApiError::internal)?;
+        date = date.tomorrow()?;
     }
     Ok(events)
 }
 
-async fn office_feed(state: &AppState, office_id: &str) -> Result<String, ApiError> {
-    let office = state.store.office(office_id).await?.ok_or(ApiError::NotFound)?;
-    let now = state.clock.now();
-    let mut appts = state
+async fn office_feed(back: &BackOffice, office_id: &str) -> Result<String, BackOfficeError> {
+    let row = back.store.office(office_id).await?.ok_or(BackOfficeError::NotFound)?;
+    let now = back.clock.now();
+    let mut appts = back
         .store
-        .appointments_of_offices(std::slice::from_ref(&office.id), now - PAST_DAYS * 86_400, now + FUTURE_DAYS * 86_400)
+        .appointments_of_offices(std::slice::from_ref(&row.id), now - PAST_DAYS * 86_400, now + FUTURE_DAYS * 86_400)
         .await?;
     appts.retain(|a| a.status == Status::Confirmed);
-    let services = state.store.services().await?;
-    let offices = [office];
-    let events: Vec<FeedEvent> = appts.iter().map(|a| appointment_event(state, a, &services, &offices)).collect();
+    let services = back.store.services().await?;
+    let offices = [row];
+    let events: Vec<FeedEvent> = appts.iter().map(|a| appointment_event(back, a, &services, &offices)).collect();
     Ok(feed(&format!("Sportello – {}", offices[0].name), ts(now), &events))
 }

@@ -2,10 +2,9 @@
 //! snake_case `type`. Media types (tracks, sources, candidates) are the SFU's own API types, whose
 //! serde shape is the wire shape.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use sportello_sfu::{IceCandidate, PcKind, PublishedMid, SubscribedTrack, TrackInfo, TrackSource};
 
-use crate::config::IceServer;
 use crate::error::{ProtocolError, WireError};
 use crate::token::Role;
 
@@ -251,6 +250,31 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
         return Err(ProtocolError::UnknownType(kind.chars().take(64).collect()));
     }
     serde_json::from_value(value).map_err(|e| ProtocolError::InvalidJson(e.to_string()))
+}
+
+/// A browser `RTCIceServer`. `urls` may be written as one string or a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    #[serde(deserialize_with = "one_or_many")]
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(url) => vec![url],
+        OneOrMany::Many(urls) => urls,
+    })
 }
 
 #[cfg(test)]

@@ -9,12 +9,13 @@
 use std::time::Duration;
 
 use sportello_store::StoreError;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::booking_mail::BookingMail;
+use crate::context::BackOffice;
 use crate::links;
-use crate::state::AppState;
 
 const EVERY: Duration = Duration::from_secs(60);
 
@@ -25,30 +26,30 @@ pub enum ReminderError {
 }
 
 /// Sends every reminder that is due now; returns how many went out.
-pub async fn send_due_reminders(state: &AppState) -> Result<usize, ReminderError> {
-    let now = state.clock.now();
-    let lead = i64::try_from(state.config.reminder_lead.as_secs()).unwrap_or(i64::MAX);
-    let due = state.store.due_reminders(now, lead).await?;
+pub async fn send_due_reminders(back: &BackOffice, lead: Duration) -> Result<usize, ReminderError> {
+    let now = back.clock.now();
+    let lead = i64::try_from(lead.as_secs()).unwrap_or(i64::MAX);
+    let due = back.store.due_reminders(now, lead).await?;
     let mut sent = 0;
     for appt in due {
         let span = tracing::info_span!("reminder", appointment = %appt.id);
         async {
             let (Some(office), Some(service)) =
-                (state.store.office(&appt.office_id).await?, state.store.service(&appt.service_id).await?)
+                (back.store.office(&appt.office_id).await?, back.store.service(&appt.service_id).await?)
             else {
                 tracing::error!("office or service of the appointment is missing");
                 return Ok::<_, ReminderError>(());
             };
-            let secret = match links::derived_secret(&state.tokens, &appt) {
+            let secret = match links::derived_secret(&back.tokens, &appt) {
                 Ok(s) => s,
                 Err(error) => {
                     tracing::error!(%error, "cannot derive the manage secret");
                     return Ok(());
                 }
             };
-            let join = links::video_join_link(state, &appt, now);
-            let cancel = links::cancel_link(&state.config.public_url, &appt.code, &secret);
-            let manage = links::manage_link(&state.config.public_url, &appt.code, &secret);
+            let join = links::video_join_link(back, &appt, now);
+            let cancel = links::cancel_link(&back.public_url, &appt.code, &secret);
+            let manage = links::manage_link(&back.public_url, &appt.code, &secret);
             let mail = BookingMail {
                 appt: &appt,
                 office: &office,
@@ -57,9 +58,9 @@ pub async fn send_due_reminders(state: &AppState) -> Result<usize, ReminderError
                 manage_link: Some(&manage),
                 cancel_link: Some(&cancel),
             };
-            match state.mailer.send(&mail.reminder()).await {
+            match back.mailer.send(&mail.reminder()).await {
                 Ok(()) => {
-                    state.store.mark_reminded(&appt.id, now).await?;
+                    back.store.mark_reminded(&appt.id, now).await?;
                     sent += 1;
                 }
                 Err(error) => tracing::warn!(%error, "reminder not sent; retried on the next pass"),
@@ -73,15 +74,14 @@ pub async fn send_due_reminders(state: &AppState) -> Result<usize, ReminderError
 }
 
 /// Runs [`send_due_reminders`] every minute until the server shuts down.
-pub fn spawn(state: AppState) -> JoinHandle<()> {
-    let mut shutdown = state.shutdown.clone();
+pub fn spawn(back: BackOffice, lead: Duration, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    match send_due_reminders(&state).await {
+                    match send_due_reminders(&back, lead).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(sent = n, "reminders sent"),
                         Err(error) => tracing::error!(%error, "reminder pass failed"),

@@ -20,10 +20,10 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use sportello_store::NewChat;
 
 use crate::clock::Clock;
-use crate::config::IceServer;
 use crate::council_room::{self, CouncilRoom};
 use crate::error::{Lang, ProtocolError};
 use crate::persist::{Job, Persister};
+use crate::protocol::IceServer;
 use crate::protocol::{self, ChatInfo, ClientMessage, DocumentInfo, LobbyEntry, Muted, ParticipantInfo, ServerMessage};
 use crate::rooms::Rooms;
 use crate::token::{Claims, Role};

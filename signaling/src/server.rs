@@ -211,8 +211,8 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
     let (rooms, tokens, config, store, live) =
         (state.rooms.clone(), state.tokens.clone(), state.config.clone(), state.store.clone(), state.live.clone());
     let events = tokio::spawn(rooms.clone().route_events(events));
-    crate::reminders::spawn(state.clone());
-    crate::calendar_fetch::spawn(state.clone());
+    crate::reminders::spawn(state.back_office.clone(), state.config.reminder_lead, state.shutdown.clone());
+    crate::calendar_fetch::spawn(state.back_office.clone(), state.shutdown.clone());
     tokio::spawn(retention::run(
         store.clone(),
         config.data_dir.clone(),

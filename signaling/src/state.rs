@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::api::login_guard::LoginGuard;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::context::{BackOffice, CalendarPolicy};
 use crate::mail::Mailer;
 use crate::persist::{self, Persister};
 use crate::room::RoomSettings;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The public state of council sessions (`/live/<session>`), written by council rooms.
     pub live: crate::live::LiveBoard,
+    /// The same store, key, mailer and clock for the back office's use cases and passes.
+    pub back_office: BackOffice,
 }
 
 impl AppState {
@@ -59,12 +62,26 @@ impl AppState {
             data_dir: config.data_dir.clone(),
         };
         let rooms = Rooms::new(sfu, settings);
+        let tokens = Arc::new(tokens);
         let login_guard = Arc::new(LoginGuard::new(config.login_failures_per_ip));
         // Rooms queue chat and appointment events; this task writes them (it ends with `rooms`).
         tokio::spawn(persist::run(jobs, store.clone(), rooms.downgrade()));
+        let back_office = BackOffice {
+            store: store.clone(),
+            tokens: Arc::clone(&tokens),
+            mailer: mailer.clone(),
+            clock: clock.clone(),
+            public_url: config.public_url.clone(),
+            calendars: CalendarPolicy {
+                refresh: config.calendar_refresh,
+                fetch_timeout: config.calendar_fetch_timeout,
+                allow_private: config.calendar_allow_private,
+            },
+        };
         AppState {
+            back_office,
             rooms,
-            tokens: Arc::new(tokens),
+            tokens,
             config: Arc::new(config),
             store,
             mailer,

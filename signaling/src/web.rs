@@ -25,12 +25,12 @@ pub fn routes() -> Router<AppState> {
         .route("/servizi", get(|| async { page("servizi.html") }))
         .route("/prenota", get(|| async { page("prenota.html") }))
         .route("/appuntamento", get(|| async { page("appuntamento.html") }))
-        .route("/a/{token}", get(crate::links::landing))
+        .route("/a/{token}", get(crate::landing::page))
         // A council session's public live stream (no account); the page asks `/api/live/{id}`,
         // so an unknown session gets the page, which says so.
         .route("/live/{session}", get(|| async { page("live.html") }))
         // Calendar feeds (secret URL; see `feeds`).
-        .route("/feeds/{file}", get(crate::feeds::serve))
+        .route("/feeds/{file}", get(crate::api::calendar::serve_feed))
         // Staff pages; `/staff/setup` carries its one-time secret in the fragment, never sent here.
         .route("/staff", get(|| async { page("staff.html") }))
         .route("/staff/admin", get(|| async { page("admin.html") }))

@@ -746,12 +746,11 @@ async fn a_reminder_goes_out_once_with_a_cancel_link() {
     let code = body["code"].as_str().unwrap().to_owned();
     let today = w.book_ok(local(w.tuesday, 10, 0)).await;
     // The pass as the server runs it, with a 24 h lead, on Tuesday at 09:30.
-    let mut config = (*test.server.config).clone();
-    config.reminder_lead = Duration::from_secs(24 * 3600);
-    let state = state_of(&test.server, config, test.data_dir());
+    let state = state_of(&test.server, (*test.server.config).clone(), test.data_dir());
+    let lead = Duration::from_secs(24 * 3600);
     w.clock.advance(90 * 60);
-    assert_eq!(sportello_signaling::reminders::send_due_reminders(&state).await.unwrap(), 1);
-    assert_eq!(sportello_signaling::reminders::send_due_reminders(&state).await.unwrap(), 0);
+    assert_eq!(sportello_signaling::reminders::send_due_reminders(&state.back_office, lead).await.unwrap(), 1);
+    assert_eq!(sportello_signaling::reminders::send_due_reminders(&state.back_office, lead).await.unwrap(), 0);
     let emails = w.emails();
     assert_eq!(emails.len(), 3, "two confirmations + one reminder");
     let reminders: Vec<Mail> =

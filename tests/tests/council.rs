@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sportello_signaling::api::auth::hash_password_blocking;
+use sportello_signaling::secrets::hash_password_blocking;
 use sportello_store::{NewUser, StaffRole, User};
 use sportello_tests::server::{Role, TestServer, WsClient};
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
-use sportello_signaling::api::auth::hash_password_blocking;
 use sportello_signaling::live::{CHAMBER_PARTICIPANT, LiveState, LiveStatus, chamber_room};
+use sportello_signaling::secrets::hash_password_blocking;
 use sportello_signaling::token::unix_now;
 use sportello_store::{NewUser, StaffRole, User};
 use sportello_tests::server::{Claims, Role, TestServer};

@@ -17,7 +17,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sportello_signaling::api::auth::hash_password_blocking;
+use sportello_signaling::secrets::hash_password_blocking;
 use sportello_tests::server::{Claims, Role, TestServer, WsClient};
 use tokio::process::Command;
 

@@ -242,14 +242,9 @@ fn html(page: String) -> Response {
     response
 }
 
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
+use crate::landing::escape as esc;
 
-fn rome(unix: i64, pattern: &str) -> String {
-    let Ok(tz) = sportello_domain::europe_rome() else { return unix.to_string() };
-    jiff::Timestamp::from_second(unix).map(|t| t.to_zoned(tz).strftime(pattern).to_string()).unwrap_or_default()
-}
+use crate::time::local_text as rome;
 
 fn date(unix: i64) -> String {
     rome(unix, "%d/%m/%Y")

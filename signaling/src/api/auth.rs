@@ -23,12 +23,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
 use sportello_store::{NewUser, Office, StaffRole, User};
 
 use super::ApiError;
 use super::login_guard::{Saturated, run_hashing};
 use crate::client_addr::ClientIp;
+use crate::secrets::{base64_salt, hash_password_blocking, new_secret, sha256_hex};
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "sportello_session";
@@ -111,37 +112,9 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
-pub fn sha256_hex(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// A random URL-safe secret (256 bits).
-pub fn new_secret() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ApiHashError(pub String);
-
-/// Argon2id with the crate's defaults (OWASP-level memory cost). Blocking: call it off the async threads.
-pub fn hash_password_blocking(password: &str) -> Result<String, ApiHashError> {
-    let salt = SaltString::from_b64(&base64_salt()).map_err(|e| ApiHashError(e.to_string()))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| ApiHashError(e.to_string()))
-}
-
 pub async fn hash_password(password: &str) -> Result<String, ApiError> {
     let password = password.to_owned();
     run_hashing(move || hash_password_blocking(&password).map_err(ApiError::internal)).await.map_err(busy)?
-}
-
-fn base64_salt() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD_NO_PAD.encode(rand::random::<[u8; 16]>())
 }
 
 /// Checks a password against a stored hash. A missing hash still costs one verification (against

@@ -11,16 +11,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use jiff::civil::{Date, Time};
-use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
 use sportello_domain::booking::{DayJson, ModeJson, PatternJson, YearMonth};
 use sportello_domain::opening_week;
-use sportello_domain::{PatronDay, TimeRange, WorkMode, WorkingPattern, pattern_from_json, pattern_from_offices_hours};
+use sportello_domain::{TimeRange, WorkMode, pattern_from_json};
 use sportello_store::{
     Absence, AbsenceKind, CalendarSource, FeedSubject, NewAbsence, NewSource, SourceKind, User, UserUpdate,
 };
@@ -34,7 +34,8 @@ use crate::calendar_fetch::{self, FetchError, UploadError};
 use crate::feeds;
 use crate::state::AppState;
 
-use crate::settings::SETTING_PATRON_DAY;
+use crate::schedule::{holiday_names, working_pattern};
+use crate::time::{day_bounds, local, rfc3339, rome, ts};
 const LABEL_MAX_CHARS: usize = 100;
 const NOTE_MAX_CHARS: usize = 500;
 
@@ -260,71 +261,28 @@ pub struct RotateQuery {
     pub office: Option<String>,
 }
 
+/// `GET /feeds/{secret}.ics`: a subscribed feed (`feeds`).
+pub async fn serve_feed(State(state): State<AppState>, Path(file): Path<String>) -> Response {
+    let Some(secret) = file.strip_suffix(".ics").filter(|s| !s.is_empty() && s.len() <= 100) else {
+        return ApiError::NotFound.into_response();
+    };
+    match feeds::by_secret(&state.back_office, secret).await {
+        Ok(Some(text)) => {
+            let mut r = text.into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/calendar; charset=utf-8"));
+            // Subscribed clients poll; nothing personal should sit in shared caches.
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=300"));
+            r
+        }
+        Ok(None) => ApiError::NotFound.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
 // --- shared helpers (also used by `feeds`) -------------------------------------------------------------
-
-pub(crate) fn rome() -> TimeZone {
-    sportello_domain::europe_rome().unwrap_or(TimeZone::UTC)
-}
-
-fn ts(secs: i64) -> Timestamp {
-    Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-fn rfc3339(secs: i64) -> String {
-    ts(secs).to_zoned(rome()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
-}
 
 fn hm(t: Time) -> String {
     t.strftime("%H:%M").to_string()
-}
-
-/// Unix seconds of `date` at `time` in Europe/Rome (a time in the spring-forward gap moves later).
-fn local(date: Date, time: Time) -> Result<i64, ApiError> {
-    Ok(date.to_datetime(time).to_zoned(rome()).map_err(ApiError::internal)?.timestamp().as_second())
-}
-
-/// Local midnight of `date` and of the day after (23 or 25 hours apart on DST days).
-pub(crate) fn day_bounds(date: Date) -> Result<(i64, i64), ApiError> {
-    let next = date.tomorrow().map_err(ApiError::internal)?;
-    Ok((local(date, Time::midnight())?, local(next, Time::midnight())?))
-}
-
-/// The pattern an official works to: their own, else the opening hours of their first office;
-/// `None` with neither (or when unusable, which is logged).
-pub(crate) async fn working_pattern(state: &AppState, user: &User) -> Result<Option<WorkingPattern>, ApiError> {
-    let parsed = match &user.pattern {
-        Some(json) => pattern_from_json(json),
-        // Whenever one of the official's offices is open: each office's bookings offer its own
-        // hours (`api/offer.rs`), which lie inside this week.
-        None => {
-            let offices = state.store.offices_of_user(&user.id).await?;
-            if offices.is_empty() {
-                return Ok(None);
-            }
-            let hours: Vec<&str> = offices.iter().map(|o| o.opening_hours.as_str()).collect();
-            pattern_from_offices_hours(&hours)
-        }
-    };
-    Ok(parsed.map_err(|error| tracing::warn!(user = %user.id, %error, "unusable working pattern")).ok())
-}
-
-/// Holidays (national + the patron's day from the settings) of the years, with their names.
-pub(crate) async fn holiday_names(
-    state: &AppState,
-    first_year: i16,
-    last_year: i16,
-) -> Result<BTreeMap<Date, &'static str>, ApiError> {
-    let patron = state.store.setting(SETTING_PATRON_DAY).await?.and_then(|v| {
-        let (m, d) = v.trim().split_once('-')?;
-        PatronDay::new(m.parse().ok()?, d.parse().ok()?).ok()
-    });
-    let mut out = BTreeMap::new();
-    for year in first_year..=last_year {
-        for h in sportello_domain::holidays::holidays(year, patron).map_err(ApiError::internal)? {
-            out.insert(h.date, h.name);
-        }
-    }
-    Ok(out)
 }
 
 /// The user addressed by `?user=`: oneself, or anyone for an administrator.
@@ -744,7 +702,7 @@ async fn create_source(
     let new = NewSource { user_id: user.id.clone(), kind: SourceKind::Url, label, url: Some(url.to_string()) };
     let source = state.store.create_source(&new, &[], state.clock.now()).await?;
     tracing::info!(user = %user.id, by = %staff.user.id, source = %source.id, "calendar subscription added");
-    calendar_fetch::refresh(&state, &source).await?;
+    calendar_fetch::refresh(&state.back_office, &source).await?;
     let source = state.store.source(&source.id).await?.ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, Json(source_out(&source))))
 }
@@ -768,7 +726,7 @@ async fn refresh_source(
     {
         return Err(ApiError::TooManyAttempts { retry_after: MIN_REFRESH_SECS - (now - last) });
     }
-    calendar_fetch::refresh(&state, &source).await?;
+    calendar_fetch::refresh(&state.back_office, &source).await?;
     let source = state.store.source(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(source_out(&source)))
 }
@@ -808,7 +766,7 @@ async fn upload(
     let label = label_or(q.label.as_deref().unwrap_or_default(), "Calendario caricato")?;
     room_for_another_source(&state, &user).await?;
     let now = state.clock.now();
-    let busy = calendar_fetch::parse_upload(&state, &body, now).await.map_err(|e| match e {
+    let busy = calendar_fetch::parse_upload(&state.back_office, &body, now).await.map_err(|e| match e {
         UploadError::Fetch(FetchError::TooLarge) => ApiError::TooLarge,
         UploadError::Fetch(e) => ApiError::bad_request("invalid_ics", e.text()),
         UploadError::Store(e) => e.into(),
@@ -840,8 +798,8 @@ async fn month(
     let (from, _) = day_bounds(first)?;
     let (_, to) = day_bounds(last)?;
     let ids = [user.id.clone()];
-    let pattern = working_pattern(&state, &user).await?;
-    let holidays = holiday_names(&state, first.year(), first.year()).await?;
+    let pattern = working_pattern(&state.store, &user).await?;
+    let holidays = holiday_names(&state.store, first.year(), first.year()).await?;
     let absences = state.store.absences_of_users(&ids, from, to).await?;
     let busy = state.store.busy_of_users(&ids, from, to).await?;
     let sources = state.store.sources_of_user(&user.id).await?;
@@ -911,10 +869,10 @@ async fn feed_urls(
     Query(q): Query<UserQuery>,
 ) -> Result<Json<FeedsOut>, ApiError> {
     let user = target(&state, &staff, q.user.as_deref()).await?;
-    let official_url = feeds::url(&state, FeedSubject::Official, &user.id).await?;
+    let official_url = feeds::url(&state.back_office, FeedSubject::Official, &user.id).await?;
     let mut offices = Vec::new();
     for office in state.store.offices_of_user(&user.id).await? {
-        let url = feeds::url(&state, FeedSubject::Office, &office.id).await?;
+        let url = feeds::url(&state.back_office, FeedSubject::Office, &office.id).await?;
         offices.push(OfficeFeed { office_id: office.id, name: office.name, url });
     }
     Ok(Json(FeedsOut { official_url, offices }))
@@ -930,7 +888,7 @@ async fn rotate_feed(
     let user = target(&state, &staff, q.user.as_deref()).await?;
     match q.office.as_deref().filter(|o| !o.is_empty()) {
         None => {
-            feeds::rotate(&state, FeedSubject::Official, &user.id).await?;
+            feeds::rotate(&state.back_office, FeedSubject::Official, &user.id).await?;
         }
         Some(office) => {
             let member = state.store.offices_of_user(&staff.user.id).await?.iter().any(|o| o.id == office);
@@ -938,7 +896,7 @@ async fn rotate_feed(
                 return Err(ApiError::Forbidden);
             }
             state.store.office(office).await?.ok_or(ApiError::NotFound)?;
-            feeds::rotate(&state, FeedSubject::Office, office).await?;
+            feeds::rotate(&state.back_office, FeedSubject::Office, office).await?;
         }
     }
     tracing::info!(user = %user.id, by = %staff.user.id, office = ?q.office, "feed URL rotated");

@@ -534,15 +534,10 @@ pub async fn minutes_page(
     Ok(response)
 }
 
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
+use crate::landing::escape as esc;
 
 fn when(unix: i64) -> String {
-    let Ok(tz) = sportello_domain::europe_rome() else { return unix.to_string() };
-    jiff::Timestamp::from_second(unix)
-        .map(|t| t.to_zoned(tz).strftime("%d/%m/%Y %H:%M:%S").to_string())
-        .unwrap_or_default()
+    crate::time::local_text(unix, "%d/%m/%Y %H:%M:%S")
 }
 
 fn duration(seconds: i64) -> String {

@@ -86,35 +86,7 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// A message for the person using the page, in Italian and English: built from an `(it, en)` pair,
-/// e.g. `ApiError::bad_request("invalid_note", ("La nota è troppo lunga.", "The note is too long."))`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Text {
-    pub it: String,
-    pub en: String,
-}
-
-impl Text {
-    pub fn get(&self, lang: Lang) -> &str {
-        match lang {
-            Lang::It => &self.it,
-            Lang::En => &self.en,
-        }
-    }
-}
-
-impl<I: Into<String>, E: Into<String>> From<(I, E)> for Text {
-    fn from((it, en): (I, E)) -> Text {
-        Text { it: it.into(), en: en.into() }
-    }
-}
-
-/// Logs show the Italian text.
-impl std::fmt::Display for Text {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.it)
-    }
-}
+pub use crate::text::Text;
 
 /// The language a request asks for in `Accept-Language` (RFC 9110 §12.5.4): of Italian and English,
 /// the one with the higher weight (`q`), the first listed on a tie; Italian when neither is listed,
@@ -363,6 +335,24 @@ impl From<SfuError> for ApiError {
             SfuError::Stopped => ApiError::Unavailable("the media engine has stopped"),
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl From<crate::context::BackOfficeError> for ApiError {
+    fn from(error: crate::context::BackOfficeError) -> ApiError {
+        use crate::context::BackOfficeError as E;
+        match error {
+            E::NotFound => ApiError::NotFound,
+            E::Store(error) => error.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Date arithmetic out of range: only rows no one can write get there.
+impl From<jiff::Error> for ApiError {
+    fn from(error: jiff::Error) -> ApiError {
+        ApiError::internal(error)
     }
 }
 

@@ -17,6 +17,7 @@ use sportello_store::{Modes, Office, Service, StaffRole, User};
 use super::ApiError;
 use crate::settings::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_PATRON_DAY};
 use crate::state::AppState;
+use crate::time::ts;
 
 pub const DEFAULT_MIN_NOTICE_MINUTES: i64 = 60;
 pub const DEFAULT_HORIZON_DAYS: u16 = 60;
@@ -64,10 +65,6 @@ pub async fn window(state: &AppState) -> Result<(i64, u16), ApiError> {
     let min_notice = setting::<i64>(state, SETTING_MIN_NOTICE).await?.unwrap_or(DEFAULT_MIN_NOTICE_MINUTES).max(0);
     let horizon = setting::<u16>(state, SETTING_HORIZON).await?.unwrap_or(DEFAULT_HORIZON_DAYS).min(366);
     Ok((min_notice, horizon))
-}
-
-fn ts(secs: i64) -> Timestamp {
-    Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 pub fn domain_modes(m: Modes) -> sportello_domain::Modes {

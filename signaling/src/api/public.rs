@@ -14,7 +14,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use sportello_domain::booking::{Lang, YearMonth, months_with_slots};
@@ -35,6 +34,7 @@ use crate::client_addr::ClientIp;
 use crate::links;
 use crate::settings::{SETTING_MAX_ACTIVE, SETTING_RATE_LIMIT, SETTING_RATE_LIMIT_DAY};
 use crate::state::AppState;
+use crate::time::{rome, ts};
 
 const DEFAULT_RATE_LIMIT: u32 = 10;
 const DEFAULT_RATE_LIMIT_DAY: u32 = 30;
@@ -280,16 +280,8 @@ struct BookingLimits {
 
 // --- helpers ----------------------------------------------------------------------------------------
 
-fn rome() -> TimeZone {
-    sportello_domain::europe_rome().unwrap_or(TimeZone::UTC)
-}
-
-fn ts(secs: i64) -> Timestamp {
-    Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
 fn rfc3339(t: Timestamp) -> String {
-    t.to_zoned(rome()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    crate::time::rfc3339(t.as_second())
 }
 
 fn modes_of(m: Modes) -> Vec<String> {
@@ -467,7 +459,7 @@ fn booking_out(
         email: appt.email.clone(),
         details: appt.details.clone(),
         ics_url: format!("/api/public/appointments/{}/ics", appt.code),
-        join_url: links::video_join_link(state, appt, now),
+        join_url: links::video_join_link(&state.back_office, appt, now),
         can_change: appt.status == Status::Confirmed && now < appt.starts_at,
         rating: appt.rating,
     }
@@ -684,13 +676,13 @@ async fn book(
         if candidates.is_empty() {
             return Err(slot_unavailable());
         }
-        let secret = super::auth::new_secret();
+        let secret = crate::secrets::new_secret();
         let mut booked = None;
         'officials: for official in candidates {
             for _ in 0..CODE_ATTEMPTS {
                 let new = NewAppointment {
                     code: booking_code(rand::random()),
-                    secret_hash: super::auth::sha256_hex(&secret),
+                    secret_hash: crate::secrets::sha256_hex(&secret),
                     office_id: office.id.clone(),
                     service_id: service.id.clone(),
                     official_id: official.id.clone(),
@@ -720,7 +712,7 @@ async fn book(
         tracing::Span::current().record("code", appt.code.as_str());
         tracing::info!(appointment = %appt.id, "booked");
 
-        let join = links::video_join_link(&state, &appt, now);
+        let join = links::video_join_link(&state.back_office, &appt, now);
         let manage = links::manage_link(&state.config.public_url, &appt.code, &secret);
         let mail = BookingMail {
             appt: &appt,
@@ -753,7 +745,7 @@ fn honeypot_reply(
     let out = BookingOut {
         ics_url: format!("/api/public/appointments/{code}/ics"),
         code,
-        secret: Some(super::auth::new_secret()),
+        secret: Some(crate::secrets::new_secret()),
         status: Status::Confirmed.to_string(),
         start: rfc3339(start),
         end: rfc3339(end),
@@ -917,7 +909,7 @@ async fn reschedule(
         }
         let appt = moved.ok_or(StoreError::SlotTaken)?;
         tracing::info!(appointment = %appt.id, "rescheduled by the citizen");
-        let join = links::video_join_link(&state, &appt, now);
+        let join = links::video_join_link(&state.back_office, &appt, now);
         let manage = links::manage_link(&state.config.public_url, &appt.code, &secret);
         let mail = BookingMail {
             appt: &appt,
@@ -948,7 +940,7 @@ async fn ics(
         let appt = authorised(&state, &code, header_secret(&headers).as_deref()).await?;
         let (office, service, _) = context(&state, &appt).await?;
         let now = state.clock.now();
-        let join = links::video_join_link(&state, &appt, now);
+        let join = links::video_join_link(&state.back_office, &appt, now);
         let text = appointment_ics(&appt, &office, &service, join.as_deref(), now);
         let mut response = text.into_response();
         let h = response.headers_mut();

@@ -99,9 +99,7 @@ async fn may_host(state: &AppState, staff: &Staff, room: &str) -> Result<Option<
     Err(ApiError::NotFound)
 }
 
-fn rfc3339(unix: i64) -> String {
-    jiff::Timestamp::from_second(unix).map(|t| t.to_string()).unwrap_or_default()
-}
+use crate::time::rfc3339_utc as rfc3339;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppointmentView {
@@ -224,7 +222,7 @@ impl Names {
             Some((start, end, official.trim()))
         });
         let Some((start, end, official)) = parsed else { return detail.to_owned() };
-        let tz = super::calendar::rome();
+        let tz = crate::time::rome();
         let end = end.to_zoned(tz.clone()).strftime("%H:%M").to_string();
         let who = self.users.get(official).cloned().unwrap_or_default();
         let with = match lang {
@@ -631,7 +629,7 @@ pub async fn invite(
         ));
     }
     let now = u64::try_from(state.clock.now()).unwrap_or(0);
-    let identity = format!("guest-{}", &super::auth::new_secret()[..12]);
+    let identity = format!("guest-{}", &crate::secrets::new_secret()[..12]);
     let mut claims = Claims::new_at(now, &room, &identity, &name, Role::Participant, Duration::from_secs(hours * 3600));
     claims.wait = true;
     // No `appt` claim: admitting a guest must not count as the citizen having come.

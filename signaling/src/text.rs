@@ -1,0 +1,34 @@
+//! [`Text`]: a message for a person, in Italian and English — what the back office stores or
+//! mails and what the HTTP edge answers in the request's language.
+
+use sportello_domain::booking::Lang;
+
+/// A message for the person using the page, in Italian and English: built from an `(it, en)` pair,
+/// e.g. `ApiError::bad_request("invalid_note", ("La nota è troppo lunga.", "The note is too long."))`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text {
+    pub it: String,
+    pub en: String,
+}
+
+impl Text {
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::It => &self.it,
+            Lang::En => &self.en,
+        }
+    }
+}
+
+impl<I: Into<String>, E: Into<String>> From<(I, E)> for Text {
+    fn from((it, en): (I, E)) -> Text {
+        Text { it: it.into(), en: en.into() }
+    }
+}
+
+/// Logs show the Italian text.
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.it)
+    }
+}
