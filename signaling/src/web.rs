@@ -17,32 +17,44 @@ use crate::state::AppState;
 #[folder = "../web/"]
 struct Assets;
 
+/// Assets that moved into `web/<audience>/` but are still named at their old flat address by the
+/// pages rendered in Rust (`api/archive.rs`, `api/council.rs`, `links.rs`): served from the new
+/// place until those pages name it. Old address → file.
+const MOVED: [(&str, &str); 6] = [
+    ("favicon.svg", "shared/favicon.svg"),
+    ("style.css", "shared/style.css"),
+    ("pages.css", "shared/pages.css"),
+    ("archive.css", "public/archive.css"),
+    ("archive.js", "public/archive.js"),
+    ("council.css", "room/council.css"),
+];
+
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { page("index.html") }))
-        .route("/join", get(|| async { page("join.html") }))
-        .route("/privacy", get(|| async { page("privacy.html") }))
-        .route("/servizi", get(|| async { page("servizi.html") }))
-        .route("/prenota", get(|| async { page("prenota.html") }))
-        .route("/appuntamento", get(|| async { page("appuntamento.html") }))
+        .route("/", get(|| async { page("citizen/index.html") }))
+        .route("/join", get(|| async { page("room/join.html") }))
+        .route("/privacy", get(|| async { page("public/privacy.html") }))
+        .route("/servizi", get(|| async { page("citizen/servizi.html") }))
+        .route("/prenota", get(|| async { page("citizen/prenota.html") }))
+        .route("/appuntamento", get(|| async { page("citizen/appuntamento.html") }))
         .route("/a/{token}", get(crate::links::landing))
         // A council session's public live stream (no account); the page asks `/api/live/{id}`,
         // so an unknown session gets the page, which says so.
-        .route("/live/{session}", get(|| async { page("live.html") }))
+        .route("/live/{session}", get(|| async { page("public/live.html") }))
         // Calendar feeds (secret URL; see `feeds`).
         .route("/feeds/{file}", get(crate::feeds::serve))
         // Staff pages; `/staff/setup` carries its one-time secret in the fragment, never sent here.
-        .route("/staff", get(|| async { page("staff.html") }))
-        .route("/staff/admin", get(|| async { page("admin.html") }))
-        .route("/staff/calendario", get(|| async { page("calendar.html") }))
-        .route("/staff/setup", get(|| async { page("setup.html") }))
+        .route("/staff", get(|| async { page("staff/staff.html") }))
+        .route("/staff/admin", get(|| async { page("staff/admin.html") }))
+        .route("/staff/calendario", get(|| async { page("staff/calendar.html") }))
+        .route("/staff/setup", get(|| async { page("staff/setup.html") }))
         .route("/web/{*path}", get(|Path(path): Path<String>| async move { file(&path) }))
 }
 
 /// The page a browser gets for an unknown address (status 404): the site's header, a sentence in
 /// Italian and English, and the way home. Never cached.
 pub fn not_found_page() -> Response {
-    let body = Assets::get("404.html")
+    let body = Assets::get("public/404.html")
         .map_or_else(|| b"Pagina non trovata / Page not found\n".to_vec(), |asset| asset.data.into_owned());
     (
         StatusCode::NOT_FOUND,
@@ -60,6 +72,7 @@ fn page(name: &str) -> Result<Response, HttpError> {
 }
 
 fn file(path: &str) -> Result<Response, HttpError> {
+    let path = MOVED.iter().find(|(old, _)| *old == path).map_or(path, |(_, new)| new);
     let asset = Assets::get(path).ok_or(HttpError::NotFound)?;
     let mime = asset.metadata.mimetype();
     // Text types get an explicit charset so the browser never has to guess.
@@ -114,9 +127,20 @@ mod tests {
         }
     }
 
+    /// The old flat addresses the Rust-rendered pages still use serve the moved files' bytes.
+    #[tokio::test]
+    async fn moved_assets_answer_at_their_old_address() {
+        for (old, new) in MOVED {
+            let response = get(&format!("/web/{old}")).await;
+            assert_eq!(response.status(), StatusCode::OK, "{old}");
+            let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            assert_eq!(&body[..], &Assets::get(new).expect(new).data[..], "{old}");
+        }
+    }
+
     #[tokio::test]
     async fn pages_map_to_their_files() {
-        for (uri, name) in [("/", "index.html"), ("/join?t=abc", "join.html")] {
+        for (uri, name) in [("/", "citizen/index.html"), ("/join?t=abc", "room/join.html")] {
             let response = get(uri).await;
             match Assets::get(name) {
                 Some(asset) => {

@@ -23,8 +23,8 @@ async fn calendar_page_is_served_with_its_scripts() {
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let html = response.text().await.unwrap();
     for marker in [
-        "<script type=\"module\" src=\"/web/calendar.js\"></script>",
-        "/web/calendar.css",
+        "<script type=\"module\" src=\"/web/staff/calendar.js\"></script>",
+        "/web/staff/calendar.css",
         "id=\"month-grid\"",
         "<caption id=\"month-caption\">",
         "id=\"pattern-form\"",
@@ -41,7 +41,7 @@ async fn calendar_page_is_served_with_its_scripts() {
     // CSP forbids inline code: no inline scripts, handlers or style attributes.
     assert!(!html.contains(" style=") && !html.contains(" onclick=") && !html.contains("<script>"));
     assert!(!html.contains("<style"), "inline style element");
-    for asset in ["/web/calendar.js", "/web/staff-i18n.js", "/web/calendar.css", "/web/staff.css", "/web/style.css"] {
+    for asset in ["/web/staff/calendar.js", "/web/staff/staff-i18n.js", "/web/staff/calendar.css", "/web/staff/staff.css", "/web/shared/style.css"] {
         let (status, _) = get_text(&http, &format!("{}{asset}", server.url())).await;
         assert_eq!(status, StatusCode::OK, "{asset}");
     }
@@ -62,13 +62,13 @@ async fn the_desk_links_to_the_calendar() {
 async fn staff_scripts_import_only_what_is_exported() {
     let server = TestServer::start().await;
     let http = reqwest::Client::new();
-    let (_, shared) = get_text(&http, &format!("{}/web/staff-i18n.js", server.url())).await;
+    let (_, shared) = get_text(&http, &format!("{}/web/staff/staff-i18n.js", server.url())).await;
     let exported = |name: &str| {
         ["export function ", "export async function ", "export const ", "export let "]
             .iter()
             .any(|p| shared.contains(&format!("{p}{name}(")) || shared.contains(&format!("{p}{name} ")))
     };
-    for script in ["/web/calendar.js", "/web/staff.js"] {
+    for script in ["/web/staff/calendar.js", "/web/staff/staff.js"] {
         let (status, js) = get_text(&http, &format!("{}{script}", server.url())).await;
         assert_eq!(status, StatusCode::OK, "{script}");
         let start = js.find("import {").unwrap_or_else(|| panic!("{script} imports nothing"));

@@ -6,7 +6,7 @@
 // is ICE-lite and its candidate is in the answer), reconnection with backoff, DELETE on pagehide.
 // The picture plays muted (autoplay policy) until «Attiva audio». Test hooks: `window.sportello.live`.
 
-import { addStrings, initPage, tr, lang } from './services.js';
+import { addStrings, initPage, tr, lang } from '../citizen/services.js';
 
 addStrings({
   it: {

@@ -1,7 +1,7 @@
 // Shared helpers of the citizen pages (/servizi, /prenota, /appuntamento) and the services list.
 // Italian first; the header button switches to English (stored by i18n.js). No third-party code.
 
-import { getLang, initLangSwitch, onLangChange } from './i18n.js';
+import { getLang, initLangSwitch, onLangChange } from '../shared/i18n.js';
 
 const STRINGS = {
   it: {

@@ -1,7 +1,7 @@
 // Entry point of every page. On the join page it runs the lobby, the room and reconnection, and
 // exposes `window.sportello` for end-to-end tests.
 
-import { t, getLang, initLangSwitch, onLangChange } from './i18n.js';
+import { t, getLang, initLangSwitch, onLangChange } from '../shared/i18n.js';
 import { decodeToken, destinationFromInput } from './token.js';
 import { Signaling, FATAL_ERRORS, CLOSE_CODE_ERRORS } from './signaling.js';
 import { CouncilPanel } from './council.js';

@@ -5,7 +5,7 @@
 // Accessibility: every control is a labelled <button>; floor changes and vote results are
 // announced in a polite live region; the secret ballot is labelled as such everywhere.
 
-import { getLang, onLangChange } from './i18n.js';
+import { getLang, onLangChange } from '../shared/i18n.js';
 
 const S = {
   it: {
@@ -180,8 +180,8 @@ export class CouncilPanel {
   }
 
   mount(parent) {
-    if (!document.querySelector('link[href="/web/council.css"]')) {
-      document.head.append(el('link', { rel: 'stylesheet', href: '/web/council.css' }));
+    if (!document.querySelector('link[href="/web/room/council.css"]')) {
+      document.head.append(el('link', { rel: 'stylesheet', href: '/web/room/council.css' }));
     }
     parent.prepend(this.root);
     parent.append(this.live);

@@ -1,7 +1,7 @@
 // DOM: status, alert banner, live announcements, the room (tiles and controls), the end screens.
 // Nothing here talks to the network; app.js drives it.
 
-import { t, onLangChange } from './i18n.js';
+import { t, onLangChange } from '../shared/i18n.js';
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
