@@ -882,7 +882,9 @@ async fn staff_pages_are_served_with_their_scripts() {
         assert!(html.contains(marker) && html.contains(script), "{path}");
         // CSP forbids inline code: no inline scripts, handlers or style attributes.
         assert!(!html.contains(" style=") && !html.contains(" onclick=") && !html.contains("<script>"), "{path}");
-        for asset in [script, "/web/staff/staff-i18n.js", "/web/staff/staff.css", "/web/shared/style.css"] {
+        for asset in
+            [script, "/web/staff/common.js", "/web/shared/i18n.js", "/web/staff/staff.css", "/web/shared/style.css"]
+        {
             let r = http.get(format!("{}{asset}", server.url())).send().await.expect("asset");
             assert_eq!(r.status(), StatusCode::OK, "{asset}");
         }

@@ -2,7 +2,10 @@
 // 4 Richiedente, 5 Riepilogo, 6 Confermato. Every step can go back; focus moves to the step heading;
 // errors sit next to their field (aria-describedby) or at the top (role="alert").
 
-import { addStrings, api, applyStrings, contactLines, download, el, hoursText, initPage, lang, tr } from './services.js';
+import { addStrings, getLang, initPage, t } from '../shared/i18n.js';
+import { api } from '../shared/api.js';
+import { el } from '../shared/dom.js';
+import { contactLines, download, hoursText } from './services.js';
 import { dayOf, focusTimes, slotPicker } from './slot-picker.js';
 
 addStrings({
@@ -71,7 +74,7 @@ const s = {
 
 const root = () => document.getElementById('booking');
 const service = () => s.services.find((x) => x.id === s.serviceId) || null;
-const when = (x) => (lang() === 'en' ? x.label_en : x.label_it);
+const when = (x) => (getLang() === 'en' ? x.label_en : x.label_it);
 
 function field(id, label, input, { required = false, help = null } = {}) {
   const err = s.errors[id];
@@ -82,7 +85,7 @@ function field(id, label, input, { required = false, help = null } = {}) {
   if (required) input.required = true;
   return el('div', { class: 'field' },
     el('label', { for: id }, label, required ? el('span', { 'aria-hidden': 'true' }, ' *') : null,
-      required ? el('span', { class: 'sr-only' }, ` (${tr('required')})`) : null),
+      required ? el('span', { class: 'sr-only' }, ` (${t('required')})`) : null),
     help ? el('p', { id: `${id}-help`, class: 'help', text: help }) : null,
     input,
     err ? el('p', { id: `${id}-error`, class: 'field-error', text: err }) : null);
@@ -90,14 +93,14 @@ function field(id, label, input, { required = false, help = null } = {}) {
 
 function buttons({ next = true, back = true, confirm = false } = {}) {
   return el('div', { class: 'actions' },
-    back ? el('button', { type: 'button', id: 'back', class: 'btn', text: tr('back'), onclick: () => go(s.step - 1) }) : null,
-    next ? el('button', { type: 'submit', id: 'next', class: 'btn btn-primary', text: tr('next') }) : null,
-    confirm ? el('button', { type: 'submit', id: 'confirm', class: 'btn btn-primary', text: tr('confirm') }) : null);
+    back ? el('button', { type: 'button', id: 'back', class: 'btn', text: t('back'), onclick: () => go(s.step - 1) }) : null,
+    next ? el('button', { type: 'submit', id: 'next', class: 'btn btn-primary', text: t('next') }) : null,
+    confirm ? el('button', { type: 'submit', id: 'confirm', class: 'btn btn-primary', text: t('confirm') }) : null);
 }
 
 function stepper() {
-  return el('ol', { class: 'stepper', 'aria-label': tr('stepper') },
-    [1, 2, 3, 4, 5, 6].map((n) => el('li', { 'aria-current': n === s.step ? 'step' : null, text: `${n}. ${tr(`step.${n}`)}` })));
+  return el('ol', { class: 'stepper', 'aria-label': t('stepper') },
+    [1, 2, 3, 4, 5, 6].map((n) => el('li', { 'aria-current': n === s.step ? 'step' : null, text: `${n}. ${t(`step.${n}`)}` })));
 }
 
 async function go(step, { keepErrors = false } = {}) {
@@ -116,7 +119,7 @@ async function go(step, { keepErrors = false } = {}) {
 
 function render(focus = false) {
   const form = el('form', { novalidate: true, onsubmit: (e) => { e.preventDefault(); submit(); } });
-  const heading = el('h2', { class: 'step-heading', tabindex: '-1', id: 'step-heading', text: tr('step.of', { n: s.step, name: tr(`step.${s.step}`) }) });
+  const heading = el('h2', { class: 'step-heading', tabindex: '-1', id: 'step-heading', text: t('step.of', { n: s.step, name: t(`step.${s.step}`) }) });
   form.append(heading, el('div', { class: 'form-alert', role: 'alert', id: 'form-alert', text: s.alert || '' }));
   // Absent parts (no error, no mode choice) are null: append would print them as "null".
   form.append(...STEPS[s.step]().filter((part) => part !== null && part !== undefined));
@@ -127,24 +130,24 @@ function render(focus = false) {
 const STEPS = {
   1: () => {
     const wanted = s.serviceId ? s.offices.filter((o) => o.service_ids.includes(s.serviceId)) : s.offices;
-    if (!wanted.length) return [el('p', { text: tr('office.none') })];
+    if (!wanted.length) return [el('p', { text: t('office.none') })];
     return [el('ul', { class: 'cards' }, wanted.map((o) => el('li', { class: 'card', 'data-office-id': o.id, 'aria-current': s.office?.id === o.id ? 'true' : null },
       el('h3', { text: o.name }),
-      o.address ? el('p', {}, el('strong', { text: `${tr('office.address')}: ` }), o.address) : null,
-      el('p', {}, el('strong', { text: `${tr('office.hours')}: ` }), hoursText(o.opening_hours)),
-      el('button', { type: 'button', class: 'btn btn-primary choose-office', text: tr('office.choose'), 'aria-label': `${tr('office.choose')}: ${o.name}`,
+      o.address ? el('p', {}, el('strong', { text: `${t('office.address')}: ` }), o.address) : null,
+      el('p', {}, el('strong', { text: `${t('office.hours')}: ` }), hoursText(o.opening_hours)),
+      el('button', { type: 'button', class: 'btn btn-primary choose-office', text: t('office.choose'), 'aria-label': `${t('office.choose')}: ${o.name}`,
         onclick: () => { s.office = o; if (!o.service_ids.includes(s.serviceId)) s.serviceId = o.service_ids[0] || ''; s.month = ''; s.day = ''; s.slot = null; go(2); } })))),
     buttons({ next: false })];
   },
   2: () => {
-    if (!s.months.length) return [el('p', { text: tr('month.none') }), buttons({ next: false })];
+    if (!s.months.length) return [el('p', { text: t('month.none') }), buttons({ next: false })];
     const select = el('select', { onchange: async (e) => { s.month = e.target.value; s.day = ''; s.slot = null; await loadSlots(); render(); document.getElementById('month-select').focus(); } },
-      s.months.map((m) => el('option', { value: m.month, selected: m.month === s.month, text: lang() === 'en' ? m.label_en : m.label_it })));
+      s.months.map((m) => el('option', { value: m.month, selected: m.month === s.month, text: getLang() === 'en' ? m.label_en : m.label_it })));
     const slotErr = s.errors.slot;
     const month = s.months.find((m) => m.month === s.month);
     const [calendar, times] = s.slots.length
       ? slotPicker({
-        slots: s.slots, month: s.month, monthLabel: month ? (lang() === 'en' ? month.label_en : month.label_it) : s.month,
+        slots: s.slots, month: s.month, monthLabel: month ? (getLang() === 'en' ? month.label_en : month.label_it) : s.month,
         day: s.day || (s.slot ? dayOf(s.slot) : ''), selected: s.slot?.start || '', describedBy: slotErr ? 'slot-error' : null,
         onDay: (day) => { s.day = day; if (s.slot && dayOf(s.slot) !== day) s.slot = null; render(); focusTimes(); },
         onSlot: (x) => {
@@ -155,13 +158,13 @@ const STEPS = {
           document.querySelector(`input[name=slot][value="${x.start}"]`)?.focus();
         },
       })
-      : [el('p', { text: tr('slots.none') }), null];
+      : [el('p', { text: t('slots.none') }), null];
     const modes = s.slot && s.slot.modes.length > 1
-      ? el('fieldset', { class: 'field' }, el('legend', { text: tr('mode') }),
-        s.slot.modes.map((m) => el('label', {}, el('input', { type: 'radio', name: 'mode', value: m, checked: s.mode === m, onchange: () => { s.mode = m; } }), ` ${tr(`mode.${m}`)}`)))
+      ? el('fieldset', { class: 'field' }, el('legend', { text: t('mode') }),
+        s.slot.modes.map((m) => el('label', {}, el('input', { type: 'radio', name: 'mode', value: m, checked: s.mode === m, onchange: () => { s.mode = m; } }), ` ${t(`mode.${m}`)}`)))
       : null;
     // The mode and «Avanti» follow the chosen day's times, not the whole month.
-    return [field('month-select', tr('month'), select), calendar, times,
+    return [field('month-select', t('month'), select), calendar, times,
       slotErr ? el('p', { id: 'slot-error', class: 'field-error', text: slotErr }) : null, modes, buttons()];
   },
   3: () => {
@@ -169,25 +172,25 @@ const STEPS = {
     const topic = el('select', { onchange: (e) => { s.serviceId = e.target.value; } },
       offered.map((x) => el('option', { value: x.id, selected: x.id === s.serviceId, text: x.name })));
     const details = el('textarea', { maxLength: 2000, value: s.details, oninput: (e) => { s.details = e.target.value; } });
-    return [field('topic-select', tr('topic'), topic, { required: true }),
-      field('details', tr('details'), details, { help: tr('details.help') }), buttons()];
+    return [field('topic-select', t('topic'), topic, { required: true }),
+      field('details', t('details'), details, { help: t('details.help') }), buttons()];
   },
   4: () => {
     const input = (key, type, autocomplete) => el('input', { type, autocomplete, value: s[key], oninput: (e) => { s[key] = e.target.value; } });
     return [
-      field('first-name', tr('first'), input('first', 'text', 'given-name'), { required: true }),
-      field('last-name', tr('last'), input('last', 'text', 'family-name'), { required: true }),
-      field('email', tr('email'), input('email', 'email', 'email'), { required: true }),
+      field('first-name', t('first'), input('first', 'text', 'given-name'), { required: true }),
+      field('last-name', t('last'), input('last', 'text', 'family-name'), { required: true }),
+      field('email', t('email'), input('email', 'email', 'email'), { required: true }),
       el('div', { class: 'honeypot', 'aria-hidden': 'true' },
-        el('label', { for: 'website', text: tr('website') }),
+        el('label', { for: 'website', text: t('website') }),
         el('input', { type: 'text', id: 'website', name: 'website', tabIndex: -1, autocomplete: 'off', value: s.website, oninput: (e) => { s.website = e.target.value; } })),
       buttons()];
   },
   5: () => {
     const svc = service();
-    const row = (k, v) => [el('dt', { text: tr(k) }), el('dd', { text: v })];
+    const row = (k, v) => [el('dt', { text: t(k) }), el('dd', { text: v })];
     return [el('dl', { class: 'summary' },
-      row('sum.office', s.office.name), row('sum.when', when(s.slot)), row('sum.mode', tr(`mode.${s.mode}`)),
+      row('sum.office', s.office.name), row('sum.when', when(s.slot)), row('sum.mode', t(`mode.${s.mode}`)),
       row('sum.topic', svc?.name || ''), row('sum.details', s.details || '—'),
       row('sum.requester', `${s.first} ${s.last} — ${s.email}`)),
     buttons({ next: false, confirm: true })];
@@ -195,21 +198,21 @@ const STEPS = {
   6: () => {
     const r = s.result;
     const rating = el('form', { novalidate: true, onsubmit: rate },
-      el('fieldset', { class: 'rating' }, el('legend', { text: tr('rate') }),
+      el('fieldset', { class: 'rating' }, el('legend', { text: t('rate') }),
         [1, 2, 3, 4, 5].map((n) => el('label', {}, el('input', { type: 'radio', name: 'rating', value: String(n) }), ` ${n}`))),
-      el('button', { type: 'submit', class: 'btn', id: 'rate-send', text: tr('rate.send') }),
+      el('button', { type: 'submit', class: 'btn', id: 'rate-send', text: t('rate.send') }),
       el('p', { role: 'status', id: 'rate-status' }));
     return [
-      el('p', {}, `${tr('done.code')}: `, el('strong', { id: 'booking-code', class: 'booking-code', text: r.code })),
-      el('p', { role: 'status', text: tr('done.sent', { email: r.email }) }),
-      r.mode === 'video' ? el('p', { id: 'video-link-note', text: tr('done.video') }) : null,
+      el('p', {}, `${t('done.code')}: `, el('strong', { id: 'booking-code', class: 'booking-code', text: r.code })),
+      el('p', { role: 'status', text: t('done.sent', { email: r.email }) }),
+      r.mode === 'video' ? el('p', { id: 'video-link-note', text: t('done.video') }) : null,
       el('dl', { class: 'summary' },
-        el('dt', { text: tr('done.when') }), el('dd', { text: `${when(r)} – ${r.end.slice(11, 16)}` }),
-        r.service.what_to_bring ? [el('dt', { text: tr('done.bring') }), el('dd', { text: r.service.what_to_bring })] : [],
-        el('dt', { text: tr('done.contacts') }), el('dd', { id: 'office-contacts' }, contactLines(r.office, { withName: true }))),
+        el('dt', { text: t('done.when') }), el('dd', { text: `${when(r)} – ${r.end.slice(11, 16)}` }),
+        r.service.what_to_bring ? [el('dt', { text: t('done.bring') }), el('dd', { text: r.service.what_to_bring })] : [],
+        el('dt', { text: t('done.contacts') }), el('dd', { id: 'office-contacts' }, contactLines(r.office, { withName: true }))),
       el('div', { class: 'actions' },
-        el('button', { type: 'button', class: 'btn btn-primary', id: 'ics', text: tr('done.ics'), onclick: ics }),
-        el('a', { class: 'btn', href: `/appuntamento?codice=${encodeURIComponent(r.code)}#${r.secret}`, text: tr('done.manage') })),
+        el('button', { type: 'button', class: 'btn btn-primary', id: 'ics', text: t('done.ics'), onclick: ics }),
+        el('a', { class: 'btn', href: `/appuntamento?codice=${encodeURIComponent(r.code)}#${r.secret}`, text: t('done.manage') })),
       rating];
   },
 };
@@ -220,7 +223,7 @@ async function ics() {
     if (!response.ok) throw new Error(String(response.status));
     download('appuntamento.ics', await response.text(), 'text/calendar');
   } catch {
-    s.alert = tr('error.network');
+    s.alert = t('error.network');
     render();
   }
 }
@@ -232,7 +235,7 @@ async function rate(e) {
   if (!v) return;
   try {
     await api(`/api/public/appointments/${encodeURIComponent(s.result.code)}/rating`, { method: 'POST', body: { rating: Number(v) }, secret: s.result.secret });
-    status.textContent = tr('rate.thanks');
+    status.textContent = t('rate.thanks');
     e.target.querySelector('button').disabled = true;
   } catch (err) {
     status.textContent = err.message;
@@ -264,13 +267,13 @@ async function loadSlots() {
 
 function check() {
   s.errors = {};
-  if (s.step === 2 && !s.slot) s.errors.slot = tr('err.slot');
-  if (s.step === 3 && !s.serviceId) s.errors['topic-select'] = tr('err.required');
+  if (s.step === 2 && !s.slot) s.errors.slot = t('err.slot');
+  if (s.step === 3 && !s.serviceId) s.errors['topic-select'] = t('err.required');
   if (s.step === 4) {
-    if (!s.first.trim()) s.errors['first-name'] = tr('err.required');
-    if (!s.last.trim()) s.errors['last-name'] = tr('err.required');
-    if (!s.email.trim()) s.errors.email = tr('err.required');
-    else if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s.email.trim())) s.errors.email = tr('err.email');
+    if (!s.first.trim()) s.errors['first-name'] = t('err.required');
+    if (!s.last.trim()) s.errors['last-name'] = t('err.required');
+    if (!s.email.trim()) s.errors.email = t('err.required');
+    else if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s.email.trim())) s.errors.email = t('err.email');
   }
   return Object.keys(s.errors).length === 0;
 }
@@ -295,7 +298,7 @@ async function submit() {
   try {
     s.result = await api('/api/public/appointments', { method: 'POST', body: {
       office_id: s.office.id, service_id: s.serviceId, start: s.slot.start, mode: s.mode,
-      first_name: s.first, last_name: s.last, email: s.email, details: s.details, lang: lang(), website: s.website,
+      first_name: s.first, last_name: s.last, email: s.email, details: s.details, lang: getLang(), website: s.website,
     } });
     await go(6);
   } catch (e) {
@@ -318,5 +321,5 @@ async function start() {
   render();
 }
 
-initPage(() => { applyStrings(); render(); });
+initPage(render);
 start();

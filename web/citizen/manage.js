@@ -2,7 +2,10 @@
 // press; `azione=annulla` from the reminder only preselects it: link scanners must not cancel by
 // GET), move to another slot, download the .ics.
 
-import { addStrings, api, contactLines, download, el, initPage, lang, tr } from './services.js';
+import { addStrings, getLang, initPage, t } from '../shared/i18n.js';
+import { api } from '../shared/api.js';
+import { el } from '../shared/dom.js';
+import { contactLines, download } from './services.js';
 import { focusTimes, slotPicker } from './slot-picker.js';
 
 addStrings({
@@ -39,13 +42,13 @@ const code = params.get('codice') || '';
 const secret = decodeURIComponent(location.hash.slice(1));
 const m = { appt: null, asking: params.get('azione') === 'annulla', moving: false, months: [], month: '', slots: [], day: '', slot: '', pickError: '', note: '', alert: '' };
 const base = `/api/public/appointments/${encodeURIComponent(code)}`;
-const label = (x) => (lang() === 'en' ? x.label_en : x.label_it);
+const label = (x) => (getLang() === 'en' ? x.label_en : x.label_it);
 
 function render(focusId) {
   const root = document.getElementById('manage');
   if (!code || !secret) {
     // A booking code alone (pasted on the home page) opens nothing: the secret protects the data.
-    root.replaceChildren(el('p', { role: 'alert', id: 'manage-missing', text: code ? tr('m.codeonly', { code }) : tr('m.missing') }));
+    root.replaceChildren(el('p', { role: 'alert', id: 'manage-missing', text: code ? t('m.codeonly', { code }) : t('m.missing') }));
     return;
   }
   const a = m.appt;
@@ -53,28 +56,28 @@ function render(focusId) {
   if (a) {
     const o = a.office;
     parts.push(el('dl', { class: 'summary' },
-      el('dt', { text: tr('m.code') }), el('dd', {}, el('strong', { id: 'booking-code', class: 'booking-code', text: a.code })),
-      el('dt', { text: tr('m.status') }), el('dd', { id: 'status', text: tr(`status.${a.status}`) }),
-      el('dt', { text: tr('m.when') }), el('dd', { text: `${label(a)} – ${a.end.slice(11, 16)} (${tr(`mode.${a.mode}`)})` }),
-      el('dt', { text: tr('m.office') }), el('dd', { text: o.name }),
-      el('dt', { text: tr('m.service') }), el('dd', { text: a.service.name }),
-      a.service.what_to_bring ? [el('dt', { text: tr('m.bring') }), el('dd', { text: a.service.what_to_bring })] : [],
-      el('dt', { text: tr('m.contacts') }), el('dd', { id: 'office-contacts' }, contactLines(o))));
+      el('dt', { text: t('m.code') }), el('dd', {}, el('strong', { id: 'booking-code', class: 'booking-code', text: a.code })),
+      el('dt', { text: t('m.status') }), el('dd', { id: 'status', text: t(`status.${a.status}`) }),
+      el('dt', { text: t('m.when') }), el('dd', { text: `${label(a)} – ${a.end.slice(11, 16)} (${t(`mode.${a.mode}`)})` }),
+      el('dt', { text: t('m.office') }), el('dd', { text: o.name }),
+      el('dt', { text: t('m.service') }), el('dd', { text: a.service.name }),
+      a.service.what_to_bring ? [el('dt', { text: t('m.bring') }), el('dd', { text: a.service.what_to_bring })] : [],
+      el('dt', { text: t('m.contacts') }), el('dd', { id: 'office-contacts' }, contactLines(o))));
     const actions = el('div', { class: 'actions' });
-    if (a.join_url) actions.append(el('a', { class: 'btn btn-primary', href: a.join_url, text: tr('m.join') }));
-    if (a.status === 'confirmed') actions.append(el('button', { type: 'button', class: 'btn', id: 'ics', text: tr('m.ics'), onclick: ics }));
+    if (a.join_url) actions.append(el('a', { class: 'btn btn-primary', href: a.join_url, text: t('m.join') }));
+    if (a.status === 'confirmed') actions.append(el('button', { type: 'button', class: 'btn', id: 'ics', text: t('m.ics'), onclick: ics }));
     if (a.can_change) {
-      actions.append(el('button', { type: 'button', class: 'btn', id: 'move', 'aria-expanded': String(m.moving), text: tr('m.move'), onclick: openMove }));
-      actions.append(el('button', { type: 'button', class: 'btn', id: 'cancel', 'aria-expanded': String(m.asking), text: tr('m.cancel'), onclick: () => { m.asking = true; render('cancel-question'); } }));
+      actions.append(el('button', { type: 'button', class: 'btn', id: 'move', 'aria-expanded': String(m.moving), text: t('m.move'), onclick: openMove }));
+      actions.append(el('button', { type: 'button', class: 'btn', id: 'cancel', 'aria-expanded': String(m.asking), text: t('m.cancel'), onclick: () => { m.asking = true; render('cancel-question'); } }));
     }
-    if (a.status === 'cancelled') actions.append(el('a', { class: 'btn btn-primary', href: '/prenota', text: tr('m.book') }));
+    if (a.status === 'cancelled') actions.append(el('a', { class: 'btn btn-primary', href: '/prenota', text: t('m.book') }));
     parts.push(actions);
     if (a.can_change && m.asking) {
       parts.push(el('section', { class: 'panel', 'aria-labelledby': 'cancel-question' },
-        el('h2', { id: 'cancel-question', tabindex: '-1', text: tr('m.cancel.ask') }),
+        el('h2', { id: 'cancel-question', tabindex: '-1', text: t('m.cancel.ask') }),
         el('div', { class: 'actions' },
-          el('button', { type: 'button', class: 'btn btn-primary', id: 'confirm-cancel', text: tr('m.cancel.yes'), onclick: cancel }),
-          el('button', { type: 'button', class: 'btn', text: tr('m.cancel.no'), onclick: () => { m.asking = false; render('cancel'); } }))));
+          el('button', { type: 'button', class: 'btn btn-primary', id: 'confirm-cancel', text: t('m.cancel.yes'), onclick: cancel }),
+          el('button', { type: 'button', class: 'btn', text: t('m.cancel.no'), onclick: () => { m.asking = false; render('cancel'); } }))));
     }
     if (a.can_change && m.moving) parts.push(moveForm());
   }
@@ -84,22 +87,22 @@ function render(focusId) {
 
 function moveForm() {
   const month = el('select', { id: 'month-select', onchange: async (e) => { m.month = e.target.value; await loadSlots(); render('month-select'); } },
-    m.months.map((x) => el('option', { value: x.month, selected: x.month === m.month, text: lang() === 'en' ? x.label_en : x.label_it })));
+    m.months.map((x) => el('option', { value: x.month, selected: x.month === m.month, text: getLang() === 'en' ? x.label_en : x.label_it })));
   const current = m.months.find((x) => x.month === m.month);
   const [calendar, times] = m.slots.length
     ? slotPicker({
-      slots: m.slots, month: m.month, monthLabel: current ? (lang() === 'en' ? current.label_en : current.label_it) : m.month,
+      slots: m.slots, month: m.month, monthLabel: current ? (getLang() === 'en' ? current.label_en : current.label_it) : m.month,
       day: m.day, selected: m.slot, describedBy: m.pickError ? 'move-error' : null,
       onDay: (day) => { m.day = day; m.slot = ''; render(); focusTimes(); },
       onSlot: (x) => { m.slot = x.start; m.pickError = ''; render(); document.querySelector(`input[name=slot][value="${x.start}"]`)?.focus(); },
     })
-    : [el('p', { text: tr('m.noslots') }), null];
+    : [el('p', { text: t('m.noslots') }), null];
   return el('form', { novalidate: true, onsubmit: move, 'aria-labelledby': 'move-title' },
-    el('h2', { id: 'move-title', tabindex: '-1', text: tr('m.move') }),
-    el('div', { class: 'field' }, el('label', { for: 'month-select', text: tr('m.month') }), month),
+    el('h2', { id: 'move-title', tabindex: '-1', text: t('m.move') }),
+    el('div', { class: 'field' }, el('label', { for: 'month-select', text: t('m.month') }), month),
     calendar, times,
     m.pickError ? el('p', { id: 'move-error', class: 'field-error', text: m.pickError }) : null,
-    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'btn btn-primary', id: 'confirm', text: tr('m.move.do') })));
+    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'btn btn-primary', id: 'confirm', text: t('m.move.do') })));
 }
 
 async function load() {
@@ -138,7 +141,7 @@ async function loadSlots() {
 async function move(e) {
   e.preventDefault();
   if (!m.slot) {
-    m.pickError = tr('m.pick');
+    m.pickError = t('m.pick');
     render();
     (document.querySelector('#times input[name=slot]') || document.querySelector('#day-calendar button[tabindex="0"]'))?.focus();
     return;
@@ -147,7 +150,7 @@ async function move(e) {
     m.appt = await api(`${base}/reschedule`, { method: 'POST', body: { start: m.slot }, secret });
     m.moving = false;
     m.alert = '';
-    m.note = tr('m.moved');
+    m.note = t('m.moved');
   } catch (err) {
     m.alert = err.message;
   }
@@ -159,7 +162,7 @@ async function cancel() {
     m.appt = await api(`${base}/cancel`, { method: 'POST', body: {}, secret });
     m.asking = false;
     m.alert = '';
-    m.note = tr('m.cancelled');
+    m.note = t('m.cancelled');
   } catch (err) {
     m.alert = err.message;
   }
@@ -172,7 +175,7 @@ async function ics() {
     if (!response.ok) throw new Error(String(response.status));
     download('appuntamento.ics', await response.text(), 'text/calendar');
   } catch {
-    m.alert = tr('error.network');
+    m.alert = t('error.network');
     render();
   }
 }

@@ -4,7 +4,8 @@
 // Keyboard: one tab stop in the calendar (the chosen or first free day), arrows move between free
 // days (left/right: previous/next; up/down: a week), Home/End the first/last, Enter or Space chooses.
 
-import { addStrings, el, lang, tr } from './services.js';
+import { addStrings, getLang, t } from '../shared/i18n.js';
+import { el } from '../shared/dom.js';
 
 addStrings({
   it: {
@@ -28,7 +29,7 @@ export const dayOf = (slot) => slot.start.slice(0, 10);
 const timeOf = (slot) => slot.start.slice(11, 16);
 /** "giovedì 11 dicembre 2025" from the server's label "giovedì 11 dicembre 2025, ore 10:00". */
 function dateLabel(slot) {
-  const label = lang() === 'en' ? slot.label_en : slot.label_it;
+  const label = getLang() === 'en' ? slot.label_en : slot.label_it;
   const i = label.lastIndexOf(', ');
   return i > 0 ? label.slice(0, i) : label;
 }
@@ -50,7 +51,7 @@ export function slotPicker({ slots, month, monthLabel, day, selected, onDay, onS
   const [y, m] = month.split('-').map(Number);
   const lead = (new Date(Date.UTC(y, m - 1, 1)).getUTCDay() + 6) % 7;
   const length = new Date(Date.UTC(y, m, 0)).getUTCDate();
-  const weekdays = tr('pick.weekdays').split(',');
+  const weekdays = t('pick.weekdays').split(',');
   const cells = [];
   for (let i = 0; i < lead; i++) cells.push(el('td'));
   for (let d = 1; d <= length; d++) {
@@ -60,7 +61,7 @@ export function slotPicker({ slots, month, monthLabel, day, selected, onDay, onS
       ? el('td', {}, el('button', {
         type: 'button', class: 'day', 'data-day': iso, tabIndex: iso === tabStop ? 0 : -1,
         'aria-pressed': String(iso === chosen),
-        'aria-label': tr(free.length === 1 ? 'pick.day.one' : 'pick.day', { date: dateLabel(free[0]), n: free.length }),
+        'aria-label': t(free.length === 1 ? 'pick.day.one' : 'pick.day', { date: dateLabel(free[0]), n: free.length }),
         text: String(d), onclick: () => onDay(iso),
       }))
       : el('td', { class: 'day-none' }, String(d)));
@@ -69,14 +70,14 @@ export function slotPicker({ slots, month, monthLabel, day, selected, onDay, onS
   const rows = [];
   for (let i = 0; i < cells.length; i += 7) rows.push(el('tr', {}, cells.slice(i, i + 7)));
   const table = el('table', { class: 'calendar', id: 'day-calendar', 'aria-describedby': ['day-hint', describedBy].filter(Boolean).join(' '), onkeydown: moveFocus },
-    el('caption', { text: tr('pick.calendar', { month: monthLabel }) }),
+    el('caption', { text: t('pick.calendar', { month: monthLabel }) }),
     el('thead', {}, el('tr', {}, weekdays.map((w) => el('th', { scope: 'col' }, el('abbr', { title: w, text: w.slice(0, 3) }))))),
     el('tbody', {}, rows));
-  const calendar = el('div', { class: 'calendar-wrap' }, el('p', { id: 'day-hint', class: 'help', text: tr('pick.hint') }), table);
+  const calendar = el('div', { class: 'calendar-wrap' }, el('p', { id: 'day-hint', class: 'help', text: t('pick.hint') }), table);
   if (!chosen) return [calendar, null];
   const times = byDay.get(chosen);
   return [calendar, el('fieldset', { class: 'slots', id: 'times', 'aria-describedby': describedBy },
-    el('legend', { text: tr('pick.times', { date: dateLabel(times[0]) }) }),
+    el('legend', { text: t('pick.times', { date: dateLabel(times[0]) }) }),
     times.map((x) => el('label', {},
       el('input', { type: 'radio', name: 'slot', value: x.start, checked: x.start === selected, onchange: () => onSlot(x) }),
       el('span', { text: timeOf(x) }))))];

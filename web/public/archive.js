@@ -2,22 +2,22 @@
 // this script only adds behaviour (the page works without it: the video has its own controls).
 
 // The language: the server renders `?lang=` or Accept-Language. The language chosen on the other
-// pages (kept by i18n.js under the same key) wins when the address names none, and the switch
-// here (a plain link) is remembered for them.
-const LANG_KEY = 'sportello.lang';
+// pages (kept by shared/i18n.js) wins when the address names none, and the switch here (a plain
+// link) is remembered for them. Imported by absolute path: the archive pages still load this file
+// at its old address, /web/archive.js (see signaling/src/web.rs).
+import { LANGS, rememberLang, storedLang } from '/web/shared/i18n.js';
 
 function followChosenLanguage() {
-  let chosen = null;
-  try { chosen = localStorage.getItem(LANG_KEY); } catch { return; }
+  const chosen = storedLang();
   const url = new URL(location.href);
-  if (url.searchParams.has('lang') || !['it', 'en'].includes(chosen)) return;
+  if (url.searchParams.has('lang') || !LANGS.includes(chosen)) return;
   if (chosen === document.documentElement.lang) return;
   url.searchParams.set('lang', chosen);
   location.replace(url.href);
 }
 
 document.getElementById('lang-switch')?.addEventListener('click', (event) => {
-  try { localStorage.setItem(LANG_KEY, event.currentTarget.dataset.lang); } catch { /* not remembered */ }
+  rememberLang(event.currentTarget.dataset.lang);
 });
 followChosenLanguage();
 

@@ -6,7 +6,8 @@
 // is ICE-lite and its candidate is in the answer), reconnection with backoff, DELETE on pagehide.
 // The picture plays muted (autoplay policy) until «Attiva audio». Test hooks: `window.sportello.live`.
 
-import { addStrings, initPage, tr, lang } from '../citizen/services.js';
+import { addStrings, getLang, initPage, t } from '../shared/i18n.js';
+import '../citizen/services.js';
 
 addStrings({
   it: {
@@ -147,7 +148,7 @@ function retry(seconds, messageKey = 'reconnecting') {
   if (!wanted()) return;
   const s = seconds ?? Math.min(BACKOFF_MAX_S, 2 ** player.attempt);
   player.attempt += 1;
-  setWaiting(tr(messageKey, { s }));
+  setWaiting(t(messageKey, { s }));
   clearTimeout(player.retryTimer);
   player.retryTimer = setTimeout(() => { player.retryTimer = null; connect(); }, s * 1000);
 }
@@ -177,11 +178,11 @@ function waitForIce(pc) {
 async function connect() {
   if (player.pc || player.connecting || !wanted()) return;
   if (typeof RTCPeerConnection === 'undefined') {
-    showMessage(tr('unsupported'), true);
+    showMessage(t('unsupported'), true);
     return;
   }
   player.connecting = true;
-  setWaiting(tr('connecting'));
+  setWaiting(t('connecting'));
   let pc;
   try {
     pc = new RTCPeerConnection({ iceServers: [] });
@@ -206,7 +207,7 @@ async function connect() {
     if (player.pc !== pc) return;
     const response = await fetch(`/api/live/${encodeURIComponent(sessionId)}/whep`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/sdp', 'Accept-Language': lang() },
+      headers: { 'Content-Type': 'application/sdp', 'Accept-Language': getLang() },
       body: pc.localDescription.sdp,
     });
     if (player.pc !== pc) {
@@ -248,7 +249,7 @@ function onConnectionState(pc) {
 
 function when(unix) {
   try {
-    return new Intl.DateTimeFormat(lang() === 'en' ? 'en-GB' : 'it-IT', {
+    return new Intl.DateTimeFormat(getLang() === 'en' ? 'en-GB' : 'it-IT', {
       dateStyle: 'full', timeStyle: 'short', timeZone: 'Europe/Rome',
     }).format(new Date(unix * 1000));
   } catch {
@@ -266,8 +267,8 @@ function render() {
   const info = view.info;
   if (info) {
     $('live-title').textContent = info.title;
-    document.title = tr('doctitle', { title: info.title });
-    $('live-body').textContent = tr(`body.${info.body}`);
+    document.title = t('doctitle', { title: info.title });
+    $('live-body').textContent = t(`body.${info.body}`);
   }
   const s = view.status;
   const playing = s === 'live' || s === 'suspended';
@@ -277,22 +278,22 @@ function render() {
   if (s === 'ended') $('live-archive-link').href = `/archivio/${encodeURIComponent(sessionId)}`;
   const messages = {
     loading: '',
-    notfound: tr('notfound'),
-    offline: tr('offline'),
-    scheduled: !info ? tr('scheduled')
-      : tr(info.starting_soon ? 'scheduled.at' : 'scheduled.later', { when: when(info.scheduled_at) }),
-    interrupted: tr('interrupted'),
-    live: tr('live.now'),
-    suspended: tr('live.suspended'),
-    ended: tr('ended'),
+    notfound: t('notfound'),
+    offline: t('offline'),
+    scheduled: !info ? t('scheduled')
+      : t(info.starting_soon ? 'scheduled.at' : 'scheduled.later', { when: when(info.scheduled_at) }),
+    interrupted: t('interrupted'),
+    live: t('live.now'),
+    suspended: t('live.suspended'),
+    ended: t('ended'),
   };
   showMessage(messages[s] ?? '', s === 'notfound' || s === 'offline');
   const unmute = $('live-unmute');
-  unmute.textContent = view.muted ? tr('unmute') : tr('mute');
+  unmute.textContent = view.muted ? t('unmute') : t('mute');
   unmute.setAttribute('aria-pressed', String(!view.muted));
   // The caption changes only when the item or speaker does, so screen readers hear each change once.
-  const item = info?.item || tr('none');
-  const speaker = info?.speaker || tr('none');
+  const item = info?.item || t('none');
+  const speaker = info?.speaker || t('none');
   const caption = `${item}\u0000${speaker}`;
   if (caption !== view.caption) {
     view.caption = caption;
@@ -304,7 +305,7 @@ function render() {
 async function poll() {
   try {
     const response = await fetch(`/api/live/${encodeURIComponent(sessionId)}`, {
-      headers: { Accept: 'application/json', 'Accept-Language': lang() }, cache: 'no-store',
+      headers: { Accept: 'application/json', 'Accept-Language': getLang() }, cache: 'no-store',
     });
     if (response.status === 404) {
       view.info = null;

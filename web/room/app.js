@@ -1,7 +1,10 @@
 // Entry point of every page. On the join page it runs the lobby, the room and reconnection, and
 // exposes `window.sportello` for end-to-end tests.
 
-import { t, getLang, initLangSwitch, onLangChange } from '../shared/i18n.js';
+import { t, getLang, initPage, onLangChange } from '../shared/i18n.js';
+import { el as h } from '../shared/dom.js';
+import '../citizen/strings.js';
+import './strings.js';
 import { decodeToken, destinationFromInput } from './token.js';
 import { Signaling, FATAL_ERRORS, CLOSE_CODE_ERRORS } from './signaling.js';
 import { CouncilPanel } from './council.js';
@@ -11,7 +14,7 @@ import {
 } from './media.js';
 import {
   RoomView, SidePanel, setStatus, showAlert, clearAlert, announce, initChrome, showLeftScreen,
-  showErrorScreen, removeEndScreens, h,
+  showErrorScreen, removeEndScreens,
 } from './ui.js';
 
 const app = {
@@ -936,7 +939,7 @@ window.addEventListener('pagehide', () => {
   if (app.sig && ['in-room', 'reconnecting', 'waiting'].includes(app.state)) app.sig.leave();
 });
 
-initLangSwitch();
+initPage();
 initChrome();
 document.body.dataset.state = app.state;
 if (document.body.dataset.page === 'join') initJoin();

@@ -5,7 +5,8 @@
 // Accessibility: every control is a labelled <button>; floor changes and vote results are
 // announced in a polite live region; the secret ballot is labelled as such everywhere.
 
-import { getLang, onLangChange } from '../shared/i18n.js';
+import { addStrings, getLang, onLangChange, t } from '../shared/i18n.js';
+import { el } from '../shared/dom.js';
 
 const S = {
   it: {
@@ -140,20 +141,11 @@ const S = {
   },
 };
 
-function tr(key, params = {}) {
-  const table = S[getLang()] || S.it;
-  return (table[key] ?? S.it[key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(params[k] ?? ''));
-}
+// The panel's words, registered with the one runtime under `council.<key>`.
+addStrings(Object.fromEntries(Object.entries(S).map(([lang, table]) =>
+  [lang, Object.fromEntries(Object.entries(table).map(([key, text]) => [`council.${key}`, text]))])));
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'onclick') node.addEventListener('click', v);
-    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c);
-  return node;
-}
+const tr = (key, params = {}) => t(`council.${key}`, params);
 
 function button(label, onclick, extra = {}) {
   return el('button', { type: 'button', class: 'btn btn-small', onclick, ...extra }, label);

@@ -2,22 +2,11 @@
 // Nothing here talks to the network; app.js drives it.
 
 import { t, onLangChange } from '../shared/i18n.js';
+import { el as h } from '../shared/dom.js';
+import './strings.js';
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
-
-/** Create an element: `h('button', {type: 'button', class: 'x'}, 'text', child)`. */
-export function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k === 'text') el.textContent = v;
-    else el.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children) if (c !== null && c !== undefined) el.append(c);
-  return el;
-}
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const ICONS = {

@@ -1,7 +1,9 @@
 // /staff/admin: administrators manage offices, services, staff and the municipality's settings.
 // Contract: signaling/src/api/admin.rs. Every server error is shown next to the form that caused it.
 
-import { announce, api, clearErrors, el, initPage, labelCells, onLangChange, showError, t, wireCopy } from './staff-i18n.js';
+import { initPage, onLangChange, t } from '../shared/i18n.js';
+import { clearErrors, el, showError } from '../shared/dom.js';
+import { announce, apiReply, labelCells, wireCopy } from './common.js';
 
 const $ = (id) => document.getElementById(id);
 const RANGE = /^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/;
@@ -48,7 +50,7 @@ const checked = (container) => [...container.querySelectorAll('input[type=checkb
 
 async function del(kind, path, name) {
   if (!confirm(t('admin.confirm.delete', { name }))) return;
-  const reply = await api('DELETE', path);
+  const reply = await apiReply('DELETE', path);
   const box = $(`${kind}-error`);
   if (!reply.ok) {
     formError(box, reply);
@@ -137,8 +139,8 @@ function wireOffices() {
       member_ids: checked($('office-members')),
     };
     const reply = editing.office
-      ? await api('PUT', `/api/admin/offices/${encodeURIComponent(editing.office)}`, body)
-      : await api('POST', '/api/admin/offices', body);
+      ? await apiReply('PUT', `/api/admin/offices/${encodeURIComponent(editing.office)}`, body)
+      : await apiReply('POST', '/api/admin/offices', body);
     if (!reply.ok) {
       formError($('office-error'), reply, { invalid_field: $('office-name'), invalid_opening_hours: $('office-hours-0') });
       return;
@@ -195,8 +197,8 @@ function wireServices() {
       modes: $('service-modes').value, office_ids: checked($('service-offices')),
     };
     const reply = editing.service
-      ? await api('PUT', `/api/admin/services/${encodeURIComponent(editing.service)}`, body)
-      : await api('POST', '/api/admin/services', body);
+      ? await apiReply('PUT', `/api/admin/services/${encodeURIComponent(editing.service)}`, body)
+      : await apiReply('POST', '/api/admin/services', body);
     if (!reply.ok) {
       formError($('service-error'), reply, { invalid_field: $('service-name'), invalid_duration: $('service-duration') });
       return;
@@ -228,7 +230,7 @@ function renderUsers() {
     const link = el('button', {
       type: 'button', class: 'btn btn-small', text: t('usr.link'), 'aria-label': t('usr.link.label', { name: u.display_name }),
       onclick: async () => {
-        const reply = await api('POST', `/api/admin/users/${encodeURIComponent(u.id)}/setup-link`, {});
+        const reply = await apiReply('POST', `/api/admin/users/${encodeURIComponent(u.id)}/setup-link`, {});
         if (!reply.ok) return formError($('user-error'), reply);
         showSetupLink(reply.data.setup_url, t('usr.link.title'));
       },
@@ -271,7 +273,7 @@ function wireUsers() {
       invalid_email: $('user-email'), email_taken: $('user-email'), invalid_field: $('user-name'), self_demotion: $('user-role'),
     };
     if (editing.user) {
-      const reply = await api('PUT', `/api/admin/users/${encodeURIComponent(editing.user)}`, {
+      const reply = await apiReply('PUT', `/api/admin/users/${encodeURIComponent(editing.user)}`, {
         display_name: $('user-name').value, role: $('user-role').value, active: $('user-active').checked,
       });
       if (!reply.ok) return formError($('user-error'), reply, fields);
@@ -281,7 +283,7 @@ function wireUsers() {
       $('users-title').focus();
       return;
     }
-    const reply = await api('POST', '/api/admin/users', {
+    const reply = await apiReply('POST', '/api/admin/users', {
       email: $('user-email').value.trim(), display_name: $('user-name').value, role: $('user-role').value,
     });
     if (!reply.ok) return formError($('user-error'), reply, fields);
@@ -304,7 +306,7 @@ function wireSettings() {
   $('settings-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     clearErrors($('settings-form'));
-    const reply = await api('PUT', '/api/admin/settings', {
+    const reply = await apiReply('PUT', '/api/admin/settings', {
       municipality_name: $('set-name').value, patron_day: $('set-patron').value.trim(),
       min_notice_minutes: Number($('set-notice').value), horizon_days: Number($('set-horizon').value),
     });
@@ -321,7 +323,7 @@ function wireSettings() {
 // --- start -----------------------------------------------------------------------------------------
 
 async function loadAll() {
-  const [o, s, u] = await Promise.all([api('GET', '/api/admin/offices'), api('GET', '/api/admin/services'), api('GET', '/api/admin/users')]);
+  const [o, s, u] = await Promise.all([apiReply('GET', '/api/admin/offices'), apiReply('GET', '/api/admin/services'), apiReply('GET', '/api/admin/users')]);
   for (const reply of [o, s, u]) {
     if (!reply.ok) {
       if (reply.status === 401) location.assign('/staff');
@@ -350,7 +352,7 @@ function denied(message) {
 
 async function init() {
   initPage();
-  const who = await api('GET', '/api/auth/me');
+  const who = await apiReply('GET', '/api/auth/me');
   if (!who.ok) {
     if (who.status === 401) location.assign('/staff');
     else denied(who.error.message);
@@ -366,7 +368,7 @@ async function init() {
   wireUsers();
   wireSettings();
   if (!(await loadAll())) return;
-  const settings = await api('GET', '/api/admin/settings');
+  const settings = await apiReply('GET', '/api/admin/settings');
   if (settings.ok) fillSettings(settings.data);
   fillOfficeForm(null);
   fillServiceForm(null);

@@ -3,9 +3,9 @@
 // external calendars (ICS subscriptions and uploads) and the outgoing feeds. An administrator picks
 // whose calendar to edit (`?user=<id>` on every call). Contract: signaling/src/api/calendar.rs.
 
-import {
-  ZONE, addStrings, announce, api, clearErrors, el, getLang, initPage, labelCells, onLangChange, showError, t, wireCopy,
-} from './staff-i18n.js';
+import { addStrings, getLang, initPage, onLangChange, t } from '../shared/i18n.js';
+import { clearErrors, el, showError } from '../shared/dom.js';
+import { announce, apiReply, labelCells, wireCopy, ZONE } from './common.js';
 
 addStrings({
   it: {
@@ -366,7 +366,7 @@ function fail(box, reply, fields = []) {
 
 /** GETs `path` for a list: its data, or `null` after showing the failure in the box `errorId`. */
 async function fetchList(path, errorId) {
-  const reply = await api('GET', path);
+  const reply = await apiReply('GET', path);
   if (!reply.ok) {
     fail($(errorId), reply);
     return null;
@@ -393,32 +393,18 @@ async function sendForm({ form, button, box, field, send, done, reload }) {
   await Promise.all(reload.map((load) => load()));
 }
 
-/** A raw-body POST (the .ics upload), answering like `api`. */
+/** A raw-body POST (the .ics upload); a refusal without a message is "file too large" on 413. */
 async function postRaw(path, body, type) {
-  let response;
-  try {
-    response = await fetch(path, {
-      method: 'POST', credentials: 'same-origin', body,
-      headers: { 'Content-Type': type, 'Accept-Language': getLang() },
-    });
-  } catch {
-    return { ok: false, status: 0, data: null, error: { code: 'network', message: t('error.network') } };
-  }
-  const text = await response.text().catch(() => '');
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
-  if (response.ok) return { ok: true, status: response.status, data, error: null };
-  const fallback = response.status === 413 ? t('src.toolarge') : t('error.generic');
-  const error = data?.error ?? { code: 'http_' + response.status, message: fallback };
-  if (!error.message) error.message = fallback;
-  return { ok: false, status: response.status, data, error };
+  const reply = await apiReply('POST', path, undefined, { raw: body, type });
+  if (reply.status === 413 && reply.error.code === 'http_413') reply.error.message = t('src.toolarge');
+  return reply;
 }
 
 // --- who ---------------------------------------------------------------------------------------------
 
 async function loadUsers() {
   if (me.user.role !== 'admin') return;
-  const reply = await api('GET', '/api/admin/users');
+  const reply = await apiReply('GET', '/api/admin/users');
   if (!reply.ok) return;
   const select = $('user-select');
   const others = reply.data.filter((u) => u.id !== me.user.id && u.active && u.role === 'official');
@@ -444,7 +430,7 @@ async function loadAll() {
 
 async function loadMonth() {
   const wanted = `${month}|${subject}`;
-  const reply = await api('GET', cal(`/month?month=${month}`));
+  const reply = await apiReply('GET', cal(`/month?month=${month}`));
   // Quick clicks on the month buttons: only the answer for the month now shown counts.
   if (wanted !== `${month}|${subject}`) return;
   if (!reply.ok) {
@@ -611,7 +597,7 @@ let previewSeq = 0;
 /** Asks the server what `pattern` would change (nothing is saved); null if it cannot say. */
 async function fetchPreview(pattern) {
   const seq = ++previewSeq;
-  const reply = await api('POST', cal('/pattern/preview'), { pattern });
+  const reply = await apiReply('POST', cal('/pattern/preview'), { pattern });
   if (seq !== previewSeq) return undefined;
   if (!reply.ok) {
     if (reply.status === 401) denied(t('cal.session'), true);
@@ -670,7 +656,7 @@ function schedulePreview() {
 }
 
 async function loadPattern() {
-  const reply = await api('GET', cal('/pattern'));
+  const reply = await apiReply('GET', cal('/pattern'));
   if (!reply.ok) {
     fail($('pattern-error'), reply);
     return;
@@ -767,7 +753,7 @@ function wirePattern() {
     }
     confirmedFor = null;
     $('pattern-save').disabled = true;
-    const reply = await api('PUT', cal('/pattern'), { pattern });
+    const reply = await apiReply('PUT', cal('/pattern'), { pattern });
     $('pattern-save').disabled = false;
     if (!reply.ok) {
       fail($('pattern-error'), reply);
@@ -817,7 +803,7 @@ function renderAbsences() {
 
 async function deleteAbsence(a, what) {
   if (!confirm(t('abs.confirm.delete', { what }))) return;
-  const reply = await api('DELETE', cal(`/absences/${encodeURIComponent(a.id)}`));
+  const reply = await apiReply('DELETE', cal(`/absences/${encodeURIComponent(a.id)}`));
   if (!reply.ok) {
     fail($('abs-list-error'), reply);
     return;
@@ -858,7 +844,7 @@ function wireAbsences() {
     };
     await sendForm({
       form, button: 'absence-submit', box, field: start,
-      send: () => api('POST', cal('/absences'), body),
+      send: () => apiReply('POST', cal('/absences'), body),
       done: 'abs.added', reload: [loadAbsences, loadMonth],
     });
   });
@@ -903,7 +889,7 @@ function renderSources() {
 
 async function refreshSource(s, button) {
   button.disabled = true;
-  const reply = await api('POST', cal(`/sources/${encodeURIComponent(s.id)}/refresh`), {});
+  const reply = await apiReply('POST', cal(`/sources/${encodeURIComponent(s.id)}/refresh`), {});
   button.disabled = false;
   if (!reply.ok) {
     fail($('src-list-error'), reply);
@@ -918,7 +904,7 @@ async function refreshSource(s, button) {
 
 async function deleteSource(s) {
   if (!confirm(t('src.confirm.delete', { label: s.label }))) return;
-  const reply = await api('DELETE', cal(`/sources/${encodeURIComponent(s.id)}`));
+  const reply = await apiReply('DELETE', cal(`/sources/${encodeURIComponent(s.id)}`));
   if (!reply.ok) {
     fail($('src-list-error'), reply);
     return;
@@ -948,7 +934,7 @@ function wireSources() {
     }
     await sendForm({
       form, button: 'source-submit', box, field: url,
-      send: () => api('POST', cal('/sources'), { label: label.value.trim(), url: url.value.trim() }),
+      send: () => apiReply('POST', cal('/sources'), { label: label.value.trim(), url: url.value.trim() }),
       done: 'src.added', reload: [loadSources, loadMonth],
     });
   });
@@ -1010,7 +996,7 @@ function wireFeeds() {
   $('feeds-rotate').addEventListener('click', async () => {
     if (!confirm(t('feed.rotate.confirm'))) return;
     $('feeds-rotate').disabled = true;
-    const reply = await api('POST', cal('/feeds/rotate'), {});
+    const reply = await apiReply('POST', cal('/feeds/rotate'), {});
     $('feeds-rotate').disabled = false;
     if (!reply.ok) {
       fail($('feed-error'), reply);
@@ -1033,7 +1019,7 @@ async function init() {
   wireSources();
   wireFeeds();
   month = todayRome().slice(0, 7);
-  const reply = await api('GET', '/api/auth/me');
+  const reply = await apiReply('GET', '/api/auth/me');
   if (!reply.ok) {
     denied(reply.status === 401 ? t('cal.session') : reply.error.message, reply.status === 401);
     return;

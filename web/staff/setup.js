@@ -2,7 +2,9 @@
 // administrator, who also gives email and name: those fields appear only when the server asks for
 // them). The secret stays in the fragment: it never reaches a server log or a Referer.
 
-import { api, clearErrors, initPage, showError, t } from './staff-i18n.js';
+import { initPage, t } from '../shared/i18n.js';
+import { clearErrors, showError } from '../shared/dom.js';
+import { apiReply } from './common.js';
 
 const MIN = 10;
 const $ = (id) => document.getElementById(id);
@@ -45,7 +47,7 @@ function init() {
     if (email) body.email = email;
     if (name) body.display_name = name;
     $('setup-submit').disabled = true;
-    const reply = await api('POST', '/api/auth/setup', body);
+    const reply = await apiReply('POST', '/api/auth/setup', body);
     $('setup-submit').disabled = false;
     if (reply.ok) {
       $('setup-status').textContent = t('setup.done');

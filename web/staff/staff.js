@@ -2,9 +2,9 @@
 // appointments of their offices, their virtual office and invitations. Contract: signaling/src/api/
 // auth.rs and staff.rs. The session is an HttpOnly cookie: this script never sees it.
 
-import {
-  announce, api, clearErrors, el, getLang, fmtDateTime, fmtTime, initPage, labelCells, onLangChange, showError, t, wireCopy,
-} from './staff-i18n.js';
+import { getLang, initPage, onLangChange, t } from '../shared/i18n.js';
+import { clearErrors, el, showError } from '../shared/dom.js';
+import { announce, apiReply, fmtDateTime, fmtTime, labelCells, wireCopy } from './common.js';
 
 const POLL_MS = 3000;
 const $ = (id) => document.getElementById(id);
@@ -77,7 +77,7 @@ function renderOfficeVirtualOffices() {
       'aria-label': t('ovo.open.label', { name: o.name }),
       onclick: async () => {
         showError($('ovo-error'), '');
-        const reply = await api('POST', `/api/staff/offices/${encodeURIComponent(o.id)}/virtual-office`, {});
+        const reply = await apiReply('POST', `/api/staff/offices/${encodeURIComponent(o.id)}/virtual-office`, {});
         if (!reply.ok) {
           if (sessionLost(reply)) return;
           showError($('ovo-error'), reply.error.message);
@@ -123,7 +123,7 @@ function wireLogin() {
       return;
     }
     $('login-submit').disabled = true;
-    const reply = await api('POST', '/api/auth/login', { email: email.value.trim(), password: password.value });
+    const reply = await apiReply('POST', '/api/auth/login', { email: email.value.trim(), password: password.value });
     $('login-submit').disabled = false;
     if (!reply.ok) {
       showError($('login-error'), reply.error.message, [email, password]);
@@ -138,7 +138,7 @@ function wireLogin() {
 
 function wireAccount() {
   $('logout').addEventListener('click', async () => {
-    await api('POST', '/api/auth/logout', {});
+    await apiReply('POST', '/api/auth/logout', {});
     showLogin('');
   });
   const form = $('pw-form');
@@ -162,7 +162,7 @@ function wireAccount() {
       return;
     }
     $('pw-submit').disabled = true;
-    const reply = await api('POST', '/api/auth/password', { current_password: current.value, new_password: next.value });
+    const reply = await apiReply('POST', '/api/auth/password', { current_password: current.value, new_password: next.value });
     $('pw-submit').disabled = false;
     if (!reply.ok) {
       if (sessionLost(reply)) return;
@@ -257,7 +257,7 @@ function rerenderWaiting() {
 
 async function pollWaiting() {
   if (!me) return;
-  const reply = await api('GET', '/api/staff/waiting');
+  const reply = await apiReply('GET', '/api/staff/waiting');
   if (!me) return;
   if (!reply.ok) {
     if (sessionLost(reply)) return;
@@ -271,7 +271,7 @@ async function pollWaiting() {
 async function decide(w, admit) {
   if (!admit && !confirm(t('wait.decline.confirm', { name: w.name }))) return;
   const path = `/api/staff/rooms/${encodeURIComponent(w.room)}/${admit ? 'admit' : 'decline'}`;
-  const reply = await api('POST', path, { participant_id: w.participant_id });
+  const reply = await apiReply('POST', path, { participant_id: w.participant_id });
   if (!reply.ok && sessionLost(reply)) return;
   if (!reply.ok && reply.error.code !== 'not_waiting') {
     showError($('waiting-error'), reply.error.message);
@@ -296,7 +296,7 @@ function hostLinkPath(w) {
 async function admitAndEnter(w, button) {
   const tab = window.open('', '_blank');
   button.disabled = true;
-  const link = await api('POST', hostLinkPath(w), {});
+  const link = await apiReply('POST', hostLinkPath(w), {});
   if (!link.ok) {
     button.disabled = false;
     tab?.close();
@@ -314,7 +314,7 @@ async function admitAndEnter(w, button) {
   }
   tab.opener = null;
   tab.location.href = link.data.url;
-  const reply = await api('POST', `/api/staff/rooms/${encodeURIComponent(w.room)}/admit`, { participant_id: w.participant_id });
+  const reply = await apiReply('POST', `/api/staff/rooms/${encodeURIComponent(w.room)}/admit`, { participant_id: w.participant_id });
   button.disabled = false;
   if (!reply.ok && sessionLost(reply)) return;
   if (!reply.ok && reply.error.code !== 'not_waiting') showError($('waiting-error'), reply.error.message);
@@ -325,7 +325,7 @@ async function admitAndEnter(w, button) {
 // --- appointments --------------------------------------------------------------------------------
 
 async function loadAppointments() {
-  const reply = await api('GET', '/api/staff/appointments');
+  const reply = await apiReply('GET', '/api/staff/appointments');
   if (!reply.ok) {
     if (sessionLost(reply)) return;
     showError($('appt-error'), reply.error.message);
@@ -387,7 +387,7 @@ function appointmentRow(a) {
 async function joinRoom(a, button) {
   const tab = window.open('', '_blank');
   button.disabled = true;
-  const reply = await api('POST', `/api/staff/appointments/${encodeURIComponent(a.id)}/join`, {});
+  const reply = await apiReply('POST', `/api/staff/appointments/${encodeURIComponent(a.id)}/join`, {});
   button.disabled = false;
   if (!reply.ok) {
     tab?.close();
@@ -409,7 +409,7 @@ async function joinRoom(a, button) {
 
 async function setStatus(a, status) {
   if (!confirm(t('appt.confirm.' + status, { name: citizen(a) }))) return;
-  const reply = await api('POST', `/api/staff/appointments/${encodeURIComponent(a.id)}/status`, { status });
+  const reply = await apiReply('POST', `/api/staff/appointments/${encodeURIComponent(a.id)}/status`, { status });
   if (!reply.ok) {
     if (sessionLost(reply)) return;
     showError($('appt-error'), reply.error.message);
@@ -424,7 +424,7 @@ async function setStatus(a, status) {
 let detailReturn = null;
 
 async function showDetail(a, button) {
-  const reply = await api('GET', `/api/staff/appointments/${encodeURIComponent(a.id)}`);
+  const reply = await apiReply('GET', `/api/staff/appointments/${encodeURIComponent(a.id)}`);
   if (!reply.ok) {
     if (sessionLost(reply)) return;
     showError($('appt-error'), reply.error.message);
@@ -467,7 +467,7 @@ function wireVirtualOffice() {
   wireCopy($('invite-copy'), $('invite-link'));
   $('open-vo').addEventListener('click', async () => {
     showError($('vo-error'), '');
-    const reply = await api('POST', '/api/staff/virtual-office', {});
+    const reply = await apiReply('POST', '/api/staff/virtual-office', {});
     if (!reply.ok) {
       if (sessionLost(reply)) return;
       showError($('vo-error'), reply.error.message);
@@ -498,7 +498,7 @@ function wireVirtualOffice() {
       return;
     }
     $('invite-submit').disabled = true;
-    const reply = await api('POST', '/api/staff/invitations', { name: name.value.trim(), valid_hours: h });
+    const reply = await apiReply('POST', '/api/staff/invitations', { name: name.value.trim(), valid_hours: h });
     $('invite-submit').disabled = false;
     if (!reply.ok) {
       if (sessionLost(reply)) return;
@@ -536,7 +536,7 @@ async function init() {
       $('appt-detail').hidden = true;
     }
   });
-  const reply = await api('GET', '/api/auth/me');
+  const reply = await apiReply('GET', '/api/auth/me');
   if (reply.ok) await showDashboard(reply.data);
   else showLogin(reply.status === 401 ? '' : reply.error.message);
 }

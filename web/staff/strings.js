@@ -1,22 +1,11 @@
-// Staff pages (/staff, /staff/admin, /staff/setup): Italian and English strings and the helpers the
-// three pages share (API calls, errors next to forms, live announcements, Europe/Rome times).
-//
-// Same conventions as the citizens' i18n.js (`data-i18n`, `data-i18n-attr`) and the same stored
-// language, so a switch on one page holds on the others; kept separate so that the staff strings
-// do not travel to every citizen's browser.
+// The words of the staff pages (desk, administration, calendar, password setup), in Italian and
+// English, for the one runtime in shared/i18n.js; kept apart so that they do not travel to every
+// citizen's browser.
 
-const STORAGE_KEY = 'sportello.lang';
-const LANGS = ['it', 'en'];
-export const ZONE = 'Europe/Rome';
+import { addStrings } from '../shared/i18n.js';
 
-const STRINGS = {
+addStrings({
   it: {
-    'skip': 'Vai al contenuto principale',
-    'lang.switch': 'English',
-    'lang.switch.code': 'en',
-    'app.name': 'Sportello',
-    'app.staff': 'Area del personale',
-    'footer.privacy': 'Informativa privacy',
     'footer.note': 'Solo cookie tecnici: la sessione di lavoro. Nessun tracciamento.',
     'loading': 'Caricamento…',
     'error.network': 'Il server non risponde. Controlla la connessione e riprova.',
@@ -232,12 +221,6 @@ const STRINGS = {
     'set.horizon.help': 'Quanti giorni in avanti i cittadini possono prenotare (1–366).',
   },
   en: {
-    'skip': 'Skip to main content',
-    'lang.switch': 'Italiano',
-    'lang.switch.code': 'it',
-    'app.name': 'Sportello',
-    'app.staff': 'Staff area',
-    'footer.privacy': 'Privacy notice',
     'footer.note': 'Technical cookies only: your work session. No tracking.',
     'loading': 'Loading…',
     'error.network': 'The server does not answer. Check the connection and try again.',
@@ -452,192 +435,4 @@ const STRINGS = {
     'set.horizon': 'Booking horizon in days',
     'set.horizon.help': 'How many days ahead citizens can book (1–366).',
   },
-};
-
-function storedLang() {
-  try {
-    const v = localStorage.getItem(STORAGE_KEY);
-    if (LANGS.includes(v)) return v;
-  } catch { /* storage disabled: Italian */ }
-  return 'it';
-}
-
-/** Adds a page's own strings (e.g. calendar.js) before `initPage`; existing keys are kept. */
-export function addStrings(extra) {
-  for (const lang of LANGS) STRINGS[lang] = { ...(extra[lang] ?? {}), ...STRINGS[lang] };
-}
-
-let current = storedLang();
-const listeners = new Set();
-
-export function getLang() {
-  return current;
-}
-
-/** `key` in the current language with `{param}` placeholders filled. */
-export function t(key, params = {}) {
-  const s = STRINGS[current][key] ?? STRINGS.it[key] ?? key;
-  return s.replace(/\{(\w+)\}/g, (_, k) => String(params[k] ?? ''));
-}
-
-export function applyI18n(root = document) {
-  for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
-  for (const el of root.querySelectorAll('[data-i18n-attr]')) {
-    for (const pair of el.dataset.i18nAttr.split(';')) {
-      const [attr, key] = pair.split(':').map((s) => s.trim());
-      if (attr && key) el.setAttribute(attr, t(key));
-    }
-  }
-}
-
-export function onLangChange(fn) {
-  listeners.add(fn);
-}
-
-function setLang(lang) {
-  current = lang;
-  try { localStorage.setItem(STORAGE_KEY, lang); } catch { /* not persisted */ }
-  document.documentElement.lang = lang;
-  applyI18n(document);
-  for (const fn of listeners) fn(lang);
-}
-
-/** Translates the static page and wires `#lang-switch`. */
-export function initPage() {
-  document.documentElement.lang = current;
-  applyI18n(document);
-  const btn = document.getElementById('lang-switch');
-  if (!btn) return;
-  const render = () => {
-    btn.textContent = t('lang.switch');
-    btn.lang = t('lang.switch.code');
-  };
-  render();
-  onLangChange(render);
-  btn.addEventListener('click', () => setLang(current === 'it' ? 'en' : 'it'));
-}
-
-/**
- * One JSON API call. Resolves to `{ok, status, data, error}`; `error` is the server's
- * `{code, message}` (message in the page language) or a network error. Never throws.
- */
-export async function api(method, path, body) {
-  const init = { method, headers: { 'Accept-Language': current }, credentials: 'same-origin' };
-  if (body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch {
-    return { ok: false, status: 0, data: null, error: { code: 'network', message: t('error.network') } };
-  }
-  let data = null;
-  const text = await response.text().catch(() => '');
-  if (text) {
-    try { data = JSON.parse(text); } catch { data = null; }
-  }
-  if (response.ok) return { ok: true, status: response.status, data, error: null };
-  const error = data?.error ?? { code: 'http_' + response.status, message: t('error.generic') };
-  if (!error.message) error.message = t('error.generic');
-  return { ok: false, status: response.status, data, error };
-}
-
-/**
- * Shows `message` in a form's error box (role=alert, so it is announced) and marks `fields`
- * invalid; they point at the box through aria-describedby. An empty message clears it.
- */
-export function showError(box, message, fields = []) {
-  box.textContent = message || '';
-  box.hidden = !message;
-  for (const field of fields) {
-    if (!field) continue;
-    if (message) {
-      field.setAttribute('aria-invalid', 'true');
-      const ids = new Set((field.getAttribute('aria-describedby') || '').split(/\s+/).filter(Boolean));
-      ids.add(box.id);
-      field.setAttribute('aria-describedby', [...ids].join(' '));
-    } else {
-      field.removeAttribute('aria-invalid');
-    }
-  }
-}
-
-/** Clears every error box and invalid mark inside `form`. */
-export function clearErrors(form) {
-  for (const box of form.querySelectorAll('.field-error')) showError(box, '');
-  for (const field of form.querySelectorAll('[aria-invalid]')) field.removeAttribute('aria-invalid');
-}
-
-/** Says `text` through the page's polite live region. */
-export function announce(text) {
-  const live = document.getElementById('live');
-  if (!live) return;
-  // Emptying first makes screen readers repeat an identical message.
-  live.textContent = '';
-  setTimeout(() => { live.textContent = text; }, 50);
-}
-
-function locale() {
-  return current === 'en' ? 'en-GB' : 'it-IT';
-}
-
-/** "10:02" in Rome. */
-export function fmtTime(iso) {
-  return new Intl.DateTimeFormat(locale(), { timeZone: ZONE, hour: '2-digit', minute: '2-digit' }).format(new Date(iso));
-}
-
-/** "mar 11 mar, 10:02" in Rome. */
-export function fmtDateTime(iso) {
-  return new Intl.DateTimeFormat(locale(), {
-    timeZone: ZONE, weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit',
-  }).format(new Date(iso));
-}
-
-/** Wires a copy button to a read-only input holding a link. */
-export function wireCopy(button, input) {
-  button.addEventListener('click', async () => {
-    try {
-      await navigator.clipboard.writeText(input.value);
-      announce(t('copied'));
-    } catch {
-      input.focus();
-      input.select();
-      announce(t('copy.failed'));
-    }
-  });
-}
-
-/** `el(tag, {attrs}, ...children)`: small DOM builder (text children are text nodes, never HTML). */
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'text') node.textContent = v;
-    else if (k === 'class') node.className = v;
-    else if (k === 'dataset') Object.assign(node.dataset, v);
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? '' : v);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-/**
- * Copies each column header's text onto the body cells (`data-label`), so that on a phone, where
- * staff.css lays a table's rows out as cards instead of scrolling sideways, every value keeps its
- * name. Call after (re)rendering the body.
- */
-export function labelCells(table) {
-  const heads = [...table.querySelectorAll('thead th')].map((th) => th.textContent.trim());
-  for (const row of table.querySelectorAll('tbody tr')) {
-    [...row.children].forEach((cell, i) => {
-      if (heads[i] && cell.colSpan === 1) cell.dataset.label = heads[i];
-      else delete cell.dataset.label;
-    });
-  }
-}
+});
