@@ -180,8 +180,8 @@ fn html(status: StatusCode, title_it: &str, body_it: &str, title_en: &str, body_
         "<!doctype html>\n<html lang=\"it\">\n<head>\n<meta charset=\"utf-8\">\n\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
 <meta name=\"referrer\" content=\"no-referrer\">\n<title>{ti} — Sportello</title>\n\
-<link rel=\"icon\" href=\"/web/favicon.svg\" type=\"image/svg+xml\">\n\
-<link rel=\"stylesheet\" href=\"/web/style.css\">\n<link rel=\"stylesheet\" href=\"/web/pages.css\">\n</head>\n\
+<link rel=\"icon\" href=\"/web/shared/favicon.svg\" type=\"image/svg+xml\">\n\
+<link rel=\"stylesheet\" href=\"/web/shared/style.css\">\n<link rel=\"stylesheet\" href=\"/web/shared/pages.css\">\n</head>\n\
 <body>\n<header class=\"site-header\"><div class=\"header-bar\"><div class=\"container header-inner\">\
 <a class=\"brand\" href=\"/\"><span class=\"brand-mark\" aria-hidden=\"true\">S</span><span>Sportello</span></a>\
 </div></div></header>\n<main id=\"main\" class=\"container\">\n<section class=\"panel\" aria-labelledby=\"t-it\">\

@@ -244,11 +244,11 @@ async fn remux_archive_ranges_and_retention() {
     assert!(page.contains("1. Bilancio; art. 3 = ok #1") && page.contains("2. Varie ed eventuali"), "{page}");
     assert!(page.contains("data-start-ms=\"2000\""), "{page}");
     assert!(page.contains(&format!("preload=\"metadata\" src=\"/archivio/media/{}.webm\"", stored.id)), "{page}");
-    assert!(page.contains("<script type=\"module\" src=\"/web/archive.js\">"), "{page}");
+    assert!(page.contains("<script type=\"module\" src=\"/web/public/archive.js\">"), "{page}");
     let (status, index) = get(&format!("{base}/archivio")).await;
     assert_eq!(status, 200);
     assert!(index.contains(&format!("href=\"/archivio/{}\"", council.id)), "{index}");
-    let (status, _) = get(&format!("{base}/web/archive.js")).await;
+    let (status, _) = get(&format!("{base}/web/public/archive.js")).await;
     assert_eq!(status, 200);
 
     // The media: ranges (seeking) and the type.

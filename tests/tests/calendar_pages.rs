@@ -1,6 +1,6 @@
 //! The staff calendar page (`/staff/calendario`): served with the strict CSP, no inline code, its
-//! module scripts and styles reachable, and every name it imports from the shared staff module
-//! actually exported there (a missing export breaks a module page silently in the browser).
+//! module scripts and styles reachable, and every name the staff scripts import actually exported
+//! by the module they name (a missing export breaks a module page silently in the browser).
 
 use reqwest::StatusCode;
 use sportello_tests::server::TestServer;
@@ -23,8 +23,8 @@ async fn calendar_page_is_served_with_its_scripts() {
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let html = response.text().await.unwrap();
     for marker in [
-        "<script type=\"module\" src=\"/web/calendar.js\"></script>",
-        "/web/calendar.css",
+        "<script type=\"module\" src=\"/web/staff/calendar.js\"></script>",
+        "/web/staff/calendar.css",
         "id=\"month-grid\"",
         "<caption id=\"month-caption\">",
         "id=\"pattern-form\"",
@@ -41,7 +41,17 @@ async fn calendar_page_is_served_with_its_scripts() {
     // CSP forbids inline code: no inline scripts, handlers or style attributes.
     assert!(!html.contains(" style=") && !html.contains(" onclick=") && !html.contains("<script>"));
     assert!(!html.contains("<style"), "inline style element");
-    for asset in ["/web/calendar.js", "/web/staff-i18n.js", "/web/calendar.css", "/web/staff.css", "/web/style.css"] {
+    for asset in [
+        "/web/staff/calendar.js",
+        "/web/staff/common.js",
+        "/web/staff/strings.js",
+        "/web/shared/i18n.js",
+        "/web/shared/dom.js",
+        "/web/shared/api.js",
+        "/web/staff/calendar.css",
+        "/web/staff/staff.css",
+        "/web/shared/style.css",
+    ] {
         let (status, _) = get_text(&http, &format!("{}{asset}", server.url())).await;
         assert_eq!(status, StatusCode::OK, "{asset}");
     }
@@ -57,27 +67,37 @@ async fn the_desk_links_to_the_calendar() {
     assert!(html.contains("id=\"ovo-list\""), "no list of the offices' virtual offices");
 }
 
-/// Every `import { a, b } from './staff-i18n.js'` of the staff scripts names an export of that module.
+/// Every `import { a, b } from '…'` of the staff scripts names an export of that module.
 #[tokio::test]
 async fn staff_scripts_import_only_what_is_exported() {
     let server = TestServer::start().await;
     let http = reqwest::Client::new();
-    let (_, shared) = get_text(&http, &format!("{}/web/staff-i18n.js", server.url())).await;
-    let exported = |name: &str| {
-        ["export function ", "export async function ", "export const ", "export let "]
-            .iter()
-            .any(|p| shared.contains(&format!("{p}{name}(")) || shared.contains(&format!("{p}{name} ")))
-    };
-    for script in ["/web/calendar.js", "/web/staff.js"] {
+    for script in ["/web/staff/calendar.js", "/web/staff/staff.js", "/web/staff/admin.js", "/web/staff/setup.js"] {
         let (status, js) = get_text(&http, &format!("{}{script}", server.url())).await;
         assert_eq!(status, StatusCode::OK, "{script}");
-        let start = js.find("import {").unwrap_or_else(|| panic!("{script} imports nothing"));
-        let end = start + js[start..].find("} from './staff-i18n.js'").expect("import from staff-i18n.js");
-        let names: Vec<&str> =
-            js[start + "import {".len()..end].split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
-        assert!(!names.is_empty(), "{script}");
-        for name in names {
-            assert!(exported(name), "{script} imports {name}, which staff-i18n.js does not export");
+        let mut imports = 0;
+        let mut rest = js.as_str();
+        while let Some(start) = rest.find("import {") {
+            let statement = &rest[start + "import {".len()..];
+            let (names, after) = statement.split_once("} from '").expect("import … from");
+            let (module, after) = after.split_once('\'').expect("module name");
+            rest = after;
+            // Relative to the script's folder (`./x.js`, `../shared/x.js`).
+            let mut url = reqwest::Url::parse(&format!("{}{script}", server.url())).unwrap();
+            url = url.join(module).unwrap();
+            let (status, exporter) = get_text(&http, url.as_str()).await;
+            assert_eq!(status, StatusCode::OK, "{script} imports {module}");
+            for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let exported =
+                    ["export function ", "export async function ", "export const ", "export let ", "export class "]
+                        .iter()
+                        .any(|p| {
+                            exporter.contains(&format!("{p}{name}(")) || exporter.contains(&format!("{p}{name} "))
+                        });
+                assert!(exported, "{script} imports {name}, which {module} does not export");
+                imports += 1;
+            }
         }
+        assert!(imports > 0, "{script} imports nothing");
     }
 }

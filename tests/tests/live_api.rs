@@ -467,10 +467,10 @@ async fn the_live_page_is_served_for_any_session() {
         let csp = header(&response, "content-security-policy");
         assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}");
         let html = response.text().await.expect("body");
-        assert!(html.contains("/web/live.js") && html.contains("lang=\"it\""), "{path}");
+        assert!(html.contains("/web/public/live.js") && html.contains("lang=\"it\""), "{path}");
         assert!(!html.contains("<script>"), "no inline script");
     }
-    for asset in ["/web/live.js", "/web/live.css"] {
+    for asset in ["/web/public/live.js", "/web/public/live.css"] {
         assert_eq!(Client::new().get(live.url(asset)).send().await.expect("asset").status(), 200, "{asset}");
     }
 }

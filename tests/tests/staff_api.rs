@@ -869,9 +869,9 @@ async fn staff_pages_are_served_with_their_scripts() {
     let server = TestServer::start().await;
     let http = reqwest::Client::new();
     for (path, script, marker) in [
-        ("/staff", "/web/staff.js", "id=\"login-email\""),
-        ("/staff/admin", "/web/admin.js", "id=\"office-form\""),
-        ("/staff/setup", "/web/setup.js", "id=\"setup-password2\""),
+        ("/staff", "/web/staff/staff.js", "id=\"login-email\""),
+        ("/staff/admin", "/web/staff/admin.js", "id=\"office-form\""),
+        ("/staff/setup", "/web/staff/setup.js", "id=\"setup-password2\""),
     ] {
         let response = http.get(format!("{}{path}", server.url())).send().await.expect("page");
         assert_eq!(response.status(), StatusCode::OK, "{path}");
@@ -882,7 +882,9 @@ async fn staff_pages_are_served_with_their_scripts() {
         assert!(html.contains(marker) && html.contains(script), "{path}");
         // CSP forbids inline code: no inline scripts, handlers or style attributes.
         assert!(!html.contains(" style=") && !html.contains(" onclick=") && !html.contains("<script>"), "{path}");
-        for asset in [script, "/web/staff-i18n.js", "/web/staff.css", "/web/style.css"] {
+        for asset in
+            [script, "/web/staff/common.js", "/web/shared/i18n.js", "/web/staff/staff.css", "/web/shared/style.css"]
+        {
             let r = http.get(format!("{}{asset}", server.url())).send().await.expect("asset");
             assert_eq!(r.status(), StatusCode::OK, "{asset}");
         }

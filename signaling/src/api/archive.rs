@@ -279,10 +279,10 @@ fn frame(title: &str, crumbs: &[(&str, Option<&str>)], content: &str, lang: Lang
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
     h.push_str("<meta name=\"referrer\" content=\"no-referrer\">");
     h.push_str(&format!("<title>{} — Sportello</title>", esc(title)));
-    h.push_str("<link rel=\"icon\" href=\"/web/favicon.svg\" type=\"image/svg+xml\">");
-    h.push_str("<link rel=\"stylesheet\" href=\"/web/style.css\"><link rel=\"stylesheet\" href=\"/web/pages.css\">");
-    h.push_str("<link rel=\"stylesheet\" href=\"/web/archive.css\">");
-    h.push_str("<script type=\"module\" src=\"/web/archive.js\"></script></head><body data-page=\"archivio\">");
+    h.push_str("<link rel=\"icon\" href=\"/web/shared/favicon.svg\" type=\"image/svg+xml\">");
+    h.push_str("<link rel=\"stylesheet\" href=\"/web/shared/style.css\"><link rel=\"stylesheet\" href=\"/web/shared/pages.css\">");
+    h.push_str("<link rel=\"stylesheet\" href=\"/web/public/archive.css\">");
+    h.push_str("<script type=\"module\" src=\"/web/public/archive.js\"></script></head><body data-page=\"archivio\">");
     h.push_str(&format!(
         "<a class=\"skip-link\" href=\"#main\">{}</a>",
         tr(lang, "Vai al contenuto principale", "Skip to main content")

@@ -553,7 +553,7 @@ fn render(out: &MinutesOut) -> String {
     h.push_str("<!doctype html><html lang=\"it\"><head><meta charset=\"utf-8\">");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
     h.push_str(&format!("<title>Bozza di verbale – {}</title>", esc(&out.session.title)));
-    h.push_str("<link rel=\"stylesheet\" href=\"/web/council.css\"></head><body class=\"verbale\"><main>");
+    h.push_str("<link rel=\"stylesheet\" href=\"/web/room/council.css\"></head><body class=\"verbale\"><main>");
     h.push_str(&format!(
         "<h1>Bozza di verbale</h1><p class=\"sub\">{} – {} – seduta del {}</p>",
         esc(&out.session.title),

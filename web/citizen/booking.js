@@ -1,0 +1,325 @@
+// /prenota: the booking stepper of the "modello Comuni" — 1 Ufficio, 2 Data e orario, 3 Dettagli,
+// 4 Richiedente, 5 Riepilogo, 6 Confermato. Every step can go back; focus moves to the step heading;
+// errors sit next to their field (aria-describedby) or at the top (role="alert").
+
+import { addStrings, getLang, initPage, t } from '../shared/i18n.js';
+import { api } from '../shared/api.js';
+import { el } from '../shared/dom.js';
+import { contactLines, download, hoursText } from './services.js';
+import { dayOf, focusTimes, slotPicker } from './slot-picker.js';
+
+addStrings({
+  it: {
+    'title': 'Prenota un appuntamento',
+    'step.1': 'Ufficio', 'step.2': 'Data e orario', 'step.3': 'Dettagli', 'step.4': 'Richiedente',
+    'step.5': 'Riepilogo', 'step.6': 'Confermato',
+    'stepper': 'Passaggi della prenotazione', 'step.of': 'Passo {n} di 6: {name}',
+    'office.choose': 'Scegli questo ufficio', 'office.none': 'Nessun ufficio disponibile per questo servizio.',
+    'office.hours': 'Orari', 'office.address': 'Indirizzo',
+    'month': 'Mese', 'month.none': 'Nessuna data disponibile nei prossimi mesi. Contatta l\'ufficio.',
+    'slots': 'Orari disponibili', 'slots.none': 'Nessun orario libero in questo mese.',
+    'mode': 'Modalità',
+    'topic': 'Motivo', 'details': 'Dettagli', 'details.help': 'Facoltativo, al massimo 2000 caratteri. Non inserire dati sanitari.',
+    'first': 'Nome', 'last': 'Cognome', 'email': 'Email', 'required': 'obbligatorio',
+    'website': 'Non compilare questo campo',
+    'next': 'Avanti', 'back': 'Indietro', 'confirm': 'Conferma la prenotazione',
+    'err.slot': 'Scegli un orario.', 'err.required': 'Campo obbligatorio.', 'err.email': 'Indirizzo email non valido.',
+    'sum.office': 'Ufficio', 'sum.when': 'Data e orario', 'sum.mode': 'Modalità', 'sum.topic': 'Motivo',
+    'sum.details': 'Dettagli', 'sum.requester': 'Richiedente',
+    'done.code': 'Codice prenotazione', 'done.sent': 'Abbiamo inviato il riepilogo a {email}.',
+    'done.video': 'Il link per entrare nella videochiamata è nell\'email di conferma: aprilo il giorno dell\'appuntamento, la sala d\'attesa apre 15 minuti prima dell\'orario.',
+    'done.when': 'Inizio e fine', 'done.bring': 'Cosa serve', 'done.contacts': 'Contatti dell\'ufficio',
+    'done.ics': 'Aggiungi al calendario (.ics)', 'done.manage': 'Gestisci o annulla la prenotazione',
+    'rate': 'Com\'è andata la prenotazione? (1 = male, 5 = benissimo)', 'rate.send': 'Invia la valutazione',
+    'rate.thanks': 'Grazie per la valutazione!',
+  },
+  en: {
+    'title': 'Book an appointment',
+    'step.1': 'Office', 'step.2': 'Date and time', 'step.3': 'Details', 'step.4': 'Your details',
+    'step.5': 'Summary', 'step.6': 'Confirmed',
+    'stepper': 'Booking steps', 'step.of': 'Step {n} of 6: {name}',
+    'office.choose': 'Choose this office', 'office.none': 'No office is available for this service.',
+    'office.hours': 'Opening hours', 'office.address': 'Address',
+    'month': 'Month', 'month.none': 'No date available in the coming months. Please contact the office.',
+    'slots': 'Available times', 'slots.none': 'No free time in this month.',
+    'mode': 'How',
+    'topic': 'Reason', 'details': 'Details', 'details.help': 'Optional, at most 2000 characters. Do not include health data.',
+    'first': 'First name', 'last': 'Last name', 'email': 'Email', 'required': 'required',
+    'website': 'Leave this field empty',
+    'next': 'Next', 'back': 'Back', 'confirm': 'Confirm the booking',
+    'err.slot': 'Choose a time.', 'err.required': 'Required field.', 'err.email': 'The email address is not valid.',
+    'sum.office': 'Office', 'sum.when': 'Date and time', 'sum.mode': 'How', 'sum.topic': 'Reason',
+    'sum.details': 'Details', 'sum.requester': 'Name',
+    'done.code': 'Booking code', 'done.sent': 'We sent the summary to {email}.',
+    'done.video': 'The link to join the video call is in the confirmation email: open it on the day of the appointment, the waiting room opens 15 minutes before the time.',
+    'done.when': 'Start and end', 'done.bring': 'What to bring', 'done.contacts': 'Office contacts',
+    'done.ics': 'Add to calendar (.ics)', 'done.manage': 'Manage or cancel the booking',
+    'rate': 'How was booking? (1 = bad, 5 = very good)', 'rate.send': 'Send the rating',
+    'rate.thanks': 'Thank you for your rating!',
+  },
+});
+
+const FIELD_OF = {
+  invalid_first_name: ['first-name', 4], invalid_last_name: ['last-name', 4], invalid_email: ['email', 4],
+  invalid_details: ['details', 3], slot_taken: [null, 2], slot_unavailable: [null, 2], invalid_start: [null, 2],
+  invalid_mode: [null, 2], service_not_offered: ['topic-select', 3],
+};
+
+const params = new URLSearchParams(location.search);
+const s = {
+  step: 1, offices: [], services: [], office: null, serviceId: params.get('servizio') || '',
+  months: [], month: '', slots: [], day: '', slot: null, mode: null, details: '', first: '', last: '', email: '',
+  website: '', errors: {}, alert: '', result: null,
+};
+
+const root = () => document.getElementById('booking');
+const service = () => s.services.find((x) => x.id === s.serviceId) || null;
+const when = (x) => (getLang() === 'en' ? x.label_en : x.label_it);
+
+function field(id, label, input, { required = false, help = null } = {}) {
+  const err = s.errors[id];
+  const describedBy = [help ? `${id}-help` : null, err ? `${id}-error` : null].filter(Boolean).join(' ') || null;
+  input.id = id;
+  if (describedBy) input.setAttribute('aria-describedby', describedBy);
+  if (err) input.setAttribute('aria-invalid', 'true');
+  if (required) input.required = true;
+  return el('div', { class: 'field' },
+    el('label', { for: id }, label, required ? el('span', { 'aria-hidden': 'true' }, ' *') : null,
+      required ? el('span', { class: 'sr-only' }, ` (${t('required')})`) : null),
+    help ? el('p', { id: `${id}-help`, class: 'help', text: help }) : null,
+    input,
+    err ? el('p', { id: `${id}-error`, class: 'field-error', text: err }) : null);
+}
+
+function buttons({ next = true, back = true, confirm = false } = {}) {
+  return el('div', { class: 'actions' },
+    back ? el('button', { type: 'button', id: 'back', class: 'btn', text: t('back'), onclick: () => go(s.step - 1) }) : null,
+    next ? el('button', { type: 'submit', id: 'next', class: 'btn btn-primary', text: t('next') }) : null,
+    confirm ? el('button', { type: 'submit', id: 'confirm', class: 'btn btn-primary', text: t('confirm') }) : null);
+}
+
+function stepper() {
+  return el('ol', { class: 'stepper', 'aria-label': t('stepper') },
+    [1, 2, 3, 4, 5, 6].map((n) => el('li', { 'aria-current': n === s.step ? 'step' : null, text: `${n}. ${t(`step.${n}`)}` })));
+}
+
+async function go(step, { keepErrors = false } = {}) {
+  if (step < 1) {
+    history.back();
+    return;
+  }
+  s.step = step;
+  if (!keepErrors) {
+    s.errors = {};
+    s.alert = '';
+  }
+  if (step === 2) await loadMonths();
+  render(true);
+}
+
+function render(focus = false) {
+  const form = el('form', { novalidate: true, onsubmit: (e) => { e.preventDefault(); submit(); } });
+  const heading = el('h2', { class: 'step-heading', tabindex: '-1', id: 'step-heading', text: t('step.of', { n: s.step, name: t(`step.${s.step}`) }) });
+  form.append(heading, el('div', { class: 'form-alert', role: 'alert', id: 'form-alert', text: s.alert || '' }));
+  // Absent parts (no error, no mode choice) are null: append would print them as "null".
+  form.append(...STEPS[s.step]().filter((part) => part !== null && part !== undefined));
+  root().replaceChildren(stepper(), form);
+  if (focus) heading.focus();
+}
+
+const STEPS = {
+  1: () => {
+    const wanted = s.serviceId ? s.offices.filter((o) => o.service_ids.includes(s.serviceId)) : s.offices;
+    if (!wanted.length) return [el('p', { text: t('office.none') })];
+    return [el('ul', { class: 'cards' }, wanted.map((o) => el('li', { class: 'card', 'data-office-id': o.id, 'aria-current': s.office?.id === o.id ? 'true' : null },
+      el('h3', { text: o.name }),
+      o.address ? el('p', {}, el('strong', { text: `${t('office.address')}: ` }), o.address) : null,
+      el('p', {}, el('strong', { text: `${t('office.hours')}: ` }), hoursText(o.opening_hours)),
+      el('button', { type: 'button', class: 'btn btn-primary choose-office', text: t('office.choose'), 'aria-label': `${t('office.choose')}: ${o.name}`,
+        onclick: () => { s.office = o; if (!o.service_ids.includes(s.serviceId)) s.serviceId = o.service_ids[0] || ''; s.month = ''; s.day = ''; s.slot = null; go(2); } })))),
+    buttons({ next: false })];
+  },
+  2: () => {
+    if (!s.months.length) return [el('p', { text: t('month.none') }), buttons({ next: false })];
+    const select = el('select', { onchange: async (e) => { s.month = e.target.value; s.day = ''; s.slot = null; await loadSlots(); render(); document.getElementById('month-select').focus(); } },
+      s.months.map((m) => el('option', { value: m.month, selected: m.month === s.month, text: getLang() === 'en' ? m.label_en : m.label_it })));
+    const slotErr = s.errors.slot;
+    const month = s.months.find((m) => m.month === s.month);
+    const [calendar, times] = s.slots.length
+      ? slotPicker({
+        slots: s.slots, month: s.month, monthLabel: month ? (getLang() === 'en' ? month.label_en : month.label_it) : s.month,
+        day: s.day || (s.slot ? dayOf(s.slot) : ''), selected: s.slot?.start || '', describedBy: slotErr ? 'slot-error' : null,
+        onDay: (day) => { s.day = day; if (s.slot && dayOf(s.slot) !== day) s.slot = null; render(); focusTimes(); },
+        onSlot: (x) => {
+          s.slot = x;
+          s.mode = x.modes.includes(s.mode) ? s.mode : x.modes[0];
+          delete s.errors.slot;
+          render();
+          document.querySelector(`input[name=slot][value="${x.start}"]`)?.focus();
+        },
+      })
+      : [el('p', { text: t('slots.none') }), null];
+    const modes = s.slot && s.slot.modes.length > 1
+      ? el('fieldset', { class: 'field' }, el('legend', { text: t('mode') }),
+        s.slot.modes.map((m) => el('label', {}, el('input', { type: 'radio', name: 'mode', value: m, checked: s.mode === m, onchange: () => { s.mode = m; } }), ` ${t(`mode.${m}`)}`)))
+      : null;
+    // The mode and «Avanti» follow the chosen day's times, not the whole month.
+    return [field('month-select', t('month'), select), calendar, times,
+      slotErr ? el('p', { id: 'slot-error', class: 'field-error', text: slotErr }) : null, modes, buttons()];
+  },
+  3: () => {
+    const offered = s.services.filter((x) => s.office.service_ids.includes(x.id));
+    const topic = el('select', { onchange: (e) => { s.serviceId = e.target.value; } },
+      offered.map((x) => el('option', { value: x.id, selected: x.id === s.serviceId, text: x.name })));
+    const details = el('textarea', { maxLength: 2000, value: s.details, oninput: (e) => { s.details = e.target.value; } });
+    return [field('topic-select', t('topic'), topic, { required: true }),
+      field('details', t('details'), details, { help: t('details.help') }), buttons()];
+  },
+  4: () => {
+    const input = (key, type, autocomplete) => el('input', { type, autocomplete, value: s[key], oninput: (e) => { s[key] = e.target.value; } });
+    return [
+      field('first-name', t('first'), input('first', 'text', 'given-name'), { required: true }),
+      field('last-name', t('last'), input('last', 'text', 'family-name'), { required: true }),
+      field('email', t('email'), input('email', 'email', 'email'), { required: true }),
+      el('div', { class: 'honeypot', 'aria-hidden': 'true' },
+        el('label', { for: 'website', text: t('website') }),
+        el('input', { type: 'text', id: 'website', name: 'website', tabIndex: -1, autocomplete: 'off', value: s.website, oninput: (e) => { s.website = e.target.value; } })),
+      buttons()];
+  },
+  5: () => {
+    const svc = service();
+    const row = (k, v) => [el('dt', { text: t(k) }), el('dd', { text: v })];
+    return [el('dl', { class: 'summary' },
+      row('sum.office', s.office.name), row('sum.when', when(s.slot)), row('sum.mode', t(`mode.${s.mode}`)),
+      row('sum.topic', svc?.name || ''), row('sum.details', s.details || '—'),
+      row('sum.requester', `${s.first} ${s.last} — ${s.email}`)),
+    buttons({ next: false, confirm: true })];
+  },
+  6: () => {
+    const r = s.result;
+    const rating = el('form', { novalidate: true, onsubmit: rate },
+      el('fieldset', { class: 'rating' }, el('legend', { text: t('rate') }),
+        [1, 2, 3, 4, 5].map((n) => el('label', {}, el('input', { type: 'radio', name: 'rating', value: String(n) }), ` ${n}`))),
+      el('button', { type: 'submit', class: 'btn', id: 'rate-send', text: t('rate.send') }),
+      el('p', { role: 'status', id: 'rate-status' }));
+    return [
+      el('p', {}, `${t('done.code')}: `, el('strong', { id: 'booking-code', class: 'booking-code', text: r.code })),
+      el('p', { role: 'status', text: t('done.sent', { email: r.email }) }),
+      r.mode === 'video' ? el('p', { id: 'video-link-note', text: t('done.video') }) : null,
+      el('dl', { class: 'summary' },
+        el('dt', { text: t('done.when') }), el('dd', { text: `${when(r)} – ${r.end.slice(11, 16)}` }),
+        r.service.what_to_bring ? [el('dt', { text: t('done.bring') }), el('dd', { text: r.service.what_to_bring })] : [],
+        el('dt', { text: t('done.contacts') }), el('dd', { id: 'office-contacts' }, contactLines(r.office, { withName: true }))),
+      el('div', { class: 'actions' },
+        el('button', { type: 'button', class: 'btn btn-primary', id: 'ics', text: t('done.ics'), onclick: ics }),
+        el('a', { class: 'btn', href: `/appuntamento?codice=${encodeURIComponent(r.code)}#${r.secret}`, text: t('done.manage') })),
+      rating];
+  },
+};
+
+async function ics() {
+  try {
+    const response = await fetch(s.result.ics_url, { headers: { 'X-Booking-Secret': s.result.secret } });
+    if (!response.ok) throw new Error(String(response.status));
+    download('appuntamento.ics', await response.text(), 'text/calendar');
+  } catch {
+    s.alert = t('error.network');
+    render();
+  }
+}
+
+async function rate(e) {
+  e.preventDefault();
+  const v = new FormData(e.target).get('rating');
+  const status = document.getElementById('rate-status');
+  if (!v) return;
+  try {
+    await api(`/api/public/appointments/${encodeURIComponent(s.result.code)}/rating`, { method: 'POST', body: { rating: Number(v) }, secret: s.result.secret });
+    status.textContent = t('rate.thanks');
+    e.target.querySelector('button').disabled = true;
+  } catch (err) {
+    status.textContent = err.message;
+  }
+}
+
+async function loadMonths() {
+  s.months = [];
+  s.slots = [];
+  if (!s.office || !s.serviceId) return;
+  try {
+    s.months = (await api(`/api/public/offices/${encodeURIComponent(s.office.id)}/months?service=${encodeURIComponent(s.serviceId)}`)).months;
+  } catch (e) {
+    s.alert = e.message;
+  }
+  if (!s.months.some((m) => m.month === s.month)) s.month = s.months[0]?.month || '';
+  await loadSlots();
+}
+
+async function loadSlots() {
+  s.slots = [];
+  if (!s.month) return;
+  try {
+    s.slots = (await api(`/api/public/offices/${encodeURIComponent(s.office.id)}/slots?service=${encodeURIComponent(s.serviceId)}&month=${s.month}`)).slots;
+  } catch (e) {
+    s.alert = e.message;
+  }
+}
+
+function check() {
+  s.errors = {};
+  if (s.step === 2 && !s.slot) s.errors.slot = t('err.slot');
+  if (s.step === 3 && !s.serviceId) s.errors['topic-select'] = t('err.required');
+  if (s.step === 4) {
+    if (!s.first.trim()) s.errors['first-name'] = t('err.required');
+    if (!s.last.trim()) s.errors['last-name'] = t('err.required');
+    if (!s.email.trim()) s.errors.email = t('err.required');
+    else if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s.email.trim())) s.errors.email = t('err.email');
+  }
+  return Object.keys(s.errors).length === 0;
+}
+
+async function submit() {
+  if (!check()) {
+    render();
+    const first = Object.keys(s.errors)[0];
+    const target = first === 'slot'
+      ? document.querySelector('#times input[name=slot]') || document.querySelector('#day-calendar button[tabindex="0"]') || document.getElementById('month-select')
+      : document.getElementById(first);
+    target?.focus();
+    return;
+  }
+  if (s.step < 5) {
+    await go(s.step + 1);
+    return;
+  }
+  if (s.step !== 5) return;
+  const button = document.getElementById('confirm');
+  button.disabled = true;
+  try {
+    s.result = await api('/api/public/appointments', { method: 'POST', body: {
+      office_id: s.office.id, service_id: s.serviceId, start: s.slot.start, mode: s.mode,
+      first_name: s.first, last_name: s.last, email: s.email, details: s.details, lang: getLang(), website: s.website,
+    } });
+    await go(6);
+  } catch (e) {
+    const [fieldId, step] = FIELD_OF[e.code] || [null, 5];
+    if (step === 2) s.slot = null;
+    await go(step, { keepErrors: true });
+    if (fieldId) s.errors[fieldId] = e.message;
+    else if (step === 2) s.errors.slot = e.message;
+    s.alert = e.message;
+    render(true);
+  }
+}
+
+async function start() {
+  try {
+    [s.offices, s.services] = await Promise.all([api('/api/public/offices'), api('/api/public/services')]);
+  } catch (e) {
+    s.alert = e.message;
+  }
+  render();
+}
+
+initPage(render);
+start();

@@ -1,0 +1,76 @@
+// What the staff pages share beyond the toolkit in shared/: live announcements, Europe/Rome times,
+// copy buttons, table cells labelled for phones.
+
+import { getLang, t } from '../shared/i18n.js';
+import { ApiError, api } from '../shared/api.js';
+import './strings.js';
+
+export const ZONE = 'Europe/Rome';
+
+/** Says `text` through the page's polite live region. */
+export function announce(text) {
+  const live = document.getElementById('live');
+  if (!live) return;
+  // Emptying first makes screen readers repeat an identical message.
+  live.textContent = '';
+  setTimeout(() => { live.textContent = text; }, 50);
+}
+
+function locale() {
+  return getLang() === 'en' ? 'en-GB' : 'it-IT';
+}
+
+/** "10:02" in Rome. */
+export function fmtTime(iso) {
+  return new Intl.DateTimeFormat(locale(), { timeZone: ZONE, hour: '2-digit', minute: '2-digit' }).format(new Date(iso));
+}
+
+/** "mar 11 mar, 10:02" in Rome. */
+export function fmtDateTime(iso) {
+  return new Intl.DateTimeFormat(locale(), {
+    timeZone: ZONE, weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit',
+  }).format(new Date(iso));
+}
+
+/** Wires a copy button to a read-only input holding a link. */
+export function wireCopy(button, input) {
+  button.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(input.value);
+      announce(t('copied'));
+    } catch {
+      input.focus();
+      input.select();
+      announce(t('copy.failed'));
+    }
+  });
+}
+
+/**
+ * Copies each column header's text onto the body cells (`data-label`), so that on a phone, where
+ * staff.css lays a table's rows out as cards instead of scrolling sideways, every value keeps its
+ * name. Call after (re)rendering the body.
+ */
+export function labelCells(table) {
+  const heads = [...table.querySelectorAll('thead th')].map((th) => th.textContent.trim());
+  for (const row of table.querySelectorAll('tbody tr')) {
+    [...row.children].forEach((cell, i) => {
+      if (heads[i] && cell.colSpan === 1) cell.dataset.label = heads[i];
+      else delete cell.dataset.label;
+    });
+  }
+}
+
+/**
+ * The staff pages' calls through the one client (shared/api.js), answered in the shape their code
+ * still reads: `{ok, status, data, error}` with `error` the ApiError's `{code, message}`. Only
+ * failures keep their status. To be replaced by `api` and try/catch call by call.
+ */
+export async function apiReply(method, path, body, { raw, type } = {}) {
+  try {
+    return { ok: true, status: 200, data: await api(path, { method, body, raw, type }), error: null };
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    return { ok: false, status: e.status, data: e.body, error: { code: e.code, message: e.message } };
+  }
+}

@@ -1,0 +1,544 @@
+// /staff: the login form, then the officials' desk — who is waiting (polled every 3 s), the
+// appointments of their offices, their virtual office and invitations. Contract: signaling/src/api/
+// auth.rs and staff.rs. The session is an HttpOnly cookie: this script never sees it.
+
+import { getLang, initPage, onLangChange, t } from '../shared/i18n.js';
+import { clearErrors, el, showError } from '../shared/dom.js';
+import { announce, apiReply, fmtDateTime, fmtTime, labelCells, wireCopy } from './common.js';
+
+const POLL_MS = 3000;
+const $ = (id) => document.getElementById(id);
+
+let me = null;
+let appointments = [];
+/** Waiting entries by `room|participant`, as last rendered. */
+let waiting = new Map();
+let pollTimer = null;
+let firstPoll = true;
+
+// --- views ---------------------------------------------------------------------------------------
+
+function showLogin(message) {
+  stopPolling();
+  me = null;
+  $('loading').hidden = true;
+  $('dash-view').hidden = true;
+  $('login-view').hidden = false;
+  document.title = t('login.doctitle');
+  showError($('login-error'), message || '');
+  $('login-title').focus();
+}
+
+async function showDashboard(data) {
+  me = data;
+  $('loading').hidden = true;
+  $('login-view').hidden = true;
+  $('dash-view').hidden = false;
+  document.title = t('dash.doctitle');
+  renderMe();
+  $('dash-title').focus();
+  firstPoll = true;
+  waiting = new Map();
+  $('waiting-list').replaceChildren();
+  await Promise.all([loadAppointments(), pollWaiting()]);
+  startPolling();
+}
+
+function renderMe() {
+  if (!me) return;
+  const { user, offices } = me;
+  $('me-line').textContent = t('dash.hello', { name: user.display_name, role: t('role.' + user.role) });
+  $('me-offices').textContent = offices.length
+    ? t('dash.offices', { list: offices.map((o) => o.name).join(', ') })
+    : t('dash.nooffices');
+  $('admin-link').hidden = user.role !== 'admin';
+  renderOfficeVirtualOffices();
+}
+
+// --- the virtual office of each of the user's offices ---------------------------------------------
+
+/** Host links already opened, by office id (kept across a language switch). */
+const officeLinks = new Map();
+
+function renderOfficeVirtualOffices() {
+  const offices = me?.offices ?? [];
+  $('ovo').hidden = offices.length === 0;
+  $('ovo-list').replaceChildren(...offices.map((o) => {
+    const url = officeLinks.get(o.id);
+    const input = el('input', { type: 'text', id: `ovo-link-${o.id}`, readonly: true, spellcheck: 'false', value: url ?? '' });
+    const copy = el('button', { type: 'button', class: 'btn', text: t('copy') });
+    wireCopy(copy, input);
+    const enter = el('a', { class: 'btn btn-primary', target: '_blank', rel: 'noopener noreferrer', href: url ?? '#', text: t('vo.enter') });
+    const box = el('div', { class: 'link-box', hidden: !url },
+      el('label', { for: input.id, text: t('ovo.link', { name: o.name }) }),
+      el('div', { class: 'inline' }, input, copy, enter));
+    const open = el('button', {
+      type: 'button', class: 'btn btn-primary open-office-vo', text: t('ovo.open'),
+      'aria-label': t('ovo.open.label', { name: o.name }),
+      onclick: async () => {
+        showError($('ovo-error'), '');
+        const reply = await apiReply('POST', `/api/staff/offices/${encodeURIComponent(o.id)}/virtual-office`, {});
+        if (!reply.ok) {
+          if (sessionLost(reply)) return;
+          showError($('ovo-error'), reply.error.message);
+          return;
+        }
+        officeLinks.set(o.id, reply.data.url);
+        input.value = reply.data.url;
+        enter.href = reply.data.url;
+        box.hidden = false;
+        input.focus();
+        input.select();
+        announce(t('ovo.ready', { name: o.name }));
+      },
+    });
+    return el('li', { class: 'ovo-item', dataset: { officeId: o.id } }, el('p', { class: 'ovo-name' }, el('strong', { text: o.name })), open, box);
+  }));
+}
+
+/** Any 401 after login means the session ended (expired, password changed elsewhere, deactivated). */
+function sessionLost(reply) {
+  if (reply.status === 401) {
+    showLogin(t('error.session'));
+    return true;
+  }
+  return false;
+}
+
+// --- login, logout, password -------------------------------------------------------------------
+
+function wireLogin() {
+  const form = $('login-form');
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const email = $('login-email');
+    const password = $('login-password');
+    // Name what is missing (not the page's intro again) and mark only the empty fields.
+    const empty = [email.value.trim() ? null : email, password.value ? null : password].filter(Boolean);
+    if (empty.length) {
+      const key = empty.length === 2 ? 'login.missing.both' : empty[0] === email ? 'login.missing.email' : 'login.missing.password';
+      showError($('login-error'), t(key), empty);
+      empty[0].focus();
+      return;
+    }
+    $('login-submit').disabled = true;
+    const reply = await apiReply('POST', '/api/auth/login', { email: email.value.trim(), password: password.value });
+    $('login-submit').disabled = false;
+    if (!reply.ok) {
+      showError($('login-error'), reply.error.message, [email, password]);
+      password.value = '';
+      password.focus();
+      return;
+    }
+    password.value = '';
+    await showDashboard(reply.data);
+  });
+}
+
+function wireAccount() {
+  $('logout').addEventListener('click', async () => {
+    await apiReply('POST', '/api/auth/logout', {});
+    showLogin('');
+  });
+  const form = $('pw-form');
+  const toggle = $('pw-toggle');
+  const setOpen = (open) => {
+    form.hidden = !open;
+    toggle.setAttribute('aria-expanded', String(open));
+    if (open) $('pw-current').focus();
+    else { clearErrors(form); form.reset(); toggle.focus(); }
+  };
+  toggle.addEventListener('click', () => setOpen(form.hidden));
+  $('pw-cancel').addEventListener('click', () => setOpen(false));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const current = $('pw-current');
+    const next = $('pw-new');
+    if (next.value.length < 10) {
+      showError($('pw-error'), t('setup.short'), [next]);
+      next.focus();
+      return;
+    }
+    $('pw-submit').disabled = true;
+    const reply = await apiReply('POST', '/api/auth/password', { current_password: current.value, new_password: next.value });
+    $('pw-submit').disabled = false;
+    if (!reply.ok) {
+      if (sessionLost(reply)) return;
+      const field = reply.error.code === 'wrong_password' ? current : next;
+      showError($('pw-error'), reply.error.message, [field]);
+      field.focus();
+      return;
+    }
+    setOpen(false);
+    announce(t('pw.done'));
+  });
+}
+
+// --- who is waiting ------------------------------------------------------------------------------
+
+function startPolling() {
+  stopPolling();
+  pollTimer = setInterval(pollWaiting, POLL_MS);
+}
+
+function stopPolling() {
+  if (pollTimer) clearInterval(pollTimer);
+  pollTimer = null;
+}
+
+const waitKey = (w) => `${w.room}|${w.participant_id}`;
+
+/** Which room, in words: the appointment's time, service and office, or which virtual office. */
+function whereLabel(w) {
+  if (w.office_name) return t('wait.where.office', { name: w.office_name });
+  if (!w.appointment_id) return t('wait.where.vo');
+  const listed = appointments.find((x) => x.id === w.appointment_id);
+  const a = w.appointment ?? (listed && { start: listed.start, end: listed.end, service_name: listed.service_name, office_name: listed.office_name });
+  if (!a) return t('wait.where.appt.unknown');
+  return t('wait.where.appt', { what: `${fmtDateTime(a.start)}–${fmtTime(a.end)} · ${a.service_name} · ${a.office_name}` });
+}
+
+function waitingItem(w) {
+  const name = w.name;
+  // Nobody is let into an empty room: unless this official is already in it, the button also
+  // opens the room for them (docs/staff.md).
+  const enter = !w.host_here;
+  const admit = el('button', {
+    type: 'button', class: 'btn btn-primary btn-small admit', text: t(enter ? 'wait.admit.enter' : 'wait.admit'),
+    'aria-label': t(enter ? 'wait.admit.enter.label' : 'wait.admit.label', { name }),
+    onclick: (e) => (enter ? admitAndEnter(w, e.currentTarget) : decide(w, true)),
+  });
+  const decline = el('button', {
+    type: 'button', class: 'btn btn-small decline', text: t('wait.decline'),
+    'aria-label': t('wait.decline.label', { name }), onclick: () => decide(w, false),
+  });
+  return el('li', { class: 'waiting-item', dataset: { waitingId: waitKey(w) } },
+    el('div', {},
+      el('p', { class: 'waiting-name', text: t('wait.item', { name, time: fmtTime(w.since) }) }),
+      el('p', { class: 'help', text: whereLabel(w) })),
+    el('div', { class: 'inline' }, admit, decline));
+}
+
+/** Updates the list in place (only added/removed items change, so keyboard focus stays put). */
+function renderWaiting(list) {
+  const ul = $('waiting-list');
+  const next = new Map(list.map((w) => [waitKey(w), w]));
+  const arrived = [];
+  for (const key of waiting.keys()) {
+    if (!next.has(key)) {
+      const li = ul.querySelector(`[data-waiting-id="${CSS.escape(key)}"]`);
+      if (li?.contains(document.activeElement)) $('waiting-title').focus();
+      li?.remove();
+    }
+  }
+  for (const [key, w] of next) {
+    if (!waiting.has(key)) {
+      ul.append(waitingItem(w));
+      arrived.push(w);
+    }
+  }
+  waiting = next;
+  $('waiting-empty').hidden = waiting.size > 0;
+  if (!firstPoll) for (const w of arrived) announce(t('wait.new', { name: w.name }));
+  firstPoll = false;
+}
+
+function rerenderWaiting() {
+  const list = [...waiting.values()];
+  waiting = new Map();
+  $('waiting-list').replaceChildren();
+  const first = firstPoll;
+  firstPoll = true;
+  renderWaiting(list);
+  firstPoll = first;
+}
+
+async function pollWaiting() {
+  if (!me) return;
+  const reply = await apiReply('GET', '/api/staff/waiting');
+  if (!me) return;
+  if (!reply.ok) {
+    if (sessionLost(reply)) return;
+    showError($('waiting-error'), reply.status === 403 ? reply.error.message : t('wait.error'));
+    return;
+  }
+  showError($('waiting-error'), '');
+  renderWaiting(reply.data);
+}
+
+async function decide(w, admit) {
+  if (!admit && !confirm(t('wait.decline.confirm', { name: w.name }))) return;
+  const path = `/api/staff/rooms/${encodeURIComponent(w.room)}/${admit ? 'admit' : 'decline'}`;
+  const reply = await apiReply('POST', path, { participant_id: w.participant_id });
+  if (!reply.ok && sessionLost(reply)) return;
+  if (!reply.ok && reply.error.code !== 'not_waiting') {
+    showError($('waiting-error'), reply.error.message);
+    return;
+  }
+  if (reply.ok) announce(t(admit ? 'wait.admitted' : 'wait.declined', { name: w.name }));
+  await pollWaiting();
+}
+
+/** Where this official gets a host link for the waiting person's room. */
+function hostLinkPath(w) {
+  if (w.appointment_id) return `/api/staff/appointments/${encodeURIComponent(w.appointment_id)}/join`;
+  if (w.room.startsWith('office-')) return `/api/staff/offices/${encodeURIComponent(w.room.slice('office-'.length))}/virtual-office`;
+  return '/api/staff/virtual-office';
+}
+
+/**
+ * «Fai entrare e apri la stanza»: opens the room for the official in a new tab (opened while the
+ * click still counts as a user gesture) and admits the person in the same step. If the browser
+ * blocks the tab, nobody is admitted: a link to the room appears, where the official admits them.
+ */
+async function admitAndEnter(w, button) {
+  const tab = window.open('', '_blank');
+  button.disabled = true;
+  const link = await apiReply('POST', hostLinkPath(w), {});
+  if (!link.ok) {
+    button.disabled = false;
+    tab?.close();
+    if (sessionLost(link)) return;
+    showError($('waiting-error'), link.error.message);
+    return;
+  }
+  if (!tab) {
+    button.disabled = false;
+    const a = el('a', { class: 'btn btn-small open-room', href: link.data.url, target: '_blank', rel: 'noopener noreferrer', text: t('wait.openroom', { name: w.name }) });
+    button.after(a);
+    a.focus();
+    announce(t('wait.admit.popup', { name: w.name }));
+    return;
+  }
+  tab.opener = null;
+  tab.location.href = link.data.url;
+  const reply = await apiReply('POST', `/api/staff/rooms/${encodeURIComponent(w.room)}/admit`, { participant_id: w.participant_id });
+  button.disabled = false;
+  if (!reply.ok && sessionLost(reply)) return;
+  if (!reply.ok && reply.error.code !== 'not_waiting') showError($('waiting-error'), reply.error.message);
+  if (reply.ok) announce(t('wait.admitted.entered', { name: w.name }));
+  await pollWaiting();
+}
+
+// --- appointments --------------------------------------------------------------------------------
+
+async function loadAppointments() {
+  const reply = await apiReply('GET', '/api/staff/appointments');
+  if (!reply.ok) {
+    if (sessionLost(reply)) return;
+    showError($('appt-error'), reply.error.message);
+    return;
+  }
+  showError($('appt-error'), '');
+  appointments = reply.data;
+  renderAppointments();
+}
+
+const citizen = (a) => `${a.first_name} ${a.last_name}`.trim();
+
+function renderAppointments() {
+  const tbody = $('appointments').querySelector('tbody');
+  tbody.replaceChildren(...appointments.map(appointmentRow));
+  labelCells($('appointments'));
+  $('appt-empty').hidden = appointments.length > 0;
+  $('appointments').hidden = appointments.length === 0;
+}
+
+function appointmentRow(a) {
+  const name = citizen(a);
+  const actions = el('div', { class: 'row-actions' });
+  if (a.status === 'confirmed') {
+    if (a.mode === 'video') {
+      actions.append(el('button', {
+        type: 'button', class: 'btn btn-primary btn-small join-room', text: t('appt.join'),
+        'aria-label': t('appt.join.label', { name }), onclick: (e) => joinRoom(a, e.currentTarget),
+      }));
+    }
+    for (const [status, key] of [['completed', 'appt.completed'], ['no_show', 'appt.no_show'], ['cancelled', 'appt.cancel']]) {
+      actions.append(el('button', {
+        type: 'button', class: `btn btn-small status-${status}`, text: t(key),
+        'aria-label': t('appt.action.label', { action: t(key), name }), onclick: () => setStatus(a, status),
+      }));
+    }
+  }
+  actions.append(el('button', {
+    type: 'button', class: 'btn btn-small details', text: t('appt.details'),
+    'aria-label': t('appt.action.label', { action: t('appt.details'), name }),
+    'aria-controls': 'appt-detail', onclick: (e) => showDetail(a, e.currentTarget),
+  }));
+  const waitingHere = a.waiting?.length ? el('span', { class: 'badge-wait', text: t('appt.waiting', { n: a.waiting.length }) }) : null;
+  return el('tr', { dataset: { appointmentId: a.id } },
+    el('td', {}, el('time', { datetime: a.start, text: fmtDateTime(a.start) })),
+    el('td', {}, name, waitingHere ? ' ' : null, waitingHere),
+    el('td', { text: a.service_name }),
+    el('td', { text: a.office_name }),
+    el('td', { text: t('mode.' + a.mode) }),
+    el('td', {}, el('span', { class: `status status--${a.status}`, text: t('status.' + a.status) })),
+    el('td', {}, actions));
+}
+
+/**
+ * Opens the room in a new tab. The tab is opened before the request (while the click still counts as
+ * a user gesture, so pop-up blockers let it through) and pointed at the link once it arrives; if
+ * the browser refused it, a plain link appears next to the button.
+ */
+async function joinRoom(a, button) {
+  const tab = window.open('', '_blank');
+  button.disabled = true;
+  const reply = await apiReply('POST', `/api/staff/appointments/${encodeURIComponent(a.id)}/join`, {});
+  button.disabled = false;
+  if (!reply.ok) {
+    tab?.close();
+    if (sessionLost(reply)) return;
+    showError($('appt-error'), reply.error.message);
+    return;
+  }
+  if (tab) {
+    tab.opener = null;
+    tab.location.href = reply.data.url;
+    announce(t('appt.opened'));
+  } else {
+    const link = el('a', { class: 'btn btn-small', href: reply.data.url, target: '_blank', rel: 'noopener noreferrer', text: t('appt.openlink', { name: citizen(a) }) });
+    button.after(link);
+    link.focus();
+    announce(t('appt.popup'));
+  }
+}
+
+async function setStatus(a, status) {
+  if (!confirm(t('appt.confirm.' + status, { name: citizen(a) }))) return;
+  const reply = await apiReply('POST', `/api/staff/appointments/${encodeURIComponent(a.id)}/status`, { status });
+  if (!reply.ok) {
+    if (sessionLost(reply)) return;
+    showError($('appt-error'), reply.error.message);
+    return;
+  }
+  announce(t('appt.status.changed', { name: citizen(a), status: t('status.' + reply.data.status) }));
+  await loadAppointments();
+  // The row's buttons are gone: keep the keyboard in the row.
+  $('appointments').querySelector(`[data-appointment-id="${CSS.escape(a.id)}"] .details`)?.focus();
+}
+
+let detailReturn = null;
+
+async function showDetail(a, button) {
+  const reply = await apiReply('GET', `/api/staff/appointments/${encodeURIComponent(a.id)}`);
+  if (!reply.ok) {
+    if (sessionLost(reply)) return;
+    showError($('appt-error'), reply.error.message);
+    return;
+  }
+  detailReturn = button;
+  const { appointment: x, audit } = reply.data;
+  const row = (key, value) => [el('dt', { text: t(key) }), el('dd', { text: value || '—' })];
+  // Who and what in words, times in Rome (the stored actor, action and detail hold ids and seconds).
+  const who = (e) => (e.actor_kind === 'system' ? t('detail.audit.system')
+    : e.actor_kind === 'citizen' ? t('detail.audit.citizen', { name: e.actor_name }) : e.actor_name);
+  const table = el('table', { class: 'data-table audit-table' },
+    el('caption', { text: t('detail.audit') }),
+    el('thead', {}, el('tr', {}, ...['at', 'actor', 'action'].map((k) => el('th', { scope: 'col', text: t('detail.audit.' + k) })))),
+    el('tbody', {}, ...audit.map((e) => el('tr', {},
+      el('td', {}, el('time', { datetime: e.at, text: fmtDateTime(e.at) })),
+      el('td', { text: who(e) }), el('td', { text: getLang() === 'en' ? e.summary_en : e.summary_it })))));
+  labelCells(table);
+  $('detail-body').replaceChildren(
+    el('dl', { class: 'detail-list' },
+      row('appt.col.citizen', citizen(x)),
+      row('detail.email', x.email),
+      row('appt.col.time', fmtDateTime(x.start)),
+      row('appt.col.service', x.service_name),
+      row('appt.col.office', x.office_name),
+      row('detail.official', x.official_name),
+      row('appt.col.status', t('status.' + x.status)),
+      row('detail.code', x.code),
+      row('detail.details', x.details),
+      row('detail.joined', x.citizen_joined_at ? fmtDateTime(x.citizen_joined_at) : '')),
+    el('div', { class: 'table-wrap' }, table));
+  $('appt-detail').hidden = false;
+  $('detail-title').focus();
+}
+
+// --- virtual office and invitations ------------------------------------------------------------
+
+function wireVirtualOffice() {
+  wireCopy($('vo-copy'), $('vo-link'));
+  wireCopy($('invite-copy'), $('invite-link'));
+  $('open-vo').addEventListener('click', async () => {
+    showError($('vo-error'), '');
+    const reply = await apiReply('POST', '/api/staff/virtual-office', {});
+    if (!reply.ok) {
+      if (sessionLost(reply)) return;
+      showError($('vo-error'), reply.error.message);
+      return;
+    }
+    $('vo-link').value = reply.data.url;
+    $('vo-enter').href = reply.data.url;
+    $('vo-result').hidden = false;
+    $('vo-link').focus();
+    $('vo-link').select();
+    announce(t('vo.ready'));
+  });
+  const form = $('invite-form');
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const name = $('invite-name');
+    const hours = $('invite-hours');
+    const h = Number(hours.value || 24);
+    if (!name.value.trim()) {
+      showError($('invite-error'), t('inv.name.help'), [name]);
+      name.focus();
+      return;
+    }
+    if (!Number.isInteger(h) || h < 1 || h > 72) {
+      showError($('invite-error'), t('inv.hours.help'), [hours]);
+      hours.focus();
+      return;
+    }
+    $('invite-submit').disabled = true;
+    const reply = await apiReply('POST', '/api/staff/invitations', { name: name.value.trim(), valid_hours: h });
+    $('invite-submit').disabled = false;
+    if (!reply.ok) {
+      if (sessionLost(reply)) return;
+      const field = reply.error.code === 'invalid_validity' ? hours : name;
+      showError($('invite-error'), reply.error.message, [field]);
+      field.focus();
+      return;
+    }
+    $('invite-link').value = reply.data.url;
+    $('invite-result').hidden = false;
+    $('invite-link').focus();
+    $('invite-link').select();
+    announce(t('inv.ready'));
+  });
+}
+
+// --- start ---------------------------------------------------------------------------------------
+
+async function init() {
+  initPage();
+  wireLogin();
+  wireAccount();
+  wireVirtualOffice();
+  $('appt-refresh').addEventListener('click', loadAppointments);
+  $('detail-close').addEventListener('click', () => {
+    $('appt-detail').hidden = true;
+    detailReturn?.focus();
+  });
+  onLangChange(() => {
+    document.title = t(me ? 'dash.doctitle' : 'login.doctitle');
+    renderMe();
+    if (me) {
+      renderAppointments();
+      rerenderWaiting();
+      $('appt-detail').hidden = true;
+    }
+  });
+  const reply = await apiReply('GET', '/api/auth/me');
+  if (reply.ok) await showDashboard(reply.data);
+  else showLogin(reply.status === 401 ? '' : reply.error.message);
+}
+
+init();
