@@ -21,10 +21,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub use sportello_signaling::clock::Clock;
-use sportello_signaling::token::unix_now;
-pub use sportello_signaling::token::{Claims, Role, TokenKey};
-use sportello_signaling::{Config, RunningServer};
+pub use sportello_backoffice::clock::Clock;
+use sportello_backoffice::token::unix_now;
+pub use sportello_backoffice::token::{Claims, Role, TokenKey};
+use sportello_server::{Config, RunningServer};
 
 /// How long any single expected message may take.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,7 +60,7 @@ impl TestServer {
             ..Config::default()
         };
         adjust(&mut config);
-        let server = sportello_signaling::start_with_clock(config, clock).await.expect("the server starts");
+        let server = sportello_server::start_with_clock(config, clock).await.expect("the server starts");
         TestServer { server, data_dir }
     }
 

@@ -9,9 +9,10 @@ use std::process::Command;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use sportello_backoffice::recordings::Chapter;
+use sportello_backoffice::retention;
+use sportello_rooms::recording::{self, RecordingError};
 use sportello_sfu::{MediaKind, RecordedFile};
-use sportello_signaling::recording::{self, Chapter, RecordingError};
-use sportello_signaling::retention;
 use sportello_store::{CouncilBody, CouncilSession, NewCouncilSession, NewUser, StaffRole, Store};
 use sportello_tests::server::{Clock, TestServer};
 

@@ -14,8 +14,8 @@ use jiff::Timestamp;
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
-use sportello_signaling::clock::Clock;
-use sportello_signaling::{Config, RunningServer};
+use sportello_backoffice::clock::Clock;
+use sportello_server::{Config, RunningServer};
 use sportello_store::{Modes, NewOffice, NewService, NewUser, StaffRole, Store};
 use sportello_tests::server::TestServer;
 
@@ -749,8 +749,8 @@ async fn a_reminder_goes_out_once_with_a_cancel_link() {
     let state = state_of(&test.server, (*test.server.config).clone(), test.data_dir());
     let lead = Duration::from_secs(24 * 3600);
     w.clock.advance(90 * 60);
-    assert_eq!(sportello_signaling::reminders::send_due_reminders(&state.back_office, lead).await.unwrap(), 1);
-    assert_eq!(sportello_signaling::reminders::send_due_reminders(&state.back_office, lead).await.unwrap(), 0);
+    assert_eq!(sportello_backoffice::reminders::send_due_reminders(&state.back_office, lead).await.unwrap(), 1);
+    assert_eq!(sportello_backoffice::reminders::send_due_reminders(&state.back_office, lead).await.unwrap(), 0);
     let emails = w.emails();
     assert_eq!(emails.len(), 3, "two confirmations + one reminder");
     let reminders: Vec<Mail> =
@@ -771,10 +771,10 @@ async fn a_reminder_goes_out_once_with_a_cancel_link() {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
-fn state_of(server: &RunningServer, config: Config, data_dir: &Path) -> sportello_signaling::state::AppState {
-    let mailer = sportello_signaling::mail::Mailer::new(None, &config.mail_from, data_dir).expect("mailer");
+fn state_of(server: &RunningServer, config: Config, data_dir: &Path) -> sportello_server::state::AppState {
+    let mailer = sportello_backoffice::mail::Mailer::new(None, &config.mail_from, data_dir).expect("mailer");
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    sportello_signaling::state::AppState::new(
+    sportello_server::state::AppState::new(
         config,
         (*server.tokens).clone(),
         server.sfu.clone(),
@@ -796,7 +796,7 @@ async fn a_restart_keeps_bookings_and_join_links() {
         reminder_lead: Duration::from_secs(1),
         ..Config::default()
     };
-    let first = sportello_signaling::start_with_clock(config(), clock.clone()).await.expect("first start");
+    let first = sportello_server::start_with_clock(config(), clock.clone()).await.expect("first start");
     let (office, service) = seed(&first.store).await;
     let mut w = World {
         test: None,
@@ -816,7 +816,7 @@ async fn a_restart_keeps_bookings_and_join_links() {
     first.store.close().await;
     tokio::time::timeout(Duration::from_secs(5), first.shutdown()).await.expect("shutdown").expect("clean");
 
-    let second = sportello_signaling::start_with_clock(config(), clock.clone()).await.expect("second start");
+    let second = sportello_server::start_with_clock(config(), clock.clone()).await.expect("second start");
     w.server_url = second.url();
     w.store = second.store.clone();
     assert!(second.store.appointment_by_code(&code).await.unwrap().is_some());

@@ -1,14 +1,14 @@
 //! The crate boundaries ARCHITECTURE.md promises, kept by the compiler's manifest rather than by
 //! comments: only the HTTP edge knows axum, only the SFU (and the test clients) know `rtc`/`webrtc`,
-//! the domain does no I/O and the store no HTTP. Read from `cargo metadata` (no network).
+//! the rooms send no mail and fetch nothing, the back office reaches neither rooms nor media, the
+//! domain does no I/O and the store no HTTP. Read from `cargo metadata` (no network).
 
 use std::process::Command;
 
 use serde_json::Value;
 
-/// Crates that serve HTTP (today the edge is inside `sportello-signaling`; the house split moves it
-/// to its own crate — update this list with it).
-const HTTP_EDGE: &[&str] = &["sportello-signaling"];
+/// Crates that serve HTTP.
+const HTTP_EDGE: &[&str] = &["sportello-server"];
 const HTTP_CRATES: &[&str] = &["axum", "axum-extra", "tower-http"];
 /// Crates that may know the WebRTC stack: the SFU, and the test clients.
 const MEDIA: &[&str] = &["sportello-sfu", "sportello-tests"];
@@ -16,6 +16,10 @@ const MEDIA_CRATES: &[&str] = &["rtc", "webrtc"];
 /// What the pure domain rules and the store must not pull in.
 const NOT_IN_DOMAIN: &[&str] = &["tokio", "sqlx", "reqwest", "lettre", "axum", "rtc", "webrtc", "async-nats"];
 const NOT_IN_STORE: &[&str] = &["axum", "axum-extra", "tower-http", "reqwest", "lettre", "rtc", "webrtc"];
+/// The realtime rooms: no mail, no HTTP client (the back office does those).
+const NOT_IN_ROOMS: &[&str] = &["lettre", "reqwest", "sportello-server"];
+/// The back office, even through the workspace crates it uses: no rooms, no media, no HTTP edge.
+const NOT_UNDER_BACKOFFICE: &[&str] = &["sportello-rooms", "sportello-sfu", "sportello-server", "rtc", "webrtc"];
 
 fn workspace_dependencies() -> Vec<(String, Vec<String>)> {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
@@ -57,7 +61,51 @@ fn each_crate_knows_only_what_its_layer_may() {
             if package == "sportello-store" && NOT_IN_STORE.contains(&dep) {
                 broken.push(format!("sportello-store depends on {dep}: the store knows neither HTTP nor media"));
             }
+            if package == "sportello-rooms" && NOT_IN_ROOMS.contains(&dep) {
+                broken.push(format!("sportello-rooms depends on {dep}: the rooms neither mail nor fetch"));
+            }
+        }
+    }
+    for dep in reachable(&packages, "sportello-backoffice") {
+        if NOT_UNDER_BACKOFFICE.contains(&dep.as_str()) {
+            broken.push(format!("sportello-backoffice reaches {dep}: the back office knows no rooms nor media"));
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// Every dependency of `root`, following the workspace's own crates (external crates are leaves
+/// here: `cargo metadata --no-deps` lists only the workspace's manifests).
+fn reachable(packages: &[(String, Vec<String>)], root: &str) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut todo = vec![root.to_owned()];
+    while let Some(name) = todo.pop() {
+        let Some((_, deps)) = packages.iter().find(|(p, _)| *p == name) else { continue };
+        for dep in deps {
+            if !seen.contains(dep) {
+                seen.push(dep.clone());
+                todo.push(dep.clone());
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn the_check_sees_the_layers() {
+    let packages = workspace_dependencies();
+    let names: Vec<&str> = packages.iter().map(|(p, _)| p.as_str()).collect();
+    for crate_name in [
+        "sportello-sfu",
+        "sportello-rooms",
+        "sportello-backoffice",
+        "sportello-server",
+        "sportello-domain",
+        "sportello-store",
+    ] {
+        assert!(names.contains(&crate_name), "{crate_name} in {names:?}");
+    }
+    // The rooms reach the back office, and through nothing else the SFU's media stack.
+    assert!(reachable(&packages, "sportello-rooms").iter().any(|d| d == "sportello-backoffice"));
+    assert!(reachable(&packages, "sportello-server").iter().any(|d| d == "rtc"));
 }

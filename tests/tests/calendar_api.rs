@@ -16,8 +16,8 @@ use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sportello_signaling::api::auth::first_admin_link;
-use sportello_signaling::clock::Clock;
+use sportello_backoffice::clock::Clock;
+use sportello_server::api::auth::first_admin_link;
 use sportello_tests::server::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

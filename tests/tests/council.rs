@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sportello_signaling::secrets::hash_password_blocking;
+use sportello_backoffice::secrets::hash_password_blocking;
 use sportello_store::{NewUser, StaffRole, User};
 use sportello_tests::server::{Role, TestServer, WsClient};
 
@@ -36,7 +36,7 @@ fn logs() -> &'static Captured {
         let writer = captured.clone();
         // The binary's own filter, asked for everything.
         tracing_subscriber::fmt()
-            .with_env_filter(sportello_signaling::logging::env_filter(Some("trace")))
+            .with_env_filter(sportello_server::logging::env_filter(Some("trace")))
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .try_init()
@@ -114,7 +114,7 @@ async fn council() -> Council {
         .json(&json!({
             "title": "Consiglio comunale",
             "body": "consiglio",
-            "scheduled_at": sportello_signaling::token::unix_now(),
+            "scheduled_at": sportello_backoffice::token::unix_now(),
             "chair_id": chair.id,
             "quorum": "majority",
             "members": councillors.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),

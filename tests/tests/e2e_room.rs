@@ -202,7 +202,7 @@ impl Ctx {
 
 fn main() {
     netns::ensure_loopback_namespace();
-    // `E2E_LOG=sportello_signaling=info` shows the server's log (diagnosis; off by default).
+    // `E2E_LOG=sportello_server=info` shows the server's log (diagnosis; off by default).
     if let Ok(filter) = std::env::var("E2E_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).try_init();
     }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
-use sportello_signaling::live::{CHAMBER_PARTICIPANT, LiveState, LiveStatus, chamber_room};
-use sportello_signaling::secrets::hash_password_blocking;
-use sportello_signaling::token::unix_now;
+use sportello_backoffice::secrets::hash_password_blocking;
+use sportello_backoffice::token::unix_now;
+use sportello_rooms::live::{CHAMBER_PARTICIPANT, LiveState, LiveStatus, chamber_room};
 use sportello_store::{NewUser, StaffRole, User};
 use sportello_tests::server::{Claims, Role, TestServer};
 
@@ -43,7 +43,7 @@ async fn staff(server: &TestServer, name: &str, role: StaffRole) -> (User, Clien
     (user, client)
 }
 
-async fn live_with(adjust: impl FnOnce(&mut sportello_signaling::Config)) -> Live {
+async fn live_with(adjust: impl FnOnce(&mut sportello_server::Config)) -> Live {
     let server = TestServer::start_with(adjust).await;
     let (chair_user, chair) = staff(&server, "presidente", StaffRole::Chair).await;
     let (anna, councillor) = staff(&server, "anna", StaffRole::Councillor).await;

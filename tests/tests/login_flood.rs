@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use sportello_signaling::api::auth::first_admin_link;
-use sportello_signaling::api::login_guard::ADDRESS_BUDGET;
+use sportello_server::api::auth::first_admin_link;
+use sportello_server::api::login_guard::ADDRESS_BUDGET;
 use sportello_tests::server::TestServer;
 
 const PASSWORD: &str = "correct horse battery";

@@ -135,7 +135,7 @@ async fn two_participants_join_mute_and_leave() {
 #[tokio::test]
 async fn welcome_carries_the_configured_ice_servers() {
     let server = TestServer::start_with(|c| {
-        c.ice_servers = vec![sportello_signaling::config::IceServer {
+        c.ice_servers = vec![sportello_server::config::IceServer {
             urls: vec!["stun:stun.comune.example:3478".into()],
             username: None,
             credential: None,

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use sportello_signaling::links::citizen_claims;
-use sportello_signaling::token::unix_now;
+use sportello_backoffice::links::citizen_claims;
+use sportello_backoffice::token::unix_now;
 use sportello_store::{NewCouncilSession, Reschedule, Status, UserUpdate};
 use sportello_tests::server::{Claims, Role, TestServer};
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sportello_signaling::retention;
+use sportello_backoffice::retention;
 use sportello_store::Status;
 use sportello_tests::server::{Claims, Role, TestServer, WsClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -490,7 +490,7 @@ async fn appointment(server: &TestServer, starts_at: i64) -> sportello_store::Ap
 
 /// The citizen's claims as the emailed link carries them (the window of this appointment).
 fn citizen_claims(server: &TestServer, appointment: &sportello_store::Appointment) -> Claims {
-    sportello_signaling::links::citizen_claims(appointment, server.server.tokens.clock().now())
+    sportello_backoffice::links::citizen_claims(appointment, server.server.tokens.clock().now())
 }
 
 #[tokio::test]
@@ -584,7 +584,7 @@ async fn a_citizen_who_leaves_an_empty_room_keeps_the_appointment_until_both_met
     let appt = appointment(&server, now).await;
     let room = format!("appt-{}", appt.id);
     let citizen_id = format!("citizen-{}", appt.id);
-    let claims = sportello_signaling::links::citizen_claims(&appt, now);
+    let claims = sportello_backoffice::links::citizen_claims(&appt, now);
     let token = server.sign(&claims);
 
     // Admitted from the dashboard while no official is in the room; alone, the citizen leaves.

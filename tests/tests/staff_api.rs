@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use reqwest::cookie::Jar;
 use serde_json::{Value, json};
 use sportello_domain::booking::{Lang, slot_label};
-use sportello_signaling::api::auth::first_admin_link;
+use sportello_server::api::auth::first_admin_link;
 use sportello_tests::server::{Claims, Clock, Role, TestServer};
 
 const PASSWORD: &str = "correct horse battery";

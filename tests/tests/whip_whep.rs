@@ -17,7 +17,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sportello_signaling::secrets::hash_password_blocking;
+use sportello_backoffice::secrets::hash_password_blocking;
 use sportello_tests::server::{Claims, Role, TestServer, WsClient};
 use tokio::process::Command;
 
@@ -228,7 +228,7 @@ async fn scenario() -> Result<()> {
         check(Instant::now() < deadline, "no recording was archived within 60 s of council.end")?;
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    let file = sportello_signaling::recording::file_path(&server.server.config.data_dir, &rec)
+    let file = sportello_backoffice::recordings::file_path(&server.server.config.data_dir, &rec)
         .map_err(|e| format!("recording path: {e}"))?;
     let streams = ffprobe(&["-show_entries", "stream=codec_type,codec_name", "-of", "csv=p=0"], &file)?;
     let streams: Vec<&str> = streams.lines().map(str::trim).filter(|l| !l.is_empty()).collect();

@@ -3,8 +3,7 @@
 
 // The language: the server renders `?lang=` or Accept-Language. The language chosen on the other
 // pages (kept by shared/i18n.js) wins when the address names none, and the switch here (a plain
-// link) is remembered for them. Imported by absolute path: the archive pages still load this file
-// at its old address, /web/archive.js (see signaling/src/web.rs).
+// link) is remembered for them.
 import { LANGS, rememberLang, storedLang } from '/web/shared/i18n.js';
 
 function followChosenLanguage() {

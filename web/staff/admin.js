@@ -1,5 +1,5 @@
 // /staff/admin: administrators manage offices, services, staff and the municipality's settings.
-// Contract: signaling/src/api/admin.rs. Every server error is shown next to the form that caused it.
+// Contract: server/src/api/admin.rs. Every server error is shown next to the form that caused it.
 
 import { initPage, onLangChange, t } from '../shared/i18n.js';
 import { clearErrors, el, showError } from '../shared/dom.js';

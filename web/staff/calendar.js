@@ -1,7 +1,7 @@
 // /staff/calendario: an official's smart-working calendar — the month at a glance, the working
 // pattern (on site / remote / off per weekday, hours, contact band, date exceptions), absences,
 // external calendars (ICS subscriptions and uploads) and the outgoing feeds. An administrator picks
-// whose calendar to edit (`?user=<id>` on every call). Contract: signaling/src/api/calendar.rs.
+// whose calendar to edit (`?user=<id>` on every call). Contract: server/src/api/calendar.rs.
 
 import { addStrings, getLang, initPage, onLangChange, t } from '../shared/i18n.js';
 import { clearErrors, el, showError } from '../shared/dom.js';

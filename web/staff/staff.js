@@ -1,5 +1,5 @@
 // /staff: the login form, then the officials' desk — who is waiting (polled every 3 s), the
-// appointments of their offices, their virtual office and invitations. Contract: signaling/src/api/
+// appointments of their offices, their virtual office and invitations. Contract: server/src/api/
 // auth.rs and staff.rs. The session is an HttpOnly cookie: this script never sees it.
 
 import { getLang, initPage, onLangChange, t } from '../shared/i18n.js';

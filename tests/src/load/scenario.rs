@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sportello_signaling::token::{Claims, Role};
+use sportello_backoffice::token::{Claims, Role};
 use tokio::sync::watch;
 
 use super::engine::Engine;

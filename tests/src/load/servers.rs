@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sportello_signaling::token::TokenKey;
+use sportello_backoffice::token::TokenKey;
 
 use super::err;
 
@@ -69,7 +69,7 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(err("starting sportello (is it built? `cargo build --release -p sportello-signaling`)"))?;
+            .map_err(err("starting sportello (is it built? `cargo build --release -p sportello-server`)"))?;
         let pid = child.id();
         let mut server = Server {
             kind: Kind::Sportello,

@@ -32,7 +32,7 @@ async fn seed(server: &TestServer) -> Result<()> {
         )
         .await
         .map_err(e)?;
-    let hash = sportello_signaling::secrets::hash_password_blocking(PASSWORD).map_err(|e| err(e.to_string()))?;
+    let hash = sportello_backoffice::secrets::hash_password_blocking(PASSWORD).map_err(|e| err(e.to_string()))?;
     store.set_password(&official.id, &hash, now - 1).await.map_err(e)?;
     let hours: Vec<Vec<String>> =
         (0..7).map(|d| if d < 5 { vec!["08:00-18:00".to_owned()] } else { Vec::new() }).collect();

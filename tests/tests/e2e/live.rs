@@ -204,7 +204,7 @@ pub async fn council_live(ctx: &mut Ctx) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let file = sportello_signaling::recording::file_path(&server.server.config.data_dir, &rec)
+    let file = sportello_backoffice::recordings::file_path(&server.server.config.data_dir, &rec)
         .map_err(|e| err(format!("recording path: {e}")))?;
     let duration: f64 = ffprobe(&["-show_entries", "format=duration", "-of", "csv=p=0"], &file)?
         .trim()

@@ -55,7 +55,7 @@ pub async fn seed(server: &TestServer) -> Result<String> {
         .await
         .map_err(e)?;
     let hash =
-        sportello_signaling::secrets::hash_password_blocking(OFFICIAL_PASSWORD).map_err(|e| err(e.to_string()))?;
+        sportello_backoffice::secrets::hash_password_blocking(OFFICIAL_PASSWORD).map_err(|e| err(e.to_string()))?;
     store.set_password(&official.id, &hash, now - 1).await.map_err(e)?;
     let office = server
         .seed_office("Ufficio Anagrafe", &["08:00-18:00"], std::slice::from_ref(&official.id))

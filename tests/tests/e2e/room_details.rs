@@ -35,7 +35,7 @@ pub async fn room_details(ctx: &mut Ctx) -> Result<()> {
     let now = server.server.tokens.clock().now();
     let appt = server.seed_appointment(now).await.map_err(|e| err(e.to_string()))?;
     let room = format!("appt-{}", appt.id);
-    let link = sportello_signaling::links::join_link(&server.server.tokens, &server.url(), &appt, now)
+    let link = sportello_backoffice::links::join_link(&server.server.tokens, &server.url(), &appt, now)
         .map_err(|e| err(e.to_string()))?;
 
     // --- the device check names the appointment.

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sportello_signaling::token::{Claims, Role};
+use sportello_backoffice::token::{Claims, Role};
 use sportello_store::{NewUser, StaffRole};
 use sportello_tests::browser::{Browser, Result, err};
 use sportello_tests::server::TestServer;
@@ -34,7 +34,7 @@ async fn seed(server: &TestServer) -> Result<Seeded> {
     let store = &server.server.store;
     let now = server.server.tokens.clock().now();
     let e = |e: sportello_store::StoreError| err(format!("seeding the store: {e}"));
-    let hash = sportello_signaling::secrets::hash_password_blocking(PASSWORD).map_err(|e| err(e.to_string()))?;
+    let hash = sportello_backoffice::secrets::hash_password_blocking(PASSWORD).map_err(|e| err(e.to_string()))?;
     let mut ids = Vec::new();
     for (email, name, role) in
         [(OFFICIAL, "Giulia Bianchi", StaffRole::Official), (ADMIN, "Ada Admin", StaffRole::Admin)]

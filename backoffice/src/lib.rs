@@ -1,0 +1,38 @@
+//! Sportello's back office: the municipal use cases and the passes that run beside the rooms —
+//! no HTTP server, no media. The edge calls these with a [`BackOffice`](context::BackOffice).
+//!
+//! Layout:
+//! - [`context`]: [`BackOffice`](context::BackOffice) (store, key, mailer, clock, public URL) and its error.
+//! - [`links`]: the citizen's join, manage and cancel links and the join claims.
+//! - [`token`]: HS256 join tokens and the key file they are signed with; [`secrets`]: random secrets,
+//!   their hashes, Argon2id passwords.
+//! - [`mail`]: outgoing email (SMTP, or `.eml` files); [`booking_mail`]: the booking emails and `.ics`.
+//! - [`reminders`]: the reminder pass, every minute.
+//! - [`calendar_fetch`]: officials' own calendars in (subscriptions, uploads); [`feeds`]: `.ics` feeds out.
+//! - [`schedule`]: working patterns and holidays read from the store into the domain's types.
+//! - [`documents`], [`retention`], [`private`]: shared files, what is deleted when, private permissions.
+//! - [`settings`]: the keys of the administrator's settings; [`demo`]: `--demo` sample data.
+//! - [`clock`], [`time`], [`text`]: the server's "now", Europe/Rome conversions, bilingual messages.
+//!
+//! Invariants: rules live in `sportello-domain` (this crate does the I/O around them); errors are
+//! typed here and mapped to HTTP statuses once, at the edge.
+
+pub mod booking_mail;
+pub mod calendar_fetch;
+pub mod clock;
+pub mod context;
+pub mod demo;
+pub mod documents;
+pub mod feeds;
+pub mod links;
+pub mod mail;
+pub mod private;
+pub mod recordings;
+pub mod reminders;
+pub mod retention;
+pub mod schedule;
+pub mod secrets;
+pub mod settings;
+pub mod text;
+pub mod time;
+pub mod token;

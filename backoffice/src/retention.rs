@@ -1,0 +1,117 @@
+//! The background pass: what the privacy rules say must go, goes (documents — file first, then row —
+//! and chat past their retention; council recordings whose session ended more than
+//! `recording_retention` ago; staff sessions past their expiry), and confirmed appointments that ended more than
+//! [`CLOSE_AFTER_SECS`] ago become `completed` (the citizen came) or `no_show`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sportello_store::{Status, Store, StoreError};
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::{documents, recordings};
+
+/// How often the pass runs.
+pub const INTERVAL: Duration = Duration::from_secs(300);
+/// An appointment still `confirmed` this long after its end is closed by the pass.
+pub const CLOSE_AFTER_SECS: i64 = 30 * 60;
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sweep {
+    pub documents_deleted: u64,
+    pub chat_deleted: u64,
+    pub completed: u64,
+    pub no_show: u64,
+    pub recordings_deleted: u64,
+    pub sessions_deleted: u64,
+}
+
+/// One pass at `now` (tests call it directly).
+pub async fn run_once(store: &Store, data_dir: &Path, now: i64) -> Result<Sweep, StoreError> {
+    let mut sweep = Sweep::default();
+    for document in store.expired_documents(now).await? {
+        // The file first: a row without its file is harmless, a file without its row is forgotten.
+        if let Err(error) = documents::remove(data_dir, &document.room, &document.id).await {
+            tracing::error!(document = %document.id, %error, "cannot delete an expired document's file");
+            continue;
+        }
+        store.delete_document(&document.id).await?;
+        sweep.documents_deleted += 1;
+    }
+    sweep.chat_deleted = store.delete_expired_chat(now).await?;
+    sweep.sessions_deleted = store.delete_expired_sessions(now).await?;
+    for appointment in store.confirmed_ended_before(now - CLOSE_AFTER_SECS).await? {
+        let (to, detail) = match appointment.citizen_joined_at {
+            Some(_) => (Status::Completed, "ended"),
+            None => (Status::NoShow, "the citizen did not join"),
+        };
+        match store.set_status(&appointment.id, &[Status::Confirmed], to, "system", detail, now).await {
+            Ok(_) if to == Status::Completed => sweep.completed += 1,
+            Ok(_) => sweep.no_show += 1,
+            // Changed meanwhile (e.g. its room just ended): fine.
+            Err(StoreError::InvalidTransition { .. } | StoreError::NotFound) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    if sweep != Sweep::default() {
+        tracing::info!(?sweep, "retention pass");
+    }
+    Ok(sweep)
+}
+
+/// The whole pass at `now`: [`run_once`] (rows that carry their own expiry) and the recordings
+/// that ended more than `recording_retention` before `now`.
+pub async fn pass(
+    store: &Store,
+    data_dir: &Path,
+    now: i64,
+    recording_retention: Duration,
+) -> Result<Sweep, StoreError> {
+    let mut sweep = run_once(store, data_dir, now).await?;
+    let cutoff = now.saturating_sub(i64::try_from(recording_retention.as_secs()).unwrap_or(i64::MAX));
+    sweep.recordings_deleted = delete_expired_recordings(store, data_dir, cutoff).await?;
+    Ok(sweep)
+}
+
+/// Deletes the recordings that ended before `cutoff`: the file first, then the row (a row without
+/// its file is harmless, a published file without its row is forgotten).
+pub async fn delete_expired_recordings(store: &Store, data_dir: &Path, cutoff: i64) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    for expired in store.recordings_ended_before(cutoff).await? {
+        if let Err(error) = recordings::remove(data_dir, &expired).await {
+            tracing::error!(recording = %expired.id, %error, "cannot delete an expired recording's file");
+            continue;
+        }
+        match store.delete_recording(&expired.id).await {
+            Ok(()) | Err(StoreError::NotFound) => {}
+            Err(error) => return Err(error),
+        }
+        tracing::info!(recording = %expired.id, session = %expired.session_id, ended_at = expired.ended_at, "expired recording deleted");
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
+/// Runs [`pass`] every [`INTERVAL`] until the server shuts down.
+pub async fn run(
+    store: Store,
+    data_dir: std::path::PathBuf,
+    clock: Clock,
+    recording_retention: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(error) = pass(&store, &data_dir, clock.now(), recording_retention).await {
+                    tracing::error!(%error, "retention pass failed");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Sportello's realtime rooms: everything between a parsed websocket message and the SFU. No HTTP
+//! (the edge hands in parsed [`ClientMessage`](protocol::ClientMessage)s and drains each
+//! connection's queue), no mail, no HTTP client.
+//!
+//! Layout:
+//! - [`protocol`]: the websocket messages of `docs/signaling.md` and their parser.
+//! - [`error`]: [`ProtocolError`](error::ProtocolError): wire codes, Italian/English messages, close codes.
+//! - [`room`]: one room as an actor task: participants, lobby, tracks, reconnection grace, SFU calls.
+//! - [`rooms`]: the registry of live rooms and the router of [`SfuEvent`](sportello_sfu::SfuEvent)s.
+//! - [`council_room`]: the chaired council session inside a `council-<id>` room (floor, roll call, votes).
+//! - [`broadcast`]: a council room's public side — program feed selection, recording.
+//! - [`recording`]: finishing a council recording (ffmpeg remux, chapters, hash, row).
+//! - [`live`]: the public state board of council sessions.
+//! - [`persist`]: the queue through which rooms store chat and events without awaiting the store.
+//! - [`grants`]: whether a join token still opens its room (appointment, membership, account).
+//!
+//! Invariants: a room never awaits a websocket (per-connection bounded queues; a full queue closes
+//! that connection) nor the store (the persistence queue); nothing here knows RTP or ICE internals.
+
+pub mod broadcast;
+pub mod council_room;
+pub mod error;
+pub mod grants;
+pub mod live;
+pub mod persist;
+pub mod protocol;
+pub mod recording;
+pub mod room;
+pub mod rooms;

@@ -1,0 +1,634 @@
+//! Configuration, layered: defaults < TOML file < `SPORTELLO_*` environment < command-line flags.
+//!
+//! Every layer is a [`Layer`] of optional values; the higher one wins field by field. The file is
+//! `--config FILE` (or `SPORTELLO_CONFIG`), else `<data_dir>/sportello.toml` when it exists. The
+//! environment is passed in rather than read here so that the layering is testable.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use sportello_rooms::protocol::IceServer;
+
+/// Name of the configuration file looked up in the data directory.
+pub const CONFIG_FILE: &str = "sportello.toml";
+const ENV_PREFIX: &str = "SPORTELLO_";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// HTTP listener (pages, `/ws`, `/healthz`).
+    pub listen: SocketAddr,
+    /// The URL participants open, used in join links (no trailing slash).
+    pub public_url: String,
+    /// The one UDP port all media uses. Must be a concrete address unless `announced_ip` is set.
+    pub media_bind: SocketAddr,
+    /// Public address announced in ICE candidates when behind a 1:1 NAT.
+    pub announced_ip: Option<IpAddr>,
+    /// Holds `jwt.key` and, optionally, `sportello.toml`.
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// How long a participant whose websocket dropped stays in the room, waiting for it to come back.
+    pub reconnect_grace: Duration,
+    /// Participants per room, viewers included.
+    pub max_participants: usize,
+    /// STUN/TURN servers handed to browsers in `welcome`.
+    pub ice_servers: Vec<IceServer>,
+    /// `sqlite:PATH` or `postgres://…`; unset: SQLite at `<data_dir>/sportello.db`.
+    pub database_url: Option<String>,
+    /// `smtp://`, `smtps://` or `smtp+starttls://user:pass@host:port`; unset: every email is
+    /// written as an `.eml` file into `<data_dir>/outbox`.
+    pub smtp_url: Option<String>,
+    /// The From of every email.
+    pub mail_from: String,
+    /// How long before an appointment its reminder goes out.
+    pub reminder_lead: Duration,
+    /// How long documents and chat messages are kept after they are shared.
+    pub retention: Duration,
+    /// How long council recordings stay published after the session (the stated retention period
+    /// the Garante requires for recordings); then the file and its row are deleted.
+    pub recording_retention: Duration,
+    /// Largest accepted upload, in bytes.
+    pub max_upload: usize,
+    /// How often officials' calendar subscription URLs are fetched again.
+    pub calendar_refresh: Duration,
+    /// Connect + total time allowed for one calendar fetch.
+    pub calendar_fetch_timeout: Duration,
+    /// Whether calendar URLs may point at loopback, private or link-local addresses. Off: an
+    /// official's URL must not make the server probe the municipality's internal network.
+    pub calendar_allow_private: bool,
+    /// Concurrent viewers of council live streams (WHEP), all sessions together; beyond it a new
+    /// viewer gets 503 with `Retry-After`.
+    pub max_live_viewers: usize,
+    /// New live viewers (WHEP sessions) one client IP may open per minute. Behind a reverse proxy
+    /// every viewer shares the proxy's address: raise it there.
+    pub live_viewers_per_ip_minute: u32,
+    /// Websockets one client address may hold open before joining a room (429 beyond). Behind a
+    /// reverse proxy every client shares its address: raise it there.
+    pub ws_unjoined_per_ip: u32,
+    /// Failed logins one client address may have per 15 minutes before it waits (429); a fifth of
+    /// it may be in flight at once. Behind a reverse proxy every client shares its address: raise it.
+    pub login_failures_per_ip: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            media_bind: SocketAddr::from(([127, 0, 0, 1], 3478)),
+            announced_ip: None,
+            data_dir: PathBuf::from("./data"),
+            log_format: LogFormat::Text,
+            reconnect_grace: Duration::from_secs(15),
+            max_participants: 50,
+            ice_servers: Vec::new(),
+            database_url: None,
+            smtp_url: None,
+            mail_from: "Sportello <noreply@localhost>".into(),
+            reminder_lead: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(30 * 86_400),
+            recording_retention: Duration::from_secs(365 * 86_400),
+            max_upload: 10 * 1024 * 1024,
+            calendar_refresh: Duration::from_secs(30 * 60),
+            calendar_fetch_timeout: Duration::from_secs(10),
+            calendar_allow_private: false,
+            max_live_viewers: 1000,
+            live_viewers_per_ip_minute: 60,
+            ws_unjoined_per_ip: 8,
+            login_failures_per_ip: 20,
+        }
+    }
+}
+
+impl Config {
+    /// The database URL in effect (the default SQLite file under the data dir when unset).
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite:{}", self.data_dir.join("sportello.db").display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("unknown log format {other:?} (text or json)")),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("invalid configuration file {path}: {source}")]
+    ParseFile { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("invalid value of {key}: {reason}")]
+    Env { key: String, reason: String },
+    #[error(
+        "media_bind {0} is a wildcard address: browsers need a concrete address to reach. \
+         Bind a concrete address (e.g. the server's LAN IP) or set announced_ip (SPORTELLO_ANNOUNCED_IP) \
+         to the public address"
+    )]
+    WildcardMediaBind(SocketAddr),
+    #[error("invalid public_url {url:?}: {reason}")]
+    PublicUrl { url: String, reason: String },
+    #[error("max_participants must be at least 1")]
+    NoParticipants,
+}
+
+/// One layer of configuration: what a source sets, nothing for what it leaves alone.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub listen: Option<SocketAddr>,
+    pub public_url: Option<String>,
+    pub media_bind: Option<SocketAddr>,
+    pub announced_ip: Option<IpAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    #[serde(default, deserialize_with = "duration_in_file")]
+    pub reconnect_grace: Option<Duration>,
+    pub max_participants: Option<usize>,
+    pub ice_servers: Option<Vec<IceServer>>,
+    pub database_url: Option<String>,
+    pub smtp_url: Option<String>,
+    pub mail_from: Option<String>,
+    #[serde(default, deserialize_with = "duration_in_file")]
+    pub reminder_lead: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_in_file")]
+    pub retention: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_in_file")]
+    pub recording_retention: Option<Duration>,
+    pub max_upload: Option<usize>,
+    #[serde(default, deserialize_with = "duration_in_file")]
+    pub calendar_refresh: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_in_file")]
+    pub calendar_fetch_timeout: Option<Duration>,
+    pub calendar_allow_private: Option<bool>,
+    pub max_live_viewers: Option<usize>,
+    pub live_viewers_per_ip_minute: Option<u32>,
+    pub ws_unjoined_per_ip: Option<u32>,
+    pub login_failures_per_ip: Option<u32>,
+}
+
+impl Layer {
+    /// `self` wins over `lower`, field by field.
+    pub fn over(self, lower: Layer) -> Layer {
+        Layer {
+            listen: self.listen.or(lower.listen),
+            public_url: self.public_url.or(lower.public_url),
+            media_bind: self.media_bind.or(lower.media_bind),
+            announced_ip: self.announced_ip.or(lower.announced_ip),
+            data_dir: self.data_dir.or(lower.data_dir),
+            log_format: self.log_format.or(lower.log_format),
+            reconnect_grace: self.reconnect_grace.or(lower.reconnect_grace),
+            max_participants: self.max_participants.or(lower.max_participants),
+            ice_servers: self.ice_servers.or(lower.ice_servers),
+            database_url: self.database_url.or(lower.database_url),
+            smtp_url: self.smtp_url.or(lower.smtp_url),
+            mail_from: self.mail_from.or(lower.mail_from),
+            reminder_lead: self.reminder_lead.or(lower.reminder_lead),
+            retention: self.retention.or(lower.retention),
+            recording_retention: self.recording_retention.or(lower.recording_retention),
+            max_upload: self.max_upload.or(lower.max_upload),
+            calendar_refresh: self.calendar_refresh.or(lower.calendar_refresh),
+            calendar_fetch_timeout: self.calendar_fetch_timeout.or(lower.calendar_fetch_timeout),
+            calendar_allow_private: self.calendar_allow_private.or(lower.calendar_allow_private),
+            max_live_viewers: self.max_live_viewers.or(lower.max_live_viewers),
+            live_viewers_per_ip_minute: self.live_viewers_per_ip_minute.or(lower.live_viewers_per_ip_minute),
+            ws_unjoined_per_ip: self.ws_unjoined_per_ip.or(lower.ws_unjoined_per_ip),
+            login_failures_per_ip: self.login_failures_per_ip.or(lower.login_failures_per_ip),
+        }
+    }
+
+    fn apply_to(self, base: Config) -> Config {
+        let listen = self.listen.unwrap_or(base.listen);
+        Config {
+            listen,
+            // Unset, the public URL follows the listener, so `--listen` alone gives working links.
+            public_url: self.public_url.unwrap_or_else(|| url_of(listen)),
+            media_bind: self.media_bind.unwrap_or(base.media_bind),
+            announced_ip: self.announced_ip.or(base.announced_ip),
+            data_dir: self.data_dir.unwrap_or(base.data_dir),
+            log_format: self.log_format.unwrap_or(base.log_format),
+            reconnect_grace: self.reconnect_grace.unwrap_or(base.reconnect_grace),
+            max_participants: self.max_participants.unwrap_or(base.max_participants),
+            ice_servers: self.ice_servers.unwrap_or(base.ice_servers),
+            database_url: self.database_url.or(base.database_url),
+            smtp_url: self.smtp_url.or(base.smtp_url),
+            mail_from: self.mail_from.unwrap_or(base.mail_from),
+            reminder_lead: self.reminder_lead.unwrap_or(base.reminder_lead),
+            retention: self.retention.unwrap_or(base.retention),
+            recording_retention: self.recording_retention.unwrap_or(base.recording_retention),
+            max_upload: self.max_upload.unwrap_or(base.max_upload),
+            calendar_refresh: self.calendar_refresh.unwrap_or(base.calendar_refresh),
+            calendar_fetch_timeout: self.calendar_fetch_timeout.unwrap_or(base.calendar_fetch_timeout),
+            calendar_allow_private: self.calendar_allow_private.unwrap_or(base.calendar_allow_private),
+            max_live_viewers: self.max_live_viewers.unwrap_or(base.max_live_viewers),
+            live_viewers_per_ip_minute: self.live_viewers_per_ip_minute.unwrap_or(base.live_viewers_per_ip_minute),
+            ws_unjoined_per_ip: self.ws_unjoined_per_ip.unwrap_or(base.ws_unjoined_per_ip),
+            login_failures_per_ip: self.login_failures_per_ip.unwrap_or(base.login_failures_per_ip),
+        }
+    }
+
+    pub fn from_toml(text: &str) -> Result<Layer, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The `SPORTELLO_*` variables among `vars`; also returns `SPORTELLO_CONFIG`. Unknown
+    /// `SPORTELLO_*` names are ignored (other tools may share the prefix).
+    pub fn from_env(
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<(Layer, Option<PathBuf>), ConfigError> {
+        let mut layer = Layer::default();
+        let mut config_file = None;
+        for (key, value) in vars {
+            let Some(name) = key.to_str().and_then(|k| k.strip_prefix(ENV_PREFIX)) else { continue };
+            let key = format!("{ENV_PREFIX}{name}");
+            let value =
+                value.into_string().map_err(|_| ConfigError::Env { key: key.clone(), reason: "not UTF-8".into() })?;
+            let err = |reason: String| ConfigError::Env { key: key.clone(), reason };
+            fn parsed<T: FromStr>(v: &str) -> Result<T, String>
+            where
+                T::Err: fmt::Display,
+            {
+                v.trim().parse::<T>().map_err(|e| e.to_string())
+            }
+            match name {
+                "CONFIG" => config_file = Some(PathBuf::from(value)),
+                "LISTEN" => layer.listen = Some(parsed(&value).map_err(err)?),
+                "PUBLIC_URL" => layer.public_url = Some(value),
+                "MEDIA_BIND" => layer.media_bind = Some(parsed(&value).map_err(err)?),
+                "ANNOUNCED_IP" => layer.announced_ip = Some(parsed(&value).map_err(err)?),
+                "DATA_DIR" => layer.data_dir = Some(PathBuf::from(value)),
+                "LOG_FORMAT" => layer.log_format = Some(parsed(&value).map_err(err)?),
+                "RECONNECT_GRACE" => layer.reconnect_grace = Some(parse_duration(&value).map_err(err)?),
+                "MAX_PARTICIPANTS" => layer.max_participants = Some(parsed(&value).map_err(err)?),
+                // A JSON array of RTCIceServer, as in the browser API.
+                "ICE_SERVERS" => {
+                    layer.ice_servers = Some(serde_json::from_str(&value).map_err(|e| err(e.to_string()))?)
+                }
+                "DATABASE_URL" => layer.database_url = Some(value),
+                "SMTP_URL" => layer.smtp_url = Some(value),
+                "MAIL_FROM" => layer.mail_from = Some(value),
+                "REMINDER_LEAD" => layer.reminder_lead = Some(parse_duration(&value).map_err(err)?),
+                "RETENTION" => layer.retention = Some(parse_duration(&value).map_err(err)?),
+                "RECORDING_RETENTION" => layer.recording_retention = Some(parse_duration(&value).map_err(err)?),
+                "MAX_UPLOAD" => layer.max_upload = Some(parsed(&value).map_err(err)?),
+                "CALENDAR_REFRESH" => layer.calendar_refresh = Some(parse_duration(&value).map_err(err)?),
+                "CALENDAR_FETCH_TIMEOUT" => layer.calendar_fetch_timeout = Some(parse_duration(&value).map_err(err)?),
+                "CALENDAR_ALLOW_PRIVATE" => layer.calendar_allow_private = Some(parsed(&value).map_err(err)?),
+                "MAX_LIVE_VIEWERS" => layer.max_live_viewers = Some(parsed(&value).map_err(err)?),
+                "LIVE_VIEWERS_PER_IP_MINUTE" => layer.live_viewers_per_ip_minute = Some(parsed(&value).map_err(err)?),
+                "WS_UNJOINED_PER_IP" => layer.ws_unjoined_per_ip = Some(parsed(&value).map_err(err)?),
+                "LOGIN_FAILURES_PER_IP" => layer.login_failures_per_ip = Some(parsed(&value).map_err(err)?),
+                _ => {}
+            }
+        }
+        Ok((layer, config_file))
+    }
+}
+
+/// Command-line flags for the configuration, shared by every subcommand.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// Configuration file (TOML) [env: SPORTELLO_CONFIG] [default: <data-dir>/sportello.toml if present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address [env: SPORTELLO_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Public URL used in join links [env: SPORTELLO_PUBLIC_URL] [default: http://127.0.0.1:8080]
+    #[arg(long, global = true, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// The one UDP media address [env: SPORTELLO_MEDIA_BIND] [default: 127.0.0.1:3478]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub media_bind: Option<SocketAddr>,
+    /// Public IP announced to browsers (1:1 NAT) [env: SPORTELLO_ANNOUNCED_IP]
+    #[arg(long, global = true, value_name = "IP")]
+    pub announced_ip: Option<IpAddr>,
+    /// Data directory (token key, config file) [env: SPORTELLO_DATA_DIR] [default: ./data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format: text or json [env: SPORTELLO_LOG_FORMAT] [default: text]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Reconnection grace period, e.g. 15s, 500ms [env: SPORTELLO_RECONNECT_GRACE] [default: 15s]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub reconnect_grace: Option<Duration>,
+    /// Participants per room [env: SPORTELLO_MAX_PARTICIPANTS] [default: 50]
+    #[arg(long, global = true, value_name = "N")]
+    pub max_participants: Option<usize>,
+    /// STUN/TURN URL for browsers, repeatable; credentials go in the file or
+    /// SPORTELLO_ICE_SERVERS (JSON array of RTCIceServer)
+    #[arg(long = "ice-server", global = true, value_name = "URL")]
+    pub ice_servers: Vec<String>,
+    /// Database: sqlite:PATH or postgres://… [env: SPORTELLO_DATABASE_URL] [default: sqlite:<data-dir>/sportello.db]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+impl ConfigArgs {
+    fn layer(&self) -> Layer {
+        Layer {
+            listen: self.listen,
+            public_url: self.public_url.clone(),
+            media_bind: self.media_bind,
+            announced_ip: self.announced_ip,
+            data_dir: self.data_dir.clone(),
+            log_format: self.log_format,
+            reconnect_grace: self.reconnect_grace,
+            max_participants: self.max_participants,
+            ice_servers: (!self.ice_servers.is_empty()).then(|| {
+                self.ice_servers
+                    .iter()
+                    .map(|url| IceServer { urls: vec![url.clone()], username: None, credential: None })
+                    .collect()
+            }),
+            database_url: self.database_url.clone(),
+            // Credentials and mail settings come from the file or the environment, not the command line.
+            ..Layer::default()
+        }
+    }
+}
+
+impl Config {
+    /// Resolves the four layers. `env` is normally `std::env::vars_os()`.
+    pub fn load(args: &ConfigArgs, env: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Config, ConfigError> {
+        let (env_layer, env_file) = Layer::from_env(env)?;
+        let top = args.layer().over(env_layer);
+        // The file may itself move data_dir, but the file's default location comes from the layers above it.
+        let data_dir = top.data_dir.clone().unwrap_or_else(|| Config::default().data_dir);
+        let file = match args.config.clone().or(env_file) {
+            Some(path) => Some(path),
+            None => Some(data_dir.join(CONFIG_FILE)).filter(|p| p.is_file()),
+        };
+        let file_layer = match file {
+            Some(path) => read_file(&path)?,
+            None => Layer::default(),
+        };
+        let config = top.over(file_layer).apply_to(Config::default());
+        config.validated()
+    }
+
+    /// Checks what would otherwise fail later and obscurely (in a browser, far from the cause).
+    pub fn validated(mut self) -> Result<Config, ConfigError> {
+        if self.media_bind.ip().is_unspecified() && self.announced_ip.is_none() {
+            return Err(ConfigError::WildcardMediaBind(self.media_bind));
+        }
+        let url = url::Url::parse(&self.public_url)
+            .map_err(|e| ConfigError::PublicUrl { url: self.public_url.clone(), reason: e.to_string() })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(ConfigError::PublicUrl {
+                url: self.public_url.clone(),
+                reason: "must be an http:// or https:// URL".into(),
+            });
+        }
+        self.public_url = self.public_url.trim_end_matches('/').to_owned();
+        if self.max_participants == 0 {
+            return Err(ConfigError::NoParticipants);
+        }
+        Ok(self)
+    }
+}
+
+/// `http://<listen>`, with a wildcard address replaced by loopback (reachable from this machine).
+fn url_of(listen: SocketAddr) -> String {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, listen.port()))
+}
+
+fn read_file(path: &Path) -> Result<Layer, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })?;
+    Layer::from_toml(&text).map_err(|source| ConfigError::ParseFile { path: path.to_owned(), source: Box::new(source) })
+}
+
+/// In the file a duration is either a string like `"15s"` or a number of seconds.
+fn duration_in_file<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Seconds(s) => Ok(Some(Duration::from_secs(s))),
+        Raw::Text(t) => parse_duration(&t).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// `"300ms"`, `"15s"`, `"10m"`, `"8h"`, `"2d"`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("invalid duration {text:?} (e.g. 500ms, 15s, 8h)"))?;
+    let millis = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1_000),
+        "m" | "min" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        other => return Err(format!("unknown duration unit {other:?} in {text:?} (ms, s, m, h, d)")),
+    };
+    millis.map(Duration::from_millis).ok_or_else(|| format!("duration {text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect()
+    }
+
+    fn data_dir_with_file(text: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), text).unwrap();
+        dir
+    }
+
+    fn args_in(dir: &Path) -> ConfigArgs {
+        ConfigArgs { data_dir: Some(dir.to_owned()), ..ConfigArgs::default() }
+    }
+
+    #[test]
+    fn defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(&args_in(dir.path()), env(&[])).unwrap();
+        assert_eq!(config, Config { data_dir: dir.path().to_owned(), ..Config::default() });
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.media_bind.to_string(), "127.0.0.1:3478");
+        assert_eq!(config.reconnect_grace, Duration::from_secs(15));
+        assert_eq!(config.max_participants, 50);
+        assert_eq!(config.max_live_viewers, 1000);
+        assert!(config.ice_servers.is_empty());
+    }
+
+    #[test]
+    fn file_over_defaults_env_over_file_flags_over_env() {
+        let dir = data_dir_with_file(
+            r#"
+            listen = "127.0.0.1:9000"
+            public_url = "https://sportello.comune.example/"
+            media_bind = "10.0.0.5:3478"
+            log_format = "json"
+            reconnect_grace = "30s"
+            max_participants = 10
+            [[ice_servers]]
+            urls = "stun:stun.comune.example:3478"
+            "#,
+        );
+        let file_only = Config::load(&args_in(dir.path()), env(&[])).unwrap();
+        assert_eq!(file_only.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(file_only.public_url, "https://sportello.comune.example");
+        assert_eq!(file_only.log_format, LogFormat::Json);
+        assert_eq!(file_only.reconnect_grace, Duration::from_secs(30));
+        assert_eq!(file_only.max_participants, 10);
+        assert_eq!(file_only.ice_servers[0].urls, vec!["stun:stun.comune.example:3478".to_owned()]);
+
+        let vars = env(&[
+            ("SPORTELLO_LISTEN", "127.0.0.1:9100"),
+            ("SPORTELLO_MAX_PARTICIPANTS", "20"),
+            ("SPORTELLO_RECONNECT_GRACE", "500ms"),
+            ("PATH", "/usr/bin"),
+        ]);
+        let with_env = Config::load(&args_in(dir.path()), vars.clone()).unwrap();
+        assert_eq!(with_env.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(with_env.max_participants, 20);
+        assert_eq!(with_env.reconnect_grace, Duration::from_millis(500));
+        assert_eq!(with_env.log_format, LogFormat::Json, "untouched by env, still from the file");
+
+        let args = ConfigArgs { listen: Some("127.0.0.1:9200".parse().unwrap()), ..args_in(dir.path()) };
+        let with_flags = Config::load(&args, vars).unwrap();
+        assert_eq!(with_flags.listen.to_string(), "127.0.0.1:9200");
+        assert_eq!(with_flags.max_participants, 20, "untouched by flags, still from env");
+    }
+
+    #[test]
+    fn explicit_file_from_flag_or_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.toml");
+        std::fs::write(&path, "max_participants = 7\n").unwrap();
+        let by_flag = ConfigArgs { config: Some(path.clone()), ..args_in(dir.path()) };
+        assert_eq!(Config::load(&by_flag, env(&[])).unwrap().max_participants, 7);
+        let by_env = env(&[("SPORTELLO_CONFIG", path.to_str().unwrap())]);
+        assert_eq!(Config::load(&args_in(dir.path()), by_env).unwrap().max_participants, 7);
+        // A named file that does not exist is an error, not silently ignored.
+        let missing = ConfigArgs { config: Some(dir.path().join("nope.toml")), ..args_in(dir.path()) };
+        assert!(matches!(Config::load(&missing, env(&[])), Err(ConfigError::ReadFile { .. })));
+    }
+
+    #[test]
+    fn data_dir_from_env_locates_the_file() {
+        let dir = data_dir_with_file("max_participants = 3\nmax_live_viewers = 200\n");
+        let vars = env(&[("SPORTELLO_DATA_DIR", dir.path().to_str().unwrap())]);
+        let config = Config::load(&ConfigArgs::default(), vars).unwrap();
+        assert_eq!(config.max_participants, 3);
+        assert_eq!(config.max_live_viewers, 200);
+        assert_eq!(config.data_dir, dir.path());
+    }
+
+    #[test]
+    fn errors_name_their_source() {
+        let dir = data_dir_with_file("listen = \"127.0.0.1:9000\"\nlisten_port = 1\n");
+        let err = Config::load(&args_in(dir.path()), env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::ParseFile { .. }), "{err}");
+        assert!(err.to_string().contains("listen_port"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let err = Config::load(&args_in(dir.path()), env(&[("SPORTELLO_MAX_PARTICIPANTS", "many")])).unwrap_err();
+        assert!(err.to_string().contains("SPORTELLO_MAX_PARTICIPANTS"), "{err}");
+        let err = Config::load(&args_in(dir.path()), env(&[("SPORTELLO_ICE_SERVERS", "stun:x")])).unwrap_err();
+        assert!(err.to_string().contains("SPORTELLO_ICE_SERVERS"), "{err}");
+    }
+
+    #[test]
+    fn ice_servers_from_env_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let vars =
+            env(&[("SPORTELLO_ICE_SERVERS", r#"[{"urls":["turn:t.example:3478"],"username":"u","credential":"p"}]"#)]);
+        let config = Config::load(&args_in(dir.path()), vars).unwrap();
+        assert_eq!(
+            config.ice_servers,
+            vec![IceServer {
+                urls: vec!["turn:t.example:3478".into()],
+                username: Some("u".into()),
+                credential: Some("p".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn wildcard_media_bind_needs_announced_ip() {
+        let dir = tempfile::tempdir().unwrap();
+        let vars = env(&[("SPORTELLO_MEDIA_BIND", "0.0.0.0:3478")]);
+        let err = Config::load(&args_in(dir.path()), vars.clone()).unwrap_err();
+        assert!(matches!(err, ConfigError::WildcardMediaBind(_)));
+        assert!(err.to_string().contains("announced_ip"), "{err}");
+        let args = ConfigArgs { announced_ip: Some("203.0.113.7".parse().unwrap()), ..args_in(dir.path()) };
+        assert_eq!(Config::load(&args, vars).unwrap().announced_ip, Some("203.0.113.7".parse().unwrap()));
+        let v6 = Config { media_bind: "[::]:3478".parse().unwrap(), ..Config::default() };
+        assert!(v6.validated().is_err());
+    }
+
+    #[test]
+    fn public_url_follows_listen_unless_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ConfigArgs { listen: Some("0.0.0.0:9000".parse().unwrap()), ..args_in(dir.path()) };
+        assert_eq!(Config::load(&args, env(&[])).unwrap().public_url, "http://127.0.0.1:9000");
+        let args = ConfigArgs { listen: Some("[::1]:9000".parse().unwrap()), ..args_in(dir.path()) };
+        assert_eq!(Config::load(&args, env(&[])).unwrap().public_url, "http://[::1]:9000");
+        let vars = env(&[("SPORTELLO_PUBLIC_URL", "https://video.comune.example")]);
+        assert_eq!(Config::load(&args, vars).unwrap().public_url, "https://video.comune.example");
+    }
+
+    #[test]
+    fn public_url_must_be_http() {
+        for bad in ["sportello.example", "ftp://x", "http://"] {
+            let config = Config { public_url: bad.into(), ..Config::default() };
+            assert!(matches!(config.validated(), Err(ConfigError::PublicUrl { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("8h"), Ok(Duration::from_secs(8 * 3600)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86400)));
+        for bad in ["", "s", "-1s", "1.5s", "3 weeks", "99999999999999999999s", "18446744073709551615d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        let layer = Layer::from_toml("reconnect_grace = 20").unwrap();
+        assert_eq!(layer.reconnect_grace, Some(Duration::from_secs(20)));
+        let layer = Layer::from_toml("recording_retention = \"730d\"").unwrap();
+        assert_eq!(layer.recording_retention, Some(Duration::from_secs(730 * 86_400)));
+        assert_eq!(Config::default().recording_retention, Duration::from_secs(365 * 86_400));
+    }
+}

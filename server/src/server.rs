@@ -1,0 +1,356 @@
+//! The HTTP surface ([`app`]) and the running server ([`start`]): the binary and the integration
+//! tests start Sportello the same way, the tests on port 0 with a temporary data directory.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, Request, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sportello_sfu::{Sfu, SfuConfig, SfuError};
+use sportello_store::{Store, StoreError};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::{Config, ConfigError};
+use crate::state::AppState;
+use crate::{api, web, ws};
+use sportello_backoffice::clock::Clock;
+use sportello_backoffice::mail::{MailError, Mailer};
+use sportello_backoffice::retention;
+use sportello_backoffice::token::{KeyError, TokenKey};
+use sportello_rooms::rooms::Rooms;
+
+/// Errors of plain HTTP requests, turned into responses in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("not found")]
+    NotFound,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        match self {
+            HttpError::NotFound => web::not_found_page(),
+            HttpError::Internal(detail) => {
+                tracing::error!(%detail, "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Errore interno / Internal error\n").into_response()
+            }
+        }
+    }
+}
+
+/// Only our own files; media arrive as `MediaStream`s (`blob:` for recordings/snapshots), and the
+/// only connection besides same-origin fetches is the signaling websocket — to this server only:
+/// `connect-src` names `public_url`'s own ws(s) origin, never any host.
+pub fn content_security_policy(public_url: &str) -> String {
+    let websocket = url::Url::parse(public_url)
+        .ok()
+        .and_then(|mut url| {
+            let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+            url.set_scheme(scheme).ok()?;
+            Some(format!(" {}", url.origin().ascii_serialization()))
+        })
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+         media-src 'self' blob:; connect-src 'self'{websocket}; font-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// HSTS only when the public address is HTTPS (a year; subdomains are the municipality's business).
+const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
+
+pub fn app(state: AppState) -> Router {
+    let csp = HeaderValue::from_str(&content_security_policy(&state.config.public_url))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
+    let https = state.config.public_url.starts_with("https://");
+    let origin = Arc::new(crate::origin::OriginPolicy::new(&state.config.public_url));
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/ws", get(ws::handler))
+        .nest("/api", api::routes().layer(axum::middleware::from_fn_with_state(origin, crate::origin::check)))
+        .merge(web::routes())
+        .merge(api::council::page_routes())
+        .merge(api::archive::page_routes())
+        .fallback(not_found)
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, csp))
+        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        // Join links carry their token in the URL: never let it leak to another site.
+        .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
+        .layer(
+            // The path only: the query string of `/join?t=` is a credential and stays out of logs.
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+            }),
+        );
+    if https {
+        router.layer(header_layer(header::STRICT_TRANSPORT_SECURITY, STRICT_TRANSPORT_SECURITY))
+    } else {
+        router
+    }
+}
+
+fn header_layer(name: header::HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+/// An unknown address: the JSON error under `/api` (clients parse it), the HTML page elsewhere.
+async fn not_found(uri: Uri) -> Response {
+    let path = uri.path();
+    if path == "/api" || path.starts_with("/api/") {
+        api::ApiError::NotFound.into_response()
+    } else {
+        HttpError::NotFound.into_response()
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: std::path::PathBuf, source: std::io::Error },
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot set up email: {0}")]
+    Mail(#[from] MailError),
+    #[error("cannot start the media engine: {0}")]
+    Sfu(#[from] SfuError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("HTTP server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A started server. Dropping it shuts it down too (websockets close with 1001).
+pub struct RunningServer {
+    pub http_addr: SocketAddr,
+    /// The media UDP socket's address (the real one when bound to port 0).
+    pub media_addr: SocketAddr,
+    pub sfu: Sfu,
+    /// The key join tokens are signed with (to mint tokens in tests and in `sportello token`).
+    pub tokens: Arc<TokenKey>,
+    pub config: Arc<Config>,
+    pub rooms: Rooms,
+    pub store: Store,
+    /// The council sessions' public state (tests set it as a council room would).
+    pub live: sportello_rooms::live::LiveBoard,
+    shutdown: watch::Sender<bool>,
+    http: Option<JoinHandle<Result<(), std::io::Error>>>,
+    events: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// `http://<bound address>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// Stops accepting, closes every websocket (1001) and waits for the HTTP server to finish.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        let _ = self.shutdown.send(true);
+        self.events.abort();
+        match self.http.take() {
+            Some(http) => http.await?.map_err(ServerError::Serve),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Loads (or creates) the token key, starts the SFU on `media_bind`, binds `listen` and serves.
+pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    start_with_clock(config, Clock::system()).await
+}
+
+/// [`start`] with the server's notion of "now" given (tests run it at a chosen time of day).
+pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningServer, ServerError> {
+    let config = config.validated()?;
+    // 0700 before anything is written into it (an existing directory is tightened too).
+    sportello_backoffice::private::create_dir(&config.data_dir)
+        .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
+    let tokens = TokenKey::load_or_create(&config.data_dir)?.with_clock(clock);
+    let store = Store::connect(&config.database_url()).await?;
+    let mailer = Mailer::new(config.smtp_url.as_deref(), &config.mail_from, &config.data_dir)?;
+    let (sfu, events) = Sfu::start(SfuConfig {
+        udp_bind: config.media_bind,
+        announced_ip: config.announced_ip,
+        ..SfuConfig::default()
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let http_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let mut config = config;
+    if config.listen.port() == 0 {
+        // An ephemeral port (tests) cannot have been written into a public URL: links must point here.
+        config.public_url = format!("http://{http_addr}");
+    }
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let state = AppState::new(config, tokens, sfu.clone(), store, mailer, shutdown_rx.clone());
+    let (rooms, tokens, config, store, live) =
+        (state.rooms.clone(), state.tokens.clone(), state.config.clone(), state.store.clone(), state.live.clone());
+    let events = tokio::spawn(rooms.clone().route_events(events));
+    sportello_backoffice::reminders::spawn(
+        state.back_office.clone(),
+        state.config.reminder_lead,
+        state.shutdown.clone(),
+    );
+    sportello_backoffice::calendar_fetch::spawn(state.back_office.clone(), state.shutdown.clone());
+    tokio::spawn(retention::run(
+        store.clone(),
+        config.data_dir.clone(),
+        state.clock.clone(),
+        config.recording_retention,
+        shutdown_rx.clone(),
+    ));
+    let mut stop = shutdown_rx;
+    let http = tokio::spawn(async move {
+        // Connect info: the booking rate limit is per client address.
+        axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            })
+            .await
+    });
+    tracing::info!(http = %http_addr, media = %sfu.local_addr(), "listening");
+    Ok(RunningServer {
+        http_addr,
+        media_addr: sfu.local_addr(),
+        sfu,
+        tokens,
+        config,
+        rooms,
+        store,
+        live,
+        shutdown,
+        http: Some(http),
+        events,
+    })
+}
+
+/// A state over a fresh SQLite file and outbox in a temporary directory (kept alive by the guard).
+#[cfg(test)]
+pub(crate) async fn test_state() -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sfu, _events) =
+        Sfu::start(SfuConfig { udp_bind: "127.0.0.1:0".parse().expect("addr"), ..SfuConfig::default() }).expect("sfu");
+    let (_tx, rx) = watch::channel(false);
+    let config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+    let store = Store::connect(&config.database_url()).await.expect("store");
+    let mailer = Mailer::new(None, &config.mail_from, dir.path()).expect("mailer");
+    (AppState::new(config, TokenKey::random(), sfu, store, mailer, rx), dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, to_bytes};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn get(uri: &str) -> Response {
+        let (state, _dir) = test_state().await;
+        app(state).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn healthz() {
+        let response = get("/healthz").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(to_bytes(response.into_body(), 1024).await.unwrap(), "ok\n");
+    }
+
+    #[tokio::test]
+    async fn security_headers_on_every_response() {
+        for uri in ["/healthz", "/nope", "/web/../Cargo.toml"] {
+            let response = get(uri).await;
+            let headers = response.headers();
+            let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+            // The test state's public_url is the default http://127.0.0.1:8080.
+            assert!(
+                csp.contains("default-src 'self'") && csp.contains("connect-src 'self' ws://127.0.0.1:8080;"),
+                "{uri}"
+            );
+            assert!(
+                !csp.contains(" ws:;") && !csp.contains(" wss:") && !csp.contains(" ws: "),
+                "no websocket to any host"
+            );
+            assert!(!headers.contains_key(header::STRICT_TRANSPORT_SECURITY), "no HSTS over plain HTTP");
+            assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+            assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
+            assert_eq!(headers[header::REFERRER_POLICY], "no-referrer", "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn hsts_and_a_wss_connect_src_when_served_over_https() {
+        let (mut state, _dir) = test_state().await;
+        let public_url = "https://sportello.comune.example/".to_owned();
+        state.config = Arc::new(Config { public_url, ..(*state.config).clone() });
+        let response = app(state).oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers[header::STRICT_TRANSPORT_SECURITY], "max-age=31536000");
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("connect-src 'self' wss://sportello.comune.example;"), "{csp}");
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_404() {
+        assert_eq!(get("/nope").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(get("/web/../Cargo.toml").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(get("/web/does-not-exist.js").await.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn ws_without_upgrade_is_refused() {
+        let status = get("/ws?room=demo").await.status();
+        assert!(status.is_client_error(), "{status}");
+    }
+
+    #[tokio::test]
+    async fn start_binds_port_zero_and_shuts_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            media_bind: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let server = start(config).await.unwrap();
+        assert_ne!(server.http_addr.port(), 0);
+        assert_ne!(server.media_addr.port(), 0);
+        assert!(dir.path().join(sportello_backoffice::token::KEY_FILE).is_file());
+        let stream = tokio::net::TcpStream::connect(server.http_addr).await;
+        assert!(stream.is_ok());
+        drop(stream);
+        tokio::time::timeout(std::time::Duration::from_secs(5), server.shutdown()).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn start_refuses_a_wildcard_media_bind() {
+        let config = Config { media_bind: "0.0.0.0:0".parse().unwrap(), ..Config::default() };
+        assert!(matches!(start(config).await, Err(ServerError::Config(ConfigError::WildcardMediaBind(_)))));
+    }
+}

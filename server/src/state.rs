@@ -1,0 +1,95 @@
+//! [`AppState`]: what every request handler, websocket session and background task shares — the
+//! rooms, the store, the token key, the mailer, the clock, the limits kept in memory — built once
+//! per server.
+
+use std::sync::Arc;
+
+use sportello_sfu::Sfu;
+use sportello_store::Store;
+use tokio::sync::watch;
+
+use crate::api::login_guard::LoginGuard;
+use crate::config::Config;
+use sportello_backoffice::clock::Clock;
+use sportello_backoffice::context::{BackOffice, CalendarPolicy};
+use sportello_backoffice::mail::Mailer;
+use sportello_backoffice::token::TokenKey;
+use sportello_rooms::persist::{self, Persister};
+use sportello_rooms::room::RoomSettings;
+use sportello_rooms::rooms::Rooms;
+
+/// Everything a request handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub rooms: Rooms,
+    pub tokens: Arc<TokenKey>,
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub mailer: Mailer,
+    /// The server's "now" (shared with `tokens`).
+    pub clock: Clock,
+    pub login_guard: Arc<LoginGuard>,
+    /// Open websockets per client address (`client_addr::SocketGate`).
+    pub sockets: Arc<crate::client_addr::SocketGate>,
+    /// Changes (or closes) when the server shuts down; websocket sessions then close with 1001.
+    pub shutdown: watch::Receiver<bool>,
+    /// The public state of council sessions (`/live/<session>`), written by council rooms.
+    pub live: sportello_rooms::live::LiveBoard,
+    /// The same store, key, mailer and clock for the back office's use cases and passes.
+    pub back_office: BackOffice,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        tokens: TokenKey,
+        sfu: Sfu,
+        store: Store,
+        mailer: Mailer,
+        shutdown: watch::Receiver<bool>,
+    ) -> AppState {
+        let clock = tokens.clock().clone();
+        let (persist, jobs) = Persister::channel();
+        let live = sportello_rooms::live::LiveBoard::default();
+        let settings = RoomSettings {
+            reconnect_grace: config.reconnect_grace,
+            max_participants: config.max_participants,
+            ice_servers: config.ice_servers.clone(),
+            clock: clock.clone(),
+            retention: config.retention,
+            persist,
+            live: live.clone(),
+            data_dir: config.data_dir.clone(),
+        };
+        let rooms = Rooms::new(sfu, settings);
+        let tokens = Arc::new(tokens);
+        let login_guard = Arc::new(LoginGuard::new(config.login_failures_per_ip));
+        // Rooms queue chat and appointment events; this task writes them (it ends with `rooms`).
+        tokio::spawn(persist::run(jobs, store.clone(), rooms.downgrade()));
+        let back_office = BackOffice {
+            store: store.clone(),
+            tokens: Arc::clone(&tokens),
+            mailer: mailer.clone(),
+            clock: clock.clone(),
+            public_url: config.public_url.clone(),
+            calendars: CalendarPolicy {
+                refresh: config.calendar_refresh,
+                fetch_timeout: config.calendar_fetch_timeout,
+                allow_private: config.calendar_allow_private,
+            },
+        };
+        AppState {
+            back_office,
+            rooms,
+            tokens,
+            config: Arc::new(config),
+            store,
+            mailer,
+            clock,
+            login_guard,
+            sockets: Arc::default(),
+            shutdown,
+            live,
+        }
+    }
+}
