@@ -55,9 +55,6 @@ impl SendBatch {
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
 }
 
 pub struct MediaSocket {
