@@ -4,8 +4,10 @@
 //! - [`api`]: the types the signaling layer sees (no `rtc` types cross this line).
 //! - [`forward`]: the pure forwarding core — routing, RTP rewriting, keyframe-request throttling,
 //!   lossy per-subscriber queues, active-speaker detection. No I/O, time is passed in.
-//! - `transport` (private): the media engine — one UDP socket, batched `recvmmsg`/`sendmmsg`, sans-IO
-//!   `rtc` peer connections demultiplexed by ICE username then remote address, driven by one loop.
+//! - `transport` (private): the media engine — sans-IO `rtc` peer connections behind one address,
+//!   demultiplexed by ICE username then remote address; the engine owns no socket and reads no clock.
+//!   Its driver (`transport/driver/udp.rs`) gives it one UDP socket read and written in batches
+//!   (`recvmmsg`/`sendmmsg`), the real clock and a thread.
 //! - [`Sfu`]: a cheap, cloneable handle that sends commands to the engine's thread.
 
 pub mod api;

@@ -1,19 +1,22 @@
-//! The media engine: one thread, one UDP socket, every peer connection.
+//! The media engine: every peer connection, behind one address.
 //!
-//! One loop waits on three things — commands from signaling, readable datagrams, the earliest timer —
-//! and after each wake-up "flushes": peers that got input are polled for events, media and outgoing
-//! datagrams (only those peers: a set of dirty peers, not a scan), subscriber queues are drained into
-//! their peer connections, and everything outgoing leaves in `sendmmsg` batches. Timers live in an
-//! ordered set keyed by deadline, so an idle peer costs nothing.
+//! The engine is sans-IO, as `quinn-proto` and `str0m` are: it owns no socket and reads no clock. A
+//! driver ([`driver`](crate::transport::driver)) hands it commands ([`Engine::command`]), datagrams
+//! ([`Engine::datagram`]) and expired timers ([`Engine::timeouts`]), each with `now`; after each wake-up
+//! it calls [`Engine::flush`]: peers that got input are polled for events, media and outgoing datagrams
+//! (only those peers: a set of dirty peers, not a scan), subscriber queues are drained into their peer
+//! connections, and everything outgoing lands in [`Engine::transmits`], which the driver empties (in
+//! `sendmmsg` batches for the UDP one). It then sleeps until [`Engine::next_deadline`]. Timers live in
+//! an ordered set keyed by deadline, so an idle peer costs nothing.
 //!
 //! What to forward to whom is decided by the pure [`Router`](crate::forward::Router); this module only
 //! moves bytes between it and the `rtc` peer connections.
 //!
-//! This file holds the engine's state (peers, participants, tracks, rooms); its work is split by section:
-//! `run` (the thread and the loop), `input` (demultiplexing datagrams, timers), `flush` (polling dirty
-//! peers), `publish` (tracks in), `downtrack` (packets out to subscribers), `keyframes` (feedback and
-//! keyframe requests), `subscribe` (subscribe connections and negotiation), `participants` (join, offers,
-//! leave), `commands` (what the handle asks), `program` (program feeds, WHEP/WHIP, the recorder sink).
+//! This file holds the engine's state (peers, participants, tracks, rooms) and its output; its work is
+//! split by section: `input` (demultiplexing datagrams, timers), `flush` (polling dirty peers),
+//! `publish` (tracks in), `downtrack` (packets out to subscribers), `keyframes` (feedback and keyframe
+//! requests), `subscribe` (subscribe connections and negotiation), `participants` (join, offers, leave),
+//! `commands` (what the handle asks), `program` (program feeds, WHEP/WHIP, the recorder sink).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -45,7 +48,7 @@ use crate::forward::{
 };
 use crate::transport::dtls_replay::FlightReplay;
 use crate::transport::peer::{self, URI_AUDIO_LEVEL, URI_MID};
-use crate::transport::socket::{MediaSocket, RecvBatch, SendBatch};
+use crate::transport::socket::SendBatch;
 use crate::transport::stun;
 
 mod commands;
@@ -56,11 +59,9 @@ mod keyframes;
 mod participants;
 mod program;
 mod publish;
-mod run;
 mod subscribe;
 
 pub use commands::Command;
-pub use run::spawn;
 
 type PeerId = u64;
 type PartId = u64;
@@ -180,8 +181,7 @@ struct Room {
     speakers: ActiveSpeakerDetector<PartId>,
 }
 
-struct Engine {
-    socket: MediaSocket,
+pub(crate) struct Engine {
     /// The address in our ICE candidates (announced IP, bound port).
     announced: SocketAddr,
     config: SfuConfig,
@@ -197,7 +197,6 @@ struct Engine {
     timers: BTreeSet<(Instant, PeerId)>,
     dirty: Vec<PeerId>,
     out: SendBatch,
-    recv: RecvBatch,
     forwards: Vec<Forward>,
     keyframe_tracks: Vec<TrackKey>,
     next_id: u64,
@@ -213,11 +212,15 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(socket: MediaSocket, config: SfuConfig, events: mpsc::UnboundedSender<SfuEvent>) -> Self {
-        let local = socket.local_addr();
+    /// An engine whose datagrams leave from `local` (the bound socket's address, or a simulated one).
+    pub(crate) fn new(
+        local: SocketAddr,
+        config: SfuConfig,
+        events: mpsc::UnboundedSender<SfuEvent>,
+        now: Instant,
+    ) -> Self {
         let announced = SocketAddr::new(config.announced_ip.unwrap_or(local.ip()), local.port());
         Engine {
-            socket,
             announced,
             config,
             events,
@@ -232,11 +235,10 @@ impl Engine {
             timers: BTreeSet::new(),
             dirty: Vec::new(),
             out: SendBatch::default(),
-            recv: RecvBatch::default(),
             forwards: Vec::with_capacity(256),
             keyframe_tracks: Vec::new(),
             next_id: 1,
-            next_speaker_tick: Instant::now() + SPEAKER_TICK,
+            next_speaker_tick: now + SPEAKER_TICK,
             forwarded: 0,
             dropped: 0,
             programs: HashMap::new(),
@@ -249,5 +251,27 @@ impl Engine {
     fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// The datagrams flushed so far, for the driver to send.
+    pub(crate) fn transmits(&mut self) -> &mut SendBatch {
+        &mut self.out
+    }
+
+    pub(crate) fn has_transmits(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// When [`Engine::timeouts`] must next be called: the earliest peer timer, router timer or
+    /// active-speaker tick.
+    pub(crate) fn next_deadline(&self) -> Instant {
+        let mut d = self.next_speaker_tick;
+        if let Some((t, _)) = self.timers.first() {
+            d = d.min(*t);
+        }
+        if let Some(t) = self.router.next_timeout() {
+            d = d.min(t);
+        }
+        d
     }
 }

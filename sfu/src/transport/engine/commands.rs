@@ -90,8 +90,7 @@ pub enum Command {
 }
 
 impl Engine {
-    pub(super) fn command(&mut self, c: Command) {
-        let now = Instant::now();
+    pub(crate) fn command(&mut self, c: Command, now: Instant) {
         match c {
             Command::Join { room, participant, reply } => {
                 let _ = reply.send(self.join(room, participant, now));

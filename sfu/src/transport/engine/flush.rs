@@ -1,10 +1,11 @@
 //! The flush: dirty peers are polled for events, media and outgoing datagrams; subscriber queues
-//! are drained into their connections; what leaves goes out in `sendmmsg` batches.
+//! are drained into their connections; what leaves is queued for the driver to send.
 
 use super::*;
 
 impl Engine {
-    pub(super) fn flush(&mut self, now: Instant) {
+    /// Polls every peer that got input and queues what they send in [`Engine::transmits`].
+    pub(crate) fn flush(&mut self, now: Instant) {
         // Draining a publisher can dirty subscribers; loop until quiet.
         // Keyframe requests due now dirty their publishers, so they leave in this same flush.
         for _ in 0..8 {
@@ -22,13 +23,6 @@ impl Engine {
             self.drain_queues(&dirty, now);
             for &id in &dirty {
                 self.collect_writes(id);
-            }
-        }
-        if !self.out.is_empty() {
-            match self.socket.try_send_batch(&mut self.out) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => debug!(error = %e, "sendmmsg"),
             }
         }
     }

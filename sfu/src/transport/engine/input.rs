@@ -4,7 +4,8 @@
 use super::*;
 
 impl Engine {
-    pub(super) fn datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+    /// One received datagram; what it causes is sent by the next [`Engine::flush`].
+    pub(crate) fn datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
         // STUN names its peer connection by ufrag; anything else is routed by the learned address.
         let peer_id = match stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)) {
             Some(&id) => {
@@ -59,7 +60,8 @@ impl Engine {
         }
     }
 
-    pub(super) fn timeouts(&mut self, now: Instant) {
+    /// Runs the timers due at `now`.
+    pub(crate) fn timeouts(&mut self, now: Instant) {
         while let Some(&(t, id)) = self.timers.first() {
             if t > now {
                 break;

@@ -1,7 +1,16 @@
-//! The loop: one thread and one UDP socket; waits on commands, readable datagrams and the
-//! earliest timer, and flushes after every wake-up.
+//! The production driver: one thread, one UDP socket, the real clock. It waits on commands, readable
+//! datagrams and the engine's next deadline, and after every wake-up flushes the engine and sends
+//! what it produced in `sendmmsg` batches.
 
-use super::*;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::api::{SfuConfig, SfuError, SfuEvent};
+use crate::transport::engine::{Command, Engine};
+use crate::transport::socket::{MediaSocket, RecvBatch};
 
 /// Binds the socket and starts the engine thread.
 pub fn spawn(
@@ -33,7 +42,8 @@ pub fn spawn(
                         return;
                     }
                 };
-                Engine::new(socket, config, event_tx).run(cmd_rx).await;
+                let engine = Engine::new(socket.local_addr(), config, event_tx, Instant::now());
+                UdpDriver { socket, engine, recv: RecvBatch::default() }.run(cmd_rx).await;
             })
         })
         .map_err(|e| SfuError::Transport(e.to_string()))?;
@@ -48,41 +58,48 @@ enum Wake {
     Timer,
 }
 
-impl Engine {
-    pub(super) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+struct UdpDriver {
+    socket: MediaSocket,
+    engine: Engine,
+    recv: RecvBatch,
+}
+
+impl UdpDriver {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
             self.flush(Instant::now());
-            let deadline = self.next_deadline();
+            let deadline = self.engine.next_deadline();
             let wake = tokio::select! {
                 biased;
                 c = commands.recv() => Wake::Command(c),
                 r = self.socket.readable() => { if let Err(e) = r { warn!(error = %e, "media socket"); } Wake::Readable }
-                _ = self.socket.writable(), if !self.out.is_empty() => Wake::Writable,
+                _ = self.socket.writable(), if self.engine.has_transmits() => Wake::Writable,
                 _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
             };
             match wake {
                 Wake::Command(None) => break,
-                Wake::Command(Some(c)) => self.command(c),
+                Wake::Command(Some(c)) => self.engine.command(c, Instant::now()),
                 Wake::Readable => self.read_datagrams(),
                 Wake::Writable => {}
-                Wake::Timer => self.timeouts(Instant::now()),
+                Wake::Timer => self.engine.timeouts(Instant::now()),
             }
         }
         info!("media engine stopped");
     }
 
-    pub(super) fn next_deadline(&self) -> Instant {
-        let mut d = self.next_speaker_tick;
-        if let Some((t, _)) = self.timers.first() {
-            d = d.min(*t);
+    /// Flushes the engine and sends what the kernel takes now; the rest waits for writability.
+    fn flush(&mut self, now: Instant) {
+        self.engine.flush(now);
+        if self.engine.has_transmits() {
+            match self.socket.try_send_batch(self.engine.transmits()) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => debug!(error = %e, "sendmmsg"),
+            }
         }
-        if let Some(t) = self.router.next_timeout() {
-            d = d.min(t);
-        }
-        d
     }
 
-    pub(super) fn read_datagrams(&mut self) {
+    fn read_datagrams(&mut self) {
         // Bounded so a flood cannot starve commands and timers.
         for _ in 0..8 {
             let n = match self.socket.try_recv_batch(&mut self.recv) {
@@ -97,11 +114,9 @@ impl Engine {
                 return;
             }
             let now = Instant::now();
-            let recv = std::mem::take(&mut self.recv);
-            for (from, data) in recv.iter() {
-                self.datagram(from, data, now);
+            for (from, data) in self.recv.iter() {
+                self.engine.datagram(from, data, now);
             }
-            self.recv = recv;
             // Forward what this batch produced before reading the next one.
             self.flush(now);
         }
