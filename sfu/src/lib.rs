@@ -7,7 +7,8 @@
 //! - `transport` (private): the media engine — sans-IO `rtc` peer connections behind one address,
 //!   demultiplexed by ICE username then remote address; the engine owns no socket and reads no clock.
 //!   Its driver (`transport/driver/udp.rs`) gives it one UDP socket read and written in batches
-//!   (`recvmmsg`/`sendmmsg`), the real clock and a thread.
+//!   (`recvmmsg`/`sendmmsg`), the real clock and a thread; in tests an in-memory driver gives it
+//!   queues of datagrams and simulated time instead.
 //! - [`Sfu`]: a cheap, cloneable handle that sends commands to the engine's thread.
 
 pub mod api;

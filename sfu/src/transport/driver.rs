@@ -3,5 +3,9 @@
 //! sleeps until its next deadline.
 //!
 //! - [`udp`]: production — one UDP socket in batches (`recvmmsg`/`sendmmsg`), the real clock, a thread.
+//! - `memory` (tests): datagrams in queues and a clock the test advances, so engine tests need no
+//!   socket and do not wait for real time.
 
+#[cfg(test)]
+pub mod memory;
 pub mod udp;

@@ -8,3 +8,6 @@ pub mod peer;
 pub(crate) mod recorder;
 pub mod socket;
 pub mod stun;
+
+#[cfg(test)]
+mod tests;

@@ -55,6 +55,11 @@ impl SendBatch {
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
+    /// The oldest queued datagram (the in-memory driver sends one at a time).
+    #[cfg(test)]
+    pub fn pop(&mut self) -> Option<(SocketAddr, BytesMut)> {
+        self.queue.pop_front()
+    }
 }
 
 pub struct MediaSocket {
