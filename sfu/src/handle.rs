@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::*;
-use crate::transport::engine::{self, Command};
+use crate::transport::driver::udp;
+use crate::transport::engine::Command;
 
 /// A handle to the running media engine. Cloning is cheap; the engine stops when every handle is dropped.
 #[derive(Clone)]
@@ -17,7 +18,7 @@ pub struct Sfu {
 impl Sfu {
     /// Binds the media socket and starts the engine on its own thread.
     pub fn start(config: SfuConfig) -> Result<(Sfu, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
-        let (commands, events, local_addr) = engine::spawn(config)?;
+        let (commands, events, local_addr) = udp::spawn(config)?;
         Ok((Sfu { commands, local_addr }, events))
     }
 

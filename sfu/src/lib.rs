@@ -4,15 +4,25 @@
 //! - [`api`]: the types the signaling layer sees (no `rtc` types cross this line).
 //! - [`forward`]: the pure forwarding core — routing, RTP rewriting, keyframe-request throttling,
 //!   lossy per-subscriber queues, active-speaker detection. No I/O, time is passed in.
-//! - [`transport`]: the media engine — one UDP socket, batched `recvmmsg`/`sendmmsg`, sans-IO `rtc` peer
-//!   connections demultiplexed by ICE username then remote address, driven by one loop.
+//! - `transport` (private): the media engine — sans-IO `rtc` peer connections behind one address,
+//!   demultiplexed by ICE username then remote address; the engine owns no socket and reads no clock.
+//!   Its driver (`transport/driver/udp.rs`) gives it one UDP socket read and written in batches
+//!   (`recvmmsg`/`sendmmsg`), the real clock and a thread; in tests an in-memory driver gives it
+//!   queues of datagrams and simulated time instead.
 //! - [`Sfu`]: a cheap, cloneable handle that sends commands to the engine's thread.
 
 pub mod api;
 pub mod forward;
-pub mod transport;
-
 mod handle;
+mod transport;
+
+/// What the sans-IO test clients (`tests/`) share with the engine, so they configure their peer
+/// connections as ours are; not an API.
+#[doc(hidden)]
+pub mod test_support {
+    pub use crate::transport::feedback::{DeliverFeedback, SLOT};
+    pub use crate::transport::peer::host_candidate;
+}
 
 pub use api::*;
 pub use handle::Sfu;

@@ -95,8 +95,8 @@ impl Client {
         me.register_default_codecs()?;
         // Keyframe requests must reach us (a publisher answers them with a keyframe).
         let registry = Registry::new().with(
-            rtc::interceptor::Slot::from(sportello_sfu::transport::feedback::SLOT),
-            sportello_sfu::transport::feedback::DeliverFeedback::default(),
+            rtc::interceptor::Slot::from(sportello_sfu::test_support::SLOT),
+            sportello_sfu::test_support::DeliverFeedback::default(),
         );
         let registry = register_default_interceptors(registry, &mut me)?;
         let se =
@@ -107,7 +107,7 @@ impl Client {
             .with_media_engine(me)
             .with_interceptor_registry(registry)
             .build(Instant::now())?;
-        pc.add_local_candidate(sportello_sfu::transport::peer::host_candidate(local)?)?;
+        pc.add_local_candidate(sportello_sfu::test_support::host_candidate(local)?)?;
         Ok(Client {
             name: name.into(),
             pc,

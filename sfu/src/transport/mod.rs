@@ -1,4 +1,6 @@
-//! The media engine: one UDP socket, sans-IO `rtc` peer connections, one loop.
+//! The media engine: sans-IO `rtc` peer connections behind one address, and the drivers that give it
+//! a socket and a clock.
+pub mod driver;
 pub mod dtls_replay;
 pub mod engine;
 pub mod feedback;
@@ -6,3 +8,6 @@ pub mod peer;
 pub(crate) mod recorder;
 pub mod socket;
 pub mod stun;
+
+#[cfg(test)]
+mod tests;

@@ -55,8 +55,10 @@ impl SendBatch {
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
-    pub fn len(&self) -> usize {
-        self.queue.len()
+    /// The oldest queued datagram (the in-memory driver sends one at a time).
+    #[cfg(test)]
+    pub fn pop(&mut self) -> Option<(SocketAddr, BytesMut)> {
+        self.queue.pop_front()
     }
 }
 

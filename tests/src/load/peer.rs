@@ -124,8 +124,8 @@ impl Peer {
         me.register_default_codecs().map_err(err("registering codecs"))?;
         // Keyframe requests must reach us: a publisher answers them (see `Outgoing::keyframe_requested`).
         let registry = Registry::new().with(
-            rtc::interceptor::Slot::from(sportello_sfu::transport::feedback::SLOT),
-            sportello_sfu::transport::feedback::DeliverFeedback::default(),
+            rtc::interceptor::Slot::from(sportello_sfu::test_support::SLOT),
+            sportello_sfu::test_support::DeliverFeedback::default(),
         );
         let registry = register_default_interceptors(registry, &mut me).map_err(err("interceptors"))?;
         let se =
@@ -137,7 +137,7 @@ impl Peer {
             .with_interceptor_registry(registry)
             .build(Instant::now())
             .map_err(err("building a peer connection"))?;
-        let candidate = sportello_sfu::transport::peer::host_candidate(local).map_err(err("host candidate"))?;
+        let candidate = sportello_sfu::test_support::host_candidate(local).map_err(err("host candidate"))?;
         pc.add_local_candidate(candidate).map_err(err("adding the host candidate"))?;
         Ok(Peer {
             pc,

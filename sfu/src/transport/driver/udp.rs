@@ -1,0 +1,124 @@
+//! The production driver: one thread, one UDP socket, the real clock. It waits on commands, readable
+//! datagrams and the engine's next deadline, and after every wake-up flushes the engine and sends
+//! what it produced in `sendmmsg` batches.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::api::{SfuConfig, SfuError, SfuEvent};
+use crate::transport::engine::{Command, Engine};
+use crate::transport::socket::{MediaSocket, RecvBatch};
+
+/// Binds the socket and starts the engine thread.
+pub fn spawn(
+    config: SfuConfig,
+) -> Result<(mpsc::UnboundedSender<Command>, mpsc::UnboundedReceiver<SfuEvent>, SocketAddr), SfuError> {
+    let socket = std::net::UdpSocket::bind(config.udp_bind)
+        .map_err(|e| SfuError::Bind { addr: config.udp_bind, reason: e.to_string() })?;
+    let local_addr = socket.local_addr().map_err(|e| SfuError::Transport(e.to_string()))?;
+    if local_addr.ip().is_unspecified() && config.announced_ip.is_none() {
+        return Err(SfuError::Bind {
+            addr: local_addr,
+            reason: "a wildcard media address needs an announced IP (NAT 1:1)".into(),
+        });
+    }
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SfuError::Transport(e.to_string()))?;
+    std::thread::Builder::new()
+        .name("sfu-media".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let socket = match MediaSocket::new(socket) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(error = %e, "media socket unusable");
+                        return;
+                    }
+                };
+                let engine = Engine::new(socket.local_addr(), config, event_tx, Instant::now());
+                UdpDriver { socket, engine, recv: RecvBatch::default() }.run(cmd_rx).await;
+            })
+        })
+        .map_err(|e| SfuError::Transport(e.to_string()))?;
+    info!(%local_addr, "media engine listening (one UDP port for every peer connection)");
+    Ok((cmd_tx, event_rx, local_addr))
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Readable,
+    Writable,
+    Timer,
+}
+
+struct UdpDriver {
+    socket: MediaSocket,
+    engine: Engine,
+    recv: RecvBatch,
+}
+
+impl UdpDriver {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            self.flush(Instant::now());
+            let deadline = self.engine.next_deadline();
+            let wake = tokio::select! {
+                biased;
+                c = commands.recv() => Wake::Command(c),
+                r = self.socket.readable() => { if let Err(e) = r { warn!(error = %e, "media socket"); } Wake::Readable }
+                _ = self.socket.writable(), if self.engine.has_transmits() => Wake::Writable,
+                _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
+            };
+            match wake {
+                Wake::Command(None) => break,
+                Wake::Command(Some(c)) => self.engine.command(c, Instant::now()),
+                Wake::Readable => self.read_datagrams(),
+                Wake::Writable => {}
+                Wake::Timer => self.engine.timeouts(Instant::now()),
+            }
+        }
+        info!("media engine stopped");
+    }
+
+    /// Flushes the engine and sends what the kernel takes now; the rest waits for writability.
+    fn flush(&mut self, now: Instant) {
+        self.engine.flush(now);
+        if self.engine.has_transmits() {
+            match self.socket.try_send_batch(self.engine.transmits()) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => debug!(error = %e, "sendmmsg"),
+            }
+        }
+    }
+
+    fn read_datagrams(&mut self) {
+        // Bounded so a flood cannot starve commands and timers.
+        for _ in 0..8 {
+            let n = match self.socket.try_recv_batch(&mut self.recv) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    debug!(error = %e, "recvmmsg");
+                    return;
+                }
+            };
+            if n == 0 {
+                return;
+            }
+            let now = Instant::now();
+            for (from, data) in self.recv.iter() {
+                self.engine.datagram(from, data, now);
+            }
+            // Forward what this batch produced before reading the next one.
+            self.flush(now);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Downtracks: the router's decisions queued per subscriber, drained into its connection as the
+//! pacer allows, with the payload type and header extensions of the subscriber's leg.
+
+use super::*;
+
+impl Engine {
+    /// Queues the router's decisions for one packet: a copy per downtrack, re-headed.
+    pub(super) fn dispatch(&mut self, packet: &rtp::Packet, forwards: &[Forward], now: Instant) {
+        for f in forwards {
+            let mut p = packet.clone();
+            p.header.ssrc = f.ssrc;
+            p.header.sequence_number = f.seq;
+            p.header.timestamp = f.timestamp;
+            let Some(sub_peer) = self.parts.get(&f.down.subscriber.0).and_then(|p| p.subscribe) else {
+                self.sink_packet(f, p, now);
+                continue;
+            };
+            let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&sub_peer) else { continue };
+            if let Some(evicted) = leg.queue.push((f.down.track, p)) {
+                self.dropped += 1;
+                self.router.overflowed(DownTrackKey { subscriber: f.down.subscriber, track: evicted.0 }, now);
+            }
+            self.mark_dirty(sub_peer);
+        }
+    }
+
+    /// Moves queued packets into each subscriber connection, as fast as its pacer allows.
+    pub(super) fn drain_queues(&mut self, ids: &[PeerId], now: Instant) {
+        for &id in ids {
+            let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&id) else { continue };
+            while let Some((_, head)) = leg.queue.front() {
+                if !leg.pacer.try_consume(head.payload.len() + 40, now) {
+                    break;
+                }
+                let Some((key, mut packet)) = leg.queue.pop() else { break };
+                let (Some(down), Some(track)) = (leg.downs.get_mut(&key), self.tracks.get(&key)) else { continue };
+                let Some(pt) = down.pt else { continue };
+                packet.header.payload_type = pt;
+                remap_extensions(&mut packet, down, track);
+                match pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, packet)) {
+                    Some(Ok(())) => self.forwarded += 1,
+                    Some(Err(e)) => debug!(error = %e, "write_rtp"),
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+impl Down {
+    /// Reads what the completed negotiation gave this downtrack: payload type, header-extension
+    /// ids, the MID extension (`None` if the peer refused the codec: nothing is routed then).
+    pub(super) fn negotiated(&mut self, pc: &mut RTCPeerConnection, kind: MediaKind) {
+        let Some(mut sender) = pc.rtp_sender(self.sender) else { return };
+        let params = sender.get_parameters();
+        let want = if kind == MediaKind::Audio { "audio/opus" } else { "video/vp8" };
+        self.pt = params
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(want))
+            .map(|c| c.payload_type);
+        self.extensions = params.rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect();
+        self.mid_ext = self.extensions.iter().find(|(_, u)| u == URI_MID).map(|(id, _)| *id);
+        self.ext_map = None;
+    }
+}
+
+/// Rewrites the header extensions of a forwarded packet for the subscriber's leg: ids are remapped
+/// by URI, extensions the subscriber did not negotiate are dropped (`write_rtp` refuses unknown ids),
+/// and the MID is replaced by the subscriber's own m-line — the publisher's MID names an m-line of
+/// another connection, and a browser demultiplexes by MID before SSRC.
+fn remap_extensions(packet: &mut rtp::Packet, down: &mut Down, track: &Track) {
+    let stale = down.ext_map.as_ref().is_none_or(|(generation, _)| *generation != track.feed_gen);
+    if stale {
+        let from: Vec<(u8, &str)> =
+            track.extensions.iter().filter(|(_, u)| u != URI_MID).map(|(id, u)| (*id, u.as_str())).collect();
+        let to: Vec<(u8, &str)> = down.extensions.iter().map(|(id, u)| (*id, u.as_str())).collect();
+        down.ext_map = Some((track.feed_gen, ExtensionMap::new(&from, &to)));
+    }
+    let Some((_, map)) = &down.ext_map else { return };
+    let header = &mut packet.header;
+    header.extensions.retain_mut(|e| match map.map(e.id) {
+        Some(id) => {
+            e.id = id;
+            true
+        }
+        None => false,
+    });
+    if let (Some(id), Some(mid)) = (down.mid_ext, &down.mid) {
+        header.extensions.push(rtp::header::Extension { id, payload: mid.clone() });
+        header.extension_profile = rtp::header::EXTENSION_PROFILE_ONE_BYTE;
+    }
+    header.extension = !header.extensions.is_empty();
+    // The unmarshalled padding described the original extension block; ours is re-padded on marshal.
+    header.extensions_padding = 0;
+}

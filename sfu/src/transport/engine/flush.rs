@@ -1,0 +1,119 @@
+//! The flush: dirty peers are polled for events, media and outgoing datagrams; subscriber queues
+//! are drained into their connections; what leaves is queued for the driver to send.
+
+use super::*;
+
+impl Engine {
+    /// Polls every peer that got input and queues what they send in [`Engine::transmits`].
+    pub(crate) fn flush(&mut self, now: Instant) {
+        // Draining a publisher can dirty subscribers; loop until quiet.
+        // Keyframe requests due now dirty their publishers, so they leave in this same flush.
+        for _ in 0..8 {
+            self.request_keyframes(now);
+            if self.dirty.is_empty() {
+                break;
+            }
+            let dirty = std::mem::take(&mut self.dirty);
+            for &id in &dirty {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.dirty = false;
+                }
+                self.drain_peer(id, now);
+            }
+            self.drain_queues(&dirty, now);
+            for &id in &dirty {
+                self.collect_writes(id);
+            }
+        }
+    }
+
+    pub(super) fn drain_peer(&mut self, id: PeerId, now: Instant) {
+        while let Some(ev) = self.peers.get_mut(&id).and_then(|p| p.pc.poll_event()) {
+            self.peer_event(id, ev, now);
+        }
+        while let Some(msg) = self.peers.get_mut(&id).and_then(|p| p.pc.poll_read()) {
+            self.peer_message(id, msg.message, now);
+        }
+    }
+
+    pub(super) fn collect_writes(&mut self, id: PeerId) {
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        while let Some(w) = p.pc.poll_write() {
+            if let Some(replay) = &mut p.handshake {
+                replay.sent(&w.message);
+            }
+            self.out.push(w.transport.peer_addr, w.message);
+        }
+        let next = p.pc.poll_timeout();
+        if next != p.deadline {
+            if let Some(old) = p.deadline {
+                self.timers.remove(&(old, id));
+            }
+            if let Some(new) = next {
+                self.timers.insert((new, id));
+            }
+            p.deadline = next;
+        }
+    }
+
+    pub(super) fn peer_event(&mut self, id: PeerId, ev: RTCPeerConnectionEvent, now: Instant) {
+        match ev {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                let Some(p) = self.peers.get(&id) else { return };
+                let kind = match p.leg {
+                    Leg::Publish(_) => PcKind::Publish,
+                    Leg::Subscribe(_) => PcKind::Subscribe,
+                };
+                let state = match state {
+                    RTCPeerConnectionState::Connected => PeerState::Connected,
+                    RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
+                    RTCPeerConnectionState::Failed => PeerState::Failed,
+                    RTCPeerConnectionState::Closed => PeerState::Closed,
+                    _ => PeerState::Connecting,
+                };
+                let owner = p.owner;
+                if state == PeerState::Connected
+                    && let Some(p) = self.peers.get_mut(&id)
+                {
+                    p.handshake = None;
+                }
+                if kind == PcKind::Subscribe && state == PeerState::Connected {
+                    if let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&id) {
+                        leg.connected = true;
+                    }
+                    self.start_routing(id, now);
+                }
+                if let Some(part) = self.parts.get(&owner)
+                    && part.transient
+                    && matches!(state, PeerState::Failed | PeerState::Closed)
+                {
+                    let (room, participant) = (part.room.clone(), part.id.clone());
+                    info!(room = %room, participant = %participant, ?state, "HTTP-managed connection ended; released");
+                    let _ = self.leave(&room, &participant, now);
+                    return;
+                }
+                if let Some(part) = self.parts.get(&owner) {
+                    debug!(room = %part.room, participant = %part.id, pc = %kind, ?state, "peer connection state");
+                    let _ = self.events.send(SfuEvent::PeerState {
+                        room: part.room.clone(),
+                        participant: part.id.clone(),
+                        pc: kind,
+                        state,
+                    });
+                }
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                self.track_opened(id, init.receiver_id, init.track_id, init.ssrc, now);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn peer_message(&mut self, id: PeerId, msg: RTCMessage, now: Instant) {
+        match msg {
+            RTCMessage::RtpPacket(track_id, packet) => self.media_in(id, &track_id, packet, now),
+            RTCMessage::RtcpPacket(track_id, packets) => self.feedback_in(id, &track_id, &packets, now),
+            _ => {}
+        }
+    }
+}
