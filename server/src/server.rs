@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderValue, Request, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Request, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sportello_sfu::{Sfu, SfuConfig, SfuError};
@@ -23,27 +23,6 @@ use sportello_backoffice::mail::{MailError, Mailer};
 use sportello_backoffice::retention;
 use sportello_backoffice::token::{KeyError, TokenKey};
 use sportello_rooms::rooms::Rooms;
-
-/// Errors of plain HTTP requests, turned into responses in one place.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    #[error("not found")]
-    NotFound,
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl IntoResponse for HttpError {
-    fn into_response(self) -> Response {
-        match self {
-            HttpError::NotFound => web::not_found_page(),
-            HttpError::Internal(detail) => {
-                tracing::error!(%detail, "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Errore interno / Internal error\n").into_response()
-            }
-        }
-    }
-}
 
 /// Only our own files; media arrive as `MediaStream`s (`blob:` for recordings/snapshots), and the
 /// only connection besides same-origin fetches is the signaling websocket — to this server only:
@@ -108,7 +87,7 @@ async fn not_found(uri: Uri) -> Response {
     if path == "/api" || path.starts_with("/api/") {
         api::ApiError::NotFound.into_response()
     } else {
-        HttpError::NotFound.into_response()
+        web::HttpError::NotFound.into_response()
     }
 }
 
@@ -250,28 +229,16 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
     })
 }
 
-/// A state over a fresh SQLite file and outbox in a temporary directory (kept alive by the guard).
-#[cfg(test)]
-pub(crate) async fn test_state() -> (AppState, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (sfu, _events) =
-        Sfu::start(SfuConfig { udp_bind: "127.0.0.1:0".parse().expect("addr"), ..SfuConfig::default() }).expect("sfu");
-    let (_tx, rx) = watch::channel(false);
-    let config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
-    let store = Store::connect(&config.database_url()).await.expect("store");
-    let mailer = Mailer::new(None, &config.mail_from, dir.path()).expect("mailer");
-    (AppState::new(config, TokenKey::random(), sfu, store, mailer, rx), dir)
-}
-
 #[cfg(test)]
 mod tests {
     use axum::body::{Body, to_bytes};
+    use axum::http::StatusCode;
     use tower::ServiceExt;
 
     use super::*;
 
     async fn get(uri: &str) -> Response {
-        let (state, _dir) = test_state().await;
+        let (state, _dir) = crate::state::test_state().await;
         app(state).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()
     }
 
@@ -306,7 +273,7 @@ mod tests {
 
     #[tokio::test]
     async fn hsts_and_a_wss_connect_src_when_served_over_https() {
-        let (mut state, _dir) = test_state().await;
+        let (mut state, _dir) = crate::state::test_state().await;
         let public_url = "https://sportello.comune.example/".to_owned();
         state.config = Arc::new(Config { public_url, ..(*state.config).clone() });
         let response = app(state).oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();

@@ -93,3 +93,17 @@ impl AppState {
         }
     }
 }
+
+/// A state over a fresh SQLite file and outbox in a temporary directory (kept alive by the guard).
+#[cfg(test)]
+pub(crate) async fn test_state() -> (AppState, tempfile::TempDir) {
+    use sportello_sfu::SfuConfig;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sfu, _events) =
+        Sfu::start(SfuConfig { udp_bind: "127.0.0.1:0".parse().expect("addr"), ..SfuConfig::default() }).expect("sfu");
+    let (_tx, rx) = watch::channel(false);
+    let config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+    let store = Store::connect(&config.database_url()).await.expect("store");
+    let mailer = Mailer::new(None, &config.mail_from, dir.path()).expect("mailer");
+    (AppState::new(config, TokenKey::random(), sfu, store, mailer, rx), dir)
+}

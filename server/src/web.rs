@@ -10,12 +10,32 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
 
-use crate::server::HttpError;
 use crate::state::AppState;
 
 #[derive(RustEmbed)]
 #[folder = "../web/"]
 struct Assets;
+
+/// Errors of plain HTTP requests, turned into responses in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("not found")]
+    NotFound,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        match self {
+            HttpError::NotFound => not_found_page(),
+            HttpError::Internal(detail) => {
+                tracing::error!(%detail, "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Errore interno / Internal error\n").into_response()
+            }
+        }
+    }
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -155,7 +175,7 @@ mod tests {
     use super::*;
 
     async fn get(uri: &str) -> Response {
-        let (state, _dir) = crate::server::test_state().await;
+        let (state, _dir) = crate::state::test_state().await;
         let app: Router = routes().with_state(state);
         app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()
     }

@@ -20,8 +20,8 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::ApiError;
 use super::error::request_lang;
-use crate::server::HttpError;
 use crate::state::AppState;
+use crate::web::HttpError;
 use sportello_backoffice::recordings::{self as recording, Chapter};
 
 pub fn routes() -> Router<AppState> {
