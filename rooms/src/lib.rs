@@ -27,3 +27,4 @@ pub mod protocol;
 pub mod recording;
 pub mod room;
 pub mod rooms;
+pub mod session;

@@ -1,0 +1,295 @@
+//! One signaling session in front of a room, over any message transport: the server adapts its
+//! websocket library to [`Inbound`]/[`Outbound`] frames and calls [`run`].
+//!
+//! A reader (frames in → parse → room) and a writer (outgoing queue → frames out, pings) run in one
+//! task; whichever ends first ends the session. The session enforces the transport rules of
+//! `docs/signaling.md` (size limit, text only, join first and within 10 s) so that the room only
+//! ever sees well-formed messages from authenticated participants.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use sportello_backoffice::token::TokenKey;
+use sportello_store::Store;
+use tokio::sync::watch;
+use tokio::time::{Instant, timeout, timeout_at};
+
+use crate::error::{Lang, ProtocolError};
+use crate::grants::Revoked;
+use crate::protocol::{self, ClientMessage, MAX_FRAME};
+use crate::room::{ConnId, Connection, Gone, Outbox, Outgoing, SharedText};
+use crate::rooms::{RoomHandle, Rooms};
+
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// Browsers answer pings; three silent intervals mean the peer is gone.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+/// A write that takes longer means the peer does not read: give up on it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the peer's answer to our close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// Frames queued for one connection before it counts as too slow and is closed.
+const OUTBOX_CAPACITY: usize = 256;
+
+/// Close codes that are not protocol errors (see "Errors" in `docs/signaling.md`).
+pub const CLOSE_NORMAL: u16 = 1000;
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_POLICY: u16 = 1008;
+
+/// A frame from the peer, as the transport read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    Text(String),
+    Binary,
+    /// Pings (answered by the transport) and pongs: only proof of liveness.
+    Ping,
+    Pong,
+    /// The peer's close; the transport answers it and then ends the stream.
+    Close,
+    /// The transport refused a frame above its read limit (this many bytes).
+    TooLarge(usize),
+}
+
+/// A frame for the peer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    Text(SharedText),
+    Close(u16, &'static str),
+    Ping,
+}
+
+/// What a session needs from the server.
+#[derive(Clone)]
+pub struct Context {
+    pub rooms: Rooms,
+    pub tokens: Arc<TokenKey>,
+    pub store: Store,
+    /// Changes (or closes) when the server shuts down: the session closes with 1001.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Runs one session to its end. `expected_room`: when set, the token must be for this room.
+/// `on_joined` is called when the peer is in a room (the per-address count of unjoined sockets);
+/// it lives as long as the session (what it holds is released when the session ends).
+/// A read error (`Err`) means the transport is dead.
+pub async fn run<S, K, E>(
+    stream: S,
+    sink: K,
+    context: Context,
+    id: ConnId,
+    lang: Lang,
+    expected_room: Option<String>,
+    on_joined: impl FnMut() + Send,
+) where
+    S: Stream<Item = Result<Inbound, E>> + Unpin,
+    K: Sink<Outbound> + Unpin,
+    E: std::fmt::Display,
+{
+    tracing::debug!("session opened");
+    let (conn, outbox) = Connection::new(id, lang, OUTBOX_CAPACITY);
+    let mut session = Session {
+        conn,
+        context: context.clone(),
+        expected_room,
+        on_joined: Box::new(on_joined),
+        joined: None,
+        left: false,
+        closing: false,
+    };
+    tokio::select! {
+        () = write(sink, outbox, context.shutdown.clone()) => {}
+        () = session.read(stream) => {}
+    }
+    if let (Some(room), false) = (&session.joined, session.left) {
+        room.disconnected().await;
+    }
+    tracing::debug!("session closed");
+}
+
+struct Session<'a> {
+    conn: Connection,
+    context: Context,
+    expected_room: Option<String>,
+    on_joined: Box<dyn FnMut() + Send + 'a>,
+    joined: Option<RoomHandle>,
+    left: bool,
+    /// A close frame is queued: frames are no longer processed.
+    closing: bool,
+}
+
+impl Session<'_> {
+    /// Returns when the peer is gone. After queuing a close it only drains the transport, waiting
+    /// for the peer's closing handshake (or the writer's linger) to end the session.
+    async fn read<S, E>(&mut self, mut stream: S)
+    where
+        S: Stream<Item = Result<Inbound, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        self.read_frames(&mut stream).await;
+        if self.closing {
+            loop {
+                match stream.next().await {
+                    Some(Ok(Inbound::TooLarge(_))) | Some(Err(_)) => {
+                        // Unreadable (e.g. after an oversized frame): let the writer finish alone.
+                        std::future::pending::<()>().await
+                    }
+                    Some(Ok(_)) => continue,
+                    None => return,
+                }
+            }
+        }
+    }
+
+    async fn read_frames<S, E>(&mut self, stream: &mut S)
+    where
+        S: Stream<Item = Result<Inbound, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let join_deadline = Instant::now() + JOIN_TIMEOUT;
+        loop {
+            let next = match self.joined {
+                None => timeout_at(join_deadline, stream.next()).await,
+                Some(_) => timeout(IDLE_TIMEOUT, stream.next()).await,
+            };
+            let frame = match next {
+                Err(_) if self.joined.is_none() => {
+                    tracing::info!("no join within {JOIN_TIMEOUT:?}");
+                    return self.start_closing(self.conn.close(CLOSE_POLICY, "join timeout"));
+                }
+                Err(_) => {
+                    tracing::info!("peer silent for {IDLE_TIMEOUT:?}");
+                    return self.start_closing(self.conn.close(CLOSE_GOING_AWAY, "idle"));
+                }
+                Ok(None) => return,
+                Ok(Some(Err(error))) => {
+                    tracing::debug!(%error, "transport read failed");
+                    return;
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let keep_going = match frame {
+                Inbound::TooLarge(size) => {
+                    return self.start_closing(self.conn.send_error(&ProtocolError::TooLarge(size)));
+                }
+                Inbound::Text(text) if text.len() > MAX_FRAME => {
+                    return self.start_closing(self.conn.send_error(&ProtocolError::TooLarge(text.len())));
+                }
+                Inbound::Text(text) => self.on_text(&text).await,
+                Inbound::Binary => self.error(ProtocolError::InvalidJson("binary frame".into())),
+                // Pongs only prove liveness (the timeout above); pings are answered by the transport.
+                Inbound::Ping | Inbound::Pong => true,
+                // Keep reading: the transport answers the close and then ends the stream.
+                Inbound::Close => true,
+            };
+            if !keep_going {
+                return self.start_closing(Ok(()));
+            }
+        }
+    }
+
+    /// A close was queued (if the queue was full, the connection is being cut off anyway).
+    fn start_closing(&mut self, _queued: Result<(), Gone>) {
+        self.closing = true;
+    }
+
+    /// Sends a non-fatal or fatal error; `false` when the session must stop reading.
+    fn error(&self, error: ProtocolError) -> bool {
+        let fatal = error.is_fatal();
+        self.conn.send_error(&error).is_ok() && !fatal
+    }
+
+    async fn on_text(&mut self, text: &str) -> bool {
+        let message = match protocol::parse(text) {
+            Ok(message) => message,
+            Err(error) => return self.error(error),
+        };
+        match (message, &self.joined) {
+            (ClientMessage::Join { token }, None) => self.join(&token).await,
+            (ClientMessage::Join { .. }, Some(_)) => self.error(ProtocolError::AlreadyJoined),
+            (_, None) => self.error(ProtocolError::NotJoined),
+            (ClientMessage::Leave, Some(room)) => {
+                self.left = true;
+                let _ = room.send(ClientMessage::Leave).await;
+                let _ = self.conn.close(CLOSE_NORMAL, "");
+                false
+            }
+            (message, Some(room)) => match room.send(message).await {
+                Ok(()) => true,
+                Err(error) => self.error(error),
+            },
+        }
+    }
+
+    async fn join(&mut self, token: &str) -> bool {
+        let claims = match self.context.tokens.verify(token, self.expected_room.as_deref()) {
+            Ok(claims) => claims,
+            Err(error) => return self.error(error.into()),
+        };
+        let span = tracing::Span::current();
+        span.record("room", claims.room.as_str());
+        span.record("participant", claims.sub.as_str());
+        if crate::live::is_http_room(&claims.room) {
+            // The program feed and the chamber encoder's room belong to WHEP/WHIP (an encoder
+            // token is a join token for `chamber-<id>`): not rooms one enters by websocket.
+            return self.error(ProtocolError::Forbidden);
+        }
+        if let Err(revoked) = crate::grants::check(&self.context.store, &claims).await {
+            tracing::info!(%revoked, "room token refused");
+            return self.error(match revoked {
+                Revoked::Cancelled => ProtocolError::AppointmentCancelled,
+                Revoked::Closed => ProtocolError::AppointmentClosed,
+                Revoked::AppointmentNotFound => ProtocolError::AppointmentNotFound,
+                Revoked::Moved | Revoked::Account | Revoked::Membership => ProtocolError::LinkRevoked,
+                Revoked::Store(error) => ProtocolError::Internal(format!("checking the token: {error}")),
+            });
+        }
+        match self.context.rooms.join(claims, self.conn.clone()).await {
+            Ok(room) => {
+                self.joined = Some(room);
+                (self.on_joined)();
+                true
+            }
+            // room_full is fatal; internal is not (the client may try again).
+            Err(error) => self.error(error),
+        }
+    }
+}
+
+/// Drains the outgoing queue into the transport and pings. Ends after a close frame, when cut off
+/// (queue overflow), on server shutdown, or when the transport fails.
+async fn write<K: Sink<Outbound> + Unpin>(mut sink: K, mut outbox: Outbox, mut shutdown: watch::Receiver<bool>) {
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    loop {
+        let frame = tokio::select! {
+            () = outbox.kill.notified() => {
+                let _ = timeout(Duration::from_secs(1), sink.send(Outbound::Close(CLOSE_POLICY, "too slow"))).await;
+                return;
+            }
+            // Fires on shutdown and when the server is dropped.
+            _ = shutdown.changed() => Outbound::Close(CLOSE_GOING_AWAY, "server shutting down"),
+            out = outbox.rx.recv() => match out {
+                Some(Outgoing::Text(text)) => Outbound::Text(text),
+                Some(Outgoing::Close(code, reason)) => Outbound::Close(code, reason),
+                None => return,
+            },
+            _ = ping.tick() => Outbound::Ping,
+        };
+        let closing = matches!(frame, Outbound::Close(..));
+        tokio::select! {
+            sent = timeout(WRITE_TIMEOUT, sink.send(frame)) => {
+                if !matches!(sent, Ok(Ok(()))) {
+                    tracing::debug!("transport write failed or timed out");
+                    return;
+                }
+            }
+            () = outbox.kill.notified() => return,
+        }
+        if closing {
+            // Give the peer a moment to answer the close (the reader ends the session then), so
+            // that the transport is not torn down under frames it has not read yet.
+            tokio::time::sleep(CLOSE_LINGER).await;
+            return;
+        }
+    }
+}
