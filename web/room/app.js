@@ -2,6 +2,7 @@
 // exposes `window.sportello` for end-to-end tests.
 
 import { t, getLang, initPage, onLangChange } from '../shared/i18n.js';
+import { api } from '../shared/api.js';
 import { el as h } from '../shared/dom.js';
 import '../citizen/strings.js';
 import './strings.js';
@@ -133,13 +134,13 @@ function renderRoomTitle() {
 /** Any token for the room may ask, also one still waiting to be admitted. */
 async function loadDetails() {
   try {
-    const r = await fetch(`/api/rooms/${encodeURIComponent(app.claims.room)}`, { headers: authHeaders() });
-    if (!r.ok) return;
-    app.details = await r.json();
-    renderRoomTitle();
+    app.details = await api(`/api/rooms/${encodeURIComponent(app.claims.room)}`, { token: app.token });
   } catch (e) {
-    console.warn('sportello: room details', e);
+    // The title stays the one the token gives.
+    if (e.status === 0) console.warn('sportello: room details', e);
+    return;
   }
+  renderRoomTitle();
 }
 
 function setState(s) {
@@ -859,67 +860,56 @@ function apiUrl(path) {
   return `/api/rooms/${encodeURIComponent(app.claims.room)}/${path}`;
 }
 
-function authHeaders(extra = {}) {
-  return { Authorization: `Bearer ${app.token}`, 'Accept-Language': getLang(), ...extra };
-}
-
-/** Chat and documents shared before we came in (or while we were away). */
+/** Chat and documents shared before we came in (or while we were away); each one on its own. */
 async function loadHistory() {
-  try {
-    const [chat, docs] = await Promise.all([
-      fetch(apiUrl('chat'), { headers: authHeaders() }),
-      fetch(apiUrl('documents'), { headers: authHeaders() }),
-    ]);
-    if (chat.ok) {
-      const body = await chat.json();
-      const known = app.chat.slice();
-      app.chat.length = 0;
-      for (const m of body.messages || []) addChat(m);
-      for (const m of known) addChat(m);
-      app.chat.sort((a, b) => a.at - b.at);
-      if (app.side) {
-        app.side.chat = app.chat.slice();
-        app.side.renderChat();
-      }
+  const quiet = (what) => (e) => {
+    console.warn(`sportello: ${what}`, e);
+    return null;
+  };
+  const [chat, docs] = await Promise.all([
+    api(apiUrl('chat'), { token: app.token }).catch(quiet('chat history')),
+    api(apiUrl('documents'), { token: app.token }).catch(quiet('documents')),
+  ]);
+  if (chat) {
+    const known = app.chat.slice();
+    app.chat.length = 0;
+    for (const m of chat.messages || []) addChat(m);
+    for (const m of known) addChat(m);
+    app.chat.sort((a, b) => a.at - b.at);
+    if (app.side) {
+      app.side.chat = app.chat.slice();
+      app.side.renderChat();
     }
-    if (docs.ok) {
-      const body = await docs.json();
-      for (const d of body.documents || []) addDocument(d, false);
-    }
-  } catch (e) {
-    console.warn('sportello: history', e);
+  }
+  if (docs) {
+    for (const d of docs.documents || []) addDocument(d, false);
   }
 }
 
 async function uploadDocument(file) {
   app.side?.setDocStatus(t('docs.uploading', { name: file.name }));
+  let doc;
   try {
-    const response = await fetch(apiUrl('documents'), {
-      method: 'POST',
-      headers: authHeaders({ 'X-File-Name': encodeURIComponent(file.name) }),
-      body: file,
+    doc = await api(apiUrl('documents'), {
+      method: 'POST', token: app.token, headers: { 'X-File-Name': encodeURIComponent(file.name) },
+      raw: file,
     });
-    const body = await response.json().catch(() => null);
-    if (!response.ok) {
-      app.side?.setDocStatus('');
-      showAlert(body?.error?.message || (() => t('docs.error')));
-      return;
-    }
-    addDocument(body, false);
-    app.side?.setDocStatus(t('docs.uploaded', { name: body.name }));
   } catch (e) {
     console.warn('sportello: upload', e);
     app.side?.setDocStatus('');
-    showAlert(() => t('docs.error'));
+    // The server's reason (file too large, type not allowed) in the page's language; else ours,
+    // re-said on a language switch.
+    showAlert(e.body?.error?.message || (() => t('docs.error')));
+    return;
   }
+  addDocument(doc, false);
+  app.side?.setDocStatus(t('docs.uploaded', { name: doc.name }));
 }
 
 /** Fetch with the token (a plain link could not carry it), then save through a blob URL. */
 async function downloadDocument(doc) {
   try {
-    const response = await fetch(apiUrl(`documents/${encodeURIComponent(doc.id)}`), { headers: authHeaders() });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const blob = await response.blob();
+    const blob = await api(apiUrl(`documents/${encodeURIComponent(doc.id)}`), { token: app.token, as: 'blob' });
     const url = URL.createObjectURL(blob);
     const a = h('a', { href: url, download: doc.name, hidden: true });
     document.body.append(a);
