@@ -1,12 +1,13 @@
-// Entry point of every page. On the join page it runs the lobby, the room and reconnection, and
-// exposes `window.sportello` for end-to-end tests.
+// Entry point of the join page (/join): the lobby, the room and reconnection; exposes
+// `window.sportello` for end-to-end tests. The home and privacy pages have their own small module
+// (citizen/home.js) and load none of this.
 
 import { t, getLang, initPage, onLangChange } from '../shared/i18n.js';
 import { api } from '../shared/api.js';
 import { el as h } from '../shared/dom.js';
 import '../citizen/strings.js';
 import './strings.js';
-import { decodeToken, destinationFromInput } from './token.js';
+import { decodeToken } from './token.js';
 import { Signaling, FATAL_ERRORS, CLOSE_CODE_ERRORS } from './signaling.js';
 import { CouncilPanel } from './council.js';
 import {
@@ -147,32 +148,6 @@ function setState(s) {
   app.state = s;
   document.body.dataset.state = s;
   setStatus(`status.${s}`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Landing page
-
-function initLanding() {
-  const form = $('paste-form');
-  if (!form) return;
-  const input = $('paste-input');
-  const error = $('paste-error');
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const destination = destinationFromInput(input.value);
-    if (!destination) {
-      error.hidden = false;
-      input.setAttribute('aria-invalid', 'true');
-      input.focus();
-      return;
-    }
-    // Always our own origin: a pasted link cannot send the user elsewhere.
-    location.assign(destination);
-  });
-  input.addEventListener('input', () => {
-    error.hidden = true;
-    input.removeAttribute('aria-invalid');
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -932,5 +907,4 @@ window.addEventListener('pagehide', () => {
 initPage();
 initChrome();
 document.body.dataset.state = app.state;
-if (document.body.dataset.page === 'join') initJoin();
-else initLanding();
+initJoin();
