@@ -208,9 +208,9 @@ mod tests {
     #[tokio::test]
     async fn pages_come_in_their_frame() {
         for (uri, name, script) in [
-            ("/", "citizen/index.html", "/web/room/app.js"),
+            ("/", "citizen/index.html", "/web/citizen/home.js"),
             ("/join?t=abc", "room/join.html", "/web/room/app.js"),
-            ("/privacy", "public/privacy.html", "/web/room/app.js"),
+            ("/privacy", "public/privacy.html", "/web/citizen/home.js"),
             ("/servizi", "citizen/servizi.html", "/web/citizen/services.js"),
             ("/prenota", "citizen/prenota.html", "/web/citizen/booking.js"),
             ("/appuntamento", "citizen/appuntamento.html", "/web/citizen/manage.js"),
@@ -243,6 +243,8 @@ mod tests {
                 assert_eq!(html.matches(once).count(), 1, "{uri}: {once}");
             }
             assert!(html.contains(&format!("<script type=\"module\" src=\"{script}\"></script>")), "{uri}");
+            // The room's code (media, signaling) is the join page's alone.
+            assert_eq!(html.contains("/web/room/app.js"), uri.starts_with("/join"), "{uri}");
             assert_eq!(html.matches("<footer class=\"site-footer\">").count(), usize::from(uri != "/privacy"), "{uri}");
             assert!(
                 !html.contains("{{") && !html.contains("data-frame") && !html.contains("<!-- A page body"),

@@ -219,9 +219,7 @@ const STEPS = {
 
 async function ics() {
   try {
-    const response = await fetch(s.result.ics_url, { headers: { 'X-Booking-Secret': s.result.secret } });
-    if (!response.ok) throw new Error(String(response.status));
-    download('appuntamento.ics', await response.text(), 'text/calendar');
+    download('appuntamento.ics', await api(s.result.ics_url, { secret: s.result.secret, as: 'text' }), 'text/calendar');
   } catch {
     s.alert = t('error.network');
     render();

@@ -171,9 +171,7 @@ async function cancel() {
 
 async function ics() {
   try {
-    const response = await fetch(`${base}/ics`, { headers: { 'X-Booking-Secret': secret } });
-    if (!response.ok) throw new Error(String(response.status));
-    download('appuntamento.ics', await response.text(), 'text/calendar');
+    download('appuntamento.ics', await api(`${base}/ics`, { secret, as: 'text' }), 'text/calendar');
   } catch {
     m.alert = t('error.network');
     render();

@@ -7,6 +7,7 @@
 // The picture plays muted (autoplay policy) until «Attiva audio». Test hooks: `window.sportello.live`.
 
 import { addStrings, getLang, initPage, t } from '../shared/i18n.js';
+import { api } from '../shared/api.js';
 import '../citizen/services.js';
 
 addStrings({
@@ -114,6 +115,7 @@ function setWaiting(text) {
   $('live-waiting-text').textContent = text || '';
 }
 
+/** Ends the WHEP session (a direct fetch, as the WHEP offer in connect: see there). */
 function deleteResource(keepalive = false) {
   const url = player.resource;
   player.resource = null;
@@ -205,6 +207,9 @@ async function connect() {
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIce(pc);
     if (player.pc !== pc) return;
+    // WHEP is a media protocol exchange, not a JSON call: an SDP offer in, an SDP answer and the
+    // session's Location (and Retry-After) out. So it is a direct fetch, not shared/api.js; the
+    // same for the DELETE of that Location (deleteResource), which may need `keepalive`.
     const response = await fetch(`/api/live/${encodeURIComponent(sessionId)}/whep`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/sdp', 'Accept-Language': getLang() },
@@ -303,22 +308,20 @@ function render() {
 }
 
 async function poll() {
+  // The server marks the state `no-store`: every poll reaches it.
   try {
-    const response = await fetch(`/api/live/${encodeURIComponent(sessionId)}`, {
-      headers: { Accept: 'application/json', 'Accept-Language': getLang() }, cache: 'no-store',
-    });
-    if (response.status === 404) {
+    view.info = await api(`/api/live/${encodeURIComponent(sessionId)}`);
+    view.status = view.info.status;
+  } catch (e) {
+    if (e.status === 404) {
       view.info = null;
       view.status = 'notfound';
-    } else if (response.ok) {
-      view.info = await response.json();
-      view.status = view.info.status;
-    } else {
+    } else if (e.status) {
+      view.status = 'offline';
+    } else if (!player.pc) {
+      // Keep playing what plays; only say the state endpoint is unreachable when nothing does.
       view.status = 'offline';
     }
-  } catch {
-    // Keep playing what plays; only say the state endpoint is unreachable when nothing does.
-    if (!player.pc) view.status = 'offline';
   }
   render();
   if (wanted()) {

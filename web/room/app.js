@@ -1,11 +1,13 @@
-// Entry point of every page. On the join page it runs the lobby, the room and reconnection, and
-// exposes `window.sportello` for end-to-end tests.
+// Entry point of the join page (/join): the lobby, the room and reconnection; exposes
+// `window.sportello` for end-to-end tests. The home and privacy pages have their own small module
+// (citizen/home.js) and load none of this.
 
 import { t, getLang, initPage, onLangChange } from '../shared/i18n.js';
+import { api } from '../shared/api.js';
 import { el as h } from '../shared/dom.js';
 import '../citizen/strings.js';
 import './strings.js';
-import { decodeToken, destinationFromInput } from './token.js';
+import { decodeToken } from './token.js';
 import { Signaling, FATAL_ERRORS, CLOSE_CODE_ERRORS } from './signaling.js';
 import { CouncilPanel } from './council.js';
 import {
@@ -133,45 +135,19 @@ function renderRoomTitle() {
 /** Any token for the room may ask, also one still waiting to be admitted. */
 async function loadDetails() {
   try {
-    const r = await fetch(`/api/rooms/${encodeURIComponent(app.claims.room)}`, { headers: authHeaders() });
-    if (!r.ok) return;
-    app.details = await r.json();
-    renderRoomTitle();
+    app.details = await api(`/api/rooms/${encodeURIComponent(app.claims.room)}`, { token: app.token });
   } catch (e) {
-    console.warn('sportello: room details', e);
+    // The title stays the one the token gives.
+    if (e.status === 0) console.warn('sportello: room details', e);
+    return;
   }
+  renderRoomTitle();
 }
 
 function setState(s) {
   app.state = s;
   document.body.dataset.state = s;
   setStatus(`status.${s}`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Landing page
-
-function initLanding() {
-  const form = $('paste-form');
-  if (!form) return;
-  const input = $('paste-input');
-  const error = $('paste-error');
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const destination = destinationFromInput(input.value);
-    if (!destination) {
-      error.hidden = false;
-      input.setAttribute('aria-invalid', 'true');
-      input.focus();
-      return;
-    }
-    // Always our own origin: a pasted link cannot send the user elsewhere.
-    location.assign(destination);
-  });
-  input.addEventListener('input', () => {
-    error.hidden = true;
-    input.removeAttribute('aria-invalid');
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -859,67 +835,56 @@ function apiUrl(path) {
   return `/api/rooms/${encodeURIComponent(app.claims.room)}/${path}`;
 }
 
-function authHeaders(extra = {}) {
-  return { Authorization: `Bearer ${app.token}`, 'Accept-Language': getLang(), ...extra };
-}
-
-/** Chat and documents shared before we came in (or while we were away). */
+/** Chat and documents shared before we came in (or while we were away); each one on its own. */
 async function loadHistory() {
-  try {
-    const [chat, docs] = await Promise.all([
-      fetch(apiUrl('chat'), { headers: authHeaders() }),
-      fetch(apiUrl('documents'), { headers: authHeaders() }),
-    ]);
-    if (chat.ok) {
-      const body = await chat.json();
-      const known = app.chat.slice();
-      app.chat.length = 0;
-      for (const m of body.messages || []) addChat(m);
-      for (const m of known) addChat(m);
-      app.chat.sort((a, b) => a.at - b.at);
-      if (app.side) {
-        app.side.chat = app.chat.slice();
-        app.side.renderChat();
-      }
+  const quiet = (what) => (e) => {
+    console.warn(`sportello: ${what}`, e);
+    return null;
+  };
+  const [chat, docs] = await Promise.all([
+    api(apiUrl('chat'), { token: app.token }).catch(quiet('chat history')),
+    api(apiUrl('documents'), { token: app.token }).catch(quiet('documents')),
+  ]);
+  if (chat) {
+    const known = app.chat.slice();
+    app.chat.length = 0;
+    for (const m of chat.messages || []) addChat(m);
+    for (const m of known) addChat(m);
+    app.chat.sort((a, b) => a.at - b.at);
+    if (app.side) {
+      app.side.chat = app.chat.slice();
+      app.side.renderChat();
     }
-    if (docs.ok) {
-      const body = await docs.json();
-      for (const d of body.documents || []) addDocument(d, false);
-    }
-  } catch (e) {
-    console.warn('sportello: history', e);
+  }
+  if (docs) {
+    for (const d of docs.documents || []) addDocument(d, false);
   }
 }
 
 async function uploadDocument(file) {
   app.side?.setDocStatus(t('docs.uploading', { name: file.name }));
+  let doc;
   try {
-    const response = await fetch(apiUrl('documents'), {
-      method: 'POST',
-      headers: authHeaders({ 'X-File-Name': encodeURIComponent(file.name) }),
-      body: file,
+    doc = await api(apiUrl('documents'), {
+      method: 'POST', token: app.token, headers: { 'X-File-Name': encodeURIComponent(file.name) },
+      raw: file,
     });
-    const body = await response.json().catch(() => null);
-    if (!response.ok) {
-      app.side?.setDocStatus('');
-      showAlert(body?.error?.message || (() => t('docs.error')));
-      return;
-    }
-    addDocument(body, false);
-    app.side?.setDocStatus(t('docs.uploaded', { name: body.name }));
   } catch (e) {
     console.warn('sportello: upload', e);
     app.side?.setDocStatus('');
-    showAlert(() => t('docs.error'));
+    // The server's reason (file too large, type not allowed) in the page's language; else ours,
+    // re-said on a language switch.
+    showAlert(e.body?.error?.message || (() => t('docs.error')));
+    return;
   }
+  addDocument(doc, false);
+  app.side?.setDocStatus(t('docs.uploaded', { name: doc.name }));
 }
 
 /** Fetch with the token (a plain link could not carry it), then save through a blob URL. */
 async function downloadDocument(doc) {
   try {
-    const response = await fetch(apiUrl(`documents/${encodeURIComponent(doc.id)}`), { headers: authHeaders() });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const blob = await response.blob();
+    const blob = await api(apiUrl(`documents/${encodeURIComponent(doc.id)}`), { token: app.token, as: 'blob' });
     const url = URL.createObjectURL(blob);
     const a = h('a', { href: url, download: doc.name, hidden: true });
     document.body.append(a);
@@ -942,5 +907,4 @@ window.addEventListener('pagehide', () => {
 initPage();
 initChrome();
 document.body.dataset.state = app.state;
-if (document.body.dataset.page === 'join') initJoin();
-else initLanding();
+initJoin();

@@ -6,6 +6,7 @@
 // announced in a polite live region; the secret ballot is labelled as such everywhere.
 
 import { addStrings, getLang, onLangChange, t } from '../shared/i18n.js';
+import { api } from '../shared/api.js';
 import { el } from '../shared/dom.js';
 
 const S = {
@@ -266,16 +267,13 @@ export class CouncilPanel {
   }
 
   async fetchEncoder(session) {
+    // The staff session's cookie says who asks; the panel's own words say what went wrong.
     try {
-      const response = await fetch(`/api/council/sessions/${encodeURIComponent(session)}/encoder-token`, {
-        method: 'POST', credentials: 'same-origin', headers: { Accept: 'application/json' },
-      });
-      if (response.ok) this.encoder = await response.json();
-      else if (response.status === 401) this.encoder = { error: tr('encoderLogin') };
-      else if (response.status === 403 || response.status === 404) this.encoder = { error: tr('encoderForbidden') };
+      this.encoder = await api(`/api/council/sessions/${encodeURIComponent(session)}/encoder-token`, { method: 'POST' });
+    } catch (e) {
+      if (e.status === 401) this.encoder = { error: tr('encoderLogin') };
+      else if (e.status === 403 || e.status === 404) this.encoder = { error: tr('encoderForbidden') };
       else this.encoder = { error: tr('encoderError') };
-    } catch {
-      this.encoder = { error: tr('encoderError') };
     }
     this.render();
     document.getElementById(this.encoder.token ? 'council-whip-url' : 'council-stream-title')?.focus();

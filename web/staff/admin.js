@@ -2,8 +2,9 @@
 // Contract: server/src/api/admin.rs. Every server error is shown next to the form that caused it.
 
 import { initPage, onLangChange, t } from '../shared/i18n.js';
+import { api } from '../shared/api.js';
 import { clearErrors, el, showError } from '../shared/dom.js';
-import { announce, apiReply, labelCells, wireCopy } from './common.js';
+import { announce, labelCells, wireCopy } from './common.js';
 
 const $ = (id) => document.getElementById(id);
 const RANGE = /^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/;
@@ -24,14 +25,14 @@ function actionButtons(name, onEdit, onDelete, extra = []) {
     onDelete ? el('button', { type: 'button', class: 'btn btn-small btn-danger', text: t('admin.delete'), 'aria-label': `${t('admin.delete')}: ${name}`, onclick: onDelete }) : null);
 }
 
-/** A server error next to its form; the field it names (if any) is marked and focused. */
-function formError(box, reply, fieldsByCode = {}) {
-  if (reply.status === 401) {
+/** A server error (an ApiError) next to its form; the field it names (if any) is marked and focused. */
+function formError(box, error, fieldsByCode = {}) {
+  if (error.status === 401) {
     location.assign('/staff');
     return;
   }
-  const field = fieldsByCode[reply.error.code] ?? null;
-  showError(box, reply.error.message, field ? [field] : []);
+  const field = fieldsByCode[error.code] ?? null;
+  showError(box, error.message, field ? [field] : []);
   (field ?? box).focus?.();
 }
 
@@ -50,10 +51,10 @@ const checked = (container) => [...container.querySelectorAll('input[type=checkb
 
 async function del(kind, path, name) {
   if (!confirm(t('admin.confirm.delete', { name }))) return;
-  const reply = await apiReply('DELETE', path);
-  const box = $(`${kind}-error`);
-  if (!reply.ok) {
-    formError(box, reply);
+  try {
+    await api(path, { method: 'DELETE' });
+  } catch (e) {
+    formError($(`${kind}-error`), e);
     return;
   }
   announce(t('admin.deleted'));
@@ -138,11 +139,11 @@ function wireOffices() {
       email: $('office-email').value, phone: $('office-phone').value, opening_hours: hours,
       member_ids: checked($('office-members')),
     };
-    const reply = editing.office
-      ? await apiReply('PUT', `/api/admin/offices/${encodeURIComponent(editing.office)}`, body)
-      : await apiReply('POST', '/api/admin/offices', body);
-    if (!reply.ok) {
-      formError($('office-error'), reply, { invalid_field: $('office-name'), invalid_opening_hours: $('office-hours-0') });
+    try {
+      if (editing.office) await api(`/api/admin/offices/${encodeURIComponent(editing.office)}`, { method: 'PUT', body });
+      else await api('/api/admin/offices', { method: 'POST', body });
+    } catch (e) {
+      formError($('office-error'), e, { invalid_field: $('office-name'), invalid_opening_hours: $('office-hours-0') });
       return;
     }
     announce(t('admin.saved'));
@@ -196,11 +197,11 @@ function wireServices() {
       duration_minutes: Number($('service-duration').value), what_to_bring: $('service-bring').value,
       modes: $('service-modes').value, office_ids: checked($('service-offices')),
     };
-    const reply = editing.service
-      ? await apiReply('PUT', `/api/admin/services/${encodeURIComponent(editing.service)}`, body)
-      : await apiReply('POST', '/api/admin/services', body);
-    if (!reply.ok) {
-      formError($('service-error'), reply, { invalid_field: $('service-name'), invalid_duration: $('service-duration') });
+    try {
+      if (editing.service) await api(`/api/admin/services/${encodeURIComponent(editing.service)}`, { method: 'PUT', body });
+      else await api('/api/admin/services', { method: 'POST', body });
+    } catch (e) {
+      formError($('service-error'), e, { invalid_field: $('service-name'), invalid_duration: $('service-duration') });
       return;
     }
     announce(t('admin.saved'));
@@ -230,9 +231,14 @@ function renderUsers() {
     const link = el('button', {
       type: 'button', class: 'btn btn-small', text: t('usr.link'), 'aria-label': t('usr.link.label', { name: u.display_name }),
       onclick: async () => {
-        const reply = await apiReply('POST', `/api/admin/users/${encodeURIComponent(u.id)}/setup-link`, {});
-        if (!reply.ok) return formError($('user-error'), reply);
-        showSetupLink(reply.data.setup_url, t('usr.link.title'));
+        let link;
+        try {
+          link = await api(`/api/admin/users/${encodeURIComponent(u.id)}/setup-link`, { method: 'POST', body: {} });
+        } catch (e) {
+          formError($('user-error'), e);
+          return;
+        }
+        showSetupLink(link.setup_url, t('usr.link.title'));
       },
     });
     return el('tr', { dataset: { userId: u.id } },
@@ -273,23 +279,32 @@ function wireUsers() {
       invalid_email: $('user-email'), email_taken: $('user-email'), invalid_field: $('user-name'), self_demotion: $('user-role'),
     };
     if (editing.user) {
-      const reply = await apiReply('PUT', `/api/admin/users/${encodeURIComponent(editing.user)}`, {
-        display_name: $('user-name').value, role: $('user-role').value, active: $('user-active').checked,
-      });
-      if (!reply.ok) return formError($('user-error'), reply, fields);
+      try {
+        await api(`/api/admin/users/${encodeURIComponent(editing.user)}`, {
+          method: 'PUT', body: { display_name: $('user-name').value, role: $('user-role').value, active: $('user-active').checked },
+        });
+      } catch (e) {
+        formError($('user-error'), e, fields);
+        return;
+      }
       announce(t('admin.saved'));
       await loadAll();
       fillUserForm(null);
       $('users-title').focus();
       return;
     }
-    const reply = await apiReply('POST', '/api/admin/users', {
-      email: $('user-email').value.trim(), display_name: $('user-name').value, role: $('user-role').value,
-    });
-    if (!reply.ok) return formError($('user-error'), reply, fields);
+    let created;
+    try {
+      created = await api('/api/admin/users', {
+        method: 'POST', body: { email: $('user-email').value.trim(), display_name: $('user-name').value, role: $('user-role').value },
+      });
+    } catch (e) {
+      formError($('user-error'), e, fields);
+      return;
+    }
     await loadAll();
     fillUserForm(null);
-    showSetupLink(reply.data.setup_url, t('usr.created'));
+    showSetupLink(created.setup_url, t('usr.created'));
   });
 }
 
@@ -306,16 +321,22 @@ function wireSettings() {
   $('settings-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     clearErrors($('settings-form'));
-    const reply = await apiReply('PUT', '/api/admin/settings', {
-      municipality_name: $('set-name').value, patron_day: $('set-patron').value.trim(),
-      min_notice_minutes: Number($('set-notice').value), horizon_days: Number($('set-horizon').value),
-    });
-    if (!reply.ok) {
-      return formError($('settings-error'), reply, {
+    let saved;
+    try {
+      saved = await api('/api/admin/settings', {
+        method: 'PUT',
+        body: {
+          municipality_name: $('set-name').value, patron_day: $('set-patron').value.trim(),
+          min_notice_minutes: Number($('set-notice').value), horizon_days: Number($('set-horizon').value),
+        },
+      });
+    } catch (e) {
+      formError($('settings-error'), e, {
         invalid_patron_day: $('set-patron'), invalid_booking_window: $('set-notice'), invalid_field: $('set-name'),
       });
+      return;
     }
-    fillSettings(reply.data);
+    fillSettings(saved);
     announce(t('admin.saved'));
   });
 }
@@ -323,17 +344,13 @@ function wireSettings() {
 // --- start -----------------------------------------------------------------------------------------
 
 async function loadAll() {
-  const [o, s, u] = await Promise.all([apiReply('GET', '/api/admin/offices'), apiReply('GET', '/api/admin/services'), apiReply('GET', '/api/admin/users')]);
-  for (const reply of [o, s, u]) {
-    if (!reply.ok) {
-      if (reply.status === 401) location.assign('/staff');
-      else denied(reply.error.message);
-      return false;
-    }
+  try {
+    [offices, services, users] = await Promise.all([api('/api/admin/offices'), api('/api/admin/services'), api('/api/admin/users')]);
+  } catch (e) {
+    if (e.status === 401) location.assign('/staff');
+    else denied(e.message);
+    return false;
   }
-  offices = o.data;
-  services = s.data;
-  users = u.data;
   renderOffices();
   renderServices();
   renderUsers();
@@ -352,13 +369,13 @@ function denied(message) {
 
 async function init() {
   initPage();
-  const who = await apiReply('GET', '/api/auth/me');
-  if (!who.ok) {
-    if (who.status === 401) location.assign('/staff');
-    else denied(who.error.message);
+  try {
+    me = await api('/api/auth/me');
+  } catch (e) {
+    if (e.status === 401) location.assign('/staff');
+    else denied(e.message);
     return;
   }
-  me = who.data;
   if (me.user.role !== 'admin') {
     denied(t('admin.forbidden'));
     return;
@@ -368,8 +385,9 @@ async function init() {
   wireUsers();
   wireSettings();
   if (!(await loadAll())) return;
-  const settings = await apiReply('GET', '/api/admin/settings');
-  if (settings.ok) fillSettings(settings.data);
+  // Without them the form stays empty; the other sections work all the same.
+  const settings = await api('/api/admin/settings').catch(() => null);
+  if (settings) fillSettings(settings);
   fillOfficeForm(null);
   fillServiceForm(null);
   fillUserForm(null);

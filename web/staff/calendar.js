@@ -4,8 +4,9 @@
 // whose calendar to edit (`?user=<id>` on every call). Contract: server/src/api/calendar.rs.
 
 import { addStrings, getLang, initPage, onLangChange, t } from '../shared/i18n.js';
+import { api } from '../shared/api.js';
 import { clearErrors, el, showError } from '../shared/dom.js';
-import { announce, apiReply, labelCells, wireCopy, ZONE } from './common.js';
+import { announce, labelCells, wireCopy, ZONE } from './common.js';
 
 addStrings({
   it: {
@@ -344,8 +345,8 @@ function fmtInstant(value) {
 const range = (r) => r.replace('-', '–');
 
 /** A 401 anywhere means the session ended: say so and point at the login. */
-function sessionLost(reply) {
-  if (reply.status !== 401) return false;
+function sessionLost(error) {
+  if (error.status !== 401) return false;
   denied(t('cal.session'), true);
   return true;
 }
@@ -358,56 +359,68 @@ function denied(message, login) {
   $('cal-denied').hidden = false;
 }
 
-/** A server error in `box`; 401 ends the page. */
-function fail(box, reply, fields = []) {
-  if (sessionLost(reply)) return;
-  showError(box, reply.error.message, fields);
+/** A server error (an ApiError) in `box`; 401 ends the page. */
+function fail(box, error, fields = []) {
+  if (sessionLost(error)) return;
+  showError(box, error.message, fields);
 }
 
 /** GETs `path` for a list: its data, or `null` after showing the failure in the box `errorId`. */
 async function fetchList(path, errorId) {
-  const reply = await apiReply('GET', path);
-  if (!reply.ok) {
-    fail($(errorId), reply);
+  let data;
+  try {
+    data = await api(path);
+  } catch (e) {
+    fail($(errorId), e);
     return null;
   }
   showError($(errorId), '');
-  return reply.data;
+  return data;
 }
 
 /**
- * Sends a validated form with its button disabled meanwhile. A failure is shown in `box`, `field`
- * marked and focused; success resets the form, announces `done` and reloads what it changed.
+ * Sends a validated form with its button disabled meanwhile (`send` resolves or throws an error
+ * with a message). A failure is shown in `box`, `field` marked and focused; success resets the
+ * form, announces `done` and reloads what it changed.
  */
 async function sendForm({ form, button, box, field, send, done, reload }) {
   $(button).disabled = true;
-  const reply = await send();
-  $(button).disabled = false;
-  if (!reply.ok) {
-    fail(box, reply, [field]);
+  try {
+    await send();
+  } catch (e) {
+    $(button).disabled = false;
+    fail(box, e, [field]);
     field.focus();
     return;
   }
+  $(button).disabled = false;
   form.reset();
   announce(t(done));
   await Promise.all(reload.map((load) => load()));
 }
 
 /** A raw-body POST (the .ics upload); a refusal without a message is "file too large" on 413. */
-async function postRaw(path, body, type) {
-  const reply = await apiReply('POST', path, undefined, { raw: body, type });
-  if (reply.status === 413 && reply.error.code === 'http_413') reply.error.message = t('src.toolarge');
-  return reply;
+async function postRaw(path, raw, type) {
+  try {
+    return await api(path, { method: 'POST', raw, type });
+  } catch (e) {
+    if (e.status === 413 && e.code === 'http_413') e.message = t('src.toolarge');
+    throw e;
+  }
 }
 
 // --- who ---------------------------------------------------------------------------------------------
 
 async function loadUsers() {
   if (me.user.role !== 'admin') return;
-  const reply = await apiReply('GET', '/api/admin/users');
-  if (!reply.ok) return;
+  let list;
+  try {
+    list = await api('/api/admin/users');
+  } catch {
+    return;
+  }
   const select = $('user-select');
-  const others = reply.data.filter((u) => u.id !== me.user.id && u.active && u.role === 'official');
+  const others = list.filter((u) => u.id !== me.user.id && u.active && u.role === 'official');
   select.replaceChildren(
     el('option', { value: '', text: t('cal.user.self', { name: me.user.display_name }) }),
     ...others.map((u) => el('option', { value: u.id, text: `${u.display_name} — ${u.email}` })));
@@ -430,15 +443,17 @@ async function loadAll() {
 
 async function loadMonth() {
   const wanted = `${month}|${subject}`;
-  const reply = await apiReply('GET', cal(`/month?month=${month}`));
-  // Quick clicks on the month buttons: only the answer for the month now shown counts.
-  if (wanted !== `${month}|${subject}`) return;
-  if (!reply.ok) {
-    fail($('month-error'), reply);
+  let data;
+  try {
+    data = await api(cal(`/month?month=${month}`));
+  } catch (e) {
+    // Quick clicks on the month buttons: only the answer for the month now shown counts.
+    if (wanted === `${month}|${subject}`) fail($('month-error'), e);
     return;
   }
+  if (wanted !== `${month}|${subject}`) return;
   showError($('month-error'), '');
-  monthData = reply.data;
+  monthData = data;
   renderMonth();
 }
 
@@ -597,13 +612,16 @@ let previewSeq = 0;
 /** Asks the server what `pattern` would change (nothing is saved); null if it cannot say. */
 async function fetchPreview(pattern) {
   const seq = ++previewSeq;
-  const reply = await apiReply('POST', cal('/pattern/preview'), { pattern });
-  if (seq !== previewSeq) return undefined;
-  if (!reply.ok) {
-    if (reply.status === 401) denied(t('cal.session'), true);
+  let preview;
+  try {
+    preview = await api(cal('/pattern/preview'), { method: 'POST', body: { pattern } });
+  } catch (e) {
+    if (seq !== previewSeq) return undefined;
+    sessionLost(e);
     return null;
   }
-  return reply.data;
+  if (seq !== previewSeq) return undefined;
+  return preview;
 }
 
 /** Shows the preview under the form: how many bookable times go (and come), per service. */
@@ -656,13 +674,15 @@ function schedulePreview() {
 }
 
 async function loadPattern() {
-  const reply = await apiReply('GET', cal('/pattern'));
-  if (!reply.ok) {
-    fail($('pattern-error'), reply);
+  let state;
+  try {
+    state = await api(cal('/pattern'));
+  } catch (e) {
+    fail($('pattern-error'), e);
     return;
   }
   showError($('pattern-error'), '');
-  patternState = reply.data;
+  patternState = state;
   renderPattern();
 }
 
@@ -753,14 +773,17 @@ function wirePattern() {
     }
     confirmedFor = null;
     $('pattern-save').disabled = true;
-    const reply = await apiReply('PUT', cal('/pattern'), { pattern });
-    $('pattern-save').disabled = false;
-    if (!reply.ok) {
-      fail($('pattern-error'), reply);
+    let saved;
+    try {
+      saved = await api(cal('/pattern'), { method: 'PUT', body: { pattern } });
+    } catch (e) {
+      $('pattern-save').disabled = false;
+      fail($('pattern-error'), e);
       $('pattern-error').focus?.();
       return;
     }
-    patternState = reply.data;
+    $('pattern-save').disabled = false;
+    patternState = saved;
     renderPattern();
     $('pattern-preview').hidden = true;
     announce(t('pat.saved'));
@@ -803,9 +826,10 @@ function renderAbsences() {
 
 async function deleteAbsence(a, what) {
   if (!confirm(t('abs.confirm.delete', { what }))) return;
-  const reply = await apiReply('DELETE', cal(`/absences/${encodeURIComponent(a.id)}`));
-  if (!reply.ok) {
-    fail($('abs-list-error'), reply);
+  try {
+    await api(cal(`/absences/${encodeURIComponent(a.id)}`), { method: 'DELETE' });
+  } catch (e) {
+    fail($('abs-list-error'), e);
     return;
   }
   announce(t('abs.deleted'));
@@ -844,7 +868,7 @@ function wireAbsences() {
     };
     await sendForm({
       form, button: 'absence-submit', box, field: start,
-      send: () => apiReply('POST', cal('/absences'), body),
+      send: () => api(cal('/absences'), { method: 'POST', body }),
       done: 'abs.added', reload: [loadAbsences, loadMonth],
     });
   });
@@ -889,24 +913,28 @@ function renderSources() {
 
 async function refreshSource(s, button) {
   button.disabled = true;
-  const reply = await apiReply('POST', cal(`/sources/${encodeURIComponent(s.id)}/refresh`), {});
-  button.disabled = false;
-  if (!reply.ok) {
-    fail($('src-list-error'), reply);
+  let refreshed;
+  try {
+    refreshed = await api(cal(`/sources/${encodeURIComponent(s.id)}/refresh`), { method: 'POST', body: {} });
+  } catch (e) {
+    button.disabled = false;
+    fail($('src-list-error'), e);
     await loadSources();
     return;
   }
+  button.disabled = false;
   showError($('src-list-error'), '');
-  announce(reply.data?.last_error ? t('src.error', { error: reply.data.last_error }) : t('src.refreshed', { label: s.label }));
+  announce(refreshed?.last_error ? t('src.error', { error: refreshed.last_error }) : t('src.refreshed', { label: s.label }));
   await Promise.all([loadSources(), loadMonth()]);
   $('sources-list').querySelector(`[data-source-id="${CSS.escape(s.id)}"] .refresh-source`)?.focus();
 }
 
 async function deleteSource(s) {
   if (!confirm(t('src.confirm.delete', { label: s.label }))) return;
-  const reply = await apiReply('DELETE', cal(`/sources/${encodeURIComponent(s.id)}`));
-  if (!reply.ok) {
-    fail($('src-list-error'), reply);
+  try {
+    await api(cal(`/sources/${encodeURIComponent(s.id)}`), { method: 'DELETE' });
+  } catch (e) {
+    fail($('src-list-error'), e);
     return;
   }
   announce(t('src.deleted'));
@@ -934,7 +962,7 @@ function wireSources() {
     }
     await sendForm({
       form, button: 'source-submit', box, field: url,
-      send: () => apiReply('POST', cal('/sources'), { label: label.value.trim(), url: url.value.trim() }),
+      send: () => api(cal('/sources'), { method: 'POST', body: { label: label.value.trim(), url: url.value.trim() } }),
       done: 'src.added', reload: [loadSources, loadMonth],
     });
   });
@@ -961,7 +989,7 @@ function wireSources() {
       try {
         text = await file.files[0].text();
       } catch {
-        return { ok: false, error: { message: t('error.generic') } };
+        throw new Error(t('error.generic'));
       }
       return postRaw(cal(`/upload?label=${encodeURIComponent(label.value.trim())}`), text, 'text/calendar; charset=utf-8');
     };
@@ -996,14 +1024,17 @@ function wireFeeds() {
   $('feeds-rotate').addEventListener('click', async () => {
     if (!confirm(t('feed.rotate.confirm'))) return;
     $('feeds-rotate').disabled = true;
-    const reply = await apiReply('POST', cal('/feeds/rotate'), {});
-    $('feeds-rotate').disabled = false;
-    if (!reply.ok) {
-      fail($('feed-error'), reply);
+    let rotated;
+    try {
+      rotated = await api(cal('/feeds/rotate'), { method: 'POST', body: {} });
+    } catch (e) {
+      $('feeds-rotate').disabled = false;
+      fail($('feed-error'), e);
       return;
     }
+    $('feeds-rotate').disabled = false;
     showError($('feed-error'), '');
-    feeds = reply.data;
+    feeds = rotated;
     renderFeeds();
     announce(t('feed.rotated'));
   });
@@ -1019,12 +1050,12 @@ async function init() {
   wireSources();
   wireFeeds();
   month = todayRome().slice(0, 7);
-  const reply = await apiReply('GET', '/api/auth/me');
-  if (!reply.ok) {
-    denied(reply.status === 401 ? t('cal.session') : reply.error.message, reply.status === 401);
+  try {
+    me = await api('/api/auth/me');
+  } catch (e) {
+    denied(e.status === 401 ? t('cal.session') : e.message, e.status === 401);
     return;
   }
-  me = reply.data;
   $('loading').hidden = true;
   $('cal-view').hidden = false;
   document.title = t('cal.doctitle');

@@ -2,7 +2,6 @@
 // copy buttons, table cells labelled for phones.
 
 import { getLang, t } from '../shared/i18n.js';
-import { ApiError, api } from '../shared/api.js';
 import './strings.js';
 
 export const ZONE = 'Europe/Rome';
@@ -58,19 +57,5 @@ export function labelCells(table) {
       if (heads[i] && cell.colSpan === 1) cell.dataset.label = heads[i];
       else delete cell.dataset.label;
     });
-  }
-}
-
-/**
- * The staff pages' calls through the one client (shared/api.js), answered in the shape their code
- * still reads: `{ok, status, data, error}` with `error` the ApiError's `{code, message}`. Only
- * failures keep their status. To be replaced by `api` and try/catch call by call.
- */
-export async function apiReply(method, path, body, { raw, type } = {}) {
-  try {
-    return { ok: true, status: 200, data: await api(path, { method, body, raw, type }), error: null };
-  } catch (e) {
-    if (!(e instanceof ApiError)) throw e;
-    return { ok: false, status: e.status, data: e.body, error: { code: e.code, message: e.message } };
   }
 }

@@ -3,8 +3,9 @@
 // them). The secret stays in the fragment: it never reaches a server log or a Referer.
 
 import { initPage, t } from '../shared/i18n.js';
+import { api } from '../shared/api.js';
 import { clearErrors, showError } from '../shared/dom.js';
-import { apiReply } from './common.js';
+import './strings.js';
 
 const MIN = 10;
 const $ = (id) => document.getElementById(id);
@@ -47,28 +48,30 @@ function init() {
     if (email) body.email = email;
     if (name) body.display_name = name;
     $('setup-submit').disabled = true;
-    const reply = await apiReply('POST', '/api/auth/setup', body);
+    try {
+      await api('/api/auth/setup', { method: 'POST', body });
+    } catch (e) {
+      $('setup-submit').disabled = false;
+      if (e.status === 410) {
+        showInvalid(e.message);
+        return;
+      }
+      // Only the first-administrator link is answered with these: its fields appear then (a link
+      // for new staff never shows them).
+      if (e.code === 'invalid_email' || e.code === 'invalid_name') $('setup-first').hidden = false;
+      const fields = {
+        weak_password: [$('setup-password')], invalid_password: [$('setup-password')],
+        invalid_email: [$('setup-email')], invalid_name: [$('setup-name')],
+      }[e.code] ?? [];
+      showError(error, e.message, fields);
+      (fields[0] ?? $('setup-password')).focus();
+      return;
+    }
     $('setup-submit').disabled = false;
-    if (reply.ok) {
-      $('setup-status').textContent = t('setup.done');
-      // Drop the used secret from history before leaving.
-      history.replaceState(null, '', '/staff/setup');
-      location.assign('/staff');
-      return;
-    }
-    if (reply.status === 410) {
-      showInvalid(reply.error.message);
-      return;
-    }
-    // Only the first-administrator link is answered with these: its fields appear then (a link
-    // for new staff never shows them).
-    if (reply.error.code === 'invalid_email' || reply.error.code === 'invalid_name') $('setup-first').hidden = false;
-    const fields = {
-      weak_password: [$('setup-password')], invalid_password: [$('setup-password')],
-      invalid_email: [$('setup-email')], invalid_name: [$('setup-name')],
-    }[reply.error.code] ?? [];
-    showError(error, reply.error.message, fields);
-    (fields[0] ?? $('setup-password')).focus();
+    $('setup-status').textContent = t('setup.done');
+    // Drop the used secret from history before leaving.
+    history.replaceState(null, '', '/staff/setup');
+    location.assign('/staff');
   });
 }
 

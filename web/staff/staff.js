@@ -3,8 +3,9 @@
 // auth.rs and staff.rs. The session is an HttpOnly cookie: this script never sees it.
 
 import { getLang, initPage, onLangChange, t } from '../shared/i18n.js';
+import { api } from '../shared/api.js';
 import { clearErrors, el, showError } from '../shared/dom.js';
-import { announce, apiReply, fmtDateTime, fmtTime, labelCells, wireCopy } from './common.js';
+import { announce, fmtDateTime, fmtTime, labelCells, wireCopy } from './common.js';
 
 const POLL_MS = 3000;
 const $ = (id) => document.getElementById(id);
@@ -77,15 +78,17 @@ function renderOfficeVirtualOffices() {
       'aria-label': t('ovo.open.label', { name: o.name }),
       onclick: async () => {
         showError($('ovo-error'), '');
-        const reply = await apiReply('POST', `/api/staff/offices/${encodeURIComponent(o.id)}/virtual-office`, {});
-        if (!reply.ok) {
-          if (sessionLost(reply)) return;
-          showError($('ovo-error'), reply.error.message);
+        let link;
+        try {
+          link = await api(`/api/staff/offices/${encodeURIComponent(o.id)}/virtual-office`, { method: 'POST', body: {} });
+        } catch (e) {
+          if (sessionLost(e)) return;
+          showError($('ovo-error'), e.message);
           return;
         }
-        officeLinks.set(o.id, reply.data.url);
-        input.value = reply.data.url;
-        enter.href = reply.data.url;
+        officeLinks.set(o.id, link.url);
+        input.value = link.url;
+        enter.href = link.url;
         box.hidden = false;
         input.focus();
         input.select();
@@ -97,8 +100,8 @@ function renderOfficeVirtualOffices() {
 }
 
 /** Any 401 after login means the session ended (expired, password changed elsewhere, deactivated). */
-function sessionLost(reply) {
-  if (reply.status === 401) {
+function sessionLost(error) {
+  if (error.status === 401) {
     showLogin(t('error.session'));
     return true;
   }
@@ -123,22 +126,26 @@ function wireLogin() {
       return;
     }
     $('login-submit').disabled = true;
-    const reply = await apiReply('POST', '/api/auth/login', { email: email.value.trim(), password: password.value });
-    $('login-submit').disabled = false;
-    if (!reply.ok) {
-      showError($('login-error'), reply.error.message, [email, password]);
+    let who;
+    try {
+      who = await api('/api/auth/login', { method: 'POST', body: { email: email.value.trim(), password: password.value } });
+    } catch (e) {
+      $('login-submit').disabled = false;
+      showError($('login-error'), e.message, [email, password]);
       password.value = '';
       password.focus();
       return;
     }
+    $('login-submit').disabled = false;
     password.value = '';
-    await showDashboard(reply.data);
+    await showDashboard(who);
   });
 }
 
 function wireAccount() {
   $('logout').addEventListener('click', async () => {
-    await apiReply('POST', '/api/auth/logout', {});
+    // Signed out either way: a failed call leaves at most a session that expires by itself.
+    await api('/api/auth/logout', { method: 'POST', body: {} }).catch(() => {});
     showLogin('');
   });
   const form = $('pw-form');
@@ -162,15 +169,17 @@ function wireAccount() {
       return;
     }
     $('pw-submit').disabled = true;
-    const reply = await apiReply('POST', '/api/auth/password', { current_password: current.value, new_password: next.value });
-    $('pw-submit').disabled = false;
-    if (!reply.ok) {
-      if (sessionLost(reply)) return;
-      const field = reply.error.code === 'wrong_password' ? current : next;
-      showError($('pw-error'), reply.error.message, [field]);
+    try {
+      await api('/api/auth/password', { method: 'POST', body: { current_password: current.value, new_password: next.value } });
+    } catch (e) {
+      $('pw-submit').disabled = false;
+      if (sessionLost(e)) return;
+      const field = e.code === 'wrong_password' ? current : next;
+      showError($('pw-error'), e.message, [field]);
       field.focus();
       return;
     }
+    $('pw-submit').disabled = false;
     setOpen(false);
     announce(t('pw.done'));
   });
@@ -257,27 +266,33 @@ function rerenderWaiting() {
 
 async function pollWaiting() {
   if (!me) return;
-  const reply = await apiReply('GET', '/api/staff/waiting');
-  if (!me) return;
-  if (!reply.ok) {
-    if (sessionLost(reply)) return;
-    showError($('waiting-error'), reply.status === 403 ? reply.error.message : t('wait.error'));
+  let list;
+  try {
+    list = await api('/api/staff/waiting');
+  } catch (e) {
+    if (!me || sessionLost(e)) return;
+    showError($('waiting-error'), e.status === 403 ? e.message : t('wait.error'));
     return;
   }
+  if (!me) return;
   showError($('waiting-error'), '');
-  renderWaiting(reply.data);
+  renderWaiting(list);
 }
 
 async function decide(w, admit) {
   if (!admit && !confirm(t('wait.decline.confirm', { name: w.name }))) return;
   const path = `/api/staff/rooms/${encodeURIComponent(w.room)}/${admit ? 'admit' : 'decline'}`;
-  const reply = await apiReply('POST', path, { participant_id: w.participant_id });
-  if (!reply.ok && sessionLost(reply)) return;
-  if (!reply.ok && reply.error.code !== 'not_waiting') {
-    showError($('waiting-error'), reply.error.message);
-    return;
+  try {
+    await api(path, { method: 'POST', body: { participant_id: w.participant_id } });
+    announce(t(admit ? 'wait.admitted' : 'wait.declined', { name: w.name }));
+  } catch (e) {
+    if (sessionLost(e)) return;
+    // Someone else already let them in or out: the list below shows it.
+    if (e.code !== 'not_waiting') {
+      showError($('waiting-error'), e.message);
+      return;
+    }
   }
-  if (reply.ok) announce(t(admit ? 'wait.admitted' : 'wait.declined', { name: w.name }));
   await pollWaiting();
 }
 
@@ -296,43 +311,51 @@ function hostLinkPath(w) {
 async function admitAndEnter(w, button) {
   const tab = window.open('', '_blank');
   button.disabled = true;
-  const link = await apiReply('POST', hostLinkPath(w), {});
-  if (!link.ok) {
+  let link;
+  try {
+    link = await api(hostLinkPath(w), { method: 'POST', body: {} });
+  } catch (e) {
     button.disabled = false;
     tab?.close();
-    if (sessionLost(link)) return;
-    showError($('waiting-error'), link.error.message);
+    if (sessionLost(e)) return;
+    showError($('waiting-error'), e.message);
     return;
   }
   if (!tab) {
     button.disabled = false;
-    const a = el('a', { class: 'btn btn-small open-room', href: link.data.url, target: '_blank', rel: 'noopener noreferrer', text: t('wait.openroom', { name: w.name }) });
+    const a = el('a', { class: 'btn btn-small open-room', href: link.url, target: '_blank', rel: 'noopener noreferrer', text: t('wait.openroom', { name: w.name }) });
     button.after(a);
     a.focus();
     announce(t('wait.admit.popup', { name: w.name }));
     return;
   }
   tab.opener = null;
-  tab.location.href = link.data.url;
-  const reply = await apiReply('POST', `/api/staff/rooms/${encodeURIComponent(w.room)}/admit`, { participant_id: w.participant_id });
-  button.disabled = false;
-  if (!reply.ok && sessionLost(reply)) return;
-  if (!reply.ok && reply.error.code !== 'not_waiting') showError($('waiting-error'), reply.error.message);
-  if (reply.ok) announce(t('wait.admitted.entered', { name: w.name }));
+  tab.location.href = link.url;
+  try {
+    await api(`/api/staff/rooms/${encodeURIComponent(w.room)}/admit`, { method: 'POST', body: { participant_id: w.participant_id } });
+    button.disabled = false;
+    announce(t('wait.admitted.entered', { name: w.name }));
+  } catch (e) {
+    button.disabled = false;
+    if (sessionLost(e)) return;
+    if (e.code !== 'not_waiting') showError($('waiting-error'), e.message);
+  }
   await pollWaiting();
 }
 
 // --- appointments --------------------------------------------------------------------------------
 
 async function loadAppointments() {
-  const reply = await apiReply('GET', '/api/staff/appointments');
-  if (!reply.ok) {
-    if (sessionLost(reply)) return;
-    showError($('appt-error'), reply.error.message);
+  let list;
+  try {
+    list = await api('/api/staff/appointments');
+  } catch (e) {
+    if (sessionLost(e)) return;
+    showError($('appt-error'), e.message);
     return;
   }
   showError($('appt-error'), '');
-  appointments = reply.data;
+  appointments = list;
   renderAppointments();
 }
 
@@ -387,35 +410,40 @@ function appointmentRow(a) {
 async function joinRoom(a, button) {
   const tab = window.open('', '_blank');
   button.disabled = true;
-  const reply = await apiReply('POST', `/api/staff/appointments/${encodeURIComponent(a.id)}/join`, {});
-  button.disabled = false;
-  if (!reply.ok) {
+  let link;
+  try {
+    link = await api(`/api/staff/appointments/${encodeURIComponent(a.id)}/join`, { method: 'POST', body: {} });
+  } catch (e) {
+    button.disabled = false;
     tab?.close();
-    if (sessionLost(reply)) return;
-    showError($('appt-error'), reply.error.message);
+    if (sessionLost(e)) return;
+    showError($('appt-error'), e.message);
     return;
   }
+  button.disabled = false;
   if (tab) {
     tab.opener = null;
-    tab.location.href = reply.data.url;
+    tab.location.href = link.url;
     announce(t('appt.opened'));
   } else {
-    const link = el('a', { class: 'btn btn-small', href: reply.data.url, target: '_blank', rel: 'noopener noreferrer', text: t('appt.openlink', { name: citizen(a) }) });
-    button.after(link);
-    link.focus();
+    const open = el('a', { class: 'btn btn-small', href: link.url, target: '_blank', rel: 'noopener noreferrer', text: t('appt.openlink', { name: citizen(a) }) });
+    button.after(open);
+    open.focus();
     announce(t('appt.popup'));
   }
 }
 
 async function setStatus(a, status) {
   if (!confirm(t('appt.confirm.' + status, { name: citizen(a) }))) return;
-  const reply = await apiReply('POST', `/api/staff/appointments/${encodeURIComponent(a.id)}/status`, { status });
-  if (!reply.ok) {
-    if (sessionLost(reply)) return;
-    showError($('appt-error'), reply.error.message);
+  let changed;
+  try {
+    changed = await api(`/api/staff/appointments/${encodeURIComponent(a.id)}/status`, { method: 'POST', body: { status } });
+  } catch (e) {
+    if (sessionLost(e)) return;
+    showError($('appt-error'), e.message);
     return;
   }
-  announce(t('appt.status.changed', { name: citizen(a), status: t('status.' + reply.data.status) }));
+  announce(t('appt.status.changed', { name: citizen(a), status: t('status.' + changed.status) }));
   await loadAppointments();
   // The row's buttons are gone: keep the keyboard in the row.
   $('appointments').querySelector(`[data-appointment-id="${CSS.escape(a.id)}"] .details`)?.focus();
@@ -424,14 +452,16 @@ async function setStatus(a, status) {
 let detailReturn = null;
 
 async function showDetail(a, button) {
-  const reply = await apiReply('GET', `/api/staff/appointments/${encodeURIComponent(a.id)}`);
-  if (!reply.ok) {
-    if (sessionLost(reply)) return;
-    showError($('appt-error'), reply.error.message);
+  let detail;
+  try {
+    detail = await api(`/api/staff/appointments/${encodeURIComponent(a.id)}`);
+  } catch (e) {
+    if (sessionLost(e)) return;
+    showError($('appt-error'), e.message);
     return;
   }
   detailReturn = button;
-  const { appointment: x, audit } = reply.data;
+  const { appointment: x, audit } = detail;
   const row = (key, value) => [el('dt', { text: t(key) }), el('dd', { text: value || '—' })];
   // Who and what in words, times in Rome (the stored actor, action and detail hold ids and seconds).
   const who = (e) => (e.actor_kind === 'system' ? t('detail.audit.system')
@@ -467,14 +497,16 @@ function wireVirtualOffice() {
   wireCopy($('invite-copy'), $('invite-link'));
   $('open-vo').addEventListener('click', async () => {
     showError($('vo-error'), '');
-    const reply = await apiReply('POST', '/api/staff/virtual-office', {});
-    if (!reply.ok) {
-      if (sessionLost(reply)) return;
-      showError($('vo-error'), reply.error.message);
+    let link;
+    try {
+      link = await api('/api/staff/virtual-office', { method: 'POST', body: {} });
+    } catch (e) {
+      if (sessionLost(e)) return;
+      showError($('vo-error'), e.message);
       return;
     }
-    $('vo-link').value = reply.data.url;
-    $('vo-enter').href = reply.data.url;
+    $('vo-link').value = link.url;
+    $('vo-enter').href = link.url;
     $('vo-result').hidden = false;
     $('vo-link').focus();
     $('vo-link').select();
@@ -498,16 +530,19 @@ function wireVirtualOffice() {
       return;
     }
     $('invite-submit').disabled = true;
-    const reply = await apiReply('POST', '/api/staff/invitations', { name: name.value.trim(), valid_hours: h });
-    $('invite-submit').disabled = false;
-    if (!reply.ok) {
-      if (sessionLost(reply)) return;
-      const field = reply.error.code === 'invalid_validity' ? hours : name;
-      showError($('invite-error'), reply.error.message, [field]);
+    let invitation;
+    try {
+      invitation = await api('/api/staff/invitations', { method: 'POST', body: { name: name.value.trim(), valid_hours: h } });
+    } catch (e) {
+      $('invite-submit').disabled = false;
+      if (sessionLost(e)) return;
+      const field = e.code === 'invalid_validity' ? hours : name;
+      showError($('invite-error'), e.message, [field]);
       field.focus();
       return;
     }
-    $('invite-link').value = reply.data.url;
+    $('invite-submit').disabled = false;
+    $('invite-link').value = invitation.url;
     $('invite-result').hidden = false;
     $('invite-link').focus();
     $('invite-link').select();
@@ -536,9 +571,14 @@ async function init() {
       $('appt-detail').hidden = true;
     }
   });
-  const reply = await apiReply('GET', '/api/auth/me');
-  if (reply.ok) await showDashboard(reply.data);
-  else showLogin(reply.status === 401 ? '' : reply.error.message);
+  let who;
+  try {
+    who = await api('/api/auth/me');
+  } catch (e) {
+    showLogin(e.status === 401 ? '' : e.message);
+    return;
+  }
+  await showDashboard(who);
 }
 
 init();

@@ -1,0 +1,36 @@
+// The home page (/) and the privacy notice (/privacy): their words, the language switch, and on
+// the home page the form where a pasted link or booking code leads on. No room code: the room
+// (media, signaling, its views) is loaded by /join alone.
+
+import { initPage } from '../shared/i18n.js';
+import './strings.js';
+// Reading a pasted join link needs only the token parser, which has no dependencies.
+import { destinationFromInput } from '../room/token.js';
+
+const $ = (id) => document.getElementById(id);
+
+function initLanding() {
+  const form = $('paste-form');
+  if (!form) return;
+  const input = $('paste-input');
+  const error = $('paste-error');
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const destination = destinationFromInput(input.value);
+    if (!destination) {
+      error.hidden = false;
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+      return;
+    }
+    // Always our own origin: a pasted link cannot send the user elsewhere.
+    location.assign(destination);
+  });
+  input.addEventListener('input', () => {
+    error.hidden = true;
+    input.removeAttribute('aria-invalid');
+  });
+}
+
+initPage();
+initLanding();
