@@ -99,6 +99,23 @@ async fn paste(b: &Browser, base: &str, text: &str) -> Result<()> {
     b.click("#paste-form button[type=submit]").await
 }
 
+/// Clicks the `.ics` button at `css` and returns the calendar file it hands the browser (the blob
+/// given to `URL.createObjectURL`, captured on its way to the download).
+async fn ics_download(b: &Browser, css: &str, what: &str) -> Result<String> {
+    b.exec(
+        "window.__ics = null; const made = URL.createObjectURL; \
+         URL.createObjectURL = (blob) => { blob.text().then(t => { window.__ics = t; }); return made.call(URL, blob); };",
+    )
+    .await?;
+    b.click(css).await?;
+    b.wait_for("window.__ics !== null", STEP).await?;
+    let ics: String = b.eval("window.__ics").await?;
+    if !(ics.starts_with("BEGIN:VCALENDAR") && ics.contains("BEGIN:VEVENT")) {
+        return Err(err(format!("{what}: the .ics button gave {ics:?}")));
+    }
+    Ok(ics)
+}
+
 pub async fn citizen_pages(ctx: &mut Ctx) -> Result<()> {
     let clock = Clock::offset(offset_to_next_working_morning()?);
     let server = TestServer::start_at(clock, |_| {}).await;
@@ -224,6 +241,7 @@ pub async fn citizen_pages(ctx: &mut Ctx) -> Result<()> {
     assert_accessible(b, "/prenota, step 6").await?;
     let code: String = b.eval("document.querySelector('#booking-code').textContent.trim()").await?;
     let manage: String = b.eval("document.querySelector('a[href^=\"/appuntamento\"]').href").await?;
+    ics_download(b, "#ics", "/prenota, step 6").await?;
     println!("  steps 3–6 focus their heading; required fields say «Campo obbligatorio.»; booked {code}");
     // The confirmation's join link (read now: moving sends a second one).
     let join =
@@ -237,6 +255,7 @@ pub async fn citizen_pages(ctx: &mut Ctx) -> Result<()> {
     )
     .await?;
     assert_accessible(b, "/appuntamento").await?;
+    ics_download(b, "#ics", "/appuntamento").await?;
     b.click("#cancel").await?;
     focus_on(b, "#cancel-question", "after «Annulla»").await?;
     b.click("#move").await?;

@@ -258,7 +258,22 @@ pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
         return Err(err(format!("the citizen downloaded {got}, the official shared {pdf_sha} ({doc})")));
     }
     b.wait_for("document.querySelectorAll('#doc-list [data-document-id]').length === 1", STEP).await?;
-    println!("  the citizen downloaded exactly the shared PDF ({} bytes)", PDF.len());
+    // The document's own button: the blob it hands the browser holds the same bytes.
+    b.exec(
+        "window.__saved = null; const made = URL.createObjectURL; \
+         URL.createObjectURL = (blob) => { blob.arrayBuffer().then(async a => { \
+           const d = await crypto.subtle.digest('SHA-256', a); \
+           window.__saved = [...new Uint8Array(d)].map(x => x.toString(16).padStart(2, '0')).join(''); }); \
+           return made.call(URL, blob); };",
+    )
+    .await?;
+    b.click("#doc-list .doc-download").await?;
+    b.wait_for("window.__saved !== null", STEP).await?;
+    let saved: String = b.eval("window.__saved").await?;
+    if saved != pdf_sha {
+        return Err(err(format!("the download button saved {saved}, the official shared {pdf_sha}")));
+    }
+    println!("  the citizen downloaded exactly the shared PDF ({} bytes), also by its button", PDF.len());
 
     // --- a chat message from the citizen reaches the official.
     b.fill("#chat-input", "Buongiorno, ho caricato il modulo").await?;
