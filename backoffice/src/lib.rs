@@ -3,6 +3,9 @@
 //!
 //! Layout:
 //! - [`context`]: [`BackOffice`](context::BackOffice) (store, key, mailer, clock, public URL) and its error.
+//! - [`booking`]: the citizens' use cases — book, reschedule, cancel, rate — with the one slot
+//!   computation ([`booking::offer`]) and the one place booking emails are built and sent
+//!   ([`booking::notify`]).
 //! - [`links`]: the citizen's join, manage and cancel links and the join claims.
 //! - [`token`]: HS256 join tokens and the key file they are signed with; [`secrets`]: random secrets,
 //!   their hashes, Argon2id passwords.
@@ -17,6 +20,7 @@
 //! Invariants: rules live in `sportello-domain` (this crate does the I/O around them); errors are
 //! typed here and mapped to HTTP statuses once, at the edge.
 
+pub mod booking;
 pub mod booking_mail;
 pub mod calendar_fetch;
 pub mod clock;

@@ -1,8 +1,8 @@
 //! What an office can offer citizens for a service: the free slots of its active officials, from
 //! their patterns (or the opening hours), absences, imported busy times, holidays, confirmed
-//! appointments, notice and horizon — the computation behind `/api/offices/{id}/slots`, shared with
-//! the working-pattern preview (`api/calendar.rs`), which asks the same question with one
-//! official's pattern replaced by a proposed one.
+//! appointments, notice and horizon — the one computation behind the citizens' booking (slots,
+//! months, book, reschedule) and the staff's working-pattern preview, which asks the same question
+//! with one official's pattern replaced by a proposed one.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -12,12 +12,11 @@ use sportello_domain::{
     AvailabilityRequest, Interval, MeetingMode, Official, OfficialId, PatronDay, Slot, free_slots, holiday_dates,
     pattern_from_json, pattern_from_opening_hours,
 };
-use sportello_store::{Modes, Office, Service, StaffRole, User};
+use sportello_store::{Modes, Office, Service, StaffRole, Store, StoreError, User};
 
-use super::ApiError;
-use crate::state::AppState;
-use sportello_backoffice::settings::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_PATRON_DAY};
-use sportello_backoffice::time::ts;
+use crate::context::BackOfficeError;
+use crate::settings::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_PATRON_DAY};
+use crate::time::ts;
 
 pub const DEFAULT_MIN_NOTICE_MINUTES: i64 = 60;
 pub const DEFAULT_HORIZON_DAYS: u16 = 60;
@@ -56,14 +55,14 @@ impl Offer {
     }
 }
 
-async fn setting<T: std::str::FromStr>(state: &AppState, key: &str) -> Result<Option<T>, ApiError> {
-    Ok(state.store.setting(key).await?.and_then(|v| v.trim().parse().ok()))
+async fn setting<T: std::str::FromStr>(store: &Store, key: &str) -> Result<Option<T>, StoreError> {
+    Ok(store.setting(key).await?.and_then(|v| v.trim().parse().ok()))
 }
 
 /// The booking window from the settings: minimum notice (minutes) and horizon (days).
-pub async fn window(state: &AppState) -> Result<(i64, u16), ApiError> {
-    let min_notice = setting::<i64>(state, SETTING_MIN_NOTICE).await?.unwrap_or(DEFAULT_MIN_NOTICE_MINUTES).max(0);
-    let horizon = setting::<u16>(state, SETTING_HORIZON).await?.unwrap_or(DEFAULT_HORIZON_DAYS).min(366);
+pub async fn window(store: &Store) -> Result<(i64, u16), StoreError> {
+    let min_notice = setting::<i64>(store, SETTING_MIN_NOTICE).await?.unwrap_or(DEFAULT_MIN_NOTICE_MINUTES).max(0);
+    let horizon = setting::<u16>(store, SETTING_HORIZON).await?.unwrap_or(DEFAULT_HORIZON_DAYS).min(366);
     Ok((min_notice, horizon))
 }
 
@@ -80,32 +79,28 @@ pub fn domain_modes(m: Modes) -> sportello_domain::Modes {
 /// holidays (national + patron day), confirmed appointments (except `exclude`, the one being moved),
 /// notice and horizon from the settings.
 pub async fn offer(
-    state: &AppState,
+    store: &Store,
     office: &Office,
     service: &Service,
     now: i64,
     exclude: Option<&str>,
     replace: Option<&PatternOverride<'_>>,
-) -> Result<Offer, ApiError> {
-    let (min_notice, horizon_days) = window(state).await?;
-    let patron = state.store.setting(SETTING_PATRON_DAY).await?.and_then(|v| {
+) -> Result<Offer, BackOfficeError> {
+    let (min_notice, horizon_days) = window(store).await?;
+    let patron = store.setting(SETTING_PATRON_DAY).await?.and_then(|v| {
         let (m, d) = v.trim().split_once('-')?;
         PatronDay::new(m.parse().ok()?, d.parse().ok()?).ok()
     });
     let tz = sportello_domain::europe_rome().unwrap_or(TimeZone::UTC);
     let now_ts = ts(now);
-    let horizon_end = now_ts
-        .to_zoned(tz.clone())
-        .checked_add(Span::new().days(i64::from(horizon_days) + 1))
-        .map_err(ApiError::internal)?
-        .timestamp();
+    let horizon_end =
+        now_ts.to_zoned(tz.clone()).checked_add(Span::new().days(i64::from(horizon_days) + 1))?.timestamp();
     let first_year = tz.to_datetime(now_ts).year();
     let last_year = tz.to_datetime(horizon_end).year();
-    let holidays = holiday_dates(first_year, last_year, patron).map_err(ApiError::internal)?;
+    let holidays = holiday_dates(first_year, last_year, patron)?;
 
     let office_pattern = pattern_from_opening_hours(&office.opening_hours);
-    let members: Vec<User> = state
-        .store
+    let members: Vec<User> = store
         .office_members(&office.id)
         .await?
         .into_iter()
@@ -137,20 +132,17 @@ pub async fn offer(
         }
     }
     let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-    let busy = if ids.is_empty() {
-        Vec::new()
-    } else {
-        state.store.busy_of_officials(&ids, now, horizon_end.as_second()).await?
-    };
+    let busy =
+        if ids.is_empty() { Vec::new() } else { store.busy_of_officials(&ids, now, horizon_end.as_second()).await? };
     // The officials' calendars: absences (whole days and hourly leave) and busy times imported
     // from their own calendars (docs/calendars.md).
-    for absence in state.store.absences_of_users(&ids, now, horizon_end.as_second()).await? {
+    for absence in store.absences_of_users(&ids, now, horizon_end.as_second()).await? {
         let Some(i) = ids.iter().position(|id| *id == absence.user_id) else { continue };
         if let Ok(iv) = Interval::new(ts(absence.starts_at), ts(absence.ends_at)) {
             officials[i].absences.push(iv);
         }
     }
-    for external in state.store.busy_of_users(&ids, now, horizon_end.as_second()).await? {
+    for external in store.busy_of_users(&ids, now, horizon_end.as_second()).await? {
         let Some(i) = ids.iter().position(|id| *id == external.user_id) else { continue };
         if let Ok(iv) = Interval::new(ts(external.starts_at), ts(external.ends_at)) {
             officials[i].busy.push(iv);
@@ -182,6 +174,6 @@ pub async fn offer(
         min_notice: SignedDuration::from_mins(min_notice),
         horizon_days,
     };
-    let slots = free_slots(&request).map_err(ApiError::internal)?;
+    let slots = free_slots(&request)?;
     Ok(Offer { slots, officials: users, load })
 }
