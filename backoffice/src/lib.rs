@@ -12,7 +12,8 @@
 //! - [`mail`]: outgoing email (SMTP, or `.eml` files); [`booking_mail`]: the booking emails and `.ics`.
 //! - [`reminders`]: the reminder pass, every minute.
 //! - [`calendar_fetch`]: officials' own calendars in (subscriptions, uploads); [`feeds`]: `.ics` feeds out.
-//! - [`schedule`]: working patterns and holidays read from the store into the domain's types.
+//! - [`schedule`]: working patterns and holidays read from the store into the domain's types;
+//!   [`convert`]: the other rows the rules take (modes, intervals, the patron's day).
 //! - [`documents`], [`retention`], [`private`]: shared files, what is deleted when, private permissions.
 //! - [`settings`]: the keys of the administrator's settings; [`demo`]: `--demo` sample data.
 //! - [`clock`], [`time`], [`text`]: the server's "now", Europe/Rome conversions, bilingual messages.
@@ -25,6 +26,7 @@ pub mod booking_mail;
 pub mod calendar_fetch;
 pub mod clock;
 pub mod context;
+pub mod convert;
 pub mod demo;
 pub mod documents;
 pub mod feeds;

@@ -12,17 +12,18 @@ pub mod offer;
 
 use jiff::Timestamp;
 use sportello_domain::booking::Lang;
-use sportello_domain::{MeetingMode, Requester, booking_code, normalize_code};
+use sportello_domain::{Requester, booking_code, normalize_code};
 use sportello_store::{
     Appointment, Mode, Modes, NewAppointment, Office, Reschedule, Service, Status, StoreError, User,
 };
 
 use self::notify::{Notice, notify};
-use self::offer::{domain_modes, offer};
+use self::offer::offer;
 use crate::context::{BackOffice, BackOfficeError};
+use crate::convert::{meeting_mode, modes};
 use crate::links;
 use crate::secrets::{new_secret, sha256_hex};
-use crate::settings::SETTING_MAX_ACTIVE;
+use crate::settings::{SETTING_MAX_ACTIVE, parsed};
 use crate::text::Text;
 use crate::time::ts;
 
@@ -226,17 +227,10 @@ pub fn mode_for(service: &Service, asked: Option<Mode>) -> Result<Mode, BookingE
         None if matches!(service.modes, Modes::InPerson) => Mode::InPerson,
         None => Mode::Video,
     };
-    if !domain_modes(service.modes).allows(meeting_mode(mode)) {
+    if !modes(service.modes).allows(meeting_mode(mode)) {
         return Err(BookingError::ModeNotOffered);
     }
     Ok(mode)
-}
-
-fn meeting_mode(m: Mode) -> MeetingMode {
-    match m {
-        Mode::Video => MeetingMode::Video,
-        Mode::InPerson => MeetingMode::InPerson,
-    }
 }
 
 /// Books `booking.start` with the least loaded free official, draws the code and the secret, and
@@ -246,8 +240,7 @@ pub async fn book(back: &BackOffice, booking: NewBooking, now: i64) -> Result<Bo
     if start.as_second() <= now {
         return Err(BookingError::SlotUnavailable);
     }
-    let max_active =
-        back.store.setting(SETTING_MAX_ACTIVE).await?.and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_MAX_ACTIVE);
+    let max_active = parsed::<u32>(&back.store, SETTING_MAX_ACTIVE).await?.unwrap_or(DEFAULT_MAX_ACTIVE);
     if back.store.active_bookings_of_email(&office.id, &requester.email, now).await? >= i64::from(max_active) {
         tracing::info!("booking refused: the email holds the most appointments allowed with this office");
         return Err(BookingError::TooManyBookings { max_active });
@@ -405,5 +398,172 @@ pub async fn rate(
         Ok(()) => Ok(()),
         Err(StoreError::Conflict(_)) => Err(BookingError::AlreadyRated),
         Err(other) => Err(other.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use sportello_store::{NewOffice, NewService, NewUser, StaffRole, Store};
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::context::CalendarPolicy;
+    use crate::mail::Mailer;
+    use crate::token::TokenKey;
+
+    const HOURS: &str = r#"[["09:00-12:00"],["09:00-12:00"],["09:00-12:00"],["09:00-12:00"],["09:00-12:00"],[],[]]"#;
+    /// Monday 1 March 2027, 07:00 in Rome.
+    const NOW: i64 = 1_803_880_800;
+
+    struct World {
+        back: BackOffice,
+        office: Office,
+        service: Service,
+        _dir: tempfile::TempDir,
+    }
+
+    /// One office open weekday mornings, one official, one 30-minute video service; mail to the outbox.
+    async fn world() -> World {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::connect(&format!("sqlite:{}", dir.path().join("s.db").display())).await.expect("store");
+        let office = store
+            .create_office(
+                &NewOffice {
+                    name: "Anagrafe".into(),
+                    description: String::new(),
+                    address: String::new(),
+                    email: String::new(),
+                    phone: String::new(),
+                    opening_hours: HOURS.into(),
+                },
+                NOW,
+            )
+            .await
+            .expect("office");
+        let official = store
+            .create_user(
+                &NewUser {
+                    email: "mario@comune.example".into(),
+                    display_name: "Mario".into(),
+                    role: StaffRole::Official,
+                },
+                NOW,
+            )
+            .await
+            .expect("official");
+        store.set_office_members(&office.id, std::slice::from_ref(&official.id)).await.expect("members");
+        let service = store
+            .create_service(
+                &NewService {
+                    name: "Carta d'identità".into(),
+                    description: String::new(),
+                    duration_minutes: 30,
+                    what_to_bring: String::new(),
+                    modes: Modes::Video,
+                    office_ids: vec![office.id.clone()],
+                },
+                NOW,
+            )
+            .await
+            .expect("service");
+        let mailer = Mailer::new(None, "sportello@comune.example", dir.path()).expect("mailer");
+        let back = BackOffice {
+            store,
+            tokens: Arc::new(TokenKey::random()),
+            mailer,
+            clock: Clock::system(),
+            public_url: "https://sportello.example".into(),
+            calendars: CalendarPolicy {
+                refresh: Duration::from_secs(3600),
+                fetch_timeout: Duration::from_secs(5),
+                allow_private: false,
+            },
+        };
+        World { back, office, service, _dir: dir }
+    }
+
+    fn sent(w: &World) -> usize {
+        let outbox = w.back.mailer.outbox().expect("outbox");
+        std::fs::read_dir(outbox).map_or(0, |d| d.count())
+    }
+
+    fn booking(w: &World, email: &str, start: Timestamp) -> NewBooking {
+        NewBooking {
+            office: w.office.clone(),
+            service: w.service.clone(),
+            requester: Requester {
+                first_name: "Anna".into(),
+                last_name: "Rossi".into(),
+                email: email.into(),
+                details: String::new(),
+            },
+            mode: Mode::Video,
+            start,
+            lang: Lang::It,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_slot_is_refused_and_sends_no_mail() {
+        let w = world().await;
+        let offer = offer(&w.back.store, &w.office, &w.service, NOW, None, None).await.expect("offer");
+        let start = offer.slots.first().expect("a free slot").start;
+
+        let booked = book(&w.back, booking(&w, "anna@example.org", start), NOW).await.expect("booked");
+        assert_eq!(booked.appointment.starts_at, start.as_second());
+        assert_eq!(sent(&w), 1, "the confirmation");
+
+        let again = book(&w.back, booking(&w, "bruno@example.org", start), NOW).await;
+        assert!(matches!(again, Err(BookingError::SlotUnavailable)), "{:?}", again.as_ref().err());
+        assert_eq!(sent(&w), 1, "no mail for a refused booking");
+
+        let past = book(&w.back, booking(&w, "bruno@example.org", ts(NOW)), NOW).await;
+        assert!(matches!(past, Err(BookingError::SlotUnavailable)), "{:?}", past.as_ref().err());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_booking_cannot_change_again() {
+        let w = world().await;
+        let offer = offer(&w.back.store, &w.office, &w.service, NOW, None, None).await.expect("offer");
+        let start = offer.slots.first().expect("a free slot").start;
+        let booked = book(&w.back, booking(&w, "anna@example.org", start), NOW).await.expect("booked");
+        let opened = open(&w.back, &booked.appointment.code, Some(&booked.secret)).await.expect("opened");
+        assert!(matches!(open(&w.back, &booked.appointment.code, Some("wrong")).await, Err(BookingError::NotFound)));
+
+        let cancelled = cancel(&w.back, opened, NOW).await.expect("cancelled");
+        assert_eq!(cancelled.appointment.status, Status::Cancelled);
+        assert_eq!(sent(&w), 2, "confirmation and cancellation");
+        let again = cancel(&w.back, cancelled.appointment.clone(), NOW).await;
+        assert!(matches!(again, Err(BookingError::AlreadyCancelled)), "{:?}", again.as_ref().err());
+        let moved = reschedule(&w.back, cancelled.appointment, &booked.secret, start, NOW).await;
+        assert!(matches!(moved, Err(BookingError::AlreadyCancelled)), "{:?}", moved.as_ref().err());
+        assert_eq!(sent(&w), 2);
+    }
+
+    #[test]
+    fn every_refusal_has_a_code_and_english() {
+        use BookingError as E;
+        let refusals = [
+            E::UnknownOffice,
+            E::UnknownService,
+            E::ServiceNotOffered,
+            E::ModeNotOffered,
+            E::SlotUnavailable,
+            E::TooManyBookings { max_active: 3 },
+            E::AlreadyCancelled,
+            E::Over,
+            E::Started,
+            E::InvalidRating,
+            E::InvalidComment,
+            E::AlreadyRated,
+        ];
+        for e in refusals {
+            let (_, code, text) = e.refusal().expect("a refusal");
+            assert!(!code.is_empty() && !text.en.is_empty() && text.en != text.it, "{code}: {text:?}");
+        }
+        assert!(E::NotFound.refusal().is_none() && E::NoFreeCode.refusal().is_none());
     }
 }

@@ -9,17 +9,16 @@ use std::collections::{BTreeSet, HashMap};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, Timestamp};
 use sportello_domain::{
-    AvailabilityRequest, Interval, MeetingMode, Official, OfficialId, PatronDay, Slot, free_slots, holiday_dates,
-    pattern_from_json, pattern_from_opening_hours,
+    AvailabilityRequest, MeetingMode, Official, OfficialId, Slot, free_slots, holiday_dates, pattern_from_json,
+    pattern_from_opening_hours,
 };
-use sportello_store::{Modes, Office, Service, StaffRole, Store, StoreError, User};
+use sportello_store::{Office, Service, StaffRole, Store, StoreError, User};
 
 use crate::context::BackOfficeError;
-use crate::settings::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_PATRON_DAY};
+use crate::convert::{interval, modes};
+use crate::schedule::patron_day;
+use crate::settings::{DEFAULT_HORIZON_DAYS, DEFAULT_MIN_NOTICE_MINUTES, SETTING_HORIZON, SETTING_MIN_NOTICE, parsed};
 use crate::time::ts;
-
-pub const DEFAULT_MIN_NOTICE_MINUTES: i64 = 60;
-pub const DEFAULT_HORIZON_DAYS: u16 = 60;
 
 /// One official's working pattern as it would be: `Some(json)` a personal pattern, `None` the
 /// office's opening hours.
@@ -55,23 +54,11 @@ impl Offer {
     }
 }
 
-async fn setting<T: std::str::FromStr>(store: &Store, key: &str) -> Result<Option<T>, StoreError> {
-    Ok(store.setting(key).await?.and_then(|v| v.trim().parse().ok()))
-}
-
 /// The booking window from the settings: minimum notice (minutes) and horizon (days).
 pub async fn window(store: &Store) -> Result<(i64, u16), StoreError> {
-    let min_notice = setting::<i64>(store, SETTING_MIN_NOTICE).await?.unwrap_or(DEFAULT_MIN_NOTICE_MINUTES).max(0);
-    let horizon = setting::<u16>(store, SETTING_HORIZON).await?.unwrap_or(DEFAULT_HORIZON_DAYS).min(366);
+    let min_notice = parsed::<i64>(store, SETTING_MIN_NOTICE).await?.unwrap_or(DEFAULT_MIN_NOTICE_MINUTES).max(0);
+    let horizon = parsed::<u16>(store, SETTING_HORIZON).await?.unwrap_or(DEFAULT_HORIZON_DAYS).min(366);
     Ok((min_notice, horizon))
-}
-
-pub fn domain_modes(m: Modes) -> sportello_domain::Modes {
-    match m {
-        Modes::Video => sportello_domain::Modes::VIDEO,
-        Modes::InPerson => sportello_domain::Modes::IN_PERSON,
-        Modes::Both => sportello_domain::Modes::BOTH,
-    }
 }
 
 /// Free slots of `office` for `service` from `now`: active officials among its members, with their
@@ -87,10 +74,7 @@ pub async fn offer(
     replace: Option<&PatternOverride<'_>>,
 ) -> Result<Offer, BackOfficeError> {
     let (min_notice, horizon_days) = window(store).await?;
-    let patron = store.setting(SETTING_PATRON_DAY).await?.and_then(|v| {
-        let (m, d) = v.trim().split_once('-')?;
-        PatronDay::new(m.parse().ok()?, d.parse().ok()?).ok()
-    });
+    let patron = patron_day(store).await?;
     let tz = sportello_domain::europe_rome().unwrap_or(TimeZone::UTC);
     let now_ts = ts(now);
     let horizon_end =
@@ -138,20 +122,20 @@ pub async fn offer(
     // from their own calendars (docs/calendars.md).
     for absence in store.absences_of_users(&ids, now, horizon_end.as_second()).await? {
         let Some(i) = ids.iter().position(|id| *id == absence.user_id) else { continue };
-        if let Ok(iv) = Interval::new(ts(absence.starts_at), ts(absence.ends_at)) {
+        if let Some(iv) = interval(absence.starts_at, absence.ends_at) {
             officials[i].absences.push(iv);
         }
     }
     for external in store.busy_of_users(&ids, now, horizon_end.as_second()).await? {
         let Some(i) = ids.iter().position(|id| *id == external.user_id) else { continue };
-        if let Ok(iv) = Interval::new(ts(external.starts_at), ts(external.ends_at)) {
+        if let Some(iv) = interval(external.starts_at, external.ends_at) {
             officials[i].busy.push(iv);
         }
     }
     let mut load = HashMap::new();
     for appt in busy.iter().filter(|a| Some(a.id.as_str()) != exclude) {
         let Some(i) = ids.iter().position(|id| *id == appt.official_id) else { continue };
-        if let Ok(iv) = Interval::new(ts(appt.starts_at), ts(appt.ends_at)) {
+        if let Some(iv) = interval(appt.starts_at, appt.ends_at) {
             officials[i].appointments.push(iv);
         }
         *load.entry(OfficialId(i as u64)).or_insert(0) += 1;
@@ -167,7 +151,7 @@ pub async fn offer(
             duration: SignedDuration::from_mins(service.duration_minutes),
             buffer_before: SignedDuration::ZERO,
             buffer_after: SignedDuration::ZERO,
-            modes: domain_modes(service.modes),
+            modes: modes(service.modes),
             step: None,
         },
         holidays: holidays.into_iter().collect::<BTreeSet<_>>(),

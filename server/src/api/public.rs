@@ -31,7 +31,7 @@ use sportello_backoffice::booking::offer::offer;
 use sportello_backoffice::booking::{self, BookingError, NewBooking};
 use sportello_backoffice::booking_mail::appointment_ics;
 use sportello_backoffice::links;
-use sportello_backoffice::settings::{SETTING_RATE_LIMIT, SETTING_RATE_LIMIT_DAY};
+use sportello_backoffice::settings::{SETTING_RATE_LIMIT, SETTING_RATE_LIMIT_DAY, parsed};
 use sportello_backoffice::time::{rome, ts};
 
 const DEFAULT_RATE_LIMIT: u32 = 10;
@@ -311,10 +311,6 @@ fn office_out(o: &Office, services: &[Service]) -> OfficeOut {
     }
 }
 
-async fn setting<T: std::str::FromStr>(state: &AppState, key: &str) -> Result<Option<T>, ApiError> {
-    Ok(state.store.setting(key).await?.and_then(|v| v.trim().parse().ok()))
-}
-
 fn slot_out(s: &Slot) -> SlotOut {
     let tz = rome();
     let mut modes = Vec::new();
@@ -530,8 +526,8 @@ async fn book(
     let span = tracing::info_span!("public_book", code = tracing::field::Empty);
     async move {
         let now = state.clock.now();
-        let per_minute = setting::<u32>(&state, SETTING_RATE_LIMIT).await?.unwrap_or(DEFAULT_RATE_LIMIT);
-        let per_day = setting::<u32>(&state, SETTING_RATE_LIMIT_DAY).await?.unwrap_or(DEFAULT_RATE_LIMIT_DAY);
+        let per_minute = parsed::<u32>(&state.store, SETTING_RATE_LIMIT).await?.unwrap_or(DEFAULT_RATE_LIMIT);
+        let per_day = parsed::<u32>(&state.store, SETTING_RATE_LIMIT_DAY).await?.unwrap_or(DEFAULT_RATE_LIMIT_DAY);
         if !limits.minute.allow(ip, now, per_minute) || !limits.day.allow(ip, now, per_day) {
             tracing::info!("booking rate limit reached");
             return Err(ApiError::RateLimited);
