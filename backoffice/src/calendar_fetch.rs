@@ -25,8 +25,7 @@ pub const MAX_BYTES: usize = 2 * 1024 * 1024;
 /// Redirects followed by a fetch (Google and Outlook redirect once or twice).
 pub const MAX_REDIRECTS: usize = 3;
 /// Setting read for the import window (as the booking rules do), days.
-use crate::settings::SETTING_HORIZON;
-const DEFAULT_HORIZON_DAYS: i64 = 60;
+use crate::settings::{DEFAULT_HORIZON_DAYS, SETTING_HORIZON, parsed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -122,13 +121,8 @@ pub fn normalize_url(raw: &str) -> Option<url::Url> {
 
 /// The window imported from a calendar: a day back, the booking horizon and a day ahead.
 async fn window(back: &BackOffice, now: i64) -> Result<Interval, StoreError> {
-    let horizon = back
-        .store
-        .setting(SETTING_HORIZON)
-        .await?
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .unwrap_or(DEFAULT_HORIZON_DAYS)
-        .clamp(0, 366);
+    let horizon =
+        parsed::<i64>(&back.store, SETTING_HORIZON).await?.unwrap_or(i64::from(DEFAULT_HORIZON_DAYS)).clamp(0, 366);
     let now = Timestamp::from_second(now).unwrap_or(Timestamp::UNIX_EPOCH);
     let start = now.saturating_sub(SignedDuration::from_hours(24)).unwrap_or(now);
     let end = now.saturating_add(SignedDuration::from_hours(24 * (horizon + 1))).unwrap_or(now);

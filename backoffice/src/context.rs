@@ -45,4 +45,6 @@ pub enum BackOfficeError {
     Date(#[from] jiff::Error),
     #[error("holidays: {0}")]
     Holidays(#[from] sportello_domain::holidays::HolidayError),
+    #[error("availability: {0}")]
+    Availability(#[from] sportello_domain::AvailabilityError),
 }

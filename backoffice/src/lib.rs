@@ -3,13 +3,17 @@
 //!
 //! Layout:
 //! - [`context`]: [`BackOffice`](context::BackOffice) (store, key, mailer, clock, public URL) and its error.
+//! - [`booking`]: the citizens' use cases — book, reschedule, cancel, rate — with the one slot
+//!   computation ([`booking::offer`]) and the one place booking emails are built and sent
+//!   ([`booking::notify`]).
 //! - [`links`]: the citizen's join, manage and cancel links and the join claims.
 //! - [`token`]: HS256 join tokens and the key file they are signed with; [`secrets`]: random secrets,
 //!   their hashes, Argon2id passwords.
 //! - [`mail`]: outgoing email (SMTP, or `.eml` files); [`booking_mail`]: the booking emails and `.ics`.
 //! - [`reminders`]: the reminder pass, every minute.
 //! - [`calendar_fetch`]: officials' own calendars in (subscriptions, uploads); [`feeds`]: `.ics` feeds out.
-//! - [`schedule`]: working patterns and holidays read from the store into the domain's types.
+//! - [`schedule`]: working patterns and holidays read from the store into the domain's types;
+//!   [`convert`]: the other rows the rules take (modes, intervals, the patron's day).
 //! - [`documents`], [`retention`], [`private`]: shared files, what is deleted when, private permissions.
 //! - [`settings`]: the keys of the administrator's settings; [`demo`]: `--demo` sample data.
 //! - [`clock`], [`time`], [`text`]: the server's "now", Europe/Rome conversions, bilingual messages.
@@ -17,10 +21,12 @@
 //! Invariants: rules live in `sportello-domain` (this crate does the I/O around them); errors are
 //! typed here and mapped to HTTP statuses once, at the edge.
 
+pub mod booking;
 pub mod booking_mail;
 pub mod calendar_fetch;
 pub mod clock;
 pub mod context;
+pub mod convert;
 pub mod demo;
 pub mod documents;
 pub mod feeds;

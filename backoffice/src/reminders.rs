@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::booking_mail::BookingMail;
+use crate::booking::notify::{Notice, NotifyError, deliver};
 use crate::context::BackOffice;
 use crate::links;
 
@@ -47,23 +47,13 @@ pub async fn send_due_reminders(back: &BackOffice, lead: Duration) -> Result<usi
                     return Ok(());
                 }
             };
-            let join = links::video_join_link(back, &appt, now);
-            let cancel = links::cancel_link(&back.public_url, &appt.code, &secret);
-            let manage = links::manage_link(&back.public_url, &appt.code, &secret);
-            let mail = BookingMail {
-                appt: &appt,
-                office: &office,
-                service: &service,
-                join_link: join.as_deref(),
-                manage_link: Some(&manage),
-                cancel_link: Some(&cancel),
-            };
-            match back.mailer.send(&mail.reminder()).await {
+            match deliver(back, Notice::Reminder { secret: &secret }, &appt, &office, &service, now).await {
                 Ok(()) => {
                     back.store.mark_reminded(&appt.id, now).await?;
                     sent += 1;
                 }
-                Err(error) => tracing::warn!(%error, "reminder not sent; retried on the next pass"),
+                Err(NotifyError::Store(error)) => return Err(error.into()),
+                Err(NotifyError::Mail(error)) => tracing::warn!(%error, "reminder not sent; retried on the next pass"),
             }
             Ok(())
         }

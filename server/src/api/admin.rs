@@ -11,7 +11,10 @@ use sportello_store::{Modes, NewOffice, NewService, NewUser, Office, Service, St
 use super::ApiError;
 use super::auth::{Staff, UserView, user_setup_link, valid_staff_email};
 use crate::state::AppState;
-use sportello_backoffice::settings::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_NAME, SETTING_PATRON_DAY};
+use sportello_backoffice::settings::{
+    DEFAULT_HORIZON_DAYS, DEFAULT_MIN_NOTICE_MINUTES, SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_NAME,
+    SETTING_PATRON_DAY,
+};
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
@@ -442,8 +445,14 @@ pub async fn settings(state: &AppState) -> Result<Settings, ApiError> {
     Ok(Settings {
         municipality_name: get(SETTING_NAME).await?.unwrap_or_else(|| "Comune".into()),
         patron_day: get(SETTING_PATRON_DAY).await?.unwrap_or_default(),
-        min_notice_minutes: get(SETTING_MIN_NOTICE).await?.and_then(|v| v.parse().ok()).unwrap_or(60),
-        horizon_days: get(SETTING_HORIZON).await?.and_then(|v| v.parse().ok()).unwrap_or(60),
+        min_notice_minutes: get(SETTING_MIN_NOTICE)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_MIN_NOTICE_MINUTES),
+        horizon_days: get(SETTING_HORIZON)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(i64::from(DEFAULT_HORIZON_DAYS)),
     })
 }
 

@@ -29,8 +29,8 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::ApiError;
 use super::auth::Staff;
-use super::offer::{Offer, PatternOverride, offer, window};
 use crate::state::AppState;
+use sportello_backoffice::booking::offer::{Offer, PatternOverride, offer, window};
 use sportello_backoffice::calendar_fetch::{self, FetchError, UploadError};
 use sportello_backoffice::feeds;
 
@@ -468,8 +468,8 @@ async fn preview_pattern(
     for office in state.store.offices_of_user(&user.id).await? {
         for service in services.iter().filter(|s| s.office_ids.contains(&office.id)) {
             let starts = |o: Offer| o.slots.into_iter().map(|s| s.start).collect::<BTreeSet<Timestamp>>();
-            let before = starts(offer(&state, &office, service, now, None, None).await?);
-            let after = starts(offer(&state, &office, service, now, None, Some(&replace)).await?);
+            let before = starts(offer(&state.store, &office, service, now, None, None).await?);
+            let after = starts(offer(&state.store, &office, service, now, None, Some(&replace)).await?);
             out.push(PreviewService {
                 office_id: office.id.clone(),
                 office_name: office.name.clone(),
@@ -482,7 +482,7 @@ async fn preview_pattern(
             });
         }
     }
-    let (_, horizon) = window(&state).await?;
+    let (_, horizon) = window(&state.store).await?;
     let today = ts(now).to_zoned(rome()).date();
     let to = today.checked_add(Span::new().days(i64::from(horizon))).map_err(ApiError::internal)?;
     let sum = |f: fn(&PreviewService) -> usize| out.iter().map(f).sum();

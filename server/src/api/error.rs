@@ -349,6 +349,25 @@ impl From<sportello_backoffice::context::BackOfficeError> for ApiError {
     }
 }
 
+/// The booking use cases' refusals carry their own code and text; failures become 404 or 500.
+impl From<sportello_backoffice::booking::BookingError> for ApiError {
+    fn from(error: sportello_backoffice::booking::BookingError) -> ApiError {
+        use sportello_backoffice::booking::{BookingError as E, Refusal};
+        if let Some((kind, code, message)) = error.refusal() {
+            return match kind {
+                Refusal::Invalid => ApiError::BadRequest { code, message },
+                Refusal::Conflict => ApiError::Conflict { code, message },
+            };
+        }
+        match error {
+            E::NotFound => ApiError::NotFound,
+            E::Store(error) => error.into(),
+            E::BackOffice(error) => error.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 /// Date arithmetic out of range: only rows no one can write get there.
 impl From<jiff::Error> for ApiError {
     fn from(error: jiff::Error) -> ApiError {

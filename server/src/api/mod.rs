@@ -23,7 +23,6 @@ pub mod council;
 pub mod error;
 pub mod live;
 pub mod login_guard;
-pub mod offer;
 pub mod openapi;
 pub mod public;
 pub mod rooms;

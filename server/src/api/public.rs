@@ -1,9 +1,10 @@
 //! The citizens' booking API, no account: services, offices, free slots, booking, and managing a
 //! booking by code + secret (summary, cancel, reschedule, `.ics`, rating). See `docs/booking.md`.
 //!
-//! Every decision by time uses `state.clock`. A booking's secret is drawn here, mailed in the
-//! manage link and stored only as its SHA-256; it arrives in the `X-Booking-Secret` header or the
-//! JSON body and is never logged. A wrong secret and an unknown code give the same 404.
+//! The handlers extract, rate-limit and check the fields, then call the use cases in
+//! `sportello_backoffice::booking` with `state.clock`'s now. A booking's secret arrives in the
+//! `X-Booking-Secret` header or the JSON body and is never logged; a wrong secret and an unknown
+//! code give the same 404.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,32 +18,25 @@ use axum::{Json, Router};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use sportello_domain::booking::{Lang, YearMonth, months_with_slots};
-use sportello_domain::{
-    MeetingMode, RequesterError, RequesterInput, Slot, booking_code, normalize_code, slot_label, validate_requester,
-};
-use sportello_store::{
-    Appointment, Mode, Modes, NewAppointment, Office, Reschedule, Service, Status, StoreError, User,
-};
+use sportello_domain::{RequesterError, RequesterInput, Slot, booking_code, slot_label, validate_requester};
+use sportello_store::{Appointment, Mode, Modes, Office, Service, Status};
 use tracing::Instrument;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::ApiError;
-use super::offer::{domain_modes, offer};
 use crate::client_addr::AddressKey;
 use crate::client_addr::ClientIp;
 use crate::state::AppState;
-use sportello_backoffice::booking_mail::{BookingMail, appointment_ics};
+use sportello_backoffice::booking::offer::offer;
+use sportello_backoffice::booking::{self, BookingError, NewBooking};
+use sportello_backoffice::booking_mail::appointment_ics;
 use sportello_backoffice::links;
-use sportello_backoffice::settings::{SETTING_MAX_ACTIVE, SETTING_RATE_LIMIT, SETTING_RATE_LIMIT_DAY};
+use sportello_backoffice::settings::{SETTING_RATE_LIMIT, SETTING_RATE_LIMIT_DAY, parsed};
 use sportello_backoffice::time::{rome, ts};
 
 const DEFAULT_RATE_LIMIT: u32 = 10;
 const DEFAULT_RATE_LIMIT_DAY: u32 = 30;
-const DEFAULT_MAX_ACTIVE: u32 = 3;
 const SECRET_HEADER: &str = "x-booking-secret";
-const COMMENT_MAX_CHARS: usize = 1000;
-/// Attempts to draw an unused booking code (40 bits: a collision is already rare).
-const CODE_ATTEMPTS: usize = 5;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -317,43 +311,6 @@ fn office_out(o: &Office, services: &[Service]) -> OfficeOut {
     }
 }
 
-async fn setting<T: std::str::FromStr>(state: &AppState, key: &str) -> Result<Option<T>, ApiError> {
-    Ok(state.store.setting(key).await?.and_then(|v| v.trim().parse().ok()))
-}
-
-/// The office and service of a booking; the service must be one the office handles.
-async fn office_and_service(
-    state: &AppState,
-    office_id: &str,
-    service_id: &str,
-) -> Result<(Office, Service), ApiError> {
-    let office = match state.store.office(office_id).await? {
-        Some(o) if !office_id.is_empty() => o,
-        _ => {
-            return Err(ApiError::bad_request(
-                "unknown_office",
-                ("L'ufficio indicato non esiste.", "The office does not exist."),
-            ));
-        }
-    };
-    let service = match state.store.service(service_id).await? {
-        Some(s) if !service_id.is_empty() => s,
-        _ => {
-            return Err(ApiError::bad_request(
-                "unknown_service",
-                ("Il servizio indicato non esiste.", "The service does not exist."),
-            ));
-        }
-    };
-    if !service.office_ids.contains(&office.id) {
-        return Err(ApiError::bad_request(
-            "service_not_offered",
-            ("Questo ufficio non si occupa del servizio scelto.", "This office does not handle the chosen service."),
-        ));
-    }
-    Ok((office, service))
-}
-
 fn slot_out(s: &Slot) -> SlotOut {
     let tz = rome();
     let mut modes = Vec::new();
@@ -417,23 +374,6 @@ fn parse_start(s: &str) -> Result<Timestamp, ApiError> {
     })
 }
 
-fn slot_unavailable() -> ApiError {
-    ApiError::conflict(
-        "slot_unavailable",
-        (
-            "L'orario scelto non è disponibile: scegline uno tra quelli proposti.",
-            "The chosen time is not available: choose one of the times offered.",
-        ),
-    )
-}
-
-fn meeting_mode(m: Mode) -> MeetingMode {
-    match m {
-        Mode::Video => MeetingMode::Video,
-        Mode::InPerson => MeetingMode::InPerson,
-    }
-}
-
 fn booking_out(
     state: &AppState,
     appt: &Appointment,
@@ -462,29 +402,6 @@ fn booking_out(
         join_url: links::video_join_link(&state.back_office, appt, now),
         can_change: appt.status == Status::Confirmed && now < appt.starts_at,
         rating: appt.rating,
-    }
-}
-
-/// Sends a booking email; a failure is logged and the booking stands (the page shows everything).
-/// The cancellation email (a link to book again, the `.ics` that removes the calendar entry), for
-/// a cancellation by the citizen or by the office.
-pub(crate) async fn send_cancellation(
-    state: &AppState,
-    appt: &Appointment,
-    office: &Office,
-    service: &Service,
-    now: i64,
-) -> Result<(), ApiError> {
-    let mail = BookingMail { appt, office, service, join_link: None, manage_link: None, cancel_link: None };
-    let sequence = state.store.calendar_sequence(&appt.id).await?;
-    let book_again = links::book_again_link(&state.config.public_url, &service.id);
-    send(state, mail.cancellation(now, sequence, &book_again), "cancellation").await;
-    Ok(())
-}
-
-async fn send(state: &AppState, email: sportello_backoffice::mail::Email, what: &'static str) {
-    if let Err(error) = state.mailer.send(&email).await {
-        tracing::error!(%error, what, "booking email not sent");
     }
 }
 
@@ -534,12 +451,10 @@ async fn office_service_or_404(
     office_id: &str,
     service_id: &str,
 ) -> Result<(Office, Service), ApiError> {
-    office_and_service(state, office_id, service_id).await.map_err(|e| match e {
-        ApiError::BadRequest { code: "service_not_offered", message } => {
-            ApiError::BadRequest { code: "service_not_offered", message }
-        }
-        ApiError::BadRequest { .. } => ApiError::NotFound,
-        other => other,
+    // On these read-only addresses an unknown office or service is a missing page.
+    booking::office_and_service(&state.back_office, office_id, service_id).await.map_err(|e| match e {
+        BookingError::UnknownOffice | BookingError::UnknownService => ApiError::NotFound,
+        other => other.into(),
     })
 }
 
@@ -563,7 +478,7 @@ async fn slots(
             None => None,
         };
         let (office, service) = office_service_or_404(&state, &id, &q.service).await?;
-        let offer = offer(&state, &office, &service, state.clock.now(), None, None).await?;
+        let offer = offer(&state.store, &office, &service, state.clock.now(), None, None).await?;
         let tz = rome();
         let slots = offer
             .slots
@@ -588,7 +503,7 @@ async fn months(
     let span = tracing::info_span!("public_months", office = %id, service = %q.service);
     async move {
         let (office, service) = office_service_or_404(&state, &id, &q.service).await?;
-        let offer = offer(&state, &office, &service, state.clock.now(), None, None).await?;
+        let offer = offer(&state.store, &office, &service, state.clock.now(), None, None).await?;
         let months = months_with_slots(&offer.slots, &rome()).into_iter().map(month_out).collect();
         Ok(Json(MonthsOut { months }))
     }
@@ -611,14 +526,15 @@ async fn book(
     let span = tracing::info_span!("public_book", code = tracing::field::Empty);
     async move {
         let now = state.clock.now();
-        let per_minute = setting::<u32>(&state, SETTING_RATE_LIMIT).await?.unwrap_or(DEFAULT_RATE_LIMIT);
-        let per_day = setting::<u32>(&state, SETTING_RATE_LIMIT_DAY).await?.unwrap_or(DEFAULT_RATE_LIMIT_DAY);
+        let per_minute = parsed::<u32>(&state.store, SETTING_RATE_LIMIT).await?.unwrap_or(DEFAULT_RATE_LIMIT);
+        let per_day = parsed::<u32>(&state.store, SETTING_RATE_LIMIT_DAY).await?.unwrap_or(DEFAULT_RATE_LIMIT_DAY);
         if !limits.minute.allow(ip, now, per_minute) || !limits.day.allow(ip, now, per_day) {
             tracing::info!("booking rate limit reached");
             return Err(ApiError::RateLimited);
         }
         let Json(body) = body?;
-        let (office, service) = office_and_service(&state, body.office_id.trim(), body.service_id.trim()).await?;
+        let (office, service) =
+            booking::office_and_service(&state.back_office, body.office_id.trim(), body.service_id.trim()).await?;
         let requester = validate_requester(&RequesterInput {
             first_name: &body.first_name,
             last_name: &body.last_name,
@@ -628,19 +544,14 @@ async fn book(
         .map_err(|errors| {
             errors.into_iter().next().map(requester_error).unwrap_or_else(|| ApiError::internal("no error"))
         })?;
-        let mode = match body.mode.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
-            Some(m) => m
-                .parse::<Mode>()
-                .map_err(|_| ApiError::bad_request("invalid_mode", ("Modalità non valida.", "Invalid mode.")))?,
-            None if matches!(service.modes, Modes::InPerson) => Mode::InPerson,
-            None => Mode::Video,
+        let asked = match body.mode.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+            Some(m) => Some(
+                m.parse::<Mode>()
+                    .map_err(|_| ApiError::bad_request("invalid_mode", ("Modalità non valida.", "Invalid mode.")))?,
+            ),
+            None => None,
         };
-        if !domain_modes(service.modes).allows(meeting_mode(mode)) {
-            return Err(ApiError::bad_request(
-                "invalid_mode",
-                ("Questo servizio non prevede la modalità scelta.", "This service is not offered in the chosen mode."),
-            ));
-        }
+        let mode = booking::mode_for(&service, asked)?;
         let start = parse_start(&body.start)?;
         let lang = Lang::from_tag(&body.lang);
         let services = state.store.services().await?;
@@ -650,81 +561,11 @@ async fn book(
             tracing::info!("honeypot filled; nothing booked");
             return Ok(honeypot_reply(&office, &service, &services, start, &requester, mode));
         }
-        if start.as_second() <= now {
-            return Err(slot_unavailable());
-        }
-        let max_active = setting::<u32>(&state, SETTING_MAX_ACTIVE).await?.unwrap_or(DEFAULT_MAX_ACTIVE);
-        if state.store.active_bookings_of_email(&office.id, &requester.email, now).await? >= i64::from(max_active) {
-            tracing::info!("booking refused: the email holds the most appointments allowed with this office");
-            return Err(ApiError::conflict(
-                "too_many_bookings",
-                (
-                    format!(
-                        "Con questo indirizzo email hai già {max_active} appuntamenti da svolgere con questo \
-                         ufficio: per prenotarne un altro annullane uno dal link ricevuto per email."
-                    ),
-                    format!(
-                        "This email address already has {max_active} upcoming appointments with this office: to \
-                         book another, cancel one through the link in its email."
-                    ),
-                ),
-            ));
-        }
-        let offer = offer(&state, &office, &service, now, None, None).await?;
-        let slot = offer.slot_at(start).ok_or_else(slot_unavailable)?;
-        let candidates = offer.candidates(slot, meeting_mode(mode));
-        if candidates.is_empty() {
-            return Err(slot_unavailable());
-        }
-        let secret = sportello_backoffice::secrets::new_secret();
-        let mut booked = None;
-        'officials: for official in candidates {
-            for _ in 0..CODE_ATTEMPTS {
-                let new = NewAppointment {
-                    code: booking_code(rand::random()),
-                    secret_hash: sportello_backoffice::secrets::sha256_hex(&secret),
-                    office_id: office.id.clone(),
-                    service_id: service.id.clone(),
-                    official_id: official.id.clone(),
-                    starts_at: slot.start.as_second(),
-                    ends_at: slot.end.as_second(),
-                    mode,
-                    first_name: requester.first_name.clone(),
-                    last_name: requester.last_name.clone(),
-                    email: requester.email.clone(),
-                    details: requester.details.clone(),
-                    lang: lang.as_str().to_owned(),
-                };
-                match state.store.book(&new, now).await {
-                    Ok(appt) => {
-                        booked = Some(appt);
-                        break 'officials;
-                    }
-                    Err(StoreError::Conflict("code")) => continue,
-                    // Taken meanwhile for this official: another free one may still take it.
-                    Err(StoreError::SlotTaken) => continue 'officials,
-                    Err(other) => return Err(other.into()),
-                }
-            }
-            return Err(ApiError::internal("no unused booking code after several draws"));
-        }
-        let appt = booked.ok_or(StoreError::SlotTaken)?;
-        tracing::Span::current().record("code", appt.code.as_str());
-        tracing::info!(appointment = %appt.id, "booked");
-
-        let join = links::video_join_link(&state.back_office, &appt, now);
-        let manage = links::manage_link(&state.config.public_url, &appt.code, &secret);
-        let mail = BookingMail {
-            appt: &appt,
-            office: &office,
-            service: &service,
-            join_link: join.as_deref(),
-            manage_link: Some(&manage),
-            cancel_link: None,
-        };
-        send(&state, mail.confirmation(now), "confirmation").await;
-        let mut out = booking_out(&state, &appt, &office, &service, &services, now);
-        out.secret = Some(secret);
+        let booked =
+            booking::book(&state.back_office, NewBooking { office, service, requester, mode, start, lang }, now)
+                .await?;
+        let mut out = booking_out(&state, &booked.appointment, &booked.office, &booked.service, &services, now);
+        out.secret = Some(booked.secret);
         Ok((StatusCode::CREATED, Json(out)).into_response())
     }
     .instrument(span)
@@ -767,50 +608,19 @@ fn honeypot_reply(
 
 // --- managing a booking -------------------------------------------------------------------------------
 
-/// The appointment behind `code` if `secret` opens it; one 404 for every failure.
-async fn authorised(state: &AppState, code: &str, secret: Option<&str>) -> Result<Appointment, ApiError> {
-    let code = normalize_code(code).ok_or(ApiError::NotFound)?;
-    let secret = secret.map(str::trim).filter(|s| !s.is_empty()).ok_or(ApiError::NotFound)?;
-    let appt = state.store.appointment_by_code(&code).await?.ok_or(ApiError::NotFound)?;
-    if !links::secret_matches(&state.tokens, &appt, secret) {
-        tracing::info!("wrong booking secret");
-        return Err(ApiError::NotFound);
-    }
-    Ok(appt)
-}
-
 fn header_secret(headers: &HeaderMap) -> Option<String> {
     headers.get(SECRET_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
+/// The office and service of an appointment, and every service (its page lists the office's).
 async fn context(state: &AppState, appt: &Appointment) -> Result<(Office, Service, Vec<Service>), ApiError> {
-    let office = state.store.office(&appt.office_id).await?.ok_or_else(|| ApiError::internal("office missing"))?;
-    let service = state.store.service(&appt.service_id).await?.ok_or_else(|| ApiError::internal("service missing"))?;
+    let (office, service) = booking::context(&state.back_office, appt).await?;
     let services = state.store.services().await?;
     Ok((office, service, services))
 }
 
-fn not_changeable(appt: &Appointment, now: i64) -> Option<ApiError> {
-    match appt.status {
-        Status::Cancelled => Some(ApiError::conflict(
-            "already_cancelled",
-            ("L'appuntamento è già stato annullato.", "The appointment was already cancelled."),
-        )),
-        Status::Completed | Status::NoShow => Some(ApiError::conflict(
-            "too_late",
-            ("L'appuntamento si è già concluso.", "The appointment is already over."),
-        )),
-        Status::Confirmed if !sportello_domain::booking::can_change(ts(now), ts(appt.starts_at)) => {
-            Some(ApiError::conflict(
-                "too_late",
-                (
-                    "L'appuntamento è già iniziato: non si può più annullare o spostare online. Contatta l'ufficio.",
-                    "The appointment has already started: it can no longer be cancelled or moved online. Please contact the office.",
-                ),
-            ))
-        }
-        Status::Confirmed => None,
-    }
+async fn authorised(state: &AppState, code: &str, secret: Option<&str>) -> Result<Appointment, ApiError> {
+    Ok(booking::open(&state.back_office, code, secret).await?)
 }
 
 #[utoipa::path(get, path = "/api/public/appointments/{code}", tag = "public",
@@ -844,15 +654,9 @@ async fn cancel(
         let secret = header_secret(&headers).or(body.and_then(|b| b.0.secret));
         let appt = authorised(&state, &code, secret.as_deref()).await?;
         let now = state.clock.now();
-        if let Some(e) = not_changeable(&appt, now) {
-            return Err(e);
-        }
-        let appt =
-            state.store.set_status(&appt.id, &[Status::Confirmed], Status::Cancelled, "citizen", "", now).await?;
-        tracing::info!(appointment = %appt.id, "cancelled by the citizen");
-        let (office, service, services) = context(&state, &appt).await?;
-        send_cancellation(&state, &appt, &office, &service, now).await?;
-        Ok(Json(booking_out(&state, &appt, &office, &service, &services, now)))
+        let cancelled = booking::cancel(&state.back_office, appt, now).await?;
+        let services = state.store.services().await?;
+        Ok(Json(booking_out(&state, &cancelled.appointment, &cancelled.office, &cancelled.service, &services, now)))
     }
     .instrument(tracing::info_span!("public_cancel"))
     .await
@@ -873,55 +677,12 @@ async fn reschedule(
         let secret = header_secret(&headers).or(body.secret.clone()).unwrap_or_default();
         let appt = authorised(&state, &code, Some(&secret)).await?;
         let now = state.clock.now();
-        if let Some(e) = not_changeable(&appt, now) {
-            return Err(e);
-        }
+        // A booking that cannot move is refused before its new time is read, as it always was.
+        booking::changeable(&appt, now)?;
         let start = parse_start(&body.start)?;
-        if start.as_second() <= now {
-            return Err(slot_unavailable());
-        }
-        let (office, service, services) = context(&state, &appt).await?;
-        let offer = offer(&state, &office, &service, now, Some(&appt.id), None).await?;
-        let slot = offer.slot_at(start).ok_or_else(slot_unavailable)?;
-        let candidates = offer.candidates(slot, meeting_mode(appt.mode));
-        if candidates.is_empty() {
-            return Err(slot_unavailable());
-        }
-        // The current official first when free: the citizen keeps their contact.
-        let mut ordered: Vec<&User> = candidates.iter().copied().filter(|u| u.id == appt.official_id).collect();
-        ordered.extend(candidates.iter().copied().filter(|u| u.id != appt.official_id));
-        let mut moved = None;
-        for official in ordered {
-            let to = Reschedule {
-                starts_at: slot.start.as_second(),
-                ends_at: slot.end.as_second(),
-                official_id: official.id.clone(),
-                mode: appt.mode,
-            };
-            match state.store.reschedule(&appt.id, &to, "citizen", now).await {
-                Ok(a) => {
-                    moved = Some(a);
-                    break;
-                }
-                Err(StoreError::SlotTaken) => continue,
-                Err(other) => return Err(other.into()),
-            }
-        }
-        let appt = moved.ok_or(StoreError::SlotTaken)?;
-        tracing::info!(appointment = %appt.id, "rescheduled by the citizen");
-        let join = links::video_join_link(&state.back_office, &appt, now);
-        let manage = links::manage_link(&state.config.public_url, &appt.code, &secret);
-        let mail = BookingMail {
-            appt: &appt,
-            office: &office,
-            service: &service,
-            join_link: join.as_deref(),
-            manage_link: Some(&manage),
-            cancel_link: None,
-        };
-        let sequence = state.store.calendar_sequence(&appt.id).await?;
-        send(&state, mail.rescheduled(now, sequence), "rescheduled").await;
-        Ok(Json(booking_out(&state, &appt, &office, &service, &services, now)))
+        let moved = booking::reschedule(&state.back_office, appt, &secret, start, now).await?;
+        let services = state.store.services().await?;
+        Ok(Json(booking_out(&state, &moved.appointment, &moved.office, &moved.service, &services, now)))
     }
     .instrument(tracing::info_span!("public_reschedule"))
     .await
@@ -967,32 +728,8 @@ async fn rate(
         let Json(body) = body?;
         let secret = header_secret(&headers).or(body.secret.clone());
         let appt = authorised(&state, &code, secret.as_deref()).await?;
-        if !(1..=5).contains(&body.rating) {
-            return Err(ApiError::bad_request(
-                "invalid_rating",
-                ("Scegli un voto da 1 a 5.", "Choose a rating from 1 to 5."),
-            ));
-        }
-        let comment = body.comment.as_deref().map(str::trim).filter(|c| !c.is_empty());
-        if comment
-            .is_some_and(|c| c.chars().count() > COMMENT_MAX_CHARS || c.chars().any(|ch| ch.is_control() && ch != '\n'))
-        {
-            return Err(ApiError::bad_request(
-                "invalid_comment",
-                (
-                    "Il commento può contenere al massimo 1000 caratteri.",
-                    "The comment can have at most 1000 characters.",
-                ),
-            ));
-        }
-        match state.store.rate(&appt.id, body.rating, comment, state.clock.now()).await {
-            Ok(()) => Ok(StatusCode::NO_CONTENT),
-            Err(StoreError::Conflict(_)) => Err(ApiError::conflict(
-                "already_rated",
-                ("Hai già lasciato una valutazione: grazie!", "You have already left a rating: thank you!"),
-            )),
-            Err(other) => Err(other.into()),
-        }
+        booking::rate(&state.back_office, &appt, body.rating, body.comment.as_deref(), state.clock.now()).await?;
+        Ok(StatusCode::NO_CONTENT)
     }
     .instrument(tracing::info_span!("public_rating"))
     .await

@@ -18,6 +18,7 @@ use sportello_store::{Appointment, StaffRole, Status};
 use super::ApiError;
 use super::auth::Staff;
 use crate::state::AppState;
+use sportello_backoffice::booking::notify::{Notice, notify};
 use sportello_backoffice::token::{Claims, Role, join_link};
 use sportello_rooms::rooms::LobbyError;
 
@@ -409,7 +410,7 @@ pub async fn set_status(
         && let (Some(office), Some(service)) =
             (state.store.office(&appt.office_id).await?, state.store.service(&appt.service_id).await?)
     {
-        super::public::send_cancellation(&state, &appt, &office, &service, now).await?;
+        notify(&state.back_office, Notice::Cancellation, &appt, &office, &service, now).await?;
     }
     Ok(Json(Names::load(&state).await?.view(&state, appt)))
 }

@@ -1,26 +1,24 @@
 //! What an office can offer citizens for a service: the free slots of its active officials, from
 //! their patterns (or the opening hours), absences, imported busy times, holidays, confirmed
-//! appointments, notice and horizon — the computation behind `/api/offices/{id}/slots`, shared with
-//! the working-pattern preview (`api/calendar.rs`), which asks the same question with one
-//! official's pattern replaced by a proposed one.
+//! appointments, notice and horizon — the one computation behind the citizens' booking (slots,
+//! months, book, reschedule) and the staff's working-pattern preview, which asks the same question
+//! with one official's pattern replaced by a proposed one.
 
 use std::collections::{BTreeSet, HashMap};
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, Timestamp};
 use sportello_domain::{
-    AvailabilityRequest, Interval, MeetingMode, Official, OfficialId, PatronDay, Slot, free_slots, holiday_dates,
-    pattern_from_json, pattern_from_opening_hours,
+    AvailabilityRequest, MeetingMode, Official, OfficialId, Slot, free_slots, holiday_dates, pattern_from_json,
+    pattern_from_opening_hours,
 };
-use sportello_store::{Modes, Office, Service, StaffRole, User};
+use sportello_store::{Office, Service, StaffRole, Store, StoreError, User};
 
-use super::ApiError;
-use crate::state::AppState;
-use sportello_backoffice::settings::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_PATRON_DAY};
-use sportello_backoffice::time::ts;
-
-pub const DEFAULT_MIN_NOTICE_MINUTES: i64 = 60;
-pub const DEFAULT_HORIZON_DAYS: u16 = 60;
+use crate::context::BackOfficeError;
+use crate::convert::{interval, modes};
+use crate::schedule::patron_day;
+use crate::settings::{DEFAULT_HORIZON_DAYS, DEFAULT_MIN_NOTICE_MINUTES, SETTING_HORIZON, SETTING_MIN_NOTICE, parsed};
+use crate::time::ts;
 
 /// One official's working pattern as it would be: `Some(json)` a personal pattern, `None` the
 /// office's opening hours.
@@ -56,23 +54,11 @@ impl Offer {
     }
 }
 
-async fn setting<T: std::str::FromStr>(state: &AppState, key: &str) -> Result<Option<T>, ApiError> {
-    Ok(state.store.setting(key).await?.and_then(|v| v.trim().parse().ok()))
-}
-
 /// The booking window from the settings: minimum notice (minutes) and horizon (days).
-pub async fn window(state: &AppState) -> Result<(i64, u16), ApiError> {
-    let min_notice = setting::<i64>(state, SETTING_MIN_NOTICE).await?.unwrap_or(DEFAULT_MIN_NOTICE_MINUTES).max(0);
-    let horizon = setting::<u16>(state, SETTING_HORIZON).await?.unwrap_or(DEFAULT_HORIZON_DAYS).min(366);
+pub async fn window(store: &Store) -> Result<(i64, u16), StoreError> {
+    let min_notice = parsed::<i64>(store, SETTING_MIN_NOTICE).await?.unwrap_or(DEFAULT_MIN_NOTICE_MINUTES).max(0);
+    let horizon = parsed::<u16>(store, SETTING_HORIZON).await?.unwrap_or(DEFAULT_HORIZON_DAYS).min(366);
     Ok((min_notice, horizon))
-}
-
-pub fn domain_modes(m: Modes) -> sportello_domain::Modes {
-    match m {
-        Modes::Video => sportello_domain::Modes::VIDEO,
-        Modes::InPerson => sportello_domain::Modes::IN_PERSON,
-        Modes::Both => sportello_domain::Modes::BOTH,
-    }
 }
 
 /// Free slots of `office` for `service` from `now`: active officials among its members, with their
@@ -80,32 +66,25 @@ pub fn domain_modes(m: Modes) -> sportello_domain::Modes {
 /// holidays (national + patron day), confirmed appointments (except `exclude`, the one being moved),
 /// notice and horizon from the settings.
 pub async fn offer(
-    state: &AppState,
+    store: &Store,
     office: &Office,
     service: &Service,
     now: i64,
     exclude: Option<&str>,
     replace: Option<&PatternOverride<'_>>,
-) -> Result<Offer, ApiError> {
-    let (min_notice, horizon_days) = window(state).await?;
-    let patron = state.store.setting(SETTING_PATRON_DAY).await?.and_then(|v| {
-        let (m, d) = v.trim().split_once('-')?;
-        PatronDay::new(m.parse().ok()?, d.parse().ok()?).ok()
-    });
+) -> Result<Offer, BackOfficeError> {
+    let (min_notice, horizon_days) = window(store).await?;
+    let patron = patron_day(store).await?;
     let tz = sportello_domain::europe_rome().unwrap_or(TimeZone::UTC);
     let now_ts = ts(now);
-    let horizon_end = now_ts
-        .to_zoned(tz.clone())
-        .checked_add(Span::new().days(i64::from(horizon_days) + 1))
-        .map_err(ApiError::internal)?
-        .timestamp();
+    let horizon_end =
+        now_ts.to_zoned(tz.clone()).checked_add(Span::new().days(i64::from(horizon_days) + 1))?.timestamp();
     let first_year = tz.to_datetime(now_ts).year();
     let last_year = tz.to_datetime(horizon_end).year();
-    let holidays = holiday_dates(first_year, last_year, patron).map_err(ApiError::internal)?;
+    let holidays = holiday_dates(first_year, last_year, patron)?;
 
     let office_pattern = pattern_from_opening_hours(&office.opening_hours);
-    let members: Vec<User> = state
-        .store
+    let members: Vec<User> = store
         .office_members(&office.id)
         .await?
         .into_iter()
@@ -137,29 +116,26 @@ pub async fn offer(
         }
     }
     let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-    let busy = if ids.is_empty() {
-        Vec::new()
-    } else {
-        state.store.busy_of_officials(&ids, now, horizon_end.as_second()).await?
-    };
+    let busy =
+        if ids.is_empty() { Vec::new() } else { store.busy_of_officials(&ids, now, horizon_end.as_second()).await? };
     // The officials' calendars: absences (whole days and hourly leave) and busy times imported
     // from their own calendars (docs/calendars.md).
-    for absence in state.store.absences_of_users(&ids, now, horizon_end.as_second()).await? {
+    for absence in store.absences_of_users(&ids, now, horizon_end.as_second()).await? {
         let Some(i) = ids.iter().position(|id| *id == absence.user_id) else { continue };
-        if let Ok(iv) = Interval::new(ts(absence.starts_at), ts(absence.ends_at)) {
+        if let Some(iv) = interval(absence.starts_at, absence.ends_at) {
             officials[i].absences.push(iv);
         }
     }
-    for external in state.store.busy_of_users(&ids, now, horizon_end.as_second()).await? {
+    for external in store.busy_of_users(&ids, now, horizon_end.as_second()).await? {
         let Some(i) = ids.iter().position(|id| *id == external.user_id) else { continue };
-        if let Ok(iv) = Interval::new(ts(external.starts_at), ts(external.ends_at)) {
+        if let Some(iv) = interval(external.starts_at, external.ends_at) {
             officials[i].busy.push(iv);
         }
     }
     let mut load = HashMap::new();
     for appt in busy.iter().filter(|a| Some(a.id.as_str()) != exclude) {
         let Some(i) = ids.iter().position(|id| *id == appt.official_id) else { continue };
-        if let Ok(iv) = Interval::new(ts(appt.starts_at), ts(appt.ends_at)) {
+        if let Some(iv) = interval(appt.starts_at, appt.ends_at) {
             officials[i].appointments.push(iv);
         }
         *load.entry(OfficialId(i as u64)).or_insert(0) += 1;
@@ -175,13 +151,13 @@ pub async fn offer(
             duration: SignedDuration::from_mins(service.duration_minutes),
             buffer_before: SignedDuration::ZERO,
             buffer_after: SignedDuration::ZERO,
-            modes: domain_modes(service.modes),
+            modes: modes(service.modes),
             step: None,
         },
         holidays: holidays.into_iter().collect::<BTreeSet<_>>(),
         min_notice: SignedDuration::from_mins(min_notice),
         horizon_days,
     };
-    let slots = free_slots(&request).map_err(ApiError::internal)?;
+    let slots = free_slots(&request)?;
     Ok(Offer { slots, officials: users, load })
 }
