@@ -6,26 +6,12 @@
 
 use std::path::PathBuf;
 
-use sportello_sfu::{ProgramSelection, RecordedFile, RoomId, Sfu, SourceRef, TrackSource};
-use sportello_store::Store;
+use sportello_sfu::{ProgramSelection, RoomId, Sfu, SourceRef, TrackSource};
 
-use crate::council_room::{CouncilJob, CouncilRoom, OnAir};
+use crate::council::{CouncilJob, CouncilRoom, OnAir};
 use crate::live::{AUDIO_SLOTS, CHAMBER_PARTICIPANT, LiveBoard, LiveState, LiveStatus, chamber_room, program_room};
 use crate::persist::{Job, Persister};
-use crate::recording::{self, PreparedRecording};
-use sportello_backoffice::recordings::Chapter;
-
-/// A recording whose files are closed, for [`finish`].
-#[derive(Debug)]
-pub struct Finished {
-    pub data_dir: PathBuf,
-    pub session: String,
-    pub prepared: PreparedRecording,
-    pub started_at: i64,
-    pub ended_at: i64,
-    pub files: Vec<RecordedFile>,
-    pub chapters: Vec<Chapter>,
-}
+use crate::recording::{self, Finished, PreparedRecording};
 
 struct Active {
     prepared: PreparedRecording,
@@ -189,17 +175,5 @@ impl Broadcast {
         }
         self.board.set(&self.session, state.clone());
         self.published = Some(state);
-    }
-}
-
-/// Remuxes, hashes and archives a finished recording (the persistence task runs this).
-pub async fn finish(store: &Store, f: Finished) {
-    let session = f.session.clone();
-    match recording::finish(store, &f.data_dir, &f.session, f.prepared, f.started_at, f.ended_at, f.files, f.chapters)
-        .await
-    {
-        Ok(Some(_)) => tracing::info!(%session, "session recording archived"),
-        Ok(None) => tracing::info!(%session, "nothing was on air: no recording kept"),
-        Err(error) => tracing::error!(%session, %error, "recording not archived"),
     }
 }

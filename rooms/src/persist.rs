@@ -22,8 +22,8 @@ pub enum Job {
     CitizenJoined { appointment: String, now: i64 },
     /// The last participant left an appointment room where the official and the citizen had met.
     RoomEnded { appointment: String, now: i64 },
-    /// A council room's log, votes and ballots (`council_room`).
-    Council(crate::council_room::CouncilJob),
+    /// A council room's log, votes and ballots (`crate::council`).
+    Council(crate::council::CouncilJob),
 }
 
 /// The queue is full: the caller reports a failure instead of waiting.
@@ -79,7 +79,7 @@ pub async fn run(mut jobs: mpsc::Receiver<Job>, store: Store, rooms: WeakRooms) 
                     tracing::error!(%appointment, %error, "cannot record that the citizen joined");
                 }
             }
-            Job::Council(job) => crate::council_room::run_job(&store, &rooms, job).await,
+            Job::Council(job) => crate::council::run_job(&store, &rooms, job).await,
             Job::RoomEnded { appointment, now } => {
                 match store
                     .set_status(&appointment, &[Status::Confirmed], Status::Completed, "system", "room ended", now)

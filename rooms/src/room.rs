@@ -19,7 +19,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use sportello_store::NewChat;
 
-use crate::council_room::{self, CouncilRoom};
+use crate::council::{self, CouncilRoom};
 use crate::error::{Lang, ProtocolError};
 use crate::persist::{Job, Persister};
 use crate::protocol::IceServer;
@@ -206,7 +206,7 @@ pub enum Control {
     /// A document was uploaded over HTTP: announce it.
     Document(DocumentInfo),
     /// A council room's session, loaded from the database (`None`: no such session).
-    Council(Option<council_room::Loaded>),
+    Council(Option<council::Loaded>),
 }
 
 /// Inputs from a joined session, in the order its websocket delivered them.
@@ -729,11 +729,11 @@ impl Room {
 
     /// Carries out what the council part decided: state broadcasts and forced mutes. A forced
     /// mute is told to its participant (`force_mute`) and, as a `mute`, to everyone else.
-    async fn council_actions(&mut self, actions: Vec<council_room::Action>) {
+    async fn council_actions(&mut self, actions: Vec<council::Action>) {
         // Gates and mutes first, then the public side, then `council.state`: whoever reads the
         // state (the chair's "suspended", "ended") finds the public page already saying so.
         let (states, others): (Vec<_>, Vec<_>) =
-            actions.into_iter().partition(|a| matches!(a, council_room::Action::State(_)));
+            actions.into_iter().partition(|a| matches!(a, council::Action::State(_)));
         self.apply_council_actions(others).await;
         // Whatever changed (floor, item, chair present, suspension, end) changes what the public sees.
         if let (Some(on_air), Some(council)) = (self.on_air.as_mut(), self.council.as_ref()) {
@@ -742,18 +742,18 @@ impl Room {
         self.apply_council_actions(states).await;
     }
 
-    async fn apply_council_actions(&mut self, actions: Vec<council_room::Action>) {
+    async fn apply_council_actions(&mut self, actions: Vec<council::Action>) {
         for action in actions {
             match action {
-                council_room::Action::State(state) => self.broadcast(&ServerMessage::CouncilState(state), None),
-                council_room::Action::GateMicrophone { participant, enabled } => {
+                council::Action::State(state) => self.broadcast(&ServerMessage::CouncilState(state), None),
+                council::Action::GateMicrophone { participant, enabled } => {
                     let source = sportello_sfu::TrackSource::Microphone;
                     if let Err(e) = self.sfu.set_forwarding(self.id.clone(), participant.clone(), source, enabled).await
                     {
                         tracing::warn!(%participant, error = %e, "microphone gate not applied");
                     }
                 }
-                council_room::Action::ForceMute(id) => {
+                council::Action::ForceMute(id) => {
                     let Some(i) = self.index(&id) else { continue };
                     let source = sportello_sfu::TrackSource::Microphone;
                     self.send_to(i, &ServerMessage::ForceMute { source });
