@@ -14,7 +14,9 @@
 //! - [`recording`]: finishing a council recording (ffmpeg remux, chapters, hash, row), run by the
 //!   persistence task.
 //! - [`live`]: the public state board of council sessions.
-//! - [`persist`]: the queue through which rooms store chat and events without awaiting the store.
+//! - [`persist`]: the queue through which rooms store chat and events without awaiting the store;
+//!   it runs the jobs rooms hand it and returns their answers through the registry, knowing no
+//!   room, chat or council type.
 //! - [`grants`]: whether a join token still opens its room (appointment, membership, account).
 //!
 //! Invariants: a room never awaits a websocket (per-connection bounded queues; a full queue closes

@@ -1,12 +1,11 @@
 //! What a council room has the persistence task do: load its session, store its log, votes and
-//! ballots, mark the session live or ended, archive its recording. Runs off the room, in order.
+//! ballots, mark the session live or ended. [`CouncilRoom`](super::room::CouncilRoom) only names
+//! these jobs; the room actor queues them and [`run_job`] runs them off the room, in order. The one
+//! answer (a loaded session) is returned, not sent: this module knows no room nor channel.
 
 use sportello_domain::council::{Choice, Event, Item, Member, Sealed, VoteRecord};
 use sportello_sfu::RoomId;
 use sportello_store::{CouncilEvent, CouncilSession, Counts, NewCouncilVote, Store};
-
-use crate::room::Control;
-use crate::rooms::WeakRooms;
 
 /// A session as loaded from the database, delivered back to the room.
 #[derive(Debug, Clone)]
@@ -20,7 +19,7 @@ pub struct Loaded {
 }
 
 /// The jobs a council room queues for the persistence task.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CouncilJob {
     Load {
         room: RoomId,
@@ -33,8 +32,6 @@ pub enum CouncilJob {
     End {
         session: String,
     },
-    /// The program recording's files are closed: remux, hash, store (`crate::recording`).
-    FinishRecording(Box<crate::recording::Finished>),
     Event {
         session: String,
         event: CouncilEvent,
@@ -120,8 +117,9 @@ pub async fn load(store: &Store, session_id: &str) -> Result<Option<Loaded>, spo
     Ok(Some(Loaded { session, members, items, log, votes }))
 }
 
-/// Runs one council job on the persistence task. Errors are logged without any choice.
-pub async fn run_job(store: &Store, rooms: &WeakRooms, job: CouncilJob) {
+/// Runs one council job on the persistence task. Errors are logged without any choice. A `Load`
+/// answers its room with the session (`None`: not found or not loadable).
+pub async fn run_job(store: &Store, job: CouncilJob) -> Option<(RoomId, Option<Loaded>)> {
     match job {
         CouncilJob::Load { room, session } => {
             let loaded = match load(store, &session).await {
@@ -131,9 +129,7 @@ pub async fn run_job(store: &Store, rooms: &WeakRooms, job: CouncilJob) {
                     None
                 }
             };
-            if let Some(rooms) = rooms.upgrade() {
-                rooms.deliver(&room, Control::Council(loaded));
-            }
+            return Some((room, loaded));
         }
         CouncilJob::Live { session } => {
             if let Ok(Some(s)) = store.council_session(&session).await
@@ -148,7 +144,6 @@ pub async fn run_job(store: &Store, rooms: &WeakRooms, job: CouncilJob) {
                 tracing::error!(%session, %error, "cannot mark the council session ended");
             }
         }
-        CouncilJob::FinishRecording(finished) => crate::recording::archive(store, *finished).await,
         CouncilJob::Event { session, event } => {
             if let Err(error) = store.add_council_event(&session, &event).await {
                 tracing::error!(%session, kind = %event.kind, %error, "council event not stored");
@@ -180,6 +175,7 @@ pub async fn run_job(store: &Store, rooms: &WeakRooms, job: CouncilJob) {
             }
         }
     }
+    None
 }
 
 /// The domain's view of a stored vote (closed votes only).

@@ -3,8 +3,10 @@
 //!
 //! The rules are `sportello_domain::council`; this module maps participants (`user-<id>`) to
 //! members, decides who may send what (chair-only messages need the `host` role; viewers never
-//! vote), builds the `council.state` broadcast and queues what must be stored on the persistence
-//! channel — the room never awaits the database. A secret-ballot choice is only ever held in a
+//! vote), builds the `council.state` broadcast and names what must be stored ([`Action::Store`],
+//! which the room queues: it never awaits the database). No store, channel or socket here, and time
+//! comes in as `now` (only a new vote's id reads the system clock, so that ids sort), so the rules
+//! are tested on their own (`tests` below). A secret-ballot choice is only ever held in a
 //! [`Sealed`](sportello_domain::council::Sealed) (whose `Debug` hides it) and is never logged.
 
 use sportello_domain::council::{CouncilError, Event, Quorum, Session, VoteRecord};
@@ -13,7 +15,6 @@ use sportello_store::{CouncilSession, Counts, NewCouncilVote};
 
 use super::jobs::{CouncilJob, Loaded, event_to_row};
 use crate::error::ProtocolError;
-use crate::persist::{Job, Persister};
 use crate::protocol::council::{
     CouncilCommand, CouncilState, MemberView, NamedChoice, QuorumView, ROOM_PREFIX, RollCallView, VoteResults,
     VoteView, identity, user_of,
@@ -31,6 +32,9 @@ pub enum Action {
     /// ([`sportello_sfu::Sfu::set_forwarding`]): the server-side half of "only the chair and the
     /// floor holder are heard", which a modified client cannot bypass.
     GateMicrophone { participant: ParticipantId, enabled: bool },
+    /// Queue this job for the persistence task. These come first in what a call returns, in the
+    /// order the minutes need, and are queued before the rest is carried out.
+    Store(CouncilJob),
 }
 
 #[derive(Debug)]
@@ -44,8 +48,9 @@ enum Load {
 #[derive(Debug)]
 pub struct CouncilRoom {
     session_id: String,
-    persist: Persister,
     load: Load,
+    /// Jobs decided during the current call, returned first as [`Action::Store`].
+    pending: Vec<CouncilJob>,
     /// Connected participants with their role, in join order (kept while loading too).
     present: Vec<(ParticipantId, Role)>,
     /// The chair suspended the stream during this agenda item (`None` inside: before any item);
@@ -67,30 +72,32 @@ pub struct OnAir {
 }
 
 impl CouncilRoom {
-    /// `Some` for a `council-<id>` room: asks the persistence task to load the session.
-    pub fn for_room(room: &RoomId, persist: &Persister) -> Option<CouncilRoom> {
+    /// `Some` for a `council-<id>` room, with the job that loads its session (its answer goes to
+    /// [`CouncilRoom::loaded`]; if it cannot be queued, [`CouncilRoom::load_not_queued`]).
+    pub fn for_room(room: &RoomId) -> Option<(CouncilRoom, CouncilJob)> {
         let session_id = room.strip_prefix(ROOM_PREFIX).filter(|s| !s.is_empty())?.to_owned();
-        let job = Job::Council(CouncilJob::Load { room: room.clone(), session: session_id.clone() });
-        let load = if persist.submit(job).is_ok() { Load::Loading } else { Load::Missing };
-        Some(CouncilRoom {
+        let job = CouncilJob::Load { room: room.clone(), session: session_id.clone() };
+        let council = CouncilRoom {
             session_id,
-            persist: persist.clone(),
-            load,
+            load: Load::Loading,
+            pending: Vec::new(),
             present: Vec::new(),
             suspended: None,
             ended: false,
-        })
+        };
+        Some((council, job))
     }
 
-    fn submit(&self, job: CouncilJob) {
-        // A full queue is already logged by the persister; the meeting goes on.
-        let _ = self.persist.submit(Job::Council(job));
+    /// The load job was refused (the persistence queue is full): the session stays unavailable.
+    pub fn load_not_queued(&mut self) {
+        self.load = Load::Missing;
     }
 
-    fn submit_all(&self, jobs: Vec<CouncilJob>) {
-        for job in jobs {
-            self.submit(job);
-        }
+    /// `actions`, preceded by the jobs decided on the way.
+    fn with_jobs(&mut self, actions: Vec<Action>) -> Vec<Action> {
+        let mut all: Vec<Action> = self.pending.drain(..).map(Action::Store).collect();
+        all.extend(actions);
+        all
     }
 
     /// The session arrived from the database (or does not exist).
@@ -110,9 +117,9 @@ impl CouncilRoom {
                 let _ = session.arrive(user, now);
             }
         }
-        self.submit_all(log_jobs(&self.session_id, &session, stored));
+        self.pending.extend(log_jobs(&self.session_id, &session, stored));
         if self.present.iter().any(|(_, role)| *role == Role::Host) {
-            self.submit(CouncilJob::Live { session: self.session_id.clone() });
+            self.pending.push(CouncilJob::Live { session: self.session_id.clone() });
         }
         // An ended session stays ended: coming back to its room does not put it on air again.
         self.ended = loaded.session.status == sportello_store::CouncilStatus::Ended;
@@ -120,7 +127,7 @@ impl CouncilRoom {
         let mut actions = self.mute_non_speakers();
         actions.extend(self.gates());
         actions.extend(self.state());
-        actions
+        self.with_jobs(actions)
     }
 
     /// Someone entered the room (not a reconnection).
@@ -135,9 +142,9 @@ impl CouncilRoom {
                 let _ = session.arrive(user, now);
             }
             let jobs = log_jobs(&self.session_id, session, from);
-            self.submit_all(jobs);
+            self.pending.extend(jobs);
             if role == Role::Host {
-                self.submit(CouncilJob::Live { session: self.session_id.clone() });
+                self.pending.push(CouncilJob::Live { session: self.session_id.clone() });
             }
             let may = self.may_unmute(participant, role);
             if !may {
@@ -146,7 +153,7 @@ impl CouncilRoom {
             actions.push(Action::GateMicrophone { participant: participant.clone(), enabled: may });
         }
         actions.extend(self.state());
-        actions
+        self.with_jobs(actions)
     }
 
     /// Someone left for good.
@@ -158,8 +165,9 @@ impl CouncilRoom {
             let _ = session.depart(user, now);
         }
         let jobs = log_jobs(&self.session_id, session, from);
-        self.submit_all(jobs);
-        self.state()
+        self.pending.extend(jobs);
+        let state = self.state();
+        self.with_jobs(state)
     }
 
     /// Only the chair (`host`) and the floor holder may open their microphone.
@@ -298,7 +306,7 @@ impl CouncilRoom {
             CouncilCommand::End => {
                 tracing::info!("session ended by the chair");
                 self.ended = true;
-                self.submit(CouncilJob::End { session: self.session_id.clone() });
+                self.pending.push(CouncilJob::End { session: self.session_id.clone() });
             }
             _ => return None,
         }
@@ -307,6 +315,18 @@ impl CouncilRoom {
 
     /// A `council.*` message from `participant`.
     pub fn command(
+        &mut self,
+        participant: &ParticipantId,
+        role: Role,
+        command: CouncilCommand,
+        now: i64,
+    ) -> Result<Vec<Action>, ProtocolError> {
+        // Jobs are only decided once every check passed: an error leaves nothing pending.
+        let actions = self.apply(participant, role, command, now)?;
+        Ok(self.with_jobs(actions))
+    }
+
+    fn apply(
         &mut self,
         participant: &ParticipantId,
         role: Role,
@@ -401,7 +421,7 @@ impl CouncilRoom {
             }
             None => all.extend(jobs),
         }
-        self.submit_all(all);
+        self.pending.extend(all);
         let mut actions = Vec::new();
         if mute_all {
             actions.extend(
