@@ -541,3 +541,337 @@ fn view(session: &Session, info: &CouncilSession) -> CouncilState {
         stream: "live",
     }
 }
+
+/// The council room on its own: inputs in, actions out — no socket, SFU, store or clock.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sportello_domain::council::{Choice, Item, Member, Sealed};
+    use sportello_store::{CouncilBody, CouncilStatus};
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn pid(user: &str) -> ParticipantId {
+        identity(user).into()
+    }
+
+    fn stored_session() -> Loaded {
+        let member = |id: &str, name: &str, chair| Member { id: id.into(), name: name.into(), chair };
+        Loaded {
+            session: CouncilSession {
+                id: "s1".into(),
+                title: "Consiglio comunale".into(),
+                body: CouncilBody::Consiglio,
+                scheduled_at: NOW,
+                chair_id: "chair".into(),
+                status: CouncilStatus::Scheduled,
+                quorum: "majority".into(),
+                created_at: NOW - 86_400,
+            },
+            members: vec![
+                member("chair", "Sindaca Rossi", true),
+                member("ada", "Ada Bianchi", false),
+                member("bea", "Bea Verdi", false),
+            ],
+            items: vec![Item { id: "i1".into(), title: "Bilancio".into() }],
+            log: Vec::new(),
+            votes: Vec::new(),
+        }
+    }
+
+    /// A loaded session with the chair and Ada in the room; Bea has not come yet.
+    fn session() -> CouncilRoom {
+        let (mut council, load) = CouncilRoom::for_room(&RoomId::from("council-s1")).expect("a council room");
+        assert_eq!(load, CouncilJob::Load { room: "council-s1".into(), session: "s1".into() });
+        council.loaded(Some(stored_session()), NOW);
+        council.joined(&pid("chair"), Role::Host, NOW);
+        council.joined(&pid("ada"), Role::Participant, NOW);
+        council
+    }
+
+    fn chair(council: &mut CouncilRoom, command: CouncilCommand) -> Vec<Action> {
+        council.command(&pid("chair"), Role::Host, command, NOW + 60).expect("the chair's command")
+    }
+
+    fn by(council: &mut CouncilRoom, user: &str, command: CouncilCommand) -> Result<Vec<Action>, ProtocolError> {
+        council.command(&pid(user), Role::Participant, command, NOW + 60)
+    }
+
+    /// The `council.state` a call ends with.
+    fn state(actions: &[Action]) -> &CouncilState {
+        actions
+            .iter()
+            .rev()
+            .find_map(|a| match a {
+                Action::State(state) => Some(&**state),
+                _ => None,
+            })
+            .expect("a council.state")
+    }
+
+    fn current(council: &CouncilRoom) -> CouncilState {
+        state(&council.state()).clone()
+    }
+
+    fn jobs(actions: &[Action]) -> Vec<&CouncilJob> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Store(job) => Some(job),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The kinds of the log rows a call stores, in order.
+    fn logged(actions: &[Action]) -> Vec<String> {
+        jobs(actions)
+            .into_iter()
+            .filter_map(|j| match j {
+                CouncilJob::Event { event, .. } => Some(event.kind.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ids(users: &[&str]) -> Vec<String> {
+        users.iter().map(|u| identity(u)).collect()
+    }
+
+    /// A roll call with the chair and Ada present: the quorum (2 of 3) is reached.
+    fn roll_call(council: &mut CouncilRoom) {
+        chair(council, CouncilCommand::RollCallStart);
+        by(council, "ada", CouncilCommand::Present).expect("present");
+        chair(council, CouncilCommand::RollCallEnd);
+    }
+
+    #[test]
+    fn jobs_come_first_and_in_order() {
+        let (mut council, _) = CouncilRoom::for_room(&RoomId::from("council-s1")).expect("a council room");
+        let actions = council.loaded(Some(stored_session()), NOW);
+        assert!(jobs(&actions).is_empty(), "{actions:?}");
+        let actions = council.joined(&pid("chair"), Role::Host, NOW);
+        assert!(matches!(actions[0], Action::Store(CouncilJob::Event { ref event, .. }) if event.kind == "arrived"));
+        assert_eq!(actions[1], Action::Store(CouncilJob::Live { session: "s1".into() }));
+        assert!(actions[2..].iter().all(|a| !matches!(a, Action::Store(_))), "{actions:?}");
+        assert_eq!(CouncilRoom::for_room(&RoomId::from("appt-1")).map(|(c, _)| c.session_id().to_owned()), None);
+    }
+
+    #[test]
+    fn the_chair_gives_and_takes_the_floor() {
+        let mut council = session();
+        let actions = by(&mut council, "ada", CouncilCommand::RequestFloor).expect("request");
+        assert_eq!(state(&actions).queue, ids(&["ada"]));
+        assert_eq!(logged(&actions), ["floor_requested"]);
+        assert!(!council.may_unmute(&pid("ada"), Role::Participant));
+
+        let actions = chair(&mut council, CouncilCommand::GiveFloor { participant_id: identity("ada") });
+        assert_eq!(state(&actions).floor, Some(identity("ada")));
+        assert!(state(&actions).queue.is_empty());
+        assert!(actions.contains(&Action::GateMicrophone { participant: pid("ada"), enabled: true }));
+        assert!(actions.contains(&Action::GateMicrophone { participant: pid("chair"), enabled: true }));
+        assert!(!actions.contains(&Action::ForceMute(pid("ada"))));
+        assert_eq!(logged(&actions), ["floor_given"]);
+        assert!(council.may_unmute(&pid("ada"), Role::Participant));
+        let on_air = council.on_air().expect("on air with the chair present");
+        assert_eq!((on_air.floor, on_air.speaker.as_deref()), (Some(pid("ada")), Some("Ada Bianchi")));
+
+        let actions = chair(&mut council, CouncilCommand::TakeFloor);
+        assert_eq!(state(&actions).floor, None);
+        assert!(actions.contains(&Action::ForceMute(pid("ada"))));
+        assert!(actions.contains(&Action::GateMicrophone { participant: pid("ada"), enabled: false }));
+        assert_eq!(logged(&actions), ["floor_ended"]);
+        assert!(!council.may_unmute(&pid("ada"), Role::Participant));
+        assert!(council.may_unmute(&pid("chair"), Role::Host));
+    }
+
+    #[test]
+    fn commands_from_a_non_chair_are_refused() {
+        let mut council = session();
+        let before = current(&council);
+        for command in [
+            CouncilCommand::GiveFloor { participant_id: identity("ada") },
+            CouncilCommand::TakeFloor,
+            CouncilCommand::MuteAll,
+            CouncilCommand::SetItem { item_id: "i1".into() },
+            CouncilCommand::RollCallStart,
+            CouncilCommand::RollCallEnd,
+            CouncilCommand::VoteOpen { item_id: "i1".into(), secret: false },
+            CouncilCommand::VoteClose,
+            CouncilCommand::StreamSuspend,
+            CouncilCommand::StreamResume,
+            CouncilCommand::End,
+        ] {
+            assert_eq!(by(&mut council, "ada", command.clone()), Err(ProtocolError::Forbidden), "{command:?}");
+        }
+        // A viewer (the chamber's display) has no say at all, not even "present".
+        let viewer = council.command(&pid("ada"), Role::Viewer, CouncilCommand::Present, NOW);
+        assert_eq!(viewer, Err(ProtocolError::Forbidden));
+        // Someone who is no member cannot ask for the floor.
+        let stranger = council.command(&"citizen-1".into(), Role::Participant, CouncilCommand::RequestFloor, NOW);
+        assert_eq!(stranger, Err(ProtocolError::Council(CouncilError::NotMember)));
+        assert_eq!(current(&council), before);
+        assert!(council.on_air().is_some_and(|a| a.status == crate::live::LiveStatus::Live));
+    }
+
+    #[test]
+    fn a_roll_call_records_present_and_absent() {
+        let mut council = session();
+        let actions = chair(&mut council, CouncilCommand::RollCallStart);
+        let call = state(&actions).roll_call.clone().expect("a roll call");
+        // The chair in the room counts as present from the start.
+        assert!(call.open);
+        assert_eq!(call.present, ids(&["chair"]));
+        assert_eq!(logged(&actions), ["roll_call_started", "present"]);
+
+        let actions = by(&mut council, "ada", CouncilCommand::Present).expect("present");
+        assert_eq!(logged(&actions), ["present"]);
+        // Bea is not in the room: she cannot answer.
+        assert_eq!(
+            by(&mut council, "bea", CouncilCommand::Present),
+            Err(ProtocolError::Council(CouncilError::NotInRoom))
+        );
+
+        let actions = chair(&mut council, CouncilCommand::RollCallEnd);
+        let state = state(&actions);
+        let call = state.roll_call.clone().expect("the last roll call");
+        assert!(!call.open);
+        assert_eq!(call.ended_at, Some(NOW + 60));
+        assert_eq!(call.present, ids(&["ada", "chair"]));
+        assert!(!call.present.contains(&identity("bea")));
+        assert_eq!((state.quorum.members, state.quorum.required, state.quorum.present), (3, 2, 2));
+        assert!(state.quorum.reached);
+        let in_room: Vec<(&str, bool)> = state.members.iter().map(|m| (m.name.as_str(), m.in_room)).collect();
+        assert_eq!(in_room, [("Sindaca Rossi", true), ("Ada Bianchi", true), ("Bea Verdi", false)]);
+        assert_eq!(logged(&actions), ["roll_call_ended"]);
+    }
+
+    #[test]
+    fn a_vote_opens_closes_and_counts() {
+        let mut council = session();
+        // No vote without a roll call just before it.
+        assert_eq!(
+            council.command(
+                &pid("chair"),
+                Role::Host,
+                CouncilCommand::VoteOpen { item_id: "i1".into(), secret: false },
+                NOW
+            ),
+            Err(ProtocolError::Council(CouncilError::RollCallRequired))
+        );
+        roll_call(&mut council);
+        let actions = chair(&mut council, CouncilCommand::VoteOpen { item_id: "i1".into(), secret: false });
+        let vote = state(&actions).vote.clone().expect("an open vote");
+        assert!(vote.open && !vote.secret);
+        assert_eq!(vote.eligible, ids(&["ada", "chair"]));
+        assert!(vote.results.is_none());
+        let opened = jobs(&actions);
+        assert!(matches!(opened[..], [CouncilJob::Event { .. }, CouncilJob::OpenVote(v)] if v.id == vote.id));
+
+        let actions = chair(&mut council, CouncilCommand::Vote { choice: Sealed(Choice::Favourable) });
+        assert_eq!(state(&actions).vote.as_ref().map(|v| (v.cast, v.voted.clone())), Some((1, ids(&["chair"]))));
+        assert_eq!(
+            jobs(&actions),
+            [&CouncilJob::OpenBallot { vote: vote.id.clone(), user: "chair".into(), choice: Choice::Favourable }]
+        );
+        by(&mut council, "ada", CouncilCommand::Vote { choice: Sealed(Choice::Favourable) }).expect("ada votes");
+        assert_eq!(
+            by(&mut council, "ada", CouncilCommand::Vote { choice: Sealed(Choice::Contrary) }),
+            Err(ProtocolError::Council(CouncilError::AlreadyVoted))
+        );
+
+        let actions = chair(&mut council, CouncilCommand::VoteClose);
+        let closed = state(&actions).vote.clone().expect("the closed vote");
+        assert!(!closed.open);
+        let results = closed.results.expect("results once closed");
+        assert_eq!((results.favourable, results.contrary, results.abstained, results.outcome), (2, 0, 0, "approved"));
+        let by_name: Vec<(String, Choice)> =
+            results.by_name.into_iter().map(|n| (n.participant_id, n.choice)).collect();
+        assert_eq!(by_name, [(identity("ada"), Choice::Favourable), (identity("chair"), Choice::Favourable)]);
+        assert!(jobs(&actions).iter().any(|j| matches!(j,
+            CouncilJob::CloseVote { counts, outcome: "approved", .. } if counts.favourable == 2 && counts.contrary == 0)));
+    }
+
+    #[test]
+    fn a_secret_ballot_stays_secret() {
+        let mut council = session();
+        roll_call(&mut council);
+        chair(&mut council, CouncilCommand::VoteOpen { item_id: "i1".into(), secret: true });
+        let mut ballots = Vec::new();
+        for (user, choice) in [("chair", Choice::Favourable), ("ada", Choice::Contrary)] {
+            let role = if user == "chair" { Role::Host } else { Role::Participant };
+            let actions =
+                council.command(&pid(user), role, CouncilCommand::Vote { choice: Sealed(choice) }, NOW).expect("vote");
+            let vote = state(&actions).vote.clone().expect("open vote");
+            // Who voted is public; what, never.
+            assert!(vote.results.is_none());
+            ballots.extend(jobs(&actions).into_iter().cloned());
+        }
+        assert_eq!(ballots.len(), 2);
+        for ballot in &ballots {
+            assert!(matches!(ballot, CouncilJob::SecretBallot { .. }), "{ballot:?}");
+            let printed = format!("{ballot:?}").to_lowercase();
+            assert!(!printed.contains("favourable") && !printed.contains("contrary"), "{printed}");
+        }
+
+        let actions = chair(&mut council, CouncilCommand::VoteClose);
+        let closed = state(&actions).vote.clone().expect("the closed vote");
+        assert_eq!(closed.voted, ids(&["ada", "chair"]));
+        let results = closed.results.expect("results");
+        assert_eq!((results.favourable, results.contrary, results.outcome), (1, 1, "rejected"));
+        assert!(results.by_name.is_empty());
+        let sent = serde_json::to_string(state(&actions)).expect("serializes");
+        assert!(!sent.contains("by_name\":[{"), "{sent}");
+    }
+
+    #[test]
+    fn a_late_joiner_gets_the_current_state() {
+        let mut council = session();
+        chair(&mut council, CouncilCommand::SetItem { item_id: "i1".into() });
+        by(&mut council, "ada", CouncilCommand::RequestFloor).expect("request");
+        chair(&mut council, CouncilCommand::GiveFloor { participant_id: identity("ada") });
+
+        let actions = council.joined(&pid("bea"), Role::Participant, NOW + 120);
+        assert_eq!(logged(&actions), ["arrived"]);
+        // Arriving does not give a voice: muted, and her microphone is not forwarded.
+        assert!(actions.contains(&Action::ForceMute(pid("bea"))));
+        assert!(actions.contains(&Action::GateMicrophone { participant: pid("bea"), enabled: false }));
+        let state = state(&actions).clone();
+        assert_eq!(state.floor, Some(identity("ada")));
+        assert_eq!(state.current_item.as_deref(), Some("i1"));
+        assert!(state.members.iter().all(|m| m.in_room));
+        assert_eq!(state.stream, "live");
+        // A reconnection is answered with the same state, and nothing is stored.
+        assert_eq!(council.state(), vec![Action::State(Box::new(state))]);
+    }
+
+    #[test]
+    fn nothing_is_decided_before_the_session_is_loaded() {
+        let (mut council, _) = CouncilRoom::for_room(&RoomId::from("council-s1")).expect("a council room");
+        let actions = council.joined(&pid("chair"), Role::Host, NOW);
+        assert!(actions.is_empty(), "{actions:?}");
+        assert_eq!(
+            council.command(&pid("chair"), Role::Host, CouncilCommand::RollCallStart, NOW),
+            Err(ProtocolError::CouncilUnavailable)
+        );
+        assert_eq!(council.on_air(), None);
+        council.load_not_queued();
+        assert!(council.loaded(None, NOW).is_empty());
+        assert!(council.state().is_empty());
+    }
+
+    #[test]
+    fn the_chair_suspends_resumes_and_ends_the_stream() {
+        let mut council = session();
+        chair(&mut council, CouncilCommand::SetItem { item_id: "i1".into() });
+        let actions = chair(&mut council, CouncilCommand::StreamSuspend);
+        assert_eq!(state(&actions).stream, "suspended");
+        assert_eq!(council.on_air().map(|a| a.status), Some(crate::live::LiveStatus::Suspended));
+        let actions = chair(&mut council, CouncilCommand::StreamResume);
+        assert_eq!(state(&actions).stream, "live");
+        let actions = chair(&mut council, CouncilCommand::End);
+        assert_eq!(jobs(&actions), [&CouncilJob::End { session: "s1".into() }]);
+        assert_eq!(state(&actions).stream, "ended");
+        assert_eq!(council.on_air().map(|a| a.status), Some(crate::live::LiveStatus::Ended));
+    }
+}
