@@ -2,30 +2,16 @@
 //! opens the SFU program feed (`live-<session>`), tells it which sources to show, keeps the
 //! [`LiveBoard`] current for `/live/<session>`, and records the program from the moment a chair
 //! is present until the session ends or the room empties. The recording's files are finished
-//! (remux, hash, archive row) by the persistence task, never in the room.
+//! (remux, hash, archive row) by the persistence task, never in the room: a stopped recording is
+//! handed back as a [`Finished`] for the room to queue.
 
 use std::path::PathBuf;
 
-use sportello_sfu::{ProgramSelection, RecordedFile, RoomId, Sfu, SourceRef, TrackSource};
-use sportello_store::Store;
+use sportello_sfu::{ProgramSelection, RoomId, Sfu, SourceRef, TrackSource};
 
-use crate::council_room::{CouncilJob, CouncilRoom, OnAir};
+use crate::council::{CouncilRoom, OnAir};
 use crate::live::{AUDIO_SLOTS, CHAMBER_PARTICIPANT, LiveBoard, LiveState, LiveStatus, chamber_room, program_room};
-use crate::persist::{Job, Persister};
-use crate::recording::{self, PreparedRecording};
-use sportello_backoffice::recordings::Chapter;
-
-/// A recording whose files are closed, for [`finish`].
-#[derive(Debug)]
-pub struct Finished {
-    pub data_dir: PathBuf,
-    pub session: String,
-    pub prepared: PreparedRecording,
-    pub started_at: i64,
-    pub ended_at: i64,
-    pub files: Vec<RecordedFile>,
-    pub chapters: Vec<Chapter>,
-}
+use crate::recording::{self, Finished, PreparedRecording};
 
 struct Active {
     prepared: PreparedRecording,
@@ -43,11 +29,10 @@ pub struct Broadcast {
     recording: Option<Active>,
     board: LiveBoard,
     data_dir: PathBuf,
-    persist: Persister,
 }
 
 impl Broadcast {
-    pub fn new(council: RoomId, session: &str, board: LiveBoard, data_dir: PathBuf, persist: Persister) -> Self {
+    pub fn new(council: RoomId, session: &str, board: LiveBoard, data_dir: PathBuf) -> Self {
         Broadcast {
             session: session.to_owned(),
             council,
@@ -59,24 +44,24 @@ impl Broadcast {
             recording: None,
             board,
             data_dir,
-            persist,
         }
     }
 
-    /// Brings the program, the board and the recording in line with the council room.
-    pub async fn sync(&mut self, sfu: &Sfu, council: &CouncilRoom, now: i64) {
-        let Some(on_air) = council.on_air() else { return };
+    /// Brings the program, the board and the recording in line with the council room. The
+    /// session ended: the recording it stopped, for the persistence task to archive.
+    pub async fn sync(&mut self, sfu: &Sfu, council: &CouncilRoom, now: i64) -> Option<Finished> {
+        let on_air = council.on_air()?;
         if on_air.status == LiveStatus::Ended {
-            self.stop(sfu, council, now).await;
+            let finished = self.stop(sfu, council, now).await;
             self.publish(&on_air, now);
-            return;
+            return finished;
         }
         if !self.open {
             match sfu.program_open(self.program.clone(), AUDIO_SLOTS).await {
                 Ok(()) | Err(sportello_sfu::SfuError::ProgramExists(_)) => self.open = true,
                 Err(error) => {
                     tracing::error!(%error, "program feed not opened: the session is not streamed");
-                    return;
+                    return None;
                 }
             }
         }
@@ -91,17 +76,20 @@ impl Broadcast {
             self.start_recording(sfu, now).await;
         }
         self.publish(&on_air, now);
+        None
     }
 
     /// The room is closing (everyone left) or the session ended: finish the recording, close the
-    /// program. The board keeps "live" only while the room exists.
-    pub async fn stop(&mut self, sfu: &Sfu, council: &CouncilRoom, now: i64) {
+    /// program. The board keeps "live" only while the room exists. Returns the stopped recording,
+    /// for the persistence task to archive.
+    pub async fn stop(&mut self, sfu: &Sfu, council: &CouncilRoom, now: i64) -> Option<Finished> {
+        let mut finished = None;
         if let Some(active) = self.recording.take() {
             // Before the program closes (closing drops its recorder). Closing the files takes
             // milliseconds on the recorder's thread; the remux runs in the persistence task.
             match sfu.record_stop(self.program.clone()).await {
                 Ok(files) => {
-                    let finished = Finished {
+                    finished = Some(Finished {
                         data_dir: self.data_dir.clone(),
                         session: self.session.clone(),
                         chapters: council.chapters(active.started_at, now),
@@ -109,10 +97,7 @@ impl Broadcast {
                         started_at: active.started_at,
                         ended_at: now,
                         files,
-                    };
-                    if self.persist.submit(Job::Council(CouncilJob::FinishRecording(Box::new(finished)))).is_err() {
-                        tracing::error!("persistence queue full: a recording was not archived");
-                    }
+                    });
                 }
                 Err(error) => tracing::error!(
                     %error,
@@ -133,6 +118,7 @@ impl Broadcast {
             self.board.remove(&self.session);
             self.published = None;
         }
+        finished
     }
 
     async fn start_recording(&mut self, sfu: &Sfu, now: i64) {
@@ -189,17 +175,5 @@ impl Broadcast {
         }
         self.board.set(&self.session, state.clone());
         self.published = Some(state);
-    }
-}
-
-/// Remuxes, hashes and archives a finished recording (the persistence task runs this).
-pub async fn finish(store: &Store, f: Finished) {
-    let session = f.session.clone();
-    match recording::finish(store, &f.data_dir, &f.session, f.prepared, f.started_at, f.ended_at, f.files, f.chapters)
-        .await
-    {
-        Ok(Some(_)) => tracing::info!(%session, "session recording archived"),
-        Ok(None) => tracing::info!(%session, "nothing was on air: no recording kept"),
-        Err(error) => tracing::error!(%session, %error, "recording not archived"),
     }
 }

@@ -6,7 +6,7 @@
 
 use sportello_store::{Status, Store, StoreError};
 
-use crate::council_room::{IDENTITY_PREFIX, ROOM_PREFIX};
+use crate::protocol::council::{IDENTITY_PREFIX, ROOM_PREFIX};
 use sportello_backoffice::links::citizen_claims;
 use sportello_backoffice::token::{Claims, Role};
 

@@ -1,29 +1,61 @@
 //! The rooms' way to the database: room actors never await I/O, so what a room wants stored (chat,
-//! "the citizen came in", "the appointment room ended") is queued here and written by one task, in
-//! order. Results that the room must show (a stored chat message with its id) come back to the room
-//! as a [`Control`](crate::room::Control) input.
+//! "the citizen came in", a council vote) is queued here as a [`Job`] and run by one task, in order.
+//! A job that has an answer for its room (a stored chat message with its id, a loaded council
+//! session) returns it, and the task hands it to the room through a [`Deliver`].
+//!
+//! This queue knows no room, council or chat type: the jobs are closures built by whoever queues
+//! them, and the answer is the registry's own message type. So the dependencies run one way —
+//! rooms and council code use this module, never the reverse.
 
-use sportello_sfu::{ParticipantId, RoomId};
-use sportello_store::{NewChat, Status, Store, StoreError};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use sportello_sfu::RoomId;
+use sportello_store::Store;
 use tokio::sync::mpsc;
-
-use crate::protocol::ChatInfo;
-use crate::room::{ConnId, Control};
-use crate::rooms::WeakRooms;
 
 /// Jobs queued before rooms get `internal` for their chat: the database is far behind.
 const QUEUE: usize = 1024;
 
-#[derive(Debug)]
-pub enum Job {
-    /// Store, then hand back to the room to broadcast (so everyone sees the stored id).
-    Chat { room: RoomId, sender: ParticipantId, conn: ConnId, chat: NewChat, now: i64 },
-    /// The citizen of an appointment was admitted.
-    CitizenJoined { appointment: String, now: i64 },
-    /// The last participant left an appointment room where the official and the citizen had met.
-    RoomEnded { appointment: String, now: i64 },
-    /// A council room's log, votes and ballots (`council_room`).
-    Council(crate::council_room::CouncilJob),
+/// What a job returns: the room to tell and what to tell it, or nothing.
+pub type Answer<M> = Option<(RoomId, M)>;
+
+type Work<M> = Box<dyn FnOnce(Store) -> Pin<Box<dyn Future<Output = Answer<M>> + Send>> + Send>;
+
+/// One unit of work for the persistence task; `M` is what answers are delivered as.
+pub struct Job<M> {
+    /// For the logs only: never the job's data (a ballot is in there).
+    what: &'static str,
+    work: Work<M>,
+}
+
+impl<M> Job<M> {
+    pub fn new<F, Fut>(what: &'static str, work: F) -> Job<M>
+    where
+        F: FnOnce(Store) -> Fut + Send + 'static,
+        Fut: Future<Output = Answer<M>> + Send + 'static,
+    {
+        Job { what, work: Box::new(move |store| Box::pin(work(store))) }
+    }
+}
+
+impl<M> fmt::Debug for Job<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job").field("what", &self.what).finish_non_exhaustive()
+    }
+}
+
+/// The registry is gone: nobody is left to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone;
+
+/// Hands a job's answer to its room (implemented by the rooms registry).
+pub trait Deliver: Send + 'static {
+    type Message: Send + 'static;
+
+    /// `Err(Gone)` once the registry itself is gone (a closed room just drops the message).
+    fn deliver(&self, room: &RoomId, message: Self::Message) -> Result<(), Gone>;
 }
 
 /// The queue is full: the caller reports a failure instead of waiting.
@@ -31,18 +63,30 @@ pub enum Job {
 pub struct Busy;
 
 /// The sending side, held by every room. Submitting never waits.
-#[derive(Debug, Clone)]
-pub struct Persister {
-    tx: mpsc::Sender<Job>,
+pub struct Persister<M> {
+    tx: mpsc::Sender<Job<M>>,
 }
 
-impl Persister {
-    pub fn channel() -> (Persister, mpsc::Receiver<Job>) {
+// Derived impls would require `M: Clone`/`M: Debug`; the sender needs neither.
+impl<M> Clone for Persister<M> {
+    fn clone(&self) -> Self {
+        Persister { tx: self.tx.clone() }
+    }
+}
+
+impl<M> fmt::Debug for Persister<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Persister").finish_non_exhaustive()
+    }
+}
+
+impl<M> Persister<M> {
+    pub fn channel() -> (Persister<M>, mpsc::Receiver<Job<M>>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         (Persister { tx }, rx)
     }
 
-    pub fn submit(&self, job: Job) -> Result<(), Busy> {
+    pub fn submit(&self, job: Job<M>) -> Result<(), Busy> {
         self.tx.try_send(job).map_err(|e| {
             tracing::error!(error = %e, "persistence queue full or closed");
             Busy
@@ -50,47 +94,15 @@ impl Persister {
     }
 }
 
-/// Writes jobs until every [`Persister`] is gone (the rooms registry was dropped).
-pub async fn run(mut jobs: mpsc::Receiver<Job>, store: Store, rooms: WeakRooms) {
+/// Runs jobs until every [`Persister`] is gone, or until an answer finds the registry gone.
+pub async fn run<D: Deliver>(mut jobs: mpsc::Receiver<Job<D::Message>>, store: Store, rooms: D) {
     while let Some(job) = jobs.recv().await {
-        match job {
-            Job::Chat { room, sender, conn, chat, now } => {
-                let result = store.add_chat(&chat, now).await;
-                let Some(rooms) = rooms.upgrade() else { return };
-                match result {
-                    Ok(stored) => rooms.deliver(
-                        &room,
-                        Control::ChatStored(ChatInfo {
-                            id: stored.id,
-                            participant_id: stored.sender,
-                            name: stored.sender_name,
-                            text: stored.body,
-                            at: stored.created_at,
-                        }),
-                    ),
-                    Err(error) => {
-                        tracing::error!(room = %room, %error, "chat message not stored");
-                        rooms.deliver(&room, Control::ChatFailed { participant: sender, conn });
-                    }
-                }
-            }
-            Job::CitizenJoined { appointment, now } => {
-                if let Err(error) = store.mark_citizen_joined(&appointment, now).await {
-                    tracing::error!(%appointment, %error, "cannot record that the citizen joined");
-                }
-            }
-            Job::Council(job) => crate::council_room::run_job(&store, &rooms, job).await,
-            Job::RoomEnded { appointment, now } => {
-                match store
-                    .set_status(&appointment, &[Status::Confirmed], Status::Completed, "system", "room ended", now)
-                    .await
-                {
-                    Ok(_) => tracing::info!(%appointment, "appointment completed: its room ended"),
-                    // Already completed, cancelled meanwhile…: nothing to do.
-                    Err(StoreError::InvalidTransition { .. } | StoreError::NotFound) => {}
-                    Err(error) => tracing::error!(%appointment, %error, "cannot complete the appointment"),
-                }
-            }
+        let Job { what, work } = job;
+        if let Some((room, message)) = work(store.clone()).await
+            && rooms.deliver(&room, message).is_err()
+        {
+            tracing::debug!(job = what, "rooms registry gone: persistence task ends");
+            return;
         }
     }
 }

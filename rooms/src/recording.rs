@@ -331,6 +331,28 @@ fn hash_file(path: &Path) -> Result<(String, u64), RecordingError> {
     Ok((hex::encode(hasher.finalize()), bytes))
 }
 
+/// A recording whose files are closed, for [`archive`].
+#[derive(Debug)]
+pub struct Finished {
+    pub data_dir: PathBuf,
+    pub session: String,
+    pub prepared: PreparedRecording,
+    pub started_at: i64,
+    pub ended_at: i64,
+    pub files: Vec<RecordedFile>,
+    pub chapters: Vec<Chapter>,
+}
+
+/// Remuxes, hashes and archives a finished recording (the persistence task runs this).
+pub async fn archive(store: &Store, f: Finished) {
+    let session = f.session.clone();
+    match finish(store, &f.data_dir, &f.session, f.prepared, f.started_at, f.ended_at, f.files, f.chapters).await {
+        Ok(Some(_)) => tracing::info!(%session, "session recording archived"),
+        Ok(None) => tracing::info!(%session, "nothing was on air: no recording kept"),
+        Err(error) => tracing::error!(%session, %error, "recording not archived"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

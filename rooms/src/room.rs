@@ -17,13 +17,14 @@ use sportello_sfu::{
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use sportello_store::NewChat;
+use sportello_store::{NewChat, Status, StoreError};
 
-use crate::council_room::{self, CouncilRoom};
+use crate::council::{self, CouncilJob, CouncilRoom};
 use crate::error::{Lang, ProtocolError};
 use crate::persist::{Job, Persister};
 use crate::protocol::IceServer;
 use crate::protocol::{self, ChatInfo, ClientMessage, DocumentInfo, LobbyEntry, Muted, ParticipantInfo, ServerMessage};
+use crate::recording::{self, Finished};
 use crate::rooms::Rooms;
 use sportello_backoffice::clock::Clock;
 use sportello_backoffice::token::{Claims, Role};
@@ -144,7 +145,7 @@ pub struct RoomSettings {
     /// How long chat is kept.
     pub retention: Duration,
     /// Where chat and appointment events go (the room never awaits the database).
-    pub persist: Persister,
+    pub persist: Persister<Control>,
     /// The public state of council sessions, written by council rooms.
     pub live: crate::live::LiveBoard,
     /// Where council recordings are written (`<data_dir>/recordings`).
@@ -206,7 +207,7 @@ pub enum Control {
     /// A document was uploaded over HTTP: announce it.
     Document(DocumentInfo),
     /// A council room's session, loaded from the database (`None`: no such session).
-    Council(Option<council_room::Loaded>),
+    Council(Option<council::Loaded>),
 }
 
 /// Inputs from a joined session, in the order its websocket delivered them.
@@ -330,14 +331,18 @@ impl Room {
         view: Arc<Mutex<RoomView>>,
     ) -> Room {
         let appointment = id.strip_prefix("appt-").filter(|a| !a.is_empty()).map(str::to_owned);
-        let council = CouncilRoom::for_room(&id, &settings.persist);
+        let council = CouncilRoom::for_room(&id).map(|(mut council, load)| {
+            if settings.persist.submit(council_job(load)).is_err() {
+                council.load_not_queued();
+            }
+            council
+        });
         let on_air = council.as_ref().map(|c| {
             crate::broadcast::Broadcast::new(
                 id.clone(),
                 c.session_id(),
                 settings.live.clone(),
                 settings.data_dir.clone(),
-                settings.persist.clone(),
             )
         });
         Room {
@@ -375,9 +380,11 @@ impl Room {
                 break;
             }
         }
-        if let (Some(on_air), Some(council)) = (self.on_air.as_mut(), self.council.as_ref()) {
-            on_air.stop(&self.sfu, council, self.settings.clock.now()).await;
-        }
+        let finished = match (self.on_air.as_mut(), self.council.as_ref()) {
+            (Some(on_air), Some(council)) => on_air.stop(&self.sfu, council, self.settings.clock.now()).await,
+            _ => None,
+        };
+        self.archive(finished);
         tracing::info!("room closed");
     }
 
@@ -605,7 +612,7 @@ impl Room {
                     && let Some(appointment) = claims.appt.clone().or_else(|| self.appointment.clone())
                 {
                     let now = self.settings.clock.now();
-                    let _ = self.settings.persist.submit(Job::CitizenJoined { appointment, now });
+                    let _ = self.settings.persist.submit(citizen_joined(appointment, now));
                 }
                 self.participants.push(Participant {
                     id: id.clone(),
@@ -727,33 +734,52 @@ impl Room {
         }
     }
 
-    /// Carries out what the council part decided: state broadcasts and forced mutes. A forced
-    /// mute is told to its participant (`force_mute`) and, as a `mute`, to everyone else.
-    async fn council_actions(&mut self, actions: Vec<council_room::Action>) {
+    /// Carries out what the council part decided: jobs to store, state broadcasts and forced mutes.
+    /// A forced mute is told to its participant (`force_mute`) and, as a `mute`, to everyone else.
+    async fn council_actions(&mut self, actions: Vec<council::Action>) {
+        // Jobs first, as decided (the minutes' order, and before a recording's archive job).
+        let (stores, actions): (Vec<_>, Vec<_>) =
+            actions.into_iter().partition(|a| matches!(a, council::Action::Store(_)));
+        self.apply_council_actions(stores).await;
         // Gates and mutes first, then the public side, then `council.state`: whoever reads the
         // state (the chair's "suspended", "ended") finds the public page already saying so.
         let (states, others): (Vec<_>, Vec<_>) =
-            actions.into_iter().partition(|a| matches!(a, council_room::Action::State(_)));
+            actions.into_iter().partition(|a| matches!(a, council::Action::State(_)));
         self.apply_council_actions(others).await;
         // Whatever changed (floor, item, chair present, suspension, end) changes what the public sees.
-        if let (Some(on_air), Some(council)) = (self.on_air.as_mut(), self.council.as_ref()) {
-            on_air.sync(&self.sfu, council, self.settings.clock.now()).await;
-        }
+        let finished = match (self.on_air.as_mut(), self.council.as_ref()) {
+            (Some(on_air), Some(council)) => on_air.sync(&self.sfu, council, self.settings.clock.now()).await,
+            _ => None,
+        };
+        self.archive(finished);
         self.apply_council_actions(states).await;
     }
 
-    async fn apply_council_actions(&mut self, actions: Vec<council_room::Action>) {
+    /// Queues the archiving of a recording the public side stopped.
+    fn archive(&self, finished: Option<Finished>) {
+        if let Some(finished) = finished
+            && self.settings.persist.submit(archive_recording(finished)).is_err()
+        {
+            tracing::error!("persistence queue full: a recording was not archived");
+        }
+    }
+
+    async fn apply_council_actions(&mut self, actions: Vec<council::Action>) {
         for action in actions {
             match action {
-                council_room::Action::State(state) => self.broadcast(&ServerMessage::CouncilState(state), None),
-                council_room::Action::GateMicrophone { participant, enabled } => {
+                // A full queue is already logged by the persister; the meeting goes on.
+                council::Action::Store(job) => {
+                    let _ = self.settings.persist.submit(council_job(job));
+                }
+                council::Action::State(state) => self.broadcast(&ServerMessage::CouncilState(state), None),
+                council::Action::GateMicrophone { participant, enabled } => {
                     let source = sportello_sfu::TrackSource::Microphone;
                     if let Err(e) = self.sfu.set_forwarding(self.id.clone(), participant.clone(), source, enabled).await
                     {
                         tracing::warn!(%participant, error = %e, "microphone gate not applied");
                     }
                 }
-                council_room::Action::ForceMute(id) => {
+                council::Action::ForceMute(id) => {
                     let Some(i) = self.index(&id) else { continue };
                     let source = sportello_sfu::TrackSource::Microphone;
                     self.send_to(i, &ServerMessage::ForceMute { source });
@@ -787,7 +813,7 @@ impl Room {
             body,
             delete_after: now.saturating_add(retention),
         };
-        let job = Job::Chat { room: self.id.clone(), sender: p.id.clone(), conn, chat, now };
+        let job = store_chat(self.id.clone(), p.id.clone(), conn, chat, now);
         self.settings.persist.submit(job).map_err(|_| ProtocolError::Internal("persistence queue full".into()))
     }
 
@@ -917,7 +943,7 @@ impl Room {
             && let Some(appointment) = self.appointment.clone()
         {
             let now = self.settings.clock.now();
-            let _ = self.settings.persist.submit(Job::RoomEnded { appointment, now });
+            let _ = self.settings.persist.submit(room_ended(appointment, now));
         }
     }
 
@@ -959,6 +985,68 @@ impl Room {
             self.detach(i);
         }
     }
+}
+
+// --- what rooms queue for the persistence task ---------------------------------------------------
+
+/// Stores a chat message, then hands it back to the room to broadcast (so everyone sees the stored id).
+fn store_chat(room: RoomId, sender: ParticipantId, conn: ConnId, chat: NewChat, now: i64) -> Job<Control> {
+    Job::new("chat", move |store| async move {
+        let control = match store.add_chat(&chat, now).await {
+            Ok(stored) => Control::ChatStored(ChatInfo {
+                id: stored.id,
+                participant_id: stored.sender,
+                name: stored.sender_name,
+                text: stored.body,
+                at: stored.created_at,
+            }),
+            Err(error) => {
+                tracing::error!(room = %room, %error, "chat message not stored");
+                Control::ChatFailed { participant: sender, conn }
+            }
+        };
+        Some((room, control))
+    })
+}
+
+/// The citizen of an appointment was admitted.
+fn citizen_joined(appointment: String, now: i64) -> Job<Control> {
+    Job::new("citizen joined", move |store| async move {
+        if let Err(error) = store.mark_citizen_joined(&appointment, now).await {
+            tracing::error!(%appointment, %error, "cannot record that the citizen joined");
+        }
+        None
+    })
+}
+
+/// The last participant left an appointment room where the official and the citizen had met.
+fn room_ended(appointment: String, now: i64) -> Job<Control> {
+    Job::new("room ended", move |store| async move {
+        match store.set_status(&appointment, &[Status::Confirmed], Status::Completed, "system", "room ended", now).await
+        {
+            Ok(_) => tracing::info!(%appointment, "appointment completed: its room ended"),
+            // Already completed, cancelled meanwhile…: nothing to do.
+            Err(StoreError::InvalidTransition { .. } | StoreError::NotFound) => {}
+            Err(error) => tracing::error!(%appointment, %error, "cannot complete the appointment"),
+        }
+        None
+    })
+}
+
+/// A council room's log, votes and ballots; a loaded session comes back as [`Control::Council`].
+fn council_job(job: CouncilJob) -> Job<Control> {
+    Job::new("council", move |store| async move {
+        let (room, loaded) = council::run_job(&store, job).await?;
+        Some((room, Control::Council(loaded)))
+    })
+}
+
+/// Remuxes, hashes and archives a council recording whose files are closed.
+fn archive_recording(finished: Finished) -> Job<Control> {
+    Job::new("recording", move |store| async move {
+        recording::archive(&store, finished).await;
+        None
+    })
 }
 
 /// A cheap sanity check before bothering the SFU: `candidate:<foundation> <component> <transport>

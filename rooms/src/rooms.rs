@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::error::ProtocolError;
+use crate::persist::{Deliver, Gone};
 use crate::protocol::{ClientMessage, DocumentInfo};
 use crate::room::{Command, ConnId, Connection, Control, Room, RoomSettings, RoomView, WaitingInfo};
 use sportello_backoffice::token::Claims;
@@ -38,6 +39,16 @@ pub struct WeakRooms {
 impl WeakRooms {
     pub fn upgrade(&self) -> Option<Rooms> {
         self.inner.upgrade().map(|inner| Rooms { inner })
+    }
+}
+
+/// The persistence task answers rooms through the registry.
+impl Deliver for WeakRooms {
+    type Message = Control;
+
+    fn deliver(&self, room: &RoomId, message: Control) -> Result<(), Gone> {
+        self.upgrade().ok_or(Gone)?.deliver(room, message);
+        Ok(())
     }
 }
 

@@ -22,7 +22,7 @@ use super::ApiError;
 use super::auth::Staff;
 use crate::state::AppState;
 use sportello_backoffice::token::{Claims, Role, join_link};
-use sportello_rooms::council_room::{self, event_from_row, identity, room_name, vote_record};
+use sportello_rooms::council::{self, event_from_row, identity, room_name, vote_record};
 use sportello_rooms::live::{CHAMBER_PARTICIPANT, chamber_room};
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
@@ -495,7 +495,7 @@ pub struct MinutesOut {
 }
 
 async fn build(state: &AppState, session: &CouncilSession) -> Result<MinutesOut, ApiError> {
-    let loaded = council_room::load(&state.store, &session.id).await?.ok_or(ApiError::NotFound)?;
+    let loaded = council::load(&state.store, &session.id).await?.ok_or(ApiError::NotFound)?;
     let rows = state.store.council_events(&session.id).await?;
     let log: Vec<Entry> = rows.iter().filter_map(|r| Some(Entry { at: r.at, event: event_from_row(r)? })).collect();
     let votes: Vec<_> = state.store.council_votes(&session.id).await?.iter().filter_map(vote_record).collect();

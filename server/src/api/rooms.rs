@@ -198,7 +198,7 @@ async fn details(
         RoomDetails { official: name_of_user(user).await?, ..RoomDetails::new(&room, RoomKind::VirtualOffice) }
     } else if let Some(office) = room.strip_prefix("office-") {
         RoomDetails { office: store.office(office).await?.map(|o| o.name), ..RoomDetails::new(&room, RoomKind::Office) }
-    } else if let Some(session) = room.strip_prefix(sportello_rooms::council_room::ROOM_PREFIX) {
+    } else if let Some(session) = room.strip_prefix(sportello_rooms::council::ROOM_PREFIX) {
         let title = store.council_session(session).await?.map(|s| s.title);
         RoomDetails { title, ..RoomDetails::new(&room, RoomKind::Council) }
     } else {

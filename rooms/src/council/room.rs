@@ -3,184 +3,23 @@
 //!
 //! The rules are `sportello_domain::council`; this module maps participants (`user-<id>`) to
 //! members, decides who may send what (chair-only messages need the `host` role; viewers never
-//! vote), builds the `council.state` broadcast and queues what must be stored on the persistence
-//! channel — the room never awaits the database. A secret-ballot choice is only ever held in a
-//! [`Sealed`] (whose `Debug` hides it) and is never logged.
+//! vote), builds the `council.state` broadcast and names what must be stored ([`Action::Store`],
+//! which the room queues: it never awaits the database). No store, channel or socket here, and time
+//! comes in as `now` (only a new vote's id reads the system clock, so that ids sort), so the rules
+//! are tested on their own (`tests` below). A secret-ballot choice is only ever held in a
+//! [`Sealed`](sportello_domain::council::Sealed) (whose `Debug` hides it) and is never logged.
 
-use serde::{Deserialize, Serialize};
-use sportello_domain::council::{Choice, CouncilError, Event, Item, Member, Quorum, Sealed, Session, VoteRecord};
+use sportello_domain::council::{CouncilError, Event, Quorum, Session, VoteRecord};
 use sportello_sfu::{ParticipantId, RoomId};
-use sportello_store::{CouncilEvent, CouncilSession, Counts, NewCouncilVote, Store};
+use sportello_store::{CouncilSession, Counts, NewCouncilVote};
 
+use super::jobs::{CouncilJob, Loaded, event_to_row};
 use crate::error::ProtocolError;
-use crate::persist::{Job, Persister};
-use crate::room::Control;
-use crate::rooms::WeakRooms;
+use crate::protocol::council::{
+    CouncilCommand, CouncilState, MemberView, NamedChoice, QuorumView, ROOM_PREFIX, RollCallView, VoteResults,
+    VoteView, identity, user_of,
+};
 use sportello_backoffice::token::Role;
-
-/// Room name prefix; the rest is the session id.
-pub const ROOM_PREFIX: &str = "council-";
-/// Identity prefix of a staff user in a council room.
-pub const IDENTITY_PREFIX: &str = "user-";
-
-pub fn room_name(session_id: &str) -> String {
-    format!("{ROOM_PREFIX}{session_id}")
-}
-
-pub fn identity(user_id: &str) -> String {
-    format!("{IDENTITY_PREFIX}{user_id}")
-}
-
-fn user_of(participant: &str) -> Option<&str> {
-    participant.strip_prefix(IDENTITY_PREFIX).filter(|u| !u.is_empty())
-}
-
-/// The `council.*` client messages (`docs/signaling.md`, "Council sessions").
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type")]
-pub enum CouncilCommand {
-    #[serde(rename = "council.request_floor")]
-    RequestFloor,
-    #[serde(rename = "council.withdraw")]
-    Withdraw,
-    #[serde(rename = "council.give_floor")]
-    GiveFloor { participant_id: String },
-    #[serde(rename = "council.take_floor")]
-    TakeFloor,
-    #[serde(rename = "council.mute_all")]
-    MuteAll,
-    #[serde(rename = "council.set_item")]
-    SetItem { item_id: String },
-    #[serde(rename = "council.roll_call_start")]
-    RollCallStart,
-    #[serde(rename = "council.present")]
-    Present,
-    #[serde(rename = "council.roll_call_end")]
-    RollCallEnd,
-    #[serde(rename = "council.vote_open")]
-    VoteOpen { item_id: String, secret: bool },
-    #[serde(rename = "council.vote")]
-    Vote { choice: Sealed<Choice> },
-    #[serde(rename = "council.vote_close")]
-    VoteClose,
-    /// Suspends the public stream and the recording for the current agenda item.
-    #[serde(rename = "council.stream_suspend")]
-    StreamSuspend,
-    #[serde(rename = "council.stream_resume")]
-    StreamResume,
-    /// Ends the session: the stream ends, the recording is finished and archived.
-    #[serde(rename = "council.end")]
-    End,
-}
-
-pub const COMMAND_TYPES: [&str; 15] = [
-    "council.request_floor",
-    "council.withdraw",
-    "council.give_floor",
-    "council.take_floor",
-    "council.mute_all",
-    "council.set_item",
-    "council.roll_call_start",
-    "council.present",
-    "council.roll_call_end",
-    "council.vote_open",
-    "council.vote",
-    "council.vote_close",
-    "council.stream_suspend",
-    "council.stream_resume",
-    "council.end",
-];
-
-impl CouncilCommand {
-    fn chair_only(&self) -> bool {
-        !matches!(
-            self,
-            CouncilCommand::RequestFloor
-                | CouncilCommand::Withdraw
-                | CouncilCommand::Present
-                | CouncilCommand::Vote { .. }
-        )
-    }
-}
-
-// --- council.state ---------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CouncilState {
-    pub session: String,
-    pub title: String,
-    pub items: Vec<Item>,
-    pub current_item: Option<String>,
-    /// Participant id of whoever has the floor.
-    pub floor: Option<String>,
-    /// Participant ids asking to speak, first come first.
-    pub queue: Vec<String>,
-    pub members: Vec<MemberView>,
-    /// The roll call in progress, else the last one.
-    pub roll_call: Option<RollCallView>,
-    pub quorum: QuorumView,
-    /// The open vote, else the last closed one (with its results).
-    pub vote: Option<VoteView>,
-    /// The public stream: `live`, `suspended` (for the current item) or `ended`.
-    pub stream: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MemberView {
-    pub participant_id: String,
-    pub name: String,
-    pub chair: bool,
-    pub in_room: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RollCallView {
-    pub open: bool,
-    pub started_at: i64,
-    pub ended_at: Option<i64>,
-    pub present: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QuorumView {
-    pub rule: String,
-    pub members: usize,
-    pub required: usize,
-    pub present: usize,
-    pub reached: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VoteView {
-    pub id: String,
-    pub item_id: String,
-    pub secret: bool,
-    pub open: bool,
-    pub eligible: Vec<String>,
-    /// Who has voted (never what).
-    pub voted: Vec<String>,
-    pub cast: usize,
-    /// Only once closed.
-    pub results: Option<VoteResults>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VoteResults {
-    pub favourable: u32,
-    pub contrary: u32,
-    pub abstained: u32,
-    pub outcome: &'static str,
-    /// Open votes only: each choice by name.
-    pub by_name: Vec<NamedChoice>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NamedChoice {
-    pub participant_id: String,
-    pub choice: Choice,
-}
-
-// --- the room side -------------------------------------------------------------------------------
 
 /// What the room must do after a council input.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,17 +32,9 @@ pub enum Action {
     /// ([`sportello_sfu::Sfu::set_forwarding`]): the server-side half of "only the chair and the
     /// floor holder are heard", which a modified client cannot bypass.
     GateMicrophone { participant: ParticipantId, enabled: bool },
-}
-
-/// A session as loaded from the database, delivered back to the room.
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    pub session: CouncilSession,
-    pub members: Vec<Member>,
-    pub items: Vec<Item>,
-    /// The stored log and closed votes: a room opening again continues from them.
-    pub log: Vec<sportello_domain::council::Entry>,
-    pub votes: Vec<VoteRecord>,
+    /// Queue this job for the persistence task. These come first in what a call returns, in the
+    /// order the minutes need, and are queued before the rest is carried out.
+    Store(CouncilJob),
 }
 
 #[derive(Debug)]
@@ -213,52 +44,13 @@ enum Load {
     Ready { session: Box<Session>, info: CouncilSession },
 }
 
-/// The jobs a council room queues for the persistence task.
-#[derive(Debug)]
-pub enum CouncilJob {
-    Load {
-        room: RoomId,
-        session: String,
-    },
-    Live {
-        session: String,
-    },
-    /// The chair ended the session.
-    End {
-        session: String,
-    },
-    /// The program recording's files are closed: remux, hash, store (`crate::recording`).
-    FinishRecording(Box<crate::broadcast::Finished>),
-    Event {
-        session: String,
-        event: CouncilEvent,
-    },
-    OpenVote(NewCouncilVote),
-    OpenBallot {
-        vote: String,
-        user: String,
-        choice: Choice,
-    },
-    /// The choice is sealed: this job may be printed with `{:?}` without revealing it.
-    SecretBallot {
-        vote: String,
-        user: String,
-        choice: Sealed<Choice>,
-    },
-    CloseVote {
-        vote: String,
-        closed_at: i64,
-        counts: Counts,
-        outcome: &'static str,
-    },
-}
-
 /// The council part of a room.
 #[derive(Debug)]
 pub struct CouncilRoom {
     session_id: String,
-    persist: Persister,
     load: Load,
+    /// Jobs decided during the current call, returned first as [`Action::Store`].
+    pending: Vec<CouncilJob>,
     /// Connected participants with their role, in join order (kept while loading too).
     present: Vec<(ParticipantId, Role)>,
     /// The chair suspended the stream during this agenda item (`None` inside: before any item);
@@ -280,30 +72,32 @@ pub struct OnAir {
 }
 
 impl CouncilRoom {
-    /// `Some` for a `council-<id>` room: asks the persistence task to load the session.
-    pub fn for_room(room: &RoomId, persist: &Persister) -> Option<CouncilRoom> {
+    /// `Some` for a `council-<id>` room, with the job that loads its session (its answer goes to
+    /// [`CouncilRoom::loaded`]; if it cannot be queued, [`CouncilRoom::load_not_queued`]).
+    pub fn for_room(room: &RoomId) -> Option<(CouncilRoom, CouncilJob)> {
         let session_id = room.strip_prefix(ROOM_PREFIX).filter(|s| !s.is_empty())?.to_owned();
-        let job = Job::Council(CouncilJob::Load { room: room.clone(), session: session_id.clone() });
-        let load = if persist.submit(job).is_ok() { Load::Loading } else { Load::Missing };
-        Some(CouncilRoom {
+        let job = CouncilJob::Load { room: room.clone(), session: session_id.clone() };
+        let council = CouncilRoom {
             session_id,
-            persist: persist.clone(),
-            load,
+            load: Load::Loading,
+            pending: Vec::new(),
             present: Vec::new(),
             suspended: None,
             ended: false,
-        })
+        };
+        Some((council, job))
     }
 
-    fn submit(&self, job: CouncilJob) {
-        // A full queue is already logged by the persister; the meeting goes on.
-        let _ = self.persist.submit(Job::Council(job));
+    /// The load job was refused (the persistence queue is full): the session stays unavailable.
+    pub fn load_not_queued(&mut self) {
+        self.load = Load::Missing;
     }
 
-    fn submit_all(&self, jobs: Vec<CouncilJob>) {
-        for job in jobs {
-            self.submit(job);
-        }
+    /// `actions`, preceded by the jobs decided on the way.
+    fn with_jobs(&mut self, actions: Vec<Action>) -> Vec<Action> {
+        let mut all: Vec<Action> = self.pending.drain(..).map(Action::Store).collect();
+        all.extend(actions);
+        all
     }
 
     /// The session arrived from the database (or does not exist).
@@ -323,9 +117,9 @@ impl CouncilRoom {
                 let _ = session.arrive(user, now);
             }
         }
-        self.submit_all(log_jobs(&self.session_id, &session, stored));
+        self.pending.extend(log_jobs(&self.session_id, &session, stored));
         if self.present.iter().any(|(_, role)| *role == Role::Host) {
-            self.submit(CouncilJob::Live { session: self.session_id.clone() });
+            self.pending.push(CouncilJob::Live { session: self.session_id.clone() });
         }
         // An ended session stays ended: coming back to its room does not put it on air again.
         self.ended = loaded.session.status == sportello_store::CouncilStatus::Ended;
@@ -333,7 +127,7 @@ impl CouncilRoom {
         let mut actions = self.mute_non_speakers();
         actions.extend(self.gates());
         actions.extend(self.state());
-        actions
+        self.with_jobs(actions)
     }
 
     /// Someone entered the room (not a reconnection).
@@ -348,9 +142,9 @@ impl CouncilRoom {
                 let _ = session.arrive(user, now);
             }
             let jobs = log_jobs(&self.session_id, session, from);
-            self.submit_all(jobs);
+            self.pending.extend(jobs);
             if role == Role::Host {
-                self.submit(CouncilJob::Live { session: self.session_id.clone() });
+                self.pending.push(CouncilJob::Live { session: self.session_id.clone() });
             }
             let may = self.may_unmute(participant, role);
             if !may {
@@ -359,7 +153,7 @@ impl CouncilRoom {
             actions.push(Action::GateMicrophone { participant: participant.clone(), enabled: may });
         }
         actions.extend(self.state());
-        actions
+        self.with_jobs(actions)
     }
 
     /// Someone left for good.
@@ -371,8 +165,9 @@ impl CouncilRoom {
             let _ = session.depart(user, now);
         }
         let jobs = log_jobs(&self.session_id, session, from);
-        self.submit_all(jobs);
-        self.state()
+        self.pending.extend(jobs);
+        let state = self.state();
+        self.with_jobs(state)
     }
 
     /// Only the chair (`host`) and the floor holder may open their microphone.
@@ -511,7 +306,7 @@ impl CouncilRoom {
             CouncilCommand::End => {
                 tracing::info!("session ended by the chair");
                 self.ended = true;
-                self.submit(CouncilJob::End { session: self.session_id.clone() });
+                self.pending.push(CouncilJob::End { session: self.session_id.clone() });
             }
             _ => return None,
         }
@@ -520,6 +315,18 @@ impl CouncilRoom {
 
     /// A `council.*` message from `participant`.
     pub fn command(
+        &mut self,
+        participant: &ParticipantId,
+        role: Role,
+        command: CouncilCommand,
+        now: i64,
+    ) -> Result<Vec<Action>, ProtocolError> {
+        // Jobs are only decided once every check passed: an error leaves nothing pending.
+        let actions = self.apply(participant, role, command, now)?;
+        Ok(self.with_jobs(actions))
+    }
+
+    fn apply(
         &mut self,
         participant: &ParticipantId,
         role: Role,
@@ -614,7 +421,7 @@ impl CouncilRoom {
             }
             None => all.extend(jobs),
         }
-        self.submit_all(all);
+        self.pending.extend(all);
         let mut actions = Vec::new();
         if mute_all {
             actions.extend(
@@ -735,193 +542,336 @@ fn view(session: &Session, info: &CouncilSession) -> CouncilState {
     }
 }
 
-// --- the log as rows -------------------------------------------------------------------------------
-
-/// `domain::council::Event` → a `council_events` row.
-pub fn event_to_row(at: i64, event: &Event) -> CouncilEvent {
-    let (kind, user, subject): (&str, Option<&str>, Option<&str>) = match event {
-        Event::Arrived { user } => ("arrived", Some(user), None),
-        Event::Departed { user } => ("departed", Some(user), None),
-        Event::ItemStarted { item } => ("item_started", None, Some(item)),
-        Event::ItemEnded { item } => ("item_ended", None, Some(item)),
-        Event::FloorRequested { user } => ("floor_requested", Some(user), None),
-        Event::FloorWithdrawn { user } => ("floor_withdrawn", Some(user), None),
-        Event::FloorGiven { user } => ("floor_given", Some(user), None),
-        Event::FloorEnded { user } => ("floor_ended", Some(user), None),
-        Event::RollCallStarted => ("roll_call_started", None, None),
-        Event::Present { user } => ("present", Some(user), None),
-        Event::RollCallEnded => ("roll_call_ended", None, None),
-        Event::VoteOpened { vote } => ("vote_opened", None, Some(vote)),
-        Event::VoteClosed { vote } => ("vote_closed", None, Some(vote)),
-    };
-    CouncilEvent { at, kind: kind.into(), user_id: user.map(str::to_owned), subject: subject.map(str::to_owned) }
-}
-
-/// A `council_events` row → the event; `None` for a row this version does not know.
-pub fn event_from_row(row: &CouncilEvent) -> Option<Event> {
-    let user = || row.user_id.clone();
-    let subject = || row.subject.clone();
-    Some(match row.kind.as_str() {
-        "arrived" => Event::Arrived { user: user()? },
-        "departed" => Event::Departed { user: user()? },
-        "item_started" => Event::ItemStarted { item: subject()? },
-        "item_ended" => Event::ItemEnded { item: subject()? },
-        "floor_requested" => Event::FloorRequested { user: user()? },
-        "floor_withdrawn" => Event::FloorWithdrawn { user: user()? },
-        "floor_given" => Event::FloorGiven { user: user()? },
-        "floor_ended" => Event::FloorEnded { user: user()? },
-        "roll_call_started" => Event::RollCallStarted,
-        "present" => Event::Present { user: user()? },
-        "roll_call_ended" => Event::RollCallEnded,
-        "vote_opened" => Event::VoteOpened { vote: subject()? },
-        "vote_closed" => Event::VoteClosed { vote: subject()? },
-        _ => return None,
-    })
-}
-
-/// Loads a session with its members' names and agenda.
-pub async fn load(store: &Store, session_id: &str) -> Result<Option<Loaded>, sportello_store::StoreError> {
-    let Some(session) = store.council_session(session_id).await? else { return Ok(None) };
-    let mut members = Vec::new();
-    for user in store.council_members(session_id).await? {
-        let name = store.user(&user).await?.map(|u| u.display_name).unwrap_or_default();
-        members.push(Member { chair: user == session.chair_id, id: user, name });
-    }
-    let items = store.council_items(session_id).await?.into_iter().map(|i| Item { id: i.id, title: i.title }).collect();
-    let log = store
-        .council_events(session_id)
-        .await?
-        .iter()
-        .filter_map(|row| Some(sportello_domain::council::Entry { at: row.at, event: event_from_row(row)? }))
-        .collect();
-    let votes = store.council_votes(session_id).await?.iter().filter_map(vote_record).collect();
-    Ok(Some(Loaded { session, members, items, log, votes }))
-}
-
-/// Runs one council job on the persistence task. Errors are logged without any choice.
-pub async fn run_job(store: &Store, rooms: &WeakRooms, job: CouncilJob) {
-    match job {
-        CouncilJob::Load { room, session } => {
-            let loaded = match load(store, &session).await {
-                Ok(loaded) => loaded,
-                Err(error) => {
-                    tracing::error!(%session, %error, "cannot load the council session");
-                    None
-                }
-            };
-            if let Some(rooms) = rooms.upgrade() {
-                rooms.deliver(&room, Control::Council(loaded));
-            }
-        }
-        CouncilJob::Live { session } => {
-            if let Ok(Some(s)) = store.council_session(&session).await
-                && s.status == sportello_store::CouncilStatus::Scheduled
-                && let Err(error) = store.set_council_status(&session, sportello_store::CouncilStatus::Live).await
-            {
-                tracing::error!(%session, %error, "cannot mark the council session live");
-            }
-        }
-        CouncilJob::End { session } => {
-            if let Err(error) = store.set_council_status(&session, sportello_store::CouncilStatus::Ended).await {
-                tracing::error!(%session, %error, "cannot mark the council session ended");
-            }
-        }
-        CouncilJob::FinishRecording(finished) => crate::broadcast::finish(store, *finished).await,
-        CouncilJob::Event { session, event } => {
-            if let Err(error) = store.add_council_event(&session, &event).await {
-                tracing::error!(%session, kind = %event.kind, %error, "council event not stored");
-            }
-        }
-        CouncilJob::OpenVote(vote) => {
-            if let Err(error) = store.open_council_vote(&vote).await {
-                tracing::error!(vote = %vote.id, %error, "vote not stored");
-            }
-        }
-        CouncilJob::OpenBallot { vote, user, choice } => {
-            if let Err(error) = store.record_open_ballot(&vote, &user, choice.as_str()).await {
-                tracing::error!(%vote, %user, %error, "open ballot not stored");
-            }
-        }
-        CouncilJob::SecretBallot { vote, user, choice } => {
-            // Neither the user nor the choice goes into this log line: only that one ballot failed.
-            if let Err(error) = store.record_secret_ballot(&vote, &user, choice.0.as_str()).await {
-                tracing::error!(%vote, %error, "secret ballot not stored");
-            }
-        }
-        CouncilJob::CloseVote { vote, closed_at, counts, outcome } => {
-            match store.close_council_vote(&vote, closed_at, counts, outcome).await {
-                Ok(stored) if stored != counts => {
-                    tracing::error!(%vote, "the stored tally differs from the room's");
-                }
-                Ok(_) => {}
-                Err(error) => tracing::error!(%vote, %error, "vote close not stored"),
-            }
-        }
-    }
-}
-
-/// The domain's view of a stored vote (closed votes only).
-pub fn vote_record(vote: &sportello_store::CouncilVote) -> Option<VoteRecord> {
-    use sportello_domain::council::{Outcome, Tally};
-    let counts = vote.counts?;
-    let tally = Tally {
-        favourable: u32::try_from(counts.favourable).ok()?,
-        contrary: u32::try_from(counts.contrary).ok()?,
-        abstained: u32::try_from(counts.abstained).ok()?,
-    };
-    Some(VoteRecord {
-        id: vote.id.clone(),
-        item: vote.item_id.clone(),
-        secret: vote.secret,
-        opened_at: vote.opened_at,
-        closed_at: vote.closed_at?,
-        eligible: vote.eligible.clone(),
-        voters: vote.voters.clone(),
-        by_name: vote.by_name.iter().filter_map(|(u, c)| Some((u.clone(), c.parse().ok()?))).collect(),
-        outcome: if vote.outcome.as_deref() == Some("approved") { Outcome::Approved } else { Outcome::Rejected },
-        tally,
-    })
-}
-
+/// The council room on its own: inputs in, actions out — no socket, SFU, store or clock.
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sportello_domain::council::{Choice, Item, Member, Sealed};
+    use sportello_store::{CouncilBody, CouncilStatus};
 
-    #[test]
-    fn every_event_survives_a_row() {
-        let events = [
-            Event::Arrived { user: "u".into() },
-            Event::Departed { user: "u".into() },
-            Event::ItemStarted { item: "i".into() },
-            Event::ItemEnded { item: "i".into() },
-            Event::FloorRequested { user: "u".into() },
-            Event::FloorWithdrawn { user: "u".into() },
-            Event::FloorGiven { user: "u".into() },
-            Event::FloorEnded { user: "u".into() },
-            Event::RollCallStarted,
-            Event::Present { user: "u".into() },
-            Event::RollCallEnded,
-            Event::VoteOpened { vote: "v".into() },
-            Event::VoteClosed { vote: "v".into() },
-        ];
-        for event in events {
-            assert_eq!(event_from_row(&event_to_row(5, &event)), Some(event));
+    const NOW: i64 = 1_800_000_000;
+
+    fn pid(user: &str) -> ParticipantId {
+        identity(user).into()
+    }
+
+    fn stored_session() -> Loaded {
+        let member = |id: &str, name: &str, chair| Member { id: id.into(), name: name.into(), chair };
+        Loaded {
+            session: CouncilSession {
+                id: "s1".into(),
+                title: "Consiglio comunale".into(),
+                body: CouncilBody::Consiglio,
+                scheduled_at: NOW,
+                chair_id: "chair".into(),
+                status: CouncilStatus::Scheduled,
+                quorum: "majority".into(),
+                created_at: NOW - 86_400,
+            },
+            members: vec![
+                member("chair", "Sindaca Rossi", true),
+                member("ada", "Ada Bianchi", false),
+                member("bea", "Bea Verdi", false),
+            ],
+            items: vec![Item { id: "i1".into(), title: "Bilancio".into() }],
+            log: Vec::new(),
+            votes: Vec::new(),
         }
     }
 
+    /// A loaded session with the chair and Ada in the room; Bea has not come yet.
+    fn session() -> CouncilRoom {
+        let (mut council, load) = CouncilRoom::for_room(&RoomId::from("council-s1")).expect("a council room");
+        assert_eq!(load, CouncilJob::Load { room: "council-s1".into(), session: "s1".into() });
+        council.loaded(Some(stored_session()), NOW);
+        council.joined(&pid("chair"), Role::Host, NOW);
+        council.joined(&pid("ada"), Role::Participant, NOW);
+        council
+    }
+
+    fn chair(council: &mut CouncilRoom, command: CouncilCommand) -> Vec<Action> {
+        council.command(&pid("chair"), Role::Host, command, NOW + 60).expect("the chair's command")
+    }
+
+    fn by(council: &mut CouncilRoom, user: &str, command: CouncilCommand) -> Result<Vec<Action>, ProtocolError> {
+        council.command(&pid(user), Role::Participant, command, NOW + 60)
+    }
+
+    /// The `council.state` a call ends with.
+    fn state(actions: &[Action]) -> &CouncilState {
+        actions
+            .iter()
+            .rev()
+            .find_map(|a| match a {
+                Action::State(state) => Some(&**state),
+                _ => None,
+            })
+            .expect("a council.state")
+    }
+
+    fn current(council: &CouncilRoom) -> CouncilState {
+        state(&council.state()).clone()
+    }
+
+    fn jobs(actions: &[Action]) -> Vec<&CouncilJob> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Store(job) => Some(job),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The kinds of the log rows a call stores, in order.
+    fn logged(actions: &[Action]) -> Vec<String> {
+        jobs(actions)
+            .into_iter()
+            .filter_map(|j| match j {
+                CouncilJob::Event { event, .. } => Some(event.kind.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ids(users: &[&str]) -> Vec<String> {
+        users.iter().map(|u| identity(u)).collect()
+    }
+
+    /// A roll call with the chair and Ada present: the quorum (2 of 3) is reached.
+    fn roll_call(council: &mut CouncilRoom) {
+        chair(council, CouncilCommand::RollCallStart);
+        by(council, "ada", CouncilCommand::Present).expect("present");
+        chair(council, CouncilCommand::RollCallEnd);
+    }
+
     #[test]
-    fn commands_parse_and_seal_the_choice() {
-        let vote: CouncilCommand =
-            serde_json::from_str(r#"{"v":1,"type":"council.vote","choice":"contrary"}"#).unwrap();
-        assert_eq!(vote, CouncilCommand::Vote { choice: Sealed(Choice::Contrary) });
-        assert!(!format!("{vote:?}").to_lowercase().contains("contrary"));
-        for kind in COMMAND_TYPES {
-            let text = format!(
-                r#"{{"type":"{kind}","participant_id":"p","item_id":"i","secret":true,"choice":"favourable"}}"#
-            );
-            assert!(serde_json::from_str::<CouncilCommand>(&text).is_ok(), "{kind}");
+    fn jobs_come_first_and_in_order() {
+        let (mut council, _) = CouncilRoom::for_room(&RoomId::from("council-s1")).expect("a council room");
+        let actions = council.loaded(Some(stored_session()), NOW);
+        assert!(jobs(&actions).is_empty(), "{actions:?}");
+        let actions = council.joined(&pid("chair"), Role::Host, NOW);
+        assert!(matches!(actions[0], Action::Store(CouncilJob::Event { ref event, .. }) if event.kind == "arrived"));
+        assert_eq!(actions[1], Action::Store(CouncilJob::Live { session: "s1".into() }));
+        assert!(actions[2..].iter().all(|a| !matches!(a, Action::Store(_))), "{actions:?}");
+        assert_eq!(CouncilRoom::for_room(&RoomId::from("appt-1")).map(|(c, _)| c.session_id().to_owned()), None);
+    }
+
+    #[test]
+    fn the_chair_gives_and_takes_the_floor() {
+        let mut council = session();
+        let actions = by(&mut council, "ada", CouncilCommand::RequestFloor).expect("request");
+        assert_eq!(state(&actions).queue, ids(&["ada"]));
+        assert_eq!(logged(&actions), ["floor_requested"]);
+        assert!(!council.may_unmute(&pid("ada"), Role::Participant));
+
+        let actions = chair(&mut council, CouncilCommand::GiveFloor { participant_id: identity("ada") });
+        assert_eq!(state(&actions).floor, Some(identity("ada")));
+        assert!(state(&actions).queue.is_empty());
+        assert!(actions.contains(&Action::GateMicrophone { participant: pid("ada"), enabled: true }));
+        assert!(actions.contains(&Action::GateMicrophone { participant: pid("chair"), enabled: true }));
+        assert!(!actions.contains(&Action::ForceMute(pid("ada"))));
+        assert_eq!(logged(&actions), ["floor_given"]);
+        assert!(council.may_unmute(&pid("ada"), Role::Participant));
+        let on_air = council.on_air().expect("on air with the chair present");
+        assert_eq!((on_air.floor, on_air.speaker.as_deref()), (Some(pid("ada")), Some("Ada Bianchi")));
+
+        let actions = chair(&mut council, CouncilCommand::TakeFloor);
+        assert_eq!(state(&actions).floor, None);
+        assert!(actions.contains(&Action::ForceMute(pid("ada"))));
+        assert!(actions.contains(&Action::GateMicrophone { participant: pid("ada"), enabled: false }));
+        assert_eq!(logged(&actions), ["floor_ended"]);
+        assert!(!council.may_unmute(&pid("ada"), Role::Participant));
+        assert!(council.may_unmute(&pid("chair"), Role::Host));
+    }
+
+    #[test]
+    fn commands_from_a_non_chair_are_refused() {
+        let mut council = session();
+        let before = current(&council);
+        for command in [
+            CouncilCommand::GiveFloor { participant_id: identity("ada") },
+            CouncilCommand::TakeFloor,
+            CouncilCommand::MuteAll,
+            CouncilCommand::SetItem { item_id: "i1".into() },
+            CouncilCommand::RollCallStart,
+            CouncilCommand::RollCallEnd,
+            CouncilCommand::VoteOpen { item_id: "i1".into(), secret: false },
+            CouncilCommand::VoteClose,
+            CouncilCommand::StreamSuspend,
+            CouncilCommand::StreamResume,
+            CouncilCommand::End,
+        ] {
+            assert_eq!(by(&mut council, "ada", command.clone()), Err(ProtocolError::Forbidden), "{command:?}");
         }
-        assert!(CouncilCommand::GiveFloor { participant_id: "x".into() }.chair_only());
-        assert!(!CouncilCommand::Present.chair_only());
+        // A viewer (the chamber's display) has no say at all, not even "present".
+        let viewer = council.command(&pid("ada"), Role::Viewer, CouncilCommand::Present, NOW);
+        assert_eq!(viewer, Err(ProtocolError::Forbidden));
+        // Someone who is no member cannot ask for the floor.
+        let stranger = council.command(&"citizen-1".into(), Role::Participant, CouncilCommand::RequestFloor, NOW);
+        assert_eq!(stranger, Err(ProtocolError::Council(CouncilError::NotMember)));
+        assert_eq!(current(&council), before);
+        assert!(council.on_air().is_some_and(|a| a.status == crate::live::LiveStatus::Live));
+    }
+
+    #[test]
+    fn a_roll_call_records_present_and_absent() {
+        let mut council = session();
+        let actions = chair(&mut council, CouncilCommand::RollCallStart);
+        let call = state(&actions).roll_call.clone().expect("a roll call");
+        // The chair in the room counts as present from the start.
+        assert!(call.open);
+        assert_eq!(call.present, ids(&["chair"]));
+        assert_eq!(logged(&actions), ["roll_call_started", "present"]);
+
+        let actions = by(&mut council, "ada", CouncilCommand::Present).expect("present");
+        assert_eq!(logged(&actions), ["present"]);
+        // Bea is not in the room: she cannot answer.
+        assert_eq!(
+            by(&mut council, "bea", CouncilCommand::Present),
+            Err(ProtocolError::Council(CouncilError::NotInRoom))
+        );
+
+        let actions = chair(&mut council, CouncilCommand::RollCallEnd);
+        let state = state(&actions);
+        let call = state.roll_call.clone().expect("the last roll call");
+        assert!(!call.open);
+        assert_eq!(call.ended_at, Some(NOW + 60));
+        assert_eq!(call.present, ids(&["ada", "chair"]));
+        assert!(!call.present.contains(&identity("bea")));
+        assert_eq!((state.quorum.members, state.quorum.required, state.quorum.present), (3, 2, 2));
+        assert!(state.quorum.reached);
+        let in_room: Vec<(&str, bool)> = state.members.iter().map(|m| (m.name.as_str(), m.in_room)).collect();
+        assert_eq!(in_room, [("Sindaca Rossi", true), ("Ada Bianchi", true), ("Bea Verdi", false)]);
+        assert_eq!(logged(&actions), ["roll_call_ended"]);
+    }
+
+    #[test]
+    fn a_vote_opens_closes_and_counts() {
+        let mut council = session();
+        // No vote without a roll call just before it.
+        assert_eq!(
+            council.command(
+                &pid("chair"),
+                Role::Host,
+                CouncilCommand::VoteOpen { item_id: "i1".into(), secret: false },
+                NOW
+            ),
+            Err(ProtocolError::Council(CouncilError::RollCallRequired))
+        );
+        roll_call(&mut council);
+        let actions = chair(&mut council, CouncilCommand::VoteOpen { item_id: "i1".into(), secret: false });
+        let vote = state(&actions).vote.clone().expect("an open vote");
+        assert!(vote.open && !vote.secret);
+        assert_eq!(vote.eligible, ids(&["ada", "chair"]));
+        assert!(vote.results.is_none());
+        let opened = jobs(&actions);
+        assert!(matches!(opened[..], [CouncilJob::Event { .. }, CouncilJob::OpenVote(v)] if v.id == vote.id));
+
+        let actions = chair(&mut council, CouncilCommand::Vote { choice: Sealed(Choice::Favourable) });
+        assert_eq!(state(&actions).vote.as_ref().map(|v| (v.cast, v.voted.clone())), Some((1, ids(&["chair"]))));
+        assert_eq!(
+            jobs(&actions),
+            [&CouncilJob::OpenBallot { vote: vote.id.clone(), user: "chair".into(), choice: Choice::Favourable }]
+        );
+        by(&mut council, "ada", CouncilCommand::Vote { choice: Sealed(Choice::Favourable) }).expect("ada votes");
+        assert_eq!(
+            by(&mut council, "ada", CouncilCommand::Vote { choice: Sealed(Choice::Contrary) }),
+            Err(ProtocolError::Council(CouncilError::AlreadyVoted))
+        );
+
+        let actions = chair(&mut council, CouncilCommand::VoteClose);
+        let closed = state(&actions).vote.clone().expect("the closed vote");
+        assert!(!closed.open);
+        let results = closed.results.expect("results once closed");
+        assert_eq!((results.favourable, results.contrary, results.abstained, results.outcome), (2, 0, 0, "approved"));
+        let by_name: Vec<(String, Choice)> =
+            results.by_name.into_iter().map(|n| (n.participant_id, n.choice)).collect();
+        assert_eq!(by_name, [(identity("ada"), Choice::Favourable), (identity("chair"), Choice::Favourable)]);
+        assert!(jobs(&actions).iter().any(|j| matches!(j,
+            CouncilJob::CloseVote { counts, outcome: "approved", .. } if counts.favourable == 2 && counts.contrary == 0)));
+    }
+
+    #[test]
+    fn a_secret_ballot_stays_secret() {
+        let mut council = session();
+        roll_call(&mut council);
+        chair(&mut council, CouncilCommand::VoteOpen { item_id: "i1".into(), secret: true });
+        let mut ballots = Vec::new();
+        for (user, choice) in [("chair", Choice::Favourable), ("ada", Choice::Contrary)] {
+            let role = if user == "chair" { Role::Host } else { Role::Participant };
+            let actions =
+                council.command(&pid(user), role, CouncilCommand::Vote { choice: Sealed(choice) }, NOW).expect("vote");
+            let vote = state(&actions).vote.clone().expect("open vote");
+            // Who voted is public; what, never.
+            assert!(vote.results.is_none());
+            ballots.extend(jobs(&actions).into_iter().cloned());
+        }
+        assert_eq!(ballots.len(), 2);
+        for ballot in &ballots {
+            assert!(matches!(ballot, CouncilJob::SecretBallot { .. }), "{ballot:?}");
+            let printed = format!("{ballot:?}").to_lowercase();
+            assert!(!printed.contains("favourable") && !printed.contains("contrary"), "{printed}");
+        }
+
+        let actions = chair(&mut council, CouncilCommand::VoteClose);
+        let closed = state(&actions).vote.clone().expect("the closed vote");
+        assert_eq!(closed.voted, ids(&["ada", "chair"]));
+        let results = closed.results.expect("results");
+        assert_eq!((results.favourable, results.contrary, results.outcome), (1, 1, "rejected"));
+        assert!(results.by_name.is_empty());
+        let sent = serde_json::to_string(state(&actions)).expect("serializes");
+        assert!(!sent.contains("by_name\":[{"), "{sent}");
+    }
+
+    #[test]
+    fn a_late_joiner_gets_the_current_state() {
+        let mut council = session();
+        chair(&mut council, CouncilCommand::SetItem { item_id: "i1".into() });
+        by(&mut council, "ada", CouncilCommand::RequestFloor).expect("request");
+        chair(&mut council, CouncilCommand::GiveFloor { participant_id: identity("ada") });
+
+        let actions = council.joined(&pid("bea"), Role::Participant, NOW + 120);
+        assert_eq!(logged(&actions), ["arrived"]);
+        // Arriving does not give a voice: muted, and her microphone is not forwarded.
+        assert!(actions.contains(&Action::ForceMute(pid("bea"))));
+        assert!(actions.contains(&Action::GateMicrophone { participant: pid("bea"), enabled: false }));
+        let state = state(&actions).clone();
+        assert_eq!(state.floor, Some(identity("ada")));
+        assert_eq!(state.current_item.as_deref(), Some("i1"));
+        assert!(state.members.iter().all(|m| m.in_room));
+        assert_eq!(state.stream, "live");
+        // A reconnection is answered with the same state, and nothing is stored.
+        assert_eq!(council.state(), vec![Action::State(Box::new(state))]);
+    }
+
+    #[test]
+    fn nothing_is_decided_before_the_session_is_loaded() {
+        let (mut council, _) = CouncilRoom::for_room(&RoomId::from("council-s1")).expect("a council room");
+        let actions = council.joined(&pid("chair"), Role::Host, NOW);
+        assert!(actions.is_empty(), "{actions:?}");
+        assert_eq!(
+            council.command(&pid("chair"), Role::Host, CouncilCommand::RollCallStart, NOW),
+            Err(ProtocolError::CouncilUnavailable)
+        );
+        assert_eq!(council.on_air(), None);
+        council.load_not_queued();
+        assert!(council.loaded(None, NOW).is_empty());
+        assert!(council.state().is_empty());
+    }
+
+    #[test]
+    fn the_chair_suspends_resumes_and_ends_the_stream() {
+        let mut council = session();
+        chair(&mut council, CouncilCommand::SetItem { item_id: "i1".into() });
+        let actions = chair(&mut council, CouncilCommand::StreamSuspend);
+        assert_eq!(state(&actions).stream, "suspended");
+        assert_eq!(council.on_air().map(|a| a.status), Some(crate::live::LiveStatus::Suspended));
+        let actions = chair(&mut council, CouncilCommand::StreamResume);
+        assert_eq!(state(&actions).stream, "live");
+        let actions = chair(&mut council, CouncilCommand::End);
+        assert_eq!(jobs(&actions), [&CouncilJob::End { session: "s1".into() }]);
+        assert_eq!(state(&actions).stream, "ended");
+        assert_eq!(council.on_air().map(|a| a.status), Some(crate::live::LiveStatus::Ended));
     }
 }

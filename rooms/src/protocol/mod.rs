@@ -2,6 +2,8 @@
 //! snake_case `type`. Media types (tracks, sources, candidates) are the SFU's own API types, whose
 //! serde shape is the wire shape.
 
+pub mod council;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use sportello_sfu::{IceCandidate, PcKind, PublishedMid, SubscribedTrack, TrackInfo, TrackSource};
 
@@ -51,7 +53,7 @@ pub enum ClientMessage {
     },
     /// A `council.*` message (rooms `council-<id>`), parsed by [`parse`] with its own tags.
     #[serde(skip)]
-    Council(crate::council_room::CouncilCommand),
+    Council(council::CouncilCommand),
 }
 
 const CLIENT_TYPES: [&str; 9] = ["join", "offer", "answer", "candidate", "mute", "leave", "chat", "admit", "decline"];
@@ -200,7 +202,7 @@ pub enum ServerMessage {
     Document(DocumentInfo),
     /// Council rooms: the session's state, to everyone, after every change.
     #[serde(rename = "council.state")]
-    CouncilState(Box<crate::council_room::CouncilState>),
+    CouncilState(Box<council::CouncilState>),
     /// Council rooms: mute this microphone now (the floor went to someone else).
     ForceMute {
         source: TrackSource,
@@ -241,7 +243,7 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
         Some(_) => return Err(ProtocolError::InvalidJson("`type` is not a string".into())),
         None => return Err(ProtocolError::InvalidJson("missing field `type`".into())),
     };
-    if crate::council_room::COMMAND_TYPES.contains(&kind.as_str()) {
+    if council::COMMAND_TYPES.contains(&kind.as_str()) {
         return serde_json::from_value(value)
             .map(ClientMessage::Council)
             .map_err(|e| ProtocolError::InvalidJson(e.to_string()));
