@@ -17,6 +17,7 @@
 //! - [`persist`]: the queue through which rooms store chat and events without awaiting the store;
 //!   it runs the jobs rooms hand it and returns their answers through the registry, knowing no
 //!   room, chat or council type.
+//! - [`turn`]: per-participant TURN REST credentials (coturn `use-auth-secret`) and their secret.
 //! - [`grants`]: whether a join token still opens its room (appointment, membership, account).
 //!
 //! Invariants: a room never awaits a websocket (per-connection bounded queues; a full queue closes
@@ -33,3 +34,4 @@ pub mod recording;
 pub mod room;
 pub mod rooms;
 pub mod session;
+pub mod turn;

@@ -140,6 +140,8 @@ pub struct RoomSettings {
     pub reconnect_grace: Duration,
     pub max_participants: usize,
     pub ice_servers: Vec<IceServer>,
+    /// TURN servers with credentials of their own for each participant, added to `ice_servers`.
+    pub turn: Option<crate::turn::Turn>,
     /// For `since` and chat timestamps.
     pub clock: Clock,
     /// How long chat is kept.
@@ -639,7 +641,12 @@ impl Room {
             room: self.id.to_string(),
             you: self.participants[i].info(),
             participants: self.participants.iter().filter(|p| p.id != id).map(Participant::info).collect(),
-            ice_servers: self.settings.ice_servers.clone(),
+            ice_servers: crate::turn::ice_servers(
+                &self.settings.ice_servers,
+                self.settings.turn.as_ref(),
+                &id,
+                self.settings.clock.now(),
+            ),
             reconnected,
         };
         self.send_to(i, &welcome);

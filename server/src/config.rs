@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use sportello_rooms::protocol::IceServer;
+use sportello_rooms::turn::{Turn, TurnSecret};
 
 /// Name of the configuration file looked up in the data directory.
 pub const CONFIG_FILE: &str = "sportello.toml";
@@ -38,6 +39,16 @@ pub struct Config {
     pub max_participants: usize,
     /// STUN/TURN servers handed to browsers in `welcome`.
     pub ice_servers: Vec<IceServer>,
+    /// TURN URLs (`turn:…`, `turns:…`) handed to every participant and live viewer with credentials
+    /// of their own (coturn `use-auth-secret`).
+    pub turn_urls: Vec<String>,
+    /// How long a TURN credential stays valid: an appointment and its window, with room to spare.
+    pub turn_ttl: Duration,
+    /// The secret shared with coturn, when given by file; unset: `<data_dir>/turn.secret`, created
+    /// on first start with TURN URLs.
+    pub turn_secret_file: Option<PathBuf>,
+    /// The secret itself (`SPORTELLO_TURN_SECRET`, or read from the file at start).
+    pub turn_secret: Option<TurnSecret>,
     /// `sqlite:PATH` or `postgres://…`; unset: SQLite at `<data_dir>/sportello.db`.
     pub database_url: Option<String>,
     /// `smtp://`, `smtps://` or `smtp+starttls://user:pass@host:port`; unset: every email is
@@ -87,6 +98,10 @@ impl Default for Config {
             reconnect_grace: Duration::from_secs(15),
             max_participants: 50,
             ice_servers: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_ttl: Duration::from_secs(12 * 3600),
+            turn_secret_file: None,
+            turn_secret: None,
             database_url: None,
             smtp_url: None,
             mail_from: "Sportello <noreply@localhost>".into(),
@@ -111,6 +126,14 @@ impl Config {
         match &self.database_url {
             Some(url) => url.clone(),
             None => format!("sqlite:{}", self.data_dir.join("sportello.db").display()),
+        }
+    }
+
+    /// The TURN servers to hand out, once URLs and the secret are known.
+    pub fn turn(&self) -> Option<Turn> {
+        match (&self.turn_urls[..], &self.turn_secret) {
+            ([], _) | (_, None) => None,
+            (urls, Some(secret)) => Some(Turn { urls: urls.to_vec(), ttl: self.turn_ttl, secret: secret.clone() }),
         }
     }
 }
@@ -152,6 +175,8 @@ pub enum ConfigError {
     PublicUrl { url: String, reason: String },
     #[error("max_participants must be at least 1")]
     NoParticipants,
+    #[error("invalid TURN URL {0:?}: it must start with turn: or turns:")]
+    TurnUrl(String),
 }
 
 /// One layer of configuration: what a source sets, nothing for what it leaves alone.
@@ -168,6 +193,13 @@ pub struct Layer {
     pub reconnect_grace: Option<Duration>,
     pub max_participants: Option<usize>,
     pub ice_servers: Option<Vec<IceServer>>,
+    pub turn_urls: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "duration_in_file")]
+    pub turn_ttl: Option<Duration>,
+    pub turn_secret_file: Option<PathBuf>,
+    /// Only from the environment: a secret does not belong in a configuration file.
+    #[serde(skip)]
+    pub turn_secret: Option<TurnSecret>,
     pub database_url: Option<String>,
     pub smtp_url: Option<String>,
     pub mail_from: Option<String>,
@@ -202,6 +234,10 @@ impl Layer {
             reconnect_grace: self.reconnect_grace.or(lower.reconnect_grace),
             max_participants: self.max_participants.or(lower.max_participants),
             ice_servers: self.ice_servers.or(lower.ice_servers),
+            turn_urls: self.turn_urls.or(lower.turn_urls),
+            turn_ttl: self.turn_ttl.or(lower.turn_ttl),
+            turn_secret_file: self.turn_secret_file.or(lower.turn_secret_file),
+            turn_secret: self.turn_secret.or(lower.turn_secret),
             database_url: self.database_url.or(lower.database_url),
             smtp_url: self.smtp_url.or(lower.smtp_url),
             mail_from: self.mail_from.or(lower.mail_from),
@@ -232,6 +268,10 @@ impl Layer {
             reconnect_grace: self.reconnect_grace.unwrap_or(base.reconnect_grace),
             max_participants: self.max_participants.unwrap_or(base.max_participants),
             ice_servers: self.ice_servers.unwrap_or(base.ice_servers),
+            turn_urls: self.turn_urls.unwrap_or(base.turn_urls),
+            turn_ttl: self.turn_ttl.unwrap_or(base.turn_ttl),
+            turn_secret_file: self.turn_secret_file.or(base.turn_secret_file),
+            turn_secret: self.turn_secret.or(base.turn_secret),
             database_url: self.database_url.or(base.database_url),
             smtp_url: self.smtp_url.or(base.smtp_url),
             mail_from: self.mail_from.unwrap_or(base.mail_from),
@@ -285,6 +325,17 @@ impl Layer {
                 // A JSON array of RTCIceServer, as in the browser API.
                 "ICE_SERVERS" => {
                     layer.ice_servers = Some(serde_json::from_str(&value).map_err(|e| err(e.to_string()))?)
+                }
+                // Comma-separated.
+                "TURN_URLS" => {
+                    layer.turn_urls =
+                        Some(value.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect())
+                }
+                "TURN_TTL" => layer.turn_ttl = Some(parse_duration(&value).map_err(err)?),
+                "TURN_SECRET_FILE" => layer.turn_secret_file = Some(PathBuf::from(value)),
+                "TURN_SECRET" => {
+                    layer.turn_secret =
+                        Some(TurnSecret::new(&value).ok_or_else(|| err("at least 16 characters".into()))?)
                 }
                 "DATABASE_URL" => layer.database_url = Some(value),
                 "SMTP_URL" => layer.smtp_url = Some(value),
@@ -341,6 +392,15 @@ pub struct ConfigArgs {
     /// SPORTELLO_ICE_SERVERS (JSON array of RTCIceServer)
     #[arg(long = "ice-server", global = true, value_name = "URL")]
     pub ice_servers: Vec<String>,
+    /// TURN URL handed out with per-participant credentials, repeatable [env: SPORTELLO_TURN_URLS, comma-separated]
+    #[arg(long = "turn-url", global = true, value_name = "URL")]
+    pub turn_urls: Vec<String>,
+    /// How long a TURN credential is valid [env: SPORTELLO_TURN_TTL] [default: 12h]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub turn_ttl: Option<Duration>,
+    /// File holding the secret shared with coturn [env: SPORTELLO_TURN_SECRET_FILE] [default: <data-dir>/turn.secret]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub turn_secret_file: Option<PathBuf>,
     /// Database: sqlite:PATH or postgres://… [env: SPORTELLO_DATABASE_URL] [default: sqlite:<data-dir>/sportello.db]
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
@@ -363,6 +423,9 @@ impl ConfigArgs {
                     .map(|url| IceServer { urls: vec![url.clone()], username: None, credential: None })
                     .collect()
             }),
+            turn_urls: (!self.turn_urls.is_empty()).then(|| self.turn_urls.clone()),
+            turn_ttl: self.turn_ttl,
+            turn_secret_file: self.turn_secret_file.clone(),
             database_url: self.database_url.clone(),
             // Credentials and mail settings come from the file or the environment, not the command line.
             ..Layer::default()
@@ -405,6 +468,9 @@ impl Config {
         self.public_url = self.public_url.trim_end_matches('/').to_owned();
         if self.max_participants == 0 {
             return Err(ConfigError::NoParticipants);
+        }
+        if let Some(bad) = self.turn_urls.iter().find(|u| !(u.starts_with("turn:") || u.starts_with("turns:"))) {
+            return Err(ConfigError::TurnUrl(bad.clone()));
         }
         Ok(self)
     }
@@ -580,6 +646,41 @@ mod tests {
                 credential: Some("p".into())
             }]
         );
+    }
+
+    #[test]
+    fn turn_from_file_env_and_flags() {
+        let dir = data_dir_with_file(
+            r#"
+            turn_urls = ["turn:203.0.113.10:3478?transport=udp", "turns:turn.comune.example.it:443?transport=tcp"]
+            turn_ttl = "8h"
+            "#,
+        );
+        let file_only = Config::load(&args_in(dir.path()), env(&[])).unwrap();
+        assert_eq!(file_only.turn_urls.len(), 2);
+        assert_eq!(file_only.turn_ttl, Duration::from_secs(8 * 3600));
+        assert!(file_only.turn().is_none(), "no secret yet: the server reads or creates it at start");
+        assert_eq!(Config::default().turn_ttl, Duration::from_secs(12 * 3600));
+
+        let vars = env(&[
+            ("SPORTELLO_TURN_URLS", "turn:10.0.0.9:3478, turns:t.example:443?transport=tcp"),
+            ("SPORTELLO_TURN_SECRET", "0123456789abcdef0123"),
+            ("SPORTELLO_TURN_TTL", "2h"),
+        ]);
+        let with_env = Config::load(&args_in(dir.path()), vars.clone()).unwrap();
+        let turn = with_env.turn().unwrap();
+        assert_eq!(turn.urls, vec!["turn:10.0.0.9:3478".to_owned(), "turns:t.example:443?transport=tcp".to_owned()]);
+        assert_eq!(turn.ttl, Duration::from_secs(2 * 3600));
+        assert!(!format!("{with_env:?}").contains("0123456789abcdef"), "the secret is not logged");
+
+        let args = ConfigArgs { turn_urls: vec!["turn:10.0.0.1:3478".into()], ..args_in(dir.path()) };
+        assert_eq!(Config::load(&args, vars).unwrap().turn_urls, vec!["turn:10.0.0.1:3478".to_owned()]);
+
+        let short = env(&[("SPORTELLO_TURN_SECRET", "short")]);
+        assert!(Config::load(&args_in(dir.path()), short).unwrap_err().to_string().contains("SPORTELLO_TURN_SECRET"));
+        let bad = env(&[("SPORTELLO_TURN_URLS", "stun:x:3478")]);
+        assert!(matches!(Config::load(&args_in(dir.path()), bad), Err(ConfigError::TurnUrl(_))));
+        assert!(Layer::from_toml("turn_secret = \"x\"").is_err(), "no secret in the file");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use sportello_backoffice::mail::{MailError, Mailer};
 use sportello_backoffice::retention;
 use sportello_backoffice::token::{KeyError, TokenKey};
 use sportello_rooms::rooms::Rooms;
+use sportello_rooms::turn::{SECRET_FILE, TurnSecret};
 
 /// Only our own files; media arrive as `MediaStream`s (`blob:` for recordings/snapshots), and the
 /// only connection besides same-origin fetches is the signaling websocket — to this server only:
@@ -101,6 +102,8 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    TurnSecret(#[from] sportello_rooms::turn::TurnSecretError),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir { path: std::path::PathBuf, source: std::io::Error },
     #[error("cannot open the database: {0}")]
@@ -170,6 +173,15 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
     sportello_backoffice::private::create_dir(&config.data_dir)
         .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
     let tokens = TokenKey::load_or_create(&config.data_dir)?.with_clock(clock);
+    let mut config = config;
+    if !config.turn_urls.is_empty() && config.turn_secret.is_none() {
+        // A named file is the operator's (shared with coturn); the default one is ours to create.
+        let secret = match &config.turn_secret_file {
+            Some(path) => TurnSecret::load(path, false)?,
+            None => TurnSecret::load(&config.data_dir.join(SECRET_FILE), true)?,
+        };
+        config.turn_secret = Some(secret);
+    }
     let store = Store::connect(&config.database_url()).await?;
     let mailer = Mailer::new(config.smtp_url.as_deref(), &config.mail_from, &config.data_dir)?;
     let (sfu, events) = Sfu::start(SfuConfig {
@@ -181,7 +193,6 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         .await
         .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let http_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-    let mut config = config;
     if config.listen.port() == 0 {
         // An ephemeral port (tests) cannot have been written into a public URL: links must point here.
         config.public_url = format!("http://{http_addr}");

@@ -55,6 +55,7 @@ impl AppState {
             reconnect_grace: config.reconnect_grace,
             max_participants: config.max_participants,
             ice_servers: config.ice_servers.clone(),
+            turn: config.turn(),
             clock: clock.clone(),
             retention: config.retention,
             persist,

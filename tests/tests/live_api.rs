@@ -453,6 +453,35 @@ async fn a_viewer_the_sfu_released_gives_its_seat_back() {
     assert_eq!(live.whep(&id, "application/sdp", offer().await).await.status(), 201, "the seat is free again");
 }
 
+/// With TURN configured, the viewer's 201 carries one `Link: rel="ice-server"` per TURN URL with
+/// credentials of the viewer's own (RFC 9725 §4.6).
+#[tokio::test]
+async fn whep_answers_carry_the_viewers_turn_servers() {
+    let live = live_with(|c| {
+        c.turn_urls =
+            vec!["turn:203.0.113.11:3478?transport=udp".into(), "turns:turn.comune.example:443?transport=tcp".into()];
+    })
+    .await;
+    let id = live.session("Consiglio").await;
+    live.board(&id, LiveStatus::Live, None, None);
+    let program: std::sync::Arc<str> = format!("live-{id}").into();
+    live.server.server.rooms.sfu().program_open(program, 2).await.expect("program");
+    let mut player = sportello_tests::rtc_client::Client::new("player").await.expect("client");
+    player.receive_only(1, 1).expect("m-lines");
+    let response = live.whep(&id, "application/sdp", player.offer().expect("offer").0).await;
+    assert_eq!(response.status(), 201);
+    let viewer = header(&response, "location").rsplit('/').next().expect("viewer id").to_owned();
+    let links: Vec<&str> = response.headers().get_all("link").iter().filter_map(|v| v.to_str().ok()).collect();
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert!(links[0].starts_with("<turn:203.0.113.11:3478?transport=udp>; rel=\"ice-server\"; username=\""));
+    assert!(links[1].starts_with("<turns:turn.comune.example:443?transport=tcp>; rel=\"ice-server\""));
+    assert!(
+        links
+            .iter()
+            .all(|l| l.contains(&format!(":{viewer}\"; credential=\"")) && l.ends_with("credential-type=\"password\""))
+    );
+}
+
 // --- the page --------------------------------------------------------------------------------------
 
 #[tokio::test]

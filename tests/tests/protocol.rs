@@ -147,6 +147,38 @@ async fn welcome_carries_the_configured_ice_servers() {
 }
 
 #[tokio::test]
+async fn welcome_adds_a_turn_server_with_the_participants_own_expiring_credential() {
+    let server = TestServer::start_with(|c| {
+        c.ice_servers = vec![sportello_server::config::IceServer {
+            urls: vec!["stun:stun.comune.example:3478".into()],
+            username: None,
+            credential: None,
+        }];
+        c.turn_urls = vec!["turns:turn.comune.example:443?transport=tcp".into()];
+        c.turn_ttl = Duration::from_secs(3600);
+    })
+    .await;
+    // No secret given: the server created one in its data directory.
+    let secret = std::fs::read_to_string(server.data_dir().join("turn.secret")).expect("turn.secret");
+    let (_anna, welcome) = server.join(ROOM, "anna", Role::Host).await;
+    let (_marco, other) = server.join(ROOM, "marco", Role::Participant).await;
+    let servers = welcome["ice_servers"].as_array().expect("ice_servers");
+    assert_eq!(servers.len(), 2, "{servers:?}");
+    assert_eq!(servers[0], json!({"urls": ["stun:stun.comune.example:3478"]}));
+    assert_eq!(servers[1]["urls"], json!(["turns:turn.comune.example:443?transport=tcp"]));
+    let username = servers[1]["username"].as_str().expect("username");
+    let (expiry, who) = username.split_once(':').expect("expiry:participant");
+    assert_eq!(who, "anna");
+    let expiry: i64 = expiry.parse().expect("unix expiry");
+    let now = sportello_backoffice::token::unix_now() as i64;
+    assert!((now + 3590..=now + 3610).contains(&expiry), "{expiry} vs {now}");
+    let secret = sportello_rooms::turn::TurnSecret::new(&secret).expect("secret");
+    let (_, credential) = sportello_rooms::turn::credentials(&secret, expiry, "anna");
+    assert_eq!(servers[1]["credential"], json!(credential), "what coturn computes from the shared secret");
+    assert_ne!(other["ice_servers"][1]["credential"], servers[1]["credential"]);
+}
+
+#[tokio::test]
 async fn rooms_are_separate_and_disappear_when_empty() {
     let server = TestServer::start().await;
     let (mut anna, _) = server.join("room-1", "anna", Role::Host).await;

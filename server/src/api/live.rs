@@ -285,6 +285,25 @@ fn created(location: String, answer: String) -> Result<Response, ApiError> {
         .map_err(ApiError::internal)
 }
 
+/// One `Link: <url>; rel="ice-server"` per TURN URL with the viewer's own credentials (RFC 9725
+/// §4.6, which the WHEP draft follows). No trickle and no ICE restart here: they serve a player's
+/// next POST after a connection that failed.
+fn ice_server_links(turn: &sportello_rooms::turn::Turn, viewer: &str, now: i64) -> Vec<HeaderValue> {
+    let Some(server) = turn.ice_server(viewer, now) else { return Vec::new() };
+    let (username, credential) = (server.username.unwrap_or_default(), server.credential.unwrap_or_default());
+    server
+        .urls
+        .iter()
+        .filter_map(|url| {
+            let link = format!(
+                r#"<{url}>; rel="ice-server"; username="{username}"; credential="{credential}"; credential-type="password""#
+            );
+            // A URL from the configuration that is not a valid header value is left out, not fatal.
+            HeaderValue::from_str(&link).inspect_err(|_| tracing::warn!(%url, "TURN URL unfit for a Link header")).ok()
+        })
+        .collect()
+}
+
 // --- the state ----------------------------------------------------------------------------------------
 
 /// The public state of a council session's live stream (no account; polled by `/live/{id}`).
@@ -342,7 +361,13 @@ pub async fn whep_post(
     match state.rooms.sfu().whep_offer(program_room(&id).into(), viewer.as_str().into(), sdp).await {
         Ok(answer) => {
             tracing::info!("live viewer connected");
-            created(format!("/api/live/{id}/whep/{viewer}"), answer)
+            let mut response = created(format!("/api/live/{id}/whep/{viewer}"), answer)?;
+            if let Some(turn) = state.config.turn() {
+                for link in ice_server_links(&turn, &viewer, state.clock.now()) {
+                    response.headers_mut().append(header::LINK, link);
+                }
+            }
+            Ok(response)
         }
         Err(e) => {
             live.release_viewer(&id, &viewer);
@@ -504,5 +529,26 @@ mod tests {
         assert!(matches!(sdp_body(&headers, Ok(Bytes::from_static(b"hello"))), Err(ApiError::BadRequest { .. })));
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         assert!(matches!(sdp_body(&headers, Ok(Bytes::from_static(b"v=0"))), Err(ApiError::ContentType { .. })));
+    }
+
+    #[test]
+    fn turn_urls_become_ice_server_links() {
+        use sportello_rooms::turn::{Turn, TurnSecret, credentials};
+        let secret = TurnSecret::new("0123456789abcdef").unwrap();
+        let turn = Turn {
+            urls: vec!["turn:203.0.113.11:3478?transport=udp".into(), "turns:turn.example:443?transport=tcp".into()],
+            ttl: Duration::from_secs(60),
+            secret: secret.clone(),
+        };
+        let links = ice_server_links(&turn, "viewer-1", 1_000);
+        let (_, credential) = credentials(&secret, 1_060, "viewer-1");
+        assert_eq!(links.len(), 2);
+        assert_eq!(
+            links[1].to_str().unwrap(),
+            format!(
+                r#"<turns:turn.example:443?transport=tcp>; rel="ice-server"; username="1060:viewer-1"; credential="{credential}"; credential-type="password""#
+            )
+        );
+        assert!(ice_server_links(&Turn { urls: vec![], ..turn }, "viewer-1", 1_000).is_empty());
     }
 }
