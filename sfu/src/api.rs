@@ -217,11 +217,22 @@ pub struct SfuConfig {
     pub announced_ip: Option<IpAddr>,
     /// Per-subscriber queue bound, in packets; beyond it the subscriber skips and asks for a keyframe.
     pub subscriber_queue: usize,
+    /// ICE-TCP (RFC 6544 passive candidates): the listener's address; `None` (the default) offers UDP only.
+    pub tcp_bind: Option<SocketAddr>,
+    /// The TCP address citizens see (behind an L4 front it can differ from `tcp_bind`); defaults to
+    /// the bound one with `announced_ip`.
+    pub tcp_announced: Option<SocketAddr>,
 }
 
 impl Default for SfuConfig {
     fn default() -> Self {
-        SfuConfig { udp_bind: SocketAddr::from(([127, 0, 0, 1], 3478)), announced_ip: None, subscriber_queue: 512 }
+        SfuConfig {
+            udp_bind: SocketAddr::from(([127, 0, 0, 1], 3478)),
+            announced_ip: None,
+            subscriber_queue: 512,
+            tcp_bind: None,
+            tcp_announced: None,
+        }
     }
 }
 
