@@ -68,7 +68,7 @@ impl TcpSide {
     /// Takes an accepted connection, unless a cap says no (then it is dropped, i.e. closed).
     /// Returns its id for the engine.
     pub(crate) fn admit(&mut self, stream: TcpStream, remote: SocketAddr) -> Option<ConnId> {
-        let ip = remote.ip();
+        let ip = address_key(remote.ip());
         let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
         if self.conns.len() >= self.limits.max_connections || from_ip >= self.limits.max_per_address {
             debug!(%remote, from_ip, total = self.conns.len(), "ICE-TCP connection refused: cap reached");
@@ -106,6 +106,18 @@ impl TcpSide {
                 q.push(packet);
                 c.notify.notify_one();
             }
+        }
+    }
+}
+
+/// What the per-address cap counts: an IPv4 address, or an IPv6 /64 (one subscriber's prefix, as
+/// the HTTP edge counts clients).
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
         }
     }
 }
@@ -179,5 +191,21 @@ async fn write_loop(
             return;
         }
         out.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_per_address_cap_counts_ipv6_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2::10".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::10".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(c));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(address_key(v4), v4);
     }
 }
