@@ -240,6 +240,10 @@ pub struct TcpLimits {
     pub first_stun: Duration,
     /// Outgoing bytes queued per connection; beyond it RTP is dropped, control last.
     pub write_queue_bytes: usize,
+    /// The kernel send buffer asked for each connection (Linux doubles it). Kept small so a slow
+    /// path fills our lossy queue, which drops old media, rather than megabytes of kernel buffer
+    /// that deliver it seconds late; ≈ 20 Mbit/s at 100 ms round trip.
+    pub socket_send_buffer: u32,
 }
 
 impl Default for TcpLimits {
@@ -249,6 +253,7 @@ impl Default for TcpLimits {
             max_per_address: 16,
             first_stun: Duration::from_secs(5),
             write_queue_bytes: 256 * 1024,
+            socket_send_buffer: 128 * 1024,
         }
     }
 }

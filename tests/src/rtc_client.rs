@@ -74,6 +74,8 @@ pub struct Client {
     /// `rtc` sends over TCP.
     tcp_only: bool,
     tcp: Option<TcpLink>,
+    /// ICE-TCP: the kernel receive buffer to ask for (small: a slow citizen's socket fills fast).
+    pub tcp_recv_buffer: Option<u32>,
 }
 
 struct TcpLink {
@@ -163,6 +165,7 @@ impl Client {
             buf: vec![0; 2048],
             tcp_only,
             tcp: None,
+            tcp_recv_buffer: None,
         })
     }
 
@@ -430,7 +433,15 @@ impl Client {
                     continue;
                 }
                 if self.tcp.is_none() {
-                    let stream = tokio::net::TcpStream::connect(w.transport.peer_addr).await?;
+                    let socket = if w.transport.peer_addr.is_ipv4() {
+                        tokio::net::TcpSocket::new_v4()?
+                    } else {
+                        tokio::net::TcpSocket::new_v6()?
+                    };
+                    if let Some(n) = self.tcp_recv_buffer {
+                        socket.set_recv_buffer_size(n)?;
+                    }
+                    let stream = socket.connect(w.transport.peer_addr).await?;
                     stream.set_nodelay(true)?;
                     let local = stream.local_addr()?;
                     let decoder = Default::default();

@@ -75,6 +75,7 @@ impl TcpSide {
             return None;
         }
         let _ = stream.set_nodelay(true);
+        let _ = set_send_buffer(&stream, self.limits.socket_send_buffer);
         self.next += 1;
         let id = ConnId(self.next);
         let (rd, wr) = stream.into_split();
@@ -108,6 +109,22 @@ impl TcpSide {
             }
         }
     }
+}
+
+fn set_send_buffer(stream: &TcpStream, bytes: u32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid open socket descriptor and a pointer to a c_int of the length given.
+    let r = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 /// What the per-address cap counts: an IPv4 address, or an IPv6 /64 (one subscriber's prefix, as
