@@ -30,6 +30,11 @@ pub struct Config {
     pub media_bind: SocketAddr,
     /// Public address announced in ICE candidates when behind a 1:1 NAT.
     pub announced_ip: Option<IpAddr>,
+    /// ICE-TCP listener (passive candidates, for citizens whose network blocks UDP); unset: UDP only.
+    pub media_tcp_bind: Option<SocketAddr>,
+    /// The ICE-TCP address browsers are told (behind an L4 front the port can differ); unset: the
+    /// bound one, with `announced_ip`.
+    pub media_tcp_announced: Option<SocketAddr>,
     /// Holds `jwt.key` and, optionally, `sportello.toml`.
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
@@ -93,6 +98,8 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8080".into(),
             media_bind: SocketAddr::from(([127, 0, 0, 1], 3478)),
             announced_ip: None,
+            media_tcp_bind: None,
+            media_tcp_announced: None,
             data_dir: PathBuf::from("./data"),
             log_format: LogFormat::Text,
             reconnect_grace: Duration::from_secs(15),
@@ -187,6 +194,8 @@ pub struct Layer {
     pub public_url: Option<String>,
     pub media_bind: Option<SocketAddr>,
     pub announced_ip: Option<IpAddr>,
+    pub media_tcp_bind: Option<SocketAddr>,
+    pub media_tcp_announced: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
     #[serde(default, deserialize_with = "duration_in_file")]
@@ -229,6 +238,8 @@ impl Layer {
             public_url: self.public_url.or(lower.public_url),
             media_bind: self.media_bind.or(lower.media_bind),
             announced_ip: self.announced_ip.or(lower.announced_ip),
+            media_tcp_bind: self.media_tcp_bind.or(lower.media_tcp_bind),
+            media_tcp_announced: self.media_tcp_announced.or(lower.media_tcp_announced),
             data_dir: self.data_dir.or(lower.data_dir),
             log_format: self.log_format.or(lower.log_format),
             reconnect_grace: self.reconnect_grace.or(lower.reconnect_grace),
@@ -263,6 +274,8 @@ impl Layer {
             public_url: self.public_url.unwrap_or_else(|| url_of(listen)),
             media_bind: self.media_bind.unwrap_or(base.media_bind),
             announced_ip: self.announced_ip.or(base.announced_ip),
+            media_tcp_bind: self.media_tcp_bind.or(base.media_tcp_bind),
+            media_tcp_announced: self.media_tcp_announced.or(base.media_tcp_announced),
             data_dir: self.data_dir.unwrap_or(base.data_dir),
             log_format: self.log_format.unwrap_or(base.log_format),
             reconnect_grace: self.reconnect_grace.unwrap_or(base.reconnect_grace),
@@ -318,6 +331,8 @@ impl Layer {
                 "PUBLIC_URL" => layer.public_url = Some(value),
                 "MEDIA_BIND" => layer.media_bind = Some(parsed(&value).map_err(err)?),
                 "ANNOUNCED_IP" => layer.announced_ip = Some(parsed(&value).map_err(err)?),
+                "MEDIA_TCP_BIND" => layer.media_tcp_bind = Some(parsed(&value).map_err(err)?),
+                "MEDIA_TCP_ANNOUNCED" => layer.media_tcp_announced = Some(parsed(&value).map_err(err)?),
                 "DATA_DIR" => layer.data_dir = Some(PathBuf::from(value)),
                 "LOG_FORMAT" => layer.log_format = Some(parsed(&value).map_err(err)?),
                 "RECONNECT_GRACE" => layer.reconnect_grace = Some(parse_duration(&value).map_err(err)?),
@@ -376,6 +391,12 @@ pub struct ConfigArgs {
     /// Public IP announced to browsers (1:1 NAT) [env: SPORTELLO_ANNOUNCED_IP]
     #[arg(long, global = true, value_name = "IP")]
     pub announced_ip: Option<IpAddr>,
+    /// ICE-TCP listener for networks that block UDP [env: SPORTELLO_MEDIA_TCP_BIND] [default: off]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub media_tcp_bind: Option<SocketAddr>,
+    /// ICE-TCP address announced to browsers (an L4 front's) [env: SPORTELLO_MEDIA_TCP_ANNOUNCED]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub media_tcp_announced: Option<SocketAddr>,
     /// Data directory (token key, config file) [env: SPORTELLO_DATA_DIR] [default: ./data]
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -413,6 +434,8 @@ impl ConfigArgs {
             public_url: self.public_url.clone(),
             media_bind: self.media_bind,
             announced_ip: self.announced_ip,
+            media_tcp_bind: self.media_tcp_bind,
+            media_tcp_announced: self.media_tcp_announced,
             data_dir: self.data_dir.clone(),
             log_format: self.log_format,
             reconnect_grace: self.reconnect_grace,
@@ -681,6 +704,20 @@ mod tests {
         let bad = env(&[("SPORTELLO_TURN_URLS", "stun:x:3478")]);
         assert!(matches!(Config::load(&args_in(dir.path()), bad), Err(ConfigError::TurnUrl(_))));
         assert!(Layer::from_toml("turn_secret = \"x\"").is_err(), "no secret in the file");
+    }
+
+    #[test]
+    fn ice_tcp_is_off_by_default_and_set_from_file_or_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(&args_in(dir.path()), env(&[])).unwrap();
+        assert_eq!((config.media_tcp_bind, config.media_tcp_announced), (None, None));
+        let vars = env(&[
+            ("SPORTELLO_MEDIA_TCP_BIND", "10.0.0.5:4443"),
+            ("SPORTELLO_MEDIA_TCP_ANNOUNCED", "203.0.113.10:443"),
+        ]);
+        let config = Config::load(&args_in(dir.path()), vars).unwrap();
+        assert_eq!(config.media_tcp_bind, Some("10.0.0.5:4443".parse().unwrap()));
+        assert_eq!(config.media_tcp_announced, Some("203.0.113.10:443".parse().unwrap()));
     }
 
     #[test]

@@ -187,6 +187,8 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
     let (sfu, events) = Sfu::start(SfuConfig {
         udp_bind: config.media_bind,
         announced_ip: config.announced_ip,
+        tcp_bind: config.media_tcp_bind,
+        tcp_announced: config.media_tcp_announced,
         ..SfuConfig::default()
     })?;
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -217,11 +218,56 @@ pub struct SfuConfig {
     pub announced_ip: Option<IpAddr>,
     /// Per-subscriber queue bound, in packets; beyond it the subscriber skips and asks for a keyframe.
     pub subscriber_queue: usize,
+    /// ICE-TCP (RFC 6544 passive candidates): the listener's address; `None` (the default) offers UDP only.
+    pub tcp_bind: Option<SocketAddr>,
+    /// The TCP address citizens see (behind an L4 front it can differ from `tcp_bind`); defaults to
+    /// the bound one with `announced_ip`.
+    pub tcp_announced: Option<SocketAddr>,
+    /// What one ICE-TCP citizen may cost.
+    pub tcp_limits: TcpLimits,
+}
+
+/// Bounds on the ICE-TCP surface, which anyone on the internet can reach.
+#[derive(Debug, Clone)]
+pub struct TcpLimits {
+    /// Open connections in total.
+    pub max_connections: usize,
+    /// Open connections from one IP address. Behind an L4 front every connection has the front's
+    /// address: raise it there.
+    pub max_per_address: usize,
+    /// A connection must send a STUN binding request that names one of our peer connections
+    /// within this time, or it is closed.
+    pub first_stun: Duration,
+    /// Outgoing bytes queued per connection; beyond it RTP is dropped, control last.
+    pub write_queue_bytes: usize,
+    /// The kernel send buffer asked for each connection (Linux doubles it). Kept small so a slow
+    /// path fills our lossy queue, which drops old media, rather than megabytes of kernel buffer
+    /// that deliver it seconds late; ≈ 20 Mbit/s at 100 ms round trip.
+    pub socket_send_buffer: u32,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits {
+            max_connections: 1024,
+            max_per_address: 16,
+            first_stun: Duration::from_secs(5),
+            write_queue_bytes: 256 * 1024,
+            socket_send_buffer: 128 * 1024,
+        }
+    }
 }
 
 impl Default for SfuConfig {
     fn default() -> Self {
-        SfuConfig { udp_bind: SocketAddr::from(([127, 0, 0, 1], 3478)), announced_ip: None, subscriber_queue: 512 }
+        SfuConfig {
+            udp_bind: SocketAddr::from(([127, 0, 0, 1], 3478)),
+            announced_ip: None,
+            subscriber_queue: 512,
+            tcp_bind: None,
+            tcp_announced: None,
+            tcp_limits: TcpLimits::default(),
+        }
     }
 }
 

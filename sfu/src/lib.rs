@@ -21,7 +21,8 @@ mod transport;
 #[doc(hidden)]
 pub mod test_support {
     pub use crate::transport::feedback::{DeliverFeedback, SLOT};
-    pub use crate::transport::peer::host_candidate;
+    pub use crate::transport::peer::{TcpType, host_candidate, tcp_candidate};
+    pub use crate::transport::tcp::{FrameDecoder, encode as frame};
 }
 
 pub use api::*;

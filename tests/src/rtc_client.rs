@@ -70,6 +70,20 @@ pub struct Client {
     /// Sequence numbers received on video tracks, by the same key as `received`.
     pub video_seqs: HashMap<String, Vec<u16>>,
     buf: Vec<u8>,
+    /// ICE-TCP only: our one candidate is an active TCP one; the stream opens at the first packet
+    /// `rtc` sends over TCP.
+    tcp_only: bool,
+    tcp: Option<TcpLink>,
+    /// ICE-TCP: the kernel receive buffer to ask for (small: a slow citizen's socket fills fast).
+    pub tcp_recv_buffer: Option<u32>,
+}
+
+struct TcpLink {
+    stream: tokio::net::TcpStream,
+    local: SocketAddr,
+    peer: SocketAddr,
+    decoder: sportello_sfu::test_support::FrameDecoder,
+    closed: bool,
 }
 
 /// An SRTP datagram carrying VP8 (payload type 96 on both our legs): the RTP header is in the clear.
@@ -89,6 +103,21 @@ pub fn missing_sequence_numbers(seqs: &[u16], tail: i64) -> i64 {
 
 impl Client {
     pub async fn new(name: &str) -> Result<Self, Error> {
+        Self::build(name, false).await
+    }
+
+    /// A client whose only path is ICE-TCP (an active candidate, RFC 6544), as behind a firewall
+    /// that blocks UDP.
+    pub async fn new_tcp(name: &str) -> Result<Self, Error> {
+        Self::build(name, true).await
+    }
+
+    /// True once the SFU closed our ICE-TCP connection.
+    pub fn tcp_closed(&self) -> bool {
+        self.tcp.as_ref().is_some_and(|t| t.closed)
+    }
+
+    async fn build(name: &str, tcp_only: bool) -> Result<Self, Error> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         let local = socket.local_addr()?;
         let mut me = MediaEngine::default();
@@ -107,7 +136,12 @@ impl Client {
             .with_media_engine(me)
             .with_interceptor_registry(registry)
             .build(Instant::now())?;
-        pc.add_local_candidate(sportello_sfu::test_support::host_candidate(local)?)?;
+        if tcp_only {
+            use sportello_sfu::test_support::{TcpType, tcp_candidate};
+            pc.add_local_candidate(tcp_candidate(SocketAddr::new(local.ip(), 9), TcpType::Active)?)?;
+        } else {
+            pc.add_local_candidate(sportello_sfu::test_support::host_candidate(local)?)?;
+        }
         Ok(Client {
             name: name.into(),
             pc,
@@ -129,6 +163,9 @@ impl Client {
             video_out: 0,
             video_seqs: HashMap::new(),
             buf: vec![0; 2048],
+            tcp_only,
+            tcp: None,
+            tcp_recv_buffer: None,
         })
     }
 
@@ -260,6 +297,37 @@ impl Client {
                 Err(e) => return Err(e.into()),
             }
         }
+        if let Some(link) = &mut self.tcp {
+            let mut frames = Vec::new();
+            loop {
+                match link.stream.try_read(&mut self.buf) {
+                    Ok(0) => {
+                        link.closed = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        if link.decoder.push(&self.buf[..n], &mut frames).is_err() {
+                            link.closed = true;
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        link.closed = true;
+                        break;
+                    }
+                }
+            }
+            for message in frames {
+                let transport = TransportContext {
+                    local_addr: link.local,
+                    peer_addr: link.peer,
+                    ecn: None,
+                    transport_protocol: TransportProtocol::TCP,
+                };
+                let _ = self.pc.handle_read(TaggedBytesMut { now, transport, message });
+            }
+        }
         if self.connected() {
             let periodic = !self.keyframes_on_request_only;
             for o in &mut self.outgoing {
@@ -359,6 +427,34 @@ impl Client {
                 if self.video_out.is_multiple_of(self.drop_outgoing_video_every) {
                     continue;
                 }
+            }
+            if self.tcp_only {
+                if w.transport.transport_protocol != TransportProtocol::TCP {
+                    continue;
+                }
+                if self.tcp.is_none() {
+                    let socket = if w.transport.peer_addr.is_ipv4() {
+                        tokio::net::TcpSocket::new_v4()?
+                    } else {
+                        tokio::net::TcpSocket::new_v6()?
+                    };
+                    if let Some(n) = self.tcp_recv_buffer {
+                        socket.set_recv_buffer_size(n)?;
+                    }
+                    let stream = socket.connect(w.transport.peer_addr).await?;
+                    stream.set_nodelay(true)?;
+                    let local = stream.local_addr()?;
+                    let decoder = Default::default();
+                    self.tcp = Some(TcpLink { stream, local, peer: w.transport.peer_addr, decoder, closed: false });
+                }
+                if let Some(link) = &mut self.tcp {
+                    let mut framed = BytesMut::new();
+                    if sportello_sfu::test_support::frame(&w.message, &mut framed).is_ok() {
+                        use tokio::io::AsyncWriteExt;
+                        let _ = link.stream.write_all(&framed).await;
+                    }
+                }
+                continue;
             }
             let _ = self.socket.send_to(&w.message, w.transport.peer_addr).await;
         }

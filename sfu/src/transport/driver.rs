@@ -8,4 +8,5 @@
 
 #[cfg(test)]
 pub mod memory;
+pub(crate) mod tcp;
 pub mod udp;

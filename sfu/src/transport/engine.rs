@@ -50,6 +50,7 @@ use crate::transport::dtls_replay::FlightReplay;
 use crate::transport::peer::{self, URI_AUDIO_LEVEL, URI_MID};
 use crate::transport::socket::SendBatch;
 use crate::transport::stun;
+use crate::transport::tcp::ConnId;
 
 mod commands;
 mod downtrack;
@@ -66,6 +67,14 @@ pub use commands::Command;
 type PeerId = u64;
 type PartId = u64;
 
+/// How a packet reached us, and so how the answer leaves: a UDP source address, or an accepted
+/// ICE-TCP connection (its remote address alone would not do: the answer must go down that stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Transport {
+    Udp(SocketAddr),
+    Tcp(ConnId),
+}
+
 /// Remote addresses remembered per peer connection (ICE may try a few candidate pairs).
 const MAX_ADDRS_PER_PEER: usize = 8;
 
@@ -76,7 +85,7 @@ struct Peer {
     pc: RTCPeerConnection,
     owner: PartId,
     ufrag: String,
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<Transport>,
     deadline: Option<Instant>,
     dirty: bool,
     leg: Leg,
@@ -184,11 +193,19 @@ struct Room {
 pub(crate) struct Engine {
     /// The address in our ICE candidates (announced IP, bound port).
     announced: SocketAddr,
+    /// Our passive ICE-TCP candidate's address, when TCP is on; also the `local_addr` `rtc` must see
+    /// on TCP input, or it finds no local candidate for the packet and drops it.
+    tcp_announced: Option<SocketAddr>,
     config: SfuConfig,
     events: mpsc::UnboundedSender<SfuEvent>,
     peers: HashMap<PeerId, Peer>,
     by_ufrag: HashMap<String, PeerId>,
-    by_addr: HashMap<SocketAddr, PeerId>,
+    by_addr: HashMap<Transport, PeerId>,
+    /// Open ICE-TCP connections: their remote address (what `rtc` sees), and back (how `rtc`'s
+    /// TCP output finds its stream).
+    tcp_conns: HashMap<ConnId, SocketAddr>,
+    tcp_by_remote: HashMap<SocketAddr, ConnId>,
+    tcp_out: Vec<(ConnId, BytesMut)>,
     parts: HashMap<PartId, Participant>,
     by_name: HashMap<(RoomId, ParticipantId), PartId>,
     tracks: HashMap<TrackKey, Track>,
@@ -222,11 +239,15 @@ impl Engine {
         let announced = SocketAddr::new(config.announced_ip.unwrap_or(local.ip()), local.port());
         Engine {
             announced,
+            tcp_announced: config.tcp_announced,
             config,
             events,
             peers: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
+            tcp_conns: HashMap::new(),
+            tcp_by_remote: HashMap::new(),
+            tcp_out: Vec::new(),
             parts: HashMap::new(),
             by_name: HashMap::new(),
             tracks: HashMap::new(),
@@ -256,6 +277,30 @@ impl Engine {
     /// The datagrams flushed so far, for the driver to send.
     pub(crate) fn transmits(&mut self) -> &mut SendBatch {
         &mut self.out
+    }
+
+    /// The packets flushed so far for ICE-TCP connections (unframed), for the driver to queue.
+    pub(crate) fn tcp_transmits(&mut self) -> &mut Vec<(ConnId, BytesMut)> {
+        &mut self.tcp_out
+    }
+
+    /// Queues one outgoing packet from `rtc` by its transport: UDP to the socket's batch, TCP to
+    /// the connection that carries that remote address (none: the connection closed, drop it).
+    fn emit(
+        out: &mut SendBatch,
+        tcp_out: &mut Vec<(ConnId, BytesMut)>,
+        tcp_by_remote: &HashMap<SocketAddr, ConnId>,
+        ctx: &TransportContext,
+        data: BytesMut,
+    ) {
+        match ctx.transport_protocol {
+            TransportProtocol::TCP => {
+                if let Some(&conn) = tcp_by_remote.get(&ctx.peer_addr) {
+                    tcp_out.push((conn, data));
+                }
+            }
+            _ => out.push(ctx.peer_addr, data),
+        }
     }
 
     pub(crate) fn has_transmits(&self) -> bool {

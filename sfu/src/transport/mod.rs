@@ -8,6 +8,7 @@ pub mod peer;
 pub(crate) mod recorder;
 pub mod socket;
 pub mod stun;
+pub mod tcp;
 
 #[cfg(test)]
 mod tests;

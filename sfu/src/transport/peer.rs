@@ -9,6 +9,7 @@ use std::time::Instant;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rtc::ice::mdns::MulticastDnsMode;
+pub use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder};
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::RTCPeerConnection;
@@ -114,6 +115,7 @@ pub fn build(
     kind: PcKind,
     ufrag: &str,
     candidate_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
     now: Instant,
 ) -> Result<RTCPeerConnection, SfuError> {
     let err = |e: rtc::shared::error::Error| SfuError::Transport(e.to_string());
@@ -142,7 +144,27 @@ pub fn build(
         .map_err(err)?;
     let init = host_candidate(candidate_addr).map_err(err)?;
     pc.add_local_candidate(init).map_err(err)?;
+    if let Some(addr) = tcp_addr {
+        pc.add_local_candidate(tcp_candidate(addr, TcpType::Passive).map_err(err)?).map_err(err)?;
+    }
     Ok(pc)
+}
+
+/// A TCP host candidate (RFC 6544) at `addr`: passive for the SFU's listener, active for a client
+/// (whose port is a placeholder: it connects from an ephemeral one).
+pub fn tcp_candidate(addr: SocketAddr, tcp_type: TcpType) -> Result<RTCIceCandidateInit, rtc::shared::error::Error> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "tcp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        tcp_type,
+    }
+    .new_candidate_host()?;
+    RTCIceCandidate::from(&candidate).to_json()
 }
 
 /// The one ICE candidate of a socket: a UDP host candidate at `addr` (for the SFU, the announced one).

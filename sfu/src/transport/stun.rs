@@ -9,6 +9,12 @@ pub fn is_stun(data: &[u8]) -> bool {
     data.len() >= 20 && data[0] < 4 && data[4..8] == MAGIC_COOKIE
 }
 
+/// True for a STUN binding request (method 0x001, class request): what an ICE-TCP connection must
+/// open with.
+pub fn is_binding_request(data: &[u8]) -> bool {
+    is_stun(data) && data[0] == 0x00 && data[1] == 0x01
+}
+
 /// Our ufrag from a STUN message's USERNAME attribute (the part before ':'), if any.
 pub fn local_ufrag(data: &[u8]) -> Option<&str> {
     if !is_stun(data) {

@@ -28,6 +28,7 @@ use crate::api::*;
 use crate::transport::driver::memory::MemoryDriver;
 use crate::transport::engine::Command;
 use crate::transport::peer;
+use crate::transport::tcp::ConnId;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -50,6 +51,9 @@ struct Video {
 struct SimPeer {
     participant: ParticipantId,
     addr: SocketAddr,
+    /// `Some`: this peer's only candidate is an active TCP one, and its packets go over this
+    /// simulated ICE-TCP connection.
+    tcp: Option<ConnId>,
     pc: RTCPeerConnection,
     inbox: VecDeque<(SocketAddr, BytesMut)>,
     state: RTCPeerConnectionState,
@@ -59,6 +63,15 @@ struct SimPeer {
 
 impl SimPeer {
     fn new(participant: &str, addr: SocketAddr, now: Instant) -> Result<Self, Error> {
+        Self::build(participant, addr, None, now)
+    }
+
+    /// A peer reachable only over ICE-TCP: an active TCP candidate (RFC 6544: port 9, it dials out).
+    fn tcp_only(participant: &str, addr: SocketAddr, conn: ConnId, now: Instant) -> Result<Self, Error> {
+        Self::build(participant, addr, Some(conn), now)
+    }
+
+    fn build(participant: &str, addr: SocketAddr, tcp: Option<ConnId>, now: Instant) -> Result<Self, Error> {
         let mut me = MediaEngine::default();
         me.register_default_codecs()?;
         let registry = register_default_interceptors(Registry::new(), &mut me)?;
@@ -69,10 +82,17 @@ impl SimPeer {
             .with_media_engine(me)
             .with_interceptor_registry(registry)
             .build(now)?;
-        pc.add_local_candidate(peer::host_candidate(addr)?)?;
+        match tcp {
+            None => pc.add_local_candidate(peer::host_candidate(addr)?)?,
+            Some(_) => {
+                let placeholder = SocketAddr::new(addr.ip(), 9);
+                pc.add_local_candidate(peer::tcp_candidate(placeholder, peer::TcpType::Active)?)?
+            }
+        };
         Ok(SimPeer {
             participant: participant.into(),
             addr,
+            tcp,
             pc,
             inbox: VecDeque::new(),
             state: RTCPeerConnectionState::New,
@@ -130,7 +150,7 @@ impl SimPeer {
                 local_addr: self.addr,
                 peer_addr: from,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: self.protocol(),
             };
             let _ = self.pc.handle_read(TaggedBytesMut { now, transport, message });
         }
@@ -158,7 +178,15 @@ impl SimPeer {
                 self.received.push(packet);
             }
         }
-        std::iter::from_fn(|| self.pc.poll_write()).map(|w| (w.transport.peer_addr, w.message)).collect()
+        let protocol = self.protocol();
+        std::iter::from_fn(|| self.pc.poll_write())
+            .filter(|w| w.transport.transport_protocol == protocol)
+            .map(|w| (w.transport.peer_addr, w.message))
+            .collect()
+    }
+
+    fn protocol(&self) -> TransportProtocol {
+        if self.tcp.is_some() { TransportProtocol::TCP } else { TransportProtocol::UDP }
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
@@ -204,6 +232,8 @@ fn send_keyframe(pc: &mut RTCPeerConnection, v: &mut Video, now: Instant) {
 /// The engine, its peers and a signaling stand-in that answers subscribe offers at once.
 struct Net {
     sfu: MemoryDriver,
+    /// The SFU's advertised ICE-TCP address, if TCP is on.
+    sfu_tcp: Option<SocketAddr>,
     room: RoomId,
     peers: Vec<SimPeer>,
     events: Vec<SfuEvent>,
@@ -227,18 +257,28 @@ impl Net {
                 moved = true;
             }
             for (to, d) in self.sfu.transmit() {
-                if let Some(p) = self.peers.iter_mut().find(|p| p.addr == to) {
+                if let Some(p) = self.peers.iter_mut().find(|p| p.addr == to && p.tcp.is_none()) {
                     p.inbox.push_back((self.sfu.addr, d));
+                    moved = true;
+                }
+            }
+            for (conn, d) in self.sfu.tcp_transmit() {
+                if let (Some(p), Some(from)) = (self.peers.iter_mut().find(|p| p.tcp == Some(conn)), self.sfu_tcp) {
+                    p.inbox.push_back((from, d));
                     moved = true;
                 }
             }
             let now = self.sfu.now;
             for p in &mut self.peers {
                 for (to, d) in p.step(now) {
-                    if to == self.sfu.addr {
-                        self.sfu.receive(p.addr, &d);
-                        moved = true;
+                    match p.tcp {
+                        None if to == self.sfu.addr => self.sfu.receive(p.addr, &d),
+                        Some(conn) if Some(to) == self.sfu_tcp => {
+                            self.sfu.tcp_receive(conn, &d);
+                        }
+                        _ => continue,
                     }
+                    moved = true;
                 }
             }
             if !moved {
@@ -280,8 +320,13 @@ fn a_published_video_reaches_a_subscriber_and_stops_when_gated() -> Result<(), E
     let sfu_addr: SocketAddr = "192.0.2.1:3478".parse()?;
     let config = SfuConfig { udp_bind: sfu_addr, ..Default::default() };
     let room: RoomId = "sala-giunta".into();
-    let mut net =
-        Net { sfu: MemoryDriver::new(sfu_addr, config, start), room: room.clone(), peers: vec![], events: vec![] };
+    let mut net = Net {
+        sfu: MemoryDriver::new(sfu_addr, config, start),
+        sfu_tcp: None,
+        room: room.clone(),
+        peers: vec![],
+        events: vec![],
+    };
     for who in ["alice", "bob"] {
         net.sfu.call(|reply| Command::Join { room: room.clone(), participant: who.into(), reply })?;
     }
@@ -321,5 +366,45 @@ fn a_published_video_reaches_a_subscriber_and_stops_when_gated() -> Result<(), E
     let sent_since = net.peers[0].video.as_ref().map_or(0, |v| v.sent) - sent;
     assert!(sent_since >= 25, "alice sent {sent_since} packets while gated");
     assert_eq!(net.peers[1].received.len(), received, "a gated camera still reached bob");
+    Ok(())
+}
+
+/// ICE-TCP through the engine: bob's only path is a TCP connection to the SFU's passive candidate
+/// (UDP blocked, as behind a strict firewall); alice publishes over UDP; bob gets her video.
+#[test]
+fn a_tcp_only_subscriber_receives_forwarded_video() -> Result<(), Error> {
+    let start = Instant::now();
+    let sfu_addr: SocketAddr = "192.0.2.1:3478".parse()?;
+    // Advertised as seen through an L4 front (443), whatever the listener's own port.
+    let sfu_tcp: SocketAddr = "192.0.2.1:443".parse()?;
+    let config = SfuConfig { udp_bind: sfu_addr, tcp_announced: Some(sfu_tcp), ..Default::default() };
+    let room: RoomId = "sportello-1".into();
+    let sfu = MemoryDriver::new(sfu_addr, config, start);
+    let mut net = Net { sfu, sfu_tcp: Some(sfu_tcp), room: room.clone(), peers: vec![], events: vec![] };
+    for who in ["alice", "bob"] {
+        net.sfu.call(|reply| Command::Join { room: room.clone(), participant: who.into(), reply })?;
+    }
+    let mut alice = SimPeer::new("alice", "192.0.2.10:40000".parse()?, start)?;
+    let bob_addr: SocketAddr = "192.0.2.11:51000".parse()?;
+    let conn = ConnId(7);
+    let bob = SimPeer::tcp_only("bob", bob_addr, conn, start)?;
+    net.sfu.tcp_open(conn, bob_addr);
+    // A stranger's connection that sends no STUN naming one of ours is refused.
+    net.sfu.tcp_open(ConnId(8), "198.51.100.1:1234".parse()?);
+    assert!(!net.sfu.tcp_receive(ConnId(8), &[0x80; 40]));
+
+    let (offer, mid) = alice.publish_offer(start)?;
+    let mids = vec![PublishedMid { mid, source: TrackSource::Camera }];
+    let (r, p) = (room.clone(), ParticipantId::from("alice"));
+    let answer = net.sfu.call(|reply| Command::PublishOffer { room: r, participant: p, sdp: offer, mids, reply })?;
+    assert!(answer.contains("tcptype passive") && answer.contains(" 443 typ host"), "{answer}");
+    alice.apply_answer(answer, start)?;
+    net.peers = vec![alice, bob];
+
+    let reached = net.run_until(Duration::from_secs(10), |net| net.peers[1].received.len() >= 30)?;
+    let got = &net.peers[1].received;
+    assert!(reached, "bob received {} packets over TCP in 10 s; events: {:?}", got.len(), net.events);
+    assert!(net.connected("bob", PcKind::Subscribe), "{:?}", net.events);
+    assert!(got.iter().all(|p| p.payload.len() == PAYLOAD_LEN && p.payload[2..].iter().all(|&b| b == FILL)));
     Ok(())
 }

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{SfuConfig, SfuError, SfuEvent};
 use crate::transport::engine::{Command, Engine};
+use crate::transport::tcp::ConnId;
 
 pub struct MemoryDriver {
     engine: Engine,
@@ -47,6 +48,21 @@ impl MemoryDriver {
         self.engine.flush(self.now);
         let out = self.engine.transmits();
         std::iter::from_fn(|| out.pop()).collect()
+    }
+
+    /// An ICE-TCP connection from `remote` was accepted.
+    pub fn tcp_open(&mut self, conn: ConnId, remote: SocketAddr) {
+        self.engine.tcp_opened(conn, remote);
+    }
+
+    /// A de-framed packet arrives now on `conn`; false means the driver would close it.
+    pub fn tcp_receive(&mut self, conn: ConnId, data: &[u8]) -> bool {
+        self.engine.tcp_packet(conn, data, self.now)
+    }
+
+    /// What the last [`MemoryDriver::transmit`] flushed for ICE-TCP connections.
+    pub fn tcp_transmit(&mut self) -> Vec<(ConnId, BytesMut)> {
+        std::mem::take(self.engine.tcp_transmits())
     }
 
     pub fn next_deadline(&self) -> Instant {

@@ -9,12 +9,14 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::api::{SfuConfig, SfuError, SfuEvent};
+use crate::transport::driver::tcp::{TcpEvent, TcpSide};
 use crate::transport::engine::{Command, Engine};
 use crate::transport::socket::{MediaSocket, RecvBatch};
+use crate::transport::tcp::ConnId;
 
 /// Binds the socket and starts the engine thread.
 pub fn spawn(
-    config: SfuConfig,
+    mut config: SfuConfig,
 ) -> Result<(mpsc::UnboundedSender<Command>, mpsc::UnboundedReceiver<SfuEvent>, SocketAddr), SfuError> {
     let socket = std::net::UdpSocket::bind(config.udp_bind)
         .map_err(|e| SfuError::Bind { addr: config.udp_bind, reason: e.to_string() })?;
@@ -25,6 +27,29 @@ pub fn spawn(
             reason: "a wildcard media address needs an announced IP (NAT 1:1)".into(),
         });
     }
+    let tcp_listener = match config.tcp_bind {
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr).map_err(|e| SfuError::Bind { addr, reason: e.to_string() })?;
+            l.set_nonblocking(true).map_err(|e| SfuError::Transport(e.to_string()))?;
+            let bound = l.local_addr().map_err(|e| SfuError::Transport(e.to_string()))?;
+            let announced = config
+                .tcp_announced
+                .unwrap_or_else(|| SocketAddr::new(config.announced_ip.unwrap_or(bound.ip()), bound.port()));
+            if announced.ip().is_unspecified() {
+                return Err(SfuError::Bind {
+                    addr: bound,
+                    reason: "a wildcard ICE-TCP address needs an announced address".into(),
+                });
+            }
+            config.tcp_announced = Some(announced);
+            info!(%bound, %announced, "ICE-TCP listening (passive candidates)");
+            Some(l)
+        }
+        None => {
+            config.tcp_announced = None;
+            None
+        }
+    };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -42,8 +67,15 @@ pub fn spawn(
                         return;
                     }
                 };
+                let (tcp, tcp_rx) = match tcp_listener.map(tokio::net::TcpListener::from_std).transpose() {
+                    Ok(l) => l.map(|l| TcpSide::new(l, config.tcp_limits.clone())).unzip(),
+                    Err(e) => {
+                        warn!(error = %e, "ICE-TCP listener unusable");
+                        return;
+                    }
+                };
                 let engine = Engine::new(socket.local_addr(), config, event_tx, Instant::now());
-                UdpDriver { socket, engine, recv: RecvBatch::default() }.run(cmd_rx).await;
+                UdpDriver { socket, engine, recv: RecvBatch::default(), tcp, tcp_rx }.run(cmd_rx).await;
             })
         })
         .map_err(|e| SfuError::Transport(e.to_string()))?;
@@ -56,12 +88,31 @@ enum Wake {
     Readable,
     Writable,
     Timer,
+    Accepted(std::io::Result<(tokio::net::TcpStream, SocketAddr)>),
+    Tcp(Option<TcpEvent>),
 }
 
 struct UdpDriver {
     socket: MediaSocket,
     engine: Engine,
     recv: RecvBatch,
+    tcp: Option<TcpSide>,
+    tcp_rx: Option<mpsc::Receiver<TcpEvent>>,
+}
+
+/// Accepts on the ICE-TCP listener, or never when TCP is off.
+async fn accept(tcp: &Option<TcpSide>) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match tcp {
+        Some(t) => t.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tcp_event(rx: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl UdpDriver {
@@ -74,6 +125,8 @@ impl UdpDriver {
                 c = commands.recv() => Wake::Command(c),
                 r = self.socket.readable() => { if let Err(e) = r { warn!(error = %e, "media socket"); } Wake::Readable }
                 _ = self.socket.writable(), if self.engine.has_transmits() => Wake::Writable,
+                a = accept(&self.tcp) => Wake::Accepted(a),
+                e = tcp_event(&mut self.tcp_rx) => Wake::Tcp(e),
                 _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
             };
             match wake {
@@ -82,9 +135,29 @@ impl UdpDriver {
                 Wake::Readable => self.read_datagrams(),
                 Wake::Writable => {}
                 Wake::Timer => self.engine.timeouts(Instant::now()),
+                Wake::Accepted(Ok((stream, remote))) => {
+                    if let Some(id) = self.tcp.as_mut().and_then(|t| t.admit(stream, remote)) {
+                        self.engine.tcp_opened(id, remote);
+                    }
+                }
+                Wake::Accepted(Err(e)) => debug!(error = %e, "ICE-TCP accept"),
+                Wake::Tcp(Some(TcpEvent::Packet(id, frame))) => {
+                    if !self.engine.tcp_packet(id, &frame, Instant::now()) {
+                        self.close_tcp(id);
+                    }
+                }
+                Wake::Tcp(Some(TcpEvent::Closed(id))) => self.close_tcp(id),
+                Wake::Tcp(None) => {}
             }
         }
         info!("media engine stopped");
+    }
+
+    fn close_tcp(&mut self, id: ConnId) {
+        self.engine.tcp_closed(id);
+        if let Some(t) = &mut self.tcp {
+            t.close(id);
+        }
     }
 
     /// Flushes the engine and sends what the kernel takes now; the rest waits for writability.
@@ -96,6 +169,9 @@ impl UdpDriver {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => debug!(error = %e, "sendmmsg"),
             }
+        }
+        if let Some(t) = &mut self.tcp {
+            t.queue(self.engine.tcp_transmits());
         }
     }
 

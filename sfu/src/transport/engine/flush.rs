@@ -42,7 +42,7 @@ impl Engine {
             if let Some(replay) = &mut p.handshake {
                 replay.sent(&w.message);
             }
-            self.out.push(w.transport.peer_addr, w.message);
+            Engine::emit(&mut self.out, &mut self.tcp_out, &self.tcp_by_remote, &w.transport, w.message);
         }
         let next = p.pc.poll_timeout();
         if next != p.deadline {

@@ -6,49 +6,94 @@ use super::*;
 impl Engine {
     /// One received datagram; what it causes is sent by the next [`Engine::flush`].
     pub(crate) fn datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        self.receive(Transport::Udp(from), from, self.announced, TransportProtocol::UDP, data, now);
+    }
+
+    /// A new ICE-TCP connection from `remote`; nothing is routed to it until a STUN request names
+    /// one of our peer connections.
+    pub(crate) fn tcp_opened(&mut self, conn: ConnId, remote: SocketAddr) {
+        if let Some(old) = self.tcp_conns.insert(conn, remote) {
+            self.tcp_by_remote.remove(&old);
+        }
+        self.tcp_by_remote.insert(remote, conn);
+    }
+
+    /// One de-framed packet from an ICE-TCP connection. False when it belongs to no peer
+    /// connection (unknown ufrag, or not STUN before the connection was claimed): the driver
+    /// closes such a connection.
+    pub(crate) fn tcp_packet(&mut self, conn: ConnId, data: &[u8], now: Instant) -> bool {
+        let (Some(&remote), Some(local)) = (self.tcp_conns.get(&conn), self.tcp_announced) else { return false };
+        self.receive(Transport::Tcp(conn), remote, local, TransportProtocol::TCP, data, now)
+    }
+
+    /// The connection is gone: forget its routes. `rtc` notices through ICE consent (or the
+    /// citizen's other candidate pairs take over).
+    pub(crate) fn tcp_closed(&mut self, conn: ConnId) {
+        if let Some(remote) = self.tcp_conns.remove(&conn)
+            && self.tcp_by_remote.get(&remote) == Some(&conn)
+        {
+            self.tcp_by_remote.remove(&remote);
+        }
+        let via = Transport::Tcp(conn);
+        if let Some(id) = self.by_addr.remove(&via)
+            && let Some(p) = self.peers.get_mut(&id)
+        {
+            p.addrs.retain(|a| *a != via);
+        }
+    }
+
+    /// One packet, UDP or TCP, to its peer connection. `local` is the candidate address `rtc`
+    /// must see for that transport (the advertised one).
+    fn receive(
+        &mut self,
+        via: Transport,
+        from: SocketAddr,
+        local: SocketAddr,
+        protocol: TransportProtocol,
+        data: &[u8],
+        now: Instant,
+    ) -> bool {
         // STUN names its peer connection by ufrag; anything else is routed by the learned address.
         let peer_id = match stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)) {
             Some(&id) => {
                 // Learned before `rtc` checks the message's integrity (the ufrag only appears in
                 // that participant's SDP), and bounded so forged requests cannot grow the maps.
-                if self.by_addr.get(&from) != Some(&id)
+                if self.by_addr.get(&via) != Some(&id)
                     && let Some(p) = self.peers.get_mut(&id)
                     && p.addrs.len() < MAX_ADDRS_PER_PEER
                 {
-                    p.addrs.push(from);
-                    self.by_addr.insert(from, id);
+                    p.addrs.push(via);
+                    self.by_addr.insert(via, id);
                 }
                 id
             }
-            None => match self.by_addr.get(&from) {
+            None => match self.by_addr.get(&via) {
                 Some(&id) => id,
-                None => return, // unknown sender: not ours
+                None => return false, // unknown sender: not ours
             },
         };
-        let local_addr = self.announced;
-        let Some(peer) = self.peers.get_mut(&peer_id) else { return };
+        let Some(peer) = self.peers.get_mut(&peer_id) else { return false };
         let msg = TaggedBytesMut {
             now,
-            transport: TransportContext {
-                local_addr,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
+            transport: TransportContext { local_addr: local, peer_addr: from, ecn: None, transport_protocol: protocol },
             message: BytesMut::from(data),
         };
         if let Err(e) = peer.pc.handle_read(msg) {
-            debug!(peer = peer_id, error = %e, "datagram rejected");
+            debug!(peer = peer_id, error = %e, "packet rejected");
         }
         if let Some(replay) = &peer.handshake
             && replay.wants_replay(data)
         {
             debug!(peer = peer_id, "DTLS ClientHello repeated: our flight was lost; sending it again");
             for d in replay.flight() {
-                self.out.push(from, d.clone());
+                match via {
+                    Transport::Udp(to) => self.out.push(to, d.clone()),
+                    Transport::Tcp(conn) => self.tcp_out.push((conn, d.clone())),
+                }
             }
         }
         self.mark_dirty(peer_id);
+        true
     }
 
     pub(super) fn mark_dirty(&mut self, id: PeerId) {

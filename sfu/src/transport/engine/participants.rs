@@ -64,7 +64,7 @@ impl Engine {
             Some(id) => id,
             None => {
                 let ufrag = peer::random_token(16);
-                let pc = peer::build(PcKind::Publish, &ufrag, self.announced, now)?;
+                let pc = peer::build(PcKind::Publish, &ufrag, self.announced, self.tcp_announced, now)?;
                 let id = self.id();
                 self.insert_peer(id, Peer::new(pc, part_id, ufrag, Leg::Publish(PublishLeg::default())));
                 if let Some(p) = self.parts.get_mut(&part_id) {
@@ -235,7 +235,7 @@ impl Engine {
             }
             // Send the goodbyes (DTLS close_notify) the close produced.
             while let Some(w) = peer.pc.poll_write() {
-                self.out.push(w.transport.peer_addr, w.message);
+                Engine::emit(&mut self.out, &mut self.tcp_out, &self.tcp_by_remote, &w.transport, w.message);
             }
             self.by_ufrag.remove(&peer.ufrag);
             for a in &peer.addrs {

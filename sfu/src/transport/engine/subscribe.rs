@@ -12,7 +12,7 @@ impl Engine {
         }
         let sub = part.sub_key;
         let ufrag = peer::random_token(16);
-        let pc = peer::build(PcKind::Subscribe, &ufrag, self.announced, now)?;
+        let pc = peer::build(PcKind::Subscribe, &ufrag, self.announced, self.tcp_announced, now)?;
         let id = self.id();
         let leg = SubscribeLeg {
             sub,
