@@ -36,6 +36,16 @@ pub fn file_options() -> tokio::fs::OpenOptions {
     options
 }
 
+/// Creates `path` as a new file readable and writable by its owner only, failing if it exists: a
+/// key or a secret is written once, never over another.
+pub fn create_new_file(path: &Path) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+    options.open(path)
+}
+
 /// Sets 0600 on `file` if it exists (files the server did not create itself, such as a published
 /// recording that ffmpeg wrote).
 pub fn restrict_file(file: &Path) -> io::Result<()> {

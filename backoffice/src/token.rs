@@ -176,7 +176,7 @@ impl TokenKey {
         std::fs::create_dir_all(data_dir).map_err(|source| KeyError::DataDir { path: data_dir.to_owned(), source })?;
         let path = data_dir.join(KEY_FILE);
         let io_err = |source| KeyError::Io { path: path.clone(), source };
-        match create_new_private(&path) {
+        match crate::private::create_new_file(&path) {
             Ok(mut file) => {
                 let secret: [u8; KEY_LEN] = rand::random();
                 file.write_all(&secret).and_then(|()| file.sync_all()).map_err(io_err)?;
@@ -260,17 +260,6 @@ impl TokenKey {
 /// `<public_url>/join?t=<token>`: the link a participant opens.
 pub fn join_link(public_url: &str, token: &str) -> String {
     format!("{}/join?t={token}", public_url.trim_end_matches('/'))
-}
-
-#[cfg(unix)]
-fn create_new_private(path: &Path) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
-}
-
-#[cfg(not(unix))]
-fn create_new_private(path: &Path) -> io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
 }
 
 #[cfg(unix)]

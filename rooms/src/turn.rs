@@ -54,7 +54,7 @@ impl TurnSecret {
     pub fn load(path: &Path, create: bool) -> Result<TurnSecret, TurnSecretError> {
         let io_err = |source| TurnSecretError::Io { path: path.to_owned(), source };
         if create {
-            match create_new_private(path) {
+            match sportello_backoffice::private::create_new_file(path) {
                 Ok(mut file) => {
                     let text = hex::encode(rand::random::<[u8; SECRET_BYTES]>());
                     file.write_all(format!("{text}\n").as_bytes()).and_then(|()| file.sync_all()).map_err(io_err)?;
@@ -108,17 +108,6 @@ pub fn ice_servers(static_servers: &[IceServer], turn: Option<&Turn>, participan
     let mut servers = static_servers.to_vec();
     servers.extend(turn.and_then(|t| t.ice_server(participant, now)));
     servers
-}
-
-#[cfg(unix)]
-fn create_new_private(path: &Path) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
-}
-
-#[cfg(not(unix))]
-fn create_new_private(path: &Path) -> io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
 }
 
 #[cfg(test)]
