@@ -86,6 +86,9 @@ pub struct Config {
     /// Websockets one client address may hold open before joining a room (429 beyond). Behind a
     /// reverse proxy every client shares its address: raise it there.
     pub ws_unjoined_per_ip: u32,
+    /// ICE-TCP connections one address may hold open (a citizen needs two). Behind an L4 front
+    /// every connection has the front's address: raise it there.
+    pub media_tcp_per_ip: usize,
     /// Failed logins one client address may have per 15 minutes before it waits (429); a fifth of
     /// it may be in flight at once. Behind a reverse proxy every client shares its address: raise it.
     pub login_failures_per_ip: u32,
@@ -122,6 +125,7 @@ impl Default for Config {
             max_live_viewers: 1000,
             live_viewers_per_ip_minute: 60,
             ws_unjoined_per_ip: 8,
+            media_tcp_per_ip: sportello_sfu::TcpLimits::default().max_per_address,
             login_failures_per_ip: 20,
         }
     }
@@ -178,6 +182,11 @@ pub enum ConfigError {
          to the public address"
     )]
     WildcardMediaBind(SocketAddr),
+    #[error(
+        "media_tcp_announced {0} is set but media_tcp_bind is not: ICE-TCP is off unless the SFU \
+         listens (set media_tcp_bind, or remove media_tcp_announced)"
+    )]
+    TcpAnnouncedWithoutBind(SocketAddr),
     #[error("invalid public_url {url:?}: {reason}")]
     PublicUrl { url: String, reason: String },
     #[error("max_participants must be at least 1")]
@@ -228,6 +237,7 @@ pub struct Layer {
     pub live_viewers_per_ip_minute: Option<u32>,
     pub ws_unjoined_per_ip: Option<u32>,
     pub login_failures_per_ip: Option<u32>,
+    pub media_tcp_per_ip: Option<usize>,
 }
 
 impl Layer {
@@ -262,6 +272,7 @@ impl Layer {
             max_live_viewers: self.max_live_viewers.or(lower.max_live_viewers),
             live_viewers_per_ip_minute: self.live_viewers_per_ip_minute.or(lower.live_viewers_per_ip_minute),
             ws_unjoined_per_ip: self.ws_unjoined_per_ip.or(lower.ws_unjoined_per_ip),
+            media_tcp_per_ip: self.media_tcp_per_ip.or(lower.media_tcp_per_ip),
             login_failures_per_ip: self.login_failures_per_ip.or(lower.login_failures_per_ip),
         }
     }
@@ -298,6 +309,7 @@ impl Layer {
             max_live_viewers: self.max_live_viewers.unwrap_or(base.max_live_viewers),
             live_viewers_per_ip_minute: self.live_viewers_per_ip_minute.unwrap_or(base.live_viewers_per_ip_minute),
             ws_unjoined_per_ip: self.ws_unjoined_per_ip.unwrap_or(base.ws_unjoined_per_ip),
+            media_tcp_per_ip: self.media_tcp_per_ip.unwrap_or(base.media_tcp_per_ip),
             login_failures_per_ip: self.login_failures_per_ip.unwrap_or(base.login_failures_per_ip),
         }
     }
@@ -365,6 +377,7 @@ impl Layer {
                 "MAX_LIVE_VIEWERS" => layer.max_live_viewers = Some(parsed(&value).map_err(err)?),
                 "LIVE_VIEWERS_PER_IP_MINUTE" => layer.live_viewers_per_ip_minute = Some(parsed(&value).map_err(err)?),
                 "WS_UNJOINED_PER_IP" => layer.ws_unjoined_per_ip = Some(parsed(&value).map_err(err)?),
+                "MEDIA_TCP_PER_IP" => layer.media_tcp_per_ip = Some(parsed(&value).map_err(err)?),
                 "LOGIN_FAILURES_PER_IP" => layer.login_failures_per_ip = Some(parsed(&value).map_err(err)?),
                 _ => {}
             }
@@ -479,6 +492,10 @@ impl Config {
     pub fn validated(mut self) -> Result<Config, ConfigError> {
         if self.media_bind.ip().is_unspecified() && self.announced_ip.is_none() {
             return Err(ConfigError::WildcardMediaBind(self.media_bind));
+        }
+        if let (None, Some(announced)) = (self.media_tcp_bind, self.media_tcp_announced) {
+            // Advertising a TCP candidate nobody listens on would only cost browsers a timeout.
+            return Err(ConfigError::TcpAnnouncedWithoutBind(announced));
         }
         let url = url::Url::parse(&self.public_url)
             .map_err(|e| ConfigError::PublicUrl { url: self.public_url.clone(), reason: e.to_string() })?;
@@ -718,6 +735,12 @@ mod tests {
         let config = Config::load(&args_in(dir.path()), vars).unwrap();
         assert_eq!(config.media_tcp_bind, Some("10.0.0.5:4443".parse().unwrap()));
         assert_eq!(config.media_tcp_announced, Some("203.0.113.10:443".parse().unwrap()));
+        assert_eq!(config.media_tcp_per_ip, 16);
+        let behind_a_front = env(&[("SPORTELLO_MEDIA_TCP_PER_IP", "400")]);
+        assert_eq!(Config::load(&args_in(dir.path()), behind_a_front).unwrap().media_tcp_per_ip, 400);
+        let alone = env(&[("SPORTELLO_MEDIA_TCP_ANNOUNCED", "203.0.113.10:443")]);
+        let refused = Config::load(&args_in(dir.path()), alone).unwrap_err();
+        assert!(matches!(refused, ConfigError::TcpAnnouncedWithoutBind(_)), "{refused}");
     }
 
     #[test]

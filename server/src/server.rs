@@ -189,6 +189,10 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         announced_ip: config.announced_ip,
         tcp_bind: config.media_tcp_bind,
         tcp_announced: config.media_tcp_announced,
+        tcp_limits: sportello_sfu::TcpLimits {
+            max_per_address: config.media_tcp_per_ip,
+            ..sportello_sfu::TcpLimits::default()
+        },
         ..SfuConfig::default()
     })?;
     let listener = tokio::net::TcpListener::bind(config.listen)
