@@ -3,7 +3,7 @@
 //! what it produced in `sendmmsg` batches.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -75,7 +75,8 @@ pub fn spawn(
                     }
                 };
                 let engine = Engine::new(socket.local_addr(), config, event_tx, Instant::now());
-                UdpDriver { socket, engine, recv: RecvBatch::default(), tcp, tcp_rx }.run(cmd_rx).await;
+                let accept_from = Instant::now();
+                UdpDriver { socket, engine, recv: RecvBatch::default(), tcp, tcp_rx, accept_from }.run(cmd_rx).await;
             })
         })
         .map_err(|e| SfuError::Transport(e.to_string()))?;
@@ -98,6 +99,9 @@ struct UdpDriver {
     recv: RecvBatch,
     tcp: Option<TcpSide>,
     tcp_rx: Option<mpsc::Receiver<TcpEvent>>,
+    /// No accepting before this: a failing `accept` (no file descriptors left) fails again at once,
+    /// and retrying it in a loop would starve the media.
+    accept_from: Instant,
 }
 
 /// Accepts on the ICE-TCP listener, or never when TCP is off.
@@ -115,17 +119,24 @@ async fn tcp_event(rx: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent
     }
 }
 
+/// How long accepting pauses after a failed `accept`.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
 impl UdpDriver {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
             self.flush(Instant::now());
-            let deadline = self.engine.next_deadline();
+            let mut deadline = self.engine.next_deadline();
+            if self.tcp.is_some() && self.accept_from > Instant::now() {
+                // Wake to accept again when the pause ends, even if the engine has nothing to do.
+                deadline = deadline.min(self.accept_from);
+            }
             let wake = tokio::select! {
                 biased;
                 c = commands.recv() => Wake::Command(c),
                 r = self.socket.readable() => { if let Err(e) = r { warn!(error = %e, "media socket"); } Wake::Readable }
                 _ = self.socket.writable(), if self.engine.has_transmits() => Wake::Writable,
-                a = accept(&self.tcp) => Wake::Accepted(a),
+                a = accept(&self.tcp), if Instant::now() >= self.accept_from => Wake::Accepted(a),
                 e = tcp_event(&mut self.tcp_rx) => Wake::Tcp(e),
                 _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
             };
@@ -140,7 +151,10 @@ impl UdpDriver {
                         self.engine.tcp_opened(id, remote);
                     }
                 }
-                Wake::Accepted(Err(e)) => debug!(error = %e, "ICE-TCP accept"),
+                Wake::Accepted(Err(e)) => {
+                    warn!(error = %e, "ICE-TCP accept failed: pausing accepts for {ACCEPT_PAUSE:?}");
+                    self.accept_from = Instant::now() + ACCEPT_PAUSE;
+                }
                 Wake::Tcp(Some(TcpEvent::Packet(id, frame))) => {
                     if !self.engine.tcp_packet(id, &frame, Instant::now()) {
                         self.close_tcp(id);
