@@ -117,9 +117,12 @@ impl Browser {
         self.send(self.http.delete(format!("{}{path}", self.base))).await
     }
 
+    /// An upload on a connection of its own: the server answers a refused (too large) body before
+    /// reading it and closes that connection, and the next request must not find it in the pool
+    /// (it would fail with `IncompleteMessage`; a browser retries such a request itself).
     async fn upload(&self, path: &str, body: Vec<u8>) -> Reply {
-        self.send(self.http.post(format!("{}{path}", self.base)).header("content-type", "text/calendar").body(body))
-            .await
+        let request = self.http.post(format!("{}{path}", self.base)).header("content-type", "text/calendar");
+        self.send(request.header("connection", "close").body(body)).await
     }
 }
 
