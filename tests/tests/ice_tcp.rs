@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sportello_sfu::{PublishedMid, Sfu, SfuConfig, SfuEvent, TcpLimits, TrackSource};
-use sportello_tests::netns::ensure_loopback_namespace;
 use sportello_tests::rtc_client::{Client, Error, pump};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -21,17 +20,8 @@ const PER_ADDRESS: usize = 3;
 const FIRST_STUN: Duration = Duration::from_millis(500);
 
 fn main() {
-    ensure_loopback_namespace();
     let _ = env_logger::try_init();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    match rt.block_on(scenario()) {
-        Ok(()) => println!("1 passed, 0 failed"),
-        Err(e) => {
-            eprintln!("ice_tcp: FAILED: {e}");
-            println!("0 passed, 1 failed");
-            std::process::exit(1);
-        }
-    }
+    sportello_tests::netns::run_scenario("ice_tcp", scenario());
 }
 
 fn check(cond: bool, what: &str) -> Result<(), Error> {
