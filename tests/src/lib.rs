@@ -4,10 +4,12 @@
 //! - [`netns`]: re-execute the test binary inside a loopback-only network namespace.
 //! - [`load`]: the load tool behind `sportello-load` (many synthetic clients, Sportello vs Janus).
 //! - [`browser`]: real headless Chromium (through chromedriver) with fake camera, microphone and screen.
+//! - [`coturn`]: a real coturn started and stopped by the test, and a self-signed certificate.
 //! - [`axe`]: axe-core's WCAG 2.1 AA rules inside a page (serious and critical violations fail).
 
 pub mod axe;
 pub mod browser;
+pub mod coturn;
 pub mod load;
 pub mod netns;
 pub mod rtc_client;

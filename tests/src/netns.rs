@@ -234,6 +234,54 @@ impl Drop for UdpLoss {
     }
 }
 
+/// A firewall inside this test's namespace (nftables, `shared/testing.md` §5), removed on drop.
+///
+/// `rules` go into both an input and an output chain (policy accept), so a rule filters both
+/// directions: on loopback every packet is sent and received here, and a stateful reply can never
+/// leak around a rule that only one hook saw. Rules are nft syntax, one per entry, e.g.
+/// `meta l4proto udp counter drop` (UDP blocked) or `tcp dport 4443 counter drop`. Give drop rules a
+/// `counter`: [`Firewall::dropped`] sums them.
+#[derive(Debug)]
+pub struct Firewall {
+    table: String,
+}
+
+impl Firewall {
+    pub fn install(rules: &[&str]) -> Result<Firewall, NftError> {
+        if !in_namespace() {
+            return Err(NftError::NotInNamespace);
+        }
+        let table = "sportello_fw".to_string();
+        let body = rules.iter().map(|r| format!("    {r}\n")).collect::<String>();
+        let ruleset = format!(
+            "table inet {table} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n{body}  }}\n  \
+             chain output {{\n    type filter hook output priority 0; policy accept;\n{body}  }}\n}}\n"
+        );
+        nft(&["-f", "-"], Some(&ruleset))?;
+        Ok(Firewall { table })
+    }
+
+    /// Every UDP datagram dropped, both ways.
+    pub fn block_udp() -> Result<Firewall, NftError> {
+        Firewall::install(&["meta l4proto udp counter drop"])
+    }
+
+    /// Packets the rules' counters have seen so far (input and output).
+    pub fn dropped(&self) -> Result<u64, NftError> {
+        let listing = nft(&["list", "table", "inet", &self.table], None)?;
+        let words: Vec<&str> = listing.split_whitespace().collect();
+        Ok(words.windows(2).filter(|w| w[0] == "packets").filter_map(|w| w[1].parse::<u64>().ok()).sum())
+    }
+}
+
+impl Drop for Firewall {
+    fn drop(&mut self) {
+        if let Err(e) = nft(&["delete", "table", "inet", &self.table], None) {
+            eprintln!("netns: removing the firewall: {e}");
+        }
+    }
+}
+
 /// Runs `nft ARGS` (with `stdin` as its input if given); returns its standard output.
 fn nft(args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
     use std::io::Write;

@@ -33,6 +33,12 @@
 //!   citizen alone told the official is coming, leaving the empty room keeps the appointment, admit
 //!   from inside the room, the chat's unread count and list markup.
 //!
+//! - `network_paths` (`e2e/network.rs`): with a real coturn and ICE-TCP on, two participants join
+//!   under each network a citizen may be on (open; one UDP port; UDP blocked; only TCP 443) and
+//!   decode each other over the path `getStats()` says: UDP, UDP, ICE-TCP, TURN over TLS.
+//! - `live_paths` (`e2e/network.rs`): a council stream's public WHEP viewer with UDP blocked
+//!   (ICE-TCP) and with only TCP 443 (TURN over TLS, credentials from the endpoint's `Link`).
+//!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
 
@@ -68,6 +74,8 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("english_pages", |ctx| Box::pin(english::english_pages(ctx))),
     ("call_under_loss", |ctx| Box::pin(loss::call_under_loss(ctx))),
     ("room_details", |ctx| Box::pin(room_details::room_details(ctx))),
+    ("network_paths", |ctx| Box::pin(network::network_paths(ctx))),
+    ("live_paths", |ctx| Box::pin(network::live_paths(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -82,6 +90,8 @@ mod english;
 mod live;
 #[path = "e2e/loss.rs"]
 mod loss;
+#[path = "e2e/network.rs"]
+mod network;
 #[path = "e2e/office.rs"]
 mod office;
 #[path = "e2e/room_details.rs"]
@@ -617,6 +627,7 @@ async fn wait_camera_progress(b: &Browser, who: &str, frames: u64, timeout: Dura
 mod app {
     use std::time::Duration;
 
+    use sportello_server::config::Config;
     use sportello_sfu::SfuStats;
     use sportello_tests::browser::{Result, err};
     use sportello_tests::server::{Role, TestServer};
@@ -631,8 +642,27 @@ mod app {
         /// browser's first retry comes after 0.5 s, and a reconnection within the grace is what the
         /// scenario checks (the others must not see the participant leave and come back).
         pub async fn start() -> Result<App> {
-            let server = TestServer::start_with(|c| c.reconnect_grace = Duration::from_secs(15)).await;
+            App::start_with(|_| {}).await
+        }
+
+        /// The same with more of the configuration set by the scenario (TURN, ICE-TCP, …).
+        pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Result<App> {
+            let server = TestServer::start_with(|c| {
+                c.reconnect_grace = Duration::from_secs(15);
+                adjust(c);
+            })
+            .await;
             Ok(App { server })
+        }
+
+        /// The SFU's UDP address.
+        pub fn media_addr(&self) -> std::net::SocketAddr {
+            self.server.server.sfu.local_addr()
+        }
+
+        /// The server's HTTP address (`http://127.0.0.1:PORT`).
+        pub fn base_url(&self) -> String {
+            self.server.url()
         }
 
         /// `http://127.0.0.1:PORT/join?t=<token>` for this identity (display name: the identity,

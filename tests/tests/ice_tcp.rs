@@ -28,21 +28,6 @@ fn check(cond: bool, what: &str) -> Result<(), Error> {
     if cond { Ok(()) } else { Err(what.to_string().into()) }
 }
 
-/// Drops every UDP packet in this namespace, both directions (testing.md §5).
-fn block_udp() -> Result<(), Error> {
-    let rules = "table inet icetcp {\n\
-        chain in { type filter hook input priority 0; policy accept; meta l4proto udp counter drop; }\n\
-        chain out { type filter hook output priority 0; policy accept; meta l4proto udp counter drop; }\n\
-    }\n";
-    let mut child = std::process::Command::new("nft").arg("-f").arg("-").stdin(std::process::Stdio::piped()).spawn()?;
-    if let Some(stdin) = child.stdin.as_mut() {
-        use std::io::Write;
-        stdin.write_all(rules.as_bytes())?;
-    }
-    drop(child.stdin.take());
-    check(child.wait()?.success(), "nft refused the rules")
-}
-
 /// True when the server closes `s` (EOF or reset) within `within`.
 async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     let mut buf = [0u8; 64];
@@ -92,7 +77,7 @@ async fn hostile_input() -> Result<(), Error> {
 }
 
 async fn scenario() -> Result<(), Error> {
-    block_udp()?;
+    let _udp_blocked = sportello_tests::netns::Firewall::block_udp()?;
     let config = SfuConfig {
         udp_bind: "127.0.0.1:0".parse()?,
         tcp_bind: Some(TCP_ADDR.parse()?),

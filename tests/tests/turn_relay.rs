@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sportello_backoffice::clock::Clock;
 use sportello_rooms::turn::TurnSecret;
+use sportello_tests::coturn::{Coturn, CoturnConfig};
 use sportello_tests::rtc_client::{Client, pump};
 use sportello_tests::server::{Claims, Role, TestServer, WsClient};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -38,58 +39,6 @@ fn main() {
 
 fn check(cond: bool, what: impl Into<String>) -> Result<()> {
     if cond { Ok(()) } else { Err(what.into()) }
-}
-
-/// coturn in the foreground, killed by PID when dropped.
-struct Coturn {
-    child: Child,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Coturn {
-    async fn start() -> Result<Coturn> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let log = dir.path().join("turn.log");
-        // The production file's policy (deploy/coturn.conf) on loopback, without TLS.
-        let conf = format!(
-            "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nlistening-port={TURN_PORT}\n\
-             alt-listening-port={}\nno-tls\nno-dtls\nno-tcp-relay\nmin-port=49300\nmax-port=49400\n\
-             use-auth-secret\nstatic-auth-secret={SECRET}\nrealm=sportello.test\n\
-             denied-peer-ip=0.0.0.0-255.255.255.255\nallowed-peer-ip=127.0.0.1\nallow-loopback-peers\n\
-             no-multicast-peers\nno-cli\nsimple-log\nno-stdout-log\nlog-file={}\npidfile={}\nuserdb={}\n",
-            TURN_PORT + 1,
-            log.display(),
-            dir.path().join("turn.pid").display(),
-            dir.path().join("turndb").display(),
-        );
-        let path = dir.path().join("turnserver.conf");
-        std::fs::write(&path, conf).map_err(|e| e.to_string())?;
-        let child = Command::new("turnserver")
-            .arg("-c")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start turnserver: {e}"))?;
-        let coturn = Coturn { child, log, _dir: dir };
-        let end = Instant::now() + Duration::from_secs(10);
-        // Its TCP listener on the same port opens with the UDP one.
-        while tokio::net::TcpStream::connect(("127.0.0.1", TURN_PORT)).await.is_err() {
-            check(Instant::now() < end, format!("coturn did not open its listener:\n{}", coturn.log_text()))?;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(coturn)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
 }
 
 /// The relay-only publisher, between its offer and its result.
@@ -164,7 +113,7 @@ async fn publish(ws: &mut WsClient, publisher: &mut Publisher, offer: &Value) ->
 }
 
 async fn scenarios() -> Result<()> {
-    let coturn = Coturn::start().await?;
+    let coturn = Coturn::start(&CoturnConfig::new(SECRET, TURN_PORT)).await?;
     let clock = Clock::system();
     let server = TestServer::start_at(clock.clone(), |c| {
         c.turn_urls = vec![format!("turn:127.0.0.1:{TURN_PORT}?transport=udp")];

@@ -9,6 +9,7 @@
 import { addStrings, getLang, initPage, t } from '../shared/i18n.js';
 import { api } from '../shared/api.js';
 import '../citizen/services.js';
+import { iceConfig, linkIceServers, nextStep, selectedPath } from '../shared/ice.js';
 
 addStrings({
   it: {
@@ -76,6 +77,8 @@ addStrings({
 const POLL_MS = 2000;
 const ICE_GATHER_MS = 3000;
 const BACKOFF_MAX_S = 30;
+/** A connection not up this long after the answer counts as failed: the next attempt climbs the ladder. */
+const CONNECT_MS = 10000;
 const AUDIO_SLOTS = 2;
 
 const $ = (id) => document.getElementById(id);
@@ -103,6 +106,10 @@ const player = {
   attempt: 0,
   retryTimer: null,
   disconnectTimer: null,
+  connectTimer: null,
+  /** TURN servers from the endpoint's `Link` headers (null: not asked yet), and the ladder's step. */
+  iceServers: null,
+  ladder: 0,
   audios: [],
 };
 
@@ -125,6 +132,7 @@ function deleteResource(keepalive = false) {
 
 function teardown() {
   clearTimeout(player.disconnectTimer);
+  clearTimeout(player.connectTimer);
   if (player.pc) {
     player.pc.onconnectionstatechange = null;
     player.pc.ontrack = null;
@@ -153,6 +161,22 @@ function retry(seconds, messageKey = 'reconnecting') {
   setWaiting(t(messageKey, { s }));
   clearTimeout(player.retryTimer);
   player.retryTimer = setTimeout(() => { player.retryTimer = null; connect(); }, s * 1000);
+}
+
+/** The connection failed or never came up: the next attempt takes the ladder's next step. */
+function climb() {
+  player.ladder = nextStep(player.ladder, player.iceServers || []);
+  retry();
+}
+
+/** The TURN servers the WHEP endpoint hands out before an offer (`OPTIONS`, `Link` headers). */
+async function fetchIceServers() {
+  try {
+    const response = await fetch(`/api/live/${encodeURIComponent(sessionId)}/whep`, { method: 'OPTIONS' });
+    return linkIceServers(response.headers.get('Link'));
+  } catch {
+    return []; // no TURN then: direct paths only
+  }
 }
 
 function audioElement(i) {
@@ -187,7 +211,8 @@ async function connect() {
   setWaiting(t('connecting'));
   let pc;
   try {
-    pc = new RTCPeerConnection({ iceServers: [] });
+    if (player.iceServers === null) player.iceServers = await fetchIceServers();
+    pc = new RTCPeerConnection(iceConfig(player.ladder, player.iceServers));
     player.pc = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
     for (let i = 0; i < AUDIO_SLOTS; i++) pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -226,7 +251,11 @@ async function connect() {
       return;
     }
     player.resource = response.headers.get('Location');
+    // Fresh credentials for the next attempt (the ones in use may expire meanwhile).
+    const servers = linkIceServers(response.headers.get('Link'));
+    if (servers.length) player.iceServers = servers;
     await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+    player.connectTimer = setTimeout(() => { if (player.pc === pc && pc.connectionState !== 'connected') climb(); }, CONNECT_MS);
   } catch (e) {
     console.warn('sportello: live', e);
     if (player.pc === pc) retry();
@@ -240,13 +269,14 @@ function onConnectionState(pc) {
   const state = pc.connectionState;
   clearTimeout(player.disconnectTimer);
   if (state === 'connected') {
+    clearTimeout(player.connectTimer);
     player.attempt = 0;
     setWaiting(null);
   } else if (state === 'failed' || state === 'closed') {
-    retry();
+    climb();
   } else if (state === 'disconnected') {
     // Often recovers by itself; if not within 5 s, start again.
-    player.disconnectTimer = setTimeout(() => { if (player.pc === pc && pc.connectionState !== 'connected') retry(); }, 5000);
+    player.disconnectTimer = setTimeout(() => { if (player.pc === pc && pc.connectionState !== 'connected') climb(); }, 5000);
   }
 }
 
@@ -376,6 +406,9 @@ window.sportello = Object.assign(window.sportello ?? {}, {
     framesDecoded,
     averageColor,
     resource: () => player.resource,
+    /** The network path in use (shared/ice.js) and the ladder's step. */
+    path: () => selectedPath(player.pc),
+    ladder: () => player.ladder,
   },
 });
 

@@ -8,6 +8,7 @@ import { el as h } from '../shared/dom.js';
 import '../citizen/strings.js';
 import './strings.js';
 import { decodeToken } from './token.js';
+import { STEPS, iceConfig, nextStep, selectedPath, pathKind } from '../shared/ice.js';
 import { Signaling, FATAL_ERRORS, CLOSE_CODE_ERRORS } from './signaling.js';
 import { CouncilPanel } from './council.js';
 import {
@@ -57,6 +58,13 @@ const app = {
   side: null,
   /** The room in words (`GET /api/rooms/{room}`), or null until it arrived. */
   details: null,
+  /** The ICE ladder's step (shared/ice.js) and the `welcome`'s ICE servers it picks from. */
+  ladder: 0,
+  iceServers: [],
+  /** What the status line says while climbing the ladder (a strings key), until a path is up. */
+  ladderNote: null,
+  /** The path the last connection took: `udp`, `tcp` or `relay-…` (shared/ice.js). */
+  path: null,
   /** The chat/documents panel is shown; messages from others that arrived while it was not. */
   sideOpen: true,
   unread: 0,
@@ -78,6 +86,15 @@ window.sportello = {
   },
   async inboundStats() {
     return app.subscriber ? app.subscriber.inboundStats() : [];
+  },
+  /** The ICE ladder: its step's policy and the path the last connection took. */
+  get ladder() { return { policy: STEPS[app.ladder], path: app.path }; },
+  /** The network path of each peer connection (see shared/ice.js). */
+  async paths() {
+    return {
+      publish: await selectedPath(app.publisher?.pc),
+      subscribe: await selectedPath(app.subscriber?.pc),
+    };
   },
   dropConnection() {
     app.sig?.drop();
@@ -369,6 +386,7 @@ function onDisconnect(info) {
     handleFatal(info.fatal);
   } else if (app.state === 'in-room' || app.state === 'reconnecting') {
     setState('reconnecting');
+    if (app.ladderNote) setStatus(app.ladderNote);
   } else if (app.state === 'joining') {
     setStatus('status.joining.retry');
   }
@@ -495,7 +513,8 @@ function onWelcome(msg) {
   view.setActiveSpeaker(null);
   updateNotice();
 
-  createPcs(msg.ice_servers || []);
+  app.iceServers = msg.ice_servers || [];
+  createPcs();
   setState('in-room');
   const pub = app.publisher;
   // Mute states refer to published sources: send them once the publish offer went through.
@@ -507,16 +526,18 @@ function onWelcome(msg) {
   else if (wasReconnecting) announce(t('announce.reconnected'));
 }
 
-function createPcs(iceServers) {
+function createPcs() {
+  const rtcConfig = iceConfig(app.ladder, app.iceServers);
   const sub = new Subscriber({
-    iceServers,
+    rtcConfig,
     send,
     onFailed: () => peerFailed(sub),
+    onConnected: pathReady,
     onChange: syncTracks,
   });
   app.subscriber = sub;
   if (app.role === 'viewer') return;
-  const pub = new Publisher({ iceServers, send, onFailed: () => peerFailed(pub) });
+  const pub = new Publisher({ rtcConfig, send, onFailed: () => peerFailed(pub), onConnected: pathReady });
   app.publisher = pub;
   pub.publishAll(SOURCES.filter((s) => app.local[s]).map((s) => [s, app.local[s]]));
 }
@@ -528,11 +549,31 @@ function teardownPcs() {
   app.subscriber = null;
 }
 
-/** ICE/DTLS failure (or no answer) on a current connection: rejoin over a new websocket. */
+/**
+ * ICE/DTLS failure, 10 s disconnected, or no answer on a current connection: climb the ladder
+ * (shared/ice.js) and rejoin over a new websocket, whose `welcome` makes both connections afresh with
+ * the next step's ICE policy. The status line says what is being tried.
+ */
 function peerFailed(peer) {
   if (peer !== app.publisher && peer !== app.subscriber) return;
   if (app.state !== 'in-room') return;
+  const next = nextStep(app.ladder, app.iceServers);
+  if (next !== app.ladder) {
+    app.ladder = next;
+    app.ladderNote = STEPS[next] === 'relay' ? 'status.ladder.relay' : 'status.ladder.direct';
+  }
   app.sig?.drop();
+}
+
+/** A connection is up: tell which path it took when it is not the direct UDP one. */
+async function pathReady(peer) {
+  const kind = pathKind(await selectedPath(peer.pc).catch(() => null));
+  if (!kind || peer.closed || app.state !== 'in-room') return;
+  app.path = kind;
+  app.ladderNote = null;
+  if (kind === 'tcp') setStatus('status.in-room.tcp');
+  else if (kind.startsWith('relay')) setStatus('status.in-room.relay');
+  else setStatus('status.in-room');
 }
 
 /** Tell the server our mute state where its view (from `welcome`) differs. */

@@ -139,12 +139,14 @@ function candidateJson(c) {
 
 /** What both peer connections share: ICE trickle in both directions and failure detection. */
 class PeerBase {
-  constructor({ name, iceServers, send, onFailed }) {
+  constructor({ name, rtcConfig, send, onFailed, onConnected }) {
     this.name = name;
     this.send = send;
     this.onFailed = onFailed;
+    this.onConnected = onConnected;
     this.closed = false;
-    this.pc = new RTCPeerConnection({ iceServers: iceServers || [], bundlePolicy: 'max-bundle' });
+    // `rtcConfig`: the ICE servers and policy of the ladder's current step (shared/ice.js).
+    this.pc = new RTCPeerConnection({ iceServers: [], ...rtcConfig, bundlePolicy: 'max-bundle' });
     // Local candidates wait until our first SDP has been sent; remote ones until we have theirs.
     this.localReady = false;
     this.localCandidates = [];
@@ -159,7 +161,9 @@ class PeerBase {
     this.pc.onconnectionstatechange = () => {
       const s = this.pc.connectionState;
       clearTimeout(this.disconnectedTimer);
-      if (s === 'failed') {
+      if (s === 'connected') {
+        this.onConnected?.(this);
+      } else if (s === 'failed') {
         this.fail(new Error(`${name} connection failed`));
       } else if (s === 'disconnected') {
         this.disconnectedTimer = setTimeout(() => {

@@ -38,6 +38,10 @@ addStrings({
     'status.joining.retry': 'Connessione non riuscita, nuovo tentativo in corso…',
     'status.in-room': 'Connesso',
     'status.reconnecting': 'Riconnessione in corso…',
+    'status.in-room.tcp': 'Connesso, attraverso un percorso di riserva (TCP): la videochiamata potrebbe essere meno fluida',
+    'status.in-room.relay': 'Connesso attraverso il server di inoltro cifrato: la videochiamata potrebbe essere meno fluida',
+    'status.ladder.relay': 'La connessione diretta non funziona: nuovo tentativo attraverso il server di inoltro cifrato…',
+    'status.ladder.direct': 'Nuovo tentativo di connessione diretta…',
     'status.left': 'Disconnesso',
     'status.error': 'Disconnesso',
 
@@ -174,6 +178,10 @@ addStrings({
     'status.joining.retry': 'Could not connect, trying again…',
     'status.in-room': 'Connected',
     'status.reconnecting': 'Reconnecting…',
+    'status.in-room.tcp': 'Connected, through a fallback path (TCP): the call may be less smooth',
+    'status.in-room.relay': 'Connected through the encrypted relay server: the call may be less smooth',
+    'status.ladder.relay': 'The direct connection does not work: trying again through the encrypted relay server…',
+    'status.ladder.direct': 'Trying a direct connection again…',
     'status.left': 'Disconnected',
     'status.error': 'Disconnected',
 

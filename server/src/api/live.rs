@@ -51,7 +51,7 @@ const ENDPOINT_ALLOW: &str = "POST, OPTIONS";
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/live/{session}", get(live_state))
-        .route("/live/{session}/whep", post(whep_post).options(endpoint_options).fallback(endpoint_other))
+        .route("/live/{session}/whep", post(whep_post).options(whep_options).fallback(endpoint_other))
         .route(
             "/live/{session}/whep/{viewer}",
             delete(whep_delete).patch(no_patch).options(resource_options).fallback(resource_other),
@@ -286,8 +286,8 @@ fn created(location: String, answer: String) -> Result<Response, ApiError> {
 }
 
 /// One `Link: <url>; rel="ice-server"` per TURN URL with the viewer's own credentials (RFC 9725
-/// §4.6, which the WHEP draft follows). No trickle and no ICE restart here: they serve a player's
-/// next POST after a connection that failed.
+/// §4.6, which the WHEP draft follows). No trickle and no ICE restart here: the ones of the `201`
+/// serve a player's next POST; the live page takes them from the endpoint's `OPTIONS` first.
 fn ice_server_links(turn: &sportello_rooms::turn::Turn, viewer: &str, now: i64) -> Vec<HeaderValue> {
     let Some(server) = turn.ice_server(viewer, now) else { return Vec::new() };
     let (username, credential) = (server.username.unwrap_or_default(), server.credential.unwrap_or_default());
@@ -505,6 +505,19 @@ async fn endpoint_other() -> ApiError {
 /// OPTIONS on the endpoints (CORS preflight and discovery, RFC 9725 / WHEP): `Accept-Post`.
 async fn endpoint_options() -> impl IntoResponse {
     (StatusCode::NO_CONTENT, [(header::ALLOW, ENDPOINT_ALLOW), (HeaderName::from_static("accept-post"), SDP)])
+}
+
+/// `OPTIONS` on the WHEP endpoint also hands out TURN (`Link`, with a credential of its own), so
+/// that a player gathers relay candidates for its very first offer: with no trickle, ICE servers
+/// learnt only from the `201` could serve its next attempt alone (the WHIP drafts' pre-flight).
+async fn whep_options(State(state): State<AppState>) -> Response {
+    let mut response = endpoint_options().await.into_response();
+    if let Some(turn) = state.config.turn() {
+        for link in ice_server_links(&turn, &resource_id("viewer"), state.clock.now()) {
+            response.headers_mut().append(header::LINK, link);
+        }
+    }
+    response
 }
 
 async fn resource_options() -> impl IntoResponse {
