@@ -10,7 +10,7 @@
 //! is started here with its own pid, log and ports and stopped by its PID.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sportello_backoffice::clock::Clock;
