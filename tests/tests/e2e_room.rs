@@ -660,10 +660,6 @@ mod app {
             self.server.server.sfu.local_addr()
         }
 
-        /// The server's HTTP address (`http://127.0.0.1:PORT`).
-        pub fn base_url(&self) -> String {
-            self.server.url()
-        }
 
         /// `http://127.0.0.1:PORT/join?t=<token>` for this identity (display name: the identity,
         /// capitalised).

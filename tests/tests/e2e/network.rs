@@ -52,7 +52,13 @@ fn cases(sfu_udp: u16) -> Vec<Case> {
         Case { name: "(a) open network", rules: vec![], path: "udp" },
         Case {
             name: "(b) only the SFU's UDP port open",
-            rules: vec![format!("meta l4proto udp udp sport != {sfu_udp} udp dport != {sfu_udp} counter drop")],
+            // Not `udp sport != P udp dport != P drop`: nft merges the two adjacent header fields
+            // into one comparison, which then means "not both equal" and drops everything.
+            rules: vec![
+                format!("udp sport {sfu_udp} accept"),
+                format!("udp dport {sfu_udp} accept"),
+                "meta l4proto udp counter drop".to_owned(),
+            ],
             path: "udp",
         },
         Case { name: "(c) UDP blocked", rules: vec!["meta l4proto udp counter drop".to_owned()], path: "tcp" },
@@ -107,6 +113,12 @@ async fn room_paths(b: &Browser) -> Result<(String, String)> {
     Ok((p, s))
 }
 
+/// Every candidate pair of the publish connection with its state (for a failure message).
+const PAIRS: &str = "window.sportello.pcs.publish.getStats().then(r => { const out = []; r.forEach(s => { \
+    if (s.type !== 'candidate-pair') return; const l = r.get(s.localCandidateId), m = r.get(s.remoteCandidateId); \
+    out.push(`${l?.candidateType}/${l?.protocol}/${l?.relayProtocol ?? '-'}:${l?.port} -> ${m?.protocol}:${m?.port} \
+    ${s.state} nominated=${s.nominated} req=${s.requestsSent} resp=${s.responsesReceived}`); }); return out; })";
+
 async fn close_browsers(ctx: &mut Ctx) {
     for b in ctx.browsers.drain(..) {
         let _ = tokio::time::timeout(Duration::from_secs(10), b.close()).await;
@@ -144,10 +156,15 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
                 wait_camera_progress(bruno, "anna", 30, MEDIA_TIMEOUT),
             )?;
             for b in [anna, bruno] {
+                // What the citizen reads in the status line.
+                b.wait_for(&status_says(status_words(case.path)), MEDIA_TIMEOUT)
+                    .await
+                    .map_err(|e| err(format!("{}: [{}] status line: {e}", case.name, b.label())))?;
                 let (p, s) = room_paths(b).await?;
                 if p != case.path || s != case.path {
+                    let pairs: serde_json::Value = b.eval_async(PAIRS).await.unwrap_or_default();
                     return Err(err(format!(
-                        "{}: [{}] publishes over {p} and receives over {s}, expected {}",
+                        "{}: [{}] publishes over {p} and receives over {s}, expected {}; candidate pairs: {pairs:#}",
                         case.name,
                         b.label(),
                         case.path
@@ -165,6 +182,7 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
             close_browsers(ctx).await;
             drop(fw);
         }
+        ladder(ctx, &urls).await?;
         let udp = timings.first().map(|(_, t)| t.as_secs_f64()).unwrap_or(1.0);
         let line: Vec<String> = timings
             .iter()
@@ -179,6 +197,55 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
     outcome.map_err(|e: sportello_tests::browser::Error| {
         err(format!("{e}\n--- coturn log (tail) ---\n{}", tail(&log, 40)))
     })
+}
+
+/// The status line's words for a path (web/room/strings.js).
+fn status_words(path: &str) -> &'static str {
+    match path {
+        "tcp" => "percorso di riserva (TCP)",
+        "udp" => "Connesso",
+        _ => "server di inoltro cifrato",
+    }
+}
+
+fn status_says(words: &str) -> String {
+    format!("document.getElementById('status').textContent.includes({words:?})")
+}
+
+/// In a call on UDP, the network closes to TCP 443 only: the connections stay disconnected, after
+/// 10 s the page climbs the ladder (says so), rejoins through the relay over TLS and the call goes on.
+async fn ladder(ctx: &mut Ctx, urls: &[(&str, String); 2]) -> Result<()> {
+    println!("  (a) → (d) during the call");
+    for (id, url) in urls {
+        ctx.open_with(id, url, &extra()).await?;
+    }
+    let [anna, bruno] = [&ctx.browsers[0], &ctx.browsers[1]];
+    tokio::try_join!(super::join(anna), super::join(bruno))?;
+    let (anna_sees, bruno_sees) = (media_condition(&["bruno/camera"], &[]), media_condition(&["anna/camera"], &[]));
+    tokio::try_join!(anna.wait_for(&anna_sees, MEDIA_TIMEOUT), bruno.wait_for(&bruno_sees, MEDIA_TIMEOUT))?;
+    let only_443 = cases(0).pop().map(|c| c.rules).unwrap_or_default();
+    let fw = firewall(&only_443)?;
+    let retrying = status_says("nuovo tentativo attraverso il server di inoltro cifrato");
+    tokio::try_join!(anna.wait_for(&retrying, MEDIA_TIMEOUT), bruno.wait_for(&retrying, MEDIA_TIMEOUT))
+        .map_err(|e| err(format!("the page never said it tries the relay: {e}")))?;
+    println!("    both say the direct connection does not work and try the relay");
+    let relayed = status_says(status_words("relay-tls"));
+    tokio::try_join!(anna.wait_for(&relayed, MEDIA_TIMEOUT), bruno.wait_for(&relayed, MEDIA_TIMEOUT))?;
+    tokio::try_join!(
+        wait_camera_progress(anna, "bruno", 30, MEDIA_TIMEOUT),
+        wait_camera_progress(bruno, "anna", 30, MEDIA_TIMEOUT),
+    )?;
+    for b in [anna, bruno] {
+        let (p, s) = room_paths(b).await?;
+        let policy: String = b.eval("window.sportello.ladder.policy").await?;
+        if p != "relay-tls" || s != "relay-tls" || policy != "relay" {
+            return Err(err(format!("[{}] after the ladder: publish {p}, subscribe {s}, policy {policy}", b.label())));
+        }
+    }
+    println!("    the call goes on through the relay over TLS (policy relay)");
+    close_browsers(ctx).await;
+    drop(fw);
+    Ok(())
 }
 
 fn tail(text: &str, lines: usize) -> String {
