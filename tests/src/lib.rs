@@ -5,6 +5,7 @@
 //! - [`load`]: the load tool behind `sportello-load` (many synthetic clients, Sportello vs Janus).
 //! - [`browser`]: real headless Chromium (through chromedriver) with fake camera, microphone and screen.
 //! - [`coturn`]: a real coturn started and stopped by the test, and a self-signed certificate.
+//! - [`nginx`]: nginx running the one-port front of `deploy/nginx-443.conf`, with test addresses.
 //! - [`axe`]: axe-core's WCAG 2.1 AA rules inside a page (serious and critical violations fail).
 
 pub mod axe;
@@ -12,6 +13,7 @@ pub mod browser;
 pub mod coturn;
 pub mod load;
 pub mod netns;
+pub mod nginx;
 pub mod rtc_client;
 pub mod server;
 

@@ -1,0 +1,161 @@
+//! nginx running `deploy/nginx-443.conf` — the one-port front — for a test: the deploy file itself,
+//! with its production addresses, ports, certificate and log paths replaced by the test's, started
+//! as `nginx -p DIR -c FILE -g 'daemon off;'` (own pid, logs and temporary paths: nothing in `/etc`
+//! or `/var` is touched) and stopped by its PID on drop.
+//!
+//! Every replacement must find its text in the deploy file: when the file changes, [`render`] says
+//! which line the test no longer recognises instead of silently testing something else.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+/// The production file, read at run time: the test exercises what is deployed.
+pub const DEPLOY_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/nginx-443.conf");
+/// Debian's (libnginx-mod-stream) stream module; production loads it through `modules-enabled`.
+const STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
+
+/// Where the test's front listens and forwards.
+#[derive(Debug, Clone)]
+pub struct FrontConfig {
+    /// The shared port (443 in production).
+    pub front: u16,
+    /// Plain HTTP (80 in production: certbot and the redirect).
+    pub plain_http: u16,
+    /// The HTTPS site behind the front (127.0.0.1:8443 in production).
+    pub site: u16,
+    /// Sportello's HTTP listener (127.0.0.1:8080 in production).
+    pub sportello: SocketAddr,
+    /// coturn's TLS listener (127.0.0.1:5349 in production).
+    pub coturn_tls: u16,
+    /// Sportello's ICE-TCP listener, `media_tcp_bind` (127.0.0.1:4443 in production).
+    pub ice_tcp: u16,
+    /// The site's certificate and key (PEM).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The deploy file `text` with the test's values in `dir`; an error names a production line that
+/// is no longer there.
+pub fn render(text: &str, config: &FrontConfig, dir: &Path) -> Result<String, String> {
+    let d = dir.display();
+    let temp_paths = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+        .iter()
+        .map(|p| format!("    {p}_temp_path {d}/{p};\n"))
+        .collect::<String>();
+    let replacements: Vec<(&str, String)> = vec![
+        // Root inside the test's namespace; www-data could not enter the private temporary directory.
+        ("user www-data;", "user root;".into()),
+        ("pid /run/nginx.pid;", format!("pid {d}/nginx.pid;")),
+        ("/var/log/nginx/error.log", format!("{d}/error.log")),
+        ("/var/log/nginx/front-443.log", format!("{d}/front-443.log")),
+        ("include /etc/nginx/modules-enabled/*.conf;", format!("load_module {STREAM_MODULE};")),
+        ("listen 443;", format!("listen 127.0.0.1:{};", config.front)),
+        ("listen [::]:443;", String::new()),
+        ("listen 80;", format!("listen 127.0.0.1:{};", config.plain_http)),
+        ("listen [::]:80;", String::new()),
+        ("127.0.0.1:8443", format!("127.0.0.1:{}", config.site)),
+        ("127.0.0.1:8080", config.sportello.to_string()),
+        ("127.0.0.1:5349", format!("127.0.0.1:{}", config.coturn_tls)),
+        ("127.0.0.1:4443", format!("127.0.0.1:{}", config.ice_tcp)),
+        ("/etc/letsencrypt/live/sportello.comune.example.it/fullchain.pem", config.cert.display().to_string()),
+        ("/etc/letsencrypt/live/sportello.comune.example.it/privkey.pem", config.key.display().to_string()),
+        // The compiled-in temporary paths are under /var/lib/nginx.
+        ("\nhttp {\n", format!("\nhttp {{\n{temp_paths}")),
+    ];
+    // Two passes through markers, so that a value put in (e.g. `127.0.0.1:44431`) is never
+    // matched by a later production text (`127.0.0.1:4443`).
+    let mut out = text.to_owned();
+    for (i, (from, _)) in replacements.iter().enumerate() {
+        if !out.contains(from) {
+            return Err(format!(
+                "{DEPLOY_FILE} no longer contains {from:?}: update tests/src/nginx.rs to the new file"
+            ));
+        }
+        out = out.replace(from, &format!("\0{i}\0"));
+    }
+    for (i, (_, to)) in replacements.iter().enumerate() {
+        out = out.replace(&format!("\0{i}\0"), to);
+    }
+    Ok(out)
+}
+
+/// nginx in the foreground with the rendered front; stopped by its PID when dropped.
+pub struct Nginx {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Renders [`DEPLOY_FILE`], starts nginx and waits until the front and the site accept.
+    pub async fn start(config: &FrontConfig) -> Result<Nginx, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let text = std::fs::read_to_string(DEPLOY_FILE).map_err(|e| format!("{DEPLOY_FILE}: {e}"))?;
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, render(&text, config, dir.path())?).map_err(|e| e.to_string())?;
+        // Messages before the configuration's error_log takes over (e.g. a syntax error).
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).map_err(|e| e.to_string())?;
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start nginx (Debian nginx-light, libnginx-mod-stream): {e}"))?;
+        let mut nginx = Nginx { child, dir };
+        let end = Instant::now() + Duration::from_secs(10);
+        for port in [config.front, config.site] {
+            while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+                if let Ok(Some(status)) = nginx.child.try_wait() {
+                    return Err(format!("nginx exited ({status}):\n{}", nginx.log_text()));
+                }
+                if Instant::now() > end {
+                    return Err(format!("nginx did not open port {port}:\n{}", nginx.log_text()));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(nginx)
+    }
+
+    /// The front's access log: one line per finished connection, with the upstream it went to.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("front-443.log")).unwrap_or_default()
+    }
+
+    /// Everything nginx said (standard error, error log, the front's access log), for a failure message.
+    pub fn log_text(&self) -> String {
+        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!(
+            "--- nginx stderr ---\n{}--- nginx error.log ---\n{}--- nginx front-443.log ---\n{}",
+            read("stderr.log"),
+            read("error.log"),
+            read("front-443.log")
+        )
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM to the master: it stops its workers, which a SIGKILL to it alone would leave behind.
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) of our own child's pid, which it still holds (not yet reaped).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.start_kill();
+    }
+}
