@@ -251,7 +251,9 @@ impl Firewall {
         if !in_namespace() {
             return Err(NftError::NotInNamespace);
         }
-        let table = "sportello_fw".to_string();
+        // A table of its own: several firewalls may stand at once and each goes with its drop.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let table = format!("sportello_fw{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let body = rules.iter().map(|r| format!("    {r}\n")).collect::<String>();
         let ruleset = format!(
             "table inet {table} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n{body}  }}\n  \

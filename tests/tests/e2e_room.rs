@@ -36,6 +36,9 @@
 //! - `network_paths` (`e2e/network.rs`): with a real coturn and ICE-TCP on, two participants join
 //!   under each network a citizen may be on (open; one UDP port; UDP blocked; only TCP 443) and
 //!   decode each other over the path `getStats()` says: UDP, UDP, ICE-TCP, TURN over TLS.
+//! - `front_paths` (`e2e/network.rs`): behind the production nginx front (`deploy/nginx-443.conf`)
+//!   with only TCP 443 and the relay leg open: the page over HTTPS and the call over TURN/TLS, both
+//!   through the front.
 //! - `live_paths` (`e2e/network.rs`): a council stream's public WHEP viewer with UDP blocked
 //!   (ICE-TCP) and with only TCP 443 (TURN over TLS, credentials from the endpoint's `Link`).
 //!
@@ -76,6 +79,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("room_details", |ctx| Box::pin(room_details::room_details(ctx))),
     ("network_paths", |ctx| Box::pin(network::network_paths(ctx))),
     ("live_paths", |ctx| Box::pin(network::live_paths(ctx))),
+    ("front_paths", |ctx| Box::pin(network::front_paths(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -653,6 +657,11 @@ mod app {
             })
             .await;
             Ok(App { server })
+        }
+
+        /// The server's HTTP listener.
+        pub fn http_addr(&self) -> std::net::SocketAddr {
+            self.server.server.http_addr
         }
 
         /// The SFU's UDP address.

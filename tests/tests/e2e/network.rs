@@ -253,6 +253,92 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Behind `deploy/nginx-443.conf` (the production front, rendered by `tests/src/nginx.rs`): the page
+/// comes over HTTPS on 443, the SFU announces its ICE-TCP candidate as 443 and TURN is `turns:` on
+/// 443 — so with every UDP datagram dropped but the relay leg, port 443 is all the browser knows
+/// over TCP: (d) through the front. The page and the call both cross the front: the call over
+/// TURN/TLS (nginx → coturn). Chromium 156 opened no ICE-TCP connection to the front's 443 here
+/// (the same address and port as the page; it did to the SFU's own port in `network_paths`), so
+/// ICE-TCP through the front is proven with sans-IO clients in `front_443.rs`, not in a browser.
+pub async fn front_paths(ctx: &mut Ctx) -> Result<()> {
+    use sportello_tests::browser::free_port;
+    use sportello_tests::nginx::{FrontConfig, Nginx};
+    const FRONT: u16 = 443;
+    const COTURN_TLS: u16 = 5349;
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = self_signed_cert(dir.path(), &["sportello.test"]).map_err(err)?;
+    let mut turn = CoturnConfig::new(SECRET, TURN_PORT);
+    turn.tls = Some((COTURN_TLS, cert.clone(), key.clone()));
+    let coturn = Coturn::start(&turn).await.map_err(err)?;
+    let mut bad = None;
+    let server = app::App::start_with(|c| {
+        bad = reach(c).err();
+        c.media_tcp_announced = Some(SocketAddr::from(([127, 0, 0, 1], FRONT)));
+        c.turn_urls[1] = format!("turns:127.0.0.1:{FRONT}?transport=tcp");
+        c.media_tcp_per_ip = 400;
+        c.public_url = format!("https://127.0.0.1:{FRONT}");
+    })
+    .await?;
+    if let Some(why) = bad {
+        return Err(err(why));
+    }
+    let ice_tcp: u16 = ICE_TCP.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_default();
+    let front = FrontConfig {
+        front: FRONT,
+        plain_http: free_port()?,
+        site: free_port()?,
+        sportello: server.http_addr(),
+        coturn_tls: COTURN_TLS,
+        ice_tcp,
+        cert,
+        key,
+    };
+    // Through the front: `https://127.0.0.1/join?t=…` (443 is the scheme's port).
+    let urls = [("anna", "host"), ("bruno", "participant")]
+        .map(|(id, role)| (id, server.join_url(ROOM, id, role).replacen(&format!("http://{}", server.http_addr()), &format!("https://127.0.0.1:{FRONT}"), 1)));
+    ctx.server = Some(server);
+    let nginx = Nginx::start(&front).await.map_err(err)?;
+    let outcome = async {
+        let rules = [
+            format!("udp sport {RELAY_PORTS} accept"),
+            format!("udp dport {RELAY_PORTS} accept"),
+            "meta l4proto udp counter drop".to_owned(),
+        ];
+        let _only_443 = firewall(&rules)?;
+        for (id, url) in &urls {
+            ctx.open_with(id, url, &extra()).await?;
+        }
+        let [anna, bruno] = [&ctx.browsers[0], &ctx.browsers[1]];
+        tokio::try_join!(super::join(anna), super::join(bruno))?;
+        let (anna_sees, bruno_sees) = (media_condition(&["bruno/camera"], &[]), media_condition(&["anna/camera"], &[]));
+        tokio::try_join!(anna.wait_for(&anna_sees, MEDIA_TIMEOUT), bruno.wait_for(&bruno_sees, MEDIA_TIMEOUT))?;
+        tokio::try_join!(
+            wait_camera_progress(anna, "bruno", 30, MEDIA_TIMEOUT),
+            wait_camera_progress(bruno, "anna", 30, MEDIA_TIMEOUT),
+        )?;
+        for b in [anna, bruno] {
+            let (p, s) = room_paths(b).await?;
+            if p != "relay-tls" || s != "relay-tls" {
+                let pairs: serde_json::Value = b.eval_async(PAIRS).await.unwrap_or_default();
+                return Err(err(format!("[{}] publish {p}, subscribe {s}: not TURN/TLS through the front; pairs {pairs:#}", b.label())));
+            }
+            b.wait_for(&status_says(status_words("relay-tls")), MEDIA_TIMEOUT).await?;
+        }
+        // The browsers' one `turns:` URL is the front's 443 (coturn listens on 5349 only): a relay
+        // over TLS can only have come through the front.
+        println!("  the page over HTTPS and the call over TURN/TLS, both through the front on 443");
+        Ok(())
+    }
+    .await;
+    let log = coturn.log_text();
+    coturn.stop().await;
+    let nginx_log = nginx.log_text();
+    drop(nginx);
+    outcome.map_err(|e: sportello_tests::browser::Error| {
+        err(format!("{e}\n--- coturn log (tail) ---\n{}\n--- nginx ---\n{}", tail(&log, 30), tail(&nginx_log, 30)))
+    })
+}
+
 /// A council stream's public viewer (WHEP, `/live/<id>`) under (c) and (d): the chair joins the
 /// room under the same network (the program feed is the chair's camera), the viewer decodes it.
 pub async fn live_paths(ctx: &mut Ctx) -> Result<()> {
