@@ -135,11 +135,10 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
             let [anna, bruno] = [&ctx.browsers[0], &ctx.browsers[1]];
             let t0 = Instant::now();
             tokio::try_join!(super::join(anna), super::join(bruno))?;
-            tokio::try_join!(
-                anna.wait_for(&media_condition(&["bruno/camera"], &[]), MEDIA_TIMEOUT),
-                bruno.wait_for(&media_condition(&["anna/camera"], &[]), MEDIA_TIMEOUT),
-            )
-            .map_err(|e| err(format!("{}: {e}", case.name)))?;
+            let (anna_sees, bruno_sees) =
+                (media_condition(&["bruno/camera"], &[]), media_condition(&["anna/camera"], &[]));
+            tokio::try_join!(anna.wait_for(&anna_sees, MEDIA_TIMEOUT), bruno.wait_for(&bruno_sees, MEDIA_TIMEOUT))
+                .map_err(|e| err(format!("{}: {e}", case.name)))?;
             let first_frame = t0.elapsed();
             tokio::try_join!(
                 wait_camera_progress(anna, "bruno", 30, MEDIA_TIMEOUT),
