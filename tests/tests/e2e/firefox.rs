@@ -4,7 +4,9 @@
 //! must show the expected path for both of its peer connections:
 //! (a) open network → UDP, local candidate a UDP host candidate;
 //! (c) UDP blocked (nftables, both directions) → ICE-TCP.
-//! The other browser's path is checked too (the same network, so the same path).
+//! The other browser's path is checked too (the same network, so the same path), and so is
+//! `selectedPath`'s fallback for Firefox releases without a selected pair on the transport entry,
+//! against this Firefox's real `getStats()` report.
 
 use std::net::SocketAddr;
 
@@ -35,6 +37,23 @@ async fn paths(b: &Browser) -> Result<Value> {
     );
     Ok(v)
 }
+
+/// `selectedPath` has a fallback for Firefox releases that name no selected pair on a `transport`
+/// entry (the `selected` flag of `candidate-pair`). Fed this Firefox's real report without its
+/// transport entries, the fallback must find the same pair as the standard path.
+const FALLBACK_PROBE: &str = r#"import('/web/shared/ice.js').then(async m => {
+  const out = {};
+  for (const [name, pc] of Object.entries(window.sportello.pcs)) {
+    const report = await pc.getStats();
+    const withoutTransport = new Map([...report].filter(([, s]) => s.type !== 'transport'));
+    const standard = await m.selectedPath({ connectionState: pc.connectionState, getStats: async () => report });
+    const fallback = await m.selectedPath({ connectionState: pc.connectionState, getStats: async () => withoutTransport });
+    const same = !!standard && JSON.stringify({ ...standard, rtt: null }) === JSON.stringify({ ...fallback, rtt: null });
+    const onTransport = [...report.values()].some(s => s.type === 'transport' && s.selectedCandidatePairId);
+    out[name] = { same, onTransport, standard, fallback };
+  }
+  return out;
+})"#;
 
 pub async fn firefox_paths(ctx: &mut Ctx) -> Result<()> {
     let ice_tcp: SocketAddr = ICE_TCP.parse().map_err(|e| err(format!("{ICE_TCP}: {e}")))?;
@@ -89,6 +108,19 @@ pub async fn firefox_paths(ctx: &mut Ctx) -> Result<()> {
                 }
             }
         }
+        let probe: Value = fx.eval_async(FALLBACK_PROBE).await?;
+        for pc in ["publish", "subscribe"] {
+            if probe[pc]["same"] != true {
+                return Err(err(format!(
+                    "{case}: [felice] selectedPath's Firefox fallback disagrees with the transport's pair: {}",
+                    probe[pc]
+                )));
+            }
+        }
+        println!(
+            "    Firefox names the selected pair on its transport entry: {}; the `selected` fallback finds the same pair",
+            probe["publish"]["onTransport"]
+        );
         if let Some(fw) = &fw {
             let dropped = fw.dropped().map_err(|e| err(e.to_string()))?;
             if dropped == 0 {
