@@ -1,13 +1,17 @@
-//! Real headless Chromium, driven through chromedriver (WebDriver, via fantoccini).
+//! Real headless browsers driven over WebDriver (fantoccini): Chromium through chromedriver, Firefox
+//! ESR through geckodriver. Both give the same [`Browser`], so a scenario does not care which.
 //!
 //! One [`Chromedriver`] process serves several independent [`Browser`] sessions: each session is its
 //! own Chromium with its own fresh profile (`--user-data-dir`), i.e. one meeting participant. Chromium
 //! runs with fake camera, microphone and screen (`--use-fake-device-for-media-stream`,
 //! `--use-fake-ui-for-media-stream`) and may use loopback ICE candidates; see `shared/testing.md` §3.
+//! geckodriver serves one session at a time, so [`Geckodriver`] starts one per Firefox; Firefox runs
+//! headless with its own fresh profile and the preferences of [`firefox_prefs`] (fake media, loopback
+//! ICE, autoplay).
 //!
 //! Run inside the loopback-only namespace ([`crate::netns`]). Cleanup does not depend on the test
-//! reaching its end: dropping the [`Chromedriver`] (also while unwinding from a panic) kills
-//! chromedriver and every process it started (found by parent pid, plus its process group).
+//! reaching its end: dropping the [`Chromedriver`] or a Firefox [`Browser`] (also while unwinding from
+//! a panic) kills the driver and every process it started (found by parent pid, plus its process group).
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -52,6 +56,48 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
     "--window-size=1280,800",
 ];
 
+pub const FIREFOX: &str = "/usr/bin/firefox-esr";
+
+/// The Firefox preferences of the tests, the counterpart of [`CHROMIUM_FLAGS`] (headless, the profile
+/// dir and the window size are arguments, added per session).
+pub fn firefox_prefs() -> serde_json::Map<String, Value> {
+    let prefs = json!({
+        // Fake camera and microphone (a changing colour frame, a tone), no permission prompt.
+        "media.navigator.streams.fake": true,
+        "media.navigator.permission.disabled": true,
+        // Gather loopback candidates (the namespace has nothing else) and show them as addresses,
+        // not mDNS names (nothing resolves those here).
+        "media.peerconnection.ice.loopback": true,
+        "media.peerconnection.ice.obfuscate_host_addresses": false,
+        // Firefox gathers host candidates on every interface only for a page that captures or holds a
+        // camera/microphone permission; otherwise only the "default address" (the source address of a
+        // route to the Internet), which a loopback-only namespace does not have: no candidate at all
+        // ("failed to find default addresses"). Its fake devices do not count as capturing, so grant
+        // the permissions. A real user has a default route and a real (permitted) camera.
+        "permissions.default.camera": 1,
+        "permissions.default.microphone": 1,
+        // ICE-TCP is on by default; the UDP-blocked case depends on it, so say so.
+        "media.peerconnection.ice.tcp": true,
+        // Remote video plays without a click.
+        "media.autoplay.default": 0,
+        "media.autoplay.blocking_policy": 0,
+        // Nothing outside the namespace to reach: no captive-portal, connectivity or safe-browsing
+        // probes (they would fail anyway, but fill the log and hold sockets).
+        "network.captive-portal-service.enabled": false,
+        "network.connectivity-service.enabled": false,
+        "browser.safebrowsing.malware.enabled": false,
+        "browser.safebrowsing.phishing.enabled": false,
+        "browser.safebrowsing.downloads.enabled": false,
+        "browser.safebrowsing.update.enabled": false,
+        "toolkit.telemetry.enabled": false,
+        "datareporting.policy.dataSubmissionEnabled": false,
+    });
+    match prefs {
+        Value::Object(map) => map,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
 /// A message error.
 #[derive(Debug)]
 pub struct Msg(pub String);
@@ -80,12 +126,135 @@ pub fn artifacts_dir() -> PathBuf {
     dir
 }
 
-/// A running chromedriver on `127.0.0.1:<free port>`. Dropping it kills chromedriver and every browser
-/// it started.
-pub struct Chromedriver {
+/// A WebDriver server (chromedriver or geckodriver) on `127.0.0.1:<free port>`, leader of its own
+/// process group. Dropping it kills the driver and every process it started (the browsers).
+struct DriverProcess {
+    name: &'static str,
     child: Child,
     url: String,
     log: PathBuf,
+}
+
+impl DriverProcess {
+    /// Starts `program` with `args(port)`, its output to `target/e2e-artifacts/<log_name>`, and waits
+    /// until `GET /status` says it is ready.
+    async fn start(
+        name: &'static str,
+        program: &Path,
+        args: impl FnOnce(u16) -> Vec<String>,
+        log_name: &str,
+    ) -> Result<DriverProcess> {
+        let port = free_port()?;
+        let log = artifacts_dir().join(log_name);
+        let log_file = std::fs::File::create(&log)?;
+        let mut cmd = Command::new(program);
+        cmd.args(args(port))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            // Own process group: one kill reaches the driver and the browsers it spawned.
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| err(format!("cannot start {}: {e}", program.display())))?;
+        let mut driver = DriverProcess { name, child, url: format!("http://127.0.0.1:{port}"), log };
+
+        // Ready when GET /status says so.
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = driver.child.try_wait()? {
+                return Err(err(format!("{name} exited at start ({status}); see {}", driver.log.display())));
+            }
+            let ready =
+                tokio::task::spawn_blocking(move || http_get(addr, "/status")).await.map_err(|e| err(e.to_string()))?;
+            if let Ok(body) = ready
+                && (body.contains("\"ready\":true") || body.contains("\"ready\": true"))
+            {
+                return Ok(driver);
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "{name} did not become ready on {addr} within 30 s; see {}",
+                    driver.log.display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Opens a WebDriver session with `caps` (one browser, `profile` its fresh profile directory).
+    async fn session(
+        &self,
+        engine: Engine,
+        label: &str,
+        caps: serde_json::Map<String, Value>,
+        profile: tempfile::TempDir,
+    ) -> Result<Browser> {
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .map_err(|e| err(format!("cannot start {engine} for {label}: {e}; see {}", self.log.display())))?;
+        Ok(Browser { client: Some(client), label: label.to_string(), engine, driver: None, _profile: profile })
+    }
+
+    /// Kills the driver and everything it started. Also done on drop.
+    fn kill(&mut self) {
+        let pid = self.child.id() as libc::pid_t;
+        if let Ok(None) = self.child.try_wait() {
+            // Descendants first (the browser and its content, GPU and utility processes, whatever
+            // process group they put themselves in), then the process group, then the driver itself.
+            // All found by pid from the driver's.
+            for p in descendants(pid) {
+                // SAFETY: plain kill(2) of a process we started (transitively).
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            // SAFETY: the driver is the leader of its own process group (process_group(0)).
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for DriverProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl fmt::Debug for DriverProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {}", self.name, self.url)
+    }
+}
+
+/// Which browser a [`Browser`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Chromium,
+    Firefox,
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Chromium => "Chromium",
+            Engine::Firefox => "Firefox",
+        })
+    }
+}
+
+/// A running chromedriver on `127.0.0.1:<free port>`. Dropping it kills chromedriver and every browser
+/// it started.
+pub struct Chromedriver {
+    driver: DriverProcess,
 }
 
 impl Chromedriver {
@@ -98,59 +267,19 @@ impl Chromedriver {
                  `chromium-driver` (scripts/test does)"
             )));
         }
-        let port = free_port()?;
-        let log = artifacts_dir().join("chromedriver.log");
-        let log_file = std::fs::File::create(&log)?;
-        let mut cmd = Command::new(CHROMEDRIVER);
-        cmd.arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            // Own process group: one kill reaches chromedriver and the browsers it spawned.
-            .process_group(0);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().map_err(|e| err(format!("cannot start {CHROMEDRIVER}: {e}")))?;
-        let mut driver = Chromedriver { child, url: format!("http://127.0.0.1:{port}"), log };
-
-        // Ready when GET /status says so.
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = driver.child.try_wait()? {
-                return Err(err(format!("chromedriver exited at start ({status}); see {}", driver.log.display())));
-            }
-            let ready =
-                tokio::task::spawn_blocking(move || http_get(addr, "/status")).await.map_err(|e| err(e.to_string()))?;
-            if let Ok(body) = ready
-                && (body.contains("\"ready\":true") || body.contains("\"ready\": true"))
-            {
-                return Ok(driver);
-            }
-            if Instant::now() > deadline {
-                return Err(err(format!(
-                    "chromedriver did not become ready on {addr} within 30 s; see {}",
-                    driver.log.display()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let args = |port| vec![format!("--port={port}"), "--allowed-ips=127.0.0.1".to_owned()];
+        let driver = DriverProcess::start("chromedriver", Path::new(CHROMEDRIVER), args, "chromedriver.log").await?;
+        Ok(Chromedriver { driver })
     }
 
     /// The WebDriver endpoint, e.g. `http://127.0.0.1:9515`.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.driver.url
     }
 
     /// chromedriver's log file.
     pub fn log_path(&self) -> &Path {
-        &self.log
+        &self.driver.log
     }
 
     /// Starts a new Chromium (fresh profile) and opens `url` in it. `label` names it in messages and
@@ -181,35 +310,91 @@ impl Chromedriver {
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert("goog:chromeOptions".into(), json!({ "binary": CHROMIUM, "args": args }));
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&self.url)
-            .await
-            .map_err(|e| err(format!("cannot start Chromium for {label}: {e}; see {}", self.log.display())))?;
-        Ok(Browser { client: Some(client), label: label.to_string(), _profile: profile })
+        self.driver.session(Engine::Chromium, label, caps, profile).await
     }
 
     /// Kills chromedriver and everything it started. Also done on drop.
     pub fn kill(&mut self) {
-        let pid = self.child.id() as libc::pid_t;
-        if let Ok(None) = self.child.try_wait() {
-            // Descendants first (Chromium's browser, zygote, renderer, GPU and utility processes), then
-            // the process group, then chromedriver itself. All found by pid from chromedriver's.
-            for p in descendants(pid) {
-                // SAFETY: plain kill(2) of a process we started (transitively).
-                unsafe { libc::kill(p, libc::SIGKILL) };
-            }
-            // SAFETY: chromedriver is the leader of its own process group (process_group(0)).
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.driver.kill();
     }
 }
 
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        self.kill();
+/// Firefox ESR through geckodriver. geckodriver serves one session at a time, so each
+/// [`Browser`] gets a geckodriver of its own (on its own free port, in its own process group); the
+/// browser owns it, and dropping the browser — or closing it — kills that geckodriver and the
+/// Firefox processes it started. Logs: `target/e2e-artifacts/geckodriver-<label>.log`.
+pub struct Geckodriver {
+    program: PathBuf,
+}
+
+impl Geckodriver {
+    /// Finds `geckodriver` (on `PATH`, else in `~/.cargo/bin`, where `cargo install geckodriver`
+    /// puts it) and `/usr/bin/firefox-esr`.
+    pub fn find() -> Result<Geckodriver> {
+        if !Path::new(FIREFOX).exists() {
+            return Err(err(format!(
+                "{FIREFOX} is missing: install the Debian package `firefox-esr` (scripts/test does)"
+            )));
+        }
+        let on_path = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join("geckodriver")).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+        let program =
+            on_path.into_iter().chain(cargo_home.map(|c| c.join("bin/geckodriver"))).find(|p| p.is_file()).ok_or_else(
+                || {
+                    err("geckodriver is missing: `cargo install --locked geckodriver` (scripts/test does), \
+                     which puts it in ~/.cargo/bin")
+                },
+            )?;
+        Ok(Geckodriver { program })
+    }
+
+    /// The geckodriver binary in use.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Starts a new Firefox (fresh profile, its own geckodriver) and opens `url` in it.
+    pub async fn open(&self, label: &str, url: &str) -> Result<Browser> {
+        let browser = self.launch(label).await?;
+        browser.goto(url).await?;
+        Ok(browser)
+    }
+
+    /// Starts a new Firefox (fresh profile, its own geckodriver) on `about:blank`.
+    pub async fn launch(&self, label: &str) -> Result<Browser> {
+        let args = |port: u16| -> Vec<String> {
+            // The BiDi websocket port defaults to 9222 for every geckodriver: give each its own.
+            let ws = free_port().map(|p| p.to_string()).unwrap_or_else(|_| "0".into());
+            vec![
+                "--host=127.0.0.1".into(),
+                format!("--port={port}"),
+                format!("--websocket-port={ws}"),
+                "--log=info".into(),
+            ]
+        };
+        let driver =
+            DriverProcess::start("geckodriver", &self.program, args, &format!("geckodriver-{label}.log")).await?;
+        let profile = tempfile::Builder::new().prefix(&format!("sportello-firefox-{label}-")).tempdir()?;
+        let prefs = firefox_prefs();
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("firefox"));
+        caps.insert(
+            "moz:firefoxOptions".into(),
+            json!({
+                "binary": FIREFOX,
+                "args": ["-headless", "--profile", profile.path()],
+                "prefs": prefs,
+            }),
+        );
+        let mut browser = driver.session(Engine::Firefox, label, caps, profile).await?;
+        browser.driver = Some(driver);
+        // The window of Chromium's `--window-size` (headless Firefox ignores that argument).
+        browser.client().set_window_size(1280, 800).await.map_err(|e| browser.fail("set the window size".into(), e))?;
+        Ok(browser)
     }
 }
 
@@ -275,17 +460,33 @@ fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// One Chromium session: one participant.
+/// One browser session (Chromium or Firefox): one participant. The same helpers for both engines.
 pub struct Browser {
     client: Option<Client>,
     label: String,
+    engine: Engine,
+    /// Firefox: the geckodriver serving only this session (killed, with its Firefox, on drop).
+    /// Chromium: `None`, its chromedriver is shared.
+    driver: Option<DriverProcess>,
+    // Dropped last: the profile dir goes once the browser using it is dead.
     _profile: tempfile::TempDir,
 }
 
 impl Browser {
-    /// The label given at [`Chromedriver::open`].
+    /// The label given at [`Chromedriver::open`] or [`Geckodriver::open`].
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// Chromium or Firefox.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Where this browser's driver logs (Firefox's own geckodriver; `None` for Chromium, see
+    /// [`Chromedriver::log_path`]).
+    pub fn driver_log(&self) -> Option<&Path> {
+        self.driver.as_ref().map(|d| d.log.as_path())
     }
 
     /// The WebDriver client, for anything the helpers do not cover.
@@ -406,13 +607,18 @@ impl Browser {
         Ok(())
     }
 
-    /// Ends the WebDriver session (Chromium quits). Dropping a `Browser` without closing it leaves its
-    /// Chromium to [`Chromedriver`]'s drop.
+    /// Ends the WebDriver session (the browser quits). Dropping a `Browser` without closing it leaves
+    /// a Chromium to [`Chromedriver`]'s drop; a Firefox dies with the browser's own geckodriver.
     pub async fn close(mut self) -> Result<()> {
-        if let Some(client) = self.client.take() {
-            client.close().await.map_err(|e| err(format!("[{}] close: {e}", self.label)))?;
+        let closed = match self.client.take() {
+            Some(client) => client.close().await.map_err(|e| err(format!("[{}] close: {e}", self.label))),
+            None => Ok(()),
+        };
+        // Firefox: its geckodriver (and anything left of Firefox) goes now, not at the drop.
+        if let Some(mut driver) = self.driver.take() {
+            driver.kill();
         }
-        Ok(())
+        closed
     }
 
     fn fail(&self, what: String, e: fantoccini::error::CmdError) -> Error {

@@ -1,4 +1,4 @@
-//! End-to-end: real headless Chromium participants in a real room, inside a loopback-only network
+//! End-to-end: real headless Chromium (and, in `firefox_paths`, Firefox ESR) participants in a real room, inside a loopback-only network
 //! namespace, asserting what users see (through the web client's `window.sportello` hooks).
 //!
 //! A `harness = false` binary: `main` first re-executes itself inside the namespace
@@ -41,6 +41,9 @@
 //!   through the front.
 //! - `live_paths` (`e2e/network.rs`): a council stream's public WHEP viewer with UDP blocked
 //!   (ICE-TCP) and with only TCP 443 (TURN over TLS, credentials from the endpoint's `Link`).
+//! - `firefox_paths` (`e2e/firefox.rs`): a citizen on Firefox ESR (geckodriver) and an official on
+//!   Chromium in one room decode each other, over UDP host candidates on an open network and over
+//!   ICE-TCP with UDP blocked, as Firefox's `getStats()` says.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -54,7 +57,9 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::Value;
-use sportello_tests::browser::{Browser, Chromedriver, Result, StaticPage, artifacts_dir, err, poll_until};
+use sportello_tests::browser::{
+    Browser, Chromedriver, Geckodriver, Result, StaticPage, artifacts_dir, err, poll_until,
+};
 use sportello_tests::netns;
 
 /// Upper bound for one scenario (a hang becomes a failure with artifacts, not a stuck CI).
@@ -80,6 +85,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("network_paths", |ctx| Box::pin(network::network_paths(ctx))),
     ("live_paths", |ctx| Box::pin(network::live_paths(ctx))),
     ("front_paths", |ctx| Box::pin(network::front_paths(ctx))),
+    ("firefox_paths", |ctx| Box::pin(firefox::firefox_paths(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -90,6 +96,8 @@ mod citizen;
 mod council;
 #[path = "e2e/english.rs"]
 mod english;
+#[path = "e2e/firefox.rs"]
+mod firefox;
 #[path = "e2e/live.rs"]
 mod live;
 #[path = "e2e/loss.rs"]
@@ -124,6 +132,8 @@ const RTP_PROBE: &str = r#"(async () => {
 /// What a scenario leaves behind for the failure report.
 struct Ctx {
     driver: Option<Chromedriver>,
+    /// Firefox's driver, found on first use (each Firefox gets a geckodriver of its own).
+    gecko: Option<Geckodriver>,
     browsers: Vec<Browser>,
     server: Option<app::App>,
 }
@@ -146,6 +156,16 @@ impl Ctx {
     /// Opens a new participant browser; returns its index in `browsers`.
     async fn open(&mut self, label: &str, url: &str) -> Result<usize> {
         let b = self.driver().await?.open(label, url).await?;
+        self.browsers.push(b);
+        Ok(self.browsers.len() - 1)
+    }
+
+    /// Opens a new participant browser on Firefox ESR; returns its index in `browsers`.
+    async fn open_firefox(&mut self, label: &str, url: &str) -> Result<usize> {
+        if self.gecko.is_none() {
+            self.gecko = Some(Geckodriver::find()?);
+        }
+        let b = self.gecko.as_ref().unwrap().open(label, url).await?;
         self.browsers.push(b);
         Ok(self.browsers.len() - 1)
     }
@@ -199,6 +219,11 @@ impl Ctx {
         }
         if let Some(d) = &self.driver {
             eprintln!("  chromedriver log: {}", d.log_path().display());
+        }
+        for b in &self.browsers {
+            if let Some(log) = b.driver_log() {
+                eprintln!("  [{}] {} geckodriver log: {}", b.label(), b.engine(), log.display());
+            }
         }
     }
 
@@ -260,7 +285,7 @@ fn main() {
         let t0 = Instant::now();
         println!("scenario {name} ...");
         let outcome = rt.block_on(async {
-            let mut ctx = Ctx { driver: None, browsers: Vec::new(), server: None };
+            let mut ctx = Ctx { driver: None, gecko: None, browsers: Vec::new(), server: None };
             let run = AssertUnwindSafe(tokio::time::timeout(SCENARIO_TIMEOUT, scenario(&mut ctx))).catch_unwind().await;
             let outcome = match run {
                 Ok(Ok(Ok(()))) => Ok(()),

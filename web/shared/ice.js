@@ -71,11 +71,11 @@ export async function selectedPath(pc) {
   const report = await pc.getStats();
   let pair = null;
   for (const s of report.values()) {
-    // Chromium (and the standard): the transport names its selected pair.
+    // The standard, as Chromium and Firefox ESR 153 report it: the transport names its selected pair.
     if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) ?? pair;
   }
   if (!pair) {
-    // Firefox: no transport entry; the pair in use says `selected`.
+    // Older Firefox releases: no transport entry; the pair in use says `selected` (non-standard).
     for (const s of report.values()) {
       if (s.type === 'candidate-pair' && s.selected && s.state === 'succeeded') pair = s;
     }
