@@ -144,14 +144,18 @@ impl RunningServer {
         format!("http://{}", self.http_addr)
     }
 
-    /// Stops accepting, closes every websocket (1001) and waits for the HTTP server to finish.
+    /// Stops accepting, closes every websocket (1001), waits for the HTTP server to finish, then
+    /// stops the media engine: its ports are free when this returns, even while background tasks
+    /// still hold a handle to it.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
         let _ = self.shutdown.send(true);
         self.events.abort();
-        match self.http.take() {
+        let served = match self.http.take() {
             Some(http) => http.await?.map_err(ServerError::Serve),
             None => Ok(()),
-        }
+        };
+        self.sfu.stop().await;
+        served
     }
 }
 

@@ -8,7 +8,8 @@ use crate::api::*;
 use crate::transport::driver::udp;
 use crate::transport::engine::Command;
 
-/// A handle to the running media engine. Cloning is cheap; the engine stops when every handle is dropped.
+/// A handle to the running media engine. Cloning is cheap; the engine stops when every handle is
+/// dropped, or at [`Sfu::stop`].
 #[derive(Clone)]
 pub struct Sfu {
     commands: mpsc::UnboundedSender<Command>,
@@ -25,6 +26,13 @@ impl Sfu {
     /// The address of the media socket (the one UDP port to open in a firewall).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Stops the engine and waits until it has: its media socket and ICE-TCP listener are closed
+    /// (their ports free again) when this returns. Every later call fails with [`SfuError::Stopped`].
+    pub async fn stop(&self) {
+        let _ = self.commands.send(Command::Stop);
+        self.commands.closed().await;
     }
 
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, SfuError>>) -> Command) -> Result<T, SfuError> {

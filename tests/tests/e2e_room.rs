@@ -694,7 +694,6 @@ mod app {
             self.server.server.sfu.local_addr()
         }
 
-
         /// `http://127.0.0.1:PORT/join?t=<token>` for this identity (display name: the identity,
         /// capitalised).
         pub fn join_url(&self, room: &str, id: &str, role: &str) -> String {

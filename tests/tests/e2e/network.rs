@@ -28,7 +28,8 @@ const SECRET: &str = "7e6d5c4b3a29180f7e6d5c4b3a291800";
 const TURN_PORT: u16 = 3478;
 /// TURN over TLS on 443, as `deploy/coturn.conf` (coturn also opens 444 as its "alt" TLS port).
 const TURNS_PORT: u16 = 443;
-const ICE_TCP: &str = "127.0.0.1:4443";
+const ICE_TCP: &str = "127.0.0.1:4453";
+const FRONT_ICE_TCP: &str = "127.0.0.1:4463";
 const RELAY_PORTS: &str = "20000-20199";
 
 /// One network a citizen may be on.
@@ -134,7 +135,8 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
         return Err(err(why));
     }
     let sfu_udp = server.media_addr().port();
-    let urls = [("anna", server.join_url(ROOM, "anna", "host")), ("bruno", server.join_url(ROOM, "bruno", "participant"))];
+    let urls =
+        [("anna", server.join_url(ROOM, "anna", "host")), ("bruno", server.join_url(ROOM, "bruno", "participant"))];
     ctx.server = Some(server);
     let outcome = async {
         let mut timings = Vec::new();
@@ -147,9 +149,10 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
             let [anna, bruno] = [&ctx.browsers[0], &ctx.browsers[1]];
             let t0 = Instant::now();
             tokio::try_join!(super::join(anna), super::join(bruno))?;
-            let (anna_sees, bruno_sees) = (media_condition(&["bruno/camera"], &[]), media_condition(&["anna/camera"], &[]));
+            let (anna_sees, bruno_sees) =
+                (media_condition(&["bruno/camera"], &[]), media_condition(&["anna/camera"], &[]));
             tokio::try_join!(anna.wait_for(&anna_sees, MEDIA_TIMEOUT), bruno.wait_for(&bruno_sees, MEDIA_TIMEOUT))
-            .map_err(|e| err(format!("{}: {e}", case.name)))?;
+                .map_err(|e| err(format!("{}: {e}", case.name)))?;
             let first_frame = t0.elapsed();
             tokio::try_join!(
                 wait_camera_progress(anna, "bruno", 30, MEDIA_TIMEOUT),
@@ -276,13 +279,14 @@ pub async fn front_paths(ctx: &mut Ctx) -> Result<()> {
         c.media_tcp_announced = Some(SocketAddr::from(([127, 0, 0, 1], FRONT)));
         c.turn_urls[1] = format!("turns:127.0.0.1:{FRONT}?transport=tcp");
         c.media_tcp_per_ip = 400;
+        c.media_tcp_bind = FRONT_ICE_TCP.parse().ok();
         c.public_url = format!("https://127.0.0.1:{FRONT}");
     })
     .await?;
     if let Some(why) = bad {
         return Err(err(why));
     }
-    let ice_tcp: u16 = ICE_TCP.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_default();
+    let ice_tcp: u16 = FRONT_ICE_TCP.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_default();
     let front = FrontConfig {
         front: FRONT,
         plain_http: free_port()?,
@@ -294,8 +298,16 @@ pub async fn front_paths(ctx: &mut Ctx) -> Result<()> {
         key,
     };
     // Through the front: `https://127.0.0.1/join?t=…` (443 is the scheme's port).
-    let urls = [("anna", "host"), ("bruno", "participant")]
-        .map(|(id, role)| (id, server.join_url(ROOM, id, role).replacen(&format!("http://{}", server.http_addr()), &format!("https://127.0.0.1:{FRONT}"), 1)));
+    let urls = [("anna", "host"), ("bruno", "participant")].map(|(id, role)| {
+        (
+            id,
+            server.join_url(ROOM, id, role).replacen(
+                &format!("http://{}", server.http_addr()),
+                &format!("https://127.0.0.1:{FRONT}"),
+                1,
+            ),
+        )
+    });
     ctx.server = Some(server);
     let nginx = Nginx::start(&front).await.map_err(err)?;
     let outcome = async {
@@ -320,7 +332,10 @@ pub async fn front_paths(ctx: &mut Ctx) -> Result<()> {
             let (p, s) = room_paths(b).await?;
             if p != "relay-tls" || s != "relay-tls" {
                 let pairs: serde_json::Value = b.eval_async(PAIRS).await.unwrap_or_default();
-                return Err(err(format!("[{}] publish {p}, subscribe {s}: not TURN/TLS through the front; pairs {pairs:#}", b.label())));
+                return Err(err(format!(
+                    "[{}] publish {p}, subscribe {s}: not TURN/TLS through the front; pairs {pairs:#}",
+                    b.label()
+                )));
             }
             b.wait_for(&status_says(status_words("relay-tls")), MEDIA_TIMEOUT).await?;
         }

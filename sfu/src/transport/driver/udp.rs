@@ -141,7 +141,7 @@ impl UdpDriver {
                 _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
             };
             match wake {
-                Wake::Command(None) => break,
+                Wake::Command(None | Some(Command::Stop)) => break,
                 Wake::Command(Some(c)) => self.engine.command(c, Instant::now()),
                 Wake::Readable => self.read_datagrams(),
                 Wake::Writable => {}
@@ -165,6 +165,10 @@ impl UdpDriver {
             }
         }
         info!("media engine stopped");
+        // The socket and the ICE-TCP listener close before the command channel does, so that a
+        // caller of `Sfu::stop` (waiting for the channel to close) finds the ports free.
+        drop(self);
+        drop(commands);
     }
 
     fn close_tcp(&mut self, id: ConnId) {

@@ -87,6 +87,9 @@ pub enum Command {
         program: RoomId,
         reply: Reply<oneshot::Receiver<Result<Vec<RecordedFile>, SfuError>>>,
     },
+    /// The server shuts down: the driver ends the engine loop, closing its socket and ICE-TCP
+    /// listener, even while other handles still exist (background tasks may outlive the server).
+    Stop,
 }
 
 impl Engine {
@@ -110,6 +113,8 @@ impl Engine {
             Command::SetForwarding { room, participant, source, enabled, reply } => {
                 let _ = reply.send(self.set_forwarding(&room, &participant, source, enabled, now));
             }
+            // Ends the loop in the driver; nothing for the engine itself to do.
+            Command::Stop => {}
             Command::Stats { reply } => {
                 let _ = reply.send(Ok(SfuStats {
                     rooms: self.rooms.len(),
