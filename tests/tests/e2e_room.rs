@@ -38,6 +38,9 @@
 //!   decode each other over the path `getStats()` says: UDP, UDP, ICE-TCP, TURN over TLS.
 //! - `live_paths` (`e2e/network.rs`): a council stream's public WHEP viewer with UDP blocked
 //!   (ICE-TCP) and with only TCP 443 (TURN over TLS, credentials from the endpoint's `Link`).
+//! - `network_check` (`e2e/netcheck.rs`): the lobby's network check under an open network, UDP
+//!   blocked, only TURN over TLS (then entering goes through the relay) and nothing allowed: the
+//!   verdict in words with its technical code, the join button's explanation, axe on the lobby.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -76,6 +79,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("room_details", |ctx| Box::pin(room_details::room_details(ctx))),
     ("network_paths", |ctx| Box::pin(network::network_paths(ctx))),
     ("live_paths", |ctx| Box::pin(network::live_paths(ctx))),
+    ("network_check", |ctx| Box::pin(netcheck::network_check(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -90,6 +94,8 @@ mod english;
 mod live;
 #[path = "e2e/loss.rs"]
 mod loss;
+#[path = "e2e/netcheck.rs"]
+mod netcheck;
 #[path = "e2e/network.rs"]
 mod network;
 #[path = "e2e/office.rs"]

@@ -5,7 +5,8 @@
 //! each other's camera, and `getStats()`'s selected candidate pair must be the expected path:
 //! (a) open → UDP; (b) only the SFU's UDP port open → UDP; (c) UDP blocked → ICE-TCP;
 //! (d) only TCP 443 → TURN over TLS through coturn. `live_paths`: a WHEP viewer of a council
-//! stream under (c) and (d). Case (e), nothing allowed, is the network check's (`network_check`).
+//! stream under (c) and (d). Case (e), nothing allowed, is the network check's (`network_check`,
+//! `e2e/netcheck.rs`, which shares this file's coturn, server configuration and firewall helpers).
 //!
 //! On one loopback, "only 443" is played as: every UDP datagram dropped except coturn's relay leg
 //! to the SFU (its relay ports, 20000–20199, which no browser socket uses), and TCP to the SFU's
@@ -24,12 +25,12 @@ use sportello_tests::server::{Role, TestServer};
 use super::{Ctx, MEDIA_TIMEOUT, app, media_condition, wait_camera_progress};
 
 const ROOM: &str = "sportello-rete";
-const SECRET: &str = "7e6d5c4b3a29180f7e6d5c4b3a291800";
-const TURN_PORT: u16 = 3478;
+pub(super) const SECRET: &str = "7e6d5c4b3a29180f7e6d5c4b3a291800";
+pub(super) const TURN_PORT: u16 = 3478;
 /// TURN over TLS on 443, as `deploy/coturn.conf` (coturn also opens 444 as its "alt" TLS port).
-const TURNS_PORT: u16 = 443;
-const ICE_TCP: &str = "127.0.0.1:4443";
-const RELAY_PORTS: &str = "20000-20199";
+pub(super) const TURNS_PORT: u16 = 443;
+pub(super) const ICE_TCP: &str = "127.0.0.1:4443";
+pub(super) const RELAY_PORTS: &str = "20000-20199";
 
 /// One network a citizen may be on.
 struct Case {
@@ -60,7 +61,7 @@ fn cases(sfu_udp: u16) -> Vec<Case> {
     ]
 }
 
-fn firewall(rules: &[String]) -> Result<Option<Firewall>> {
+pub(super) fn firewall(rules: &[String]) -> Result<Option<Firewall>> {
     if rules.is_empty() {
         return Ok(None);
     }
@@ -70,14 +71,14 @@ fn firewall(rules: &[String]) -> Result<Option<Firewall>> {
 
 /// coturn with TURN over UDP and over TLS (a self-signed certificate: Chromium runs with
 /// `--ignore-certificate-errors`), and the server configuration that hands it out.
-async fn coturn(dir: &std::path::Path) -> Result<Coturn> {
+pub(super) async fn coturn(dir: &std::path::Path) -> Result<Coturn> {
     let (cert, key) = self_signed_cert(dir, &["turn.sportello.test"]).map_err(err)?;
     let mut config = CoturnConfig::new(SECRET, TURN_PORT);
     config.tls = Some((TURNS_PORT, cert, key));
     Coturn::start(&config).await.map_err(err)
 }
 
-fn reach(c: &mut sportello_server::Config) -> Result<(), String> {
+pub(super) fn reach(c: &mut sportello_server::Config) -> Result<(), String> {
     c.media_tcp_bind = Some(ICE_TCP.parse::<SocketAddr>().map_err(|e| e.to_string())?);
     c.turn_urls = vec![
         format!("turn:127.0.0.1:{TURN_PORT}?transport=udp"),
@@ -89,12 +90,12 @@ fn reach(c: &mut sportello_server::Config) -> Result<(), String> {
 
 const CHROMIUM_EXTRA: &[&str] = &["--ignore-certificate-errors"];
 
-fn extra() -> Vec<String> {
+pub(super) fn extra() -> Vec<String> {
     CHROMIUM_EXTRA.iter().map(|s| s.to_string()).collect()
 }
 
 /// The path kind of both peer connections of a room page (`window.sportello.paths()`).
-async fn room_paths(b: &Browser) -> Result<(String, String)> {
+pub(super) async fn room_paths(b: &Browser) -> Result<(String, String)> {
     let v: serde_json::Value = b
         .eval_async(
             "import('/web/shared/ice.js').then(async m => { const p = await window.sportello.paths(); \
@@ -122,7 +123,8 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
         return Err(err(why));
     }
     let sfu_udp = server.media_addr().port();
-    let urls = [("anna", server.join_url(ROOM, "anna", "host")), ("bruno", server.join_url(ROOM, "bruno", "participant"))];
+    let urls =
+        [("anna", server.join_url(ROOM, "anna", "host")), ("bruno", server.join_url(ROOM, "bruno", "participant"))];
     ctx.server = Some(server);
     let outcome = async {
         let mut timings = Vec::new();
@@ -135,11 +137,10 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
             let [anna, bruno] = [&ctx.browsers[0], &ctx.browsers[1]];
             let t0 = Instant::now();
             tokio::try_join!(super::join(anna), super::join(bruno))?;
-            tokio::try_join!(
-                anna.wait_for(&media_condition(&["bruno/camera"], &[]), MEDIA_TIMEOUT),
-                bruno.wait_for(&media_condition(&["anna/camera"], &[]), MEDIA_TIMEOUT),
-            )
-            .map_err(|e| err(format!("{}: {e}", case.name)))?;
+            let (sees_bruno, sees_anna) =
+                (media_condition(&["bruno/camera"], &[]), media_condition(&["anna/camera"], &[]));
+            tokio::try_join!(anna.wait_for(&sees_bruno, MEDIA_TIMEOUT), bruno.wait_for(&sees_anna, MEDIA_TIMEOUT))
+                .map_err(|e| err(format!("{}: {e}", case.name)))?;
             let first_frame = t0.elapsed();
             tokio::try_join!(
                 wait_camera_progress(anna, "bruno", 30, MEDIA_TIMEOUT),
@@ -183,7 +184,7 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
     })
 }
 
-fn tail(text: &str, lines: usize) -> String {
+pub(super) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
