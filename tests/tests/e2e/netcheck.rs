@@ -179,6 +179,18 @@ pub async fn network_check(ctx: &mut Ctx) -> Result<()> {
             if case.verdict == "ok" || case.verdict == "none" {
                 assert_accessible(b, &format!("the lobby, network check «{}»", case.verdict)).await?;
             }
+            if case.verdict == "none" {
+                // English second: the same verdict, advice and note, re-said on the switch.
+                b.click("#lang-switch").await?;
+                let (result, note) = lobby_text(b).await?;
+                b.click("#lang-switch").await?;
+                if !result.contains("This network does not allow the video call")
+                    || !result.contains(&format!("Technical code to give the office: {code}"))
+                    || !note.contains("does not allow the video call")
+                {
+                    return Err(err(format!("{}: in English the lobby says {result:?} and {note:?}", case.name)));
+                }
+            }
             if case.verdict == "relay" {
                 let policy: String = b.eval("window.sportello.ladder.policy").await?;
                 if policy != "relay" {
