@@ -5,6 +5,7 @@
 //! - `live-<session>`: the program feed ([`sportello_sfu::Sfu::program_open`]) — one video and
 //!   [`AUDIO_SLOTS`] audio tracks, fed by the council room's choice of sources; WHEP viewers join it.
 //! - `chamber-<session>`: the chamber's own encoder publishing by WHIP as [`CHAMBER_PARTICIPANT`].
+//! - [`NETWORK_CHECK_PROGRAM`]: not a session's; the pre-join network check's probes join it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -26,9 +27,14 @@ pub fn chamber_room(session_id: &str) -> String {
     format!("chamber-{session_id}")
 }
 
-/// Rooms managed over HTTP (WHEP viewers, the WHIP encoder), never joined by websocket.
+/// The program the pre-join network check's throwaway peers connect to (`/api/network-check`): it
+/// never gets a source, so they receive nothing.
+pub const NETWORK_CHECK_PROGRAM: &str = "network-check";
+
+/// Rooms managed over HTTP (WHEP viewers, the WHIP encoder, the network check's probes), never
+/// joined by websocket.
 pub fn is_http_room(room: &str) -> bool {
-    room.starts_with("live-") || room.starts_with("chamber-")
+    room.starts_with("live-") || room.starts_with("chamber-") || room == NETWORK_CHECK_PROGRAM
 }
 
 /// What the public page shows.

@@ -83,6 +83,10 @@ pub struct Config {
     /// New live viewers (WHEP sessions) one client IP may open per minute. Behind a reverse proxy
     /// every viewer shares the proxy's address: raise it there.
     pub live_viewers_per_ip_minute: u32,
+    /// Pre-join network checks (`GET /api/network-check`, each up to three throwaway connections
+    /// to the SFU) one client address may start per minute. Behind a reverse proxy every citizen
+    /// shares the proxy's address: raise it there.
+    pub network_checks_per_ip_minute: u32,
     /// Websockets one client address may hold open before joining a room (429 beyond). Behind a
     /// reverse proxy every client shares its address: raise it there.
     pub ws_unjoined_per_ip: u32,
@@ -124,6 +128,7 @@ impl Default for Config {
             calendar_allow_private: false,
             max_live_viewers: 1000,
             live_viewers_per_ip_minute: 60,
+            network_checks_per_ip_minute: 12,
             ws_unjoined_per_ip: 8,
             media_tcp_per_ip: sportello_sfu::TcpLimits::default().max_per_address,
             login_failures_per_ip: 20,
@@ -235,6 +240,7 @@ pub struct Layer {
     pub calendar_allow_private: Option<bool>,
     pub max_live_viewers: Option<usize>,
     pub live_viewers_per_ip_minute: Option<u32>,
+    pub network_checks_per_ip_minute: Option<u32>,
     pub ws_unjoined_per_ip: Option<u32>,
     pub login_failures_per_ip: Option<u32>,
     pub media_tcp_per_ip: Option<usize>,
@@ -271,6 +277,7 @@ impl Layer {
             calendar_allow_private: self.calendar_allow_private.or(lower.calendar_allow_private),
             max_live_viewers: self.max_live_viewers.or(lower.max_live_viewers),
             live_viewers_per_ip_minute: self.live_viewers_per_ip_minute.or(lower.live_viewers_per_ip_minute),
+            network_checks_per_ip_minute: self.network_checks_per_ip_minute.or(lower.network_checks_per_ip_minute),
             ws_unjoined_per_ip: self.ws_unjoined_per_ip.or(lower.ws_unjoined_per_ip),
             media_tcp_per_ip: self.media_tcp_per_ip.or(lower.media_tcp_per_ip),
             login_failures_per_ip: self.login_failures_per_ip.or(lower.login_failures_per_ip),
@@ -308,6 +315,9 @@ impl Layer {
             calendar_allow_private: self.calendar_allow_private.unwrap_or(base.calendar_allow_private),
             max_live_viewers: self.max_live_viewers.unwrap_or(base.max_live_viewers),
             live_viewers_per_ip_minute: self.live_viewers_per_ip_minute.unwrap_or(base.live_viewers_per_ip_minute),
+            network_checks_per_ip_minute: self
+                .network_checks_per_ip_minute
+                .unwrap_or(base.network_checks_per_ip_minute),
             ws_unjoined_per_ip: self.ws_unjoined_per_ip.unwrap_or(base.ws_unjoined_per_ip),
             media_tcp_per_ip: self.media_tcp_per_ip.unwrap_or(base.media_tcp_per_ip),
             login_failures_per_ip: self.login_failures_per_ip.unwrap_or(base.login_failures_per_ip),
@@ -376,6 +386,9 @@ impl Layer {
                 "CALENDAR_ALLOW_PRIVATE" => layer.calendar_allow_private = Some(parsed(&value).map_err(err)?),
                 "MAX_LIVE_VIEWERS" => layer.max_live_viewers = Some(parsed(&value).map_err(err)?),
                 "LIVE_VIEWERS_PER_IP_MINUTE" => layer.live_viewers_per_ip_minute = Some(parsed(&value).map_err(err)?),
+                "NETWORK_CHECKS_PER_IP_MINUTE" => {
+                    layer.network_checks_per_ip_minute = Some(parsed(&value).map_err(err)?)
+                }
                 "WS_UNJOINED_PER_IP" => layer.ws_unjoined_per_ip = Some(parsed(&value).map_err(err)?),
                 "MEDIA_TCP_PER_IP" => layer.media_tcp_per_ip = Some(parsed(&value).map_err(err)?),
                 "LOGIN_FAILURES_PER_IP" => layer.login_failures_per_ip = Some(parsed(&value).map_err(err)?),
@@ -741,6 +754,19 @@ mod tests {
         let alone = env(&[("SPORTELLO_MEDIA_TCP_ANNOUNCED", "203.0.113.10:443")]);
         let refused = Config::load(&args_in(dir.path()), alone).unwrap_err();
         assert!(matches!(refused, ConfigError::TcpAnnouncedWithoutBind(_)), "{refused}");
+    }
+
+    #[test]
+    fn network_checks_per_ip_minute_from_file_or_env() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Config::load(&args_in(dir.path()), env(&[])).unwrap().network_checks_per_ip_minute, 12);
+        let dir = data_dir_with_file("network_checks_per_ip_minute = 40\n");
+        assert_eq!(Config::load(&args_in(dir.path()), env(&[])).unwrap().network_checks_per_ip_minute, 40);
+        let behind_a_proxy = env(&[("SPORTELLO_NETWORK_CHECKS_PER_IP_MINUTE", "600")]);
+        assert_eq!(Config::load(&args_in(dir.path()), behind_a_proxy).unwrap().network_checks_per_ip_minute, 600);
+        let bad = env(&[("SPORTELLO_NETWORK_CHECKS_PER_IP_MINUTE", "-1")]);
+        let err = Config::load(&args_in(dir.path()), bad).unwrap_err();
+        assert!(err.to_string().contains("SPORTELLO_NETWORK_CHECKS_PER_IP_MINUTE"), "{err}");
     }
 
     #[test]

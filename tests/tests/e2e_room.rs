@@ -44,6 +44,9 @@
 //! - `firefox_paths` (`e2e/firefox.rs`): a citizen on Firefox ESR (geckodriver) and an official on
 //!   Chromium in one room decode each other, over UDP host candidates on an open network and over
 //!   ICE-TCP with UDP blocked, as Firefox's `getStats()` says.
+//! - `network_check` (`e2e/netcheck.rs`): the lobby's network check under an open network, UDP
+//!   blocked, only TURN over TLS (then entering goes through the relay) and nothing allowed: the
+//!   verdict in words with its technical code, the join button's explanation, axe on the lobby.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -86,6 +89,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("live_paths", |ctx| Box::pin(network::live_paths(ctx))),
     ("front_paths", |ctx| Box::pin(network::front_paths(ctx))),
     ("firefox_paths", |ctx| Box::pin(firefox::firefox_paths(ctx))),
+    ("network_check", |ctx| Box::pin(netcheck::network_check(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -102,6 +106,8 @@ mod firefox;
 mod live;
 #[path = "e2e/loss.rs"]
 mod loss;
+#[path = "e2e/netcheck.rs"]
+mod netcheck;
 #[path = "e2e/network.rs"]
 mod network;
 #[path = "e2e/office.rs"]

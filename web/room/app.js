@@ -11,6 +11,7 @@ import { decodeToken } from './token.js';
 import { STEPS, iceConfig, nextStep, selectedPath, pathKind } from '../shared/ice.js';
 import { Signaling, FATAL_ERRORS, CLOSE_CODE_ERRORS } from './signaling.js';
 import { CouncilPanel } from './council.js';
+import { NetcheckPanel } from './netcheck.js';
 import {
   SOURCES, acquireMedia, listDevices, MicMeter, Publisher, Subscriber, mediaSupported,
   screenShareSupported,
@@ -65,6 +66,8 @@ const app = {
   ladderNote: null,
   /** The path the last connection took: `udp`, `tcp` or `relay-…` (shared/ice.js). */
   path: null,
+  /** The lobby's network check (netcheck.js); its outcome picks the ladder's first step. */
+  netcheck: null,
   /** The chat/documents panel is shown; messages from others that arrived while it was not. */
   sideOpen: true,
   unread: 0,
@@ -87,6 +90,8 @@ window.sportello = {
   async inboundStats() {
     return app.subscriber ? app.subscriber.inboundStats() : [];
   },
+  /** The network check's outcome (`{verdict, code, slow, results}`), null while it runs. */
+  get netcheck() { return app.netcheck?.outcome ?? null; },
   /** The ICE ladder: its step's policy and the path the last connection took. */
   get ladder() { return { policy: STEPS[app.ladder], path: app.path }; },
   /** The network path of each peer connection (see shared/ice.js). */
@@ -200,6 +205,7 @@ function initJoin() {
   onLangChange(renderRoomTitle);
   loadDetails();
   $('display-name').value = claims.name;
+  startNetcheck();
   if (claims.exp !== null && claims.exp * 1000 < Date.now()) {
     const expired = $('expired-note');
     expired.hidden = false;
@@ -219,6 +225,31 @@ function initJoin() {
   app.mediaReady = setupLobbyMedia().catch((e) => console.warn('sportello: media', e));
   $('camera-select').addEventListener('change', (e) => switchDevice('camera', e.target.value));
   $('mic-select').addEventListener('change', (e) => switchDevice('microphone', e.target.value));
+}
+
+/** The network check runs beside the camera/microphone check; its verdict words the join button. */
+function startNetcheck() {
+  app.netcheck = new NetcheckPanel({ api, t, el: h, onOutcome: onNetcheck });
+  onLangChange(() => {
+    app.netcheck.render();
+    onNetcheck(app.netcheck.outcome);
+  });
+  app.netcheck.run();
+}
+
+function onNetcheck(outcome) {
+  // Only the encrypted relay gets through: start on the ladder's relay step, unless the
+  // connections were already made (then the ladder climbs by itself).
+  if (outcome?.verdict && !app.publisher && !app.subscriber && ['lobby', 'joining', 'waiting'].includes(app.state)) {
+    app.ladder = outcome.verdict === 'relay' ? STEPS.indexOf('relay') : 0;
+  }
+  // Nothing gets through: the join button says why entering will probably not work (it stays usable).
+  const none = outcome?.verdict === 'none';
+  const note = $('join-note');
+  note.textContent = none ? t('join.note.none') : '';
+  note.hidden = !none;
+  if (none) $('join-btn').setAttribute('aria-describedby', 'join-note');
+  else $('join-btn').removeAttribute('aria-describedby');
 }
 
 async function setupLobbyMedia() {

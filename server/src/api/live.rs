@@ -40,7 +40,7 @@ use sportello_rooms::live::{CHAMBER_PARTICIPANT, LiveStatus, chamber_room, progr
 
 /// Largest SDP offer accepted (a browser's offer with three m-lines is ≈ 5 kB).
 pub const MAX_SDP: usize = 64 * 1024;
-const SDP: &str = "application/sdp";
+pub(super) const SDP: &str = "application/sdp";
 /// How long the public part of a session is served from memory: every viewer polls every 2 s.
 const SESSION_CACHE_TTL: Duration = Duration::from_secs(5);
 const SESSION_CACHE_MAX: usize = 10_000;
@@ -243,7 +243,7 @@ fn session_ended() -> ApiError {
 }
 
 /// The body of an SDP request: the type must be `application/sdp` (parameters ignored).
-fn sdp_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
+pub(super) fn sdp_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
     let is_sdp = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -8,6 +8,8 @@
 //! - [`staff`]: officials' dashboard — appointments, waiting citizens, admit, virtual office, invitations.
 //! - [`live`]: the public live stream of council sessions — state, WHEP playback (no account), WHIP
 //!   ingest for the chamber encoder (bearer token).
+//! - [`network_check`]: the pre-join network check — TURN credentials and throwaway probe
+//!   connections to the SFU (no account, rate-limited per address).
 //! - [`archive`]: the public archive of council recordings (no account): sessions, files, chapters, hashes.
 //! - [`rooms`]: what happens inside a room over HTTP — documents (upload/download) and chat history,
 //!   authorised by the room's join token.
@@ -23,6 +25,7 @@ pub mod council;
 pub mod error;
 pub mod live;
 pub mod login_guard;
+pub mod network_check;
 pub mod openapi;
 pub mod public;
 pub mod rooms;
@@ -45,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .merge(council::routes())
         .merge(archive::routes())
         .merge(live::routes())
+        .merge(network_check::routes())
         .merge(openapi::routes())
         // Error messages in the request's language (Accept-Language).
         .layer(axum::middleware::from_fn(error::localize))

@@ -45,6 +45,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::calendar::openapi());
     doc.merge(super::rooms::openapi());
     doc.merge(super::live::openapi());
+    doc.merge(super::network_check::openapi());
     doc
 }
 
@@ -71,6 +72,8 @@ mod tests {
             "/api/rooms/{room}/documents",
             "/api/live/{session}/whep",
             "/api/council/sessions/{id}/encoder-token",
+            "/api/network-check",
+            "/api/network-check/{probe}",
         ] {
             assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
         }

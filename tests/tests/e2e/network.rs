@@ -25,12 +25,12 @@ use super::{Ctx, MEDIA_TIMEOUT, app, media_condition, wait_camera_progress};
 
 const ROOM: &str = "sportello-rete";
 const SECRET: &str = "7e6d5c4b3a29180f7e6d5c4b3a291800";
-const TURN_PORT: u16 = 3478;
+pub(super) const TURN_PORT: u16 = 3478;
 /// TURN over TLS on 443, as `deploy/coturn.conf` (coturn also opens 444 as its "alt" TLS port).
-const TURNS_PORT: u16 = 443;
-const ICE_TCP: &str = "127.0.0.1:4453";
+pub(super) const TURNS_PORT: u16 = 443;
+pub(super) const ICE_TCP: &str = "127.0.0.1:4453";
 const FRONT_ICE_TCP: &str = "127.0.0.1:4463";
-const RELAY_PORTS: &str = "20000-20199";
+pub(super) const RELAY_PORTS: &str = "20000-20199";
 
 /// One network a citizen may be on.
 struct Case {
@@ -67,7 +67,7 @@ fn cases(sfu_udp: u16) -> Vec<Case> {
     ]
 }
 
-fn firewall(rules: &[String]) -> Result<Option<Firewall>> {
+pub(super) fn firewall(rules: &[String]) -> Result<Option<Firewall>> {
     if rules.is_empty() {
         return Ok(None);
     }
@@ -77,14 +77,14 @@ fn firewall(rules: &[String]) -> Result<Option<Firewall>> {
 
 /// coturn with TURN over UDP and over TLS (a self-signed certificate: Chromium runs with
 /// `--ignore-certificate-errors`), and the server configuration that hands it out.
-async fn coturn(dir: &std::path::Path) -> Result<Coturn> {
+pub(super) async fn coturn(dir: &std::path::Path) -> Result<Coturn> {
     let (cert, key) = self_signed_cert(dir, &["turn.sportello.test"]).map_err(err)?;
     let mut config = CoturnConfig::new(SECRET, TURN_PORT);
     config.tls = Some((TURNS_PORT, cert, key));
     Coturn::start(&config).await.map_err(err)
 }
 
-fn reach(c: &mut sportello_server::Config) -> Result<(), String> {
+pub(super) fn reach(c: &mut sportello_server::Config) -> Result<(), String> {
     c.media_tcp_bind = Some(ICE_TCP.parse::<SocketAddr>().map_err(|e| e.to_string())?);
     c.turn_urls = vec![
         format!("turn:127.0.0.1:{TURN_PORT}?transport=udp"),
@@ -96,12 +96,12 @@ fn reach(c: &mut sportello_server::Config) -> Result<(), String> {
 
 const CHROMIUM_EXTRA: &[&str] = &["--ignore-certificate-errors"];
 
-fn extra() -> Vec<String> {
+pub(super) fn extra() -> Vec<String> {
     CHROMIUM_EXTRA.iter().map(|s| s.to_string()).collect()
 }
 
 /// The path kind of both peer connections of a room page (`window.sportello.paths()`).
-async fn room_paths(b: &Browser) -> Result<(String, String)> {
+pub(super) async fn room_paths(b: &Browser) -> Result<(String, String)> {
     let v: serde_json::Value = b
         .eval_async(
             "import('/web/shared/ice.js').then(async m => { const p = await window.sportello.paths(); \
@@ -251,7 +251,7 @@ async fn ladder(ctx: &mut Ctx, urls: &[(&str, String); 2]) -> Result<()> {
     Ok(())
 }
 
-fn tail(text: &str, lines: usize) -> String {
+pub(super) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
