@@ -4,10 +4,12 @@
 //! - [`netns`]: re-execute the test binary inside a loopback-only network namespace.
 //! - [`load`]: the load tool behind `sportello-load` (many synthetic clients, Sportello vs Janus).
 //! - [`browser`]: real headless Chromium (through chromedriver) with fake camera, microphone and screen.
+//! - [`aiortc`]: the relay-only aiortc publisher (an independent WebRTC stack through TURN).
 //! - [`coturn`]: a real coturn started and stopped by the test, and a self-signed certificate.
 //! - [`nginx`]: nginx running the one-port front of `deploy/nginx-443.conf`, with test addresses.
 //! - [`axe`]: axe-core's WCAG 2.1 AA rules inside a page (serious and critical violations fail).
 
+pub mod aiortc;
 pub mod axe;
 pub mod browser;
 pub mod coturn;

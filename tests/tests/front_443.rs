@@ -15,23 +15,22 @@
 //! and nginx are started here with their own pids, logs and ports and stopped by their PIDs.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sportello_rooms::turn::TurnSecret;
+use sportello_tests::aiortc::RelayPublisher;
 use sportello_tests::coturn::{Coturn, CoturnConfig, self_signed_cert};
 use sportello_tests::netns::Firewall;
 use sportello_tests::nginx::{FrontConfig, Nginx};
 use sportello_tests::rtc_client::{Client, pump};
 use sportello_tests::server::{Role, TestServer, WsClient};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Command;
 
 type Result<T> = std::result::Result<T, String>;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/aiortc/turn_relay.py");
 const SECRET: &str = "5a4b3c2d1e0f5a4b3c2d1e0f5a4b3c2d";
 /// Below the kernel's ephemeral range (32768–60999), so no client socket can take them first.
 const FRONT: u16 = 24430;
@@ -43,7 +42,6 @@ const TURN_PORT: u16 = 24478;
 const TURN_TLS: u16 = 24349;
 /// How long the relay-only publisher sends after its answer.
 const SEND_SECONDS: u64 = 8;
-const SCRIPT_LIMIT: Duration = Duration::from_secs(40);
 
 fn main() {
     let _ = env_logger::try_init();
@@ -220,49 +218,6 @@ async fn ice_tcp_through_the_front(server: &TestServer) -> Result<()> {
     Ok(())
 }
 
-/// The relay-only aiortc publisher, between its offer and its result.
-struct Publisher {
-    child: Child,
-    out: Lines<BufReader<ChildStdout>>,
-}
-
-impl Publisher {
-    /// Starts the script, trusting `cert` (OpenSSL's `SSL_CERT_FILE`, read by Python's default
-    /// context: the TURN server's certificate is checked, not waved through).
-    async fn start(ice_servers: &Value, cert: &std::path::Path) -> Result<(Publisher, Value)> {
-        let mut child = Command::new("python3")
-            .arg(SCRIPT)
-            .arg(ice_servers.to_string())
-            .arg(SEND_SECONDS.to_string())
-            .env("SSL_CERT_FILE", cert)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot run python3 {SCRIPT}: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut publisher = Publisher { child, out: BufReader::new(stdout).lines() };
-        let offer = publisher.line().await?;
-        Ok((publisher, offer))
-    }
-
-    async fn line(&mut self) -> Result<Value> {
-        let line = tokio::time::timeout(SCRIPT_LIMIT, self.out.next_line())
-            .await
-            .map_err(|_| "the publisher said nothing in time")?
-            .map_err(|e| e.to_string())?
-            .ok_or("the publisher ended early")?;
-        serde_json::from_str(&line).map_err(|e| format!("publisher line {line:?}: {e}"))
-    }
-
-    async fn answer(&mut self, sdp: &str) -> Result<()> {
-        let stdin = self.child.stdin.as_mut().ok_or("no stdin")?;
-        let line = format!("{}\n", json!({ "answer": sdp }));
-        stdin.write_all(line.as_bytes()).await.map_err(|e| e.to_string())
-    }
-}
-
 /// (c) TURN over TLS through the front: relay-only aiortc publishes, a TCP-only viewer receives.
 async fn turn_tls_through_the_front(server: &TestServer, cert: &std::path::Path) -> Result<()> {
     let room = "anagrafe";
@@ -273,7 +228,7 @@ async fn turn_tls_through_the_front(server: &TestServer, cert: &std::path::Path)
         .and_then(|s| s.iter().find(|s| s["urls"][0].as_str().is_some_and(|u| u.starts_with("turns:"))))
         .cloned()
         .ok_or_else(|| format!("the welcome has no turns: server: {welcome}"))?;
-    let (mut publisher, offer) = Publisher::start(&json!([turns]), cert).await?;
+    let (mut publisher, offer) = RelayPublisher::start(&json!([turns]), SEND_SECONDS, Some(cert)).await?;
     let relays = &offer["relay_candidates"];
     check(relays.as_u64() > Some(0), format!("coturn allocated no relay over turns: ({relays} relay candidates)"))?;
     citizen

@@ -9,28 +9,24 @@
 //! Runs inside a loopback-only network namespace (own `main`, see `sportello_tests::netns`); coturn
 //! is started here with its own pid, log and ports and stopped by its PID.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use sportello_backoffice::clock::Clock;
 use sportello_rooms::turn::TurnSecret;
+use sportello_tests::aiortc::RelayPublisher;
 use sportello_tests::coturn::{Coturn, CoturnConfig};
 use sportello_tests::rtc_client::{Client, pump};
 use sportello_tests::server::{Claims, Role, TestServer, WsClient};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
 
 type Result<T> = std::result::Result<T, String>;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/aiortc/turn_relay.py");
 const SECRET: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 /// Off the SFU's (ephemeral) port and off coturn's default and alternative ports.
 const TURN_PORT: u16 = 34780;
 const TTL: Duration = Duration::from_secs(12 * 3600);
 /// How long the publisher sends after its answer.
 const SEND_SECONDS: u64 = 6;
-const SCRIPT_LIMIT: Duration = Duration::from_secs(40);
 const ROOM: &str = "anagrafe";
 
 fn main() {
@@ -39,47 +35,6 @@ fn main() {
 
 fn check(cond: bool, what: impl Into<String>) -> Result<()> {
     if cond { Ok(()) } else { Err(what.into()) }
-}
-
-/// The relay-only publisher, between its offer and its result.
-struct Publisher {
-    child: Child,
-    out: Lines<BufReader<ChildStdout>>,
-}
-
-impl Publisher {
-    /// Starts the script with `ice_servers`; returns it with its first line (offer, mid, relay count).
-    async fn start(ice_servers: &Value) -> Result<(Publisher, Value)> {
-        let mut child = Command::new("python3")
-            .arg(SCRIPT)
-            .arg(ice_servers.to_string())
-            .arg(SEND_SECONDS.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot run python3 {SCRIPT}: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut publisher = Publisher { child, out: BufReader::new(stdout).lines() };
-        let offer = publisher.line().await?;
-        Ok((publisher, offer))
-    }
-
-    async fn line(&mut self) -> Result<Value> {
-        let line = tokio::time::timeout(SCRIPT_LIMIT, self.out.next_line())
-            .await
-            .map_err(|_| "the publisher said nothing in time")?
-            .map_err(|e| e.to_string())?
-            .ok_or("the publisher ended early")?;
-        serde_json::from_str(&line).map_err(|e| format!("publisher line {line:?}: {e}"))
-    }
-
-    async fn answer(&mut self, sdp: &str) -> Result<()> {
-        let stdin = self.child.stdin.as_mut().ok_or("no stdin")?;
-        let line = format!("{}\n", json!({ "answer": sdp }));
-        stdin.write_all(line.as_bytes()).await.map_err(|e| e.to_string())
-    }
 }
 
 /// Joins with a token valid at the server clock's now; returns the socket and the TURN entry of
@@ -102,7 +57,7 @@ async fn join(server: &TestServer, clock: &Clock, identity: &str, role: Role) ->
 }
 
 /// Publishes the script's offer as `identity`'s camera and hands it the answer.
-async fn publish(ws: &mut WsClient, publisher: &mut Publisher, offer: &Value) -> Result<()> {
+async fn publish(ws: &mut WsClient, publisher: &mut RelayPublisher, offer: &Value) -> Result<()> {
     ws.send_json(&json!({
         "v": 1, "type": "offer", "pc": "publish", "sdp": offer["offer"],
         "tracks": [{ "mid": offer["mid"], "source": "camera" }]
@@ -135,7 +90,7 @@ async fn scenarios() -> Result<()> {
 async fn relayed_media_reaches_the_room(server: &TestServer, clock: &Clock) -> Result<()> {
     let (mut official, _) = join(server, clock, "official", Role::Host).await?;
     let (mut citizen, turn) = join(server, clock, "citizen", Role::Participant).await?;
-    let (mut publisher, offer) = Publisher::start(&json!([turn])).await?;
+    let (mut publisher, offer) = RelayPublisher::start(&json!([turn]), SEND_SECONDS, None).await?;
     let relays = &offer["relay_candidates"];
     check(relays.as_u64() > Some(0), format!("coturn allocated no relay ({relays} relay candidates)"))?;
     publish(&mut citizen, &mut publisher, &offer).await?;
@@ -181,7 +136,7 @@ async fn expired_credential_is_refused(server: &TestServer, clock: &Clock) -> Re
     let (mut late, turn) = joined?;
     let expiry: i64 = turn["username"].as_str().and_then(|u| u.split(':').next()?.parse().ok()).unwrap_or(i64::MAX);
     check(expiry < clock.now(), format!("the credential should have expired: {turn}"))?;
-    let (mut publisher, offer) = Publisher::start(&json!([turn])).await?;
+    let (mut publisher, offer) = RelayPublisher::start(&json!([turn]), SEND_SECONDS, None).await?;
     let relays = &offer["relay_candidates"];
     check(*relays == 0, format!("coturn allocated {relays} relays for an expired credential"))?;
     publish(&mut late, &mut publisher, &offer).await?;

@@ -15,8 +15,10 @@ use serde_json::Value;
 use sportello_tests::axe::assert_accessible;
 use sportello_tests::browser::{Browser, Result, err};
 
-use super::network::{ICE_TCP, RELAY_PORTS, TURN_PORT, TURNS_PORT, coturn, extra, firewall, reach, room_paths, tail};
-use super::{Ctx, JOIN_TIMEOUT, app};
+use super::network::{
+    ICE_TCP, RELAY_PORTS, TURN_PORT, TURNS_PORT, extra, firewall, reachable_server, room_paths, tail,
+};
+use super::{Ctx, JOIN_TIMEOUT};
 
 const ROOM: &str = "sportello-verifica";
 /// The check takes ≈ 4 s of gathering plus ≤ 8 s of connecting when a path is blocked.
@@ -125,12 +127,7 @@ async fn classify_cases(b: &Browser) -> Result<()> {
 
 pub async fn network_check(ctx: &mut Ctx) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let coturn = coturn(dir.path()).await?;
-    let mut bad = None;
-    let server = app::App::start_with(|c| bad = reach(c).err()).await?;
-    if let Some(why) = bad {
-        return Err(err(why));
-    }
+    let (coturn, server) = reachable_server(dir.path()).await?;
     let url = server.join_url(ROOM, "carla", "participant");
     ctx.server = Some(server);
     let outcome = async {

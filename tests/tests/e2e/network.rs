@@ -77,14 +77,14 @@ pub(super) fn firewall(rules: &[String]) -> Result<Option<Firewall>> {
 
 /// coturn with TURN over UDP and over TLS (a self-signed certificate: Chromium runs with
 /// `--ignore-certificate-errors`), and the server configuration that hands it out.
-pub(super) async fn coturn(dir: &std::path::Path) -> Result<Coturn> {
+async fn coturn(dir: &std::path::Path) -> Result<Coturn> {
     let (cert, key) = self_signed_cert(dir, &["turn.sportello.test"]).map_err(err)?;
     let mut config = CoturnConfig::new(SECRET, TURN_PORT);
     config.tls = Some((TURNS_PORT, cert, key));
     Coturn::start(&config).await.map_err(err)
 }
 
-pub(super) fn reach(c: &mut sportello_server::Config) -> Result<(), String> {
+fn reach(c: &mut sportello_server::Config) -> Result<(), String> {
     c.media_tcp_bind = Some(ICE_TCP.parse::<SocketAddr>().map_err(|e| e.to_string())?);
     c.turn_urls = vec![
         format!("turn:127.0.0.1:{TURN_PORT}?transport=udp"),
@@ -126,14 +126,38 @@ async fn close_browsers(ctx: &mut Ctx) {
     }
 }
 
-pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let coturn = coturn(dir.path()).await?;
+/// Both click «Entra» at once and decode each other's camera; returns how long that took.
+async fn join_both(anna: &Browser, bruno: &Browser) -> Result<Duration> {
+    let t0 = Instant::now();
+    tokio::try_join!(super::join(anna), super::join(bruno))?;
+    let (anna_sees, bruno_sees) = (media_condition(&["bruno/camera"], &[]), media_condition(&["anna/camera"], &[]));
+    tokio::try_join!(anna.wait_for(&anna_sees, MEDIA_TIMEOUT), bruno.wait_for(&bruno_sees, MEDIA_TIMEOUT))?;
+    Ok(t0.elapsed())
+}
+
+/// Not one lucky keyframe: 30 more frames of the other's camera on each side.
+async fn keep_decoding(anna: &Browser, bruno: &Browser) -> Result<()> {
+    tokio::try_join!(
+        wait_camera_progress(anna, "bruno", 30, MEDIA_TIMEOUT),
+        wait_camera_progress(bruno, "anna", 30, MEDIA_TIMEOUT),
+    )?;
+    Ok(())
+}
+
+/// coturn, and a server that hands it out with ICE-TCP on ([`reach`]).
+pub(super) async fn reachable_server(dir: &std::path::Path) -> Result<(Coturn, app::App)> {
+    let coturn = coturn(dir).await?;
     let mut bad = None;
     let server = app::App::start_with(|c| bad = reach(c).err()).await?;
-    if let Some(why) = bad {
-        return Err(err(why));
+    match bad {
+        Some(why) => Err(err(why)),
+        None => Ok((coturn, server)),
     }
+}
+
+pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (coturn, server) = reachable_server(dir.path()).await?;
     let sfu_udp = server.media_addr().port();
     let urls =
         [("anna", server.join_url(ROOM, "anna", "host")), ("bruno", server.join_url(ROOM, "bruno", "participant"))];
@@ -147,17 +171,8 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
                 ctx.open_with(id, url, &extra()).await?;
             }
             let [anna, bruno] = [&ctx.browsers[0], &ctx.browsers[1]];
-            let t0 = Instant::now();
-            tokio::try_join!(super::join(anna), super::join(bruno))?;
-            let (anna_sees, bruno_sees) =
-                (media_condition(&["bruno/camera"], &[]), media_condition(&["anna/camera"], &[]));
-            tokio::try_join!(anna.wait_for(&anna_sees, MEDIA_TIMEOUT), bruno.wait_for(&bruno_sees, MEDIA_TIMEOUT))
-                .map_err(|e| err(format!("{}: {e}", case.name)))?;
-            let first_frame = t0.elapsed();
-            tokio::try_join!(
-                wait_camera_progress(anna, "bruno", 30, MEDIA_TIMEOUT),
-                wait_camera_progress(bruno, "anna", 30, MEDIA_TIMEOUT),
-            )?;
+            let first_frame = join_both(anna, bruno).await.map_err(|e| err(format!("{}: {e}", case.name)))?;
+            keep_decoding(anna, bruno).await?;
             for b in [anna, bruno] {
                 // What the citizen reads in the status line.
                 b.wait_for(&status_says(status_words(case.path)), MEDIA_TIMEOUT)
@@ -223,9 +238,7 @@ async fn ladder(ctx: &mut Ctx, urls: &[(&str, String); 2]) -> Result<()> {
         ctx.open_with(id, url, &extra()).await?;
     }
     let [anna, bruno] = [&ctx.browsers[0], &ctx.browsers[1]];
-    tokio::try_join!(super::join(anna), super::join(bruno))?;
-    let (anna_sees, bruno_sees) = (media_condition(&["bruno/camera"], &[]), media_condition(&["anna/camera"], &[]));
-    tokio::try_join!(anna.wait_for(&anna_sees, MEDIA_TIMEOUT), bruno.wait_for(&bruno_sees, MEDIA_TIMEOUT))?;
+    join_both(anna, bruno).await?;
     let only_443 = cases(0).pop().map(|c| c.rules).unwrap_or_default();
     let fw = firewall(&only_443)?;
     let retrying = status_says("nuovo tentativo attraverso il server di inoltro cifrato");
@@ -234,10 +247,7 @@ async fn ladder(ctx: &mut Ctx, urls: &[(&str, String); 2]) -> Result<()> {
     println!("    both say the direct connection does not work and try the relay");
     let relayed = status_says(status_words("relay-tls"));
     tokio::try_join!(anna.wait_for(&relayed, MEDIA_TIMEOUT), bruno.wait_for(&relayed, MEDIA_TIMEOUT))?;
-    tokio::try_join!(
-        wait_camera_progress(anna, "bruno", 30, MEDIA_TIMEOUT),
-        wait_camera_progress(bruno, "anna", 30, MEDIA_TIMEOUT),
-    )?;
+    keep_decoding(anna, bruno).await?;
     for b in [anna, bruno] {
         let (p, s) = room_paths(b).await?;
         let policy: String = b.eval("window.sportello.ladder.policy").await?;
@@ -321,13 +331,8 @@ pub async fn front_paths(ctx: &mut Ctx) -> Result<()> {
             ctx.open_with(id, url, &extra()).await?;
         }
         let [anna, bruno] = [&ctx.browsers[0], &ctx.browsers[1]];
-        tokio::try_join!(super::join(anna), super::join(bruno))?;
-        let (anna_sees, bruno_sees) = (media_condition(&["bruno/camera"], &[]), media_condition(&["anna/camera"], &[]));
-        tokio::try_join!(anna.wait_for(&anna_sees, MEDIA_TIMEOUT), bruno.wait_for(&bruno_sees, MEDIA_TIMEOUT))?;
-        tokio::try_join!(
-            wait_camera_progress(anna, "bruno", 30, MEDIA_TIMEOUT),
-            wait_camera_progress(bruno, "anna", 30, MEDIA_TIMEOUT),
-        )?;
+        join_both(anna, bruno).await?;
+        keep_decoding(anna, bruno).await?;
         for b in [anna, bruno] {
             let (p, s) = room_paths(b).await?;
             if p != "relay-tls" || s != "relay-tls" {
