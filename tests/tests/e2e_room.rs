@@ -37,8 +37,8 @@
 //!   under each network a citizen may be on (open; one UDP port; UDP blocked; only TCP 443) and
 //!   decode each other over the path `getStats()` says: UDP, UDP, ICE-TCP, TURN over TLS.
 //! - `front_paths` (`e2e/network.rs`): behind the production nginx front (`deploy/nginx-443.conf`)
-//!   with only TCP 443 and the relay leg open: the page over HTTPS and the call over TURN/TLS, both
-//!   through the front.
+//!   with only TCP 443 and the relay leg open: the page over HTTPS and the Chromium call over
+//!   TURN/TLS, both through the front; a Firefox participant joins over ICE-TCP through the front.
 //! - `live_paths` (`e2e/network.rs`): a council stream's public WHEP viewer with UDP blocked
 //!   (ICE-TCP) and with only TCP 443 (TURN over TLS, credentials from the endpoint's `Link`).
 //! - `firefox_paths` (`e2e/firefox.rs`): a citizen on Firefox ESR (geckodriver) and an official on

@@ -269,12 +269,11 @@ pub(super) fn tail(text: &str, lines: usize) -> String {
 /// Behind `deploy/nginx-443.conf` (the production front, rendered by `tests/src/nginx.rs`): the page
 /// comes over HTTPS on 443, the SFU announces its ICE-TCP candidate as 443 and TURN is `turns:` on
 /// 443 — so with every UDP datagram dropped but the relay leg, port 443 is all the browser knows
-/// over TCP: (d) through the front. The page and the call both cross the front: the call over
-/// TURN/TLS (nginx → coturn). Chromium 156 opened no ICE-TCP connection to the front's 443 here
-/// (the same address and port as the page; it did to the SFU's own port in `network_paths`), so
-/// ICE-TCP through the front is proven with sans-IO clients in `front_443.rs`, not in a browser.
+/// over TCP: (d) through the front. The page and the Chromium participants' call both cross the
+/// front, the call over TURN/TLS (nginx → coturn): Chromium 156 opened no ICE-TCP connection to a
+/// candidate on 443 here (it did on other ports: `deploy/README.md`). A Firefox participant joins
+/// the same call over ICE-TCP through the front (nginx → the SFU's listener).
 pub async fn front_paths(ctx: &mut Ctx) -> Result<()> {
-    use sportello_tests::browser::free_port;
     use sportello_tests::nginx::{FrontConfig, Nginx};
     const FRONT: u16 = 443;
     const COTURN_TLS: u16 = 5349;
@@ -299,8 +298,9 @@ pub async fn front_paths(ctx: &mut Ctx) -> Result<()> {
     let ice_tcp: u16 = FRONT_ICE_TCP.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_default();
     let front = FrontConfig {
         front: FRONT,
-        plain_http: free_port()?,
-        site: free_port()?,
+        // Fixed, below the ephemeral range: two `free_port()`s may return the same port.
+        plain_http: 24180,
+        site: 24531,
         sportello: server.http_addr(),
         coturn_tls: COTURN_TLS,
         ice_tcp,
@@ -318,6 +318,9 @@ pub async fn front_paths(ctx: &mut Ctx) -> Result<()> {
             ),
         )
     });
+    // Firefox (no way to accept a self-signed page certificate in this harness) loads the page
+    // from Sportello itself; its media has the same ways as the others'.
+    let felice = server.join_url(ROOM, "felice", "participant");
     ctx.server = Some(server);
     let nginx = Nginx::start(&front).await.map_err(err)?;
     let outcome = async {
@@ -347,6 +350,21 @@ pub async fn front_paths(ctx: &mut Ctx) -> Result<()> {
         // The browsers' one `turns:` URL is the front's 443 (coturn listens on 5349 only): a relay
         // over TLS can only have come through the front.
         println!("  the page over HTTPS and the call over TURN/TLS, both through the front on 443");
+        let fx = ctx.open_firefox("felice", &felice).await?;
+        let fx = &ctx.browsers[fx];
+        super::join(fx).await?;
+        fx.wait_for(&media_condition(&["anna/camera", "bruno/camera"], &[]), MEDIA_TIMEOUT).await?;
+        let sees_felice = media_condition(&["felice/camera"], &[]);
+        let [anna, bruno] = [&ctx.browsers[0], &ctx.browsers[1]];
+        tokio::try_join!(anna.wait_for(&sees_felice, MEDIA_TIMEOUT), bruno.wait_for(&sees_felice, MEDIA_TIMEOUT))?;
+        let (p, s) = room_paths(fx).await?;
+        let port: u16 = fx.eval_async("window.sportello.paths().then(p => p.publish.remote.port)").await?;
+        if p != "tcp" || s != "tcp" || port != FRONT {
+            return Err(err(format!(
+                "[felice] publish {p}, subscribe {s} to port {port}: not ICE-TCP through the front"
+            )));
+        }
+        println!("  Firefox joins over ICE-TCP through the same front on 443; all three decode each other");
         Ok(())
     }
     .await;
