@@ -1,6 +1,7 @@
-//! Who a request comes from, as the limits count it: the peer address ([`ClientIp`]), the block it
-//! belongs to ([`AddressKey`]: IPv6 by its /64), and the per-address count of open websockets
-//! ([`SocketGate`]). Behind a reverse proxy every client is the proxy's address.
+//! Who a request comes from, as the limits count it: the client address ([`ClientIp`]: the peer,
+//! or behind a trusted reverse proxy the client its forwarding header names — [`TrustedProxies`]),
+//! the block it belongs to ([`AddressKey`]: IPv6 by its /64), and the per-address count of open
+//! websockets ([`SocketGate`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -8,17 +9,113 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use ipnet::IpNet;
 
-/// The peer address when the server runs with connect info (the binary and the tests do).
+use crate::config::ForwardedHeader;
+
+/// The client's address: the peer's (when the server runs with connect info: the binary and the
+/// tests do), or — when the peer is a trusted proxy — the one its forwarding header names. Rate
+/// limits, caps and log lines all take this one.
 pub struct ClientIp(pub Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let client = match (peer, parts.extensions.get::<Arc<TrustedProxies>>()) {
+            (Some(peer), Some(trusted)) => Some(trusted.client(peer, &parts.headers)),
+            _ => peer,
+        };
+        Ok(ClientIp(client))
     }
+}
+
+/// The reverse proxies whose forwarding header is believed (`trusted_proxies`, `forwarded_header`),
+/// put into every request's extensions by the router.
+#[derive(Debug, Clone)]
+pub struct TrustedProxies {
+    nets: Vec<IpNet>,
+    header: ForwardedHeader,
+}
+
+impl TrustedProxies {
+    pub fn new(nets: Vec<IpNet>, header: ForwardedHeader) -> TrustedProxies {
+        TrustedProxies { nets, header }
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.nets.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client of a request from `peer`. A peer that is not a trusted proxy is the client, whatever
+    /// its headers say (so nobody dodges a limit by sending one). From a trusted proxy, the hops of
+    /// the configured header are walked from the right — each proxy appends the address it saw — and
+    /// the first one that is not itself a trusted proxy is the client. A hop that is not an address
+    /// (`unknown`, an obfuscated name, garbage) ends the walk at the last proxy that vouched for it;
+    /// a chain of trusted proxies only gives its leftmost.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if self.nets.is_empty() || !self.trusts(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        for hop in self.hops(headers).into_iter().rev() {
+            match hop {
+                Some(ip) if self.trusts(ip) => client = ip,
+                Some(ip) => return ip,
+                None => return client,
+            }
+        }
+        client
+    }
+
+    /// The addresses of the configured header, left to right (every line of it, in order).
+    fn hops(&self, headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+        let name = match self.header {
+            ForwardedHeader::XForwardedFor => "x-forwarded-for",
+            ForwardedHeader::Forwarded => "forwarded",
+        };
+        let mut hops = Vec::new();
+        for value in headers.get_all(name) {
+            // A header that is not text ends the chain where it is: no address can be read from it.
+            let Ok(text) = value.to_str() else {
+                hops.push(None);
+                continue;
+            };
+            for element in text.split(',') {
+                hops.push(match self.header {
+                    ForwardedHeader::XForwardedFor => parse_node(element),
+                    ForwardedHeader::Forwarded => forwarded_for(element),
+                });
+            }
+        }
+        hops
+    }
+}
+
+/// The `for=` node of one `Forwarded` element (RFC 7239 §4): `for=192.0.2.43`,
+/// `for="[2001:db8:cafe::17]:4711"`; `None` when absent or not an address.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    element.split(';').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        key.trim().eq_ignore_ascii_case("for").then(|| parse_node(value))?
+    })
+}
+
+/// An address as proxies write it: bare, quoted, with a port, IPv6 in brackets (with or without
+/// a port) — `192.0.2.1`, `"192.0.2.1:4711"`, `[2001:db8::1]`, `"[2001:db8::1]:4711"`, `2001:db8::1`.
+fn parse_node(text: &str) -> Option<IpAddr> {
+    let text = text.trim().trim_matches('"');
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(addr.ip());
+    }
+    text.strip_prefix('[')?.split(']').next()?.parse().ok()
 }
 
 /// The block an address belongs to for counting: IPv4 as it is, IPv6 by its /64 (an IPv4-mapped
@@ -104,5 +201,93 @@ impl Drop for Ticket {
                 counts.remove(&self.key);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn headers(name: &'static str, values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(name, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn proxies(nets: &[&str], header: ForwardedHeader) -> TrustedProxies {
+        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect(), header)
+    }
+
+    #[test]
+    fn a_peer_that_is_not_a_trusted_proxy_is_the_client_whatever_it_sends() {
+        let t = proxies(&["10.0.0.0/8"], ForwardedHeader::XForwardedFor);
+        let h = headers("x-forwarded-for", &["198.51.100.7"]);
+        assert_eq!(t.client(ip("203.0.113.5"), &h), ip("203.0.113.5"));
+        // No proxies configured: nobody is believed.
+        let none = proxies(&[], ForwardedHeader::XForwardedFor);
+        assert_eq!(none.client(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_hop_is_the_client() {
+        let t = proxies(&["10.0.0.0/8", "192.0.2.10/32"], ForwardedHeader::XForwardedFor);
+        // The citizen forged the first entry; nginx appended the address it saw.
+        let h = headers("x-forwarded-for", &["1.2.3.4, 198.51.100.7"]);
+        assert_eq!(t.client(ip("10.1.2.3"), &h), ip("198.51.100.7"));
+        // Two proxies in a row (the front at 192.0.2.10, then 10.1.2.3), over two header lines.
+        let h = headers("x-forwarded-for", &["1.2.3.4, 198.51.100.7", "192.0.2.10"]);
+        assert_eq!(t.client(ip("10.1.2.3"), &h), ip("198.51.100.7"));
+        // Only proxies: the leftmost. No header: the proxy itself.
+        let h = headers("x-forwarded-for", &["10.9.9.9"]);
+        assert_eq!(t.client(ip("10.1.2.3"), &h), ip("10.9.9.9"));
+        assert_eq!(t.client(ip("10.1.2.3"), &HeaderMap::new()), ip("10.1.2.3"));
+    }
+
+    #[test]
+    fn a_hop_that_is_not_an_address_ends_at_the_proxy_that_reported_it() {
+        let t = proxies(&["10.0.0.0/8"], ForwardedHeader::XForwardedFor);
+        let h = headers("x-forwarded-for", &["198.51.100.7, unknown, 10.0.0.2"]);
+        assert_eq!(t.client(ip("10.0.0.1"), &h), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn addresses_as_proxies_write_them() {
+        for (text, want) in [
+            ("192.0.2.1", "192.0.2.1"),
+            (" \"192.0.2.1:4711\" ", "192.0.2.1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("\"[2001:db8::1]:4711\"", "2001:db8::1"),
+            ("2001:db8::1", "2001:db8::1"),
+        ] {
+            assert_eq!(parse_node(text), Some(ip(want)), "{text}");
+        }
+        for bad in ["unknown", "_hidden", "", "[nope]", "300.1.1.1"] {
+            assert_eq!(parse_node(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn forwarded_is_read_only_when_configured() {
+        let t = proxies(&["10.0.0.0/8"], ForwardedHeader::Forwarded);
+        let mut h = headers("forwarded", &["for=1.2.3.4;proto=https, For=\"[2001:db8:cafe::17]:4711\";by=10.0.0.1"]);
+        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.99"));
+        assert_eq!(t.client(ip("10.0.0.1"), &h), ip("2001:db8:cafe::17"));
+        // The other way round: with X-Forwarded-For configured, a `Forwarded` header is ignored.
+        let x = proxies(&["10.0.0.0/8"], ForwardedHeader::XForwardedFor);
+        assert_eq!(x.client(ip("10.0.0.1"), &h), ip("198.51.100.99"));
+    }
+
+    #[test]
+    fn an_ipv4_mapped_peer_matches_its_ipv4_block() {
+        let t = proxies(&["127.0.0.1/32"], ForwardedHeader::XForwardedFor);
+        let h = headers("x-forwarded-for", &["198.51.100.7"]);
+        assert_eq!(t.client(ip("::ffff:127.0.0.1"), &h), ip("198.51.100.7"));
     }
 }

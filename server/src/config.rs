@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use sportello_rooms::protocol::IceServer;
@@ -96,6 +97,11 @@ pub struct Config {
     /// Failed logins one client address may have per 15 minutes before it waits (429); a fifth of
     /// it may be in flight at once. Behind a reverse proxy every client shares its address: raise it.
     pub login_failures_per_ip: u32,
+    /// Reverse proxies whose forwarding header is believed (CIDR blocks; empty: none): a request
+    /// from one of them counts as coming from the client its header names (`client_addr.rs`).
+    pub trusted_proxies: Vec<IpNet>,
+    /// The header those proxies write: `X-Forwarded-For` (nginx, Caddy, HAProxy) or `Forwarded`.
+    pub forwarded_header: ForwardedHeader,
 }
 
 impl Default for Config {
@@ -132,6 +138,8 @@ impl Default for Config {
             ws_unjoined_per_ip: 8,
             media_tcp_per_ip: sportello_sfu::TcpLimits::default().max_per_address,
             login_failures_per_ip: 20,
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
         }
     }
 }
@@ -200,6 +208,49 @@ pub enum ConfigError {
     TurnUrl(String),
 }
 
+/// A trusted proxy block as written in the configuration: `10.0.0.0/8`, `2001:db8::/32`, or one
+/// address (`192.0.2.7`, i.e. `/32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedNet(pub IpNet);
+
+impl FromStr for TrustedNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        s.parse::<IpNet>()
+            .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+            .map(TrustedNet)
+            .map_err(|_| format!("{s:?} is not an address or a CIDR block (e.g. 10.0.0.0/8)"))
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which forwarding header the trusted proxies write. Only that one is read: a header the proxy
+/// does not maintain would pass a client's own value through unchecked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ForwardedHeader {
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    #[serde(rename = "forwarded")]
+    Forwarded,
+}
+
+impl FromStr for ForwardedHeader {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(ForwardedHeader::XForwardedFor),
+            "forwarded" => Ok(ForwardedHeader::Forwarded),
+            other => Err(format!("{other:?}: expected x-forwarded-for or forwarded")),
+        }
+    }
+}
+
 /// One layer of configuration: what a source sets, nothing for what it leaves alone.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,6 +294,8 @@ pub struct Layer {
     pub network_checks_per_ip_minute: Option<u32>,
     pub ws_unjoined_per_ip: Option<u32>,
     pub login_failures_per_ip: Option<u32>,
+    pub trusted_proxies: Option<Vec<TrustedNet>>,
+    pub forwarded_header: Option<ForwardedHeader>,
     pub media_tcp_per_ip: Option<usize>,
 }
 
@@ -281,6 +334,8 @@ impl Layer {
             ws_unjoined_per_ip: self.ws_unjoined_per_ip.or(lower.ws_unjoined_per_ip),
             media_tcp_per_ip: self.media_tcp_per_ip.or(lower.media_tcp_per_ip),
             login_failures_per_ip: self.login_failures_per_ip.or(lower.login_failures_per_ip),
+            trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
+            forwarded_header: self.forwarded_header.or(lower.forwarded_header),
         }
     }
 
@@ -321,6 +376,11 @@ impl Layer {
             ws_unjoined_per_ip: self.ws_unjoined_per_ip.unwrap_or(base.ws_unjoined_per_ip),
             media_tcp_per_ip: self.media_tcp_per_ip.unwrap_or(base.media_tcp_per_ip),
             login_failures_per_ip: self.login_failures_per_ip.unwrap_or(base.login_failures_per_ip),
+            trusted_proxies: self
+                .trusted_proxies
+                .map(|nets| nets.into_iter().map(|n| n.0).collect())
+                .unwrap_or(base.trusted_proxies),
+            forwarded_header: self.forwarded_header.unwrap_or(base.forwarded_header),
         }
     }
 
@@ -392,6 +452,19 @@ impl Layer {
                 "WS_UNJOINED_PER_IP" => layer.ws_unjoined_per_ip = Some(parsed(&value).map_err(err)?),
                 "MEDIA_TCP_PER_IP" => layer.media_tcp_per_ip = Some(parsed(&value).map_err(err)?),
                 "LOGIN_FAILURES_PER_IP" => layer.login_failures_per_ip = Some(parsed(&value).map_err(err)?),
+                // Comma-separated CIDR blocks or addresses.
+                "TRUSTED_PROXIES" => {
+                    layer.trusted_proxies = Some(
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|n| !n.is_empty())
+                            .map(str::parse)
+                            .collect::<Result<_, _>>()
+                            .map_err(err)?,
+                    )
+                }
+                "FORWARDED_HEADER" => layer.forwarded_header = Some(parsed(&value).map_err(err)?),
                 _ => {}
             }
         }
@@ -767,6 +840,40 @@ mod tests {
         let bad = env(&[("SPORTELLO_NETWORK_CHECKS_PER_IP_MINUTE", "-1")]);
         let err = Config::load(&args_in(dir.path()), bad).unwrap_err();
         assert!(err.to_string().contains("SPORTELLO_NETWORK_CHECKS_PER_IP_MINUTE"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_and_their_header_from_file_or_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = Config::load(&args_in(dir.path()), env(&[])).unwrap();
+        assert!(none.trusted_proxies.is_empty());
+        assert_eq!(none.forwarded_header, ForwardedHeader::XForwardedFor);
+        let dir =
+            data_dir_with_file("trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\nforwarded_header = \"forwarded\"\n");
+        let file = Config::load(&args_in(dir.path()), env(&[])).unwrap();
+        let nets: Vec<String> = file.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32"]);
+        assert_eq!(file.forwarded_header, ForwardedHeader::Forwarded);
+        let vars = env(&[
+            ("SPORTELLO_TRUSTED_PROXIES", "127.0.0.1, ::1/128"),
+            ("SPORTELLO_FORWARDED_HEADER", "X-Forwarded-For"),
+        ]);
+        let from_env = Config::load(&args_in(dir.path()), vars).unwrap();
+        assert_eq!(from_env.trusted_proxies.len(), 2);
+        assert_eq!(from_env.forwarded_header, ForwardedHeader::XForwardedFor);
+        let bad = env(&[("SPORTELLO_TRUSTED_PROXIES", "10.0.0.0/8, proxy.comune.it")]);
+        let err = Config::load(&args_in(dir.path()), bad).unwrap_err();
+        assert!(
+            err.to_string().contains("SPORTELLO_TRUSTED_PROXIES") && err.to_string().contains("proxy.comune.it"),
+            "{err}"
+        );
+        let dir = data_dir_with_file("trusted_proxies = [\"10.0.0.0/33\"]\n");
+        let err = Config::load(&args_in(dir.path()), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
+        let clean = tempfile::tempdir().unwrap();
+        let bad_header = env(&[("SPORTELLO_FORWARDED_HEADER", "x-real-ip")]);
+        let err = Config::load(&args_in(clean.path()), bad_header).unwrap_err();
+        assert!(err.to_string().contains("x-real-ip"), "{err}");
     }
 
     #[test]

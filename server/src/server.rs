@@ -52,6 +52,10 @@ pub fn app(state: AppState) -> Router {
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
     let https = state.config.public_url.starts_with("https://");
     let origin = Arc::new(crate::origin::OriginPolicy::new(&state.config.public_url));
+    let trusted = Arc::new(crate::client_addr::TrustedProxies::new(
+        state.config.trusted_proxies.clone(),
+        state.config.forwarded_header,
+    ));
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(ws::handler))
@@ -60,6 +64,8 @@ pub fn app(state: AppState) -> Router {
         .merge(api::council::page_routes())
         .merge(api::archive::page_routes())
         .fallback(not_found)
+        // Who each request comes from, for `ClientIp` (client_addr.rs).
+        .layer(axum::Extension(trusted))
         .with_state(state)
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, csp))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

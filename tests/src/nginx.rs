@@ -92,17 +92,26 @@ pub struct Nginx {
 impl Nginx {
     /// Renders [`DEPLOY_FILE`], starts nginx and waits until the front and the site accept.
     pub async fn start(config: &FrontConfig) -> Result<Nginx, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let text = std::fs::read_to_string(DEPLOY_FILE).map_err(|e| format!("{DEPLOY_FILE}: {e}"))?;
-        let conf = dir.path().join("nginx.conf");
-        std::fs::write(&conf, render(&text, config, dir.path())?).map_err(|e| e.to_string())?;
+        Nginx::start_with(|dir| render(&text, config, dir), &[config.front, config.site]).await
+    }
+
+    /// Starts nginx with the configuration `conf` writes for its private directory (pid, logs and
+    /// temporary paths go there) and waits until `ports` accept on 127.0.0.1.
+    pub async fn start_with(
+        conf: impl FnOnce(&Path) -> Result<String, String>,
+        ports: &[u16],
+    ) -> Result<Nginx, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf(dir.path())?).map_err(|e| e.to_string())?;
         // Messages before the configuration's error_log takes over (e.g. a syntax error).
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).map_err(|e| e.to_string())?;
         let child = Command::new("nginx")
             .arg("-p")
             .arg(dir.path())
             .arg("-c")
-            .arg(&conf)
+            .arg(&path)
             .args(["-g", "daemon off;"])
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -111,7 +120,7 @@ impl Nginx {
             .map_err(|e| format!("cannot start nginx (Debian nginx-light, libnginx-mod-stream): {e}"))?;
         let mut nginx = Nginx { child, dir };
         let end = Instant::now() + Duration::from_secs(10);
-        for port in [config.front, config.site] {
+        for &port in ports {
             while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
                 if let Ok(Some(status)) = nginx.child.try_wait() {
                     return Err(format!("nginx exited ({status}):\n{}", nginx.log_text()));
