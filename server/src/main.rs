@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use sportello_backoffice::demo;
 use sportello_backoffice::token::{Claims, Role, TokenKey, join_link};
 use sportello_server::api::auth::first_admin_link;
-use sportello_server::config::{ConfigArgs, LogFormat, parse_duration};
+use sportello_server::config::{ConfigArgs, ForwardedHeader, LogFormat, parse_duration};
 use sportello_server::{Config, server};
 
 #[derive(Debug, Parser)]
@@ -31,6 +31,9 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Run,
+    /// Check the configuration (file, environment, flags) without starting anything: print what
+    /// would be used, secrets left out; exit 2 with the reason when it is not valid.
+    CheckConfig,
     /// Print a join link for one participant.
     Token {
         /// Room name, e.g. ufficio-anagrafe.
@@ -62,6 +65,17 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(config, cli.demo),
+        Command::CheckConfig => match config.validated() {
+            Ok(config) => {
+                print!("{}", summary(&config));
+                println!("configurazione valida / configuration valid");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sportello: configurazione non valida / invalid configuration: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Token { room, name, identity, role, valid_for } => {
             let identity = identity.unwrap_or_else(|| identity_from(&name));
             match print_link(&config, &room, &identity, &name, role, valid_for) {
@@ -73,6 +87,55 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// What `check-config` prints: the settings an operator checks first, no secret (the database's
+/// and SMTP's passwords are masked, the TURN secret is only said to be there).
+fn summary(c: &Config) -> String {
+    let masked = |url: &str| match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    };
+    let list = |items: Vec<String>| if items.is_empty() { "-".to_owned() } else { items.join(", ") };
+    let database = c
+        .database_url
+        .as_deref()
+        .map(masked)
+        .unwrap_or_else(|| format!("sqlite:{}/sportello.db", c.data_dir.display()));
+    [
+        ("listen", c.listen.to_string()),
+        ("public_url", c.public_url.clone()),
+        ("data_dir", c.data_dir.display().to_string()),
+        ("database", database),
+        ("media_bind", c.media_bind.to_string()),
+        ("announced_ip", c.announced_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into())),
+        ("media_tcp_bind", c.media_tcp_bind.map(|a| a.to_string()).unwrap_or_else(|| "off".into())),
+        ("media_tcp_announced", c.media_tcp_announced.map(|a| a.to_string()).unwrap_or_else(|| "-".into())),
+        ("turn_urls", list(c.turn_urls.clone())),
+        (
+            "turn_secret",
+            match (c.turn_urls.is_empty(), c.turn_secret.is_some()) {
+                (true, _) => "- (no TURN)".into(),
+                (false, true) => "set".into(),
+                (false, false) => "<data_dir>/turn.secret, or turn_secret_file".into(),
+            },
+        ),
+        ("smtp_url", c.smtp_url.as_deref().map(masked).unwrap_or_else(|| "- (emails go to <data_dir>/outbox)".into())),
+        ("trusted_proxies", list(c.trusted_proxies.iter().map(ToString::to_string).collect())),
+        (
+            "forwarded_header",
+            match c.forwarded_header {
+                ForwardedHeader::XForwardedFor => "x-forwarded-for".into(),
+                ForwardedHeader::Forwarded => "forwarded".into(),
+            },
+        ),
+    ]
+    .iter()
+    .map(|(key, value)| format!("{key:<20} {value}\n"))
+    .collect()
 }
 
 fn init_logging(format: LogFormat) {

@@ -3,9 +3,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, Request, Uri, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sportello_sfu::{Sfu, SfuConfig, SfuError};
@@ -58,6 +60,7 @@ pub fn app(state: AppState) -> Router {
     ));
     let router = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/ws", get(ws::handler))
         .nest("/api", api::routes().layer(axum::middleware::from_fn_with_state(origin, crate::origin::check)))
         .merge(web::routes())
@@ -100,6 +103,31 @@ async fn not_found(uri: Uri) -> Response {
 
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// How long each readiness check may take before it counts as failed.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Readiness (`/readyz`): the database answers and the media engine answers, each within 2 s.
+/// `200 ready`, else `503` naming what is not ready, one line each (for a load balancer or a
+/// probe; optional parts — mail, TURN, calendars — never make it fail).
+async fn readyz(State(state): State<AppState>) -> Response {
+    let database = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("database: {e}")),
+        Err(_) => Some("database: no answer within 2 s".to_owned()),
+    };
+    let media = match tokio::time::timeout(READY_TIMEOUT, state.rooms.sfu().stats()).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("media engine: {e}")),
+        Err(_) => Some("media engine: no answer within 2 s".to_owned()),
+    };
+    let problems: Vec<String> = [database, media].into_iter().flatten().collect();
+    if problems.is_empty() {
+        return (StatusCode::OK, "ready\n").into_response();
+    }
+    tracing::warn!(problems = %problems.join("; "), "not ready");
+    (StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{}\n", problems.join("\n"))).into_response()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -267,6 +295,24 @@ mod tests {
     async fn get(uri: &str) -> Response {
         let (state, _dir) = crate::state::test_state().await;
         app(state).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn readyz_says_what_is_not_ready() {
+        let (state, _dir) = crate::state::test_state().await;
+        let ready = app(state.clone()).oneshot(Request::get("/readyz").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(ready.status(), StatusCode::OK);
+        assert_eq!(to_bytes(ready.into_body(), 1024).await.unwrap(), "ready\n");
+        // The database gone and the media engine stopped: 503, both named.
+        state.store.close().await;
+        state.rooms.sfu().stop().await;
+        let down = app(state).oneshot(Request::get("/readyz").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = String::from_utf8(to_bytes(down.into_body(), 4096).await.unwrap().to_vec()).unwrap();
+        assert!(
+            body.starts_with("not ready\n") && body.contains("database:") && body.contains("media engine:"),
+            "{body}"
+        );
     }
 
     #[tokio::test]

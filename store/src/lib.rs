@@ -155,6 +155,12 @@ impl Store {
         &self.pool
     }
 
+    /// One round trip to the database (`SELECT 1`): for the readiness probe.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await
     }
