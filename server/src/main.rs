@@ -34,6 +34,15 @@ enum Command {
     /// Check the configuration (file, environment, flags) without starting anything: print what
     /// would be used, secrets left out; exit 2 with the reason when it is not valid.
     CheckConfig,
+    /// Bring the database's schema up to date and stop (the server also does it at start).
+    Migrate,
+    /// Copy the SQLite database, consistently, into the new FILE while the server may run. To
+    /// restore: stop the server, put FILE in place of <data-dir>/sportello.db, start it.
+    /// (PostgreSQL: pg_dump / pg_restore.)
+    Backup {
+        /// Where the copy goes; must not exist.
+        file: std::path::PathBuf,
+    },
     /// Print a join link for one participant.
     Token {
         /// Room name, e.g. ufficio-anagrafe.
@@ -65,6 +74,11 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(config, cli.demo),
+        Command::Migrate => with_store(&config, |_| async { Ok("schema up to date / schema aggiornato".to_owned()) }),
+        Command::Backup { file } => with_store(&config, |store| async move {
+            store.backup_to(&file).await?;
+            Ok(format!("copia salvata / backup written: {}", file.display()))
+        }),
         Command::CheckConfig => match config.validated() {
             Ok(config) => {
                 print!("{}", summary(&config));
@@ -87,6 +101,53 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Opens the database (which applies the migrations), runs `job` and prints its line; a failure
+/// is printed and exits 1.
+fn with_store<F, Fut>(config: &Config, job: F) -> ExitCode
+where
+    F: FnOnce(sportello_store::Store) -> Fut,
+    Fut: std::future::Future<Output = Result<String, sportello_store::StoreError>>,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("sportello: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // As `run` does: the data directory and what is created in it are private.
+    #[cfg(unix)]
+    // SAFETY: umask only sets this process's file-creation mask; no memory is involved.
+    unsafe {
+        libc::umask(0o077);
+    }
+    if let Err(e) = sportello_backoffice::private::create_dir(&config.data_dir) {
+        eprintln!("sportello: {}: {e}", config.data_dir.display());
+        return ExitCode::FAILURE;
+    }
+    let url = config.database_url();
+    runtime.block_on(async move {
+        let outcome = match sportello_store::Store::connect(&url).await {
+            Ok(store) => {
+                let done = job(store.clone()).await;
+                store.close().await;
+                done
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sportello: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 /// What `check-config` prints: the settings an operator checks first, no secret (the database's

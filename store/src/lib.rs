@@ -84,6 +84,11 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// `backup` of a PostgreSQL database: that is `pg_dump`'s job.
+    #[error("backup works on SQLite only; for PostgreSQL use pg_dump (e.g. pg_dump -Fc -f FILE DATABASE_URL)")]
+    BackupUnsupported,
+    #[error("{0} already exists: a backup never overwrites a file")]
+    BackupExists(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -153,6 +158,23 @@ impl Store {
 
     pub fn pool(&self) -> &sqlx::AnyPool {
         &self.pool
+    }
+
+    /// A consistent copy of a SQLite database into the new file `path` while the server runs
+    /// (`VACUUM INTO`: one read transaction, writers go on). The copy is a database of its own:
+    /// to restore, stop the server and put it in place of `sportello.db`.
+    pub async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::BackupUnsupported);
+        }
+        if path.exists() {
+            return Err(StoreError::BackupExists(path.display().to_string()));
+        }
+        // Private from its first byte, like the database itself (citizens' data): SQLite writes
+        // `VACUUM INTO` into an existing empty file.
+        private_sqlite_file(&path.to_string_lossy())?;
+        sqlx::query("VACUUM INTO $1").bind(path.to_string_lossy().into_owned()).execute(&self.pool).await?;
+        Ok(())
     }
 
     /// One round trip to the database (`SELECT 1`): for the readiness probe.
