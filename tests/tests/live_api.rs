@@ -480,6 +480,18 @@ async fn whep_answers_carry_the_viewers_turn_servers() {
             .iter()
             .all(|l| l.contains(&format!(":{viewer}\"; credential=\"")) && l.ends_with("credential-type=\"password\""))
     );
+    // `OPTIONS` on the endpoint hands the same servers out before any offer, with a credential of
+    // its own: the live page's first offer already gathers relay candidates.
+    let response = Client::new()
+        .request(reqwest::Method::OPTIONS, live.url(&format!("/api/live/{id}/whep")))
+        .send()
+        .await
+        .expect("options");
+    assert!(response.status().is_success());
+    let early: Vec<&str> = response.headers().get_all("link").iter().filter_map(|v| v.to_str().ok()).collect();
+    assert_eq!(early.len(), 2, "{early:?}");
+    assert!(early[1].starts_with("<turns:turn.comune.example:443?transport=tcp>; rel=\"ice-server\"; username=\""));
+    assert!(early.iter().all(|l| l.contains(":viewer-") && !l.contains(&format!(":{viewer}\""))), "{early:?}");
 }
 
 // --- the page --------------------------------------------------------------------------------------
