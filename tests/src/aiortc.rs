@@ -58,6 +58,18 @@ impl RelayPublisher {
         serde_json::from_str(&line).map_err(|e| format!("publisher line {line:?}: {e}"))
     }
 
+    /// Its result line, which must say it connected through a relay candidate.
+    pub async fn relayed(&mut self) -> Result<Value, String> {
+        let result = self.line().await?;
+        if result["state"] != "connected" {
+            return Err(format!("the relay-only publisher did not connect: {result}"));
+        }
+        if result["local_candidate"] != "relay" {
+            return Err(format!("not through TURN: {result}"));
+        }
+        Ok(result)
+    }
+
     /// Hands it the SFU's answer.
     pub async fn answer(&mut self, sdp: &str) -> Result<(), String> {
         let stdin = self.child.stdin.as_mut().ok_or("no stdin")?;

@@ -16,7 +16,7 @@ use sportello_tests::axe::assert_accessible;
 use sportello_tests::browser::{Browser, Result, err};
 
 use super::network::{
-    ICE_TCP, RELAY_PORTS, TURN_PORT, TURNS_PORT, extra, firewall, reachable_server, room_paths, tail,
+    ICE_TCP, RELAY_PORTS, TURN_PORT, TURNS_PORT, extra, firewall, reachable_server, room_paths, stop_coturn,
 };
 use super::{Ctx, JOIN_TIMEOUT};
 
@@ -229,9 +229,5 @@ pub async fn network_check(ctx: &mut Ctx) -> Result<()> {
         Ok(())
     }
     .await;
-    let log = coturn.log_text();
-    coturn.stop().await;
-    outcome.map_err(|e: sportello_tests::browser::Error| {
-        err(format!("{e}\n--- coturn log (tail) ---\n{}", tail(&log, 40)))
-    })
+    stop_coturn(coturn, outcome).await
 }

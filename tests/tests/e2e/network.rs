@@ -210,11 +210,7 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
         Ok(())
     }
     .await;
-    let log = coturn.log_text();
-    coturn.stop().await;
-    outcome.map_err(|e: sportello_tests::browser::Error| {
-        err(format!("{e}\n--- coturn log (tail) ---\n{}", tail(&log, 40)))
-    })
+    stop_coturn(coturn, outcome).await
 }
 
 /// The status line's words for a path (web/room/strings.js).
@@ -261,7 +257,14 @@ async fn ladder(ctx: &mut Ctx, urls: &[(&str, String); 2]) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn tail(text: &str, lines: usize) -> String {
+/// Stops coturn after a scenario; a failure carries the tail of its log.
+pub(super) async fn stop_coturn(coturn: Coturn, outcome: Result<()>) -> Result<()> {
+    let log = coturn.log_text();
+    coturn.stop().await;
+    outcome.map_err(|e| err(format!("{e}\n--- coturn log (tail) ---\n{}", tail(&log, 40))))
+}
+
+fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
@@ -368,13 +371,10 @@ pub async fn front_paths(ctx: &mut Ctx) -> Result<()> {
         Ok(())
     }
     .await;
-    let log = coturn.log_text();
-    coturn.stop().await;
     let nginx_log = nginx.log_text();
     drop(nginx);
-    outcome.map_err(|e: sportello_tests::browser::Error| {
-        err(format!("{e}\n--- coturn log (tail) ---\n{}\n--- nginx ---\n{}", tail(&log, 30), tail(&nginx_log, 30)))
-    })
+    let outcome = outcome.map_err(|e| err(format!("{e}\n--- nginx ---\n{}", tail(&nginx_log, 30))));
+    stop_coturn(coturn, outcome).await
 }
 
 /// A council stream's public viewer (WHEP, `/live/<id>`) under (c) and (d): the chair joins the
@@ -419,16 +419,18 @@ pub async fn live_paths(ctx: &mut Ctx) -> Result<()> {
             if path["kind"] != case.path {
                 return Err(err(format!("{}: the viewer's path is {}, expected {}", case.name, path["kind"], case.path)));
             }
+            // On its first offer: the TURN servers came from the endpoint's `OPTIONS`, not from a
+            // failed attempt's `201` (the ladder did not have to climb).
+            let step: u64 = viewer.eval("window.sportello.live.ladder()").await?;
+            if step != 0 {
+                return Err(err(format!("{}: the viewer got in only on ladder step {step}", case.name)));
+            }
             close_browsers(ctx).await;
             drop(fw);
         }
         Ok(())
     }
     .await;
-    let log = coturn.log_text();
-    coturn.stop().await;
     let _ = tokio::time::timeout(Duration::from_secs(10), server.shutdown()).await;
-    outcome.map_err(|e: sportello_tests::browser::Error| {
-        err(format!("{e}\n--- coturn log (tail) ---\n{}", tail(&log, 40)))
-    })
+    stop_coturn(coturn, outcome).await
 }
