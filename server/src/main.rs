@@ -43,6 +43,18 @@ enum Command {
         /// Where the copy goes; must not exist.
         file: std::path::PathBuf,
     },
+    /// Put a backup made by `backup` back in place of the SQLite database, with the server stopped.
+    /// The backup is checked first; the database it replaces is kept as
+    /// <data-dir>/sportello.db.before-restore-<time>. (PostgreSQL: pg_restore.)
+    Restore {
+        /// The backup to restore.
+        file: std::path::PathBuf,
+    },
+    /// Staff accounts, for scripted installs.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Print a join link for one participant.
     Token {
         /// Room name, e.g. ufficio-anagrafe.
@@ -63,6 +75,23 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an administrator. Prints a one-time link (valid 7 days) to set the password, or
+    /// takes the password from the first line of standard input with --password-stdin.
+    Create {
+        /// Email, used to log in.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Read the password from standard input instead of printing a link.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(&cli.config, std::env::vars_os()) {
@@ -74,11 +103,30 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(config, cli.demo),
-        Command::Migrate => with_store(&config, |_| async { Ok("schema up to date / schema aggiornato".to_owned()) }),
-        Command::Backup { file } => with_store(&config, |store| async move {
-            store.backup_to(&file).await?;
-            Ok(format!("copia salvata / backup written: {}", file.display()))
+        Command::Migrate => with_store(&config, |_| async {
+            Ok::<_, OpsError>("schema up to date / schema aggiornato".to_owned())
         }),
+        Command::Backup { file } => with_store(&config, |store| async move {
+            store.backup_to(&file).await.map_err(OpsError::from)?;
+            Ok::<_, OpsError>(format!("copia salvata / backup written: {}", file.display()))
+        }),
+        Command::Restore { file } => restore(&config, &file),
+        Command::Admin { command: AdminCommand::Create { email, name, password_stdin } } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                if let Err(e) = std::io::stdin().read_line(&mut line) {
+                    eprintln!("sportello: cannot read the password from standard input: {e}");
+                    return ExitCode::FAILURE;
+                }
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
+            let public_url = config.public_url.clone();
+            with_store(&config, move |store| async move {
+                admin_create(&store, &public_url, &email, &name, password.as_deref()).await
+            })
+        }
         Command::CheckConfig => match config.validated() {
             Ok(config) => {
                 print!("{}", summary(&config));
@@ -105,10 +153,28 @@ fn main() -> ExitCode {
 
 /// Opens the database (which applies the migrations), runs `job` and prints its line; a failure
 /// is printed and exits 1.
-fn with_store<F, Fut>(config: &Config, job: F) -> ExitCode
+fn with_store<F, Fut, E>(config: &Config, job: F) -> ExitCode
 where
     F: FnOnce(sportello_store::Store) -> Fut,
-    Fut: std::future::Future<Output = Result<String, sportello_store::StoreError>>,
+    Fut: std::future::Future<Output = Result<String, E>>,
+    E: From<sportello_store::StoreError> + std::fmt::Display,
+{
+    let url = config.database_url();
+    with_runtime(config, move || async move {
+        let store = sportello_store::Store::connect(&url).await?;
+        let done = job(store.clone()).await;
+        store.close().await;
+        done
+    })
+}
+
+/// Runs `job` on a runtime of its own, with the private data directory in place, and prints its
+/// line; a failure is printed and exits 1.
+fn with_runtime<F, Fut, E>(config: &Config, job: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<String, E>>,
+    E: std::fmt::Display,
 {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -127,26 +193,108 @@ where
         eprintln!("sportello: {}: {e}", config.data_dir.display());
         return ExitCode::FAILURE;
     }
-    let url = config.database_url();
-    runtime.block_on(async move {
-        let outcome = match sportello_store::Store::connect(&url).await {
-            Ok(store) => {
-                let done = job(store.clone()).await;
-                store.close().await;
-                done
-            }
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(line) => {
-                println!("{line}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("sportello: {e}");
-                ExitCode::FAILURE
-            }
+    match runtime.block_on(job()) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("sportello: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why `admin create` or `restore` did nothing (printed as is, exit 1).
+#[derive(Debug, thiserror::Error)]
+enum OpsError {
+    #[error(transparent)]
+    Store(#[from] sportello_store::StoreError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+async fn admin_create(
+    store: &sportello_store::Store,
+    public_url: &str,
+    email: &str,
+    name: &str,
+    password: Option<&str>,
+) -> Result<String, OpsError> {
+    use sportello_server::api::auth::{MAX_PASSWORD, MIN_PASSWORD, setup_link, valid_staff_email};
+    use sportello_store::{NewUser, StaffRole, StoreError};
+
+    let email = email.trim().to_lowercase();
+    if !valid_staff_email(&email) {
+        return Err(OpsError::Refused(format!("{email:?} is not a valid email / email non valida")));
+    }
+    let Some(display_name) = sportello_domain::clean_display_name(name, 100) else {
+        return Err(OpsError::Refused("the name is empty or longer than 100 characters / nome non valido".into()));
+    };
+    // Checked before the account exists, so a refused password leaves nothing behind.
+    let hash = match password {
+        Some(p) if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&p.chars().count()) => {
+            return Err(OpsError::Refused(format!(
+                "the password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters / \
+                 la password deve avere da {MIN_PASSWORD} a {MAX_PASSWORD} caratteri"
+            )));
+        }
+        Some(p) => Some(
+            sportello_backoffice::secrets::hash_password_blocking(p)
+                .map_err(|e| OpsError::Refused(format!("cannot hash the password: {e}")))?,
+        ),
+        None => None,
+    };
+    let now = jiff::Timestamp::now().as_second();
+    let new = NewUser { email: email.clone(), display_name, role: StaffRole::Admin };
+    let user = store.create_user(&new, now).await.map_err(|e| match e {
+        StoreError::Conflict(_) => OpsError::Refused(format!("{email} already exists / esiste già")),
+        other => other.into(),
+    })?;
+    Ok(match hash {
+        Some(hash) => {
+            store.set_password(&user.id, &hash, now).await?;
+            format!("amministratore creato / administrator created: {email}")
+        }
+        None => format!(
+            "amministratore creato / administrator created: {email}\n\
+             Imposta la password (una sola volta, entro 7 giorni) / set the password (once, within 7 days):\n  {}",
+            setup_link(store, public_url, &user.id, now).await?
+        ),
+    })
+}
+
+/// `restore FILE`: only with the server stopped (its port free), only SQLite.
+fn restore(config: &Config, file: &std::path::Path) -> ExitCode {
+    if config.database_url.as_deref().is_some_and(|url| !url.starts_with("sqlite:")) {
+        eprintln!("sportello: {}", sportello_store::StoreError::RestoreUnsupported);
+        return ExitCode::FAILURE;
+    }
+    // The port is the server's lock: a server still running would go on writing to the file
+    // being replaced (and hold its rooms in memory).
+    if let Err(e) = std::net::TcpListener::bind(config.listen) {
+        eprintln!(
+            "sportello: {} is in use ({e}): stop the server before restoring / \
+             ferma il server prima del ripristino",
+            config.listen
+        );
+        return ExitCode::FAILURE;
+    }
+    let db = std::path::PathBuf::from(config.database_url().trim_start_matches("sqlite:").trim_start_matches("//"));
+    let file = file.to_owned();
+    with_runtime(config, move || async move {
+        let now = jiff::Timestamp::now().as_second();
+        let done = sportello_store::restore_sqlite(&file, &db, now).await.map_err(OpsError::from)?;
+        let previous = match &done.previous {
+            Some(path) => format!("\nil database sostituito è in / the replaced database is kept in: {}", path.display()),
+            None => String::new(),
+        };
+        Ok::<_, OpsError>(format!(
+            "ripristinato / restored: {} ({} staff, {} appointments){previous}",
+            file.display(),
+            done.users,
+            done.appointments
+        ))
     })
 }
 

@@ -39,6 +39,7 @@ mod content;
 mod council;
 mod model;
 mod recordings;
+mod restore;
 mod rows;
 mod sessions;
 #[cfg(feature = "testing")]
@@ -59,6 +60,7 @@ pub use council::{
 };
 pub use model::*;
 pub use recordings::{ArchivedSession, NewRecording, Recording};
+pub use restore::{Restored, restore_sqlite};
 
 /// Errors of the store. `Conflict`/`SlotTaken`/`NotFound`/`InvalidTransition` are expected outcomes the
 /// edge maps to 409/404; `Database`/`Migrate` are failures.
@@ -89,6 +91,13 @@ pub enum StoreError {
     BackupUnsupported,
     #[error("{0} already exists: a backup never overwrites a file")]
     BackupExists(String),
+    /// `restore` of a PostgreSQL database: that is `pg_restore`'s job.
+    #[error("restore works on SQLite only; for PostgreSQL use pg_restore (e.g. pg_restore --clean -d DATABASE_URL FILE)")]
+    RestoreUnsupported,
+    #[error("{0} cannot be restored: {1}")]
+    NotABackup(String, String),
+    #[error("{file} comes from a newer Sportello (schema {found}, this one knows up to {known}): restore it with that version")]
+    BackupTooNew { file: String, found: i64, known: i64 },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

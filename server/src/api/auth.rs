@@ -40,7 +40,7 @@ pub const SETUP_LINK_SECS: i64 = 7 * 86_400;
 /// Settings key holding the hash of the first-administrator setup secret.
 const FIRST_ADMIN_KEY: &str = "setup.first_admin";
 pub const MIN_PASSWORD: usize = 10;
-const MAX_PASSWORD: usize = 256;
+pub const MAX_PASSWORD: usize = 256;
 
 #[derive(Serialize, Deserialize)]
 struct SessionClaims {
@@ -438,7 +438,18 @@ pub async fn first_admin_link(
 
 /// A setup link for an existing user (new staff, password reset).
 pub async fn user_setup_link(state: &AppState, user_id: &str) -> Result<String, ApiError> {
+    Ok(setup_link(&state.store, &state.config.public_url, user_id, state.clock.now()).await?)
+}
+
+/// A one-time link, valid [`SETUP_LINK_SECS`], with which `user_id` sets a password (also used by
+/// `sportello admin create`).
+pub async fn setup_link(
+    store: &sportello_store::Store,
+    public_url: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<String, sportello_store::StoreError> {
     let secret = new_secret();
-    state.store.create_setup_token(user_id, &sha256_hex(&secret), state.clock.now() + SETUP_LINK_SECS).await?;
-    Ok(format!("{}/staff/setup#{secret}", state.config.public_url))
+    store.create_setup_token(user_id, &sha256_hex(&secret), now + SETUP_LINK_SECS).await?;
+    Ok(format!("{public_url}/staff/setup#{secret}"))
 }
