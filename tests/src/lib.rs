@@ -5,7 +5,8 @@
 //! - [`load`]: the load tool behind `sportello-load` (many synthetic clients, Sportello vs Janus).
 //! - [`browser`]: real headless Chromium (through chromedriver) with fake camera, microphone and screen.
 //! - [`aiortc`]: the relay-only aiortc publisher (an independent WebRTC stack through TURN).
-//! - [`coturn`]: a real coturn started and stopped by the test, and a self-signed certificate.
+//! - [`coturn`]: a real coturn started and stopped by the test.
+//! - [`tls`]: certificates for the tests (self-signed, or from a test CA).
 //! - [`nginx`]: nginx running the one-port front of `deploy/nginx-443.conf`, with test addresses.
 //! - [`axe`]: axe-core's WCAG 2.1 AA rules inside a page (serious and critical violations fail).
 
@@ -18,6 +19,7 @@ pub mod netns;
 pub mod nginx;
 pub mod rtc_client;
 pub mod server;
+pub mod tls;
 
 /// SHA-256 of `bytes`, lower-case hex (to compare downloads with what was shared).
 pub fn sha256_hex(bytes: &[u8]) -> String {
