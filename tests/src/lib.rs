@@ -7,12 +7,15 @@
 //! - [`aiortc`]: the relay-only aiortc publisher (an independent WebRTC stack through TURN).
 //! - [`coturn`]: a real coturn started and stopped by the test.
 //! - [`tls`]: certificates for the tests (self-signed, or from a test CA).
-//! - [`nginx`]: nginx running the one-port front of `deploy/nginx-443.conf`, with test addresses.
+//! - [`nginx`]: nginx running the one-port front of `deploy/nginx-443.conf` or the HTTPS front of
+//!   `deploy/nginx-https.conf`, with test addresses.
+//! - [`caddy`]: Caddy running `deploy/Caddyfile`, with test addresses and a certificate from files.
 //! - [`axe`]: axe-core's WCAG 2.1 AA rules inside a page (serious and critical violations fail).
 
 pub mod aiortc;
 pub mod axe;
 pub mod browser;
+pub mod caddy;
 pub mod coturn;
 pub mod load;
 pub mod netns;
