@@ -143,12 +143,14 @@ impl DriverProcess {
         program: &Path,
         args: impl FnOnce(u16) -> Vec<String>,
         log_name: &str,
+        env: &[(&str, &Path)],
     ) -> Result<DriverProcess> {
         let port = free_port()?;
         let log = artifacts_dir().join(log_name);
         let log_file = std::fs::File::create(&log)?;
         let mut cmd = Command::new(program);
         cmd.args(args(port))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
@@ -261,6 +263,13 @@ impl Chromedriver {
     /// Starts `/usr/bin/chromedriver` on a free loopback port and waits until it answers.
     /// Its log goes to `target/e2e-artifacts/chromedriver.log`.
     pub async fn start() -> Result<Chromedriver> {
+        Chromedriver::start_with_home(None).await
+    }
+
+    /// Like [`Chromedriver::start`], with `HOME` set for chromedriver and the browsers it starts:
+    /// Chromium reads the user's certificate authorities from `$HOME/.pki/nssdb`
+    /// ([`crate::tls::TestCa::nss_home`]).
+    pub async fn start_with_home(home: Option<&Path>) -> Result<Chromedriver> {
         if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
             return Err(err(format!(
                 "{CHROMEDRIVER} or {CHROMIUM} is missing: install the Debian packages `chromium` and \
@@ -268,7 +277,9 @@ impl Chromedriver {
             )));
         }
         let args = |port| vec![format!("--port={port}"), "--allowed-ips=127.0.0.1".to_owned()];
-        let driver = DriverProcess::start("chromedriver", Path::new(CHROMEDRIVER), args, "chromedriver.log").await?;
+        let env: Vec<(&str, &Path)> = home.map(|h| ("HOME", h)).into_iter().collect();
+        let driver =
+            DriverProcess::start("chromedriver", Path::new(CHROMEDRIVER), args, "chromedriver.log", &env).await?;
         Ok(Chromedriver { driver })
     }
 
@@ -377,7 +388,7 @@ impl Geckodriver {
             ]
         };
         let driver =
-            DriverProcess::start("geckodriver", &self.program, args, &format!("geckodriver-{label}.log")).await?;
+            DriverProcess::start("geckodriver", &self.program, args, &format!("geckodriver-{label}.log"), &[]).await?;
         let profile = tempfile::Builder::new().prefix(&format!("sportello-firefox-{label}-")).tempdir()?;
         let prefs = firefox_prefs();
         let mut caps = serde_json::Map::new();

@@ -3,7 +3,7 @@
 //! service). The policy is `deploy/coturn.conf`'s — time-limited REST credentials, relaying to the
 //! SFU's address only — on loopback.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -98,27 +98,4 @@ impl Coturn {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
-}
-
-/// A self-signed certificate for `names` (PEM, `cert.pem` and `key.pem` in `dir`), made with the
-/// `openssl` command line tool. Browsers are told to accept it (`--ignore-certificate-errors`).
-pub fn self_signed_cert(dir: &Path, names: &[&str]) -> Result<(PathBuf, PathBuf), String> {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let san = names.iter().map(|n| format!("DNS:{n}")).chain(["IP:127.0.0.1".to_owned()]).collect::<Vec<_>>().join(",");
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .arg("-subj")
-        .arg(format!("/CN={}", names.first().copied().unwrap_or("localhost")))
-        .arg("-addext")
-        .arg(format!("subjectAltName={san}"))
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .map_err(|e| format!("cannot run openssl: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("openssl req failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    Ok((cert, key))
 }

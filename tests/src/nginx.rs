@@ -1,4 +1,5 @@
-//! nginx running `deploy/nginx-443.conf` — the one-port front — for a test: the deploy file itself,
+//! nginx running `deploy/nginx-443.conf` — the one-port front — or `deploy/nginx-https.conf` — the
+//! standalone HTTPS front — for a test: the deploy file itself,
 //! with its production addresses, ports, certificate and log paths replaced by the test's, started
 //! as `nginx -p DIR -c FILE -g 'daemon off;'` (own pid, logs and temporary paths: nothing in `/etc`
 //! or `/var` is touched) and stopped by its PID on drop.
@@ -66,14 +67,18 @@ pub fn render(text: &str, config: &FrontConfig, dir: &Path) -> Result<String, St
         // The compiled-in temporary paths are under /var/lib/nginx.
         ("\nhttp {\n", format!("\nhttp {{\n{temp_paths}")),
     ];
+    replace_each(text, DEPLOY_FILE, &replacements)
+}
+
+/// `text` (the deploy file `file`) with every production text replaced; an error names one that is
+/// no longer there.
+pub fn replace_each(text: &str, file: &str, replacements: &[(&str, String)]) -> Result<String, String> {
     // Two passes through markers, so that a value put in (e.g. `127.0.0.1:44431`) is never
     // matched by a later production text (`127.0.0.1:4443`).
     let mut out = text.to_owned();
     for (i, (from, _)) in replacements.iter().enumerate() {
         if !out.contains(from) {
-            return Err(format!(
-                "{DEPLOY_FILE} no longer contains {from:?}: update tests/src/nginx.rs to the new file"
-            ));
+            return Err(format!("{file} no longer contains {from:?}: update the test's rendering to the new file"));
         }
         out = out.replace(from, &format!("\0{i}\0"));
     }
@@ -81,6 +86,49 @@ pub fn render(text: &str, config: &FrontConfig, dir: &Path) -> Result<String, St
         out = out.replace(&format!("\0{i}\0"), to);
     }
     Ok(out)
+}
+
+/// The standalone HTTPS front, read at run time like [`DEPLOY_FILE`].
+pub const HTTPS_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/nginx-https.conf");
+
+/// Where the test's standalone HTTPS front listens and forwards.
+#[derive(Debug, Clone)]
+pub struct HttpsConfig {
+    /// HTTPS (443 in production).
+    pub https: u16,
+    /// Plain HTTP (80 in production: certbot and the redirect).
+    pub plain_http: u16,
+    /// Sportello's HTTP listener (127.0.0.1:8080 in production).
+    pub sportello: SocketAddr,
+    /// The name the site answers to (`server_name`; sportello.comune.example.it in production).
+    pub server_name: String,
+    /// The site's certificate and key (PEM).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `deploy/nginx-https.conf`'s `text` with the test's values in `dir`.
+pub fn render_https(text: &str, config: &HttpsConfig, dir: &Path) -> Result<String, String> {
+    let d = dir.display();
+    let temp_paths = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+        .iter()
+        .map(|p| format!("    {p}_temp_path {d}/{p};\n"))
+        .collect::<String>();
+    let replacements: Vec<(&str, String)> = vec![
+        ("user www-data;", "user root;".into()),
+        ("pid /run/nginx.pid;", format!("pid {d}/nginx.pid;")),
+        ("/var/log/nginx/error.log", format!("{d}/error.log")),
+        ("listen 443 ssl http2;", format!("listen 127.0.0.1:{} ssl http2;", config.https)),
+        ("listen [::]:443 ssl http2;", String::new()),
+        ("listen 80;", format!("listen 127.0.0.1:{};", config.plain_http)),
+        ("listen [::]:80;", String::new()),
+        ("127.0.0.1:8080", config.sportello.to_string()),
+        ("/etc/letsencrypt/live/sportello.comune.example.it/fullchain.pem", config.cert.display().to_string()),
+        ("/etc/letsencrypt/live/sportello.comune.example.it/privkey.pem", config.key.display().to_string()),
+        ("server_name sportello.comune.example.it;", format!("server_name {};", config.server_name)),
+        ("\nhttp {\n", format!("\nhttp {{\n{temp_paths}")),
+    ];
+    replace_each(text, HTTPS_FILE, &replacements)
 }
 
 /// nginx in the foreground with the rendered front; stopped by its PID when dropped.
@@ -94,6 +142,12 @@ impl Nginx {
     pub async fn start(config: &FrontConfig) -> Result<Nginx, String> {
         let text = std::fs::read_to_string(DEPLOY_FILE).map_err(|e| format!("{DEPLOY_FILE}: {e}"))?;
         Nginx::start_with(|dir| render(&text, config, dir), &[config.front, config.site]).await
+    }
+
+    /// Renders [`HTTPS_FILE`], starts nginx and waits until HTTPS and plain HTTP accept.
+    pub async fn start_https(config: &HttpsConfig) -> Result<Nginx, String> {
+        let text = std::fs::read_to_string(HTTPS_FILE).map_err(|e| format!("{HTTPS_FILE}: {e}"))?;
+        Nginx::start_with(|dir| render_https(&text, config, dir), &[config.https, config.plain_http]).await
     }
 
     /// Starts nginx with the configuration `conf` writes for its private directory (pid, logs and

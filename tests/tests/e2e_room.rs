@@ -47,6 +47,9 @@
 //! - `network_check` (`e2e/netcheck.rs`): the lobby's network check under an open network, UDP
 //!   blocked, only TURN over TLS (then entering goes through the relay) and nothing allowed: the
 //!   verdict in words with its technical code, the join button's explanation, axe on the lobby.
+//! - `tls_front` (`e2e/tls_front.rs`): through `deploy/nginx-https.conf`, then `deploy/Caddyfile`,
+//!   on https://sportello.test with a test CA Chromium trusts: a citizen books, both join, signal
+//!   over wss and decode each other's camera.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -90,6 +93,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("front_paths", |ctx| Box::pin(network::front_paths(ctx))),
     ("firefox_paths", |ctx| Box::pin(firefox::firefox_paths(ctx))),
     ("network_check", |ctx| Box::pin(netcheck::network_check(ctx))),
+    ("tls_front", |ctx| Box::pin(tls_front::tls_front(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -116,6 +120,8 @@ mod office;
 mod room_details;
 #[path = "e2e/staff.rs"]
 mod staff;
+#[path = "e2e/tls_front.rs"]
+mod tls_front;
 
 /// For the failure report: connection states and RTP counters of a client's two peer connections.
 const RTP_PROBE: &str = r#"(async () => {

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use sportello_rooms::turn::TurnSecret;
 use sportello_tests::browser::{Browser, Result, err};
-use sportello_tests::coturn::{Coturn, CoturnConfig, self_signed_cert};
+use sportello_tests::coturn::{Coturn, CoturnConfig};
 use sportello_tests::netns::Firewall;
 use sportello_tests::server::{Role, TestServer};
+use sportello_tests::tls::self_signed_cert;
 
 use super::{Ctx, MEDIA_TIMEOUT, app, media_condition, wait_camera_progress};
 

@@ -19,8 +19,8 @@ use sportello_tests::server::{Clock, TestServer};
 use super::Ctx;
 
 const STEP: Duration = Duration::from_secs(30);
-const OFFICIAL_EMAIL: &str = "anna.rossi@comune.example";
-const OFFICIAL_PASSWORD: &str = "una-password-lunga";
+pub(super) const OFFICIAL_EMAIL: &str = "anna.rossi@comune.example";
+pub(super) const OFFICIAL_PASSWORD: &str = "una-password-lunga";
 
 /// A tiny but well-formed one-page PDF.
 const PDF: &[u8] =
