@@ -12,13 +12,14 @@
 //!    sportello, no capabilities, no new privileges, umask 077, the unit's working directory),
 //!    fetches the landing page, `/healthz` and `/readyz`, follows the first-administrator link the
 //!    server prints (the journal, under systemd) and sees the second start remember the
-//!    administrator. An edited conffile survives a reinstall and `dpkg -r`; the data survives
+//!    administrator. The first start runs under strace: every system call the server makes must
+//!    be one the unit's `SystemCallFilter` allows (only a real systemd would enforce it). An edited conffile survives a reinstall and `dpkg -r`; the data survives
 //!    `dpkg -r` and `dpkg --purge`; the purge deletes the configuration and says how to delete the
 //!    data; installed again, the package finds the user and the administrator. A drop guard purges and deletes what the test made, and the test checks that the machine
 //!    is left as it was found.
 //!
 //! Needs `target/<profile>/sportello` (built by `cargo build --workspace`, as `scripts/test` does)
-//! and `cargo deb` (`cargo install --locked cargo-deb`). Refuses to touch a machine where Sportello
+//! and `cargo deb` (`cargo install --locked cargo-deb`); strace and systemd-analyze when present. Refuses to touch a machine where Sportello
 //! is already installed. Runs inside a loopback-only network namespace (own `main`, see
 //! `sportello_tests::netns`); the package goes into the real system, as a package does.
 
@@ -266,19 +267,44 @@ fn expect_owner_mode(path: &str, owner: &str, group: &str, mode: u32) -> Result<
 /// that none of it existed before the test.
 struct Cleanup {
     server: Option<Child>,
+    /// The server runs under strace: the process to signal is strace's child, not strace (which
+    /// would detach and leave the server running).
+    traced: bool,
+}
+
+/// The pids whose parent is `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<libc::pid_t> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|p| {
+            // `pid (comm) state ppid …`; comm may hold spaces, so read after the last ')'.
+            std::fs::read_to_string(format!("/proc/{p}/stat")).ok().is_some_and(|stat| {
+                stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(pid)
+            })
+        })
+        .collect()
 }
 
 impl Cleanup {
     fn stop_server(&mut self) -> Result<std::process::ExitStatus> {
         let Some(mut child) = self.server.take() else { return Err("no server running".into()) };
-        // SAFETY: kill(2) of our own child by its pid.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let targets = if self.traced { children_of(child.id()) } else { vec![child.id() as libc::pid_t] };
+        for pid in &targets {
+            // SAFETY: kill(2) of our own child (or of strace's child, the server) by its pid.
+            unsafe { libc::kill(*pid, libc::SIGTERM) };
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => return Ok(status),
                 Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
                 _ => {
+                    for pid in &targets {
+                        // SAFETY: as above.
+                        unsafe { libc::kill(*pid, libc::SIGKILL) };
+                    }
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err("the server did not stop within 30 s of SIGTERM".into());
@@ -383,7 +409,7 @@ fn unit_setting(unit: &str, key: &str) -> Option<String> {
 /// Starts the unit's `ExecStart` as systemd would: its user and group, no capabilities, no new
 /// privileges, umask 077, its working directory, the service manager's bare environment; stdout
 /// (where the first-administrator link goes) and stderr into `log`.
-fn start_like_the_unit(unit: &str, log: &Path) -> Result<Child> {
+fn start_like_the_unit(unit: &str, log: &Path, trace: Option<&Path>) -> Result<Child> {
     let exec = unit_setting(unit, "ExecStart").ok_or("the unit has no ExecStart")?;
     let argv: Vec<&str> = exec.split_whitespace().collect();
     check(!exec.contains(['"', '\'', '$', '%']), format!("ExecStart needs a real systemd to expand: {exec}"))?;
@@ -394,7 +420,14 @@ fn start_like_the_unit(unit: &str, log: &Path) -> Result<Child> {
     check(unit_setting(unit, "CapabilityBoundingSet").as_deref() == Some(""), "CapabilityBoundingSet= not empty")?;
     let file = std::fs::File::create(log).map_err(|e| e.to_string())?;
     let err = file.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new("setpriv");
+    let mut cmd = match trace {
+        Some(file) => {
+            let mut strace = Command::new("strace");
+            strace.args(["-f", "-qq", "-o"]).arg(file).arg("setpriv");
+            strace
+        }
+        None => Command::new("setpriv"),
+    };
     cmd.arg(format!("--reuid={user}"))
         .arg(format!("--regid={group}"))
         .args(["--init-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"])
@@ -413,6 +446,58 @@ fn start_like_the_unit(unit: &str, log: &Path) -> Result<Child> {
         });
     }
     cmd.spawn().map_err(|e| format!("cannot start {exec} through setpriv: {e}"))
+}
+
+/// Every system call in `trace` (strace -f) made after `binary` was executed — what the unit's
+/// seccomp filter sees; setpriv's own (setresuid, capset) come before, as systemd's do.
+fn syscalls_after_exec(trace: &Path, binary: &str) -> Result<BTreeSet<String>> {
+    let text = std::fs::read_to_string(trace).map_err(|e| format!("{}: {e}", trace.display()))?;
+    let exec = format!("execve(\"{binary}\"");
+    let start = text.find(&exec).ok_or_else(|| format!("{binary} was never executed under strace"))?;
+    Ok(text[start..]
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest.trim_start()))
+        .filter_map(|call| call.split_once('(').map(|(name, _)| name))
+        .filter(|name| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The system calls of a `systemd-analyze syscall-filter` set, its nested sets expanded.
+fn syscall_set(name: &str) -> Result<BTreeSet<String>> {
+    let out = run("systemd-analyze", &["syscall-filter", name])?;
+    let mut calls = BTreeSet::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+        let item = line.trim();
+        if item.starts_with('@') {
+            calls.extend(syscall_set(item)?);
+        } else if !item.is_empty() && !item.starts_with('#') {
+            calls.insert(item.to_owned());
+        }
+    }
+    Ok(calls)
+}
+
+/// What the unit's `SystemCallFilter=` lines allow: the allow-list sets minus the `~` deny sets.
+fn unit_syscall_filter(unit: &str) -> Result<BTreeSet<String>> {
+    let (mut allowed, mut denied) = (BTreeSet::new(), BTreeSet::new());
+    for value in unit.lines().filter_map(|l| l.strip_prefix("SystemCallFilter=")) {
+        let (target, sets) = match value.strip_prefix('~') {
+            Some(sets) => (&mut denied, sets),
+            None => (&mut allowed, value),
+        };
+        for set in sets.split_whitespace() {
+            if set.starts_with('@') {
+                target.extend(syscall_set(set)?)
+            } else {
+                target.insert(set.to_owned());
+            }
+        }
+    }
+    check(!allowed.is_empty(), "the unit has no SystemCallFilter allow list")?;
+    Ok(allowed.difference(&denied).cloned().collect())
 }
 
 /// Waits until `/healthz` answers (or the server exits); a hang guard, not a timing assertion.
@@ -453,7 +538,7 @@ fn install_run_remove_purge() -> Result<()> {
     let deb = build_deb(work.path())?;
     println!("deb_package: built {}", deb.display());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let mut cleanup = Cleanup { server: None };
+    let mut cleanup = Cleanup { server: None, traced: false };
     let outcome = runtime.block_on(scenario(&deb, work.path(), &mut cleanup));
     cleanup.undo();
     let left = traces();
@@ -526,7 +611,13 @@ async fn scenario(deb: &Path, work: &Path, cleanup: &mut Cleanup) -> Result<()> 
     let base = format!("http://127.0.0.1:{PORT}");
     let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
     let log1 = work.join("first-start.log");
-    cleanup.server = Some(start_like_the_unit(&unit, &log1)?);
+    // The first start runs under strace (when it and systemd-analyze are here), to hold its system
+    // calls against the unit's SystemCallFilter, which only a real systemd would enforce.
+    let analyze = Path::new("/usr/bin/systemd-analyze").exists();
+    let traced = analyze && Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success());
+    let trace = work.join("first-start.strace");
+    cleanup.traced = traced;
+    cleanup.server = Some(start_like_the_unit(&unit, &log1, traced.then_some(trace.as_path()))?);
     wait_healthy(&client, &base, cleanup, &log1).await?;
     let (status, landing) = get(&client, &format!("{base}/")).await?;
     check(status == 200 && landing.contains("Sportello — uffici virtuali"), format!("GET /: {status}\n{landing}"))?;
@@ -559,7 +650,20 @@ async fn scenario(deb: &Path, work: &Path, cleanup: &mut Cleanup) -> Result<()> 
     }
     expect_owner_mode(DATA, USER, USER, 0o700)?;
     let stopped = cleanup.stop_server()?;
+    cleanup.traced = false;
     check(stopped.success(), format!("the server stopped with {stopped} on SIGTERM"))?;
+    if traced {
+        let used = syscalls_after_exec(&trace, "/usr/bin/sportello")?;
+        let allowed = unit_syscall_filter(&unit)?;
+        let refused: Vec<_> = used.difference(&allowed).collect();
+        check(
+            refused.is_empty(),
+            format!("the server made system calls the unit's SystemCallFilter refuses: {refused:?}"),
+        )?;
+        println!("deb_package: {} system calls, all within the unit's SystemCallFilter", used.len());
+    } else {
+        println!("deb_package: no strace or systemd-analyze here: the system calls are not checked");
+    }
 
     // Second start: the administrator is remembered, no new setup link.
     restart_remembers_the_administrator(&unit, &client, &base, &work.join("second-start.log"), cleanup).await?;
@@ -610,7 +714,7 @@ async fn restart_remembers_the_administrator(
     log: &Path,
     cleanup: &mut Cleanup,
 ) -> Result<()> {
-    cleanup.server = Some(start_like_the_unit(unit, log)?);
+    cleanup.server = Some(start_like_the_unit(unit, log, None)?);
     wait_healthy(client, base, cleanup, log).await?;
     let output = std::fs::read_to_string(log).map_err(|e| e.to_string())?;
     check(
