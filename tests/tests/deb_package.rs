@@ -13,7 +13,8 @@
 //!    fetches the landing page, `/healthz` and `/readyz`, follows the first-administrator link the
 //!    server prints (the journal, under systemd) and sees the second start remember the
 //!    administrator. The first start runs under strace: every system call the server makes must
-//!    be one the unit's `SystemCallFilter` allows (only a real systemd would enforce it). An edited conffile survives a reinstall and `dpkg -r`; the data survives
+//!    be one the unit's `SystemCallFilter` allows, every socket's family one of its
+//!    `RestrictAddressFamilies` (only a real systemd would enforce them). An edited conffile survives a reinstall and `dpkg -r`; the data survives
 //!    `dpkg -r` and `dpkg --purge`; the purge deletes the configuration and says how to delete the
 //!    data; installed again, the package finds the user and the administrator. A drop guard purges and deletes what the test made, and the test checks that the machine
 //!    is left as it was found.
@@ -465,6 +466,20 @@ fn syscalls_after_exec(trace: &Path, binary: &str) -> Result<BTreeSet<String>> {
         .collect())
 }
 
+/// The address families of the sockets in `trace` opened after `binary` was executed.
+fn socket_families_after_exec(trace: &Path, binary: &str) -> Result<BTreeSet<String>> {
+    let text = std::fs::read_to_string(trace).map_err(|e| format!("{}: {e}", trace.display()))?;
+    let start = text.find(&format!("execve(\"{binary}\"")).ok_or_else(|| format!("{binary} was never executed"))?;
+    Ok(text[start..]
+        .split("socket")
+        .skip(1)
+        .filter_map(|rest| rest.strip_prefix('(').or_else(|| rest.strip_prefix("pair(")))
+        .filter_map(|args| args.split([',', ')']).next())
+        .filter(|family| family.starts_with("AF_"))
+        .map(str::to_owned)
+        .collect())
+}
+
 /// The system calls of a `systemd-analyze syscall-filter` set, its nested sets expanded.
 fn syscall_set(name: &str) -> Result<BTreeSet<String>> {
     let out = run("systemd-analyze", &["syscall-filter", name])?;
@@ -661,6 +676,13 @@ async fn scenario(deb: &Path, work: &Path, cleanup: &mut Cleanup) -> Result<()> 
             format!("the server made system calls the unit's SystemCallFilter refuses: {refused:?}"),
         )?;
         println!("deb_package: {} system calls, all within the unit's SystemCallFilter", used.len());
+        let families = socket_families_after_exec(&trace, "/usr/bin/sportello")?;
+        let allowed = unit_setting(&unit, "RestrictAddressFamilies").unwrap_or_default();
+        let allowed: BTreeSet<&str> = allowed.split_whitespace().collect();
+        check(
+            families.contains("AF_INET") && families.iter().all(|f| allowed.contains(f.as_str())),
+            format!("the server opened sockets of {families:?}; the unit allows {allowed:?}"),
+        )?;
     } else {
         println!("deb_package: no strace or systemd-analyze here: the system calls are not checked");
     }
