@@ -6,7 +6,7 @@
 //! `web/archive.js` (the CSP allows no inline script).
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -19,6 +19,7 @@ use tower_http::services::ServeFile;
 use utoipa::{OpenApi, ToSchema};
 
 use super::ApiError;
+use super::error::{Path, Query};
 use super::error::request_lang;
 use crate::state::AppState;
 use crate::web::HttpError;
