@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use sportello_store::{Modes, NewOffice, NewService, NewUser, Office, Service, StaffRole, UserUpdate};
 
 use super::ApiError;
-use super::error::Path;
 use super::auth::{Staff, UserView, user_setup_link, valid_staff_email};
+use super::error::Path;
 use crate::state::AppState;
 use sportello_backoffice::settings::{
     DEFAULT_HORIZON_DAYS, DEFAULT_MIN_NOTICE_MINUTES, SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_NAME,

@@ -19,8 +19,8 @@ use tower_http::services::ServeFile;
 use utoipa::{OpenApi, ToSchema};
 
 use super::ApiError;
-use super::error::{Path, Query};
 use super::error::request_lang;
+use super::error::{Path, Query};
 use crate::state::AppState;
 use crate::web::HttpError;
 use sportello_backoffice::recordings::{self as recording, Chapter};

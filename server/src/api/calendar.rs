@@ -28,8 +28,8 @@ use tracing::Instrument;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::ApiError;
-use super::error::{Path, Query};
 use super::auth::Staff;
+use super::error::{Path, Query};
 use crate::state::AppState;
 use sportello_backoffice::booking::offer::{Offer, PatternOverride, offer, window};
 use sportello_backoffice::calendar_fetch::{self, FetchError, UploadError};

@@ -19,8 +19,8 @@ use sportello_store::{CouncilBody, CouncilSession, CouncilStatus, NewCouncilSess
 use utoipa::{OpenApi, ToSchema};
 
 use super::ApiError;
-use super::error::Path;
 use super::auth::Staff;
+use super::error::Path;
 use crate::state::AppState;
 use sportello_backoffice::token::{Claims, Role, join_link};
 use sportello_rooms::council::{self, event_from_row, identity, room_name, vote_record};

@@ -63,7 +63,9 @@ const ROOM_TOKEN_PREFIX: &str = "/api/rooms/";
 /// credential, 403 for a role that may not or a browser request from another site (`crate::origin`,
 /// every state-changing request), 400 for a query string or JSON body that does not parse.
 fn contract(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+    use utoipa::openapi::security::{
+        ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
 
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
@@ -107,7 +109,8 @@ fn contract(doc: &mut utoipa::openapi::OpenApi) {
                 add_error(operation, "401", "No valid credential (`unauthenticated`)");
             }
             // Council sessions one may not see are 404, never 403; `me` has no role to check.
-            let role_checked = secured && !(method == "get" && (path.starts_with("/api/council/") || path == "/api/auth/me"));
+            let role_checked =
+                secured && !(method == "get" && (path.starts_with("/api/council/") || path == "/api/auth/me"));
             if role_checked || changes_state {
                 add_error(
                     operation,
@@ -127,7 +130,11 @@ fn contract(doc: &mut utoipa::openapi::OpenApi) {
             }
             let json_body = operation.request_body.as_ref().is_some_and(|b| b.content.contains_key("application/json"));
             if query || json_body {
-                add_error(operation, "400", "A malformed query string or body (`invalid_query`, `invalid_body`) or an invalid field");
+                add_error(
+                    operation,
+                    "400",
+                    "A malformed query string or body (`invalid_query`, `invalid_body`) or an invalid field",
+                );
             }
         }
     }
@@ -174,5 +181,28 @@ mod tests {
             assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
         }
         assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    }
+
+    #[test]
+    fn credentials_and_shared_errors_are_declared() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes["session"]["in"], "cookie");
+        assert_eq!(schemes["session"]["name"], super::super::auth::SESSION_COOKIE);
+        assert_eq!(schemes["room_token"]["scheme"], "bearer");
+        let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+        let statuses = |path: &str, method: &str| {
+            op(path, method)["responses"].as_object().unwrap().keys().cloned().collect::<Vec<_>>()
+        };
+        let create_office = op("/api/admin/offices", "post");
+        assert_eq!(create_office["security"][0]["session"], serde_json::json!([]));
+        for status in ["400", "401", "403"] {
+            assert!(statuses("/api/admin/offices", "post").contains(&status.to_owned()), "{status}");
+        }
+        assert_eq!(op("/api/rooms/{room}/documents", "get")["security"][0]["room_token"], serde_json::json!([]));
+        assert!(statuses("/api/staff/calendar/month", "get").contains(&"404".to_owned()), "?user= names someone");
+        // Public operations take no credential and so answer no 401.
+        assert!(op("/api/public/services", "get")["security"].is_null());
+        assert!(!statuses("/api/public/services", "get").contains(&"401".to_owned()));
     }
 }

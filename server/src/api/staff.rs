@@ -16,8 +16,8 @@ use sportello_domain::booking::{Lang, slot_label};
 use sportello_store::{Appointment, StaffRole, Status};
 
 use super::ApiError;
-use super::error::{Path, Query};
 use super::auth::Staff;
+use super::error::{Path, Query};
 use crate::state::AppState;
 use sportello_backoffice::booking::notify::{Notice, notify};
 use sportello_backoffice::token::{Claims, Role, join_link};
