@@ -63,6 +63,7 @@ async fn run(server: &TestServer) -> Result<()> {
     }
     let council = server.seed_council(&["Carla"], &["Bilancio"]).await.map_err(|e| e.to_string())?;
     let cookie = login(server, &accounts).await?;
+    let booking = book(server).await?;
 
     // The host of `demo` in the room, so that uploads with its token are allowed.
     let (host, _welcome) = server.join("demo", "contract-host", Role::Host).await;
@@ -86,7 +87,8 @@ async fn run(server: &TestServer) -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let config = dir.path().join("schemathesis.toml");
     let credentials = Credentials { session: cookie, room: room_token, encoder: encoder_token };
-    std::fs::write(&config, config_toml(&credentials, &ids, &council.session.id)).map_err(|e| e.to_string())?;
+    let config_text = config_toml(&credentials, &ids, &council.session.id, &booking);
+    std::fs::write(&config, config_text).map_err(|e| e.to_string())?;
     std::fs::write(dir.path().join("hooks.py"), HOOKS).map_err(|e| e.to_string())?;
     let schema = format!("{}/api/openapi.json", server.url());
 
@@ -99,6 +101,40 @@ async fn run(server: &TestServer) -> Result<()> {
     host.close(1000).await;
     main?;
     logout
+}
+
+/// A citizen's booking of the first free slot, as the booking page makes it: `(code, secret)`.
+async fn book(server: &TestServer) -> Result<(String, String)> {
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            let response = http.get(format!("{}{path}", server.url())).send().await.map_err(|e| e.to_string())?;
+            response.json::<Value>().await.map_err(|e| e.to_string())
+        }
+    };
+    let services = get("/api/public/services".into()).await?;
+    let service = &services[0];
+    let office = service["office_ids"][0].as_str().ok_or_else(|| format!("no office in {services}"))?;
+    let slots =
+        get(format!("/api/public/offices/{office}/slots?service={}", service["id"].as_str().unwrap_or(""))).await?;
+    let start = slots["slots"][0]["start"].as_str().ok_or_else(|| format!("no free slot: {slots}"))?;
+    let booked: Value = http
+        .post(format!("{}/api/public/appointments", server.url()))
+        .json(&serde_json::json!({
+            "office_id": office, "service_id": service["id"], "start": start, "first_name": "Mario",
+            "last_name": "Rossi", "email": "mario.rossi@example.org",
+        }))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    match (booked["code"].as_str(), booked["secret"].as_str()) {
+        (Some(code), Some(secret)) => Ok((code.to_owned(), secret.to_owned())),
+        _ => Err(format!("booking refused: {booked}")),
+    }
 }
 
 /// Logs in as the demo's administrator; returns the session cookie's value.
@@ -191,8 +227,9 @@ const VALIDATED_BEYOND_THE_SCHEMA: [&str; 30] = [
 
 /// schemathesis's configuration: credentials per security scheme, real ids for `{id}` and
 /// `{session}`, and the operations of [`VALIDATED_BEYOND_THE_SCHEMA`].
-fn config_toml(credentials: &Credentials, ids: &[String], council: &str) -> String {
+fn config_toml(credentials: &Credentials, ids: &[String], council: &str, booking: &(String, String)) -> String {
     let Credentials { session, room, encoder } = credentials;
+    let (code, secret) = booking;
     let ids = ids.iter().map(|id| format!("{id:?}")).collect::<Vec<_>>().join(", ");
     let validated = VALIDATED_BEYOND_THE_SCHEMA.iter().map(|op| format!("{op:?}")).collect::<Vec<_>>().join(", ");
     format!(
@@ -217,6 +254,12 @@ values = ["{council}"]
 "path.id" = {{ dictionary = "ids", probability = 0.5 }}
 "path.session" = {{ dictionary = "sessions", probability = 0.5 }}
 "path.session_id" = {{ dictionary = "sessions", probability = 0.5 }}
+
+# A real booking and its secret, so that its summary, `.ics`, cancel, move and rating answer for real
+# (an unknown code or a wrong secret is the same 404, whatever else the request says).
+[[operations]]
+include-path-regex = "^/api/public/appointments/\\{{code\\}}"
+parameters = {{ "path.code" = "{code}", "header.X-Booking-Secret" = "{secret}" }}
 
 # The room token is for the room `demo`: any other room name is refused before anything else.
 [[operations]]

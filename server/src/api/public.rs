@@ -647,19 +647,20 @@ async fn summary(
 
 #[utoipa::path(post, path = "/api/public/appointments/{code}/cancel", tag = "public",
     params(("code" = String, Path), ("X-Booking-Secret" = Option<String>, Header,
-        description = "The booking's secret, or `secret` in the body; missing or wrong, the answer is the 404 of an unknown code")), request_body = SecretBody,
+        description = "The booking's secret, or `secret` in the body; missing or wrong, the answer is the 404 of an unknown code")),
+    request_body(content = Option<SecretBody>, description = "Optional: the secret may come in the header instead"),
     responses((status = 200, body = BookingOut), (status = 404, body = super::error::ErrorBody),
         (status = 409, body = super::error::ErrorBody)))]
 async fn cancel(
     State(state): State<AppState>,
     Path(code): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<SecretBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Option<SecretBody>>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<BookingOut>, ApiError> {
     async move {
         // The body is optional (the secret may come in the header); one that is there must be JSON.
         let body = match body {
-            Ok(Json(body)) => body.secret,
+            Ok(Json(body)) => body.and_then(|b| b.secret),
             Err(axum::extract::rejection::JsonRejection::MissingJsonContentType(_)) => None,
             Err(e) => return Err(e.into()),
         };
