@@ -8,9 +8,10 @@
 //! Credentials come from the document's security schemes: `session` is an administrator's session
 //! cookie (logged in through `/api/auth/login` like the dashboard), `room_token` a host's join token
 //! for the room `demo`, whose host is admitted over a real websocket for the whole run (uploads need
-//! it), `encoder_token` the chamber encoder's token for the seeded council session. Path ids are drawn half of the time from the demo's real offices, services, staff and a
-//! council session, and a booking made first as a citizen would stands for `{code}`, so the
-//! requests reach past the 404s.
+//! it), `encoder_token` the chamber encoder's token for the seeded council session. Path ids are
+//! drawn half of the time from the demo's real offices, services, staff and that council session,
+//! and a booking made first as a citizen would stands for `{code}`, so the requests reach past the
+//! 404s.
 //!
 //! Needs `python3` with schemathesis 4 (`scripts/test` installs it). Runs inside a loopback-only
 //! network namespace (own `main`, see `sportello_tests::netns`): generated calendar URLs and the like

@@ -391,7 +391,8 @@ pub async fn create_user(
 
 #[utoipa::path(put, path = "/api/admin/users/{id}", tag = "admin", request_body = UserBody,
     responses((status = 200, body = UserView), (status = 404, body = super::error::ErrorBody),
-        (status = 409, description = "`self_demotion`: one's own account deactivated or demoted", body = super::error::ErrorBody)))]
+        (status = 409, description = "`self_demotion`: one's own account deactivated or demoted",
+            body = super::error::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %staff.user.id))]
 pub async fn update_user(
     State(state): State<AppState>,

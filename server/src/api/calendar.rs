@@ -737,7 +737,8 @@ async fn create_source(
 #[utoipa::path(post, path = "/api/staff/calendar/sources/{id}/refresh", tag = "calendar",
     params(("id" = String, Path, description = "Source id"), UserQuery),
     responses((status = 200, body = SourceOut), (status = 404, body = super::error::ErrorBody),
-        (status = 429, description = "Refreshed less than a minute ago (`Retry-After`)", body = super::error::ErrorBody)))]
+        (status = 429, description = "Refreshed less than a minute ago (`Retry-After`)",
+            body = super::error::ErrorBody)))]
 async fn refresh_source(
     State(state): State<AppState>,
     staff: Staff,

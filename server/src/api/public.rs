@@ -647,7 +647,7 @@ async fn summary(
 
 #[utoipa::path(post, path = "/api/public/appointments/{code}/cancel", tag = "public",
     params(("code" = String, Path), ("X-Booking-Secret" = Option<String>, Header,
-        description = "The booking's secret, or `secret` in the body; missing or wrong, the answer is the 404 of an unknown code")),
+        description = "The booking's secret, or `secret` in the body; missing or wrong: 404, as for an unknown code")),
     request_body(content = Option<SecretBody>, description = "Optional: the secret may come in the header instead"),
     responses((status = 200, body = BookingOut), (status = 404, body = super::error::ErrorBody),
         (status = 409, body = super::error::ErrorBody)))]
@@ -677,7 +677,8 @@ async fn cancel(
 
 #[utoipa::path(post, path = "/api/public/appointments/{code}/reschedule", tag = "public",
     params(("code" = String, Path), ("X-Booking-Secret" = Option<String>, Header,
-        description = "The booking's secret, or `secret` in the body; missing or wrong, the answer is the 404 of an unknown code")), request_body = RescheduleBody,
+        description = "The booking's secret, or `secret` in the body; missing or wrong: 404, as for an unknown code")),
+    request_body = RescheduleBody,
     responses((status = 200, body = BookingOut), (status = 404, body = super::error::ErrorBody),
         (status = 409, body = super::error::ErrorBody)))]
 async fn reschedule(
@@ -731,7 +732,8 @@ async fn ics(
 
 #[utoipa::path(post, path = "/api/public/appointments/{code}/rating", tag = "public",
     params(("code" = String, Path), ("X-Booking-Secret" = Option<String>, Header,
-        description = "The booking's secret, or `secret` in the body; missing or wrong, the answer is the 404 of an unknown code")), request_body = RatingBody,
+        description = "The booking's secret, or `secret` in the body; missing or wrong: 404, as for an unknown code")),
+    request_body = RatingBody,
     responses((status = 204), (status = 400, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 async fn rate(

@@ -325,7 +325,7 @@ async fn read_limited(body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
 
 /// Downloads a shared document (as an attachment, with the type detected at upload).
 #[utoipa::path(get, path = "/api/rooms/{room}/documents/{id}", tag = "rooms",
-    responses((status = 200, description = "The file, with the type detected at upload (PDF, an image, an office document…)",
+    responses((status = 200, description = "The file, with the type detected at upload (PDF, image, office document…)",
         content_type = "*/*"), (status = 404, body = super::error::ErrorBody)))]
 async fn download(
     State(state): State<AppState>,
