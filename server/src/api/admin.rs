@@ -1,7 +1,7 @@
 //! Administrators manage offices, services, staff and the municipality's booking settings.
 //! Every handler takes [`Staff`] and requires the admin role.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -10,6 +10,7 @@ use sportello_store::{Modes, NewOffice, NewService, NewUser, Office, Service, St
 
 use super::ApiError;
 use super::auth::{Staff, UserView, user_setup_link, valid_staff_email};
+use super::error::Path;
 use crate::state::AppState;
 use sportello_backoffice::settings::{
     DEFAULT_HORIZON_DAYS, DEFAULT_MIN_NOTICE_MINUTES, SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_NAME,
@@ -206,17 +207,27 @@ pub async fn delete_office(
 
 // --- services --------------------------------------------------------------------------------------
 
+/// The modes a service offers, as the API writes them (`Modes`'s names).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only: the fields are `Modes`, which the store crate owns
+pub enum ModesName {
+    Video,
+    InPerson,
+    Both,
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ServiceBody {
     pub name: String,
     #[serde(default)]
     pub description: String,
     /// 5–240, a multiple of 5.
+    #[schema(minimum = 5, maximum = 240, multiple_of = 5)]
     pub duration_minutes: i64,
     #[serde(default)]
     pub what_to_bring: String,
-    /// video, in_person or both
-    #[schema(value_type = String, example = "both")]
+    #[schema(value_type = ModesName)]
     pub modes: Modes,
     pub office_ids: Vec<String>,
 }
@@ -228,7 +239,7 @@ pub struct ServiceView {
     pub description: String,
     pub duration_minutes: i64,
     pub what_to_bring: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = ModesName)]
     pub modes: Modes,
     pub office_ids: Vec<String>,
 }
@@ -324,14 +335,14 @@ pub async fn delete_service(
 pub struct NewUserBody {
     pub email: String,
     pub display_name: String,
-    #[schema(value_type = String, example = "official")]
+    #[schema(value_type = super::auth::RoleName)]
     pub role: StaffRole,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UserBody {
     pub display_name: String,
-    #[schema(value_type = String, example = "official")]
+    #[schema(value_type = super::auth::RoleName)]
     pub role: StaffRole,
     pub active: bool,
 }
@@ -379,7 +390,9 @@ pub async fn create_user(
 }
 
 #[utoipa::path(put, path = "/api/admin/users/{id}", tag = "admin", request_body = UserBody,
-    responses((status = 200, body = UserView), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, body = UserView), (status = 404, body = super::error::ErrorBody),
+        (status = 409, description = "`self_demotion`: one's own account deactivated or demoted",
+            body = super::error::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %staff.user.id))]
 pub async fn update_user(
     State(state): State<AppState>,
@@ -433,10 +446,13 @@ pub async fn reset_link(
 pub struct Settings {
     pub municipality_name: String,
     /// The patron saint's day, "MM-DD", a local holiday; empty if none.
+    #[schema(pattern = "^((0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))?$")]
     pub patron_day: String,
-    /// How long before a slot booking closes.
+    /// How long before a slot booking closes (up to a week).
+    #[schema(minimum = 0, maximum = 10080)]
     pub min_notice_minutes: i64,
     /// How many days ahead citizens can book.
+    #[schema(minimum = 1, maximum = 366)]
     pub horizon_days: i64,
 }
 

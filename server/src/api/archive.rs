@@ -6,7 +6,7 @@
 //! `web/archive.js` (the CSP allows no inline script).
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -20,6 +20,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::ApiError;
 use super::error::request_lang;
+use super::error::{Path, Query};
 use crate::state::AppState;
 use crate::web::HttpError;
 use sportello_backoffice::recordings::{self as recording, Chapter};

@@ -184,12 +184,23 @@ async fn session_headers(state: &AppState, user_id: &str) -> Result<HeaderMap, A
 }
 
 /// A staff member as the API shows them (never the hash).
+/// A staff role as the API writes it (`StaffRole`'s names); the schema of the `role` fields.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only: the fields are `StaffRole`, which the store crate owns
+pub enum RoleName {
+    Admin,
+    Official,
+    Councillor,
+    Chair,
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub email: String,
     pub display_name: String,
-    #[schema(value_type = String, example = "official")]
+    #[schema(value_type = RoleName)]
     pub role: StaffRole,
     pub active: bool,
     /// False until the user has set a password through their setup link.
@@ -237,6 +248,7 @@ pub struct LoginBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PasswordBody {
     pub current_password: String,
+    #[schema(min_length = 10, max_length = 256)]
     pub new_password: String,
 }
 
@@ -244,6 +256,7 @@ pub struct PasswordBody {
 pub struct SetupBody {
     /// The secret from the setup link (the part after `#`).
     pub token: String,
+    #[schema(min_length = 10, max_length = 256)]
     pub password: String,
     /// First administrator only: their email and name.
     pub email: Option<String>,

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -29,6 +29,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::ApiError;
 use super::auth::Staff;
+use super::error::{Path, Query};
 use crate::state::AppState;
 use sportello_backoffice::booking::offer::{Offer, PatternOverride, offer, window};
 use sportello_backoffice::calendar_fetch::{self, FetchError, UploadError};
@@ -131,18 +132,34 @@ pub struct PatternBody {
     pub pattern: Option<serde_json::Value>,
 }
 
+/// A kind of absence.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only: the handler parses the text into the store's `AbsenceKind`
+pub enum AbsenceKindName {
+    Holiday,
+    Sick,
+    Training,
+    Other,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AbsenceBody {
-    /// `holiday`, `sick`, `training`, `other`.
+    #[schema(value_type = AbsenceKindName)]
     pub kind: String,
-    /// YYYY-MM-DD
+    /// YYYY-MM-DD, a year from 1900 to 8999.
+    #[schema(pattern = "^(19|[2-8][0-9])[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub start: String,
     /// YYYY-MM-DD, inclusive.
+    #[schema(pattern = "^(19|[2-8][0-9])[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub end: String,
     /// HH:MM, with `end_time`, for hourly leave.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub start_time: Option<String>,
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub end_time: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub note: String,
 }
 
@@ -160,9 +177,11 @@ pub struct AbsenceOut {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct RangeQuery {
     pub user: Option<String>,
-    /// YYYY-MM-DD (default today).
+    /// YYYY-MM-DD, a year from 1900 to 8999 (default today).
+    #[param(pattern = "^((19|[2-8][0-9])[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))?$")]
     pub from: Option<String>,
     /// YYYY-MM-DD inclusive (default a year after `from`).
+    #[param(pattern = "^((19|[2-8][0-9])[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))?$")]
     pub to: Option<String>,
 }
 
@@ -197,11 +216,14 @@ pub struct UploadQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct MonthQuery {
     pub user: Option<String>,
-    /// YYYY-MM
+    /// YYYY-MM, a year from 1900 to 8999.
+    #[param(pattern = "^(19|[2-8][0-9])[0-9]{2}-(0[1-9]|1[0-2])$")]
     pub month: String,
 }
 
+/// Named apart from the booking API's `MonthOut` (one document, one namespace of schemas).
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CalendarMonth)]
 pub struct MonthOut {
     pub month: String,
     pub days: Vec<DayOut>,
@@ -295,8 +317,12 @@ async fn target(state: &AppState, staff: &Staff, user: Option<&str>) -> Result<U
     }
 }
 
+/// Years the calendar works in: room on both sides for a day's bounds and a year's span, which
+/// the date arithmetic needs (jiff stops at the year 9999); outside it a date is refused (400).
+const YEARS: std::ops::RangeInclusive<i16> = 1900..=9000;
+
 fn parse_date(s: &str, field: &str) -> Result<Date, ApiError> {
-    s.trim().parse::<Date>().map_err(|_| {
+    s.trim().parse::<Date>().ok().filter(|d| YEARS.contains(&d.year())).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_date",
             (
@@ -686,7 +712,8 @@ async fn list_sources(
 
 #[utoipa::path(post, path = "/api/staff/calendar/sources", tag = "calendar", params(UserQuery), request_body = SourceBody,
     responses((status = 201, description = "Created and fetched once; a failed fetch shows in last_error", body = SourceOut),
-        (status = 400, description = "invalid_url", body = super::error::ErrorBody)))]
+        (status = 400, description = "invalid_url", body = super::error::ErrorBody),
+        (status = 409, description = "`too_many_calendars`", body = super::error::ErrorBody)))]
 async fn create_source(
     State(state): State<AppState>,
     staff: Staff,
@@ -709,7 +736,9 @@ async fn create_source(
 
 #[utoipa::path(post, path = "/api/staff/calendar/sources/{id}/refresh", tag = "calendar",
     params(("id" = String, Path, description = "Source id"), UserQuery),
-    responses((status = 200, body = SourceOut), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, body = SourceOut), (status = 404, body = super::error::ErrorBody),
+        (status = 429, description = "Refreshed less than a minute ago (`Retry-After`)",
+            body = super::error::ErrorBody)))]
 async fn refresh_source(
     State(state): State<AppState>,
     staff: Staff,
@@ -748,6 +777,7 @@ async fn delete_source(
 #[utoipa::path(post, path = "/api/staff/calendar/upload", tag = "calendar", params(UploadQuery),
     request_body(content = String, content_type = "text/calendar"),
     responses((status = 201, body = SourceOut), (status = 400, description = "invalid_ics", body = super::error::ErrorBody),
+        (status = 409, description = "`too_many_calendars`", body = super::error::ErrorBody),
         (status = 413, description = "too_large", body = super::error::ErrorBody)))]
 async fn upload(
     State(state): State<AppState>,
@@ -787,7 +817,7 @@ async fn month(
     Query(q): Query<MonthQuery>,
 ) -> Result<Json<MonthOut>, ApiError> {
     let user = target(&state, &staff, q.user.as_deref()).await?;
-    let ym = YearMonth::parse(q.month.trim()).ok_or_else(|| {
+    let ym = YearMonth::parse(q.month.trim()).filter(|m| YEARS.contains(&m.year)).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_month",
             ("Mese non valido (formato AAAA-MM).", "Invalid month (format YYYY-MM)."),

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -20,6 +20,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::ApiError;
 use super::auth::Staff;
+use super::error::Path;
 use crate::state::AppState;
 use sportello_backoffice::token::{Claims, Role, join_link};
 use sportello_rooms::council::{self, event_from_row, identity, room_name, vote_record};
@@ -71,12 +72,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SessionBody {
     pub title: String,
-    /// `consiglio` or `giunta`.
+    #[schema(value_type = BodyName)]
     pub body: String,
-    /// Unix seconds.
+    /// Unix seconds, up to the end of the year 9999.
+    #[schema(minimum = 1, maximum = 253_402_300_799_i64)]
     pub scheduled_at: i64,
     pub chair_id: String,
     /// `majority` (default), `one_third`, `at_least:N`.
+    #[schema(pattern = "^(majority|one_third|at_least:[0-9]+)$")]
     pub quorum: Option<String>,
     /// Councillors (user ids); only on creation.
     #[serde(default)]
@@ -84,8 +87,28 @@ pub struct SessionBody {
     /// Agenda titles in order; only on creation.
     #[serde(default)]
     pub agenda: Vec<String>,
-    /// Only on update: `scheduled`, `live`, `ended`.
+    /// Only on update.
+    #[schema(value_type = Option<StatusName>)]
     pub status: Option<String>,
+}
+
+/// `consiglio` (the council) or `giunta` (the executive).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only: the handler parses the text into the store's `CouncilBody`
+pub enum BodyName {
+    Consiglio,
+    Giunta,
+}
+
+/// A council session's status.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only: the handler parses the text into the store's `CouncilStatus`
+pub enum StatusName {
+    Scheduled,
+    Live,
+    Ended,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -239,7 +262,8 @@ fn parse_session(body: &SessionBody) -> Result<NewCouncilSession, ApiError> {
             ("Organo: consiglio oppure giunta.", "Body: consiglio (council) or giunta (executive)."),
         )
     })?;
-    if body.scheduled_at <= 0 {
+    // Unix seconds a calendar can show (up to the year 9999): join links are valid until after it.
+    if body.scheduled_at <= 0 || jiff::Timestamp::from_second(body.scheduled_at).is_err() {
         return Err(ApiError::bad_request("invalid_time", ("Data della seduta non valida.", "Invalid session date.")));
     }
     Ok(NewCouncilSession {

@@ -5,7 +5,8 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -412,6 +413,53 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
             "invalid_body",
             (format!("Richiesta non valida: {detail}"), format!("Invalid request: {detail}")),
         )
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> ApiError {
+        let detail = e.body_text();
+        ApiError::bad_request(
+            "invalid_query",
+            (format!("Parametri non validi: {detail}"), format!("Invalid parameters: {detail}")),
+        )
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(e: axum::extract::rejection::PathRejection) -> ApiError {
+        let detail = e.body_text();
+        ApiError::bad_request(
+            "invalid_path",
+            (format!("Indirizzo non valido: {detail}"), format!("Invalid address: {detail}")),
+        )
+    }
+}
+
+/// axum's `Query`, refusing a malformed or incomplete query string with our JSON 400
+/// (`invalid_query`) instead of axum's plain-text one. Same name and shape, so handlers and the
+/// `utoipa` parameter inference read it as axum's.
+pub struct Query<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(value) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Query(value))
+    }
+}
+
+/// axum's `Path`, refusing a segment that does not decode (e.g. `%FF`) with our JSON 400
+/// (`invalid_path`) instead of axum's plain-text one.
+pub struct Path<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(value))
     }
 }
 

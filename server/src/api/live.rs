@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Extension, Path, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -32,6 +32,7 @@ use sportello_store::{CouncilSession, CouncilStatus};
 use utoipa::{OpenApi, ToSchema};
 
 use super::ApiError;
+use super::error::Path;
 use super::public::RateLimiter;
 use crate::client_addr::ClientIp;
 use crate::state::AppState;
@@ -425,7 +426,7 @@ fn authorize_encoder(state: &AppState, headers: &HeaderMap, session: &str) -> Re
         (status = 403, description = "A token for another room or a viewer", body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody), (status = 410, body = super::error::ErrorBody),
         (status = 415, body = super::error::ErrorBody)),
-    security(("bearer" = [])))]
+    security(("encoder_token" = [])))]
 #[tracing::instrument(skip_all, fields(session = %id))]
 pub async fn whip_post(
     State(state): State<AppState>,
@@ -462,7 +463,7 @@ pub async fn whip_post(
 #[utoipa::path(delete, path = "/api/live/{session}/whip/{resource}", tag = "live",
     responses((status = 200, description = "Ended"), (status = 401, body = super::error::ErrorBody),
               (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
-    security(("bearer" = [])))]
+    security(("encoder_token" = [])))]
 #[tracing::instrument(skip_all, fields(session = %id))]
 pub async fn whip_delete(
     State(state): State<AppState>,

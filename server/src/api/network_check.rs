@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Extension, Path, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,6 +33,7 @@ use sportello_sfu::SfuError;
 use utoipa::{OpenApi, ToSchema};
 
 use super::ApiError;
+use super::error::Path;
 use super::live::{MAX_SDP, SDP, sdp_body};
 use super::public::RateLimiter;
 use crate::client_addr::ClientIp;

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,6 +24,7 @@ use tracing::Instrument;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::ApiError;
+use super::error::{Path, Query};
 use crate::client_addr::AddressKey;
 use crate::client_addr::ClientIp;
 use crate::state::AppState;
@@ -149,6 +150,7 @@ pub struct OfficesQuery {
 pub struct SlotsQuery {
     pub service: String,
     /// `YYYY-MM`; all months of the horizon when absent.
+    #[param(pattern = "^([0-9]{4}-(0[1-9]|1[0-2]))?$")]
     pub month: Option<String>,
 }
 
@@ -223,6 +225,7 @@ pub struct RescheduleBody {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct RatingBody {
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: i64,
     pub comment: Option<String>,
     pub secret: Option<String>,
@@ -419,7 +422,8 @@ async fn services(State(state): State<AppState>) -> Result<Json<Vec<ServiceOut>>
 }
 
 #[utoipa::path(get, path = "/api/public/offices", tag = "public", params(OfficesQuery),
-    responses((status = 200, body = [OfficeOut])))]
+    responses((status = 200, body = [OfficeOut]),
+        (status = 404, description = "`service` names no service", body = super::error::ErrorBody)))]
 async fn offices(
     State(state): State<AppState>,
     Query(q): Query<OfficesQuery>,
@@ -624,7 +628,8 @@ async fn authorised(state: &AppState, code: &str, secret: Option<&str>) -> Resul
 }
 
 #[utoipa::path(get, path = "/api/public/appointments/{code}", tag = "public",
-    params(("code" = String, Path), ("X-Booking-Secret" = String, Header)),
+    params(("code" = String, Path), ("X-Booking-Secret" = Option<String>, Header,
+        description = "The booking's secret; missing or wrong, the answer is the 404 of an unknown code")),
     responses((status = 200, body = BookingOut), (status = 404, body = super::error::ErrorBody)))]
 async fn summary(
     State(state): State<AppState>,
@@ -641,17 +646,25 @@ async fn summary(
 }
 
 #[utoipa::path(post, path = "/api/public/appointments/{code}/cancel", tag = "public",
-    params(("code" = String, Path)), request_body = SecretBody,
+    params(("code" = String, Path), ("X-Booking-Secret" = Option<String>, Header,
+        description = "The booking's secret, or `secret` in the body; missing or wrong: 404, as for an unknown code")),
+    request_body(content = Option<SecretBody>, description = "Optional: the secret may come in the header instead"),
     responses((status = 200, body = BookingOut), (status = 404, body = super::error::ErrorBody),
         (status = 409, body = super::error::ErrorBody)))]
 async fn cancel(
     State(state): State<AppState>,
     Path(code): Path<String>,
     headers: HeaderMap,
-    body: Option<Json<SecretBody>>,
+    body: Result<Json<Option<SecretBody>>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<BookingOut>, ApiError> {
     async move {
-        let secret = header_secret(&headers).or(body.and_then(|b| b.0.secret));
+        // The body is optional (the secret may come in the header); one that is there must be JSON.
+        let body = match body {
+            Ok(Json(body)) => body.and_then(|b| b.secret),
+            Err(axum::extract::rejection::JsonRejection::MissingJsonContentType(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let secret = header_secret(&headers).or(body);
         let appt = authorised(&state, &code, secret.as_deref()).await?;
         let now = state.clock.now();
         let cancelled = booking::cancel(&state.back_office, appt, now).await?;
@@ -663,7 +676,9 @@ async fn cancel(
 }
 
 #[utoipa::path(post, path = "/api/public/appointments/{code}/reschedule", tag = "public",
-    params(("code" = String, Path)), request_body = RescheduleBody,
+    params(("code" = String, Path), ("X-Booking-Secret" = Option<String>, Header,
+        description = "The booking's secret, or `secret` in the body; missing or wrong: 404, as for an unknown code")),
+    request_body = RescheduleBody,
     responses((status = 200, body = BookingOut), (status = 404, body = super::error::ErrorBody),
         (status = 409, body = super::error::ErrorBody)))]
 async fn reschedule(
@@ -689,7 +704,8 @@ async fn reschedule(
 }
 
 #[utoipa::path(get, path = "/api/public/appointments/{code}/ics", tag = "public",
-    params(("code" = String, Path), ("X-Booking-Secret" = String, Header)),
+    params(("code" = String, Path), ("X-Booking-Secret" = Option<String>, Header,
+        description = "The booking's secret; missing or wrong, the answer is the 404 of an unknown code")),
     responses((status = 200, content_type = "text/calendar", body = String),
         (status = 404, body = super::error::ErrorBody)))]
 async fn ics(
@@ -715,7 +731,9 @@ async fn ics(
 }
 
 #[utoipa::path(post, path = "/api/public/appointments/{code}/rating", tag = "public",
-    params(("code" = String, Path)), request_body = RatingBody,
+    params(("code" = String, Path), ("X-Booking-Secret" = Option<String>, Header,
+        description = "The booking's secret, or `secret` in the body; missing or wrong: 404, as for an unknown code")),
+    request_body = RatingBody,
     responses((status = 204), (status = 400, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 async fn rate(

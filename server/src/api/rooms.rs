@@ -12,7 +12,7 @@
 //!   it instead of the room's internal id.
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,6 +24,7 @@ use sportello_domain::document::{sanitize_file_name, sniff};
 use sportello_store::{Document, NewDocument};
 
 use super::ApiError;
+use super::error::Path;
 use crate::state::AppState;
 use sportello_backoffice::documents;
 use sportello_backoffice::token::{Claims, Role, TokenError};
@@ -245,7 +246,8 @@ async fn chat_history(
 /// images and office documents, recognised by their content; the uploader must be in the room.
 #[utoipa::path(post, path = "/api/rooms/{room}/documents", tag = "rooms",
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    params(("X-File-Name" = String, Header, description = "the file name, percent-encoded UTF-8")),
+    params(("X-File-Name" = Option<String>, Header,
+        description = "The file name, percent-encoded UTF-8; without it the file gets a name of its type")),
     responses((status = 201, body = DocumentInfo), (status = 403, body = super::error::ErrorBody),
                (status = 413, body = super::error::ErrorBody), (status = 415, body = super::error::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(room = %room))]
@@ -323,7 +325,8 @@ async fn read_limited(body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
 
 /// Downloads a shared document (as an attachment, with the type detected at upload).
 #[utoipa::path(get, path = "/api/rooms/{room}/documents/{id}", tag = "rooms",
-    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, description = "The file, with the type detected at upload (PDF, image, office document…)",
+        content_type = "*/*"), (status = 404, body = super::error::ErrorBody)))]
 async fn download(
     State(state): State<AppState>,
     Path((room, id)): Path<(String, String)>,

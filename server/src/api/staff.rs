@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,7 @@ use sportello_store::{Appointment, StaffRole, Status};
 
 use super::ApiError;
 use super::auth::Staff;
+use super::error::{Path, Query};
 use crate::state::AppState;
 use sportello_backoffice::booking::notify::{Notice, notify};
 use sportello_backoffice::token::{Claims, Role, join_link};
@@ -318,8 +319,8 @@ pub async fn list_appointments(
 ) -> Result<Json<Vec<AppointmentView>>, ApiError> {
     official(&staff)?;
     let from = range.from.unwrap_or(state.clock.now() - 86_400);
-    let to = range.to.unwrap_or(from + 30 * 86_400);
-    if to <= from || to - from > 366 * 86_400 {
+    let to = range.to.unwrap_or(from.saturating_add(30 * 86_400));
+    if to <= from || to.saturating_sub(from) > 366 * 86_400 {
         return Err(ApiError::bad_request(
             "invalid_range",
             ("Intervallo di date non valido (al massimo un anno).", "Invalid date range (at most one year)."),
@@ -369,9 +370,19 @@ pub async fn appointment_detail(
     Ok(Json(AppointmentDetail { appointment: names.view(&state, appt), audit }))
 }
 
+/// How an official closes an appointment.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only: the handler parses the text into the store's `Status`
+pub enum ClosingStatus {
+    Completed,
+    NoShow,
+    Cancelled,
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct StatusBody {
-    /// completed, no_show or cancelled
+    #[schema(value_type = ClosingStatus)]
     pub status: String,
     #[serde(default)]
     pub note: String,
@@ -597,12 +608,14 @@ pub struct InvitationBody {
     /// The guest's name as others will see it (colleague, technician, external person).
     pub name: String,
     /// 1–72, default 24.
+    #[schema(minimum = 1, maximum = 72)]
     pub valid_hours: Option<u64>,
 }
 
 /// A personal guest link for someone else (they wait in the lobby until admitted).
 #[utoipa::path(post, path = "/api/staff/invitations", tag = "staff", request_body = InvitationBody,
-    responses((status = 200, body = RoomLink), (status = 400, body = super::error::ErrorBody)))]
+    responses((status = 200, body = RoomLink), (status = 400, body = super::error::ErrorBody),
+        (status = 404, description = "A room this official may not host", body = super::error::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %staff.user.id))]
 pub async fn invite(
     State(state): State<AppState>,
