@@ -188,6 +188,10 @@ async fn while_up(curl: &Curl, front: &Front, token: &str, citizen: &mut u8) -> 
         got.status == 415 && got.header("content-type").is_some_and(|t| t.starts_with("application/json")),
         format!("{MAX_UPLOAD} bytes: {} {:?}, expected Sportello's JSON 415", got.status, got.header("content-type")),
     )?;
+    // Refused before reading (no valid token): the answer is Sportello's 401, not a 502 from a
+    // front that met a connection closed in mid-body.
+    let got = curl.post_bytes(front, &path, "not-a-token", MAX_UPLOAD).await?;
+    check(got.status == 401, format!("an upload with a bad token: {}, expected Sportello's 401", got.status))?;
     let got = curl.post_bytes(front, &path, token, MAX_UPLOAD + 1).await?;
     let from_sportello = got.header("content-type").is_some_and(|t| t.starts_with("application/json"));
     check(
@@ -200,7 +204,7 @@ async fn while_up(curl: &Curl, front: &Front, token: &str, citizen: &mut u8) -> 
         ),
     )?;
     println!(
-        "  an upload of max_upload bytes reaches Sportello whole; one byte more: 413 from {}",
+        "  an upload of max_upload bytes reaches Sportello whole; with a bad token: 401; one byte more: 413 from {}",
         if front.caps_uploads { "the front" } else { "Sportello" }
     );
     Ok(())

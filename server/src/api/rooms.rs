@@ -257,14 +257,22 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<DocumentInfo>), ApiError> {
-    let claims = authorize(&state, &headers, &room, true).await?;
+    let claims = match authorize(&state, &headers, &room, true).await {
+        Ok(claims) => claims,
+        Err(refused) => {
+            drain(body.into_data_stream(), state.config.max_upload).await;
+            return Err(refused);
+        }
+    };
+    let max = state.config.max_upload;
     if !documents::is_safe_component(&room) {
+        drain(body.into_data_stream(), max).await;
         return Err(ApiError::NotFound);
     }
-    let max = state.config.max_upload;
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
+        drain(body.into_data_stream(), max).await;
         return Err(ApiError::TooLarge);
     }
     let bytes = read_limited(body, max).await?;
@@ -305,6 +313,26 @@ async fn upload(
 }
 
 /// Reads the body, refusing (413) as soon as it grows past `max`: nothing is stored then.
+/// Reads and drops (the rest of) a refused upload's body: at most twice `max` bytes, for at most
+/// 10 s. A proxy that streams the body to us (nginx, Caddy) meets a connection closed in mid-body
+/// otherwise and answers 502 instead of our 401/403/413: the citizen would read "bad gateway" for
+/// an expired link or a file a little too large.
+async fn drain<S>(mut stream: S, max: usize)
+where
+    S: futures_util::Stream<Item = Result<axum::body::Bytes, axum::Error>> + Unpin,
+{
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut seen = 0;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen > max.saturating_mul(2) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 async fn read_limited(body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::new();
@@ -316,6 +344,7 @@ async fn read_limited(body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
             )
         })?;
         if bytes.len() + chunk.len() > max {
+            drain(stream, max).await;
             return Err(ApiError::TooLarge);
         }
         bytes.extend_from_slice(&chunk);
