@@ -44,6 +44,7 @@ mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
+mod webhooks;
 
 use std::future::Future;
 use std::time::Duration;
@@ -59,6 +60,10 @@ pub use council::{
 };
 pub use model::*;
 pub use recordings::{ArchivedSession, NewRecording, Recording};
+pub use webhooks::{
+    AttemptResult, DeliveryStatus, DueDelivery, ItemChange, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery,
+    WebhookEndpoint, WebhookEventType,
+};
 
 /// Errors of the store. `Conflict`/`SlotTaken`/`NotFound`/`InvalidTransition` are expected outcomes the
 /// edge maps to 409/404; `Database`/`Migrate` are failures.
