@@ -223,9 +223,29 @@ async fn get_json(http: &reqwest::Client, url: String) -> (u16, Value) {
 
 #[tokio::test]
 async fn a_booking_is_signed_retried_after_a_500_and_logged() {
+    booking_scenario(None).await;
+}
+
+/// The same on a throwaway PostgreSQL: the outbox's SQL is portable.
+#[tokio::test]
+async fn a_booking_is_signed_retried_after_a_500_and_logged_on_postgres() {
+    let url = tokio::task::spawn_blocking(sportello_store::testing::shared_postgres_database)
+        .await
+        .expect("join")
+        .expect("a throwaway PostgreSQL starts");
+    booking_scenario(Some(url)).await;
+}
+
+async fn booking_scenario(database_url: Option<String>) {
     let tuesday = next_tuesday();
     let clock = Clock::offset(local(tuesday, 8, 0).as_second() - Timestamp::now().as_second());
-    let server = TestServer::start_at(clock.clone(), |c| c.reminder_lead = Duration::from_secs(1)).await;
+    let server = TestServer::start_at(clock.clone(), |c| {
+        c.reminder_lead = Duration::from_secs(1);
+        if database_url.is_some() {
+            c.database_url = database_url;
+        }
+    })
+    .await;
     let base = server.url();
     // The first administrator's link exists only while there is no staff at all.
     let http = admin(&server).await;
@@ -245,6 +265,12 @@ async fn a_booking_is_signed_retried_after_a_500_and_logged() {
     assert_eq!(bad_url.await.expect("create").status(), 400);
     let anonymous = reqwest::Client::new().get(format!("{base}/api/admin/webhooks")).send().await.expect("list");
     assert_eq!(anonymous.status(), 401);
+    // The OpenAPI document describes the webhook API.
+    let (_, doc) = get_json(&http, format!("{base}/api/openapi.json")).await;
+    for path in ["/api/admin/webhooks", "/api/admin/webhooks/{id}", "/api/admin/webhooks/{id}/deliveries"] {
+        assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+    }
+    assert!(doc["components"]["schemas"]["CreatedWebhook"].is_object());
 
     let created = http
         .post(format!("{base}/api/admin/webhooks"))
