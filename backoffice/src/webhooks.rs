@@ -142,7 +142,11 @@ async fn attempt(back: &BackOffice, client: &reqwest::Client, d: &DueDelivery) -
 
 /// Starts an attempt for each delivery due now, as many as `slots` has free, and returns how many
 /// it started without waiting for them: a receiver that takes its time holds one slot, not the pass.
-pub async fn deliver_due(back: &BackOffice, client: &reqwest::Client, slots: &Arc<Semaphore>) -> Result<usize, StoreError> {
+pub async fn deliver_due(
+    back: &BackOffice,
+    client: &reqwest::Client,
+    slots: &Arc<Semaphore>,
+) -> Result<usize, StoreError> {
     let free = i64::try_from(slots.available_permits()).unwrap_or(0);
     if free == 0 {
         return Ok(0);
@@ -153,7 +157,8 @@ pub async fn deliver_due(back: &BackOffice, client: &reqwest::Client, slots: &Ar
         // Claimed, so it is ours until the lease ends; without a slot it simply waits for that.
         let Ok(slot) = slots.clone().try_acquire_owned() else { break };
         let (back, client) = (back.clone(), client.clone());
-        let span = tracing::info_span!("webhook", delivery = %d.delivery_id, event = %d.event_type, attempt = d.attempt);
+        let span =
+            tracing::info_span!("webhook", delivery = %d.delivery_id, event = %d.event_type, attempt = d.attempt);
         tokio::spawn(
             async move {
                 let result = attempt(&back, &client, &d).await;
@@ -219,7 +224,12 @@ mod tests {
         );
         assert_eq!(signature.as_deref(), Ok("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
         // Any byte of the message changes it.
-        let other = sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331, br#"{"test": 2432232314}"#);
+        let other = sign(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265331,
+            br#"{"test": 2432232314}"#,
+        );
         assert_ne!(other, signature);
     }
 

@@ -334,7 +334,8 @@ impl Store {
             current.mode = to.mode;
             current.reminder_sent_at = None;
             current.updated_at = now;
-            webhooks::emit(&mut tx, WebhookEventType::AppointmentMoved, &webhooks::appointment_data(&current), now).await?;
+            webhooks::emit(&mut tx, WebhookEventType::AppointmentMoved, &webhooks::appointment_data(&current), now)
+                .await?;
             tx.commit().await?;
             Ok(current)
         })

@@ -280,7 +280,13 @@ impl Store {
     }
 
     /// `council.agenda_item_changed`: an item of the agenda started or ended.
-    pub async fn emit_council_item_event(&self, session_id: &str, item_id: &str, change: ItemChange, now: i64) -> Result<()> {
+    pub async fn emit_council_item_event(
+        &self,
+        session_id: &str,
+        item_id: &str,
+        change: ItemChange,
+        now: i64,
+    ) -> Result<()> {
         let title = self.council_items(session_id).await?.into_iter().find(|i| i.id == item_id).map(|i| i.title);
         let data = json!({
             "session_id": session_id,
@@ -350,7 +356,12 @@ impl Store {
 
     // --- endpoints ---------------------------------------------------------------------------------
 
-    pub async fn create_webhook_endpoint(&self, new: &NewWebhookEndpoint, secret: &str, now: i64) -> Result<WebhookEndpoint> {
+    pub async fn create_webhook_endpoint(
+        &self,
+        new: &NewWebhookEndpoint,
+        secret: &str,
+        now: i64,
+    ) -> Result<WebhookEndpoint> {
         let endpoint = WebhookEndpoint {
             id: new_id(),
             url: new.url.clone(),
@@ -393,7 +404,12 @@ impl Store {
     }
 
     /// Changes an endpoint (not its secret). `NotFound` if absent.
-    pub async fn update_webhook_endpoint(&self, id: &str, update: &NewWebhookEndpoint, now: i64) -> Result<WebhookEndpoint> {
+    pub async fn update_webhook_endpoint(
+        &self,
+        id: &str,
+        update: &NewWebhookEndpoint,
+        now: i64,
+    ) -> Result<WebhookEndpoint> {
         let changed = self
             .retrying("update_webhook_endpoint", || async move {
                 Ok(sqlx::query(
@@ -608,15 +624,22 @@ mod tests {
     }
 
     fn endpoint(types: Vec<WebhookEventType>) -> NewWebhookEndpoint {
-        NewWebhookEndpoint { url: "http://127.0.0.1:9/h".into(), description: String::new(), event_types: types, enabled: true }
+        NewWebhookEndpoint {
+            url: "http://127.0.0.1:9/h".into(),
+            description: String::new(),
+            event_types: types,
+            enabled: true,
+        }
     }
 
     #[tokio::test]
     async fn events_fan_out_to_interested_endpoints_and_attempts_are_logged() {
         let (store, _dir) = store().await;
         let all = store.create_webhook_endpoint(&endpoint(vec![]), "whsec_a", 10).await.unwrap();
-        let votes =
-            store.create_webhook_endpoint(&endpoint(vec![WebhookEventType::CouncilVoteClosed]), "whsec_b", 10).await.unwrap();
+        let votes = store
+            .create_webhook_endpoint(&endpoint(vec![WebhookEventType::CouncilVoteClosed]), "whsec_b", 10)
+            .await
+            .unwrap();
         let mut off = endpoint(vec![]);
         off.enabled = false;
         store.create_webhook_endpoint(&off, "whsec_c", 10).await.unwrap();
@@ -625,11 +648,20 @@ mod tests {
         assert!(store.claim_due_webhook_deliveries(99, 60, 10).await.unwrap().is_empty(), "not due yet");
         let due = store.claim_due_webhook_deliveries(100, 60, 10).await.unwrap();
         assert_eq!(due.len(), 1, "only the endpoint of every type wants a booking");
-        assert_eq!((due[0].url.as_str(), due[0].secret.as_str(), due[0].attempt), ("http://127.0.0.1:9/h", "whsec_a", 1));
+        assert_eq!(
+            (due[0].url.as_str(), due[0].secret.as_str(), due[0].attempt),
+            ("http://127.0.0.1:9/h", "whsec_a", 1)
+        );
         assert!(due[0].event_id.starts_with("msg_"));
         assert!(store.claim_due_webhook_deliveries(100, 60, 10).await.unwrap().is_empty(), "claimed: leased");
 
-        let failed = AttemptResult { at: 101, status_code: Some(500), error: Some("HTTP 500".into()), duration_ms: 3, retry_at: Some(130) };
+        let failed = AttemptResult {
+            at: 101,
+            status_code: Some(500),
+            error: Some("HTTP 500".into()),
+            duration_ms: 3,
+            retry_at: Some(130),
+        };
         store.record_webhook_attempt(&due[0], &failed).await.unwrap();
         assert!(store.claim_due_webhook_deliveries(129, 60, 10).await.unwrap().is_empty());
         let again = store.claim_due_webhook_deliveries(130, 60, 10).await.unwrap();

@@ -16,7 +16,9 @@ use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use sportello_backoffice::secrets::hash_password_blocking;
 use sportello_server::api::auth::first_admin_link;
-use sportello_store::{Modes, NewOffice, NewService, NewUser, NewWebhookEndpoint, StaffRole, Store, User, WebhookEventType};
+use sportello_store::{
+    Modes, NewOffice, NewService, NewUser, NewWebhookEndpoint, StaffRole, Store, User, WebhookEventType,
+};
 use sportello_tests::server::{Clock, TestServer, WsClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
@@ -410,8 +412,12 @@ async fn a_secret_ballot_goes_out_as_totals_only() {
         WebhookEventType::CouncilVoteClosed,
         WebhookEventType::CouncilSessionEnded,
     ];
-    let endpoint =
-        NewWebhookEndpoint { url: receiver.url.clone(), description: String::new(), event_types: council_types, enabled: true };
+    let endpoint = NewWebhookEndpoint {
+        url: receiver.url.clone(),
+        description: String::new(),
+        event_types: council_types,
+        enabled: true,
+    };
     store.create_webhook_endpoint(&endpoint, &secret, 0).await.expect("endpoint");
 
     let chair = staff(&store, "presidente", StaffRole::Chair).await;
@@ -520,5 +526,70 @@ async fn a_secret_ballot_goes_out_as_totals_only() {
         ["closed_at", "item_id", "item_title", "outcome", "secret", "session_id", "totals", "vote_id"],
         "nothing but the result"
     );
+    server.shutdown().await;
+}
+
+/// Each change of an appointment makes its own event, in the order the changes happened.
+#[tokio::test]
+async fn every_appointment_change_makes_its_event() {
+    use sportello_store::{Mode, Reschedule, Status};
+    let server = TestServer::start().await;
+    let store = server.server.store.clone();
+    let receiver = Receiver::start(&[], true).await;
+    let secret = sportello_backoffice::webhooks::new_secret();
+    let endpoint = NewWebhookEndpoint {
+        url: receiver.url.clone(),
+        description: String::new(),
+        event_types: vec![],
+        enabled: true,
+    };
+    store.create_webhook_endpoint(&endpoint, &secret, 0).await.expect("endpoint");
+    let now = server.server.tokens.clock().now();
+    let a = server.seed_appointment(now + 3 * 3600).await.expect("booked");
+    let to = Reschedule {
+        starts_at: a.starts_at + 3600,
+        ends_at: a.ends_at + 3600,
+        official_id: a.official_id.clone(),
+        mode: Mode::Video,
+    };
+    store.reschedule(&a.id, &to, "citizen", now).await.expect("moved");
+    store.mark_reminded(&a.id, now).await.expect("reminded");
+    store.emit_appointment_event(&a.id, WebhookEventType::AppointmentCitizenWaiting, now).await.expect("waiting");
+    store.mark_citizen_joined(&a.id, now).await.expect("admitted");
+    store.mark_citizen_joined(&a.id, now).await.expect("admitted once only");
+    store.set_status(&a.id, &[Status::Confirmed], Status::NoShow, "official", "", now).await.expect("no-show");
+    store.set_status(&a.id, &[Status::NoShow], Status::Cancelled, "official", "", now).await.expect("cancelled");
+    let got = eventually("seven events", || async {
+        let got = receiver.received();
+        (got.len() >= 7).then_some(got)
+    })
+    .await;
+    let payloads = verify_with_python(&secret, &got);
+    // Attempts run side by side, so arrivals may interleave: the event ids sort as they were written.
+    let mut ids: Vec<(String, String)> = got
+        .iter()
+        .zip(&payloads)
+        .map(|(m, p)| (m.headers["webhook-id"].clone(), p["type"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    ids.sort();
+    let types: Vec<&str> = ids.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "appointment.booked",
+            "appointment.moved",
+            "appointment.reminded",
+            "appointment.citizen_waiting",
+            "appointment.admitted",
+            "appointment.no_show",
+            "appointment.cancelled",
+        ]
+    );
+    let moved = payloads.iter().find(|p| p["type"] == "appointment.moved").expect("moved");
+    assert_eq!(moved["data"]["starts_at"], a.starts_at + 3600);
+    assert!(payloads.iter().all(|p| p["data"]["id"] == a.id.as_str()));
+    // Nothing else is pending: a second admission made no event (the sender polls every second).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 7, "one delivery per event");
     server.shutdown().await;
 }

@@ -5,7 +5,9 @@
 
 use sportello_domain::council::{Choice, Event, Item, Member, Sealed, VoteRecord};
 use sportello_sfu::RoomId;
-use sportello_store::{CouncilEvent, CouncilSession, Counts, ItemChange, NewCouncilVote, Store, WebhookEventType as Hook};
+use sportello_store::{
+    CouncilEvent, CouncilSession, Counts, ItemChange, NewCouncilVote, Store, WebhookEventType as Hook,
+};
 
 /// A session as loaded from the database, delivered back to the room.
 #[derive(Debug, Clone)]
@@ -136,15 +138,19 @@ pub async fn run_job(store: &Store, job: CouncilJob, now: i64) -> Option<(RoomId
                 && s.status == sportello_store::CouncilStatus::Scheduled
             {
                 match store.set_council_status(&session, sportello_store::CouncilStatus::Live).await {
-                    Ok(()) => webhook(store.emit_council_session_event(&session, Hook::CouncilSessionStarted, now).await),
+                    Ok(()) => {
+                        webhook(store.emit_council_session_event(&session, Hook::CouncilSessionStarted, now).await)
+                    }
                     Err(error) => tracing::error!(%session, %error, "cannot mark the council session live"),
                 }
             }
         }
-        CouncilJob::End { session } => match store.set_council_status(&session, sportello_store::CouncilStatus::Ended).await {
-            Ok(()) => webhook(store.emit_council_session_event(&session, Hook::CouncilSessionEnded, now).await),
-            Err(error) => tracing::error!(%session, %error, "cannot mark the council session ended"),
-        },
+        CouncilJob::End { session } => {
+            match store.set_council_status(&session, sportello_store::CouncilStatus::Ended).await {
+                Ok(()) => webhook(store.emit_council_session_event(&session, Hook::CouncilSessionEnded, now).await),
+                Err(error) => tracing::error!(%session, %error, "cannot mark the council session ended"),
+            }
+        }
         CouncilJob::Event { session, event } => {
             if let Err(error) = store.add_council_event(&session, &event).await {
                 tracing::error!(%session, kind = %event.kind, %error, "council event not stored");

@@ -246,7 +246,11 @@ pub async fn update(
         (status = 403, description = "not an administrator, or a request from another site", body = ErrorBody),
         (status = 404, description = "no such endpoint", body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %staff.user.id))]
-pub async fn remove(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn remove(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     admin(&staff)?;
     state.store.delete_webhook_endpoint(&id).await?;
     Ok(StatusCode::NO_CONTENT)
