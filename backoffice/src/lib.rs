@@ -12,6 +12,7 @@
 //! - [`mail`]: outgoing email (SMTP, or `.eml` files); [`booking_mail`]: the booking emails and `.ics`.
 //! - [`reminders`]: the reminder pass, every minute.
 //! - [`calendar_fetch`]: officials' own calendars in (subscriptions, uploads); [`feeds`]: `.ics` feeds out.
+//! - [`webhooks`]: signed webhooks out (Standard Webhooks), retried with backoff from the store's outbox.
 //! - [`schedule`]: working patterns and holidays read from the store into the domain's types;
 //!   [`convert`]: the other rows the rules take (modes, intervals, the patron's day).
 //! - [`documents`], [`retention`], [`private`]: shared files, what is deleted when, private permissions.
@@ -42,3 +43,4 @@ pub mod settings;
 pub mod text;
 pub mod time;
 pub mod token;
+pub mod webhooks;

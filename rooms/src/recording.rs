@@ -347,7 +347,12 @@ pub struct Finished {
 pub async fn archive(store: &Store, f: Finished) {
     let session = f.session.clone();
     match finish(store, &f.data_dir, &f.session, f.prepared, f.started_at, f.ended_at, f.files, f.chapters).await {
-        Ok(Some(_)) => tracing::info!(%session, "session recording archived"),
+        Ok(Some(stored)) => {
+            tracing::info!(%session, "session recording archived");
+            if let Err(error) = store.emit_recording_published_event(&stored, stored.created_at).await {
+                tracing::error!(%session, %error, "webhook event not stored");
+            }
+        }
         Ok(None) => tracing::info!(%session, "nothing was on air: no recording kept"),
         Err(error) => tracing::error!(%session, %error, "recording not archived"),
     }

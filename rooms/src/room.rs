@@ -334,7 +334,7 @@ impl Room {
     ) -> Room {
         let appointment = id.strip_prefix("appt-").filter(|a| !a.is_empty()).map(str::to_owned);
         let council = CouncilRoom::for_room(&id).map(|(mut council, load)| {
-            if settings.persist.submit(council_job(load)).is_err() {
+            if settings.persist.submit(council_job(load, settings.clock.now())).is_err() {
                 council.load_not_queued();
             }
             council
@@ -495,6 +495,9 @@ impl Room {
                 }
                 let since = self.settings.clock.now();
                 tracing::info!(participant = %id, "waiting in the lobby");
+                if let Some(appointment) = claims.appt.clone().or_else(|| self.appointment.clone()) {
+                    let _ = self.settings.persist.submit(citizen_waiting(appointment, since));
+                }
                 self.waiting.push(Waiting { id, claims, conn: conn.clone(), since });
                 since
             }
@@ -776,7 +779,7 @@ impl Room {
             match action {
                 // A full queue is already logged by the persister; the meeting goes on.
                 council::Action::Store(job) => {
-                    let _ = self.settings.persist.submit(council_job(job));
+                    let _ = self.settings.persist.submit(council_job(job, self.settings.clock.now()));
                 }
                 council::Action::State(state) => self.broadcast(&ServerMessage::CouncilState(state), None),
                 council::Action::GateMicrophone { participant, enabled } => {
@@ -1026,6 +1029,18 @@ fn citizen_joined(appointment: String, now: i64) -> Job<Control> {
     })
 }
 
+/// Someone began waiting in an appointment's lobby (`appointment.citizen_waiting`).
+fn citizen_waiting(appointment: String, now: i64) -> Job<Control> {
+    Job::new("citizen waiting", move |store| async move {
+        let kind = sportello_store::WebhookEventType::AppointmentCitizenWaiting;
+        match store.emit_appointment_event(&appointment, kind, now).await {
+            Ok(()) | Err(StoreError::NotFound) => {}
+            Err(error) => tracing::error!(%appointment, %error, "webhook event not stored"),
+        }
+        None
+    })
+}
+
 /// The last participant left an appointment room where the official and the citizen had met.
 fn room_ended(appointment: String, now: i64) -> Job<Control> {
     Job::new("room ended", move |store| async move {
@@ -1041,9 +1056,9 @@ fn room_ended(appointment: String, now: i64) -> Job<Control> {
 }
 
 /// A council room's log, votes and ballots; a loaded session comes back as [`Control::Council`].
-fn council_job(job: CouncilJob) -> Job<Control> {
+fn council_job(job: CouncilJob, now: i64) -> Job<Control> {
     Job::new("council", move |store| async move {
-        let (room, loaded) = council::run_job(&store, job).await?;
+        let (room, loaded) = council::run_job(&store, job, now).await?;
         Some((room, Control::Council(loaded)))
     })
 }

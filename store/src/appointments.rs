@@ -4,6 +4,7 @@
 use sqlx::{AnyConnection, Row};
 
 use crate::rows::{self, APPOINTMENT_COLS, new_id, new_sortable_id, placeholders};
+use crate::webhooks::{self, WebhookEventType};
 use crate::{
     Appointment, AuditEntry, GRANULE_SECS, NewAppointment, Reschedule, Result, Status, Store, StoreError,
     is_unique_violation,
@@ -193,6 +194,7 @@ impl Store {
             ensure_calendar_free(&mut tx, &a.official_id, a.starts_at, a.ends_at).await?;
             audit(&mut tx, &a.id, now, "citizen", "booked", &slot_detail(a.starts_at, a.ends_at, &a.official_id))
                 .await?;
+            webhooks::emit(&mut tx, WebhookEventType::AppointmentBooked, &webhooks::appointment_data(a), now).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -282,9 +284,12 @@ impl Store {
                 _ => {}
             }
             audit(&mut tx, id, now, actor, to.as_str(), detail).await?;
-            tx.commit().await?;
-            current.status = to;
+            let was = std::mem::replace(&mut current.status, to);
             current.updated_at = now;
+            if let Some(kind) = webhooks::status_event(was, to) {
+                webhooks::emit(&mut tx, kind, &webhooks::appointment_data(&current), now).await?;
+            }
+            tx.commit().await?;
             Ok(current)
         })
         .await
@@ -323,13 +328,15 @@ impl Store {
                 slot_detail(to.starts_at, to.ends_at, &to.official_id)
             );
             audit(&mut tx, id, now, actor, "rescheduled", &detail).await?;
-            tx.commit().await?;
             current.starts_at = to.starts_at;
             current.ends_at = to.ends_at;
             current.official_id = to.official_id.clone();
             current.mode = to.mode;
             current.reminder_sent_at = None;
             current.updated_at = now;
+            webhooks::emit(&mut tx, WebhookEventType::AppointmentMoved, &webhooks::appointment_data(&current), now)
+                .await?;
+            tx.commit().await?;
             Ok(current)
         })
         .await
@@ -369,6 +376,7 @@ impl Store {
                 return Err(StoreError::NotFound);
             }
             audit(&mut tx, id, now, "system", "reminded", "").await?;
+            webhooks::emit_for(&mut tx, id, WebhookEventType::AppointmentReminded, now).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -392,6 +400,7 @@ impl Store {
                 return if fetch(&mut tx, id).await?.is_some() { Ok(()) } else { Err(StoreError::NotFound) };
             }
             audit(&mut tx, id, now, "citizen", "joined", "").await?;
+            webhooks::emit_for(&mut tx, id, WebhookEventType::AppointmentAdmitted, now).await?;
             tx.commit().await?;
             Ok(())
         })

@@ -45,6 +45,7 @@ mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
+mod webhooks;
 
 use std::future::Future;
 use std::time::Duration;
@@ -61,6 +62,10 @@ pub use council::{
 pub use model::*;
 pub use recordings::{ArchivedSession, NewRecording, Recording};
 pub use restore::{Restored, restore_sqlite};
+pub use webhooks::{
+    AttemptResult, DeliveryStatus, DueDelivery, ItemChange, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery,
+    WebhookEndpoint, WebhookEventType,
+};
 
 /// Errors of the store. `Conflict`/`SlotTaken`/`NotFound`/`InvalidTransition` are expected outcomes the
 /// edge maps to 409/404; `Database`/`Migrate` are failures.

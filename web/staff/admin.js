@@ -5,6 +5,7 @@ import { initPage, onLangChange, t } from '../shared/i18n.js';
 import { api } from '../shared/api.js';
 import { clearErrors, el, showError } from '../shared/dom.js';
 import { announce, labelCells, wireCopy } from './common.js';
+import { initWebhooks } from './webhooks.js';
 
 const $ = (id) => document.getElementById(id);
 const RANGE = /^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/;
@@ -391,6 +392,7 @@ async function init() {
   fillOfficeForm(null);
   fillServiceForm(null);
   fillUserForm(null);
+  initWebhooks();
   $('admin-view').hidden = false;
   onLangChange(() => {
     renderOffices();

@@ -5,7 +5,9 @@
 
 use sportello_domain::council::{Choice, Event, Item, Member, Sealed, VoteRecord};
 use sportello_sfu::RoomId;
-use sportello_store::{CouncilEvent, CouncilSession, Counts, NewCouncilVote, Store};
+use sportello_store::{
+    CouncilEvent, CouncilSession, Counts, ItemChange, NewCouncilVote, Store, WebhookEventType as Hook,
+};
 
 /// A session as loaded from the database, delivered back to the room.
 #[derive(Debug, Clone)]
@@ -119,7 +121,7 @@ pub async fn load(store: &Store, session_id: &str) -> Result<Option<Loaded>, spo
 
 /// Runs one council job on the persistence task. Errors are logged without any choice. A `Load`
 /// answers its room with the session (`None`: not found or not loadable).
-pub async fn run_job(store: &Store, job: CouncilJob) -> Option<(RoomId, Option<Loaded>)> {
+pub async fn run_job(store: &Store, job: CouncilJob, now: i64) -> Option<(RoomId, Option<Loaded>)> {
     match job {
         CouncilJob::Load { room, session } => {
             let loaded = match load(store, &session).await {
@@ -134,19 +136,26 @@ pub async fn run_job(store: &Store, job: CouncilJob) -> Option<(RoomId, Option<L
         CouncilJob::Live { session } => {
             if let Ok(Some(s)) = store.council_session(&session).await
                 && s.status == sportello_store::CouncilStatus::Scheduled
-                && let Err(error) = store.set_council_status(&session, sportello_store::CouncilStatus::Live).await
             {
-                tracing::error!(%session, %error, "cannot mark the council session live");
+                match store.set_council_status(&session, sportello_store::CouncilStatus::Live).await {
+                    Ok(()) => {
+                        webhook(store.emit_council_session_event(&session, Hook::CouncilSessionStarted, now).await)
+                    }
+                    Err(error) => tracing::error!(%session, %error, "cannot mark the council session live"),
+                }
             }
         }
         CouncilJob::End { session } => {
-            if let Err(error) = store.set_council_status(&session, sportello_store::CouncilStatus::Ended).await {
-                tracing::error!(%session, %error, "cannot mark the council session ended");
+            match store.set_council_status(&session, sportello_store::CouncilStatus::Ended).await {
+                Ok(()) => webhook(store.emit_council_session_event(&session, Hook::CouncilSessionEnded, now).await),
+                Err(error) => tracing::error!(%session, %error, "cannot mark the council session ended"),
             }
         }
         CouncilJob::Event { session, event } => {
             if let Err(error) = store.add_council_event(&session, &event).await {
                 tracing::error!(%session, kind = %event.kind, %error, "council event not stored");
+            } else if let (Some(change), Some(item)) = (item_change(&event.kind), event.subject.as_deref()) {
+                webhook(store.emit_council_item_event(&session, item, change, event.at).await);
             }
         }
         CouncilJob::OpenVote(vote) => {
@@ -171,11 +180,31 @@ pub async fn run_job(store: &Store, job: CouncilJob) -> Option<(RoomId, Option<L
                     tracing::error!(%vote, "the stored tally differs from the room's");
                 }
                 Ok(_) => {}
-                Err(error) => tracing::error!(%vote, %error, "vote close not stored"),
+                Err(error) => {
+                    tracing::error!(%vote, %error, "vote close not stored");
+                    return None;
+                }
             }
+            // Totals only, read back from the store (never the ballots).
+            webhook(store.emit_vote_closed_event(&vote, closed_at).await);
         }
     }
     None
+}
+
+/// A webhook event that could not be written is logged; the meeting goes on.
+fn webhook(written: Result<(), sportello_store::StoreError>) {
+    if let Err(error) = written {
+        tracing::error!(%error, "webhook event not stored");
+    }
+}
+
+fn item_change(kind: &str) -> Option<ItemChange> {
+    match kind {
+        "item_started" => Some(ItemChange::Started),
+        "item_ended" => Some(ItemChange::Ended),
+        _ => None,
+    }
 }
 
 /// The domain's view of a stored vote (closed votes only).

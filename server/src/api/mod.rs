@@ -11,6 +11,7 @@
 //! - [`network_check`]: the pre-join network check — TURN credentials and throwaway probe
 //!   connections to the SFU (no account, rate-limited per address).
 //! - [`archive`]: the public archive of council recordings (no account): sessions, files, chapters, hashes.
+//! - [`webhooks`]: administrators' webhook endpoints (Standard Webhooks) and their delivery log.
 //! - [`rooms`]: what happens inside a room over HTTP — documents (upload/download) and chat history,
 //!   authorised by the room's join token.
 //!
@@ -30,6 +31,7 @@ pub mod openapi;
 pub mod public;
 pub mod rooms;
 pub mod staff;
+pub mod webhooks;
 
 use axum::Router;
 
@@ -49,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .merge(archive::routes())
         .merge(live::routes())
         .merge(network_check::routes())
+        .merge(webhooks::routes())
         .merge(openapi::routes())
         // Error messages in the request's language (Accept-Language).
         .layer(axum::middleware::from_fn(error::localize))

@@ -46,6 +46,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::rooms::openapi());
     doc.merge(super::live::openapi());
     doc.merge(super::network_check::openapi());
+    doc.merge(super::webhooks::openapi());
     contract(&mut doc);
     doc
 }
@@ -177,6 +178,7 @@ mod tests {
             "/api/council/sessions/{id}/encoder-token",
             "/api/network-check",
             "/api/network-check/{probe}",
+            "/api/admin/webhooks/{id}/deliveries",
         ] {
             assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
         }
