@@ -194,7 +194,7 @@ struct Credentials {
 /// (`410 not_waiting`), or a file whose content is not of an accepted type (`415`). For them
 /// `positive_data_acceptance` also accepts that answer; every other check, and that one for every
 /// other status, stays on.
-const VALIDATED_BEYOND_THE_SCHEMA: [&str; 30] = [
+const VALIDATED_BEYOND_THE_SCHEMA: [&str; 32] = [
     "POST /api/admin/offices",
     "PUT /api/admin/offices/{id}",
     "POST /api/admin/services",
@@ -225,6 +225,10 @@ const VALIDATED_BEYOND_THE_SCHEMA: [&str; 30] = [
     "POST /api/rooms/{room}/documents",
     "POST /api/staff/rooms/{room}/admit",
     "POST /api/staff/rooms/{room}/decline",
+    // The receiver's URL must parse as an absolute http(s) URL without credentials, and each event
+    // type must be one of /api/admin/webhook-event-types.
+    "POST /api/admin/webhooks",
+    "PUT /api/admin/webhooks/{id}",
 ];
 
 /// schemathesis's configuration: credentials per security scheme, real ids for `{id}` and

@@ -43,9 +43,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// An endpoint as an administrator sets it.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct WebhookBody {
-    /// Absolute `http://` or `https://` URL that receives the POSTs.
+    /// Absolute `http://` or `https://` URL that receives the POSTs, without credentials.
+    #[schema(format = Uri, max_length = 2000)]
     pub url: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub description: String,
     /// Event types to send (see `/api/admin/webhook-event-types`); empty or absent: every type.
     #[serde(default)]
