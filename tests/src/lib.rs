@@ -7,6 +7,7 @@
 //! - [`aiortc`]: the relay-only aiortc publisher (an independent WebRTC stack through TURN).
 //! - [`coturn`]: a real coturn started and stopped by the test, and a self-signed certificate.
 //! - [`nginx`]: nginx running the one-port front of `deploy/nginx-443.conf`, with test addresses.
+//! - [`process`]: the real `sportello` binary as a child process a test can `kill -9` and restart.
 //! - [`axe`]: axe-core's WCAG 2.1 AA rules inside a page (serious and critical violations fail).
 
 pub mod aiortc;
@@ -16,6 +17,7 @@ pub mod coturn;
 pub mod load;
 pub mod netns;
 pub mod nginx;
+pub mod process;
 pub mod rtc_client;
 pub mod server;
 
