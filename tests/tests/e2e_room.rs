@@ -47,6 +47,10 @@
 //! - `network_check` (`e2e/netcheck.rs`): the lobby's network check under an open network, UDP
 //!   blocked, only TURN over TLS (then entering goes through the relay) and nothing allowed: the
 //!   verdict in words with its technical code, the join button's explanation, axe on the lobby.
+//! - `restart_call` (`e2e/restart.rs`): the real `sportello` binary `kill -9`ed during an
+//!   appointment's call and restarted on the same data: the official and the admitted citizen are
+//!   back by themselves (the citizen not through the waiting room), decoding each other within
+//!   seconds of the restart (the time is printed). Needs `target/<profile>/sportello`.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -90,6 +94,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("front_paths", |ctx| Box::pin(network::front_paths(ctx))),
     ("firefox_paths", |ctx| Box::pin(firefox::firefox_paths(ctx))),
     ("network_check", |ctx| Box::pin(netcheck::network_check(ctx))),
+    ("restart_call", |ctx| Box::pin(restart::restart_call(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -112,6 +117,8 @@ mod netcheck;
 mod network;
 #[path = "e2e/office.rs"]
 mod office;
+#[path = "e2e/restart.rs"]
+mod restart;
 #[path = "e2e/room_details.rs"]
 mod room_details;
 #[path = "e2e/staff.rs"]
