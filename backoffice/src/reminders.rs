@@ -2,7 +2,9 @@
 //! default) the citizen gets the date, the join link and a one-click cancel link — cancelling a
 //! meeting one cannot attend frees the slot and cuts no-shows.
 //!
-//! [`send_due_reminders`] is one pass (tests call it directly); [`spawn`] runs it every minute.
+//! [`send_due_reminders`] is one pass (tests call it directly); [`spawn`] runs it every minute,
+//! after the pass that sends booking confirmations which did not go out at booking
+//! (`booking::notify::send_unsent_confirmations`).
 //! An appointment is marked reminded only after its email went out, so a failing mail server
 //! means a retry on the next pass rather than a lost reminder.
 
@@ -71,6 +73,10 @@ pub fn spawn(back: BackOffice, lead: Duration, mut shutdown: watch::Receiver<boo
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    // Before the reminders: a booking's confirmation comes first.
+                    if let Err(error) = crate::booking::notify::send_unsent_confirmations(&back).await {
+                        tracing::error!(%error, "confirmation pass failed");
+                    }
                     match send_due_reminders(&back, lead).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(sent = n, "reminders sent"),

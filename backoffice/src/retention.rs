@@ -1,6 +1,7 @@
 //! The background pass: what the privacy rules say must go, goes (documents — file first, then row —
 //! and chat past their retention; council recordings whose session ended more than
-//! `recording_retention` ago; staff sessions past their expiry), and confirmed appointments that ended more than
+//! `recording_retention` ago; staff sessions past their expiry; room admissions nobody came back
+//! to), and confirmed appointments that ended more than
 //! [`CLOSE_AFTER_SECS`] ago become `completed` (the citizen came) or `no_show`.
 
 use std::path::Path;
@@ -16,6 +17,10 @@ use crate::{documents, recordings};
 pub const INTERVAL: Duration = Duration::from_secs(300);
 /// An appointment still `confirmed` this long after its end is closed by the pass.
 pub const CLOSE_AFTER_SECS: i64 = 30 * 60;
+
+/// A room admission (`room_admissions`) outlives its holder's absence this long at most: longer
+/// than any join link a host admits with is valid.
+pub const ADMISSIONS_KEPT_SECS: i64 = 24 * 3600;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,6 +47,8 @@ pub async fn run_once(store: &Store, data_dir: &Path, now: i64) -> Result<Sweep,
     }
     sweep.chat_deleted = store.delete_expired_chat(now).await?;
     sweep.sessions_deleted = store.delete_expired_sessions(now).await?;
+    // Admissions of people who were inside a room when the server stopped and never came back.
+    store.forget_admissions_before(now - ADMISSIONS_KEPT_SECS).await?;
     for appointment in store.confirmed_ended_before(now - CLOSE_AFTER_SECS).await? {
         let (to, detail) = match appointment.citizen_joined_at {
             Some(_) => (Status::Completed, "ended"),

@@ -183,6 +183,9 @@ pub enum Control {
     Join {
         claims: Claims,
         conn: Connection,
+        /// The store says a host let this identity in and it has not left since (the server
+        /// restarted meanwhile): it skips the lobby (`Store::is_admitted`).
+        admitted: bool,
         reply: oneshot::Sender<Result<(), ProtocolError>>,
     },
     Sfu(SfuEvent),
@@ -244,6 +247,8 @@ struct Participant {
     subscribe_offer_pending: bool,
     /// Chat messages this participant may still send now.
     chat_budget: ChatBudget,
+    /// Came in through the lobby (a `wait` token): its admission is stored while it is here.
+    held: bool,
 }
 
 /// A token bucket for chat: [`ChatBudget::BURST`] messages at once, then one per
@@ -405,8 +410,8 @@ impl Room {
 
     async fn on_control(&mut self, input: Control) {
         match input {
-            Control::Join { claims, conn, reply } => {
-                let result = self.join(claims, conn).await;
+            Control::Join { claims, conn, admitted, reply } => {
+                let result = self.join(claims, conn, admitted).await;
                 // The session may have gone meanwhile; then its Disconnected command follows.
                 let _ = reply.send(result);
             }
@@ -474,10 +479,10 @@ impl Room {
     }
 
     /// A join: into the lobby when the token says `wait` (unless this identity was admitted
-    /// already and is coming back), else straight in.
-    async fn join(&mut self, claims: Claims, conn: Connection) -> Result<(), ProtocolError> {
+    /// already and is coming back, within its grace or after a restart), else straight in.
+    async fn join(&mut self, claims: Claims, conn: Connection, admitted: bool) -> Result<(), ProtocolError> {
         let must_wait = claims.wait && claims.role != Role::Host;
-        if !must_wait || self.index(&claims.sub).is_some() {
+        if !must_wait || admitted || self.index(&claims.sub).is_some() {
             return self.enter(claims, conn).await;
         }
         let id: ParticipantId = claims.sub.as_str().into();
@@ -613,6 +618,11 @@ impl Room {
             }
             None => {
                 tracing::info!(participant = %id, role = %claims.role, "joined");
+                let held = claims.wait && claims.role != Role::Host;
+                if held {
+                    let now = self.settings.clock.now();
+                    let _ = self.settings.persist.submit(admission(self.id.clone(), id.clone(), Some(now)));
+                }
                 if claims.role != Role::Host
                     && let Some(appointment) = claims.appt.clone().or_else(|| self.appointment.clone())
                 {
@@ -629,6 +639,7 @@ impl Room {
                     generation: 0,
                     subscribe_offer_pending: false,
                     chat_budget: ChatBudget::new(std::time::Instant::now()),
+                    held,
                 });
                 false
             }
@@ -936,6 +947,9 @@ impl Room {
     /// Removes a participant for good: the others are told, then the SFU releases its media.
     async fn remove(&mut self, i: usize) {
         let p = self.participants.remove(i);
+        if p.held {
+            let _ = self.settings.persist.submit(admission(self.id.clone(), p.id.clone(), None));
+        }
         self.broadcast(&ServerMessage::ParticipantLeft { participant_id: p.id.to_string() }, None);
         let now = self.settings.clock.now();
         if let Some(actions) = self.council.as_mut().map(|c| c.left(&p.id, now)) {
@@ -1036,6 +1050,22 @@ fn citizen_waiting(appointment: String, now: i64) -> Job<Control> {
         match store.emit_appointment_event(&appointment, kind, now).await {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(error) => tracing::error!(%appointment, %error, "webhook event not stored"),
+        }
+        None
+    })
+}
+
+/// A held participant entered (`Some(now)`) or left (`None`): what a restart must remember of the
+/// lobby's decisions. Queued after the room acted, so the room never waits for the database; a
+/// failure only means that person waits again after a restart.
+fn admission(room: RoomId, participant: ParticipantId, entered: Option<i64>) -> Job<Control> {
+    Job::new("admission", move |store| async move {
+        let done = match entered {
+            Some(now) => store.record_admission(&room, &participant, now).await,
+            None => store.forget_admission(&room, &participant).await,
+        };
+        if let Err(error) = done {
+            tracing::error!(%room, %participant, %error, "cannot store the admission");
         }
         None
     })

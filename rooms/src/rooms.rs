@@ -119,15 +119,16 @@ impl Rooms {
     }
 
     /// Joins the room named in `claims` (created on demand). On success the room has already
-    /// queued `welcome` on `conn`.
-    pub async fn join(&self, claims: Claims, conn: Connection) -> Result<RoomHandle, ProtocolError> {
+    /// queued `welcome` on `conn` (or `waiting`). `admitted`: the store says a host let this
+    /// identity in and it has not left since, so it skips the lobby.
+    pub async fn join(&self, claims: Claims, conn: Connection, admitted: bool) -> Result<RoomHandle, ProtocolError> {
         let room: RoomId = claims.room.as_str().into();
         let participant: ParticipantId = claims.sub.as_str().into();
         let conn_id = conn.id;
         let (reply, answer) = oneshot::channel();
         let commands = {
             let mut map = self.lock();
-            let mut join = Control::Join { claims, conn, reply };
+            let mut join = Control::Join { claims, conn, admitted, reply };
             let mut attempt = 0;
             loop {
                 let entry = map.entry(room.clone()).or_insert_with(|| self.spawn_room(room.clone()));

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use sportello_backoffice::token::TokenKey;
+use sportello_backoffice::token::{Role, TokenKey};
 use sportello_store::Store;
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -244,7 +244,17 @@ impl Session<'_> {
                 Revoked::Store(error) => ProtocolError::Internal(format!("checking the token: {error}")),
             });
         }
-        match self.context.rooms.join(claims, self.conn.clone()).await {
+        // Someone a host let in before the server restarted does not wait again (`room_admissions`).
+        let admitted = claims.wait
+            && claims.role != Role::Host
+            && match self.context.store.is_admitted(&claims.room, &claims.sub).await {
+                Ok(admitted) => admitted,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the admission: the lobby decides");
+                    false
+                }
+            };
+        match self.context.rooms.join(claims, self.conn.clone(), admitted).await {
             Ok(room) => {
                 self.joined = Some(room);
                 (self.on_joined)();

@@ -32,9 +32,11 @@ macro_rules! text_enum {
     };
 }
 
+mod admissions;
 mod appointments;
 mod calendar;
 mod catalog;
+mod confirmations;
 mod content;
 mod council;
 mod model;
@@ -149,10 +151,19 @@ impl Store {
         if backend == Backend::Sqlite {
             // sqlx-sqlite's defaults (busy timeout 5 s, foreign keys on) do apply through the Any URL
             // (see the tests); stating them per connection keeps that true whatever the URL carries.
+            //
+            // Durability (issue 14): a commit returns only after its WAL frames are written to the
+            // file, and the API answers (a booking's 201) only after the commit returned, so a
+            // killed process (`kill -9`, a crash) loses nothing it confirmed — the kernel holds
+            // the written pages, and the next open replays the WAL; a transaction cut short has no
+            // commit frame and is ignored as a whole (`tests/tests/restart_safety.rs`). FULL (also
+            // SQLite's compiled-in default, said here so no build flag changes it) adds an fsync
+            // of the WAL at every commit, so a power cut loses nothing confirmed either.
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
                     sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
                     Ok(())
                 })
             });

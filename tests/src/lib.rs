@@ -10,6 +10,7 @@
 //! - [`nginx`]: nginx running the one-port front of `deploy/nginx-443.conf` or the HTTPS front of
 //!   `deploy/nginx-https.conf`, with test addresses.
 //! - [`caddy`]: Caddy running `deploy/Caddyfile`, with test addresses and a certificate from files.
+//! - [`process`]: the real `sportello` binary as a child process a test can `kill -9` and restart.
 //! - [`axe`]: axe-core's WCAG 2.1 AA rules inside a page (serious and critical violations fail).
 
 pub mod aiortc;
@@ -20,6 +21,7 @@ pub mod coturn;
 pub mod load;
 pub mod netns;
 pub mod nginx;
+pub mod process;
 pub mod rtc_client;
 pub mod server;
 pub mod tls;

@@ -50,6 +50,10 @@
 //! - `tls_front` (`e2e/tls_front.rs`): through `deploy/nginx-https.conf`, then `deploy/Caddyfile`,
 //!   on https://sportello.test with a test CA Chromium trusts: a citizen books, both join, signal
 //!   over wss and decode each other's camera.
+//! - `restart_call` (`e2e/restart.rs`): the real `sportello` binary `kill -9`ed during an
+//!   appointment's call and restarted on the same data: the official and the admitted citizen are
+//!   back by themselves (the citizen not through the waiting room), decoding each other within
+//!   seconds of the restart (the time is printed). Needs `target/<profile>/sportello`.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -94,6 +98,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("firefox_paths", |ctx| Box::pin(firefox::firefox_paths(ctx))),
     ("network_check", |ctx| Box::pin(netcheck::network_check(ctx))),
     ("tls_front", |ctx| Box::pin(tls_front::tls_front(ctx))),
+    ("restart_call", |ctx| Box::pin(restart::restart_call(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -116,6 +121,8 @@ mod netcheck;
 mod network;
 #[path = "e2e/office.rs"]
 mod office;
+#[path = "e2e/restart.rs"]
+mod restart;
 #[path = "e2e/room_details.rs"]
 mod room_details;
 #[path = "e2e/staff.rs"]

@@ -286,7 +286,7 @@ pub async fn book(back: &BackOffice, booking: NewBooking, now: i64) -> Result<Bo
     let appt = booked.ok_or(StoreError::SlotTaken)?;
     tracing::Span::current().record("code", appt.code.as_str());
     tracing::info!(appointment = %appt.id, "booked");
-    notify(back, Notice::Confirmation { secret: &secret }, &appt, &office, &service, now).await?;
+    notify::confirm(back, &secret, &appt, &office, &service, now).await?;
     Ok(Booked { appointment: appt, office, service, secret })
 }
 
@@ -522,6 +522,59 @@ mod tests {
 
         let past = book(&w.back, booking(&w, "bruno@example.org", ts(NOW)), NOW).await;
         assert!(matches!(past, Err(BookingError::SlotUnavailable)), "{:?}", past.as_ref().err());
+    }
+
+    #[tokio::test]
+    async fn a_confirmation_lost_after_the_commit_is_sent_by_the_pass() {
+        let w = world().await;
+        let offer = offer(&w.back.store, &w.office, &w.service, NOW, None, None).await.expect("offer");
+        let (first, second) = (offer.slots[0].start, offer.slots[1].start);
+        // One booking as usual: its confirmation goes out and is recorded.
+        book(&w.back, booking(&w, "anna@example.org", first), NOW).await.expect("booked");
+        assert_eq!(sent(&w), 1);
+        // One committed by a process that died before its email (what `book` stores, and no more).
+        let lost = w
+            .back
+            .store
+            .book(
+                &NewAppointment {
+                    code: "BCDF-2345".into(),
+                    secret_hash: sha256_hex("never mailed"),
+                    office_id: w.office.id.clone(),
+                    service_id: w.service.id.clone(),
+                    official_id: offer.candidates(&offer.slots[1], meeting_mode(Mode::Video))[0].id.clone(),
+                    starts_at: second.as_second(),
+                    ends_at: second.as_second() + 1800,
+                    mode: Mode::Video,
+                    first_name: "Bruno".into(),
+                    last_name: "Verdi".into(),
+                    email: "bruno@example.org".into(),
+                    details: String::new(),
+                    lang: "it".into(),
+                },
+                NOW,
+            )
+            .await
+            .expect("stored");
+        let mut back = w.back.clone();
+        back.clock = Clock::offset(NOW + 60 - Clock::system().now());
+        assert_eq!(notify::send_unsent_confirmations(&back).await.expect("pass"), 0, "its request may still send it");
+        back.clock.advance(120);
+        assert_eq!(notify::send_unsent_confirmations(&back).await.expect("pass"), 1, "only the lost one");
+        assert_eq!(sent(&w), 2);
+        assert_eq!(notify::send_unsent_confirmations(&back).await.expect("pass"), 0, "sent once");
+        // The late email goes to that citizen; its manage link carries the derived secret, which opens it.
+        let outbox = w.back.mailer.outbox().expect("outbox");
+        let to_bruno = std::fs::read_dir(outbox)
+            .expect("outbox")
+            .filter(|e| {
+                let eml = std::fs::read_to_string(e.as_ref().expect("entry").path()).expect("eml");
+                eml.contains("To: bruno@example.org")
+            })
+            .count();
+        assert_eq!(to_bruno, 1);
+        let derived = links::derived_secret(&w.back.tokens, &lost).expect("derived secret");
+        assert_eq!(open(&w.back, "BCDF-2345", Some(&derived)).await.expect("opens").id, lost.id);
     }
 
     #[tokio::test]

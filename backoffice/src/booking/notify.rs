@@ -1,9 +1,13 @@
 //! The citizen's booking emails, built and sent in one place: which links each one carries (join,
 //! manage, one-click cancel, book again), the [`BookingMail`] and the send. The booking stands
 //! whether or not its email goes out (the page shows everything), so [`notify`] logs a failed send;
-//! the reminder pass uses [`deliver`] and retries instead.
+//! the reminder pass uses [`deliver`] and retries instead. The confirmation is the one email whose
+//! delivery is recorded ([`confirm`]): it is sent after the booking commits, so when the process
+//! dies in between or the mail server refuses it, the reminder pass sends it later
+//! ([`send_unsent_confirmations`]) — a confirmed booking is never left without its email.
 
 use sportello_store::{Appointment, Office, Service, StoreError};
+use tracing::Instrument;
 
 use crate::booking_mail::BookingMail;
 use crate::context::BackOffice;
@@ -101,4 +105,75 @@ pub async fn notify(
         }
         Err(NotifyError::Store(error)) => Err(error),
     }
+}
+
+/// Sends the confirmation of a booking just made and records that it went out; a failed send is
+/// logged and left to [`send_unsent_confirmations`].
+pub async fn confirm(
+    back: &BackOffice,
+    secret: &str,
+    appt: &Appointment,
+    office: &Office,
+    service: &Service,
+    now: i64,
+) -> Result<(), StoreError> {
+    match deliver(back, Notice::Confirmation { secret }, appt, office, service, now).await {
+        Ok(()) => {
+            if let Err(error) = back.store.mark_confirmation_sent(&appt.id, now).await {
+                // Sent: at worst the pass sends it a second time.
+                tracing::error!(%error, "cannot record that the confirmation went out");
+            }
+            Ok(())
+        }
+        Err(NotifyError::Mail(error)) => {
+            tracing::error!(%error, "booking confirmation not sent; the reminder pass retries it");
+            Ok(())
+        }
+        Err(NotifyError::Store(error)) => Err(error),
+    }
+}
+
+/// Booking requests younger than this may still be sending their own confirmation.
+const CONFIRMATION_GRACE_SECS: i64 = 120;
+
+/// Sends the confirmations that did not go out at booking (the process died after the commit, or
+/// the mail server refused), with the manage link's derived secret since the booking's own is only
+/// stored hashed; returns how many went out. A failed send is tried again on the next pass.
+pub async fn send_unsent_confirmations(back: &BackOffice) -> Result<usize, StoreError> {
+    let now = back.clock.now();
+    let mut sent = 0;
+    for appt in back.store.unsent_confirmations(now - CONFIRMATION_GRACE_SECS, now).await? {
+        let span = tracing::info_span!("confirmation", appointment = %appt.id);
+        let went_out = async {
+            let (Some(office), Some(service)) =
+                (back.store.office(&appt.office_id).await?, back.store.service(&appt.service_id).await?)
+            else {
+                tracing::error!("office or service of the appointment is missing");
+                return Ok(false);
+            };
+            let secret = match links::derived_secret(&back.tokens, &appt) {
+                Ok(s) => s,
+                Err(error) => {
+                    tracing::error!(%error, "cannot derive the manage secret");
+                    return Ok(false);
+                }
+            };
+            match deliver(back, Notice::Confirmation { secret: &secret }, &appt, &office, &service, now).await {
+                Ok(()) => {
+                    back.store.mark_confirmation_sent(&appt.id, now).await?;
+                    tracing::info!("booking confirmation sent late");
+                    Ok(true)
+                }
+                Err(NotifyError::Store(error)) => Err(error),
+                Err(NotifyError::Mail(error)) => {
+                    tracing::warn!(%error, "confirmation not sent; retried on the next pass");
+                    Ok(false)
+                }
+            }
+        }
+        .instrument(span)
+        .await?;
+        sent += usize::from(went_out);
+    }
+    Ok(sent)
 }
