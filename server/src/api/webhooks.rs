@@ -44,7 +44,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct WebhookBody {
     /// Absolute `http://` or `https://` URL that receives the POSTs, without credentials.
-    #[schema(format = Uri, max_length = 2000)]
+    #[schema(max_length = 2000, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://")]
     pub url: String,
     #[serde(default)]
     #[schema(max_length = 200)]
