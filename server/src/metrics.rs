@@ -252,7 +252,7 @@ fn engine_section(out: &mut String, stats: Option<&sportello_sfu::SfuStats>, roo
     family(
         "sportello_sfu_rtx_packets_total",
         "counter",
-        "RTX retransmissions sent to subscribers and received.",
+        "Retransmissions answering NACKs sent to subscribers (RTX when negotiated), RTX received from publishers.",
         &[("{direction=\"sent\"}", n(s.rtx_sent)), ("{direction=\"received\"}", n(s.rtx_received))],
     );
     family(

@@ -27,7 +27,7 @@ pub(crate) struct RtcpCounts {
     pub nacks_received: AtomicU64,
     /// NACK messages we sent to publishers.
     pub nacks_sent: AtomicU64,
-    /// RTX retransmissions we sent to subscribers (answers to their NACKs).
+    /// Retransmissions `rtc`'s NACK responder sent to subscribers (RTX when negotiated).
     pub rtx_sent: AtomicU64,
     /// RTX retransmissions publishers sent us (answers to our NACKs).
     pub rtx_received: AtomicU64,
