@@ -201,8 +201,11 @@ impl RunningServer {
             Some(http) => http.await?.map_err(ServerError::Serve),
             None => Ok(()),
         };
-        if let Some(metrics) = self.metrics.take() {
-            metrics.await?.map_err(ServerError::Serve)?;
+        // Optional: its failure must not keep the media engine from stopping.
+        if let Some(metrics) = self.metrics.take()
+            && let Ok(Err(error)) = metrics.await
+        {
+            tracing::warn!(%error, "metrics listener failed");
         }
         self.sfu.stop().await;
         served

@@ -124,7 +124,7 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 impl UdpDriver {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        // Busy time: from each wake-up to the next wait (one clock read more per wake-up).
+        // Busy time: from each wake-up to the next wait (two clock reads per wake-up).
         let mut woke = Instant::now();
         loop {
             self.flush(Instant::now());
