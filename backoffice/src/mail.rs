@@ -79,7 +79,17 @@ impl Mailer {
         self.outbox.as_deref()
     }
 
+    /// Sends (or writes) one email, counted in `sportello_emails_sent_total` or `_failed_total`.
     pub async fn send(&self, email: &Email) -> Result<(), MailError> {
+        let sent = self.deliver(email).await;
+        match &sent {
+            Ok(()) => metrics::counter!("sportello_emails_sent_total").increment(1),
+            Err(_) => metrics::counter!("sportello_emails_failed_total").increment(1),
+        }
+        sent
+    }
+
+    async fn deliver(&self, email: &Email) -> Result<(), MailError> {
         let to: Mailbox = email.to.parse().map_err(|_| MailError::Address(email.to.clone()))?;
         let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(email.text.clone());
         let body = if email.attachments.is_empty() {

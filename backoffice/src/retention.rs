@@ -56,7 +56,10 @@ pub async fn run_once(store: &Store, data_dir: &Path, now: i64) -> Result<Sweep,
         };
         match store.set_status(&appointment.id, &[Status::Confirmed], to, "system", detail, now).await {
             Ok(_) if to == Status::Completed => sweep.completed += 1,
-            Ok(_) => sweep.no_show += 1,
+            Ok(_) => {
+                sweep.no_show += 1;
+                metrics::counter!("sportello_booking_no_shows_total", "by" => "system").increment(1);
+            }
             // Changed meanwhile (e.g. its room just ended): fine.
             Err(StoreError::InvalidTransition { .. } | StoreError::NotFound) => {}
             Err(error) => return Err(error),

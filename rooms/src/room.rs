@@ -518,6 +518,8 @@ impl Room {
         let waiting = self.waiting.remove(w);
         self.lobby_changed();
         tracing::info!(participant, "admitted");
+        let waited = self.settings.clock.now().saturating_sub(waiting.since).max(0);
+        metrics::histogram!("sportello_waiting_room_wait_seconds").record(waited as f64);
         let conn = waiting.conn.clone();
         if let Err(error) = self.enter(waiting.claims, waiting.conn).await {
             // The person learns why (room full, media engine failure); the host only that it failed.

@@ -36,6 +36,9 @@ pub struct Config {
     /// The ICE-TCP address browsers are told (behind an L4 front the port can differ); unset: the
     /// bound one, with `announced_ip`.
     pub media_tcp_announced: Option<SocketAddr>,
+    /// Where `/metrics` (Prometheus text format) is served, on a listener of its own so that it is
+    /// never reachable through the public one or its proxy; unset: no metrics at all.
+    pub metrics_bind: Option<SocketAddr>,
     /// Holds `jwt.key` and, optionally, `sportello.toml`.
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
@@ -113,6 +116,7 @@ impl Default for Config {
             announced_ip: None,
             media_tcp_bind: None,
             media_tcp_announced: None,
+            metrics_bind: None,
             data_dir: PathBuf::from("./data"),
             log_format: LogFormat::Text,
             reconnect_grace: Duration::from_secs(15),
@@ -261,6 +265,7 @@ pub struct Layer {
     pub announced_ip: Option<IpAddr>,
     pub media_tcp_bind: Option<SocketAddr>,
     pub media_tcp_announced: Option<SocketAddr>,
+    pub metrics_bind: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
     #[serde(default, deserialize_with = "duration_in_file")]
@@ -309,6 +314,7 @@ impl Layer {
             announced_ip: self.announced_ip.or(lower.announced_ip),
             media_tcp_bind: self.media_tcp_bind.or(lower.media_tcp_bind),
             media_tcp_announced: self.media_tcp_announced.or(lower.media_tcp_announced),
+            metrics_bind: self.metrics_bind.or(lower.metrics_bind),
             data_dir: self.data_dir.or(lower.data_dir),
             log_format: self.log_format.or(lower.log_format),
             reconnect_grace: self.reconnect_grace.or(lower.reconnect_grace),
@@ -349,6 +355,7 @@ impl Layer {
             announced_ip: self.announced_ip.or(base.announced_ip),
             media_tcp_bind: self.media_tcp_bind.or(base.media_tcp_bind),
             media_tcp_announced: self.media_tcp_announced.or(base.media_tcp_announced),
+            metrics_bind: self.metrics_bind.or(base.metrics_bind),
             data_dir: self.data_dir.unwrap_or(base.data_dir),
             log_format: self.log_format.unwrap_or(base.log_format),
             reconnect_grace: self.reconnect_grace.unwrap_or(base.reconnect_grace),
@@ -415,6 +422,7 @@ impl Layer {
                 "ANNOUNCED_IP" => layer.announced_ip = Some(parsed(&value).map_err(err)?),
                 "MEDIA_TCP_BIND" => layer.media_tcp_bind = Some(parsed(&value).map_err(err)?),
                 "MEDIA_TCP_ANNOUNCED" => layer.media_tcp_announced = Some(parsed(&value).map_err(err)?),
+                "METRICS_BIND" => layer.metrics_bind = Some(parsed(&value).map_err(err)?),
                 "DATA_DIR" => layer.data_dir = Some(PathBuf::from(value)),
                 "LOG_FORMAT" => layer.log_format = Some(parsed(&value).map_err(err)?),
                 "RECONNECT_GRACE" => layer.reconnect_grace = Some(parse_duration(&value).map_err(err)?),
@@ -496,6 +504,9 @@ pub struct ConfigArgs {
     /// ICE-TCP address announced to browsers (an L4 front's) [env: SPORTELLO_MEDIA_TCP_ANNOUNCED]
     #[arg(long, global = true, value_name = "ADDR")]
     pub media_tcp_announced: Option<SocketAddr>,
+    /// Separate listener for Prometheus `/metrics` [env: SPORTELLO_METRICS_BIND] [default: off]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub metrics_bind: Option<SocketAddr>,
     /// Data directory (token key, config file) [env: SPORTELLO_DATA_DIR] [default: ./data]
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -535,6 +546,7 @@ impl ConfigArgs {
             announced_ip: self.announced_ip,
             media_tcp_bind: self.media_tcp_bind,
             media_tcp_announced: self.media_tcp_announced,
+            metrics_bind: self.metrics_bind,
             data_dir: self.data_dir.clone(),
             log_format: self.log_format,
             reconnect_grace: self.reconnect_grace,
@@ -807,6 +819,20 @@ mod tests {
         let bad = env(&[("SPORTELLO_TURN_URLS", "stun:x:3478")]);
         assert!(matches!(Config::load(&args_in(dir.path()), bad), Err(ConfigError::TurnUrl(_))));
         assert!(Layer::from_toml("turn_secret = \"x\"").is_err(), "no secret in the file");
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_listen_where_file_env_or_flag_say() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Config::load(&args_in(dir.path()), env(&[])).unwrap().metrics_bind, None);
+        let dir = data_dir_with_file("metrics_bind = \"127.0.0.1:9464\"\n");
+        let from_file = Config::load(&args_in(dir.path()), env(&[])).unwrap();
+        assert_eq!(from_file.metrics_bind, Some("127.0.0.1:9464".parse().unwrap()));
+        let vars = env(&[("SPORTELLO_METRICS_BIND", "10.0.0.5:9464")]);
+        let from_env = Config::load(&args_in(dir.path()), vars.clone()).unwrap();
+        assert_eq!(from_env.metrics_bind, Some("10.0.0.5:9464".parse().unwrap()));
+        let args = ConfigArgs { metrics_bind: Some("127.0.0.1:9100".parse().unwrap()), ..args_in(dir.path()) };
+        assert_eq!(Config::load(&args, vars).unwrap().metrics_bind, Some("127.0.0.1:9100".parse().unwrap()));
     }
 
     #[test]

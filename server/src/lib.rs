@@ -11,6 +11,8 @@
 //! - [`landing`]: the join link's server-rendered landing page.
 //! - [`client_addr`]: the client's address (IPv6 by /64) and the per-address websocket gate.
 //! - [`origin`]: the same-origin check of state-changing requests.
+//! - [`metrics`]: `/metrics` (Prometheus) on its own `metrics_bind` listener, the HTTP request
+//!   counts by route pattern, the media engine's counts read at scrape time.
 //! - [`logging`]: the binary's log filter (websocket payloads never logged, whatever `RUST_LOG` says).
 //! - [`server`]: the axum [`Router`](axum::Router), the background passes, and [`start`](server::start).
 //!
@@ -23,6 +25,7 @@ pub mod client_addr;
 pub mod config;
 pub mod landing;
 pub mod logging;
+pub mod metrics;
 pub mod origin;
 pub mod server;
 pub mod state;

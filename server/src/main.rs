@@ -323,6 +323,7 @@ fn summary(c: &Config) -> String {
         ("announced_ip", c.announced_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into())),
         ("media_tcp_bind", c.media_tcp_bind.map(|a| a.to_string()).unwrap_or_else(|| "off".into())),
         ("media_tcp_announced", c.media_tcp_announced.map(|a| a.to_string()).unwrap_or_else(|| "-".into())),
+        ("metrics_bind", c.metrics_bind.map(|a| a.to_string()).unwrap_or_else(|| "off".into())),
         ("turn_urls", list(c.turn_urls.clone())),
         (
             "turn_secret",

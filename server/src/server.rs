@@ -53,6 +53,7 @@ pub fn app(state: AppState) -> Router {
     let csp = HeaderValue::from_str(&content_security_policy(&state.config.public_url))
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
     let https = state.config.public_url.starts_with("https://");
+    let metrics_on = state.config.metrics_bind.is_some();
     let origin = Arc::new(crate::origin::OriginPolicy::new(&state.config.public_url));
     let trusted = Arc::new(crate::client_addr::TrustedProxies::new(
         state.config.trusted_proxies.clone(),
@@ -65,7 +66,11 @@ pub fn app(state: AppState) -> Router {
         .nest("/api", api::routes().layer(axum::middleware::from_fn_with_state(origin, crate::origin::check)))
         .merge(web::routes())
         .merge(api::council::page_routes())
-        .merge(api::archive::page_routes())
+        .merge(api::archive::page_routes());
+    // The matched route for the HTTP metrics (a route layer: it runs once a route matched).
+    let router =
+        if metrics_on { router.route_layer(axum::middleware::from_fn(crate::metrics::matched_route)) } else { router };
+    let router = router
         .fallback(not_found)
         // Who each request comes from, for `ClientIp` (client_addr.rs).
         .layer(axum::Extension(trusted))
@@ -80,11 +85,14 @@ pub fn app(state: AppState) -> Router {
                 tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
             }),
         );
-    if https {
+    let router = if https {
         router.layer(header_layer(header::STRICT_TRANSPORT_SECURITY, STRICT_TRANSPORT_SECURITY))
     } else {
         router
-    }
+    };
+    // Outermost, so every answer is counted, the fallback's and the layers' own included; only
+    // with metrics on (no recorder otherwise).
+    if metrics_on { router.layer(axum::middleware::from_fn(crate::metrics::track)) } else { router }
 }
 
 fn header_layer(name: header::HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
@@ -146,6 +154,8 @@ pub enum ServerError {
     Mail(#[from] MailError),
     #[error("cannot start the media engine: {0}")]
     Sfu(#[from] SfuError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("HTTP server failed: {0}")]
@@ -159,6 +169,8 @@ pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// The media UDP socket's address (the real one when bound to port 0).
     pub media_addr: SocketAddr,
+    /// The `/metrics` listener's address, when `metrics_bind` is set (the real one for port 0).
+    pub metrics_addr: Option<SocketAddr>,
     pub sfu: Sfu,
     /// The key join tokens are signed with (to mint tokens in tests and in `sportello token`).
     pub tokens: Arc<TokenKey>,
@@ -169,6 +181,7 @@ pub struct RunningServer {
     pub live: sportello_rooms::live::LiveBoard,
     shutdown: watch::Sender<bool>,
     http: Option<JoinHandle<Result<(), std::io::Error>>>,
+    metrics: Option<JoinHandle<Result<(), std::io::Error>>>,
     events: JoinHandle<()>,
 }
 
@@ -188,6 +201,12 @@ impl RunningServer {
             Some(http) => http.await?.map_err(ServerError::Serve),
             None => Ok(()),
         };
+        // Optional: its failure must not keep the media engine from stopping.
+        if let Some(metrics) = self.metrics.take()
+            && let Ok(Err(error)) = metrics.await
+        {
+            tracing::warn!(%error, "metrics listener failed");
+        }
         self.sfu.stop().await;
         served
     }
@@ -241,6 +260,16 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         // An ephemeral port (tests) cannot have been written into a public URL: links must point here.
         config.public_url = format!("http://{http_addr}");
     }
+    let metrics = match config.metrics_bind {
+        Some(addr) => {
+            let handle = crate::metrics::install()?;
+            let bind = |source| ServerError::Bind { addr, source };
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
+            let bound = listener.local_addr().map_err(bind)?;
+            Some((handle, listener, bound))
+        }
+        None => None,
+    };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = AppState::new(config, tokens, sfu.clone(), store, mailer, shutdown_rx.clone());
     let (rooms, tokens, config, store, live) =
@@ -260,6 +289,22 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         config.recording_retention,
         shutdown_rx.clone(),
     ));
+    let (metrics_addr, metrics) = match metrics {
+        Some((handle, listener, addr)) => {
+            let scrape = crate::metrics::Scrape { handle, sfu: sfu.clone(), rooms: rooms.clone() };
+            let mut stop = shutdown_rx.clone();
+            let task = tokio::spawn(async move {
+                axum::serve(listener, crate::metrics::routes(scrape))
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.changed().await;
+                    })
+                    .await
+            });
+            tracing::info!(metrics = %addr, "metrics listening (/metrics)");
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
     let mut stop = shutdown_rx;
     let http = tokio::spawn(async move {
         // Connect info: the booking rate limit is per client address.
@@ -273,6 +318,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
     Ok(RunningServer {
         http_addr,
         media_addr: sfu.local_addr(),
+        metrics_addr,
         sfu,
         tokens,
         config,
@@ -281,6 +327,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         live,
         shutdown,
         http: Some(http),
+        metrics,
         events,
     })
 }

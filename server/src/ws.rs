@@ -47,7 +47,25 @@ pub async fn handler(
         .on_upgrade(move |socket| run(socket, state, query, ticket))
 }
 
+/// Counts an open session in `sportello_websocket_sessions` for as long as it lives.
+struct OpenSession;
+
+impl OpenSession {
+    fn new() -> Self {
+        metrics::counter!("sportello_websocket_sessions_total").increment(1);
+        metrics::gauge!("sportello_websocket_sessions").increment(1.0);
+        OpenSession
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        metrics::gauge!("sportello_websocket_sessions").decrement(1.0);
+    }
+}
+
 async fn run(socket: WebSocket, state: AppState, query: WsQuery, ticket: Ticket) {
+    let _open = OpenSession::new();
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let span =
         tracing::info_span!("session", conn = id, room = tracing::field::Empty, participant = tracing::field::Empty);

@@ -158,10 +158,25 @@ pub struct SfuStats {
     pub peer_connections: usize,
     pub published_tracks: usize,
     pub subscriptions: usize,
+    /// RTP packets written to subscribers (and their payload bytes), since the engine started.
     pub forwarded_packets: u64,
+    pub forwarded_bytes: u64,
+    /// Packets a subscriber's full queue evicted (a slow subscriber; its video resumes at a keyframe).
     pub dropped_packets: u64,
     /// Packets of gated tracks ([`Sfu::set_forwarding`]) dropped by the router.
     pub gated_packets: u64,
+    /// NACK messages from subscribers (answered by retransmission) and to publishers.
+    pub nacks_received: u64,
+    pub nacks_sent: u64,
+    /// Keyframe requests (PLI/FIR) from subscribers, and PLIs sent upstream (throttled per track).
+    pub plis_received: u64,
+    pub plis_sent: u64,
+    /// RTX retransmissions sent to subscribers, and received from publishers.
+    pub rtx_sent: u64,
+    pub rtx_received: u64,
+    /// Time the engine thread spent working (not waiting) since it started: its busy share is the
+    /// rate of this.
+    pub busy: Duration,
 }
 
 /// One published source of some room: the input of a program feed.

@@ -286,6 +286,7 @@ pub async fn book(back: &BackOffice, booking: NewBooking, now: i64) -> Result<Bo
     let appt = booked.ok_or(StoreError::SlotTaken)?;
     tracing::Span::current().record("code", appt.code.as_str());
     tracing::info!(appointment = %appt.id, "booked");
+    metrics::counter!("sportello_bookings_total").increment(1);
     notify::confirm(back, &secret, &appt, &office, &service, now).await?;
     Ok(Booked { appointment: appt, office, service, secret })
 }
@@ -326,6 +327,7 @@ pub async fn cancel(back: &BackOffice, appt: Appointment, now: i64) -> Result<Ch
     changeable(&appt, now)?;
     let appt = back.store.set_status(&appt.id, &[Status::Confirmed], Status::Cancelled, "citizen", "", now).await?;
     tracing::info!(appointment = %appt.id, "cancelled by the citizen");
+    metrics::counter!("sportello_booking_cancellations_total", "by" => "citizen").increment(1);
     let (office, service) = context(back, &appt).await?;
     notify(back, Notice::Cancellation, &appt, &office, &service, now).await?;
     Ok(Changed { appointment: appt, office, service })
@@ -373,6 +375,7 @@ pub async fn reschedule(
     }
     let appt = moved.ok_or(StoreError::SlotTaken)?;
     tracing::info!(appointment = %appt.id, "rescheduled by the citizen");
+    metrics::counter!("sportello_booking_reschedules_total").increment(1);
     notify(back, Notice::Rescheduled { secret }, &appt, &office, &service, now).await?;
     Ok(Changed { appointment: appt, office, service })
 }

@@ -138,6 +138,11 @@ pub struct LiveHttp {
     sessions: Mutex<HashMap<String, (Instant, Option<PublicSession>)>>,
 }
 
+/// The `sportello_live_viewers` gauge, after every change of the viewers this server counts.
+fn publish_viewers(viewers: &HashMap<String, HashSet<String>>) {
+    metrics::gauge!("sportello_live_viewers").set(viewers.values().map(HashSet::len).sum::<usize>() as f64);
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -153,6 +158,7 @@ impl LiveHttp {
             return Err(ApiError::Unavailable("max_live_viewers reached"));
         }
         viewers.entry(session.to_owned()).or_default().insert(viewer.to_owned());
+        publish_viewers(&viewers);
         Ok(())
     }
 
@@ -167,6 +173,7 @@ impl LiveHttp {
                 set.retain(|v| present.contains(v.as_str()));
             }
         }
+        publish_viewers(&lock(&self.viewers));
     }
 
     fn release_viewer(&self, session: &str, viewer: &str) -> bool {
@@ -175,6 +182,7 @@ impl LiveHttp {
         if viewers.get(session).is_some_and(HashSet::is_empty) {
             viewers.remove(session);
         }
+        publish_viewers(&viewers);
         removed
     }
 

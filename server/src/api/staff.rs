@@ -416,6 +416,11 @@ pub async fn set_status(
     let now = state.clock.now();
     let appt = state.store.set_status(&id, &[Status::Confirmed], to, &staff.actor(), &note, now).await?;
     tracing::info!(status = %to, "appointment closed by staff");
+    match to {
+        Status::Cancelled => metrics::counter!("sportello_booking_cancellations_total", "by" => "staff").increment(1),
+        Status::NoShow => metrics::counter!("sportello_booking_no_shows_total", "by" => "staff").increment(1),
+        _ => {}
+    }
     // A citizen whose appointment the office cancels is told, as when they cancel themselves.
     if to == Status::Cancelled
         && let (Some(office), Some(service)) =

@@ -20,6 +20,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -46,6 +48,7 @@ use crate::forward::{
     ActiveSpeakerDetector, DownTrackKey, ExtensionMap, Forward, LossyQueue, Pacer, Router, RouterConfig, RtpMeta,
     SubscriberKey, TrackKey, is_vp8_keyframe,
 };
+use crate::transport::counters::RtcpCounts;
 use crate::transport::dtls_replay::FlightReplay;
 use crate::transport::peer::{self, URI_AUDIO_LEVEL, URI_MID};
 use crate::transport::socket::SendBatch;
@@ -141,6 +144,9 @@ struct SubscribeLeg {
     connected: bool,
     queue: LossyQueue<(TrackKey, rtp::Packet)>,
     pacer: Pacer,
+    /// When this connection was set up, until its first media packet is written (then `None`):
+    /// the join → first media histogram.
+    awaiting_media: Option<Instant>,
 }
 
 struct Down {
@@ -219,7 +225,15 @@ pub(crate) struct Engine {
     next_id: u64,
     next_speaker_tick: Instant,
     forwarded: u64,
+    forwarded_bytes: u64,
     dropped: u64,
+    /// Keyframe requests (PLI/FIR) from subscribers, and PLIs we sent upstream.
+    plis_received: u64,
+    plis_sent: u64,
+    /// Time the driver spent working rather than waiting (its loop adds each wake-up's share).
+    busy: Duration,
+    /// NACKs and retransmissions, counted inside every connection's interceptor chain.
+    rtcp: Arc<RtcpCounts>,
     /// Program feeds by their room, and the indexes the hot path needs: which outputs a source
     /// track may feed, which program an output track belongs to, which recorder a sink is.
     programs: HashMap<RoomId, program::Program>,
@@ -261,7 +275,12 @@ impl Engine {
             next_id: 1,
             next_speaker_tick: now + SPEAKER_TICK,
             forwarded: 0,
+            forwarded_bytes: 0,
             dropped: 0,
+            plis_received: 0,
+            plis_sent: 0,
+            busy: Duration::ZERO,
+            rtcp: Arc::default(),
             programs: HashMap::new(),
             program_inputs: HashMap::new(),
             program_outputs: HashMap::new(),
@@ -301,6 +320,11 @@ impl Engine {
             }
             _ => out.push(ctx.peer_addr, data),
         }
+    }
+
+    /// The driver's working time for one wake-up (for the engine's busy share).
+    pub(crate) fn add_busy(&mut self, busy: Duration) {
+        self.busy += busy;
     }
 
     pub(crate) fn has_transmits(&self) -> bool {

@@ -1,5 +1,6 @@
 //! The media engine: sans-IO `rtc` peer connections behind one address, and the drivers that give it
 //! a socket and a clock.
+pub(crate) mod counters;
 pub mod driver;
 pub mod dtls_replay;
 pub mod engine;

@@ -4,6 +4,7 @@
 //! the subscriber's codec to be the same, and every browser does these two.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::Rng;
@@ -26,6 +27,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 
 use crate::api::{PcKind, SfuError};
+use crate::transport::counters::{self, CountFeedback, RtcpCounts};
 use crate::transport::feedback;
 
 pub const URI_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
@@ -116,11 +118,14 @@ pub fn build(
     ufrag: &str,
     candidate_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
+    counts: &Arc<RtcpCounts>,
     now: Instant,
 ) -> Result<RTCPeerConnection, SfuError> {
     let err = |e: rtc::shared::error::Error| SfuError::Transport(e.to_string());
     let mut me = media_engine(kind).map_err(err)?;
-    let registry = Registry::new().with(Slot::from(feedback::SLOT), feedback::DeliverFeedback::default());
+    let registry = Registry::new()
+        .with(Slot::from(feedback::SLOT), feedback::DeliverFeedback::default())
+        .with(Slot::from(counters::SLOT), CountFeedback::new(Arc::clone(counts)));
     let registry = configure_rtcp_reports(nack(registry, &mut me));
     // Transport-wide congestion control feedback for what the browser sends us (its uplink estimate).
     // Downstream we rely on the browser's REMB instead, because we do not stamp transport-cc ourselves.

@@ -354,6 +354,8 @@ fn a_published_video_reaches_a_subscriber_and_stops_when_gated() -> Result<(), E
     assert!(got.windows(2).all(|w| w[1].header.sequence_number == w[0].header.sequence_number.wrapping_add(1)));
     let stats = net.sfu.call(|reply| Command::Stats { reply })?;
     assert!(stats.forwarded_packets >= got.len() as u64, "{stats:?}");
+    // Bytes are payload bytes, as bob received them.
+    assert_eq!(stats.forwarded_bytes, stats.forwarded_packets * PAYLOAD_LEN as u64, "{stats:?}");
     // Simulated time: 30 frames are ≈ 1 s of video, however long the machine took.
     assert!(net.sfu.now - start < Duration::from_secs(5), "took {:?} of simulated time", net.sfu.now - start);
 

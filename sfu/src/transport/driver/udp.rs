@@ -124,8 +124,11 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 impl UdpDriver {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        // Busy time: from each wake-up to the next wait (two clock reads per wake-up).
+        let mut woke = Instant::now();
         loop {
             self.flush(Instant::now());
+            self.engine.add_busy(woke.elapsed());
             let mut deadline = self.engine.next_deadline();
             if self.tcp.is_some() && self.accept_from > Instant::now() {
                 // Wake to accept again when the pause ends, even if the engine has nothing to do.
@@ -140,6 +143,7 @@ impl UdpDriver {
                 e = tcp_event(&mut self.tcp_rx) => Wake::Tcp(e),
                 _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
             };
+            woke = Instant::now();
             match wake {
                 Wake::Command(None | Some(Command::Stop)) => break,
                 Wake::Command(Some(c)) => self.engine.command(c, Instant::now()),

@@ -123,8 +123,16 @@ impl Engine {
                     published_tracks: self.tracks.len(),
                     subscriptions: self.router.subscription_count(),
                     forwarded_packets: self.forwarded,
+                    forwarded_bytes: self.forwarded_bytes,
                     dropped_packets: self.dropped,
                     gated_packets: self.router.gated_packets(),
+                    nacks_received: self.rtcp.nacks_received.load(Ordering::Relaxed),
+                    nacks_sent: self.rtcp.nacks_sent.load(Ordering::Relaxed),
+                    plis_received: self.plis_received,
+                    plis_sent: self.plis_sent,
+                    rtx_sent: self.rtcp.rtx_sent.load(Ordering::Relaxed),
+                    rtx_received: self.rtcp.rtx_received.load(Ordering::Relaxed),
+                    busy: self.busy,
                 }));
             }
             Command::Participants { room, reply } => {

@@ -28,6 +28,7 @@ impl Engine {
     pub(super) fn drain_queues(&mut self, ids: &[PeerId], now: Instant) {
         for &id in ids {
             let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&id) else { continue };
+            let forwarded = self.forwarded;
             while let Some((_, head)) = leg.queue.front() {
                 if !leg.pacer.try_consume(head.payload.len() + 40, now) {
                     break;
@@ -37,11 +38,20 @@ impl Engine {
                 let Some(pt) = down.pt else { continue };
                 packet.header.payload_type = pt;
                 remap_extensions(&mut packet, down, track);
+                let bytes = packet.payload.len() as u64;
                 match pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, packet)) {
-                    Some(Ok(())) => self.forwarded += 1,
+                    Some(Ok(())) => {
+                        self.forwarded += 1;
+                        self.forwarded_bytes += bytes;
+                    }
                     Some(Err(e)) => debug!(error = %e, "write_rtp"),
                     None => {}
                 }
+            }
+            if self.forwarded != forwarded
+                && let Some(since) = leg.awaiting_media.take()
+            {
+                metrics::histogram!("sportello_sfu_join_to_first_media_seconds").record(now.duration_since(since));
             }
         }
     }

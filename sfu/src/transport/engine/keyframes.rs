@@ -17,6 +17,7 @@ impl Engine {
         for p in packets {
             let any = p.as_any();
             if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                self.plis_received += 1;
                 self.router.keyframe_requested(down, now);
             } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
                 // The browser's own estimate of what it can receive. Pace with headroom: REMB tracks the
@@ -39,7 +40,10 @@ impl Engine {
             let Some(inc) = leg.incoming.get(&rtc_track) else { continue };
             let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: inc.ssrc };
             match pc.rtp_receiver(inc.receiver).map(|mut r| r.write_rtcp(now, vec![Box::new(pli)])) {
-                Some(Ok(())) => debug!(track = ?key, ssrc = inc.ssrc, "keyframe requested upstream (PLI)"),
+                Some(Ok(())) => {
+                    self.plis_sent += 1;
+                    debug!(track = ?key, ssrc = inc.ssrc, "keyframe requested upstream (PLI)")
+                }
                 Some(Err(e)) => warn!(error = %e, "PLI upstream"),
                 None => warn!(track = ?key, "PLI upstream: receiver gone"),
             }

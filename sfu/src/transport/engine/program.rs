@@ -271,7 +271,7 @@ impl Engine {
         let (mut video_lines, mut audio_lines) = receiving_lines(&sdp);
         let offer = RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let ufrag = peer::random_token(16);
-        let mut pc = peer::build(PcKind::Subscribe, &ufrag, self.announced, self.tcp_announced, now)?;
+        let mut pc = peer::build(PcKind::Subscribe, &ufrag, self.announced, self.tcp_announced, &self.rtcp, now)?;
         pc.set_remote_description(now, offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let mut downs = HashMap::new();
         let mut by_sender_track = HashMap::new();
@@ -365,6 +365,7 @@ impl Engine {
             connected: false,
             queue: LossyQueue::with_capacity(self.config.subscriber_queue),
             pacer: Pacer::new(None, 256 * 1024),
+            awaiting_media: Some(now),
         };
         self.insert_peer(peer_id, Peer::new(pc, id, ufrag, Leg::Subscribe(leg)));
         self.mark_dirty(peer_id);

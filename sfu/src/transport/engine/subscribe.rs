@@ -12,7 +12,7 @@ impl Engine {
         }
         let sub = part.sub_key;
         let ufrag = peer::random_token(16);
-        let pc = peer::build(PcKind::Subscribe, &ufrag, self.announced, self.tcp_announced, now)?;
+        let pc = peer::build(PcKind::Subscribe, &ufrag, self.announced, self.tcp_announced, &self.rtcp, now)?;
         let id = self.id();
         let leg = SubscribeLeg {
             sub,
@@ -23,6 +23,7 @@ impl Engine {
             connected: false,
             queue: LossyQueue::with_capacity(self.config.subscriber_queue),
             pacer: Pacer::new(None, 256 * 1024),
+            awaiting_media: Some(now),
         };
         self.insert_peer(id, Peer::new(pc, part_id, ufrag, Leg::Subscribe(leg)));
         if let Some(p) = self.parts.get_mut(&part_id) {
