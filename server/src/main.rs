@@ -106,6 +106,12 @@ fn main() -> ExitCode {
         Command::Migrate => with_store(&config, |_| async {
             Ok::<_, OpsError>("schema up to date / schema aggiornato".to_owned())
         }),
+        // PostgreSQL is pg_dump's job: said before connecting, so it is said even with the
+        // database out of reach.
+        Command::Backup { .. } if !config.database_url().starts_with("sqlite:") => {
+            eprintln!("sportello: {}", sportello_store::StoreError::BackupUnsupported);
+            ExitCode::FAILURE
+        }
         Command::Backup { file } => with_store(&config, |store| async move {
             store.backup_to(&file).await.map_err(OpsError::from)?;
             Ok::<_, OpsError>(format!("copia salvata / backup written: {}", file.display()))
@@ -266,7 +272,7 @@ async fn admin_create(
 
 /// `restore FILE`: only with the server stopped (its port free), only SQLite.
 fn restore(config: &Config, file: &std::path::Path) -> ExitCode {
-    if config.database_url.as_deref().is_some_and(|url| !url.starts_with("sqlite:")) {
+    if !config.database_url().starts_with("sqlite:") {
         eprintln!("sportello: {}", sportello_store::StoreError::RestoreUnsupported);
         return ExitCode::FAILURE;
     }

@@ -220,3 +220,24 @@ fn admin_create_refuses_a_short_password_and_creates_nothing() {
     let again = sportello(&data, &["admin", "create", "--email", "dora@comune.example", "--name", "Dora"]);
     assert!(again.status.success(), "the refused attempt left no account behind: {}", text(&again));
 }
+
+#[test]
+fn backup_and_restore_send_postgresql_to_its_own_tools_without_touching_anything() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let data = root.path().join("data");
+    let file = root.path().join("copia.dump");
+    // No server answers there: the refusal must not depend on reaching the database.
+    let url = "postgres://sportello@127.0.0.1:1/sportello";
+    for (command, tool) in [("backup", "pg_dump"), ("restore", "pg_restore")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sportello"))
+            .args(["--listen", &free_port(), command, file.to_str().expect("utf-8 path")])
+            .arg("--data-dir")
+            .arg(&data)
+            .env("SPORTELLO_DATABASE_URL", url)
+            .output()
+            .expect("the binary runs");
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains(tool), "{command}: {}", text(&out));
+        assert!(!file.exists(), "{command} wrote {}", file.display());
+    }
+}
