@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
@@ -79,18 +79,9 @@ impl Caddy {
             .spawn()
             .map_err(|e| format!("cannot start caddy (Debian caddy): {e}"))?;
         let mut caddy = Caddy { child, dir };
-        let end = Instant::now() + Duration::from_secs(15);
-        for port in [config.https, config.plain_http] {
-            while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-                if let Ok(Some(status)) = caddy.child.try_wait() {
-                    return Err(format!("caddy exited ({status}):\n{}", caddy.log_text()));
-                }
-                if Instant::now() > end {
-                    return Err(format!("caddy did not open port {port}:\n{}", caddy.log_text()));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        crate::wait_for_ports(&mut caddy.child, &[config.https, config.plain_http], Duration::from_secs(15))
+            .await
+            .map_err(|e| format!("caddy {e}:\n{}", caddy.log_text()))?;
         Ok(caddy)
     }
 
@@ -103,18 +94,6 @@ impl Caddy {
 
 impl Drop for Caddy {
     fn drop(&mut self) {
-        // SIGTERM first: Caddy closes its listeners and exits.
-        if let Some(pid) = self.child.id() {
-            // SAFETY: kill(2) of our own child's pid, which it still holds (not yet reaped).
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-            let end = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < end {
-                if !matches!(self.child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.start_kill();
+        crate::terminate(&mut self.child);
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
@@ -75,18 +75,12 @@ impl Coturn {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start turnserver (Debian package coturn): {e}"))?;
-        let coturn = Coturn { child, log, _dir: dir };
-        let end = Instant::now() + Duration::from_secs(10);
+        let mut coturn = Coturn { child, log, _dir: dir };
         let mut ports = vec![config.port];
         ports.extend(config.tls.as_ref().map(|(port, _, _)| *port));
-        for port in ports {
-            while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-                if Instant::now() > end {
-                    return Err(format!("coturn did not open port {port}:\n{}", coturn.log_text()));
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+        crate::wait_for_ports(&mut coturn.child, &ports, Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("coturn {e}:\n{}", coturn.log_text()))?;
         Ok(coturn)
     }
 

@@ -31,3 +31,57 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// Why a server a test started (nginx, Caddy, coturn) is not listening.
+#[derive(Debug)]
+pub enum NotListening {
+    Exited(std::process::ExitStatus),
+    Port(u16),
+}
+
+impl std::fmt::Display for NotListening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotListening::Exited(status) => write!(f, "exited ({status})"),
+            NotListening::Port(port) => write!(f, "did not open port {port}"),
+        }
+    }
+}
+
+/// Waits until `child` accepts TCP on each of `ports` at 127.0.0.1, for `within` at the most.
+pub async fn wait_for_ports(
+    child: &mut tokio::process::Child,
+    ports: &[u16],
+    within: std::time::Duration,
+) -> Result<(), NotListening> {
+    let end = std::time::Instant::now() + within;
+    for &port in ports {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(NotListening::Exited(status));
+            }
+            if std::time::Instant::now() > end {
+                return Err(NotListening::Port(port));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Stops a server a test started: SIGTERM (nginx's master stops its workers, which a SIGKILL to it
+/// alone would leave behind; Caddy closes its listeners), up to 3 s to exit, then SIGKILL.
+pub fn terminate(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) of our own child's pid, which it still holds (not yet reaped).
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < end {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let _ = child.start_kill();
+}

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
@@ -173,18 +173,9 @@ impl Nginx {
             .spawn()
             .map_err(|e| format!("cannot start nginx (Debian nginx-light, libnginx-mod-stream): {e}"))?;
         let mut nginx = Nginx { child, dir };
-        let end = Instant::now() + Duration::from_secs(10);
-        for &port in ports {
-            while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-                if let Ok(Some(status)) = nginx.child.try_wait() {
-                    return Err(format!("nginx exited ({status}):\n{}", nginx.log_text()));
-                }
-                if Instant::now() > end {
-                    return Err(format!("nginx did not open port {port}:\n{}", nginx.log_text()));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        crate::wait_for_ports(&mut nginx.child, ports, Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("nginx {e}:\n{}", nginx.log_text()))?;
         Ok(nginx)
     }
 
@@ -207,18 +198,6 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        // SIGTERM to the master: it stops its workers, which a SIGKILL to it alone would leave behind.
-        if let Some(pid) = self.child.id() {
-            // SAFETY: kill(2) of our own child's pid, which it still holds (not yet reaped).
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-            let end = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < end {
-                if !matches!(self.child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.start_kill();
+        crate::terminate(&mut self.child);
     }
 }
