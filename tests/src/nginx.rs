@@ -43,15 +43,8 @@ pub struct FrontConfig {
 /// is no longer there.
 pub fn render(text: &str, config: &FrontConfig, dir: &Path) -> Result<String, String> {
     let d = dir.display();
-    let temp_paths = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
-        .iter()
-        .map(|p| format!("    {p}_temp_path {d}/{p};\n"))
-        .collect::<String>();
-    let replacements: Vec<(&str, String)> = vec![
-        // Root inside the test's namespace; www-data could not enter the private temporary directory.
-        ("user www-data;", "user root;".into()),
-        ("pid /run/nginx.pid;", format!("pid {d}/nginx.pid;")),
-        ("/var/log/nginx/error.log", format!("{d}/error.log")),
+    let mut replacements = in_test_dir(dir);
+    replacements.extend([
         ("/var/log/nginx/front-443.log", format!("{d}/front-443.log")),
         ("include /etc/nginx/modules-enabled/*.conf;", format!("load_module {STREAM_MODULE};")),
         ("listen 443;", format!("listen 127.0.0.1:{};", config.front)),
@@ -64,10 +57,25 @@ pub fn render(text: &str, config: &FrontConfig, dir: &Path) -> Result<String, St
         ("127.0.0.1:4443", format!("127.0.0.1:{}", config.ice_tcp)),
         ("/etc/letsencrypt/live/sportello.comune.example.it/fullchain.pem", config.cert.display().to_string()),
         ("/etc/letsencrypt/live/sportello.comune.example.it/privkey.pem", config.key.display().to_string()),
+    ]);
+    replace_each(text, DEPLOY_FILE, &replacements)
+}
+
+/// What both deploy files need changed to run as the test's nginx in `dir`.
+fn in_test_dir(dir: &Path) -> Vec<(&'static str, String)> {
+    let d = dir.display();
+    let temp_paths = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+        .iter()
+        .map(|p| format!("    {p}_temp_path {d}/{p};\n"))
+        .collect::<String>();
+    vec![
+        // Root inside the test's namespace; www-data could not enter the private temporary directory.
+        ("user www-data;", "user root;".into()),
+        ("pid /run/nginx.pid;", format!("pid {d}/nginx.pid;")),
+        ("/var/log/nginx/error.log", format!("{d}/error.log")),
         // The compiled-in temporary paths are under /var/lib/nginx.
         ("\nhttp {\n", format!("\nhttp {{\n{temp_paths}")),
-    ];
-    replace_each(text, DEPLOY_FILE, &replacements)
+    ]
 }
 
 /// `text` (the deploy file `file`) with every production text replaced; an error names one that is
@@ -109,15 +117,8 @@ pub struct HttpsConfig {
 
 /// `deploy/nginx-https.conf`'s `text` with the test's values in `dir`.
 pub fn render_https(text: &str, config: &HttpsConfig, dir: &Path) -> Result<String, String> {
-    let d = dir.display();
-    let temp_paths = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
-        .iter()
-        .map(|p| format!("    {p}_temp_path {d}/{p};\n"))
-        .collect::<String>();
-    let replacements: Vec<(&str, String)> = vec![
-        ("user www-data;", "user root;".into()),
-        ("pid /run/nginx.pid;", format!("pid {d}/nginx.pid;")),
-        ("/var/log/nginx/error.log", format!("{d}/error.log")),
+    let mut replacements = in_test_dir(dir);
+    replacements.extend([
         ("listen 443 ssl http2;", format!("listen 127.0.0.1:{} ssl http2;", config.https)),
         ("listen [::]:443 ssl http2;", String::new()),
         ("listen 80;", format!("listen 127.0.0.1:{};", config.plain_http)),
@@ -126,8 +127,7 @@ pub fn render_https(text: &str, config: &HttpsConfig, dir: &Path) -> Result<Stri
         ("/etc/letsencrypt/live/sportello.comune.example.it/fullchain.pem", config.cert.display().to_string()),
         ("/etc/letsencrypt/live/sportello.comune.example.it/privkey.pem", config.key.display().to_string()),
         ("server_name sportello.comune.example.it;", format!("server_name {};", config.server_name)),
-        ("\nhttp {\n", format!("\nhttp {{\n{temp_paths}")),
-    ];
+    ]);
     replace_each(text, HTTPS_FILE, &replacements)
 }
 
