@@ -16,15 +16,12 @@ use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use sportello_backoffice::secrets::hash_password_blocking;
 use sportello_server::api::auth::first_admin_link;
-use sportello_store::{
-    Modes, NewOffice, NewService, NewUser, NewWebhookEndpoint, StaffRole, Store, User, WebhookEventType,
-};
+use sportello_store::{Modes, NewUser, NewWebhookEndpoint, StaffRole, Store, User, WebhookEventType};
 use sportello_tests::server::{Clock, TestServer, WsClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 const PASSWORD: &str = "correct horse battery";
-const HOURS: &str = r#"[["09:00-12:00"],["09:00-12:00"],["09:00-12:00"],["09:00-12:00"],["09:00-12:00"],[],[]]"#;
 
 // --- a webhook receiver on loopback -----------------------------------------------------------------
 
@@ -166,39 +163,15 @@ fn local(d: Date, h: i8, m: i8) -> Timestamp {
     d.at(h, m, 0, 0).to_zoned(rome()).expect("local time").timestamp()
 }
 
-async fn seed_office(store: &Store) -> (String, String) {
+/// The office Anagrafe (weekdays 09:00–12:00) with its official Mario and a video-or-office service.
+async fn seed_office(server: &TestServer) -> (String, String) {
+    let store = &server.server.store;
     store.set_setting("booking.min_notice_minutes", "50").await.expect("notice");
-    let office = store
-        .create_office(
-            &NewOffice {
-                name: "Anagrafe".into(),
-                description: String::new(),
-                address: String::new(),
-                email: String::new(),
-                phone: String::new(),
-                opening_hours: HOURS.into(),
-            },
-            0,
-        )
-        .await
-        .expect("office");
     let new = NewUser { email: "mario@comune.example".into(), display_name: "Mario".into(), role: StaffRole::Official };
     let official = store.create_user(&new, 0).await.expect("official");
-    store.set_office_members(&office.id, std::slice::from_ref(&official.id)).await.expect("members");
-    let service = store
-        .create_service(
-            &NewService {
-                name: "Carta d'identità elettronica".into(),
-                description: String::new(),
-                duration_minutes: 30,
-                what_to_bring: String::new(),
-                modes: Modes::Both,
-                office_ids: vec![office.id.clone()],
-            },
-            0,
-        )
-        .await
-        .expect("service");
+    let office = server.seed_office("Anagrafe", &["09:00-12:00"], &[official.id]).await.expect("office");
+    let service =
+        server.seed_service("Carta d'identità elettronica", Modes::Both, &[office.id.clone()]).await.expect("service");
     (office.id, service.id)
 }
 
@@ -251,7 +224,7 @@ async fn booking_scenario(database_url: Option<String>) {
     let base = server.url();
     // The first administrator's link exists only while there is no staff at all.
     let http = admin(&server).await;
-    let (office, service) = seed_office(&server.server.store).await;
+    let (office, service) = seed_office(&server).await;
     // The receiver refuses the first delivery, and answers nothing until the test lets it.
     let receiver = Receiver::start(&[500], false).await;
 
