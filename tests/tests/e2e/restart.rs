@@ -50,8 +50,11 @@ pub async fn restart_call(ctx: &mut Ctx) -> Result<()> {
     cb.click("#join-btn").await?;
     cb.wait_for("window.sportello.waiting === true", JOIN_TIMEOUT).await?;
     let ob = &ctx.browsers[o];
-    ob.wait_for("(document.querySelector('#room-lobby:not([hidden])') || {}).textContent?.includes('Carla')", JOIN_TIMEOUT)
-        .await?;
+    ob.wait_for(
+        "(document.querySelector('#room-lobby:not([hidden])') || {}).textContent?.includes('Carla')",
+        JOIN_TIMEOUT,
+    )
+    .await?;
     ob.click("#room-lobby .admit").await?;
     cb.wait_for("window.sportello.state === 'in-room'", JOIN_TIMEOUT).await?;
     let (official_sees, citizen_sees) = (
