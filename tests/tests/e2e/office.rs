@@ -138,6 +138,22 @@ async fn sha256_hex_in_page(b: &Browser, url_expr: &str) -> Result<String> {
 }
 
 /// On `/prenota`: the first office, then the first slot of the first month offered.
+/// Moves the server's clock to ten minutes before booking `code` (its waiting room opens 15 before).
+pub(super) async fn ten_minutes_before(server: &TestServer, clock: &Clock, code: &str) -> Result<()> {
+    let appt = server
+        .server
+        .store
+        .appointment_by_code(code)
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| err(format!("booking {code} is not in the store")))?;
+    let wait = appt.starts_at - 600 - clock.now();
+    if wait > 0 {
+        clock.advance(wait);
+    }
+    Ok(())
+}
+
 pub async fn choose_first_slot(b: &Browser) -> Result<()> {
     b.click("[data-office-id] .choose-office").await?;
     b.wait_for(
@@ -189,17 +205,7 @@ pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
     println!("  the confirmation email is in the outbox with the join link");
 
     // --- time passes until ten minutes before the appointment (the waiting room opens 15 minutes before).
-    let appt = server
-        .server
-        .store
-        .appointment_by_code(&code)
-        .await
-        .map_err(|e| err(e.to_string()))?
-        .ok_or_else(|| err(format!("booking {code} is not in the store")))?;
-    let wait = appt.starts_at - 600 - clock.now();
-    if wait > 0 {
-        clock.advance(wait);
-    }
+    ten_minutes_before(&server, &clock, &code).await?;
 
     // --- the citizen opens the link, checks devices, asks to enter and waits.
     b.goto(&link).await?;

@@ -16,7 +16,9 @@ use sportello_tests::nginx::{HttpsConfig, Nginx};
 use sportello_tests::server::{Clock, TestServer};
 use sportello_tests::tls::TestCa;
 
-use super::office::{choose_first_slot, join_link_from_outbox, offset_to_next_working_morning, seed};
+use super::office::{
+    choose_first_slot, join_link_from_outbox, offset_to_next_working_morning, seed, ten_minutes_before,
+};
 use super::{Ctx, MEDIA_TIMEOUT, media_condition, wait_camera_progress};
 
 const HOST: &str = "sportello.test";
@@ -164,17 +166,7 @@ async fn booking_and_call(
     }
 
     // --- ten minutes before the appointment, the citizen opens the link and waits.
-    let appt = server
-        .server
-        .store
-        .appointment_by_code(&code)
-        .await
-        .map_err(|e| err(e.to_string()))?
-        .ok_or_else(|| err(format!("booking {code} is not in the store")))?;
-    let wait = appt.starts_at - 600 - clock.now();
-    if wait > 0 {
-        clock.advance(wait);
-    }
+    ten_minutes_before(&server, &clock, &code).await?;
     b.goto(&link).await?;
     over_https(b).await?;
     b.click("#join-btn").await?;
