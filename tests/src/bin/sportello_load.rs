@@ -3,11 +3,17 @@
 //! namespace. Prints one table per scenario (both servers side by side with the ratio when both run).
 //!
 //! ```text
-//! sportello-load [--server sportello|janus|both] [--scenario office|council|join-storm|all]
-//!                [--seconds 15] [--rooms 5] [--room-size 3] [--publishers 2] [--viewers 20]
-//!                [--storm 50] [--spread 10] [--server-cpu 0] [--load-cpu 1]
+//! sportello-load [--server sportello|janus|both]
+//!                [--scenario office|council|join-storm|council-whep|all]
+//!                [--seconds 15] [--rooms 5] [--room-size 3] [--publishers 2]
+//!                [--viewers N (council 20, council-whep 1000)] [--storm 50] [--spread 10]
+//!                [--server-cpu 0 (a taskset list: 0,1)] [--load-cpu 1] [--receive light|full]
 //!                [--sportello PATH] [--media-dir DIR] [--machine]
 //! ```
+//!
+//! `all` is office, council and join storm; `council-whep` (WHEP players of a council program)
+//! runs on Sportello only — Janus has no WHEP. `--receive full` puts every datagram of the
+//! subscriber connections through `rtc`'s read pipeline, as before the light path (`load::recv`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +21,7 @@ use std::time::Duration;
 
 use sportello_tests::load::figures::{Figures, print_compare, print_machine, print_one};
 use sportello_tests::load::media::Media;
+use sportello_tests::load::peer::Receive;
 use sportello_tests::load::proc_stat::pin_self;
 use sportello_tests::load::scenario::{Plan, Sizes, run};
 use sportello_tests::load::servers::{Kind, Server};
@@ -25,8 +32,10 @@ struct Options {
     scenarios: Vec<String>,
     seconds: u64,
     sizes: Sizes,
-    server_cpu: usize,
+    /// A `taskset` CPU list.
+    server_cpu: String,
     load_cpu: usize,
+    receive: Receive,
     sportello: PathBuf,
     media_dir: PathBuf,
     machine: bool,
@@ -40,9 +49,17 @@ fn parse() -> Result<Options, String> {
         servers: vec![Kind::Sportello, Kind::Janus],
         scenarios: vec!["office".into(), "council".into(), "join-storm".into()],
         seconds: 15,
-        sizes: Sizes { rooms: 5, room_size: 3, publishers: 2, viewers: 20, storm: 50, spread: Duration::from_secs(10) },
-        server_cpu: 0,
+        sizes: Sizes {
+            rooms: 5,
+            room_size: 3,
+            publishers: 2,
+            viewers: None,
+            storm: 50,
+            spread: Duration::from_secs(10),
+        },
+        server_cpu: "0".into(),
         load_cpu: 1,
+        receive: Receive::Light,
         sportello: dir.join("sportello"),
         media_dir: dir.parent().unwrap_or(&dir).join("load-media"),
         machine: false,
@@ -70,11 +87,23 @@ fn parse() -> Result<Options, String> {
             "--rooms" => o.sizes.rooms = num()? as usize,
             "--room-size" => o.sizes.room_size = num()? as usize,
             "--publishers" => o.sizes.publishers = num()? as usize,
-            "--viewers" => o.sizes.viewers = num()? as usize,
+            "--viewers" => o.sizes.viewers = Some(num()? as usize),
             "--storm" => o.sizes.storm = num()? as usize,
             "--spread" => o.sizes.spread = Duration::from_secs(num()?),
-            "--server-cpu" => o.server_cpu = num()? as usize,
+            "--server-cpu"
+                if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit() || c == ',' || c == '-') =>
+            {
+                o.server_cpu = value
+            }
+            "--server-cpu" => return Err(format!("--server-cpu: a CPU list such as 0 or 0,1, not {value}")),
             "--load-cpu" => o.load_cpu = num()? as usize,
+            "--receive" => {
+                o.receive = match value.as_str() {
+                    "light" => Receive::Light,
+                    "full" => Receive::Full,
+                    _ => return Err(format!("--receive: light or full, not {value}")),
+                }
+            }
             "--sportello" => o.sportello = value.into(),
             "--media-dir" => o.media_dir = value.into(),
             _ => return Err(format!("unknown flag {flag}")),
@@ -110,11 +139,12 @@ async fn main_async(o: Options) -> Result<bool, String> {
     let media = Arc::new(Media::load(&o.media_dir)?);
     println!(
         "media: VP8 640x360 30 fps {:.0} kbit/s + Opus 20 ms; {:.0} RTP packets/s per publisher; server on CPU {}, \
-         load tool on CPU {}",
+         load tool on CPU {}; subscribers receive by the {} path",
         media.video_kbps(),
         media.packets_per_second(),
         o.server_cpu,
-        o.load_cpu
+        o.load_cpu,
+        if o.receive == Receive::Light { "light" } else { "full" }
     );
     let mut ok = true;
     for name in &o.scenarios {
@@ -122,11 +152,19 @@ async fn main_async(o: Options) -> Result<bool, String> {
         let mut results: Vec<Figures> = Vec::new();
         for &kind in &o.servers {
             let server = match kind {
-                Kind::Sportello => Server::sportello(&o.sportello, o.server_cpu),
-                Kind::Janus => Server::janus(o.server_cpu),
+                Kind::Sportello if plan.whep => {
+                    Server::sportello_council(&o.sportello, &o.server_cpu, o.sizes.publishers).await
+                }
+                Kind::Sportello => Server::sportello(&o.sportello, &o.server_cpu),
+                Kind::Janus if plan.whep => {
+                    eprintln!("sportello-load: {name}: Janus has no WHEP; skipped on Janus");
+                    continue;
+                }
+                Kind::Janus => Server::janus(&o.server_cpu),
             };
+            let measure = Duration::from_secs(o.seconds);
             let figures = match server {
-                Ok(server) => run(&server, &plan, media.clone(), Duration::from_secs(o.seconds), o.load_cpu).await,
+                Ok(server) => run(&server, &plan, media.clone(), measure, o.load_cpu, o.receive).await,
                 Err(e) => Err(e),
             };
             match figures {

@@ -10,16 +10,18 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::media::Media;
-use super::peer::{Counts, Peer};
+use super::peer::{Counts, Peer, Receive, Role};
+use super::recv::RecvBatch;
 
 pub type PeerId = usize;
 type Reply<T> = oneshot::Sender<Result<T, String>>;
 
 pub enum Command {
-    /// A new connection; a publisher gets an Opus and a VP8 track and answers with its offer and mids.
+    /// A new connection; a publisher gets an Opus and a VP8 track and answers with its offer and
+    /// mids, a WHEP player its receive-only transceivers and answers with its offer (no mids).
     Create {
         name: String,
-        publish: Option<usize>,
+        role: Role,
         started: Instant,
         reply: Reply<(PeerId, Option<Offer>)>,
     },
@@ -53,7 +55,12 @@ pub type Offer = (String, Vec<(String, bool)>);
 /// Totals over every subscriber connection at one moment.
 #[derive(Default, Clone)]
 pub struct Snapshot {
+    /// Every subscriber connection (WHEP players included).
     pub counts: Counts,
+    /// WHEP players only.
+    pub whep: Counts,
+    /// RTP packets written so far, per publisher name.
+    pub sent_by: Vec<(String, u64)>,
     pub connected: usize,
     pub peers: usize,
     /// RTP packets written by every publisher so far.
@@ -71,12 +78,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the media thread.
-    pub fn start(media: Arc<Media>, bind: IpAddr) -> Result<Engine, String> {
+    /// Starts the media thread; `receive` is how its subscriber connections read media.
+    pub fn start(media: Arc<Media>, bind: IpAddr, receive: Receive) -> Result<Engine, String> {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("load-media".into())
-            .spawn(move || run(rx, media, bind))
+            .spawn(move || run(rx, media, bind, receive))
             .map_err(|e| format!("starting the media thread: {e}"))?;
         Ok(Engine { tx })
     }
@@ -87,13 +94,8 @@ impl Engine {
         rx.await.map_err(|_| "the media thread dropped a request".to_string())?
     }
 
-    pub async fn create(
-        &self,
-        name: &str,
-        publish: Option<usize>,
-        started: Instant,
-    ) -> Result<(PeerId, Option<Offer>), String> {
-        self.ask(|reply| Command::Create { name: name.into(), publish, started, reply }).await
+    pub async fn create(&self, name: &str, role: Role, started: Instant) -> Result<(PeerId, Option<Offer>), String> {
+        self.ask(|reply| Command::Create { name: name.into(), role, started, reply }).await
     }
 
     pub async fn apply_answer(&self, peer: PeerId, sdp: String) -> Result<(), String> {
@@ -159,7 +161,7 @@ impl Drop for Epoll {
     }
 }
 
-fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>, bind: IpAddr) {
+fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>, bind: IpAddr, receive: Receive) {
     use std::os::fd::AsRawFd;
     let epoll = match Epoll::new() {
         Ok(e) => e,
@@ -174,6 +176,7 @@ fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>, bind: IpAddr) {
     let mut delays = Vec::new();
     let mut measuring = false;
     let mut scratch = Vec::new();
+    let mut batch = RecvBatch::new();
     loop {
         // Wake at the earliest of: a datagram, a due packet, a due timer; at least every 2 ms for commands.
         let now = Instant::now();
@@ -189,7 +192,7 @@ fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>, bind: IpAddr) {
         let now = Instant::now();
         for ev in &events[..n] {
             if let Some(Some(p)) = peers.get_mut(ev.u64 as usize) {
-                p.read_socket(now);
+                p.read_socket(now, &mut batch);
             }
         }
         loop {
@@ -199,14 +202,18 @@ fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>, bind: IpAddr) {
                 Err(mpsc::TryRecvError::Disconnected) => return,
             };
             match cmd {
-                Command::Create { name, publish, started, reply } => {
-                    let made = Peer::new(started, bind).and_then(|mut p| {
-                        let offer = match publish {
-                            Some(index) => {
+                Command::Create { name, role, started, reply } => {
+                    let made = Peer::new(&name, role, started, bind, receive).and_then(|mut p| {
+                        let offer = match role {
+                            Role::Publish(index) => {
                                 p.add_tracks(&name, index, &media)?;
                                 Some(p.offer()?)
                             }
-                            None => None,
+                            Role::Whep { audio } => {
+                                p.add_receivers(audio)?;
+                                Some(p.offer()?)
+                            }
+                            Role::Subscribe => None,
                         };
                         let id = peers.len();
                         epoll.add(p.socket.as_raw_fd(), id as u64)?;
@@ -247,14 +254,18 @@ fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>, bind: IpAddr) {
                         }
                         s.peers += 1;
                         s.sent += p.rtp_sent;
+                        if p.is_publisher() {
+                            s.sent_by.push((p.name.clone(), p.rtp_sent));
+                        }
                         if p.state == rtc::peer_connection::state::RTCPeerConnectionState::Connected {
                             s.connected += 1;
                         }
                         if !p.is_publisher() {
                             let c = p.counts();
-                            s.counts.rtp += c.rtp;
-                            s.counts.expected += c.expected;
-                            s.counts.received += c.received;
+                            s.counts.add(&c);
+                            if matches!(p.role, Role::Whep { .. }) {
+                                s.whep.add(&c);
+                            }
                             s.joins.push((p.started, p.first_media));
                         }
                     }

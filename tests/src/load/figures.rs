@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::peer::Receive;
+
 pub struct Figures {
     pub server: &'static str,
     pub scenario: &'static str,
@@ -29,6 +31,10 @@ pub struct Figures {
     pub all_joined_after: Duration,
     pub load_cpu_pct: f64,
     pub load_cpu: usize,
+    /// How the subscriber connections read media.
+    pub receive: Receive,
+    /// Light path: packets handed to `rtc` (probes and the sample) and those it decrypted.
+    pub sampled: [u64; 2],
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -63,7 +69,21 @@ impl Figures {
             ("receivers with media / expected", Some(self.joined as f64 * 1e6 + self.receivers as f64), "n"),
             ("join errors", Some(self.join_errors as f64), "lower"),
             ("load tool CPU, % of one core", Some(self.load_cpu_pct), "lower"),
+            // All the tool's work (publishers' sending and signaling too) per packet it received.
+            ("load tool CPU per received packet (µs)", self.load_us_per_packet(), "lower"),
+            ("→ packets/s the load tool can count per core", self.load_us_per_packet().map(|us| 1e6 / us), "higher"),
+            ("light path: sampled packets rtc decrypted (%)", self.sampled_ok_pct(), "higher"),
         ]
+    }
+
+    fn load_us_per_packet(&self) -> Option<f64> {
+        let packets = self.forwarded_pps * self.seconds;
+        (packets > 0.0).then(|| self.load_cpu_pct / 100.0 * self.seconds * 1e6 / packets)
+    }
+
+    fn sampled_ok_pct(&self) -> Option<f64> {
+        let [sampled, ok] = self.sampled;
+        (self.receive == Receive::Light && sampled > 0).then(|| ok as f64 / sampled as f64 * 100.0)
     }
 
     pub fn warnings(&self) -> Vec<String> {
@@ -73,6 +93,16 @@ impl Figures {
                 "WARNING: the load tool used {:.0}% of a core on {} ({}): it saturated, the figures of {} are a \
                  floor, not the server's limit",
                 self.load_cpu_pct, self.server, self.scenario, self.server
+            ));
+        }
+        // Packets still inside `rtc` when the window closed make a few tenths of a percent.
+        if self.sampled_ok_pct().is_some_and(|pct| pct < 99.0) {
+            w.push(format!(
+                "WARNING: rtc decrypted only {:.1}% of the light path's sample on {} ({}): it may count datagrams \
+                 that are not this connection's SRTP",
+                self.sampled_ok_pct().unwrap_or(0.0),
+                self.server,
+                self.scenario
             ));
         }
         if self.joined < self.receivers {

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::engine::{Engine, PeerId};
 use super::err;
+use super::peer::Role;
 use super::scenario::Participant;
 
 /// Room name → numeric VideoRoom id, created before anyone joins.
@@ -206,7 +207,7 @@ pub async fn participant(
                 if data["videoroom"] == "joined" {
                     own_feed = data["id"].as_u64();
                     if let Some(index) = who.publish {
-                        let (id, offer) = engine.create(&who.identity, Some(index), started).await?;
+                        let (id, offer) = engine.create(&who.identity, Role::Publish(index), started).await?;
                         publish_pc = Some(id);
                         let (sdp, _) = offer.ok_or("a publisher without an offer")?;
                         if std::env::var_os("LOAD_DEBUG").is_some() {
@@ -239,7 +240,7 @@ pub async fn participant(
                     let pc = match subscribe_pc {
                         Some(pc) => pc,
                         None => {
-                            let (pc, _) = engine.create(&who.identity, None, started).await?;
+                            let (pc, _) = engine.create(&who.identity, Role::Subscribe, started).await?;
                             subscribe_pc = Some(pc);
                             pc
                         }

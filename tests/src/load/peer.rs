@@ -1,11 +1,14 @@
 //! One synthetic peer connection of the load tool: a sans-IO `rtc` connection, its own UDP socket,
 //! the publisher's send cursors and the subscriber's per-stream counters.
 //!
+//! A subscriber connection receives by the light path by default ([`Receive::Light`], see
+//! [`super::recv`]): once connected, SRTP media is counted from its clear header and only probes,
+//! a sample and everything that is not media go through `rtc`.
+//!
 //! Each connection has its own socket because a server with one media port (Sportello) sends every
 //! connection's DTLS and SRTP from the same address: nothing in those datagrams but our local port
 //! tells connections apart. The engine drives all of them from one thread through one epoll set.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -13,7 +16,9 @@ use bytes::{Bytes, BytesMut};
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_simulcast_extension_headers, configure_twcc_receiver_only, register_default_interceptors,
+};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
@@ -31,11 +36,38 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::err;
 use super::media::Media;
+use super::recv::{self, BATCH, Kind, RecvBatch};
 
 /// Marks the audio payloads that carry a send time (every [`PROBE_EVERY`]th audio packet):
 /// magic, then the send time in nanoseconds since the engine's epoch (u64 BE).
 pub const PROBE_MAGIC: &[u8; 8] = b"SPLOADTS";
 pub const PROBE_EVERY: u64 = 5;
+/// A probe's payload: [`PROBE_MAGIC`] and the send time.
+const PROBE_LEN: usize = 16;
+
+/// On a light connection, one media packet in this many (besides the probes) still goes through
+/// `rtc`, whose decryption checks that the light path counts genuine SRTP of this connection.
+pub const SAMPLE_EVERY: u64 = 32;
+
+/// How a subscriber connection reads its media.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receive {
+    /// Every datagram through `rtc`'s read pipeline (decryption, interceptors), as a browser would.
+    Full,
+    /// Once connected, media counted from the SRTP packet's clear RTP header; `rtc` gets the rest.
+    Light,
+}
+
+/// What a connection does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Sends an Opus and a VP8 track; `usize` staggers its place in the clip.
+    Publish(usize),
+    /// Receives what the server offers (Sportello's subscribe connection, a Janus subscriber).
+    Subscribe,
+    /// A WHEP player: offers receive-only m-lines itself (one video, `audio` audio).
+    Whep { audio: usize },
+}
 
 const VIDEO_FRAME: Duration = Duration::from_micros(33_333);
 const AUDIO_FRAME: Duration = Duration::from_millis(20);
@@ -97,6 +129,20 @@ pub struct Counts {
     pub rtp: u64,
     pub expected: u64,
     pub received: u64,
+    /// Light path: packets handed to `rtc` as a sample or probe candidate, and how many of them
+    /// came out decrypted.
+    pub sampled: u64,
+    pub sampled_ok: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, c: &Counts) {
+        self.rtp += c.rtp;
+        self.expected += c.expected;
+        self.received += c.received;
+        self.sampled += c.sampled;
+        self.sampled_ok += c.sampled_ok;
+    }
 }
 
 pub struct Peer {
@@ -104,8 +150,19 @@ pub struct Peer {
     pub socket: UdpSocket,
     local: SocketAddr,
     pub state: RTCPeerConnectionState,
+    /// The participant's name (publishers: the offered figure is per publisher).
+    pub name: String,
+    pub role: Role,
     outgoing: Vec<Outgoing>,
-    incoming: HashMap<u32, Incoming>,
+    /// Per SSRC; a subscriber has a handful, so a scan beats hashing.
+    incoming: Vec<(u32, Incoming)>,
+    /// This connection counts media by the light path once connected; `light_on` once it does.
+    light: bool,
+    light_on: bool,
+    /// Light path: media packets seen, and those handed to `rtc` (see [`Counts`]).
+    light_seen: u64,
+    sampled: u64,
+    sampled_ok: u64,
     pub rtp_received: u64,
     /// RTP packets this publisher handed to its connection.
     pub rtp_sent: u64,
@@ -115,22 +172,35 @@ pub struct Peer {
     pub next_timeout: Option<Instant>,
     /// Something happened to it since its last drain (a datagram, a command).
     pub touched: bool,
-    buf: Vec<u8>,
 }
 
 impl Peer {
-    pub fn new(started: Instant, bind: IpAddr) -> Result<Peer, String> {
+    pub fn new(name: &str, role: Role, started: Instant, bind: IpAddr, receive: Receive) -> Result<Peer, String> {
         let socket = UdpSocket::bind(SocketAddr::new(bind, 0)).map_err(err("binding a client socket"))?;
         socket.set_nonblocking(true).map_err(err("making a socket non-blocking"))?;
         let local = socket.local_addr().map_err(err("reading a socket's address"))?;
         let mut me = MediaEngine::default();
         me.register_default_codecs().map_err(err("registering codecs"))?;
-        // Keyframe requests must reach us: a publisher answers them (see `Outgoing::keyframe_requested`).
-        let registry = Registry::new().with(
-            rtc::interceptor::Slot::from(sportello_sfu::test_support::SLOT),
-            sportello_sfu::test_support::DeliverFeedback::default(),
-        );
-        let registry = register_default_interceptors(registry, &mut me).map_err(err("interceptors"))?;
+        let light = receive == Receive::Light && !matches!(role, Role::Publish(_));
+        let registry = if light {
+            // The same SDP as the full path (NACK, PLI, transport-cc, the simulcast extensions), so
+            // the server negotiates the same legs, but no interceptor: they would see only the
+            // sample, and a NACK generator would ask for the packets we did not hand to `rtc`,
+            // receiver reports would announce ≈ 97 % loss. So a light subscriber sends no NACK,
+            // receiver report or transport-cc feedback — nothing is lost on loopback to NACK, and
+            // Sportello's SFU uses neither (it reads PLI, FIR and REMB from subscribers).
+            let _ = configure_nack(Registry::new(), &mut me);
+            configure_simulcast_extension_headers(&mut me).map_err(err("extension headers"))?;
+            let _ = configure_twcc_receiver_only(Registry::new(), &mut me).map_err(err("transport-cc"))?;
+            Registry::new()
+        } else {
+            // Keyframe requests must reach us: a publisher answers them (see `Outgoing::keyframe_requested`).
+            let registry = Registry::new().with(
+                rtc::interceptor::Slot::from(sportello_sfu::test_support::SLOT),
+                sportello_sfu::test_support::DeliverFeedback::default(),
+            );
+            register_default_interceptors(registry, &mut me).map_err(err("interceptors"))?
+        };
         let se =
             SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled).build();
         let mut pc = RTCPeerConnectionBuilder::new()
@@ -147,16 +217,37 @@ impl Peer {
             socket,
             local,
             state: RTCPeerConnectionState::New,
+            name: name.to_owned(),
+            role,
             outgoing: Vec::new(),
-            incoming: HashMap::new(),
+            incoming: Vec::new(),
+            light,
+            light_on: false,
+            light_seen: 0,
+            sampled: 0,
+            sampled_ok: 0,
             rtp_received: 0,
             rtp_sent: 0,
             started,
             first_media: None,
             next_timeout: None,
             touched: true,
-            buf: vec![0; 2048],
         })
+    }
+
+    /// A WHEP player's transceivers: one video and `audio` audio m-lines, receive-only, in the
+    /// order of the live page (`web/public/live.js`).
+    pub fn add_receivers(&mut self, audio: usize) -> Result<(), String> {
+        use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+        for kind in std::iter::once(RtpCodecKind::Video).chain(std::iter::repeat_n(RtpCodecKind::Audio, audio)) {
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
+            self.pc.add_transceiver_from_kind(kind, Some(init)).map_err(err("adding a receiver"))?;
+        }
+        Ok(())
     }
 
     /// Adds an Opus and a VP8 sending track; `index` staggers where in the clip the video starts,
@@ -262,31 +353,78 @@ impl Peer {
     }
 
     pub fn counts(&self) -> Counts {
-        let mut c = Counts { rtp: self.rtp_received, ..Default::default() };
-        for s in self.incoming.values() {
+        let mut c =
+            Counts { rtp: self.rtp_received, sampled: self.sampled, sampled_ok: self.sampled_ok, ..Default::default() };
+        for (_, s) in &self.incoming {
             c.expected += s.expected();
             c.received += s.received;
         }
         c
     }
 
-    /// Reads every datagram waiting on the socket into the connection.
-    pub fn read_socket(&mut self, now: Instant) {
-        self.touched = true;
-        // WouldBlock ends the batch; ICMP errors (port unreachable) are not ours to handle.
-        while let Ok((n, from)) = self.socket.recv_from(&mut self.buf) {
-            let msg = TaggedBytesMut {
-                now,
-                transport: TransportContext {
-                    local_addr: self.local,
-                    peer_addr: from,
-                    ecn: None,
-                    transport_protocol: TransportProtocol::UDP,
-                },
-                message: BytesMut::from(&self.buf[..n]),
-            };
-            let _ = self.pc.handle_read(msg);
+    /// Reads every datagram waiting on the socket, [`BATCH`] per system call: media counted by the
+    /// light path once connected, the rest into the connection.
+    pub fn read_socket(&mut self, now: Instant, batch: &mut RecvBatch) {
+        use std::os::fd::AsRawFd;
+        let fd = self.socket.as_raw_fd();
+        loop {
+            let n = batch.recv(fd);
+            for i in 0..n {
+                let (datagram, from) = batch.get(i);
+                if self.light_on && self.count_light(now, datagram) {
+                    continue;
+                }
+                let Some(from) = from else { continue };
+                self.touched = true;
+                let msg = TaggedBytesMut {
+                    now,
+                    transport: TransportContext {
+                        local_addr: self.local,
+                        peer_addr: from,
+                        ecn: None,
+                        transport_protocol: TransportProtocol::UDP,
+                    },
+                    message: BytesMut::from(datagram),
+                };
+                let _ = self.pc.handle_read(msg);
+            }
+            // Fewer than a batch: the queue was empty (no extra call just to read EAGAIN).
+            if n < BATCH {
+                break;
+            }
         }
+    }
+
+    /// The light path: counts an SRTP media packet from its clear header. Returns false when
+    /// `rtc` must see the datagram: not media (STUN, DTLS, RTCP), not a whole RTP header (`rtc`
+    /// drops it as before), a possible probe (its send time is in the encrypted payload) or the
+    /// 1-in-[`SAMPLE_EVERY`] sample; `drain` then takes those only for the probe and the check,
+    /// since they are already counted here.
+    fn count_light(&mut self, now: Instant, datagram: &[u8]) -> bool {
+        if recv::classify(datagram) != Kind::Rtp {
+            return false;
+        }
+        let Some(h) = recv::rtp_header(datagram) else { return false };
+        self.record(now, h.ssrc, h.sequence_number);
+        self.light_seen += 1;
+        if recv::may_be_probe(datagram.len(), &h, PROBE_LEN) || self.light_seen % SAMPLE_EVERY == 0 {
+            self.sampled += 1;
+            return false;
+        }
+        true
+    }
+
+    fn record(&mut self, now: Instant, ssrc: u32, seq: u16) {
+        self.rtp_received += 1;
+        self.first_media.get_or_insert(now);
+        let i = match self.incoming.iter().position(|(s, _)| *s == ssrc) {
+            Some(i) => i,
+            None => {
+                self.incoming.push((ssrc, Incoming::default()));
+                self.incoming.len() - 1
+            }
+        };
+        self.incoming[i].1.record(seq);
     }
 
     /// Sends the media that is due at `now`; `epoch` is the engine's time origin for probes.
@@ -400,13 +538,14 @@ impl Peer {
                 }
             }
             if let RTCMessage::RtpPacket(_, packet) = m.message {
-                self.rtp_received += 1;
-                if self.first_media.is_none() {
-                    self.first_media = Some(now);
+                if self.light_on {
+                    // Counted by the light path on arrival: here only the check and the probe.
+                    self.sampled_ok += 1;
+                } else {
+                    self.record(now, packet.header.ssrc, packet.header.sequence_number);
                 }
-                self.incoming.entry(packet.header.ssrc).or_default().record(packet.header.sequence_number);
                 let p = &packet.payload;
-                if p.len() == 16 && &p[..8] == PROBE_MAGIC {
+                if p.len() == PROBE_LEN && &p[..8] == PROBE_MAGIC {
                     let mut ns = [0u8; 8];
                     ns.copy_from_slice(&p[8..16]);
                     let sent = Duration::from_nanos(u64::from_be_bytes(ns));
@@ -419,6 +558,10 @@ impl Peer {
             let _ = self.socket.send_to(&w.message, w.transport.peer_addr);
         }
         self.next_timeout = self.pc.poll_timeout();
+        // Only now: every packet `rtc` had before (DTLS done, SRTP keys in place) was counted above.
+        if self.light && self.state == RTCPeerConnectionState::Connected {
+            self.light_on = true;
+        }
     }
 
     pub fn close(&mut self) {

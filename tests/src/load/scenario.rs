@@ -10,9 +10,10 @@ use tokio::sync::watch;
 use super::engine::Engine;
 use super::figures::{Figures, percentile};
 use super::media::Media;
+use super::peer::Receive;
 use super::proc_stat;
 use super::servers::{Kind, Server};
-use super::{janus, sportello};
+use super::{janus, sportello, whep};
 
 #[derive(Clone, Debug)]
 pub struct Participant {
@@ -20,6 +21,8 @@ pub struct Participant {
     pub identity: String,
     /// Publishes Opus + VP8; the number staggers its place in the clip.
     pub publish: Option<usize>,
+    /// A WHEP player of the program of `room`'s council session, not a participant of the room.
+    pub whep: bool,
 }
 
 /// Who joins: `first` one after the other (`ramp` apart), then `then` spread evenly over `spread`.
@@ -29,6 +32,8 @@ pub struct Plan {
     pub ramp: Duration,
     pub then: Vec<Participant>,
     pub spread: Duration,
+    /// `council-whep`: a seeded council session whose chair is `first[0]`; `then` are WHEP players.
+    pub whep: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -36,9 +41,10 @@ pub struct Sizes {
     /// office: rooms × participants per room.
     pub rooms: usize,
     pub room_size: usize,
-    /// council: publishers → viewers.
+    /// council: publishers → viewers; council-whep: publishers in the room → WHEP players of its
+    /// program. `None`: each scenario's default (20 and 1,000).
     pub publishers: usize,
-    pub viewers: usize,
+    pub viewers: Option<usize>,
     /// join storm: participants joining within `spread`.
     pub storm: usize,
     pub spread: Duration,
@@ -46,8 +52,12 @@ pub struct Sizes {
 
 impl Plan {
     pub fn new(name: &str, s: &Sizes) -> Result<Plan, String> {
-        let p =
-            |room: &str, id: String, publish: Option<usize>| Participant { room: room.into(), identity: id, publish };
+        let p = |room: &str, id: String, publish: Option<usize>| Participant {
+            room: room.into(),
+            identity: id,
+            publish,
+            whep: false,
+        };
         Ok(match name {
             "office" => Plan {
                 name: "office",
@@ -58,23 +68,68 @@ impl Plan {
                 ramp: Duration::from_millis(30),
                 then: Vec::new(),
                 spread: Duration::ZERO,
+                whep: false,
             },
-            "council" => Plan {
-                name: "council",
-                first: (0..s.publishers).map(|i| p("council", format!("member{i}"), Some(i))).collect(),
-                ramp: Duration::from_millis(100),
-                then: (0..s.viewers).map(|i| p("council", format!("viewer{i}"), None)).collect(),
-                spread: Duration::from_millis(20 * s.viewers as u64),
-            },
+            "council" => {
+                let viewers = s.viewers.unwrap_or(20);
+                Plan {
+                    name: "council",
+                    first: (0..s.publishers).map(|i| p("council", format!("member{i}"), Some(i))).collect(),
+                    ramp: Duration::from_millis(100),
+                    then: (0..viewers).map(|i| p("council", format!("viewer{i}"), None)).collect(),
+                    spread: Duration::from_millis(20 * viewers as u64),
+                    whep: false,
+                }
+            }
             "join-storm" => Plan {
                 name: "join-storm",
                 first: vec![p("storm", "speaker".into(), Some(0))],
                 ramp: Duration::ZERO,
                 then: (0..s.storm).map(|i| p("storm", format!("s{i}"), None)).collect(),
                 spread: s.spread,
+                whep: false,
             },
-            other => return Err(format!("unknown scenario {other:?} (office, council, join-storm)")),
+            // The council room's members publish (member0 chairs, so the program shows and carries
+            // their camera and microphone); the public watches the program by WHEP, 100 a second.
+            "council-whep" => {
+                let viewers = s.viewers.unwrap_or(1000);
+                Plan {
+                    name: "council-whep",
+                    first: (0..s.publishers.max(1)).map(|i| p("council", format!("member{i}"), Some(i))).collect(),
+                    ramp: Duration::from_millis(100),
+                    then: (0..viewers)
+                        .map(|i| Participant { whep: true, ..p("council", format!("viewer{i}"), None) })
+                        .collect(),
+                    spread: Duration::from_millis(10 * viewers as u64),
+                    whep: true,
+                }
+            }
+            other => return Err(format!("unknown scenario {other:?} (office, council, join-storm, council-whep)")),
         })
+    }
+
+    /// Packets the subscribers should have received over a window in which each publisher sent
+    /// `sent_by` (name, packets): each publisher's packets times the participants of its room but
+    /// itself. Not for `council-whep`, whose figure is [`Plan::offered_to_players`].
+    fn offered(&self, sent_by: &[(String, u64)]) -> f64 {
+        sent_by
+            .iter()
+            .map(|(name, sent)| {
+                let Some(p) = self.everyone().find(|p| &p.identity == name) else { return 0.0 };
+                let fanout = self.everyone().filter(|o| o.room == p.room && o.identity != p.identity).count();
+                *sent as f64 * fanout as f64
+            })
+            .sum()
+    }
+
+    /// `council-whep`: what the WHEP players should have received — the chair's packets (the
+    /// program shows and carries the chair while nobody has the floor) times the players. The
+    /// room's own subscriptions are left out: the council mutes (gates) the councillors'
+    /// microphones, so their audio is not forwarded by design.
+    fn offered_to_players(&self, sent_by: &[(String, u64)]) -> f64 {
+        let chair = self.first.first().map(|c| c.identity.as_str()).unwrap_or_default();
+        let sent = sent_by.iter().filter(|(n, _)| n == chair).map(|(_, s)| *s).sum::<u64>();
+        sent as f64 * self.then.iter().filter(|p| p.whep).count() as f64
     }
 
     fn everyone(&self) -> impl Iterator<Item = &Participant> {
@@ -91,16 +146,6 @@ impl Plan {
     pub fn publishers(&self) -> usize {
         self.everyone().filter(|p| p.publish.is_some()).count()
     }
-
-    /// How many subscriber connections each publisher's packets should reach, on average.
-    fn fanout(&self) -> f64 {
-        let (mut n, mut sum) = (0usize, 0usize);
-        for p in self.everyone().filter(|p| p.publish.is_some()) {
-            n += 1;
-            sum += self.everyone().filter(|o| o.room == p.room && o.identity != p.identity).count();
-        }
-        if n == 0 { 0.0 } else { sum as f64 / n as f64 }
-    }
 }
 
 /// Runs `plan` against a freshly started server and measures `measure` of steady state.
@@ -110,10 +155,14 @@ pub async fn run(
     media: Arc<Media>,
     measure: Duration,
     load_cpu: usize,
+    receive: Receive,
 ) -> Result<Figures, String> {
+    if plan.whep && (server.kind != Kind::Sportello || server.council.is_none()) {
+        return Err(format!("{} needs Sportello with a council session (Janus has no WHEP)", plan.name));
+    }
     // Our sockets live on the server's media address: for Janus the bridge's 127.0.0.2 (libnice
     // pins its sockets to that interface; see `servers::janus_interface`).
-    let engine = Engine::start(media, server.client_ip)?;
+    let engine = Engine::start(media, server.client_ip, receive)?;
     let rss_idle = proc_stat::rss_kib(server.pid).unwrap_or(0);
     let (stop_tx, stop) = watch::channel(false);
     let rooms = match server.kind {
@@ -123,18 +172,37 @@ pub async fn run(
     let mut tasks = Vec::new();
     let start = Instant::now();
     let waves = [(&plan.first, plan.ramp), (&plan.then, plan.spread / plan.then.len().max(1) as u32)];
-    for (wave, gap) in waves {
+    for (n, (wave, gap)) in waves.into_iter().enumerate() {
+        if n == 1
+            && plan.whep
+            && let Some(council) = &server.council
+        {
+            // Players wait for the program (the chair's arrival puts the session on air).
+            whep::wait_on_air(server.http, &council.session, Duration::from_secs(15)).await?;
+        }
         for who in wave.iter() {
-            let (engine, stop, who) = (engine.clone(), stop.clone(), who.clone());
-            let task = match server.kind {
-                Kind::Sportello => {
+            let (engine, stop, mut who) = (engine.clone(), stop.clone(), who.clone());
+            let task = match (server.kind, &server.council) {
+                (Kind::Sportello, Some(council)) if who.whep => {
+                    tokio::spawn(whep::viewer(engine, server.http, council.session.clone(), who, stop))
+                }
+                (Kind::Sportello, council) => {
                     let key = server.tokens.as_ref().ok_or("no token key")?;
-                    let role = if who.publish.is_some() { Role::Participant } else { Role::Viewer };
-                    let claims = Claims::new(&who.room, &who.identity, &who.identity, role, Duration::from_secs(3600));
+                    let mut role = if who.publish.is_some() { Role::Participant } else { Role::Viewer };
+                    let mut identity = who.identity.clone();
+                    // A seeded council: members are its staff users, the first one chairs.
+                    if let Some(c) = council
+                        && let Some(i) = plan.first.iter().position(|p| p.identity == who.identity)
+                    {
+                        identity = format!("user-{}", c.users.get(i).ok_or("fewer council users than members")?);
+                        role = if i == 0 { Role::Host } else { Role::Participant };
+                        who.room = format!("council-{}", c.session);
+                    }
+                    let claims = Claims::new(&who.room, &identity, &who.identity, role, Duration::from_secs(3600));
                     let token = key.issue(&claims).map_err(|e| format!("token: {e}"))?;
                     tokio::spawn(sportello::participant(engine, server.http, token, who, stop))
                 }
-                Kind::Janus => tokio::spawn(janus::participant(engine, server.http, rooms.clone(), who, stop)),
+                (Kind::Janus, _) => tokio::spawn(janus::participant(engine, server.http, rooms.clone(), who, stop)),
             };
             tasks.push(task);
             tokio::time::sleep(gap).await;
@@ -201,6 +269,20 @@ pub async fn run(
         _ => None,
     };
     let expected = s1.counts.expected.saturating_sub(s0.counts.expected);
+    let sent_by: Vec<(String, u64)> = s1
+        .sent_by
+        .iter()
+        .map(|(name, sent)| {
+            let before = s0.sent_by.iter().find(|(n, _)| n == name).map_or(0, |(_, s)| *s);
+            (name.clone(), sent.saturating_sub(before))
+        })
+        .collect();
+    // council-whep: delivered of offered over the WHEP players only (see `offered_to_players`).
+    let (delivered, offered) = if plan.whep {
+        (s1.whep.rtp.saturating_sub(s0.whep.rtp), plan.offered_to_players(&sent_by))
+    } else {
+        (forwarded, plan.offered(&sent_by))
+    };
     let received = s1.counts.received.saturating_sub(s0.counts.received);
     let mut delays: Vec<u32> = s1.delays;
     delays.sort_unstable();
@@ -225,10 +307,7 @@ pub async fn run(
         rss_per_subscriber_kib: (rss_loaded.saturating_sub(rss_idle)) as f64 / subscribers.max(1) as f64,
         // Loss above counts gaps in the sequence numbers subscribers see; a server that rewrites
         // them (Sportello) hides packets it never forwarded, so also compare with what was offered.
-        delivered_pct: {
-            let offered = (s1.sent - s0.sent) as f64 * plan.fanout();
-            (offered > 0.0).then(|| forwarded as f64 / offered * 100.0)
-        },
+        delivered_pct: (offered > 0.0).then(|| delivered as f64 / offered * 100.0),
         loss_pct: if expected > 0 { (expected.saturating_sub(received)) as f64 / expected as f64 * 100.0 } else { 0.0 },
         latency_ms: [percentile(&delays, 50.0), percentile(&delays, 95.0)].map(|v| v.map(|us| us as f64 / 1000.0)),
         latency_samples: delays.len(),
@@ -239,5 +318,10 @@ pub async fn run(
         all_joined_after: joined_after,
         load_cpu_pct: own,
         load_cpu,
+        receive,
+        sampled: [
+            s1.counts.sampled.saturating_sub(s0.counts.sampled),
+            s1.counts.sampled_ok.saturating_sub(s0.counts.sampled_ok),
+        ],
     })
 }

@@ -35,6 +35,8 @@ pub struct Server {
     /// The address the load clients bind their UDP sockets to: 127.0.0.1 for Sportello, the
     /// bridge's [`JANUS_ADDR`] for Janus (see [`janus_interface`] for why).
     pub client_ip: IpAddr,
+    /// Sportello with a council session seeded (`council-whep`).
+    pub council: Option<Council>,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -47,17 +49,68 @@ fn free_udp_port() -> Result<u16, String> {
     Ok(UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map_err(err("finding a free port"))?.port())
 }
 
+/// A council session seeded into Sportello's database before it starts: its chair and members
+/// (staff users; `user-<id>` is their identity in `council-<session>`, docs/council.md).
+pub struct Council {
+    pub session: String,
+    /// The chair first, then the councillors.
+    pub users: Vec<String>,
+}
+
+/// Creates `members` staff users (the first the chair) and a session called for now, in the
+/// SQLite database of data directory `dir`; closed again before the server opens it.
+async fn seed_council(dir: &Path, members: usize) -> Result<Council, String> {
+    use sportello_store::{CouncilBody, NewCouncilSession, NewUser, StaffRole, Store};
+    let url = format!("sqlite:{}", dir.join("sportello.db").display());
+    let store = Store::connect(&url).await.map_err(err("opening the server's database"))?;
+    let now = sportello_backoffice::token::unix_now() as i64;
+    let mut users = Vec::new();
+    for i in 0..members.max(1) {
+        let role = if i == 0 { StaffRole::Chair } else { StaffRole::Councillor };
+        let new = NewUser { email: format!("member{i}@load.example"), display_name: format!("member{i}"), role };
+        users.push(store.create_user(&new, now).await.map_err(err("creating a council member"))?.id);
+    }
+    let new = NewCouncilSession {
+        title: "Load test session".into(),
+        body: CouncilBody::Consiglio,
+        scheduled_at: now,
+        chair_id: users[0].clone(),
+        quorum: "majority".into(),
+    };
+    let session = store.create_council_session(&new, now).await.map_err(err("creating the council session"))?.id;
+    store.set_council_members(&session, &users).await.map_err(err("adding the council members"))?;
+    store.pool().close().await;
+    Ok(Council { session, users })
+}
+
 impl Server {
-    /// `sportello run` on fresh ports and a fresh data directory, pinned to `cpu`.
-    pub fn sportello(bin: &Path, cpu: usize) -> Result<Server, String> {
+    /// `sportello run` on fresh ports and a fresh data directory, pinned to `cpu` (a `taskset`
+    /// CPU list: "0", or "0,1" to let its threads use both cores of this machine).
+    pub fn sportello(bin: &Path, cpu: &str) -> Result<Server, String> {
         let dir = tempfile::tempdir().map_err(err("creating a data directory"))?;
+        Self::start_sportello(bin, cpu, dir, None)
+    }
+
+    /// As [`Server::sportello`], with a council session of `members` seeded (the first the chair).
+    pub async fn sportello_council(bin: &Path, cpu: &str, members: usize) -> Result<Server, String> {
+        let dir = tempfile::tempdir().map_err(err("creating a data directory"))?;
+        let council = seed_council(dir.path(), members).await?;
+        Self::start_sportello(bin, cpu, dir, Some(council))
+    }
+
+    fn start_sportello(
+        bin: &Path,
+        cpu: &str,
+        dir: tempfile::TempDir,
+        council: Option<Council>,
+    ) -> Result<Server, String> {
         let tokens = TokenKey::load_or_create(dir.path()).map_err(err("creating the token key"))?;
         let http = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()?));
         let media = SocketAddr::from(([127, 0, 0, 1], free_udp_port()?));
         let log = std::fs::File::create(dir.path().join("server.log")).map_err(err("creating the server log"))?;
         let child = Command::new("taskset")
             .arg("-c")
-            .arg(cpu.to_string())
+            .arg(cpu)
             .arg(bin)
             .args(["--listen", &http.to_string(), "--media-bind", &media.to_string()])
             .arg("--data-dir")
@@ -66,6 +119,10 @@ impl Server {
             .env("RUST_LOG", "warn")
             // Every synthetic client comes from loopback and they all connect at once.
             .env("SPORTELLO_WS_UNJOINED_PER_IP", "100000")
+            // WHEP players too (council-whep): the per-IP rate (60 a minute) and the cap (1,000)
+            // are for the public behind one address each, not for one load tool.
+            .env("SPORTELLO_LIVE_VIEWERS_PER_IP_MINUTE", "1000000")
+            .env("SPORTELLO_MAX_LIVE_VIEWERS", "100000")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -77,6 +134,7 @@ impl Server {
             http,
             tokens: Some(tokens),
             client_ip: Ipv4Addr::LOCALHOST.into(),
+            council,
             child,
             _dir: dir,
         };
@@ -86,7 +144,7 @@ impl Server {
 
     /// Janus 1.1.2 with only the HTTP transport (on 127.0.0.1) and the VideoRoom plugin, gathering
     /// candidates on `lo` only, no STUN, pinned to `cpu`.
-    pub fn janus(cpu: usize) -> Result<Server, String> {
+    pub fn janus(cpu: &str) -> Result<Server, String> {
         janus_interface()?;
         let dir = tempfile::tempdir().map_err(err("creating a config directory"))?;
         let port = free_tcp_port()?;
@@ -130,7 +188,7 @@ impl Server {
         let log = std::fs::File::create(cfg.join("janus.log")).map_err(err("creating the Janus log"))?;
         let child = Command::new("taskset")
             .arg("-c")
-            .arg(cpu.to_string())
+            .arg(cpu)
             .arg("janus")
             .arg("-F")
             .arg(cfg)
@@ -141,8 +199,16 @@ impl Server {
             .spawn()
             .map_err(err("starting janus (Debian package `janus`)"))?;
         let pid = child.id();
-        let mut server =
-            Server { kind: Kind::Janus, pid, http, tokens: None, client_ip: JANUS_ADDR.into(), child, _dir: dir };
+        let mut server = Server {
+            kind: Kind::Janus,
+            pid,
+            http,
+            tokens: None,
+            client_ip: JANUS_ADDR.into(),
+            council: None,
+            child,
+            _dir: dir,
+        };
         server.wait_listening()?;
         Ok(server)
     }

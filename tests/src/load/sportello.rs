@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::engine::{Engine, PeerId};
 use super::err;
+use super::peer::Role;
 use super::scenario::Participant;
 
 /// Joins, publishes if asked, answers every subscribe offer, and leaves when `stop` turns true.
@@ -48,7 +49,7 @@ pub async fn participant(
             "welcome" if !welcomed => {
                 welcomed = true;
                 if let Some(index) = who.publish {
-                    let (id, offer) = engine.create(&who.identity, Some(index), started).await?;
+                    let (id, offer) = engine.create(&who.identity, Role::Publish(index), started).await?;
                     publish = Some(id);
                     let (sdp, mids) = offer.ok_or("a publisher without an offer")?;
                     let tracks: Vec<Value> = mids
@@ -69,7 +70,7 @@ pub async fn participant(
                 let id = match subscribe {
                     Some(id) => id,
                     None => {
-                        let (id, _) = engine.create(&who.identity, None, started).await?;
+                        let (id, _) = engine.create(&who.identity, Role::Subscribe, started).await?;
                         subscribe = Some(id);
                         id
                     }
