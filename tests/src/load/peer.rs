@@ -172,6 +172,9 @@ pub struct Peer {
     pub next_timeout: Option<Instant>,
     /// Something happened to it since its last drain (a datagram, a command).
     pub touched: bool,
+    /// The engine's bookkeeping: queued for this turn's drain; the timer it has in its heap.
+    pub queued: bool,
+    pub scheduled: Option<Instant>,
 }
 
 impl Peer {
@@ -232,6 +235,8 @@ impl Peer {
             first_media: None,
             next_timeout: None,
             touched: true,
+            queued: false,
+            scheduled: None,
         })
     }
 
