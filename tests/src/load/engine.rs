@@ -177,7 +177,6 @@ fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>, bind: IpAddr, receive: Re
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 512];
     let mut delays = Vec::new();
     let mut measuring = false;
-    let mut scratch = Vec::new();
     let mut batch = RecvBatch::new();
     // Nothing below walks every connection per wake-up (with 1,000 subscribers that walk was a
     // third of the tool's CPU): publishers are listed, connections with something to do are
@@ -256,6 +255,10 @@ fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>, bind: IpAddr, receive: Re
                     delays.clear();
                 }
                 Command::Snapshot { reply } => {
+                    // What `rtc` was handed this turn is taken out first: the light path's check
+                    // (sampled vs decrypted) and the counts then agree at the snapshot.
+                    let mut sink = if measuring { Some(&mut delays) } else { None };
+                    drain_dirty(&mut peers, &mut dirty, &mut timers, now, epoch, &mut sink);
                     let mut s = Snapshot { delays: std::mem::take(&mut delays), ..Default::default() };
                     let debug = std::env::var_os("LOAD_DEBUG").is_some();
                     for (id, p) in peers.iter().enumerate().filter_map(|(i, p)| Some((i, p.as_ref()?))) {
@@ -304,20 +307,35 @@ fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>, bind: IpAddr, receive: Re
                 queue(p, id, &mut dirty);
             }
         }
-        for id in dirty.drain(..) {
-            let Some(Some(p)) = peers.get_mut(id) else { continue };
-            p.queued = false;
-            scratch.clear();
-            p.drain(now, epoch, &mut scratch);
-            if measuring {
-                delays.extend_from_slice(&scratch);
-            }
-            if let Some(at) = p.next_timeout
-                && p.scheduled != Some(at)
-            {
-                p.scheduled = Some(at);
-                timers.push(Reverse((at, id)));
-            }
+        let mut sink = if measuring { Some(&mut delays) } else { None };
+        drain_dirty(&mut peers, &mut dirty, &mut timers, now, epoch, &mut sink);
+    }
+}
+
+/// Drains every queued connection: runs its due timers, takes media and events out of `rtc`,
+/// sends what it wrote; probes' delays go to `delays` when measuring.
+fn drain_dirty(
+    peers: &mut [Option<Peer>],
+    dirty: &mut Vec<PeerId>,
+    timers: &mut BinaryHeap<Reverse<(Instant, PeerId)>>,
+    now: Instant,
+    epoch: Instant,
+    delays: &mut Option<&mut Vec<u32>>,
+) {
+    let mut scratch = Vec::new();
+    for id in dirty.drain(..) {
+        let Some(Some(p)) = peers.get_mut(id) else { continue };
+        p.queued = false;
+        scratch.clear();
+        p.drain(now, epoch, &mut scratch);
+        if let Some(d) = delays {
+            d.extend_from_slice(&scratch);
+        }
+        if let Some(at) = p.next_timeout
+            && p.scheduled != Some(at)
+        {
+            p.scheduled = Some(at);
+            timers.push(Reverse((at, id)));
         }
     }
 }

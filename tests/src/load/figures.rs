@@ -35,6 +35,9 @@ pub struct Figures {
     pub receive: Receive,
     /// Light path: packets handed to `rtc` (probes and the sample) and those it decrypted.
     pub sampled: [u64; 2],
+    /// Sportello's `/metrics` over the window: its media engine thread's busy share (%) and the
+    /// packets/s it evicted from full subscriber queues.
+    pub engine: Option<[f64; 2]>,
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -73,6 +76,8 @@ impl Figures {
             ("load tool CPU per received packet (µs)", self.load_us_per_packet(), "lower"),
             ("→ packets/s the load tool can count per core", self.load_us_per_packet().map(|us| 1e6 / us), "higher"),
             ("light path: sampled packets rtc decrypted (%)", self.sampled_ok_pct(), "higher"),
+            ("server media engine thread busy (%)", self.engine.map(|e| e[0]), "lower"),
+            ("server queue drops/s (full subscriber queues)", self.engine.map(|e| e[1]), "lower"),
         ]
     }
 

@@ -229,9 +229,11 @@ pub async fn run(
     engine.measure(true);
     let s0 = engine.snapshot().await?;
     let (cpu0, own0, t0) = (proc_stat::cpu_time(server.pid), proc_stat::own_cpu_time(), Instant::now());
+    let m0 = server.engine_counters().await;
     tokio::time::sleep(measure).await;
     let s1 = engine.snapshot().await?;
     let (cpu1, own1, elapsed) = (proc_stat::cpu_time(server.pid), proc_stat::own_cpu_time(), t0.elapsed());
+    let m1 = server.engine_counters().await;
     let rss_loaded = proc_stat::rss_kib(server.pid).unwrap_or(0);
     if std::env::var_os("LOAD_DEBUG").is_some() {
         let secs = elapsed.as_secs_f64();
@@ -319,6 +321,7 @@ pub async fn run(
         load_cpu_pct: own,
         load_cpu,
         receive,
+        engine: m0.zip(m1).map(|(a, b)| [(b[0] - a[0]) / secs * 100.0, (b[1] - a[1]) / secs]),
         sampled: [
             s1.counts.sampled.saturating_sub(s0.counts.sampled),
             s1.counts.sampled_ok.saturating_sub(s0.counts.sampled_ok),

@@ -37,6 +37,8 @@ pub struct Server {
     pub client_ip: IpAddr,
     /// Sportello with a council session seeded (`council-whep`).
     pub council: Option<Council>,
+    /// Sportello's Prometheus listener (docs/metrics.md): the engine's busy time and queue drops.
+    pub metrics: Option<SocketAddr>,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -107,6 +109,7 @@ impl Server {
         let tokens = TokenKey::load_or_create(dir.path()).map_err(err("creating the token key"))?;
         let http = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()?));
         let media = SocketAddr::from(([127, 0, 0, 1], free_udp_port()?));
+        let metrics = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()?));
         let log = std::fs::File::create(dir.path().join("server.log")).map_err(err("creating the server log"))?;
         let child = Command::new("taskset")
             .arg("-c")
@@ -123,6 +126,7 @@ impl Server {
             // are for the public behind one address each, not for one load tool.
             .env("SPORTELLO_LIVE_VIEWERS_PER_IP_MINUTE", "1000000")
             .env("SPORTELLO_MAX_LIVE_VIEWERS", "100000")
+            .env("SPORTELLO_METRICS_BIND", metrics.to_string())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -135,6 +139,7 @@ impl Server {
             tokens: Some(tokens),
             client_ip: Ipv4Addr::LOCALHOST.into(),
             council,
+            metrics: Some(metrics),
             child,
             _dir: dir,
         };
@@ -206,6 +211,7 @@ impl Server {
             tokens: None,
             client_ip: JANUS_ADDR.into(),
             council: None,
+            metrics: None,
             child,
             _dir: dir,
         };
@@ -225,6 +231,22 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(format!("{} did not listen on {} within 20 s", self.kind.name(), self.http))
+    }
+
+    /// Sportello's counters now: the engine's busy seconds and its queue drops (None for Janus,
+    /// or when the scrape fails).
+    pub async fn engine_counters(&self) -> Option<[f64; 2]> {
+        let r = super::whep::request(self.metrics?, "GET", "/metrics", None).await.ok()?;
+        let sum = |name: &str| -> Option<f64> {
+            let values: Vec<f64> = r
+                .body
+                .lines()
+                .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with([' ', '{'])))
+                .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+                .collect();
+            (!values.is_empty()).then(|| values.iter().sum())
+        };
+        Some([sum("sportello_sfu_engine_busy_seconds_total")?, sum("sportello_sfu_queue_dropped_packets_total")?])
     }
 
     pub fn log_path(&self) -> String {
