@@ -38,6 +38,9 @@ pub struct Figures {
     /// Sportello's `/metrics` over the window: its media engine thread's busy share (%) and the
     /// packets/s it evicted from full subscriber queues.
     pub engine: Option<[f64; 2]>,
+    /// Datagrams/s the kernel dropped in the run's namespace: at the server's media socket's full
+    /// receive buffer (Sportello), at every other socket's (the load tool's), failed sends.
+    pub udp_drops: Option<[f64; 3]>,
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -78,6 +81,9 @@ impl Figures {
             ("light path: sampled packets rtc decrypted (%)", self.sampled_ok_pct(), "higher"),
             ("server media engine thread busy (%)", self.engine.map(|e| e[0]), "lower"),
             ("server queue drops/s (full subscriber queues)", self.engine.map(|e| e[1]), "lower"),
+            ("kernel drops/s, server media socket's receive buffer", self.udp_drops.map(|u| u[0]), "lower"),
+            ("kernel drops/s, load tool sockets' receive buffers", self.udp_drops.map(|u| u[1]), "lower"),
+            ("kernel UDP send-buffer errors/s", self.udp_drops.map(|u| u[2]), "lower"),
         ]
     }
 

@@ -100,11 +100,14 @@ struct Incoming {
 }
 
 impl Incoming {
-    fn record(&mut self, seq: u16) {
+    /// Counts a packet; true when it is the first or beyond the highest so far (not late).
+    fn record(&mut self, seq: u16) -> bool {
+        self.received += 1;
         match self.first {
             None => {
                 self.first = Some(seq as i64);
                 self.highest = seq as i64;
+                true
             }
             Some(_) => {
                 // Extended relative to the highest number so far (RFC 3550 A.1), never to the last
@@ -112,10 +115,11 @@ impl Incoming {
                 // back, and the next in-order packet then pushed `highest` past what was sent —
                 // loss the subscriber never had (4–41 % in office runs with retransmissions).
                 let ext = self.highest + seq.wrapping_sub(self.highest as u16) as i16 as i64;
+                let ahead = ext > self.highest;
                 self.highest = self.highest.max(ext);
+                ahead
             }
         }
-        self.received += 1;
     }
 
     fn expected(&self) -> u64 {
@@ -410,16 +414,18 @@ impl Peer {
             return false;
         }
         let Some(h) = recv::rtp_header(datagram) else { return false };
-        self.record(now, h.ssrc, h.sequence_number);
+        let in_order = self.record(now, h.ssrc, h.sequence_number);
         self.light_seen += 1;
-        if recv::may_be_probe(datagram.len(), &h, PROBE_LEN) || self.light_seen % SAMPLE_EVERY == 0 {
+        // Only packets in order: `rtc`'s SRTP replay window rejects one far behind what it saw
+        // last (a retransmission that came late), which is no sign of a miscount.
+        if in_order && (recv::may_be_probe(datagram.len(), &h, PROBE_LEN) || self.light_seen % SAMPLE_EVERY == 0) {
             self.sampled += 1;
             return false;
         }
         true
     }
 
-    fn record(&mut self, now: Instant, ssrc: u32, seq: u16) {
+    fn record(&mut self, now: Instant, ssrc: u32, seq: u16) -> bool {
         self.rtp_received += 1;
         self.first_media.get_or_insert(now);
         let i = match self.incoming.iter().position(|(s, _)| *s == ssrc) {
@@ -429,7 +435,7 @@ impl Peer {
                 self.incoming.len() - 1
             }
         };
-        self.incoming[i].1.record(seq);
+        self.incoming[i].1.record(seq)
     }
 
     /// Sends the media that is due at `now`; `epoch` is the engine's time origin for probes.
@@ -583,7 +589,9 @@ mod tests {
 
     fn seen(seqs: &[u16]) -> (u64, u64) {
         let mut incoming = Incoming::default();
-        seqs.iter().for_each(|s| incoming.record(*s));
+        for s in seqs {
+            incoming.record(*s);
+        }
         (incoming.expected(), incoming.received)
     }
 
@@ -599,5 +607,13 @@ mod tests {
         assert_eq!(seen(&[65534, 65535, 0, 1]), (4, 4));
         assert_eq!(seen(&[65535, 1, 0, 2]), (4, 4));
         assert_eq!(seen(&[1, 2, 4, 7]), (7, 4), "3, 5 and 6 never came");
+    }
+
+    #[test]
+    fn tells_late_packets_from_new_ones() {
+        let mut incoming = Incoming::default();
+        let fresh: Vec<bool> = [10u16, 12, 11, 13, 13, 65535].iter().map(|s| incoming.record(*s)).collect();
+        // 11 is late, the second 13 a duplicate, 65535 (= 10 − 11 with wrap-around) far behind.
+        assert_eq!(fresh, [true, true, false, true, false, false]);
     }
 }

@@ -22,6 +22,35 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// UDP datagrams the kernel dropped in this network namespace (the load tool's, shared with the
+/// server it started): receive-buffer overflows and send-buffer failures, from `/proc/self/net/snmp`.
+pub fn udp_drops() -> Option<[u64; 2]> {
+    let snmp = std::fs::read_to_string("/proc/self/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let field = |name: &str| {
+        let i = names.split_whitespace().position(|n| n == name)?;
+        values.split_whitespace().nth(i)?.parse::<u64>().ok()
+    };
+    Some([field("RcvbufErrors")?, field("SndbufErrors")?])
+}
+
+/// Datagrams the kernel dropped at UDP sockets of this namespace (full receive buffers), from the
+/// `drops` column of `/proc/self/net/udp`: [at sockets bound to `port`, at every other socket].
+/// Counters of sockets open for the whole window, so the difference of two readings is exact.
+pub fn udp_socket_drops(port: Option<u16>) -> Option<[u64; 2]> {
+    let table = std::fs::read_to_string("/proc/self/net/udp").ok()?;
+    let mut drops = [0u64; 2];
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(d)) = (fields.get(1), fields.last()) else { continue };
+        let Ok(d) = d.parse::<u64>() else { continue };
+        let local_port = local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+        drops[usize::from(port.is_none() || local_port != port)] += d;
+    }
+    Some(drops)
+}
+
 /// CPU time of this process (user + system), from `getrusage`.
 pub fn own_cpu_time() -> Duration {
     // SAFETY: getrusage fills the struct we pass.
@@ -51,5 +80,8 @@ mod tests {
         let me = std::process::id();
         assert!(super::cpu_time(me).is_some());
         assert!(super::rss_kib(me).is_some_and(|kib| kib > 0));
+        assert!(super::udp_drops().is_some(), "Udp lines of /proc/self/net/snmp");
+        let _socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        assert!(super::udp_socket_drops(Some(9)).is_some(), "/proc/self/net/udp");
     }
 }

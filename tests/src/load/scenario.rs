@@ -230,10 +230,13 @@ pub async fn run(
     let s0 = engine.snapshot().await?;
     let (cpu0, own0, t0) = (proc_stat::cpu_time(server.pid), proc_stat::own_cpu_time(), Instant::now());
     let m0 = server.engine_counters().await;
+    let media_port = server.media.map(|m| m.port());
+    let u0 = proc_stat::udp_socket_drops(media_port).zip(proc_stat::udp_drops());
     tokio::time::sleep(measure).await;
     let s1 = engine.snapshot().await?;
     let (cpu1, own1, elapsed) = (proc_stat::cpu_time(server.pid), proc_stat::own_cpu_time(), t0.elapsed());
     let m1 = server.engine_counters().await;
+    let u1 = proc_stat::udp_socket_drops(media_port).zip(proc_stat::udp_drops());
     let rss_loaded = proc_stat::rss_kib(server.pid).unwrap_or(0);
     if std::env::var_os("LOAD_DEBUG").is_some() {
         let secs = elapsed.as_secs_f64();
@@ -321,6 +324,10 @@ pub async fn run(
         load_cpu_pct: own,
         load_cpu,
         receive,
+        udp_drops: u0.zip(u1).map(|((s0, n0), (s1, n1))| {
+            let per_s = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+            [per_s(s0[0], s1[0]), per_s(s0[1], s1[1]), per_s(n0[1], n1[1])]
+        }),
         engine: m0.zip(m1).map(|(a, b)| [(b[0] - a[0]) / secs * 100.0, (b[1] - a[1]) / secs]),
         sampled: [
             s1.counts.sampled.saturating_sub(s0.counts.sampled),

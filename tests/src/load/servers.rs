@@ -37,6 +37,8 @@ pub struct Server {
     pub client_ip: IpAddr,
     /// Sportello with a council session seeded (`council-whep`).
     pub council: Option<Council>,
+    /// Sportello's one media (UDP) address.
+    pub media: Option<SocketAddr>,
     /// Sportello's Prometheus listener (docs/metrics.md): the engine's busy time and queue drops.
     pub metrics: Option<SocketAddr>,
     child: Child,
@@ -140,6 +142,7 @@ impl Server {
             client_ip: Ipv4Addr::LOCALHOST.into(),
             council,
             metrics: Some(metrics),
+            media: Some(media),
             child,
             _dir: dir,
         };
@@ -212,6 +215,7 @@ impl Server {
             client_ip: JANUS_ADDR.into(),
             council: None,
             metrics: None,
+            media: None,
             child,
             _dir: dir,
         };
