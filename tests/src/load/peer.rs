@@ -570,9 +570,9 @@ impl Peer {
         }
         self.next_timeout = self.pc.poll_timeout();
         // Only now: every packet `rtc` had before (DTLS done, SRTP keys in place) was counted above.
-        if self.light && self.state == RTCPeerConnectionState::Connected {
-            self.light_on = true;
-        }
+        // And off again when the connection leaves `Connected` (ICE consent lost, closed): then
+        // `rtc` decides again what counts, as the full path would.
+        self.light_on = self.light && self.state == RTCPeerConnectionState::Connected;
     }
 
     pub fn close(&mut self) {
