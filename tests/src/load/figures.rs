@@ -70,6 +70,7 @@ impl Figures {
             ("delivered of offered (%)", self.delivered_pct, "higher"),
             ("one-way latency p50 (ms)", self.latency_ms[0], "lower"),
             ("one-way latency p95 (ms)", self.latency_ms[1], "lower"),
+            ("one-way latency samples (probes received)", Some(self.latency_samples as f64), "higher"),
             ("join → first media p50 (ms)", self.join_ms[0], "lower"),
             ("join → first media p95 (ms)", self.join_ms[1], "lower"),
             ("receivers with media / expected", Some(self.joined as f64 * 1e6 + self.receivers as f64), "n"),
