@@ -82,8 +82,8 @@ impl Figures {
             ("light path: sampled packets rtc decrypted (%)", self.sampled_ok_pct(), "higher"),
             ("server media engine thread busy (%)", self.engine.map(|e| e[0]), "lower"),
             ("server queue drops/s (full subscriber queues)", self.engine.map(|e| e[1]), "lower"),
-            ("kernel drops/s, server media socket's receive buffer", self.udp_drops.map(|u| u[0]), "lower"),
-            ("kernel drops/s, load tool sockets' receive buffers", self.udp_drops.map(|u| u[1]), "lower"),
+            ("kernel receive drops/s at the server's media socket", self.udp_drops.map(|u| u[0]), "lower"),
+            ("kernel receive drops/s at the load tool's sockets", self.udp_drops.map(|u| u[1]), "lower"),
             ("kernel UDP send-buffer errors/s", self.udp_drops.map(|u| u[2]), "lower"),
         ]
     }
