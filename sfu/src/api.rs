@@ -240,6 +240,9 @@ pub struct SfuConfig {
     pub tcp_announced: Option<SocketAddr>,
     /// What one ICE-TCP citizen may cost.
     pub tcp_limits: TcpLimits,
+    /// Send runs of datagrams to one destination as one UDP GSO send (Linux ≥ 4.18). On by default;
+    /// turned off by itself when the kernel refuses it.
+    pub udp_gso: bool,
 }
 
 /// Bounds on the ICE-TCP surface, which anyone on the internet can reach.
@@ -282,6 +285,7 @@ impl Default for SfuConfig {
             tcp_bind: None,
             tcp_announced: None,
             tcp_limits: TcpLimits::default(),
+            udp_gso: true,
         }
     }
 }

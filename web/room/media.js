@@ -428,6 +428,7 @@ export class Subscriber extends PeerBase {
       kind: info.kind ?? s.kind,
       framesDecoded: s.framesDecoded ?? 0,
       packetsReceived: s.packetsReceived ?? 0,
+      packetsLost: s.packetsLost ?? 0,
       bytesReceived: s.bytesReceived ?? 0,
     }));
   }

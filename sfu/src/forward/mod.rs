@@ -15,11 +15,13 @@
 //! - [`extmap`]: header-extension id remapping between a publisher's and a subscriber's leg.
 //! - [`program`]: program feeds — which source feeds a broadcast output, switched at keyframes.
 //! - [`speaker`]: the room's dominant speaker, from RFC 6464 audio levels.
+//! - [`history`]: retransmission history per track, and what each downtrack sent, to answer NACKs.
 //!
 //! The hot path allocates nothing: [`Router::route`] appends to a caller-owned `Vec`, mungers and
 //! queues use fixed-size state.
 
 pub mod extmap;
+pub mod history;
 pub mod keyframe;
 pub mod keys;
 pub mod munger;
@@ -30,6 +32,7 @@ pub mod speaker;
 pub mod vp8;
 
 pub use extmap::ExtensionMap;
+pub use history::{History, Sent, SentLog};
 pub use keyframe::{DEFAULT_KEYFRAME_INTERVAL, KeyframeThrottle};
 pub use keys::{DownTrackKey, SubscriberKey, TrackKey};
 pub use munger::RtpMunger;

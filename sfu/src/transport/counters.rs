@@ -1,23 +1,23 @@
 //! What the engine counts for metrics, read by [`Sfu::stats`](crate::Sfu::stats) at scrape time.
 //!
-//! The engine's own counts are plain integers on its thread. NACKs and RTX retransmissions happen
-//! inside `rtc`'s interceptor chain (the NACK responder answers subscribers itself), so one counting
-//! interceptor per peer connection adds them to atomics shared with the engine: relaxed adds, no
-//! lock and no allocation per packet.
+//! The engine's own counts are plain integers on its thread. NACKs to publishers and the RTX they
+//! send back happen inside `rtc`'s interceptor chain (its NACK generator asks, its receiver
+//! de-encapsulates), so one counting interceptor per peer connection adds them, and the NACKs
+//! subscribers send, to atomics shared with the engine: relaxed adds, no lock and no allocation per
+//! packet. The engine answers subscribers' NACKs itself (`engine/nack.rs`) and counts what it resends.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
-/// Where in the chain it sits: wire-ward of the NACK responder (4_000), so it sees the responder's
-/// retransmissions leave and the NACKs arrive before the responder consumes them; application-ward
-/// of the pacer (3_000).
+/// Where in the chain it sits: wire-ward of the NACK generator (7_000), so it sees the NACKs
+/// it sends leave; application-ward of the pacer (3_000).
 pub const SLOT: usize = 3_500;
 
 /// Counted inside the interceptor chains of every peer connection.
@@ -27,7 +27,7 @@ pub(crate) struct RtcpCounts {
     pub nacks_received: AtomicU64,
     /// NACK messages we sent to publishers.
     pub nacks_sent: AtomicU64,
-    /// Retransmissions `rtc`'s NACK responder sent to subscribers (RTX when negotiated).
+    /// Retransmissions the engine sent to subscribers, answering their NACKs.
     pub rtx_sent: AtomicU64,
     /// RTX retransmissions publishers sent us (answers to our NACKs).
     pub rtx_received: AtomicU64,
@@ -80,7 +80,6 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for CountFeedback {
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
         match &msg.message.packet {
             Packet::Rtcp(packets) => add(&self.counts.nacks_sent, nacks(packets)),
-            Packet::Rtp(_) if msg.message.has(&Attribute::Retransmission) => add(&self.counts.rtx_sent, 1),
             _ => {}
         }
         self.writes.push_back(msg);

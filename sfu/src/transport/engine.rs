@@ -15,7 +15,7 @@
 //! This file holds the engine's state (peers, participants, tracks, rooms) and its output; its work is
 //! split by section: `input` (demultiplexing datagrams, timers), `flush` (polling dirty peers),
 //! `publish` (tracks in), `downtrack` (packets out to subscribers), `keyframes` (feedback and keyframe
-//! requests), `subscribe` (subscribe connections and negotiation), `participants` (join, offers, leave),
+//! requests), `nack` (subscribers' NACKs answered from one history per track), `subscribe` (subscribe connections and negotiation), `participants` (join, offers, leave),
 //! `commands` (what the handle asks), `program` (program feeds, WHEP/WHIP, the recorder sink).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
-use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
@@ -45,8 +46,8 @@ use tracing::{debug, info, info_span, warn};
 
 use crate::api::*;
 use crate::forward::{
-    ActiveSpeakerDetector, DownTrackKey, ExtensionMap, Forward, LossyQueue, Pacer, Router, RouterConfig, RtpMeta,
-    SubscriberKey, TrackKey, is_vp8_keyframe,
+    ActiveSpeakerDetector, DownTrackKey, ExtensionMap, Forward, History, LossyQueue, Pacer, Router, RouterConfig,
+    RtpMeta, Sent, SentLog, SubscriberKey, TrackKey, is_vp8_keyframe,
 };
 use crate::transport::counters::RtcpCounts;
 use crate::transport::dtls_replay::FlightReplay;
@@ -60,6 +61,7 @@ mod downtrack;
 mod flush;
 mod input;
 mod keyframes;
+mod nack;
 mod participants;
 mod program;
 mod publish;
@@ -142,11 +144,20 @@ struct SubscribeLeg {
     renegotiate_after_answer: bool,
     /// DTLS is up: packets written before that are dropped by `rtc`, so routing starts only then.
     connected: bool,
-    queue: LossyQueue<(TrackKey, rtp::Packet)>,
+    queue: LossyQueue<Queued>,
     pacer: Pacer,
     /// When this connection was set up, until its first media packet is written (then `None`):
     /// the join → first media histogram.
     awaiting_media: Option<Instant>,
+}
+
+/// A packet waiting in a subscriber's queue, already re-headed for its downtrack, with the SSRC and
+/// sequence number it arrived with (for the downtrack's [`SentLog`]).
+struct Queued {
+    track: TrackKey,
+    origin_ssrc: u32,
+    origin_seq: u16,
+    packet: rtp::Packet,
 }
 
 struct Down {
@@ -162,6 +173,8 @@ struct Down {
     extensions: Vec<(u8, String)>,
     /// Remapping from the current feed's extension ids (by feed generation), rebuilt when that changes.
     ext_map: Option<(u64, ExtensionMap)>,
+    /// What this downtrack sent lately, to answer the subscriber's NACKs (video only; made on first use).
+    sent: Option<SentLog>,
 }
 
 struct Participant {
@@ -189,6 +202,9 @@ struct Track {
     feed_gen: u64,
     /// Header extensions negotiated on the current feed (id, URI).
     extensions: Vec<(u8, String)>,
+    /// The last packets forwarded on this track, shared by every subscriber's NACK answers (video only;
+    /// made on first use).
+    history: Option<History<rtp::Packet>>,
 }
 
 struct Room {
@@ -221,6 +237,8 @@ pub(crate) struct Engine {
     dirty: Vec<PeerId>,
     out: SendBatch,
     forwards: Vec<Forward>,
+    /// What one subscriber's NACKs ask for: downtrack and sequence number (reused).
+    nacked: Vec<(TrackKey, u16)>,
     keyframe_tracks: Vec<TrackKey>,
     next_id: u64,
     next_speaker_tick: Instant,
@@ -234,6 +252,8 @@ pub(crate) struct Engine {
     busy: Duration,
     /// NACKs and retransmissions, counted inside every connection's interceptor chain.
     rtcp: Arc<RtcpCounts>,
+    /// The DTLS certificate of every connection ([`peer::certificate`]).
+    certificate: RTCCertificate,
     /// Program feeds by their room, and the indexes the hot path needs: which outputs a source
     /// track may feed, which program an output track belongs to, which recorder a sink is.
     programs: HashMap<RoomId, program::Program>,
@@ -248,6 +268,7 @@ impl Engine {
         local: SocketAddr,
         config: SfuConfig,
         events: mpsc::UnboundedSender<SfuEvent>,
+        certificate: RTCCertificate,
         now: Instant,
     ) -> Self {
         let announced = SocketAddr::new(config.announced_ip.unwrap_or(local.ip()), local.port());
@@ -271,6 +292,7 @@ impl Engine {
             dirty: Vec::new(),
             out: SendBatch::default(),
             forwards: Vec::with_capacity(256),
+            nacked: Vec::new(),
             keyframe_tracks: Vec::new(),
             next_id: 1,
             next_speaker_tick: now + SPEAKER_TICK,
@@ -281,6 +303,7 @@ impl Engine {
             plis_sent: 0,
             busy: Duration::ZERO,
             rtcp: Arc::default(),
+            certificate,
             programs: HashMap::new(),
             program_inputs: HashMap::new(),
             program_outputs: HashMap::new(),

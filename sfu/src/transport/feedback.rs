@@ -1,9 +1,9 @@
-//! Lets a subscriber's keyframe requests and bandwidth estimates reach the engine.
+//! Lets a subscriber's keyframe requests, bandwidth estimates and NACKs reach the engine.
 //!
 //! `rtc` hands inbound RTCP to its interceptor chain only; a packet reaches `poll_read` when some
-//! interceptor marks it `DeliverToApplication`. An SFU must relay keyframe requests (PLI/FIR) upstream
-//! and pace to the browser's estimate (REMB), so this interceptor marks exactly those compounds and
-//! leaves receiver reports and NACKs to the chain (the NACK responder answers NACKs itself).
+//! interceptor marks it `DeliverToApplication`. An SFU must relay keyframe requests (PLI/FIR) upstream,
+//! pace to the browser's estimate (REMB) and answer NACKs from its one history per track, so this
+//! interceptor marks exactly those compounds and leaves receiver reports to the chain.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -12,6 +12,7 @@ use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket}
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
@@ -26,7 +27,10 @@ pub struct DeliverFeedback {
 
 fn wanted(p: &dyn rtc::rtcp::Packet) -> bool {
     let any = p.as_any();
-    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() || any.is::<ReceiverEstimatedMaximumBitrate>()
+    any.is::<PictureLossIndication>()
+        || any.is::<FullIntraRequest>()
+        || any.is::<ReceiverEstimatedMaximumBitrate>()
+        || any.is::<TransportLayerNack>()
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverFeedback {
@@ -37,9 +41,14 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverFeedback {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet
+        if let Packet::Rtcp(packets) = &mut msg.message.packet
             && packets.iter().any(|p| wanted(p.as_ref()))
         {
+            // `rtc` names a compound's track by the first SSRC of its first packet and drops the
+            // compound when it knows none — a browser's receiver report may lead with a block for a
+            // stream it no longer gets, or with no block at all. The feedback goes first (a stable
+            // sort), so the compound is named by the stream it is about and reaches the engine.
+            packets.sort_by_key(|p| !wanted(p.as_ref()));
             msg.message.add(Attribute::DeliverToApplication);
         }
         self.reads.push_back(msg);

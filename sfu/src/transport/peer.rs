@@ -11,12 +11,14 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use rtc::ice::mdns::MulticastDnsMode;
 pub use rtc::ice::tcp_type::TcpType;
-use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder};
+use rtc::interceptor::NackGeneratorBuilder;
+use rtc::interceptor::{ReceiverReportBuilder, SenderReportBuilder};
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::{configure_rtcp_reports, configure_twcc_receiver_only};
+use rtc::peer_connection::configuration::interceptor_registry::configure_twcc_receiver_only;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{
@@ -88,23 +90,35 @@ fn media_engine(kind: PcKind) -> Result<MediaEngine, rtc::shared::error::Error> 
     Ok(me)
 }
 
-/// Packets kept per outgoing stream to answer NACKs. `rtc`'s default (1024) holds ≈ 8 s of a
-/// 1.4 Mbit/s video for every subscriber — most of a subscriber's memory — while a retransmission
-/// older than a round trip or two is useless to a real-time decoder. 256 ≈ 2 s of such a video.
-const NACK_HISTORY: u16 = 256;
-
-/// NACK both ways (we answer subscribers' NACKs from a bounded history, and send NACKs to
-/// publishers), with keyframe requests by PLI.
-fn nack(registry: Registry, me: &mut MediaEngine) -> Registry {
+/// Each leg gets only the interceptors of its direction, since every stage of `rtc`'s chain costs a
+/// queue move per forwarded packet. A publish leg receives: receiver reports, NACKs to the publisher
+/// (with keyframe requests by PLI). A subscribe leg sends: sender reports (the browser's lip sync and
+/// round-trip time). Subscribers' NACKs are answered by the engine from one history per track
+/// (`engine/nack.rs`), not by an `rtc` responder keeping a copy of every packet per subscriber.
+fn direction(kind: PcKind, registry: Registry, me: &mut MediaEngine) -> Registry {
     for parameter in ["", "pli"] {
         me.register_feedback(
             RTCPFeedback { typ: "nack".to_owned(), parameter: parameter.to_owned() },
             RtpCodecKind::Video,
         );
     }
-    registry
-        .with(Slot::NackResponder, NackResponderBuilder::new().with_size(NACK_HISTORY).build())
-        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+    match kind {
+        PcKind::Publish => registry
+            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
+            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build()),
+        PcKind::Subscribe => registry.with(Slot::SenderReport, SenderReportBuilder::new().build()),
+    }
+}
+
+/// The DTLS certificate every peer connection of an engine presents. `rtc` would generate a key
+/// pair and a self-signed certificate for each connection, which costs every join; one per engine
+/// is what browsers expect of a server (they pin the fingerprint per connection, from the SDP).
+pub fn certificate() -> Result<RTCCertificate, SfuError> {
+    let err = |e: &dyn std::fmt::Display| SfuError::Transport(format!("DTLS certificate: {e}"));
+    let provider = rtc::crypto::default_provider().map_err(|e| err(&e))?;
+    let params = CertificateParams::new(vec!["sportello".to_owned()]).map_err(|e| err(&e))?;
+    RTCCertificate::generate(provider.crypto(), rtc::crypto::SignatureScheme::EcdsaP256Sha256, params)
+        .map_err(|e| err(&e))
 }
 
 /// A random ICE credential; the ufrag is also our demultiplexing key for the shared socket.
@@ -119,6 +133,7 @@ pub fn build(
     candidate_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
     counts: &Arc<RtcpCounts>,
+    certificate: &RTCCertificate,
     now: Instant,
 ) -> Result<RTCPeerConnection, SfuError> {
     let err = |e: rtc::shared::error::Error| SfuError::Transport(e.to_string());
@@ -126,7 +141,7 @@ pub fn build(
     let registry = Registry::new()
         .with(Slot::from(feedback::SLOT), feedback::DeliverFeedback::default())
         .with(Slot::from(counters::SLOT), CountFeedback::new(Arc::clone(counts)));
-    let registry = configure_rtcp_reports(nack(registry, &mut me));
+    let registry = direction(kind, registry, &mut me);
     // Transport-wide congestion control feedback for what the browser sends us (its uplink estimate).
     // Downstream we rely on the browser's REMB instead, because we do not stamp transport-cc ourselves.
     let registry = match kind {
@@ -141,7 +156,7 @@ pub fn build(
         .with_lite(true)
         .build();
     let mut pc = RTCPeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_configuration(RTCConfigurationBuilder::new().with_certificates(vec![certificate.clone()]).build())
         .with_setting_engine(settings)
         .with_media_engine(me)
         .with_interceptor_registry(registry)

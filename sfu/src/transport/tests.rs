@@ -59,11 +59,18 @@ struct SimPeer {
     state: RTCPeerConnectionState,
     video: Option<Video>,
     received: Vec<rtp::Packet>,
+    /// RTP sequence numbers to lose on the way in (read from the cleartext SRTP header), once each.
+    lose: Vec<u16>,
 }
 
 impl SimPeer {
     fn new(participant: &str, addr: SocketAddr, now: Instant) -> Result<Self, Error> {
         Self::build(participant, addr, None, now)
+    }
+
+    /// A peer that sends no NACK by itself: a test writes the ones it wants.
+    fn without_nack_generator(participant: &str, addr: SocketAddr, now: Instant) -> Result<Self, Error> {
+        Self::build_with(participant, addr, None, false, now)
     }
 
     /// A peer reachable only over ICE-TCP: an active TCP candidate (RFC 6544: port 9, it dials out).
@@ -72,9 +79,22 @@ impl SimPeer {
     }
 
     fn build(participant: &str, addr: SocketAddr, tcp: Option<ConnId>, now: Instant) -> Result<Self, Error> {
+        Self::build_with(participant, addr, tcp, true, now)
+    }
+
+    fn build_with(
+        participant: &str,
+        addr: SocketAddr,
+        tcp: Option<ConnId>,
+        nack_generator: bool,
+        now: Instant,
+    ) -> Result<Self, Error> {
         let mut me = MediaEngine::default();
         me.register_default_codecs()?;
-        let registry = register_default_interceptors(Registry::new(), &mut me)?;
+        let mut registry = register_default_interceptors(Registry::new(), &mut me)?;
+        if !nack_generator {
+            registry = registry.with(rtc::interceptor::Slot::NackGenerator, rtc::interceptor::NoopInterceptor::new());
+        }
         let se = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
@@ -98,6 +118,7 @@ impl SimPeer {
             state: RTCPeerConnectionState::New,
             video: None,
             received: Vec::new(),
+            lose: Vec::new(),
         })
     }
 
@@ -146,6 +167,14 @@ impl SimPeer {
     /// One step at `now`: what arrived, due timers, due frames; returns what it sends.
     fn step(&mut self, now: Instant) -> Vec<(SocketAddr, BytesMut)> {
         while let Some((from, message)) = self.inbox.pop_front() {
+            // An RTP datagram (RFC 5761: payload types 72–76 are RTCP) with a sequence number to lose.
+            if message.len() > 12 && message[0] >> 6 == 2 && !(72..=76).contains(&(message[1] & 0x7f)) {
+                let seq = u16::from_be_bytes([message[2], message[3]]);
+                if let Some(i) = self.lose.iter().position(|&s| s == seq) {
+                    self.lose.swap_remove(i);
+                    continue;
+                }
+            }
             let transport = TransportContext {
                 local_addr: self.addr,
                 peer_addr: from,
@@ -321,7 +350,7 @@ fn a_published_video_reaches_a_subscriber_and_stops_when_gated() -> Result<(), E
     let config = SfuConfig { udp_bind: sfu_addr, ..Default::default() };
     let room: RoomId = "sala-giunta".into();
     let mut net = Net {
-        sfu: MemoryDriver::new(sfu_addr, config, start),
+        sfu: MemoryDriver::new(sfu_addr, config, start).expect("certificate"),
         sfu_tcp: None,
         room: room.clone(),
         peers: vec![],
@@ -381,7 +410,7 @@ fn a_tcp_only_subscriber_receives_forwarded_video() -> Result<(), Error> {
     let sfu_tcp: SocketAddr = "192.0.2.1:443".parse()?;
     let config = SfuConfig { udp_bind: sfu_addr, tcp_announced: Some(sfu_tcp), ..Default::default() };
     let room: RoomId = "sportello-1".into();
-    let sfu = MemoryDriver::new(sfu_addr, config, start);
+    let sfu = MemoryDriver::new(sfu_addr, config, start).expect("certificate");
     let mut net = Net { sfu, sfu_tcp: Some(sfu_tcp), room: room.clone(), peers: vec![], events: vec![] };
     for who in ["alice", "bob"] {
         net.sfu.call(|reply| Command::Join { room: room.clone(), participant: who.into(), reply })?;
@@ -408,5 +437,78 @@ fn a_tcp_only_subscriber_receives_forwarded_video() -> Result<(), Error> {
     assert!(reached, "bob received {} packets over TCP in 10 s; events: {:?}", got.len(), net.events);
     assert!(net.connected("bob", PcKind::Subscribe), "{:?}", net.events);
     assert!(got.iter().all(|p| p.payload.len() == PAYLOAD_LEN && p.payload[2..].iter().all(|&b| b == FILL)));
+    Ok(())
+}
+
+/// A subscriber's NACK arrives as browsers send it — in a compound after a receiver report whose
+/// first block names another stream, and even one the SFU does not know — and is answered with the
+/// packet it names, re-headed exactly as it first went out, from the track's one history.
+#[test]
+fn a_nack_in_a_browser_compound_is_answered_with_the_exact_packet() -> Result<(), Error> {
+    use rtc::rtcp::receiver_report::ReceiverReport;
+    use rtc::rtcp::reception_report::ReceptionReport;
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+
+    let start = Instant::now();
+    let sfu_addr: SocketAddr = "192.0.2.1:3478".parse()?;
+    let config = SfuConfig { udp_bind: sfu_addr, ..Default::default() };
+    let room: RoomId = "sportello-2".into();
+    let sfu = MemoryDriver::new(sfu_addr, config, start)?;
+    let mut net = Net { sfu, sfu_tcp: None, room: room.clone(), peers: vec![], events: vec![] };
+    for who in ["alice", "bob"] {
+        net.sfu.call(|reply| Command::Join { room: room.clone(), participant: who.into(), reply })?;
+    }
+    let mut alice = SimPeer::new("alice", "192.0.2.10:40000".parse()?, start)?;
+    let bob = SimPeer::without_nack_generator("bob", "192.0.2.11:40000".parse()?, start)?;
+    let (offer, mid) = alice.publish_offer(start)?;
+    let mids = vec![PublishedMid { mid, source: TrackSource::Camera }];
+    let (r, p) = (room.clone(), ParticipantId::from("alice"));
+    let answer = net.sfu.call(|reply| Command::PublishOffer { room: r, participant: p, sdp: offer, mids, reply })?;
+    alice.apply_answer(answer, start)?;
+    net.peers = vec![alice, bob];
+    assert!(net.run_until(Duration::from_secs(10), |net| net.peers[1].received.len() >= 30)?, "{:?}", net.events);
+
+    // bob loses two packets on the way, then asks for them in a compound that leads with a report
+    // block for an SSRC the SFU never sent.
+    let last = net.peers[1].received.last().map_or(0, |p| p.header.sequence_number);
+    let (x, y) = (last.wrapping_add(5), last.wrapping_add(7));
+    net.peers[1].lose = vec![x, y];
+    let seen = |net: &Net, seq: u16| net.peers[1].received.iter().any(|p| p.header.sequence_number == seq);
+    assert!(net.run_until(Duration::from_secs(2), |net| seen(net, y.wrapping_add(2)))?, "video went on");
+    assert!(!seen(&net, x) && !seen(&net, y), "bob lost them");
+    let ssrc = net.peers[1].received[0].header.ssrc;
+    let bob_pc = &mut net.peers[1].pc;
+    let receiver = bob_pc.get_receivers().next().ok_or("bob has no receiver")?;
+    let report = |ssrc| ReceptionReport { ssrc, ..Default::default() };
+    let compound: Vec<Box<dyn rtc::rtcp::Packet>> = vec![
+        Box::new(ReceiverReport { ssrc: 1, reports: vec![report(0xDEAD_BEEF), report(ssrc)], ..Default::default() }),
+        Box::new(TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: ssrc,
+            nacks: vec![NackPair { packet_id: x, lost_packets: 0b10 }],
+        }),
+    ];
+    let now = net.sfu.now;
+    bob_pc.rtp_receiver(receiver).ok_or("receiver")?.write_rtcp(now, compound)?;
+    assert!(
+        net.run_until(Duration::from_millis(500), |net| seen(net, x) && seen(net, y))?,
+        "the NACKed packets came back: {:?}",
+        net.sfu.call(|reply| Command::Stats { reply })?
+    );
+    // Re-headed as the first time: bob's SSRC, alice's picture, the timestamp between its neighbours'
+    // (one frame per packet here).
+    let by_seq = |seq: u16| net.peers[1].received.iter().find(|p| p.header.sequence_number == seq).cloned();
+    for seq in [x, y] {
+        let (Some(prev), Some(p), Some(next)) = (by_seq(seq.wrapping_sub(1)), by_seq(seq), by_seq(seq.wrapping_add(1)))
+        else {
+            panic!("bob lacks a neighbour of {seq}");
+        };
+        assert_eq!(p.header.ssrc, ssrc);
+        assert!(p.payload.len() == PAYLOAD_LEN && p.payload[2..].iter().all(|&b| b == FILL));
+        let step = next.header.timestamp.wrapping_sub(prev.header.timestamp) / 2;
+        assert_eq!(p.header.timestamp, prev.header.timestamp.wrapping_add(step));
+    }
+    let stats = net.sfu.call(|reply| Command::Stats { reply })?;
+    assert_eq!((stats.nacks_received, stats.rtx_sent), (1, 2), "{stats:?}");
     Ok(())
 }

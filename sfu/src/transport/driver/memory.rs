@@ -22,9 +22,10 @@ pub struct MemoryDriver {
 }
 
 impl MemoryDriver {
-    pub fn new(addr: SocketAddr, config: SfuConfig, now: Instant) -> Self {
+    pub fn new(addr: SocketAddr, config: SfuConfig, now: Instant) -> Result<Self, SfuError> {
         let (event_tx, events) = mpsc::unbounded_channel();
-        MemoryDriver { engine: Engine::new(addr, config, event_tx, now), addr, now, events }
+        let certificate = crate::transport::peer::certificate()?;
+        Ok(MemoryDriver { engine: Engine::new(addr, config, event_tx, certificate, now), addr, now, events })
     }
 
     /// Runs one command as the handle would and returns the engine's reply.

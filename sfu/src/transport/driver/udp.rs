@@ -50,6 +50,7 @@ pub fn spawn(
             None
         }
     };
+    let certificate = crate::transport::peer::certificate()?;
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -60,8 +61,11 @@ pub fn spawn(
         .name("sfu-media".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let socket = match MediaSocket::new(socket) {
-                    Ok(s) => s,
+                let socket = match MediaSocket::new(socket, config.udp_gso) {
+                    Ok(s) => {
+                        info!(gso = s.gso(), "media socket ready");
+                        s
+                    }
                     Err(e) => {
                         warn!(error = %e, "media socket unusable");
                         return;
@@ -74,7 +78,7 @@ pub fn spawn(
                         return;
                     }
                 };
-                let engine = Engine::new(socket.local_addr(), config, event_tx, Instant::now());
+                let engine = Engine::new(socket.local_addr(), config, event_tx, certificate, Instant::now());
                 let accept_from = Instant::now();
                 UdpDriver { socket, engine, recv: RecvBatch::default(), tcp, tcp_rx, accept_from }.run(cmd_rx).await;
             })

@@ -4,8 +4,16 @@
 use super::*;
 
 impl Engine {
-    /// Queues the router's decisions for one packet: a copy per downtrack, re-headed.
+    /// Queues the router's decisions for one packet of one track: a copy per downtrack, re-headed.
     pub(super) fn dispatch(&mut self, packet: &rtp::Packet, forwards: &[Forward], now: Instant) {
+        let Some(first) = forwards.first() else { return };
+        let (origin_ssrc, origin_seq) = (packet.header.ssrc, packet.header.sequence_number);
+        // One copy for every subscriber's NACKs (video only: audio negotiates no NACK).
+        if let Some(track) = self.tracks.get_mut(&first.down.track)
+            && track.info.kind == MediaKind::Video
+        {
+            track.history.get_or_insert_with(History::default).push(origin_ssrc, origin_seq, packet.clone());
+        }
         for f in forwards {
             let mut p = packet.clone();
             p.header.ssrc = f.ssrc;
@@ -16,9 +24,10 @@ impl Engine {
                 continue;
             };
             let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&sub_peer) else { continue };
-            if let Some(evicted) = leg.queue.push((f.down.track, p)) {
+            let queued = Queued { track: f.down.track, origin_ssrc, origin_seq, packet: p };
+            if let Some(evicted) = leg.queue.push(queued) {
                 self.dropped += 1;
-                self.router.overflowed(DownTrackKey { subscriber: f.down.subscriber, track: evicted.0 }, now);
+                self.router.overflowed(DownTrackKey { subscriber: f.down.subscriber, track: evicted.track }, now);
             }
             self.mark_dirty(sub_peer);
         }
@@ -29,23 +38,35 @@ impl Engine {
         for &id in ids {
             let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&id) else { continue };
             let forwarded = self.forwarded;
-            while let Some((_, head)) = leg.queue.front() {
-                if !leg.pacer.try_consume(head.payload.len() + 40, now) {
+            while let Some(head) = leg.queue.front() {
+                if !leg.pacer.try_consume(head.packet.payload.len() + 40, now) {
                     break;
                 }
-                let Some((key, mut packet)) = leg.queue.pop() else { break };
+                let Some(Queued { track: key, origin_ssrc, origin_seq, mut packet }) = leg.queue.pop() else { break };
                 let (Some(down), Some(track)) = (leg.downs.get_mut(&key), self.tracks.get(&key)) else { continue };
                 let Some(pt) = down.pt else { continue };
+                if track.info.kind == MediaKind::Video {
+                    let (out_seq, timestamp) = (packet.header.sequence_number, packet.header.timestamp);
+                    down.sent.get_or_insert_with(SentLog::default).record(Sent {
+                        out_seq,
+                        origin_ssrc,
+                        origin_seq,
+                        timestamp,
+                    });
+                }
                 packet.header.payload_type = pt;
                 remap_extensions(&mut packet, down, track);
                 let bytes = packet.payload.len() as u64;
-                match pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, packet)) {
-                    Some(Ok(())) => {
+                // Straight into the connection: `write_rtp` would rebuild the sender's parameters for
+                // every packet to check what `negotiated` and `remap_extensions` already guarantee
+                // (payload type, header-extension ids, SSRC). `rtc` ignores the track id here.
+                let message = RTCMessage::RtpPacket(String::new(), packet);
+                match pc.handle_write(TaggedRTCMessage { now, message }) {
+                    Ok(()) => {
                         self.forwarded += 1;
                         self.forwarded_bytes += bytes;
                     }
-                    Some(Err(e)) => debug!(error = %e, "write_rtp"),
-                    None => {}
+                    Err(e) => debug!(error = %e, "forwarded RTP refused"),
                 }
             }
             if self.forwarded != forwarded
@@ -80,7 +101,7 @@ impl Down {
 /// by URI, extensions the subscriber did not negotiate are dropped (`write_rtp` refuses unknown ids),
 /// and the MID is replaced by the subscriber's own m-line — the publisher's MID names an m-line of
 /// another connection, and a browser demultiplexes by MID before SSRC.
-fn remap_extensions(packet: &mut rtp::Packet, down: &mut Down, track: &Track) {
+pub(super) fn remap_extensions(packet: &mut rtp::Packet, down: &mut Down, track: &Track) {
     let stale = down.ext_map.as_ref().is_none_or(|(generation, _)| *generation != track.feed_gen);
     if stale {
         let from: Vec<(u8, &str)> =

@@ -1,6 +1,8 @@
 //! Subscriber feedback (PLI/FIR ask for a keyframe, REMB sets the pacer) and keyframe requests
 //! sent upstream to publishers.
 
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+
 use super::*;
 
 impl Engine {
@@ -12,19 +14,45 @@ impl Engine {
         now: Instant,
     ) {
         let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&peer_id) else { return };
-        let Some(&key) = leg.by_sender_track.get(sender_track) else { return };
-        let down = DownTrackKey { subscriber: leg.sub, track: key };
+        // `rtc` names a compound's track by the first SSRC of its first packet — in a receiver
+        // report + NACK compound, a report block that may be another track's. Each feedback is
+        // attributed by its own media SSRC first.
+        let attributed = leg.by_sender_track.get(sender_track).copied();
+        let by_ssrc = |ssrc: u32| leg.downs.iter().find(|(_, d)| d.ssrc == ssrc).map(|(k, _)| *k);
+        let mut keyframes: Vec<TrackKey> = Vec::new();
+        let mut nacks = std::mem::take(&mut self.nacked);
+        let mut remb = None;
         for p in packets {
             let any = p.as_any();
-            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
-                self.plis_received += 1;
-                self.router.keyframe_requested(down, now);
-            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
-                // The browser's own estimate of what it can receive. Pace with headroom: REMB tracks the
-                // incoming rate (≈1.05–1.5×), so pacing at exactly REMB would never let it ramp up.
-                leg.pacer.set_bitrate(Some(((remb.bitrate as f64 * 2.0) as u64).max(1_000_000)));
+            if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                keyframes.extend(by_ssrc(pli.media_ssrc).or(attributed));
+            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                let ssrc = fir.fir.first().map_or(fir.media_ssrc, |e| e.ssrc);
+                keyframes.extend(by_ssrc(ssrc).or(attributed));
+            } else if let Some(r) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                remb = Some(r.bitrate);
+            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                match by_ssrc(nack.media_ssrc) {
+                    Some(key) => nacks.extend(nack.nacks.iter().flat_map(|p| p.packet_list()).map(|seq| (key, seq))),
+                    None => debug!(ssrc = nack.media_ssrc, "NACK for an SSRC this subscriber does not receive"),
+                }
             }
         }
+        if let Some(bitrate) = remb {
+            // The browser's own estimate of what it can receive. Pace with headroom: REMB tracks the
+            // incoming rate (≈1.05–1.5×), so pacing at exactly REMB would never let it ramp up.
+            leg.pacer.set_bitrate(Some(((bitrate as f64 * 2.0) as u64).max(1_000_000)));
+        }
+        let subscriber = leg.sub;
+        for track in keyframes {
+            self.plis_received += 1;
+            self.router.keyframe_requested(DownTrackKey { subscriber, track }, now);
+        }
+        if !nacks.is_empty() {
+            self.retransmit(peer_id, &nacks, now);
+            nacks.clear();
+        }
+        self.nacked = nacks;
     }
 
     pub(super) fn request_keyframes(&mut self, now: Instant) {

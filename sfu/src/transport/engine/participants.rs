@@ -64,7 +64,15 @@ impl Engine {
             Some(id) => id,
             None => {
                 let ufrag = peer::random_token(16);
-                let pc = peer::build(PcKind::Publish, &ufrag, self.announced, self.tcp_announced, &self.rtcp, now)?;
+                let pc = peer::build(
+                    PcKind::Publish,
+                    &ufrag,
+                    self.announced,
+                    self.tcp_announced,
+                    &self.rtcp,
+                    &self.certificate,
+                    now,
+                )?;
                 let id = self.id();
                 self.insert_peer(id, Peer::new(pc, part_id, ufrag, Leg::Publish(PublishLeg::default())));
                 if let Some(p) = self.parts.get_mut(&part_id) {

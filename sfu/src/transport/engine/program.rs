@@ -61,7 +61,15 @@ impl Engine {
             let info = TrackInfo { id: out.name(), participant: PROGRAM_OWNER.into(), source, kind: out.kind };
             self.tracks.insert(
                 out.track,
-                Track { info, room: program.clone(), owner, feed: None, feed_gen: 0, extensions: Vec::new() },
+                Track {
+                    info,
+                    room: program.clone(),
+                    owner,
+                    feed: None,
+                    feed_gen: 0,
+                    extensions: Vec::new(),
+                    history: None,
+                },
             );
             self.program_outputs.insert(out.track, (program.clone(), i));
         }
@@ -271,7 +279,15 @@ impl Engine {
         let (mut video_lines, mut audio_lines) = receiving_lines(&sdp);
         let offer = RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let ufrag = peer::random_token(16);
-        let mut pc = peer::build(PcKind::Subscribe, &ufrag, self.announced, self.tcp_announced, &self.rtcp, now)?;
+        let mut pc = peer::build(
+            PcKind::Subscribe,
+            &ufrag,
+            self.announced,
+            self.tcp_announced,
+            &self.rtcp,
+            &self.certificate,
+            now,
+        )?;
         pc.set_remote_description(now, offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let mut downs = HashMap::new();
         let mut by_sender_track = HashMap::new();
@@ -309,6 +325,7 @@ impl Engine {
                     mid_ext: None,
                     extensions: Vec::new(),
                     ext_map: None,
+                    sent: None,
                 },
             );
             by_sender_track.insert(name, track);

@@ -82,7 +82,15 @@ impl Engine {
         }
         self.tracks.insert(
             key,
-            Track { info: info.clone(), room: room.clone(), owner, feed: None, feed_gen: 0, extensions: Vec::new() },
+            Track {
+                info: info.clone(),
+                room: room.clone(),
+                owner,
+                feed: None,
+                feed_gen: 0,
+                extensions: Vec::new(),
+                history: None,
+            },
         );
         let _ = self.events.send(SfuEvent::TrackPublished { room: room.clone(), track: info });
         let others: Vec<PartId> = self

@@ -12,7 +12,15 @@ impl Engine {
         }
         let sub = part.sub_key;
         let ufrag = peer::random_token(16);
-        let pc = peer::build(PcKind::Subscribe, &ufrag, self.announced, self.tcp_announced, &self.rtcp, now)?;
+        let pc = peer::build(
+            PcKind::Subscribe,
+            &ufrag,
+            self.announced,
+            self.tcp_announced,
+            &self.rtcp,
+            &self.certificate,
+            now,
+        )?;
         let id = self.id();
         let leg = SubscribeLeg {
             sub,
@@ -93,6 +101,7 @@ impl Engine {
                         mid_ext: None,
                         extensions: Vec::new(),
                         ext_map: None,
+                        sent: None,
                     },
                 );
                 leg.by_sender_track.insert(info.id.clone(), key);
