@@ -316,6 +316,13 @@ impl Engine {
         self.next_id
     }
 
+    /// A new peer connection on our shared socket, with the ICE ufrag that demultiplexes to it.
+    fn new_connection(&self, kind: PcKind, now: Instant) -> Result<(String, RTCPeerConnection), SfuError> {
+        let ufrag = peer::random_token(16);
+        let pc = peer::build(kind, &ufrag, self.announced, self.tcp_announced, &self.rtcp, &self.certificate, now)?;
+        Ok((ufrag, pc))
+    }
+
     /// The datagrams flushed so far, for the driver to send.
     pub(crate) fn transmits(&mut self) -> &mut SendBatch {
         &mut self.out

@@ -343,30 +343,32 @@ impl Net {
     }
 }
 
-#[test]
-fn a_published_video_reaches_a_subscriber_and_stops_when_gated() -> Result<(), Error> {
-    let start = Instant::now();
+/// alice (publishing her camera) and `bob` in `room` on an engine at 192.0.2.1, not yet started.
+fn alice_and(bob: SimPeer, room: &str, start: Instant) -> Result<Net, Error> {
     let sfu_addr: SocketAddr = "192.0.2.1:3478".parse()?;
     let config = SfuConfig { udp_bind: sfu_addr, ..Default::default() };
-    let room: RoomId = "sala-giunta".into();
-    let mut net = Net {
-        sfu: MemoryDriver::new(sfu_addr, config, start).expect("certificate"),
-        sfu_tcp: None,
-        room: room.clone(),
-        peers: vec![],
-        events: vec![],
-    };
+    let room: RoomId = room.into();
+    let sfu = MemoryDriver::new(sfu_addr, config, start)?;
+    let mut net = Net { sfu, sfu_tcp: None, room: room.clone(), peers: vec![], events: vec![] };
     for who in ["alice", "bob"] {
         net.sfu.call(|reply| Command::Join { room: room.clone(), participant: who.into(), reply })?;
     }
     let mut alice = SimPeer::new("alice", "192.0.2.10:40000".parse()?, start)?;
-    let bob = SimPeer::new("bob", "192.0.2.11:40000".parse()?, start)?;
     let (offer, mid) = alice.publish_offer(start)?;
     let mids = vec![PublishedMid { mid, source: TrackSource::Camera }];
     let (r, p) = (room.clone(), ParticipantId::from("alice"));
     let answer = net.sfu.call(|reply| Command::PublishOffer { room: r, participant: p, sdp: offer, mids, reply })?;
     alice.apply_answer(answer, start)?;
     net.peers = vec![alice, bob];
+    Ok(net)
+}
+
+#[test]
+fn a_published_video_reaches_a_subscriber_and_stops_when_gated() -> Result<(), Error> {
+    let start = Instant::now();
+    let bob = SimPeer::new("bob", "192.0.2.11:40000".parse()?, start)?;
+    let mut net = alice_and(bob, "sala-giunta", start)?;
+    let room = net.room.clone();
 
     let reached = net.run_until(Duration::from_secs(10), |net| net.peers[1].received.len() >= 30)?;
     let got = &net.peers[1].received;
@@ -410,7 +412,7 @@ fn a_tcp_only_subscriber_receives_forwarded_video() -> Result<(), Error> {
     let sfu_tcp: SocketAddr = "192.0.2.1:443".parse()?;
     let config = SfuConfig { udp_bind: sfu_addr, tcp_announced: Some(sfu_tcp), ..Default::default() };
     let room: RoomId = "sportello-1".into();
-    let sfu = MemoryDriver::new(sfu_addr, config, start).expect("certificate");
+    let sfu = MemoryDriver::new(sfu_addr, config, start)?;
     let mut net = Net { sfu, sfu_tcp: Some(sfu_tcp), room: room.clone(), peers: vec![], events: vec![] };
     for who in ["alice", "bob"] {
         net.sfu.call(|reply| Command::Join { room: room.clone(), participant: who.into(), reply })?;
@@ -450,22 +452,8 @@ fn a_nack_in_a_browser_compound_is_answered_with_the_exact_packet() -> Result<()
     use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 
     let start = Instant::now();
-    let sfu_addr: SocketAddr = "192.0.2.1:3478".parse()?;
-    let config = SfuConfig { udp_bind: sfu_addr, ..Default::default() };
-    let room: RoomId = "sportello-2".into();
-    let sfu = MemoryDriver::new(sfu_addr, config, start)?;
-    let mut net = Net { sfu, sfu_tcp: None, room: room.clone(), peers: vec![], events: vec![] };
-    for who in ["alice", "bob"] {
-        net.sfu.call(|reply| Command::Join { room: room.clone(), participant: who.into(), reply })?;
-    }
-    let mut alice = SimPeer::new("alice", "192.0.2.10:40000".parse()?, start)?;
     let bob = SimPeer::without_nack_generator("bob", "192.0.2.11:40000".parse()?, start)?;
-    let (offer, mid) = alice.publish_offer(start)?;
-    let mids = vec![PublishedMid { mid, source: TrackSource::Camera }];
-    let (r, p) = (room.clone(), ParticipantId::from("alice"));
-    let answer = net.sfu.call(|reply| Command::PublishOffer { room: r, participant: p, sdp: offer, mids, reply })?;
-    alice.apply_answer(answer, start)?;
-    net.peers = vec![alice, bob];
+    let mut net = alice_and(bob, "sportello-2", start)?;
     assert!(net.run_until(Duration::from_secs(10), |net| net.peers[1].received.len() >= 30)?, "{:?}", net.events);
 
     // bob loses two packets on the way, then asks for them in a compound that leads with a report

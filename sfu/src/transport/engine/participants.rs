@@ -63,16 +63,7 @@ impl Engine {
         let peer_id = match self.parts.get(&part_id).and_then(|p| p.publish) {
             Some(id) => id,
             None => {
-                let ufrag = peer::random_token(16);
-                let pc = peer::build(
-                    PcKind::Publish,
-                    &ufrag,
-                    self.announced,
-                    self.tcp_announced,
-                    &self.rtcp,
-                    &self.certificate,
-                    now,
-                )?;
+                let (ufrag, pc) = self.new_connection(PcKind::Publish, now)?;
                 let id = self.id();
                 self.insert_peer(id, Peer::new(pc, part_id, ufrag, Leg::Publish(PublishLeg::default())));
                 if let Some(p) = self.parts.get_mut(&part_id) {

@@ -278,16 +278,7 @@ impl Engine {
         // Only as many outputs as the offer has receiving m-lines of their kind: an answer adds none.
         let (mut video_lines, mut audio_lines) = receiving_lines(&sdp);
         let offer = RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
-        let ufrag = peer::random_token(16);
-        let mut pc = peer::build(
-            PcKind::Subscribe,
-            &ufrag,
-            self.announced,
-            self.tcp_announced,
-            &self.rtcp,
-            &self.certificate,
-            now,
-        )?;
+        let (ufrag, mut pc) = self.new_connection(PcKind::Subscribe, now)?;
         pc.set_remote_description(now, offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let mut downs = HashMap::new();
         let mut by_sender_track = HashMap::new();

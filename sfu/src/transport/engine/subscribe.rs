@@ -11,16 +11,7 @@ impl Engine {
             return Ok(id);
         }
         let sub = part.sub_key;
-        let ufrag = peer::random_token(16);
-        let pc = peer::build(
-            PcKind::Subscribe,
-            &ufrag,
-            self.announced,
-            self.tcp_announced,
-            &self.rtcp,
-            &self.certificate,
-            now,
-        )?;
+        let (ufrag, pc) = self.new_connection(PcKind::Subscribe, now)?;
         let id = self.id();
         let leg = SubscribeLeg {
             sub,
