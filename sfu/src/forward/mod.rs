@@ -17,8 +17,8 @@
 //! - [`speaker`]: the room's dominant speaker, from RFC 6464 audio levels.
 //! - [`history`]: retransmission history per track, and what each downtrack sent, to answer NACKs.
 //!
-//! The hot path allocates nothing: [`Router::route`] appends to a caller-owned `Vec`, mungers and
-//! queues use fixed-size state.
+//! The hot path allocates nothing once warm: [`Router::route`] appends to a caller-owned `Vec`,
+//! mungers use fixed-size state, queues grow to the depth they reach and stay there.
 
 pub mod extmap;
 pub mod history;
