@@ -9,8 +9,9 @@
 //! Scenarios:
 //! - `environment_smoke`: Chromium through chromedriver gets fake camera + microphone, and a loopback
 //!   peer connection inside one page decodes video. Tells a broken machine from a broken product.
-//! - `room_three_participants`: the acceptance scenario (join, media both ways, screen share, leave,
-//!   reconnection without a duplicate tile, everything released).
+//! - `room_three_participants`: the acceptance scenario (join, media both ways with no packet the
+//!   browsers count as lost, screen share, leave, reconnection without a duplicate tile, everything
+//!   released).
 //! - `office_appointment` (`e2e/office.rs`): a citizen books through the pages, opens the emailed
 //!   link, waits; the official logs in, admits, both see each other, a PDF and a chat message cross.
 //! - `calendar_month` (`e2e/calendar.rs`): an official edits their working pattern and an absence on

@@ -15,8 +15,8 @@
 //!
 //! Usage: `cargo run --release -p sportello-tests --bin sfu-bench -- [SUBSCRIBERS] [SECONDS] [udp,tcp]`
 //! The third argument lists the phases in order (default `udp,tcp`; `udp` alone is the figure of
-//! the earlier BENCHMARKS.md sections). `SFU_BENCH_GSO=0` turns the SFU's UDP GSO off, to measure
-//! it against the default in one build.
+//! the earlier BENCHMARKS.md sections). `SFU_BENCH_GSO=1` turns the SFU's UDP GSO on (off by
+//! default, see `SfuConfig::udp_gso`), to measure it against the default in one build.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -166,7 +166,7 @@ fn main() {
 fn subscriber_config(transport: Transport, n: usize) -> Result<SfuConfig, Error> {
     // The UDP phase is configured exactly as the earlier BENCHMARKS.md figures were.
     let mut config = SfuConfig { udp_bind: "127.0.0.1:0".parse()?, ..Default::default() };
-    config.udp_gso = std::env::var("SFU_BENCH_GSO").map_or(true, |v| v != "0");
+    config.udp_gso = std::env::var("SFU_BENCH_GSO").is_ok_and(|v| v == "1");
     if transport == Transport::Tcp {
         config.tcp_bind = Some("127.0.0.1:0".parse()?);
         // Every client connects from 127.0.0.1: the per-address cap must admit them all.
