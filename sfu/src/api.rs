@@ -241,9 +241,10 @@ pub struct SfuConfig {
     /// What one ICE-TCP citizen may cost.
     pub tcp_limits: TcpLimits,
     /// Send runs of datagrams to one destination as one UDP GSO send (Linux ≥ 4.18; turned off by
-    /// itself when the kernel refuses it). **Off by default**: with it on, the browsers' TURN/TLS
-    /// calls through coturn failed in 2 of 3 runs of the e2e scenario `front_paths`, and passed in
-    /// every run with it off; the cause is not found yet (BENCHMARKS.md, issue 15 section).
+    /// itself when the kernel refuses it). **Off by default**, as a precaution: with it on, the e2e
+    /// scenario `front_paths` failed in 2 of 5 runs (Firefox's ICE-TCP connections through the front
+    /// kept dropping, then the Chromium calls failed), with it off in none of 4; whether GSO is the
+    /// cause is not established (BENCHMARKS.md, issue 15 section).
     pub udp_gso: bool,
 }
 
