@@ -242,8 +242,8 @@ pub struct SfuConfig {
     pub tcp_limits: TcpLimits,
     /// Send runs of datagrams to one destination as one UDP GSO send (Linux ≥ 4.18; turned off by
     /// itself when the kernel refuses it). **Off by default**, as a precaution: with it on, the e2e
-    /// scenario `front_paths` failed in 2 of 5 runs (Firefox's ICE-TCP connections through the front
-    /// kept dropping, then the Chromium calls failed), with it off in none of 4; whether GSO is the
+    /// scenario `front_paths` failed in 3 of 8 runs (Firefox's ICE-TCP connections through the front
+    /// kept dropping, then the Chromium calls failed), with it off in none of 7; whether GSO is the
     /// cause is not established (BENCHMARKS.md, issue 15 section).
     pub udp_gso: bool,
 }
