@@ -7,11 +7,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sportello_backoffice::secrets::hash_password_blocking;
-use sportello_store::{NewUser, StaffRole, User};
+use sportello_store::User;
+use sportello_tests::council::{RestCouncil, send, state_until};
 use sportello_tests::server::{Role, TestServer, WsClient};
 
-const PASSWORD: &str = "consiglio-di-prova-2027";
 const CHOICE_WORDS: [&str; 6] = ["favourable", "contrary", "abstained", "favorevole", "contrario", "astenuto"];
 
 // --- every log line of this process, at every level ------------------------------------------------
@@ -51,26 +50,20 @@ fn log_text() -> String {
 
 // --- a council with a chair and three councillors, created over REST ------------------------------
 
+/// The session over REST (`http`, `id`, `items`, `chair`, `councillors`, tokens) on its own server.
 struct Council {
     server: TestServer,
-    http: reqwest::Client,
-    id: String,
-    items: Vec<String>,
-    chair: User,
-    councillors: Vec<User>,
-    /// user id → join token
-    tokens: Vec<(String, String)>,
+    rest: RestCouncil,
+}
+
+impl std::ops::Deref for Council {
+    type Target = RestCouncil;
+    fn deref(&self) -> &RestCouncil {
+        &self.rest
+    }
 }
 
 impl Council {
-    fn room(&self) -> String {
-        format!("council-{}", self.id)
-    }
-
-    fn token(&self, user: &User) -> &str {
-        &self.tokens.iter().find(|(u, _)| *u == user.id).expect("a link for every member").1
-    }
-
     async fn join(&self, user: &User) -> WsClient {
         let mut client = self.server.connect(&self.room()).await;
         client.join(self.token(user)).await;
@@ -83,95 +76,15 @@ impl Council {
     }
 }
 
-async fn staff(server: &TestServer, name: &str, role: StaffRole) -> User {
-    let store = &server.server.store;
-    let new = NewUser { email: format!("{name}@comune.example"), display_name: name.to_owned(), role };
-    let user = store.create_user(&new, 0).await.expect("user");
-    let hash = hash_password_blocking(PASSWORD).expect("hash");
-    store.set_password(&user.id, &hash, 0).await.expect("password");
-    user
-}
-
 async fn council() -> Council {
     logs();
     let server = TestServer::start().await;
-    let chair = staff(&server, "presidente", StaffRole::Chair).await;
-    let mut councillors = Vec::new();
-    for name in ["anna", "bruno", "carla"] {
-        councillors.push(staff(&server, name, StaffRole::Councillor).await);
-    }
-    let http = reqwest::Client::builder().cookie_store(true).build().expect("client");
-    let url = server.url();
-    let login = http
-        .post(format!("{url}/api/auth/login"))
-        .json(&json!({"email": "presidente@comune.example", "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(login.status(), 200);
-    let created: Value = http
-        .post(format!("{url}/api/council/sessions"))
-        .json(&json!({
-            "title": "Consiglio comunale",
-            "body": "consiglio",
-            "scheduled_at": sportello_backoffice::token::unix_now(),
-            "chair_id": chair.id,
-            "quorum": "majority",
-            "members": councillors.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
-            "agenda": ["Approvazione del bilancio", "Mozione sul verde pubblico"],
-        }))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("JSON");
-    let id = created["session"]["id"].as_str().unwrap_or_else(|| panic!("no session in {created}")).to_owned();
-    let items =
-        created["agenda"].as_array().expect("agenda").iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect();
-    let links: Value = http
-        .post(format!("{url}/api/council/sessions/{id}/links"))
-        .send()
-        .await
-        .expect("links")
-        .json()
-        .await
-        .expect("JSON");
-    let tokens: Vec<(String, String)> = links
-        .as_array()
-        .unwrap_or_else(|| panic!("links: {links}"))
-        .iter()
-        .map(|l| {
-            let token = l["url"].as_str().and_then(|u| u.split_once("t=")).expect("a join link").1.to_owned();
-            let role = if l["user_id"] == chair.id.as_str() { "host" } else { "participant" };
-            assert_eq!(l["role"], role, "{l}");
-            (l["user_id"].as_str().unwrap().to_owned(), token)
-        })
-        .collect();
-    assert_eq!(tokens.len(), 4);
-    Council { server, http, id, items, chair, councillors, tokens }
+    let rest = RestCouncil::create(&server, &["Approvazione del bilancio", "Mozione sul verde pubblico"]).await;
+    Council { server, rest }
 }
 
 fn pid(user: &User) -> String {
     format!("user-{}", user.id)
-}
-
-async fn send(client: &mut WsClient, mut message: Value) {
-    message["v"] = json!(1);
-    client.send_json(&message).await;
-}
-
-/// Skips `council.state` messages until one satisfies `ok`.
-async fn state_until(client: &mut WsClient, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let mut seen = Vec::new();
-    for _ in 0..30 {
-        let state = client.recv_until("council.state").await;
-        if ok(&state) {
-            return state;
-        }
-        seen.push(state);
-    }
-    panic!("no council.state with {what}: {seen:?}");
 }
 
 /// Skips messages until a `mute` of `participant` with `muted`.

@@ -14,10 +14,10 @@ use jiff::Timestamp;
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
-use sportello_backoffice::secrets::hash_password_blocking;
 use sportello_server::api::auth::first_admin_link;
-use sportello_store::{Modes, NewUser, NewWebhookEndpoint, StaffRole, Store, User, WebhookEventType};
-use sportello_tests::server::{Clock, TestServer, WsClient};
+use sportello_store::{Modes, NewUser, NewWebhookEndpoint, StaffRole, User, WebhookEventType};
+use sportello_tests::council::{RestCouncil, send, state_until};
+use sportello_tests::server::{Clock, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
@@ -351,28 +351,6 @@ async fn booking_scenario(database_url: Option<String>) {
 
 // --- a council session's secret ballot ------------------------------------------------------------
 
-async fn staff(store: &Store, name: &str, role: StaffRole) -> User {
-    let new = NewUser { email: format!("{name}@comune.example"), display_name: name.to_owned(), role };
-    let user = store.create_user(&new, 0).await.expect("user");
-    store.set_password(&user.id, &hash_password_blocking(PASSWORD).expect("hash"), 0).await.expect("password");
-    user
-}
-
-async fn send(client: &mut WsClient, mut message: Value) {
-    message["v"] = json!(1);
-    client.send_json(&message).await;
-}
-
-async fn state_until(client: &mut WsClient, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..40 {
-        let state = client.recv_until("council.state").await;
-        if ok(&state) {
-            return state;
-        }
-    }
-    panic!("no council.state with {what}");
-}
-
 #[tokio::test]
 async fn a_secret_ballot_goes_out_as_totals_only() {
     let server = TestServer::start().await;
@@ -393,53 +371,14 @@ async fn a_secret_ballot_goes_out_as_totals_only() {
     };
     store.create_webhook_endpoint(&endpoint, &secret, 0).await.expect("endpoint");
 
-    let chair = staff(&store, "presidente", StaffRole::Chair).await;
-    let mut councillors = Vec::new();
-    for name in ["anna", "bruno", "carla"] {
-        councillors.push(staff(&store, name, StaffRole::Councillor).await);
-    }
-    let http = reqwest::Client::builder().cookie_store(true).build().expect("client");
-    let url = server.url();
-    let login = http
-        .post(format!("{url}/api/auth/login"))
-        .json(&json!({"email": "presidente@comune.example", "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(login.status(), 200);
-    let created: Value = http
-        .post(format!("{url}/api/council/sessions"))
-        .json(&json!({
-            "title": "Consiglio comunale", "body": "consiglio",
-            "scheduled_at": sportello_backoffice::token::unix_now(), "chair_id": chair.id, "quorum": "majority",
-            "members": councillors.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
-            "agenda": ["Approvazione del bilancio"],
-        }))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("JSON");
-    let session = created["session"]["id"].as_str().expect("session").to_owned();
-    let item = created["agenda"][0]["id"].as_str().expect("item").to_owned();
-    let links: Value = http
-        .post(format!("{url}/api/council/sessions/{session}/links"))
-        .send()
-        .await
-        .expect("links")
-        .json()
-        .await
-        .expect("JSON");
-    let token = |user: &User| -> String {
-        let link = links.as_array().expect("links").iter().find(|l| l["user_id"] == user.id.as_str()).expect("a link");
-        link["url"].as_str().and_then(|u| u.split_once("t=")).expect("a join link").1.to_owned()
-    };
-    let room = format!("council-{session}");
+    let council = RestCouncil::create(&server, &["Approvazione del bilancio"]).await;
+    let (chair, councillors, item) = (&council.chair, &council.councillors, council.items[0].clone());
+    let token = |user: &User| council.token(user).to_owned();
+    let room = council.room();
     let mut chair_ws = server.connect(&room).await;
-    chair_ws.join(&token(&chair)).await;
+    chair_ws.join(&token(chair)).await;
     let mut others = Vec::new();
-    for u in &councillors {
+    for u in councillors {
         let mut ws = server.connect(&room).await;
         ws.join(&token(u)).await;
         others.push(ws);
@@ -489,7 +428,7 @@ async fn a_secret_ballot_goes_out_as_totals_only() {
     assert_eq!(closed["data"]["outcome"], "approved");
     // Totals only: no councillor is named anywhere in what went out about the vote.
     let text = closed.to_string();
-    for u in &councillors {
+    for u in councillors {
         assert!(!text.contains(&u.id) && !text.contains(&u.display_name), "a voter in the payload: {text}");
     }
     let mut keys: Vec<&String> = closed["data"].as_object().expect("data").keys().collect();
