@@ -381,20 +381,7 @@ impl TestServer {
         weekday_hours: &[&str],
         members: &[String],
     ) -> Result<sportello_store::Office, sportello_store::StoreError> {
-        let store = &self.server.store;
-        let now = self.server.tokens.clock().now();
-        let hours: Vec<Vec<&str>> = (0..7).map(|d| if d < 5 { weekday_hours.to_vec() } else { Vec::new() }).collect();
-        let office = sportello_store::NewOffice {
-            name: name.into(),
-            description: String::new(),
-            address: "Piazza del Municipio 1".into(),
-            email: "anagrafe@comune.example".into(),
-            phone: "+39 0000 000001".into(),
-            opening_hours: serde_json::to_string(&hours).unwrap_or_default(),
-        };
-        let office = store.create_office(&office, now).await?;
-        store.set_office_members(&office.id, members).await?;
-        Ok(office)
+        seed_office(&self.server.store, name, weekday_hours, members, self.server.tokens.clock().now()).await
     }
 
     /// A 30-minute service offered in `modes` at these offices.
@@ -404,16 +391,7 @@ impl TestServer {
         modes: sportello_store::Modes,
         office_ids: &[String],
     ) -> Result<sportello_store::Service, sportello_store::StoreError> {
-        let now = self.server.tokens.clock().now();
-        let service = sportello_store::NewService {
-            name: name.into(),
-            description: String::new(),
-            duration_minutes: 30,
-            what_to_bring: String::new(),
-            modes,
-            office_ids: office_ids.to_vec(),
-        };
-        self.server.store.create_service(&service, now).await
+        seed_service(&self.server.store, name, modes, office_ids, self.server.tokens.clock().now()).await
     }
 
     /// A confirmed 30-minute video appointment of "Mario Rossi" (mario.rossi@example.org) starting
@@ -453,33 +431,81 @@ impl TestServer {
         &self,
         starts_at: i64,
     ) -> Result<sportello_store::Appointment, sportello_store::StoreError> {
-        use sportello_store::{Mode, Modes, NewAppointment, NewUser, StaffRole};
-        let store = &self.server.store;
-        let now = self.server.tokens.clock().now();
-        let official = NewUser {
-            email: format!("o{starts_at}@comune.example"),
-            display_name: "Olga".into(),
-            role: StaffRole::Official,
-        };
-        let official = store.create_user(&official, now).await?;
-        let office = self.seed_office("Anagrafe", &[], std::slice::from_ref(&official.id)).await?;
-        let service = self.seed_service("Carta d'identità", Modes::Video, std::slice::from_ref(&office.id)).await?;
-        let starts_at = starts_at - starts_at % 300;
-        let appointment = NewAppointment {
-            code: format!("C{starts_at}"),
-            secret_hash: "x".into(),
-            office_id: office.id,
-            service_id: service.id,
-            official_id: official.id,
-            starts_at,
-            ends_at: starts_at + 1800,
-            mode: Mode::Video,
-            first_name: "Carla".into(),
-            last_name: "Rossi".into(),
-            email: "carla@example.org".into(),
-            details: String::new(),
-            lang: "it".into(),
-        };
-        store.book(&appointment, now).await
+        seed_appointment(&self.server.store, starts_at, self.server.tokens.clock().now()).await
     }
+}
+
+/// [`TestServer::seed_office`] on any store (e.g. a separate server process's database), at `now`.
+pub async fn seed_office(
+    store: &sportello_store::Store,
+    name: &str,
+    weekday_hours: &[&str],
+    members: &[String],
+    now: i64,
+) -> Result<sportello_store::Office, sportello_store::StoreError> {
+    let hours: Vec<Vec<&str>> = (0..7).map(|d| if d < 5 { weekday_hours.to_vec() } else { Vec::new() }).collect();
+    let office = sportello_store::NewOffice {
+        name: name.into(),
+        description: String::new(),
+        address: "Piazza del Municipio 1".into(),
+        email: "anagrafe@comune.example".into(),
+        phone: "+39 0000 000001".into(),
+        opening_hours: serde_json::to_string(&hours).unwrap_or_default(),
+    };
+    let office = store.create_office(&office, now).await?;
+    store.set_office_members(&office.id, members).await?;
+    Ok(office)
+}
+
+/// [`TestServer::seed_service`] on any store, at `now`.
+pub async fn seed_service(
+    store: &sportello_store::Store,
+    name: &str,
+    modes: sportello_store::Modes,
+    office_ids: &[String],
+    now: i64,
+) -> Result<sportello_store::Service, sportello_store::StoreError> {
+    let service = sportello_store::NewService {
+        name: name.into(),
+        description: String::new(),
+        duration_minutes: 30,
+        what_to_bring: String::new(),
+        modes,
+        office_ids: office_ids.to_vec(),
+    };
+    store.create_service(&service, now).await
+}
+
+/// [`TestServer::seed_appointment`] on any store, at `now`.
+pub async fn seed_appointment(
+    store: &sportello_store::Store,
+    starts_at: i64,
+    now: i64,
+) -> Result<sportello_store::Appointment, sportello_store::StoreError> {
+    use sportello_store::{Mode, Modes, NewAppointment, NewUser, StaffRole};
+    let official = NewUser {
+        email: format!("o{starts_at}@comune.example"),
+        display_name: "Olga".into(),
+        role: StaffRole::Official,
+    };
+    let official = store.create_user(&official, now).await?;
+    let office = seed_office(store, "Anagrafe", &[], std::slice::from_ref(&official.id), now).await?;
+    let service = seed_service(store, "Carta d'identità", Modes::Video, std::slice::from_ref(&office.id), now).await?;
+    let starts_at = starts_at - starts_at % 300;
+    let appointment = NewAppointment {
+        code: format!("C{starts_at}"),
+        secret_hash: "x".into(),
+        office_id: office.id,
+        service_id: service.id,
+        official_id: official.id,
+        starts_at,
+        ends_at: starts_at + 1800,
+        mode: Mode::Video,
+        first_name: "Carla".into(),
+        last_name: "Rossi".into(),
+        email: "carla@example.org".into(),
+        details: String::new(),
+        lang: "it".into(),
+    };
+    store.book(&appointment, now).await
 }

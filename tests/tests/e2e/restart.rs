@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use sportello_backoffice::links;
 use sportello_backoffice::token::{Claims, Role, TokenKey};
-use sportello_store::{Mode, Modes, NewAppointment, NewOffice, NewService, NewUser, StaffRole, Store};
+use sportello_store::Store;
 use sportello_tests::browser::{Browser, Result, err};
 use sportello_tests::process::Sportello;
 
@@ -137,60 +137,8 @@ fn sqlite(data: &std::path::Path) -> String {
 async fn seed(data: &std::path::Path) -> Result<(sportello_store::Appointment, String)> {
     let store = Store::connect(&sqlite(data)).await?;
     let now = i64::try_from(sportello_backoffice::token::unix_now()).unwrap_or_default();
-    let official = store
-        .create_user(
-            &NewUser { email: "olga@comune.example".into(), display_name: "Olga".into(), role: StaffRole::Official },
-            now,
-        )
-        .await?;
-    let office = store
-        .create_office(
-            &NewOffice {
-                name: "Anagrafe".into(),
-                description: String::new(),
-                address: "Piazza del Municipio 1".into(),
-                email: "anagrafe@comune.example".into(),
-                phone: String::new(),
-                opening_hours: "[[],[],[],[],[],[],[]]".into(),
-            },
-            now,
-        )
-        .await?;
-    store.set_office_members(&office.id, std::slice::from_ref(&official.id)).await?;
-    let service = store
-        .create_service(
-            &NewService {
-                name: "Carta d'identità".into(),
-                description: String::new(),
-                duration_minutes: 30,
-                what_to_bring: String::new(),
-                modes: Modes::Video,
-                office_ids: vec![office.id.clone()],
-            },
-            now,
-        )
-        .await?;
-    let starts_at = now - now % 300;
-    let appt = store
-        .book(
-            &NewAppointment {
-                code: "RSTA-2345".into(),
-                secret_hash: "x".into(),
-                office_id: office.id,
-                service_id: service.id,
-                official_id: official.id.clone(),
-                starts_at,
-                ends_at: starts_at + 1800,
-                mode: Mode::Video,
-                first_name: "Carla".into(),
-                last_name: "Rossi".into(),
-                email: "carla@example.org".into(),
-                details: String::new(),
-                lang: "it".into(),
-            },
-            now,
-        )
-        .await?;
+    let appt = sportello_tests::server::seed_appointment(&store, now, now).await?;
     store.close().await;
-    Ok((appt, official.id))
+    let official = appt.official_id.clone();
+    Ok((appt, official))
 }
