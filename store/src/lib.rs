@@ -99,11 +99,15 @@ pub enum StoreError {
     #[error("{0} already exists: a backup never overwrites a file")]
     BackupExists(String),
     /// `restore` of a PostgreSQL database: that is `pg_restore`'s job.
-    #[error("restore works on SQLite only; for PostgreSQL use pg_restore (e.g. pg_restore --clean -d DATABASE_URL FILE)")]
+    #[error(
+        "restore works on SQLite only; for PostgreSQL use pg_restore (e.g. pg_restore --clean -d DATABASE_URL FILE)"
+    )]
     RestoreUnsupported,
     #[error("{0} cannot be restored: {1}")]
     NotABackup(String, String),
-    #[error("{file} comes from a newer Sportello (schema {found}, this one knows up to {known}): restore it with that version")]
+    #[error(
+        "{file} comes from a newer Sportello (schema {found}, this one knows up to {known}): restore it with that version"
+    )]
     BackupTooNew { file: String, found: i64, known: i64 },
 }
 
@@ -242,6 +246,16 @@ impl Store {
                 other => return other,
             }
         }
+    }
+
+    /// Deletes row `id` of `table` (a constant of ours, never input), retried as `what`; `NotFound`
+    /// if there was no such row. Rows that reference it go by their foreign keys' `ON DELETE`.
+    async fn delete_row(&self, what: &'static str, table: &'static str, id: &str) -> Result<()> {
+        let sql = format!("DELETE FROM {table} WHERE id = $1");
+        let deleted = self
+            .retrying(what, || async { Ok(sqlx::query(&sql).bind(id).execute(&self.pool).await?.rows_affected()) })
+            .await?;
+        if deleted == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 
     fn is_transient(&self, e: &sqlx::Error) -> bool {

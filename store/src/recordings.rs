@@ -148,16 +148,7 @@ impl Store {
 
     /// `NotFound` if there was no such row.
     pub async fn delete_recording(&self, id: &str) -> Result<()> {
-        let deleted = self
-            .retrying("delete_recording", || async move {
-                Ok(sqlx::query("DELETE FROM council_recordings WHERE id = $1")
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected())
-            })
-            .await?;
-        if deleted == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        self.delete_row("delete_recording", "council_recordings", id).await
     }
 
     /// Recordings whose `ended_at` is before `cutoff` (the retention pass deletes them), oldest first.

@@ -75,7 +75,8 @@ async fn check_backup(backup: &Path, name: &str) -> Result<()> {
     }
     sqlx::any::install_default_drivers();
     let url = format!("sqlite://{}?mode=ro", backup.display());
-    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.map_err(|e| not_ours(e.to_string()))?;
+    let pool =
+        sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.map_err(|e| not_ours(e.to_string()))?;
     let checked = async {
         let integrity: String =
             sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&pool).await.map_err(|e| not_ours(e.to_string()))?;

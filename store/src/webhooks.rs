@@ -435,16 +435,7 @@ impl Store {
 
     /// Deletes an endpoint with its deliveries and their log. `NotFound` if absent.
     pub async fn delete_webhook_endpoint(&self, id: &str) -> Result<()> {
-        let deleted = self
-            .retrying("delete_webhook_endpoint", || async move {
-                Ok(sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected())
-            })
-            .await?;
-        if deleted == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        self.delete_row("delete_webhook_endpoint", "webhook_endpoints", id).await
     }
 
     // --- sending -----------------------------------------------------------------------------------
