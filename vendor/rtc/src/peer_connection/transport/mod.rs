@@ -370,6 +370,29 @@ impl<'a> RTCDtlsTransport<'a> {
             .dtls_transport()
             .get_remote_certificates()
     }
+
+    // Sportello patch (see PATCH.md in this crate's directory): not in rtc 0.21.1.
+    /// A new SRTP context for what this end sends, keyed from the completed DTLS handshake exactly
+    /// as the pipeline keys its own (RFC 5764 §4.2), for an application that protects some of its
+    /// RTP itself instead of writing it through the pipeline. The pipeline's context is untouched:
+    /// the caller must protect only SSRCs the pipeline never sends on, since both use one master
+    /// key. `None` until the handshake has completed.
+    pub fn new_local_srtp_context(&self) -> Option<::srtp::context::Context> {
+        let transport = self.peer_connection.dtls_transport();
+        if transport.state() != RTCDtlsTransportState::Connected {
+            return None;
+        }
+        let endpoint = transport.dtls_endpoint.as_ref()?;
+        let remote = *endpoint.get_connections_keys().next()?;
+        let state = endpoint.get_connection_state(remote)?;
+        let (local, _remote) = crate::peer_connection::handler::dtls::DtlsHandler::update_srtp_contexts(
+            state,
+            &transport.replay_protection,
+            &transport.crypto_provider,
+        )
+        .ok()?;
+        Some(local)
+    }
 }
 
 /// Provides access to information about the SCTP transport that carries data channels.
