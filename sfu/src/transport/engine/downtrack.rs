@@ -78,7 +78,64 @@ impl Engine {
     }
 }
 
+impl SubscribeLeg {
+    pub(super) fn new(
+        sub: SubscriberKey,
+        downs: HashMap<TrackKey, Down>,
+        by_sender_track: HashMap<String, TrackKey>,
+        queue: usize,
+        now: Instant,
+    ) -> Self {
+        SubscribeLeg {
+            sub,
+            downs,
+            by_sender_track,
+            offer_outstanding: false,
+            renegotiate_after_answer: false,
+            connected: false,
+            queue: LossyQueue::with_capacity(queue),
+            pacer: Pacer::new(None, 256 * 1024),
+            awaiting_media: Some(now),
+        }
+    }
+}
+
 impl Down {
+    /// A downtrack sending on `ssrc`, not yet negotiated.
+    pub(super) fn new(sender: RTCRtpSenderId, ssrc: u32) -> Self {
+        Down {
+            sender,
+            ssrc,
+            pt: None,
+            routed: false,
+            mid: None,
+            mid_ext: None,
+            extensions: Vec::new(),
+            ext_map: None,
+            sent: None,
+        }
+    }
+
+    /// The track a downtrack adds to its subscribe connection: our codec of `kind`, sent on `ssrc`,
+    /// as stream `stream` (the publishing participant, or the program).
+    pub(super) fn media_track(stream: String, id: String, kind: MediaKind, ssrc: u32) -> MediaStreamTrack {
+        let (kind, codec) = match kind {
+            MediaKind::Audio => (RtpCodecKind::Audio, peer::opus_codec()),
+            MediaKind::Video => (RtpCodecKind::Video, peer::vp8_codec()),
+        };
+        MediaStreamTrack::new(
+            stream,
+            id.clone(),
+            id,
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                codec,
+                ..Default::default()
+            }],
+        )
+    }
+
     /// Reads what the completed negotiation gave this downtrack: payload type, header-extension
     /// ids, the MID extension (`None` if the peer refused the codec: nothing is routed then).
     pub(super) fn negotiated(&mut self, pc: &mut RTCPeerConnection, kind: MediaKind) {

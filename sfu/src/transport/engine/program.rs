@@ -289,36 +289,9 @@ impl Engine {
             }
             *lines -= 1;
             let ssrc = rand::random::<u32>();
-            let (rtc_kind, codec) = match kind {
-                MediaKind::Audio => (RtpCodecKind::Audio, peer::opus_codec()),
-                MediaKind::Video => (RtpCodecKind::Video, peer::vp8_codec()),
-            };
-            let media = MediaStreamTrack::new(
-                PROGRAM_OWNER.to_owned(),
-                name.clone(),
-                name.clone(),
-                rtc_kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                    codec,
-                    ..Default::default()
-                }],
-            );
+            let media = Down::media_track(PROGRAM_OWNER.to_owned(), name.clone(), kind, ssrc);
             let sender = pc.add_track(media).map_err(|e| SfuError::UnusableOffer(e.to_string()))?;
-            downs.insert(
-                track,
-                Down {
-                    sender,
-                    ssrc,
-                    pt: None,
-                    routed: false,
-                    mid: None,
-                    mid_ext: None,
-                    extensions: Vec::new(),
-                    ext_map: None,
-                    sent: None,
-                },
-            );
+            downs.insert(track, Down::new(sender, ssrc));
             by_sender_track.insert(name, track);
         }
         if downs.is_empty() {
@@ -364,17 +337,7 @@ impl Engine {
             .or_insert_with(|| Room { participants: Vec::new(), speakers: ActiveSpeakerDetector::new() })
             .participants
             .push(id);
-        let leg = SubscribeLeg {
-            sub: sub_key,
-            downs,
-            by_sender_track,
-            offer_outstanding: false,
-            renegotiate_after_answer: false,
-            connected: false,
-            queue: LossyQueue::with_capacity(self.config.subscriber_queue),
-            pacer: Pacer::new(None, 256 * 1024),
-            awaiting_media: Some(now),
-        };
+        let leg = SubscribeLeg::new(sub_key, downs, by_sender_track, self.config.subscriber_queue, now);
         self.insert_peer(peer_id, Peer::new(pc, id, ufrag, Leg::Subscribe(leg)));
         self.mark_dirty(peer_id);
         info!(program = %program, viewer = %viewer, "WHEP viewer joined");

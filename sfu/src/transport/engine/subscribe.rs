@@ -13,17 +13,7 @@ impl Engine {
         let sub = part.sub_key;
         let (ufrag, pc) = self.new_connection(PcKind::Subscribe, now)?;
         let id = self.id();
-        let leg = SubscribeLeg {
-            sub,
-            downs: HashMap::new(),
-            by_sender_track: HashMap::new(),
-            offer_outstanding: false,
-            renegotiate_after_answer: false,
-            connected: false,
-            queue: LossyQueue::with_capacity(self.config.subscriber_queue),
-            pacer: Pacer::new(None, 256 * 1024),
-            awaiting_media: Some(now),
-        };
+        let leg = SubscribeLeg::new(sub, HashMap::new(), HashMap::new(), self.config.subscriber_queue, now);
         self.insert_peer(id, Peer::new(pc, part_id, ufrag, Leg::Subscribe(leg)));
         if let Some(p) = self.parts.get_mut(&part_id) {
             p.subscribe = Some(id);
@@ -64,37 +54,10 @@ impl Engine {
         };
         let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&peer_id) else { return };
         let ssrc = rand::random::<u32>();
-        let (kind, codec) = match info.kind {
-            MediaKind::Audio => (RtpCodecKind::Audio, peer::opus_codec()),
-            MediaKind::Video => (RtpCodecKind::Video, peer::vp8_codec()),
-        };
-        let track = MediaStreamTrack::new(
-            info.participant.to_string(),
-            info.id.clone(),
-            info.id.clone(),
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                codec,
-                ..Default::default()
-            }],
-        );
+        let track = Down::media_track(info.participant.to_string(), info.id.clone(), info.kind, ssrc);
         match pc.add_track(track) {
             Ok(sender) => {
-                leg.downs.insert(
-                    key,
-                    Down {
-                        sender,
-                        ssrc,
-                        pt: None,
-                        routed: false,
-                        mid: None,
-                        mid_ext: None,
-                        extensions: Vec::new(),
-                        ext_map: None,
-                        sent: None,
-                    },
-                );
+                leg.downs.insert(key, Down::new(sender, ssrc));
                 leg.by_sender_track.insert(info.id.clone(), key);
                 self.negotiate(peer_id, now);
             }
