@@ -432,6 +432,10 @@ struct Inbound {
     packets_received: Option<u64>,
     #[serde(default)]
     packets_lost: Option<i64>,
+    #[serde(default)]
+    sender_reports: Option<u64>,
+    #[serde(default)]
+    remote_packets_sent: Option<u64>,
 }
 
 async fn inbound(b: &Browser) -> Result<Vec<Inbound>> {
@@ -539,6 +543,17 @@ async fn room_three_participants(ctx: &mut Ctx) -> Result<()> {
         }
     }
     println!("  no browser counts a lost packet");
+    // The SFU encrypts what it forwards and makes the sender reports itself: every browser decrypted
+    // reports for every stream, and they count what was sent.
+    for (b, id) in [(anna, "anna"), (bruno, "bruno"), (carla, "carla")] {
+        let reported = "window.sportello.inboundStats().then(s => s.length === 4 \
+            && s.every(e => e.senderReports > 0 && e.remotePacketsSent > 0))";
+        if b.wait_for(reported, Duration::from_secs(10)).await.is_err() {
+            let stats = inbound(b).await?;
+            return Err(err(format!("[{id}] a stream without the SFU's sender reports: {stats:?}")));
+        }
+    }
+    println!("  every stream has the SFU's sender reports");
     // The active-speaker highlight is not asserted here: in about one run in five one browser saw no
     // highlight within 45 s (Chromium's fake microphone beeps briefly); see the session note. The
     // detector is unit-tested in `sfu/src/forward/speaker.rs`, its delivery in `tests/tests/protocol.rs`.

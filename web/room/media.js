@@ -421,15 +421,21 @@ export class Subscriber extends PeerBase {
       if (prev && (prev.s.lastPacketReceivedTimestamp ?? 0) > (s.lastPacketReceivedTimestamp ?? 0)) continue;
       best.set(info.id, { s, info });
     }
-    return [...best.values()].map(({ s, info }) => ({
-      trackId: info.id,
-      participantId: info.participant,
-      source: info.source,
-      kind: info.kind ?? s.kind,
-      framesDecoded: s.framesDecoded ?? 0,
-      packetsReceived: s.packetsReceived ?? 0,
-      packetsLost: s.packetsLost ?? 0,
-      bytesReceived: s.bytesReceived ?? 0,
-    }));
+    return [...best.values()].map(({ s, info }) => {
+      // The SFU's sender reports for this stream, as the browser took them (its lip sync needs them).
+      const remote = s.remoteId ? report.get(s.remoteId) : undefined;
+      return {
+        trackId: info.id,
+        participantId: info.participant,
+        source: info.source,
+        kind: info.kind ?? s.kind,
+        framesDecoded: s.framesDecoded ?? 0,
+        packetsReceived: s.packetsReceived ?? 0,
+        packetsLost: s.packetsLost ?? 0,
+        bytesReceived: s.bytesReceived ?? 0,
+        senderReports: remote?.reportsSent ?? 0,
+        remotePacketsSent: remote?.packetsSent ?? 0,
+      };
+    });
   }
 }

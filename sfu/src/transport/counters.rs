@@ -78,9 +78,8 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for CountFeedback {
         self.reads.pop_front()
     }
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        match &msg.message.packet {
-            Packet::Rtcp(packets) => add(&self.counts.nacks_sent, nacks(packets)),
-            _ => {}
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            add(&self.counts.nacks_sent, nacks(packets));
         }
         self.writes.push_back(msg);
         Ok(())

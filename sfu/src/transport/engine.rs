@@ -58,6 +58,7 @@ use crate::transport::tcp::ConnId;
 
 mod commands;
 mod downtrack;
+mod egress;
 mod flush;
 mod input;
 mod keyframes;
@@ -68,6 +69,7 @@ mod publish;
 mod subscribe;
 
 pub use commands::Command;
+pub(crate) use egress::WallClock;
 
 type PeerId = u64;
 type PartId = u64;
@@ -149,6 +151,9 @@ struct SubscribeLeg {
     /// When this connection was set up, until its first media packet is written (then `None`):
     /// the join → first media histogram.
     awaiting_media: Option<Instant>,
+    /// Our own SRTP and the selected path, from DTLS up ([`egress`]); until then, or if `rtc` could
+    /// not give a context, packets go through `rtc`'s pipeline.
+    egress: Option<Box<egress::Egress>>,
 }
 
 /// A packet waiting in a subscriber's queue, already re-headed for its downtrack, with the SSRC and
@@ -175,6 +180,8 @@ struct Down {
     ext_map: Option<(u64, ExtensionMap)>,
     /// What this downtrack sent lately, to answer the subscriber's NACKs (video only; made on first use).
     sent: Option<SentLog>,
+    /// Packets and octets sent, for sender reports.
+    counts: egress::SentCounts,
 }
 
 struct Participant {
@@ -254,6 +261,9 @@ pub(crate) struct Engine {
     rtcp: Arc<RtcpCounts>,
     /// The DTLS certificate of every connection ([`peer::certificate`]).
     certificate: RTCCertificate,
+    /// Wall-clock time for sender reports, and when they are next due.
+    wall: WallClock,
+    next_report: Instant,
     /// Program feeds by their room, and the indexes the hot path needs: which outputs a source
     /// track may feed, which program an output track belongs to, which recorder a sink is.
     programs: HashMap<RoomId, program::Program>,
@@ -269,6 +279,7 @@ impl Engine {
         config: SfuConfig,
         events: mpsc::UnboundedSender<SfuEvent>,
         certificate: RTCCertificate,
+        wall: WallClock,
         now: Instant,
     ) -> Self {
         let announced = SocketAddr::new(config.announced_ip.unwrap_or(local.ip()), local.port());
@@ -304,6 +315,8 @@ impl Engine {
             busy: Duration::ZERO,
             rtcp: Arc::default(),
             certificate,
+            wall,
+            next_report: now + egress::REPORT_INTERVAL,
             programs: HashMap::new(),
             program_inputs: HashMap::new(),
             program_outputs: HashMap::new(),
@@ -361,10 +374,10 @@ impl Engine {
         !self.out.is_empty()
     }
 
-    /// When [`Engine::timeouts`] must next be called: the earliest peer timer, router timer or
-    /// active-speaker tick.
+    /// When [`Engine::timeouts`] must next be called: the earliest peer timer, router timer,
+    /// active-speaker tick or sender-report tick.
     pub(crate) fn next_deadline(&self) -> Instant {
-        let mut d = self.next_speaker_tick;
+        let mut d = self.next_speaker_tick.min(self.next_report);
         if let Some((t, _)) = self.timers.first() {
             d = d.min(*t);
         }

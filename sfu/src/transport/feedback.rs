@@ -19,10 +19,23 @@ use rtc::shared::error::Error;
 /// Where in the chain it sits: application-ward of the default interceptors, so they act first.
 pub const SLOT: usize = 14_000;
 
-#[derive(Default)]
 pub struct DeliverFeedback {
+    wanted: fn(&dyn rtc::rtcp::Packet) -> bool,
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
+}
+
+impl Default for DeliverFeedback {
+    fn default() -> Self {
+        DeliverFeedback::of(wanted)
+    }
+}
+
+impl DeliverFeedback {
+    /// Delivers the compounds holding a packet `wanted` picks (a test's peer wants sender reports).
+    pub fn of(wanted: fn(&dyn rtc::rtcp::Packet) -> bool) -> Self {
+        DeliverFeedback { wanted, reads: VecDeque::new(), writes: VecDeque::new() }
+    }
 }
 
 fn wanted(p: &dyn rtc::rtcp::Packet) -> bool {
@@ -42,13 +55,13 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverFeedback {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
         if let Packet::Rtcp(packets) = &mut msg.message.packet
-            && packets.iter().any(|p| wanted(p.as_ref()))
+            && packets.iter().any(|p| (self.wanted)(p.as_ref()))
         {
             // `rtc` names a compound's track by the first SSRC of its first packet and drops the
             // compound when it knows none — a browser's receiver report may lead with a block for a
             // stream it no longer gets, or with no block at all. The feedback goes first (a stable
             // sort), so the compound is named by the stream it is about and reaches the engine.
-            packets.sort_by_key(|p| !wanted(p.as_ref()));
+            packets.sort_by_key(|p| !(self.wanted)(p.as_ref()));
             msg.message.add(Attribute::DeliverToApplication);
         }
         self.reads.push_back(msg);

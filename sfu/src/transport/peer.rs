@@ -12,7 +12,7 @@ use rand::distr::Alphanumeric;
 use rtc::ice::mdns::MulticastDnsMode;
 pub use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::NackGeneratorBuilder;
-use rtc::interceptor::{ReceiverReportBuilder, SenderReportBuilder};
+use rtc::interceptor::ReceiverReportBuilder;
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
@@ -92,8 +92,8 @@ fn media_engine(kind: PcKind) -> Result<MediaEngine, rtc::shared::error::Error> 
 
 /// Each leg gets only the interceptors of its direction, since every stage of `rtc`'s chain costs a
 /// queue move per forwarded packet. A publish leg receives: receiver reports, NACKs to the publisher
-/// (with keyframe requests by PLI). A subscribe leg sends: sender reports (the browser's lip sync and
-/// round-trip time). Subscribers' NACKs are answered by the engine from one history per track
+/// (with keyframe requests by PLI). A subscribe leg needs none: the engine sends its RTP and sender
+/// reports itself (`engine/egress.rs`), and answers subscribers' NACKs from one history per track
 /// (`engine/nack.rs`), not by an `rtc` responder keeping a copy of every packet per subscriber.
 fn direction(kind: PcKind, registry: Registry, me: &mut MediaEngine) -> Registry {
     for parameter in ["", "pli"] {
@@ -106,7 +106,7 @@ fn direction(kind: PcKind, registry: Registry, me: &mut MediaEngine) -> Registry
         PcKind::Publish => registry
             .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
             .with(Slot::NackGenerator, NackGeneratorBuilder::new().build()),
-        PcKind::Subscribe => registry.with(Slot::SenderReport, SenderReportBuilder::new().build()),
+        PcKind::Subscribe => registry,
     }
 }
 

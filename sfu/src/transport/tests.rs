@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -18,6 +18,7 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
@@ -27,8 +28,8 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use crate::api::*;
 use crate::transport::driver::memory::MemoryDriver;
 use crate::transport::engine::Command;
-use crate::transport::peer;
 use crate::transport::tcp::ConnId;
+use crate::transport::{feedback, peer};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -59,6 +60,8 @@ struct SimPeer {
     state: RTCPeerConnectionState,
     video: Option<Video>,
     received: Vec<rtp::Packet>,
+    /// Sender reports received, each with how many RTP packets had arrived when it did.
+    reports: Vec<(SenderReport, usize)>,
     /// RTP sequence numbers to lose on the way in (read from the cleartext SRTP header), once each.
     lose: Vec<u16>,
 }
@@ -91,9 +94,10 @@ impl SimPeer {
     ) -> Result<Self, Error> {
         let mut me = MediaEngine::default();
         me.register_default_codecs()?;
-        let mut registry = register_default_interceptors(Registry::new(), &mut me)?;
+        let mut registry = register_default_interceptors(Registry::new(), &mut me)?
+            .with(Slot::from(feedback::SLOT), feedback::DeliverFeedback::of(|p| p.as_any().is::<SenderReport>()));
         if !nack_generator {
-            registry = registry.with(rtc::interceptor::Slot::NackGenerator, rtc::interceptor::NoopInterceptor::new());
+            registry = registry.with(Slot::NackGenerator, rtc::interceptor::NoopInterceptor::new());
         }
         let se = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
         let mut pc = RTCPeerConnectionBuilder::new()
@@ -118,6 +122,7 @@ impl SimPeer {
             state: RTCPeerConnectionState::New,
             video: None,
             received: Vec::new(),
+            reports: Vec::new(),
             lose: Vec::new(),
         })
     }
@@ -203,8 +208,13 @@ impl SimPeer {
             }
         }
         while let Some(m) = self.pc.poll_read() {
-            if let RTCMessage::RtpPacket(_, packet) = m.message {
-                self.received.push(packet);
+            match m.message {
+                RTCMessage::RtpPacket(_, packet) => self.received.push(packet),
+                RTCMessage::RtcpPacket(_, packets) => {
+                    let reports = packets.iter().filter_map(|p| p.as_any().downcast_ref::<SenderReport>());
+                    self.reports.extend(reports.map(|r| (r.clone(), self.received.len())));
+                }
+                _ => {}
             }
         }
         let protocol = self.protocol();
@@ -498,5 +508,35 @@ fn a_nack_in_a_browser_compound_is_answered_with_the_exact_packet() -> Result<()
     }
     let stats = net.sfu.call(|reply| Command::Stats { reply })?;
     assert_eq!((stats.nacks_received, stats.rtx_sent), (1, 2), "{stats:?}");
+    Ok(())
+}
+
+/// The engine sends forwarded RTP and sender reports itself (`engine/egress.rs`): bob decrypts both
+/// with the keys of his DTLS handshake, and each report tells the truth about the stream he got —
+/// its SSRC, every packet and octet sent before it, and an RTP time on that stream's clock.
+#[test]
+fn a_subscriber_gets_sender_reports_true_to_the_packets_it_received() -> Result<(), Error> {
+    let start = Instant::now();
+    let bob = SimPeer::new("bob", "192.0.2.11:40000".parse()?, start)?;
+    let mut net = alice_and(bob, "sportello-3", start)?;
+    let reached = net.run_until(Duration::from_secs(10), |net| net.peers[1].reports.len() >= 3)?;
+    let bob = &net.peers[1];
+    assert!(reached, "bob got {} reports and {} packets in 10 s", bob.reports.len(), bob.received.len());
+    let ssrc = bob.received.first().ok_or("no media")?.header.ssrc;
+    for (report, arrived) in &bob.reports {
+        assert_eq!(report.ssrc, ssrc, "{report:?}");
+        // Nothing is lost or reordered here, so everything the SFU counted had arrived.
+        assert_eq!(report.packet_count as usize, *arrived, "{report:?}");
+        assert_eq!(report.octet_count as usize, arrived * PAYLOAD_LEN, "{report:?}");
+        // One frame per packet, 3,000 ticks apart: the report's RTP time lies within a frame of the
+        // newest packet's.
+        let newest = bob.received[arrived - 1].header.timestamp;
+        assert!(report.rtp_time.wrapping_sub(newest) <= 3000, "{report:?} after timestamp {newest}");
+    }
+    // A second apart, by both clocks.
+    let (a, b) = (&bob.reports[1].0, &bob.reports[2].0);
+    assert_eq!(b.ntp_time.wrapping_sub(a.ntp_time) >> 32, 1, "{a:?} {b:?}");
+    let ticks = b.rtp_time.wrapping_sub(a.rtp_time);
+    assert!((89_000..=91_000).contains(&ticks), "{ticks} ticks of 90 kHz between reports a second apart");
     Ok(())
 }

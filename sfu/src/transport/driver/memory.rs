@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{SfuConfig, SfuError, SfuEvent};
-use crate::transport::engine::{Command, Engine};
+use crate::transport::engine::{Command, Engine, WallClock};
 use crate::transport::tcp::ConnId;
 
 pub struct MemoryDriver {
@@ -25,7 +25,9 @@ impl MemoryDriver {
     pub fn new(addr: SocketAddr, config: SfuConfig, now: Instant) -> Result<Self, SfuError> {
         let (event_tx, events) = mpsc::unbounded_channel();
         let certificate = crate::transport::peer::certificate()?;
-        Ok(MemoryDriver { engine: Engine::new(addr, config, event_tx, certificate, now), addr, now, events })
+        // Simulated time starts at the Unix epoch's first second on the wall, the same every run.
+        let wall = WallClock::new(now, std::time::UNIX_EPOCH + std::time::Duration::from_secs(1));
+        Ok(MemoryDriver { engine: Engine::new(addr, config, event_tx, certificate, wall, now), addr, now, events })
     }
 
     /// Runs one command as the handle would and returns the engine's reply.

@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 
 use crate::api::{SfuConfig, SfuError, SfuEvent};
 use crate::transport::driver::tcp::{TcpEvent, TcpSide};
-use crate::transport::engine::{Command, Engine};
+use crate::transport::engine::{Command, Engine, WallClock};
 use crate::transport::socket::{MediaSocket, RecvBatch};
 use crate::transport::tcp::ConnId;
 
@@ -78,7 +78,9 @@ pub fn spawn(
                         return;
                     }
                 };
-                let engine = Engine::new(socket.local_addr(), config, event_tx, certificate, Instant::now());
+                let now = Instant::now();
+                let wall = WallClock::new(now, std::time::SystemTime::now());
+                let engine = Engine::new(socket.local_addr(), config, event_tx, certificate, wall, now);
                 let accept_from = Instant::now();
                 UdpDriver { socket, engine, recv: RecvBatch::default(), tcp, tcp_rx, accept_from }.run(cmd_rx).await;
             })

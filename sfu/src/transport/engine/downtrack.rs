@@ -38,6 +38,13 @@ impl Engine {
         for &id in ids {
             let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&id) else { continue };
             let forwarded = self.forwarded;
+            let mut way = Way {
+                egress: leg.egress.as_deref_mut(),
+                pc,
+                out: &mut self.out,
+                tcp_out: &mut self.tcp_out,
+                tcp_by_remote: &self.tcp_by_remote,
+            };
             while let Some(head) = leg.queue.front() {
                 if !leg.pacer.try_consume(head.packet.payload.len() + 40, now) {
                     break;
@@ -56,15 +63,13 @@ impl Engine {
                 }
                 packet.header.payload_type = pt;
                 remap_extensions(&mut packet, down, track);
-                let bytes = packet.payload.len() as u64;
-                // Straight into the connection: `write_rtp` would rebuild the sender's parameters for
-                // every packet to check what `negotiated` and `remap_extensions` already guarantee
-                // (payload type, header-extension ids, SSRC). `rtc` ignores the track id here.
-                let message = RTCMessage::RtpPacket(String::new(), packet);
-                match pc.handle_write(TaggedRTCMessage { now, message }) {
+                let bytes = packet.payload.len();
+                let timestamp = packet.header.timestamp;
+                match way.send(packet, now) {
                     Ok(()) => {
+                        down.counts.sent(bytes, Some(timestamp), now);
                         self.forwarded += 1;
-                        self.forwarded_bytes += bytes;
+                        self.forwarded_bytes += bytes as u64;
                     }
                     Err(e) => debug!(error = %e, "forwarded RTP refused"),
                 }
@@ -73,6 +78,34 @@ impl Engine {
                 && let Some(since) = leg.awaiting_media.take()
             {
                 metrics::histogram!("sportello_sfu_join_to_first_media_seconds").record(now.duration_since(since));
+            }
+        }
+    }
+}
+
+/// Where a subscribe connection's RTP goes: protected by the engine and queued for the socket once
+/// it has its own [`egress`](super::egress), else written into `rtc`'s pipeline.
+pub(super) struct Way<'a> {
+    pub(super) egress: Option<&'a mut egress::Egress>,
+    pub(super) pc: &'a mut RTCPeerConnection,
+    pub(super) out: &'a mut SendBatch,
+    pub(super) tcp_out: &'a mut Vec<(ConnId, BytesMut)>,
+    pub(super) tcp_by_remote: &'a HashMap<SocketAddr, ConnId>,
+}
+
+impl Way<'_> {
+    pub(super) fn send(&mut self, packet: rtp::Packet, now: Instant) -> Result<(), rtc::shared::error::Error> {
+        match self.egress.as_deref_mut() {
+            Some(egress) => {
+                let datagram = egress.protect(&packet)?;
+                Engine::emit(self.out, self.tcp_out, self.tcp_by_remote, egress.path(), datagram);
+                Ok(())
+            }
+            // Straight into the connection: `write_rtp` would rebuild the sender's parameters for
+            // every packet to check what `negotiated` and `remap_extensions` already guarantee
+            // (payload type, header-extension ids, SSRC). `rtc` ignores the track id here.
+            None => {
+                self.pc.handle_write(TaggedRTCMessage { now, message: RTCMessage::RtpPacket(String::new(), packet) })
             }
         }
     }
@@ -96,6 +129,7 @@ impl SubscribeLeg {
             queue: LossyQueue::with_capacity(queue),
             pacer: Pacer::new(None, 256 * 1024),
             awaiting_media: Some(now),
+            egress: None,
         }
     }
 }
@@ -113,6 +147,7 @@ impl Down {
             extensions: Vec::new(),
             ext_map: None,
             sent: None,
+            counts: egress::SentCounts::default(),
         }
     }
 

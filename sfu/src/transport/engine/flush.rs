@@ -78,8 +78,17 @@ impl Engine {
                     p.handshake = None;
                 }
                 if kind == PcKind::Subscribe && state == PeerState::Connected {
-                    if let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&id) {
+                    if let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&id) {
                         leg.connected = true;
+                        match &mut leg.egress {
+                            Some(egress) => egress.refresh_path(pc),
+                            None => {
+                                leg.egress = egress::Egress::new(pc);
+                                if leg.egress.is_none() {
+                                    warn!(peer = id, "no SRTP context of our own: forwarding through rtc");
+                                }
+                            }
+                        }
                     }
                     self.start_routing(id, now);
                 }

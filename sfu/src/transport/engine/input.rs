@@ -124,6 +124,10 @@ impl Engine {
             self.next_speaker_tick = now + SPEAKER_TICK;
             self.tick_speakers(now);
         }
+        if now >= self.next_report {
+            self.next_report = now + egress::REPORT_INTERVAL;
+            self.send_reports(now);
+        }
     }
 
     pub(super) fn tick_speakers(&mut self, now: Instant) {

@@ -9,6 +9,13 @@ impl Engine {
     /// stream, so every browser takes it as the late packet it is.
     pub(super) fn retransmit(&mut self, peer_id: PeerId, lost: &[(TrackKey, u16)], now: Instant) {
         let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&peer_id) else { return };
+        let mut way = downtrack::Way {
+            egress: leg.egress.as_deref_mut(),
+            pc,
+            out: &mut self.out,
+            tcp_out: &mut self.tcp_out,
+            tcp_by_remote: &self.tcp_by_remote,
+        };
         let mut sent = 0;
         for &(key, seq) in lost {
             let (Some(down), Some(track)) = (leg.downs.get_mut(&key), self.tracks.get(&key)) else { continue };
@@ -27,9 +34,12 @@ impl Engine {
             packet.header.timestamp = s.timestamp;
             packet.header.payload_type = pt;
             downtrack::remap_extensions(&mut packet, down, track);
-            let message = RTCMessage::RtpPacket(String::new(), packet);
-            match pc.handle_write(TaggedRTCMessage { now, message }) {
-                Ok(()) => sent += 1,
+            let bytes = packet.payload.len();
+            match way.send(packet, now) {
+                Ok(()) => {
+                    down.counts.sent(bytes, None, now);
+                    sent += 1;
+                }
                 Err(e) => debug!(error = %e, "retransmission refused"),
             }
         }
