@@ -250,6 +250,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
             max_per_address: config.media_tcp_per_ip,
             ..sportello_sfu::TcpLimits::default()
         },
+        udp_gso: config.media_udp_gso,
         ..SfuConfig::default()
     })?;
     let listener = tokio::net::TcpListener::bind(config.listen)
