@@ -172,35 +172,7 @@ impl Client {
     /// Adds a synthetic sending track (Opus or VP8) and returns its sender.
     pub fn add_track(&mut self, video: bool) -> Result<RTCRtpSenderId, Error> {
         let ssrc = rand_u32();
-        let (kind, codec) = if video {
-            (
-                RtpCodecKind::Video,
-                RTCRtpCodec { mime_type: MIME_TYPE_VP8.into(), clock_rate: 90000, ..Default::default() },
-            )
-        } else {
-            (
-                RtpCodecKind::Audio,
-                RTCRtpCodec {
-                    mime_type: MIME_TYPE_OPUS.into(),
-                    clock_rate: 48000,
-                    channels: 2,
-                    sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-                    ..Default::default()
-                },
-            )
-        };
-        let id = format!("{}-{}", self.name, if video { "video" } else { "audio" });
-        let track = MediaStreamTrack::new(
-            self.name.clone(),
-            id.clone(),
-            id,
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                codec,
-                ..Default::default()
-            }],
-        );
+        let track = sending_track(&self.name, video, ssrc);
         let sender = self.pc.add_track(track)?;
         self.outgoing.push(Outgoing {
             sender,
@@ -497,4 +469,35 @@ fn rand_u32() -> u32 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(Instant::now().elapsed().as_nanos());
     h.finish() as u32
+}
+
+/// A synthetic sending track of `stream`: VP8 (`<stream>-video`) or Opus (`<stream>-audio`) on
+/// `ssrc`, as the test clients publish them.
+pub fn sending_track(stream: &str, video: bool, ssrc: u32) -> MediaStreamTrack {
+    let (kind, codec) = if video {
+        (RtpCodecKind::Video, RTCRtpCodec { mime_type: MIME_TYPE_VP8.into(), clock_rate: 90000, ..Default::default() })
+    } else {
+        (
+            RtpCodecKind::Audio,
+            RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.into(),
+                clock_rate: 48000,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+                ..Default::default()
+            },
+        )
+    };
+    let id = format!("{stream}-{}", if video { "video" } else { "audio" });
+    MediaStreamTrack::new(
+        stream.to_owned(),
+        id.clone(),
+        id,
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec,
+            ..Default::default()
+        }],
+    )
 }

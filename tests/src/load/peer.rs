@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rtc::interceptor::Registry;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_nack, configure_simulcast_extension_headers, configure_twcc_receiver_only, register_default_interceptors,
@@ -30,7 +29,7 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpSenderId;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
@@ -264,35 +263,7 @@ impl Peer {
     pub fn add_tracks(&mut self, name: &str, index: usize, media: &Media) -> Result<(), String> {
         for video in [false, true] {
             let ssrc: u32 = rand::random();
-            let (kind, codec) = if video {
-                (
-                    RtpCodecKind::Video,
-                    RTCRtpCodec { mime_type: MIME_TYPE_VP8.into(), clock_rate: 90000, ..Default::default() },
-                )
-            } else {
-                (
-                    RtpCodecKind::Audio,
-                    RTCRtpCodec {
-                        mime_type: MIME_TYPE_OPUS.into(),
-                        clock_rate: 48000,
-                        channels: 2,
-                        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-                        ..Default::default()
-                    },
-                )
-            };
-            let id = format!("{name}-{}", if video { "video" } else { "audio" });
-            let track = MediaStreamTrack::new(
-                name.to_owned(),
-                id.clone(),
-                id,
-                kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                    codec,
-                    ..Default::default()
-                }],
-            );
+            let track = crate::rtc_client::sending_track(name, video, ssrc);
             let sender = self.pc.add_track(track).map_err(err("adding a track"))?;
             let keyframes: Vec<usize> =
                 media.video.iter().enumerate().filter(|(_, f)| f.keyframe).map(|(i, _)| i).collect();
