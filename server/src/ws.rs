@@ -20,6 +20,11 @@ use crate::state::AppState;
 /// session; above this, the websocket library refuses it while reading.
 const READ_LIMIT: usize = 1024 * 1024;
 
+/// The websocket library's read buffer. Its default, 128 KiB, is zero-filled on the first read and
+/// so stays resident for every participant, while signaling messages are a few KiB (an SDP offer of
+/// a full council room ≈ 10 KiB); a larger frame grows the buffer as it arrives, up to `READ_LIMIT`.
+const READ_BUFFER: usize = 16 * 1024;
+
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +48,7 @@ pub async fn handler(
     };
     ws.max_message_size(READ_LIMIT)
         .max_frame_size(READ_LIMIT)
+        .read_buffer_size(READ_BUFFER)
         .on_failed_upgrade(|error| tracing::info!(%error, "websocket upgrade failed"))
         .on_upgrade(move |socket| run(socket, state, query, ticket))
 }
