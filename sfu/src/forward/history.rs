@@ -6,26 +6,48 @@
 //! [`History`] keeps the last original packets. Together they rebuild the exact packet the
 //! subscriber missed, with a few bytes per subscriber rather than a copy of every packet.
 
-/// Original packets kept per track: ≈ 4 s of a 1.5 Mbit/s video; longer than any downtrack's log.
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Original packets kept per track at most: ≈ 4 s of a 1.5 Mbit/s video; longer than any downtrack's log.
 pub const HISTORY_PACKETS: usize = 512;
+/// How long a packet is kept. A retransmission later than this reaches a browser whose jitter
+/// buffer has long given the packet up (libwebrtc keeps its own send history for about as long,
+/// or three round trips); keeping 4 s of every published video cost ≈ 600 KiB per publisher.
+pub const HISTORY_AGE: Duration = Duration::from_secs(1);
 /// Outgoing packets remembered per downtrack: ≈ 2 s of such a video, as `rtc`'s responder kept.
 pub const SENT_PACKETS: usize = 256;
 
-/// The last packets of one track, by the SSRC and sequence number they arrived with.
+/// The last packets of one track, by the SSRC and sequence number they arrived with: those of the
+/// last [`HISTORY_AGE`], at most [`HISTORY_PACKETS`].
 pub struct History<T> {
     slots: Vec<Option<(u32, u16, T)>>,
+    /// Which slot each kept packet went to, and when, oldest first: how old ones are let go.
+    arrivals: VecDeque<(Instant, u32, u16)>,
 }
 
 impl<T> Default for History<T> {
     fn default() -> Self {
-        History { slots: (0..HISTORY_PACKETS).map(|_| None).collect() }
+        History { slots: (0..HISTORY_PACKETS).map(|_| None).collect(), arrivals: VecDeque::new() }
     }
 }
 
 impl<T> History<T> {
-    /// Keeps `packet`, replacing whatever arrived `HISTORY_PACKETS` sequence numbers earlier.
-    pub fn push(&mut self, ssrc: u32, seq: u16, packet: T) {
+    /// Keeps `packet`, replacing whatever arrived `HISTORY_PACKETS` sequence numbers earlier, and
+    /// lets go of what arrived more than [`HISTORY_AGE`] before `now`.
+    pub fn push(&mut self, ssrc: u32, seq: u16, packet: T, now: Instant) {
+        while let Some(&(at, old_ssrc, old_seq)) = self.arrivals.front() {
+            if now.saturating_duration_since(at) <= HISTORY_AGE && self.arrivals.len() < HISTORY_PACKETS {
+                break;
+            }
+            self.arrivals.pop_front();
+            let slot = &mut self.slots[usize::from(old_seq) % HISTORY_PACKETS];
+            if matches!(slot, Some((s, q, _)) if *s == old_ssrc && *q == old_seq) {
+                *slot = None;
+            }
+        }
         self.slots[usize::from(seq) % HISTORY_PACKETS] = Some((ssrc, seq, packet));
+        self.arrivals.push_back((now, ssrc, seq));
     }
 
     /// The packet with this SSRC and sequence number, if it is still kept.
@@ -74,18 +96,35 @@ mod tests {
 
     #[test]
     fn a_history_returns_only_the_packet_asked_for() {
+        let now = Instant::now();
         let mut h = History::default();
         for seq in 0..600u16 {
-            h.push(7, seq, seq);
+            h.push(7, seq, seq, now);
         }
         assert_eq!(h.get(7, 599), Some(&599));
         assert_eq!(h.get(7, 100), Some(&100), "the last HISTORY_PACKETS are kept");
         assert_eq!(h.get(7, 50), None, "overwritten by 562");
         assert_eq!(h.get(8, 599), None, "another stream's packet in the same slot is not this one");
         // Across the wrap of the 16-bit sequence number.
-        h.push(7, 65_535, 1);
-        h.push(7, 0, 2);
+        h.push(7, 65_535, 1, now);
+        h.push(7, 0, 2, now);
         assert_eq!((h.get(7, 65_535), h.get(7, 0)), (Some(&1), Some(&2)));
+    }
+
+    #[test]
+    fn a_history_lets_go_of_packets_older_than_its_age() {
+        let t0 = Instant::now();
+        let mut h = History::default();
+        // 150 packets a second for two seconds.
+        for i in 0..300u16 {
+            h.push(7, i, i, t0 + Duration::from_millis(u64::from(i) * 20 / 3));
+        }
+        let now = t0 + Duration::from_millis(299 * 20 / 3);
+        assert_eq!(h.get(7, 299), Some(&299));
+        assert_eq!(h.get(7, 150), Some(&150), "{:?} old: kept", now - (t0 + Duration::from_millis(1000)));
+        assert_eq!(h.get(7, 140), None, "older than a second: let go");
+        assert!(h.arrivals.len() <= 151, "{} arrivals remembered", h.arrivals.len());
+        assert_eq!(h.slots.iter().flatten().count(), h.arrivals.len(), "one slot per remembered arrival");
     }
 
     #[test]

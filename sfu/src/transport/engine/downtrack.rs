@@ -12,7 +12,7 @@ impl Engine {
         if let Some(track) = self.tracks.get_mut(&first.down.track)
             && track.info.kind == MediaKind::Video
         {
-            track.history.get_or_insert_with(History::default).push(origin_ssrc, origin_seq, packet.clone());
+            track.history.get_or_insert_with(History::default).push(origin_ssrc, origin_seq, packet.clone(), now);
         }
         for f in forwards {
             let mut p = packet.clone();
