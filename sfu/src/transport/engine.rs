@@ -94,7 +94,11 @@ struct Peer {
     ufrag: String,
     addrs: Vec<Transport>,
     deadline: Option<Instant>,
+    /// Its peer connection got input, a timer or a write: poll it in the next flush.
     dirty: bool,
+    /// Its subscriber queue got packets for the engine to send itself: drain the queue, leave the
+    /// peer connection alone (polling `rtc` for every forwarded packet was a fifth of the engine's time).
+    queued: bool,
     leg: Leg,
     /// Our DTLS server flight, to resend when the browser repeats its ClientHello (`rtc` does not);
     /// dropped once the connection is up.
@@ -110,6 +114,7 @@ impl Peer {
             addrs: Vec::new(),
             deadline: None,
             dirty: false,
+            queued: false,
             leg,
             handshake: Some(FlightReplay::default()),
         }
@@ -242,6 +247,8 @@ pub(crate) struct Engine {
     router: Router,
     timers: BTreeSet<(Instant, PeerId)>,
     dirty: Vec<PeerId>,
+    /// Subscribers with queued packets and an egress of their own (their connection needs no poll).
+    queued: Vec<PeerId>,
     out: SendBatch,
     forwards: Vec<Forward>,
     /// What one subscriber's NACKs ask for: downtrack and sequence number (reused).
@@ -301,6 +308,7 @@ impl Engine {
             router: Router::new(RouterConfig::default()),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
+            queued: Vec::new(),
             out: SendBatch::default(),
             forwards: Vec::with_capacity(256),
             nacked: Vec::new(),

@@ -29,7 +29,7 @@ impl Engine {
                 self.dropped += 1;
                 self.router.overflowed(DownTrackKey { subscriber: f.down.subscriber, track: evicted.track }, now);
             }
-            self.mark_dirty(sub_peer);
+            self.mark_queued(sub_peer);
         }
     }
 

@@ -1,5 +1,6 @@
 //! The flush: dirty peers are polled for events, media and outgoing datagrams; subscriber queues
-//! are drained into their connections; what leaves is queued for the driver to send.
+//! are drained (into the engine's own egress, or into the connection); what leaves is queued for
+//! the driver to send. A subscriber that only got packets to send is not polled.
 
 use super::*;
 
@@ -10,7 +11,7 @@ impl Engine {
         // Keyframe requests due now dirty their publishers, so they leave in this same flush.
         for _ in 0..8 {
             self.request_keyframes(now);
-            if self.dirty.is_empty() {
+            if self.dirty.is_empty() && self.queued.is_empty() {
                 break;
             }
             let dirty = std::mem::take(&mut self.dirty);
@@ -20,7 +21,16 @@ impl Engine {
                 }
                 self.drain_peer(id, now);
             }
+            // After the dirty peers, whose media may have queued more. A peer in both lists is
+            // drained twice: the second time finds its queue empty (or its pacer spent).
+            let queued = std::mem::take(&mut self.queued);
+            for &id in &queued {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.queued = false;
+                }
+            }
             self.drain_queues(&dirty, now);
+            self.drain_queues(&queued, now);
             for &id in &dirty {
                 self.collect_writes(id);
             }

@@ -96,6 +96,20 @@ impl Engine {
         true
     }
 
+    /// A subscriber's queue got packets: sent by the engine itself when the connection has its
+    /// egress, else written into `rtc`, whose connection must then be polled.
+    pub(super) fn mark_queued(&mut self, id: PeerId) {
+        match self.peers.get_mut(&id) {
+            Some(p @ Peer { leg: Leg::Subscribe(SubscribeLeg { egress: Some(_), .. }), .. }) if !p.queued => {
+                p.queued = true;
+                self.queued.push(id);
+            }
+            Some(Peer { leg: Leg::Subscribe(SubscribeLeg { egress: Some(_), .. }), .. }) => {}
+            Some(_) => self.mark_dirty(id),
+            None => {}
+        }
+    }
+
     pub(super) fn mark_dirty(&mut self, id: PeerId) {
         if let Some(p) = self.peers.get_mut(&id)
             && !p.dirty
