@@ -4,8 +4,9 @@
 //! driver ([`driver`](crate::transport::driver)) hands it commands ([`Engine::command`]), datagrams
 //! ([`Engine::datagram`]) and expired timers ([`Engine::timeouts`]), each with `now`; after each wake-up
 //! it calls [`Engine::flush`]: peers that got input are polled for events, media and outgoing datagrams
-//! (only those peers: a set of dirty peers, not a scan), subscriber queues are drained into their peer
-//! connections, and everything outgoing lands in [`Engine::transmits`], which the driver empties (in
+//! (only those peers: a set of dirty peers, not a scan), subscriber queues are drained — protected and
+//! sent by the engine itself once DTLS is up (`egress`), without polling that connection — and
+//! everything outgoing lands in [`Engine::transmits`], which the driver empties (in
 //! `sendmmsg` batches for the UDP one). It then sleeps until [`Engine::next_deadline`]. Timers live in
 //! an ordered set keyed by deadline, so an idle peer costs nothing.
 //!
@@ -15,7 +16,8 @@
 //! This file holds the engine's state (peers, participants, tracks, rooms) and its output; its work is
 //! split by section: `input` (demultiplexing datagrams, timers), `flush` (polling dirty peers),
 //! `publish` (tracks in), `downtrack` (packets out to subscribers), `keyframes` (feedback and keyframe
-//! requests), `nack` (subscribers' NACKs answered from one history per track), `subscribe` (subscribe connections and negotiation), `participants` (join, offers, leave),
+//! requests), `nack` (subscribers' NACKs answered from one history per track), `egress` (a subscribe
+//! connection's own SRTP, path and sender reports), `subscribe` (subscribe connections and negotiation), `participants` (join, offers, leave),
 //! `commands` (what the handle asks), `program` (program feeds, WHEP/WHIP, the recorder sink).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
