@@ -244,8 +244,9 @@ pub struct SfuConfig {
     /// itself when the kernel refuses it). **Off by default**, as a precaution: with it on, the e2e
     /// scenario `front_paths` failed in 3 of 8 runs (Firefox's ICE-TCP connections through the front
     /// kept dropping, then the Chromium calls failed), with it off in none of 7; once the engine
-    /// encrypted forwarded RTP itself (issue 15, step 4) it passed 6 of 6 with it on, two of them in
-    /// 70 s rather than 30. Whether GSO is the cause is not established (BENCHMARKS.md, issue 15).
+    /// encrypted forwarded RTP itself (issue 15, step 4), 9 of 10 passed with it on and 3 of 3 with
+    /// it off — the failure again Firefox's ICE-TCP connection (no selected pair when asked). How a
+    /// UDP send option reaches a TCP path is not established (BENCHMARKS.md, issue 15).
     pub udp_gso: bool,
 }
 
