@@ -28,13 +28,25 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 
-use crate::api::{PcKind, SfuError};
+use crate::api::{MediaKind, PcKind, SfuError};
 use crate::transport::counters::{self, CountFeedback, RtcpCounts};
 use crate::transport::feedback;
 
 pub const URI_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 const URI_ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
+
+/// RTP clock rates of our two codecs (RFC 7587: Opus is always 48 kHz; RFC 7741: VP8 90 kHz).
+pub const OPUS_CLOCK_RATE: u32 = 48_000;
+pub const VP8_CLOCK_RATE: u32 = 90_000;
+
+/// The RTP clock rate of what a track of `kind` carries.
+pub fn clock_rate(kind: MediaKind) -> u32 {
+    match kind {
+        MediaKind::Audio => OPUS_CLOCK_RATE,
+        MediaKind::Video => VP8_CLOCK_RATE,
+    }
+}
 
 pub const OPUS_PT: u8 = 111;
 pub const VP8_PT: u8 = 96;
@@ -43,7 +55,7 @@ pub const VP8_RTX_PT: u8 = 97;
 pub fn opus_codec() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
-        clock_rate: 48000,
+        clock_rate: OPUS_CLOCK_RATE,
         channels: 2,
         sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
         rtcp_feedback: vec![],
@@ -54,7 +66,7 @@ pub fn vp8_codec() -> RTCRtpCodec {
     let fb = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() };
     RTCRtpCodec {
         mime_type: MIME_TYPE_VP8.to_owned(),
-        clock_rate: 90000,
+        clock_rate: VP8_CLOCK_RATE,
         channels: 0,
         sdp_fmtp_line: String::new(),
         rtcp_feedback: vec![fb("goog-remb", ""), fb("ccm", "fir"), fb("nack", ""), fb("nack", "pli")],
@@ -69,7 +81,7 @@ fn media_engine(kind: PcKind) -> Result<MediaEngine, rtc::shared::error::Error> 
         RTCRtpCodecParameters {
             rtp_codec: RTCRtpCodec {
                 mime_type: MIME_TYPE_RTX.to_owned(),
-                clock_rate: 90000,
+                clock_rate: VP8_CLOCK_RATE,
                 channels: 0,
                 sdp_fmtp_line: format!("apt={VP8_PT}"),
                 rtcp_feedback: vec![],

@@ -165,11 +165,7 @@ impl Engine {
             egress.refresh_path(pc);
             for (key, down) in &leg.downs {
                 let Some(kind) = self.tracks.get(key).map(|t| t.info.kind) else { continue };
-                let clock_rate = match kind {
-                    MediaKind::Audio => peer::opus_codec().clock_rate,
-                    MediaKind::Video => peer::vp8_codec().clock_rate,
-                };
-                let Some(report) = down.counts.report(down.ssrc, clock_rate, ntp, now) else { continue };
+                let Some(report) = down.counts.report(down.ssrc, peer::clock_rate(kind), ntp, now) else { continue };
                 match egress.protect_report(&report) {
                     Ok(d) => Engine::emit(&mut self.out, &mut self.tcp_out, &self.tcp_by_remote, egress.path(), d),
                     Err(e) => debug!(error = %e, ssrc = down.ssrc, "sender report not protected"),

@@ -55,8 +55,7 @@ impl Engine {
         }));
         for (i, out) in outputs.iter_mut().enumerate() {
             out.track = TrackKey(self.id());
-            let clock_rate = if out.kind == MediaKind::Audio { 48_000 } else { 90_000 };
-            self.router.add_track(out.track, out.kind, clock_rate);
+            self.router.add_track(out.track, out.kind, peer::clock_rate(out.kind));
             let source = if out.kind == MediaKind::Audio { TrackSource::Microphone } else { TrackSource::Camera };
             let info = TrackInfo { id: out.name(), participant: PROGRAM_OWNER.into(), source, kind: out.kind };
             self.tracks.insert(

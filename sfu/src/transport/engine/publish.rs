@@ -72,7 +72,7 @@ impl Engine {
         let kind = info.kind;
         let _span = info_span!("track", room = %room, track = %info.id).entered();
         info!("track published");
-        self.router.add_track(key, kind, if kind == MediaKind::Audio { 48000 } else { 90000 });
+        self.router.add_track(key, kind, peer::clock_rate(kind));
         if let Some(p) = self.parts.get_mut(&owner) {
             p.tracks.insert(source, key);
             if p.gated.contains(&source) {
