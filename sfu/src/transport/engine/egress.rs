@@ -39,22 +39,15 @@ pub(super) struct Egress {
 impl Egress {
     /// The connection's egress, once DTLS is up and ICE has selected a pair; `None` before that.
     pub(super) fn new(pc: &mut RTCPeerConnection) -> Option<Box<Egress>> {
+        let path = selected_path(pc)?;
         let sender = pc.get_senders().next()?;
-        let sender = pc.rtp_sender(sender)?;
-        let dtls = sender.transport()?;
-        let path = selected_path(dtls.ice_transport().get_selected_candidate_pair()?)?;
-        let srtp = dtls.new_local_srtp_context()?;
+        let srtp = pc.rtp_sender(sender)?.transport()?.new_local_srtp_context()?;
         Some(Box::new(Egress { srtp, path, scratch: Vec::with_capacity(1500) }))
     }
 
     /// Follows ICE to the pair it selects now, if that changed.
     pub(super) fn refresh_path(&mut self, pc: &mut RTCPeerConnection) {
-        let Some(sender) = pc.get_senders().next() else { return };
-        let Some(sender) = pc.rtp_sender(sender) else { return };
-        let Some(pair) = sender.transport().and_then(|t| t.ice_transport().get_selected_candidate_pair()) else {
-            return;
-        };
-        if let Some(path) = selected_path(pair)
+        if let Some(path) = selected_path(pc)
             && path != self.path
         {
             debug!(from = %self.path.peer_addr, to = %path.peer_addr, "subscriber path changed");
@@ -79,9 +72,12 @@ impl Egress {
     }
 }
 
-/// The transport `rtc`'s ICE handler stamps on what it sends over `pair`: the remote candidate's
-/// address, and the protocol of the pair (how [`Engine::emit`] finds a UDP or an ICE-TCP way out).
-fn selected_path(pair: rtc::peer_connection::transport::RTCIceCandidatePair) -> Option<TransportContext> {
+/// The transport `rtc`'s ICE handler stamps on what it sends over the pair ICE selected: the remote
+/// candidate's address, and the protocol of the pair (how [`Engine::emit`] finds a UDP or an
+/// ICE-TCP way out). `None` until a pair is selected (or before negotiation gave a transport).
+fn selected_path(pc: &mut RTCPeerConnection) -> Option<TransportContext> {
+    let sender = pc.get_senders().next()?;
+    let pair = pc.rtp_sender(sender)?.transport()?.ice_transport().get_selected_candidate_pair()?;
     let addr = |c: &RTCIceCandidate| Some(SocketAddr::new(c.address.parse::<IpAddr>().ok()?, c.port));
     let transport_protocol = match pair.local().protocol {
         RTCIceProtocol::Tcp => TransportProtocol::TCP,

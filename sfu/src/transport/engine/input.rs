@@ -99,14 +99,12 @@ impl Engine {
     /// A subscriber's queue got packets: sent by the engine itself when the connection has its
     /// egress, else written into `rtc`, whose connection must then be polled.
     pub(super) fn mark_queued(&mut self, id: PeerId) {
-        match self.peers.get_mut(&id) {
-            Some(p @ Peer { leg: Leg::Subscribe(SubscribeLeg { egress: Some(_), .. }), .. }) if !p.queued => {
-                p.queued = true;
-                self.queued.push(id);
-            }
-            Some(Peer { leg: Leg::Subscribe(SubscribeLeg { egress: Some(_), .. }), .. }) => {}
-            Some(_) => self.mark_dirty(id),
-            None => {}
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        if !matches!(&p.leg, Leg::Subscribe(leg) if leg.egress.is_some()) {
+            self.mark_dirty(id);
+        } else if !p.queued {
+            p.queued = true;
+            self.queued.push(id);
         }
     }
 
