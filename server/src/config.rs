@@ -100,6 +100,9 @@ pub struct Config {
     /// Send runs of media datagrams to one destination as one UDP GSO send (Linux ≥ 4.18): about
     /// half the kernel's cost per forwarded packet. Off by default (`SfuConfig::udp_gso` says why).
     pub media_udp_gso: bool,
+    /// Media threads, each forwarding for its share of rooms and viewers on the one UDP port; 0
+    /// (the default) runs one per CPU core.
+    pub media_threads: usize,
     /// Failed logins one client address may have per 15 minutes before it waits (429); a fifth of
     /// it may be in flight at once. Behind a reverse proxy every client shares its address: raise it.
     pub login_failures_per_ip: u32,
@@ -145,6 +148,7 @@ impl Default for Config {
             ws_unjoined_per_ip: 8,
             media_tcp_per_ip: sportello_sfu::TcpLimits::default().max_per_address,
             media_udp_gso: false,
+            media_threads: 0,
             login_failures_per_ip: 20,
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::XForwardedFor,
@@ -307,6 +311,7 @@ pub struct Layer {
     pub forwarded_header: Option<ForwardedHeader>,
     pub media_tcp_per_ip: Option<usize>,
     pub media_udp_gso: Option<bool>,
+    pub media_threads: Option<usize>,
 }
 
 impl Layer {
@@ -345,6 +350,7 @@ impl Layer {
             ws_unjoined_per_ip: self.ws_unjoined_per_ip.or(lower.ws_unjoined_per_ip),
             media_tcp_per_ip: self.media_tcp_per_ip.or(lower.media_tcp_per_ip),
             media_udp_gso: self.media_udp_gso.or(lower.media_udp_gso),
+            media_threads: self.media_threads.or(lower.media_threads),
             login_failures_per_ip: self.login_failures_per_ip.or(lower.login_failures_per_ip),
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
             forwarded_header: self.forwarded_header.or(lower.forwarded_header),
@@ -389,6 +395,7 @@ impl Layer {
             ws_unjoined_per_ip: self.ws_unjoined_per_ip.unwrap_or(base.ws_unjoined_per_ip),
             media_tcp_per_ip: self.media_tcp_per_ip.unwrap_or(base.media_tcp_per_ip),
             media_udp_gso: self.media_udp_gso.unwrap_or(base.media_udp_gso),
+            media_threads: self.media_threads.unwrap_or(base.media_threads),
             login_failures_per_ip: self.login_failures_per_ip.unwrap_or(base.login_failures_per_ip),
             trusted_proxies: self
                 .trusted_proxies
@@ -467,6 +474,7 @@ impl Layer {
                 "WS_UNJOINED_PER_IP" => layer.ws_unjoined_per_ip = Some(parsed(&value).map_err(err)?),
                 "MEDIA_TCP_PER_IP" => layer.media_tcp_per_ip = Some(parsed(&value).map_err(err)?),
                 "MEDIA_UDP_GSO" => layer.media_udp_gso = Some(parsed(&value).map_err(err)?),
+                "MEDIA_THREADS" => layer.media_threads = Some(parsed(&value).map_err(err)?),
                 "LOGIN_FAILURES_PER_IP" => layer.login_failures_per_ip = Some(parsed(&value).map_err(err)?),
                 // Comma-separated CIDR blocks or addresses.
                 "TRUSTED_PROXIES" => {
@@ -861,6 +869,19 @@ mod tests {
         let alone = env(&[("SPORTELLO_MEDIA_TCP_ANNOUNCED", "203.0.113.10:443")]);
         let refused = Config::load(&args_in(dir.path()), alone).unwrap_err();
         assert!(matches!(refused, ConfigError::TcpAnnouncedWithoutBind(_)), "{refused}");
+    }
+
+    #[test]
+    fn media_threads_default_to_one_per_core_and_are_set_from_file_or_env() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Config::load(&args_in(dir.path()), env(&[])).unwrap().media_threads, 0);
+        let dir = data_dir_with_file("media_threads = 3\n");
+        assert_eq!(Config::load(&args_in(dir.path()), env(&[])).unwrap().media_threads, 3);
+        let one = env(&[("SPORTELLO_MEDIA_THREADS", "1")]);
+        assert_eq!(Config::load(&args_in(dir.path()), one).unwrap().media_threads, 1, "env over file");
+        let bad = env(&[("SPORTELLO_MEDIA_THREADS", "many")]);
+        let refused = Config::load(&args_in(dir.path()), bad).unwrap_err();
+        assert!(refused.to_string().contains("SPORTELLO_MEDIA_THREADS"), "{refused}");
     }
 
     #[test]

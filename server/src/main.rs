@@ -103,9 +103,9 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(config, cli.demo),
-        Command::Migrate => with_store(&config, |_| async {
-            Ok::<_, OpsError>("schema up to date / schema aggiornato".to_owned())
-        }),
+        Command::Migrate => {
+            with_store(&config, |_| async { Ok::<_, OpsError>("schema up to date / schema aggiornato".to_owned()) })
+        }
         // PostgreSQL is pg_dump's job: said before connecting, so it is said even with the
         // database out of reach.
         Command::Backup { .. } if !config.database_url().starts_with("sqlite:") => {
@@ -292,7 +292,9 @@ fn restore(config: &Config, file: &std::path::Path) -> ExitCode {
         let now = jiff::Timestamp::now().as_second();
         let done = sportello_store::restore_sqlite(&file, &db, now).await.map_err(OpsError::from)?;
         let previous = match &done.previous {
-            Some(path) => format!("\nil database sostituito è in / the replaced database is kept in: {}", path.display()),
+            Some(path) => {
+                format!("\nil database sostituito è in / the replaced database is kept in: {}", path.display())
+            }
             None => String::new(),
         };
         Ok::<_, OpsError>(format!(

@@ -251,6 +251,10 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
             ..sportello_sfu::TcpLimits::default()
         },
         udp_gso: config.media_udp_gso,
+        media_threads: match config.media_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        },
         ..SfuConfig::default()
     })?;
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -84,7 +84,8 @@ async fn restore_puts_a_backup_back_keeps_the_replaced_database_and_refuses_what
     let file = root.path().join("copia.db");
     assert!(sportello(&data, &["backup", file.to_str().expect("utf-8 path")]).status.success());
     // After the backup: a row the restore will take back (and keep aside).
-    let piero = NewUser { email: "piero@comune.example".into(), display_name: "Piero".into(), role: StaffRole::Official };
+    let piero =
+        NewUser { email: "piero@comune.example".into(), display_name: "Piero".into(), role: StaffRole::Official };
     live.create_user(&piero, 1_800_000_100).await.expect("a user");
     live.close().await;
     let both = vec!["olga@comune.example".to_owned(), "piero@comune.example".to_owned()];

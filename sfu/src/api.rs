@@ -174,9 +174,31 @@ pub struct SfuStats {
     /// RTX retransmissions sent to subscribers, and received from publishers.
     pub rtx_sent: u64,
     pub rtx_received: u64,
-    /// Time the engine thread spent working (not waiting) since it started: its busy share is the
-    /// rate of this.
+    /// Time the engine threads spent working (not waiting) since they started, summed: its rate
+    /// is the busy share in cores.
     pub busy: Duration,
+}
+
+/// Sums the counts of several engines (a room or program served by two counts twice).
+impl std::ops::AddAssign for SfuStats {
+    fn add_assign(&mut self, o: SfuStats) {
+        self.rooms += o.rooms;
+        self.participants += o.participants;
+        self.peer_connections += o.peer_connections;
+        self.published_tracks += o.published_tracks;
+        self.subscriptions += o.subscriptions;
+        self.forwarded_packets += o.forwarded_packets;
+        self.forwarded_bytes += o.forwarded_bytes;
+        self.dropped_packets += o.dropped_packets;
+        self.gated_packets += o.gated_packets;
+        self.nacks_received += o.nacks_received;
+        self.nacks_sent += o.nacks_sent;
+        self.plis_received += o.plis_received;
+        self.plis_sent += o.plis_sent;
+        self.rtx_sent += o.rtx_sent;
+        self.rtx_received += o.rtx_received;
+        self.busy += o.busy;
+    }
 }
 
 /// One published source of some room: the input of a program feed.
@@ -248,6 +270,19 @@ pub struct SfuConfig {
     /// it off — the failure again Firefox's ICE-TCP connection (no selected pair when asked). How a
     /// UDP send option reaches a TCP path is not established (BENCHMARKS.md, issue 15).
     pub udp_gso: bool,
+    /// Media threads: each runs its own engine on its own socket bound to the one UDP port
+    /// (`SO_REUSEPORT`; datagrams the kernel hands to the wrong thread are passed to the right
+    /// one). Rooms are spread over them by [`placement_key`]; a program's WHEP viewers over all of
+    /// them. 0 counts as 1; the first thread alone runs the ICE-TCP listener.
+    pub media_threads: usize,
+}
+
+/// Which media thread a room lives on is decided by this key alone: the part of its id after the
+/// first `-` (all of it if there is none). Rooms that feed one program must share it — the
+/// council room `council-7`, the chamber encoder's `chamber-7` and the program `live-7` do — since a
+/// program shows only sources on its own thread.
+pub fn placement_key(room: &str) -> &str {
+    room.split_once('-').map_or(room, |(_, rest)| rest)
 }
 
 /// Bounds on the ICE-TCP surface, which anyone on the internet can reach.
@@ -291,6 +326,7 @@ impl Default for SfuConfig {
             tcp_announced: None,
             tcp_limits: TcpLimits::default(),
             udp_gso: false,
+            media_threads: 1,
         }
     }
 }

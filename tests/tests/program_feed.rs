@@ -4,6 +4,8 @@
 //! keyframes (the viewer's picture changes owner, its numbering never jumps), a slate stops
 //! everything at once, and the recording holds frames only while something was on air.
 //!
+//! The SFU runs two media threads, so one viewer is served from a mirror of the program.
+//!
 //! Runs inside a loopback-only network namespace (own `main`, see `sportello_tests::netns`).
 
 use std::sync::Arc;
@@ -48,7 +50,10 @@ async fn publisher(name: &str, fill: u8) -> Result<Client, Error> {
 }
 
 async fn scenario() -> Result<(), Error> {
-    let (sfu, _events) = Sfu::start(SfuConfig { udp_bind: "127.0.0.1:0".parse()?, ..Default::default() })?;
+    // Two media threads: the council rooms and the program live on one (same placement key), and
+    // the viewers are spread over both — one served from the other thread's mirror of the program.
+    let config = SfuConfig { udp_bind: "127.0.0.1:0".parse()?, media_threads: 2, ..Default::default() };
+    let (sfu, _events) = Sfu::start(config)?;
     let council: Arc<str> = "council-s1".into();
     let chamber: Arc<str> = "chamber-s1".into();
     let program: Arc<str> = "live-s1".into();
@@ -119,6 +124,11 @@ async fn scenario() -> Result<(), Error> {
     })
     .await;
     check(ok, format!("viewers see and hear anna: viewer {:?}, player {:?}", all[3].received, all[4].received))?;
+    let per_thread = sfu.engine_stats().await?;
+    check(
+        per_thread.len() == 2 && per_thread.iter().all(|s| s.participants > 0 && s.forwarded_packets > 0),
+        format!("both media threads serve someone: {per_thread:?}"),
+    )?;
 
     // The floor goes to the chair: the picture switches (at the chair's keyframe, requested).
     sfu.program_select(

@@ -18,7 +18,8 @@
 //! `publish` (tracks in), `downtrack` (packets out to subscribers), `keyframes` (feedback and keyframe
 //! requests), `nack` (subscribers' NACKs answered from one history per track), `egress` (a subscribe
 //! connection's own SRTP, path and sender reports), `subscribe` (subscribe connections and negotiation), `participants` (join, offers, leave),
-//! `commands` (what the handle asks), `program` (program feeds, WHEP/WHIP, the recorder sink).
+//! `commands` (what the handle asks), `program` (program feeds, WHEP/WHIP, the recorder sink),
+//! `shard` (what one engine hands another when a node runs several).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -68,10 +69,12 @@ mod nack;
 mod participants;
 mod program;
 mod publish;
+mod shard;
 mod subscribe;
 
 pub use commands::Command;
 pub(crate) use egress::WallClock;
+pub(crate) use shard::{Handoff, MirrorOf, Shard};
 
 type PeerId = u64;
 type PartId = u64;
@@ -279,6 +282,12 @@ pub(crate) struct Engine {
     program_inputs: HashMap<TrackKey, Vec<(RoomId, usize)>>,
     program_outputs: HashMap<TrackKey, (RoomId, usize)>,
     sinks: HashMap<SubscriberKey, RoomId>,
+    /// This engine among its node's media threads, and what it hands to the others ([`shard`]).
+    shard: Shard,
+    outbox: Vec<Handoff>,
+    /// Engine 0: ICE-TCP connections relayed to another engine, and those another asked to close.
+    tcp_foreign: HashMap<ConnId, usize>,
+    tcp_closing: Vec<ConnId>,
 }
 
 impl Engine {
@@ -289,6 +298,7 @@ impl Engine {
         events: mpsc::UnboundedSender<SfuEvent>,
         certificate: RTCCertificate,
         wall: WallClock,
+        shard: Shard,
         now: Instant,
     ) -> Self {
         let announced = SocketAddr::new(config.announced_ip.unwrap_or(local.ip()), local.port());
@@ -331,6 +341,10 @@ impl Engine {
             program_inputs: HashMap::new(),
             program_outputs: HashMap::new(),
             sinks: HashMap::new(),
+            shard,
+            outbox: Vec::new(),
+            tcp_foreign: HashMap::new(),
+            tcp_closing: Vec::new(),
         }
     }
 
@@ -341,7 +355,7 @@ impl Engine {
 
     /// A new peer connection on our shared socket, with the ICE ufrag that demultiplexes to it.
     fn new_connection(&self, kind: PcKind, now: Instant) -> Result<(String, RTCPeerConnection), SfuError> {
-        let ufrag = peer::random_token(16);
+        let ufrag = self.shard.ufrag();
         let pc = peer::build(kind, &ufrag, self.announced, self.tcp_announced, &self.rtcp, &self.certificate, now)?;
         Ok((ufrag, pc))
     }

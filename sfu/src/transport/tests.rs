@@ -540,3 +540,191 @@ fn a_subscriber_gets_sender_reports_true_to_the_packets_it_received() -> Result<
     assert!((89_000..=91_000).contains(&ticks), "{ticks} ticks of 90 kHz between reports a second apart");
     Ok(())
 }
+
+/// A node running two engines (two media threads) on one address, its ICE-TCP listener on the
+/// first. The test is the kernel: each peer's datagrams land on the engine it names, whatever
+/// engine owns its connection.
+struct Node {
+    engines: Vec<MemoryDriver>,
+    sfu_tcp: Option<SocketAddr>,
+    room: RoomId,
+    /// Each peer, with the engine its UDP datagrams land on.
+    peers: Vec<(SimPeer, usize)>,
+}
+
+impl Node {
+    fn now(&self) -> Instant {
+        self.engines[0].now
+    }
+
+    fn settle(&mut self) -> Result<(), Error> {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            for i in 0..self.engines.len() {
+                while let Ok(ev) = self.engines[i].events.try_recv() {
+                    if let SfuEvent::SubscribeOffer { participant, sdp, .. } = &ev {
+                        let now = self.now();
+                        let Some((peer, _)) = self.peers.iter_mut().find(|(p, _)| p.participant == *participant) else {
+                            continue;
+                        };
+                        let answer = peer.answer(sdp.clone(), now)?;
+                        let (room, participant) = (self.room.clone(), participant.clone());
+                        self.engines[i].call(|reply| Command::SubscribeAnswer {
+                            room,
+                            participant,
+                            sdp: answer,
+                            reply,
+                        })?;
+                    }
+                    moved = true;
+                }
+                for (to, d) in self.engines[i].transmit() {
+                    if let Some((p, _)) = self.peers.iter_mut().find(|(p, _)| p.addr == to && p.tcp.is_none()) {
+                        p.inbox.push_back((self.engines[i].addr, d));
+                        moved = true;
+                    }
+                }
+                for (conn, d) in self.engines[i].tcp_transmit() {
+                    let peer = self.peers.iter_mut().find(|(p, _)| p.tcp == Some(conn));
+                    if let (Some((p, _)), Some(from)) = (peer, self.sfu_tcp) {
+                        p.inbox.push_back((from, d));
+                        moved = true;
+                    }
+                }
+                for (to, h) in self.engines[i].handoffs() {
+                    self.engines[to].handoff(h);
+                    moved = true;
+                }
+            }
+            let now = self.now();
+            for (p, lands_on) in &mut self.peers {
+                for (to, d) in p.step(now) {
+                    match p.tcp {
+                        None if to == self.engines[0].addr => self.engines[*lands_on].receive(p.addr, &d),
+                        // Engine 0 alone accepts ICE-TCP connections.
+                        Some(conn) if Some(to) == self.sfu_tcp => {
+                            self.engines[0].tcp_receive(conn, &d);
+                        }
+                        _ => continue,
+                    }
+                    moved = true;
+                }
+            }
+            if !moved {
+                return Ok(());
+            }
+        }
+        Err("datagrams kept flowing without time passing".into())
+    }
+
+    fn run_until(&mut self, limit: Duration, done: impl Fn(&Node) -> bool) -> Result<bool, Error> {
+        let end = self.now() + limit;
+        loop {
+            self.settle()?;
+            if done(self) {
+                return Ok(true);
+            }
+            if self.now() >= end {
+                return Ok(false);
+            }
+            let peers = self.peers.iter_mut().filter_map(|(p, _)| p.next_deadline());
+            let engines = self.engines.iter().map(MemoryDriver::next_deadline);
+            let next = peers.chain(engines).fold(end, Instant::min);
+            let next = next.max(self.now() + Duration::from_millis(1)).min(end);
+            for e in &mut self.engines {
+                e.advance_to(next);
+            }
+        }
+    }
+}
+
+/// A WHEP viewer of a program whose home is another engine, served from a mirror there: alice
+/// publishes on engine 0 (the program's home), the viewer's connection is engine 1's, and every
+/// datagram lands on the wrong engine (as the kernel's 4-tuple hash may do) — or, for a viewer
+/// reachable only over ICE-TCP, reaches engine 1 through engine 0's listener. The viewer gets
+/// alice's picture, re-headed, without a gap; closing the program closes it on both engines.
+fn a_mirrored_program_reaches_a_viewer_on_another_engine(viewer_tcp: bool) -> Result<(), Error> {
+    use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+    let start = Instant::now();
+    let sfu_addr: SocketAddr = "192.0.2.1:3478".parse()?;
+    let sfu_tcp: SocketAddr = "192.0.2.1:443".parse()?;
+    let config = SfuConfig { udp_bind: sfu_addr, tcp_announced: Some(sfu_tcp), ..Default::default() };
+    let room: RoomId = "council-7".into();
+    let program: RoomId = "live-7".into();
+    let engines = MemoryDriver::sharded(sfu_addr, config, 2, start)?;
+    let mut node = Node { engines, sfu_tcp: Some(sfu_tcp), room: room.clone(), peers: vec![] };
+
+    let (r, p) = (room.clone(), ParticipantId::from("alice"));
+    node.engines[0].call(|reply| Command::Join { room: r, participant: p, reply })?;
+    let mut alice = SimPeer::new("alice", "192.0.2.10:40000".parse()?, start)?;
+    let (offer, mid) = alice.publish_offer(start)?;
+    let mids = vec![PublishedMid { mid, source: TrackSource::Camera }];
+    let (r, p) = (room.clone(), ParticipantId::from("alice"));
+    let answer =
+        node.engines[0].call(|reply| Command::PublishOffer { room: r, participant: p, sdp: offer, mids, reply })?;
+    alice.apply_answer(answer, start)?;
+    let prog = program.clone();
+    node.engines[0].call(|reply| Command::ProgramOpen { program: prog, audio_slots: 1, reply })?;
+    let selection =
+        ProgramSelection { video: vec![SourceRef::new(room.clone(), "alice", TrackSource::Camera)], audio: vec![] };
+    let prog = program.clone();
+    node.engines[0].call(|reply| Command::ProgramSelect { program: prog, selection, reply })?;
+
+    let viewer_addr: SocketAddr = "192.0.2.20:41000".parse()?;
+    let conn = ConnId(3);
+    let mut viewer = if viewer_tcp {
+        node.engines[0].tcp_open(conn, viewer_addr);
+        SimPeer::tcp_only("viewer", viewer_addr, conn, start)?
+    } else {
+        SimPeer::new("viewer", viewer_addr, start)?
+    };
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
+        viewer.pc.add_transceiver_from_kind(kind, Some(init))?;
+    }
+    let offer = viewer.pc.create_offer(None)?;
+    let sdp = offer.sdp.clone();
+    viewer.pc.set_local_description(start, offer)?;
+    let mirror = Some(crate::transport::engine::MirrorOf { home: 0, audio_slots: 1 });
+    let (prog, v) = (program.clone(), ParticipantId::from("viewer"));
+    let answer = node.engines[1].call(|reply| Command::WhepOffer { program: prog, viewer: v, sdp, mirror, reply })?;
+    viewer.apply_answer(answer, start)?;
+    // Alice's datagrams land on engine 1, the viewer's on engine 0: the wrong one each time.
+    node.peers = vec![(alice, 1), (viewer, 0)];
+
+    let reached = node.run_until(Duration::from_secs(10), |n| n.peers[1].0.received.len() >= 30)?;
+    let got = &node.peers[1].0.received;
+    assert!(reached, "the viewer received {} packets in 10 s", got.len());
+    assert!(got.iter().all(|p| p.payload.len() == PAYLOAD_LEN && p.payload[2..].iter().all(|&b| b == FILL)));
+    let ssrc = got[0].header.ssrc;
+    assert!(ssrc != PUBLISHER_SSRC && got.iter().all(|p| p.header.ssrc == ssrc));
+    assert!(got.windows(2).all(|w| w[1].header.sequence_number == w[0].header.sequence_number.wrapping_add(1)));
+    // Engine 1 sent them (from its mirror); engine 0 has nobody to send to.
+    let home = node.engines[0].call(|reply| Command::Stats { reply })?;
+    let mirror = node.engines[1].call(|reply| Command::Stats { reply })?;
+    assert!(mirror.forwarded_packets >= got.len() as u64, "{mirror:?}");
+    assert_eq!((home.forwarded_packets, home.subscriptions), (0, 0), "{home:?}");
+    assert_eq!(mirror.peer_connections, 1, "{mirror:?}");
+
+    // The program closes on its mirror (the viewer leaves) and its home; alice stays.
+    for i in [1, 0] {
+        let prog = program.clone();
+        node.engines[i].call(|reply| Command::ProgramClose { program: prog, reply })?;
+    }
+    let mirror = node.engines[1].call(|reply| Command::Stats { reply })?;
+    assert_eq!((mirror.peer_connections, mirror.participants, mirror.published_tracks), (0, 0, 0), "{mirror:?}");
+    let home = node.engines[0].call(|reply| Command::Stats { reply })?;
+    assert_eq!((home.peer_connections, home.published_tracks), (1, 1), "{home:?}");
+    Ok(())
+}
+
+#[test]
+fn a_program_viewer_on_another_engine_is_served_from_a_mirror_though_every_datagram_lands_on_the_wrong_engine()
+-> Result<(), Error> {
+    a_mirrored_program_reaches_a_viewer_on_another_engine(false)
+}
+
+#[test]
+fn an_ice_tcp_viewer_on_another_engine_is_relayed_through_the_listening_engine() -> Result<(), Error> {
+    a_mirrored_program_reaches_a_viewer_on_another_engine(true)
+}

@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{SfuConfig, SfuError, SfuEvent};
-use crate::transport::engine::{Command, Engine, WallClock};
+use crate::transport::engine::{Command, Engine, Handoff, Shard, WallClock};
 use crate::transport::tcp::ConnId;
 
 pub struct MemoryDriver {
@@ -23,11 +23,32 @@ pub struct MemoryDriver {
 
 impl MemoryDriver {
     pub fn new(addr: SocketAddr, config: SfuConfig, now: Instant) -> Result<Self, SfuError> {
+        Self::with_shard(addr, config, Shard::single(), now)
+    }
+
+    /// The `count` engines of one node, as a multi-threaded node runs them: one address, one
+    /// address table; a test moves their [`MemoryDriver::handoffs`] between them.
+    pub fn sharded(addr: SocketAddr, config: SfuConfig, count: usize, now: Instant) -> Result<Vec<Self>, SfuError> {
+        Shard::all(count).into_iter().map(|shard| Self::with_shard(addr, config.clone(), shard, now)).collect()
+    }
+
+    fn with_shard(addr: SocketAddr, config: SfuConfig, shard: Shard, now: Instant) -> Result<Self, SfuError> {
         let (event_tx, events) = mpsc::unbounded_channel();
         let certificate = crate::transport::peer::certificate()?;
         // Simulated time starts at the Unix epoch's first second on the wall, the same every run.
         let wall = WallClock::new(now, std::time::UNIX_EPOCH + std::time::Duration::from_secs(1));
-        Ok(MemoryDriver { engine: Engine::new(addr, config, event_tx, certificate, wall, now), addr, now, events })
+        let engine = Engine::new(addr, config, event_tx, certificate, wall, shard, now);
+        Ok(MemoryDriver { engine, addr, now, events })
+    }
+
+    /// What this engine hands to the others since the last call, by engine.
+    pub fn handoffs(&mut self) -> Vec<(usize, Handoff)> {
+        self.engine.handoffs().collect()
+    }
+
+    /// What another engine handed to this one arrives now.
+    pub fn handoff(&mut self, h: Handoff) {
+        self.engine.handoff(h, self.now);
     }
 
     /// Runs one command as the handle would and returns the engine's reply.

@@ -1,8 +1,10 @@
-//! The production driver: one thread, one UDP socket, the real clock. It waits on commands, readable
-//! datagrams and the engine's next deadline, and after every wake-up flushes the engine and sends
-//! what it produced in `sendmmsg` batches.
+//! The production driver: a thread per engine, each with its own UDP socket on the one port, and
+//! the real clock. Each waits on commands (hand-offs from the other engines among them), readable
+//! datagrams and its engine's next deadline; after every wake-up it flushes the engine, sends what
+//! it produced in `sendmmsg` batches and delivers its hand-offs.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -10,24 +12,36 @@ use tracing::{debug, info, warn};
 
 use crate::api::{SfuConfig, SfuError, SfuEvent};
 use crate::transport::driver::tcp::{TcpEvent, TcpSide};
-use crate::transport::engine::{Command, Engine, WallClock};
+use crate::transport::engine::{Command, Engine, Shard, WallClock};
 use crate::transport::socket::{MediaSocket, RecvBatch};
 use crate::transport::tcp::ConnId;
 
-/// Binds the socket and starts the engine thread.
-pub fn spawn(
-    mut config: SfuConfig,
-) -> Result<(mpsc::UnboundedSender<Command>, mpsc::UnboundedReceiver<SfuEvent>, SocketAddr), SfuError> {
-    let socket = std::net::UdpSocket::bind(config.udp_bind)
-        .map_err(|e| SfuError::Bind { addr: config.udp_bind, reason: e.to_string() })?;
-    let local_addr = socket.local_addr().map_err(|e| SfuError::Transport(e.to_string()))?;
+/// One media thread's end of the engine channels: where its commands arrive, and (weakly, so the
+/// engines stop when the handle's senders are gone) where the other engines' are.
+type Channels = (mpsc::UnboundedReceiver<Command>, Arc<[mpsc::WeakUnboundedSender<Command>]>);
+
+/// Each engine's command sender (in engine order), the events of all, the media address.
+pub type Spawned = (Vec<mpsc::UnboundedSender<Command>>, mpsc::UnboundedReceiver<SfuEvent>, SocketAddr);
+
+/// Binds the sockets and starts the media threads: `config.media_threads` engines, each with its
+/// own socket on the one UDP port (`SO_REUSEPORT` when more than one), the first also with the
+/// ICE-TCP listener. Returns each engine's command sender, in engine order.
+pub fn spawn(mut config: SfuConfig) -> Result<Spawned, SfuError> {
+    let shards = Shard::all(config.media_threads);
+    let shared = shards.len() > 1;
+    let first = bind_udp(config.udp_bind, shared)?;
+    let local_addr = first.local_addr().map_err(|e| SfuError::Transport(e.to_string()))?;
     if local_addr.ip().is_unspecified() && config.announced_ip.is_none() {
         return Err(SfuError::Bind {
             addr: local_addr,
             reason: "a wildcard media address needs an announced IP (NAT 1:1)".into(),
         });
     }
-    let tcp_listener = match config.tcp_bind {
+    let mut sockets = vec![first];
+    for _ in 1..shards.len() {
+        sockets.push(bind_udp(local_addr, true)?);
+    }
+    let mut tcp_listener = match config.tcp_bind {
         Some(addr) => {
             let l = std::net::TcpListener::bind(addr).map_err(|e| SfuError::Bind { addr, reason: e.to_string() })?;
             l.set_nonblocking(true).map_err(|e| SfuError::Transport(e.to_string()))?;
@@ -51,43 +65,73 @@ pub fn spawn(
         }
     };
     let certificate = crate::transport::peer::certificate()?;
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SfuError::Transport(e.to_string()))?;
-    std::thread::Builder::new()
-        .name("sfu-media".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let socket = match MediaSocket::new(socket, config.udp_gso) {
-                    Ok(s) => {
-                        info!(gso = s.gso(), "media socket ready");
-                        s
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "media socket unusable");
-                        return;
-                    }
-                };
-                let (tcp, tcp_rx) = match tcp_listener.map(tokio::net::TcpListener::from_std).transpose() {
-                    Ok(l) => l.map(|l| TcpSide::new(l, config.tcp_limits.clone())).unzip(),
-                    Err(e) => {
-                        warn!(error = %e, "ICE-TCP listener unusable");
-                        return;
-                    }
-                };
-                let now = Instant::now();
-                let wall = WallClock::new(now, std::time::SystemTime::now());
-                let engine = Engine::new(socket.local_addr(), config, event_tx, certificate, wall, now);
-                let accept_from = Instant::now();
-                UdpDriver { socket, engine, recv: RecvBatch::default(), tcp, tcp_rx, accept_from }.run(cmd_rx).await;
+    let (senders, receivers): (Vec<_>, Vec<_>) = shards.iter().map(|_| mpsc::unbounded_channel()).unzip();
+    let peers: Arc<[mpsc::WeakUnboundedSender<Command>]> = senders.iter().map(|s| s.downgrade()).collect();
+    for ((shard, socket), commands) in shards.into_iter().zip(sockets).zip(receivers) {
+        let tcp_listener = tcp_listener.take();
+        let (config, event_tx, certificate) = (config.clone(), event_tx.clone(), certificate.clone());
+        let channels = (commands, peers.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SfuError::Transport(e.to_string()))?;
+        std::thread::Builder::new()
+            .name(format!("sfu-media-{}", shard.index))
+            .spawn(move || {
+                runtime.block_on(run_engine(socket, tcp_listener, config, event_tx, certificate, shard, channels))
             })
-        })
-        .map_err(|e| SfuError::Transport(e.to_string()))?;
-    info!(%local_addr, "media engine listening (one UDP port for every peer connection)");
-    Ok((cmd_tx, event_rx, local_addr))
+            .map_err(|e| SfuError::Transport(e.to_string()))?;
+    }
+    info!(%local_addr, threads = senders.len(), "media engine listening (one UDP port for every peer connection)");
+    Ok((senders, event_rx, local_addr))
+}
+
+/// A UDP socket on `addr`; with `shared`, one of several on that port (`SO_REUSEPORT`: the kernel
+/// spreads datagrams over them by their 4-tuple).
+fn bind_udp(addr: SocketAddr, shared: bool) -> Result<std::net::UdpSocket, SfuError> {
+    let bind_err = |e: std::io::Error| SfuError::Bind { addr, reason: e.to_string() };
+    let socket =
+        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None).map_err(bind_err)?;
+    if shared {
+        socket.set_reuse_port(true).map_err(bind_err)?;
+    }
+    socket.bind(&addr.into()).map_err(bind_err)?;
+    Ok(socket.into())
+}
+
+async fn run_engine(
+    socket: std::net::UdpSocket,
+    tcp_listener: Option<std::net::TcpListener>,
+    config: SfuConfig,
+    event_tx: mpsc::UnboundedSender<SfuEvent>,
+    certificate: rtc::peer_connection::certificate::RTCCertificate,
+    shard: Shard,
+    (commands, peers): Channels,
+) {
+    let index = shard.index;
+    let socket = match MediaSocket::new(socket, config.udp_gso) {
+        Ok(s) => {
+            info!(engine = index, gso = s.gso(), "media socket ready");
+            s
+        }
+        Err(e) => {
+            warn!(engine = index, error = %e, "media socket unusable");
+            return;
+        }
+    };
+    let (tcp, tcp_rx) = match tcp_listener.map(tokio::net::TcpListener::from_std).transpose() {
+        Ok(l) => l.map(|l| TcpSide::new(l, config.tcp_limits.clone())).unzip(),
+        Err(e) => {
+            warn!(error = %e, "ICE-TCP listener unusable");
+            return;
+        }
+    };
+    let now = Instant::now();
+    let wall = WallClock::new(now, std::time::SystemTime::now());
+    let engine = Engine::new(socket.local_addr(), config, event_tx, certificate, wall, shard, now);
+    let accept_from = Instant::now();
+    UdpDriver { socket, engine, recv: RecvBatch::default(), tcp, tcp_rx, accept_from, peers }.run(commands).await;
 }
 
 enum Wake {
@@ -108,6 +152,8 @@ struct UdpDriver {
     /// No accepting before this: a failing `accept` (no file descriptors left) fails again at once,
     /// and retrying it in a loop would starve the media.
     accept_from: Instant,
+    /// Every engine of the node, by index, for the hand-offs.
+    peers: Arc<[mpsc::WeakUnboundedSender<Command>]>,
 }
 
 /// Accepts on the ICE-TCP listener, or never when TCP is off.
@@ -198,8 +244,16 @@ impl UdpDriver {
                 Err(e) => debug!(error = %e, "sendmmsg"),
             }
         }
+        for (i, h) in self.engine.handoffs() {
+            if let Some(engine) = self.peers.get(i).and_then(mpsc::WeakUnboundedSender::upgrade) {
+                let _ = engine.send(Command::Handoff(Box::new(h)));
+            }
+        }
         if let Some(t) = &mut self.tcp {
             t.queue(self.engine.tcp_transmits());
+            for id in std::mem::take(self.engine.tcp_to_close()) {
+                t.close(id);
+            }
         }
     }
 

@@ -68,6 +68,8 @@ pub enum Command {
         program: RoomId,
         viewer: ParticipantId,
         sdp: String,
+        /// The program's home is another engine: this one serves the viewer from a mirror.
+        mirror: Option<MirrorOf>,
         reply: Reply<String>,
     },
     WhipOffer {
@@ -87,6 +89,8 @@ pub enum Command {
         program: RoomId,
         reply: Reply<oneshot::Receiver<Result<Vec<RecordedFile>, SfuError>>>,
     },
+    /// What another engine of the node hands to this one ([`Handoff`]).
+    Handoff(Box<Handoff>),
     /// The server shuts down: the driver ends the engine loop, closing its socket and ICE-TCP
     /// listener, even while other handles still exist (background tasks may outlive the server).
     Stop,
@@ -151,9 +155,10 @@ impl Engine {
             Command::ProgramClose { program, reply } => {
                 let _ = reply.send(self.program_close(&program, now));
             }
-            Command::WhepOffer { program, viewer, sdp, reply } => {
-                let _ = reply.send(self.whep_offer(&program, &viewer, sdp, now));
+            Command::WhepOffer { program, viewer, sdp, mirror, reply } => {
+                let _ = reply.send(self.whep_offer(&program, &viewer, sdp, mirror, now));
             }
+            Command::Handoff(h) => self.handoff(*h, now),
             Command::WhipOffer { room, participant, sdp, reply } => {
                 let _ = reply.send(self.whip_offer(room, participant, sdp, now));
             }

@@ -35,6 +35,7 @@ impl Engine {
                 self.collect_writes(id);
             }
         }
+        self.relay_tcp_out();
     }
 
     pub(super) fn drain_peer(&mut self, id: PeerId, now: Instant) {

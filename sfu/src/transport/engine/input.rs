@@ -6,7 +6,7 @@ use super::*;
 impl Engine {
     /// One received datagram; what it causes is sent by the next [`Engine::flush`].
     pub(crate) fn datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
-        self.receive(Transport::Udp(from), from, self.announced, TransportProtocol::UDP, data, now);
+        self.receive(Transport::Udp(from), from, self.announced, TransportProtocol::UDP, data, now, false);
     }
 
     /// A new ICE-TCP connection from `remote`; nothing is routed to it until a STUN request names
@@ -22,13 +22,17 @@ impl Engine {
     /// connection (unknown ufrag, or not STUN before the connection was claimed): the driver
     /// closes such a connection.
     pub(crate) fn tcp_packet(&mut self, conn: ConnId, data: &[u8], now: Instant) -> bool {
+        if self.tcp_relayed(conn, data) {
+            return true;
+        }
         let (Some(&remote), Some(local)) = (self.tcp_conns.get(&conn), self.tcp_announced) else { return false };
-        self.receive(Transport::Tcp(conn), remote, local, TransportProtocol::TCP, data, now)
+        self.receive(Transport::Tcp(conn), remote, local, TransportProtocol::TCP, data, now, false)
     }
 
     /// The connection is gone: forget its routes. `rtc` notices through ICE consent (or the
     /// citizen's other candidate pairs take over).
     pub(crate) fn tcp_closed(&mut self, conn: ConnId) {
+        self.tcp_relay_closed(conn);
         if let Some(remote) = self.tcp_conns.remove(&conn)
             && self.tcp_by_remote.get(&remote) == Some(&conn)
         {
@@ -43,8 +47,10 @@ impl Engine {
     }
 
     /// One packet, UDP or TCP, to its peer connection. `local` is the candidate address `rtc`
-    /// must see for that transport (the advertised one).
-    fn receive(
+    /// must see for that transport (the advertised one). A packet of another engine's connection
+    /// is handed to it, unless it was `handed` to this one.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn receive(
         &mut self,
         via: Transport,
         from: SocketAddr,
@@ -52,6 +58,7 @@ impl Engine {
         protocol: TransportProtocol,
         data: &[u8],
         now: Instant,
+        handed: bool,
     ) -> bool {
         // STUN names its peer connection by ufrag; anything else is routed by the learned address.
         let peer_id = match stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)) {
@@ -64,13 +71,19 @@ impl Engine {
                 {
                     p.addrs.push(via);
                     self.by_addr.insert(via, id);
+                    self.shard.learned(via);
                 }
                 id
             }
-            None => match self.by_addr.get(&via) {
-                Some(&id) => id,
-                None => return false, // unknown sender: not ours
-            },
+            None => {
+                // A STUN request naming another engine's connection goes there even from an
+                // address this engine knows (one remote address can reach two connections).
+                let foreign = !handed && stun::local_ufrag(data).is_some_and(|u| self.shard.ufrag_owner(u).is_some());
+                match self.by_addr.get(&via) {
+                    Some(&id) if !foreign => id,
+                    _ => return self.hand_off(via, from, data, handed), // another engine's, or nobody's
+                }
+            }
         };
         let Some(peer) = self.peers.get_mut(&peer_id) else { return false };
         let msg = TaggedBytesMut {

@@ -240,6 +240,7 @@ impl Engine {
             for a in &peer.addrs {
                 if self.by_addr.get(a) == Some(&peer_id) {
                     self.by_addr.remove(a);
+                    self.shard.forgot(*a);
                 }
             }
             if let Some(d) = peer.deadline {

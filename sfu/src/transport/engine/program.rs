@@ -17,6 +17,17 @@ pub(super) struct Program {
     outputs: Vec<Output>,
     selection: ProgramSelection,
     recorder: Option<(SubscriberKey, Recorder)>,
+    /// A mirror of the program whose home is this engine ([`shard`](super::shard)): its packets
+    /// come from there, its keyframe requests go there.
+    home: Option<usize>,
+    /// The engines that mirror this program (on its home).
+    mirrors: Vec<usize>,
+}
+
+impl Program {
+    pub(super) fn output_track(&self, output: usize) -> Option<TrackKey> {
+        self.outputs.get(output).map(|o| o.track)
+    }
 }
 
 struct Output {
@@ -37,6 +48,17 @@ impl Output {
 
 impl Engine {
     pub(super) fn program_open(&mut self, program: RoomId, audio_slots: usize, now: Instant) -> Result<(), SfuError> {
+        self.open_program(program, audio_slots, None, now)
+    }
+
+    /// A program, or the mirror of one whose `home` is another engine.
+    pub(super) fn open_program(
+        &mut self,
+        program: RoomId,
+        audio_slots: usize,
+        home: Option<usize>,
+        now: Instant,
+    ) -> Result<(), SfuError> {
         if self.programs.contains_key(&program) {
             return Err(SfuError::ProgramExists(program.to_string()));
         }
@@ -72,11 +94,25 @@ impl Engine {
             );
             self.program_outputs.insert(out.track, (program.clone(), i));
         }
-        info!(program = %program, audio_slots, "program feed opened");
-        self.programs
-            .insert(program, Program { owner, outputs, selection: ProgramSelection::default(), recorder: None });
+        info!(program = %program, audio_slots, mirror_of = ?home, "program feed opened");
+        let selection = ProgramSelection::default();
+        self.programs.insert(program, Program { owner, outputs, selection, recorder: None, home, mirrors: Vec::new() });
         self.program_refresh(now);
         Ok(())
+    }
+
+    /// Another engine mirrors `program` now: it gets a copy of every packet its outputs accept.
+    pub(super) fn mirror_wanted(&mut self, program: RoomId, engine: usize, now: Instant) {
+        let Some(p) = self.programs.get_mut(&program).filter(|p| p.home.is_none()) else { return };
+        if !p.mirrors.contains(&engine) {
+            p.mirrors.push(engine);
+            debug!(program = %program, engine, "program mirrored");
+            // Its first viewer waits for a keyframe.
+            let video = p.output_track(0);
+            if let Some(video) = video {
+                self.program_keyframe_request(video, now);
+            }
+        }
     }
 
     pub(super) fn program_select(
@@ -170,11 +206,13 @@ impl Engine {
             for (room, i) in &targets {
                 let Some(out) = self.programs.get_mut(room).and_then(|p| p.outputs.get_mut(*i)) else { continue };
                 let output = out.track;
+                let mut switched_here = false;
                 match out.switch.accept(key, meta.is_keyframe) {
                     Accept::No => continue,
                     Accept::Yes => {}
                     Accept::Switched => {
                         switched = true;
+                        switched_here = true;
                         self.router.clear_stragglers(output);
                         let extensions = self.tracks.get(&key).map(|t| t.extensions.clone()).unwrap_or_default();
                         if let Some(t) = self.tracks.get_mut(&output) {
@@ -187,6 +225,15 @@ impl Engine {
                 forwards.clear();
                 self.router.route(output, meta, now, forwards);
                 self.dispatch(packet, forwards, now);
+                // Taken out and put back, as `targets` is.
+                let mirrors = self.programs.get_mut(room).map(|p| std::mem::take(&mut p.mirrors)).unwrap_or_default();
+                if !mirrors.is_empty() {
+                    let extensions = switched_here.then(|| self.tracks.get(&output).map(|t| t.extensions.clone()));
+                    self.copy_to_mirrors(&mirrors, room, *i, packet, meta, extensions.flatten().as_deref());
+                    if let Some(p) = self.programs.get_mut(room) {
+                        p.mirrors = mirrors;
+                    }
+                }
             }
         }
         self.program_inputs.insert(key, targets);
@@ -198,12 +245,13 @@ impl Engine {
     /// A program output's keyframe request goes to the sources that feed it (current and pending).
     pub(super) fn program_keyframe_request(&mut self, output: TrackKey, now: Instant) -> bool {
         let Some((room, i)) = self.program_outputs.get(&output) else { return false };
-        let sources: Vec<TrackKey> = self
-            .programs
-            .get(room)
-            .and_then(|p| p.outputs.get(*i))
-            .map(|o| o.switch.inputs().collect())
-            .unwrap_or_default();
+        let Some(program) = self.programs.get(room) else { return true };
+        if let Some(home) = program.home {
+            let (room, i) = (room.clone(), *i);
+            self.mirror_keyframe_request(home, room, i);
+            return true;
+        }
+        let sources: Vec<TrackKey> = program.outputs.get(*i).map(|o| o.switch.inputs().collect()).unwrap_or_default();
         for s in sources {
             self.router.request_keyframe(s, now);
         }
@@ -261,8 +309,12 @@ impl Engine {
         program: &RoomId,
         viewer: &ParticipantId,
         sdp: String,
+        mirror: Option<MirrorOf>,
         now: Instant,
     ) -> Result<String, SfuError> {
+        if let Some(of) = mirror {
+            self.open_mirror(program, of, now)?;
+        }
         let outputs: Vec<(TrackKey, MediaKind, String)> = self
             .programs
             .get(program)
