@@ -6,6 +6,10 @@
 //!   [`AUDIO_SLOTS`] audio tracks, fed by the council room's choice of sources; WHEP viewers join it.
 //! - `chamber-<session>`: the chamber's own encoder publishing by WHIP as [`CHAMBER_PARTICIPANT`].
 //! - [`NETWORK_CHECK_PROGRAM`]: not a session's; the pre-join network check's probes join it.
+//!
+//! The council room, the chamber and the program share their SFU placement key (the session id,
+//! after the first `-`: [`sportello_sfu::placement_key`]), so they live on one media thread, as a
+//! program must with the rooms that feed it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -83,5 +87,21 @@ impl LiveBoard {
 
     pub fn remove(&self, session_id: &str) {
         self.0.write().unwrap_or_else(|p| p.into_inner()).remove(session_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::council::ROOM_PREFIX;
+
+    #[test]
+    fn a_sessions_rooms_share_one_media_thread() {
+        let session = "rn2nmn6rgndn5kh3omw7";
+        let council = format!("{ROOM_PREFIX}{session}");
+        let key = sportello_sfu::placement_key(&council);
+        assert_eq!(key, session);
+        assert_eq!(sportello_sfu::placement_key(&program_room(session)), key);
+        assert_eq!(sportello_sfu::placement_key(&chamber_room(session)), key);
     }
 }

@@ -160,13 +160,22 @@ const ENGINE_TIMEOUT: Duration = Duration::from_secs(1);
 async fn metrics(State(scrape): State<Scrape>) -> Response {
     scrape.handle.run_upkeep();
     let mut body = scrape.handle.render();
-    let stats = tokio::time::timeout(ENGINE_TIMEOUT, scrape.sfu.stats()).await.ok().and_then(Result::ok);
-    engine_section(&mut body, stats.as_ref(), scrape.rooms.len());
+    let stats = tokio::time::timeout(ENGINE_TIMEOUT, scrape.sfu.engine_stats()).await.ok().and_then(Result::ok);
+    engine_section(&mut body, stats.as_deref(), scrape.rooms.len());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
-/// The media engine's counts and the open rooms, in the text format.
-fn engine_section(out: &mut String, stats: Option<&sportello_sfu::SfuStats>, rooms_open: usize) {
+/// The media engine's counts (summed over its threads, but for the busy time) and the open rooms,
+/// in the text format.
+fn engine_section(out: &mut String, per_thread: Option<&[sportello_sfu::SfuStats]>, rooms_open: usize) {
+    let stats = per_thread.map(|all| {
+        let mut total = sportello_sfu::SfuStats::default();
+        for s in all {
+            total += *s;
+        }
+        total
+    });
+    let stats = stats.as_ref();
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (labels, value) in samples {
@@ -255,11 +264,18 @@ fn engine_section(out: &mut String, stats: Option<&sportello_sfu::SfuStats>, roo
         "Retransmissions answering NACKs sent to subscribers (RTX when negotiated), RTX received from publishers.",
         &[("{direction=\"sent\"}", n(s.rtx_sent)), ("{direction=\"received\"}", n(s.rtx_received))],
     );
+    let busy: Vec<(String, f64)> = per_thread
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("{{thread=\"{i}\"}}"), s.busy.as_secs_f64()))
+        .collect();
+    let busy: Vec<(&str, f64)> = busy.iter().map(|(l, v)| (l.as_str(), *v)).collect();
     family(
         "sportello_sfu_engine_busy_seconds_total",
         "counter",
-        "Time the media engine's thread spent working rather than waiting; its rate is the busy share.",
-        &[("", s.busy.as_secs_f64())],
+        "Time each media thread spent working rather than waiting; its rate is that thread's busy share.",
+        &busy,
     );
 }
 
@@ -315,10 +331,11 @@ mod tests {
             ..Default::default()
         };
         let mut out = String::new();
-        engine_section(&mut out, Some(&stats), 3);
+        engine_section(&mut out, Some(&[stats, stats]), 3);
         assert!(out.contains("# TYPE sportello_sfu_engine_busy_seconds_total counter\n"), "{out}");
-        assert!(out.contains("\nsportello_sfu_engine_busy_seconds_total 1.5\n"), "{out}");
-        assert!(out.contains("\nsportello_sfu_rooms 2\n"), "{out}");
+        assert!(out.contains("\nsportello_sfu_engine_busy_seconds_total{thread=\"0\"} 1.5\n"), "{out}");
+        assert!(out.contains("\nsportello_sfu_engine_busy_seconds_total{thread=\"1\"} 1.5\n"), "{out}");
+        assert!(out.contains("\nsportello_sfu_rooms 4\n"), "{out}");
         assert!(out.contains("\nsportello_rooms_open 3\n"), "{out}");
         assert!(out.contains("\nsportello_sfu_nacks_total{direction=\"received\"} 0\n"), "{out}");
         let types = out.lines().filter(|l| l.starts_with("# TYPE ")).count();

@@ -35,7 +35,7 @@ pub struct Figures {
     pub receive: Receive,
     /// Light path: packets handed to `rtc` (probes and the sample) and those it decrypted.
     pub sampled: [u64; 2],
-    /// Sportello's `/metrics` over the window: its media engine thread's busy share (%) and the
+    /// Sportello's `/metrics` over the window: its media threads' busy share (% of one core, summed) and the
     /// packets/s it evicted from full subscriber queues.
     pub engine: Option<[f64; 2]>,
     /// Datagrams/s the kernel dropped in the run's namespace: at the server's media socket's full
@@ -80,7 +80,7 @@ impl Figures {
             ("load tool CPU per received packet (µs)", self.load_us_per_packet(), "lower"),
             ("→ packets/s the load tool can count per core", self.load_us_per_packet().map(|us| 1e6 / us), "higher"),
             ("light path: sampled packets rtc decrypted (%)", self.sampled_ok_pct(), "higher"),
-            ("server media engine thread busy (%)", self.engine.map(|e| e[0]), "lower"),
+            ("server media threads busy (% of one core, summed)", self.engine.map(|e| e[0]), "lower"),
             ("server queue drops/s (full subscriber queues)", self.engine.map(|e| e[1]), "lower"),
             ("kernel receive drops/s at the server's media socket", self.udp_drops.map(|u| u[0]), "lower"),
             ("kernel receive drops/s at the load tool's sockets", self.udp_drops.map(|u| u[1]), "lower"),
