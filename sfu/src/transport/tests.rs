@@ -64,6 +64,8 @@ struct SimPeer {
     reports: Vec<(SenderReport, usize)>,
     /// RTP sequence numbers to lose on the way in (read from the cleartext SRTP header), once each.
     lose: Vec<u16>,
+    /// The engine of the node its UDP datagrams land on (the kernel's choice, not its connection's).
+    lands_on: usize,
 }
 
 impl SimPeer {
@@ -124,6 +126,7 @@ impl SimPeer {
             received: Vec::new(),
             reports: Vec::new(),
             lose: Vec::new(),
+            lands_on: 0,
         })
     }
 
@@ -268,9 +271,13 @@ fn send_keyframe(pc: &mut RTCPeerConnection, v: &mut Video, now: Instant) {
     v.timestamp = v.timestamp.wrapping_add(3000);
 }
 
-/// The engine, its peers and a signaling stand-in that answers subscribe offers at once.
+/// The engine, its peers and a signaling stand-in that answers subscribe offers at once. A node
+/// running several engines (media threads) on one address has the others in `others`: the test is
+/// the kernel, landing each peer's datagrams on the engine it names ([`SimPeer::lands_on`]), and it
+/// delivers what the engines hand each other. ICE-TCP connections reach the first engine only.
 struct Net {
     sfu: MemoryDriver,
+    others: Vec<MemoryDriver>,
     /// The SFU's advertised ICE-TCP address, if TCP is on.
     sfu_tcp: Option<SocketAddr>,
     room: RoomId,
@@ -279,40 +286,62 @@ struct Net {
 }
 
 impl Net {
+    fn new(sfu: MemoryDriver, sfu_tcp: Option<SocketAddr>, room: &RoomId) -> Self {
+        Net { sfu, others: vec![], sfu_tcp, room: room.clone(), peers: vec![], events: vec![] }
+    }
+
+    fn engine(&mut self, i: usize) -> &mut MemoryDriver {
+        if i == 0 { &mut self.sfu } else { &mut self.others[i - 1] }
+    }
+
     /// Delivers datagrams and events until nothing is in flight (no latency, no loss).
     fn settle(&mut self) -> Result<(), Error> {
         for _ in 0..10_000 {
             let mut moved = false;
-            while let Ok(ev) = self.sfu.events.try_recv() {
-                if let SfuEvent::SubscribeOffer { participant, sdp, .. } = &ev {
-                    let now = self.sfu.now;
-                    let peer =
-                        self.peers.iter_mut().find(|p| p.participant == *participant).ok_or("offer to nobody")?;
-                    let answer = peer.answer(sdp.clone(), now)?;
-                    let (room, participant) = (self.room.clone(), participant.clone());
-                    self.sfu.call(|reply| Command::SubscribeAnswer { room, participant, sdp: answer, reply })?;
-                }
-                self.events.push(ev);
-                moved = true;
-            }
-            for (to, d) in self.sfu.transmit() {
-                if let Some(p) = self.peers.iter_mut().find(|p| p.addr == to && p.tcp.is_none()) {
-                    p.inbox.push_back((self.sfu.addr, d));
+            for i in 0..=self.others.len() {
+                while let Ok(ev) = self.engine(i).events.try_recv() {
+                    if let SfuEvent::SubscribeOffer { participant, sdp, .. } = &ev {
+                        let now = self.sfu.now;
+                        let peer =
+                            self.peers.iter_mut().find(|p| p.participant == *participant).ok_or("offer to nobody")?;
+                        let answer = peer.answer(sdp.clone(), now)?;
+                        let (room, participant) = (self.room.clone(), participant.clone());
+                        self.engine(i).call(|reply| Command::SubscribeAnswer {
+                            room,
+                            participant,
+                            sdp: answer,
+                            reply,
+                        })?;
+                    }
+                    self.events.push(ev);
                     moved = true;
                 }
-            }
-            for (conn, d) in self.sfu.tcp_transmit() {
-                if let (Some(p), Some(from)) = (self.peers.iter_mut().find(|p| p.tcp == Some(conn)), self.sfu_tcp) {
-                    p.inbox.push_back((from, d));
+                let from = self.sfu.addr;
+                for (to, d) in self.engine(i).transmit() {
+                    if let Some(p) = self.peers.iter_mut().find(|p| p.addr == to && p.tcp.is_none()) {
+                        p.inbox.push_back((from, d));
+                        moved = true;
+                    }
+                }
+                for (conn, d) in self.engine(i).tcp_transmit() {
+                    if let (Some(p), Some(from)) = (self.peers.iter_mut().find(|p| p.tcp == Some(conn)), self.sfu_tcp) {
+                        p.inbox.push_back((from, d));
+                        moved = true;
+                    }
+                }
+                for (to, h) in self.engine(i).handoffs() {
+                    self.engine(to).handoff(h);
                     moved = true;
                 }
             }
             let now = self.sfu.now;
-            for p in &mut self.peers {
+            let (sfu_addr, sfu_tcp) = (self.sfu.addr, self.sfu_tcp);
+            let mut peers = std::mem::take(&mut self.peers);
+            for p in &mut peers {
                 for (to, d) in p.step(now) {
                     match p.tcp {
-                        None if to == self.sfu.addr => self.sfu.receive(p.addr, &d),
-                        Some(conn) if Some(to) == self.sfu_tcp => {
+                        None if to == sfu_addr => self.engine(p.lands_on).receive(p.addr, &d),
+                        Some(conn) if Some(to) == sfu_tcp => {
                             self.sfu.tcp_receive(conn, &d);
                         }
                         _ => continue,
@@ -320,6 +349,7 @@ impl Net {
                     moved = true;
                 }
             }
+            self.peers = peers;
             if !moved {
                 return Ok(());
             }
@@ -339,9 +369,14 @@ impl Net {
                 return Ok(false);
             }
             let peers = self.peers.iter_mut().filter_map(SimPeer::next_deadline);
-            let next = peers.fold(self.sfu.next_deadline(), Instant::min);
+            let engines = self.others.iter().map(MemoryDriver::next_deadline);
+            let next = peers.chain(engines).fold(self.sfu.next_deadline(), Instant::min);
             // At least a millisecond, so a deadline already past cannot stall the clock.
-            self.sfu.advance_to(next.max(self.sfu.now + Duration::from_millis(1)).min(end));
+            let next = next.max(self.sfu.now + Duration::from_millis(1)).min(end);
+            self.sfu.advance_to(next);
+            for e in &mut self.others {
+                e.advance_to(next);
+            }
         }
     }
 
@@ -359,7 +394,7 @@ fn alice_and(bob: SimPeer, room: &str, start: Instant) -> Result<Net, Error> {
     let config = SfuConfig { udp_bind: sfu_addr, ..Default::default() };
     let room: RoomId = room.into();
     let sfu = MemoryDriver::new(sfu_addr, config, start)?;
-    let mut net = Net { sfu, sfu_tcp: None, room: room.clone(), peers: vec![], events: vec![] };
+    let mut net = Net::new(sfu, None, &room);
     for who in ["alice", "bob"] {
         net.sfu.call(|reply| Command::Join { room: room.clone(), participant: who.into(), reply })?;
     }
@@ -423,7 +458,7 @@ fn a_tcp_only_subscriber_receives_forwarded_video() -> Result<(), Error> {
     let config = SfuConfig { udp_bind: sfu_addr, tcp_announced: Some(sfu_tcp), ..Default::default() };
     let room: RoomId = "sportello-1".into();
     let sfu = MemoryDriver::new(sfu_addr, config, start)?;
-    let mut net = Net { sfu, sfu_tcp: Some(sfu_tcp), room: room.clone(), peers: vec![], events: vec![] };
+    let mut net = Net::new(sfu, Some(sfu_tcp), &room);
     for who in ["alice", "bob"] {
         net.sfu.call(|reply| Command::Join { room: room.clone(), participant: who.into(), reply })?;
     }
@@ -541,103 +576,6 @@ fn a_subscriber_gets_sender_reports_true_to_the_packets_it_received() -> Result<
     Ok(())
 }
 
-/// A node running two engines (two media threads) on one address, its ICE-TCP listener on the
-/// first. The test is the kernel: each peer's datagrams land on the engine it names, whatever
-/// engine owns its connection.
-struct Node {
-    engines: Vec<MemoryDriver>,
-    sfu_tcp: Option<SocketAddr>,
-    room: RoomId,
-    /// Each peer, with the engine its UDP datagrams land on.
-    peers: Vec<(SimPeer, usize)>,
-}
-
-impl Node {
-    fn now(&self) -> Instant {
-        self.engines[0].now
-    }
-
-    fn settle(&mut self) -> Result<(), Error> {
-        for _ in 0..10_000 {
-            let mut moved = false;
-            for i in 0..self.engines.len() {
-                while let Ok(ev) = self.engines[i].events.try_recv() {
-                    if let SfuEvent::SubscribeOffer { participant, sdp, .. } = &ev {
-                        let now = self.now();
-                        let Some((peer, _)) = self.peers.iter_mut().find(|(p, _)| p.participant == *participant) else {
-                            continue;
-                        };
-                        let answer = peer.answer(sdp.clone(), now)?;
-                        let (room, participant) = (self.room.clone(), participant.clone());
-                        self.engines[i].call(|reply| Command::SubscribeAnswer {
-                            room,
-                            participant,
-                            sdp: answer,
-                            reply,
-                        })?;
-                    }
-                    moved = true;
-                }
-                for (to, d) in self.engines[i].transmit() {
-                    if let Some((p, _)) = self.peers.iter_mut().find(|(p, _)| p.addr == to && p.tcp.is_none()) {
-                        p.inbox.push_back((self.engines[i].addr, d));
-                        moved = true;
-                    }
-                }
-                for (conn, d) in self.engines[i].tcp_transmit() {
-                    let peer = self.peers.iter_mut().find(|(p, _)| p.tcp == Some(conn));
-                    if let (Some((p, _)), Some(from)) = (peer, self.sfu_tcp) {
-                        p.inbox.push_back((from, d));
-                        moved = true;
-                    }
-                }
-                for (to, h) in self.engines[i].handoffs() {
-                    self.engines[to].handoff(h);
-                    moved = true;
-                }
-            }
-            let now = self.now();
-            for (p, lands_on) in &mut self.peers {
-                for (to, d) in p.step(now) {
-                    match p.tcp {
-                        None if to == self.engines[0].addr => self.engines[*lands_on].receive(p.addr, &d),
-                        // Engine 0 alone accepts ICE-TCP connections.
-                        Some(conn) if Some(to) == self.sfu_tcp => {
-                            self.engines[0].tcp_receive(conn, &d);
-                        }
-                        _ => continue,
-                    }
-                    moved = true;
-                }
-            }
-            if !moved {
-                return Ok(());
-            }
-        }
-        Err("datagrams kept flowing without time passing".into())
-    }
-
-    fn run_until(&mut self, limit: Duration, done: impl Fn(&Node) -> bool) -> Result<bool, Error> {
-        let end = self.now() + limit;
-        loop {
-            self.settle()?;
-            if done(self) {
-                return Ok(true);
-            }
-            if self.now() >= end {
-                return Ok(false);
-            }
-            let peers = self.peers.iter_mut().filter_map(|(p, _)| p.next_deadline());
-            let engines = self.engines.iter().map(MemoryDriver::next_deadline);
-            let next = peers.chain(engines).fold(end, Instant::min);
-            let next = next.max(self.now() + Duration::from_millis(1)).min(end);
-            for e in &mut self.engines {
-                e.advance_to(next);
-            }
-        }
-    }
-}
-
 /// A WHEP viewer of a program whose home is another engine, served from a mirror there: alice
 /// publishes on engine 0 (the program's home), the viewer's connection is engine 1's, and every
 /// datagram lands on the wrong engine (as the kernel's 4-tuple hash may do) — or, for a viewer
@@ -651,29 +589,29 @@ fn a_mirrored_program_reaches_a_viewer_on_another_engine(viewer_tcp: bool) -> Re
     let config = SfuConfig { udp_bind: sfu_addr, tcp_announced: Some(sfu_tcp), ..Default::default() };
     let room: RoomId = "council-7".into();
     let program: RoomId = "live-7".into();
-    let engines = MemoryDriver::sharded(sfu_addr, config, 2, start)?;
-    let mut node = Node { engines, sfu_tcp: Some(sfu_tcp), room: room.clone(), peers: vec![] };
+    let mut engines = MemoryDriver::sharded(sfu_addr, config, 2, start)?.into_iter();
+    let mut node = Net::new(engines.next().ok_or("no engine")?, Some(sfu_tcp), &room);
+    node.others = engines.collect();
 
     let (r, p) = (room.clone(), ParticipantId::from("alice"));
-    node.engines[0].call(|reply| Command::Join { room: r, participant: p, reply })?;
+    node.sfu.call(|reply| Command::Join { room: r, participant: p, reply })?;
     let mut alice = SimPeer::new("alice", "192.0.2.10:40000".parse()?, start)?;
     let (offer, mid) = alice.publish_offer(start)?;
     let mids = vec![PublishedMid { mid, source: TrackSource::Camera }];
     let (r, p) = (room.clone(), ParticipantId::from("alice"));
-    let answer =
-        node.engines[0].call(|reply| Command::PublishOffer { room: r, participant: p, sdp: offer, mids, reply })?;
+    let answer = node.sfu.call(|reply| Command::PublishOffer { room: r, participant: p, sdp: offer, mids, reply })?;
     alice.apply_answer(answer, start)?;
     let prog = program.clone();
-    node.engines[0].call(|reply| Command::ProgramOpen { program: prog, audio_slots: 1, reply })?;
+    node.sfu.call(|reply| Command::ProgramOpen { program: prog, audio_slots: 1, reply })?;
     let selection =
         ProgramSelection { video: vec![SourceRef::new(room.clone(), "alice", TrackSource::Camera)], audio: vec![] };
     let prog = program.clone();
-    node.engines[0].call(|reply| Command::ProgramSelect { program: prog, selection, reply })?;
+    node.sfu.call(|reply| Command::ProgramSelect { program: prog, selection, reply })?;
 
     let viewer_addr: SocketAddr = "192.0.2.20:41000".parse()?;
     let conn = ConnId(3);
     let mut viewer = if viewer_tcp {
-        node.engines[0].tcp_open(conn, viewer_addr);
+        node.sfu.tcp_open(conn, viewer_addr);
         SimPeer::tcp_only("viewer", viewer_addr, conn, start)?
     } else {
         SimPeer::new("viewer", viewer_addr, start)?
@@ -687,21 +625,22 @@ fn a_mirrored_program_reaches_a_viewer_on_another_engine(viewer_tcp: bool) -> Re
     viewer.pc.set_local_description(start, offer)?;
     let mirror = Some(crate::transport::engine::MirrorOf { home: 0, audio_slots: 1 });
     let (prog, v) = (program.clone(), ParticipantId::from("viewer"));
-    let answer = node.engines[1].call(|reply| Command::WhepOffer { program: prog, viewer: v, sdp, mirror, reply })?;
+    let answer = node.others[0].call(|reply| Command::WhepOffer { program: prog, viewer: v, sdp, mirror, reply })?;
     viewer.apply_answer(answer, start)?;
     // Alice's datagrams land on engine 1, the viewer's on engine 0: the wrong one each time.
-    node.peers = vec![(alice, 1), (viewer, 0)];
+    alice.lands_on = 1;
+    node.peers = vec![alice, viewer];
 
-    let reached = node.run_until(Duration::from_secs(10), |n| n.peers[1].0.received.len() >= 30)?;
-    let got = &node.peers[1].0.received;
+    let reached = node.run_until(Duration::from_secs(10), |n| n.peers[1].received.len() >= 30)?;
+    let got = &node.peers[1].received;
     assert!(reached, "the viewer received {} packets in 10 s", got.len());
     assert!(got.iter().all(|p| p.payload.len() == PAYLOAD_LEN && p.payload[2..].iter().all(|&b| b == FILL)));
     let ssrc = got[0].header.ssrc;
     assert!(ssrc != PUBLISHER_SSRC && got.iter().all(|p| p.header.ssrc == ssrc));
     assert!(got.windows(2).all(|w| w[1].header.sequence_number == w[0].header.sequence_number.wrapping_add(1)));
     // Engine 1 sent them (from its mirror); engine 0 has nobody to send to.
-    let home = node.engines[0].call(|reply| Command::Stats { reply })?;
-    let mirror = node.engines[1].call(|reply| Command::Stats { reply })?;
+    let home = node.sfu.call(|reply| Command::Stats { reply })?;
+    let mirror = node.others[0].call(|reply| Command::Stats { reply })?;
     assert!(mirror.forwarded_packets >= got.len() as u64, "{mirror:?}");
     assert_eq!((home.forwarded_packets, home.subscriptions), (0, 0), "{home:?}");
     assert_eq!(mirror.peer_connections, 1, "{mirror:?}");
@@ -709,11 +648,11 @@ fn a_mirrored_program_reaches_a_viewer_on_another_engine(viewer_tcp: bool) -> Re
     // The program closes on its mirror (the viewer leaves) and its home; alice stays.
     for i in [1, 0] {
         let prog = program.clone();
-        node.engines[i].call(|reply| Command::ProgramClose { program: prog, reply })?;
+        node.engine(i).call(|reply| Command::ProgramClose { program: prog, reply })?;
     }
-    let mirror = node.engines[1].call(|reply| Command::Stats { reply })?;
+    let mirror = node.others[0].call(|reply| Command::Stats { reply })?;
     assert_eq!((mirror.peer_connections, mirror.participants, mirror.published_tracks), (0, 0, 0), "{mirror:?}");
-    let home = node.engines[0].call(|reply| Command::Stats { reply })?;
+    let home = node.sfu.call(|reply| Command::Stats { reply })?;
     assert_eq!((home.peer_connections, home.published_tracks), (1, 1), "{home:?}");
     Ok(())
 }
