@@ -20,8 +20,13 @@ pub const SENT_PACKETS: usize = 256;
 
 /// The last packets of one track, by the SSRC and sequence number they arrived with: those of the
 /// last [`HISTORY_AGE`], at most [`HISTORY_PACKETS`].
+/// A kept packet, with the SSRC and sequence number it arrived with.
+type Kept<T> = Box<(u32, u16, T)>;
+
 pub struct History<T> {
-    slots: Vec<Option<(u32, u16, T)>>,
+    /// Boxed: a slot costs a pointer, not a packet, so a track keeping 1 s of a video (≈ 150
+    /// packets) does not hold 512 packets' room (≈ 60 KiB per published video).
+    slots: Box<[Option<Kept<T>>]>,
     /// Which slot each kept packet went to, and when, oldest first: how old ones are let go.
     arrivals: VecDeque<(Instant, u32, u16)>,
 }
@@ -42,17 +47,17 @@ impl<T> History<T> {
             }
             self.arrivals.pop_front();
             let slot = &mut self.slots[usize::from(old_seq) % HISTORY_PACKETS];
-            if matches!(slot, Some((s, q, _)) if *s == old_ssrc && *q == old_seq) {
+            if matches!(slot.as_deref(), Some((s, q, _)) if *s == old_ssrc && *q == old_seq) {
                 *slot = None;
             }
         }
-        self.slots[usize::from(seq) % HISTORY_PACKETS] = Some((ssrc, seq, packet));
+        self.slots[usize::from(seq) % HISTORY_PACKETS] = Some(Box::new((ssrc, seq, packet)));
         self.arrivals.push_back((now, ssrc, seq));
     }
 
     /// The packet with this SSRC and sequence number, if it is still kept.
     pub fn get(&self, ssrc: u32, seq: u16) -> Option<&T> {
-        match &self.slots[usize::from(seq) % HISTORY_PACKETS] {
+        match self.slots[usize::from(seq) % HISTORY_PACKETS].as_deref() {
             Some((s, q, packet)) if *s == ssrc && *q == seq => Some(packet),
             _ => None,
         }
