@@ -27,7 +27,7 @@ use sportello_sfu::{PublishedMid, Sfu, SfuConfig, SfuEvent, TcpLimits, TrackSour
 use sportello_tests::netns::ensure_loopback_namespace;
 use sportello_tests::rtc_client::{Client, Error, pump};
 
-/// Live heap bytes allocated by the thread named `sfu-media` (minus what it freed).
+/// Live heap bytes allocated by the thread named [`ENGINE_THREAD`] (minus what it freed).
 static ENGINE_HEAP: AtomicI64 = AtomicI64::new(0);
 
 thread_local! {
@@ -42,7 +42,7 @@ fn on_engine() -> bool {
         1 => true,
         0 => {
             k.set(3); // reentrancy guard: naming the thread may allocate
-            let engine = std::thread::current().name() == Some("sfu-media");
+            let engine = std::thread::current().name() == Some(ENGINE_THREAD);
             k.set(if engine { 1 } else { 2 });
             engine
         }
@@ -70,14 +70,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// The engine thread of the SFU just started: the one thread named `sfu-media`. The previous
+/// The name of the SFU's one media thread (the bench runs one engine: `media_threads` = 1).
+const ENGINE_THREAD: &str = "sfu-media-0";
+
+/// The engine thread of the SFU just started: the one thread named [`ENGINE_THREAD`]. The previous
 /// phase's engine must have stopped first, so there is no doubt which one is measured.
 fn engine_tid() -> Option<std::path::PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc/self/task").ok()? {
         let path = entry.ok()?.path();
         let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        if comm.trim() == "sfu-media" {
+        if comm.trim() == ENGINE_THREAD {
             found.push(path);
         }
     }
