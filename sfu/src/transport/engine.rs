@@ -23,6 +23,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -166,13 +167,15 @@ struct SubscribeLeg {
     egress: Option<Box<egress::Egress>>,
 }
 
-/// A packet waiting in a subscriber's queue, already re-headed for its downtrack, with the SSRC and
-/// sequence number it arrived with (for the downtrack's [`SentLog`]).
+/// A packet waiting in a subscriber's queue: the original, shared by every subscriber it goes to
+/// (and the track's history), and the SSRC, sequence number and timestamp its downtrack gives it.
+/// The re-headed copy is made when it leaves, into one reused header.
 struct Queued {
     track: TrackKey,
-    origin_ssrc: u32,
-    origin_seq: u16,
-    packet: rtp::Packet,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    packet: Rc<rtp::Packet>,
 }
 
 struct Down {
@@ -221,7 +224,7 @@ struct Track {
     extensions: Vec<(u8, String)>,
     /// The last packets forwarded on this track, shared by every subscriber's NACK answers (video only;
     /// made on first use).
-    history: Option<History<rtp::Packet>>,
+    history: Option<History<Rc<rtp::Packet>>>,
 }
 
 struct Room {
@@ -256,6 +259,8 @@ pub(crate) struct Engine {
     queued: Vec<PeerId>,
     out: SendBatch,
     forwards: Vec<Forward>,
+    /// The header a queued packet is re-headed into when it leaves (reused: no allocation per packet).
+    header: rtp::header::Header,
     /// What one subscriber's NACKs ask for: downtrack and sequence number (reused).
     nacked: Vec<(TrackKey, u16)>,
     keyframe_tracks: Vec<TrackKey>,
@@ -323,6 +328,7 @@ impl Engine {
             queued: Vec::new(),
             out: SendBatch::default(),
             forwards: Vec::with_capacity(256),
+            header: rtp::header::Header::default(),
             nacked: Vec::new(),
             keyframe_tracks: Vec::new(),
             next_id: 1,

@@ -4,8 +4,9 @@
 use super::*;
 
 impl Engine {
-    /// Queues the router's decisions for one packet of one track: a copy per downtrack, re-headed.
-    pub(super) fn dispatch(&mut self, packet: &rtp::Packet, forwards: &[Forward], now: Instant) {
+    /// Queues the router's decisions for one packet of one track: the packet once, shared, with
+    /// each downtrack's numbering.
+    pub(super) fn dispatch(&mut self, packet: &Rc<rtp::Packet>, forwards: &[Forward], now: Instant) {
         let Some(first) = forwards.first() else { return };
         let (origin_ssrc, origin_seq) = (packet.header.ssrc, packet.header.sequence_number);
         // One copy for every subscriber's NACKs (video only: audio negotiates no NACK).
@@ -15,16 +16,22 @@ impl Engine {
             track.history.get_or_insert_with(History::default).push(origin_ssrc, origin_seq, packet.clone(), now);
         }
         for f in forwards {
-            let mut p = packet.clone();
-            p.header.ssrc = f.ssrc;
-            p.header.sequence_number = f.seq;
-            p.header.timestamp = f.timestamp;
             let Some(sub_peer) = self.parts.get(&f.down.subscriber.0).and_then(|p| p.subscribe) else {
+                let mut p = rtp::Packet::clone(packet);
+                p.header.ssrc = f.ssrc;
+                p.header.sequence_number = f.seq;
+                p.header.timestamp = f.timestamp;
                 self.sink_packet(f, p, now);
                 continue;
             };
             let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&sub_peer) else { continue };
-            let queued = Queued { track: f.down.track, origin_ssrc, origin_seq, packet: p };
+            let queued = Queued {
+                track: f.down.track,
+                ssrc: f.ssrc,
+                seq: f.seq,
+                timestamp: f.timestamp,
+                packet: packet.clone(),
+            };
             if let Some(evicted) = leg.queue.push(queued) {
                 self.dropped += 1;
                 self.router.overflowed(DownTrackKey { subscriber: f.down.subscriber, track: evicted.track }, now);
@@ -49,23 +56,31 @@ impl Engine {
                 if !leg.pacer.try_consume(head.packet.payload.len() + 40, now) {
                     break;
                 }
-                let Some(Queued { track: key, origin_ssrc, origin_seq, mut packet }) = leg.queue.pop() else { break };
+                let Some(Queued { track: key, ssrc, seq, timestamp, packet: original }) = leg.queue.pop() else {
+                    break;
+                };
                 let (Some(down), Some(track)) = (leg.downs.get_mut(&key), self.tracks.get(&key)) else { continue };
                 let Some(pt) = down.pt else { continue };
                 if track.info.kind == MediaKind::Video {
-                    let (out_seq, timestamp) = (packet.header.sequence_number, packet.header.timestamp);
                     down.sent.get_or_insert_with(SentLog::default).record(Sent {
-                        out_seq,
-                        origin_ssrc,
-                        origin_seq,
+                        out_seq: seq,
+                        origin_ssrc: original.header.ssrc,
+                        origin_seq: original.header.sequence_number,
                         timestamp,
                     });
                 }
+                let mut packet =
+                    rtp::Packet { header: std::mem::take(&mut self.header), payload: original.payload.clone() };
+                copy_header(&mut packet.header, &original.header);
+                packet.header.ssrc = ssrc;
+                packet.header.sequence_number = seq;
+                packet.header.timestamp = timestamp;
                 packet.header.payload_type = pt;
                 remap_extensions(&mut packet, down, track);
                 let bytes = packet.payload.len();
-                let timestamp = packet.header.timestamp;
-                match way.send(packet, now) {
+                let sent = way.send(&packet, now);
+                self.header = packet.header;
+                match sent {
                     Ok(()) => {
                         down.counts.sent(bytes, Some(timestamp), now);
                         self.forwarded += 1;
@@ -94,10 +109,10 @@ pub(super) struct Way<'a> {
 }
 
 impl Way<'_> {
-    pub(super) fn send(&mut self, packet: rtp::Packet, now: Instant) -> Result<(), rtc::shared::error::Error> {
+    pub(super) fn send(&mut self, packet: &rtp::Packet, now: Instant) -> Result<(), rtc::shared::error::Error> {
         match self.egress.as_deref_mut() {
             Some(egress) => {
-                let datagram = egress.protect(&packet)?;
+                let datagram = egress.protect(packet)?;
                 Engine::emit(self.out, self.tcp_out, self.tcp_by_remote, egress.path(), datagram);
                 Ok(())
             }
@@ -105,7 +120,8 @@ impl Way<'_> {
             // every packet to check what `negotiated` and `remap_extensions` already guarantee
             // (payload type, header-extension ids, SSRC). `rtc` ignores the track id here.
             None => {
-                self.pc.handle_write(TaggedRTCMessage { now, message: RTCMessage::RtpPacket(String::new(), packet) })
+                let message = RTCMessage::RtpPacket(String::new(), packet.clone());
+                self.pc.handle_write(TaggedRTCMessage { now, message })
             }
         }
     }
@@ -187,6 +203,37 @@ impl Down {
         self.mid_ext = self.extensions.iter().find(|(_, u)| u == URI_MID).map(|(id, _)| *id);
         self.ext_map = None;
     }
+}
+
+/// Makes `to` a copy of `from`, reusing the room of its lists (a derived `clone_from` allocates
+/// them anew). Every field is named, so a field added upstream fails to compile here.
+fn copy_header(to: &mut rtp::header::Header, from: &rtp::header::Header) {
+    let rtp::header::Header {
+        version,
+        padding,
+        extension,
+        marker,
+        payload_type,
+        sequence_number,
+        timestamp,
+        ssrc,
+        csrc,
+        extension_profile,
+        extensions,
+        extensions_padding,
+    } = from;
+    to.version = *version;
+    to.padding = *padding;
+    to.extension = *extension;
+    to.marker = *marker;
+    to.payload_type = *payload_type;
+    to.sequence_number = *sequence_number;
+    to.timestamp = *timestamp;
+    to.ssrc = *ssrc;
+    to.csrc.clone_from(csrc);
+    to.extension_profile = *extension_profile;
+    to.extensions.clone_from(extensions);
+    to.extensions_padding = *extensions_padding;
 }
 
 /// Rewrites the header extensions of a forwarded packet for the subscriber's leg: ids are remapped

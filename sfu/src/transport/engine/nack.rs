@@ -28,14 +28,14 @@ impl Engine {
                 debug!(ssrc = down.ssrc, seq, origin = s.origin_seq, "NACK for a packet no longer kept");
                 continue;
             };
-            let mut packet = original.clone();
+            let mut packet = rtp::Packet::clone(original);
             packet.header.ssrc = down.ssrc;
             packet.header.sequence_number = s.out_seq;
             packet.header.timestamp = s.timestamp;
             packet.header.payload_type = pt;
             downtrack::remap_extensions(&mut packet, down, track);
             let bytes = packet.payload.len();
-            match way.send(packet, now) {
+            match way.send(&packet, now) {
                 Ok(()) => {
                     down.counts.sent(bytes, None, now);
                     sent += 1;

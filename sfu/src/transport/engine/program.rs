@@ -192,7 +192,7 @@ impl Engine {
     pub(super) fn feed_programs(
         &mut self,
         key: TrackKey,
-        packet: &rtp::Packet,
+        packet: &Rc<rtp::Packet>,
         meta: &RtpMeta,
         now: Instant,
         forwards: &mut Vec<Forward>,

@@ -146,6 +146,7 @@ impl Engine {
             timestamp: packet.header.timestamp,
             is_keyframe,
         };
+        let packet = Rc::new(packet);
         let mut forwards = std::mem::take(&mut self.forwards);
         forwards.clear();
         self.router.route(key, &meta, now, &mut forwards);

@@ -301,7 +301,7 @@ impl Engine {
         let mut forwards = std::mem::take(&mut self.forwards);
         forwards.clear();
         self.router.route(track, &m.meta, now, &mut forwards);
-        self.dispatch(&m.packet, &forwards, now);
+        self.dispatch(&Rc::new(m.packet), &forwards, now);
         self.forwards = forwards;
     }
 }
