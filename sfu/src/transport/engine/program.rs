@@ -28,6 +28,11 @@ impl Program {
     pub(super) fn output_track(&self, output: usize) -> Option<TrackKey> {
         self.outputs.get(output).map(|o| o.track)
     }
+
+    /// A mirror of a program whose home is another engine.
+    pub(super) fn is_mirror(&self) -> bool {
+        self.home.is_some()
+    }
 }
 
 struct Output {

@@ -275,15 +275,18 @@ impl Engine {
         self.outbox(home).keyframes.push((program, output));
     }
 
-    /// Opens a mirror of `program` (if this engine has none yet) and tells its home.
+    /// Opens a mirror of `program` (if this engine has none yet) and tells its home — again at
+    /// every viewer, so a mirror left from a closed program of the same name (a viewer joining
+    /// while it closed) is fed by the program opened since.
     pub(super) fn open_mirror(&mut self, program: &RoomId, of: MirrorOf, now: Instant) -> Result<(), SfuError> {
-        if self.programs.contains_key(program) {
-            return Ok(());
-        }
         if of.home >= self.shard.count || of.home == self.shard.index {
             return Err(SfuError::Transport(format!("no media thread {} to mirror {program} from", of.home)));
         }
-        self.open_program(program.clone(), of.audio_slots, Some(of.home), now)?;
+        match self.programs.get(program) {
+            Some(p) if !p.is_mirror() => return Ok(()), // the program itself lives here
+            Some(_) => {}
+            None => self.open_program(program.clone(), of.audio_slots, Some(of.home), now)?,
+        }
         let me = self.shard.index;
         self.outbox(of.home).mirror_wanted.push((program.clone(), me));
         Ok(())
