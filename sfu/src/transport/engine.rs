@@ -157,6 +157,8 @@ struct SubscribeLeg {
     renegotiate_after_answer: bool,
     /// DTLS is up: packets written before that are dropped by `rtc`, so routing starts only then.
     connected: bool,
+    /// When the pacer lets the head of the queue go, if it held it back (an entry of `Engine::paced`).
+    paced_until: Option<Instant>,
     queue: LossyQueue<Queued>,
     pacer: Pacer,
     /// When this connection was set up, until its first media packet is written (then `None`):
@@ -257,6 +259,9 @@ pub(crate) struct Engine {
     dirty: Vec<PeerId>,
     /// Subscribers with queued packets and an egress of their own (their connection needs no poll).
     queued: Vec<PeerId>,
+    /// Subscribers whose pacer held packets back, by when the first of them fits (drained then,
+    /// whether or not anything else arrives).
+    paced: BTreeSet<(Instant, PeerId)>,
     out: SendBatch,
     forwards: Vec<Forward>,
     /// The header a queued packet is re-headed into when it leaves (reused: no allocation per packet).
@@ -326,6 +331,7 @@ impl Engine {
             timers: BTreeSet::new(),
             dirty: Vec::new(),
             queued: Vec::new(),
+            paced: BTreeSet::new(),
             out: SendBatch::default(),
             forwards: Vec::with_capacity(256),
             header: rtp::header::Header::default(),
@@ -404,11 +410,14 @@ impl Engine {
         !self.out.is_empty()
     }
 
-    /// When [`Engine::timeouts`] must next be called: the earliest peer timer, router timer,
-    /// active-speaker tick or sender-report tick.
+    /// When [`Engine::timeouts`] must next be called: the earliest peer timer, paced queue,
+    /// router timer, active-speaker tick or sender-report tick.
     pub(crate) fn next_deadline(&self) -> Instant {
         let mut d = self.next_speaker_tick.min(self.next_report);
         if let Some((t, _)) = self.timers.first() {
+            d = d.min(*t);
+        }
+        if let Some((t, _)) = self.paced.first() {
             d = d.min(*t);
         }
         if let Some(t) = self.router.next_timeout() {

@@ -73,8 +73,9 @@ impl SimPeer {
         Self::build(participant, addr, None, now)
     }
 
-    /// A peer that sends no NACK by itself: a test writes the ones it wants.
-    fn without_nack_generator(participant: &str, addr: SocketAddr, now: Instant) -> Result<Self, Error> {
+    /// A peer that sends no feedback by itself (no NACK, receiver report or TWCC feedback): a test
+    /// writes what it wants, and nothing else of its wakes the SFU.
+    fn without_feedback(participant: &str, addr: SocketAddr, now: Instant) -> Result<Self, Error> {
         Self::build_with(participant, addr, None, false, now)
     }
 
@@ -91,15 +92,17 @@ impl SimPeer {
         participant: &str,
         addr: SocketAddr,
         tcp: Option<ConnId>,
-        nack_generator: bool,
+        feedback: bool,
         now: Instant,
     ) -> Result<Self, Error> {
         let mut me = MediaEngine::default();
         me.register_default_codecs()?;
         let mut registry = register_default_interceptors(Registry::new(), &mut me)?
             .with(Slot::from(feedback::SLOT), feedback::DeliverFeedback::of(|p| p.as_any().is::<SenderReport>()));
-        if !nack_generator {
-            registry = registry.with(Slot::NackGenerator, rtc::interceptor::NoopInterceptor::new());
+        if !feedback {
+            for slot in [Slot::NackGenerator, Slot::ReceiverReport, Slot::TwccReceiver] {
+                registry = registry.with(slot, rtc::interceptor::NoopInterceptor::new());
+            }
         }
         let se = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
         let mut pc = RTCPeerConnectionBuilder::new()
@@ -497,7 +500,7 @@ fn a_nack_in_a_browser_compound_is_answered_with_the_exact_packet() -> Result<()
     use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 
     let start = Instant::now();
-    let bob = SimPeer::without_nack_generator("bob", "192.0.2.11:40000".parse()?, start)?;
+    let bob = SimPeer::without_feedback("bob", "192.0.2.11:40000".parse()?, start)?;
     let mut net = alice_and(bob, "sportello-2", start)?;
     assert!(net.run_until(Duration::from_secs(10), |net| net.peers[1].received.len() >= 30)?, "{:?}", net.events);
 
@@ -543,6 +546,48 @@ fn a_nack_in_a_browser_compound_is_answered_with_the_exact_packet() -> Result<()
     }
     let stats = net.sfu.call(|reply| Command::Stats { reply })?;
     assert_eq!((stats.nacks_received, stats.rtx_sent), (1, 2), "{stats:?}");
+    Ok(())
+}
+
+/// A subscriber's pacer (set from its REMB) holds back what a burst brings beyond its credit; the
+/// rest leaves as the credit comes back, though nothing else arrives to wake the subscriber — no
+/// packet waits for the publisher's next one.
+#[test]
+fn a_paced_subscriber_gets_the_rest_of_a_burst_without_new_input() -> Result<(), Error> {
+    use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+    let start = Instant::now();
+    let bob = SimPeer::without_feedback("bob", "192.0.2.11:40000".parse()?, start)?;
+    let mut net = alice_and(bob, "sportello-4", start)?;
+    assert!(net.run_until(Duration::from_secs(10), |net| net.peers[1].received.len() >= 30)?, "{:?}", net.events);
+    // bob's estimate paces him at the SFU's floor: 1 Mbit/s, 256 KiB of burst.
+    let ssrc = net.peers[1].received[0].header.ssrc;
+    let remb = ReceiverEstimatedMaximumBitrate { sender_ssrc: 1, bitrate: 100_000.0, ssrcs: vec![ssrc] };
+    let now = net.sfu.now;
+    let bob_pc = &mut net.peers[1].pc;
+    let receiver = bob_pc.get_receivers().next().ok_or("bob has no receiver")?;
+    bob_pc.rtp_receiver(receiver).ok_or("receiver")?.write_rtcp(now, vec![Box::new(remb)])?;
+    net.settle()?;
+
+    // alice stops her clock and sends one burst: 500 × 640 bytes on the wire, ≈ 64 KiB beyond the
+    // burst allowance, ≈ 0.5 s at 1 Mbit/s. Then nothing from anyone.
+    let before = net.peers[1].received.len();
+    let alice = &mut net.peers[0];
+    let v = alice.video.as_mut().ok_or("alice sends no video")?;
+    v.next_at = now + Duration::from_secs(3600);
+    for _ in 0..500 {
+        send_keyframe(&mut alice.pc, v, now);
+    }
+    net.settle()?;
+    let held = before + 500 - net.peers[1].received.len();
+    assert!(held > 50, "the pacer held back only {held} packets");
+    // What was held leaves as the credit allows (640 bytes a packet at 1 Mbit/s), give or take
+    // the millisecond the simulation steps by — not at the next timer of bob's connection.
+    let due = Duration::from_micros(held as u64 * 640 * 8);
+    let all = net.run_until(due + Duration::from_millis(20), |net| net.peers[1].received.len() >= before + 500)?;
+    let got = net.peers[1].received.len() - before;
+    assert!(all, "bob got {got} of the burst's 500 packets in {:?} ({held} were held back)", net.sfu.now - now);
+    let stats = net.sfu.call(|reply| Command::Stats { reply })?;
+    assert_eq!(stats.dropped_packets, 0, "{stats:?}");
     Ok(())
 }
 

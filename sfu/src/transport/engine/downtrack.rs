@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// Packets one subscriber's queue gives up in one drain: a long queue (a keyframe burst after a
+/// pause) does not hold up every other subscriber of the flush.
+const MAX_PER_DRAIN: usize = 128;
+
 impl Engine {
     /// Queues the router's decisions for one packet of one track: the packet once, shared, with
     /// each downtrack's numbering.
@@ -40,7 +44,9 @@ impl Engine {
         }
     }
 
-    /// Moves queued packets into each subscriber connection, as fast as its pacer allows.
+    /// Moves queued packets into each subscriber connection, as fast as its pacer allows and at
+    /// most [`MAX_PER_DRAIN`] at a time; what is left is drained when it may go
+    /// (`Engine::paced`), even if nothing else wakes the engine.
     pub(super) fn drain_queues(&mut self, ids: &[PeerId], now: Instant) {
         for &id in ids {
             let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&id) else { continue };
@@ -52,10 +58,20 @@ impl Engine {
                 tcp_out: &mut self.tcp_out,
                 tcp_by_remote: &self.tcp_by_remote,
             };
+            let mut held = None;
+            let mut taken = 0;
             while let Some(head) = leg.queue.front() {
-                if !leg.pacer.try_consume(head.packet.payload.len() + 40, now) {
+                if taken == MAX_PER_DRAIN {
+                    // The rest after the others' turn (and any input waiting), at the next wake-up.
+                    held = Some(now);
                     break;
                 }
+                let bytes = head.packet.payload.len() + 40;
+                if !leg.pacer.try_consume(bytes, now) {
+                    held = leg.pacer.ready_at(bytes, now);
+                    break;
+                }
+                taken += 1;
                 let Some(Queued { track: key, ssrc, seq, timestamp, packet: original }) = leg.queue.pop() else {
                     break;
                 };
@@ -93,6 +109,16 @@ impl Engine {
                 && let Some(since) = leg.awaiting_media.take()
             {
                 metrics::histogram!("sportello_sfu_join_to_first_media_seconds").record(now.duration_since(since));
+            }
+            // Held back: drained again when the head fits, not at whatever wakes this peer next.
+            if held != leg.paced_until {
+                if let Some(old) = leg.paced_until {
+                    self.paced.remove(&(old, id));
+                }
+                if let Some(at) = held {
+                    self.paced.insert((at, id));
+                }
+                leg.paced_until = held;
             }
         }
     }
@@ -142,6 +168,7 @@ impl SubscribeLeg {
             offer_outstanding: false,
             renegotiate_after_answer: false,
             connected: false,
+            paced_until: None,
             queue: LossyQueue::with_capacity(queue),
             pacer: Pacer::new(None, 256 * 1024),
             awaiting_media: Some(now),

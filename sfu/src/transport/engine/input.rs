@@ -145,6 +145,16 @@ impl Engine {
             }
             self.mark_dirty(id);
         }
+        while let Some(&(t, id)) = self.paced.first() {
+            if t > now {
+                break;
+            }
+            self.paced.pop_first();
+            if let Some(Peer { leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&id) {
+                leg.paced_until = None;
+            }
+            self.mark_queued(id);
+        }
         if now >= self.next_speaker_tick {
             self.next_speaker_tick = now + SPEAKER_TICK;
             self.tick_speakers(now);
