@@ -490,6 +490,23 @@ fn a_tcp_only_subscriber_receives_forwarded_video() -> Result<(), Error> {
     Ok(())
 }
 
+/// alice publishing to bob, who sends no feedback of his own, in `room`; run until bob gets video.
+fn alice_and_silent_bob(room: &str, start: Instant) -> Result<Net, Error> {
+    let bob = SimPeer::without_feedback("bob", "192.0.2.11:40000".parse()?, start)?;
+    let mut net = alice_and(bob, room, start)?;
+    assert!(net.run_until(Duration::from_secs(10), |net| net.peers[1].received.len() >= 30)?, "{:?}", net.events);
+    Ok(net)
+}
+
+/// bob sends these RTCP packets now, on his receiving connection.
+fn bob_sends_rtcp(net: &mut Net, packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> Result<(), Error> {
+    let now = net.sfu.now;
+    let bob_pc = &mut net.peers[1].pc;
+    let receiver = bob_pc.get_receivers().next().ok_or("bob has no receiver")?;
+    bob_pc.rtp_receiver(receiver).ok_or("receiver")?.write_rtcp(now, packets)?;
+    Ok(())
+}
+
 /// A subscriber's NACK arrives as browsers send it — in a compound after a receiver report whose
 /// first block names another stream, and even one the SFU does not know — and is answered with the
 /// packet it names, re-headed exactly as it first went out, from the track's one history.
@@ -499,10 +516,7 @@ fn a_nack_in_a_browser_compound_is_answered_with_the_exact_packet() -> Result<()
     use rtc::rtcp::reception_report::ReceptionReport;
     use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 
-    let start = Instant::now();
-    let bob = SimPeer::without_feedback("bob", "192.0.2.11:40000".parse()?, start)?;
-    let mut net = alice_and(bob, "sportello-2", start)?;
-    assert!(net.run_until(Duration::from_secs(10), |net| net.peers[1].received.len() >= 30)?, "{:?}", net.events);
+    let mut net = alice_and_silent_bob("sportello-2", Instant::now())?;
 
     // bob loses two packets on the way, then asks for them in a compound that leads with a report
     // block for an SSRC the SFU never sent.
@@ -513,8 +527,6 @@ fn a_nack_in_a_browser_compound_is_answered_with_the_exact_packet() -> Result<()
     assert!(net.run_until(Duration::from_secs(2), |net| seen(net, y.wrapping_add(2)))?, "video went on");
     assert!(!seen(&net, x) && !seen(&net, y), "bob lost them");
     let ssrc = net.peers[1].received[0].header.ssrc;
-    let bob_pc = &mut net.peers[1].pc;
-    let receiver = bob_pc.get_receivers().next().ok_or("bob has no receiver")?;
     let report = |ssrc| ReceptionReport { ssrc, ..Default::default() };
     let compound: Vec<Box<dyn rtc::rtcp::Packet>> = vec![
         Box::new(ReceiverReport { ssrc: 1, reports: vec![report(0xDEAD_BEEF), report(ssrc)], ..Default::default() }),
@@ -524,8 +536,7 @@ fn a_nack_in_a_browser_compound_is_answered_with_the_exact_packet() -> Result<()
             nacks: vec![NackPair { packet_id: x, lost_packets: 0b10 }],
         }),
     ];
-    let now = net.sfu.now;
-    bob_pc.rtp_receiver(receiver).ok_or("receiver")?.write_rtcp(now, compound)?;
+    bob_sends_rtcp(&mut net, compound)?;
     assert!(
         net.run_until(Duration::from_millis(500), |net| seen(net, x) && seen(net, y))?,
         "the NACKed packets came back: {:?}",
@@ -555,18 +566,13 @@ fn a_nack_in_a_browser_compound_is_answered_with_the_exact_packet() -> Result<()
 #[test]
 fn a_paced_subscriber_gets_the_rest_of_a_burst_without_new_input() -> Result<(), Error> {
     use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
-    let start = Instant::now();
-    let bob = SimPeer::without_feedback("bob", "192.0.2.11:40000".parse()?, start)?;
-    let mut net = alice_and(bob, "sportello-4", start)?;
-    assert!(net.run_until(Duration::from_secs(10), |net| net.peers[1].received.len() >= 30)?, "{:?}", net.events);
+    let mut net = alice_and_silent_bob("sportello-4", Instant::now())?;
     // bob's estimate paces him at the SFU's floor: 1 Mbit/s, 256 KiB of burst.
     let ssrc = net.peers[1].received[0].header.ssrc;
     let remb = ReceiverEstimatedMaximumBitrate { sender_ssrc: 1, bitrate: 100_000.0, ssrcs: vec![ssrc] };
-    let now = net.sfu.now;
-    let bob_pc = &mut net.peers[1].pc;
-    let receiver = bob_pc.get_receivers().next().ok_or("bob has no receiver")?;
-    bob_pc.rtp_receiver(receiver).ok_or("receiver")?.write_rtcp(now, vec![Box::new(remb)])?;
+    bob_sends_rtcp(&mut net, vec![Box::new(remb)])?;
     net.settle()?;
+    let now = net.sfu.now;
 
     // alice stops her clock and sends one burst: 500 × 640 bytes on the wire, ≈ 64 KiB beyond the
     // burst allowance, ≈ 0.5 s at 1 Mbit/s. Then nothing from anyone.

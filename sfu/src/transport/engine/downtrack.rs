@@ -111,15 +111,7 @@ impl Engine {
                 metrics::histogram!("sportello_sfu_join_to_first_media_seconds").record(now.duration_since(since));
             }
             // Held back: drained again when the head fits, not at whatever wakes this peer next.
-            if held != leg.paced_until {
-                if let Some(old) = leg.paced_until {
-                    self.paced.remove(&(old, id));
-                }
-                if let Some(at) = held {
-                    self.paced.insert((at, id));
-                }
-                leg.paced_until = held;
-            }
+            flush::reschedule(&mut self.paced, id, &mut leg.paced_until, held);
         }
     }
 }

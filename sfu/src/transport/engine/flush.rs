@@ -56,15 +56,7 @@ impl Engine {
             Engine::emit(&mut self.out, &mut self.tcp_out, &self.tcp_by_remote, &w.transport, w.message);
         }
         let next = p.pc.poll_timeout();
-        if next != p.deadline {
-            if let Some(old) = p.deadline {
-                self.timers.remove(&(old, id));
-            }
-            if let Some(new) = next {
-                self.timers.insert((new, id));
-            }
-            p.deadline = next;
-        }
+        reschedule(&mut self.timers, id, &mut p.deadline, next);
     }
 
     pub(super) fn peer_event(&mut self, id: PeerId, ev: RTCPeerConnectionEvent, now: Instant) {
@@ -136,4 +128,23 @@ impl Engine {
             _ => {}
         }
     }
+}
+
+/// Moves `id`'s entry in an ordered set of deadlines from `current` to `next` (either may be none).
+pub(super) fn reschedule(
+    set: &mut BTreeSet<(Instant, PeerId)>,
+    id: PeerId,
+    current: &mut Option<Instant>,
+    next: Option<Instant>,
+) {
+    if next == *current {
+        return;
+    }
+    if let Some(old) = *current {
+        set.remove(&(old, id));
+    }
+    if let Some(new) = next {
+        set.insert((new, id));
+    }
+    *current = next;
 }
