@@ -658,6 +658,13 @@ fn a_mirrored_program_reaches_a_viewer_on_another_engine(viewer_tcp: bool) -> Re
         ProgramSelection { video: vec![SourceRef::new(room.clone(), "alice", TrackSource::Camera)], audio: vec![] };
     let prog = program.clone();
     node.sfu.call(|reply| Command::ProgramSelect { program: prog, selection, reply })?;
+    // Alice's datagrams land on engine 1, the viewer's (below) on engine 0: the wrong one each time.
+    alice.lands_on = 1;
+    node.peers = vec![alice];
+    // On air before the viewer comes: the program switches to alice at her first keyframe.
+    let switched = |n: &Net| n.sfu.program_extensions(&program, 0).is_some_and(|e| !e.is_empty());
+    assert!(node.run_until(Duration::from_secs(10), switched)?, "the program never showed alice");
+    let start = node.sfu.now;
 
     let viewer_addr: SocketAddr = "192.0.2.20:41000".parse()?;
     let conn = ConnId(3);
@@ -678,9 +685,7 @@ fn a_mirrored_program_reaches_a_viewer_on_another_engine(viewer_tcp: bool) -> Re
     let (prog, v) = (program.clone(), ParticipantId::from("viewer"));
     let answer = node.others[0].call(|reply| Command::WhepOffer { program: prog, viewer: v, sdp, mirror, reply })?;
     viewer.apply_answer(answer, start)?;
-    // Alice's datagrams land on engine 1, the viewer's on engine 0: the wrong one each time.
-    alice.lands_on = 1;
-    node.peers = vec![alice, viewer];
+    node.peers.push(viewer);
 
     let reached = node.run_until(Duration::from_secs(10), |n| n.peers[1].received.len() >= 30)?;
     let got = &node.peers[1].received;
@@ -695,6 +700,11 @@ fn a_mirrored_program_reaches_a_viewer_on_another_engine(viewer_tcp: bool) -> Re
     assert!(mirror.forwarded_packets >= got.len() as u64, "{mirror:?}");
     assert_eq!((home.forwarded_packets, home.subscriptions), (0, 0), "{home:?}");
     assert_eq!(mirror.peer_connections, 1, "{mirror:?}");
+    // The mirror opened after the program had switched to alice, and still learned her header
+    // extensions (with its first packet: a switch is not the only time a mirror is told them).
+    let at_home = node.sfu.program_extensions(&program, 0).unwrap_or_default();
+    assert!(!at_home.is_empty());
+    assert_eq!(node.others[0].program_extensions(&program, 0), Some(at_home));
 
     // The program closes on its mirror (the viewer leaves) and its home; alice stays.
     for i in [1, 0] {

@@ -46,6 +46,11 @@ impl MemoryDriver {
         self.engine.handoffs().collect()
     }
 
+    /// The header extensions a program output currently forwards with.
+    pub fn program_extensions(&self, program: &crate::api::RoomId, output: usize) -> Option<Vec<(u8, String)>> {
+        self.engine.program_output_extensions(program, output)
+    }
+
     /// What another engine handed to this one arrives now.
     pub fn handoff(&mut self, h: Handoff) {
         self.engine.handoff(h, self.now);

@@ -21,7 +21,15 @@ pub(super) struct Program {
     /// come from there, its keyframe requests go there.
     home: Option<usize>,
     /// The engines that mirror this program (on its home).
-    mirrors: Vec<usize>,
+    mirrors: Vec<Mirror>,
+}
+
+/// An engine that mirrors a program, as its home sees it.
+pub(super) struct Mirror {
+    pub(super) engine: usize,
+    /// Per output, the feed generation whose header extensions the mirror was last given: a
+    /// mirror opened after a switch learns them with its next packet, as do all at a switch.
+    told: Vec<Option<u64>>,
 }
 
 impl Program {
@@ -109,8 +117,8 @@ impl Engine {
     /// Another engine mirrors `program` now: it gets a copy of every packet its outputs accept.
     pub(super) fn mirror_wanted(&mut self, program: RoomId, engine: usize, now: Instant) {
         let Some(p) = self.programs.get_mut(&program).filter(|p| p.home.is_none()) else { return };
-        if !p.mirrors.contains(&engine) {
-            p.mirrors.push(engine);
+        if !p.mirrors.iter().any(|m| m.engine == engine) {
+            p.mirrors.push(Mirror { engine, told: vec![None; p.outputs.len()] });
             debug!(program = %program, engine, "program mirrored");
             // Its first viewer waits for a keyframe.
             let video = p.output_track(0);
@@ -231,13 +239,24 @@ impl Engine {
                 self.router.route(output, meta, now, forwards);
                 self.dispatch(packet, forwards, now);
                 // Taken out and put back, as `targets` is.
-                let mirrors = self.programs.get_mut(room).map(|p| std::mem::take(&mut p.mirrors)).unwrap_or_default();
-                if !mirrors.is_empty() {
-                    let extensions = switched_here.then(|| self.tracks.get(&output).map(|t| t.extensions.clone()));
-                    self.copy_to_mirrors(&mirrors, room, *i, packet, meta, extensions.flatten().as_deref());
-                    if let Some(p) = self.programs.get_mut(room) {
-                        p.mirrors = mirrors;
-                    }
+                let mut mirrors =
+                    self.programs.get_mut(room).map(|p| std::mem::take(&mut p.mirrors)).unwrap_or_default();
+                for m in &mut mirrors {
+                    let track = self.tracks.get(&output);
+                    let generation = track.map(|t| t.feed_gen);
+                    let told = m.told.get_mut(*i);
+                    let extensions = match told {
+                        Some(told) if *told != generation => {
+                            *told = generation;
+                            Some(track.map(|t| t.extensions.clone()).unwrap_or_default())
+                        }
+                        _ => None,
+                    };
+                    let copy = shard::MirrorCopy { output: *i, switched: switched_here, extensions };
+                    self.copy_to_mirror(m.engine, room, copy, packet, meta);
+                }
+                if let Some(p) = self.programs.get_mut(room) {
+                    p.mirrors = mirrors;
                 }
             }
         }

@@ -131,11 +131,18 @@ impl Handoff {
 
 pub(crate) struct MirrorPacket {
     program: RoomId,
-    output: usize,
+    copy: MirrorCopy,
     packet: rtp::Packet,
     meta: RtpMeta,
-    /// The output switched source at this packet: the new source's header extensions.
-    switched: Option<Vec<(u8, String)>>,
+}
+
+/// What a mirror learns with one packet of a program output besides the packet.
+pub(super) struct MirrorCopy {
+    pub(super) output: usize,
+    /// The output switched source at this packet (a new SSRC is no straggler).
+    pub(super) switched: bool,
+    /// The header extensions of the output's source, when the mirror does not know them yet.
+    pub(super) extensions: Option<Vec<(u8, String)>>,
 }
 
 /// The engines of the node a mirror is opened for: where its home is, how many audio slots.
@@ -248,26 +255,17 @@ impl Engine {
         }
     }
 
-    /// Hands a packet a program output accepted to every engine that mirrors the program.
-    pub(super) fn copy_to_mirrors(
+    /// Hands a packet a program output accepted to an engine that mirrors the program.
+    pub(super) fn copy_to_mirror(
         &mut self,
-        mirrors: &[usize],
+        engine: usize,
         program: &RoomId,
-        output: usize,
+        copy: MirrorCopy,
         packet: &rtp::Packet,
         meta: &RtpMeta,
-        switched: Option<&[(u8, String)]>,
     ) {
-        for &engine in mirrors {
-            let m = MirrorPacket {
-                program: program.clone(),
-                output,
-                packet: packet.clone(),
-                meta: *meta,
-                switched: switched.map(<[_]>::to_vec),
-            };
-            self.outbox(engine).mirror.push(m);
-        }
+        let m = MirrorPacket { program: program.clone(), copy, packet: packet.clone(), meta: *meta };
+        self.outbox(engine).mirror.push(m);
     }
 
     /// Asks the program's home for a keyframe on one output of a mirror.
@@ -293,18 +291,29 @@ impl Engine {
     }
 
     fn mirror_packet(&mut self, m: MirrorPacket, now: Instant) {
-        let Some(track) = self.programs.get(&m.program).and_then(|p| p.output_track(m.output)) else { return };
-        if let Some(extensions) = m.switched {
+        let Some(track) = self.programs.get(&m.program).and_then(|p| p.output_track(m.copy.output)) else { return };
+        if m.copy.switched {
             self.router.clear_stragglers(track);
-            if let Some(t) = self.tracks.get_mut(&track) {
-                t.extensions = extensions;
-                t.feed_gen += 1;
-            }
+        }
+        if let Some(extensions) = m.copy.extensions
+            && let Some(t) = self.tracks.get_mut(&track)
+        {
+            t.extensions = extensions;
+            t.feed_gen += 1;
         }
         let mut forwards = std::mem::take(&mut self.forwards);
         forwards.clear();
         self.router.route(track, &m.meta, now, &mut forwards);
         self.dispatch(&Rc::new(m.packet), &forwards, now);
         self.forwards = forwards;
+    }
+}
+
+#[cfg(test)]
+impl Engine {
+    /// The header extensions a program output currently forwards with (for tests).
+    pub(crate) fn program_output_extensions(&self, program: &RoomId, output: usize) -> Option<Vec<(u8, String)>> {
+        let track = self.programs.get(program)?.output_track(output)?;
+        Some(self.tracks.get(&track)?.extensions.clone())
     }
 }
