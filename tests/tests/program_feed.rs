@@ -129,6 +129,10 @@ async fn scenario() -> Result<(), Error> {
         per_thread.len() == 2 && per_thread.iter().all(|s| s.participants > 0 && s.forwarded_packets > 0),
         format!("both media threads serve someone: {per_thread:?}"),
     )?;
+    // The program's viewers, wherever they are served, are its participants.
+    let mut watching = sfu.participants(program.clone()).await?;
+    watching.sort();
+    check(watching == ["v1".into(), "v2".into()], format!("the program's participants: {watching:?}"))?;
 
     // The floor goes to the chair: the picture switches (at the chair's keyframe, requested).
     sfu.program_select(
@@ -188,8 +192,14 @@ async fn scenario() -> Result<(), Error> {
     let header = std::fs::read(&video.path)?;
     check(header.starts_with(b"DKIF") && &header[8..12] == b"VP80", "an IVF file of VP8")?;
 
-    // Viewers leave; closing the program releases everything.
+    // Viewers leave (each from the thread that serves it); closing the program releases everything.
     sfu.leave(program.clone(), "v1".into()).await?;
+    let left = sfu.participants(program.clone()).await?;
+    check(left == ["v2".into()], format!("after v1 left: {left:?}"))?;
+    check(
+        matches!(sfu.leave(program.clone(), "v1".into()).await, Err(SfuError::UnknownParticipant(_))),
+        "leaving twice is an unknown participant",
+    )?;
     sfu.program_close(program.clone()).await?;
     let stats = sfu.stats().await?;
     check(stats.subscriptions == 0, format!("subscriptions left: {stats:?}"))?;
