@@ -46,11 +46,6 @@ impl Sfu {
         self.local_addr
     }
 
-    /// How many media threads (engines) run.
-    pub fn media_threads(&self) -> usize {
-        self.engines.len()
-    }
-
     /// Stops the engines and waits until they have: their media sockets and ICE-TCP listener are
     /// closed (their ports free again) when this returns. Every later call fails with
     /// [`SfuError::Stopped`].
