@@ -1,4 +1,5 @@
-//! The handle the signaling layer holds: every call becomes a command for the engine thread.
+//! The handle the signaling layer holds: every call becomes a command for the engine thread of
+//! its room (or, for a program's viewers, of each engine serving them).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

@@ -9,7 +9,9 @@
 //!   Its driver (`transport/driver/udp.rs`) gives it one UDP socket read and written in batches
 //!   (`recvmmsg`/`sendmmsg`), the real clock and a thread; in tests an in-memory driver gives it
 //!   queues of datagrams and simulated time instead.
-//! - [`Sfu`]: a cheap, cloneable handle that sends commands to the engine's thread.
+//! - [`Sfu`]: a cheap, cloneable handle that sends commands to the engine threads (one engine per
+//!   media thread, each on its own socket bound to the one UDP port; rooms placed by
+//!   [`placement_key`]).
 
 pub mod api;
 pub mod forward;

@@ -6,6 +6,7 @@ use super::*;
 impl Engine {
     /// One received datagram; what it causes is sent by the next [`Engine::flush`].
     pub(crate) fn datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        let data = BytesMut::from(data);
         self.receive(Transport::Udp(from), from, self.announced, TransportProtocol::UDP, data, now, false);
     }
 
@@ -26,7 +27,7 @@ impl Engine {
             return true;
         }
         let (Some(&remote), Some(local)) = (self.tcp_conns.get(&conn), self.tcp_announced) else { return false };
-        self.receive(Transport::Tcp(conn), remote, local, TransportProtocol::TCP, data, now, false)
+        self.receive(Transport::Tcp(conn), remote, local, TransportProtocol::TCP, BytesMut::from(data), now, false)
     }
 
     /// The connection is gone: forget its routes. `rtc` notices through ICE consent (or the
@@ -56,13 +57,14 @@ impl Engine {
         from: SocketAddr,
         local: SocketAddr,
         protocol: TransportProtocol,
-        data: &[u8],
+        data: BytesMut,
         now: Instant,
         handed: bool,
     ) -> bool {
         // STUN names its peer connection by ufrag; anything else is routed by the learned address.
-        let peer_id = match stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)) {
-            Some(&id) => {
+        let ufrag = stun::local_ufrag(&data);
+        let peer_id = match ufrag.and_then(|u| self.by_ufrag.get(u)).copied() {
+            Some(id) => {
                 // Learned before `rtc` checks the message's integrity (the ufrag only appears in
                 // that participant's SDP), and bounded so forged requests cannot grow the maps.
                 if self.by_addr.get(&via) != Some(&id)
@@ -78,25 +80,24 @@ impl Engine {
             None => {
                 // A STUN request naming another engine's connection goes there even from an
                 // address this engine knows (one remote address can reach two connections).
-                let foreign = !handed && stun::local_ufrag(data).is_some_and(|u| self.shard.ufrag_owner(u).is_some());
-                match self.by_addr.get(&via) {
-                    Some(&id) if !foreign => id,
-                    _ => return self.hand_off(via, from, data, handed), // another engine's, or nobody's
+                let named = if handed { None } else { ufrag.and_then(|u| self.shard.ufrag_owner(u)) };
+                match (named, self.by_addr.get(&via)) {
+                    (None, Some(&id)) => id,
+                    _ => return self.hand_off(via, from, data, named, handed), // another engine's, or nobody's
                 }
             }
         };
         let Some(peer) = self.peers.get_mut(&peer_id) else { return false };
+        let replay = peer.handshake.as_ref().is_some_and(|r| r.wants_replay(&data));
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext { local_addr: local, peer_addr: from, ecn: None, transport_protocol: protocol },
-            message: BytesMut::from(data),
+            message: data,
         };
         if let Err(e) = peer.pc.handle_read(msg) {
             debug!(peer = peer_id, error = %e, "packet rejected");
         }
-        if let Some(replay) = &peer.handshake
-            && replay.wants_replay(data)
-        {
+        if replay && let Some(replay) = &peer.handshake {
             debug!(peer = peer_id, "DTLS ClientHello repeated: our flight was lost; sending it again");
             for d in replay.flight() {
                 match via {

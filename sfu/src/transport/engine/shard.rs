@@ -170,24 +170,31 @@ impl Engine {
         &mut self.tcp_closing
     }
 
-    /// A packet no peer connection of this engine claims: handed to the engine that owns it, if
-    /// any (true), never back and forth — what was handed to us is ours or nobody's.
-    pub(super) fn hand_off(&mut self, via: Transport, from: SocketAddr, data: &[u8], handed: bool) -> bool {
+    /// A packet no peer connection of this engine claims: handed to the engine that owns it — the
+    /// one its STUN ufrag `named`, else the one that learned its address — if any (true); never
+    /// back and forth: what was handed to us is ours or nobody's.
+    pub(super) fn hand_off(
+        &mut self,
+        via: Transport,
+        from: SocketAddr,
+        data: BytesMut,
+        named: Option<usize>,
+        handed: bool,
+    ) -> bool {
         if handed || self.shard.count == 1 {
             return false;
         }
-        let by_ufrag = stun::local_ufrag(data).and_then(|u| self.shard.ufrag_owner(u));
         match via {
             Transport::Udp(addr) => {
-                let Some(owner) = by_ufrag.or_else(|| self.shard.addr_owner(addr)) else { return false };
-                self.outbox(owner).datagrams.push((from, BytesMut::from(data)));
+                let Some(owner) = named.or_else(|| self.shard.addr_owner(addr)) else { return false };
+                self.outbox(owner).datagrams.push((from, data));
                 true
             }
             Transport::Tcp(conn) => {
                 // Claimed for good by the first STUN request that names another engine.
-                let Some(owner) = by_ufrag.or_else(|| self.tcp_foreign.get(&conn).copied()) else { return false };
+                let Some(owner) = named.or_else(|| self.tcp_foreign.get(&conn).copied()) else { return false };
                 self.tcp_foreign.insert(conn, owner);
-                self.outbox(owner).tcp_in.push((conn, from, BytesMut::from(data)));
+                self.outbox(owner).tcp_in.push((conn, from, data));
                 true
             }
         }
@@ -224,14 +231,14 @@ impl Engine {
             self.mirror_wanted(program, engine, now);
         }
         for (from, data) in h.datagrams {
-            self.receive(Transport::Udp(from), from, self.announced, TransportProtocol::UDP, &data, now, true);
+            self.receive(Transport::Udp(from), from, self.announced, TransportProtocol::UDP, data, now, true);
         }
         for (conn, remote, data) in h.tcp_in {
             if self.tcp_conns.get(&conn) != Some(&remote) {
                 self.tcp_opened(conn, remote);
             }
             let local = self.tcp_announced.unwrap_or(self.announced);
-            if !self.receive(Transport::Tcp(conn), remote, local, TransportProtocol::TCP, &data, now, true) {
+            if !self.receive(Transport::Tcp(conn), remote, local, TransportProtocol::TCP, data, now, true) {
                 self.tcp_closed(conn);
                 self.outbox(0).tcp_close.push(conn);
             }
