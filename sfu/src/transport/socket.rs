@@ -1,15 +1,17 @@
 //! The one media socket, read and written in batches (`recvmmsg`/`sendmmsg`): one system call moves
 //! up to [`BATCH`] datagrams, which is where an SFU's kernel time goes (see shared/media-notes.md).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::io;
 use std::mem::{MaybeUninit, zeroed};
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsRawFd;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use tokio::io::Interest;
-use tokio::net::UdpSocket;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 
 /// Datagrams per system call.
 pub const BATCH: usize = 32;
@@ -46,7 +48,7 @@ impl RecvBatch {
 /// Outgoing datagrams waiting for the next `sendmmsg`.
 #[derive(Default)]
 pub struct SendBatch {
-    queue: std::collections::VecDeque<(SocketAddr, BytesMut)>,
+    queue: VecDeque<(SocketAddr, BytesMut)>,
 }
 
 impl SendBatch {
@@ -63,8 +65,14 @@ impl SendBatch {
     }
 }
 
+/// The socket is registered for readability only. Registered for both (as `tokio::net::UdpSocket`
+/// is), every datagram sent makes the socket writable again once the kernel frees it, and each such
+/// edge woke the thread for nothing: one wasted `epoll_wait` per wake-up. Writability is waited for
+/// on a duplicate descriptor registered only while sends are held back ([`MediaSocket::writable`]).
 pub struct MediaSocket {
-    socket: UdpSocket,
+    socket: AsyncFd<UdpSocket>,
+    /// A duplicate of the socket registered for writability, while the kernel refuses sends.
+    writer: RefCell<Option<AsyncFd<OwnedFd>>>,
     local_addr: SocketAddr,
     /// Datagrams one UDP GSO send may carry; 1 = GSO off (unsupported, refused, or not wanted).
     gso_segments: Cell<usize>,
@@ -147,12 +155,19 @@ fn gso_supported(socket: &UdpSocket) -> bool {
 impl MediaSocket {
     /// Wraps an already bound std socket; must be called inside a tokio runtime. Runs of datagrams
     /// to one destination go out as UDP GSO sends when `gso` is asked and the kernel has it.
-    pub fn new(socket: std::net::UdpSocket, gso: bool) -> io::Result<Self> {
+    pub fn new(socket: UdpSocket, gso: bool) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         let local_addr = socket.local_addr()?;
-        let socket = UdpSocket::from_std(socket)?;
         let segments = if gso && gso_supported(&socket) { MAX_SEGMENTS } else { 1 };
-        Ok(MediaSocket { socket, local_addr, gso_segments: Cell::new(segments), gso_datagrams: Cell::new(0) })
+        // SAFETY: a std socket's descriptor is valid, and stays open and the same while it is owned.
+        let socket = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }?;
+        Ok(MediaSocket {
+            socket,
+            writer: RefCell::new(None),
+            local_addr,
+            gso_segments: Cell::new(segments),
+            gso_datagrams: Cell::new(0),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -170,49 +185,52 @@ impl MediaSocket {
         self.gso_datagrams.get()
     }
 
+    /// Waits until datagrams may be waiting. Readiness stays set until a receive finds the queue
+    /// empty ([`MediaSocket::try_recv_batch`]).
     pub async fn readable(&self) -> io::Result<()> {
-        self.socket.readable().await
+        self.socket.readable().await.map(|mut guard| guard.retain_ready())
     }
 
+    /// Waits until the kernel takes sends again, after one came back `WouldBlock`.
     pub async fn writable(&self) -> io::Result<()> {
-        self.socket.writable().await
+        if self.writer.borrow().is_none() {
+            let dup = self.socket.get_ref().as_fd().try_clone_to_owned()?;
+            // SAFETY: an `OwnedFd` is a valid descriptor, and stays open and the same while it is owned.
+            *self.writer.borrow_mut() = Some(unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }?);
+        }
+        // Not held across the await: `try_send_batch` may drop the writer meanwhile (same thread).
+        std::future::poll_fn(|cx| match self.writer.borrow().as_ref() {
+            Some(writer) => writer.poll_write_ready(cx).map_ok(|mut guard| guard.retain_ready()),
+            None => Poll::Ready(Ok(())),
+        })
+        .await
+    }
+
+    /// The readiness tokio holds for `fd` now (read or write, as `poll` asks), taken *before* a
+    /// system call so that clearing it after one that found the kernel empty (or full) forgets only
+    /// what was seen: an edge the reactor records in between carries a newer tick and stays.
+    fn readiness<'a, T: AsRawFd>(fd: &'a AsyncFd<T>, poll: PollReady<'a, T>) -> Option<AsyncFdReadyGuard<'a, T>> {
+        match poll(fd, &mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(guard)) => Some(guard),
+            _ => None,
+        }
     }
 
     /// Reads up to [`BATCH`] datagrams without blocking. `Ok(0)` or `WouldBlock` means nothing waiting.
+    /// Fewer than [`BATCH`] means the queue is empty now: readiness is cleared then, which saves the
+    /// `recvmmsg` that would only have said so (a datagram arriving later is a new edge).
     pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         batch.count = 0;
         let fd = self.socket.as_raw_fd();
-        let n = self.socket.try_io(Interest::READABLE, || {
-            let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
-            // SAFETY: mmsghdr is plain old data; we fill every field we use below.
-            let mut headers: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-            for i in 0..BATCH {
-                iovecs[i].write(libc::iovec { iov_base: batch.bufs[i].as_mut_ptr().cast(), iov_len: MAX_DATAGRAM });
-                headers[i].msg_hdr.msg_iov = iovecs[i].as_mut_ptr();
-                headers[i].msg_hdr.msg_iovlen = 1;
-                headers[i].msg_hdr.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_storage).cast();
-                headers[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            }
-            // SAFETY: every header points at a live buffer and address slot of `batch` for the call.
-            let r = unsafe {
-                libc::recvmmsg(
-                    fd,
-                    headers.as_mut_ptr(),
-                    BATCH as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                )
-            };
-            if r < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            for (i, h) in headers.iter().enumerate().take(r as usize) {
-                batch.lens[i] = h.msg_len as usize;
-            }
-            Ok(r as usize)
-        })?;
-        batch.count = n;
-        Ok(n)
+        let readiness = Self::readiness(&self.socket, AsyncFd::poll_read_ready);
+        let n = recv_batch(fd, batch);
+        if !matches!(n, Ok(BATCH))
+            && let Some(mut r) = readiness
+        {
+            r.clear_ready();
+        }
+        batch.count = *n.as_ref().unwrap_or(&0);
+        n
     }
 
     /// Sends as much of `batch` as the kernel takes without blocking, runs to one destination as
@@ -227,45 +245,9 @@ impl MediaSocket {
         while !batch.queue.is_empty() {
             let messages =
                 plan_messages(batch.queue.iter().map(|(to, d)| (*to, d.len())), self.gso_segments.get(), &mut plan);
-            let result = self.socket.try_io(Interest::WRITABLE, || {
-                let mut addrs: [MaybeUninit<libc::sockaddr_storage>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
-                let mut iovecs: [MaybeUninit<libc::iovec>; MAX_IOVECS] = [const { MaybeUninit::uninit() }; MAX_IOVECS];
-                // One control message per GSO send: a cmsghdr and the u16 segment size, 8-byte aligned.
-                let mut controls = [[0u64; 4]; BATCH];
-                // SAFETY: plain old data, filled below.
-                let mut headers: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-                let mut queued = batch.queue.iter();
-                let mut iov = 0;
-                for (m, &(count, segment)) in plan.iter().take(messages).enumerate() {
-                    let first = iov;
-                    for (to, data) in queued.by_ref().take(count) {
-                        iovecs[iov].write(libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() });
-                        iov += 1;
-                        headers[m].msg_hdr.msg_namelen = write_sockaddr(to, &mut addrs[m]);
-                    }
-                    let header = &mut headers[m].msg_hdr;
-                    header.msg_iov = iovecs[first..].as_mut_ptr().cast();
-                    header.msg_iovlen = count as _;
-                    header.msg_name = addrs[m].as_mut_ptr().cast();
-                    if count > 1 {
-                        let cmsg: *mut libc::cmsghdr = controls[m].as_mut_ptr().cast();
-                        // SAFETY: `controls[m]` (32 bytes, 8-aligned) holds a cmsghdr and a u16 after it.
-                        unsafe {
-                            (*cmsg).cmsg_level = libc::SOL_UDP;
-                            (*cmsg).cmsg_type = libc::UDP_SEGMENT;
-                            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as _) as _;
-                            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), segment as u16);
-                            header.msg_controllen = libc::CMSG_SPACE(size_of::<u16>() as _) as _;
-                        }
-                        header.msg_control = cmsg.cast();
-                    }
-                }
-                // SAFETY: headers point at buffers owned by `batch.queue` and at the arrays above,
-                // all alive for the call.
-                let r =
-                    unsafe { libc::sendmmsg(fd, headers.as_mut_ptr(), messages as libc::c_uint, libc::MSG_DONTWAIT) };
-                if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
-            });
+            let writer = self.writer.borrow();
+            let readiness = writer.as_ref().and_then(|w| Self::readiness(w, AsyncFd::poll_write_ready));
+            let result = send_planned(fd, &batch.queue, &plan[..messages]);
             match result {
                 Ok(sent) => {
                     let sent = sent.clamp(1, messages);
@@ -276,6 +258,9 @@ impl MediaSocket {
                     sent_total += datagrams;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(mut r) = readiness {
+                        r.clear_ready();
+                    }
                     if sent_total == 0 {
                         return Err(e);
                     }
@@ -294,6 +279,10 @@ impl MediaSocket {
                 }
             }
         }
+        if batch.queue.is_empty() {
+            // Everything went: stop watching writability (its edges would wake the thread for nothing).
+            self.writer.borrow_mut().take();
+        }
         Ok(sent_total)
     }
 
@@ -302,6 +291,79 @@ impl MediaSocket {
     fn set_gso_segments(&self, segments: usize) {
         self.gso_segments.set(segments);
     }
+}
+
+/// `AsyncFd::poll_read_ready` or `AsyncFd::poll_write_ready`.
+type PollReady<'a, T> = fn(&'a AsyncFd<T>, &mut Context<'_>) -> Poll<io::Result<AsyncFdReadyGuard<'a, T>>>;
+
+/// One `recvmmsg` into `batch`'s buffers; the number of datagrams read.
+fn recv_batch(fd: std::os::fd::RawFd, batch: &mut RecvBatch) -> io::Result<usize> {
+    let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+    // SAFETY: mmsghdr is plain old data; we fill every field we use below.
+    let mut headers: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+    for i in 0..BATCH {
+        iovecs[i].write(libc::iovec { iov_base: batch.bufs[i].as_mut_ptr().cast(), iov_len: MAX_DATAGRAM });
+        headers[i].msg_hdr.msg_iov = iovecs[i].as_mut_ptr();
+        headers[i].msg_hdr.msg_iovlen = 1;
+        headers[i].msg_hdr.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_storage).cast();
+        headers[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    }
+    // SAFETY: every header points at a live buffer and address slot of `batch` for the call.
+    let r = unsafe {
+        libc::recvmmsg(fd, headers.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for (i, h) in headers.iter().enumerate().take(r as usize) {
+        batch.lens[i] = h.msg_len as usize;
+    }
+    Ok(r as usize)
+}
+
+/// One `sendmmsg` of the head of `queue`, cut into messages as `plan` says (datagrams, segment
+/// size); the number of messages the kernel took.
+fn send_planned(
+    fd: std::os::fd::RawFd,
+    queue: &VecDeque<(SocketAddr, BytesMut)>,
+    plan: &[(usize, usize)],
+) -> io::Result<usize> {
+    let mut addrs: [MaybeUninit<libc::sockaddr_storage>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+    let mut iovecs: [MaybeUninit<libc::iovec>; MAX_IOVECS] = [const { MaybeUninit::uninit() }; MAX_IOVECS];
+    // One control message per GSO send: a cmsghdr and the u16 segment size, 8-byte aligned.
+    let mut controls = [[0u64; 4]; BATCH];
+    // SAFETY: plain old data, filled below.
+    let mut headers: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+    let mut queued = queue.iter();
+    let mut iov = 0;
+    for (m, &(count, segment)) in plan.iter().enumerate() {
+        let first = iov;
+        for (to, data) in queued.by_ref().take(count) {
+            iovecs[iov].write(libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() });
+            iov += 1;
+            headers[m].msg_hdr.msg_namelen = write_sockaddr(to, &mut addrs[m]);
+        }
+        let header = &mut headers[m].msg_hdr;
+        header.msg_iov = iovecs[first..].as_mut_ptr().cast();
+        header.msg_iovlen = count as _;
+        header.msg_name = addrs[m].as_mut_ptr().cast();
+        if count > 1 {
+            let cmsg: *mut libc::cmsghdr = controls[m].as_mut_ptr().cast();
+            // SAFETY: `controls[m]` (32 bytes, 8-aligned) holds a cmsghdr and a u16 after it.
+            unsafe {
+                (*cmsg).cmsg_level = libc::SOL_UDP;
+                (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as _) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), segment as u16);
+                header.msg_controllen = libc::CMSG_SPACE(size_of::<u16>() as _) as _;
+            }
+            header.msg_control = cmsg.cast();
+        }
+    }
+    // SAFETY: headers point at buffers owned by `batch.queue` and at the arrays above,
+    // all alive for the call.
+    let r = unsafe { libc::sendmmsg(fd, headers.as_mut_ptr(), plan.len() as libc::c_uint, libc::MSG_DONTWAIT) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
 }
 
 fn to_socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -384,6 +446,38 @@ mod tests {
         }
         assert_eq!(got, (0..50).collect::<Vec<_>>());
     }
+    /// A receive that drained the queue forgets readiness without another `recvmmsg`; the next
+    /// datagram must still wake the reader, and a waiting reader must not be woken by sends.
+    #[tokio::test]
+    async fn a_datagram_after_a_drained_queue_wakes_the_reader_again() {
+        let (a, b) = (socket(false), socket(false));
+        let wait = std::time::Duration::from_millis(200);
+        let mut batch = RecvBatch::default();
+        for round in 0..3u8 {
+            let mut out = SendBatch::default();
+            out.push(b.local_addr(), BytesMut::from(&[round; 10][..]));
+            assert_eq!(a.try_send_batch(&mut out).unwrap(), 1);
+            tokio::time::timeout(wait, b.readable()).await.expect("woken by the datagram").unwrap();
+            assert_eq!(b.try_recv_batch(&mut batch).unwrap(), 1);
+            assert_eq!(batch.iter().map(|(_, d)| d[0]).collect::<Vec<_>>(), vec![round]);
+            // Drained: the reader waits again, and b's own sends do not count as input.
+            let mut echo = SendBatch::default();
+            echo.push(a.local_addr(), BytesMut::from(&[round; 10][..]));
+            b.try_send_batch(&mut echo).unwrap();
+            assert!(tokio::time::timeout(wait, b.readable()).await.is_err(), "nothing to read after round {round}");
+        }
+        // A full batch leaves readiness set: the rest is read without a new edge.
+        let mut out = SendBatch::default();
+        for i in 0..(BATCH + 3) as u8 {
+            out.push(b.local_addr(), BytesMut::from(&[i; 10][..]));
+        }
+        a.try_send_batch(&mut out).unwrap();
+        tokio::time::timeout(wait, b.readable()).await.unwrap().unwrap();
+        assert_eq!(b.try_recv_batch(&mut batch).unwrap(), BATCH);
+        tokio::time::timeout(wait, b.readable()).await.expect("still readable after a full batch").unwrap();
+        assert_eq!(b.try_recv_batch(&mut batch).unwrap(), 3);
+    }
+
     fn socket(gso: bool) -> MediaSocket {
         MediaSocket::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap(), gso).unwrap()
     }

@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 use crate::api::{SfuConfig, SfuError, SfuEvent};
 use crate::transport::driver::tcp::{TcpEvent, TcpSide};
 use crate::transport::engine::{Command, Engine, Shard, WallClock};
-use crate::transport::socket::{MediaSocket, RecvBatch};
+use crate::transport::socket::{BATCH, MediaSocket, RecvBatch};
 use crate::transport::tcp::ConnId;
 
 /// One media thread's end of the engine channels: where its commands arrive, and (weakly, so the
@@ -178,6 +178,10 @@ impl UdpDriver {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         // Busy time: from each wake-up to the next wait (two clock reads per wake-up).
         let mut woke = Instant::now();
+        // One timer, moved only when the deadline moves: a new one per wake-up registered with and
+        // removed from tokio's timer wheel every time.
+        let timer = tokio::time::sleep_until(woke.into());
+        tokio::pin!(timer);
         loop {
             self.flush(Instant::now());
             self.engine.add_busy(woke.elapsed());
@@ -186,6 +190,9 @@ impl UdpDriver {
                 // Wake to accept again when the pause ends, even if the engine has nothing to do.
                 deadline = deadline.min(self.accept_from);
             }
+            if timer.deadline() != deadline.into() {
+                timer.as_mut().reset(deadline.into());
+            }
             let wake = tokio::select! {
                 biased;
                 c = commands.recv() => Wake::Command(c),
@@ -193,7 +200,7 @@ impl UdpDriver {
                 _ = self.socket.writable(), if self.engine.has_transmits() => Wake::Writable,
                 a = accept(&self.tcp), if Instant::now() >= self.accept_from => Wake::Accepted(a),
                 e = tcp_event(&mut self.tcp_rx) => Wake::Tcp(e),
-                _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
+                _ = &mut timer => Wake::Timer,
             };
             woke = Instant::now();
             match wake {
@@ -277,6 +284,10 @@ impl UdpDriver {
             }
             // Forward what this batch produced before reading the next one.
             self.flush(now);
+            if n < BATCH {
+                // The queue was empty: the socket's next datagram wakes us.
+                return;
+            }
         }
     }
 }
