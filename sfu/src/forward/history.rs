@@ -11,38 +11,70 @@ use std::time::{Duration, Instant};
 
 /// Original packets kept per track at most: ≈ 4 s of a 1.5 Mbit/s video; longer than any downtrack's log.
 pub const HISTORY_PACKETS: usize = 512;
-/// How long a packet is kept. A retransmission later than this reaches a browser whose jitter
-/// buffer has long given the packet up (libwebrtc keeps its own send history for about as long,
-/// or three round trips); keeping 4 s of every published video cost ≈ 600 KiB per publisher.
+/// How long a packet is kept at most, and until a subscriber's round trip is known. A retransmission
+/// later than this reaches a browser whose jitter buffer has long given the packet up (libwebrtc keeps
+/// its own send history for about as long); keeping 4 s of every published video cost ≈ 600 KiB per
+/// publisher.
 pub const HISTORY_AGE: Duration = Duration::from_secs(1);
+/// How long a packet is kept at least, however short the round trips: a browser asks for a lost
+/// packet once the next one shows the gap, and asks again a round trip later (Janus keeps 200 ms).
+pub const HISTORY_MIN_AGE: Duration = Duration::from_millis(300);
+/// Round trips of the slowest subscriber a packet is kept for: the first NACK and three more tries.
+pub const HISTORY_ROUND_TRIPS: u32 = 4;
+/// How long the slowest round trip heard stands before a faster one may replace it: browsers report
+/// about once a second, so the slowest subscriber still watching speaks again well within this.
+pub const ROUND_TRIP_MEMORY: Duration = Duration::from_secs(10);
 /// Outgoing packets remembered per downtrack: ≈ 2 s of such a video, as `rtc`'s responder kept.
 pub const SENT_PACKETS: usize = 256;
 
-/// The last packets of one track, by the SSRC and sequence number they arrived with: those of the
-/// last [`HISTORY_AGE`], at most [`HISTORY_PACKETS`].
 /// A kept packet, with the SSRC and sequence number it arrived with.
 type Kept<T> = Box<(u32, u16, T)>;
 
+/// The last packets of one track, by the SSRC and sequence number they arrived with: those of the
+/// last [`HISTORY_ROUND_TRIPS`] round trips of its slowest subscriber (between [`HISTORY_MIN_AGE`]
+/// and [`HISTORY_AGE`]; the latter until a round trip is known), at most [`HISTORY_PACKETS`]. On a
+/// city's network (round trips of 20–80 ms) that is a third of a second of video: memory per
+/// published video follows the round trip instead of the worst case.
 pub struct History<T> {
     /// Boxed: a slot costs a pointer, not a packet, so a track keeping 1 s of a video (≈ 150
     /// packets) does not hold 512 packets' room (≈ 60 KiB per published video).
     slots: Box<[Option<Kept<T>>]>,
     /// Which slot each kept packet went to, and when, oldest first: how old ones are let go.
     arrivals: VecDeque<(Instant, u32, u16)>,
+    /// The slowest subscriber's round trip heard lately, and when.
+    slowest: Option<(Duration, Instant)>,
 }
 
 impl<T> Default for History<T> {
     fn default() -> Self {
-        History { slots: (0..HISTORY_PACKETS).map(|_| None).collect(), arrivals: VecDeque::new() }
+        History { slots: (0..HISTORY_PACKETS).map(|_| None).collect(), arrivals: VecDeque::new(), slowest: None }
     }
 }
 
 impl<T> History<T> {
+    /// A subscriber of this track measured `rtt` (from its receiver report). The slowest one heard
+    /// within [`ROUND_TRIP_MEMORY`] sets how long packets are kept.
+    pub fn round_trip(&mut self, rtt: Duration, now: Instant) {
+        match self.slowest {
+            Some((slowest, at)) if rtt < slowest && now.saturating_duration_since(at) < ROUND_TRIP_MEMORY => {}
+            _ => self.slowest = Some((rtt, now)),
+        }
+    }
+
+    /// How long a packet is kept now.
+    pub fn age(&self) -> Duration {
+        match self.slowest {
+            Some((rtt, _)) => (rtt * HISTORY_ROUND_TRIPS).clamp(HISTORY_MIN_AGE, HISTORY_AGE),
+            None => HISTORY_AGE,
+        }
+    }
+
     /// Keeps `packet`, replacing whatever arrived `HISTORY_PACKETS` sequence numbers earlier, and
-    /// lets go of what arrived more than [`HISTORY_AGE`] before `now`.
+    /// lets go of what arrived longer than [`History::age`] before `now`.
     pub fn push(&mut self, ssrc: u32, seq: u16, packet: T, now: Instant) {
+        let age = self.age();
         while let Some(&(at, old_ssrc, old_seq)) = self.arrivals.front() {
-            if now.saturating_duration_since(at) <= HISTORY_AGE && self.arrivals.len() < HISTORY_PACKETS {
+            if now.saturating_duration_since(at) <= age && self.arrivals.len() < HISTORY_PACKETS {
                 break;
             }
             self.arrivals.pop_front();
@@ -130,6 +162,33 @@ mod tests {
         assert_eq!(h.get(7, 140), None, "older than a second: let go");
         assert!(h.arrivals.len() <= 151, "{} arrivals remembered", h.arrivals.len());
         assert_eq!(h.slots.iter().flatten().count(), h.arrivals.len(), "one slot per remembered arrival");
+    }
+
+    #[test]
+    fn a_history_keeps_packets_for_the_slowest_subscribers_round_trips() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut h: History<u16> = History::default();
+        assert_eq!(h.age(), HISTORY_AGE, "no round trip known yet: the longest");
+        h.round_trip(ms(20), t0);
+        assert_eq!(h.age(), HISTORY_MIN_AGE, "short round trips: the shortest");
+        h.round_trip(ms(150), t0 + ms(100));
+        assert_eq!(h.age(), ms(600), "the slowest subscriber's four round trips");
+        h.round_trip(ms(20), t0 + ms(200));
+        assert_eq!(h.age(), ms(600), "a faster subscriber does not shorten it");
+        h.round_trip(ms(400), t0 + ms(300));
+        assert_eq!(h.age(), HISTORY_AGE, "never longer than the longest");
+        // The slow subscriber went quiet (left): after a while the fast one's round trip stands.
+        h.round_trip(ms(20), t0 + ms(300) + ROUND_TRIP_MEMORY);
+        assert_eq!(h.age(), HISTORY_MIN_AGE);
+
+        // 150 packets a second for two seconds, with a 20 ms round trip known: 0.3 s are kept.
+        for i in 0..300u16 {
+            h.push(7, i, i, t0 + ROUND_TRIP_MEMORY + ms(u64::from(i) * 20 / 3));
+        }
+        assert_eq!(h.get(7, 299), Some(&299));
+        assert_eq!(h.get(7, 255), Some(&255), "0.29 s old: kept");
+        assert_eq!(h.get(7, 250), None, "older than 0.3 s: let go");
     }
 
     #[test]

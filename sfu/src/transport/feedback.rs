@@ -3,7 +3,8 @@
 //! `rtc` hands inbound RTCP to its interceptor chain only; a packet reaches `poll_read` when some
 //! interceptor marks it `DeliverToApplication`. An SFU must relay keyframe requests (PLI/FIR) upstream,
 //! pace to the browser's estimate (REMB) and answer NACKs from its one history per track, so this
-//! interceptor marks exactly those compounds and leaves receiver reports to the chain.
+//! interceptor marks exactly those compounds; on a subscribe leg also receiver reports, whose
+//! round trips size the tracks' histories.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket}
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
@@ -36,8 +38,15 @@ impl DeliverFeedback {
     pub fn of(wanted: fn(&dyn rtc::rtcp::Packet) -> bool) -> Self {
         DeliverFeedback { wanted, reads: VecDeque::new(), writes: VecDeque::new() }
     }
+
+    /// A subscribe leg's: feedback, and receiver reports (their blocks give the round trip to the
+    /// subscriber of each stream we sent a sender report on).
+    pub fn subscriber() -> Self {
+        DeliverFeedback::of(|p| wanted(p) || p.as_any().is::<ReceiverReport>())
+    }
 }
 
+/// Feedback about one stream: what names a compound (see `handle_read`).
 fn wanted(p: &dyn rtc::rtcp::Packet) -> bool {
     let any = p.as_any();
     any.is::<PictureLossIndication>()
@@ -61,7 +70,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverFeedback {
             // compound when it knows none — a browser's receiver report may lead with a block for a
             // stream it no longer gets, or with no block at all. The feedback goes first (a stable
             // sort), so the compound is named by the stream it is about and reaches the engine.
-            packets.sort_by_key(|p| !(self.wanted)(p.as_ref()));
+            packets.sort_by_key(|p| !wanted(p.as_ref()));
             msg.message.add(Attribute::DeliverToApplication);
         }
         self.reads.push_back(msg);

@@ -150,8 +150,12 @@ pub fn build(
 ) -> Result<RTCPeerConnection, SfuError> {
     let err = |e: rtc::shared::error::Error| SfuError::Transport(e.to_string());
     let mut me = media_engine(kind).map_err(err)?;
+    let deliver = match kind {
+        PcKind::Publish => feedback::DeliverFeedback::default(),
+        PcKind::Subscribe => feedback::DeliverFeedback::subscriber(),
+    };
     let registry = Registry::new()
-        .with(Slot::from(feedback::SLOT), feedback::DeliverFeedback::default())
+        .with(Slot::from(feedback::SLOT), deliver)
         .with(Slot::from(counters::SLOT), CountFeedback::new(Arc::clone(counts)));
     let registry = direction(kind, registry, &mut me);
     // Transport-wide congestion control feedback for what the browser sends us (its uplink estimate).

@@ -148,6 +148,18 @@ impl WallClock {
         let frac = (u64::from(t.subsec_nanos()) << 32) / 1_000_000_000;
         (secs << 32) | frac
     }
+
+    /// The round trip a receiver report block tells (RFC 3550 §6.4.1): from our sender report it
+    /// names (`lsr`, the middle 32 bits of that report's NTP time) to `now`, less the time the
+    /// receiver held it (`dlsr`), both in 1/65536 s. `None` without a report to name, or for a
+    /// figure no network gives (clocks do not run backwards; a minute is a lost report's echo).
+    pub(super) fn round_trip(&self, now: Instant, lsr: u32, dlsr: u32) -> Option<Duration> {
+        if lsr == 0 {
+            return None;
+        }
+        let units = ((self.ntp(now) >> 16) as u32).wrapping_sub(lsr).wrapping_sub(dlsr);
+        (units < 60 << 16).then(|| Duration::from_micros(u64::from(units) * 1_000_000 / 65_536))
+    }
 }
 
 impl Engine {
@@ -194,5 +206,18 @@ mod tests {
         let ntp = wall.ntp(t0 + Duration::from_millis(250));
         assert_eq!(ntp >> 32, NTP_UNIX_OFFSET + 1);
         assert_eq!(ntp & 0xffff_ffff, 3 << 30, "1.75 s after the epoch: .75 s is the fraction");
+    }
+
+    #[test]
+    fn a_report_block_tells_the_round_trip_less_the_receivers_delay() {
+        let t0 = Instant::now();
+        let wall = WallClock::new(t0, UNIX_EPOCH + Duration::from_secs(100));
+        let ms = Duration::from_millis;
+        let lsr = (wall.ntp(t0) >> 16) as u32;
+        // Our report left at t0; the receiver held it 250 ms; its report arrived at t0 + 330 ms.
+        let rtt = wall.round_trip(t0 + ms(330), lsr, 250 * 65_536 / 1000).unwrap();
+        assert!(rtt.abs_diff(ms(80)) < ms(1), "{rtt:?}");
+        assert_eq!(wall.round_trip(t0 + ms(330), 0, 0), None, "no sender report received yet");
+        assert_eq!(wall.round_trip(t0 + ms(100), lsr, 200 * 65_536 / 1000), None, "held longer than it took");
     }
 }

@@ -1,6 +1,7 @@
-//! Subscriber feedback (PLI/FIR ask for a keyframe, REMB sets the pacer) and keyframe requests
-//! sent upstream to publishers.
+//! Subscriber feedback (PLI/FIR ask for a keyframe, REMB sets the pacer, receiver reports tell the
+//! round trip that sizes a track's history) and keyframe requests sent upstream to publishers.
 
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
 use super::*;
@@ -22,6 +23,7 @@ impl Engine {
         let mut keyframes: Vec<TrackKey> = Vec::new();
         let mut nacks = std::mem::take(&mut self.nacked);
         let mut remb = None;
+        let mut round_trips: Vec<(TrackKey, Duration)> = Vec::new();
         for p in packets {
             let any = p.as_any();
             if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
@@ -36,6 +38,16 @@ impl Engine {
                     Some(key) => nacks.extend(nack.nacks.iter().flat_map(|p| p.packet_list()).map(|seq| (key, seq))),
                     None => debug!(ssrc = nack.media_ssrc, "NACK for an SSRC this subscriber does not receive"),
                 }
+            } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                for block in &rr.reports {
+                    let rtt = self.wall.round_trip(now, block.last_sender_report, block.delay);
+                    round_trips.extend(by_ssrc(block.ssrc).zip(rtt));
+                }
+            }
+        }
+        for (key, rtt) in round_trips {
+            if let Some(history) = self.tracks.get_mut(&key).and_then(|t| t.history.as_mut()) {
+                history.round_trip(rtt, now);
             }
         }
         if let Some(bitrate) = remb {
