@@ -91,6 +91,9 @@ pub(crate) enum Transport {
 /// Remote addresses remembered per peer connection (ICE may try a few candidate pairs).
 const MAX_ADDRS_PER_PEER: usize = 8;
 
+/// How late a timer may run so that it shares a wake-up ([`Engine::next_wake`]).
+const TIMER_SLACK: Duration = Duration::from_millis(5);
+
 /// How often the active speaker is re-evaluated.
 const SPEAKER_TICK: Duration = Duration::from_millis(200);
 
@@ -124,6 +127,33 @@ impl Peer {
             leg,
             handshake: Some(FlightReplay::default()),
         }
+    }
+}
+
+/// The engine's peer connections, each boxed: a `Peer` is ≈ 9 KiB (its `rtc` connection), and a
+/// map holding them inline keeps room for as many again as it holds (its spare capacity), and
+/// copies them all when it grows.
+#[derive(Default)]
+struct Peers(HashMap<PeerId, Box<Peer>>);
+
+impl Peers {
+    fn get(&self, id: &PeerId) -> Option<&Peer> {
+        self.0.get(id).map(|p| &**p)
+    }
+    fn get_mut(&mut self, id: &PeerId) -> Option<&mut Peer> {
+        self.0.get_mut(id).map(|p| &mut **p)
+    }
+    fn insert(&mut self, id: PeerId, peer: Peer) {
+        self.0.insert(id, Box::new(peer));
+    }
+    fn remove(&mut self, id: &PeerId) -> Option<Box<Peer>> {
+        self.0.remove(id)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Peer> {
+        self.0.values_mut().map(|p| &mut **p)
     }
 }
 
@@ -242,7 +272,7 @@ pub(crate) struct Engine {
     tcp_announced: Option<SocketAddr>,
     config: SfuConfig,
     events: mpsc::UnboundedSender<SfuEvent>,
-    peers: HashMap<PeerId, Peer>,
+    peers: Peers,
     by_ufrag: HashMap<String, PeerId>,
     by_addr: HashMap<Transport, PeerId>,
     /// Open ICE-TCP connections: their remote address (what `rtc` sees), and back (how `rtc`'s
@@ -317,7 +347,7 @@ impl Engine {
             tcp_announced: config.tcp_announced,
             config,
             events,
-            peers: HashMap::new(),
+            peers: Peers::default(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             tcp_conns: HashMap::new(),
@@ -411,13 +441,27 @@ impl Engine {
     }
 
     /// When [`Engine::timeouts`] must next be called: the earliest peer timer, paced queue,
-    /// router timer, active-speaker tick or sender-report tick.
+    /// router timer, active-speaker tick or sender-report tick (the in-memory driver's clock).
+    #[cfg(test)]
     pub(crate) fn next_deadline(&self) -> Instant {
+        let d = self.next_timer();
+        self.paced.first().map_or(d, |(t, _)| d.min(*t))
+    }
+
+    /// When a driver that calls [`Engine::timeouts`] at every wake-up must wake for timers alone:
+    /// timers that bear a few milliseconds' delay (`rtc`'s — transport-cc feedback, NACKs and reports
+    /// to publishers, DTLS and ICE —, the router's, the speaker and report ticks) wait up to
+    /// [`TIMER_SLACK`] longer, so that one wake-up serves those falling close together, and a
+    /// datagram arriving meanwhile serves them all; a paced queue's head leaves on time.
+    pub(crate) fn next_wake(&self) -> Instant {
+        let d = self.next_timer() + TIMER_SLACK;
+        self.paced.first().map_or(d, |(t, _)| d.min(*t))
+    }
+
+    /// The earliest timer but the paced queues'.
+    fn next_timer(&self) -> Instant {
         let mut d = self.next_speaker_tick.min(self.next_report);
         if let Some((t, _)) = self.timers.first() {
-            d = d.min(*t);
-        }
-        if let Some((t, _)) = self.paced.first() {
             d = d.min(*t);
         }
         if let Some(t) = self.router.next_timeout() {

@@ -150,13 +150,13 @@ pub fn build(
 ) -> Result<RTCPeerConnection, SfuError> {
     let err = |e: rtc::shared::error::Error| SfuError::Transport(e.to_string());
     let mut me = media_engine(kind).map_err(err)?;
-    let deliver = match kind {
-        PcKind::Publish => feedback::DeliverFeedback::default(),
-        PcKind::Subscribe => feedback::DeliverFeedback::subscriber(),
+    let registry = Registry::new().with(Slot::from(counters::SLOT), CountFeedback::new(Arc::clone(counts)));
+    // Only a subscriber's RTCP matters to the engine (feedback on what we send it); on a publish
+    // leg the stage would only move every received packet through one more queue.
+    let registry = match kind {
+        PcKind::Publish => registry,
+        PcKind::Subscribe => registry.with(Slot::from(feedback::SLOT), feedback::DeliverFeedback::subscriber()),
     };
-    let registry = Registry::new()
-        .with(Slot::from(feedback::SLOT), deliver)
-        .with(Slot::from(counters::SLOT), CountFeedback::new(Arc::clone(counts)));
     let registry = direction(kind, registry, &mut me);
     // Transport-wide congestion control feedback for what the browser sends us (its uplink estimate).
     // Downstream we rely on the browser's REMB instead, because we do not stamp transport-cc ourselves.

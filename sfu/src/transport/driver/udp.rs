@@ -185,7 +185,7 @@ impl UdpDriver {
         loop {
             self.flush(Instant::now());
             self.engine.add_busy(woke.elapsed());
-            let mut deadline = self.engine.next_deadline();
+            let mut deadline = self.engine.next_wake();
             if self.tcp.is_some() && self.accept_from > Instant::now() {
                 // Wake to accept again when the pause ends, even if the engine has nothing to do.
                 deadline = deadline.min(self.accept_from);
@@ -208,7 +208,7 @@ impl UdpDriver {
                 Wake::Command(Some(c)) => self.engine.command(c, Instant::now()),
                 Wake::Readable => self.read_datagrams(),
                 Wake::Writable => {}
-                Wake::Timer => self.engine.timeouts(Instant::now()),
+                Wake::Timer => {}
                 Wake::Accepted(Ok((stream, remote))) => {
                     if let Some(id) = self.tcp.as_mut().and_then(|t| t.admit(stream, remote)) {
                         self.engine.tcp_opened(id, remote);
@@ -226,6 +226,8 @@ impl UdpDriver {
                 Wake::Tcp(Some(TcpEvent::Closed(id))) => self.close_tcp(id),
                 Wake::Tcp(None) => {}
             }
+            // Timers that came due run at any wake-up, not only at their own (see `next_wake`).
+            self.engine.timeouts(Instant::now());
         }
         info!("media engine stopped");
         // The socket and the ICE-TCP listener close before the command channel does, so that a
