@@ -27,6 +27,9 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -192,13 +195,17 @@ impl Peer {
             // The same SDP as the full path (NACK, PLI, transport-cc, the simulcast extensions), so
             // the server negotiates the same legs, but no interceptor: they would see only the
             // sample, and a NACK generator would ask for the packets we did not hand to `rtc`,
-            // receiver reports would announce ≈ 97 % loss. So a light subscriber sends no NACK,
-            // receiver report or transport-cc feedback — nothing is lost on loopback to NACK, and
-            // Sportello's SFU uses neither (it reads PLI, FIR and REMB from subscribers).
+            // receiver reports would announce ≈ 97 % loss. So a light subscriber sends no NACK or
+            // transport-cc feedback — nothing is lost on loopback to NACK — and answers each sender
+            // report itself with a receiver report that tells the round trip (as a browser's does,
+            // and as both servers use: it sizes their retransmission histories), no loss figures.
             let _ = configure_nack(Registry::new(), &mut me);
             configure_simulcast_extension_headers(&mut me).map_err(err("extension headers"))?;
             let _ = configure_twcc_receiver_only(Registry::new(), &mut me).map_err(err("transport-cc"))?;
-            Registry::new()
+            Registry::new().with(
+                rtc::interceptor::Slot::from(sportello_sfu::test_support::SLOT),
+                sportello_sfu::test_support::DeliverFeedback::of(|p| p.as_any().is::<SenderReport>()),
+            )
         } else {
             // Keyframe requests must reach us: a publisher answers them (see `Outgoing::keyframe_requested`).
             let registry = Registry::new().with(
@@ -518,6 +525,9 @@ impl Peer {
                 if any_pli {
                     self.outgoing.iter_mut().filter(|o| o.video).for_each(|o| o.keyframe_requested = true);
                 }
+                if self.light {
+                    self.answer_sender_reports(now, packets);
+                }
             }
             if let RTCMessage::RtpPacket(_, packet) = m.message {
                 if self.light_on {
@@ -544,6 +554,27 @@ impl Peer {
         // And off again when the connection leaves `Connected` (ICE consent lost, closed): then
         // `rtc` decides again what counts, as the full path would.
         self.light_on = self.light && self.state == RTCPeerConnectionState::Connected;
+    }
+
+    /// A light subscriber's receiver report: one block per sender report, answered at once (no
+    /// delay since it arrived), so the server reads the round trip from it.
+    fn answer_sender_reports(&mut self, now: Instant, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+        let reports: Vec<ReceptionReport> = packets
+            .iter()
+            .filter_map(|p| p.as_any().downcast_ref::<SenderReport>())
+            .map(|sr| ReceptionReport {
+                ssrc: sr.ssrc,
+                last_sender_report: (sr.ntp_time >> 16) as u32,
+                ..Default::default()
+            })
+            .collect();
+        if reports.is_empty() {
+            return;
+        }
+        let Some(id) = self.pc.get_receivers().next() else { return };
+        if let Some(mut receiver) = self.pc.rtp_receiver(id) {
+            let _ = receiver.write_rtcp(now, vec![Box::new(ReceiverReport { ssrc: 1, reports, ..Default::default() })]);
+        }
     }
 
     pub fn close(&mut self) {
