@@ -72,6 +72,8 @@ pub enum Role {
 }
 
 const VIDEO_FRAME: Duration = Duration::from_micros(33_333);
+/// How often a light subscriber sends a receiver report (a browser's regular interval).
+const RECEIVER_REPORT_EVERY: Duration = Duration::from_secs(1);
 const AUDIO_FRAME: Duration = Duration::from_millis(20);
 
 /// One outgoing track of a publisher, walking the shared clip in a loop.
@@ -176,6 +178,10 @@ pub struct Peer {
     pub started: Instant,
     pub first_media: Option<Instant>,
     pub next_timeout: Option<Instant>,
+    /// Light path: the last sender report of each stream (SSRC, the middle of its NTP time, when it
+    /// arrived), and when this connection sends its next receiver report on them.
+    sender_reports: Vec<(u32, u32, Instant)>,
+    next_receiver_report: Option<Instant>,
     /// Something happened to it since its last drain (a datagram, a command).
     pub touched: bool,
     /// The engine's bookkeeping: queued for this turn's drain; the timer it has in its heap.
@@ -196,9 +202,9 @@ impl Peer {
             // the server negotiates the same legs, but no interceptor: they would see only the
             // sample, and a NACK generator would ask for the packets we did not hand to `rtc`,
             // receiver reports would announce ≈ 97 % loss. So a light subscriber sends no NACK or
-            // transport-cc feedback — nothing is lost on loopback to NACK — and answers each sender
-            // report itself with a receiver report that tells the round trip (as a browser's does,
-            // and as both servers use: it sizes their retransmission histories), no loss figures.
+            // transport-cc feedback — nothing is lost on loopback to NACK — and sends its own
+            // receiver reports, each second, that tell the round trip (as a browser's do, and as
+            // both servers use: it sizes their retransmission histories), no loss figures.
             let _ = configure_nack(Registry::new(), &mut me);
             configure_simulcast_extension_headers(&mut me).map_err(err("extension headers"))?;
             let _ = configure_twcc_receiver_only(Registry::new(), &mut me).map_err(err("transport-cc"))?;
@@ -244,6 +250,8 @@ impl Peer {
             started,
             first_media: None,
             next_timeout: None,
+            sender_reports: Vec::new(),
+            next_receiver_report: None,
             touched: true,
             queued: false,
             scheduled: None,
@@ -526,7 +534,7 @@ impl Peer {
                     self.outgoing.iter_mut().filter(|o| o.video).for_each(|o| o.keyframe_requested = true);
                 }
                 if self.light {
-                    self.answer_sender_reports(now, packets);
+                    self.keep_sender_reports(now, packets);
                 }
             }
             if let RTCMessage::RtpPacket(_, packet) = m.message {
@@ -546,31 +554,54 @@ impl Peer {
                 }
             }
         }
+        self.send_receiver_report(now);
         while let Some(w) = self.pc.poll_write() {
             let _ = self.socket.send_to(&w.message, w.transport.peer_addr);
         }
-        self.next_timeout = self.pc.poll_timeout();
+        self.next_timeout = match (self.pc.poll_timeout(), self.next_receiver_report) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         // Only now: every packet `rtc` had before (DTLS done, SRTP keys in place) was counted above.
         // And off again when the connection leaves `Connected` (ICE consent lost, closed): then
         // `rtc` decides again what counts, as the full path would.
         self.light_on = self.light && self.state == RTCPeerConnectionState::Connected;
     }
 
-    /// A light subscriber's receiver report: one block per sender report, answered at once (no
-    /// delay since it arrived), so the server reads the round trip from it.
-    fn answer_sender_reports(&mut self, now: Instant, packets: &[Box<dyn rtc::rtcp::Packet>]) {
-        let reports: Vec<ReceptionReport> = packets
+    /// A light subscriber remembers each stream's last sender report, for its receiver reports.
+    /// The first one sets when those begin: at a phase of its own within the second, as browsers
+    /// report on their own clocks (answering every report at once would send a thousand players'
+    /// reports in one burst, a load no audience makes).
+    fn keep_sender_reports(&mut self, now: Instant, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+        for sr in packets.iter().filter_map(|p| p.as_any().downcast_ref::<SenderReport>()) {
+            let lsr = (sr.ntp_time >> 16) as u32;
+            match self.sender_reports.iter_mut().find(|(ssrc, _, _)| *ssrc == sr.ssrc) {
+                Some(kept) => *kept = (sr.ssrc, lsr, now),
+                None => self.sender_reports.push((sr.ssrc, lsr, now)),
+            }
+            let phase = Duration::from_millis(u64::from(self.local.port()) % RECEIVER_REPORT_EVERY.as_millis() as u64);
+            self.next_receiver_report.get_or_insert(now + phase);
+        }
+    }
+
+    /// A light subscriber's receiver report, once per [`RECEIVER_REPORT_EVERY`]: one block per
+    /// stream with the round trip fields (its last sender report and how long ago it came), no
+    /// loss figures.
+    fn send_receiver_report(&mut self, now: Instant) {
+        if self.next_receiver_report.is_none_or(|t| t > now) {
+            return;
+        }
+        self.next_receiver_report = Some(now + RECEIVER_REPORT_EVERY);
+        let reports: Vec<ReceptionReport> = self
+            .sender_reports
             .iter()
-            .filter_map(|p| p.as_any().downcast_ref::<SenderReport>())
-            .map(|sr| ReceptionReport {
-                ssrc: sr.ssrc,
-                last_sender_report: (sr.ntp_time >> 16) as u32,
+            .map(|&(ssrc, lsr, at)| ReceptionReport {
+                ssrc,
+                last_sender_report: lsr,
+                delay: (now.saturating_duration_since(at).as_micros() * 65_536 / 1_000_000) as u32,
                 ..Default::default()
             })
             .collect();
-        if reports.is_empty() {
-            return;
-        }
         let Some(id) = self.pc.get_receivers().next() else { return };
         if let Some(mut receiver) = self.pc.rtp_receiver(id) {
             let _ = receiver.write_rtcp(now, vec![Box::new(ReceiverReport { ssrc: 1, reports, ..Default::default() })]);
