@@ -96,9 +96,19 @@ fn bind_udp(addr: SocketAddr, shared: bool) -> Result<std::net::UdpSocket, SfuEr
     if shared {
         socket.set_reuse_port(true).map_err(bind_err)?;
     }
+    // Room for bursts while the thread is busy (keyframes of many publishers at once, a thousand
+    // viewers' reports): the default (≈ 208 KiB, a few hundred datagrams) drops them in the kernel.
+    // Linux caps the request at `net.core.rmem_max` (deploy/README.md says how to raise it).
+    if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER) {
+        warn!(error = %e, "media socket: receive buffer left at the system default");
+    }
     socket.bind(&addr.into()).map_err(bind_err)?;
+    debug!(bytes = socket.recv_buffer_size().unwrap_or(0), "media socket receive buffer");
     Ok(socket.into())
 }
+
+/// The receive buffer each media socket asks for.
+const RECV_BUFFER: usize = 4 << 20;
 
 async fn run_engine(
     socket: std::net::UdpSocket,
@@ -291,5 +301,21 @@ impl UdpDriver {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A media socket asks for a receive buffer of 4 MiB; Linux grants up to `net.core.rmem_max`
+    /// (and reports twice what it keeps for its own bookkeeping).
+    #[test]
+    fn a_media_socket_gets_the_receive_buffer_the_system_allows() {
+        let socket = bind_udp("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let granted = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+        let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max").ok().and_then(|s| s.trim().parse().ok());
+        let expected = cap.map_or(RECV_BUFFER, |cap: usize| cap.min(RECV_BUFFER));
+        assert!(granted >= expected, "granted {granted} bytes, expected at least {expected}");
     }
 }
