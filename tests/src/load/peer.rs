@@ -72,9 +72,9 @@ pub enum Role {
 }
 
 const VIDEO_FRAME: Duration = Duration::from_micros(33_333);
+const AUDIO_FRAME: Duration = Duration::from_millis(20);
 /// How often a light subscriber sends a receiver report (a browser's regular interval).
 const RECEIVER_REPORT_EVERY: Duration = Duration::from_secs(1);
-const AUDIO_FRAME: Duration = Duration::from_millis(20);
 
 /// One outgoing track of a publisher, walking the shared clip in a loop.
 struct Outgoing {
