@@ -470,3 +470,27 @@ impl Engine {
         d
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Timers that bear it wake the driver [`TIMER_SLACK`] late, to share a wake-up; a paced
+    /// queue's head does not wait for that.
+    #[test]
+    fn a_timer_may_wait_to_share_a_wake_up_but_a_paced_queue_does_not() {
+        let now = Instant::now();
+        let (events, _rx) = mpsc::unbounded_channel();
+        let certificate = peer::certificate().unwrap();
+        let wall = WallClock::new(now, std::time::UNIX_EPOCH);
+        let config = SfuConfig::default();
+        let mut engine =
+            Engine::new("127.0.0.1:3478".parse().unwrap(), config, events, certificate, wall, Shard::single(), now);
+        let timer = engine.next_deadline();
+        assert_eq!(engine.next_wake(), timer + TIMER_SLACK, "the earliest timer, a little late");
+        let paced = timer + Duration::from_millis(1);
+        engine.paced.insert((paced, 7));
+        assert_eq!(engine.next_deadline(), timer);
+        assert_eq!(engine.next_wake(), paced, "a queue the pacer held back leaves when its head fits");
+    }
+}

@@ -217,8 +217,8 @@ impl UdpDriver {
                 Wake::Command(None | Some(Command::Stop)) => break,
                 Wake::Command(Some(c)) => self.engine.command(c, Instant::now()),
                 Wake::Readable => self.read_datagrams(),
-                Wake::Writable => {}
-                Wake::Timer => {}
+                // Sends resume at the flush; due timers run below.
+                Wake::Writable | Wake::Timer => {}
                 Wake::Accepted(Ok((stream, remote))) => {
                     if let Some(id) = self.tcp.as_mut().and_then(|t| t.admit(stream, remote)) {
                         self.engine.tcp_opened(id, remote);
