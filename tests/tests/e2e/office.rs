@@ -5,7 +5,7 @@
 //! `/staff`, sees them waiting, admits them and enters the room; both decode each other's camera;
 //! the official shares a PDF and the citizen downloads the very same bytes; a chat message arrives.
 //!
-//! The server runs on a clock shifted to 09:00 (Europe/Rome) of the next working day, so the office
+//! The server runs on a clock shifted to 08:55 (Europe/Rome) of the next working day, so the office
 //! is open and slots exist whenever CI runs.
 
 use std::time::Duration;
@@ -27,7 +27,11 @@ const PDF: &[u8] =
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n\
 3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
 
-/// Seconds from now to 09:00 Europe/Rome of the next working day (no weekend, no national holiday).
+/// Seconds from now to 08:55 Europe/Rome of the next working day (no weekend, no national holiday).
+/// Not 09:00 itself: that is a slot's start, which the page offers while the clock reads 09:00:00
+/// and the server refuses a second later (a slot must start after now), so the first slot a test
+/// picks was sometimes gone by the time it confirmed. At 08:55 the first slot is 09:00, five
+/// minutes away.
 pub fn offset_to_next_working_morning() -> Result<i64> {
     let tz = sportello_domain::europe_rome().map_err(|e| err(e.to_string()))?;
     let now = jiff::Timestamp::now();
@@ -38,7 +42,7 @@ pub fn offset_to_next_working_morning() -> Result<i64> {
     while matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday) || holidays.contains(&day) {
         day = day.tomorrow().map_err(|e| err(e.to_string()))?;
     }
-    let morning = day.at(9, 0, 0, 0).to_zoned(tz).map_err(|e| err(e.to_string()))?.timestamp();
+    let morning = day.at(8, 55, 0, 0).to_zoned(tz).map_err(|e| err(e.to_string()))?.timestamp();
     Ok(morning.as_second() - now.as_second())
 }
 
