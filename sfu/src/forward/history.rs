@@ -11,11 +11,16 @@ use std::time::{Duration, Instant};
 
 /// Original packets kept per track at most: ≈ 4 s of a 1.5 Mbit/s video; longer than any downtrack's log.
 pub const HISTORY_PACKETS: usize = 512;
-/// How long a packet is kept at most, and until a subscriber's round trip is known. A retransmission
-/// later than this reaches a browser whose jitter buffer has long given the packet up (libwebrtc keeps
-/// its own send history for about as long); keeping 4 s of every published video cost ≈ 600 KiB per
-/// publisher.
+/// How long a packet is kept at most. A retransmission later than this reaches a browser whose
+/// jitter buffer has long given the packet up (libwebrtc keeps its own send history for about as
+/// long); keeping 4 s of every published video cost ≈ 600 KiB per publisher.
 pub const HISTORY_AGE: Duration = Duration::from_secs(1);
+/// How long a packet is kept until a subscriber's round trip is known (its first receiver report
+/// comes a second or two after it joins): time for a first NACK over a round trip of up to half a
+/// second (Janus keeps 200 ms from the start). Keeping the longest until then cost more than those
+/// packets: the allocator kept their pages resident after the history had shrunk (≈ 100 KiB per
+/// participant of an office of 5 × 3, BENCHMARKS.md).
+pub const HISTORY_FIRST_AGE: Duration = Duration::from_millis(500);
 /// How long a packet is kept at least, however short the round trips: a browser asks for a lost
 /// packet once the next one shows the gap, and asks again a round trip later (Janus keeps 200 ms).
 pub const HISTORY_MIN_AGE: Duration = Duration::from_millis(300);
@@ -32,9 +37,9 @@ type Kept<T> = Box<(u32, u16, T)>;
 
 /// The last packets of one track, by the SSRC and sequence number they arrived with: those of the
 /// last [`HISTORY_ROUND_TRIPS`] round trips of its slowest subscriber (between [`HISTORY_MIN_AGE`]
-/// and [`HISTORY_AGE`]; the latter until a round trip is known), at most [`HISTORY_PACKETS`]. On a
-/// city's network (round trips of 20–80 ms) that is a third of a second of video: memory per
-/// published video follows the round trip instead of the worst case.
+/// and [`HISTORY_AGE`]; [`HISTORY_FIRST_AGE`] until a round trip is known), at most
+/// [`HISTORY_PACKETS`]. On a city's network (round trips of 20–80 ms) that is a third of a second of
+/// video: memory per published video follows the round trip instead of the worst case.
 pub struct History<T> {
     /// Boxed: a slot costs a pointer, not a packet, so a track keeping 1 s of a video (≈ 150
     /// packets) does not hold 512 packets' room (≈ 60 KiB per published video).
@@ -65,7 +70,7 @@ impl<T> History<T> {
     pub fn age(&self) -> Duration {
         match self.slowest {
             Some((rtt, _)) => (rtt * HISTORY_ROUND_TRIPS).clamp(HISTORY_MIN_AGE, HISTORY_AGE),
-            None => HISTORY_AGE,
+            None => HISTORY_FIRST_AGE,
         }
     }
 
@@ -158,9 +163,10 @@ mod tests {
         }
         let now = t0 + Duration::from_millis(299 * 20 / 3);
         assert_eq!(h.get(7, 299), Some(&299));
-        assert_eq!(h.get(7, 150), Some(&150), "{:?} old: kept", now - (t0 + Duration::from_millis(1000)));
-        assert_eq!(h.get(7, 140), None, "older than a second: let go");
-        assert!(h.arrivals.len() <= 151, "{} arrivals remembered", h.arrivals.len());
+        // No round trip known: half a second is kept.
+        assert_eq!(h.get(7, 225), Some(&225), "{:?} old: kept", now - (t0 + Duration::from_millis(1500)));
+        assert_eq!(h.get(7, 220), None, "older than half a second: let go");
+        assert!(h.arrivals.len() <= 76, "{} arrivals remembered", h.arrivals.len());
         assert_eq!(h.slots.iter().flatten().count(), h.arrivals.len(), "one slot per remembered arrival");
     }
 
@@ -169,7 +175,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut h: History<u16> = History::default();
-        assert_eq!(h.age(), HISTORY_AGE, "no round trip known yet: the longest");
+        assert_eq!(h.age(), HISTORY_FIRST_AGE, "no round trip known yet");
         h.round_trip(ms(20), t0);
         assert_eq!(h.age(), HISTORY_MIN_AGE, "short round trips: the shortest");
         h.round_trip(ms(150), t0 + ms(100));

@@ -562,8 +562,8 @@ fn a_nack_in_a_browser_compound_is_answered_with_the_exact_packet() -> Result<()
 
 /// A subscriber's receiver reports (here `rtc`'s own, as a browser's: on the SFU's sender reports)
 /// tell the SFU its round trip, which sets how long the track's history keeps packets: a third of
-/// a second for a subscriber close by, instead of the second kept while no round trip is known
-/// (`forward::history` tests that part). A NACK for a packet 0.6 s old finds it gone; 0.17 s, not.
+/// a second for a subscriber close by, instead of the half second kept while no round trip is known
+/// (`forward::history` tests that part). A NACK for a packet 0.4 s old finds it gone; 0.17 s, not.
 #[test]
 fn a_subscribers_round_trip_sets_how_long_lost_packets_can_be_asked_for() -> Result<(), Error> {
     use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
@@ -582,16 +582,16 @@ fn a_subscribers_round_trip_sets_how_long_lost_packets_can_be_asked_for() -> Res
         })]
     };
     let rtx_sent = |net: &mut Net| net.sfu.call(|reply| Command::Stats { reply }).map(|s| s.rtx_sent);
-    // Packets bob got ≈ 0.6 s and ≈ 0.17 s ago (one packet a frame).
+    // Packets bob got ≈ 0.4 s and ≈ 0.17 s ago (one packet a frame).
     let ago = |net: &Net, ms: u128| {
         let got = &net.peers[1].received;
         got[got.len() - 1 - (ms / FRAME.as_millis()) as usize].header.sequence_number
     };
     let before = rtx_sent(&mut net)?;
-    let (old, recent) = (ago(&net, 600), ago(&net, 170));
+    let (old, recent) = (ago(&net, 400), ago(&net, 170));
     bob_sends_rtcp(&mut net, nack(old))?;
     net.settle()?;
-    assert_eq!(rtx_sent(&mut net)?, before, "a short round trip: a packet 0.6 s old was let go");
+    assert_eq!(rtx_sent(&mut net)?, before, "a short round trip: a packet 0.4 s old was let go");
     bob_sends_rtcp(&mut net, nack(recent))?;
     net.settle()?;
     assert_eq!(rtx_sent(&mut net)?, before + 1, "a packet 0.17 s old is still kept");
