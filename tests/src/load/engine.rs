@@ -71,6 +71,9 @@ pub struct Snapshot {
     pub delays: Vec<u32>,
     /// Per subscriber connection: its participant's join start and first media packet.
     pub joins: Vec<(Instant, Option<Instant>)>,
+    /// Per subscriber connection, since its participant's join start: when the connection was
+    /// made (the offer arrived) and when it got connected (`LOAD_DEBUG` prints where joins wait).
+    pub join_steps: Vec<(Duration, Option<Duration>)>,
 }
 
 /// The signaling side's handle on the engine.
@@ -280,6 +283,10 @@ fn run(rx: mpsc::Receiver<Command>, media: Arc<Media>, bind: IpAddr, receive: Re
                                 s.whep.add(&c);
                             }
                             s.joins.push((p.started, p.first_media));
+                            s.join_steps.push((
+                                p.created.saturating_duration_since(p.started),
+                                p.connected.map(|c| c.saturating_duration_since(p.started)),
+                            ));
                         }
                     }
                     let _ = reply.send(s);

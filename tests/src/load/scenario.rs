@@ -248,6 +248,18 @@ pub async fn run(
             (s1.counts.rtp - s0.counts.rtp) as f64 / secs
         );
     }
+    if std::env::var_os("LOAD_DEBUG").is_some() {
+        let ms = |mut v: Vec<u64>| {
+            v.sort_unstable();
+            format!("p50 {:?} p95 {:?} ms", percentile(&v, 50.0), percentile(&v, 95.0))
+        };
+        let steps = &s1.join_steps;
+        eprintln!(
+            "load: joins: subscribe connection made {}, connected {}",
+            ms(steps.iter().map(|(c, _)| c.as_millis() as u64).collect()),
+            ms(steps.iter().filter_map(|(_, c)| c.map(|c| c.as_millis() as u64)).collect()),
+        );
+    }
     engine.measure(false);
 
     let _ = stop_tx.send(true);
