@@ -177,6 +177,10 @@ pub struct Peer {
     /// When its participant started joining (signaling connect), and when its first media arrived.
     pub started: Instant,
     pub first_media: Option<Instant>,
+    /// When this connection was made (its offer or answer arrived) and when it got connected:
+    /// where a join's time went (`LOAD_DEBUG`).
+    pub created: Instant,
+    pub connected: Option<Instant>,
     pub next_timeout: Option<Instant>,
     /// Light path: the last sender report of each stream (SSRC, the middle of its NTP time, when it
     /// arrived), and when this connection sends its next receiver report on them.
@@ -249,6 +253,8 @@ impl Peer {
             rtp_sent: 0,
             started,
             first_media: None,
+            created: Instant::now(),
+            connected: None,
             next_timeout: None,
             sender_reports: Vec::new(),
             next_receiver_report: None,
@@ -516,6 +522,7 @@ impl Peer {
         while let Some(ev) = self.pc.poll_event() {
             if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
                 if s == RTCPeerConnectionState::Connected {
+                    self.connected.get_or_insert(now);
                     for o in &mut self.outgoing {
                         o.start = now;
                         o.sent = 0;
