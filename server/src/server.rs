@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use sportello_sfu::{Sfu, SfuConfig, SfuError};
 use sportello_store::{Store, StoreError};
 use tokio::sync::watch;
@@ -261,6 +262,14 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         .await
         .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let http_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    // No Nagle: signaling is small messages back to back (a welcome then an offer, an answer then
+    // candidates), and Nagle holds each one after the first until the peer acknowledges it — with
+    // a delayed acknowledgement, 40 ms on Linux; a round trip on any network.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set on a connection");
+        }
+    });
     if config.listen.port() == 0 {
         // An ephemeral port (tests) cannot have been written into a public URL: links must point here.
         config.public_url = format!("http://{http_addr}");

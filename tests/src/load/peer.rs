@@ -24,6 +24,7 @@ use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -75,6 +76,10 @@ const VIDEO_FRAME: Duration = Duration::from_micros(33_333);
 const AUDIO_FRAME: Duration = Duration::from_millis(20);
 /// How often a light subscriber sends a receiver report (a browser's regular interval).
 const RECEIVER_REPORT_EVERY: Duration = Duration::from_secs(1);
+/// How often our ICE agent checks while connecting: a browser paces its checks at about 50 ms
+/// (libwebrtc's weak-ping interval); with `rtc`'s 200 ms a join whose nomination missed the first
+/// check waited a fifth of a second more.
+const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// One outgoing track of a publisher, walking the shared clip in a loop.
 struct Outgoing {
@@ -181,6 +186,8 @@ pub struct Peer {
     /// where a join's time went (`LOAD_DEBUG`).
     pub created: Instant,
     pub connected: Option<Instant>,
+    /// The server is ICE-lite (Sportello): it takes DTLS as soon as it has our nomination.
+    remote_lite: bool,
     pub next_timeout: Option<Instant>,
     /// Light path: the last sender report of each stream (SSRC, the middle of its NTP time, when it
     /// arrived), and when this connection sends its next receiver report on them.
@@ -224,8 +231,14 @@ impl Peer {
             );
             register_default_interceptors(registry, &mut me).map_err(err("interceptors"))?
         };
-        let se =
-            SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled).build();
+        // Answering, take the DTLS client's part as browsers do (`a=setup:active`); `rtc` would
+        // answer an ICE-lite server passive, and that server's first flight then waits for its own
+        // next timer (the same `rtc` delay as below, on the server's side).
+        let se = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+            .with_answering_dtls_role(RTCDtlsRole::Client)
+            .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), None)
+            .build();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_setting_engine(se)
@@ -255,6 +268,7 @@ impl Peer {
             first_media: None,
             created: Instant::now(),
             connected: None,
+            remote_lite: false,
             next_timeout: None,
             sender_reports: Vec::new(),
             next_receiver_report: None,
@@ -323,12 +337,14 @@ impl Peer {
     }
 
     pub fn apply_answer(&mut self, sdp: String) -> Result<(), String> {
+        self.remote_lite = sdp.contains("a=ice-lite");
         let answer = RTCSessionDescription::answer(sdp).map_err(err("parsing the answer"))?;
         self.pc.set_remote_description(Instant::now(), answer).map_err(err("applying the answer"))
     }
 
     /// Applies a remote offer and returns our answer.
     pub fn answer(&mut self, sdp: String) -> Result<String, String> {
+        self.remote_lite = sdp.contains("a=ice-lite");
         let offer = RTCSessionDescription::offer(sdp).map_err(err("parsing the offer"))?;
         self.pc.set_remote_description(Instant::now(), offer).map_err(err("applying the offer"))?;
         let answer = self.pc.create_answer(None).map_err(err("creating an answer"))?;
@@ -562,6 +578,16 @@ impl Peer {
             }
         }
         self.send_receiver_report(now);
+        if self.remote_lite && self.state != RTCPeerConnectionState::Connected {
+            // `rtc` 0.21.1 queues a DTLS client's first flight when ICE selects its pair but hands
+            // it out only at its next timer, which its `poll_timeout` puts at ICE's next check
+            // (200 ms): where we are the DTLS client of an ICE-lite server (every leg on
+            // Sportello), each join waited that long for nothing; a browser sends its
+            // ClientHello as soon as ICE is writable. Not against a full-ICE server (Janus): it
+            // drops a ClientHello that beats its own checks, and `rtc` retransmits only after 1 s,
+            // far later than a browser; waiting for our next check (≤ 50 ms) stands in for that.
+            let _ = self.pc.handle_timeout(now);
+        }
         while let Some(w) = self.pc.poll_write() {
             let _ = self.socket.send_to(&w.message, w.transport.peer_addr);
         }
