@@ -461,9 +461,14 @@ fn tiles(id: &str) -> String {
 async fn join(b: &Browser) -> Result<()> {
     // As a citizen would: after the lobby's network check has spoken (its verdict changes the
     // layout above the button, and on a relay-only network it picks the first ICE policy).
-    b.wait_for("window.sportello && window.sportello.netcheck !== null", JOIN_TIMEOUT).await?;
+    netcheck_spoken(b).await?;
     b.click("#join-btn").await?;
     b.wait_for("window.sportello && window.sportello.state === 'in-room'", JOIN_TIMEOUT).await
+}
+
+/// The lobby's network check has given its verdict.
+async fn netcheck_spoken(b: &Browser) -> Result<()> {
+    b.wait_for("window.sportello && window.sportello.netcheck !== null", JOIN_TIMEOUT).await
 }
 
 async fn room_three_participants(ctx: &mut Ctx) -> Result<()> {

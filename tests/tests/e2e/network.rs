@@ -127,8 +127,11 @@ async fn close_browsers(ctx: &mut Ctx) {
     }
 }
 
-/// Both click «Entra» at once and decode each other's camera; returns how long that took.
+/// Both click «Entra» at once and decode each other's camera; returns how long that took from
+/// the click — the lobby's network check, which runs before it (seconds where UDP is blocked: it
+/// waits out the UDP probe), is not part of the join.
 async fn join_both(anna: &Browser, bruno: &Browser) -> Result<Duration> {
+    tokio::try_join!(super::netcheck_spoken(anna), super::netcheck_spoken(bruno))?;
     let t0 = Instant::now();
     tokio::try_join!(super::join(anna), super::join(bruno))?;
     let (anna_sees, bruno_sees) = (media_condition(&["bruno/camera"], &[]), media_condition(&["anna/camera"], &[]));
