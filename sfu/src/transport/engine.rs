@@ -444,8 +444,7 @@ impl Engine {
     /// router timer, active-speaker tick or sender-report tick (the in-memory driver's clock).
     #[cfg(test)]
     pub(crate) fn next_deadline(&self) -> Instant {
-        let d = self.next_timer();
-        self.paced.first().map_or(d, |(t, _)| d.min(*t))
+        self.next_timer_or_paced(Duration::ZERO)
     }
 
     /// When a driver that calls [`Engine::timeouts`] at every wake-up must wake for timers alone:
@@ -454,7 +453,12 @@ impl Engine {
     /// [`TIMER_SLACK`] longer, so that one wake-up serves those falling close together, and a
     /// datagram arriving meanwhile serves them all; a paced queue's head leaves on time.
     pub(crate) fn next_wake(&self) -> Instant {
-        let d = self.next_timer() + TIMER_SLACK;
+        self.next_timer_or_paced(TIMER_SLACK)
+    }
+
+    /// The earliest timer `slack` late, or a paced queue's head if that comes first.
+    fn next_timer_or_paced(&self, slack: Duration) -> Instant {
+        let d = self.next_timer() + slack;
         self.paced.first().map_or(d, |(t, _)| d.min(*t))
     }
 
