@@ -8,6 +8,7 @@ impl Store {
     /// `identity` entered `room` through its lobby (again: the first instant is kept).
     pub async fn record_admission(&self, room: &str, identity: &str, now: i64) -> Result<()> {
         self.retrying("record_admission", || async move {
+            let mut tx = self.begin().await?;
             // The same ON CONFLICT syntax in SQLite (>= 3.24) and PostgreSQL.
             sqlx::query(
                 "INSERT INTO room_admissions (room, identity, admitted_at) VALUES ($1, $2, $3) \
@@ -16,8 +17,9 @@ impl Store {
             .bind(room)
             .bind(identity)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
             Ok(())
         })
         .await
@@ -36,11 +38,13 @@ impl Store {
     /// `identity` left `room` (or did not come back in time): the next join waits again.
     pub async fn forget_admission(&self, room: &str, identity: &str) -> Result<()> {
         self.retrying("forget_admission", || async move {
+            let mut tx = self.begin().await?;
             sqlx::query("DELETE FROM room_admissions WHERE room = $1 AND identity = $2")
                 .bind(room)
                 .bind(identity)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
             Ok(())
         })
         .await

@@ -77,6 +77,7 @@ impl Store {
         // Sortable: messages of the same second keep their order (see `new_sortable_id`).
         let id = &new_sortable_id();
         self.retrying("add_chat", || async move {
+            let mut tx = self.begin().await?;
             sqlx::query(
                 "INSERT INTO chat_messages (id, room, appointment_id, sender, sender_name, body, created_at, \
                  delete_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -89,8 +90,9 @@ impl Store {
             .bind(&new.body)
             .bind(now)
             .bind(new.delete_after)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
             Ok(())
         })
         .await?;

@@ -205,12 +205,15 @@ impl Store {
     pub async fn set_council_status(&self, id: &str, status: CouncilStatus) -> Result<()> {
         let changed = self
             .retrying("set_council_status", || async move {
-                Ok(sqlx::query("UPDATE council_sessions SET status = $1 WHERE id = $2")
+                let mut tx = self.begin().await?;
+                let changed = sqlx::query("UPDATE council_sessions SET status = $1 WHERE id = $2")
                     .bind(status.as_str())
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
-                    .rows_affected())
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(changed)
             })
             .await?;
         if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
@@ -318,6 +321,7 @@ impl Store {
     pub async fn add_council_event(&self, session_id: &str, event: &CouncilEvent) -> Result<()> {
         let id = &new_sortable_id();
         self.retrying("add_council_event", || async move {
+            let mut tx = self.begin().await?;
             sqlx::query(
                 "INSERT INTO council_events (id, session_id, at, kind, user_id, subject) VALUES ($1, $2, $3, $4, $5, $6)",
             )
@@ -327,9 +331,10 @@ impl Store {
             .bind(&event.kind)
             .bind(event.user_id.as_deref())
             .bind(event.subject.as_deref())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(fk)?;
+            tx.commit().await?;
             Ok(())
         })
         .await
@@ -392,13 +397,15 @@ impl Store {
     pub async fn record_open_ballot(&self, vote_id: &str, user_id: &str, choice: &str) -> Result<()> {
         check_choice(choice)?;
         self.retrying("record_open_ballot", || async move {
+            let mut tx = self.begin().await?;
             sqlx::query("INSERT INTO council_open_ballots (vote_id, user_id, choice) VALUES ($1, $2, $3)")
                 .bind(vote_id)
                 .bind(user_id)
                 .bind(choice)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("ballot") } else { fk(e) })?;
+            tx.commit().await?;
             Ok(())
         })
         .await

@@ -36,6 +36,7 @@ mod admissions;
 mod appointments;
 mod calendar;
 mod catalog;
+mod cluster;
 mod confirmations;
 mod content;
 mod council;
@@ -57,6 +58,7 @@ use sqlx::error::DatabaseError;
 pub use calendar::{
     Absence, AbsenceKind, BusyInterval, CalendarSource, FeedSubject, FeedToken, NewAbsence, NewSource, SourceKind,
 };
+pub use cluster::{Fence, NODE_LOCK_CLASS, NewNode, NodeLock, NodeRow, NodeState, Registered, RoomOwner};
 pub use council::{
     CouncilBody, CouncilEvent, CouncilItem, CouncilSession, CouncilStatus, CouncilVote, Counts, NewCouncilSession,
     NewCouncilVote,
@@ -87,6 +89,9 @@ pub enum StoreError {
     /// outside 1–5); the edge should have refused it earlier.
     #[error("invalid value: {0}")]
     Invalid(&'static str),
+    /// A write of a room whose ownership moved on (`Store::fenced`): nothing was changed.
+    #[error("room {room} is no longer owned with epoch {epoch} (now {current:?}): write refused")]
+    Fenced { room: String, epoch: i64, current: Option<i64> },
     #[error("corrupt row: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -129,6 +134,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 pub struct Store {
     pool: sqlx::AnyPool,
     backend: Backend,
+    /// What it was opened with: a node's advisory lock needs a connection of its own.
+    url: std::sync::Arc<str>,
+    /// Set on a room's store ([`Store::fenced`]): each transaction checks the room's owner epoch.
+    fence: Option<std::sync::Arc<Fence>>,
 }
 
 impl Store {
@@ -178,7 +187,7 @@ impl Store {
             sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
         }
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, url: url.into(), fence: None })
     }
 
     pub fn backend(&self) -> Backend {
@@ -219,11 +228,14 @@ impl Store {
     /// A write transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken up front,
     /// waiting under the busy timeout, so reading inside the transaction can never hit the
     /// SQLITE_BUSY(_SNAPSHOT) that a deferred transaction gets when it upgrades to writing.
+    /// On a [`Store::fenced`] store it first checks the room's ownership epoch.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
+        let mut tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
-        })
+        };
+        self.check_fence(&mut tx).await?;
+        Ok(tx)
     }
 
     /// Runs `attempt` (one whole transaction) again when it failed on a transient lock error:

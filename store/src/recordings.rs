@@ -75,6 +75,7 @@ impl Store {
             return Err(StoreError::Invalid("recording times or size"));
         }
         self.retrying("insert_recording", || async move {
+            let mut tx = self.begin().await?;
             sqlx::query(
                 "INSERT INTO council_recordings \
                  (id, session_id, file_name, started_at, ended_at, duration_ms, bytes, sha256, chapters, created_at) \
@@ -90,7 +91,7 @@ impl Store {
             .bind(&new.sha256)
             .bind(&new.chapters)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| {
                 if is_foreign_key_violation(&e) {
@@ -101,6 +102,7 @@ impl Store {
                     e.into()
                 }
             })?;
+            tx.commit().await?;
             Ok(())
         })
         .await?;
