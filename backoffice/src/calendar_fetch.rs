@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::context::BackOffice;
+use crate::once;
 use crate::text::Text;
 
 /// Largest calendar accepted (fetched or uploaded), enforced while the body streams in.
@@ -323,11 +324,17 @@ pub async fn refresh(back: &BackOffice, source: &CalendarSource) -> Result<(), S
     .await
 }
 
-/// One pass over every URL source. A source deleted meanwhile is skipped.
+/// One pass over every URL source not fetched by another node this period. A source deleted
+/// meanwhile is skipped.
 pub async fn refresh_all(back: &BackOffice) -> Result<usize, StoreError> {
     let sources = back.store.url_sources().await?;
     let mut done = 0;
+    // Each source fetched by one node per period: the lease lasts until just before the next pass.
+    let hold = back.calendars.refresh.saturating_sub(Duration::from_secs(1)).max(back.calendars.fetch_timeout);
     for source in &sources {
+        if !once::take(back, &format!("calendar:{}", source.id), hold).await? {
+            continue; // another node fetches it this period
+        }
         match refresh(back, source).await {
             Ok(()) | Err(StoreError::NotFound) => done += 1,
             Err(e) => return Err(e),

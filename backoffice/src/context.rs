@@ -21,6 +21,9 @@ pub struct BackOffice {
     /// How citizens and officials reach the server (`https://…`): every link and feed URL starts with it.
     pub public_url: String,
     pub calendars: CalendarPolicy,
+    /// This node's id (`SPORTELLO_NODE_ID`; one name for a single node): who holds the leases of
+    /// work one node does at a time ([`once`](crate::once)).
+    pub node: Arc<str>,
 }
 
 /// How officials' subscribed calendars are fetched (`calendar_fetch`).

@@ -11,6 +11,7 @@
 //!   their hashes, Argon2id passwords.
 //! - [`mail`]: outgoing email (SMTP, or `.eml` files); [`booking_mail`]: the booking emails and `.ics`.
 //! - [`reminders`]: the reminder pass, every minute.
+//! - [`once`]: work one node does at a time when several share the database (leases by node id).
 //! - [`calendar_fetch`]: officials' own calendars in (subscriptions, uploads); [`feeds`]: `.ics` feeds out.
 //! - [`webhooks`]: signed webhooks out (Standard Webhooks), retried with backoff from the store's outbox.
 //! - [`schedule`]: working patterns and holidays read from the store into the domain's types;
@@ -33,6 +34,7 @@ pub mod documents;
 pub mod feeds;
 pub mod links;
 pub mod mail;
+pub mod once;
 pub mod private;
 pub mod recordings;
 pub mod reminders;

@@ -6,18 +6,19 @@
 //! after the pass that sends booking confirmations which did not go out at booking
 //! (`booking::notify::send_unsent_confirmations`).
 //! An appointment is marked reminded only after its email went out, so a failing mail server
-//! means a retry on the next pass rather than a lost reminder.
+//! means a retry on the next pass rather than a lost reminder. With several nodes, each reminder
+//! is sent by the node that takes its lease (`reminder:<id>`, [`once`]).
 
 use std::time::Duration;
 
-use sportello_store::StoreError;
+use sportello_store::{Status, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::booking::notify::{Notice, NotifyError, deliver};
 use crate::context::BackOffice;
-use crate::links;
+use crate::{links, once};
 
 const EVERY: Duration = Duration::from_secs(60);
 
@@ -35,6 +36,18 @@ pub async fn send_due_reminders(back: &BackOffice, lead: Duration) -> Result<usi
     let mut sent = 0;
     for appt in due {
         let span = tracing::info_span!("reminder", appointment = %appt.id);
+        let lease = format!("reminder:{}", appt.id);
+        if !once::take(back, &lease, once::ITEM).await? {
+            continue; // another node is sending it
+        }
+        // Read again under the lease: another node may have sent it since the list was read.
+        let appt = match back.store.appointment(&appt.id).await? {
+            Some(a) if a.status == Status::Confirmed && a.reminder_sent_at.is_none() => a,
+            _ => {
+                once::release(back, &lease).await?;
+                continue;
+            }
+        };
         async {
             let (Some(office), Some(service)) =
                 (back.store.office(&appt.office_id).await?, back.store.service(&appt.service_id).await?)
@@ -61,6 +74,8 @@ pub async fn send_due_reminders(back: &BackOffice, lead: Duration) -> Result<usi
         }
         .instrument(span)
         .await?;
+        // Sent and marked (no longer due), or failed and free for any node's next pass.
+        once::release(back, &lease).await?;
     }
     Ok(sent)
 }

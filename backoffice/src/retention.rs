@@ -10,8 +10,8 @@ use std::time::Duration;
 use sportello_store::{Status, Store, StoreError};
 use tokio::sync::watch;
 
-use crate::clock::Clock;
-use crate::{documents, recordings};
+use crate::context::BackOffice;
+use crate::{documents, once, recordings};
 
 /// How often the pass runs.
 pub const INTERVAL: Duration = Duration::from_secs(300);
@@ -82,6 +82,8 @@ pub async fn pass(
     let mut sweep = run_once(store, data_dir, now).await?;
     let cutoff = now.saturating_sub(i64::try_from(recording_retention.as_secs()).unwrap_or(i64::MAX));
     sweep.recordings_deleted = delete_expired_recordings(store, data_dir, cutoff).await?;
+    // Leases of single items whose holder died before giving them back (a day is far past any).
+    store.delete_expired_leases(now.saturating_sub(86_400).saturating_mul(1000)).await?;
     Ok(sweep)
 }
 
@@ -104,11 +106,11 @@ pub async fn delete_expired_recordings(store: &Store, data_dir: &Path, cutoff: i
     Ok(deleted)
 }
 
-/// Runs [`pass`] every [`INTERVAL`] until the server shuts down.
+/// Runs [`pass`] every [`INTERVAL`] until the server shuts down; with several nodes, one of them
+/// per interval (the `retention` lease, held until just before the next pass).
 pub async fn run(
-    store: Store,
+    back: BackOffice,
     data_dir: std::path::PathBuf,
-    clock: Clock,
     recording_retention: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -117,8 +119,14 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(error) = pass(&store, &data_dir, clock.now(), recording_retention).await {
-                    tracing::error!(%error, "retention pass failed");
+                match once::take(&back, "retention", INTERVAL - Duration::from_secs(5)).await {
+                    Ok(true) => {
+                        if let Err(error) = pass(&back.store, &data_dir, back.clock.now(), recording_retention).await {
+                            tracing::error!(%error, "retention pass failed");
+                        }
+                    }
+                    Ok(false) => tracing::debug!("retention pass left to the node that holds it"),
+                    Err(error) => tracing::error!(%error, "retention pass not started"),
                 }
             }
             _ = shutdown.changed() => return,

@@ -60,6 +60,13 @@ pub struct Config {
     pub turn_secret: Option<TurnSecret>,
     /// `sqlite:PATH` or `postgres://…`; unset: SQLite at `<data_dir>/sportello.db`.
     pub database_url: Option<String>,
+    /// This node's name among several (`docs/cluster.md`); set, the node joins the cluster on the
+    /// PostgreSQL `database_url` and `nats_url`. Unset: one node, as always.
+    pub node_id: Option<String>,
+    /// NATS (`nats://host:4222`) between the nodes of a cluster.
+    pub nats_url: Option<String>,
+    /// Where the other nodes reach this node's HTTP side; unset: `http://<listen>`.
+    pub internal_url: Option<String>,
     /// `smtp://`, `smtps://` or `smtp+starttls://user:pass@host:port`; unset: every email is
     /// written as an `.eml` file into `<data_dir>/outbox`.
     pub smtp_url: Option<String>,
@@ -133,6 +140,9 @@ impl Default for Config {
             turn_secret_file: None,
             turn_secret: None,
             database_url: None,
+            node_id: None,
+            nats_url: None,
+            internal_url: None,
             smtp_url: None,
             mail_from: "Sportello <noreply@localhost>".into(),
             reminder_lead: Duration::from_secs(24 * 3600),
@@ -163,6 +173,17 @@ impl Config {
             Some(url) => url.clone(),
             None => format!("sqlite:{}", self.data_dir.join("sportello.db").display()),
         }
+    }
+
+    /// Where other nodes reach this one (`internal_url`, else `http://<listen>`).
+    pub fn internal_url(&self) -> String {
+        self.internal_url.clone().unwrap_or_else(|| url_of(self.listen))
+    }
+
+    /// This node's name: `node_id`, or `local` for the one node of an installation without one
+    /// (the holder of every lease).
+    pub fn node_name(&self) -> &str {
+        self.node_id.as_deref().unwrap_or("local")
     }
 
     /// The TURN servers to hand out, once URLs and the secret are known.
@@ -218,6 +239,8 @@ pub enum ConfigError {
     NoParticipants,
     #[error("invalid TURN URL {0:?}: it must start with turn: or turns:")]
     TurnUrl(String),
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// A trusted proxy block as written in the configuration: `10.0.0.0/8`, `2001:db8::/32`, or one
@@ -288,6 +311,9 @@ pub struct Layer {
     #[serde(skip)]
     pub turn_secret: Option<TurnSecret>,
     pub database_url: Option<String>,
+    pub node_id: Option<String>,
+    pub nats_url: Option<String>,
+    pub internal_url: Option<String>,
     pub smtp_url: Option<String>,
     pub mail_from: Option<String>,
     #[serde(default, deserialize_with = "duration_in_file")]
@@ -335,6 +361,9 @@ impl Layer {
             turn_secret_file: self.turn_secret_file.or(lower.turn_secret_file),
             turn_secret: self.turn_secret.or(lower.turn_secret),
             database_url: self.database_url.or(lower.database_url),
+            node_id: self.node_id.or(lower.node_id),
+            nats_url: self.nats_url.or(lower.nats_url),
+            internal_url: self.internal_url.or(lower.internal_url),
             smtp_url: self.smtp_url.or(lower.smtp_url),
             mail_from: self.mail_from.or(lower.mail_from),
             reminder_lead: self.reminder_lead.or(lower.reminder_lead),
@@ -378,6 +407,9 @@ impl Layer {
             turn_secret_file: self.turn_secret_file.or(base.turn_secret_file),
             turn_secret: self.turn_secret.or(base.turn_secret),
             database_url: self.database_url.or(base.database_url),
+            node_id: self.node_id.or(base.node_id),
+            nats_url: self.nats_url.or(base.nats_url),
+            internal_url: self.internal_url.or(base.internal_url),
             smtp_url: self.smtp_url.or(base.smtp_url),
             mail_from: self.mail_from.unwrap_or(base.mail_from),
             reminder_lead: self.reminder_lead.unwrap_or(base.reminder_lead),
@@ -457,6 +489,9 @@ impl Layer {
                         Some(TurnSecret::new(&value).ok_or_else(|| err("at least 16 characters".into()))?)
                 }
                 "DATABASE_URL" => layer.database_url = Some(value),
+                "NODE_ID" => layer.node_id = Some(value),
+                "NATS_URL" => layer.nats_url = Some(value),
+                "INTERNAL_URL" => layer.internal_url = Some(value),
                 "SMTP_URL" => layer.smtp_url = Some(value),
                 "MAIL_FROM" => layer.mail_from = Some(value),
                 "REMINDER_LEAD" => layer.reminder_lead = Some(parse_duration(&value).map_err(err)?),
@@ -551,6 +586,15 @@ pub struct ConfigArgs {
     /// Database: sqlite:PATH or postgres://… [env: SPORTELLO_DATABASE_URL] [default: sqlite:<data-dir>/sportello.db]
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
+    /// This node's name in a cluster (letters, digits, '-') [env: SPORTELLO_NODE_ID] [default: none: one node]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub node_id: Option<String>,
+    /// NATS between the nodes of a cluster [env: SPORTELLO_NATS_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// Where other nodes reach this node's HTTP side [env: SPORTELLO_INTERNAL_URL] [default: http://<listen>]
+    #[arg(long, global = true, value_name = "URL")]
+    pub internal_url: Option<String>,
 }
 
 impl ConfigArgs {
@@ -577,6 +621,9 @@ impl ConfigArgs {
             turn_ttl: self.turn_ttl,
             turn_secret_file: self.turn_secret_file.clone(),
             database_url: self.database_url.clone(),
+            node_id: self.node_id.clone(),
+            nats_url: self.nats_url.clone(),
+            internal_url: self.internal_url.clone(),
             // Credentials and mail settings come from the file or the environment, not the command line.
             ..Layer::default()
         }
@@ -625,6 +672,34 @@ impl Config {
         }
         if let Some(bad) = self.turn_urls.iter().find(|u| !(u.starts_with("turn:") || u.starts_with("turns:"))) {
             return Err(ConfigError::TurnUrl(bad.clone()));
+        }
+        if let Some(node) = &self.node_id {
+            let name_ok = (1..=40).contains(&node.len())
+                && node.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !node.starts_with('-');
+            if !name_ok {
+                return Err(ConfigError::Cluster(format!(
+                    "node_id {node:?} must be 1-40 letters, digits or '-' (it names the node in logs, leases and NATS subjects)"
+                )));
+            }
+            if !self.database_url().starts_with("postgres") {
+                return Err(ConfigError::Cluster(
+                    "several nodes share one PostgreSQL database: set database_url (SPORTELLO_DATABASE_URL) to postgres://… \
+                     or unset node_id to run one node on SQLite"
+                        .into(),
+                ));
+            }
+            if self.nats_url.as_deref().is_none_or(|u| !(u.starts_with("nats://") || u.starts_with("tls://"))) {
+                return Err(ConfigError::Cluster(
+                    "several nodes talk over NATS: set nats_url (SPORTELLO_NATS_URL) to nats://host:4222".into(),
+                ));
+            }
+        }
+        if let Some(url) = &self.internal_url
+            && !url.starts_with("http://")
+            && !url.starts_with("https://")
+        {
+            return Err(ConfigError::Cluster(format!("internal_url {url:?} must be an http:// or https:// URL")));
         }
         Ok(self)
     }
@@ -784,6 +859,31 @@ mod tests {
         assert!(err.to_string().contains("SPORTELLO_MAX_PARTICIPANTS"), "{err}");
         let err = Config::load(&args_in(dir.path()), env(&[("SPORTELLO_ICE_SERVERS", "stun:x")])).unwrap_err();
         assert!(err.to_string().contains("SPORTELLO_ICE_SERVERS"), "{err}");
+    }
+
+    /// A cluster node needs PostgreSQL and NATS, and a name that can go into NATS subjects; a
+    /// single node needs none of it.
+    #[test]
+    fn a_node_id_asks_for_postgresql_and_nats() {
+        let dir = tempfile::tempdir().unwrap();
+        let pg = ("SPORTELLO_DATABASE_URL", "postgres://sportello@db/sportello");
+        let nats = ("SPORTELLO_NATS_URL", "nats://10.0.0.5:4222");
+        let config = Config::load(&args_in(dir.path()), env(&[("SPORTELLO_NODE_ID", "nodo-1"), pg, nats])).unwrap();
+        assert_eq!((config.node_name(), config.nats_url.as_deref()), ("nodo-1", Some("nats://10.0.0.5:4222")));
+        assert_eq!(config.internal_url(), "http://127.0.0.1:8080");
+        let single = Config::load(&args_in(dir.path()), env(&[])).unwrap();
+        assert_eq!((single.node_name(), single.node_id.as_deref()), ("local", None));
+
+        for (vars, says) in [
+            (vec![("SPORTELLO_NODE_ID", "nodo-1"), nats], "PostgreSQL"),
+            (vec![("SPORTELLO_NODE_ID", "nodo-1"), pg], "NATS"),
+            (vec![("SPORTELLO_NODE_ID", "nodo.1"), pg, nats], "letters, digits"),
+            (vec![("SPORTELLO_NODE_ID", ""), pg, nats], "letters, digits"),
+            (vec![("SPORTELLO_INTERNAL_URL", "10.0.0.4:8080")], "internal_url"),
+        ] {
+            let err = Config::load(&args_in(dir.path()), env(&vars)).unwrap_err();
+            assert!(matches!(err, ConfigError::Cluster(_)) && err.to_string().contains(says), "{err}");
+        }
     }
 
     #[test]

@@ -78,6 +78,7 @@ impl AppState {
                 fetch_timeout: config.calendar_fetch_timeout,
                 allow_private: config.calendar_allow_private,
             },
+            node: config.node_name().into(),
         };
         AppState {
             back_office,

@@ -17,6 +17,18 @@ impl Store {
         rows.iter().map(rows::appointment).collect()
     }
 
+    /// Whether `id` is confirmed and its confirmation still unsent (read again by the node that
+    /// took the work, since another may have sent it meanwhile).
+    pub async fn confirmation_unsent(&self, id: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM appointments WHERE id = $1 AND status = 'confirmed' AND confirmation_sent_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// The confirmation of `id` went out (kept at the first time).
     pub async fn mark_confirmation_sent(&self, id: &str, now: i64) -> Result<()> {
         self.retrying("mark_confirmation_sent", || async move {

@@ -484,6 +484,7 @@ mod tests {
                 fetch_timeout: Duration::from_secs(5),
                 allow_private: false,
             },
+            node: "test".into(),
         };
         World { back, office, service, _dir: dir }
     }

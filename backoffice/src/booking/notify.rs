@@ -11,8 +11,8 @@ use tracing::Instrument;
 
 use crate::booking_mail::BookingMail;
 use crate::context::BackOffice;
-use crate::links;
 use crate::mail::MailError;
+use crate::{links, once};
 
 /// Which email, with the manage secret the links open the booking with.
 #[derive(Clone, Copy)]
@@ -144,6 +144,15 @@ pub async fn send_unsent_confirmations(back: &BackOffice) -> Result<usize, Store
     let mut sent = 0;
     for appt in back.store.unsent_confirmations(now - CONFIRMATION_GRACE_SECS, now).await? {
         let span = tracing::info_span!("confirmation", appointment = %appt.id);
+        let lease = format!("confirmation:{}", appt.id);
+        if !once::take(back, &lease, once::ITEM).await? {
+            continue; // another node is sending it
+        }
+        // Read again under the lease: another node may have sent it since the list was read.
+        if !back.store.confirmation_unsent(&appt.id).await? {
+            once::release(back, &lease).await?;
+            continue;
+        }
         let went_out = async {
             let (Some(office), Some(service)) =
                 (back.store.office(&appt.office_id).await?, back.store.service(&appt.service_id).await?)
@@ -173,6 +182,7 @@ pub async fn send_unsent_confirmations(back: &BackOffice) -> Result<usize, Store
         }
         .instrument(span)
         .await?;
+        once::release(back, &lease).await?;
         sent += usize::from(went_out);
     }
     Ok(sent)
