@@ -34,6 +34,8 @@ pub struct TempPostgres {
     data: PathBuf,
     port: u16,
     as_postgres: bool,
+    /// `pg_ctl -o` of the start, to start it again on the same port.
+    options: String,
     databases: AtomicU32,
     url: String,
     // Last: removed after the server has been stopped.
@@ -77,7 +79,7 @@ impl TempPostgres {
             ]),
         )?;
         let mut attempt = 0;
-        let port = loop {
+        let (port, options) = loop {
             attempt += 1;
             // A port the kernel just handed out and we released: another process may grab it
             // before the server binds, hence the retry.
@@ -97,7 +99,7 @@ impl TempPostgres {
                     .args(["-o", &options, "-w", "-t", "60", "start"]),
             );
             match started {
-                Ok(_) => break port,
+                Ok(_) => break (port, options),
                 Err(e) if attempt < 5 => {
                     let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
                     tracing::warn!(port, error = %e, log, "PostgreSQL did not start, trying another port");
@@ -105,8 +107,16 @@ impl TempPostgres {
                 Err(e) => return Err(e),
             }
         };
-        let mut pg =
-            TempPostgres { bin, data, port, as_postgres, databases: AtomicU32::new(0), url: String::new(), _dir: dir };
+        let mut pg = TempPostgres {
+            bin,
+            data,
+            port,
+            as_postgres,
+            options,
+            databases: AtomicU32::new(0),
+            url: String::new(),
+            _dir: dir,
+        };
         pg.url = pg.create_database()?;
         Ok(pg)
     }
@@ -144,8 +154,9 @@ impl TempPostgres {
     }
 }
 
-impl Drop for TempPostgres {
-    fn drop(&mut self) {
+impl TempPostgres {
+    /// `pg_ctl -D <data>`, as the cluster's owner.
+    fn pg_ctl(&self) -> Command {
         let pg_ctl = self.bin.join("pg_ctl");
         let mut command = if self.as_postgres {
             let mut c = Command::new("runuser");
@@ -154,8 +165,27 @@ impl Drop for TempPostgres {
         } else {
             Command::new(pg_ctl)
         };
-        command.current_dir(self._dir.path()).arg("-D").arg(&self.data).args(["-m", "immediate", "-w", "stop"]);
-        if let Err(e) = run("pg_ctl stop", &mut command) {
+        command.current_dir(self._dir.path()).arg("-D").arg(&self.data);
+        command
+    }
+
+    /// Stops the server at once (`-m immediate`: as a crash, every connection cut), keeping its data.
+    pub fn stop(&self) -> Result<(), TestingError> {
+        run("pg_ctl stop", self.pg_ctl().args(["-m", "immediate", "-w", "stop"])).map(drop)
+    }
+
+    /// Starts it again after [`TempPostgres::stop`], on the same port.
+    pub fn restart(&self) -> Result<(), TestingError> {
+        let log = self._dir.path().join("server.log");
+        run("pg_ctl start", self.pg_ctl().arg("-l").arg(log).args(["-o", &self.options, "-w", "-t", "60", "start"]))
+            .map(drop)
+    }
+}
+
+impl Drop for TempPostgres {
+    fn drop(&mut self) {
+        let running = self.data.join("postmaster.pid").exists();
+        if running && let Err(e) = self.stop() {
             tracing::warn!(error = %e, "could not stop the temporary PostgreSQL");
         }
     }
