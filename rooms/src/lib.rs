@@ -19,6 +19,7 @@
 //!   room, chat or council type.
 //! - [`turn`]: per-participant TURN REST credentials (coturn `use-auth-secret`) and their secret.
 //! - [`grants`]: whether a join token still opens its room (appointment, membership, account).
+//! - [`relay`]: sessions whose room runs on another node (several nodes): both ends of the relay.
 //!
 //! Invariants: a room never awaits a websocket (per-connection bounded queues; a full queue closes
 //! that connection) nor the store (the persistence queue); nothing here knows RTP or ICE internals.
@@ -31,6 +32,7 @@ pub mod live;
 pub mod persist;
 pub mod protocol;
 pub mod recording;
+pub mod relay;
 pub mod room;
 pub mod rooms;
 pub mod session;

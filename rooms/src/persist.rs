@@ -28,6 +28,9 @@ pub struct Job<M> {
     /// For the logs only: never the job's data (a ballot is in there).
     what: &'static str,
     work: Work<M>,
+    /// The room and ownership epoch its writes are fenced with (several nodes): once the room
+    /// has a newer owner, they fail and change nothing (`Store::fenced`).
+    fence: Option<(RoomId, i64)>,
 }
 
 impl<M> Job<M> {
@@ -36,7 +39,13 @@ impl<M> Job<M> {
         F: FnOnce(Store) -> Fut + Send + 'static,
         Fut: Future<Output = Answer<M>> + Send + 'static,
     {
-        Job { what, work: Box::new(move |store| Box::pin(work(store))) }
+        Job { what, work: Box::new(move |store| Box::pin(work(store))), fence: None }
+    }
+
+    /// This job's writes, fenced with `room`'s ownership `epoch`.
+    pub fn fenced(mut self, room: RoomId, epoch: i64) -> Job<M> {
+        self.fence = Some((room, epoch));
+        self
     }
 }
 
@@ -97,8 +106,12 @@ impl<M> Persister<M> {
 /// Runs jobs until every [`Persister`] is gone, or until an answer finds the registry gone.
 pub async fn run<D: Deliver>(mut jobs: mpsc::Receiver<Job<D::Message>>, store: Store, rooms: D) {
     while let Some(job) = jobs.recv().await {
-        let Job { what, work } = job;
-        if let Some((room, message)) = work(store.clone()).await
+        let Job { what, work, fence } = job;
+        let store = match &fence {
+            Some((room, epoch)) => store.fenced(room, *epoch),
+            None => store.clone(),
+        };
+        if let Some((room, message)) = work(store).await
             && rooms.deliver(&room, message).is_err()
         {
             tracing::debug!(job = what, "rooms registry gone: persistence task ends");

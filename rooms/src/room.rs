@@ -327,6 +327,9 @@ pub(crate) struct Room {
     council: Option<CouncilRoom>,
     /// Council rooms: the public stream and the recording of the session.
     on_air: Option<crate::broadcast::Broadcast>,
+    /// This node's ownership epoch of the room, when several nodes share the database: every
+    /// write the room queues is fenced with it.
+    epoch: Option<i64>,
 }
 
 impl Room {
@@ -336,10 +339,12 @@ impl Room {
         settings: Arc<RoomSettings>,
         control: mpsc::UnboundedSender<Control>,
         view: Arc<Mutex<RoomView>>,
+        epoch: Option<i64>,
     ) -> Room {
         let appointment = id.strip_prefix("appt-").filter(|a| !a.is_empty()).map(str::to_owned);
         let council = CouncilRoom::for_room(&id).map(|(mut council, load)| {
-            if settings.persist.submit(council_job(load, settings.clock.now())).is_err() {
+            let load = fence(council_job(load, settings.clock.now()), &id, epoch);
+            if settings.persist.submit(load).is_err() {
                 council.load_not_queued();
             }
             council
@@ -365,6 +370,7 @@ impl Room {
             control,
             council,
             on_air,
+            epoch,
         }
     }
 
@@ -501,7 +507,7 @@ impl Room {
                 let since = self.settings.clock.now();
                 tracing::info!(participant = %id, "waiting in the lobby");
                 if let Some(appointment) = claims.appt.clone().or_else(|| self.appointment.clone()) {
-                    let _ = self.settings.persist.submit(citizen_waiting(appointment, since));
+                    let _ = self.persist(citizen_waiting(appointment, since));
                 }
                 self.waiting.push(Waiting { id, claims, conn: conn.clone(), since });
                 since
@@ -623,13 +629,13 @@ impl Room {
                 let held = claims.wait && claims.role != Role::Host;
                 if held {
                     let now = self.settings.clock.now();
-                    let _ = self.settings.persist.submit(admission(self.id.clone(), id.clone(), Some(now)));
+                    let _ = self.persist(admission(self.id.clone(), id.clone(), Some(now)));
                 }
                 if claims.role != Role::Host
                     && let Some(appointment) = claims.appt.clone().or_else(|| self.appointment.clone())
                 {
                     let now = self.settings.clock.now();
-                    let _ = self.settings.persist.submit(citizen_joined(appointment, now));
+                    let _ = self.persist(citizen_joined(appointment, now));
                 }
                 self.participants.push(Participant {
                     id: id.clone(),
@@ -781,7 +787,7 @@ impl Room {
     /// Queues the archiving of a recording the public side stopped.
     fn archive(&self, finished: Option<Finished>) {
         if let Some(finished) = finished
-            && self.settings.persist.submit(archive_recording(finished)).is_err()
+            && self.persist(archive_recording(finished)).is_err()
         {
             tracing::error!("persistence queue full: a recording was not archived");
         }
@@ -792,7 +798,7 @@ impl Room {
             match action {
                 // A full queue is already logged by the persister; the meeting goes on.
                 council::Action::Store(job) => {
-                    let _ = self.settings.persist.submit(council_job(job, self.settings.clock.now()));
+                    let _ = self.persist(council_job(job, self.settings.clock.now()));
                 }
                 council::Action::State(state) => self.broadcast(&ServerMessage::CouncilState(state), None),
                 council::Action::GateMicrophone { participant, enabled } => {
@@ -837,7 +843,7 @@ impl Room {
             delete_after: now.saturating_add(retention),
         };
         let job = store_chat(self.id.clone(), p.id.clone(), conn, chat, now);
-        self.settings.persist.submit(job).map_err(|_| ProtocolError::Internal("persistence queue full".into()))
+        self.persist(job).map_err(|_| ProtocolError::Internal("persistence queue full".into()))
     }
 
     async fn publish_offer(
@@ -950,7 +956,7 @@ impl Room {
     async fn remove(&mut self, i: usize) {
         let p = self.participants.remove(i);
         if p.held {
-            let _ = self.settings.persist.submit(admission(self.id.clone(), p.id.clone(), None));
+            let _ = self.persist(admission(self.id.clone(), p.id.clone(), None));
         }
         self.broadcast(&ServerMessage::ParticipantLeft { participant_id: p.id.to_string() }, None);
         let now = self.settings.clock.now();
@@ -969,7 +975,7 @@ impl Room {
             && let Some(appointment) = self.appointment.clone()
         {
             let now = self.settings.clock.now();
-            let _ = self.settings.persist.submit(room_ended(appointment, now));
+            let _ = self.persist(room_ended(appointment, now));
         }
     }
 
@@ -1014,6 +1020,21 @@ impl Room {
 }
 
 // --- what rooms queue for the persistence task ---------------------------------------------------
+
+/// `job`, fenced with the room's ownership epoch when it has one.
+fn fence(job: Job<Control>, room: &RoomId, epoch: Option<i64>) -> Job<Control> {
+    match epoch {
+        Some(epoch) => job.fenced(room.clone(), epoch),
+        None => job,
+    }
+}
+
+impl Room {
+    /// Queues `job` for the persistence task, fenced with this room's ownership.
+    fn persist(&self, job: Job<Control>) -> Result<(), crate::persist::Busy> {
+        self.settings.persist.submit(fence(job, &self.id, self.epoch))
+    }
+}
 
 /// Stores a chat message, then hands it back to the room to broadcast (so everyone sees the stored id).
 fn store_chat(room: RoomId, sender: ParticipantId, conn: ConnId, chat: NewChat, now: i64) -> Job<Control> {

@@ -68,10 +68,14 @@ struct Inner {
     sfu: Sfu,
     settings: Arc<RoomSettings>,
     next_actor: AtomicU64,
+    /// This node among several: a retired room's ownership is released for the next claim.
+    cluster: std::sync::OnceLock<sportello_cluster::Cluster>,
 }
 
 struct Entry {
     actor: u64,
+    /// The ownership epoch the room's actor writes under (several nodes).
+    epoch: Option<i64>,
     control: mpsc::UnboundedSender<Control>,
     commands: mpsc::Sender<Command>,
     view: Arc<Mutex<RoomView>>,
@@ -108,8 +112,14 @@ impl Rooms {
                 sfu,
                 settings: Arc::new(settings),
                 next_actor: AtomicU64::new(1),
+                cluster: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Joins this registry to a cluster: rooms that retire give their ownership back.
+    pub fn attach_cluster(&self, cluster: sportello_cluster::Cluster) {
+        let _ = self.inner.cluster.set(cluster);
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<RoomId, Entry>> {
@@ -120,8 +130,15 @@ impl Rooms {
 
     /// Joins the room named in `claims` (created on demand). On success the room has already
     /// queued `welcome` on `conn` (or `waiting`). `admitted`: the store says a host let this
-    /// identity in and it has not left since, so it skips the lobby.
-    pub async fn join(&self, claims: Claims, conn: Connection, admitted: bool) -> Result<RoomHandle, ProtocolError> {
+    /// identity in and it has not left since, so it skips the lobby. `epoch`: the room's ownership
+    /// as this node placed it (several nodes; `None` for the one node).
+    pub async fn join(
+        &self,
+        claims: Claims,
+        conn: Connection,
+        admitted: bool,
+        epoch: Option<i64>,
+    ) -> Result<RoomHandle, ProtocolError> {
         let room: RoomId = claims.room.as_str().into();
         let participant: ParticipantId = claims.sub.as_str().into();
         let conn_id = conn.id;
@@ -131,7 +148,13 @@ impl Rooms {
             let mut join = Control::Join { claims, conn, admitted, reply };
             let mut attempt = 0;
             loop {
-                let entry = map.entry(room.clone()).or_insert_with(|| self.spawn_room(room.clone()));
+                if map.get(&room).is_some_and(|e| e.epoch != epoch) {
+                    // An actor of an ownership this node lost and claimed again: its writes are
+                    // refused; the new one's are not. It ends with its sessions.
+                    tracing::warn!(room = %room, ?epoch, "room owned again under a new epoch: a new actor");
+                    map.remove(&room);
+                }
+                let entry = map.entry(room.clone()).or_insert_with(|| self.spawn_room(room.clone(), epoch));
                 match entry.control.send(join) {
                     Ok(()) => break entry.commands.clone(),
                     // The actor died (it only stops by retiring, which removes its entry first):
@@ -150,7 +173,7 @@ impl Rooms {
         Ok(RoomHandle { room, participant, conn: conn_id, commands })
     }
 
-    fn spawn_room(&self, id: RoomId) -> Entry {
+    fn spawn_room(&self, id: RoomId, epoch: Option<i64>) -> Entry {
         let actor = self.inner.next_actor.fetch_add(1, Ordering::Relaxed);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (commands_tx, commands_rx) = mpsc::channel(ROOM_COMMAND_QUEUE);
@@ -161,10 +184,11 @@ impl Rooms {
             self.inner.settings.clone(),
             control_tx.clone(),
             view.clone(),
+            epoch,
         );
         let span = tracing::info_span!("room", room = %id);
         tokio::spawn(room.run(actor, self.clone(), control_rx, commands_rx).instrument(span));
-        Entry { actor, control: control_tx, commands: commands_tx, view }
+        Entry { actor, epoch, control: control_tx, commands: commands_tx, view }
     }
 
     /// The media engine (program feeds, WHEP/WHIP need it outside any room actor).
@@ -238,8 +262,12 @@ impl Rooms {
         if !pending.is_empty() {
             return false;
         }
-        if map.get(id).is_some_and(|e| e.actor == actor) {
-            map.remove(id);
+        if map.get(id).is_some_and(|e| e.actor == actor)
+            && let Some(entry) = map.remove(id)
+            && let (Some(epoch), Some(cluster)) = (entry.epoch, self.inner.cluster.get())
+        {
+            let (cluster, room) = (cluster.clone(), id.to_string());
+            tokio::spawn(async move { cluster.release(&room, epoch).await });
         }
         true
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use sportello_backoffice::token::{Role, TokenKey};
+use sportello_cluster::{Cluster, Health, Placement, RelaySink};
 use sportello_store::Store;
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -18,6 +19,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 use crate::error::{Lang, ProtocolError};
 use crate::grants::Revoked;
 use crate::protocol::{self, ClientMessage, MAX_FRAME};
+use crate::relay;
 use crate::room::{ConnId, Connection, Gone, Outbox, Outgoing, SharedText};
 use crate::rooms::{RoomHandle, Rooms};
 
@@ -36,6 +38,15 @@ const OUTBOX_CAPACITY: usize = 256;
 pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_POLICY: u16 = 1008;
+/// "Service restart": this node stopped serving the room (fenced, or the relay to its owner
+/// ended); the client reconnects and its join is placed again.
+pub const CLOSE_RESTART: u16 = 1012;
+
+/// Connection ids, unique in the process (websockets and sessions relayed from other nodes).
+pub fn next_conn_id() -> ConnId {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 /// A frame from the peer, as the transport read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +78,9 @@ pub struct Context {
     pub store: Store,
     /// Changes (or closes) when the server shuts down: the session closes with 1001.
     pub shutdown: watch::Receiver<bool>,
+    /// This node among several (`docs/cluster.md`): a join is placed first — here, or relayed
+    /// to the room's owner; a fenced node closes its sessions. `None`: the one node.
+    pub cluster: Option<Cluster>,
 }
 
 /// Runs one session to its end. `expected_room`: when set, the token must be for this room.
@@ -92,17 +106,25 @@ pub async fn run<S, K, E>(
         conn,
         context: context.clone(),
         expected_room,
+        lang,
         on_joined: Box::new(on_joined),
         joined: None,
+        relayed: None,
         left: false,
         closing: false,
     };
+    let health = context.cluster.as_ref().map(Cluster::watch_health);
     tokio::select! {
-        () = write(sink, outbox, context.shutdown.clone()) => {}
+        () = write(sink, outbox, context.shutdown.clone(), health) => {}
         () = session.read(stream) => {}
     }
     if let (Some(room), false) = (&session.joined, session.left) {
         room.disconnected().await;
+    }
+    if let Some(relayed) = session.relayed.take() {
+        // The owner's session ends too (its room starts the reconnection grace).
+        let _ = relayed.to_owner.send(sportello_cluster::Frame::Close(CLOSE_GOING_AWAY)).await;
+        relayed.from_owner.abort();
     }
     tracing::debug!("session closed");
 }
@@ -111,11 +133,20 @@ struct Session<'a> {
     conn: Connection,
     context: Context,
     expected_room: Option<String>,
+    lang: Lang,
     on_joined: Box<dyn FnMut() + Send + 'a>,
     joined: Option<RoomHandle>,
+    /// The room runs on another node: frames go there and back ([`relay`]).
+    relayed: Option<Relayed>,
     left: bool,
     /// A close frame is queued: frames are no longer processed.
     closing: bool,
+}
+
+/// A session relayed to the room's owner: where its frames go, and the task bringing the owner's.
+struct Relayed {
+    to_owner: RelaySink,
+    from_owner: tokio::task::JoinHandle<()>,
 }
 
 impl Session<'_> {
@@ -148,12 +179,13 @@ impl Session<'_> {
     {
         let join_deadline = Instant::now() + JOIN_TIMEOUT;
         loop {
-            let next = match self.joined {
-                None => timeout_at(join_deadline, stream.next()).await,
-                Some(_) => timeout(IDLE_TIMEOUT, stream.next()).await,
+            let joined = self.joined.is_some() || self.relayed.is_some();
+            let next = match joined {
+                false => timeout_at(join_deadline, stream.next()).await,
+                true => timeout(IDLE_TIMEOUT, stream.next()).await,
             };
             let frame = match next {
-                Err(_) if self.joined.is_none() => {
+                Err(_) if !joined => {
                     tracing::info!("no join within {JOIN_TIMEOUT:?}");
                     return self.start_closing(self.conn.close(CLOSE_POLICY, "join timeout"));
                 }
@@ -200,12 +232,16 @@ impl Session<'_> {
     }
 
     async fn on_text(&mut self, text: &str) -> bool {
+        if let Some(relayed) = &self.relayed {
+            // The owner's session parses and answers it.
+            return relayed.to_owner.send(sportello_cluster::Frame::Text(text.to_owned())).await.is_ok();
+        }
         let message = match protocol::parse(text) {
             Ok(message) => message,
             Err(error) => return self.error(error),
         };
         match (message, &self.joined) {
-            (ClientMessage::Join { token }, None) => self.join(&token).await,
+            (ClientMessage::Join { token }, None) => self.join(&token, text).await,
             (ClientMessage::Join { .. }, Some(_)) => self.error(ProtocolError::AlreadyJoined),
             (_, None) => self.error(ProtocolError::NotJoined),
             (ClientMessage::Leave, Some(room)) => {
@@ -221,7 +257,7 @@ impl Session<'_> {
         }
     }
 
-    async fn join(&mut self, token: &str) -> bool {
+    async fn join(&mut self, token: &str, text: &str) -> bool {
         let claims = match self.context.tokens.verify(token, self.expected_room.as_deref()) {
             Ok(claims) => claims,
             Err(error) => return self.error(error.into()),
@@ -233,6 +269,16 @@ impl Session<'_> {
             // The program feed and the chamber encoder's room belong to WHEP/WHIP (an encoder
             // token is a join token for `chamber-<id>`): not rooms one enters by websocket.
             return self.error(ProtocolError::Forbidden);
+        }
+        // Several nodes: the room runs where it is owned; a join elsewhere is relayed there.
+        let mut epoch = None;
+        if let Some(cluster) = self.context.cluster.clone() {
+            match cluster.place(&claims.room).await {
+                Ok(Placement::Local { epoch: e }) => epoch = Some(e),
+                Ok(Placement::Remote { node }) => return self.relay(&cluster, &node, text).await,
+                // Not fatal: the client tries again (by then the owner is placed or judged dead).
+                Err(error) => return self.error(ProtocolError::Internal(format!("placing the room: {error}"))),
+            }
         }
         if let Err(revoked) = crate::grants::check(&self.context.store, &claims).await {
             tracing::info!(%revoked, "room token refused");
@@ -254,7 +300,7 @@ impl Session<'_> {
                     false
                 }
             };
-        match self.context.rooms.join(claims, self.conn.clone(), admitted).await {
+        match self.context.rooms.join(claims, self.conn.clone(), admitted, epoch).await {
             Ok(room) => {
                 self.joined = Some(room);
                 (self.on_joined)();
@@ -264,14 +310,51 @@ impl Session<'_> {
             Err(error) => self.error(error),
         }
     }
+
+    /// The room runs on `owner`: relays this session there, its `join` frame first.
+    async fn relay(&mut self, cluster: &Cluster, owner: &str, join: &str) -> bool {
+        let lang = match self.lang {
+            Lang::It => "it",
+            Lang::En => "en",
+        };
+        match cluster.open_relay(owner, lang, self.expected_room.clone(), join.to_owned()).await {
+            Ok(link) => {
+                tracing::info!(owner, "session relayed to the room's owner");
+                let (to_owner, frames) = link.split();
+                let from_owner =
+                    tokio::spawn(relay::to_browser(cluster.clone(), owner.to_owned(), frames, self.conn.clone()));
+                self.relayed = Some(Relayed { to_owner, from_owner });
+                (self.on_joined)();
+                true
+            }
+            Err(error) => self.error(ProtocolError::Internal(format!("relaying to node {owner}: {error}"))),
+        }
+    }
 }
 
 /// Drains the outgoing queue into the transport and pings. Ends after a close frame, when cut off
 /// (queue overflow), on server shutdown, or when the transport fails.
-async fn write<K: Sink<Outbound> + Unpin>(mut sink: K, mut outbox: Outbox, mut shutdown: watch::Receiver<bool>) {
+async fn write<K: Sink<Outbound> + Unpin>(
+    mut sink: K,
+    mut outbox: Outbox,
+    mut shutdown: watch::Receiver<bool>,
+    mut health: Option<watch::Receiver<Health>>,
+) {
     let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     loop {
+        let fenced = async {
+            match health.as_mut() {
+                Some(h) => {
+                    if h.wait_for(|h| *h == Health::Fenced).await.is_err() {
+                        std::future::pending::<()>().await; // the node left the cluster: shutdown closes
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
         let frame = tokio::select! {
+            // This node gave its rooms up: the client reconnects, to the room's next owner.
+            () = fenced => Outbound::Close(CLOSE_RESTART, "node fenced"),
             () = outbox.kill.notified() => {
                 let _ = timeout(Duration::from_secs(1), sink.send(Outbound::Close(CLOSE_POLICY, "too slow"))).await;
                 return;

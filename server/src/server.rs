@@ -163,6 +163,8 @@ pub enum ServerError {
     Serve(std::io::Error),
     #[error("HTTP server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(#[from] sportello_cluster::ClusterError),
 }
 
 /// A started server. Dropping it shuts it down too (websockets close with 1001).
@@ -285,7 +287,22 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         None => None,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let state = AppState::new(config, tokens, sfu.clone(), store, mailer, shutdown_rx.clone());
+    let mut state = AppState::new(config, tokens, sfu.clone(), store, mailer, shutdown_rx.clone());
+    if let (Some(id), Some(nats_url)) = (state.config.node_id.clone(), state.config.nats_url.clone()) {
+        // Several nodes (`docs/cluster.md`): this node's row, lock and heartbeat; joins placed on
+        // the room's owner; sessions relayed here from the other nodes.
+        let internal_url = match state.config.internal_url.clone() {
+            Some(url) => url,
+            None => format!("http://{http_addr}"),
+        };
+        let media = sfu.local_addr();
+        let media_addr = SocketAddr::new(state.config.announced_ip.unwrap_or(media.ip()), media.port()).to_string();
+        let node = sportello_cluster::NodeConfig { id, internal_url, media_addr, nats_url };
+        let (cluster, _task) = sportello_cluster::Cluster::join(state.store.clone(), node, shutdown_rx.clone()).await?;
+        state.rooms.attach_cluster(cluster.clone());
+        state.cluster = Some(cluster.clone());
+        tokio::spawn(sportello_rooms::relay::serve(cluster, state.session_context()));
+    }
     let (rooms, tokens, config, store, live) =
         (state.rooms.clone(), state.tokens.clone(), state.config.clone(), state.store.clone(), state.live.clone());
     let events = tokio::spawn(rooms.clone().route_events(events));

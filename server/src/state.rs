@@ -37,6 +37,8 @@ pub struct AppState {
     pub live: sportello_rooms::live::LiveBoard,
     /// The same store, key, mailer and clock for the back office's use cases and passes.
     pub back_office: BackOffice,
+    /// This node among several (`node_id` set); `None` for the one node.
+    pub cluster: Option<sportello_cluster::Cluster>,
 }
 
 impl AppState {
@@ -92,6 +94,18 @@ impl AppState {
             sockets: Arc::default(),
             shutdown,
             live,
+            cluster: None,
+        }
+    }
+
+    /// What a signaling session needs: a websocket's, or one relayed from another node.
+    pub fn session_context(&self) -> sportello_rooms::session::Context {
+        sportello_rooms::session::Context {
+            rooms: self.rooms.clone(),
+            tokens: self.tokens.clone(),
+            store: self.store.clone(),
+            shutdown: self.shutdown.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 }

@@ -2,8 +2,6 @@
 //! HTTP — the per-address gate, the upgrade, the library's read limit and its frames; the session
 //! itself (join deadline, parsing, pings, close codes) is `sportello_rooms::session`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -24,8 +22,6 @@ const READ_LIMIT: usize = 1024 * 1024;
 /// so stays resident for every participant, while signaling messages are a few KiB (an SDP offer of
 /// a full council room ≈ 10 KiB); a larger frame grows the buffer as it arrives, up to `READ_LIMIT`.
 const READ_BUFFER: usize = 16 * 1024;
-
-static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
@@ -72,7 +68,7 @@ impl Drop for OpenSession {
 
 async fn run(socket: WebSocket, state: AppState, query: WsQuery, ticket: Ticket) {
     let _open = OpenSession::new();
-    let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let id = session::next_conn_id();
     let span =
         tracing::info_span!("session", conn = id, room = tracing::field::Empty, participant = tracing::field::Empty);
     let (sink, stream) = socket.split();
@@ -94,12 +90,7 @@ async fn run(socket: WebSocket, state: AppState, query: WsQuery, ticket: Ticket)
             Outbound::Ping => Message::Ping(Default::default()),
         }))
     });
-    let context = session::Context {
-        rooms: state.rooms.clone(),
-        tokens: state.tokens.clone(),
-        store: state.store.clone(),
-        shutdown: state.shutdown.clone(),
-    };
+    let context = state.session_context();
     let lang = Lang::from_query(query.lang.as_deref());
     let mut ticket = ticket;
     session::run(Box::pin(stream), Box::pin(sink), context, id, lang, query.room, move || ticket.joined())

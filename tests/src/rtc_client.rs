@@ -242,7 +242,7 @@ impl Client {
     }
 
     /// One round of I/O: read what arrived, send media that is due, flush writes and timers.
-    async fn step(&mut self) -> Result<(), Error> {
+    pub async fn step(&mut self) -> Result<(), Error> {
         let now = Instant::now();
         loop {
             match self.socket.try_recv_from(&mut self.buf) {

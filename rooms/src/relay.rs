@@ -1,0 +1,121 @@
+//! Sessions whose room runs on another node (several nodes, `docs/cluster.md`): the two ends of a
+//! relay over NATS ([`sportello_cluster::relay`]). On the node holding the websocket,
+//! [`to_browser`] carries the owner's frames to the browser; on the owner, [`serve`] runs each
+//! relayed session as [`session::run`] runs a websocket. Either end stops when the other's node
+//! is judged dead, and the browser's client reconnects (close 1012) to be placed again.
+
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt, stream};
+use sportello_cluster::{Accepted, Cluster, Frame};
+use tracing::Instrument;
+
+use crate::error::Lang;
+use crate::room::{Connection, Outgoing, SharedText};
+use crate::session::{self, CLOSE_RESTART, Context, Inbound, Outbound};
+
+/// How often each end checks that the other's node is alive.
+const PEER_CHECK: Duration = sportello_cluster::relay::PEER_CHECK;
+
+/// The relaying end: the owner's frames to the browser's connection, until the owner's session
+/// closes, the browser is gone, or the owner's node is judged dead.
+pub async fn to_browser(
+    cluster: Cluster,
+    owner: String,
+    mut frames: impl Stream<Item = Frame> + Unpin,
+    conn: Connection,
+) {
+    let mut check = tokio::time::interval(PEER_CHECK);
+    loop {
+        tokio::select! {
+            frame = frames.next() => match frame {
+                Some(Frame::Text(text)) => {
+                    if conn.push(Outgoing::Text(SharedText::from(text))).is_err() {
+                        return;
+                    }
+                }
+                Some(Frame::Close(code)) => {
+                    let _ = conn.close(code, "");
+                    return;
+                }
+                Some(Frame::Ping) => {}
+                None => {
+                    let _ = conn.close(CLOSE_RESTART, "relay lost");
+                    return;
+                }
+            },
+            _ = check.tick() => {
+                if cluster.is_dead(&owner) {
+                    tracing::warn!(owner, "the room's owner is dead: the client reconnects");
+                    let _ = conn.close(CLOSE_RESTART, "room moving");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The owner's end: runs every session relayed to this node until the cluster's NATS connection
+/// ends.
+pub async fn serve(cluster: Cluster, context: Context) {
+    let accepted = match cluster.accept_relays().await {
+        Ok(accepted) => accepted,
+        Err(error) => {
+            tracing::error!(%error, "this node cannot take relayed sessions");
+            return;
+        }
+    };
+    let mut accepted = Box::pin(accepted);
+    while let Some(relay) = accepted.next().await {
+        tokio::spawn(run_relayed(cluster.clone(), context.clone(), relay));
+    }
+}
+
+async fn run_relayed(cluster: Cluster, context: Context, relay: Accepted) {
+    let Accepted { hello, inbound, outbound } = relay;
+    let id = session::next_conn_id();
+    let span = tracing::info_span!(
+        "session",
+        conn = id,
+        relayed_from = %hello.from,
+        room = tracing::field::Empty,
+        participant = tracing::field::Empty
+    );
+    // The join first, then the browser's frames; the stream ends at the browser's close, or when
+    // the relaying node is judged dead (its participant then reconnects elsewhere).
+    let from = hello.from.clone();
+    let browser = sportello_cluster::frames(inbound).map(|frame| match frame {
+        Frame::Text(text) => Inbound::Text(text),
+        Frame::Close(_) => Inbound::Close,
+        Frame::Ping => Inbound::Pong,
+    });
+    let relay_dead = async move {
+        let mut check = tokio::time::interval(PEER_CHECK);
+        loop {
+            check.tick().await;
+            if cluster.is_dead(&from) {
+                tracing::warn!(node = %from, "the relaying node is dead: its session ends");
+                return;
+            }
+        }
+    };
+    let frames = stream::once(std::future::ready(Inbound::Text(hello.join)))
+        .chain(browser.take_until(Box::pin(relay_dead)))
+        .scan(false, |closed, frame| {
+            // After the browser's close the transport ends the stream, as a websocket's does.
+            let out = if *closed { None } else { Some(frame) };
+            *closed = *closed || matches!(out, Some(Inbound::Close));
+            std::future::ready(out)
+        })
+        .map(Ok::<_, std::convert::Infallible>);
+    let sink = futures_util::sink::unfold(outbound, |outbound, frame: Outbound| async move {
+        let frame = match frame {
+            Outbound::Text(text) => Frame::Text(text.as_str().to_owned()),
+            Outbound::Close(code, _) => Frame::Close(code),
+            Outbound::Ping => Frame::Ping,
+        };
+        outbound.send(frame).await.map(|()| outbound)
+    });
+    let lang = Lang::from_query(Some(&hello.lang));
+    session::run(Box::pin(frames), Box::pin(sink), context, id, lang, hello.expected_room, || {}).instrument(span).await
+}

@@ -1,0 +1,300 @@
+//! Several nodes (issue 16): three real `sportello` processes on one throwaway PostgreSQL and one
+//! throwaway nats-server, in a loopback-only namespace. Three participants of one room join
+//! through *different* nodes — the room runs on the node that placed it first, and the other two
+//! sessions are relayed there over NATS — and each decodes the other two's video (the filler
+//! byte of the VP8 payload says whose picture it is). Then the owner is `kill -9`ed: the relays
+//! close with 1012, every participant joins again through a surviving node, the room is taken
+//! over with the next ownership epoch, and each one gets the others' video again; the time from
+//! the kill to that is printed (BENCHMARKS.md, "Several nodes").
+//!
+//! Needs `target/<profile>/sportello` (`cargo build -p sportello-server --bin sportello`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sportello_backoffice::token::{Claims, Role, TokenKey};
+use sportello_cluster::testing::TempNats;
+use sportello_store::Store;
+use sportello_tests::process::Sportello;
+use sportello_tests::rtc_client::Client;
+use tokio_tungstenite::tungstenite::Message;
+
+type Result<T> = std::result::Result<T, String>;
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const ROOM: &str = "vo-cluster";
+/// Video packets each participant must get from each other one (≈ 2 s of the test clients' video).
+const ENOUGH: u64 = 40;
+
+fn main() {
+    let _ = env_logger::try_init();
+    sportello_tests::netns::run_scenario("several_nodes", scenario());
+}
+
+/// One participant: its websocket (to one node), its publishing and its receiving connection.
+struct Member {
+    name: String,
+    fill: u8,
+    ws: Ws,
+    publisher: Client,
+    viewer: Client,
+    /// The session was closed by the server (its node died, or the relay to the owner ended).
+    closed: Option<String>,
+}
+
+impl Member {
+    /// Joins through `node` (retrying while the room's placement is refused, as the browser's
+    /// client does) and publishes its video.
+    async fn join(name: &str, fill: u8, node: SocketAddr, token: &str, deadline: Instant) -> Result<Member> {
+        loop {
+            let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{node}/ws?room={ROOM}"))
+                .await
+                .map_err(|e| format!("{name}: websocket to {node}: {e}"))?;
+            send(&mut ws, json!({"v": 1, "type": "join", "token": token})).await?;
+            match next_json(&mut ws, Duration::from_secs(10)).await {
+                Ok(m) if m["type"] == "welcome" => {
+                    let mut publisher = Client::new(&format!("{name}-pub")).await.map_err(|e| e.to_string())?;
+                    publisher.video_fill = fill;
+                    publisher.add_track(true).map_err(|e| e.to_string())?;
+                    let (sdp, mids) = publisher.offer().map_err(|e| e.to_string())?;
+                    let tracks: Vec<Value> =
+                        mids.iter().map(|(mid, _)| json!({"mid": mid, "source": "camera"})).collect();
+                    send(&mut ws, json!({"v": 1, "type": "offer", "pc": "publish", "sdp": sdp, "tracks": tracks}))
+                        .await?;
+                    let viewer = Client::new(&format!("{name}-sub")).await.map_err(|e| e.to_string())?;
+                    return Ok(Member { name: name.into(), fill, ws, publisher, viewer, closed: None });
+                }
+                // The room cannot be placed yet (its dead owner not judged so yet): again.
+                Ok(m) if m["type"] == "error" && m["code"] == "internal" && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(m) => return Err(format!("{name}: expected welcome from {node}, got {m}")),
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("{name}: {e}; again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(format!("{name}: {e}")),
+            }
+        }
+    }
+
+    /// Handles what the server sent (answers, subscribe offers) and moves both connections' media.
+    async fn service(&mut self) -> Result<()> {
+        while self.closed.is_none() {
+            let msg = match tokio::time::timeout(Duration::from_millis(1), self.ws.next()).await {
+                Err(_) => break,
+                Ok(msg) => msg,
+            };
+            let text = match msg {
+                Some(Ok(Message::Text(t))) => t,
+                Some(Ok(Message::Close(frame))) => {
+                    self.closed = Some(format!("{frame:?}"));
+                    break;
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => {
+                    self.closed = Some(e.to_string());
+                    break;
+                }
+                None => {
+                    self.closed = Some("ended".into());
+                    break;
+                }
+            };
+            let m: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            match (m["type"].as_str(), m["pc"].as_str()) {
+                (Some("answer"), _) => {
+                    let sdp = m["sdp"].as_str().unwrap_or_default().to_owned();
+                    self.publisher.apply_answer(sdp).map_err(|e| format!("{}: answer: {e}", self.name))?;
+                }
+                (Some("offer"), _) => {
+                    let sdp = m["sdp"].as_str().unwrap_or_default().to_owned();
+                    let answer = self.viewer.answer(sdp).map_err(|e| format!("{}: offer: {e}", self.name))?;
+                    send(&mut self.ws, json!({"v": 1, "type": "answer", "pc": "subscribe", "sdp": answer})).await?;
+                }
+                (Some("error"), _) => eprintln!("{}: server error {m}", self.name),
+                _ => {}
+            }
+        }
+        for c in [&mut self.publisher, &mut self.viewer] {
+            if let Err(e) = c.step().await {
+                eprintln!("{}: {e}", c.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Video packets received from `other`, counted only while its own filler byte arrives.
+    fn video_from(&self, other: &Member) -> u64 {
+        // The receiving track's key: stream (participant) / track id (participant/source).
+        let key = format!("{0}/{0}/camera", other.name);
+        if self.viewer.last_video_fill.get(&key) == Some(&other.fill) { self.viewer.received(&key) } else { 0 }
+    }
+}
+
+async fn send(ws: &mut Ws, value: Value) -> Result<()> {
+    ws.send(Message::text(value.to_string())).await.map_err(|e| format!("websocket send: {e}"))
+}
+
+async fn next_json(ws: &mut Ws, within: Duration) -> Result<Value> {
+    let end = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(end, ws.next()).await {
+            Err(_) => return Err(format!("nothing within {within:?}")),
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).map_err(|e| e.to_string()),
+            Ok(Some(Ok(Message::Close(frame)))) => return Err(format!("closed: {frame:?}")),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(None) => return Err("websocket ended".into()),
+        }
+    }
+}
+
+/// Services everyone until each gets `ENOUGH` video from each other one, or `within` passes.
+async fn until_all_see_all(members: &mut [Member], within: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    loop {
+        for m in members.iter_mut() {
+            m.service().await?;
+        }
+        let all = (0..members.len())
+            .all(|i| (0..members.len()).filter(|&j| j != i).all(|j| members[i].video_from(&members[j]) >= ENOUGH));
+        if all {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > within {
+            let seen: Vec<String> = members
+                .iter()
+                .map(|m| {
+                    let got: Vec<String> = members
+                        .iter()
+                        .filter(|o| o.name != m.name)
+                        .map(|o| format!("{} {}", o.name, m.video_from(o)))
+                        .collect();
+                    format!(
+                        "{} got [{}] (closed: {:?}; publishing connected {}, receiving connected {}, received {:?}, fills {:?})",
+                        m.name,
+                        got.join(", "),
+                        m.closed,
+                        m.publisher.connected(),
+                        m.viewer.connected(),
+                        m.viewer.received,
+                        m.viewer.last_video_fill
+                    )
+                })
+                .collect();
+            return Err(format!("not everyone saw everyone within {within:?}: {}", seen.join("; ")));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// `error`, with the end of each node's log.
+fn with_logs(error: String, nodes: &[Sportello]) -> String {
+    let mut out = error;
+    for (i, n) in nodes.iter().enumerate() {
+        let log = n.last_log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        out += &format!("\n--- n{} ---\n{}", i + 1, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
+    out
+}
+
+fn node(root: &Path, key: &Path, i: usize, db: &str, nats: &str) -> Result<Sportello> {
+    let data = root.join(format!("n{i}/data"));
+    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+    // One signing key for the cluster (docs/cluster.md: shared what must be shared).
+    std::fs::copy(key, data.join("jwt.key")).map_err(|e| e.to_string())?;
+    let extra: Vec<String> =
+        ["--database-url", db, "--node-id", &format!("n{i}"), "--nats-url", nats, "--reconnect-grace", "3s"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    Sportello::start(&data, &extra)
+}
+
+async fn scenario() -> Result<()> {
+    let db = tokio::task::spawn_blocking(sportello_store::testing::shared_postgres_database)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let nats = TempNats::start().map_err(|e| e.to_string())?;
+    let root = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let key_dir = root.path().join("key");
+    let tokens = TokenKey::load_or_create(&key_dir).map_err(|e| e.to_string())?;
+    let key = key_dir.join("jwt.key");
+    let mut nodes = Vec::new();
+    for i in 1..=3 {
+        nodes.push(node(root.path(), &key, i, &db, &nats.url())?);
+    }
+    let token = |who: &str| {
+        let claims = Claims::new(ROOM, who, who, Role::Host, Duration::from_secs(3600));
+        tokens.issue(&claims).map_err(|e| e.to_string())
+    };
+    // Nodes judge each other only after a couple of seconds of their own health.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // Anna through n1 (the room is placed there), Bruno through n2, Carla through n3.
+    let soon = Instant::now() + Duration::from_secs(10);
+    let mut members = vec![
+        Member::join("anna", 0xA1, nodes[0].http, &token("anna")?, soon).await?,
+        Member::join("bruno", 0xB2, nodes[1].http, &token("bruno")?, soon).await?,
+        Member::join("carla", 0xC3, nodes[2].http, &token("carla")?, soon).await?,
+    ];
+    let first = until_all_see_all(&mut members, Duration::from_secs(20)).await.map_err(|e| with_logs(e, &nodes))?;
+    println!("three participants through three nodes: everyone decodes everyone after {first:?}");
+    let store = Store::connect(&db).await.map_err(|e| e.to_string())?;
+    let owner = store.room_owner(ROOM).await.map_err(|e| e.to_string())?.ok_or("the room has no owner row")?;
+    if (owner.node.as_str(), owner.epoch) != ("n1", 1) {
+        return Err(format!("the room should run on n1 under epoch 1: {owner:?}"));
+    }
+
+    // The owner dies. Its own participant's websocket breaks; the relays close with 1012.
+    nodes[0].kill9()?;
+    let killed = Instant::now();
+    let reconnect_by = Duration::from_secs(10);
+    let mut closes = HashMap::new();
+    while closes.len() < members.len() {
+        for m in members.iter_mut() {
+            m.service().await?;
+            if let Some(why) = &m.closed {
+                closes.entry(m.name.clone()).or_insert_with(|| (killed.elapsed(), why.clone()));
+            }
+        }
+        if killed.elapsed() > reconnect_by {
+            return Err(format!("sessions not closed after the owner's death: {closes:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    println!("sessions closed after the kill: {closes:?}");
+
+    // Everyone joins again through a surviving node, as the browser's client does.
+    let deadline = killed + reconnect_by;
+    let survivors = [nodes[1].http, nodes[2].http];
+    let mut again = Vec::new();
+    for (i, m) in members.into_iter().enumerate() {
+        let via = survivors[i % 2];
+        again.push(Member::join(&m.name, m.fill, via, &token(&m.name)?, deadline).await?);
+    }
+    let mut members = again;
+    until_all_see_all(&mut members, Duration::from_secs(20)).await.map_err(|e| with_logs(e, &nodes))?;
+    let moved = killed.elapsed();
+    println!("owner killed → everyone decodes everyone again: {moved:?}");
+    let owner = store.room_owner(ROOM).await.map_err(|e| e.to_string())?.ok_or("no owner row")?;
+    if owner.node == "n1" || owner.epoch != 2 {
+        return Err(format!("the room should have been taken over under epoch 2: {owner:?}"));
+    }
+    // The dead owner's epoch writes nothing any more.
+    let zombie = store.fenced(ROOM, 1).record_admission(ROOM, "someone", 0).await;
+    if !matches!(zombie, Err(sportello_store::StoreError::Fenced { .. })) {
+        return Err(format!("a write under the old epoch was not refused: {zombie:?}"));
+    }
+    for m in &mut members {
+        let _ = send(&mut m.ws, json!({"v": 1, "type": "leave"})).await;
+    }
+    Ok(())
+}
