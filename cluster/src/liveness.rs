@@ -74,6 +74,14 @@ pub fn health(since_renewal: Duration, others: Others) -> Health {
     }
 }
 
+/// Whether the renewal loop, last run `gap` ago, shows that this process itself stood still
+/// (frozen): then it fences at once, whatever its next renewal says — the others may have judged
+/// it hung and taken its rooms meanwhile. (A node that runs but cannot renew is handled by
+/// [`health`]; it never stands still this long between two renewal attempts.)
+pub fn stalled(gap: Duration) -> bool {
+    gap >= FENCE_AFTER
+}
+
 /// Why a node is judged dead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dead {
@@ -133,6 +141,14 @@ mod tests {
         let not_yet = row(60_000, FENCE_AFTER.as_millis() as i64 + 1000, NodeState::Serving);
         assert_eq!(judge(&hung_at, true, NOW, secs(60.0)), Some(Dead::Hung));
         assert_eq!(judge(&not_yet, true, NOW, secs(60.0)), None);
+    }
+
+    #[test]
+    fn a_process_that_stood_still_fences_before_anything_else() {
+        assert!(!stalled(RENEW_EVERY + Duration::from_millis(500)), "a late tick is not a stall");
+        assert!(!stalled(RENEW_EVERY * 2), "a renewal that took its timeout is not a stall");
+        assert!(stalled(FENCE_AFTER));
+        assert!(stalled(HUNG_AFTER * 3));
     }
 
     #[test]

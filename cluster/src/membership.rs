@@ -97,6 +97,11 @@ struct State {
     heard: HashMap<String, (Status, Instant)>,
     /// Another process registered with this node's id: stop for good.
     superseded: bool,
+    /// When the renewal loop last ran, to notice that this process itself stood still.
+    last_tick: Instant,
+    /// Fenced until then whatever the renewals say (after a stall: long enough for every session
+    /// to see it).
+    fenced_until: Option<Instant>,
 }
 
 impl Cluster {
@@ -156,6 +161,8 @@ impl Cluster {
                     held: HashSet::new(),
                     heard: HashMap::new(),
                     superseded: false,
+                    last_tick: now,
+                    fenced_until: None,
                 }),
             }),
         };
@@ -330,6 +337,17 @@ impl Cluster {
 
     /// One renewal: heartbeat, lock, health, status on NATS.
     async fn renew(&self, lock_key: i64, lock: &mut Option<NodeLock>) {
+        {
+            // Frozen (SIGSTOP, a stuck VM): the others may have judged this node hung and taken
+            // its rooms while nothing here ran; whatever the next renewal says, fence first.
+            let mut s = self.state();
+            let now = Instant::now();
+            if liveness::stalled(now.duration_since(s.last_tick)) {
+                tracing::warn!(stood_still = ?now.duration_since(s.last_tick), "this process stood still: fencing");
+                s.fenced_until = Some(now + liveness::RENEW_EVERY * 2);
+                s.healthy_since = None;
+            }
+        }
         let (state_now, load) = {
             let s = self.state();
             let registry_state = match (self.health(), s.draining) {
@@ -370,7 +388,9 @@ impl Cluster {
             match beat {
                 Ok(Ok(true)) if lock.is_some() => {
                     s.last_renewal = now;
-                    s.healthy_since.get_or_insert(now);
+                    if s.fenced_until.is_none_or(|t| now >= t) {
+                        s.healthy_since.get_or_insert(now);
+                    }
                 }
                 Ok(Ok(false)) => {
                     if !s.superseded {
@@ -387,7 +407,7 @@ impl Cluster {
             }
             let others = self.others(&s, now);
             let mut health = liveness::health(since, others);
-            if s.superseded {
+            if s.superseded || s.fenced_until.is_some_and(|t| now < t) {
                 health = Health::Fenced;
             }
             self.inner.health.send_if_modified(|h| {
@@ -398,6 +418,8 @@ impl Cluster {
                 }
                 changed
             });
+            // From the end of a renewal: its own database timeouts are not standing still.
+            s.last_tick = Instant::now();
         }
     }
 

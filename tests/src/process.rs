@@ -138,6 +138,19 @@ impl Sportello {
         Ok(())
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`): a frozen process, as a stuck VM or a swapped-out
+    /// host would be — its sockets stay open, nothing answers.
+    pub fn freeze(&mut self, frozen: bool) -> Result<(), String> {
+        let child = self.child.as_ref().ok_or("not running")?;
+        let pid = libc::pid_t::try_from(child.id()).map_err(|e| e.to_string())?;
+        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: kill(2) on our own child's pid, not yet reaped.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            return Err(format!("kill: {}", std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
     /// Starts the binary again with the same ports, data and flags; waits until healthy.
     pub fn restart(&mut self) -> Result<(), String> {
         if self.child.is_some() {

@@ -44,6 +44,11 @@ struct Member {
     viewer: Client,
     /// The session was closed by the server (its node died, or the relay to the owner ended).
     closed: Option<String>,
+    /// The video received in all, and when it last grew (a frozen node sends nothing).
+    total: u64,
+    progressed: Instant,
+    /// The node its websocket goes to.
+    via: SocketAddr,
 }
 
 impl Member {
@@ -66,7 +71,17 @@ impl Member {
                     send(&mut ws, json!({"v": 1, "type": "offer", "pc": "publish", "sdp": sdp, "tracks": tracks}))
                         .await?;
                     let viewer = Client::new(&format!("{name}-sub")).await.map_err(|e| e.to_string())?;
-                    return Ok(Member { name: name.into(), fill, ws, publisher, viewer, closed: None });
+                    return Ok(Member {
+                        name: name.into(),
+                        fill,
+                        ws,
+                        publisher,
+                        viewer,
+                        closed: None,
+                        total: 0,
+                        progressed: Instant::now(),
+                        via: node,
+                    });
                 }
                 // The room cannot be placed yet (its dead owner not judged so yet): again.
                 Ok(m) if m["type"] == "error" && m["code"] == "internal" && Instant::now() < deadline => {
@@ -125,7 +140,26 @@ impl Member {
                 eprintln!("{}: {e}", c.name);
             }
         }
+        let total: u64 = self.viewer.received.values().sum();
+        if total > self.total {
+            (self.total, self.progressed) = (total, Instant::now());
+        }
         Ok(())
+    }
+
+    /// What the page does when its connections stay disconnected (here: no video for `stalled`)
+    /// or its websocket was closed: it joins again, through `node`.
+    async fn rejoin_if_lost(
+        self,
+        stalled: Duration,
+        node: SocketAddr,
+        token: &str,
+        deadline: Instant,
+    ) -> Result<Member> {
+        if self.closed.is_none() && self.progressed.elapsed() < stalled {
+            return Ok(self);
+        }
+        Member::join(&self.name, self.fill, node, token, deadline).await
     }
 
     /// Video packets received from `other`, counted only while its own filler byte arrives.
@@ -193,6 +227,18 @@ async fn until_all_see_all(members: &mut [Member], within: Duration) -> Result<D
     }
 }
 
+/// Services everyone for `span`.
+async fn service_for(members: &mut [Member], span: Duration) -> Result<()> {
+    let end = Instant::now() + span;
+    while Instant::now() < end {
+        for m in members.iter_mut() {
+            m.service().await?;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
 /// `error`, with the end of each node's log.
 fn with_logs(error: String, nodes: &[Sportello]) -> String {
     let mut out = error;
@@ -222,7 +268,7 @@ async fn scenario() -> Result<()> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    let nats = TempNats::start().map_err(|e| e.to_string())?;
+    let mut nats = TempNats::start().map_err(|e| e.to_string())?;
     let root = tempfile::tempdir().map_err(|e| e.to_string())?;
     let key_dir = root.path().join("key");
     let tokens = TokenKey::load_or_create(&key_dir).map_err(|e| e.to_string())?;
@@ -252,6 +298,26 @@ async fn scenario() -> Result<()> {
     if (owner.node.as_str(), owner.epoch) != ("n1", 1) {
         return Err(format!("the room should run on n1 under epoch 1: {owner:?}"));
     }
+
+    // NATS restarted: the calls carry on (media and the owner's own websockets never take NATS;
+    // the relays' subscriptions come back with the connection).
+    let before: Vec<u64> = members.iter().map(|m| m.total).collect();
+    nats.stop();
+    service_for(&mut members, Duration::from_secs(2)).await?;
+    nats.restart().map_err(|e| e.to_string())?;
+    service_for(&mut members, Duration::from_secs(2)).await?;
+    for (m, before) in members.iter().zip(before) {
+        if m.closed.is_some() || m.total < before + 2 * ENOUGH {
+            return Err(with_logs(
+                format!(
+                    "{}'s call did not carry on through a NATS restart: {before} → {} ({:?})",
+                    m.name, m.total, m.closed
+                ),
+                &nodes,
+            ));
+        }
+    }
+    println!("NATS restarted: every call carried on");
 
     // The owner dies. Its own participant's websocket breaks; the relays close with 1012.
     nodes[0].kill9()?;
@@ -292,6 +358,56 @@ async fn scenario() -> Result<()> {
     let zombie = store.fenced(ROOM, 1).record_admission(ROOM, "someone", 0).await;
     if !matches!(zombie, Err(sportello_store::StoreError::Fenced { .. })) {
         return Err(format!("a write under the old epoch was not refused: {zombie:?}"));
+    }
+
+    // The new owner freezes (SIGSTOP). Relayed sessions close when it is judged hung (5 s); its
+    // own websockets stay open, and their pages rejoin once their connections stall.
+    let owner = store.room_owner(ROOM).await.map_err(|e| e.to_string())?.ok_or("no owner row")?;
+    let frozen_index = if owner.node == "n2" { 1 } else { 2 };
+    let survivor = nodes[3 - frozen_index].http;
+    let frozen_http = nodes[frozen_index].http;
+    nodes[frozen_index].freeze(true)?;
+    let frozen = Instant::now();
+    // Someone on the frozen node writes in the chat: the zombie reads it when it thaws.
+    for m in members.iter_mut().filter(|m| m.via == frozen_http) {
+        send(&mut m.ws, json!({"v": 1, "type": "chat", "text": format!("zombie {}", m.name)})).await?;
+    }
+    let deadline = frozen + Duration::from_secs(20);
+    loop {
+        let mut next = Vec::new();
+        for m in members {
+            let name = m.name.clone();
+            next.push(m.rejoin_if_lost(Duration::from_secs(3), survivor, &token(&name)?, deadline).await?);
+        }
+        members = next;
+        for m in members.iter_mut() {
+            m.service().await?;
+        }
+        if members.iter().all(|m| m.via == survivor && m.closed.is_none()) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(with_logs("not everyone came back from the frozen owner".into(), &nodes));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    until_all_see_all(&mut members, Duration::from_secs(20)).await.map_err(|e| with_logs(e, &nodes))?;
+    println!("owner frozen → everyone decodes everyone again: {:?}", frozen.elapsed());
+    let owner = store.room_owner(ROOM).await.map_err(|e| e.to_string())?.ok_or("no owner row")?;
+    if owner.epoch != 3 {
+        return Err(format!("the room should have been taken over from the frozen owner under epoch 3: {owner:?}"));
+    }
+
+    // It thaws: it finds itself fenced, and the chat it had queued is refused by the epoch.
+    nodes[frozen_index].freeze(false)?;
+    service_for(&mut members, Duration::from_secs(3)).await?;
+    let chat = store.chat(ROOM, 100).await.map_err(|e| e.to_string())?;
+    if let Some(late) = chat.iter().find(|c| c.body.starts_with("zombie")) {
+        return Err(with_logs(format!("the thawed zombie's write landed: {late:?}"), &nodes));
+    }
+    let log = nodes[frozen_index].last_log();
+    if !log.contains("Fenced") {
+        return Err(with_logs("the thawed node did not fence itself".into(), &nodes));
     }
     for m in &mut members {
         let _ = send(&mut m.ws, json!({"v": 1, "type": "leave"})).await;
