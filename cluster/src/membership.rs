@@ -80,6 +80,8 @@ struct Inner {
     store: Store,
     nats: async_nats::Client,
     health: watch::Sender<Health>,
+    /// True once this node drains: its sessions move to other nodes.
+    draining: watch::Sender<bool>,
     /// Written by the loops, read by joins; never held across an await.
     state: Mutex<State>,
 }
@@ -145,6 +147,7 @@ impl Cluster {
             .map_err(|e| ClusterError::Nats(e.to_string()))?;
         let now = Instant::now();
         let (health, _) = watch::channel(Health::Serving);
+        let (draining, _) = watch::channel(false);
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 id: config.id.clone(),
@@ -152,6 +155,7 @@ impl Cluster {
                 store,
                 nats,
                 health,
+                draining,
                 state: Mutex::new(State {
                     draining: false,
                     load: 0,
@@ -196,9 +200,28 @@ impl Cluster {
         self.state().load = load;
     }
 
-    /// Takes nothing new from now on (`sportello drain`, SIGTERM).
-    pub fn drain(&self) {
+    /// Takes nothing new from now on (SIGTERM): gives up the ownership of its rooms, so that
+    /// their next join anywhere claims them on a serving node, and tells its sessions to move
+    /// ([`Cluster::watch_draining`]).
+    pub async fn drain(&self) {
         self.state().draining = true;
+        let store = &self.inner.store;
+        match timeout(DB_TIMEOUT * 5, store.rooms_of(&self.inner.id)).await {
+            Ok(Ok(rooms)) => {
+                for owned in rooms {
+                    self.release(&owned.room, owned.epoch).await;
+                }
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "rooms not released for the drain"),
+            Err(_) => tracing::warn!("rooms not released for the drain in time"),
+        }
+        self.inner.draining.send_replace(true);
+        tracing::info!(node = %self.inner.id, "draining: sessions move to the other nodes");
+    }
+
+    /// Turns true when this node drains: sessions here close (1012) and rejoin elsewhere.
+    pub fn watch_draining(&self) -> watch::Receiver<bool> {
+        self.inner.draining.subscribe()
     }
 
     /// Whether joins may start here now.
@@ -223,23 +246,46 @@ impl Cluster {
                 Some(o) if !o.node.is_empty() && !self.is_dead(&o.node) => {
                     return Ok(Placement::Remote { node: o.node });
                 }
-                // Nobody's, or its owner is dead: ours, if this node takes rooms.
-                _ if !self.takes_joins() => return Err(ClusterError::Unavailable),
-                Some(o) if !o.node.is_empty() => {
-                    let epoch = store.take_over_room(room, o.epoch, &self.inner.id, now_ms()).await?;
-                    if epoch.is_some() {
-                        tracing::warn!(room, from = %o.node, "room taken over from a dead node");
-                    }
-                    epoch
+                // Nobody's, or its owner is dead: to the least loaded serving node.
+                owner => {
+                    let Some(to) = self.least_loaded() else { return Err(ClusterError::Unavailable) };
+                    let placed = match owner {
+                        Some(o) if !o.node.is_empty() => {
+                            let epoch = store.take_over_room(room, o.epoch, &to, now_ms()).await?;
+                            if epoch.is_some() {
+                                tracing::warn!(room, from = %o.node, to, "room taken over from a dead node");
+                            }
+                            epoch
+                        }
+                        _ => store.claim_room(room, &to, now_ms()).await?,
+                    };
+                    placed.map(|epoch| (to, epoch))
                 }
-                _ => store.claim_room(room, &self.inner.id, now_ms()).await?,
             };
-            if let Some(epoch) = placed {
-                return Ok(Placement::Local { epoch });
+            match placed {
+                Some((to, epoch)) if to == self.inner.id => return Ok(Placement::Local { epoch }),
+                Some((to, _)) => return Ok(Placement::Remote { node: to }),
+                None => {}
             }
             // Someone else claimed or took it over meanwhile: read again.
         }
         Err(ClusterError::Contended)
+    }
+
+    /// Where a new room goes: the serving node with the least load (participants and viewers,
+    /// as their heartbeats last said), this one on a tie; `None` when no node takes rooms.
+    fn least_loaded(&self) -> Option<String> {
+        let me = self.takes_joins().then(|| (self.state().load, self.inner.id.clone()));
+        let others = self
+            .live_nodes()
+            .into_iter()
+            .filter(|n| n.id != self.inner.id && n.state == NodeState::Serving)
+            .map(|n| (n.load, n.id));
+        // Ties go to this node (no relay), then by id.
+        me.into_iter()
+            .chain(others)
+            .min_by_key(|(load, id)| (*load, *id != self.inner.id, id.clone()))
+            .map(|(_, id)| id)
     }
 
     /// The room closed here: the next join anywhere claims it afresh (its epoch goes on).

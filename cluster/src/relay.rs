@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::membership::{Cluster, ClusterError};
 
-/// How long the owner has to accept a relay.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the owner has to accept a relay, and then to hear that the relaying node still waits.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often each side checks that the other's node is alive.
 pub const PEER_CHECK: Duration = Duration::from_millis(250);
 
@@ -123,10 +123,14 @@ impl Cluster {
         let payload = serde_json::to_vec(&hello).map_err(|e| ClusterError::Nats(e.to_string()))?;
         let request = nats.request(format!("sportello.node.{owner}.open"), payload.into());
         match tokio::time::timeout(OPEN_TIMEOUT, request).await {
-            Ok(Ok(reply)) if reply.payload.as_ref() == b"ok" => Ok(RelayLink {
-                to_owner: RelaySink { nats, subject: format!("sportello.relay.{id}.in") },
-                from_owner: out,
-            }),
+            Ok(Ok(reply)) if reply.payload.as_ref() == b"ok" => {
+                let to_owner = RelaySink { nats, subject: format!("sportello.relay.{id}.in") };
+                // "Still here": an owner that answers an open it took long to read (it was
+                // frozen, its queue was long) finds no such confirmation and drops the session,
+                // instead of joining a participant who has since joined elsewhere.
+                to_owner.send(Frame::Ping).await?;
+                Ok(RelayLink { to_owner, from_owner: out })
+            }
             Ok(Ok(_)) => Err(ClusterError::Unavailable),
             Ok(Err(e)) => {
                 tracing::info!(owner, error = %e, "the room's owner does not answer on NATS");

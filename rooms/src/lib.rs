@@ -7,7 +7,8 @@
 //!   holds the `council.*` messages and the council room and identity names.
 //! - [`error`]: [`ProtocolError`](error::ProtocolError): wire codes, Italian/English messages, close codes.
 //! - [`room`]: one room as an actor task: participants, lobby, tracks, reconnection grace, SFU calls.
-//! - [`rooms`]: the registry of live rooms and the router of [`SfuEvent`](sportello_sfu::SfuEvent)s.
+//! - [`rooms`]: the registry of live rooms and the router of [`SfuEvent`](sportello_sfu::SfuEvent)s;
+//!   [`anywhere`]: what REST asks of a live room, answered on whichever node runs it.
 //! - [`council`]: the chaired council session inside a `council-<id>` room: `council::room` the rules
 //!   as the room applies them (floor, roll call, votes, stream), `council::jobs` its loading and storing.
 //! - [`broadcast`]: a council room's public side — program feed selection, recording.
@@ -24,6 +25,7 @@
 //! Invariants: a room never awaits a websocket (per-connection bounded queues; a full queue closes
 //! that connection) nor the store (the persistence queue); nothing here knows RTP or ICE internals.
 
+pub mod anywhere;
 pub mod broadcast;
 pub mod council;
 pub mod error;

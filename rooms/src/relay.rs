@@ -84,7 +84,16 @@ async fn run_relayed(cluster: Cluster, context: Context, relay: Accepted) {
     // The join first, then the browser's frames; the stream ends at the browser's close, or when
     // the relaying node is judged dead (its participant then reconnects elsewhere).
     let from = hello.from.clone();
-    let browser = sportello_cluster::frames(inbound).map(|frame| match frame {
+    let mut inbound = sportello_cluster::frames(inbound);
+    // The relaying node confirms first that it still waits (an open read late is dropped).
+    match tokio::time::timeout(sportello_cluster::relay::OPEN_TIMEOUT, inbound.next()).await {
+        Ok(Some(Frame::Ping)) => {}
+        _ => {
+            tracing::info!(parent: &span, from = %hello.from, "relay opened too late: dropped");
+            return;
+        }
+    }
+    let browser = inbound.map(|frame| match frame {
         Frame::Text(text) => Inbound::Text(text),
         Frame::Close(_) => Inbound::Close,
         Frame::Ping => Inbound::Pong,

@@ -154,8 +154,8 @@ pub struct RoomSettings {
     pub data_dir: std::path::PathBuf,
 }
 
-/// Someone waiting in a room's lobby, as the officials' dashboard sees them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Someone waiting in a room's lobby, as the officials' dashboard sees them (also between nodes).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WaitingInfo {
     /// The participant id (= the token identity).
     pub id: String,

@@ -42,6 +42,30 @@ pub const CLOSE_POLICY: u16 = 1008;
 /// ended); the client reconnects and its join is placed again.
 pub const CLOSE_RESTART: u16 = 1012;
 
+/// Sessions running in this process (websockets and sessions relayed here): a node's load.
+static OPEN: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// How many sessions run here now (a node reports it as its load, `docs/cluster.md`).
+pub fn open_sessions() -> i64 {
+    OPEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts one running session.
+struct Open;
+
+impl Open {
+    fn new() -> Open {
+        OPEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Open
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Connection ids, unique in the process (websockets and sessions relayed from other nodes).
 pub fn next_conn_id() -> ConnId {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -101,6 +125,7 @@ pub async fn run<S, K, E>(
     E: std::fmt::Display,
 {
     tracing::debug!("session opened");
+    let _open = Open::new();
     let (conn, outbox) = Connection::new(id, lang, OUTBOX_CAPACITY);
     let mut session = Session {
         conn,
@@ -113,7 +138,7 @@ pub async fn run<S, K, E>(
         left: false,
         closing: false,
     };
-    let health = context.cluster.as_ref().map(Cluster::watch_health);
+    let health = context.cluster.as_ref().map(|c| (c.watch_health(), c.watch_draining()));
     tokio::select! {
         () = write(sink, outbox, context.shutdown.clone(), health) => {}
         () = session.read(stream) => {}
@@ -338,23 +363,25 @@ async fn write<K: Sink<Outbound> + Unpin>(
     mut sink: K,
     mut outbox: Outbox,
     mut shutdown: watch::Receiver<bool>,
-    mut health: Option<watch::Receiver<Health>>,
+    mut health: Option<(watch::Receiver<Health>, watch::Receiver<bool>)>,
 ) {
     let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     loop {
-        let fenced = async {
+        let moving = async {
             match health.as_mut() {
-                Some(h) => {
-                    if h.wait_for(|h| *h == Health::Fenced).await.is_err() {
-                        std::future::pending::<()>().await; // the node left the cluster: shutdown closes
-                    }
-                }
+                // `is_ok()` at once: the watch's read guard must not live across an await.
+                Some((health, draining)) => tokio::select! {
+                    true = async { health.wait_for(|h| *h == Health::Fenced).await.is_ok() } => "node fenced",
+                    true = async { draining.wait_for(|d| *d).await.is_ok() } => "node draining",
+                    // The node left the cluster: the server's shutdown closes the session.
+                    else => std::future::pending().await,
+                },
                 None => std::future::pending().await,
             }
         };
         let frame = tokio::select! {
             // This node gave its rooms up: the client reconnects, to the room's next owner.
-            () = fenced => Outbound::Close(CLOSE_RESTART, "node fenced"),
+            reason = moving => Outbound::Close(CLOSE_RESTART, reason),
             () = outbox.kill.notified() => {
                 let _ = timeout(Duration::from_secs(1), sink.send(Outbound::Close(CLOSE_POLICY, "too slow"))).await;
                 return;

@@ -414,6 +414,8 @@ fn run(config: Config, demo: bool) -> ExitCode {
         println!("Prenotazione per i cittadini / citizens book at: {}/prenota", server.url());
         println!("Altri link: sportello token --room demo --name \"Mario Rossi\" --role participant");
         shutdown_signal().await;
+        // Several nodes: the calls move to the other nodes first (docs/cluster.md, "Drain").
+        server.drain(DRAIN_DEADLINE).await;
         tracing::info!("shutting down");
         match server.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,
@@ -440,6 +442,9 @@ async fn write_demo(server: &server::RunningServer) -> Result<std::path::PathBuf
     }
     Ok(demo::write_accounts_and_links(&server.config.data_dir, &accounts, &links)?)
 }
+
+/// How long a node of a cluster gives its sessions to move elsewhere before it stops.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Ctrl-C or SIGTERM (systemd, containers).
 async fn shutdown_signal() {

@@ -182,6 +182,8 @@ pub struct RunningServer {
     pub store: Store,
     /// The council sessions' public state (tests set it as a council room would).
     pub live: sportello_rooms::live::LiveBoard,
+    /// This node among several (`node_id` set).
+    pub cluster: Option<sportello_cluster::Cluster>,
     shutdown: watch::Sender<bool>,
     http: Option<JoinHandle<Result<(), std::io::Error>>>,
     metrics: Option<JoinHandle<Result<(), std::io::Error>>>,
@@ -192,6 +194,19 @@ impl RunningServer {
     /// `http://<bound address>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.http_addr)
+    }
+
+    /// Several nodes: takes no room any more, gives this node's rooms up and moves its sessions
+    /// to the other nodes (they close with 1012 and rejoin there); returns once none is left here,
+    /// or at `deadline`. Nothing to do for a single node.
+    pub async fn drain(&self, deadline: std::time::Duration) {
+        let Some(cluster) = &self.cluster else { return };
+        cluster.drain().await;
+        let end = tokio::time::Instant::now() + deadline;
+        while sportello_rooms::session::open_sessions() > 0 && tokio::time::Instant::now() < end {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        tracing::info!(left = sportello_rooms::session::open_sessions(), "drained");
     }
 
     /// Stops accepting, closes every websocket (1001), waits for the HTTP server to finish, then
@@ -301,10 +316,27 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         let (cluster, _task) = sportello_cluster::Cluster::join(state.store.clone(), node, shutdown_rx.clone()).await?;
         state.rooms.attach_cluster(cluster.clone());
         state.cluster = Some(cluster.clone());
+        state.anywhere = sportello_rooms::anywhere::RoomsAnywhere::new(
+            state.rooms.clone(),
+            Some((cluster.clone(), state.store.clone())),
+        );
+        tokio::spawn(sportello_rooms::anywhere::serve(cluster.clone(), state.rooms.clone()));
+        // The load every heartbeat reports: sessions running here (new rooms go to the least loaded).
+        let (reporting, mut stop) = (cluster.clone(), shutdown_rx.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => reporting.set_load(sportello_rooms::session::open_sessions()),
+                    _ = stop.changed() => return,
+                }
+            }
+        });
         tokio::spawn(sportello_rooms::relay::serve(cluster, state.session_context()));
     }
     let (rooms, tokens, config, store, live) =
         (state.rooms.clone(), state.tokens.clone(), state.config.clone(), state.store.clone(), state.live.clone());
+    let cluster = state.cluster.clone();
     let events = tokio::spawn(rooms.clone().route_events(events));
     sportello_backoffice::reminders::spawn(
         state.back_office.clone(),
@@ -355,6 +387,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         rooms,
         store,
         live,
+        cluster,
         shutdown,
         http: Some(http),
         metrics,

@@ -39,6 +39,8 @@ pub struct AppState {
     pub back_office: BackOffice,
     /// This node among several (`node_id` set); `None` for the one node.
     pub cluster: Option<sportello_cluster::Cluster>,
+    /// What REST asks of a live room, answered wherever it runs (this node, or its owner).
+    pub anywhere: sportello_rooms::anywhere::RoomsAnywhere,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ impl AppState {
         };
         AppState {
             back_office,
+            anywhere: sportello_rooms::anywhere::RoomsAnywhere::new(rooms.clone(), None),
             rooms,
             tokens,
             config: Arc::new(config),

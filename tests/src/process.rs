@@ -151,6 +151,34 @@ impl Sportello {
         Ok(())
     }
 
+    /// SIGTERM, as systemd stops a service; [`Sportello::wait_exit`] then waits for the end.
+    pub fn terminate(&mut self) -> Result<(), String> {
+        let child = self.child.as_ref().ok_or("not running")?;
+        let pid = libc::pid_t::try_from(child.id()).map_err(|e| e.to_string())?;
+        // SAFETY: kill(2) on our own child's pid, not yet reaped.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            return Err(format!("kill: {}", std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Waits up to `within` for the process to exit (killed after that); its status.
+    pub fn wait_exit(&mut self, within: Duration) -> Result<std::process::ExitStatus, String> {
+        let mut child = self.child.take().ok_or("not running")?;
+        let end = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status);
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("sportello did not exit within {within:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts the binary again with the same ports, data and flags; waits until healthy.
     pub fn restart(&mut self) -> Result<(), String> {
         if self.child.is_some() {

@@ -49,6 +49,8 @@ struct Member {
     progressed: Instant,
     /// The node its websocket goes to.
     via: SocketAddr,
+    /// From opening the websocket to `welcome` (through a relay or not).
+    joined_in: Duration,
 }
 
 impl Member {
@@ -56,12 +58,14 @@ impl Member {
     /// client does) and publishes its video.
     async fn join(name: &str, fill: u8, node: SocketAddr, token: &str, deadline: Instant) -> Result<Member> {
         loop {
+            let opened = Instant::now();
             let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{node}/ws?room={ROOM}"))
                 .await
                 .map_err(|e| format!("{name}: websocket to {node}: {e}"))?;
             send(&mut ws, json!({"v": 1, "type": "join", "token": token})).await?;
             match next_json(&mut ws, Duration::from_secs(10)).await {
                 Ok(m) if m["type"] == "welcome" => {
+                    let joined_in = opened.elapsed();
                     let mut publisher = Client::new(&format!("{name}-pub")).await.map_err(|e| e.to_string())?;
                     publisher.video_fill = fill;
                     publisher.add_track(true).map_err(|e| e.to_string())?;
@@ -81,6 +85,7 @@ impl Member {
                         total: 0,
                         progressed: Instant::now(),
                         via: node,
+                        joined_in,
                     });
                 }
                 // The room cannot be placed yet (its dead owner not judged so yet): again.
@@ -239,6 +244,74 @@ async fn service_for(members: &mut [Member], span: Duration) -> Result<()> {
     Ok(())
 }
 
+/// An official's dashboard reached through n3 sees a citizen waiting in a room that runs on n1,
+/// and admits them from there (`rooms::anywhere`: asked of the owner over NATS).
+async fn dashboard_on_another_node(store: &Store, tokens: &TokenKey, nodes: &[Sportello]) -> Result<()> {
+    use sportello_store::{NewUser, StaffRole};
+    const PASSWORD: &str = "ufficio-di-prova-2027";
+    let new =
+        NewUser { email: "dirigente@comune.example".into(), display_name: "Dirigente".into(), role: StaffRole::Admin };
+    let admin = store.create_user(&new, 0).await.map_err(|e| e.to_string())?;
+    let hash = sportello_backoffice::secrets::hash_password_blocking(PASSWORD).map_err(|e| e.to_string())?;
+    store.set_password(&admin.id, &hash, 0).await.map_err(|e| e.to_string())?;
+    let room = format!("vo-{}", admin.id);
+
+    // The citizen waits in the official's virtual office, through n1: the room runs there.
+    let claims = Claims::new(&room, "cittadino", "Mario Rossi", Role::Participant, Duration::from_secs(3600));
+    let token = tokens.issue(&Claims { wait: true, ..claims }).map_err(|e| e.to_string())?;
+    let (mut citizen, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws?room={room}", nodes[0].http))
+        .await
+        .map_err(|e| e.to_string())?;
+    send(&mut citizen, json!({"v": 1, "type": "join", "token": token})).await?;
+    let waiting = next_json(&mut citizen, Duration::from_secs(10)).await?;
+    if waiting["type"] != "waiting" {
+        return Err(format!("the citizen should wait: {waiting}"));
+    }
+
+    // The official's dashboard, on n3.
+    let http = reqwest::Client::builder().cookie_store(true).build().map_err(|e| e.to_string())?;
+    let n3 = format!("http://{}", nodes[2].http);
+    let login = http
+        .post(format!("{n3}/api/auth/login"))
+        .json(&json!({"email": "dirigente@comune.example", "password": PASSWORD}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !login.status().is_success() {
+        return Err(format!("login on n3: {}", login.status()));
+    }
+    let list: Value = http
+        .get(format!("{n3}/api/staff/waiting"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let listed = list.as_array().is_some_and(|l| {
+        l.iter().any(|w| w["room"] == room.as_str() && w["participant_id"] == "cittadino" && w["name"] == "Mario Rossi")
+    });
+    if !listed {
+        return Err(format!("n3's dashboard does not show the citizen waiting on n1: {list}"));
+    }
+    let admitted = http
+        .post(format!("{n3}/api/staff/rooms/{room}/admit"))
+        .json(&json!({"participant_id": "cittadino"}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if admitted.status() != reqwest::StatusCode::NO_CONTENT {
+        return Err(format!("admit through n3: {}", admitted.status()));
+    }
+    let welcome = next_json(&mut citizen, Duration::from_secs(10)).await?;
+    if welcome["type"] != "welcome" {
+        return Err(format!("admitted through n3, the citizen should be welcomed: {welcome}"));
+    }
+    let _ = send(&mut citizen, json!({"v": 1, "type": "leave"})).await;
+    println!("a citizen waiting on n1 was seen and admitted from the dashboard on n3");
+    Ok(())
+}
+
 /// `error`, with the end of each node's log.
 fn with_logs(error: String, nodes: &[Sportello]) -> String {
     let mut out = error;
@@ -293,11 +366,15 @@ async fn scenario() -> Result<()> {
     ];
     let first = until_all_see_all(&mut members, Duration::from_secs(20)).await.map_err(|e| with_logs(e, &nodes))?;
     println!("three participants through three nodes: everyone decodes everyone after {first:?}");
+    let joins: Vec<String> = members.iter().map(|m| format!("{} {:?}", m.name, m.joined_in)).collect();
+    println!("websocket → welcome (anna direct, bruno and carla relayed): {}", joins.join(", "));
     let store = Store::connect(&db).await.map_err(|e| e.to_string())?;
     let owner = store.room_owner(ROOM).await.map_err(|e| e.to_string())?.ok_or("the room has no owner row")?;
     if (owner.node.as_str(), owner.epoch) != ("n1", 1) {
         return Err(format!("the room should run on n1 under epoch 1: {owner:?}"));
     }
+
+    dashboard_on_another_node(&store, &tokens, &nodes).await.map_err(|e| with_logs(e, &nodes))?;
 
     // NATS restarted: the calls carry on (media and the owner's own websockets never take NATS;
     // the relays' subscriptions come back with the connection).
@@ -408,6 +485,38 @@ async fn scenario() -> Result<()> {
     let log = nodes[frozen_index].last_log();
     if !log.contains("Fenced") {
         return Err(with_logs("the thawed node did not fence itself".into(), &nodes));
+    }
+
+    // The node that holds everyone is stopped (SIGTERM, as systemd stops it): it drains — gives
+    // the room up, closes its sessions with 1012 — and everyone moves to the thawed node.
+    let draining = 3 - frozen_index;
+    let thawed = nodes[frozen_index].http;
+    nodes[draining].terminate()?;
+    let stopping = Instant::now();
+    while members.iter().any(|m| m.closed.is_none()) {
+        for m in members.iter_mut() {
+            m.service().await?;
+        }
+        if stopping.elapsed() > Duration::from_secs(10) {
+            return Err(with_logs("the draining node did not move its sessions".into(), &nodes));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    if let Some(m) = members.iter().find(|m| !m.closed.as_deref().unwrap_or_default().contains("node draining")) {
+        return Err(format!("{} was not told the node drains: {:?}", m.name, m.closed));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut next = Vec::new();
+    for m in members {
+        let name = m.name.clone();
+        next.push(Member::join(&name, m.fill, thawed, &token(&name)?, deadline).await?);
+    }
+    let mut members = next;
+    until_all_see_all(&mut members, Duration::from_secs(20)).await.map_err(|e| with_logs(e, &nodes))?;
+    println!("SIGTERM → drained, everyone decodes everyone again on the other node: {:?}", stopping.elapsed());
+    let status = tokio::task::block_in_place(|| nodes[draining].wait_exit(Duration::from_secs(40)))?;
+    if !status.success() {
+        return Err(format!("the drained node exited with {status}"));
     }
     for m in &mut members {
         let _ = send(&mut m.ws, json!({"v": 1, "type": "leave"})).await;

@@ -116,7 +116,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, room: &str, upload: bo
     if upload && claims.role == Role::Viewer {
         return Err(ApiError::Forbidden);
     }
-    let admitted = state.rooms.is_admitted(room, &claims.sub);
+    let admitted = state.anywhere.is_admitted(room, &claims.sub).await;
     if (upload || claims.wait) && !admitted {
         return Err(ApiError::Forbidden);
     }
@@ -308,7 +308,7 @@ async fn upload(
     };
     tracing::info!(document = %stored.id, size = stored.size, kind = ?kind, "document shared");
     let info = document_info(stored);
-    state.rooms.announce_document(&room, info.clone());
+    state.anywhere.announce_document(&room, info.clone()).await;
     Ok((StatusCode::CREATED, Json(info)))
 }
 

@@ -157,10 +157,11 @@ pub struct WaitingAppointment {
     pub citizen: String,
 }
 
-fn waiting_in(state: &AppState, room: &str) -> Vec<WaitingView> {
+async fn waiting_in(state: &AppState, room: &str) -> Vec<WaitingView> {
     state
-        .rooms
+        .anywhere
         .lobby(room)
+        .await
         .into_iter()
         .map(|w| WaitingView {
             room: room.to_owned(),
@@ -276,7 +277,8 @@ impl Names {
         }
     }
 
-    fn view(&self, state: &AppState, a: Appointment) -> AppointmentView {
+    async fn view(&self, state: &AppState, a: Appointment) -> AppointmentView {
+        let waiting = waiting_in(state, &appointment_room(&a.id)).await;
         let name = |map: &HashMap<String, String>, id: &str| map.get(id).cloned().unwrap_or_default();
         AppointmentView {
             office_name: name(&self.offices, &a.office_id),
@@ -287,7 +289,7 @@ impl Names {
             mode: a.mode.as_str().to_owned(),
             status: a.status.as_str().to_owned(),
             citizen_joined_at: a.citizen_joined_at.map(rfc3339),
-            waiting: waiting_in(state, &appointment_room(&a.id)),
+            waiting,
             id: a.id,
             code: a.code,
             office_id: a.office_id,
@@ -329,7 +331,11 @@ pub async fn list_appointments(
     let offices = scope(&state, &staff).await?;
     let appointments = state.store.appointments_of_offices(&offices, from, to).await?;
     let names = Names::load(&state).await?;
-    Ok(Json(appointments.into_iter().map(|a| names.view(&state, a)).collect()))
+    let mut views = Vec::with_capacity(appointments.len());
+    for a in appointments {
+        views.push(names.view(&state, a).await);
+    }
+    Ok(Json(views))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -367,7 +373,7 @@ pub async fn appointment_detail(
     let appt = scoped_appointment(&state, &staff, &id).await?;
     let names = Names::load(&state).await?;
     let audit = state.store.audit(&id).await?.into_iter().map(|e| names.audit(&appt, e)).collect();
-    Ok(Json(AppointmentDetail { appointment: names.view(&state, appt), audit }))
+    Ok(Json(AppointmentDetail { appointment: names.view(&state, appt).await, audit }))
 }
 
 /// How an official closes an appointment.
@@ -428,7 +434,7 @@ pub async fn set_status(
     {
         notify(&state.back_office, Notice::Cancellation, &appt, &office, &service, now).await?;
     }
-    Ok(Json(Names::load(&state).await?.view(&state, appt)))
+    Ok(Json(Names::load(&state).await?.view(&state, appt).await))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -498,14 +504,16 @@ pub async fn waiting(State(state): State<AppState>, staff: Staff) -> Result<Json
     rooms.push(virtual_office_room(&staff.user.id));
     rooms.extend(offices.iter().map(|o| office_room(o)));
     let mut seen = HashSet::new();
-    let mut out: Vec<WaitingView> =
-        rooms.iter().filter(|r| seen.insert(r.as_str())).flat_map(|r| waiting_in(&state, r)).collect();
+    let mut out: Vec<WaitingView> = Vec::new();
+    for room in rooms.iter().filter(|r| seen.insert(r.as_str())) {
+        out.extend(waiting_in(&state, room).await);
+    }
     if !out.is_empty() {
         let names = Names::load(&state).await?;
         let me = format!("user-{}", staff.user.id);
         let name = |map: &HashMap<String, String>, id: &str| map.get(id).cloned().unwrap_or_default();
         for w in &mut out {
-            w.host_here = state.rooms.is_admitted(&w.room, &me);
+            w.host_here = state.anywhere.is_admitted(&w.room, &me).await;
             w.office_name = w.room.strip_prefix("office-").map(|id| name(&names.offices, id));
             w.appointment = appointments.get(&w.room).map(|a| WaitingAppointment {
                 office_name: name(&names.offices, &a.office_id),
@@ -570,12 +578,7 @@ async fn decide(
     official(staff)?;
     let Json(body) = body?;
     may_host(state, staff, room).await?;
-    let decided = if admit {
-        state.rooms.admit(room, &body.participant_id).await
-    } else {
-        state.rooms.decline(room, &body.participant_id).await
-    };
-    decided.map_err(lobby_error)?;
+    state.anywhere.decide(room, &body.participant_id, admit).await.map_err(lobby_error)?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
