@@ -12,7 +12,8 @@ CREATE TABLE nodes (
     internal_url TEXT NOT NULL,                        -- where other nodes reach its HTTP side
     media_addr   TEXT NOT NULL,                        -- its announced UDP address
     state        TEXT NOT NULL,                        -- serving | draining | fenced | stopped
-    load         BIGINT NOT NULL DEFAULT 0,            -- participants and viewers it carries
+    load         BIGINT NOT NULL DEFAULT 0,            -- sessions it runs
+    key_id       TEXT NOT NULL DEFAULT '',             -- which token signing key it holds (a MAC, not the key)
     started_at   BIGINT NOT NULL,
     heartbeat_at BIGINT NOT NULL
 );

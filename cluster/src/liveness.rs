@@ -122,6 +122,7 @@ mod tests {
             media_addr: String::new(),
             state,
             load: 0,
+            key_id: String::new(),
             started_at: NOW - started_ago_ms,
             heartbeat_at: NOW - heartbeat_ago_ms,
         }

@@ -33,6 +33,11 @@ pub enum ClusterError {
     Nats(String),
     #[error("another process runs as node {0}")]
     DuplicateNode(String),
+    /// Tokens signed on one node would be refused on the other: the key must be shared.
+    #[error(
+        "node {0} signs tokens with another key: every node needs the same jwt.key (a shared data directory, or copy it; docs/cluster.md)"
+    )]
+    KeyMismatch(String),
     /// This node refuses joins now (it cannot reach the database, or it is fenced or draining).
     #[error("this node takes no joins now")]
     Unavailable,
@@ -47,6 +52,8 @@ pub struct NodeConfig {
     pub internal_url: String,
     pub media_addr: String,
     pub nats_url: String,
+    /// `TokenKey::key_id` of this node's signing key.
+    pub key_id: String,
 }
 
 /// Where a room runs, as decided for a join.
@@ -119,7 +126,16 @@ impl Cluster {
             id: config.id.clone(),
             internal_url: config.internal_url.clone(),
             media_addr: config.media_addr.clone(),
+            key_id: config.key_id.clone(),
         };
+        // A node with another signing key would refuse every token the others issue (and
+        // relayed joins with them): refused at start, naming a running node that differs.
+        let held: HashSet<i64> = store.held_node_locks().await?.into_iter().collect();
+        if let Some(other) = store.nodes().await?.into_iter().find(|n| {
+            n.id != config.id && held.contains(&n.lock_key) && !n.key_id.is_empty() && n.key_id != config.key_id
+        }) {
+            return Err(ClusterError::KeyMismatch(other.id));
+        }
         // The lock first when the node is known: a second process started by mistake with a
         // running node's id must not take its epoch (and with it the running node's rooms).
         let (store_ref, id) = (&store, config.id.as_str());

@@ -18,6 +18,10 @@ struct Node {
 }
 
 async fn node(url: &str, nats: &TempNats, id: &str) -> Result<Node, ClusterError> {
+    node_with_key(url, nats, id, "k1").await
+}
+
+async fn node_with_key(url: &str, nats: &TempNats, id: &str, key_id: &str) -> Result<Node, ClusterError> {
     let store = Store::connect(url).await.unwrap();
     let (stop, shutdown) = watch::channel(false);
     let config = NodeConfig {
@@ -25,6 +29,7 @@ async fn node(url: &str, nats: &TempNats, id: &str) -> Result<Node, ClusterError
         internal_url: format!("http://{id}.internal"),
         media_addr: "127.0.0.1:3478".into(),
         nats_url: nats.url(),
+        key_id: key_id.into(),
     };
     let (cluster, task) = Cluster::join(store, config, shutdown).await?;
     Ok(Node { cluster, task, _stop: stop })
@@ -52,8 +57,10 @@ async fn a_room_runs_on_one_node_and_moves_within_a_second_when_its_owner_is_kil
     assert_eq!(a.cluster.place("appt-1").await.unwrap(), Placement::Local { epoch: 1 }, "still a's");
     assert_eq!(b.cluster.place("appt-2").await.unwrap(), Placement::Local { epoch: 1 });
 
-    // A second process started with a's id is refused, and a keeps its epoch.
+    // A second process started with a's id is refused, and a keeps its epoch; so is a node whose
+    // signing key differs from the running nodes'.
     assert!(matches!(node(&url, &nats, "a").await, Err(ClusterError::DuplicateNode(_))));
+    assert!(matches!(node_with_key(&url, &nats, "c", "k2").await, Err(ClusterError::KeyMismatch(_))));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(a.cluster.health(), Health::Serving);
     assert!(a.cluster.takes_joins());

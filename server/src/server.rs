@@ -312,7 +312,8 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         };
         let media = sfu.local_addr();
         let media_addr = SocketAddr::new(state.config.announced_ip.unwrap_or(media.ip()), media.port()).to_string();
-        let node = sportello_cluster::NodeConfig { id, internal_url, media_addr, nats_url };
+        let key_id = state.tokens.key_id();
+        let node = sportello_cluster::NodeConfig { id, internal_url, media_addr, nats_url, key_id };
         let (cluster, _task) = sportello_cluster::Cluster::join(state.store.clone(), node, shutdown_rx.clone()).await?;
         state.rooms.attach_cluster(cluster.clone());
         state.cluster = Some(cluster.clone());

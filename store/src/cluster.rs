@@ -26,6 +26,8 @@ pub struct NewNode {
     pub id: String,
     pub internal_url: String,
     pub media_addr: String,
+    /// Which token signing key the node holds (`TokenKey::key_id`): every node must hold the same.
+    pub key_id: String,
 }
 
 /// What a node is doing, as the registry says.
@@ -53,6 +55,7 @@ pub struct NodeRow {
     pub media_addr: String,
     pub state: NodeState,
     pub load: i64,
+    pub key_id: String,
     pub started_at: i64,
     pub heartbeat_at: i64,
 }
@@ -111,13 +114,14 @@ impl Store {
                         Registered { lock_key: row.try_get("lock_key")?, epoch: row.try_get::<i64, _>("epoch")? + 1 };
                     sqlx::query(
                         "UPDATE nodes SET epoch = $1, internal_url = $2, media_addr = $3, state = 'serving', load = 0, \
-                         started_at = $4, heartbeat_at = $4 WHERE id = $5",
+                         started_at = $4, heartbeat_at = $4, key_id = $6 WHERE id = $5",
                     )
                     .bind(registered.epoch)
                     .bind(&node.internal_url)
                     .bind(&node.media_addr)
                     .bind(now_ms)
                     .bind(&node.id)
+                    .bind(&node.key_id)
                     .execute(&mut *tx)
                     .await?;
                     registered
@@ -129,13 +133,14 @@ impl Store {
                         .try_get(0)?;
                     sqlx::query(
                         "INSERT INTO nodes (id, lock_key, epoch, internal_url, media_addr, state, load, started_at, \
-                         heartbeat_at) VALUES ($1, $2, 1, $3, $4, 'serving', 0, $5, $5)",
+                         heartbeat_at, key_id) VALUES ($1, $2, 1, $3, $4, 'serving', 0, $5, $5, $6)",
                     )
                     .bind(&node.id)
                     .bind(next)
                     .bind(&node.internal_url)
                     .bind(&node.media_addr)
                     .bind(now_ms)
+                    .bind(&node.key_id)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| {
@@ -169,8 +174,8 @@ impl Store {
     /// Every registered node, by id.
     pub async fn nodes(&self) -> Result<Vec<NodeRow>> {
         let rows = sqlx::query(
-            "SELECT id, lock_key, epoch, internal_url, media_addr, state, load, started_at, heartbeat_at FROM nodes \
-             ORDER BY id",
+            "SELECT id, lock_key, epoch, internal_url, media_addr, state, load, key_id, started_at, heartbeat_at \
+             FROM nodes ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -184,6 +189,7 @@ impl Store {
                     media_addr: r.try_get("media_addr")?,
                     state: r.try_get::<String, _>("state")?.parse().map_err(StoreError::Corrupt)?,
                     load: r.try_get("load")?,
+                    key_id: r.try_get("key_id")?,
                     started_at: r.try_get("started_at")?,
                     heartbeat_at: r.try_get("heartbeat_at")?,
                 })

@@ -18,7 +18,12 @@ scenarios!(
 const MS: i64 = NOW * 1000;
 
 fn node(id: &str) -> NewNode {
-    NewNode { id: id.into(), internal_url: format!("http://{id}.internal:8080"), media_addr: "127.0.0.1:3478".into() }
+    NewNode {
+        id: id.into(),
+        internal_url: format!("http://{id}.internal:8080"),
+        media_addr: "127.0.0.1:3478".into(),
+        key_id: "k1".into(),
+    }
 }
 
 async fn nodes_register_with_a_new_epoch_per_start(db: Db) {
@@ -39,7 +44,7 @@ async fn nodes_register_with_a_new_epoch_per_start(db: Db) {
     let row = &rows[0];
     assert_eq!((row.id.as_str(), row.epoch, row.state, row.load), ("a", 2, NodeState::Draining, 7));
     assert_eq!((row.started_at, row.heartbeat_at), (MS + 5_000, MS + 6_000));
-    assert_eq!(row.internal_url, "http://a.internal:8080");
+    assert_eq!((row.internal_url.as_str(), row.key_id.as_str()), ("http://a.internal:8080", "k1"));
 }
 
 async fn room_ownership_moves_with_a_growing_epoch(db: Db) {
