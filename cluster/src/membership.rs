@@ -311,6 +311,16 @@ impl Cluster {
         }
     }
 
+    /// The node that runs `room` when that is another live node (`None`: this one, nobody, a
+    /// dead node — ask this node's own rooms; or the database did not answer in time).
+    pub async fn remote_owner(&self, room: &str) -> Option<NodeRow> {
+        let owner = timeout(DB_TIMEOUT, self.inner.store.room_owner(room)).await.ok()?.ok()??;
+        if owner.node.is_empty() || owner.node == self.inner.id || self.is_dead(&owner.node) {
+            return None;
+        }
+        self.state().nodes.iter().find(|n| n.id == owner.node).cloned()
+    }
+
     /// Whether `node` is dead as this node sees it now (an unknown node counts as dead).
     pub fn is_dead(&self, node: &str) -> bool {
         let state = self.state();

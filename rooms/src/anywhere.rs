@@ -9,7 +9,6 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sportello_cluster::Cluster;
-use sportello_store::Store;
 
 use crate::error::ProtocolError;
 use crate::protocol::DocumentInfo;
@@ -46,12 +45,12 @@ enum Answer {
 #[derive(Clone)]
 pub struct RoomsAnywhere {
     rooms: Rooms,
-    cluster: Option<(Cluster, Store)>,
+    cluster: Option<Cluster>,
 }
 
 impl RoomsAnywhere {
     /// This node's registry, and the cluster when there are several nodes.
-    pub fn new(rooms: Rooms, cluster: Option<(Cluster, Store)>) -> RoomsAnywhere {
+    pub fn new(rooms: Rooms, cluster: Option<Cluster>) -> RoomsAnywhere {
         RoomsAnywhere { rooms, cluster }
     }
 
@@ -94,21 +93,18 @@ impl RoomsAnywhere {
 
     /// The owner's answer when another live node runs `room`; `None`: ask this node's registry.
     async fn ask_owner(&self, room: &str, ask: Ask) -> Option<Answer> {
-        let (cluster, store) = self.cluster.as_ref()?;
-        let owner = tokio::time::timeout(ASK_TIMEOUT, store.room_owner(room)).await.ok()?.ok()??;
-        if owner.node.is_empty() || owner.node == cluster.id() || cluster.is_dead(&owner.node) {
-            return None;
-        }
+        let cluster = self.cluster.as_ref()?;
+        let owner = cluster.remote_owner(room).await?.id;
         let payload = serde_json::to_vec(&ask).ok()?;
-        let request = cluster.nats().request(format!("sportello.node.{}.rooms", owner.node), payload.into());
+        let request = cluster.nats().request(format!("sportello.node.{owner}.rooms"), payload.into());
         match tokio::time::timeout(ASK_TIMEOUT, request).await {
             Ok(Ok(reply)) => serde_json::from_slice(&reply.payload).ok(),
             Ok(Err(error)) => {
-                tracing::warn!(room, owner = %owner.node, %error, "the room's owner did not answer");
+                tracing::warn!(room, owner = %owner, %error, "the room's owner did not answer");
                 Some(Answer::RoomNotOpen)
             }
             Err(_) => {
-                tracing::warn!(room, owner = %owner.node, "the room's owner did not answer in time");
+                tracing::warn!(room, owner = %owner, "the room's owner did not answer in time");
                 Some(Answer::RoomNotOpen)
             }
         }

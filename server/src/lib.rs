@@ -11,6 +11,7 @@
 //! - [`landing`]: the join link's server-rendered landing page.
 //! - [`client_addr`]: the client's address (IPv6 by /64) and the per-address websocket gate.
 //! - [`origin`]: the same-origin check of state-changing requests.
+//! - [`forward`]: several nodes — a council's live-stream requests forwarded to the node that runs it.
 //! - [`metrics`]: `/metrics` (Prometheus) on its own `metrics_bind` listener, the HTTP request
 //!   counts by route pattern, the media engine's counts read at scrape time.
 //! - [`logging`]: the binary's log filter (websocket payloads never logged, whatever `RUST_LOG` says).
@@ -23,6 +24,7 @@
 pub mod api;
 pub mod client_addr;
 pub mod config;
+pub mod forward;
 pub mod landing;
 pub mod logging;
 pub mod metrics;

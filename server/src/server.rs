@@ -67,7 +67,9 @@ pub fn app(state: AppState) -> Router {
         .nest("/api", api::routes().layer(axum::middleware::from_fn_with_state(origin, crate::origin::check)))
         .merge(web::routes())
         .merge(api::council::page_routes())
-        .merge(api::archive::page_routes());
+        .merge(api::archive::page_routes())
+        // Several nodes: a council's live stream is answered by the node that runs it.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::forward::live_to_owner));
     // The matched route for the HTTP metrics (a route layer: it runs once a route matched).
     let router =
         if metrics_on { router.route_layer(axum::middleware::from_fn(crate::metrics::matched_route)) } else { router };
@@ -317,10 +319,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         let (cluster, _task) = sportello_cluster::Cluster::join(state.store.clone(), node, shutdown_rx.clone()).await?;
         state.rooms.attach_cluster(cluster.clone());
         state.cluster = Some(cluster.clone());
-        state.anywhere = sportello_rooms::anywhere::RoomsAnywhere::new(
-            state.rooms.clone(),
-            Some((cluster.clone(), state.store.clone())),
-        );
+        state.anywhere = sportello_rooms::anywhere::RoomsAnywhere::new(state.rooms.clone(), Some(cluster.clone()));
         tokio::spawn(sportello_rooms::anywhere::serve(cluster.clone(), state.rooms.clone()));
         // The load every heartbeat reports: sessions running here (new rooms go to the least loaded).
         let (reporting, mut stop) = (cluster.clone(), shutdown_rx.clone());

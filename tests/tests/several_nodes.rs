@@ -312,6 +312,91 @@ async fn dashboard_on_another_node(store: &Store, tokens: &TokenKey, nodes: &[Sp
     Ok(())
 }
 
+/// A council whose chair joined through n1 runs on the least loaded node; asked through another
+/// node it is live, and that node's WHEP answer names the owner's media address (`forward.rs`).
+async fn live_stream_through_another_node(store: &Store, tokens: &TokenKey, nodes: &[Sportello]) -> Result<()> {
+    use sportello_store::{CouncilBody, NewCouncilSession, NewUser, StaffRole};
+    let now = jiff::Timestamp::now().as_second();
+    let new = NewUser {
+        email: "presidente@comune.example".into(),
+        display_name: "Presidente".into(),
+        role: StaffRole::Chair,
+    };
+    let chair = store.create_user(&new, now).await.map_err(|e| e.to_string())?;
+    let council = NewCouncilSession {
+        title: "Consiglio comunale".into(),
+        body: CouncilBody::Consiglio,
+        scheduled_at: now,
+        chair_id: chair.id.clone(),
+        quorum: "majority".into(),
+    };
+    let session = store.create_council_session(&council, now).await.map_err(|e| e.to_string())?;
+    let room = format!("council-{}", session.id);
+    let claims = Claims::new(&room, &format!("user-{}", chair.id), "Presidente", Role::Host, Duration::from_secs(3600));
+    let token = tokens.issue(&claims).map_err(|e| e.to_string())?;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws?room={room}", nodes[0].http))
+        .await
+        .map_err(|e| e.to_string())?;
+    send(&mut ws, json!({"v": 1, "type": "join", "token": token})).await?;
+    let welcome = next_json(&mut ws, Duration::from_secs(10)).await?;
+    if welcome["type"] != "welcome" {
+        return Err(format!("the chair should be welcomed on n1: {welcome}"));
+    }
+    let http = reqwest::Client::new();
+    let state_at = |node: SocketAddr| {
+        let http = http.clone();
+        let url = format!("http://{node}/api/live/{}", session.id);
+        async move {
+            let state: Value =
+                http.get(url).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(state["status"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    // Placed on the least loaded node, which need not be n1: ask another one.
+    let owner = store.room_owner(&room).await.map_err(|e| e.to_string())?.ok_or("the council has no owner")?;
+    let index: usize = owner.node.trim_start_matches('n').parse().map_err(|_| format!("owner {owner:?}"))?;
+    let (owner, other) = (&nodes[index - 1], &nodes[index % 3]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_at(owner.http).await? != "live" {
+        if Instant::now() > deadline {
+            return Err("the council never went live on its node".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let through_other = state_at(other.http).await?;
+    if through_other != "live" {
+        return Err(format!("asked through a node that does not run it, the council is {through_other:?}"));
+    }
+    // A WHEP viewer through that node: the answer comes from the owner and names its media port.
+    let mut viewer = Client::new("whep-viewer").await.map_err(|e| e.to_string())?;
+    viewer.receive_only(2, 1).map_err(|e| e.to_string())?;
+    let (offer, _) = viewer.offer().map_err(|e| e.to_string())?;
+    let answer = http
+        .post(format!("http://{}/api/live/{}/whep", other.http, session.id))
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let (status, location) = (answer.status(), answer.headers().get("location").cloned());
+    let sdp = answer.text().await.map_err(|e| e.to_string())?;
+    if status != reqwest::StatusCode::CREATED || location.is_none() {
+        return Err(format!("WHEP through another node: {status} {location:?} {sdp}"));
+    }
+    let owner_media = format!(" {} typ host", owner.media.port());
+    if !sdp.lines().any(|l| l.starts_with("a=candidate") && l.contains(&owner_media)) {
+        return Err(format!("the WHEP answer does not name the owner's media port {}: {sdp}", owner.media.port()));
+    }
+    let location = location.and_then(|l| l.to_str().ok().map(str::to_owned)).unwrap_or_default();
+    let gone = http.delete(format!("http://{}{location}", other.http)).send().await.map_err(|e| e.to_string())?;
+    if !gone.status().is_success() {
+        return Err(format!("ending the WHEP session through another node: {}", gone.status()));
+    }
+    let _ = send(&mut ws, json!({"v": 1, "type": "leave"})).await;
+    println!("a council is live through a node that does not run it, whose WHEP answer names the owner's port");
+    Ok(())
+}
+
 /// `error`, with the end of each node's log.
 fn with_logs(error: String, nodes: &[Sportello]) -> String {
     let mut out = error;
@@ -375,6 +460,7 @@ async fn scenario() -> Result<()> {
     }
 
     dashboard_on_another_node(&store, &tokens, &nodes).await.map_err(|e| with_logs(e, &nodes))?;
+    live_stream_through_another_node(&store, &tokens, &nodes).await.map_err(|e| with_logs(e, &nodes))?;
 
     // NATS restarted: the calls carry on (media and the owner's own websockets never take NATS;
     // the relays' subscriptions come back with the connection).

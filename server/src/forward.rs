@@ -1,0 +1,124 @@
+//! Several nodes (`docs/cluster.md`): a request about a council's live stream — `/api/live/<id>`
+//! (the public state), its WHEP viewers and its WHIP encoder — answered by the node that runs the
+//! council's room, where the program, the recording and the public state live. A request that
+//! lands elsewhere is forwarded to that node's `internal_url`; the SDP answer it returns names the
+//! owner's media address, so media goes straight there.
+//!
+//! The owner's per-address limits must see the viewer, not the forwarding node: the forwarder
+//! adds `x-sportello-client`, the client's address signed with the cluster's key, and the owner
+//! takes it as the peer's address. A forged or stale one is ignored.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::api::live::MAX_SDP;
+use crate::client_addr::ClientIp;
+use crate::state::AppState;
+
+/// The forwarded client's address, signed.
+const CLIENT_HEADER: &str = "x-sportello-client";
+/// How long a signed client address is good for (one forwarded request).
+const CLIENT_VALID_SECS: i64 = 30;
+/// How long the owner has to answer a forwarded request.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Serialize, Deserialize)]
+struct ForwardedClient {
+    sportello_forwarded_client: IpAddr,
+    exp: i64,
+}
+
+/// Forwards `/api/live/<id>…` to the node that runs `council-<id>` when that is another live node,
+/// and takes a forwarded request's signed client address as its peer's.
+pub async fn live_to_owner(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(cluster) = state.cluster.clone() else { return next.run(request).await };
+    let Some(session) = request
+        .uri()
+        .path()
+        .strip_prefix("/api/live/")
+        .map(|rest| rest.split('/').next().unwrap_or_default().to_owned())
+    else {
+        return next.run(request).await;
+    };
+    if let Some(forwarded) = request.headers().get(CLIENT_HEADER).and_then(|v| v.to_str().ok()) {
+        // From another node: its client is ours (if the cluster's key signed it, lately).
+        if let Ok(claims) = state.tokens.decode::<ForwardedClient>(forwarded)
+            && claims.exp >= state.clock.now()
+        {
+            request.extensions_mut().insert(ConnectInfo(SocketAddr::new(claims.sportello_forwarded_client, 0)));
+        }
+        return next.run(request).await;
+    }
+    let Some(owner) = cluster.remote_owner(&format!("council-{session}")).await else {
+        return next.run(request).await;
+    };
+    match forward(&state, &owner.internal_url, client, request).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::warn!(owner = %owner.id, %error, "live request not forwarded to the council's node");
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "2")]).into_response()
+        }
+    }
+}
+
+fn http() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .timeout(FORWARD_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and those the client library sets itself.
+fn passes(name: &HeaderName) -> bool {
+    ![header::CONNECTION, header::HOST, header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::UPGRADE]
+        .contains(name)
+        && name.as_str() != "keep-alive"
+        && name.as_str() != CLIENT_HEADER
+}
+
+async fn forward(
+    state: &AppState,
+    base: &str,
+    client: Option<IpAddr>,
+    request: Request,
+) -> Result<Response, Box<dyn std::error::Error + Send + Sync>> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let body = to_bytes(body, MAX_SDP).await?;
+    let mut out = http().request(parts.method.clone(), format!("{}{path}", base.trim_end_matches('/'))).body(body);
+    for (name, value) in parts.headers.iter().filter(|(n, _)| passes(n)) {
+        out = out.header(name, value);
+    }
+    if let Some(ip) = client {
+        let signed = state
+            .tokens
+            .sign(&ForwardedClient { sportello_forwarded_client: ip, exp: state.clock.now() + CLIENT_VALID_SECS })?;
+        out = out.header(CLIENT_HEADER, signed);
+    }
+    let answer = out.send().await?;
+    let mut response = Response::builder().status(answer.status().as_u16());
+    for (name, value) in answer.headers().iter().filter(|(n, _)| passes(n)) {
+        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+            response = response.header(name.as_str(), value);
+        }
+    }
+    Ok(response.body(Body::from(answer.bytes().await?))?)
+}
