@@ -20,6 +20,10 @@ const OBSERVE_EVERY: Duration = Duration::from_millis(250);
 const DB_TIMEOUT: Duration = Duration::from_secs(1);
 /// A status message older than this says nothing about the database any more.
 const STATUS_FRESH: Duration = Duration::from_secs(2);
+/// How long a room's owner, once read, is taken as known (`Cluster::remote_owner`).
+const OWNER_FRESH: Duration = Duration::from_secs(1);
+/// Room owners remembered at most before stale ones are forgotten.
+const OWNERS_KEPT: usize = 10_000;
 /// How often a node tells the others (over NATS) how long ago it renewed.
 const STATUS_EVERY: Duration = Duration::from_millis(500);
 /// The subject every node publishes its status on.
@@ -69,10 +73,8 @@ pub enum Placement {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Status {
     node: String,
-    epoch: i64,
     /// Milliseconds since its last successful heartbeat renewal.
     renewed_ms_ago: u64,
-    state: String,
 }
 
 /// This node, cheap to clone.
@@ -111,6 +113,9 @@ struct State {
     /// Fenced until then whatever the renewals say (after a stall: long enough for every session
     /// to see it).
     fenced_until: Option<Instant>,
+    /// Who owns a room, as read lately (`remote_owner`): every viewer of a council polls its
+    /// state every 2 s through some node, and the answer changes only when the owner does.
+    owners: HashMap<String, (Option<String>, Instant)>,
 }
 
 impl Cluster {
@@ -131,10 +136,11 @@ impl Cluster {
         // A node with another signing key would refuse every token the others issue (and
         // relayed joins with them): refused at start, naming a running node that differs.
         let held: HashSet<i64> = store.held_node_locks().await?.into_iter().collect();
-        if let Some(other) = store.nodes().await?.into_iter().find(|n| {
+        let registry = store.nodes().await?;
+        if let Some(other) = registry.iter().find(|n| {
             n.id != config.id && held.contains(&n.lock_key) && !n.key_id.is_empty() && n.key_id != config.key_id
         }) {
-            return Err(ClusterError::KeyMismatch(other.id));
+            return Err(ClusterError::KeyMismatch(other.id.clone()));
         }
         // The lock first when the node is known: a second process started by mistake with a
         // running node's id must not take its epoch (and with it the running node's rooms).
@@ -145,7 +151,7 @@ impl Cluster {
                 other => other.map_err(ClusterError::from),
             }
         };
-        let known = store.nodes().await?.into_iter().find(|n| n.id == config.id).map(|n| n.lock_key);
+        let known = registry.iter().find(|n| n.id == config.id).map(|n| n.lock_key);
         let early = match known {
             Some(key) => Some(hold(key).await?),
             None => None,
@@ -183,6 +189,7 @@ impl Cluster {
                     superseded: false,
                     last_tick: now,
                     fenced_until: None,
+                    owners: HashMap::new(),
                 }),
             }),
         };
@@ -211,7 +218,7 @@ impl Cluster {
         self.inner.health.subscribe()
     }
 
-    /// Participants and viewers this node carries (reported in its heartbeat).
+    /// The sessions this node runs (reported in its heartbeat; new rooms go to the least loaded).
     pub fn set_load(&self, load: i64) {
         self.state().load = load;
     }
@@ -246,8 +253,9 @@ impl Cluster {
         !state.draining && !state.superseded && self.health() == Health::Serving
     }
 
-    /// Where `room` runs for a join arriving here: claimed here if nobody owns it, taken over if
-    /// its owner is dead, else on its live owner. `Unavailable` while this node takes no joins.
+    /// Where `room` runs for a join arriving here: on its live owner; else claimed (or, its owner
+    /// dead, taken over) for the least loaded serving node — this one on a tie. `Unavailable`
+    /// while this node cannot reach the database, or no node takes rooms.
     pub async fn place(&self, room: &str) -> Result<Placement, ClusterError> {
         // Without the database nobody can tell who owns the room (and a query would wait for
         // the pool's timeout): refused at once, the client tries again.
@@ -288,8 +296,8 @@ impl Cluster {
         Err(ClusterError::Contended)
     }
 
-    /// Where a new room goes: the serving node with the least load (participants and viewers,
-    /// as their heartbeats last said), this one on a tie; `None` when no node takes rooms.
+    /// Where a new room goes: the serving node with the least load (sessions, as their
+    /// heartbeats last said), this one on a tie; `None` when no node takes rooms.
     fn least_loaded(&self) -> Option<String> {
         let me = self.takes_joins().then(|| (self.state().load, self.inner.id.clone()));
         let others = self
@@ -313,12 +321,26 @@ impl Cluster {
 
     /// The node that runs `room` when that is another live node (`None`: this one, nobody, a
     /// dead node — ask this node's own rooms; or the database did not answer in time).
+    /// Read at most once per [`OWNER_FRESH`] per room (a takeover is seen that much later here).
     pub async fn remote_owner(&self, room: &str) -> Option<NodeRow> {
-        let owner = timeout(DB_TIMEOUT, self.inner.store.room_owner(room)).await.ok()?.ok()??;
-        if owner.node.is_empty() || owner.node == self.inner.id || self.is_dead(&owner.node) {
+        let cached = self.state().owners.get(room).filter(|(_, at)| at.elapsed() < OWNER_FRESH).map(|(o, _)| o.clone());
+        let owner = match cached {
+            Some(owner) => owner,
+            None => {
+                let row = timeout(DB_TIMEOUT, self.inner.store.room_owner(room)).await.ok()?.ok()?;
+                let owner = row.map(|r| r.node).filter(|n| !n.is_empty());
+                let mut s = self.state();
+                if s.owners.len() >= OWNERS_KEPT {
+                    s.owners.retain(|_, (_, at)| at.elapsed() < OWNER_FRESH);
+                }
+                s.owners.insert(room.to_owned(), (owner.clone(), Instant::now()));
+                owner
+            }
+        }?;
+        if owner == self.inner.id || self.is_dead(&owner) {
             return None;
         }
-        self.state().nodes.iter().find(|n| n.id == owner.node).cloned()
+        self.state().nodes.iter().find(|n| n.id == owner).cloned()
     }
 
     /// Whether `node` is dead as this node sees it now (an unknown node counts as dead).
@@ -501,9 +523,7 @@ impl Cluster {
             let s = self.state();
             Status {
                 node: self.inner.id.clone(),
-                epoch: self.inner.epoch,
                 renewed_ms_ago: u64::try_from(s.last_renewal.elapsed().as_millis()).unwrap_or(u64::MAX),
-                state: if s.draining { "draining" } else { "serving" }.to_owned(),
             }
         };
         if let Ok(payload) = serde_json::to_vec(&status) {

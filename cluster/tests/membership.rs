@@ -56,6 +56,10 @@ async fn a_room_runs_on_one_node_and_moves_within_a_second_when_its_owner_is_kil
     assert_eq!(b.cluster.place("appt-1").await.unwrap(), Placement::Remote { node: "a".into() });
     assert_eq!(a.cluster.place("appt-1").await.unwrap(), Placement::Local { epoch: 1 }, "still a's");
     assert_eq!(b.cluster.place("appt-2").await.unwrap(), Placement::Local { epoch: 1 });
+    // What REST and the live stream ask: who else runs a room (nobody else, for one's own).
+    assert_eq!(b.cluster.remote_owner("appt-1").await.map(|n| n.id), Some("a".into()));
+    assert_eq!(b.cluster.remote_owner("appt-2").await, None);
+    assert_eq!(b.cluster.remote_owner("appt-none").await, None);
 
     // A second process started with a's id is refused, and a keeps its epoch; so is a node whose
     // signing key differs from the running nodes'.
@@ -72,6 +76,7 @@ async fn a_room_runs_on_one_node_and_moves_within_a_second_when_its_owner_is_kil
     drop(a.cluster);
     let took = until(Duration::from_secs(3), async || b.cluster.is_dead("a")).await;
     assert!(took < Duration::from_millis(1000), "a's death seen after {took:?}");
+    assert_eq!(b.cluster.remote_owner("appt-1").await, None, "a dead owner is nobody's to ask");
     assert_eq!(b.cluster.place("appt-1").await.unwrap(), Placement::Local { epoch: 2 });
     assert!(b.cluster.live_nodes().iter().all(|n| n.id != "a"));
 }
