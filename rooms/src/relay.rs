@@ -1,59 +1,19 @@
-//! Sessions whose room runs on another node (several nodes, `docs/cluster.md`): the two ends of a
-//! relay over NATS ([`sportello_cluster::relay`]). On the node holding the websocket,
-//! [`to_browser`] carries the owner's frames to the browser; on the owner, [`serve`] runs each
-//! relayed session as [`session::run`] runs a websocket. Either end stops when the other's node
-//! is judged dead, and the browser's client reconnects (close 1012) to be placed again.
+//! Sessions whose room runs on another node (several nodes, `docs/cluster.md`), the owner's end of
+//! a relay over NATS ([`sportello_cluster::relay`]): [`serve`] runs each relayed session as
+//! [`session::run`] runs a websocket, until the browser closes or the relaying node is judged dead.
+//! (The relaying end is the session itself: [`session`] forwards its frames to the owner.)
 
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt, stream};
+use futures_util::{StreamExt, stream};
 use sportello_cluster::{Accepted, Cluster, Frame};
 use tracing::Instrument;
 
 use crate::error::Lang;
-use crate::room::{Connection, Outgoing, SharedText};
-use crate::session::{self, CLOSE_RESTART, Context, Inbound, Outbound};
+use crate::session::{self, Context, Inbound, Outbound};
 
-/// How often each end checks that the other's node is alive.
+/// How often the owner checks that the relaying node is alive.
 const PEER_CHECK: Duration = sportello_cluster::relay::PEER_CHECK;
-
-/// The relaying end: the owner's frames to the browser's connection, until the owner's session
-/// closes, the browser is gone, or the owner's node is judged dead.
-pub async fn to_browser(
-    cluster: Cluster,
-    owner: String,
-    mut frames: impl Stream<Item = Frame> + Unpin,
-    conn: Connection,
-) {
-    let mut check = tokio::time::interval(PEER_CHECK);
-    loop {
-        tokio::select! {
-            frame = frames.next() => match frame {
-                Some(Frame::Text(text)) => {
-                    if conn.push(Outgoing::Text(SharedText::from(text))).is_err() {
-                        return;
-                    }
-                }
-                Some(Frame::Close(code)) => {
-                    let _ = conn.close(code, "");
-                    return;
-                }
-                Some(Frame::Ping) => {}
-                None => {
-                    let _ = conn.close(CLOSE_RESTART, "relay lost");
-                    return;
-                }
-            },
-            _ = check.tick() => {
-                if cluster.is_dead(&owner) {
-                    tracing::warn!(owner, "the room's owner is dead: the client reconnects");
-                    let _ = conn.close(CLOSE_RESTART, "room moving");
-                    return;
-                }
-            }
-        }
-    }
-}
 
 /// The owner's end: runs every session relayed to this node until the cluster's NATS connection
 /// ends.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use sportello_backoffice::token::{Role, TokenKey};
-use sportello_cluster::{Cluster, Health, Placement, RelaySink};
+use sportello_cluster::{Cluster, Frame, Health, Placement, RelaySink};
 use sportello_store::Store;
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -19,7 +19,6 @@ use tokio::time::{Instant, timeout, timeout_at};
 use crate::error::{Lang, ProtocolError};
 use crate::grants::Revoked;
 use crate::protocol::{self, ClientMessage, MAX_FRAME};
-use crate::relay;
 use crate::room::{ConnId, Connection, Gone, Outbox, Outgoing, SharedText};
 use crate::rooms::{RoomHandle, Rooms};
 
@@ -148,7 +147,7 @@ pub async fn run<S, K, E>(
     }
     if let Some(relayed) = session.relayed.take() {
         // The owner's session ends too (its room starts the reconnection grace).
-        let _ = relayed.to_owner.send(sportello_cluster::Frame::Close(CLOSE_GOING_AWAY)).await;
+        let _ = relayed.to_owner.send(Frame::Close(CLOSE_GOING_AWAY)).await;
         relayed.from_owner.abort();
     }
     tracing::debug!("session closed");
@@ -161,7 +160,7 @@ struct Session<'a> {
     lang: Lang,
     on_joined: Box<dyn FnMut() + Send + 'a>,
     joined: Option<RoomHandle>,
-    /// The room runs on another node: frames go there and back ([`relay`]).
+    /// The room runs on another node: frames go there and back (`cluster::relay`).
     relayed: Option<Relayed>,
     left: bool,
     /// A close frame is queued: frames are no longer processed.
@@ -259,7 +258,7 @@ impl Session<'_> {
     async fn on_text(&mut self, text: &str) -> bool {
         if let Some(relayed) = &self.relayed {
             // The owner's session parses and answers it.
-            return relayed.to_owner.send(sportello_cluster::Frame::Text(text.to_owned())).await.is_ok();
+            return relayed.to_owner.send(Frame::Text(text.to_owned())).await.is_ok();
         }
         let message = match protocol::parse(text) {
             Ok(message) => message,
@@ -347,7 +346,7 @@ impl Session<'_> {
                 tracing::info!(owner, "session relayed to the room's owner");
                 let (to_owner, frames) = link.split();
                 let from_owner =
-                    tokio::spawn(relay::to_browser(cluster.clone(), owner.to_owned(), frames, self.conn.clone()));
+                    tokio::spawn(relay_to_browser(cluster.clone(), owner.to_owned(), frames, self.conn.clone()));
                 self.relayed = Some(Relayed { to_owner, from_owner });
                 (self.on_joined)();
                 true
@@ -410,6 +409,44 @@ async fn write<K: Sink<Outbound> + Unpin>(
             // that the transport is not torn down under frames it has not read yet.
             tokio::time::sleep(CLOSE_LINGER).await;
             return;
+        }
+    }
+}
+
+/// The relaying end: the owner's frames to the browser's connection, until the owner's session
+/// closes, the browser is gone, or the owner's node is judged dead.
+async fn relay_to_browser(
+    cluster: Cluster,
+    owner: String,
+    mut frames: impl Stream<Item = Frame> + Unpin,
+    conn: Connection,
+) {
+    let mut check = tokio::time::interval(sportello_cluster::relay::PEER_CHECK);
+    loop {
+        tokio::select! {
+            frame = frames.next() => match frame {
+                Some(Frame::Text(text)) => {
+                    if conn.push(Outgoing::Text(SharedText::from(text))).is_err() {
+                        return;
+                    }
+                }
+                Some(Frame::Close(code)) => {
+                    let _ = conn.close(code, "");
+                    return;
+                }
+                Some(Frame::Ping) => {}
+                None => {
+                    let _ = conn.close(CLOSE_RESTART, "relay lost");
+                    return;
+                }
+            },
+            _ = check.tick() => {
+                if cluster.is_dead(&owner) {
+                    tracing::warn!(owner, "the room's owner is dead: the client reconnects");
+                    let _ = conn.close(CLOSE_RESTART, "room moving");
+                    return;
+                }
+            }
         }
     }
 }
