@@ -203,6 +203,35 @@ impl Sfu {
         self.call(&program.clone(), |reply| Command::ProgramClose { program, reply }).await
     }
 
+    /// An edge's program (several nodes, `docs/cluster.md`): opens `program` here if it is not
+    /// open, fed by a relay leg from the origin node's program instead of a selection; returns the
+    /// leg's offer, which the origin answers as it answers a WHEP viewer
+    /// ([`Sfu::upstream_answer`]). Called again, it replaces the leg (a new origin): the outputs
+    /// and their viewers stay, and switch to the new leg at its first keyframe.
+    /// [`Sfu::program_select`] turns it into an ordinary program (this node became the origin).
+    pub async fn upstream_offer(&self, program: RoomId, audio_slots: usize) -> Result<String, SfuError> {
+        let home = self.engine_of(&program);
+        let p = program.clone();
+        let offer = self.call_on(home, |reply| Command::UpstreamOffer { program: p, audio_slots, reply }).await?;
+        self.placed().entry(program).or_insert(Placed { home, audio_slots, mirrors: Vec::new(), next_viewer: 0 });
+        Ok(offer)
+    }
+
+    /// Applies the origin's answer to the relay leg's offer: the leg connects.
+    pub async fn upstream_answer(&self, program: RoomId, sdp: String) -> Result<(), SfuError> {
+        self.call(&program.clone(), |reply| Command::UpstreamAnswer { program, sdp, reply }).await
+    }
+
+    /// The relay leg's connection state (`None`: no leg).
+    pub async fn upstream_state(&self, program: RoomId) -> Result<Option<PeerState>, SfuError> {
+        self.call(&program.clone(), |reply| Command::UpstreamState { program, reply }).await
+    }
+
+    /// Closes the relay leg; the program and its viewers stay, on the slate.
+    pub async fn upstream_close(&self, program: RoomId) -> Result<(), SfuError> {
+        self.call(&program.clone(), |reply| Command::UpstreamClose { program, reply }).await
+    }
+
     /// WHEP: a receive-only viewer of a program feed. The viewer's offer (with its ICE candidates;
     /// no trickle) gets the answer; program tracks are attached to its audio/video m-lines in order.
     /// The viewer leaves with [`Sfu::leave`]`(program, viewer)`.

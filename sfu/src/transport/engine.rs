@@ -72,6 +72,7 @@ mod program;
 mod publish;
 mod shard;
 mod subscribe;
+mod upstream;
 
 pub use commands::Command;
 pub(crate) use egress::WallClock;
@@ -168,6 +169,9 @@ struct PublishLeg {
     mids: HashMap<String, TrackSource>,
     /// rtc's track id → what arrives on it.
     incoming: HashMap<String, Incoming>,
+    /// A relay leg from an origin node: the program it feeds (its m-lines are that program's
+    /// outputs, `engine/upstream.rs`), not a participant's sources.
+    upstream: Option<RoomId>,
 }
 
 struct Incoming {
@@ -398,7 +402,17 @@ impl Engine {
     /// A new peer connection on our shared socket, with the ICE ufrag that demultiplexes to it.
     fn new_connection(&self, kind: PcKind, now: Instant) -> Result<(String, RTCPeerConnection), SfuError> {
         let ufrag = self.shard.ufrag();
-        let pc = peer::build(kind, &ufrag, self.announced, self.tcp_announced, &self.rtcp, &self.certificate, now)?;
+        let (role, tcp) = (peer::Role::Answerer, self.tcp_announced);
+        let pc = peer::build(kind, role, &ufrag, self.announced, tcp, &self.rtcp, &self.certificate, now)?;
+        Ok((ufrag, pc))
+    }
+
+    /// A receiving connection of our own offer (a relay leg to an origin node): UDP only, since
+    /// the origin, a lite agent, cannot open a TCP connection to us.
+    fn new_offering_connection(&self, now: Instant) -> Result<(String, RTCPeerConnection), SfuError> {
+        let ufrag = self.shard.ufrag();
+        let role = peer::Role::Offerer;
+        let pc = peer::build(PcKind::Publish, role, &ufrag, self.announced, None, &self.rtcp, &self.certificate, now)?;
         Ok((ufrag, pc))
     }
 

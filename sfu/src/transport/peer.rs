@@ -138,9 +138,23 @@ pub fn random_token(len: usize) -> String {
     rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
+/// Which end of the negotiation our side of a connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A browser's or a viewer's offer, answered: ICE lite (the other side checks the pairs),
+    /// DTLS server. Every connection but the one below.
+    Answerer,
+    /// Our own offer (an edge's relay leg to the origin, `engine/upstream.rs`): full ICE, the
+    /// controlling agent, since the origin answers as a lite agent; DTLS client, since it answers
+    /// as the server.
+    Offerer,
+}
+
 /// Builds one peer connection for the shared socket at `candidate_addr` (the announced address).
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     kind: PcKind,
+    role: Role,
     ufrag: &str,
     candidate_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
@@ -166,11 +180,13 @@ pub fn build(
     };
     let settings = SettingEngineBuilder::new()
         .with_ice_credentials(ufrag.to_owned(), random_token(32))
-        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled);
+    let settings = match role {
         // As DTLS server we choose the SRTP profile: AES-GCM first (cheaper than AES-CM + HMAC).
-        .with_answering_dtls_role(RTCDtlsRole::Server)
-        .with_lite(true)
-        .build();
+        Role::Answerer => settings.with_answering_dtls_role(RTCDtlsRole::Server).with_lite(true),
+        Role::Offerer => settings,
+    }
+    .build();
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().with_certificates(vec![certificate.clone()]).build())
         .with_setting_engine(settings)

@@ -89,6 +89,24 @@ pub enum Command {
         program: RoomId,
         reply: Reply<oneshot::Receiver<Result<Vec<RecordedFile>, SfuError>>>,
     },
+    UpstreamOffer {
+        program: RoomId,
+        audio_slots: usize,
+        reply: Reply<String>,
+    },
+    UpstreamAnswer {
+        program: RoomId,
+        sdp: String,
+        reply: Reply<()>,
+    },
+    UpstreamState {
+        program: RoomId,
+        reply: Reply<Option<PeerState>>,
+    },
+    UpstreamClose {
+        program: RoomId,
+        reply: Reply<()>,
+    },
     /// What another engine of the node hands to this one ([`Handoff`]).
     Handoff(Box<Handoff>),
     /// The server shuts down: the driver ends the engine loop, closing its socket and ICE-TCP
@@ -159,6 +177,19 @@ impl Engine {
                 let _ = reply.send(self.whep_offer(&program, &viewer, sdp, mirror, now));
             }
             Command::Handoff(h) => self.handoff(*h, now),
+            Command::UpstreamOffer { program, audio_slots, reply } => {
+                let _ = reply.send(self.upstream_offer(&program, audio_slots, now));
+            }
+            Command::UpstreamAnswer { program, sdp, reply } => {
+                let _ = reply.send(self.upstream_answer(&program, sdp, now));
+            }
+            Command::UpstreamState { program, reply } => {
+                let _ = reply.send(Ok(self.upstream_state(&program)));
+            }
+            Command::UpstreamClose { program, reply } => {
+                self.upstream_close(&program, now);
+                let _ = reply.send(Ok(()));
+            }
             Command::WhipOffer { room, participant, sdp, reply } => {
                 let _ = reply.send(self.whip_offer(room, participant, sdp, now));
             }

@@ -75,6 +75,7 @@ impl Engine {
                     _ => PeerState::Connecting,
                 };
                 let owner = p.owner;
+                self.upstream_peer_state(id, state);
                 if state == PeerState::Connected
                     && let Some(p) = self.peers.get_mut(&id)
                 {

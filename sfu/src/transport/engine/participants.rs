@@ -222,30 +222,35 @@ impl Engine {
     }
 
     /// Closes a participant's peer connections (leave or reconnection) and forgets their addresses.
+    /// Closes one peer connection (its goodbyes sent) and forgets its routes and timer.
+    pub(super) fn close_peer(&mut self, peer_id: PeerId) {
+        let Some(mut peer) = self.peers.remove(&peer_id) else { return };
+        if let Err(e) = peer.pc.close() {
+            debug!(error = %e, "close");
+        }
+        // Send the goodbyes (DTLS close_notify) the close produced.
+        while let Some(w) = peer.pc.poll_write() {
+            Engine::emit(&mut self.out, &mut self.tcp_out, &self.tcp_by_remote, &w.transport, w.message);
+        }
+        self.by_ufrag.remove(&peer.ufrag);
+        for a in &peer.addrs {
+            if self.by_addr.get(a) == Some(&peer_id) {
+                self.by_addr.remove(a);
+                self.shard.forgot(*a);
+            }
+        }
+        if let Some(d) = peer.deadline {
+            self.timers.remove(&(d, peer_id));
+        }
+    }
+
     pub(super) fn close_connections(&mut self, part_id: PartId, _now: Instant) {
         let Some(part) = self.parts.get_mut(&part_id) else { return };
         let peers = [part.publish.take(), part.subscribe.take()];
         let sub_key = part.sub_key;
         self.router.remove_subscriber(sub_key);
         for peer_id in peers.into_iter().flatten() {
-            let Some(mut peer) = self.peers.remove(&peer_id) else { continue };
-            if let Err(e) = peer.pc.close() {
-                debug!(error = %e, "close");
-            }
-            // Send the goodbyes (DTLS close_notify) the close produced.
-            while let Some(w) = peer.pc.poll_write() {
-                Engine::emit(&mut self.out, &mut self.tcp_out, &self.tcp_by_remote, &w.transport, w.message);
-            }
-            self.by_ufrag.remove(&peer.ufrag);
-            for a in &peer.addrs {
-                if self.by_addr.get(a) == Some(&peer_id) {
-                    self.by_addr.remove(a);
-                    self.shard.forgot(*a);
-                }
-            }
-            if let Some(d) = peer.deadline {
-                self.timers.remove(&(d, peer_id));
-            }
+            self.close_peer(peer_id);
         }
         // Tracks fed by the closed publish connection are paused until a new one carries them.
         for t in self.tracks.values_mut() {

@@ -22,6 +22,8 @@ pub(super) struct Program {
     home: Option<usize>,
     /// The engines that mirror this program (on its home).
     mirrors: Vec<Mirror>,
+    /// An edge's program: fed by a relay leg from the origin node's program, not by a selection.
+    pub(super) upstream: Option<super::upstream::Upstream>,
 }
 
 /// An engine that mirrors a program, as its home sees it.
@@ -33,6 +35,15 @@ pub(super) struct Mirror {
 }
 
 impl Program {
+    pub(super) fn owner(&self) -> PartId {
+        self.owner
+    }
+
+    /// Each output's kind, in order (video first, then the audio slots).
+    pub(super) fn output_kinds(&self) -> Vec<MediaKind> {
+        self.outputs.iter().map(|o| o.kind).collect()
+    }
+
     pub(super) fn output_track(&self, output: usize) -> Option<TrackKey> {
         self.outputs.get(output).map(|o| o.track)
     }
@@ -109,7 +120,10 @@ impl Engine {
         }
         info!(program = %program, audio_slots, mirror_of = ?home, "program feed opened");
         let selection = ProgramSelection::default();
-        self.programs.insert(program, Program { owner, outputs, selection, recorder: None, home, mirrors: Vec::new() });
+        self.programs.insert(
+            program,
+            Program { owner, outputs, selection, recorder: None, home, mirrors: Vec::new(), upstream: None },
+        );
         self.program_refresh(now);
         Ok(())
     }
@@ -135,6 +149,13 @@ impl Engine {
         now: Instant,
     ) -> Result<(), SfuError> {
         let p = self.programs.get_mut(program).ok_or_else(|| SfuError::UnknownProgram(program.to_string()))?;
+        if p.upstream.is_some() {
+            // This node took the council over while relaying its program: it composes it now,
+            // and the viewers it relayed stay (each output switches at its new source's keyframe).
+            info!(program = %program, "edge program becomes the origin");
+            self.upstream_close(program, now);
+        }
+        let Some(p) = self.programs.get_mut(program) else { return Ok(()) };
         if p.selection != selection {
             debug!(program = %program, ?selection, "program selection");
             p.selection = selection;
@@ -144,6 +165,7 @@ impl Engine {
     }
 
     pub(super) fn program_close(&mut self, program: &RoomId, now: Instant) -> Result<(), SfuError> {
+        self.upstream_close(program, now);
         let p = self.programs.remove(program).ok_or_else(|| SfuError::UnknownProgram(program.to_string()))?;
         let viewers: Vec<ParticipantId> = self
             .rooms
@@ -182,11 +204,14 @@ impl Engine {
                 for gone in out.switch.inputs().filter(|k| !self.tracks.contains_key(k)).collect::<Vec<_>>() {
                     out.switch.source_gone(gone);
                 }
-                let wanted = list.into_iter().flatten().find_map(|s| {
-                    let part = self.by_name.get(&(s.room.clone(), s.participant.clone()))?;
-                    let key = *self.parts.get(part)?.tracks.get(&s.source)?;
-                    (s.source.kind() == out.kind).then_some(key)
-                });
+                let wanted = match &program.upstream {
+                    Some(up) => up.input(i),
+                    None => list.into_iter().flatten().find_map(|s| {
+                        let part = self.by_name.get(&(s.room.clone(), s.participant.clone()))?;
+                        let key = *self.parts.get(part)?.tracks.get(&s.source)?;
+                        (s.source.kind() == out.kind).then_some(key)
+                    }),
+                };
                 if let Some(k) = out.switch.want(wanted) {
                     keyframes.push(k);
                 }

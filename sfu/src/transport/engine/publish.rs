@@ -18,6 +18,10 @@ impl Engine {
             (tr.receiver() == Some(receiver)).then(|| tr.mid().clone()).flatten()
         });
         let Leg::Publish(leg) = &mut peer.leg else { return };
+        if let Some(program) = leg.upstream.clone() {
+            self.upstream_track_opened(peer_id, program, mid, receiver, rtc_track, ssrc, now);
+            return;
+        }
         let Some(source) = mid.as_ref().and_then(|m| leg.mids.get(m)).copied() else {
             debug!(peer = peer_id, ?mid, "media on an m-line the publisher did not describe; ignored");
             return;
