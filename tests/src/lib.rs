@@ -11,6 +11,7 @@
 //!   `deploy/nginx-https.conf`, with test addresses.
 //! - [`caddy`]: Caddy running `deploy/Caddyfile`, with test addresses and a certificate from files.
 //! - [`process`]: the real `sportello` binary as a child process a test can `kill -9` and restart.
+//! - [`cluster`]: several `sportello` nodes on one PostgreSQL and NATS, and a participant joining through one.
 //! - [`council`]: a council session created over REST by its chair, and the council websocket helpers.
 //! - [`axe`]: axe-core's WCAG 2.1 AA rules inside a page (serious and critical violations fail).
 
@@ -18,6 +19,7 @@ pub mod aiortc;
 pub mod axe;
 pub mod browser;
 pub mod caddy;
+pub mod cluster;
 pub mod coturn;
 pub mod council;
 pub mod load;
