@@ -27,6 +27,8 @@ pub struct Broadcast {
     selection: ProgramSelection,
     published: Option<LiveState>,
     recording: Option<Active>,
+    /// The previous owner's unfinished recordings were looked for.
+    adopted: bool,
     board: LiveBoard,
     data_dir: PathBuf,
 }
@@ -42,26 +44,28 @@ impl Broadcast {
             selection: ProgramSelection::default(),
             published: None,
             recording: None,
+            adopted: false,
             board,
             data_dir,
         }
     }
 
-    /// Brings the program, the board and the recording in line with the council room. The
-    /// session ended: the recording it stopped, for the persistence task to archive.
-    pub async fn sync(&mut self, sfu: &Sfu, council: &CouncilRoom, now: i64) -> Option<Finished> {
-        let on_air = council.on_air()?;
+    /// Brings the program, the board and the recording in line with the council room. Returns
+    /// the recordings for the persistence task to archive: the one the session's end stopped, or
+    /// — when the recording starts here — unfinished ones of the session's previous owner.
+    pub async fn sync(&mut self, sfu: &Sfu, council: &CouncilRoom, now: i64) -> Vec<Finished> {
+        let Some(on_air) = council.on_air() else { return Vec::new() };
         if on_air.status == LiveStatus::Ended {
             let finished = self.stop(sfu, council, now).await;
             self.publish(&on_air, now);
-            return finished;
+            return finished.into_iter().collect();
         }
         if !self.open {
             match sfu.program_open(self.program.clone(), AUDIO_SLOTS).await {
                 Ok(()) | Err(sportello_sfu::SfuError::ProgramExists(_)) => self.open = true,
                 Err(error) => {
                     tracing::error!(%error, "program feed not opened: the session is not streamed");
-                    return None;
+                    return Vec::new();
                 }
             }
         }
@@ -72,11 +76,37 @@ impl Broadcast {
             }
             self.selection = selection;
         }
+        let mut adopted = Vec::new();
         if self.recording.is_none() {
+            adopted = self.adopt_orphans(council).await;
             self.start_recording(sfu, now).await;
         }
         self.publish(&on_air, now);
-        None
+        adopted
+    }
+
+    /// Once, before this room's first recording: the session's recordings that the node which ran
+    /// it before never finished (it died), each to be archived as a segment of its own.
+    async fn adopt_orphans(&mut self, council: &CouncilRoom) -> Vec<Finished> {
+        if std::mem::replace(&mut self.adopted, true) {
+            return Vec::new();
+        }
+        let (data_dir, session) = (self.data_dir.clone(), self.session.clone());
+        let orphans = tokio::task::spawn_blocking(move || recording::adopt_orphans(&data_dir, &session, None))
+            .await
+            .unwrap_or_default();
+        orphans
+            .into_iter()
+            .map(|o| Finished {
+                data_dir: self.data_dir.clone(),
+                session: self.session.clone(),
+                chapters: council.chapters(o.started_at, o.ended_at),
+                prepared: o.prepared,
+                started_at: o.started_at,
+                ended_at: o.ended_at,
+                files: o.files,
+            })
+            .collect()
     }
 
     /// The room is closing (everyone left) or the session ended: finish the recording, close the
@@ -89,11 +119,12 @@ impl Broadcast {
             // milliseconds on the recorder's thread; the remux runs in the persistence task.
             match sfu.record_stop(self.program.clone()).await {
                 Ok(files) => {
+                    let (prepared, files) = recording::closed(active.prepared, files);
                     finished = Some(Finished {
                         data_dir: self.data_dir.clone(),
                         session: self.session.clone(),
                         chapters: council.chapters(active.started_at, now),
-                        prepared: active.prepared,
+                        prepared,
                         started_at: active.started_at,
                         ended_at: now,
                         files,

@@ -62,6 +62,146 @@ pub fn prepare(data_dir: &Path, session_id: &str) -> Result<PreparedRecording, R
     Ok(PreparedRecording { id, raw_dir })
 }
 
+/// A recording of this session that another process began and never finished — its node died,
+/// or this node restarted — adopted by the room's new owner and archived as one more segment of
+/// the session ([`adopt_orphans`]).
+#[derive(Debug)]
+pub struct Orphan {
+    pub prepared: PreparedRecording,
+    pub files: Vec<RecordedFile>,
+    /// When its directory was made and when a file was last written (Unix seconds).
+    pub started_at: i64,
+    pub ended_at: i64,
+}
+
+/// The recorder closed the files of `prepared`: its directory becomes `<id>.closed`, which no
+/// other owner adopts ([`adopt_orphans`] takes `.raw` ones only) while the persistence task
+/// finishes it. The files' paths follow; if the rename fails, nothing moves.
+pub fn closed(prepared: PreparedRecording, files: Vec<RecordedFile>) -> (PreparedRecording, Vec<RecordedFile>) {
+    let closed = prepared.raw_dir.with_extension("closed");
+    if let Err(error) = std::fs::rename(&prepared.raw_dir, &closed) {
+        tracing::warn!(%error, dir = %prepared.raw_dir.display(), "closed recording not renamed");
+        return (prepared, files);
+    }
+    let files = files
+        .into_iter()
+        .map(|mut f| {
+            if let Ok(rest) = f.path.strip_prefix(&prepared.raw_dir) {
+                f.path = closed.join(rest);
+            }
+            f
+        })
+        .collect();
+    (PreparedRecording { id: prepared.id, raw_dir: closed }, files)
+}
+
+/// Claims every unfinished raw recording of `session_id` but `ours`: only the room's owner records
+/// and this node owns the room now, so any other is its dead (or fenced) predecessor's. A claim
+/// is a rename of the directory (`<id>.raw` → `<id>.adopted`), atomic on one file system, so two
+/// nodes never both take it. The video file's header — written on close, which never came — is
+/// rebuilt from its frames, a truncated last frame cut off. Audio and video both start at 0 on the
+/// segment's clock: the recorder's offsets died with it (they differ by a frame or two).
+pub fn adopt_orphans(data_dir: &Path, session_id: &str, ours: Option<&Path>) -> Vec<Orphan> {
+    let Ok(dir) = session_dir(data_dir, session_id) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut orphans = Vec::new();
+    for entry in entries.flatten() {
+        let raw = entry.path();
+        let Some(id) = raw.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".raw")) else { continue };
+        if ours == Some(raw.as_path()) || !raw.is_dir() {
+            continue;
+        }
+        let adopted = dir.join(format!("{id}.adopted"));
+        if let Err(error) = std::fs::rename(&raw, &adopted) {
+            tracing::debug!(%error, dir = %raw.display(), "raw recording not claimed (another node took it)");
+            continue;
+        }
+        let started_at = modified(&adopted).unwrap_or(0);
+        let mut files = Vec::new();
+        let mut ended_at = started_at;
+        for file in std::fs::read_dir(&adopted).into_iter().flatten().flatten() {
+            let path = file.path();
+            ended_at = ended_at.max(modified(&path).unwrap_or(0));
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            let recorded = if name == "video.ivf" {
+                repair_ivf(&path).map(|(frames, last_ms)| (MediaKind::Video, 0, frames, last_ms))
+            } else if let Some(slot) = name.strip_prefix("audio-").and_then(|n| n.strip_suffix(".ogg")) {
+                ogg_pages(&path).map(|pages| (MediaKind::Audio, slot.parse().unwrap_or(0), pages, 0))
+            } else {
+                continue;
+            };
+            match recorded {
+                Ok((kind, slot, frames, last_ms)) => files.push(RecordedFile {
+                    path,
+                    kind,
+                    slot,
+                    frames,
+                    first_frame_ms: Some(0),
+                    last_frame_ms: Some(last_ms),
+                }),
+                Err(error) => tracing::warn!(%error, file = %path.display(), "unreadable raw file left out"),
+            }
+        }
+        tracing::info!(session = session_id, recording = id, "an unfinished recording adopted as a segment");
+        orphans.push(Orphan {
+            prepared: PreparedRecording { id: id.to_owned(), raw_dir: adopted },
+            files,
+            started_at,
+            ended_at,
+        });
+    }
+    orphans
+}
+
+fn modified(path: &Path) -> Option<i64> {
+    let at = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
+/// Rewrites an IVF file's header from its frames (size, count), cutting a truncated last frame
+/// off; returns the frames and the last one's time in ms after the first.
+fn repair_ivf(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut data = Vec::new();
+    std::fs::File::open(path)?.read_to_end(&mut data)?;
+    if data.len() < 32 || &data[0..4] != b"DKIF" {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not an IVF file"));
+    }
+    let (mut at, mut frames, mut size) = (32usize, 0u64, None);
+    let (mut first, mut last) = (None, 0u64);
+    while let Some(header) = data.get(at..at + 12) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let pts = u64::from_le_bytes(header[4..12].try_into().unwrap_or_default());
+        let Some(frame) = data.get(at + 12..at + 12 + len) else { break };
+        // A keyframe (tag bit 0 clear) carries the picture's size after its start code.
+        if size.is_none() && frame.len() >= 10 && frame[0] & 0x01 == 0 {
+            let w = u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff;
+            let h = u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff;
+            size = Some((w, h));
+        }
+        first.get_or_insert(pts);
+        last = pts;
+        frames += 1;
+        at += 12 + len;
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
+    file.set_len(at as u64)?;
+    let (w, h) = size.unwrap_or((0, 0));
+    file.seek(SeekFrom::Start(12))?;
+    file.write_all(&w.to_le_bytes())?;
+    file.write_all(&h.to_le_bytes())?;
+    file.seek(SeekFrom::Start(24))?;
+    file.write_all(&(frames as u32).to_le_bytes())?;
+    Ok((frames, last.saturating_sub(first.unwrap_or(0)) / 90))
+}
+
+/// Ogg pages past the two header pages (Opus packets are in them): 0 means nothing to remux.
+fn ogg_pages(path: &Path) -> std::io::Result<u64> {
+    let data = std::fs::read(path)?;
+    let pages = data.windows(4).filter(|w| w == b"OggS").count() as u64;
+    Ok(pages.saturating_sub(2))
+}
+
 /// Remuxes the raw files into `<data_dir>/recordings/<session_id>/<id>.webm`, hashes it, stores its
 /// row and deletes the raw directory. `Ok(None)` when no frame was recorded (the raw directory is
 /// removed). `started_at`/`ended_at` are Unix seconds; chapter times are relative to the start.
@@ -371,6 +511,49 @@ mod tests {
             first_frame_ms: first,
             last_frame_ms: first.map(|_| 1000),
         }
+    }
+
+    #[test]
+    fn an_unfinished_recording_is_adopted_once_with_its_video_header_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = prepare(dir.path(), "s1").unwrap();
+        let ours = prepare(dir.path(), "s1").unwrap();
+        // What a killed recorder leaves: the header as created, two whole frames and half a third.
+        let mut ivf = vec![0u8; 32];
+        ivf[0..4].copy_from_slice(b"DKIF");
+        let keyframe = [0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01, 0xAB];
+        for (pts, frame) in [(0u64, &keyframe[..]), (90 * 40, &[0x01, 0xAB][..])] {
+            ivf.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            ivf.extend_from_slice(&pts.to_le_bytes());
+            ivf.extend_from_slice(frame);
+        }
+        let whole = ivf.len();
+        ivf.extend_from_slice(&100u32.to_le_bytes());
+        ivf.extend_from_slice(&[0; 20]);
+        std::fs::write(dead.raw_dir.join("video.ivf"), &ivf).unwrap();
+        std::fs::write(dead.raw_dir.join("audio-1.ogg"), b"OggS....OggS....OggS....OggS").unwrap();
+        std::fs::write(dead.raw_dir.join("stray.txt"), b"x").unwrap();
+
+        let orphans = adopt_orphans(dir.path(), "s1", Some(&ours.raw_dir));
+        assert_eq!(orphans.len(), 1, "ours is not adopted: {orphans:?}");
+        let o = &orphans[0];
+        assert_eq!(o.prepared.id, dead.id);
+        assert!(!dead.raw_dir.exists() && o.prepared.raw_dir.extension().unwrap() == "adopted");
+        let mut files = o.files.clone();
+        files.sort_by_key(|f| f.kind != MediaKind::Video);
+        assert_eq!((files[0].kind, files[0].frames, files[0].last_frame_ms), (MediaKind::Video, 2, Some(40)));
+        assert_eq!((files[1].kind, files[1].slot, files[1].frames), (MediaKind::Audio, 1, 2));
+        let repaired = std::fs::read(&files[0].path).unwrap();
+        assert_eq!(repaired.len(), whole, "the truncated frame is cut off");
+        assert_eq!(u16::from_le_bytes([repaired[12], repaired[13]]), 640);
+        assert_eq!(u16::from_le_bytes([repaired[14], repaired[15]]), 480);
+        assert_eq!(u32::from_le_bytes(repaired[24..28].try_into().unwrap()), 2);
+        assert!(adopt_orphans(dir.path(), "s1", Some(&ours.raw_dir)).is_empty(), "adopted once");
+
+        // A recording closed by its recorder is its node's to finish, not an orphan.
+        let (closed, _) = closed(ours.clone(), Vec::new());
+        assert!(closed.raw_dir.ends_with(format!("{}.closed", ours.id)) && closed.raw_dir.is_dir());
+        assert!(adopt_orphans(dir.path(), "s1", None).is_empty());
     }
 
     #[test]

@@ -778,18 +778,18 @@ impl Room {
         // Whatever changed (floor, item, chair present, suspension, end) changes what the public sees.
         let finished = match (self.on_air.as_mut(), self.council.as_ref()) {
             (Some(on_air), Some(council)) => on_air.sync(&self.sfu, council, self.settings.clock.now()).await,
-            _ => None,
+            _ => Vec::new(),
         };
         self.archive(finished);
         self.apply_council_actions(states).await;
     }
 
     /// Queues the archiving of a recording the public side stopped.
-    fn archive(&self, finished: Option<Finished>) {
-        if let Some(finished) = finished
-            && self.persist(archive_recording(finished)).is_err()
-        {
-            tracing::error!("persistence queue full: a recording was not archived");
+    fn archive(&self, finished: impl IntoIterator<Item = Finished>) {
+        for finished in finished {
+            if self.persist(archive_recording(finished)).is_err() {
+                tracing::error!("persistence queue full: a recording was not archived");
+            }
         }
     }
 
