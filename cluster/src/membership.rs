@@ -75,6 +75,9 @@ struct Status {
     node: String,
     /// Milliseconds since its last successful heartbeat renewal.
     renewed_ms_ago: u64,
+    /// The council stream's viewers it serves now (the viewer cap is the cluster's).
+    #[serde(default)]
+    viewers: u64,
 }
 
 /// This node, cheap to clone.
@@ -98,6 +101,8 @@ struct Inner {
 struct State {
     draining: bool,
     load: i64,
+    /// Live-stream viewers served here, announced with every status.
+    viewers: u64,
     last_renewal: Instant,
     /// Since when renewals have succeeded without a gap (None while they fail).
     healthy_since: Option<Instant>,
@@ -181,6 +186,7 @@ impl Cluster {
                 state: Mutex::new(State {
                     draining: false,
                     load: 0,
+                    viewers: 0,
                     last_renewal: now,
                     healthy_since: Some(now),
                     nodes: Vec::new(),
@@ -216,6 +222,23 @@ impl Cluster {
     /// Changes whenever this node's health does (the server closes its rooms when fenced).
     pub fn watch_health(&self) -> watch::Receiver<Health> {
         self.inner.health.subscribe()
+    }
+
+    /// The live-stream viewers this node serves now (announced in its next status).
+    pub fn set_viewers(&self, viewers: u64) {
+        self.state().viewers = viewers;
+    }
+
+    /// The live-stream viewers the other nodes announced lately (a node silent for
+    /// [`STATUS_FRESH`] counts none: dead, its viewers are gone or coming here).
+    pub fn viewers_elsewhere(&self) -> u64 {
+        let now = Instant::now();
+        self.state()
+            .heard
+            .values()
+            .filter(|(_, at)| now.duration_since(*at) < STATUS_FRESH)
+            .map(|(s, _)| s.viewers)
+            .sum()
     }
 
     /// The sessions this node runs (reported in its heartbeat; new rooms go to the least loaded).
@@ -524,6 +547,7 @@ impl Cluster {
             Status {
                 node: self.inner.id.clone(),
                 renewed_ms_ago: u64::try_from(s.last_renewal.elapsed().as_millis()).unwrap_or(u64::MAX),
+                viewers: s.viewers,
             }
         };
         if let Ok(payload) = serde_json::to_vec(&status) {

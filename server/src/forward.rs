@@ -4,6 +4,9 @@
 //! lands elsewhere is forwarded to that node's `internal_url`; the SDP answer it returns names the
 //! owner's media address, so media goes straight there.
 //!
+//! WHEP viewers are the exception: they are served where they land, this node becoming an edge of
+//! the council's node (`cascade.rs`); a viewer's `DELETE` goes to the node its id names.
+//!
 //! The owner's per-address limits must see the viewer, not the forwarding node: the forwarder
 //! adds `x-sportello-client`, the client's address signed with the cluster's key, and the owner
 //! takes it as the peer's address. A forged or stale one is ignored.
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -53,6 +56,10 @@ pub async fn live_to_owner(
     else {
         return next.run(request).await;
     };
+    if request.headers().contains_key(crate::cascade::RELAY_HEADER) {
+        // An edge's relay leg, for this node as the origin (whose handler checks the claim).
+        return next.run(request).await;
+    }
     if let Some(forwarded) = request.headers().get(CLIENT_HEADER).and_then(|v| v.to_str().ok()) {
         // From another node: its client is ours (if the cluster's key signed it, lately).
         if let Ok(claims) = state.tokens.decode::<ForwardedClient>(forwarded)
@@ -62,10 +69,42 @@ pub async fn live_to_owner(
         }
         return next.run(request).await;
     }
+    // A viewer's session ends where it runs: the node its id names.
+    if request.method() == Method::DELETE
+        && let Some(node) = viewer_node(request.uri().path())
+        && node != cluster.id()
+    {
+        let Some(node) = cluster.live_nodes().into_iter().find(|n| n.id == node) else {
+            return next.run(request).await; // gone with its node: not found here either
+        };
+        return forward_or_unavailable(&state, &node, client, request).await;
+    }
     let Some(owner) = cluster.remote_owner(&format!("council-{session}")).await else {
         return next.run(request).await;
     };
-    match forward(&state, &owner.internal_url, client, request).await {
+    if request.method() == Method::POST && request.uri().path() == format!("/api/live/{session}/whep") {
+        // A viewer is served here, as an edge of the council's node: one relay leg from there,
+        // however many viewers here (`cascade.rs`).
+        request.extensions_mut().insert(crate::cascade::EdgeOf(owner));
+        return next.run(request).await;
+    }
+    forward_or_unavailable(&state, &owner, client, request).await
+}
+
+/// The node a viewer's id names (`viewer-<hex>.<node>`, as handed out with several nodes).
+pub fn viewer_node(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/api/live/")?;
+    let (_, viewer) = rest.split_once("/whep/")?;
+    viewer.rsplit_once('.').map(|(_, node)| node).filter(|n| !n.is_empty() && !n.contains('/'))
+}
+
+async fn forward_or_unavailable(
+    state: &AppState,
+    owner: &sportello_store::NodeRow,
+    client: Option<IpAddr>,
+    request: Request,
+) -> Response {
+    match forward(state, &owner.internal_url, client, request).await {
         Ok(response) => response,
         Err(error) => {
             tracing::warn!(owner = %owner.id, %error, "live request not forwarded to the council's node");

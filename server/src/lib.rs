@@ -11,7 +11,8 @@
 //! - [`landing`]: the join link's server-rendered landing page.
 //! - [`client_addr`]: the client's address (IPv6 by /64) and the per-address websocket gate.
 //! - [`origin`]: the same-origin check of state-changing requests.
-//! - [`forward`]: several nodes — a council's live-stream requests forwarded to the node that runs it.
+//! - [`forward`]: several nodes — a council's live-stream requests forwarded to the node that runs it,
+//!   except WHEP viewers, which [`cascade`] serves from this node (an edge) over one relay leg.
 //! - [`metrics`]: `/metrics` (Prometheus) on its own `metrics_bind` listener, the HTTP request
 //!   counts by route pattern, the media engine's counts read at scrape time.
 //! - [`logging`]: the binary's log filter (websocket payloads never logged, whatever `RUST_LOG` says).
@@ -22,6 +23,7 @@
 //! (`api::error`); handlers parse and authorize, then call the crates below.
 
 pub mod api;
+pub mod cascade;
 pub mod client_addr;
 pub mod config;
 pub mod forward;

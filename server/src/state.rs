@@ -41,6 +41,8 @@ pub struct AppState {
     pub cluster: Option<sportello_cluster::Cluster>,
     /// What REST asks of a live room, answered wherever it runs (this node, or its owner).
     pub anywhere: sportello_rooms::anywhere::RoomsAnywhere,
+    /// The council streams this node relays to its own viewers (several nodes).
+    pub cascade: Arc<crate::cascade::Cascade>,
 }
 
 impl AppState {
@@ -87,6 +89,7 @@ impl AppState {
         AppState {
             back_office,
             anywhere: sportello_rooms::anywhere::RoomsAnywhere::new(rooms.clone(), None),
+            cascade: Arc::default(),
             rooms,
             tokens,
             config: Arc::new(config),

@@ -42,9 +42,21 @@ impl Member {
     /// Joins through `node` (retrying while the room's placement is refused, as the browser's
     /// client does) and publishes its video.
     pub async fn join(name: &str, fill: u8, node: SocketAddr, token: &str, deadline: Instant) -> Result<Member> {
+        Member::join_room(ROOM, name, fill, node, token, deadline).await
+    }
+
+    /// [`Member::join`] into `room`.
+    pub async fn join_room(
+        room: &str,
+        name: &str,
+        fill: u8,
+        node: SocketAddr,
+        token: &str,
+        deadline: Instant,
+    ) -> Result<Member> {
         loop {
             let opened = Instant::now();
-            let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{node}/ws?room={ROOM}"))
+            let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{node}/ws?room={room}"))
                 .await
                 .map_err(|e| format!("{name}: websocket to {node}: {e}"))?;
             send(&mut ws, json!({"v": 1, "type": "join", "token": token})).await?;
@@ -251,4 +263,17 @@ pub fn node(root: &Path, key: &Path, i: usize, db: &str, nats: &str) -> Result<S
             .map(|s| s.to_string())
             .collect();
     Sportello::start(&data, &extra)
+}
+
+/// Node `i` of a cluster whose nodes share one data directory `data` (the signing key, documents,
+/// recordings: docs/cluster.md), its log in `root/n<i>/`.
+pub fn node_sharing(root: &Path, data: &Path, i: usize, db: &str, nats: &str) -> Result<Sportello> {
+    let logs = root.join(format!("n{i}"));
+    std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
+    let extra: Vec<String> =
+        ["--database-url", db, "--node-id", &format!("n{i}"), "--nats-url", nats, "--reconnect-grace", "3s"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    Sportello::start_in(data, &logs, &extra)
 }

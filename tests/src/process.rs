@@ -52,6 +52,11 @@ impl Sportello {
     /// flags (e.g. `--database-url`, `--reconnect-grace`); waits until `/healthz` answers. The log
     /// (stderr) of each start goes to `data_dir/../sportello-<n>.log`.
     pub fn start(data_dir: &Path, extra: &[String]) -> Result<Sportello, String> {
+        Sportello::start_in(data_dir, data_dir.parent().unwrap_or(data_dir), extra)
+    }
+
+    /// [`Sportello::start`] with its logs in `log_dir` (nodes sharing one data directory).
+    pub fn start_in(data_dir: &Path, log_dir: &Path, extra: &[String]) -> Result<Sportello, String> {
         let bin = binary()?;
         let http: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let media: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
@@ -67,7 +72,7 @@ impl Sportello {
             data_dir.display().to_string(),
         ];
         args.extend(extra.iter().cloned());
-        let log = data_dir.parent().unwrap_or(data_dir).join("sportello");
+        let log = log_dir.join("sportello");
         let mut server =
             Sportello { child: None, bin, args, log, starts: 0, http, media, data_dir: data_dir.to_owned() };
         server.spawn()?;

@@ -97,7 +97,8 @@ async fn dashboard_on_another_node(store: &Store, tokens: &TokenKey, nodes: &[Sp
 }
 
 /// A council whose chair joined through n1 runs on the least loaded node; asked through another
-/// node it is live, and that node's WHEP answer names the owner's media address (`forward.rs`).
+/// node it is live, that node serves a WHEP viewer itself (its own media address: an edge,
+/// `cascade.rs`), and the viewer's `DELETE` through a third node reaches it (`forward.rs`).
 async fn live_stream_through_another_node(store: &Store, tokens: &TokenKey, nodes: &[Sportello]) -> Result<()> {
     use sportello_store::{CouncilBody, NewCouncilSession, NewUser, StaffRole};
     let now = jiff::Timestamp::now().as_second();
@@ -167,17 +168,23 @@ async fn live_stream_through_another_node(store: &Store, tokens: &TokenKey, node
     if status != reqwest::StatusCode::CREATED || location.is_none() {
         return Err(format!("WHEP through another node: {status} {location:?} {sdp}"));
     }
-    let owner_media = format!(" {} typ host", owner.media.port());
-    if !sdp.lines().any(|l| l.starts_with("a=candidate") && l.contains(&owner_media)) {
-        return Err(format!("the WHEP answer does not name the owner's media port {}: {sdp}", owner.media.port()));
+    // That node serves the viewer itself, an edge of the owner (tests/tests/council_cascade.rs).
+    let edge_media = format!(" {} typ host", other.media.port());
+    if !sdp.lines().any(|l| l.starts_with("a=candidate") && l.contains(&edge_media)) {
+        return Err(format!("the WHEP answer does not name the edge's media port {}: {sdp}", other.media.port()));
     }
+    // Its DELETE, through the owner, reaches the node its id names.
     let location = location.and_then(|l| l.to_str().ok().map(str::to_owned)).unwrap_or_default();
-    let gone = http.delete(format!("http://{}{location}", other.http)).send().await.map_err(|e| e.to_string())?;
+    let gone = http.delete(format!("http://{}{location}", owner.http)).send().await.map_err(|e| e.to_string())?;
     if !gone.status().is_success() {
         return Err(format!("ending the WHEP session through another node: {}", gone.status()));
     }
+    let again = http.delete(format!("http://{}{location}", other.http)).send().await.map_err(|e| e.to_string())?;
+    if again.status() != reqwest::StatusCode::NOT_FOUND {
+        return Err(format!("the viewer's session should be over on its node: {}", again.status()));
+    }
     let _ = send(&mut ws, json!({"v": 1, "type": "leave"})).await;
-    println!("a council is live through a node that does not run it, whose WHEP answer names the owner's port");
+    println!("a council is live through a node that does not run it, which serves its WHEP viewer as an edge");
     Ok(())
 }
 

@@ -319,6 +319,24 @@ impl ApiError {
     }
 }
 
+/// An edge that could not relay the council's stream (several nodes).
+impl From<crate::cascade::CascadeError> for ApiError {
+    fn from(e: crate::cascade::CascadeError) -> ApiError {
+        use crate::cascade::CascadeError;
+        match e {
+            CascadeError::NotOnAir => ApiError::NotOnAir,
+            CascadeError::Ended => {
+                ApiError::gone("session_ended", ("La seduta è terminata.", "The session has ended."))
+            }
+            CascadeError::Origin(detail) => {
+                tracing::warn!(%detail, "live stream not relayed from the council's node");
+                ApiError::Unavailable("the council's node did not answer")
+            }
+            CascadeError::Sfu(e) => e.into(),
+        }
+    }
+}
+
 /// The SFU's answers to WHEP/WHIP offers and leaves, mapped once.
 impl From<SfuError> for ApiError {
     fn from(e: SfuError) -> ApiError {

@@ -34,6 +34,7 @@ use utoipa::{OpenApi, ToSchema};
 use super::ApiError;
 use super::error::Path;
 use super::public::RateLimiter;
+use crate::cascade::EdgeOf;
 use crate::client_addr::ClientIp;
 use crate::state::AppState;
 use sportello_backoffice::token::Role;
@@ -138,9 +139,14 @@ pub struct LiveHttp {
     sessions: Mutex<HashMap<String, (Instant, Option<PublicSession>)>>,
 }
 
-/// The `sportello_live_viewers` gauge, after every change of the viewers this server counts.
-fn publish_viewers(viewers: &HashMap<String, HashSet<String>>) {
-    metrics::gauge!("sportello_live_viewers").set(viewers.values().map(HashSet::len).sum::<usize>() as f64);
+/// The `sportello_live_viewers` gauge, after every change of the viewers this server counts;
+/// with several nodes, also what this node announces to the others (the cap is the cluster's).
+fn publish_viewers(state: &AppState, viewers: &HashMap<String, HashSet<String>>) {
+    let here = viewers.values().map(HashSet::len).sum::<usize>();
+    metrics::gauge!("sportello_live_viewers").set(here as f64);
+    if let Some(cluster) = &state.cluster {
+        cluster.set_viewers(here as u64);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -153,12 +159,13 @@ impl LiveHttp {
     fn reserve_viewer(&self, state: &AppState, session: &str, viewer: &str) -> Result<(), ApiError> {
         let mut viewers = lock(&self.viewers);
         viewers.retain(|id, set| !set.is_empty() && state.live.get(id).is_some_and(|s| s.status != LiveStatus::Ended));
-        let total: usize = viewers.values().map(HashSet::len).sum();
+        let elsewhere = state.cluster.as_ref().map_or(0, |c| c.viewers_elsewhere() as usize);
+        let total: usize = viewers.values().map(HashSet::len).sum::<usize>() + elsewhere;
         if total >= state.config.max_live_viewers {
             return Err(ApiError::Unavailable("max_live_viewers reached"));
         }
         viewers.entry(session.to_owned()).or_default().insert(viewer.to_owned());
-        publish_viewers(&viewers);
+        publish_viewers(state, &viewers);
         Ok(())
     }
 
@@ -173,16 +180,16 @@ impl LiveHttp {
                 set.retain(|v| present.contains(v.as_str()));
             }
         }
-        publish_viewers(&lock(&self.viewers));
+        publish_viewers(state, &lock(&self.viewers));
     }
 
-    fn release_viewer(&self, session: &str, viewer: &str) -> bool {
+    fn release_viewer(&self, state: &AppState, session: &str, viewer: &str) -> bool {
         let mut viewers = lock(&self.viewers);
         let removed = viewers.get_mut(session).is_some_and(|set| set.remove(viewer));
         if viewers.get(session).is_some_and(HashSet::is_empty) {
             viewers.remove(session);
         }
-        publish_viewers(&viewers);
+        publish_viewers(state, &viewers);
         removed
     }
 
@@ -347,6 +354,7 @@ pub async fn live_state(
 pub async fn whep_post(
     State(state): State<AppState>,
     Extension(live): Extension<Arc<LiveHttp>>,
+    edge: Option<Extension<EdgeOf>>,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -354,16 +362,27 @@ pub async fn whep_post(
 ) -> Result<Response, ApiError> {
     let session = live.session(&state, &id).await?;
     let sdp = sdp_body(&headers, body)?;
-    match status_of(&state, &session).status {
-        LiveStatus::Live | LiveStatus::Suspended => {}
-        LiveStatus::Scheduled | LiveStatus::Interrupted => return Err(ApiError::NotOnAir),
-        LiveStatus::Ended => return Err(session_ended()),
+    if let Some(from) = relay_claim(&state, &headers) {
+        return relay_leg(&state, &id, &session, &from, sdp).await;
+    }
+    match edge {
+        // The council runs on another node: its status is known there, and asked by the leg.
+        Some(Extension(EdgeOf(origin))) => state.cascade.ensure(&state, &id, &origin).await?,
+        None => match status_of(&state, &session).status {
+            LiveStatus::Live | LiveStatus::Suspended => {}
+            LiveStatus::Scheduled | LiveStatus::Interrupted => return Err(ApiError::NotOnAir),
+            LiveStatus::Ended => return Err(session_ended()),
+        },
     }
     if !live.limiter.allow(ip, state.clock.now(), state.config.live_viewers_per_ip_minute) {
         tracing::info!("live viewer rate limit reached");
         return Err(ApiError::RateLimited);
     }
-    let viewer = resource_id("viewer");
+    // With several nodes a viewer's id names its node, where its DELETE is sent.
+    let viewer = match &state.cluster {
+        Some(cluster) => format!("{}.{}", resource_id("viewer"), cluster.id()),
+        None => resource_id("viewer"),
+    };
     tracing::Span::current().record("viewer", viewer.as_str());
     live.forget_gone_viewers(&state).await;
     live.reserve_viewer(&state, &id, &viewer)?;
@@ -379,10 +398,41 @@ pub async fn whep_post(
             Ok(response)
         }
         Err(e) => {
-            live.release_viewer(&id, &viewer);
+            live.release_viewer(&state, &id, &viewer);
             Err(e.into())
         }
     }
+}
+
+/// The node whose relay leg this request is (`x-sportello-relay`, signed with the cluster's key,
+/// lately); anything else is an ordinary viewer.
+fn relay_claim(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    state.cluster.as_ref()?;
+    let value = headers.get(crate::cascade::RELAY_HEADER)?.to_str().ok()?;
+    let claims = state.tokens.decode::<crate::cascade::RelayClaims>(value).ok()?;
+    (claims.exp >= state.clock.now()).then_some(claims.sportello_relay_from)
+}
+
+/// An edge's relay leg: answered like a viewer, but counted for no cap or rate (it carries
+/// every viewer of that node), one per edge — a new one replaces the last.
+async fn relay_leg(
+    state: &AppState,
+    id: &str,
+    session: &PublicSession,
+    from: &str,
+    sdp: String,
+) -> Result<Response, ApiError> {
+    match status_of(state, session).status {
+        LiveStatus::Live | LiveStatus::Suspended => {}
+        LiveStatus::Scheduled | LiveStatus::Interrupted => return Err(ApiError::NotOnAir),
+        LiveStatus::Ended => return Err(session_ended()),
+    }
+    let leg = format!("relay-{from}");
+    let program: sportello_sfu::RoomId = program_room(id).into();
+    let _ = state.rooms.sfu().leave(program.clone(), leg.as_str().into()).await;
+    let answer = state.rooms.sfu().whep_offer(program, leg.as_str().into(), sdp).await?;
+    tracing::info!(edge = from, "relay leg to an edge connected");
+    created(format!("/api/live/{id}/whep/{leg}"), answer)
 }
 
 /// Ends a viewer's session (the page does it on `pagehide`).
@@ -394,7 +444,7 @@ pub async fn whep_delete(
     Extension(live): Extension<Arc<LiveHttp>>,
     Path((id, viewer)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    if !live.release_viewer(&id, &viewer) {
+    if !live.release_viewer(&state, &id, &viewer) {
         return Err(ApiError::NotFound);
     }
     match state.rooms.sfu().leave(program_room(&id).into(), viewer.as_str().into()).await {
