@@ -12,6 +12,7 @@
 //! Invariants: a single node (no `node_id`) never builds a [`Cluster`] and behaves as before; no
 //! room, media or HTTP type here — the server wires this to `rooms`.
 
+pub mod drain;
 pub mod liveness;
 pub mod membership;
 pub mod relay;

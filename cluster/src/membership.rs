@@ -270,6 +270,24 @@ impl Cluster {
         self.inner.draining.subscribe()
     }
 
+    /// Drain requests for this node (`sportello drain`, [`crate::drain`]), to answer on their
+    /// reply subject.
+    pub async fn drain_requests(&self) -> Result<async_nats::Subscriber, async_nats::SubscribeError> {
+        self.inner.nats.subscribe(crate::drain::subject(&self.inner.id)).await
+    }
+
+    /// Answers a request received on a subscription of this node.
+    pub async fn reply(&self, to: async_nats::Subject, payload: Vec<u8>) {
+        if let Err(error) = self.inner.nats.publish(to, payload.into()).await {
+            tracing::warn!(%error, "reply not sent");
+        }
+    }
+
+    /// Whether this node drains (takes no new room or viewer).
+    pub fn is_draining(&self) -> bool {
+        self.state().draining
+    }
+
     /// Whether joins may start here now.
     pub fn takes_joins(&self) -> bool {
         let state = self.state();

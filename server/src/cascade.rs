@@ -46,6 +46,8 @@ pub enum CascadeError {
     NotOnAir,
     #[error("the session is over")]
     Ended,
+    #[error("this node relays another session from the same node")]
+    Busy,
     #[error("the council's node did not take the relay leg: {0}")]
     Origin(String),
     #[error(transparent)]
@@ -80,6 +82,25 @@ impl Cascade {
         self.edges.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Ends every stream this node relays (it drains): the viewers' connections close, and
+    /// their players ask again through the balancer, for another node.
+    pub async fn end_all(&self, sfu: &sportello_sfu::Sfu) {
+        let sessions: Vec<String> = self.edges().drain().map(|(session, _)| session).collect();
+        for session in sessions {
+            tracing::info!(session, "edge program closed: this node drains");
+            let _ = sfu.program_close(program_room(&session).into()).await;
+        }
+    }
+
+    /// Whether this node may be an edge of `session` from `origin`: yes unless it relays another
+    /// session from that node already. Two legs between the same two media sockets would share
+    /// one address pair, which is how both ends tell their connections apart (a leg per node
+    /// pair carrying several programs is not built); the second session's viewers play from
+    /// the origin instead, as with one node.
+    pub fn may_relay(&self, session: &str, origin: &str) -> bool {
+        self.edges().iter().all(|(s, e)| s == session || e.origin != origin)
+    }
+
     /// Makes this node an edge of `session`, whose council runs on `origin`, unless it is one:
     /// on return the program is open here, fed by a leg (or on the slate while its origin is
     /// replaced), and viewers can be attached to it.
@@ -89,11 +110,21 @@ impl Cascade {
         session: &str,
         origin: &NodeRow,
     ) -> Result<(), CascadeError> {
-        if self.edges().contains_key(session) {
-            return Ok(());
+        {
+            // Claimed before the leg is offered, so that a second session from the same origin
+            // sees it (`may_relay`) however close together their first viewers come.
+            let mut edges = self.edges();
+            if edges.contains_key(session) {
+                return Ok(());
+            }
+            if edges.values().any(|e| e.origin == origin.id) {
+                return Err(CascadeError::Busy);
+            }
+            edges.insert(session.to_owned(), Edge { origin: origin.id.clone() });
         }
         let span = tracing::info_span!("edge", session, origin = %origin.id);
         if let Err(error) = tracing::Instrument::instrument(relay(state, session, origin), span.clone()).await {
+            self.edges().remove(session);
             // Nobody watches yet: nothing to keep.
             let program = program_room(session);
             if state.rooms.sfu().participants(program.as_str().into()).await.is_ok_and(|p| p.is_empty()) {
@@ -101,12 +132,6 @@ impl Cascade {
             }
             return Err(error);
         }
-        let mut edges = self.edges();
-        if edges.contains_key(session) {
-            return Ok(()); // another viewer's request made the edge meanwhile; its leg won
-        }
-        edges.insert(session.to_owned(), Edge { origin: origin.id.clone() });
-        drop(edges);
         span.in_scope(|| tracing::info!("this node is an edge of the session"));
         tokio::spawn(tracing::Instrument::instrument(Arc::clone(self).watch(state.clone(), session.to_owned()), span));
         Ok(())

@@ -82,7 +82,10 @@ pub async fn live_to_owner(
     let Some(owner) = cluster.remote_owner(&format!("council-{session}")).await else {
         return next.run(request).await;
     };
-    if request.method() == Method::POST && request.uri().path() == format!("/api/live/{session}/whep") {
+    if request.method() == Method::POST
+        && request.uri().path() == format!("/api/live/{session}/whep")
+        && state.cascade.may_relay(&session, &owner.id)
+    {
         // A viewer is served here, as an edge of the council's node: one relay leg from there,
         // however many viewers here (`cascade.rs`).
         request.extensions_mut().insert(crate::cascade::EdgeOf(owner));

@@ -50,6 +50,15 @@ enum Command {
         /// The backup to restore.
         file: std::path::PathBuf,
     },
+    /// Several nodes: drain the running node this configuration names (`node_id`, `nats_url`):
+    /// it takes no new room or viewer, moves its sessions to the other nodes and ends the streams
+    /// it relays, by the deadline; prints what is left once it has. The node keeps running,
+    /// drained, until it is stopped (SIGTERM drains too, then stops).
+    Drain {
+        /// How long the node may take to move its sessions, e.g. 30s, 2m.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        deadline: Duration,
+    },
     /// Staff accounts, for scripted installs.
     Admin {
         #[command(subcommand)]
@@ -144,6 +153,19 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Drain { deadline } => {
+            let (Some(node), Some(nats_url)) = (config.node_id.clone(), config.nats_url.clone()) else {
+                eprintln!("sportello: drain needs node_id and nats_url (a node of several) / serve node_id e nats_url");
+                return ExitCode::from(2);
+            };
+            with_runtime(&config, move || async move {
+                let report = sportello_cluster::drain::request(&nats_url, &node, deadline).await?;
+                Ok::<_, sportello_cluster::drain::DrainError>(format!(
+                    "nodo {0} svuotato, sessioni rimaste {1} / node {0} drained, sessions left {1}",
+                    report.node, report.sessions_left
+                ))
+            })
+        }
         Command::Token { room, name, identity, role, valid_for } => {
             let identity = identity.unwrap_or_else(|| identity_from(&name));
             match print_link(&config, &room, &identity, &name, role, valid_for) {

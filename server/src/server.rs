@@ -186,6 +186,7 @@ pub struct RunningServer {
     pub live: sportello_rooms::live::LiveBoard,
     /// This node among several (`node_id` set).
     pub cluster: Option<sportello_cluster::Cluster>,
+    cascade: Arc<crate::cascade::Cascade>,
     shutdown: watch::Sender<bool>,
     http: Option<JoinHandle<Result<(), std::io::Error>>>,
     metrics: Option<JoinHandle<Result<(), std::io::Error>>>,
@@ -203,12 +204,7 @@ impl RunningServer {
     /// or at `deadline`. Nothing to do for a single node.
     pub async fn drain(&self, deadline: std::time::Duration) {
         let Some(cluster) = &self.cluster else { return };
-        cluster.drain().await;
-        let end = tokio::time::Instant::now() + deadline;
-        while sportello_rooms::session::open_sessions() > 0 && tokio::time::Instant::now() < end {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        tracing::info!(left = sportello_rooms::session::open_sessions(), "drained");
+        drain(cluster, &self.cascade, &self.sfu, deadline).await;
     }
 
     /// Stops accepting, closes every websocket (1001), waits for the HTTP server to finish, then
@@ -235,6 +231,47 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+    }
+}
+
+/// Drains this node (SIGTERM, or `sportello drain`): it takes no new room or viewer, gives its
+/// rooms up and moves its sessions (closed with 1012, they rejoin elsewhere), and ends the council
+/// streams it relays (their players ask again through the balancer). Returns the sessions left
+/// once none is, or at `deadline`.
+async fn drain(
+    cluster: &sportello_cluster::Cluster,
+    cascade: &crate::cascade::Cascade,
+    sfu: &Sfu,
+    deadline: std::time::Duration,
+) -> i64 {
+    cluster.drain().await;
+    cascade.end_all(sfu).await;
+    let end = tokio::time::Instant::now() + deadline;
+    while sportello_rooms::session::open_sessions() > 0 && tokio::time::Instant::now() < end {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let left = sportello_rooms::session::open_sessions();
+    tracing::info!(left, "drained");
+    left
+}
+
+/// Answers `sportello drain` (NATS request/reply on `sportello.node.<id>.drain`).
+async fn answer_drain_requests(cluster: sportello_cluster::Cluster, cascade: Arc<crate::cascade::Cascade>, sfu: Sfu) {
+    use sportello_cluster::drain::{DrainReport, DrainRequest};
+    let mut requests = match cluster.drain_requests().await {
+        Ok(requests) => requests,
+        Err(error) => {
+            tracing::error!(%error, "`sportello drain` cannot reach this node");
+            return;
+        }
+    };
+    while let Some(msg) = futures_util::StreamExt::next(&mut requests).await {
+        let Some(reply) = msg.reply else { continue };
+        let deadline = serde_json::from_slice::<DrainRequest>(&msg.payload).map_or(30, |r| r.deadline_secs.min(3600));
+        tracing::info!(deadline, "drain asked (`sportello drain`)");
+        let left = drain(&cluster, &cascade, &sfu, std::time::Duration::from_secs(deadline)).await;
+        let report = DrainReport { node: cluster.id().to_owned(), sessions_left: left };
+        cluster.reply(reply, serde_json::to_vec(&report).unwrap_or_default()).await;
     }
 }
 
@@ -332,11 +369,12 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
                 }
             }
         });
+        tokio::spawn(answer_drain_requests(cluster.clone(), state.cascade.clone(), sfu.clone()));
         tokio::spawn(sportello_rooms::relay::serve(cluster, state.session_context()));
     }
     let (rooms, tokens, config, store, live) =
         (state.rooms.clone(), state.tokens.clone(), state.config.clone(), state.store.clone(), state.live.clone());
-    let cluster = state.cluster.clone();
+    let (cluster, cascade) = (state.cluster.clone(), state.cascade.clone());
     let events = tokio::spawn(rooms.clone().route_events(events));
     sportello_backoffice::reminders::spawn(
         state.back_office.clone(),
@@ -388,6 +426,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
         store,
         live,
         cluster,
+        cascade,
         shutdown,
         http: Some(http),
         metrics,

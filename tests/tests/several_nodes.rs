@@ -340,20 +340,45 @@ async fn scenario() -> Result<()> {
         return Err(with_logs("the thawed node did not fence itself".into(), &nodes));
     }
 
-    // The node that holds everyone is stopped (SIGTERM, as systemd stops it): it drains — gives
-    // the room up, closes its sessions with 1012 — and everyone moves to the thawed node.
+    // The node that holds everyone is drained (`sportello drain`, as an operator before
+    // maintenance): it gives the room up, closes its sessions with 1012 — and everyone moves to
+    // the thawed node; the command says so once done.
     let draining = 3 - frozen_index;
     let thawed = nodes[frozen_index].http;
-    nodes[draining].terminate()?;
+    let mut drain = std::process::Command::new(sportello_tests::process::binary()?)
+        .args(["drain", "--deadline", "20s", "--node-id", &format!("n{}", draining + 1), "--nats-url", &nats.url()])
+        .args(["--database-url", &db, "--data-dir"])
+        .arg(&nodes[draining].data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("sportello drain: {e}"))?;
     let stopping = Instant::now();
     while members.iter().any(|m| m.closed.is_none()) {
         for m in members.iter_mut() {
             m.service().await?;
         }
         if stopping.elapsed() > Duration::from_secs(10) {
-            return Err(with_logs("the draining node did not move its sessions".into(), &nodes));
+            let said = drain.try_wait().ok().flatten().and_then(|_| drain.stderr.take()).map(|mut e| {
+                let mut text = String::new();
+                let _ = std::io::Read::read_to_string(&mut e, &mut text);
+                text
+            });
+            return Err(with_logs(format!("the draining node did not move its sessions: {said:?}"), &nodes));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    while drain.try_wait().map_err(|e| e.to_string())?.is_none() {
+        if stopping.elapsed() > Duration::from_secs(30) {
+            let _ = drain.kill();
+            return Err(with_logs("`sportello drain` did not finish".into(), &nodes));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let said = drain.wait_with_output().map_err(|e| e.to_string())?;
+    let out = String::from_utf8_lossy(&said.stdout);
+    if !said.status.success() || !out.contains("sessions left 0") {
+        return Err(format!("`sportello drain`: {} {out} {}", said.status, String::from_utf8_lossy(&said.stderr)));
     }
     if let Some(m) = members.iter().find(|m| !m.closed.as_deref().unwrap_or_default().contains("node draining")) {
         return Err(format!("{} was not told the node drains: {:?}", m.name, m.closed));
@@ -366,7 +391,9 @@ async fn scenario() -> Result<()> {
     }
     let mut members = next;
     until_all_see_all(&mut members, Duration::from_secs(20)).await.map_err(|e| with_logs(e, &nodes))?;
-    println!("SIGTERM → drained, everyone decodes everyone again on the other node: {:?}", stopping.elapsed());
+    println!("`sportello drain` → everyone decodes everyone again on the other node: {:?}", stopping.elapsed());
+    // Then stopped (SIGTERM drains, here nothing left, and exits).
+    nodes[draining].terminate()?;
     let status = tokio::task::block_in_place(|| nodes[draining].wait_exit(Duration::from_secs(40)))?;
     if !status.success() {
         return Err(format!("the drained node exited with {status}"));

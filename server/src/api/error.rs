@@ -328,6 +328,7 @@ impl From<crate::cascade::CascadeError> for ApiError {
             CascadeError::Ended => {
                 ApiError::gone("session_ended", ("La seduta è terminata.", "The session has ended."))
             }
+            CascadeError::Busy => ApiError::Unavailable("relaying another session from the council's node"),
             CascadeError::Origin(detail) => {
                 tracing::warn!(%detail, "live stream not relayed from the council's node");
                 ApiError::Unavailable("the council's node did not answer")

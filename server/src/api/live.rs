@@ -365,6 +365,9 @@ pub async fn whep_post(
     if let Some(from) = relay_claim(&state, &headers) {
         return relay_leg(&state, &id, &session, &from, sdp).await;
     }
+    if state.cluster.as_ref().is_some_and(|c| c.is_draining()) {
+        return Err(ApiError::Unavailable("this node drains"));
+    }
     match edge {
         // The council runs on another node: its status is known there, and asked by the leg.
         Some(Extension(EdgeOf(origin))) => state.cascade.ensure(&state, &id, &origin).await?,
