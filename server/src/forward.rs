@@ -5,7 +5,8 @@
 //! owner's media address, so media goes straight there.
 //!
 //! WHEP viewers are the exception: they are served where they land, this node becoming an edge of
-//! the council's node (`cascade.rs`); a viewer's `DELETE` goes to the node its id names.
+//! the council's node (`cascade.rs`); a viewer's `DELETE` goes to the node its id names, and so do
+//! the offers and the end of a network-check probe (the lobby's check, `api/network_check.rs`).
 //!
 //! The owner's per-address limits must see the viewer, not the forwarding node: the forwarder
 //! adds `x-sportello-client`, the client's address signed with the cluster's key, and the owner
@@ -39,23 +40,17 @@ struct ForwardedClient {
     exp: i64,
 }
 
-/// Forwards `/api/live/<id>…` to the node that runs `council-<id>` when that is another live node,
-/// and takes a forwarded request's signed client address as its peer's.
-pub async fn live_to_owner(
+/// Sends a request to the node that must answer it, when that is another live node: a council's
+/// `/api/live/<id>…` to the node that runs it (but WHEP viewers, served here as an edge), and a
+/// request about a network-check probe or a viewer to the node the id names. Takes a forwarded
+/// request's signed client address as its peer's.
+pub async fn to_the_right_node(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
     mut request: Request,
     next: Next,
 ) -> Response {
     let Some(cluster) = state.cluster.clone() else { return next.run(request).await };
-    let Some(session) = request
-        .uri()
-        .path()
-        .strip_prefix("/api/live/")
-        .map(|rest| rest.split('/').next().unwrap_or_default().to_owned())
-    else {
-        return next.run(request).await;
-    };
     if request.headers().contains_key(crate::cascade::RELAY_HEADER) {
         // An edge's relay leg, for this node as the origin (whose handler checks the claim).
         return next.run(request).await;
@@ -69,9 +64,8 @@ pub async fn live_to_owner(
         }
         return next.run(request).await;
     }
-    // A viewer's session ends where it runs: the node its id names.
-    if request.method() == Method::DELETE
-        && let Some(node) = viewer_node(request.uri().path())
+    // A probe's offers and a viewer's end go where the probe or the viewer lives.
+    if let Some(node) = named_node(request.uri().path())
         && node != cluster.id()
     {
         let Some(node) = cluster.live_nodes().into_iter().find(|n| n.id == node) else {
@@ -79,6 +73,14 @@ pub async fn live_to_owner(
         };
         return forward_or_unavailable(&state, &node, client, request).await;
     }
+    let Some(session) = request
+        .uri()
+        .path()
+        .strip_prefix("/api/live/")
+        .map(|rest| rest.split('/').next().unwrap_or_default().to_owned())
+    else {
+        return next.run(request).await;
+    };
     let Some(owner) = cluster.remote_owner(&format!("council-{session}")).await else {
         return next.run(request).await;
     };
@@ -94,11 +96,15 @@ pub async fn live_to_owner(
     forward_or_unavailable(&state, &owner, client, request).await
 }
 
-/// The node a viewer's id names (`viewer-<hex>.<node>`, as handed out with several nodes).
-pub fn viewer_node(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/api/live/")?;
-    let (_, viewer) = rest.split_once("/whep/")?;
-    viewer.rsplit_once('.').map(|(_, node)| node).filter(|n| !n.is_empty() && !n.contains('/'))
+/// The node an id in the path names, with several nodes: a WHEP viewer's
+/// (`/api/live/<id>/whep/viewer-<hex>.<node>`) or a network-check probe's
+/// (`/api/network-check/probe-<hex>.<node>`).
+pub fn named_node(path: &str) -> Option<&str> {
+    let id = match path.strip_prefix("/api/network-check/") {
+        Some(probe) => probe,
+        None => path.strip_prefix("/api/live/")?.split_once("/whep/")?.1,
+    };
+    id.rsplit_once('.').map(|(_, node)| node).filter(|n| !n.is_empty() && !n.contains('/'))
 }
 
 async fn forward_or_unavailable(
@@ -163,4 +169,20 @@ async fn forward(
         }
     }
     Ok(response.body(Body::from(answer.bytes().await?))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_node;
+
+    #[test]
+    fn ids_name_their_node() {
+        assert_eq!(named_node("/api/network-check/probe-ab12.n2"), Some("n2"));
+        assert_eq!(named_node("/api/live/s1/whep/viewer-ab12.nodo-3"), Some("nodo-3"));
+        assert_eq!(named_node("/api/network-check/probe-ab12"), None, "one node: no suffix");
+        assert_eq!(named_node("/api/live/s1/whep"), None);
+        assert_eq!(named_node("/api/live/s1"), None);
+        assert_eq!(named_node("/api/rooms/a.b"), None);
+        assert_eq!(named_node("/api/network-check/probe-ab12."), None);
+    }
 }

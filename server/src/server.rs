@@ -68,8 +68,9 @@ pub fn app(state: AppState) -> Router {
         .merge(web::routes())
         .merge(api::council::page_routes())
         .merge(api::archive::page_routes())
-        // Several nodes: a council's live stream is answered by the node that runs it.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::forward::live_to_owner));
+        // Several nodes: a council's live stream is answered by the node that runs it, a probe's
+        // or a viewer's request by the node its id names.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::forward::to_the_right_node));
     // The matched route for the HTTP metrics (a route layer: it runs once a route matched).
     let router =
         if metrics_on { router.route_layer(axum::middleware::from_fn(crate::metrics::matched_route)) } else { router };

@@ -179,6 +179,11 @@ impl Nginx {
         Ok(nginx)
     }
 
+    /// Its private directory (configuration, pid, logs).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The front's access log: one line per finished connection, with the upstream it went to.
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("front-443.log")).unwrap_or_default()

@@ -66,11 +66,13 @@ impl Sportello {
             http.to_string(),
             "--media-bind".into(),
             media.to_string(),
-            "--public-url".into(),
-            format!("http://{http}"),
             "--data-dir".into(),
             data_dir.display().to_string(),
         ];
+        // Its own address, unless it is reached through a front (`extra` says which).
+        if !extra.iter().any(|a| a == "--public-url") {
+            args.extend(["--public-url".into(), format!("http://{http}")]);
+        }
         args.extend(extra.iter().cloned());
         let log = log_dir.join("sportello");
         let mut server =

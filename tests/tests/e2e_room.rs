@@ -55,6 +55,10 @@
 //!   appointment's call and restarted on the same data: the official and the admitted citizen are
 //!   back by themselves (the citizen not through the waiting room), decoding each other within
 //!   seconds of the restart (the time is printed). Needs `target/<profile>/sportello`.
+//! - `cluster_call` (`e2e/cluster.rs`): three `sportello` nodes on PostgreSQL and NATS behind a real
+//!   nginx balancer; three participants whose websockets land on three nodes decode each other;
+//!   the room's node `kill -9`ed, every page comes back through the balancer by itself and decodes
+//!   the others again (the time is printed). Needs `target/<profile>/sportello`.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -100,12 +104,15 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("network_check", |ctx| Box::pin(netcheck::network_check(ctx))),
     ("tls_front", |ctx| Box::pin(tls_front::tls_front(ctx))),
     ("restart_call", |ctx| Box::pin(restart::restart_call(ctx))),
+    ("cluster_call", |ctx| Box::pin(cluster::cluster_call(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
 mod calendar;
 #[path = "e2e/citizen.rs"]
 mod citizen;
+#[path = "e2e/cluster.rs"]
+mod cluster;
 #[path = "e2e/council.rs"]
 mod council;
 #[path = "e2e/english.rs"]

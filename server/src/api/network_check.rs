@@ -103,7 +103,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Checks {
-    fn issue(&self, now: i64) -> Result<String, ApiError> {
+    /// A new probe; with several nodes its id names this node (`probe-<hex>.<node>`), where the
+    /// balancer's next requests about it are forwarded (`forward.rs`).
+    fn issue(&self, now: i64, node: Option<&str>) -> Result<String, ApiError> {
         let mut probes = lock(&self.probes);
         if probes.len() >= MAX_PROBES {
             probes.retain(|_, (at, _)| now - *at < PROBE_TTL_SECS);
@@ -111,7 +113,10 @@ impl Checks {
                 return Err(ApiError::Unavailable("too many network checks under way"));
             }
         }
-        let probe = format!("probe-{}", hex::encode(rand::random::<[u8; 16]>()));
+        let mut probe = format!("probe-{}", hex::encode(rand::random::<[u8; 16]>()));
+        if let Some(node) = node {
+            probe = format!("{probe}.{node}");
+        }
         probes.insert(probe.clone(), (now, 0));
         Ok(probe)
     }
@@ -152,7 +157,7 @@ pub async fn start(
         tracing::info!("network check rate limit reached");
         return Err(ApiError::RateLimited);
     }
-    let probe = checks.issue(now)?;
+    let probe = checks.issue(now, state.cluster.as_ref().map(|c| c.id()))?;
     tracing::Span::current().record("probe", probe.as_str());
     let ice_servers = state
         .config
@@ -301,13 +306,13 @@ mod tests {
     #[test]
     fn a_probe_takes_three_offers_within_its_time() {
         let checks = Checks::default();
-        let probe = checks.issue(1_000).unwrap();
+        let probe = checks.issue(1_000, None).unwrap();
         assert!(probe.starts_with("probe-") && probe.len() == 6 + 32);
         for n in 1..=PEERS_PER_PROBE {
             assert_eq!(checks.take(&probe, 1_000 + 5).unwrap(), format!("{probe}-{n}"));
         }
         assert!(matches!(checks.take(&probe, 1_005), Err(ApiError::NotFound)), "used up");
-        let late = checks.issue(2_000).unwrap();
+        let late = checks.issue(2_000, None).unwrap();
         assert!(matches!(checks.take(&late, 2_000 + PROBE_TTL_SECS), Err(ApiError::NotFound)), "expired");
         assert!(matches!(checks.take("probe-nope", 2_000), Err(ApiError::NotFound)));
     }
