@@ -700,6 +700,8 @@ impl Room {
         match message {
             // The session answers a second join itself; this is only a safety net.
             ClientMessage::Join { .. } => Err(ProtocolError::AlreadyJoined),
+            // The session answers pings itself.
+            ClientMessage::Ping => Ok(()),
             ClientMessage::Offer { pc, sdp, tracks } => self.publish_offer(i, pc, sdp, tracks).await,
             ClientMessage::Answer { pc, sdp } => {
                 if pc != PcKind::Subscribe {

@@ -18,7 +18,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::error::{Lang, ProtocolError};
 use crate::grants::Revoked;
-use crate::protocol::{self, ClientMessage, MAX_FRAME};
+use crate::protocol::{self, ClientMessage, MAX_FRAME, ServerMessage};
 use crate::room::{ConnId, Connection, Gone, Outbox, Outgoing, SharedText};
 use crate::rooms::{RoomHandle, Rooms};
 
@@ -265,6 +265,8 @@ impl Session<'_> {
             Err(error) => return self.error(error),
         };
         match (message, &self.joined) {
+            // Answered here, joined or not: it proves this session's process runs.
+            (ClientMessage::Ping, _) => self.conn.send(&ServerMessage::Pong).is_ok(),
             (ClientMessage::Join { token }, None) => self.join(&token, text).await,
             (ClientMessage::Join { .. }, Some(_)) => self.error(ProtocolError::AlreadyJoined),
             (_, None) => self.error(ProtocolError::NotJoined),

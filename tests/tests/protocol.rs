@@ -242,6 +242,19 @@ async fn malformed_messages_get_errors_and_the_socket_stays_usable() {
 }
 
 #[tokio::test]
+async fn ping_is_answered_with_pong_before_and_after_join() {
+    let mut room = Room::new().await;
+    let mut early = room.server.connect(ROOM).await;
+    early.send_text(r#"{"v":1,"type":"ping"}"#).await;
+    assert_eq!(early.recv_until("pong").await["v"], 1);
+    let mut carla = room.join("carla", Role::Participant).await;
+    carla.send_text(r#"{"v":1,"type":"ping"}"#).await;
+    carla.recv_until("pong").await;
+    // Nobody else hears of it.
+    room.assert_alive().await;
+}
+
+#[tokio::test]
 async fn binary_frames_are_refused_but_the_socket_stays_open() {
     let mut room = Room::new().await;
     let mut carla = room.join("carla", Role::Participant).await;

@@ -1,4 +1,5 @@
 // Websocket client for docs/signaling.md (protocol version 1): sends `join` on every connection,
+// pings the server every 2 s once in (a server silent for 5 s is left for another: a frozen node),
 // reconnects with backoff unless we left or the server said the failure is fatal: while the server
 // cannot be reached (restarting, network gone) every 0.5 s, 1 s, then at most 2 s, so a restarted
 // server has everyone back within seconds; a room that fails after the server answered is retried
@@ -22,6 +23,13 @@ export const CLOSE_CODE_ERRORS = {
 const JOIN_TIMEOUT_MS = 15000;
 /** After `leave`, how long we wait for the server to close before closing ourselves. */
 const LEAVE_CLOSE_MS = 2000;
+/** Once in the room (or its waiting room), a `ping` this often; the server answers `pong`. */
+const PING_EVERY_MS = 2000;
+/**
+ * Nothing from the server this long (not even a `pong`): it stands still (a frozen process, a
+ * half-open connection) — drop the websocket and join again, through the balancer, elsewhere.
+ */
+const SILENT_MS = 5000;
 /**
  * The backoff starts again from 0.5 s only once a connection has stayed up this long after `welcome`,
  * so that a room that fails right after every join (e.g. ICE blocked) is retried less and less often.
@@ -150,6 +158,19 @@ export class Signaling {
     this.ws = ws;
     this.reached = false;
     let welcomed = false;
+    let heardAt = Date.now();
+    let heartbeat = null;
+    const beat = () => {
+      if (this.ws !== ws) {
+        clearInterval(heartbeat);
+      } else if (Date.now() - heardAt > SILENT_MS) {
+        console.warn('sportello: the server is silent, reconnecting');
+        clearInterval(heartbeat);
+        this.drop();
+      } else {
+        this.send({ type: 'ping' });
+      }
+    };
     const joinTimer = setTimeout(() => {
       if (this.ws === ws && !welcomed) {
         console.warn('sportello: no welcome in time, reconnecting');
@@ -176,6 +197,11 @@ export class Signaling {
         console.warn('sportello: ignoring message of protocol version', msg.v);
         return;
       }
+      heardAt = Date.now();
+      if (msg.type === 'pong') return; // the heartbeat's; nothing for the page
+      if ((msg.type === 'waiting' || msg.type === 'welcome') && heartbeat === null) {
+        heartbeat = setInterval(beat, PING_EVERY_MS);
+      }
       if (msg.type === 'waiting') {
         // Held in the waiting room: the server answered, `welcome` follows when a host admits us.
         clearTimeout(joinTimer);
@@ -197,6 +223,7 @@ export class Signaling {
     ws.onerror = () => { /* a close event follows */ };
     ws.onclose = (ev) => {
       clearTimeout(joinTimer);
+      clearInterval(heartbeat);
       if (this.ws !== ws) return;
       this.ws = null;
       if (this.leaving) {

@@ -51,12 +51,16 @@ pub enum ClientMessage {
     Decline {
         participant_id: String,
     },
+    /// "Are you there?": answered by `pong` from the session (the room's owner, for a relayed
+    /// one) — the page's way to notice a server that stands still (`docs/signaling.md`).
+    Ping,
     /// A `council.*` message (rooms `council-<id>`), parsed by [`parse`] with its own tags.
     #[serde(skip)]
     Council(council::CouncilCommand),
 }
 
-const CLIENT_TYPES: [&str; 9] = ["join", "offer", "answer", "candidate", "mute", "leave", "chat", "admit", "decline"];
+const CLIENT_TYPES: [&str; 10] =
+    ["join", "offer", "answer", "candidate", "mute", "leave", "chat", "admit", "decline", "ping"];
 
 /// Longest chat message, in characters after trimming.
 pub const MAX_CHAT_CHARS: usize = 2000;
@@ -208,6 +212,8 @@ pub enum ServerMessage {
         source: TrackSource,
     },
     Error(WireError),
+    /// The answer to `ping`.
+    Pong,
 }
 
 #[derive(Serialize)]
@@ -293,6 +299,8 @@ mod tests {
     #[test]
     fn parses_every_client_message() {
         assert_eq!(parse(r#"{"v":1,"type":"join","token":"abc"}"#), Ok(ClientMessage::Join { token: "abc".into() }));
+        assert_eq!(parse(r#"{"v":1,"type":"ping"}"#), Ok(ClientMessage::Ping));
+        assert_eq!(ServerMessage::Pong.to_json(), r#"{"v":1,"type":"pong"}"#);
         assert_eq!(
             parse(
                 r#"{"v":1,"type":"offer","pc":"publish","sdp":"v=0","tracks":[{"mid":"0","source":"microphone"},{"mid":"1","source":"camera"}]}"#

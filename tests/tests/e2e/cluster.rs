@@ -5,7 +5,8 @@
 //! different nodes (the nodes' logs say so), the room runs on one, the other two sessions are
 //! relayed to it, and everyone decodes the others' camera. Then the room's node is `kill -9`ed:
 //! every page reconnects through the balancer by itself, the room is taken over, and everyone
-//! decodes the others again on new connections — the time from the kill is printed.
+//! decodes the others again on new connections — the time from the kill is printed. Then the new
+//! owner is frozen (`SIGSTOP`): the same, through the page's heartbeat for those on it.
 //!
 //! Needs `target/<profile>/sportello`.
 
@@ -154,6 +155,31 @@ pub async fn cluster_call(ctx: &mut Ctx) -> Result<()> {
     if owner.node == format!("n{index}") || owner.epoch != 2 {
         return Err(err(format!("the room should have been taken over under epoch 2: {owner:?}")));
     }
+
+    // The new owner freezes (SIGSTOP, a stuck VM): pages relayed through the other node are
+    // closed when it is judged hung (5 s), pages straight on it hear nothing more (no `pong`) and
+    // leave it after 5 s of silence; all join again on the last node, which takes the room over.
+    let frozen: usize = owner.node.trim_start_matches('n').parse().map_err(|_| err(format!("owner {owner:?}")))?;
+    for b in &ctx.browsers {
+        b.exec(mark).await?;
+    }
+    nodes[frozen - 1].freeze(true).map_err(err)?;
+    let froze = Instant::now();
+    let back = async {
+        let mut times = Vec::new();
+        for (b, id) in ctx.browsers.iter().zip(everyone) {
+            b.wait_for(&again(id), MEDIA_TIMEOUT).await?;
+            times.push(format!("{id} {:.1} s", froze.elapsed().as_secs_f64()));
+        }
+        Ok::<_, sportello_tests::browser::Error>(times)
+    };
+    let times = back.await.map_err(|e| err(format!("{e}{}", logs(&nodes, &front))))?;
+    println!("  room's node frozen → each page decodes the others again (seen at): {}", times.join(", "));
+    let owner = store.room_owner(ROOM).await?.ok_or_else(|| err("no owner row"))?;
+    if owner.epoch != 3 {
+        return Err(err(format!("the room should have been taken over from the frozen node: {owner:?}")));
+    }
+    nodes[frozen - 1].freeze(false).map_err(err)?;
     store.close().await;
     drop(front);
     drop(nats);
