@@ -229,15 +229,22 @@ impl Cluster {
         self.state().viewers = viewers;
     }
 
-    /// The live-stream viewers the other nodes announced lately (a node silent for
-    /// [`STATUS_FRESH`] counts none: dead, its viewers are gone or coming here).
+    /// The live-stream viewers the other live nodes announced lately (a node silent for
+    /// [`STATUS_FRESH`], or judged dead, counts none: its viewers are gone, or asking here).
     pub fn viewers_elsewhere(&self) -> u64 {
         let now = Instant::now();
-        self.state()
+        let state = self.state();
+        let healthy_for = state.healthy_since.map_or(Duration::ZERO, |t| t.elapsed());
+        let alive = |node: &str| {
+            state.nodes.iter().find(|n| n.id == node).is_some_and(|row| {
+                liveness::judge(row, state.held.contains(&row.lock_key), now_ms(), healthy_for).is_none()
+            })
+        };
+        state
             .heard
-            .values()
-            .filter(|(_, at)| now.duration_since(*at) < STATUS_FRESH)
-            .map(|(s, _)| s.viewers)
+            .iter()
+            .filter(|(node, (_, at))| now.duration_since(*at) < STATUS_FRESH && alive(node))
+            .map(|(_, (s, _))| s.viewers)
             .sum()
     }
 

@@ -23,8 +23,10 @@ use crate::room::{ConnId, Connection, Gone, Outbox, Outgoing, SharedText};
 use crate::rooms::{RoomHandle, Rooms};
 
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-const PING_INTERVAL: Duration = Duration::from_secs(15);
-/// Browsers answer pings; three silent intervals mean the peer is gone.
+/// Often enough that a proxy may cut a websocket silent for 10 s (a balancer's read timeout that
+/// also bounds its wait for a node that accepts connections but answers nothing: a frozen one).
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// Browsers answer pings; a peer silent this long is gone.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// A write that takes longer means the peer does not read: give up on it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);

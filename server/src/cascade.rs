@@ -92,6 +92,11 @@ impl Cascade {
         }
     }
 
+    /// Whether this node relays `session` now.
+    pub fn relays(&self, session: &str) -> bool {
+        self.edges().contains_key(session)
+    }
+
     /// Whether this node may be an edge of `session` from `origin`: yes unless it relays another
     /// session from that node already. Two legs between the same two media sockets would share
     /// one address pair, which is how both ends tell their connections apart (a leg per node

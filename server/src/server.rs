@@ -134,7 +134,16 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(Err(e)) => Some(format!("media engine: {e}")),
         Err(_) => Some("media engine: no answer within 2 s".to_owned()),
     };
-    let problems: Vec<String> = [database, media].into_iter().flatten().collect();
+    // Several nodes: a node that takes no room (draining, fenced, cut off from the database) is
+    // not one a balancer's health check should send anyone to.
+    let cluster = state.cluster.as_ref().filter(|c| !c.takes_joins()).map(|c| {
+        if c.is_draining() {
+            "cluster: this node drains".to_owned()
+        } else {
+            format!("cluster: this node takes no room ({:?})", c.health())
+        }
+    });
+    let problems: Vec<String> = [database, media, cluster].into_iter().flatten().collect();
     if problems.is_empty() {
         return (StatusCode::OK, "ready\n").into_response();
     }

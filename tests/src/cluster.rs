@@ -266,14 +266,12 @@ pub fn node(root: &Path, key: &Path, i: usize, db: &str, nats: &str) -> Result<S
 }
 
 /// Node `i` of a cluster whose nodes share one data directory `data` (the signing key, documents,
-/// recordings: docs/cluster.md), its log in `root/n<i>/`.
-pub fn node_sharing(root: &Path, data: &Path, i: usize, db: &str, nats: &str) -> Result<Sportello> {
+/// recordings: docs/cluster.md), its log in `root/n<i>/`, with `more` flags.
+pub fn node_sharing(root: &Path, data: &Path, i: usize, db: &str, nats: &str, more: &[&str]) -> Result<Sportello> {
     let logs = root.join(format!("n{i}"));
     std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
-    let extra: Vec<String> =
-        ["--database-url", db, "--node-id", &format!("n{i}"), "--nats-url", nats, "--reconnect-grace", "3s"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let node = format!("n{i}");
+    let base = ["--database-url", db, "--node-id", &node, "--nats-url", nats, "--reconnect-grace", "3s"];
+    let extra: Vec<String> = base.iter().chain(more).map(|s| s.to_string()).collect();
     Sportello::start_in(data, &logs, &extra)
 }

@@ -11,6 +11,8 @@
 //!   viewer decodes the chair again — timed;
 //! - the other edge is `kill -9`ed: its viewers come back through the surviving node — timed (and
 //!   the chair, if its session was relayed through that edge, joins again);
+//! - the viewer cap (3 here) is counted across the nodes: a fourth viewer is refused by the origin,
+//!   which serves none itself;
 //! - the session ends: the archive holds two segments, the one the dead origin never finished
 //!   (adopted by the new owner) and the new owner's.
 //!
@@ -42,8 +44,24 @@ struct Viewer {
 }
 
 impl Viewer {
-    /// POSTs a viewer's offer to `node`, which must answer with its own media port.
+    /// POSTs a viewer's offer to `node`, which must answer with its own media port; while the
+    /// cluster is full (`503`), asks again for up to 5 s, as the live page does.
     async fn watch(name: &str, node: &Sportello, session: &str) -> Result<Viewer> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match Viewer::try_watch(name, node, session).await? {
+                Ok(viewer) => return Ok(viewer),
+                Err(full) if Instant::now() < deadline => {
+                    eprintln!("{name}: {full}; again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(full) => return Err(full),
+            }
+        }
+    }
+
+    /// One POST: the viewer, or (inner `Err`) the cluster's viewer cap said no.
+    async fn try_watch(name: &str, node: &Sportello, session: &str) -> Result<Result<Viewer>> {
         let mut client = Client::new(name).await.map_err(|e| e.to_string())?;
         client.receive_only(2, 1).map_err(|e| e.to_string())?;
         let (offer, _) = client.offer().map_err(|e| e.to_string())?;
@@ -56,6 +74,9 @@ impl Viewer {
             .map_err(|e| e.to_string())?;
         let status = answer.status();
         let sdp = answer.text().await.map_err(|e| e.to_string())?;
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Ok(Err(format!("{name}: the cluster is full ({sdp})")));
+        }
         if status != reqwest::StatusCode::CREATED {
             return Err(format!("{name}: WHEP through {}: {status} {sdp}", node.http));
         }
@@ -64,7 +85,7 @@ impl Viewer {
             return Err(format!("{name}: the answer does not name {}'s own media port: {sdp}", node.http));
         }
         client.apply_answer(sdp).map_err(|e| e.to_string())?;
-        Ok(Viewer { client, via: node.http })
+        Ok(Ok(Viewer { client, via: node.http }))
     }
 
     /// Video packets of the chair's picture received so far.
@@ -127,9 +148,11 @@ async fn scenario() -> Result<()> {
     let data = root.path().join("shared");
     std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
     let tokens = TokenKey::load_or_create(&data).map_err(|e| e.to_string())?;
+    // The same configuration file for all (as on shared storage): a cap of 3 viewers in all.
+    std::fs::write(data.join("sportello.toml"), "max_live_viewers = 3\n").map_err(|e| e.to_string())?;
     let mut nodes = Vec::new();
     for i in 1..=3 {
-        nodes.push(node_sharing(root.path(), &data, i, &db, &nats.url())?);
+        nodes.push(node_sharing(root.path(), &data, i, &db, &nats.url(), &[])?);
     }
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
@@ -180,6 +203,13 @@ async fn scenario() -> Result<()> {
     let legs = nodes[origin].last_log().matches("relay leg to an edge connected").count();
     if legs != 2 {
         return Err(with_logs(format!("the origin should serve one leg per edge, 2 in all: {legs}"), &nodes));
+    }
+    // The cap (3 here) is the cluster's: the origin, which serves no viewer itself, refuses a
+    // fourth once the edges' counts reached it (statuses every 500 ms).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    match Viewer::try_watch("fourth", &nodes[origin], &session.id).await? {
+        Err(_) => {}
+        Ok(_) => return Err(with_logs("a fourth viewer got in over the cluster's cap of 3".into(), &nodes)),
     }
 
     // The origin dies. The chair joins again through edge a (as the page does); the viewers stay.

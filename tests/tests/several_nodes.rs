@@ -380,6 +380,12 @@ async fn scenario() -> Result<()> {
     if !said.status.success() || !out.contains("sessions left 0") {
         return Err(format!("`sportello drain`: {} {out} {}", said.status, String::from_utf8_lossy(&said.stderr)));
     }
+    // A balancer's health check leaves it out now.
+    let ready = reqwest::get(format!("http://{}/readyz", nodes[draining].http)).await.map_err(|e| e.to_string())?;
+    let (status, text) = (ready.status(), ready.text().await.unwrap_or_default());
+    if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || !text.contains("drains") {
+        return Err(format!("/readyz of the drained node: {status} {text}"));
+    }
     if let Some(m) = members.iter().find(|m| !m.closed.as_deref().unwrap_or_default().contains("node draining")) {
         return Err(format!("{} was not told the node drains: {:?}", m.name, m.closed));
     }

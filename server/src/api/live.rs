@@ -158,7 +158,11 @@ impl LiveHttp {
     /// that no longer run (their program was closed, and with it their connections).
     fn reserve_viewer(&self, state: &AppState, session: &str, viewer: &str) -> Result<(), ApiError> {
         let mut viewers = lock(&self.viewers);
-        viewers.retain(|id, set| !set.is_empty() && state.live.get(id).is_some_and(|s| s.status != LiveStatus::Ended));
+        // A session runs here (its board) or is relayed here (an edge of its node).
+        viewers.retain(|id, set| {
+            !set.is_empty()
+                && (state.live.get(id).is_some_and(|s| s.status != LiveStatus::Ended) || state.cascade.relays(id))
+        });
         let elsewhere = state.cluster.as_ref().map_or(0, |c| c.viewers_elsewhere() as usize);
         let total: usize = viewers.values().map(HashSet::len).sum::<usize>() + elsewhere;
         if total >= state.config.max_live_viewers {

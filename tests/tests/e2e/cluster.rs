@@ -24,10 +24,13 @@ use super::{Ctx, MEDIA_TIMEOUT, join, media_condition};
 
 const ROOM: &str = "ufficio-cluster";
 
-/// The balancer: every request to any node, websockets upgraded, a node that refuses skipped.
+/// The balancer as `docs/cluster.md` advises for nginx: every request to any node, websockets
+/// upgraded, a node that refuses or answers nothing for 10 s (a frozen one: the kernel still
+/// accepts its connections) skipped, and left alone for 30 s. Websockets are never idle for 10 s:
+/// the server pings every 5 s.
 fn balancer(dir: &Path, port: u16, nodes: &[&Sportello]) -> String {
     let servers: String =
-        nodes.iter().map(|n| format!("    server {} max_fails=1 fail_timeout=10s;\n", n.http)).collect();
+        nodes.iter().map(|n| format!("    server {} max_fails=1 fail_timeout=30s;\n", n.http)).collect();
     let d = dir.display();
     format!(
         "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 256; }}\n\
@@ -39,7 +42,7 @@ fn balancer(dir: &Path, port: u16, nodes: &[&Sportello]) -> String {
          \x20 server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://sportello;\n\
          \x20     proxy_http_version 1.1;\n      proxy_set_header Host $host;\n\
          \x20     proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection $connection_upgrade;\n\
-         \x20     proxy_connect_timeout 1s;\n      proxy_read_timeout 1h;\n      proxy_next_upstream error timeout;\n    }}\n  }}\n}}\n"
+         \x20     proxy_connect_timeout 1s;\n      proxy_read_timeout 10s;\n      proxy_next_upstream error timeout;\n    }}\n  }}\n}}\n"
     )
 }
 
