@@ -22,7 +22,17 @@ use sportello_rooms::live::{AUDIO_SLOTS, program_room};
 use sportello_sfu::{PeerState, SfuError};
 use sportello_store::NodeRow;
 
-use crate::state::AppState;
+/// What an edge needs of its node (`AppState::edge_context`).
+#[derive(Clone)]
+pub struct EdgeContext {
+    pub sfu: sportello_sfu::Sfu,
+    pub cluster: sportello_cluster::Cluster,
+    pub tokens: Arc<sportello_backoffice::token::TokenKey>,
+    pub clock: sportello_backoffice::clock::Clock,
+    /// The council sessions that run on this node (their rooms write it).
+    pub live: sportello_rooms::live::LiveBoard,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
 
 /// The header that marks a WHEP offer as another node's relay leg: a [`RelayClaims`], signed.
 pub const RELAY_HEADER: &str = "x-sportello-relay";
@@ -37,8 +47,6 @@ const CONNECT_WITHIN: Duration = Duration::from_secs(4);
 const ORPHAN_GRACE: Duration = Duration::from_secs(60);
 /// How long an edge keeps a program nobody watches.
 const IDLE_GRACE: Duration = Duration::from_secs(30);
-/// How long the origin has to answer the leg's offer.
-const OFFER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CascadeError {
@@ -111,7 +119,7 @@ impl Cascade {
     /// replaced), and viewers can be attached to it.
     pub async fn ensure(
         self: &Arc<Self>,
-        state: &AppState,
+        state: &EdgeContext,
         session: &str,
         origin: &NodeRow,
     ) -> Result<(), CascadeError> {
@@ -132,8 +140,8 @@ impl Cascade {
             self.edges().remove(session);
             // Nobody watches yet: nothing to keep.
             let program = program_room(session);
-            if state.rooms.sfu().participants(program.as_str().into()).await.is_ok_and(|p| p.is_empty()) {
-                let _ = state.rooms.sfu().program_close(program.into()).await;
+            if state.sfu.participants(program.as_str().into()).await.is_ok_and(|p| p.is_empty()) {
+                let _ = state.sfu.program_close(program.into()).await;
             }
             return Err(error);
         }
@@ -144,11 +152,11 @@ impl Cascade {
 
     /// Keeps an edge's leg on the council's current node until the session is over, nobody
     /// watches, or this node runs the council itself.
-    async fn watch(self: Arc<Self>, state: AppState, session: String) {
-        let Some(cluster) = state.cluster.clone() else { return };
+    async fn watch(self: Arc<Self>, state: EdgeContext, session: String) {
+        let cluster = state.cluster.clone();
         let program = program_room(&session);
         let council = format!("council-{session}");
-        let sfu = state.rooms.sfu().clone();
+        let sfu = state.sfu.clone();
         let mut offered = Instant::now();
         let mut watched = Instant::now();
         let mut orphaned: Option<Instant> = None;
@@ -207,17 +215,15 @@ impl Cascade {
 }
 
 /// Offers a (new) relay leg to `origin` and applies its answer.
-async fn relay(state: &AppState, session: &str, origin: &NodeRow) -> Result<(), CascadeError> {
+async fn relay(state: &EdgeContext, session: &str, origin: &NodeRow) -> Result<(), CascadeError> {
     let program = program_room(session);
-    let sfu = state.rooms.sfu();
+    let sfu = &state.sfu;
     let offer = sfu.upstream_offer(program.as_str().into(), AUDIO_SLOTS).await?;
-    let claims = RelayClaims {
-        sportello_relay_from: state.config.node_name().to_owned(),
-        exp: state.clock.now() + RELAY_VALID_SECS,
-    };
+    let claims =
+        RelayClaims { sportello_relay_from: state.cluster.id().to_owned(), exp: state.clock.now() + RELAY_VALID_SECS };
     let signed = state.tokens.sign(&claims).map_err(|e| CascadeError::Origin(e.to_string()))?;
     let url = format!("{}/api/live/{session}/whep", origin.internal_url.trim_end_matches('/'));
-    let response = http()
+    let response = crate::forward::http()
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/sdp")
         .header(RELAY_HEADER, signed)
@@ -235,16 +241,4 @@ async fn relay(state: &AppState, session: &str, origin: &NodeRow) -> Result<(), 
         StatusCode::GONE | StatusCode::NOT_FOUND => Err(CascadeError::Ended),
         other => Err(CascadeError::Origin(format!("answered {other}"))),
     }
-}
-
-fn http() -> &'static reqwest::Client {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .no_proxy()
-            .timeout(OFFER_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default()
-    })
 }

@@ -122,7 +122,9 @@ async fn forward_or_unavailable(
     }
 }
 
-fn http() -> &'static reqwest::Client {
+/// The HTTP client one node asks another with (forwarded requests, an edge's relay leg): no
+/// proxy from the environment, no redirect, [`FORWARD_TIMEOUT`].
+pub(crate) fn http() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()

@@ -46,6 +46,18 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// What this node needs as an edge of a council's stream (several nodes only).
+    pub fn edge_context(&self) -> Option<crate::cascade::EdgeContext> {
+        Some(crate::cascade::EdgeContext {
+            sfu: self.rooms.sfu().clone(),
+            cluster: self.cluster.clone()?,
+            tokens: Arc::clone(&self.tokens),
+            clock: self.clock.clone(),
+            live: self.live.clone(),
+            shutdown: self.shutdown.clone(),
+        })
+    }
+
     pub fn new(
         config: Config,
         tokens: TokenKey,

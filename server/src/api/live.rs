@@ -374,7 +374,10 @@ pub async fn whep_post(
     }
     match edge {
         // The council runs on another node: its status is known there, and asked by the leg.
-        Some(Extension(EdgeOf(origin))) => state.cascade.ensure(&state, &id, &origin).await?,
+        Some(Extension(EdgeOf(origin))) => match state.edge_context() {
+            Some(edge) => state.cascade.ensure(&edge, &id, &origin).await?,
+            None => return Err(ApiError::NotOnAir),
+        },
         None => match status_of(&state, &session).status {
             LiveStatus::Live | LiveStatus::Suspended => {}
             LiveStatus::Scheduled | LiveStatus::Interrupted => return Err(ApiError::NotOnAir),

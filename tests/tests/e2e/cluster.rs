@@ -144,15 +144,8 @@ pub async fn cluster_call(ctx: &mut Ctx) -> Result<()> {
             sees_others(id)
         )
     };
-    let back = async {
-        let mut times = Vec::new();
-        for (b, id) in ctx.browsers.iter().zip(everyone) {
-            b.wait_for(&again(id), MEDIA_TIMEOUT).await?;
-            times.push(format!("{id} {:.1} s", killed.elapsed().as_secs_f64()));
-        }
-        Ok::<_, sportello_tests::browser::Error>(times)
-    };
-    let times = back.await.map_err(|e| err(format!("{e}{}", logs(&nodes, &front))))?;
+    let times =
+        all_back(ctx, &everyone, &again, killed).await.map_err(|e| err(format!("{e}{}", logs(&nodes, &front))))?;
     println!("  room's node killed → each page decodes the others again (seen at): {}", times.join(", "));
     let owner = store.room_owner(ROOM).await?.ok_or_else(|| err("no owner row"))?;
     if owner.node == format!("n{index}") || owner.epoch != 2 {
@@ -168,15 +161,8 @@ pub async fn cluster_call(ctx: &mut Ctx) -> Result<()> {
     }
     nodes[frozen - 1].freeze(true).map_err(err)?;
     let froze = Instant::now();
-    let back = async {
-        let mut times = Vec::new();
-        for (b, id) in ctx.browsers.iter().zip(everyone) {
-            b.wait_for(&again(id), MEDIA_TIMEOUT).await?;
-            times.push(format!("{id} {:.1} s", froze.elapsed().as_secs_f64()));
-        }
-        Ok::<_, sportello_tests::browser::Error>(times)
-    };
-    let times = back.await.map_err(|e| err(format!("{e}{}", logs(&nodes, &front))))?;
+    let times =
+        all_back(ctx, &everyone, &again, froze).await.map_err(|e| err(format!("{e}{}", logs(&nodes, &front))))?;
     println!("  room's node frozen → each page decodes the others again (seen at): {}", times.join(", "));
     let owner = store.room_owner(ROOM).await?.ok_or_else(|| err("no owner row"))?;
     if owner.epoch != 3 {
@@ -187,6 +173,16 @@ pub async fn cluster_call(ctx: &mut Ctx) -> Result<()> {
     drop(front);
     drop(nats);
     Ok(())
+}
+
+/// Waits until each page (in `everyone`'s order) meets `again(its id)`; says when, after `since`.
+async fn all_back(ctx: &Ctx, everyone: &[&str], again: &dyn Fn(&str) -> String, since: Instant) -> Result<Vec<String>> {
+    let mut times = Vec::new();
+    for (b, id) in ctx.browsers.iter().zip(everyone) {
+        b.wait_for(&again(id), MEDIA_TIMEOUT).await?;
+        times.push(format!("{id} {:.1} s", since.elapsed().as_secs_f64()));
+    }
+    Ok(times)
 }
 
 /// A log without its terminal colours.

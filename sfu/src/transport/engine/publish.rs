@@ -26,18 +26,7 @@ impl Engine {
             debug!(peer = peer_id, ?mid, "media on an m-line the publisher did not describe; ignored");
             return;
         };
-        let extensions: Vec<(u8, String)> = peer
-            .pc
-            .rtp_receiver(receiver)
-            .map(|mut r| {
-                r.get_parameters()
-                    .rtp_parameters
-                    .header_extensions
-                    .iter()
-                    .map(|h| (h.id as u8, h.uri.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let extensions = receiver_extensions(&mut peer.pc, receiver);
         let audio_level_id = extensions.iter().find(|(_, u)| u == URI_AUDIO_LEVEL).map(|(id, _)| *id);
 
         let Some(existing) = self.parts.get(&owner).map(|p| p.tracks.get(&source).copied()) else { return };
@@ -160,4 +149,13 @@ impl Engine {
         }
         self.forwards = forwards;
     }
+}
+
+/// The header extensions (id, URI) negotiated for what arrives on `receiver`.
+pub(super) fn receiver_extensions(pc: &mut RTCPeerConnection, receiver: RTCRtpReceiverId) -> Vec<(u8, String)> {
+    pc.rtp_receiver(receiver)
+        .map(|mut r| {
+            r.get_parameters().rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect()
+        })
+        .unwrap_or_default()
 }

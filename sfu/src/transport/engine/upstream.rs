@@ -155,18 +155,10 @@ impl Engine {
         let Some(up) = p.upstream.as_ref().filter(|u| u.peer == peer_id) else { return };
         let Some(&i) = mid.as_ref().and_then(|m| up.mids.get(m)) else { return };
         let Some(&kind) = p.output_kinds().get(i) else { return };
-        let extensions: Vec<(u8, String)> = self
+        let extensions = self
             .peers
             .get_mut(&peer_id)
-            .and_then(|peer| peer.pc.rtp_receiver(receiver))
-            .map(|mut r| {
-                r.get_parameters()
-                    .rtp_parameters
-                    .header_extensions
-                    .iter()
-                    .map(|h| (h.id as u8, h.uri.clone()))
-                    .collect()
-            })
+            .map(|peer| super::publish::receiver_extensions(&mut peer.pc, receiver))
             .unwrap_or_default();
         let key = TrackKey(self.id());
         self.router.add_track(key, kind, peer::clock_rate(kind));
