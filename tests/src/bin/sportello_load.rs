@@ -8,11 +8,13 @@
 //!                [--seconds 15] [--rooms 5] [--room-size 3] [--publishers 2]
 //!                [--viewers N (council 20, council-whep 1000)] [--storm 50] [--spread 10]
 //!                [--server-cpu 0 (a taskset list: 0,1)] [--load-cpu 1] [--receive light|full]
-//!                [--sportello PATH] [--media-dir DIR] [--machine]
+//!                [--sportello PATH] [--media-dir DIR] [--machine] [--edge]
 //! ```
 //!
 //! `all` is office, council and join storm; `council-whep` (WHEP players of a council program)
-//! runs on Sportello only — Janus has no WHEP. `--receive full` puts every datagram of the
+//! runs on Sportello only — Janus has no WHEP; with `--edge` its players ask a second node of a
+//! cluster (throwaway PostgreSQL and NATS), an edge of the council's node, and the figures are the
+//! edge's (the origin's CPU is printed beside them). `--receive full` puts every datagram of the
 //! subscriber connections through `rtc`'s read pipeline, as before the light path (`load::recv`).
 
 use std::path::PathBuf;
@@ -39,6 +41,8 @@ struct Options {
     sportello: PathBuf,
     media_dir: PathBuf,
     machine: bool,
+    /// council-whep: the players ask a second node, an edge of the council's (docs/cluster.md).
+    edge: bool,
 }
 
 fn parse() -> Result<Options, String> {
@@ -63,11 +67,16 @@ fn parse() -> Result<Options, String> {
         sportello: dir.join("sportello"),
         media_dir: dir.parent().unwrap_or(&dir).join("load-media"),
         machine: false,
+        edge: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--machine" {
             o.machine = true;
+            continue;
+        }
+        if flag == "--edge" {
+            o.edge = true;
             continue;
         }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -152,6 +161,9 @@ async fn main_async(o: Options) -> Result<bool, String> {
         let mut results: Vec<Figures> = Vec::new();
         for &kind in &o.servers {
             let server = match kind {
+                Kind::Sportello if plan.whep && o.edge => {
+                    Server::sportello_council_edge(&o.sportello, &o.server_cpu, o.sizes.publishers).await
+                }
                 Kind::Sportello if plan.whep => {
                     Server::sportello_council(&o.sportello, &o.server_cpu, o.sizes.publishers).await
                 }

@@ -163,6 +163,10 @@ pub async fn run(
     // Our sockets live on the server's media address: for Janus the bridge's 127.0.0.2 (libnice
     // pins its sockets to that interface; see `servers::janus_interface`).
     let engine = Engine::start(media, server.client_ip, receive)?;
+    // `--edge`: the WHEP players ask the edge node, whose figures these are; the origin's CPU is
+    // printed beside them.
+    let origin = server;
+    let server = server.edge.as_deref().unwrap_or(server);
     let rss_idle = proc_stat::rss_kib(server.pid).unwrap_or(0);
     let (stop_tx, stop) = watch::channel(false);
     let rooms = match server.kind {
@@ -175,19 +179,19 @@ pub async fn run(
     for (n, (wave, gap)) in waves.into_iter().enumerate() {
         if n == 1
             && plan.whep
-            && let Some(council) = &server.council
+            && let Some(council) = &origin.council
         {
             // Players wait for the program (the chair's arrival puts the session on air).
             whep::wait_on_air(server.http, &council.session, Duration::from_secs(15)).await?;
         }
         for who in wave.iter() {
             let (engine, stop, mut who) = (engine.clone(), stop.clone(), who.clone());
-            let task = match (server.kind, &server.council) {
+            let task = match (server.kind, &origin.council) {
                 (Kind::Sportello, Some(council)) if who.whep => {
                     tokio::spawn(whep::viewer(engine, server.http, council.session.clone(), who, stop))
                 }
                 (Kind::Sportello, council) => {
-                    let key = server.tokens.as_ref().ok_or("no token key")?;
+                    let key = origin.tokens.as_ref().ok_or("no token key")?;
                     let mut role = if who.publish.is_some() { Role::Participant } else { Role::Viewer };
                     let mut identity = who.identity.clone();
                     // A seeded council: members are its staff users, the first one chairs.
@@ -200,7 +204,7 @@ pub async fn run(
                     }
                     let claims = Claims::new(&who.room, &identity, &who.identity, role, Duration::from_secs(3600));
                     let token = key.issue(&claims).map_err(|e| format!("token: {e}"))?;
-                    tokio::spawn(sportello::participant(engine, server.http, token, who, stop))
+                    tokio::spawn(sportello::participant(engine, origin.http, token, who, stop))
                 }
                 (Kind::Janus, _) => tokio::spawn(janus::participant(engine, server.http, rooms.clone(), who, stop)),
             };
@@ -229,12 +233,21 @@ pub async fn run(
     engine.measure(true);
     let s0 = engine.snapshot().await?;
     let (cpu0, own0, t0) = (proc_stat::cpu_time(server.pid), proc_stat::own_cpu_time(), Instant::now());
+    let origin_cpu0 = proc_stat::cpu_time(origin.pid);
     let m0 = server.engine_counters().await;
     let media_port = server.media.map(|m| m.port());
     let u0 = proc_stat::udp_socket_drops(media_port).zip(proc_stat::udp_drops());
     tokio::time::sleep(measure).await;
     let s1 = engine.snapshot().await?;
     let (cpu1, own1, elapsed) = (proc_stat::cpu_time(server.pid), proc_stat::own_cpu_time(), t0.elapsed());
+    if origin.pid != server.pid {
+        let used = |a: Option<Duration>, b: Option<Duration>| b.zip(a).map(|(b, a)| (b - a).as_secs_f64());
+        println!(
+            "  --edge: the edge (figures below) used {:.3} cores, the origin (chair, program, recording, one relay leg) {:.3}",
+            used(cpu0, cpu1).unwrap_or(0.0) / elapsed.as_secs_f64(),
+            used(origin_cpu0, proc_stat::cpu_time(origin.pid)).unwrap_or(0.0) / elapsed.as_secs_f64()
+        );
+    }
     let m1 = server.engine_counters().await;
     let u1 = proc_stat::udp_socket_drops(media_port).zip(proc_stat::udp_drops());
     let rss_loaded = proc_stat::rss_kib(server.pid).unwrap_or(0);

@@ -41,8 +41,13 @@ pub struct Server {
     pub media: Option<SocketAddr>,
     /// Sportello's Prometheus listener (docs/metrics.md): the engine's busy time and queue drops.
     pub metrics: Option<SocketAddr>,
+    /// `--edge`: a second node of the same cluster that serves the WHEP players as an edge of this
+    /// one (the council's origin); the figures are its own.
+    pub edge: Option<Box<Server>>,
     child: Child,
     _dir: tempfile::TempDir,
+    /// `--edge`: the cluster's NATS, stopped with the origin.
+    _nats: Option<sportello_cluster::testing::TempNats>,
 }
 
 fn free_tcp_port() -> Result<u16, String> {
@@ -62,11 +67,10 @@ pub struct Council {
 }
 
 /// Creates `members` staff users (the first the chair) and a session called for now, in the
-/// SQLite database of data directory `dir`; closed again before the server opens it.
-async fn seed_council(dir: &Path, members: usize) -> Result<Council, String> {
+/// database at `url`; closed again before the server opens it.
+async fn seed_council(url: &str, members: usize) -> Result<Council, String> {
     use sportello_store::{CouncilBody, NewCouncilSession, NewUser, StaffRole, Store};
-    let url = format!("sqlite:{}", dir.join("sportello.db").display());
-    let store = Store::connect(&url).await.map_err(err("opening the server's database"))?;
+    let store = Store::connect(url).await.map_err(err("opening the server's database"))?;
     let now = sportello_backoffice::token::unix_now() as i64;
     let mut users = Vec::new();
     for i in 0..members.max(1) {
@@ -92,14 +96,45 @@ impl Server {
     /// CPU list: "0", or "0,1" to let its threads use both cores of this machine).
     pub fn sportello(bin: &Path, cpu: &str) -> Result<Server, String> {
         let dir = tempfile::tempdir().map_err(err("creating a data directory"))?;
-        Self::start_sportello(bin, cpu, dir, None)
+        Self::start_sportello(bin, cpu, dir, None, &[])
     }
 
     /// As [`Server::sportello`], with a council session of `members` seeded (the first the chair).
     pub async fn sportello_council(bin: &Path, cpu: &str, members: usize) -> Result<Server, String> {
         let dir = tempfile::tempdir().map_err(err("creating a data directory"))?;
-        let council = seed_council(dir.path(), members).await?;
-        Self::start_sportello(bin, cpu, dir, Some(council))
+        let council = seed_council(&format!("sqlite:{}", dir.path().join("sportello.db").display()), members).await?;
+        Self::start_sportello(bin, cpu, dir, Some(council), &[])
+    }
+
+    /// As [`Server::sportello_council`], as the origin node of a cluster (a throwaway PostgreSQL
+    /// and NATS) whose second node, its [`Server::edge`], serves the WHEP players; both pinned to
+    /// `cpu`.
+    pub async fn sportello_council_edge(bin: &Path, cpu: &str, members: usize) -> Result<Server, String> {
+        let db = tokio::task::spawn_blocking(sportello_store::testing::shared_postgres_database)
+            .await
+            .map_err(err("starting PostgreSQL"))?
+            .map_err(err("starting PostgreSQL"))?;
+        let nats = sportello_cluster::testing::TempNats::start().map_err(err("starting nats-server"))?;
+        let council = seed_council(&db, members).await?;
+        let (origin_dir, edge_dir) = (tempfile::tempdir(), tempfile::tempdir());
+        let (origin_dir, edge_dir) = (
+            origin_dir.map_err(err("creating a data directory"))?,
+            edge_dir.map_err(err("creating a data directory"))?,
+        );
+        // One signing key for the cluster.
+        TokenKey::load_or_create(origin_dir.path()).map_err(err("creating the token key"))?;
+        std::fs::copy(origin_dir.path().join("jwt.key"), edge_dir.path().join("jwt.key"))
+            .map_err(err("sharing the token key"))?;
+        let node = |id: &str| -> Vec<String> {
+            ["--database-url", &db, "--node-id", id, "--nats-url", &nats.url()].iter().map(|s| s.to_string()).collect()
+        };
+        let edge = Self::start_sportello(bin, cpu, edge_dir, None, &node("n2"))?;
+        let mut origin = Self::start_sportello(bin, cpu, origin_dir, Some(council), &node("n1"))?;
+        origin.edge = Some(Box::new(edge));
+        origin._nats = Some(nats);
+        // Nodes judge each other (and so place rooms) after a couple of seconds of their own health.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        Ok(origin)
     }
 
     fn start_sportello(
@@ -107,6 +142,7 @@ impl Server {
         cpu: &str,
         dir: tempfile::TempDir,
         council: Option<Council>,
+        extra: &[String],
     ) -> Result<Server, String> {
         let tokens = TokenKey::load_or_create(dir.path()).map_err(err("creating the token key"))?;
         let http = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()?));
@@ -120,7 +156,9 @@ impl Server {
             .args(["--listen", &http.to_string(), "--media-bind", &media.to_string()])
             .arg("--data-dir")
             .arg(dir.path())
-            .args(["--max-participants", "5000", "--reconnect-grace", "1s", "run"])
+            .args(["--max-participants", "5000", "--reconnect-grace", "1s"])
+            .args(extra)
+            .arg("run")
             .env("RUST_LOG", "warn")
             // Every synthetic client comes from loopback and they all connect at once.
             .env("SPORTELLO_WS_UNJOINED_PER_IP", "100000")
@@ -143,8 +181,10 @@ impl Server {
             council,
             metrics: Some(metrics),
             media: Some(media),
+            edge: None,
             child,
             _dir: dir,
+            _nats: None,
         };
         server.wait_listening()?;
         Ok(server)
@@ -216,8 +256,10 @@ impl Server {
             council: None,
             metrics: None,
             media: None,
+            edge: None,
             child,
             _dir: dir,
+            _nats: None,
         };
         server.wait_listening()?;
         Ok(server)
