@@ -208,9 +208,11 @@ impl Cascade {
                 Err(error) => tracing::warn!(%error, "relay leg not renewed; trying again"),
             }
         };
+        // Closed before the edge is forgotten: a viewer arriving meanwhile finds the edge still
+        // there and the program gone (409, it asks again) — never its new program closed by this.
+        let _ = sfu.program_close(program.into()).await;
         self.edges().remove(&session);
         tracing::info!(why = end, "edge program closed");
-        let _ = sfu.program_close(program.into()).await;
     }
 }
 
