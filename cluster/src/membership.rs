@@ -80,6 +80,15 @@ struct Status {
     viewers: u64,
 }
 
+impl State {
+    /// Whether `node` is dead as the registry and locks last read say (an unknown node is).
+    fn judged_dead(&self, node: &str) -> bool {
+        let Some(row) = self.nodes.iter().find(|n| n.id == node) else { return true };
+        let healthy_for = self.healthy_since.map_or(Duration::ZERO, |t| t.elapsed());
+        liveness::judge(row, self.held.contains(&row.lock_key), now_ms(), healthy_for).is_some()
+    }
+}
+
 /// This node, cheap to clone.
 #[derive(Clone)]
 pub struct Cluster {
@@ -234,16 +243,10 @@ impl Cluster {
     pub fn viewers_elsewhere(&self) -> u64 {
         let now = Instant::now();
         let state = self.state();
-        let healthy_for = state.healthy_since.map_or(Duration::ZERO, |t| t.elapsed());
-        let alive = |node: &str| {
-            state.nodes.iter().find(|n| n.id == node).is_some_and(|row| {
-                liveness::judge(row, state.held.contains(&row.lock_key), now_ms(), healthy_for).is_none()
-            })
-        };
         state
             .heard
             .iter()
-            .filter(|(node, (_, at))| now.duration_since(*at) < STATUS_FRESH && alive(node))
+            .filter(|(node, (_, at))| now.duration_since(*at) < STATUS_FRESH && !state.judged_dead(node))
             .map(|(_, (s, _))| s.viewers)
             .sum()
     }
@@ -393,10 +396,7 @@ impl Cluster {
 
     /// Whether `node` is dead as this node sees it now (an unknown node counts as dead).
     pub fn is_dead(&self, node: &str) -> bool {
-        let state = self.state();
-        let Some(row) = state.nodes.iter().find(|n| n.id == node) else { return true };
-        let healthy_for = state.healthy_since.map_or(Duration::ZERO, |t| t.elapsed());
-        liveness::judge(row, state.held.contains(&row.lock_key), now_ms(), healthy_for).is_some()
+        self.state().judged_dead(node)
     }
 
     /// The other nodes that are alive and serving, as last seen.

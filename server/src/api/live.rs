@@ -258,6 +258,16 @@ fn status_of(state: &AppState, session: &PublicSession) -> LiveView {
     }
 }
 
+/// Whether the program may be played now: `409` before it starts (or while nobody runs it),
+/// `410` once over.
+fn on_air(state: &AppState, session: &PublicSession) -> Result<(), ApiError> {
+    match status_of(state, session).status {
+        LiveStatus::Live | LiveStatus::Suspended => Ok(()),
+        LiveStatus::Scheduled | LiveStatus::Interrupted => Err(ApiError::NotOnAir),
+        LiveStatus::Ended => Err(session_ended()),
+    }
+}
+
 fn session_ended() -> ApiError {
     ApiError::gone("session_ended", ("La seduta è terminata.", "The session has ended."))
 }
@@ -378,11 +388,7 @@ pub async fn whep_post(
             Some(edge) => state.cascade.ensure(&edge, &id, &origin).await?,
             None => return Err(ApiError::NotOnAir),
         },
-        None => match status_of(&state, &session).status {
-            LiveStatus::Live | LiveStatus::Suspended => {}
-            LiveStatus::Scheduled | LiveStatus::Interrupted => return Err(ApiError::NotOnAir),
-            LiveStatus::Ended => return Err(session_ended()),
-        },
+        None => on_air(&state, &session)?,
     }
     if !live.limiter.allow(ip, state.clock.now(), state.config.live_viewers_per_ip_minute) {
         tracing::info!("live viewer rate limit reached");
@@ -432,11 +438,7 @@ async fn relay_leg(
     from: &str,
     sdp: String,
 ) -> Result<Response, ApiError> {
-    match status_of(state, session).status {
-        LiveStatus::Live | LiveStatus::Suspended => {}
-        LiveStatus::Scheduled | LiveStatus::Interrupted => return Err(ApiError::NotOnAir),
-        LiveStatus::Ended => return Err(session_ended()),
-    }
+    on_air(state, session)?;
     let leg = format!("relay-{from}");
     let program: sportello_sfu::RoomId = program_room(id).into();
     let _ = state.rooms.sfu().leave(program.clone(), leg.as_str().into()).await;
