@@ -219,6 +219,15 @@ impl Client {
         Ok((sdp, mids))
     }
 
+    /// [`Client::offer`] for a publish connection: the SDP and what each sending m-line carries
+    /// (video the camera, audio the microphone), as `publish_offer` takes it.
+    pub fn publish_offer(&mut self) -> Result<(String, Vec<sportello_sfu::PublishedMid>), Error> {
+        use sportello_sfu::{PublishedMid, TrackSource};
+        let (sdp, mids) = self.offer()?;
+        let source = |video: bool| if video { TrackSource::Camera } else { TrackSource::Microphone };
+        Ok((sdp, mids.into_iter().map(|(mid, video)| PublishedMid { mid, source: source(video) }).collect()))
+    }
+
     pub fn apply_answer(&mut self, sdp: String) -> Result<(), Error> {
         self.pc.set_remote_description(Instant::now(), RTCSessionDescription::answer(sdp)?)?;
         Ok(())

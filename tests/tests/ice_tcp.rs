@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sportello_sfu::{PublishedMid, Sfu, SfuConfig, SfuEvent, TcpLimits, TrackSource};
+use sportello_sfu::{Sfu, SfuConfig, SfuEvent, TcpLimits};
 use sportello_tests::rtc_client::{Client, Error, pump};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -102,14 +102,7 @@ async fn scenario() -> Result<(), Error> {
     }
     let mut anna = Client::new_tcp("anna-pub").await?;
     anna.add_track(true)?;
-    let (sdp, mids) = anna.offer()?;
-    let mids = mids
-        .into_iter()
-        .map(|(mid, video)| PublishedMid {
-            mid,
-            source: if video { TrackSource::Camera } else { TrackSource::Microphone },
-        })
-        .collect();
+    let (sdp, mids) = anna.publish_offer()?;
     let answer = sfu.publish_offer(room.clone(), "anna".into(), sdp, mids).await?;
     check(answer.contains("tcptype passive"), &format!("no passive TCP candidate in the answer: {answer}"))?;
     anna.apply_answer(answer)?;

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sportello_sfu::{PeerState, ProgramSelection, PublishedMid, Sfu, SfuConfig, SourceRef, TrackSource};
+use sportello_sfu::{PeerState, ProgramSelection, Sfu, SfuConfig, SourceRef, TrackSource};
 use sportello_tests::rtc_client::{Client, Error, missing_sequence_numbers, pump};
 
 fn main() {
@@ -41,14 +41,7 @@ async fn origin(sfu: &Sfu, council: &Arc<str>, program: &Arc<str>, fill: u8) -> 
     c.video_fill = fill;
     c.add_track(false)?;
     c.add_track(true)?;
-    let (sdp, mids) = c.offer()?;
-    let mids = mids
-        .into_iter()
-        .map(|(mid, video)| PublishedMid {
-            mid,
-            source: if video { TrackSource::Camera } else { TrackSource::Microphone },
-        })
-        .collect();
+    let (sdp, mids) = c.publish_offer()?;
     c.apply_answer(sfu.publish_offer(council.clone(), "anna".into(), sdp, mids).await?)?;
     sfu.program_open(program.clone(), 2).await?;
     let src = |source| SourceRef::new(council.clone(), "anna", source);
@@ -136,8 +129,7 @@ async fn scenario() -> Result<(), Error> {
     carla.keyframes_on_request_only = true;
     carla.video_fill = 0xC3;
     carla.add_track(true)?;
-    let (sdp, mids) = carla.offer()?;
-    let mids = mids.into_iter().map(|(mid, _)| PublishedMid { mid, source: TrackSource::Camera }).collect();
+    let (sdp, mids) = carla.publish_offer()?;
     carla.apply_answer(edge.publish_offer(council.clone(), "carla".into(), sdp, mids).await?)?;
     let selection = ProgramSelection {
         video: vec![SourceRef::new(council.clone(), "carla", TrackSource::Camera)],

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sportello_sfu::{MediaKind, ProgramSelection, PublishedMid, Sfu, SfuConfig, SfuError, SourceRef, TrackSource};
+use sportello_sfu::{MediaKind, ProgramSelection, Sfu, SfuConfig, SfuError, SourceRef, TrackSource};
 use sportello_tests::rtc_client::{Client, Error, missing_sequence_numbers, pump};
 
 fn main() {
@@ -26,14 +26,7 @@ const VIDEO: &str = "program/program/video";
 const VOICE: &str = "program/program/audio-0";
 
 async fn publish(sfu: &Sfu, room: &Arc<str>, who: &str, client: &mut Client) -> Result<(), Error> {
-    let (sdp, mids) = client.offer()?;
-    let mids = mids
-        .into_iter()
-        .map(|(mid, video)| PublishedMid {
-            mid,
-            source: if video { TrackSource::Camera } else { TrackSource::Microphone },
-        })
-        .collect();
+    let (sdp, mids) = client.publish_offer()?;
     let answer = sfu.publish_offer(room.clone(), who.into(), sdp, mids).await?;
     client.apply_answer(answer)
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sportello_sfu::{PublishedMid, Sfu, SfuConfig, SfuEvent, SfuStats, TrackSource};
+use sportello_sfu::{Sfu, SfuConfig, SfuEvent, SfuStats, TrackSource};
 use sportello_tests::netns::ensure_loopback_namespace;
 use sportello_tests::rtc_client::{Client, Error, missing_sequence_numbers, pump};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -46,14 +46,7 @@ impl Room {
     }
 
     async fn publish(&self, who: &str, client: &mut Client) -> Result<(), Error> {
-        let (sdp, mids) = client.offer()?;
-        let mids = mids
-            .into_iter()
-            .map(|(mid, video)| PublishedMid {
-                mid,
-                source: if video { TrackSource::Camera } else { TrackSource::Microphone },
-            })
-            .collect();
+        let (sdp, mids) = client.publish_offer()?;
         let answer = self.sfu.publish_offer(self.name.clone(), who.into(), sdp, mids).await?;
         client.apply_answer(answer)
     }

@@ -17,6 +17,7 @@ use sportello_backoffice::token::{Claims, Role, TokenKey};
 use sportello_cluster::testing::TempNats;
 use sportello_store::Store;
 use sportello_tests::browser::{Result, err};
+use sportello_tests::cluster::{node_sharing, with_logs};
 use sportello_tests::nginx::Nginx;
 use sportello_tests::process::{Sportello, free_port};
 
@@ -60,14 +61,7 @@ pub async fn cluster_call(ctx: &mut Ctx) -> Result<()> {
     let public = format!("http://127.0.0.1:{front_port}");
     let mut nodes = Vec::new();
     for i in 1..=3 {
-        let logs = root.path().join(format!("n{i}"));
-        std::fs::create_dir_all(&logs)?;
-        let extra: Vec<String> =
-            ["--database-url", &db, "--node-id", &format!("n{i}"), "--nats-url", &nats.url(), "--public-url", &public]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-        nodes.push(Sportello::start_in(&data, &logs, &extra).map_err(err)?);
+        nodes.push(node_sharing(root.path(), &data, i, &db, &nats.url(), &["--public-url", &public]).map_err(err)?);
     }
     let front =
         Nginx::start_with(|dir| Ok(balancer(dir, front_port, &nodes.iter().collect::<Vec<_>>())), &[front_port])
@@ -76,13 +70,8 @@ pub async fn cluster_call(ctx: &mut Ctx) -> Result<()> {
     // Nodes judge each other only after a couple of seconds of their own health.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let logs = |nodes: &[Sportello], front: &Nginx| {
-        let mut out = String::new();
-        for (i, n) in nodes.iter().enumerate() {
-            let log = n.last_log();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            out += &format!("\n--- n{} ---\n{}", i + 1, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
-        }
-        out + "\n" + &front.log_text() + &std::fs::read_to_string(front_log(&front)).unwrap_or_default()
+        let balanced = std::fs::read_to_string(front_log(front)).unwrap_or_default();
+        with_logs(String::new(), nodes) + "\n" + &front.log_text() + &balanced
     };
 
     let everyone = ["anna", "bruno", "carla"];
