@@ -225,7 +225,7 @@ async fn relay(state: &EdgeContext, session: &str, origin: &NodeRow) -> Result<(
         RelayClaims { sportello_relay_from: state.cluster.id().to_owned(), exp: state.clock.now() + RELAY_VALID_SECS };
     let signed = state.tokens.sign(&claims).map_err(|e| CascadeError::Origin(e.to_string()))?;
     let url = format!("{}/api/live/{session}/whep", origin.internal_url.trim_end_matches('/'));
-    let response = crate::forward::http()
+    let response = crate::node_http::http()
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/sdp")
         .header(RELAY_HEADER, signed)

@@ -13,8 +13,6 @@
 //! takes it as the peer's address. A forged or stale one is ignored.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::OnceLock;
-use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Request, State};
@@ -31,8 +29,6 @@ use crate::state::AppState;
 const CLIENT_HEADER: &str = "x-sportello-client";
 /// How long a signed client address is good for (one forwarded request).
 const CLIENT_VALID_SECS: i64 = 30;
-/// How long the owner has to answer a forwarded request.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Serialize, Deserialize)]
 struct ForwardedClient {
@@ -122,20 +118,6 @@ async fn forward_or_unavailable(
     }
 }
 
-/// The HTTP client one node asks another with (forwarded requests, an edge's relay leg): no
-/// proxy from the environment, no redirect, [`FORWARD_TIMEOUT`].
-pub(crate) fn http() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .no_proxy()
-            .timeout(FORWARD_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default()
-    })
-}
-
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and those the client library sets itself.
 fn passes(name: &HeaderName) -> bool {
     ![header::CONNECTION, header::HOST, header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::UPGRADE]
@@ -153,7 +135,9 @@ async fn forward(
     let (parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let body = to_bytes(body, MAX_SDP).await?;
-    let mut out = http().request(parts.method.clone(), format!("{}{path}", base.trim_end_matches('/'))).body(body);
+    let mut out = crate::node_http::http()
+        .request(parts.method.clone(), format!("{}{path}", base.trim_end_matches('/')))
+        .body(body);
     for (name, value) in parts.headers.iter().filter(|(n, _)| passes(n)) {
         out = out.header(name, value);
     }

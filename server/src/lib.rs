@@ -13,6 +13,7 @@
 //! - [`origin`]: the same-origin check of state-changing requests.
 //! - [`forward`]: several nodes — a council's live-stream requests forwarded to the node that runs it,
 //!   except WHEP viewers, which [`cascade`] serves from this node (an edge) over one relay leg.
+//! - [`node_http`]: the one HTTP client a node asks another with.
 //! - [`metrics`]: `/metrics` (Prometheus) on its own `metrics_bind` listener, the HTTP request
 //!   counts by route pattern, the media engine's counts read at scrape time.
 //! - [`logging`]: the binary's log filter (websocket payloads never logged, whatever `RUST_LOG` says).
@@ -30,6 +31,7 @@ pub mod forward;
 pub mod landing;
 pub mod logging;
 pub mod metrics;
+pub mod node_http;
 pub mod origin;
 pub mod server;
 pub mod state;
