@@ -1,11 +1,14 @@
 //! The emails a citizen receives about a booking (confirmation, new time, cancellation, reminder)
-//! and the `.ics` attached to them. Plain text, Italian or English (the booking's `lang`).
+//! and the `.ics` attached to them: plain text and HTML written from one content, Italian or
+//! English (the booking's `lang`), from and signed by the municipality.
 
 use sportello_domain::booking::{Lang, slot_label};
 use sportello_domain::ics::{FeedEvent, FeedKind, Invite, appointment_message, feed};
 use sportello_store::{Appointment, Mode, Office, Service};
 
 use crate::mail::{Email, EmailAttachment};
+use crate::settings::Municipality;
+use crate::text::escape_html;
 use crate::time::{rome, ts};
 
 /// What every booking email talks about.
@@ -19,6 +22,8 @@ pub struct BookingMail<'a> {
     pub manage_link: Option<&'a str>,
     /// The reminder's one-click cancel.
     pub cancel_link: Option<&'a str>,
+    /// The sender's name and the signature.
+    pub municipality: &'a Municipality,
 }
 
 pub fn lang_of(appt: &Appointment) -> Lang {
@@ -40,91 +45,95 @@ pub fn mode_label(mode: Mode, lang: Lang) -> &'static str {
     }
 }
 
+/// What an email says, once: the plain-text and the HTML part are both written from it.
+struct Content {
+    greeting: String,
+    intro: String,
+    /// Labelled facts in sections; a section's title is `None` for the first.
+    sections: Vec<(Option<&'static str>, Vec<(&'static str, String)>)>,
+    /// What to bring, as the office wrote it.
+    bring: Option<(&'static str, String)>,
+    /// A sentence and the link it leads to.
+    links: Vec<(&'static str, String)>,
+    footer: &'static str,
+    /// The municipality, then the office.
+    signature: Vec<String>,
+}
+
 impl BookingMail<'_> {
     fn lang(&self) -> Lang {
         lang_of(self.appt)
     }
 
-    fn facts(&self) -> String {
-        let (a, o, s) = (self.appt, self.office, self.service);
-        let mut out = String::new();
-        let line = |out: &mut String, label: &str, value: &str| {
-            if !value.trim().is_empty() {
-                out.push_str(&format!("{label}: {value}\n"));
-            }
+    fn content(&self, intro: &str, extra_link: Option<(&'static str, String)>) -> Content {
+        let (a, o, s, lang) = (self.appt, self.office, self.service, self.lang());
+        let it = lang == Lang::It;
+        let pick = |i: &'static str, e: &'static str| if it { i } else { e };
+        let mut facts = vec![
+            (pick("Codice prenotazione", "Booking code"), a.code.clone()),
+            (pick("Ufficio", "Office"), o.name.clone()),
+            (pick("Servizio", "Service"), s.name.clone()),
+            (pick("Quando", "When"), when(a, lang)),
+            (pick("Modalità", "How"), mode_label(a.mode, lang).to_owned()),
+        ];
+        if a.mode == Mode::InPerson {
+            facts.push((pick("Indirizzo", "Address"), o.address.clone()));
+        }
+        facts.push((pick("Richiedente", "Name"), format!("{} {}", a.first_name, a.last_name)));
+        let contacts = vec![
+            ("Email", o.email.clone()),
+            (pick("Telefono", "Phone"), o.phone.clone()),
+            (pick("Indirizzo", "Address"), o.address.clone()),
+        ];
+        let keep = |rows: Vec<(&'static str, String)>| -> Vec<(&'static str, String)> {
+            rows.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect()
         };
-        match self.lang() {
-            Lang::It => {
-                line(&mut out, "Codice prenotazione", &a.code);
-                line(&mut out, "Ufficio", &o.name);
-                line(&mut out, "Servizio", &s.name);
-                line(&mut out, "Quando", &when(a, Lang::It));
-                line(&mut out, "Modalità", mode_label(a.mode, Lang::It));
-                if a.mode == Mode::InPerson {
-                    line(&mut out, "Indirizzo", &o.address);
-                }
-                line(&mut out, "Richiedente", &format!("{} {}", a.first_name, a.last_name));
-                if !s.what_to_bring.trim().is_empty() {
-                    out.push_str(&format!("\nCosa serve:\n{}\n", s.what_to_bring.trim()));
-                }
-                out.push_str("\nContatti dell'ufficio:\n");
-                line(&mut out, "Email", &o.email);
-                line(&mut out, "Telefono", &o.phone);
-                line(&mut out, "Indirizzo", &o.address);
-            }
-            Lang::En => {
-                line(&mut out, "Booking code", &a.code);
-                line(&mut out, "Office", &o.name);
-                line(&mut out, "Service", &s.name);
-                line(&mut out, "When", &when(a, Lang::En));
-                line(&mut out, "How", mode_label(a.mode, Lang::En));
-                if a.mode == Mode::InPerson {
-                    line(&mut out, "Address", &o.address);
-                }
-                line(&mut out, "Name", &format!("{} {}", a.first_name, a.last_name));
-                if !s.what_to_bring.trim().is_empty() {
-                    out.push_str(&format!("\nWhat to bring:\n{}\n", s.what_to_bring.trim()));
-                }
-                out.push_str("\nOffice contacts:\n");
-                line(&mut out, "Email", &o.email);
-                line(&mut out, "Phone", &o.phone);
-                line(&mut out, "Address", &o.address);
-            }
+        let mut links = Vec::new();
+        if let Some(join) = self.join_link {
+            links.push((
+                pick(
+                    "Per entrare nella videochiamata apri questo link (la sala d'attesa apre 15 minuti prima):",
+                    "To join the video call open this link (the waiting room opens 15 minutes before):",
+                ),
+                join.to_owned(),
+            ));
         }
-        out
-    }
-
-    fn links(&self) -> String {
-        let mut out = String::new();
-        match self.lang() {
-            Lang::It => {
-                if let Some(join) = self.join_link {
-                    out.push_str(&format!(
-                        "\nPer entrare nella videochiamata apri questo link (la sala d'attesa apre 15 minuti prima):\n{join}\n"
-                    ));
-                }
-                if let Some(cancel) = self.cancel_link {
-                    out.push_str(&format!("\nNon puoi più venire? Annulla con un clic:\n{cancel}\n"));
-                }
-                if let Some(manage) = self.manage_link {
-                    out.push_str(&format!("\nPer vedere, spostare o annullare l'appuntamento:\n{manage}\n"));
-                }
-            }
-            Lang::En => {
-                if let Some(join) = self.join_link {
-                    out.push_str(&format!(
-                        "\nTo join the video call open this link (the waiting room opens 15 minutes before):\n{join}\n"
-                    ));
-                }
-                if let Some(cancel) = self.cancel_link {
-                    out.push_str(&format!("\nCannot make it? Cancel with one click:\n{cancel}\n"));
-                }
-                if let Some(manage) = self.manage_link {
-                    out.push_str(&format!("\nTo view, move or cancel the appointment:\n{manage}\n"));
-                }
-            }
+        if let Some(cancel) = self.cancel_link {
+            links.push((
+                pick("Non puoi più venire? Annulla con un clic:", "Cannot make it? Cancel with one click:"),
+                cancel.to_owned(),
+            ));
         }
-        out
+        if let Some(manage) = self.manage_link {
+            links.push((
+                pick("Per vedere, spostare o annullare l'appuntamento:", "To view, move or cancel the appointment:"),
+                manage.to_owned(),
+            ));
+        }
+        links.extend(extra_link);
+        let m = self.municipality;
+        let signature =
+            [m.name.clone(), o.name.clone(), m.website.clone()].into_iter().filter(|l| !l.trim().is_empty()).collect();
+        Content {
+            greeting: match lang {
+                Lang::It => format!("Gentile {} {},", a.first_name, a.last_name),
+                Lang::En => format!("Dear {} {},", a.first_name, a.last_name),
+            },
+            intro: intro.to_owned(),
+            sections: vec![
+                (None, keep(facts)),
+                (Some(pick("Contatti dell'ufficio", "Office contacts")), keep(contacts)),
+            ],
+            bring: Some(s.what_to_bring.trim())
+                .filter(|b| !b.is_empty())
+                .map(|b| (pick("Cosa serve", "What to bring"), b.to_owned())),
+            links,
+            footer: pick(
+                "Questo messaggio è stato inviato automaticamente: per domande scrivi all'ufficio.",
+                "This message was sent automatically: please write to the office with any questions.",
+            ),
+            signature,
+        }
     }
 
     /// The `.ics` that adds (`sequence` 0), updates (a move) or removes (`cancelled`) the entry in
@@ -149,19 +158,13 @@ impl BookingMail<'_> {
         }
     }
 
-    fn email(&self, subject: String, intro: &str, ics: Option<EmailAttachment>) -> Email {
-        let footer = match self.lang() {
-            Lang::It => "\nQuesto messaggio è stato inviato automaticamente: per domande scrivi all'ufficio.\n",
-            Lang::En => "\nThis message was sent automatically: please write to the office with any questions.\n",
-        };
-        let greeting = match self.lang() {
-            Lang::It => format!("Gentile {} {},\n\n", self.appt.first_name, self.appt.last_name),
-            Lang::En => format!("Dear {} {},\n\n", self.appt.first_name, self.appt.last_name),
-        };
+    fn email(&self, subject: String, content: Content, ics: Option<EmailAttachment>) -> Email {
         Email {
             to: self.appt.email.clone(),
             subject,
-            text: format!("{greeting}{intro}\n\n{}{}{footer}", self.facts(), self.links()),
+            text: content.text(),
+            html: Some(content.html(self.lang(), &self.municipality.name)),
+            sender_name: Some(self.municipality.name.clone()),
             attachments: ics.into_iter().collect(),
         }
     }
@@ -177,7 +180,7 @@ impl BookingMail<'_> {
                 "your appointment is confirmed. Here is the summary; the attached event adds it to your calendar.",
             ),
         };
-        self.email(subject, intro, Some(self.ics_attachment(now, 0, false)))
+        self.email(subject, self.content(intro, None), Some(self.ics_attachment(now, 0, false)))
     }
 
     /// `sequence`: the appointment's changes so far, this move included
@@ -193,29 +196,26 @@ impl BookingMail<'_> {
                 "your appointment was moved to the new time below. The video call link changed: use the one in this email.",
             ),
         };
-        self.email(subject, intro, Some(self.ics_attachment(now, sequence, false)))
+        self.email(subject, self.content(intro, None), Some(self.ics_attachment(now, sequence, false)))
     }
 
     /// `sequence` as for [`BookingMail::rescheduled`]; `book_again` opens the booking of the same
     /// service. The attached `.ics` removes the entry from the citizen's calendar.
     pub fn cancellation(&self, now: i64, sequence: u32, book_again: &str) -> Email {
-        let (subject, intro) = match self.lang() {
+        let (subject, intro, again) = match self.lang() {
             Lang::It => (
                 format!("Appuntamento annullato – {} ({})", self.service.name, self.appt.code),
-                format!(
-                    "il tuo appuntamento è stato annullato; l'allegato lo toglie dal tuo calendario. \
-                     Se ti serve ancora, prenotane uno nuovo qui:\n{book_again}"
-                ),
+                "il tuo appuntamento è stato annullato; l'allegato lo toglie dal tuo calendario.",
+                "Se ti serve ancora, prenotane uno nuovo qui:",
             ),
             Lang::En => (
                 format!("Appointment cancelled – {} ({})", self.service.name, self.appt.code),
-                format!(
-                    "your appointment was cancelled; the attachment removes it from your calendar. \
-                     If you still need it, book a new one here:\n{book_again}"
-                ),
+                "your appointment was cancelled; the attachment removes it from your calendar.",
+                "If you still need it, book a new one here:",
             ),
         };
-        self.email(subject, &intro, Some(self.ics_attachment(now, sequence, true)))
+        let content = self.content(intro, Some((again, book_again.to_owned())));
+        self.email(subject, content, Some(self.ics_attachment(now, sequence, true)))
     }
 
     pub fn reminder(&self) -> Email {
@@ -229,7 +229,102 @@ impl BookingMail<'_> {
                 "this is a reminder of your appointment. If you can no longer attend, please cancel it so that someone else can have the time.",
             ),
         };
-        self.email(subject, intro, None)
+        self.email(subject, self.content(intro, None), None)
+    }
+}
+
+impl Content {
+    fn text(&self) -> String {
+        let mut out = format!("{}\n\n{}\n\n", self.greeting, self.intro);
+        for (at, (title, rows)) in self.sections.iter().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            if let Some(title) = title {
+                out.push_str(&format!("\n{title}:\n"));
+            }
+            for (label, value) in rows {
+                out.push_str(&format!("{label}: {value}\n"));
+            }
+            if at == 0 {
+                if let Some((label, bring)) = &self.bring {
+                    out.push_str(&format!("\n{label}:\n{bring}\n"));
+                }
+            }
+        }
+        for (lead, url) in &self.links {
+            out.push_str(&format!("\n{lead}\n{url}\n"));
+        }
+        out.push_str(&format!("\n{}\n", self.footer));
+        if !self.signature.is_empty() {
+            out.push_str(&format!("\n-- \n{}\n", self.signature.join("\n")));
+        }
+        out
+    }
+
+    /// A simple, single-column HTML body: readable in every client, no image, no remote
+    /// resource, styles inline (mail clients drop `<style>`), the links as words and as addresses.
+    fn html(&self, lang: Lang, municipality: &str) -> String {
+        let e = escape_html;
+        let tag = match lang {
+            Lang::It => "it",
+            Lang::En => "en",
+        };
+        let mut out = format!(
+            "<!doctype html>\n<html lang=\"{tag}\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title></head>\n\
+             <body style=\"margin:0;padding:0;background:#f5f5f5;font-family:'Titillium Web',Arial,sans-serif;color:#1a1a1a;font-size:16px;line-height:1.5\">\n\
+             <div style=\"max-width:600px;margin:0 auto;background:#ffffff\">\n\
+             <div style=\"background:#0066cc;color:#ffffff;padding:16px 24px;font-size:20px;font-weight:bold\">{}</div>\n\
+             <div style=\"padding:24px\">\n<p>{}</p>\n<p>{}</p>\n",
+            e(municipality),
+            e(municipality),
+            e(&self.greeting),
+            e(&self.intro)
+        );
+        for (at, (title, rows)) in self.sections.iter().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            if let Some(title) = title {
+                out.push_str(&format!("<h2 style=\"font-size:18px;margin:24px 0 8px\">{}</h2>\n", e(title)));
+            }
+            out.push_str("<table role=\"presentation\" style=\"border-collapse:collapse;width:100%\">\n");
+            for (label, value) in rows {
+                out.push_str(&format!(
+                    "<tr><th scope=\"row\" style=\"text-align:left;padding:4px 12px 4px 0;vertical-align:top;font-weight:600;white-space:nowrap\">{}</th><td style=\"padding:4px 0\">{}</td></tr>\n",
+                    e(label),
+                    e(value)
+                ));
+            }
+            out.push_str("</table>\n");
+            if at == 0 {
+                if let Some((label, bring)) = &self.bring {
+                    out.push_str(&format!(
+                        "<h2 style=\"font-size:18px;margin:24px 0 8px\">{}</h2>\n<p style=\"white-space:pre-line\">{}</p>\n",
+                        e(label),
+                        e(bring)
+                    ));
+                }
+            }
+        }
+        for (lead, url) in &self.links {
+            out.push_str(&format!(
+                "<p style=\"margin-top:24px\">{}<br><a href=\"{}\" style=\"color:#0066cc;font-weight:600;word-break:break-all\">{}</a></p>\n",
+                e(lead),
+                e(url),
+                e(url)
+            ));
+        }
+        out.push_str(&format!("<p style=\"margin-top:32px;color:#5c6f82;font-size:14px\">{}</p>\n", e(self.footer)));
+        if !self.signature.is_empty() {
+            let lines: Vec<String> = self.signature.iter().map(|l| e(l)).collect();
+            out.push_str(&format!(
+                "<p style=\"border-top:1px solid #d9dadb;padding-top:16px\">{}</p>\n",
+                lines.join("<br>")
+            ));
+        }
+        out.push_str("</div>\n</div>\n</body>\n</html>\n");
+        out
     }
 }
 

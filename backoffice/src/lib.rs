@@ -17,7 +17,8 @@
 //! - [`schedule`]: working patterns and holidays read from the store into the domain's types;
 //!   [`convert`]: the other rows the rules take (modes, intervals, the patron's day).
 //! - [`documents`], [`retention`], [`private`]: shared files, what is deleted when, private permissions.
-//! - [`settings`]: the keys of the administrator's settings; [`demo`]: `--demo` sample data.
+//! - [`settings`]: the keys of the administrator's settings and the municipality's identity
+//!   ([`settings::Municipality`]); [`crest`]: the uploaded crest, sanitised; [`demo`]: `--demo` sample data.
 //! - [`clock`], [`time`], [`text`]: the server's "now", Europe/Rome conversions, bilingual messages.
 //!
 //! Invariants: rules live in `sportello-domain` (this crate does the I/O around them); errors are
@@ -29,6 +30,7 @@ pub mod calendar_fetch;
 pub mod clock;
 pub mod context;
 pub mod convert;
+pub mod crest;
 pub mod demo;
 pub mod documents;
 pub mod feeds;

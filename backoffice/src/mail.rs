@@ -10,12 +10,16 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{AsyncTransport, Message, Tokio1Executor};
 
-/// One email: plain text (every client reads it) plus optional attachments such as the `.ics`.
-#[derive(Debug, Clone)]
+/// One email: plain text (every client reads it), optionally the same in HTML (sent as
+/// `multipart/alternative`, the HTML last as the richer), plus attachments such as the `.ics`.
+#[derive(Debug, Clone, Default)]
 pub struct Email {
     pub to: String,
     pub subject: String,
     pub text: String,
+    pub html: Option<String>,
+    /// The From's display name (the municipality's); the address stays the configured one.
+    pub sender_name: Option<String>,
     pub attachments: Vec<EmailAttachment>,
 }
 
@@ -92,18 +96,24 @@ impl Mailer {
     async fn deliver(&self, email: &Email) -> Result<(), MailError> {
         let to: Mailbox = email.to.parse().map_err(|_| MailError::Address(email.to.clone()))?;
         let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(email.text.clone());
-        let body = if email.attachments.is_empty() {
-            MultiPart::mixed().singlepart(text)
-        } else {
-            let mut parts = MultiPart::mixed().singlepart(text);
-            for a in &email.attachments {
-                let content_type = ContentType::parse(&a.content_type).map_err(|e| MailError::Build(e.to_string()))?;
-                parts = parts.singlepart(Attachment::new(a.file_name.clone()).body(a.bytes.clone(), content_type));
-            }
-            parts
+        let mut body = match &email.html {
+            Some(html) => MultiPart::mixed().multipart(
+                MultiPart::alternative()
+                    .singlepart(text)
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
+            ),
+            None => MultiPart::mixed().singlepart(text),
+        };
+        for a in &email.attachments {
+            let content_type = ContentType::parse(&a.content_type).map_err(|e| MailError::Build(e.to_string()))?;
+            body = body.singlepart(Attachment::new(a.file_name.clone()).body(a.bytes.clone(), content_type));
+        }
+        let from = match email.sender_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            Some(name) => Mailbox::new(Some(name.to_owned()), self.from.email.clone()),
+            None => self.from.clone(),
         };
         let message = Message::builder()
-            .from(self.from.clone())
+            .from(from)
             .to(to)
             .subject(email.subject.clone())
             .multipart(body)
@@ -142,6 +152,8 @@ mod tests {
             to: "anna.rossi@example.org".into(),
             subject: "Appuntamento confermato".into(),
             text: "Il suo codice è ABC-123.".into(),
+            html: Some("<p>Il suo codice è <b>ABC-123</b>.</p>".into()),
+            sender_name: Some("Comune di Roccabella".into()),
             attachments: vec![EmailAttachment {
                 file_name: "appuntamento.ics".into(),
                 content_type: "text/calendar; charset=utf-8".into(),
@@ -156,6 +168,10 @@ mod tests {
         assert!(eml.contains("To: anna.rossi@example.org"), "{eml}");
         assert!(eml.contains("appuntamento.ics"), "{eml}");
         assert!(eml.contains("text/calendar"), "{eml}");
+        // The municipality's name in front of the configured address; both parts, text first.
+        assert!(eml.contains("From: \"Comune di Roccabella\" <noreply@comune.example>"), "{eml}");
+        let (text, html) = (eml.find("text/plain").unwrap(), eml.find("text/html").unwrap());
+        assert!(eml.contains("multipart/alternative") && text < html, "{eml}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -168,7 +184,7 @@ mod tests {
     async fn a_bad_recipient_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let mailer = Mailer::new(None, "noreply@comune.example", dir.path()).unwrap();
-        let email = Email { to: "not an address".into(), subject: "x".into(), text: "x".into(), attachments: vec![] };
+        let email = Email { to: "not an address".into(), subject: "x".into(), text: "x".into(), ..Email::default() };
         assert!(matches!(mailer.send(&email).await, Err(MailError::Address(_))));
     }
 }

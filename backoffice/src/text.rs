@@ -32,3 +32,20 @@ impl std::fmt::Display for Text {
         f.write_str(&self.it)
     }
 }
+
+/// HTML text escaping (element content and quoted attribute values) for what comes from the
+/// database or a person: pages built on the server and HTML emails.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

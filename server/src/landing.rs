@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use crate::state::AppState;
 use sportello_backoffice::links::{citizen_claims, room_of};
+use sportello_backoffice::settings::Municipality;
 use sportello_backoffice::time::ts;
 use sportello_backoffice::token::Claims;
 
@@ -22,18 +23,21 @@ pub async fn page(State(state): State<AppState>, Path(token): Path<String>) -> R
 }
 
 async fn judge(state: AppState, token: String) -> Response {
+    let m = crate::web::municipality(&state).await.unwrap_or_else(|_| Municipality::unnamed());
+    let m = &m;
     // Signature only: the window is judged here against the appointment, with clear pages.
     let claims = match state.tokens.decode::<Claims>(&token) {
         Ok(c) => c,
-        Err(_) => return invalid(None),
+        Err(_) => return invalid(m, None),
     };
-    let Some(appt_id) = claims.appt.clone() else { return invalid(None) };
+    let Some(appt_id) = claims.appt.clone() else { return invalid(m, None) };
     let appt = match state.store.appointment(&appt_id).await {
         Ok(Some(a)) => a,
-        Ok(None) => return invalid(None),
+        Ok(None) => return invalid(m, None),
         Err(e) => {
             tracing::error!(error = %e, "cannot load the appointment of a join link");
             return html(
+                m,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Errore interno",
                 "<p>Non è stato possibile verificare il link. Riprova tra qualche minuto.</p>",
@@ -44,17 +48,18 @@ async fn judge(state: AppState, token: String) -> Response {
     };
     let office = state.store.office(&appt.office_id).await.ok().flatten();
     if claims.room != room_of(&appt.id) {
-        return invalid(office.as_ref());
+        return invalid(m, office.as_ref());
     }
     match appt.status {
-        Status::Cancelled => return cancelled(),
-        Status::Completed | Status::NoShow => return expired(office.as_ref()),
+        Status::Cancelled => return cancelled(m),
+        Status::Completed | Status::NoShow => return expired(m, office.as_ref()),
         Status::Confirmed => {}
     }
     // A link from before a reschedule names the old times: only the newest email's link works.
     let current = citizen_claims(&appt, 0);
     if claims.nbf != current.nbf || claims.exp != current.exp {
         return html(
+            m,
             StatusCode::GONE,
             "Il link non è più valido",
             &format!(
@@ -68,8 +73,8 @@ async fn judge(state: AppState, token: String) -> Response {
     let now = Timestamp::from_second(state.clock.now()).unwrap_or(Timestamp::UNIX_EPOCH);
     let (start, end) = (ts(appt.starts_at), ts(appt.ends_at));
     match join_timing(now, start, end) {
-        JoinTiming::TooEarly { opens } => too_early(opens),
-        JoinTiming::Over => expired(office.as_ref()),
+        JoinTiming::TooEarly { opens } => too_early(m, opens),
+        JoinTiming::Over => expired(m, office.as_ref()),
         JoinTiming::Open => {
             let mut response = StatusCode::SEE_OTHER.into_response();
             if let Ok(location) = HeaderValue::from_str(&format!("/join#t={token}")) {
@@ -81,8 +86,9 @@ async fn judge(state: AppState, token: String) -> Response {
     }
 }
 
-fn invalid(office: Option<&Office>) -> Response {
+fn invalid(m: &Municipality, office: Option<&Office>) -> Response {
     html(
+        m,
         StatusCode::BAD_REQUEST,
         "Il link non è valido",
         &format!(
@@ -97,8 +103,9 @@ fn invalid(office: Option<&Office>) -> Response {
     )
 }
 
-fn cancelled() -> Response {
+fn cancelled(m: &Municipality) -> Response {
     html(
+        m,
         StatusCode::GONE,
         "Appuntamento annullato",
         "<p>Questo appuntamento è stato annullato. Se ti serve ancora, puoi \
@@ -109,8 +116,9 @@ fn cancelled() -> Response {
     )
 }
 
-fn expired(office: Option<&Office>) -> Response {
+fn expired(m: &Municipality, office: Option<&Office>) -> Response {
     html(
+        m,
         StatusCode::GONE,
         "Il link è scaduto",
         &format!(
@@ -124,10 +132,11 @@ fn expired(office: Option<&Office>) -> Response {
     )
 }
 
-fn too_early(opens: Timestamp) -> Response {
+fn too_early(m: &Municipality, opens: Timestamp) -> Response {
     let tz = sportello_domain::europe_rome().unwrap_or(jiff::tz::TimeZone::UTC);
     let (it, en) = (opening_label(opens, &tz, Lang::It), opening_label(opens, &tz, Lang::En));
     html(
+        m,
         StatusCode::OK,
         "La sala d'attesa non è ancora aperta",
         &format!(
@@ -159,40 +168,29 @@ fn contacts_it(office: Option<&Office>) -> String {
 }
 
 /// HTML text escaping for what comes from the database.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use sportello_backoffice::text::escape_html as escape;
 
-/// One small page: Italian first, English below. `title_*` are plain text, `body_*` trusted HTML.
-fn html(status: StatusCode, title_it: &str, body_it: &str, title_en: &str, body_en: &str) -> Response {
-    let page = format!(
-        "<!doctype html>\n<html lang=\"it\">\n<head>\n<meta charset=\"utf-8\">\n\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-<meta name=\"referrer\" content=\"no-referrer\">\n<title>{ti} — Sportello</title>\n\
-<link rel=\"icon\" href=\"/web/shared/favicon.svg\" type=\"image/svg+xml\">\n\
-<link rel=\"stylesheet\" href=\"/web/shared/style.css\">\n<link rel=\"stylesheet\" href=\"/web/shared/pages.css\">\n</head>\n\
-<body>\n<header class=\"site-header\"><div class=\"header-bar\"><div class=\"container header-inner\">\
-<a class=\"brand\" href=\"/\"><span class=\"brand-mark\" aria-hidden=\"true\">S</span><span>Sportello</span></a>\
-</div></div></header>\n<main id=\"main\" class=\"container\">\n<section class=\"panel\" aria-labelledby=\"t-it\">\
+/// One small page in the site's frame: Italian first, English below. `title_*` are plain text,
+/// `body_*` trusted HTML.
+fn html(
+    m: &Municipality,
+    status: StatusCode,
+    title_it: &str,
+    body_it: &str,
+    title_en: &str,
+    body_en: &str,
+) -> Response {
+    let source = format!(
+        "<head>\n<title>{ti} — {{{{m.name}}}}</title>\n<link rel=\"stylesheet\" href=\"/web/shared/pages.css\">\n</head>\n\
+<body data-frame=\"static\">\n<main id=\"main\" tabindex=\"-1\" class=\"container\">\n<section class=\"panel\" aria-labelledby=\"t-it\">\
 <h1 id=\"t-it\">{ti}</h1>\n{bi}\n</section>\n<section class=\"panel\" lang=\"en\" aria-labelledby=\"t-en\">\
-<h2 id=\"t-en\">{te}</h2>\n{be}\n</section>\n</main>\n<footer class=\"site-footer\"><div class=\"container footer-inner\">\
-<a href=\"/privacy\">Informativa privacy</a></div></footer>\n</body>\n</html>\n",
+<h2 id=\"t-en\">{te}</h2>\n{be}\n</section>\n</main>\n</body>\n",
         ti = escape(title_it),
         te = escape(title_en),
         bi = body_it,
         be = body_en,
     );
+    let page = crate::web::frame(&source, m).unwrap_or(source);
     let mut response = (status, page).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));

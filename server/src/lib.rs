@@ -29,6 +29,7 @@ pub mod client_addr;
 pub mod config;
 pub mod forward;
 pub mod landing;
+pub mod legal;
 pub mod logging;
 pub mod metrics;
 pub mod node_http;

@@ -5,10 +5,13 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Path;
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
+use sportello_backoffice::settings::Municipality;
+use sportello_backoffice::text::escape_html;
 
 use crate::state::AppState;
 
@@ -38,31 +41,52 @@ impl IntoResponse for HttpError {
 }
 
 pub fn routes() -> Router<AppState> {
+    // A page served from its file in `web/`, in the frame, in the municipality's name.
+    fn at(name: &'static str) -> axum::routing::MethodRouter<AppState> {
+        get(move |State(state): State<AppState>| async move { page(&state, name).await })
+    }
     Router::new()
-        .route("/", get(|| async { page("citizen/index.html") }))
-        .route("/join", get(|| async { page("room/join.html") }))
-        .route("/privacy", get(|| async { page("public/privacy.html") }))
-        .route("/servizi", get(|| async { page("citizen/servizi.html") }))
-        .route("/prenota", get(|| async { page("citizen/prenota.html") }))
-        .route("/appuntamento", get(|| async { page("citizen/appuntamento.html") }))
+        .route("/", at("citizen/index.html"))
+        .route("/join", at("room/join.html"))
+        .route("/privacy", get(crate::legal::privacy))
+        .route("/note-legali", get(crate::legal::notes))
+        .route("/crest", get(crate::legal::crest))
+        .route("/servizi", at("citizen/servizi.html"))
+        .route("/prenota", at("citizen/prenota.html"))
+        .route("/appuntamento", at("citizen/appuntamento.html"))
         .route("/a/{token}", get(crate::landing::page))
         // A council session's public live stream (no account); the page asks `/api/live/{id}`,
         // so an unknown session gets the page, which says so.
-        .route("/live/{session}", get(|| async { page("public/live.html") }))
+        .route("/live/{session}", at("public/live.html"))
         // Calendar feeds (secret URL; see `feeds`).
         .route("/feeds/{file}", get(crate::api::calendar::serve_feed))
         // Staff pages; `/staff/setup` carries its one-time secret in the fragment, never sent here.
-        .route("/staff", get(|| async { page("staff/staff.html") }))
-        .route("/staff/admin", get(|| async { page("staff/admin.html") }))
-        .route("/staff/calendario", get(|| async { page("staff/calendar.html") }))
-        .route("/staff/setup", get(|| async { page("staff/setup.html") }))
+        .route("/staff", at("staff/staff.html"))
+        .route("/staff/admin", at("staff/admin.html"))
+        .route("/staff/calendario", at("staff/calendar.html"))
+        .route("/staff/setup", at("staff/setup.html"))
         .route("/web/{*path}", get(|Path(path): Path<String>| async move { file(&path) }))
+}
+
+/// The municipality as the last page read it, for the one page built without the state: the 404
+/// of an error response ([`HttpError`] is mapped without it).
+static LAST_KNOWN: std::sync::RwLock<Option<Municipality>> = std::sync::RwLock::new(None);
+
+/// The municipality's settings for a page (a few rows, read for every page: an administrator's
+/// change shows at once, on every node).
+pub async fn municipality(state: &AppState) -> Result<Municipality, HttpError> {
+    let m = Municipality::load(&state.store).await.map_err(|e| HttpError::Internal(e.to_string()))?;
+    if let Ok(mut last) = LAST_KNOWN.write() {
+        *last = Some(m.clone());
+    }
+    Ok(m)
 }
 
 /// The page a browser gets for an unknown address (status 404): the site's header, a sentence in
 /// Italian and English, and the way home. Never cached.
 pub fn not_found_page() -> Response {
-    let body = framed("public/404.html").unwrap_or_else(|| "Pagina non trovata / Page not found\n".to_owned());
+    let m = LAST_KNOWN.read().ok().and_then(|m| m.clone()).unwrap_or_else(Municipality::unnamed);
+    let body = framed("public/404.html", &m).unwrap_or_else(|| "Pagina non trovata / Page not found\n".to_owned());
     (
         StatusCode::NOT_FOUND,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")],
@@ -73,10 +97,21 @@ pub fn not_found_page() -> Response {
 
 /// Pages are HTML documents in their frame; `/join` carries its token in the URL, so no page is
 /// cached.
-fn page(name: &str) -> Result<Response, HttpError> {
-    let html = framed(name).ok_or(HttpError::NotFound)?;
-    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], html)
+async fn page(state: &AppState, name: &str) -> Result<Response, HttpError> {
+    let m = municipality(state).await?;
+    html_page(StatusCode::OK, framed(name, &m).ok_or(HttpError::NotFound)?)
+}
+
+/// A framed page as the response (never cached: settings change, tokens ride in URLs).
+pub fn html_page(status: StatusCode, html: String) -> Result<Response, HttpError> {
+    Ok((status, [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], html)
         .into_response())
+}
+
+/// An embedded page file in the frame.
+fn framed(name: &str, m: &Municipality) -> Option<String> {
+    let page = Assets::get(name)?;
+    frame(std::str::from_utf8(&page.data).ok()?, m)
 }
 
 /// A page as the browser gets it: `shared/frame.html` (the head's common lines, skip link, header
@@ -87,9 +122,13 @@ fn page(name: &str) -> Result<Response, HttpError> {
 /// `<footer>…</footer>` (lines after the privacy link). Variants: `staff` (the brand leads to
 /// `/staff`), `static` (a page without script: no language switch, the footer link in both
 /// languages), `no-footer`. Assembled on the server, so every page has its landmarks without script.
-fn framed(name: &str) -> Option<String> {
-    let page = Assets::get(name)?;
-    let page = std::str::from_utf8(&page.data).ok()?;
+///
+/// The municipality speaks through tokens, in the frame and in the page: `{{m.name}}`,
+/// `{{m.owner}}`, `{{m.owner_url}}`, `{{m.website}}`, `{{m.address}}`, `{{m.phone}}`, `{{m.email}}`,
+/// `{{m.pec}}`, `{{m.vat}}`, `{{m.accessibility_url}}`, `{{m.crest_url}}` (HTML-escaped), and
+/// variants that hold when a value is set: `m-crest`, `m-owner`, `m-website`, `m-address`,
+/// `m-phone`, `m-email`, `m-pec`, `m-vat`.
+pub fn frame(page: &str, m: &Municipality) -> Option<String> {
     let frame = Assets::get("shared/frame.html")?;
     let frame = std::str::from_utf8(&frame.data).ok()?;
     // The text between `open` and the next `close` within `page[from..to]`.
@@ -112,6 +151,35 @@ fn framed(name: &str) -> Option<String> {
         let end = start + body[start..].find('"')?;
         variants = body[start..end].split_whitespace().map(str::to_owned).collect();
         body.replace_range(at..=end, "");
+    }
+    let crest_url = m.crest_version.as_ref().map(|v| format!("/crest?v={v}")).unwrap_or_default();
+    let tokens = [
+        ("m.name", m.name.as_str()),
+        ("m.owner", &m.owner_name),
+        ("m.owner_url", &m.owner_url),
+        ("m.website", &m.website),
+        ("m.address", &m.address),
+        ("m.phone", &m.phone),
+        ("m.email", &m.email),
+        ("m.pec", &m.pec),
+        ("m.vat", &m.vat_number),
+        ("m.accessibility_url", m.accessibility_statement()),
+        ("m.crest_url", &crest_url),
+    ];
+    for (variant, value) in [
+        ("m-crest", crest_url.as_str()),
+        // The owning body is shown as a link: both are needed.
+        ("m-owner", if m.owner_url.is_empty() { "" } else { &m.owner_name }),
+        ("m-website", &m.website),
+        ("m-address", &m.address),
+        ("m-phone", &m.phone),
+        ("m-email", &m.email),
+        ("m-pec", &m.pec),
+        ("m-vat", &m.vat_number),
+    ] {
+        if !value.is_empty() {
+            variants.push(variant.to_owned());
+        }
     }
     // The frame line by line: `{{#v}}` … `{{/v}}` keeps its lines with variant `v`, `{{^v}}` …
     // `{{/v}}` without it; a line `{{head}}` (`header`, `main`, `footer`) is the page's part.
@@ -143,6 +211,9 @@ fn framed(name: &str) -> Option<String> {
             out.push_str(&line.replace("{{body}}", &body));
             out.push('\n');
         }
+    }
+    for (token, value) in tokens {
+        out = out.replace(&format!("{{{{{token}}}}}"), &escape_html(value));
     }
     Some(out)
 }
@@ -202,15 +273,14 @@ mod tests {
         }
     }
 
-    /// Every page route answers its page inside the frame: one skip link, header, `<main>` and (but
-    /// for the privacy notice) footer, the language switch, the page's own head lines, no
+    /// Every page route answers its page inside the frame: one skip link, header, `<main>` and
+    /// footer, the language switch, the page's own head lines, no
     /// template marker left.
     #[tokio::test]
     async fn pages_come_in_their_frame() {
         for (uri, name, script) in [
             ("/", "citizen/index.html", "/web/citizen/home.js"),
             ("/join?t=abc", "room/join.html", "/web/room/app.js"),
-            ("/privacy", "public/privacy.html", "/web/citizen/home.js"),
             ("/servizi", "citizen/servizi.html", "/web/citizen/services.js"),
             ("/prenota", "citizen/prenota.html", "/web/citizen/booking.js"),
             ("/appuntamento", "citizen/appuntamento.html", "/web/citizen/manage.js"),
@@ -225,7 +295,7 @@ mod tests {
             assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store", "{uri}");
             assert_eq!(response.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8", "{uri}");
             let html = String::from_utf8(to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
-            assert_eq!(html, framed(name).unwrap(), "{uri}");
+            assert_eq!(html, framed(name, &Municipality::unnamed()).unwrap(), "{uri}");
             assert!(
                 html.starts_with("<!doctype html>\n<html lang=\"it\">\n<head>\n  <meta charset=\"utf-8\">"),
                 "{uri}"
@@ -245,7 +315,7 @@ mod tests {
             assert!(html.contains(&format!("<script type=\"module\" src=\"{script}\"></script>")), "{uri}");
             // The room's code (media, signaling) is the join page's alone.
             assert_eq!(html.contains("/web/room/app.js"), uri.starts_with("/join"), "{uri}");
-            assert_eq!(html.matches("<footer class=\"site-footer\">").count(), usize::from(uri != "/privacy"), "{uri}");
+            assert_eq!(html.matches("<footer class=\"site-footer\">").count(), 1, "{uri}");
             assert!(
                 !html.contains("{{") && !html.contains("data-frame") && !html.contains("<!-- A page body"),
                 "{uri}"
@@ -259,11 +329,11 @@ mod tests {
     /// The join page's status line and alert sit inside the site header, after its bar.
     #[tokio::test]
     async fn a_page_adds_to_the_header_and_the_footer() {
-        let join = framed("room/join.html").unwrap();
+        let join = framed("room/join.html", &Municipality::unnamed()).unwrap();
         let (header, after) = join.split_once("</header>").unwrap();
         assert!(header.contains("<p id=\"status\" role=\"status\">") && header.contains("id=\"alert\""));
         assert!(!after.contains("id=\"status\""));
-        let desk = framed("staff/staff.html").unwrap();
+        let desk = framed("staff/staff.html", &Municipality::unnamed()).unwrap();
         let footer = &desk[desk.find("<footer class=\"site-footer\">").unwrap()..];
         assert!(footer.find("footer.privacy").unwrap() < footer.find("footer.note").unwrap());
     }
@@ -281,8 +351,71 @@ mod tests {
         );
         assert!(!html.contains("lang-switch") && !html.contains("<script"));
         assert!(
-            html.contains("<a href=\"/privacy\">Informativa privacy <span lang=\"en\">/ Privacy notice</span></a>")
+            html.contains(
+                "<a href=\"/privacy\" data-element=\"privacy-policy-link\">Informativa privacy <span lang=\"en\">/ Privacy notice</span></a>"
+            )
         );
+    }
+
+    async fn get_text(app: &Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+        let response = app.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let body = String::from_utf8_lossy(&to_bytes(body, usize::MAX).await.unwrap()).into_owned();
+        (parts.status, parts.headers, body)
+    }
+
+    /// What the administrator sets is what every page says, escaped; the privacy notice names the
+    /// controller, the DPO and this server's retention periods; the crest is served with a policy
+    /// of its own and its URL changes with it.
+    #[tokio::test]
+    async fn the_municipality_speaks_on_every_page() {
+        use sportello_backoffice::settings::{SETTING_NAME, identity, set_crest};
+        let (state, _dir) = crate::state::test_state().await;
+        let store = state.store.clone();
+        let app: Router = routes().with_state(state);
+        store.set_setting(SETTING_NAME, "Comune di Roccabella <b>").await.unwrap();
+        store.set_setting(identity::OWNER_NAME, "Regione Esempio").await.unwrap();
+        store.set_setting(identity::OWNER_URL, "https://regione.example").await.unwrap();
+        store.set_setting(identity::CONTROLLER, "Comune di Roccabella, il Sindaco pro tempore").await.unwrap();
+        store.set_setting(identity::DPO_EMAIL, "rpd@roccabella.example").await.unwrap();
+        store.set_setting(identity::PEC, "protocollo@pec.roccabella.example").await.unwrap();
+        for uri in ["/", "/prenota", "/join?t=x", "/staff", "/privacy", "/note-legali", "/live/s1"] {
+            let (status, _, html) = get_text(&app, uri).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            assert!(html.contains("Comune di Roccabella &lt;b&gt;") && !html.contains("<b>"), "{uri}: escaped name");
+            assert!(
+                html.contains("<a class=\"owner-link\" href=\"https://regione.example\">Regione Esempio</a>"),
+                "{uri}"
+            );
+            assert!(html.contains("protocollo@pec.roccabella.example"), "{uri}: footer contacts");
+            assert!(
+                html.contains("<a href=\"/note-legali#accessibilita\" data-element=\"accessibility-link\""),
+                "{uri}: the accessibility statement's fallback"
+            );
+            assert!(!html.contains("brand-crest") && !html.contains("{{"), "{uri}");
+        }
+        let (_, _, privacy) = get_text(&app, "/privacy").await;
+        for said in
+            ["Comune di Roccabella, il Sindaco pro tempore", "rpd@roccabella.example", "30 giorni", "1 anno", "art. 6"]
+        {
+            assert!(privacy.contains(said), "{said}");
+        }
+        assert_eq!(get_text(&app, "/crest").await.0, StatusCode::NOT_FOUND);
+        set_crest(&store, Some(("image/svg+xml", b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>"))).await.unwrap();
+        store.set_setting(identity::ACCESSIBILITY_URL, "https://form.agid.gov.it/view/x").await.unwrap();
+        let (_, _, home) = get_text(&app, "/").await;
+        let at = home.find("<img class=\"brand-crest\" src=\"/crest?v=").expect("the crest in the header");
+        let src = &home[at + "<img class=\"brand-crest\" src=\"".len()..];
+        let src = &src[..src.find('"').unwrap()];
+        assert!(home.contains("href=\"https://form.agid.gov.it/view/x\" data-element=\"accessibility-link\""));
+        let (status, headers, body) = get_text(&app, src).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "<svg xmlns=\"http://www.w3.org/2000/svg\"/>"));
+        assert_eq!(headers[header::CONTENT_TYPE], "image/svg+xml");
+        assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().starts_with("default-src 'none'"));
+        set_crest(&store, Some(("image/svg+xml", b"<svg xmlns=\"http://www.w3.org/2000/svg\"><g/></svg>")))
+            .await
+            .unwrap();
+        assert!(!get_text(&app, "/").await.2.contains(src), "a new crest, a new URL");
     }
 
     #[tokio::test]

@@ -13,6 +13,24 @@ impl Store {
         Ok(row.map(|r| r.try_get("value")).transpose()?)
     }
 
+    /// Every setting whose key starts with `prefix` (a few rows: one query for a whole page).
+    pub async fn settings_with_prefix(&self, prefix: &str) -> Result<std::collections::HashMap<String, String>> {
+        let rows = sqlx::query("SELECT key, value FROM settings WHERE substr(key, 1, $1) = $2")
+            .bind(i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX))
+            .bind(prefix)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("value")?))).collect()
+    }
+
+    pub async fn delete_setting(&self, key: &str) -> Result<()> {
+        self.retrying("delete_setting", || async move {
+            sqlx::query("DELETE FROM settings WHERE key = $1").bind(key).execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
         // Upsert: the same ON CONFLICT syntax in SQLite (>= 3.24) and PostgreSQL.
         self.retrying("set_setting", || async move {

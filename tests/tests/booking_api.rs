@@ -240,18 +240,22 @@ fn emails_in(outbox: &Path) -> Vec<Vec<u8>> {
 
 /// The decoded text and the decoded `text/calendar` part of an email, and its To.
 struct Mail {
+    from: String,
     to: String,
     subject: String,
     text: String,
+    html: Option<String>,
     calendar: Option<String>,
 }
 
 fn parse_mail(raw: &[u8]) -> Mail {
     use mailparse::MailHeaderMap;
     let parsed = mailparse::parse_mail(raw).expect("email parses");
+    let from = parsed.headers.get_first_value("From").unwrap_or_default();
     let to = parsed.headers.get_first_value("To").unwrap_or_default();
     let subject = parsed.headers.get_first_value("Subject").unwrap_or_default();
     let mut text = String::new();
+    let mut html = None;
     let mut calendar = None;
     let mut stack = vec![&parsed];
     while let Some(part) = stack.pop() {
@@ -259,10 +263,11 @@ fn parse_mail(raw: &[u8]) -> Mail {
         match part.ctype.mimetype.as_str() {
             "text/plain" => text.push_str(&part.get_body().expect("text body")),
             "text/calendar" => calendar = Some(part.get_body().expect("calendar body")),
+            "text/html" => html = Some(part.get_body().expect("html body")),
             _ => {}
         }
     }
-    Mail { to, subject, text, calendar }
+    Mail { from, to, subject, text, html, calendar }
 }
 
 fn dtstart(ics: &str) -> Timestamp {
@@ -356,6 +361,9 @@ async fn booking_happy_path_stores_and_mails_everything_on_postgres() {
 }
 
 async fn happy_path(w: World) {
+    // The email speaks for the municipality the administrator named.
+    w.store.set_setting("municipality.name", "Comune di Roccabella").await.unwrap();
+    w.store.set_setting("municipality.website", "https://www.comune.roccabella.example").await.unwrap();
     let start = local(w.tuesday, 9, 30);
     let body = w.book_ok(start).await;
     let code = body["code"].as_str().unwrap().to_owned();
@@ -381,6 +389,18 @@ async fn happy_path(w: World) {
     let secret = body["secret"].as_str().unwrap();
     assert!(mail.text.contains(&format!("/appuntamento?codice={code}#{secret}")), "{}", mail.text);
     assert!(mail.text.contains("Cosa serve"));
+    assert!(mail.from.starts_with("\"Comune di Roccabella\" <"), "sender: {}", mail.from);
+    assert!(
+        mail.text.replace("\r\n", "\n").contains("\n-- \nComune di Roccabella\nAnagrafe\nhttps://www.comune.roccabella.example"),
+        "signature: {}",
+        mail.text
+    );
+    // The HTML part says the same: the code, the links as links, the municipality; nothing remote.
+    let html = mail.html.expect("an HTML part");
+    assert!(html.contains(&code) && html.contains("Comune di Roccabella"), "{html}");
+    assert!(html.contains(&format!("/appuntamento?codice={code}#{secret}\"")), "the manage link as a link: {html}");
+    assert!(html.contains("/a/"), "the join link: {html}");
+    assert!(!html.contains("<img") && !html.contains("<script") && !html.contains("src="), "{html}");
     let ics = mail.calendar.expect("text/calendar attachment");
     assert!(ics.contains("BEGIN:VEVENT"));
     assert_eq!(dtstart(&ics), start);

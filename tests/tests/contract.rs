@@ -194,7 +194,7 @@ struct Credentials {
 /// (`410 not_waiting`), or a file whose content is not of an accepted type (`415`). For them
 /// `positive_data_acceptance` also accepts that answer; every other check, and that one for every
 /// other status, stays on.
-const VALIDATED_BEYOND_THE_SCHEMA: [&str; 32] = [
+const VALIDATED_BEYOND_THE_SCHEMA: [&str; 33] = [
     "POST /api/admin/offices",
     "PUT /api/admin/offices/{id}",
     "POST /api/admin/services",
@@ -202,6 +202,8 @@ const VALIDATED_BEYOND_THE_SCHEMA: [&str; 32] = [
     "POST /api/admin/users",
     "PUT /api/admin/users/{id}",
     "PUT /api/admin/settings",
+    // An SVG or PNG that parses as one.
+    "PUT /api/admin/crest",
     "POST /api/auth/password",
     "POST /api/auth/setup",
     "POST /api/council/sessions",

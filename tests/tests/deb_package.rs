@@ -635,7 +635,7 @@ async fn scenario(deb: &Path, work: &Path, cleanup: &mut Cleanup) -> Result<()> 
     cleanup.server = Some(start_like_the_unit(&unit, &log1, traced.then_some(trace.as_path()))?);
     wait_healthy(&client, &base, cleanup, &log1).await?;
     let (status, landing) = get(&client, &format!("{base}/")).await?;
-    check(status == 200 && landing.contains("Sportello — uffici virtuali"), format!("GET /: {status}\n{landing}"))?;
+    check(status == 200 && landing.contains("Uffici virtuali realizzati con Sportello"), format!("GET /: {status}\n{landing}"))?;
     let (status, body) = get(&client, &format!("{base}/healthz")).await?;
     check(status == 200, format!("GET /healthz: {status} {body}"))?;
     let (status, body) = get(&client, &format!("{base}/readyz")).await?;

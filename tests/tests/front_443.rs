@@ -122,7 +122,7 @@ async fn https_reaches_the_site(cert: &std::path::Path) -> Result<()> {
         let body = String::from_utf8_lossy(&out.stdout);
         check(out.status.success(), format!("curl {flag}: {}", String::from_utf8_lossy(&out.stderr)))?;
         check(body.ends_with(&format!("\n{version} 200")), format!("curl {flag}: not HTTP {version} 200: {body}"))?;
-        check(body.contains("Sportello — uffici virtuali"), format!("curl {flag}: not Sportello's page: {body}"))?;
+        check(body.contains("Uffici virtuali realizzati con Sportello"), format!("curl {flag}: not Sportello's page: {body}"))?;
     }
     Ok(())
 }

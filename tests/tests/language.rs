@@ -116,14 +116,14 @@ async fn archive_pages_in_english() {
 
     // Empty archive: the list page alone.
     let list = page(&format!("{base}/archivio"), Some("en-GB,en;q=0.9,it;q=0.5")).await;
-    assert!(list.starts_with("<!doctype html><html lang=\"en\">"), "{list}");
-    assert!(list.contains("<title>Session archive — Sportello</title>"), "{list}");
+    assert!(list.starts_with("<!doctype html>\n<html lang=\"en\">"), "{list}");
+    assert!(list.contains("<title>Session archive — Comune</title>"), "{list}");
     assert!(list.contains("<nav aria-label=\"Breadcrumb\""), "{list}");
     assert!(list.contains("No recorded sessions yet."), "{list}");
     assert!(!list.contains("Archivio delle sedute"), "{list}");
     let list = page(&format!("{base}/archivio"), None).await;
-    assert!(list.starts_with("<!doctype html><html lang=\"it\">"), "{list}");
-    assert!(list.contains("<title>Archivio delle sedute — Sportello</title>"), "{list}");
+    assert!(list.starts_with("<!doctype html>\n<html lang=\"it\">"), "{list}");
+    assert!(list.contains("<title>Archivio delle sedute — Comune</title>"), "{list}");
     assert!(list.contains("Nessuna seduta registrata.") && !list.contains("No recorded"), "{list}");
     // The switch is a link to the other language.
     assert!(list.contains("href=\"?lang=en\" hreflang=\"en\" lang=\"en\" data-lang=\"en\">English</a>"), "{list}");
@@ -162,14 +162,14 @@ async fn archive_pages_in_english() {
     );
     assert!(list.contains("City council – session of") && list.contains("1 recording, duration 1:00:00"), "{list}");
     let detail = page(&format!("{base}/archivio/{}?lang=en", session.id), Some("it")).await;
-    assert!(detail.starts_with("<!doctype html><html lang=\"en\">"), "{detail}");
-    assert!(detail.contains("<title>Consiglio del 3 marzo — Sportello</title>"), "{detail}");
+    assert!(detail.starts_with("<!doctype html>\n<html lang=\"en\">"), "{detail}");
+    assert!(detail.contains("<title>Consiglio del 3 marzo — Comune</title>"), "{detail}");
     assert!(detail.contains("<a href=\"/archivio?lang=en\">Session archive</a>"), "{detail}");
     assert!(detail.contains("<h3 id=\"chapters-rec1\">Agenda items</h3>"), "{detail}");
     assert!(detail.contains("<dt>SHA-256 fingerprint</dt>") && detail.contains("Download the WebM file"), "{detail}");
     assert!(!detail.contains("Scarica") && !detail.contains("seduta del"), "{detail}");
     let detail = page(&format!("{base}/archivio/{}?lang=it", session.id), Some("en")).await;
-    assert!(detail.starts_with("<!doctype html><html lang=\"it\">"), "{detail}");
+    assert!(detail.starts_with("<!doctype html>\n<html lang=\"it\">"), "{detail}");
     assert!(detail.contains("Punti all'ordine del giorno") && !detail.contains("Agenda items"), "{detail}");
     server.shutdown().await;
 }

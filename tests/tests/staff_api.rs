@@ -110,6 +110,17 @@ impl Browser {
         self.send(reqwest::Method::DELETE, path, None).await
     }
 
+    /// A raw body of `content_type` (uploads); the answer's status and bytes.
+    async fn put_bytes(&self, path: &str, content_type: &str, bytes: &[u8]) -> (StatusCode, Vec<u8>) {
+        let request = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(bytes.to_vec());
+        let response = request.send().await.expect("request");
+        (response.status(), response.bytes().await.expect("body").to_vec())
+    }
+
     async fn login(&self, email: &str, password: &str) -> Reply {
         self.post("/api/auth/login", json!({"email": email, "password": password})).await
     }
@@ -506,6 +517,75 @@ async fn officials_cannot_administer() {
     assert!(users.as_array().unwrap().iter().any(|u| u["id"] == official_id.as_str() && u["role"] == "official"));
 }
 
+/// The administrator says who the municipality is; every page says it. A bad value is refused
+/// with nothing stored; a `PUT` that leaves the identity out keeps it; the crest is sanitised,
+/// refused when it is not an image, and only an administrator sets it.
+#[tokio::test]
+async fn administrators_set_who_the_municipality_is() {
+    let (server, admin, _) = with_admin().await;
+    let http = reqwest::Client::new();
+    let page = |path: &str| {
+        let (http, url) = (http.clone(), format!("{}{path}", server.url()));
+        async move { http.get(url).send().await.expect("page").text().await.expect("body") }
+    };
+    let mut settings = admin.get("/api/admin/settings").await.expect(StatusCode::OK);
+    assert_eq!((settings["owner_url"].as_str(), settings["has_crest"].as_bool()), (Some(""), Some(false)));
+    settings["municipality_name"] = json!("Comune di Roccabella");
+    settings["owner_name"] = json!("Regione Esempio");
+    settings["owner_url"] = json!("https://www.regione.example");
+    settings["pec"] = json!("protocollo@pec.roccabella.example");
+    settings["dpo_email"] = json!("rpd@roccabella.example");
+    settings["accessibility_url"] = json!("https://form.agid.gov.it/view/roccabella");
+    let saved = admin.put("/api/admin/settings", settings.clone()).await.expect(StatusCode::OK);
+    assert_eq!(saved["pec"], "protocollo@pec.roccabella.example");
+    let home = page("/").await;
+    assert!(home.contains("<title") && home.contains("Comune di Roccabella"), "{home}");
+    assert!(home.contains("href=\"https://form.agid.gov.it/view/roccabella\" data-element=\"accessibility-link\""));
+    assert!(page("/privacy").await.contains("rpd@roccabella.example"));
+
+    // A link that is not http(s), an email that is not one: refused, and nothing of it stored.
+    for (field, bad) in [("website", "javascript:alert(1)"), ("owner_url", "ftp://x.example"), ("dpo_email", "nobody")] {
+        let mut attempt = settings.clone();
+        attempt["municipality_name"] = json!("Comune Sbagliato");
+        attempt[field] = json!(bad);
+        admin.put("/api/admin/settings", attempt).await.expect_error(StatusCode::BAD_REQUEST, "invalid_field");
+    }
+    let now = admin.get("/api/admin/settings").await.expect(StatusCode::OK);
+    assert_eq!((now["municipality_name"].as_str(), now["website"].as_str()), (Some("Comune di Roccabella"), Some("")));
+    // The booking fields alone (an older client): the identity stays.
+    let old_client = json!({"municipality_name": "Comune di Roccabella", "patron_day": "", "min_notice_minutes": 60, "horizon_days": 60});
+    admin.put("/api/admin/settings", old_client).await.expect(StatusCode::OK);
+    assert_eq!(admin.get("/api/admin/settings").await.expect(StatusCode::OK)["pec"], "protocollo@pec.roccabella.example");
+
+    // The crest: a hostile SVG comes back harmless and shows in the header.
+    let hostile = br##"<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script><circle r="4" fill="#c00"/></svg>"##;
+    let (status, _) = admin.put_bytes("/api/admin/crest", "image/svg+xml", hostile).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let home = page("/").await;
+    let at = home.find("src=\"/crest?v=").expect("the crest in the header") + "src=\"".len();
+    let src = &home[at..at + home[at..].find('"').unwrap()];
+    let crest = http.get(format!("{}{src}", server.url())).send().await.expect("crest");
+    assert_eq!(crest.headers()[reqwest::header::CONTENT_TYPE], "image/svg+xml");
+    let crest = crest.text().await.expect("svg");
+    assert_eq!(crest, r##"<svg xmlns="http://www.w3.org/2000/svg"><circle r="4" fill="#c00"/></svg>"##);
+    for (content_type, bytes, code) in [
+        ("text/html", &b"<svg/>"[..], "invalid_crest"),
+        ("image/png", &b"GIF89a"[..], "invalid_crest"),
+        ("image/svg+xml", &b"<html/>"[..], "invalid_crest"),
+    ] {
+        let (status, body) = admin.put_bytes("/api/admin/crest", content_type, bytes).await;
+        let body: Value = serde_json::from_slice(&body).expect("json error");
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{content_type}");
+    }
+    assert!(page("/").await.contains(src), "a refused upload keeps the crest");
+    let (official, _) = staff_member(&server, &admin, "olga@comune.example", "official").await;
+    assert_eq!(official.put_bytes("/api/admin/crest", "image/svg+xml", b"<svg/>").await.0, StatusCode::FORBIDDEN);
+    official.delete("/api/admin/crest").await.expect_error(StatusCode::FORBIDDEN, "forbidden");
+    admin.delete("/api/admin/crest").await.expect(StatusCode::NO_CONTENT);
+    assert!(!page("/").await.contains("/crest?v="));
+    assert_eq!(http.get(format!("{}/crest", server.url())).send().await.expect("crest").status(), StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn administrators_manage_offices_services_and_staff() {
     let (server, admin, _) = with_admin().await;
@@ -848,6 +928,7 @@ async fn openapi_lists_the_staff_paths() {
         "/api/admin/users",
         "/api/admin/users/{id}/setup-link",
         "/api/admin/settings",
+        "/api/admin/crest",
         "/api/staff/appointments",
         "/api/staff/appointments/{id}",
         "/api/staff/appointments/{id}/status",

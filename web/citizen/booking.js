@@ -22,6 +22,10 @@ addStrings({
     'topic': 'Motivo', 'details': 'Dettagli', 'details.help': 'Facoltativo, al massimo 2000 caratteri. Non inserire dati sanitari.',
     'first': 'Nome', 'last': 'Cognome', 'email': 'Email', 'required': 'obbligatorio',
     'website': 'Non compilare questo campo',
+    'privacy.read': 'Prima di proseguire leggi l\'{link}.', 'privacy.link': 'informativa privacy',
+    'privacy.newtab': '(si apre in una nuova scheda)',
+    'privacy.ack': 'Ho letto e compreso l\'informativa privacy',
+    'err.privacy': 'Per proseguire conferma di aver letto e compreso l\'informativa privacy.',
     'next': 'Avanti', 'back': 'Indietro', 'confirm': 'Conferma la prenotazione',
     'err.slot': 'Scegli un orario.', 'err.required': 'Campo obbligatorio.', 'err.email': 'Indirizzo email non valido.',
     'sum.office': 'Ufficio', 'sum.when': 'Data e orario', 'sum.mode': 'Modalità', 'sum.topic': 'Motivo',
@@ -46,6 +50,10 @@ addStrings({
     'topic': 'Reason', 'details': 'Details', 'details.help': 'Optional, at most 2000 characters. Do not include health data.',
     'first': 'First name', 'last': 'Last name', 'email': 'Email', 'required': 'required',
     'website': 'Leave this field empty',
+    'privacy.read': 'Before going on, read the {link}.', 'privacy.link': 'privacy notice',
+    'privacy.newtab': '(opens in a new tab)',
+    'privacy.ack': 'I have read and understood the privacy notice',
+    'err.privacy': 'To go on, confirm that you have read and understood the privacy notice.',
     'next': 'Next', 'back': 'Back', 'confirm': 'Confirm the booking',
     'err.slot': 'Choose a time.', 'err.required': 'Required field.', 'err.email': 'The email address is not valid.',
     'sum.office': 'Office', 'sum.when': 'Date and time', 'sum.mode': 'How', 'sum.topic': 'Reason',
@@ -69,7 +77,7 @@ const params = new URLSearchParams(location.search);
 const s = {
   step: 1, offices: [], services: [], office: null, serviceId: params.get('servizio') || '',
   months: [], month: '', slots: [], day: '', slot: null, mode: null, details: '', first: '', last: '', email: '',
-  website: '', errors: {}, alert: '', result: null,
+  website: '', privacy: false, errors: {}, alert: '', result: null,
 };
 
 const root = () => document.getElementById('booking');
@@ -88,6 +96,31 @@ function field(id, label, input, { required = false, help = null } = {}) {
       required ? el('span', { class: 'sr-only' }, ` (${t('required')})`) : null),
     help ? el('p', { id: `${id}-help`, class: 'help', text: help }) : null,
     input,
+    err ? el('p', { id: `${id}-error`, class: 'field-error', text: err }) : null);
+}
+
+/**
+ * The privacy notice (a link that opens in a new tab, so the form keeps what was typed) and the
+ * required «Ho letto e compreso» checkbox, with its error like the other required fields'.
+ */
+function privacyAck() {
+  const id = 'privacy-ack';
+  const err = s.errors[id];
+  const [before, after] = t('privacy.read', { link: '\u0000' }).split('\u0000');
+  const input = el('input', {
+    type: 'checkbox', id, required: true, checked: s.privacy,
+    'aria-describedby': ['privacy-help', err ? `${id}-error` : null].filter(Boolean).join(' '),
+    'aria-invalid': err ? 'true' : null,
+    onchange: (e) => { s.privacy = e.target.checked; },
+  });
+  return el('div', { class: 'field privacy-field' },
+    el('p', { id: 'privacy-help', class: 'help' }, before,
+      el('a', { href: '/privacy', target: '_blank', rel: 'noopener' },
+        t('privacy.link'), ' ', el('span', { class: 'new-tab', text: t('privacy.newtab') })),
+      after),
+    el('div', { class: 'check' }, input,
+      el('label', { for: id }, t('privacy.ack'), el('span', { 'aria-hidden': 'true' }, ' *'),
+        el('span', { class: 'sr-only' }, ` (${t('required')})`))),
     err ? el('p', { id: `${id}-error`, class: 'field-error', text: err }) : null);
 }
 
@@ -184,6 +217,7 @@ const STEPS = {
       el('div', { class: 'honeypot', 'aria-hidden': 'true' },
         el('label', { for: 'website', text: t('website') }),
         el('input', { type: 'text', id: 'website', name: 'website', tabIndex: -1, autocomplete: 'off', value: s.website, oninput: (e) => { s.website = e.target.value; } })),
+      privacyAck(),
       buttons()];
   },
   5: () => {
@@ -198,7 +232,7 @@ const STEPS = {
   6: () => {
     const r = s.result;
     const rating = el('form', { novalidate: true, onsubmit: rate },
-      el('fieldset', { class: 'rating' }, el('legend', { text: t('rate') }),
+      el('fieldset', { class: 'rate-scale' }, el('legend', { text: t('rate') }),
         [1, 2, 3, 4, 5].map((n) => el('label', {}, el('input', { type: 'radio', name: 'rating', value: String(n) }), ` ${n}`))),
       el('button', { type: 'submit', class: 'btn', id: 'rate-send', text: t('rate.send') }),
       el('p', { role: 'status', id: 'rate-status' }));
@@ -272,6 +306,7 @@ function check() {
     if (!s.last.trim()) s.errors['last-name'] = t('err.required');
     if (!s.email.trim()) s.errors.email = t('err.required');
     else if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s.email.trim())) s.errors.email = t('err.email');
+    if (!s.privacy) s.errors['privacy-ack'] = t('err.privacy');
   }
   return Object.keys(s.errors).length === 0;
 }

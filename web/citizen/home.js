@@ -1,6 +1,6 @@
-// The home page (/) and the privacy notice (/privacy): their words, the language switch, and on
-// the home page the form where a pasted link or booking code leads on. No room code: the room
-// (media, signaling, its views) is loaded by /join alone.
+// The home page (/) and the server-written privacy notice and legal notes (/privacy, /note-legali):
+// their words, the language switch, and on the home page the form where a pasted link or booking
+// code leads on. No room code: the room (media, signaling, its views) is loaded by /join alone.
 
 import { initPage } from '../shared/i18n.js';
 import './strings.js';

@@ -14,7 +14,7 @@ import { iceConfig, linkIceServers, nextStep, selectedPath } from '../shared/ice
 addStrings({
   it: {
     'heading': 'Diretta della seduta',
-    'doctitle': '{title} — diretta — Sportello',
+    'doctitle': '{title} — diretta — {municipality}',
     'player': 'Video della seduta',
     'video': 'Video della seduta in diretta',
     'body.consiglio': 'Consiglio comunale',
@@ -44,7 +44,7 @@ addStrings({
   },
   en: {
     'heading': 'Live session',
-    'doctitle': '{title} — live — Sportello',
+    'doctitle': '{title} — live — {municipality}',
     'player': 'Session video',
     'video': 'Live video of the session',
     'body.consiglio': 'Town council',

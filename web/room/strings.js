@@ -5,7 +5,7 @@ import { addStrings } from '../shared/i18n.js';
 
 addStrings({
   it: {
-    'join.doctitle': 'Entra — Sportello',
+    'join.doctitle': 'Entra — {municipality}',
     'join.title': 'Entra nell\'ufficio virtuale',
     'join.room': 'Stanza',
     'join.name': 'Il tuo nome',
@@ -66,7 +66,7 @@ addStrings({
     'status.left': 'Disconnesso',
     'status.error': 'Disconnesso',
 
-    'room.doctitle': '{room} — Sportello',
+    'room.doctitle': '{room} — {municipality}',
     'room.title': 'Stanza {room}',
     'room.tiles': 'Partecipanti',
     'room.count.one': '1 partecipante',
@@ -166,7 +166,7 @@ addStrings({
     'announce.chat': 'Nuovo messaggio in chat da {name}',
   },
   en: {
-    'join.doctitle': 'Join — Sportello',
+    'join.doctitle': 'Join — {municipality}',
     'join.title': 'Join the virtual office',
     'join.room': 'Room',
     'join.name': 'Your name',
@@ -227,7 +227,7 @@ addStrings({
     'status.left': 'Disconnected',
     'status.error': 'Disconnected',
 
-    'room.doctitle': '{room} — Sportello',
+    'room.doctitle': '{room} — {municipality}',
     'room.title': 'Room {room}',
     'room.tiles': 'Participants',
     'room.count.one': '1 participant',

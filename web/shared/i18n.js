@@ -9,25 +9,57 @@
 export const LANGS = ['it', 'en'];
 export const STORAGE_KEY = 'sportello.lang';
 
-// The words of the frame (web/shared/frame.html): skip link, brand, language switch, footer link.
+// The words of the frame (web/shared/frame.html): skip link, language switch, the staff area's
+// tagline, the footer's headings and links. The municipality's own name and contacts come from the
+// server, already in the page, and are not translated.
 const STRINGS = {
   it: {
     'app.name': 'Sportello',
     'skip': 'Vai al contenuto principale',
     'lang.switch': 'English',
     'lang.switch.code': 'en',
-    'footer.privacy': 'Informativa privacy',
     'app.staff': 'Area del personale',
+    'footer.contacts': 'Contatti',
+    'footer.phone': 'Telefono',
+    'footer.email': 'Email',
+    'footer.pec': 'PEC',
+    'footer.vat': 'Codice fiscale / Partita IVA',
+    'footer.links': 'Informazioni',
+    'footer.privacy': 'Informativa privacy',
+    'footer.accessibility': 'Dichiarazione di accessibilità',
+    'footer.legal': 'Note legali',
+    'footer.website': 'Sito istituzionale del Comune',
+    'footer.software': 'Uffici virtuali realizzati con Sportello',
   },
   en: {
     'app.name': 'Sportello',
     'skip': 'Skip to main content',
     'lang.switch': 'Italiano',
     'lang.switch.code': 'it',
-    'footer.privacy': 'Privacy notice',
     'app.staff': 'Staff area',
+    'footer.contacts': 'Contacts',
+    'footer.phone': 'Phone',
+    'footer.email': 'Email',
+    'footer.pec': 'Certified email (PEC)',
+    'footer.vat': 'Tax code / VAT number',
+    'footer.links': 'Information',
+    'footer.privacy': 'Privacy notice',
+    'footer.accessibility': 'Accessibility statement',
+    'footer.legal': 'Legal notes',
+    'footer.website': 'The municipality\'s website',
+    'footer.software': 'Virtual offices made with Sportello',
   },
 };
+
+/**
+ * The municipality's name as the server wrote it in the frame's
+ * `<meta name="sportello-municipality">` (e.g. «Comune di Esempio»); every title ends with it.
+ * Strings may say `{municipality}`: `t` fills it with this name unless given another.
+ */
+export function municipalityName() {
+  const meta = typeof document === 'undefined' ? null : document.querySelector('meta[name="sportello-municipality"]');
+  return meta?.content.trim() || 'Comune';
+}
 
 /** The language chosen earlier in this browser, or null. */
 export function storedLang() {
@@ -55,10 +87,13 @@ export function getLang() {
   return current;
 }
 
-/** `key` in the current language (Italian when missing there), `{param}` placeholders filled. */
+/**
+ * `key` in the current language (Italian when missing there), `{param}` placeholders filled;
+ * `{municipality}` is the municipality's name unless `params` gives it.
+ */
 export function t(key, params = {}) {
   const s = STRINGS[current][key] ?? STRINGS.it[key] ?? key;
-  return s.replace(/\{(\w+)\}/g, (_, k) => String(params[k] ?? ''));
+  return s.replace(/\{(\w+)\}/g, (_, k) => String(params[k] ?? (k === 'municipality' ? municipalityName() : '')));
 }
 
 /** Fills `data-i18n` texts and `data-i18n-attr` attributes under `root`. */

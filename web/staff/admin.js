@@ -311,11 +311,56 @@ function wireUsers() {
 
 // --- settings --------------------------------------------------------------------------------------
 
+// The identity fields: input id → the settings' JSON name.
+const IDENTITY = {
+  'set-owner': 'owner_name', 'set-owner-url': 'owner_url', 'set-website': 'website', 'set-address': 'address',
+  'set-phone': 'phone', 'set-email': 'email', 'set-pec': 'pec', 'set-vat': 'vat_number',
+  'set-controller': 'controller', 'set-dpo': 'dpo_email', 'set-a11y': 'accessibility_url',
+};
+
 function fillSettings(s) {
   $('set-name').value = s.municipality_name;
   $('set-patron').value = s.patron_day;
   $('set-notice').value = s.min_notice_minutes;
   $('set-horizon').value = s.horizon_days;
+  for (const [id, key] of Object.entries(IDENTITY)) $(id).value = s[key] ?? '';
+  showCrest(s.has_crest);
+}
+
+// The crest's preview asks the server again each time (a new file is a new picture).
+function showCrest(present) {
+  const img = $('crest-preview');
+  img.hidden = !present;
+  if (present) img.src = `/crest?v=${Date.now()}`;
+  $('crest-remove').hidden = !present;
+}
+
+function wireCrest() {
+  $('crest-file').addEventListener('change', async () => {
+    const file = $('crest-file').files[0];
+    clearErrors($('crest-file').closest('section'));
+    if (!file) return;
+    try {
+      await api('/api/admin/crest', { method: 'PUT', raw: file, type: file.type || 'application/octet-stream', as: 'text' });
+    } catch (e) {
+      formError($('crest-error'), e, { invalid_crest: $('crest-file') });
+      return;
+    }
+    $('crest-file').value = '';
+    showCrest(true);
+    announce(t('crest.saved'));
+  });
+  $('crest-remove').addEventListener('click', async () => {
+    try {
+      await api('/api/admin/crest', { method: 'DELETE', as: 'text' });
+    } catch (e) {
+      formError($('crest-error'), e, {});
+      return;
+    }
+    showCrest(false);
+    $('crest-file').focus();
+    announce(t('crest.removed'));
+  });
 }
 
 function wireSettings() {
@@ -329,11 +374,12 @@ function wireSettings() {
         body: {
           municipality_name: $('set-name').value, patron_day: $('set-patron').value.trim(),
           min_notice_minutes: Number($('set-notice').value), horizon_days: Number($('set-horizon').value),
+          ...Object.fromEntries(Object.entries(IDENTITY).map(([id, key]) => [key, $(id).value.trim()])),
         },
       });
     } catch (e) {
       formError($('settings-error'), e, {
-        invalid_patron_day: $('set-patron'), invalid_booking_window: $('set-notice'), invalid_field: $('set-name'),
+        invalid_patron_day: $('set-patron'), invalid_booking_window: $('set-notice'),
       });
       return;
     }
@@ -385,6 +431,7 @@ async function init() {
   wireServices();
   wireUsers();
   wireSettings();
+  wireCrest();
   if (!(await loadAll())) return;
   // Without them the form stays empty; the other sections work all the same.
   const settings = await api('/api/admin/settings').catch(() => null);

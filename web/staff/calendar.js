@@ -10,7 +10,7 @@ import { announce, labelCells, wireCopy, ZONE } from './common.js';
 
 addStrings({
   it: {
-    'cal.doctitle': 'Il mio calendario — Sportello',
+    'cal.doctitle': 'Il mio calendario — {municipality}',
     'cal.title': 'Il mio calendario',
     'cal.login': 'Vai all\'accesso del personale',
     'cal.session': 'Non hai effettuato l\'accesso, o la sessione è scaduta.',
@@ -137,7 +137,7 @@ addStrings({
     'feed.copy.label': 'Copia il link: {what}',
   },
   en: {
-    'cal.doctitle': 'My calendar — Sportello',
+    'cal.doctitle': 'My calendar — {municipality}',
     'cal.title': 'My calendar',
     'cal.login': 'Go to the staff login',
     'cal.session': 'You are not logged in, or your session has expired.',

@@ -12,6 +12,7 @@ use tracing::Instrument;
 use crate::booking_mail::BookingMail;
 use crate::context::BackOffice;
 use crate::mail::MailError;
+use crate::settings::Municipality;
 use crate::{links, once};
 
 /// Which email, with the manage secret the links open the booking with.
@@ -67,7 +68,9 @@ pub async fn deliver(
     let join = secret.and_then(|_| links::video_join_link(back, appt, now));
     let manage = secret.map(|s| links::manage_link(&back.public_url, &appt.code, s));
     let cancel = secret.filter(|_| one_click_cancel).map(|s| links::cancel_link(&back.public_url, &appt.code, s));
+    let municipality = Municipality::load(&back.store).await?;
     let mail = BookingMail {
+        municipality: &municipality,
         appt,
         office,
         service,

@@ -12,9 +12,10 @@ use super::ApiError;
 use super::auth::{Staff, UserView, user_setup_link, valid_staff_email};
 use super::error::Path;
 use crate::state::AppState;
+use sportello_backoffice::crest::{self, CrestError};
 use sportello_backoffice::settings::{
-    DEFAULT_HORIZON_DAYS, DEFAULT_MIN_NOTICE_MINUTES, SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_NAME,
-    SETTING_PATRON_DAY,
+    self as municipal, DEFAULT_HORIZON_DAYS, DEFAULT_MIN_NOTICE_MINUTES, Municipality, SETTING_HORIZON,
+    SETTING_MIN_NOTICE, SETTING_NAME, SETTING_PATRON_DAY, identity,
 };
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
@@ -29,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/{id}", put(update_user))
         .route("/admin/users/{id}/setup-link", post(reset_link))
         .route("/admin/settings", get(get_settings).put(put_settings))
+        .route("/admin/crest", put(put_crest).delete(delete_crest))
 }
 
 fn admin(staff: &Staff) -> Result<(), ApiError> {
@@ -441,7 +443,9 @@ pub async fn reset_link(
 
 // --- settings --------------------------------------------------------------------------------------
 
-/// The municipality's settings used by booking.
+/// The municipality's settings: its name and booking rules, and who it is on every page, title
+/// and email (modello Comuni header and footer, privacy notice, legal notes). The identity fields
+/// are optional in a `PUT`: one left out keeps its value; an empty string clears it.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Settings {
     pub municipality_name: String,
@@ -454,12 +458,47 @@ pub struct Settings {
     /// How many days ahead citizens can book.
     #[schema(minimum = 1, maximum = 366)]
     pub horizon_days: i64,
+    /// The owning body shown in the slim header (e.g. the region), with `owner_url`.
+    #[serde(default)]
+    pub owner_name: Option<String>,
+    /// `https://…`
+    #[serde(default)]
+    pub owner_url: Option<String>,
+    /// The municipality's institutional website, `https://…`.
+    #[serde(default)]
+    pub website: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Certified email (PEC).
+    #[serde(default)]
+    pub pec: Option<String>,
+    /// Codice fiscale / partita IVA.
+    #[serde(default)]
+    pub vat_number: Option<String>,
+    /// The data controller as the privacy notice names it; empty: the municipality.
+    #[serde(default)]
+    pub controller: Option<String>,
+    /// The data protection officer's email.
+    #[serde(default)]
+    pub dpo_email: Option<String>,
+    /// The accessibility statement on AgID's form (`https://form.agid.gov.it/view/…`); empty: the
+    /// legal notes' paragraph about it.
+    #[serde(default)]
+    pub accessibility_url: Option<String>,
+    /// Whether a crest is uploaded (`PUT /api/admin/crest`); read only.
+    #[serde(default)]
+    pub has_crest: bool,
 }
 
 pub async fn settings(state: &AppState) -> Result<Settings, ApiError> {
     let get = |k| state.store.setting(k);
+    let m = Municipality::load(&state.store).await?;
     Ok(Settings {
-        municipality_name: get(SETTING_NAME).await?.unwrap_or_else(|| "Comune".into()),
+        municipality_name: get(SETTING_NAME).await?.unwrap_or_else(|| municipal::DEFAULT_NAME.into()),
         patron_day: get(SETTING_PATRON_DAY).await?.unwrap_or_default(),
         min_notice_minutes: get(SETTING_MIN_NOTICE)
             .await?
@@ -469,7 +508,52 @@ pub async fn settings(state: &AppState) -> Result<Settings, ApiError> {
             .await?
             .and_then(|v| v.parse().ok())
             .unwrap_or(i64::from(DEFAULT_HORIZON_DAYS)),
+        has_crest: m.crest_version.is_some(),
+        owner_name: Some(m.owner_name),
+        owner_url: Some(m.owner_url),
+        website: Some(m.website),
+        address: Some(m.address),
+        phone: Some(m.phone),
+        email: Some(m.email),
+        pec: Some(m.pec),
+        vat_number: Some(m.vat_number),
+        controller: Some(m.controller),
+        dpo_email: Some(m.dpo_email),
+        accessibility_url: Some(m.accessibility_url),
     })
+}
+
+/// An identity setting as given: `None` leaves it, text is checked by its kind.
+enum Kind {
+    Text(usize),
+    Url,
+    Email,
+}
+
+fn identity_value(field: &'static str, value: &str, kind: Kind) -> Result<String, ApiError> {
+    let value = value.trim();
+    let ok = value.is_empty()
+        || match kind {
+            Kind::Text(_) => true,
+            // Shown as links on every page: absolute http(s) only, never `javascript:` and the like.
+            Kind::Url => url::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.has_host()),
+            Kind::Email => valid_staff_email(value),
+        };
+    let max = match kind {
+        Kind::Text(max) => max,
+        Kind::Url => 500,
+        Kind::Email => 254,
+    };
+    if !ok {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            (
+                format!("Il campo «{field}» non è valido (un indirizzo web https://… o un'email, secondo il campo)."),
+                format!("The field «{field}» is not valid (an https://… address or an email, as the field says)."),
+            ),
+        ));
+    }
+    text(field, value, max, false)
 }
 
 #[utoipa::path(get, path = "/api/admin/settings", tag = "admin", responses((status = 200, body = Settings)))]
@@ -509,10 +593,75 @@ pub async fn put_settings(
             ),
         ));
     }
+    // Every value is checked before any is stored: a refused request changes nothing.
+    let mut identity_values = Vec::new();
+    for (key, field, value, kind) in [
+        (identity::OWNER_NAME, "ente di appartenenza", &body.owner_name, Kind::Text(120)),
+        (identity::OWNER_URL, "sito dell'ente di appartenenza", &body.owner_url, Kind::Url),
+        (identity::WEBSITE, "sito istituzionale", &body.website, Kind::Url),
+        (identity::ADDRESS, "indirizzo", &body.address, Kind::Text(200)),
+        (identity::PHONE, "telefono", &body.phone, Kind::Text(40)),
+        (identity::EMAIL, "email", &body.email, Kind::Email),
+        (identity::PEC, "PEC", &body.pec, Kind::Email),
+        (identity::VAT_NUMBER, "codice fiscale / partita IVA", &body.vat_number, Kind::Text(20)),
+        (identity::CONTROLLER, "titolare del trattamento", &body.controller, Kind::Text(200)),
+        (identity::DPO_EMAIL, "email del RPD", &body.dpo_email, Kind::Email),
+        (identity::ACCESSIBILITY_URL, "dichiarazione di accessibilità", &body.accessibility_url, Kind::Url),
+    ] {
+        if let Some(value) = value {
+            identity_values.push((key, identity_value(field, value, kind)?));
+        }
+    }
+    let name = text("nome del comune", &body.municipality_name, 120, true)?;
     let s = &state.store;
-    s.set_setting(SETTING_NAME, &text("nome del comune", &body.municipality_name, 120, true)?).await?;
+    s.set_setting(SETTING_NAME, &name).await?;
     s.set_setting(SETTING_PATRON_DAY, patron).await?;
     s.set_setting(SETTING_MIN_NOTICE, &body.min_notice_minutes.to_string()).await?;
     s.set_setting(SETTING_HORIZON, &body.horizon_days.to_string()).await?;
+    for (key, value) in identity_values {
+        s.set_setting(key, &value).await?;
+    }
     Ok(Json(settings(&state).await?))
+}
+
+/// `PUT /api/admin/crest`: the body is the image itself (`image/svg+xml` or `image/png`, up to
+/// 512 KiB). An SVG is stored as it is written back with only drawing elements and presentation
+/// attributes (no script, handler, link, style or external reference).
+#[utoipa::path(put, path = "/api/admin/crest", tag = "admin",
+    request_body(content = Vec<u8>, content_type = "image/svg+xml", description = "An SVG or PNG image (Content-Type image/svg+xml or image/png)"),
+    responses((status = 204, description = "Stored; every page shows it"), (status = 400, body = super::error::ErrorBody)))]
+#[tracing::instrument(skip_all, fields(user = %staff.user.id))]
+pub async fn put_crest(
+    State(state): State<AppState>,
+    staff: Staff,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    admin(&staff)?;
+    let content_type =
+        headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let clean = crest::sanitise(&content_type, &body).map_err(|error| {
+        let (it, en) = match &error {
+            CrestError::TooLarge => ("Lo stemma supera i 512 KiB.", "The crest is larger than 512 KiB."),
+            CrestError::Type(_) => ("Lo stemma va caricato come SVG o PNG.", "Upload the crest as SVG or PNG."),
+            CrestError::NotPng | CrestError::PngSize => (
+                "Il file non è un'immagine PNG valida (al massimo 4096×4096 pixel).",
+                "The file is not a valid PNG image (at most 4096×4096 pixels).",
+            ),
+            CrestError::NotSvg(_) => ("Il file non è un'immagine SVG valida.", "The file is not a valid SVG image."),
+        };
+        tracing::info!(%error, "crest refused");
+        ApiError::bad_request("invalid_crest", (it, en))
+    })?;
+    let kind = if content_type.starts_with(crest::PNG) { crest::PNG } else { crest::SVG };
+    municipal::set_crest(&state.store, Some((kind, &clean))).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/admin/crest`: pages show the name alone again.
+#[utoipa::path(delete, path = "/api/admin/crest", tag = "admin", responses((status = 204)))]
+pub async fn delete_crest(State(state): State<AppState>, staff: Staff) -> Result<StatusCode, ApiError> {
+    admin(&staff)?;
+    municipal::set_crest(&state.store, None).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -220,7 +220,8 @@ async fn list_page(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let sessions = state.store.archived_sessions().await.map_err(|e| HttpError::Internal(e.to_string()))?;
-    Ok(html(render_list(&sessions, page_lang(&query, &headers))))
+    let m = crate::web::municipality(&state).await?;
+    Ok(html(render_list(&m, &sessions, page_lang(&query, &headers))))
 }
 
 async fn session_page(
@@ -232,7 +233,8 @@ async fn session_page(
     let found = load(&state, &session_id).await.map_err(|e| HttpError::Internal(e.to_string()))?;
     let (session, recordings) = found.ok_or(HttpError::NotFound)?;
     let views: Vec<RecordingView> = recordings.iter().map(|r| view(&state, r)).collect();
-    Ok(html(render_session(&session, &views, page_lang(&query, &headers))))
+    let m = crate::web::municipality(&state).await?;
+    Ok(html(render_session(&m, &session, &views, page_lang(&query, &headers))))
 }
 
 fn html(page: String) -> Response {
@@ -244,6 +246,7 @@ fn html(page: String) -> Response {
 }
 
 use crate::landing::escape as esc;
+use sportello_backoffice::settings::Municipality;
 
 use sportello_backoffice::time::local_text as rome;
 
@@ -273,32 +276,23 @@ fn body_label(body: CouncilBody, lang: Lang) -> &'static str {
     }
 }
 
-/// The page frame of the citizen pages (header with the language switch, breadcrumb, footer),
-/// around `content`, in `lang`.
-fn frame(title: &str, crumbs: &[(&str, Option<&str>)], content: &str, lang: Lang) -> String {
-    let mut h = format!("<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\">", lang.as_str());
-    h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
-    h.push_str("<meta name=\"referrer\" content=\"no-referrer\">");
-    h.push_str(&format!("<title>{} — Sportello</title>", esc(title)));
-    h.push_str("<link rel=\"icon\" href=\"/web/shared/favicon.svg\" type=\"image/svg+xml\">");
-    h.push_str("<link rel=\"stylesheet\" href=\"/web/shared/style.css\"><link rel=\"stylesheet\" href=\"/web/shared/pages.css\">");
-    h.push_str("<link rel=\"stylesheet\" href=\"/web/public/archive.css\">");
-    h.push_str("<script type=\"module\" src=\"/web/public/archive.js\"></script></head><body data-page=\"archivio\">");
-    h.push_str(&format!(
-        "<a class=\"skip-link\" href=\"#main\">{}</a>",
-        tr(lang, "Vai al contenuto principale", "Skip to main content")
-    ));
-    h.push_str("<header class=\"site-header\"><div class=\"header-bar\"><div class=\"container header-inner\">");
-    h.push_str("<a class=\"brand\" href=\"/\"><span class=\"brand-mark\" aria-hidden=\"true\">S</span><span>Sportello</span></a>");
+/// The page in the site's frame (`web::frame`, variant `static`: the server writes the language),
+/// with the archive's own language switch (a link: `?lang=`), the breadcrumb and `content`.
+fn frame(m: &Municipality, title: &str, crumbs: &[(&str, Option<&str>)], content: &str, lang: Lang) -> String {
+    let mut h = format!("<head>\n<title>{} — {{{{m.name}}}}</title>\n", esc(title));
+    h.push_str("<link rel=\"stylesheet\" href=\"/web/shared/pages.css\">\n");
+    h.push_str("<link rel=\"stylesheet\" href=\"/web/public/archive.css\">\n");
+    h.push_str("<script type=\"module\" src=\"/web/public/archive.js\"></script>\n</head>\n");
+    h.push_str("<body data-page=\"archivio\" data-frame=\"static\">\n<header>\n");
     // The switch names the other language in that language.
     let (other, other_name) = match lang {
         Lang::It => ("en", "English"),
         Lang::En => ("it", "Italiano"),
     };
     h.push_str(&format!(
-        "<a id=\"lang-switch\" class=\"lang-switch\" href=\"?lang={other}\" hreflang=\"{other}\" lang=\"{other}\" data-lang=\"{other}\">{other_name}</a>"
+        "<div class=\"container archive-lang\"><a id=\"lang-switch\" class=\"lang-switch\" href=\"?lang={other}\" hreflang=\"{other}\" lang=\"{other}\" data-lang=\"{other}\">{other_name}</a></div>\n"
     ));
-    h.push_str("</div></div></header><main id=\"main\" tabindex=\"-1\" class=\"container\">");
+    h.push_str("</header>\n<main id=\"main\" tabindex=\"-1\" class=\"container\">");
     h.push_str(&format!(
         "<nav aria-label=\"{}\" data-element=\"breadcrumb\" class=\"breadcrumb\"><ol><li><a href=\"/\">Home</a></li>",
         tr(lang, "Percorso", "Breadcrumb")
@@ -311,17 +305,16 @@ fn frame(title: &str, crumbs: &[(&str, Option<&str>)], content: &str, lang: Lang
     }
     h.push_str("</ol></nav>");
     h.push_str(content);
-    h.push_str("</main><footer class=\"site-footer\"><div class=\"container footer-inner\">");
-    h.push_str(&format!("<a href=\"/privacy\">{}</a>", tr(lang, "Informativa privacy", "Privacy notice")));
-    h.push_str("</div></footer></body></html>");
-    h
+    h.push_str("</main>\n</body>\n");
+    let page = crate::web::frame(&h, m).unwrap_or(h);
+    page.replacen("<html lang=\"it\">", &format!("<html lang=\"{}\">", lang.as_str()), 1)
 }
 
 fn archive_title(lang: Lang) -> &'static str {
     tr(lang, "Archivio delle sedute", "Session archive")
 }
 
-fn render_list(sessions: &[ArchivedSession], (lang, keep): (Lang, &str)) -> String {
+fn render_list(m: &Municipality, sessions: &[ArchivedSession], (lang, keep): (Lang, &str)) -> String {
     let mut c = String::from("<section class=\"panel\" aria-labelledby=\"archive-title\">");
     c.push_str(&format!("<h1 id=\"archive-title\">{}</h1>", archive_title(lang)));
     c.push_str(&format!(
@@ -357,10 +350,15 @@ fn render_list(sessions: &[ArchivedSession], (lang, keep): (Lang, &str)) -> Stri
         c.push_str("</ul>");
     }
     c.push_str("</section>");
-    frame(archive_title(lang), &[(archive_title(lang), None)], &c, lang)
+    frame(m, archive_title(lang), &[(archive_title(lang), None)], &c, lang)
 }
 
-fn render_session(session: &CouncilSession, recordings: &[RecordingView], (lang, keep): (Lang, &str)) -> String {
+fn render_session(
+    m: &Municipality,
+    session: &CouncilSession,
+    recordings: &[RecordingView],
+    (lang, keep): (Lang, &str),
+) -> String {
     let mut c = String::from("<section class=\"panel\" aria-labelledby=\"session-title\">");
     c.push_str(&format!("<h1 id=\"session-title\">{}</h1>", esc(&session.title)));
     c.push_str(&format!(
@@ -440,7 +438,7 @@ fn render_session(session: &CouncilSession, recordings: &[RecordingView], (lang,
         ));
     }
     let back = format!("/archivio{keep}");
-    frame(&session.title, &[(archive_title(lang), Some(&back)), (&esc(&session.title), None)], &c, lang)
+    frame(m, &session.title, &[(archive_title(lang), Some(&back)), (&esc(&session.title), None)], &c, lang)
 }
 
 #[cfg(test)]
@@ -479,7 +477,8 @@ mod tests {
             chapters: vec![Chapter { title: "Bilancio & \"varie\"".into(), start_ms: 65_000, end_ms: 70_000 }],
             delete_at: 1_831_539_600,
         };
-        let page = render_session(&session, std::slice::from_ref(&view), (Lang::It, ""));
+        let m = Municipality::unnamed();
+        let page = render_session(&m, &session, std::slice::from_ref(&view), (Lang::It, ""));
         assert!(!page.contains("<script>"));
         assert!(page.contains("Consiglio &lt;script&gt;"));
         assert!(page.contains("data-start-ms=\"65000\""));
@@ -487,11 +486,11 @@ mod tests {
         assert!(page.contains(&format!("<code class=\"sha256\">{}</code>", "ab".repeat(32))));
         assert!(page.contains("<video id=\"video-r1\" class=\"recording-video\" controls preload=\"metadata\" src=\"/archivio/media/r1.webm\""));
         assert!(!page.contains("<script>") && !page.contains(" style="));
-        assert!(page.starts_with("<!doctype html><html lang=\"it\">") && page.contains("Scarica il file WebM"));
+        assert!(page.starts_with("<!doctype html>\n<html lang=\"it\">") && page.contains("Scarica il file WebM"));
 
-        let page = render_session(&session, &[view], (Lang::En, "?lang=en"));
-        assert!(page.starts_with("<!doctype html><html lang=\"en\">"), "{page}");
-        assert!(page.contains("<title>Consiglio &lt;script&gt; — Sportello</title>"));
+        let page = render_session(&m, &session, &[view], (Lang::En, "?lang=en"));
+        assert!(page.starts_with("<!doctype html>\n<html lang=\"en\">"), "{page}");
+        assert!(page.contains("<title>Consiglio &lt;script&gt; — Comune</title>"));
         assert!(page.contains("<nav aria-label=\"Breadcrumb\""));
         assert!(page.contains("<a href=\"/archivio?lang=en\">Session archive</a>"));
         assert!(page.contains("City council – session of") && page.contains("Download the WebM file"));

@@ -21,7 +21,7 @@ use crate::state::AppState;
         admin::list_offices, admin::create_office, admin::update_office, admin::delete_office,
         admin::list_services, admin::create_service, admin::update_service, admin::delete_service,
         admin::list_users, admin::create_user, admin::update_user, admin::reset_link,
-        admin::get_settings, admin::put_settings,
+        admin::get_settings, admin::put_settings, admin::put_crest, admin::delete_crest,
         staff::list_appointments, staff::appointment_detail, staff::set_status, staff::join_appointment,
         staff::waiting, staff::admit, staff::decline, staff::virtual_office, staff::office_virtual_office,
         staff::invite,

@@ -29,7 +29,7 @@ const STEP: Duration = Duration::from_secs(30);
 const EMAIL: &str = "lucia.bianchi@example.org";
 
 /// Waits until the focused element is `css` (what a screen reader would now announce).
-async fn focus_on(b: &Browser, css: &str, what: &str) -> Result<()> {
+pub(super) async fn focus_on(b: &Browser, css: &str, what: &str) -> Result<()> {
     let sel = serde_json::to_string(css)?;
     b.wait_for(&format!("document.activeElement === document.querySelector({sel})"), STEP)
         .await
@@ -37,7 +37,7 @@ async fn focus_on(b: &Browser, css: &str, what: &str) -> Result<()> {
 }
 
 /// The booking step heading has the focus and reads «Passo n di 6».
-async fn on_step(b: &Browser, n: u32) -> Result<()> {
+pub(super) async fn on_step(b: &Browser, n: u32) -> Result<()> {
     focus_on(b, "#step-heading", &format!("step {n}")).await?;
     let text: String = b.eval("document.activeElement.textContent").await?;
     if !text.starts_with(&format!("Passo {n} di 6")) {
@@ -46,10 +46,13 @@ async fn on_step(b: &Browser, n: u32) -> Result<()> {
     Ok(())
 }
 
-/// Sends one key to the focused element, as a keyboard user would.
-async fn press(b: &Browser, key: Key) -> Result<()> {
-    let focused = b.client().active_element().await.map_err(|e| err(format!("active element: {e}")))?;
-    focused.send_keys(&char::from(key).to_string()).await.map_err(|e| err(format!("key press: {e}")))
+/// Presses and releases one key (WebDriver key actions: it goes to whatever has the focus), as a
+/// keyboard user would.
+pub(super) async fn press(b: &Browser, key: Key) -> Result<()> {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let value = char::from(key);
+    let keys = KeyActions::new("keyboard".into()).then(KeyAction::Down { value }).then(KeyAction::Up { value });
+    b.client().perform_actions(keys).await.map_err(|e| err(format!("key press: {e}")))
 }
 
 async fn no_nullnull(b: &Browser, what: &str) -> Result<()> {
@@ -224,6 +227,7 @@ pub async fn citizen_pages(ctx: &mut Ctx) -> Result<()> {
     b.fill("#first-name", "Lucia").await?;
     b.fill("#last-name", "Bianchi").await?;
     b.fill("#email", EMAIL).await?;
+    b.click("#privacy-ack").await?;
     b.click("#next").await?;
     on_step(b, 5).await?;
     assert_accessible(b, "/prenota, step 5").await?;

@@ -28,7 +28,7 @@ pub async fn english_pages(ctx: &mut Ctx) -> Result<()> {
     let (title, crumb): (String, String) = b
         .eval("[document.title, document.querySelector('[data-element=breadcrumb]').getAttribute('aria-label')]")
         .await?;
-    if (title.as_str(), crumb.as_str()) != ("Book an appointment — Sportello", "Breadcrumb") {
+    if (title.as_str(), crumb.as_str()) != ("Book an appointment — Comune", "Breadcrumb") {
         return Err(err(format!("in English the title is {title:?} and the breadcrumb {crumb:?}")));
     }
     println!("  /prenota in English: title and breadcrumb label");
@@ -42,6 +42,7 @@ pub async fn english_pages(ctx: &mut Ctx) -> Result<()> {
     b.fill("#first-name", "Mary").await?;
     b.fill("#last-name", "Green").await?;
     b.fill("#email", "mary.green@example.org").await?;
+    b.click("#privacy-ack").await?;
     b.click("#next").await?;
     b.wait_for("document.querySelector('#confirm')", STEP).await?;
 
@@ -77,15 +78,15 @@ pub async fn english_pages(ctx: &mut Ctx) -> Result<()> {
     b.wait_for("document.documentElement.lang === 'en'", STEP).await?;
     let home: Vec<String> =
         b.eval("[document.title, ...[...document.querySelectorAll('.actions a')].map(a => a.textContent)]").await?;
-    if home != ["Sportello — virtual offices", "Book an appointment", "Services"] {
+    if home != ["Virtual offices — Comune", "Book an appointment", "Services"] {
         return Err(err(format!("the English home page reads {home:?}")));
     }
     b.goto(&format!("{base}/archivio")).await?;
-    b.wait_for("document.documentElement.lang === 'en' && document.title === 'Session archive — Sportello'", STEP)
+    b.wait_for("document.documentElement.lang === 'en' && document.title === 'Session archive — Comune'", STEP)
         .await?;
     b.click("#lang-switch").await?;
     b.wait_for(
-        "document.documentElement.lang === 'it' && document.title === 'Archivio delle sedute — Sportello'",
+        "document.documentElement.lang === 'it' && document.title === 'Archivio delle sedute — Comune'",
         STEP,
     )
     .await?;
@@ -95,7 +96,7 @@ pub async fn english_pages(ctx: &mut Ctx) -> Result<()> {
     }
     // Chromium asks for English (Accept-Language), but the stored choice is now Italian.
     b.goto(&format!("{base}/archivio")).await?;
-    b.wait_for("location.search === '?lang=it' && document.title === 'Archivio delle sedute — Sportello'", STEP)
+    b.wait_for("location.search === '?lang=it' && document.title === 'Archivio delle sedute — Comune'", STEP)
         .await?;
     println!("  the home page's buttons and the archive follow the choice; the archive's switch is remembered");
     server.shutdown().await;

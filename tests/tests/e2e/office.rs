@@ -23,7 +23,7 @@ pub(super) const OFFICIAL_EMAIL: &str = "anna.rossi@comune.example";
 pub(super) const OFFICIAL_PASSWORD: &str = "una-password-lunga";
 
 /// A tiny but well-formed one-page PDF.
-const PDF: &[u8] =
+pub(super) const PDF: &[u8] =
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n\
 3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
 
@@ -131,7 +131,7 @@ fn collect_text(part: &mailparse::ParsedMail, out: &mut Vec<String>) {
     }
 }
 
-async fn sha256_hex_in_page(b: &Browser, url_expr: &str) -> Result<String> {
+pub(super) async fn sha256_hex_in_page(b: &Browser, url_expr: &str) -> Result<String> {
     b.eval_async(&format!(
         "(async () => {{ const r = await fetch({url_expr}.url, {{ headers: {{ Authorization: 'Bearer ' + {url_expr}.token }} }}); \
            if (!r.ok) throw new Error('download ' + r.status); \
@@ -192,6 +192,7 @@ pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
     b.fill("#first-name", "Mario").await?;
     b.fill("#last-name", "Verdi").await?;
     b.fill("#email", "mario.verdi@example.org").await?;
+    b.click("#privacy-ack").await?;
     b.click("#next").await?;
     b.click("#confirm").await?;
     b.wait_for("document.querySelector('#booking-code') && document.querySelector('#booking-code').textContent.trim().length > 0", STEP).await?;

@@ -147,6 +147,7 @@ async fn booking_and_call(
     b.fill("#first-name", "Giulia").await?;
     b.fill("#last-name", "Bianchi").await?;
     b.fill("#email", CITIZEN_EMAIL).await?;
+    b.click("#privacy-ack").await?;
     b.click("#next").await?;
     b.click("#confirm").await?;
     b.wait_for(
