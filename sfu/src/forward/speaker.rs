@@ -10,7 +10,10 @@
 //! (3 buckets) has loudness. A challenger — or silence — replaces the dominant speaker only after
 //! being ahead for 300 ms in a row; a challenger is ahead only while it is louder on the window
 //! average *and* still making sound (in the last 150 ms), so a short shout, whose average lingers
-//! for the whole window, does not count as sustained speech.
+//! for the whole window, does not count as sustained speech. When nobody is speaking, a challenger's
+//! pause between words (still speaking over the window, silent for the last 150 ms) does not end its
+//! challenge, but it takes over only while making sound. The dominant speaker stays so while any of
+//! their sound is in the window (packets that arrive in a burst fill one bucket).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -166,7 +169,16 @@ impl<P: Clone + Eq + Hash> ActiveSpeakerDetector<P> {
                 loudest_now = Some((who, score));
             }
         }
-        let incumbent = current_score.filter(speaking);
+        // The current speaker holds while there is any sound of theirs in the window: levels are
+        // bucketed by arrival, and a jittery path delivers a whole word's packets at once (one
+        // bucket), which would otherwise count as silence and hand the highlight to "nobody".
+        let incumbent = current_score.filter(|s| s.active_buckets > 0);
+        // With nobody speaking to defend the highlight, a challenger that is still speaking over the
+        // window but silent right now (a pause between words: ticks sample `recent` and regularly
+        // land in such a pause) keeps its challenge; it takes over only at a tick where it is
+        // making sound again. Without this, a speaker whose pauses are longer than `recent` was
+        // replaced by "nobody" at every other tick and took over only by luck of timing.
+        let mut paused = false;
         let target = if self.announce {
             loudest.map(|(who, _)| who.clone())
         } else {
@@ -175,7 +187,15 @@ impl<P: Clone + Eq + Hash> ActiveSpeakerDetector<P> {
                 (Some((who, s)), Some(c)) if s.loudness > c.loudness => Some(who.clone()),
                 (_, Some(_)) => self.current.clone(),
                 (Some((who, _)), None) => Some(who.clone()),
-                (None, None) => None,
+                (None, None) => match &self.challenger {
+                    Some((Some(c), _))
+                        if self.participants.get(c).is_some_and(|l| speaking(&self.score(l, number))) =>
+                    {
+                        paused = true;
+                        Some(c.clone())
+                    }
+                    _ => None,
+                },
             }
         };
 
@@ -191,7 +211,7 @@ impl<P: Clone + Eq + Hash> ActiveSpeakerDetector<P> {
         }
         match &self.challenger {
             Some((who, since)) if *who == target => {
-                if now.saturating_duration_since(*since) >= self.config.takeover {
+                if !paused && now.saturating_duration_since(*since) >= self.config.takeover {
                     self.challenger = None;
                     self.current = target.clone();
                     return Some(target);
@@ -394,6 +414,97 @@ mod tests {
             d.record("x", 255, t0 + Duration::from_millis(i * 20));
         }
         assert_eq!(d.tick(t0 + Duration::from_secs(2)), None);
+    }
+
+    /// Like `run`, ticking every `tick_ms` from `phase_ms` on (the engine ticks every 200 ms).
+    fn run_ticks(
+        d: &mut ActiveSpeakerDetector<&'static str>,
+        t0: Instant,
+        to_ms: u64,
+        tick_ms: u64,
+        phase_ms: u64,
+        level: impl Fn(u64) -> Option<u8>,
+    ) -> Vec<(u64, Option<&'static str>)> {
+        let mut changes = Vec::new();
+        let mut next_tick = phase_ms;
+        for t in (0..to_ms).step_by(10) {
+            let now = t0 + Duration::from_millis(t);
+            if t % 20 == 0
+                && let Some(l) = level(t)
+            {
+                d.record("anna", l, now);
+            }
+            if t >= next_tick {
+                next_tick += tick_ms;
+                if let Some(change) = d.tick(now) {
+                    changes.push((t, change));
+                }
+            }
+        }
+        changes
+    }
+
+    /// Chromium's fake microphone: 200 ms of sound every 500 ms. Speaking by the window (4 buckets of
+    /// 10), but silent for the last 150 ms at some ticks: the highlight must come whatever the
+    /// phase of the ticks against the sound — it used to come only by luck of timing.
+    #[test]
+    fn speaker_with_pauses_takes_over_a_silent_room_whatever_the_tick_phase() {
+        for tick_ms in [100, 200] {
+            for phase_ms in (0..500).step_by(10) {
+                let t0 = Instant::now();
+                let mut d = ActiveSpeakerDetector::new();
+                let level = |t: u64| Some(if t % 500 < 200 { 30 } else { SILENT });
+                let changes = run_ticks(&mut d, t0, 3_000, tick_ms, phase_ms, level);
+                assert_eq!(
+                    changes.first().map(|c| c.1),
+                    Some(Some("anna")),
+                    "tick {tick_ms} ms, phase {phase_ms} ms: {changes:?}"
+                );
+                assert!(changes[0].0 <= 1_500, "tick {tick_ms} ms, phase {phase_ms} ms: {changes:?}");
+                assert_eq!(
+                    changes.len(),
+                    1,
+                    "the highlight stays: tick {tick_ms} ms, phase {phase_ms} ms: {changes:?}"
+                );
+            }
+        }
+    }
+
+    /// A jittery path: the dominant speaker goes on speaking, but their packets arrive in bursts (a
+    /// word's worth at once every 400 ms, fewer than 3 buckets in any window). They keep the highlight.
+    #[test]
+    fn speaker_whose_packets_arrive_in_bursts_keeps_the_highlight() {
+        let t0 = Instant::now();
+        let mut d = ActiveSpeakerDetector::new();
+        let mut changes = run(&mut d, t0, 0, 1_000, &["anna"], |_, _| Some(30));
+        assert_eq!(changes, vec![(changes[0].0, Some("anna"))]);
+        for t in (1_000..4_000u64).step_by(100) {
+            let now = t0 + Duration::from_millis(t);
+            if t % 400 == 0 {
+                for _ in 0..20 {
+                    d.record("anna", 30, now);
+                }
+            }
+            if let Some(change) = d.tick(now) {
+                changes.push((t, change));
+            }
+        }
+        assert_eq!(changes.len(), 1, "{changes:?}");
+    }
+
+    /// A 100 ms cough that spans three buckets counts as speaking for a moment, but it is over before
+    /// the takeover delay: nobody is highlighted, whatever the tick phase.
+    #[test]
+    fn misaligned_cough_in_a_silent_room_highlights_nobody() {
+        for tick_ms in [100, 200] {
+            for phase_ms in (0..200).step_by(10) {
+                let t0 = Instant::now();
+                let mut d = ActiveSpeakerDetector::new();
+                let level = |t: u64| Some(if (1_040..1_140).contains(&t) { 0 } else { SILENT });
+                let changes = run_ticks(&mut d, t0, 3_000, tick_ms, phase_ms, level);
+                assert!(changes.is_empty(), "tick {tick_ms} ms, phase {phase_ms} ms: {changes:?}");
+            }
+        }
     }
 
     #[test]
