@@ -23,7 +23,7 @@ pub async fn page(State(state): State<AppState>, Path(token): Path<String>) -> R
 }
 
 async fn judge(state: AppState, token: String) -> Response {
-    let m = crate::web::municipality(&state).await.unwrap_or_else(|_| Municipality::unnamed());
+    let m = crate::page::municipality(&state).await.unwrap_or_else(|_| Municipality::unnamed());
     let m = &m;
     // Signature only: the window is judged here against the appointment, with clear pages.
     let claims = match state.tokens.decode::<Claims>(&token) {
@@ -190,7 +190,7 @@ fn html(
         bi = body_it,
         be = body_en,
     );
-    let page = crate::web::frame(&source, m).unwrap_or(source);
+    let page = crate::page::frame(&source, m).unwrap_or(source);
     let mut response = (status, page).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use sportello_backoffice::settings::{self, Municipality};
 use sportello_backoffice::text::escape_html as esc;
 
+use crate::page::{HttpError, frame, html_page, municipality};
 use crate::state::AppState;
-use crate::web::{HttpError, frame, html_page, municipality};
 
 /// "30 giorni" / "30 days"; whole years and months where they are exact.
 fn period(d: Duration, it: bool) -> String {
@@ -118,7 +118,7 @@ fn privacy_body(m: &Municipality, state: &AppState, it: bool) -> String {
     }
 }
 
-/// A page of our own in the frame's page format (`server/src/web.rs`).
+/// A page of our own in the frame's page format (`server/src/page.rs`).
 fn page_source(title: &str, title_key: &str, data_page: &str, main: &str) -> String {
     format!(
         "<head>\n<title data-i18n=\"{title_key}\">{title} — {{{{m.name}}}}</title>\n<link rel=\"stylesheet\" href=\"/web/shared/pages.css\">\n\

@@ -34,6 +34,7 @@ pub mod logging;
 pub mod metrics;
 pub mod node_http;
 pub mod origin;
+pub mod page;
 pub mod server;
 pub mod state;
 pub mod web;

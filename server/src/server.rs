@@ -20,7 +20,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::{Config, ConfigError};
 use crate::state::AppState;
-use crate::{api, web, ws};
+use crate::{api, page, web, ws};
 use sportello_backoffice::clock::Clock;
 use sportello_backoffice::mail::{MailError, Mailer};
 use sportello_backoffice::retention;
@@ -109,7 +109,7 @@ async fn not_found(uri: Uri) -> Response {
     if path == "/api" || path.starts_with("/api/") {
         api::ApiError::NotFound.into_response()
     } else {
-        web::HttpError::NotFound.into_response()
+        page::HttpError::NotFound.into_response()
     }
 }
 

@@ -21,8 +21,8 @@ use utoipa::{OpenApi, ToSchema};
 use super::ApiError;
 use super::error::request_lang;
 use super::error::{Path, Query};
+use crate::page::HttpError;
 use crate::state::AppState;
-use crate::web::HttpError;
 use sportello_backoffice::recordings::{self as recording, Chapter};
 
 pub fn routes() -> Router<AppState> {
@@ -220,7 +220,7 @@ async fn list_page(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let sessions = state.store.archived_sessions().await.map_err(|e| HttpError::Internal(e.to_string()))?;
-    let m = crate::web::municipality(&state).await?;
+    let m = crate::page::municipality(&state).await?;
     Ok(html(render_list(&m, &sessions, page_lang(&query, &headers))))
 }
 
@@ -233,7 +233,7 @@ async fn session_page(
     let found = load(&state, &session_id).await.map_err(|e| HttpError::Internal(e.to_string()))?;
     let (session, recordings) = found.ok_or(HttpError::NotFound)?;
     let views: Vec<RecordingView> = recordings.iter().map(|r| view(&state, r)).collect();
-    let m = crate::web::municipality(&state).await?;
+    let m = crate::page::municipality(&state).await?;
     Ok(html(render_session(&m, &session, &views, page_lang(&query, &headers))))
 }
 
@@ -306,7 +306,7 @@ fn frame(m: &Municipality, title: &str, crumbs: &[(&str, Option<&str>)], content
     h.push_str("</ol></nav>");
     h.push_str(content);
     h.push_str("</main>\n</body>\n");
-    let page = crate::web::frame(&h, m).unwrap_or(h);
+    let page = crate::page::frame(&h, m).unwrap_or(h);
     page.replacen("<html lang=\"it\">", &format!("<html lang=\"{}\">", lang.as_str()), 1)
 }
 
