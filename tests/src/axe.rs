@@ -1,5 +1,5 @@
-//! axe-core (npm) inside a page, for the browser tests: the WCAG 2.0/2.1 A and AA rules, and only
-//! serious or critical violations fail a test.
+//! axe-core (npm) inside a page, for the browser tests: the WCAG 2.0/2.1 A and AA rules; with
+//! [`assert_accessible`] only serious or critical violations fail a test, [`violations`] gives them all.
 //!
 //! The script is the npm package's `axe.min.js`: `$AXE_CORE_JS` if set, else the global npm root
 //! (`scripts/test` runs `npm install -g axe-core` when it is missing). It is injected through
@@ -51,13 +51,19 @@ fn script() -> Result<&'static str> {
 
 /// Runs axe on the page as it is now; returns the serious and critical violations.
 pub async fn serious_violations(b: &Browser) -> Result<Vec<Violation>> {
+    let all = violations(b).await?;
+    Ok(all.into_iter().filter(|v| v.impact == "serious" || v.impact == "critical").collect())
+}
+
+/// Runs axe on the page as it is now; returns every violation of the WCAG 2.0/2.1 A and AA rules,
+/// whatever its impact.
+pub async fn violations(b: &Browser) -> Result<Vec<Violation>> {
     if !b.eval::<bool>("typeof window.axe === 'object'").await? {
         b.exec(script()?).await?;
     }
     b.eval_async(
         "axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })\
-           .then(r => r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')\
-             .map(v => ({ id: v.id, impact: v.impact, help: v.help, \
+           .then(r => r.violations.map(v => ({ id: v.id, impact: v.impact || 'unknown', help: v.help, \
                           targets: v.nodes.slice(0, 5).map(n => n.target.join(' ')) })))",
     )
     .await

@@ -54,6 +54,10 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--autoplay-policy=no-user-gesture-required",
     "--window-size=1280,800",
+    // No animated scrolling (Bootstrap Italia's `:root { scroll-behavior: smooth }`): WebDriver scrolls
+    // an element into view and clicks at once, and mid-animation the click lands on another element
+    // ("element click intercepted").
+    "--force-prefers-reduced-motion",
 ];
 
 pub const FIREFOX: &str = "/usr/bin/firefox-esr";
@@ -78,6 +82,12 @@ pub fn firefox_prefs() -> serde_json::Map<String, Value> {
         "permissions.default.microphone": 1,
         // ICE-TCP is on by default; the UDP-blocked case depends on it, so say so.
         "media.peerconnection.ice.tcp": true,
+        // This machine has no sound card nor sound server: with cubeb's real backends an AudioContext
+        // never leaves "suspended" (the lobby's microphone meter stays at zero). Firefox's mock audio
+        // backend gives it the device a user's machine has.
+        "media.cubeb.force_mock_context": true,
+        // No animated scrolling, as for Chromium (`--force-prefers-reduced-motion`).
+        "ui.prefersReducedMotion": 1,
         // Remote video plays without a click.
         "media.autoplay.default": 0,
         "media.autoplay.blocking_policy": 0,
@@ -336,6 +346,9 @@ impl Chromedriver {
 /// Firefox processes it started. Logs: `target/e2e-artifacts/geckodriver-<label>.log`.
 pub struct Geckodriver {
     program: PathBuf,
+    /// Environment variables for the geckodrivers it starts and so their Firefoxes (see
+    /// [`Geckodriver::with_env`]).
+    env: Vec<(String, PathBuf)>,
 }
 
 impl Geckodriver {
@@ -360,7 +373,16 @@ impl Geckodriver {
                      which puts it in ~/.cargo/bin")
                 },
             )?;
-        Ok(Geckodriver { program })
+        Ok(Geckodriver { program, env: Vec::new() })
+    }
+
+    /// The same, with `name=value` in the environment of every Firefox it starts: e.g. `DISPLAY` of
+    /// an Xvfb server, where a headless Firefox finds a screen to share (it has no fake one). Set on
+    /// geckodriver, whose Firefox inherits it (geckodriver applies `moz:firefoxOptions.env` on
+    /// Android only).
+    pub fn with_env(mut self, name: &str, value: &str) -> Geckodriver {
+        self.env.push((name.to_owned(), PathBuf::from(value)));
+        self
     }
 
     /// The geckodriver binary in use.
@@ -377,6 +399,18 @@ impl Geckodriver {
 
     /// Starts a new Firefox (fresh profile, its own geckodriver) on `about:blank`.
     pub async fn launch(&self, label: &str) -> Result<Browser> {
+        self.launch_inner(label, false).await
+    }
+
+    /// Like [`Geckodriver::launch`], with WebDriver BiDi on as well: the session's websocket is
+    /// `client().capabilities()["webSocketUrl"]`. For what classic WebDriver cannot do, e.g.
+    /// `browsingContext.setViewport` — a headless Firefox window is never narrower than 500 CSS
+    /// pixels, a phone's viewport is.
+    pub async fn launch_with_bidi(&self, label: &str) -> Result<Browser> {
+        self.launch_inner(label, true).await
+    }
+
+    async fn launch_inner(&self, label: &str, bidi: bool) -> Result<Browser> {
         let args = |port: u16| -> Vec<String> {
             // The BiDi websocket port defaults to 9222 for every geckodriver: give each its own.
             let ws = free_port().map(|p| p.to_string()).unwrap_or_else(|_| "0".into());
@@ -387,8 +421,9 @@ impl Geckodriver {
                 "--log=info".into(),
             ]
         };
+        let env: Vec<(&str, &Path)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_path())).collect();
         let driver =
-            DriverProcess::start("geckodriver", &self.program, args, &format!("geckodriver-{label}.log"), &[]).await?;
+            DriverProcess::start("geckodriver", &self.program, args, &format!("geckodriver-{label}.log"), &env).await?;
         let profile = tempfile::Builder::new().prefix(&format!("sportello-firefox-{label}-")).tempdir()?;
         let prefs = firefox_prefs();
         let mut caps = serde_json::Map::new();
@@ -401,6 +436,9 @@ impl Geckodriver {
                 "prefs": prefs,
             }),
         );
+        if bidi {
+            caps.insert("webSocketUrl".into(), json!(true));
+        }
         let mut browser = driver.session(Engine::Firefox, label, caps, profile).await?;
         browser.driver = Some(driver);
         // The window of Chromium's `--window-size` (headless Firefox ignores that argument).
