@@ -22,7 +22,7 @@ use sportello_tests::server::{Clock, Role, TestServer};
 
 use super::office::{
     OFFICIAL_EMAIL, OFFICIAL_PASSWORD, PDF, choose_first_slot, join_link_from_outbox, offset_to_next_working_morning,
-    seed, sha256_hex_in_page, ten_minutes_before,
+    saved_by_button, seed, sha256_hex_in_page, ten_minutes_before,
 };
 use super::{Ctx, media_condition, netcheck_spoken};
 
@@ -113,21 +113,6 @@ async fn official_enters(o: &Browser) -> Result<()> {
     o.wait_for("location.pathname === '/join'", STEP).await?;
     o.click("#join-btn").await?;
     o.wait_for("window.sportello && window.sportello.state === 'in-room'", STEP).await
-}
-
-/// The SHA-256 (hex) of what the document's own download button hands the browser.
-async fn saved_by_button(b: &Browser) -> Result<String> {
-    b.exec(
-        "window.__saved = null; const made = URL.createObjectURL; \
-         URL.createObjectURL = (blob) => { blob.arrayBuffer().then(async a => { \
-           const d = await crypto.subtle.digest('SHA-256', a); \
-           window.__saved = [...new Uint8Array(d)].map(x => x.toString(16).padStart(2, '0')).join(''); }); \
-           return made.call(URL, blob); };",
-    )
-    .await?;
-    b.click("#doc-list [data-document-id] button").await?;
-    b.wait_for("window.__saved !== null", STEP).await?;
-    b.eval("window.__saved").await
 }
 
 pub async fn firefox_journey(ctx: &mut Ctx) -> Result<()> {

@@ -141,6 +141,21 @@ pub(super) async fn sha256_hex_in_page(b: &Browser, url_expr: &str) -> Result<St
     .await
 }
 
+/// The SHA-256 (hex) of what the shared document's own download button hands the browser.
+pub(super) async fn saved_by_button(b: &Browser) -> Result<String> {
+    b.exec(
+        "window.__saved = null; const made = URL.createObjectURL; \
+         URL.createObjectURL = (blob) => { blob.arrayBuffer().then(async a => { \
+           const d = await crypto.subtle.digest('SHA-256', a); \
+           window.__saved = [...new Uint8Array(d)].map(x => x.toString(16).padStart(2, '0')).join(''); }); \
+           return made.call(URL, blob); };",
+    )
+    .await?;
+    b.click("#doc-list .doc-download").await?;
+    b.wait_for("window.__saved !== null", STEP).await?;
+    b.eval("window.__saved").await
+}
+
 /// On `/prenota`: the first office, then the first slot of the first month offered.
 /// Moves the server's clock to ten minutes before booking `code` (its waiting room opens 15 before).
 pub(super) async fn ten_minutes_before(server: &TestServer, clock: &Clock, code: &str) -> Result<()> {
@@ -270,17 +285,7 @@ pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
     }
     b.wait_for("document.querySelectorAll('#doc-list [data-document-id]').length === 1", STEP).await?;
     // The document's own button: the blob it hands the browser holds the same bytes.
-    b.exec(
-        "window.__saved = null; const made = URL.createObjectURL; \
-         URL.createObjectURL = (blob) => { blob.arrayBuffer().then(async a => { \
-           const d = await crypto.subtle.digest('SHA-256', a); \
-           window.__saved = [...new Uint8Array(d)].map(x => x.toString(16).padStart(2, '0')).join(''); }); \
-           return made.call(URL, blob); };",
-    )
-    .await?;
-    b.click("#doc-list .doc-download").await?;
-    b.wait_for("window.__saved !== null", STEP).await?;
-    let saved: String = b.eval("window.__saved").await?;
+    let saved = saved_by_button(b).await?;
     if saved != pdf_sha {
         return Err(err(format!("the download button saved {saved}, the official shared {pdf_sha}")));
     }

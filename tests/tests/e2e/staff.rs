@@ -9,7 +9,9 @@
 //! `/staff/calendario`, unticking «Segui l'orario…» shows the office's hours and a warning with the
 //! number of bookable times lost; saving asks first, and saves only after «Salva comunque». The
 //! administrator creates an office, which the service form lists at once, with «Chiuso» (not sample
-//! hours) in the empty days; a new staff member's setup page has no «Primo amministratore» fields.
+//! hours) in the empty days; in «Impostazioni del Comune» a `javascript:` website is refused with a
+//! message naming the field, then a PEC and an uploaded crest (SVG, through the file input) show
+//! on the home page (issue 17); a new staff member's setup page has no «Primo amministratore» fields.
 
 use std::time::Duration;
 
@@ -247,6 +249,40 @@ pub async fn staff_pages(ctx: &mut Ctx) -> Result<()> {
         return Err(err("the new office is missing from the service form until a reload"));
     }
     println!("  the new office is in the service form at once; empty days read «Chiuso»");
+
+    // --- the municipality's identity from the settings form: a bad link is refused with its
+    // message and nothing saved; then the PEC and the crest are on every page.
+    b.fill("#set-website", "javascript:alert(1)").await?;
+    b.click("#settings-submit").await?;
+    b.wait_for("!document.querySelector('#settings-error').hidden", STEP).await?;
+    let message: String = b.eval("document.querySelector('#settings-error').textContent").await?;
+    if !message.contains("sito istituzionale") {
+        return Err(err(format!("the refused link is not named: {message:?}")));
+    }
+    b.eval::<Value>("document.querySelector('#set-website').value = ''").await?;
+    b.fill("#set-pec", "protocollo@pec.comune.example").await?;
+    b.click("#settings-submit").await?;
+    b.wait_for("document.querySelector('#settings-error').hidden", STEP).await?;
+    let crest_dir = tempfile::tempdir()?;
+    let crest = crest_dir.path().join("stemma.svg");
+    std::fs::write(
+        &crest,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 48" width="40" height="48"><path d="M2 2h36v24c0 12-18 20-18 20S2 38 2 26z" fill="#0066cc"/></svg>"##,
+    )?;
+    b.fill("#crest-file", &crest.display().to_string()).await?;
+    b.wait_for(
+        "!document.querySelector('#crest-preview').hidden && document.querySelector('#crest-preview').naturalWidth > 0",
+        STEP,
+    )
+    .await?;
+    b.goto(&format!("{base}/")).await?;
+    b.wait_for(
+        "[...document.querySelectorAll('img.brand-crest')].some(i => i.complete && i.naturalWidth > 0) \
+         && document.querySelector('footer').textContent.includes('protocollo@pec.comune.example')",
+        STEP,
+    )
+    .await?;
+    println!("  the settings form refuses a bad link by name; the PEC and the uploaded crest are on the home page");
 
     // --- a new staff member's setup page: no first-administrator fields.
     let created: Value = b
