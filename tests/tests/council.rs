@@ -409,6 +409,8 @@ async fn roll_call_quorum_open_vote_secret_ballot_and_minutes() {
     let (status, page) = c.get(&format!("/consiglio/{}/verbale", c.id)).await;
     assert_eq!(status, 200);
     assert!(page.contains("Bozza di verbale") && page.contains("scrutinio segreto") && page.contains("anna"));
+    // The municipality's document: its name in the title and above the heading.
+    assert!(page.contains("<p class=\"sub\">Comune</p><h1>Bozza di verbale</h1>"), "{page}");
 }
 
 /// Every table of the SQLite file as SQL (`sqlite3 .dump`), read while the server runs (WAL mode).

@@ -553,7 +553,8 @@ pub async fn minutes_page(
 ) -> Result<Response, ApiError> {
     let session = visible(&state, &staff, &id).await?;
     let out = build(&state, &session).await?;
-    let mut response = Html(render(&out)).into_response();
+    let municipality = sportello_backoffice::settings::Municipality::load(&state.store).await?;
+    let mut response = Html(render(&out, &municipality.name)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
@@ -568,7 +569,8 @@ fn duration(seconds: i64) -> String {
     format!("{}:{:02}", seconds / 60, seconds % 60)
 }
 
-fn render(out: &MinutesOut) -> String {
+/// The draft minutes, a document of `municipality` to print.
+fn render(out: &MinutesOut, municipality: &str) -> String {
     let m = &out.minutes;
     let name = |user: &str| {
         m.attendance.iter().find(|a| a.user == user).map(|a| a.name.clone()).unwrap_or_else(|| user.to_owned())
@@ -576,10 +578,11 @@ fn render(out: &MinutesOut) -> String {
     let mut h = String::new();
     h.push_str("<!doctype html><html lang=\"it\"><head><meta charset=\"utf-8\">");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
-    h.push_str(&format!("<title>Bozza di verbale – {}</title>", esc(&out.session.title)));
+    h.push_str(&format!("<title>Bozza di verbale – {} – {}</title>", esc(&out.session.title), esc(municipality)));
     h.push_str("<link rel=\"stylesheet\" href=\"/web/room/council.css\"></head><body class=\"verbale\"><main>");
     h.push_str(&format!(
-        "<h1>Bozza di verbale</h1><p class=\"sub\">{} – {} – seduta del {}</p>",
+        "<p class=\"sub\">{}</p><h1>Bozza di verbale</h1><p class=\"sub\">{} – {} – seduta del {}</p>",
+        esc(municipality),
         esc(&out.session.title),
         if out.session.body == "giunta" { "Giunta comunale" } else { "Consiglio comunale" },
         when(out.session.scheduled_at)
