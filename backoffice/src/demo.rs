@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use sportello_store::{Modes, NewOffice, NewService, NewUser, StaffRole, Store, StoreError};
 
 use crate::secrets::{HashError, hash_password_blocking, new_secret};
-use crate::settings::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_NAME};
+use crate::settings::{SETTING_HORIZON, SETTING_MIN_NOTICE, SETTING_NAME, identity};
 
 pub const ACCOUNTS_FILE: &str = "demo-accounts.txt";
 /// Where the accounts end and this start's links begin in [`ACCOUNTS_FILE`].
@@ -34,6 +34,20 @@ pub async fn ensure(store: &Store, data_dir: &Path, now: i64) -> Result<String, 
             .unwrap_or_else(|_| "Dati di prova non creati: il database aveva già utenti.\n".to_owned()));
     }
     store.set_setting(SETTING_NAME, "Comune di Esempio").await?;
+    // Who the demo municipality is on every page (header, footer, privacy notice) and email.
+    for (key, value) in [
+        (identity::OWNER_NAME, "Regione Esempio"),
+        (identity::OWNER_URL, "https://www.regione.example"),
+        (identity::WEBSITE, "https://www.comune.example"),
+        (identity::ADDRESS, "Piazza del Municipio 1, 00000 Esempio"),
+        (identity::PHONE, "+39 000 000000"),
+        (identity::EMAIL, "urp@comune.example"),
+        (identity::PEC, "protocollo@pec.comune.example"),
+        (identity::CONTROLLER, "Comune di Esempio, nella persona del Sindaco pro tempore"),
+        (identity::DPO_EMAIL, "rpd@comune.example"),
+    ] {
+        store.set_setting(key, value).await?;
+    }
     store.set_setting(SETTING_MIN_NOTICE, "30").await?;
     store.set_setting(SETTING_HORIZON, "60").await?;
     let mut accounts = String::from("Account di prova (demo):\n");
