@@ -203,6 +203,7 @@ mod tests {
         store.set_setting(identity::CONTROLLER, "Comune di Roccabella, il Sindaco pro tempore").await.unwrap();
         store.set_setting(identity::DPO_EMAIL, "rpd@roccabella.example").await.unwrap();
         store.set_setting(identity::PEC, "protocollo@pec.roccabella.example").await.unwrap();
+        store.set_setting(identity::PHONE, "+39 0000 000000").await.unwrap();
         for uri in ["/", "/prenota", "/join?t=x", "/staff", "/privacy", "/note-legali", "/live/s1"] {
             let (status, _, html) = get_text(&app, uri).await;
             assert_eq!(status, StatusCode::OK, "{uri}");
@@ -218,6 +219,14 @@ mod tests {
             );
             assert!(!html.contains("brand-crest") && !html.contains("{{"), "{uri}");
         }
+        // A page without script (a join link's landing page) says its footer in both languages.
+        let (status, _, landing) = get_text(&app, "/a/not-a-token").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            landing.contains("<li>Telefono <span lang=\"en\">/ Phone</span>: <a href=\"tel:+39 0000 000000\">"),
+            "{landing}"
+        );
+        assert!(!landing.contains("data-i18n=\"footer.phone\""), "{landing}");
         let (_, _, privacy) = get_text(&app, "/privacy").await;
         for said in
             ["Comune di Roccabella, il Sindaco pro tempore", "rpd@roccabella.example", "30 giorni", "1 anno", "art. 6"]
