@@ -21,7 +21,7 @@ use sportello_tests::browser::{Browser, Engine, Geckodriver, Result, err, poll_u
 use sportello_tests::server::{Clock, Role, TestServer};
 
 use super::office::{
-    OFFICIAL_EMAIL, OFFICIAL_PASSWORD, PDF, choose_first_slot, join_link_from_outbox, offset_to_next_working_morning,
+    OFFICIAL_EMAIL, OFFICIAL_PASSWORD, PDF, book_on_pages, join_link_from_outbox, offset_to_next_working_morning,
     saved_by_button, seed, sha256_hex_in_page, ten_minutes_before,
 };
 use super::{Ctx, media_condition, netcheck_spoken};
@@ -47,48 +47,6 @@ const MIC_PROBE: &str = r#"(async () => {
   track.stop(); ctx.close();
   return out;
 })()"#;
-
-/// `/prenota` from the service to the booking code, as a citizen would: office, day and time,
-/// topic, requester (ticking the privacy acknowledgement when the page asks for it), confirm.
-async fn book(b: &Browser, base: &str, service_id: &str) -> Result<String> {
-    b.goto(&format!("{base}/prenota?servizio={service_id}")).await?;
-    choose_first_slot(b).await?;
-    b.click("#next").await?;
-    b.wait_for("document.querySelector('#topic-select')", STEP).await?;
-    b.fill("#details", "Cambio di indirizzo nello stesso comune").await?;
-    b.click("#next").await?;
-    b.fill("#first-name", "Lucia").await?;
-    b.fill("#last-name", "Bianchi").await?;
-    b.fill("#email", CITIZEN_EMAIL).await?;
-    tick_required_checkboxes(b).await?;
-    b.click("#next").await?;
-    b.click("#confirm").await?;
-    b.wait_for(
-        "document.querySelector('#booking-code') && document.querySelector('#booking-code').textContent.trim().length > 0",
-        STEP,
-    )
-    .await?;
-    b.eval("document.querySelector('#booking-code').textContent.trim()").await
-}
-
-/// Ticks every required checkbox of the requester step (the privacy acknowledgement), by a click as
-/// a user would: on the box, or on its label when a styled box hides the native one.
-async fn tick_required_checkboxes(b: &Browser) -> Result<()> {
-    let ids: Vec<String> = b
-        .eval("[...document.querySelectorAll('input[type=checkbox][required]')].filter(c => !c.checked).map(c => c.id)")
-        .await?;
-    for id in ids {
-        if id.is_empty() {
-            return Err(err("a required checkbox without an id (no label can point at it)"));
-        }
-        let sel = format!("#{id}");
-        if b.click(&sel).await.is_err() {
-            b.click(&format!("label[for=\"{id}\"]")).await?;
-        }
-        b.wait_for(&format!("document.getElementById({:?}).checked", id), STEP).await?;
-    }
-    Ok(())
-}
 
 /// The official on `/staff` (Chromium): logs in, sees `name` waiting, lets them in and enters the
 /// room — as `office_appointment` does. Returns the official's browser index.
@@ -135,7 +93,8 @@ pub async fn firefox_journey(ctx: &mut Ctx) -> Result<()> {
     if b.engine() != Engine::Firefox {
         return Err(err("the citizen's browser is not Firefox"));
     }
-    let code = book(b, &base, &service_id).await?;
+    b.goto(&format!("{base}/prenota?servizio={service_id}")).await?;
+    let code = book_on_pages(b, "Cambio di indirizzo nello stesso comune", ("Lucia", "Bianchi", CITIZEN_EMAIL)).await?;
     println!("  the citizen booked on /prenota in Firefox: {code}");
 
     let link = poll_until("the confirmation email in the outbox", STEP, || async {

@@ -187,6 +187,33 @@ pub async fn choose_first_slot(b: &Browser) -> Result<()> {
     Ok(())
 }
 
+/// From a service's booking page (open in `b`) to the booking code, as a citizen would: the first
+/// free time, the request's details, the requester (`first`, `last`, `email`) with the privacy
+/// acknowledgement, the summary, confirm.
+pub(super) async fn book_on_pages(
+    b: &Browser,
+    details: &str,
+    (first, last, email): (&str, &str, &str),
+) -> Result<String> {
+    choose_first_slot(b).await?;
+    b.click("#next").await?;
+    b.wait_for("document.querySelector('#topic-select')", STEP).await?;
+    b.fill("#details", details).await?;
+    b.click("#next").await?;
+    b.fill("#first-name", first).await?;
+    b.fill("#last-name", last).await?;
+    b.fill("#email", email).await?;
+    b.click("#privacy-ack").await?;
+    b.click("#next").await?;
+    b.click("#confirm").await?;
+    b.wait_for(
+        "document.querySelector('#booking-code') && document.querySelector('#booking-code').textContent.trim().length > 0",
+        STEP,
+    )
+    .await?;
+    b.eval("document.querySelector('#booking-code').textContent.trim()").await
+}
+
 pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
     let clock = Clock::offset(offset_to_next_working_morning()?);
     let server = TestServer::start_at(clock.clone(), |c| c.reconnect_grace = Duration::from_secs(15)).await;
@@ -199,19 +226,7 @@ pub async fn office_appointment(ctx: &mut Ctx) -> Result<()> {
     // --- the citizen books through the pages, starting from the service.
     let citizen = ctx.open("citizen", &format!("{base}/prenota?servizio={service_id}")).await?;
     let b = &ctx.browsers[citizen];
-    choose_first_slot(b).await?;
-    b.click("#next").await?;
-    b.wait_for("document.querySelector('#topic-select')", STEP).await?;
-    b.fill("#details", "Trasferimento da altro comune").await?;
-    b.click("#next").await?;
-    b.fill("#first-name", "Mario").await?;
-    b.fill("#last-name", "Verdi").await?;
-    b.fill("#email", "mario.verdi@example.org").await?;
-    b.click("#privacy-ack").await?;
-    b.click("#next").await?;
-    b.click("#confirm").await?;
-    b.wait_for("document.querySelector('#booking-code') && document.querySelector('#booking-code').textContent.trim().length > 0", STEP).await?;
-    let code: String = b.eval("document.querySelector('#booking-code').textContent.trim()").await?;
+    let code = book_on_pages(b, "Trasferimento da altro comune", ("Mario", "Verdi", "mario.verdi@example.org")).await?;
     println!("  the citizen booked through the pages: {code}");
 
     // --- the email is in the outbox, with the join link.

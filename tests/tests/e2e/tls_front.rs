@@ -16,9 +16,7 @@ use sportello_tests::nginx::{HttpsConfig, Nginx};
 use sportello_tests::server::{Clock, TestServer};
 use sportello_tests::tls::TestCa;
 
-use super::office::{
-    choose_first_slot, join_link_from_outbox, offset_to_next_working_morning, seed, ten_minutes_before,
-};
+use super::office::{book_on_pages, join_link_from_outbox, offset_to_next_working_morning, seed, ten_minutes_before};
 use super::{Ctx, MEDIA_TIMEOUT, media_condition, wait_camera_progress};
 
 const HOST: &str = "sportello.test";
@@ -139,23 +137,7 @@ async fn booking_and_call(
     let citizen = open(ctx, "citizen", &format!("{base}/prenota?servizio={service_id}")).await?;
     let b = &ctx.browsers[citizen];
     over_https(b).await?;
-    choose_first_slot(b).await?;
-    b.click("#next").await?;
-    b.wait_for("document.querySelector('#topic-select')", STEP).await?;
-    b.fill("#details", "Certificato di residenza").await?;
-    b.click("#next").await?;
-    b.fill("#first-name", "Giulia").await?;
-    b.fill("#last-name", "Bianchi").await?;
-    b.fill("#email", CITIZEN_EMAIL).await?;
-    b.click("#privacy-ack").await?;
-    b.click("#next").await?;
-    b.click("#confirm").await?;
-    b.wait_for(
-        "document.querySelector('#booking-code') && document.querySelector('#booking-code').textContent.trim().length > 0",
-        STEP,
-    )
-    .await?;
-    let code: String = b.eval("document.querySelector('#booking-code').textContent.trim()").await?;
+    let code = book_on_pages(b, "Certificato di residenza", ("Giulia", "Bianchi", CITIZEN_EMAIL)).await?;
     println!("    the citizen booked over https: {code}");
 
     let link = poll_until("the confirmation email in the outbox", STEP, || async {
