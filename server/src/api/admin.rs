@@ -498,7 +498,7 @@ pub async fn settings(state: &AppState) -> Result<Settings, ApiError> {
     let get = |k| state.store.setting(k);
     let m = Municipality::load(&state.store).await?;
     Ok(Settings {
-        municipality_name: get(SETTING_NAME).await?.unwrap_or_else(|| municipal::DEFAULT_NAME.into()),
+        municipality_name: m.name,
         patron_day: get(SETTING_PATRON_DAY).await?.unwrap_or_default(),
         min_notice_minutes: get(SETTING_MIN_NOTICE)
             .await?
