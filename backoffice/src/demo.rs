@@ -98,6 +98,10 @@ pub async fn ensure(store: &Store, data_dir: &Path, now: i64) -> Result<String, 
             now,
         )
         .await?;
+    // Both offices take walk-ins at their video desk in the morning (docs/walkin.md).
+    let desk = serde_json::to_string(&weekdays(&["09:00-12:30"])).unwrap_or_default();
+    store.set_desk_hours(&anagrafe.id, &desk).await?;
+    store.set_desk_hours(&tecnico.id, &desk).await?;
     store.set_office_members(&anagrafe.id, &ids[1..2]).await?;
     store.set_office_members(&tecnico.id, &ids[2..3]).await?;
     for (name, minutes, bring, modes, office) in [

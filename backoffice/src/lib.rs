@@ -32,6 +32,7 @@ pub mod context;
 pub mod convert;
 pub mod crest;
 pub mod demo;
+pub mod desk;
 pub mod documents;
 pub mod feeds;
 pub mod links;

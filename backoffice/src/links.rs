@@ -128,6 +128,8 @@ mod tests {
             status: Status::Confirmed,
             reminder_sent_at: None,
             citizen_joined_at: None,
+            citizen_arrived_at: None,
+            meeting_ended_at: None,
             rating: None,
             rating_comment: None,
             created_at: 0,

@@ -1,7 +1,7 @@
 //! The background pass: what the privacy rules say must go, goes (documents — file first, then row —
 //! and chat past their retention; council recordings whose session ended more than
 //! `recording_retention` ago; staff sessions past their expiry; room admissions nobody came back
-//! to), and confirmed appointments that ended more than
+//! to, walk-ins' names after [`WALKIN_PEOPLE_KEPT_SECS`]), and confirmed appointments that ended more than
 //! [`CLOSE_AFTER_SECS`] ago become `completed` (the citizen came) or `no_show`.
 
 use std::path::Path;
@@ -22,6 +22,10 @@ pub const CLOSE_AFTER_SECS: i64 = 30 * 60;
 /// than any join link a host admits with is valid.
 pub const ADMISSIONS_KEPT_SECS: i64 = 24 * 3600;
 
+/// A walk-in's name, email and topic are kept this long after they queued (the office may call
+/// back, look back at the day); then blanked, the instants and outcome stay for the figures.
+pub const WALKIN_PEOPLE_KEPT_SECS: i64 = 30 * 86_400;
+
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sweep {
@@ -31,6 +35,7 @@ pub struct Sweep {
     pub no_show: u64,
     pub recordings_deleted: u64,
     pub sessions_deleted: u64,
+    pub walkins_forgotten: u64,
 }
 
 /// One pass at `now` (tests call it directly).
@@ -49,6 +54,7 @@ pub async fn run_once(store: &Store, data_dir: &Path, now: i64) -> Result<Sweep,
     sweep.sessions_deleted = store.delete_expired_sessions(now).await?;
     // Admissions of people who were inside a room when the server stopped and never came back.
     store.forget_admissions_before(now - ADMISSIONS_KEPT_SECS).await?;
+    sweep.walkins_forgotten = store.forget_walkin_people_before(now - WALKIN_PEOPLE_KEPT_SECS).await?;
     for appointment in store.confirmed_ended_before(now - CLOSE_AFTER_SECS).await? {
         let (to, detail) = match appointment.citizen_joined_at {
             Some(_) => (Status::Completed, "ended"),

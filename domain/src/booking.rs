@@ -153,7 +153,7 @@ fn check_details(raw: &str) -> Result<String, RequesterError> {
 /// Deliberately simple (the confirmation email is the real check): one `@`, a local part of
 /// printable non-space characters without quotes or angle brackets, a domain of dot-separated
 /// labels (letters, digits, hyphens; not at a label's ends) with at least one dot.
-fn check_email(raw: &str) -> Result<String, RequesterError> {
+pub fn check_email(raw: &str) -> Result<String, RequesterError> {
     let s = raw.trim();
     if s.is_empty() {
         return Err(RequesterError::Missing(Field::Email));

@@ -11,6 +11,7 @@
 pub mod availability;
 pub mod booking;
 pub mod council;
+pub mod desk;
 pub mod document;
 pub mod holidays;
 pub mod ics;

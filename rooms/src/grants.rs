@@ -25,6 +25,8 @@ pub enum Revoked {
     Moved,
     #[error("no longer the chair or a member of the council session")]
     Membership,
+    #[error("the walk-in is over, or this official no longer serves it")]
+    Walkin,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -68,5 +70,30 @@ pub async fn check(store: &Store, claims: &Claims) -> Result<(), Revoked> {
             return Err(Revoked::Membership);
         }
     }
+    if let Some(id) = claims.room.strip_prefix(WALKIN_ROOM_PREFIX) {
+        walkin(store, id, claims, user_id).await?;
+    }
     Ok(())
+}
+
+/// A walk-in's room (`walkin-<id>`, docs/walkin.md): open while the walk-in is not over; the
+/// citizen enters with their own identity, an official while they serve it, are handed it, or
+/// were called into the room by a colleague.
+const WALKIN_ROOM_PREFIX: &str = "walkin-";
+
+async fn walkin(store: &Store, id: &str, claims: &Claims, user_id: Option<&str>) -> Result<(), Revoked> {
+    let walkin = store.walkin(id).await?.ok_or(Revoked::Walkin)?;
+    if walkin.state.is_over() {
+        return Err(Revoked::Walkin);
+    }
+    if claims.sub == format!("walkin-{id}") {
+        return Ok(());
+    }
+    let Some(user_id) = user_id else { return Err(Revoked::Walkin) };
+    let serves = walkin.official_id.as_deref() == Some(user_id) || walkin.transfer_to.as_deref() == Some(user_id);
+    if serves || store.called_into(&claims.room, user_id, walkin.queued_at).await? {
+        Ok(())
+    } else {
+        Err(Revoked::Walkin)
+    }
 }

@@ -313,6 +313,8 @@ pub(crate) struct Room {
     waiting: Vec<Waiting>,
     /// The appointment this room belongs to (`appt-<id>`), for chat rows and status changes.
     appointment: Option<String>,
+    /// The walk-in this room serves (`walkin-<id>`): it is done when the room ends after they met.
+    walkin: Option<String>,
     /// A host and someone they receive (the citizen) were in the room together since it was last
     /// empty: only then does its emptying complete the appointment. A citizen admitted into an
     /// empty room who leaves before anyone came can come back with the same link.
@@ -342,6 +344,7 @@ impl Room {
         epoch: Option<i64>,
     ) -> Room {
         let appointment = id.strip_prefix("appt-").filter(|a| !a.is_empty()).map(str::to_owned);
+        let walkin = id.strip_prefix("walkin-").filter(|a| !a.is_empty()).map(str::to_owned);
         let council = CouncilRoom::for_room(&id).map(|(mut council, load)| {
             let load = fence(council_job(load, settings.clock.now()), &id, epoch);
             if settings.persist.submit(load).is_err() {
@@ -364,6 +367,7 @@ impl Room {
             participants: Vec::new(),
             waiting: Vec::new(),
             appointment,
+            walkin,
             met: false,
             view,
             active_speaker: None,
@@ -652,7 +656,7 @@ impl Room {
                 false
             }
         };
-        if self.appointment.is_some() && !self.met {
+        if (self.appointment.is_some() || self.walkin.is_some()) && !self.met {
             let has = |role: Role| self.participants.iter().any(|p| p.role == role);
             self.met = has(Role::Host) && has(Role::Participant);
         }
@@ -972,12 +976,14 @@ impl Room {
             tracing::warn!(participant = %p.id, error = %e, "SFU leave failed");
         }
         self.publish_view();
-        if self.participants.is_empty()
-            && std::mem::take(&mut self.met)
-            && let Some(appointment) = self.appointment.clone()
-        {
+        if self.participants.is_empty() && std::mem::take(&mut self.met) {
             let now = self.settings.clock.now();
-            let _ = self.persist(room_ended(appointment, now));
+            if let Some(appointment) = self.appointment.clone() {
+                let _ = self.persist(room_ended(appointment, now));
+            }
+            if let Some(walkin) = self.walkin.clone() {
+                let _ = self.persist(walkin_ended(walkin, now));
+            }
         }
     }
 
@@ -1071,6 +1077,10 @@ fn citizen_joined(appointment: String, now: i64) -> Job<Control> {
 /// Someone began waiting in an appointment's lobby (`appointment.citizen_waiting`).
 fn citizen_waiting(appointment: String, now: i64) -> Job<Control> {
     Job::new("citizen waiting", move |store| async move {
+        // Attendance: the first time the citizen was in the waiting room.
+        if let Err(error) = store.mark_citizen_arrived(&appointment, now).await {
+            tracing::error!(%appointment, %error, "cannot record that the citizen arrived");
+        }
         let kind = sportello_store::WebhookEventType::AppointmentCitizenWaiting;
         match store.emit_appointment_event(&appointment, kind, now).await {
             Ok(()) | Err(StoreError::NotFound) => {}
@@ -1099,12 +1109,34 @@ fn admission(room: RoomId, participant: ParticipantId, entered: Option<i64>) -> 
 /// The last participant left an appointment room where the official and the citizen had met.
 fn room_ended(appointment: String, now: i64) -> Job<Control> {
     Job::new("room ended", move |store| async move {
+        if let Err(error) = store.mark_meeting_ended(&appointment, now).await {
+            tracing::error!(%appointment, %error, "cannot record the end of the meeting");
+        }
         match store.set_status(&appointment, &[Status::Confirmed], Status::Completed, "system", "room ended", now).await
         {
             Ok(_) => tracing::info!(%appointment, "appointment completed: its room ended"),
             // Already completed, cancelled meanwhile…: nothing to do.
             Err(StoreError::InvalidTransition { .. } | StoreError::NotFound) => {}
             Err(error) => tracing::error!(%appointment, %error, "cannot complete the appointment"),
+        }
+        None
+    })
+}
+
+/// The last participant left a walk-in's room after the citizen and an official met: the walk-in
+/// is done (unless an official closed it already).
+fn walkin_ended(walkin: String, now: i64) -> Job<Control> {
+    Job::new("walk-in ended", move |store| async move {
+        use sportello_store::{WalkinChange, WalkinState};
+        let from = [WalkinState::Serving, WalkinState::Transferring];
+        let change = WalkinChange { ended: true, ..Default::default() };
+        match store
+            .change_walkin(&walkin, &from, WalkinState::Done, &|_| true, &change, "system", "done", "room ended", now)
+            .await
+        {
+            Ok(_) => tracing::info!(%walkin, "walk-in done: its room ended"),
+            Err(StoreError::InvalidWalkin(_) | StoreError::NotFound) => {}
+            Err(error) => tracing::error!(%walkin, %error, "cannot close the walk-in"),
         }
         None
     })

@@ -218,6 +218,19 @@ impl Rooms {
         self.view(room, |v| v.lobby.clone()).unwrap_or_default()
     }
 
+    /// Identities inside a room of this node together with someone else (presence's "in a call").
+    pub fn in_company(&self) -> std::collections::HashSet<String> {
+        let views: Vec<_> = self.lock().values().map(|e| e.view.clone()).collect();
+        let mut out = std::collections::HashSet::new();
+        for view in views {
+            let view = view.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if view.admitted.len() >= 2 {
+                out.extend(view.admitted.iter().cloned());
+            }
+        }
+        out
+    }
+
     /// Whether `identity` is admitted in `room` now (in it, or within its reconnection grace).
     pub fn is_admitted(&self, room: &str, identity: &str) -> bool {
         self.view(room, |v| v.admitted.iter().any(|a| a == identity)).unwrap_or(false)

@@ -314,7 +314,7 @@ impl Session<'_> {
                 Revoked::Cancelled => ProtocolError::AppointmentCancelled,
                 Revoked::Closed => ProtocolError::AppointmentClosed,
                 Revoked::AppointmentNotFound => ProtocolError::AppointmentNotFound,
-                Revoked::Moved | Revoked::Account | Revoked::Membership => ProtocolError::LinkRevoked,
+                Revoked::Moved | Revoked::Account | Revoked::Membership | Revoked::Walkin => ProtocolError::LinkRevoked,
                 Revoked::Store(error) => ProtocolError::Internal(format!("checking the token: {error}")),
             });
         }

@@ -26,6 +26,10 @@ pub fn routes() -> Router<AppState> {
         .route("/servizi", at("citizen/servizi.html"))
         .route("/prenota", at("citizen/prenota.html"))
         .route("/appuntamento", at("citizen/appuntamento.html"))
+        // The walk-in video desk: the offices that have one, and one office's desk (the page asks
+        // `/api/public/offices/{id}/desk`, so an unknown office gets the page, which says so).
+        .route("/sportello", at("citizen/sportello.html"))
+        .route("/sportello/{office}", at("citizen/sportello.html"))
         .route("/a/{token}", get(crate::landing::page))
         // A council session's public live stream (no account); the page asks `/api/live/{id}`,
         // so an unknown session gets the page, which says so.
@@ -36,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/staff", at("staff/staff.html"))
         .route("/staff/admin", at("staff/admin.html"))
         .route("/staff/calendario", at("staff/calendar.html"))
+        .route("/staff/dati", at("staff/figures.html"))
         .route("/staff/setup", at("staff/setup.html"))
         .route("/web/{*path}", get(|Path(path): Path<String>| async move { file(&path) }))
 }
@@ -113,6 +118,9 @@ mod tests {
             ("/staff/admin", "staff/admin.html", "/web/staff/admin.js"),
             ("/staff/calendario", "staff/calendar.html", "/web/staff/calendar.js"),
             ("/staff/setup", "staff/setup.html", "/web/staff/setup.js"),
+            ("/staff/dati", "staff/figures.html", "/web/staff/figures.js"),
+            ("/sportello", "citizen/sportello.html", "/web/citizen/sportello.js"),
+            ("/sportello/o1", "citizen/sportello.html", "/web/citizen/sportello.js"),
         ] {
             let response = get(uri).await;
             assert_eq!(response.status(), StatusCode::OK, "{uri}");

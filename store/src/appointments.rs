@@ -155,6 +155,8 @@ impl Store {
             status: Status::Confirmed,
             reminder_sent_at: None,
             citizen_joined_at: None,
+            citizen_arrived_at: None,
+            meeting_ended_at: None,
             rating: None,
             rating_comment: None,
             created_at: now,
@@ -402,6 +404,37 @@ impl Store {
             audit(&mut tx, id, now, "citizen", "joined", "").await?;
             webhooks::emit_for(&mut tx, id, WebhookEventType::AppointmentAdmitted, now).await?;
             tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records the first time someone holding the appointment's link was in its waiting room
+    /// (attendance: `citizen_arrived_at`); later calls keep the first instant. No audit row: the
+    /// admission (`joined`) is what the audit tells.
+    pub async fn mark_citizen_arrived(&self, id: &str, now: i64) -> Result<()> {
+        self.retrying("mark_citizen_arrived", || async move {
+            sqlx::query("UPDATE appointments SET citizen_arrived_at = $1 WHERE id = $2 AND citizen_arrived_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records when the meeting ended (its room emptied after the citizen and an official met);
+    /// the last end counts, as a citizen may come back into the room.
+    pub async fn mark_meeting_ended(&self, id: &str, now: i64) -> Result<()> {
+        self.retrying("mark_meeting_ended", || async move {
+            sqlx::query(
+                "UPDATE appointments SET meeting_ended_at = $1 WHERE id = $2 AND citizen_joined_at IS NOT NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
             Ok(())
         })
         .await

@@ -17,6 +17,9 @@ fn link_error(e: sqlx::Error) -> StoreError {
     if is_foreign_key_violation(&e) { StoreError::NotFound } else { e.into() }
 }
 
+/// `desk_hours` of an office without a video desk (the column's default).
+pub const NO_DESK: &str = "[[],[],[],[],[],[],[]]";
+
 impl Store {
     pub async fn create_office(&self, new: &NewOffice, now: i64) -> Result<Office> {
         let office = Office {
@@ -27,6 +30,7 @@ impl Store {
             email: new.email.clone(),
             phone: new.phone.clone(),
             opening_hours: new.opening_hours.clone(),
+            desk_hours: NO_DESK.to_owned(),
             created_at: now,
         };
         let o = &office;

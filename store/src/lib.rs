@@ -48,6 +48,7 @@ mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
+mod walkins;
 mod webhooks;
 
 use std::future::Future;
@@ -66,6 +67,7 @@ pub use council::{
 pub use model::*;
 pub use recordings::{ArchivedSession, NewRecording, Recording};
 pub use restore::{Restored, restore_sqlite};
+pub use walkins::{CallState, Guard, NewWalkin, StaffCall, Walkin, WalkinChange, WalkinEvent, WalkinState};
 pub use webhooks::{
     AttemptResult, DeliveryStatus, DueDelivery, ItemChange, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery,
     WebhookEndpoint, WebhookEventType,
@@ -92,6 +94,9 @@ pub enum StoreError {
     /// A write of a room whose ownership moved on (`Store::fenced`): nothing was changed.
     #[error("room {room} is no longer owned with epoch {epoch} (now {current:?}): write refused")]
     Fenced { room: String, epoch: i64, current: Option<i64> },
+    /// A walk-in change its current state (or who asks) does not allow.
+    #[error("the walk-in is {0}")]
+    InvalidWalkin(walkins::WalkinState),
     #[error("corrupt row: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]

@@ -90,6 +90,8 @@ pub struct Office {
     pub email: String,
     pub phone: String,
     pub opening_hours: String,
+    /// JSON as `opening_hours`: when the office's walk-in video desk may open (all empty: none).
+    pub desk_hours: String,
     pub created_at: i64,
 }
 
@@ -159,6 +161,10 @@ pub struct Appointment {
     pub status: Status,
     pub reminder_sent_at: Option<i64>,
     pub citizen_joined_at: Option<i64>,
+    /// First time the citizen was in the waiting room.
+    pub citizen_arrived_at: Option<i64>,
+    /// When the room ended after the citizen and the official met.
+    pub meeting_ended_at: Option<i64>,
     pub rating: Option<i64>,
     pub rating_comment: Option<String>,
     pub created_at: i64,

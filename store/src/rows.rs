@@ -56,7 +56,8 @@ pub(crate) fn user(row: &AnyRow) -> Result<User> {
     })
 }
 
-pub(crate) const OFFICE_COLS: &str = "id, name, description, address, email, phone, opening_hours, created_at";
+pub(crate) const OFFICE_COLS: &str =
+    "id, name, description, address, email, phone, opening_hours, desk_hours, created_at";
 
 pub(crate) fn office(row: &AnyRow) -> Result<Office> {
     Ok(Office {
@@ -67,6 +68,7 @@ pub(crate) fn office(row: &AnyRow) -> Result<Office> {
         email: row.try_get("email")?,
         phone: row.try_get("phone")?,
         opening_hours: row.try_get("opening_hours")?,
+        desk_hours: row.try_get("desk_hours")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -89,7 +91,7 @@ pub(crate) fn service(row: &AnyRow) -> Result<Service> {
 
 pub(crate) const APPOINTMENT_COLS: &str = "id, code, secret_hash, office_id, service_id, official_id, starts_at, \
      ends_at, mode, first_name, last_name, email, details, lang, status, reminder_sent_at, citizen_joined_at, \
-     rating, rating_comment, created_at, updated_at";
+     rating, rating_comment, created_at, updated_at, citizen_arrived_at, meeting_ended_at";
 
 pub(crate) fn appointment(row: &AnyRow) -> Result<Appointment> {
     Ok(Appointment {
@@ -110,6 +112,8 @@ pub(crate) fn appointment(row: &AnyRow) -> Result<Appointment> {
         status: text_enum(row, "status")?,
         reminder_sent_at: row.try_get("reminder_sent_at")?,
         citizen_joined_at: row.try_get("citizen_joined_at")?,
+        citizen_arrived_at: row.try_get("citizen_arrived_at")?,
+        meeting_ended_at: row.try_get("meeting_ended_at")?,
         rating: row.try_get("rating")?,
         rating_comment: row.try_get("rating_comment")?,
         created_at: row.try_get("created_at")?,

@@ -72,7 +72,16 @@ async fn the_desk_links_to_the_calendar() {
 async fn staff_scripts_import_only_what_is_exported() {
     let server = TestServer::start().await;
     let http = reqwest::Client::new();
-    for script in ["/web/staff/calendar.js", "/web/staff/staff.js", "/web/staff/admin.js", "/web/staff/setup.js"] {
+    for script in [
+        "/web/staff/calendar.js",
+        "/web/staff/staff.js",
+        "/web/staff/admin.js",
+        "/web/staff/setup.js",
+        "/web/staff/desk.js",
+        "/web/staff/figures.js",
+        "/web/citizen/sportello.js",
+        "/web/room/walkin.js",
+    ] {
         let (status, js) = get_text(&http, &format!("{}{script}", server.url())).await;
         assert_eq!(status, StatusCode::OK, "{script}");
         let mut imports = 0;

@@ -168,6 +168,7 @@ const STEPS = {
       el('h3', { text: o.name }),
       o.address ? el('p', {}, el('strong', { text: `${t('office.address')}: ` }), o.address) : null,
       el('p', {}, el('strong', { text: `${t('office.hours')}: ` }), hoursText(o.opening_hours)),
+      o.has_desk ? el('a', { class: 'walkin-link', href: `/sportello/${encodeURIComponent(o.id)}`, text: t('walkin.link'), 'aria-label': `${t('walkin.link')}: ${o.name}` }) : null,
       el('button', { type: 'button', class: 'btn btn-primary choose-office', text: t('office.choose'), 'aria-label': `${t('office.choose')}: ${o.name}`,
         onclick: () => { s.office = o; if (!o.service_ids.includes(s.serviceId)) s.serviceId = o.service_ids[0] || ''; s.month = ''; s.day = ''; s.slot = null; go(2); } })))),
     buttons({ next: false })];

@@ -102,7 +102,17 @@ async function renderServices() {
   }
 }
 
+/** The link to the walk-in video desk, shown when an office has one. */
+async function showWalkinLink() {
+  const link = document.getElementById('walkin-any');
+  if (!link) return;
+  try {
+    link.hidden = !(await api('/api/public/offices')).some((o) => o.has_desk);
+  } catch { /* the link stays hidden */ }
+}
+
 if (document.body?.dataset.page === 'servizi') {
   initPage(renderServices);
   renderServices();
+  showWalkinLink();
 }

@@ -12,6 +12,7 @@ import { STEPS, iceConfig, nextStep, selectedPath, pathKind } from '../shared/ic
 import { Signaling, FATAL_ERRORS, CLOSE_CODE_ERRORS } from './signaling.js';
 import { CouncilPanel } from './council.js';
 import { NetcheckPanel } from './netcheck.js';
+import { watchWalkin } from './walkin.js';
 import {
   SOURCES, acquireMedia, listDevices, MicMeter, Publisher, Subscriber, mediaSupported,
   screenShareSupported,
@@ -136,7 +137,8 @@ function roomTitle() {
   const d = app.details;
   const room = app.claims?.room ?? '';
   const kind = d?.kind ?? (room.startsWith('appt-') ? 'appointment'
-    : room.startsWith('vo-') || room.startsWith('office-') ? 'office' : 'other');
+    : room.startsWith('vo-') || room.startsWith('office-') ? 'office'
+      : room.startsWith('walkin-') ? 'walk_in' : room.startsWith('staff-') ? 'staff' : 'other');
   if (kind === 'appointment') {
     const parts = [d?.service, d?.office, d?.starts_at ? formatWhen(d.starts_at) : null,
       d?.official ? t('room.appt.with', { name: d.official }) : null].filter(Boolean);
@@ -145,6 +147,8 @@ function roomTitle() {
   if (kind === 'virtual_office' && d.official) return t('room.vo', { name: d.official });
   if (kind === 'office' && d?.office) return t('room.office', { name: d.office });
   if (kind === 'virtual_office' || kind === 'office') return t('room.virtual');
+  if (kind === 'walk_in') return d?.office ? t('room.walkin.office', { name: d.office }) : t('room.walkin');
+  if (kind === 'staff') return t('room.staff');
   return d?.title || room;
 }
 
@@ -201,6 +205,8 @@ function initJoin() {
   app.token = token;
   app.claims = claims;
   app.role = claims.role;
+  // A citizen's own walk-in room: says when they are being handed to a colleague.
+  watchWalkin(claims);
   renderRoomTitle();
   onLangChange(renderRoomTitle);
   loadDetails();

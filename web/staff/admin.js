@@ -64,14 +64,34 @@ async function del(kind, path, name) {
 
 // --- offices ---------------------------------------------------------------------------------------
 
-function hoursInputs(values = []) {
-  $('office-hours').replaceChildren(...[0, 1, 2, 3, 4, 5, 6].map((d) => el('div', { class: 'field' },
-    el('label', { for: `office-hours-${d}`, text: t('day.' + d) }),
+/** Seven day fields of "HH:MM-HH:MM" ranges in `#<prefix>` (opening hours, desk hours). */
+function hoursInputs(prefix, values = []) {
+  $(prefix).replaceChildren(...[0, 1, 2, 3, 4, 5, 6].map((d) => el('div', { class: 'field' },
+    el('label', { for: `${prefix}-${d}`, text: t('day.' + d) }),
     el('input', {
       // An empty day is a closed day: the placeholder says so rather than showing sample hours.
-      type: 'text', id: `office-hours-${d}`, value: (values[d] ?? []).join(', '), placeholder: t('off.closed'),
-      autocomplete: 'off', spellcheck: 'false', 'aria-describedby': 'office-hours-help',
+      type: 'text', id: `${prefix}-${d}`, value: (values[d] ?? []).join(', '), placeholder: t('off.closed'),
+      autocomplete: 'off', spellcheck: 'false', 'aria-describedby': `${prefix}-help`,
     }))));
+}
+
+/**
+ * "08:30-12:30, 14:30-16:30" per day → seven arrays; checked here for a precise message per day.
+ * Null (the field marked and focused) when a range is not "HH:MM-HH:MM".
+ */
+function readHours(prefix, messageKey) {
+  const hours = [];
+  for (let d = 0; d < 7; d++) {
+    const input = $(`${prefix}-${d}`);
+    const ranges = input.value.split(/[,;]/).map((s) => s.replace(/\s+/g, '').replace(/[–—]/g, '-')).filter(Boolean);
+    if (ranges.some((r) => !RANGE.test(r))) {
+      showError($('office-error'), t(messageKey, { day: t('day.' + d) }), [input]);
+      input.focus();
+      return null;
+    }
+    hours.push(ranges);
+  }
+  return hours;
 }
 
 function renderOffices() {
@@ -95,7 +115,9 @@ function fillOfficeForm(o) {
   $('office-address').value = o?.address ?? '';
   $('office-email').value = o?.email ?? '';
   $('office-phone').value = o?.phone ?? '';
-  hoursInputs(o?.opening_hours ?? [['08:30-12:30'], ['08:30-12:30'], ['08:30-12:30'], ['08:30-12:30'], ['08:30-12:30'], [], []]);
+  hoursInputs('office-hours', o?.opening_hours ?? [['08:30-12:30'], ['08:30-12:30'], ['08:30-12:30'], ['08:30-12:30'], ['08:30-12:30'], [], []]);
+  // A new office has no video desk until its hours are given.
+  hoursInputs('office-desk-hours', o?.desk_hours ?? []);
   renderOfficeMembers(o?.member_ids ?? []);
 }
 
@@ -123,28 +145,22 @@ function wireOffices() {
     event.preventDefault();
     const form = $('office-form');
     clearErrors(form);
-    // "08:30-12:30, 14:30-16:30" per day → arrays; checked here for a precise message per day.
-    const hours = [];
-    for (let d = 0; d < 7; d++) {
-      const input = $(`office-hours-${d}`);
-      const ranges = input.value.split(/[,;]/).map((s) => s.replace(/\s+/g, '').replace(/[–—]/g, '-')).filter(Boolean);
-      if (ranges.some((r) => !RANGE.test(r))) {
-        showError($('office-error'), t('off.hours.invalid', { day: t('day.' + d) }), [input]);
-        input.focus();
-        return;
-      }
-      hours.push(ranges);
-    }
+    const hours = readHours('office-hours', 'off.hours.invalid');
+    if (!hours) return;
+    const deskHours = readHours('office-desk-hours', 'off.desk.invalid');
+    if (!deskHours) return;
     const body = {
       name: $('office-name').value, description: $('office-description').value, address: $('office-address').value,
-      email: $('office-email').value, phone: $('office-phone').value, opening_hours: hours,
+      email: $('office-email').value, phone: $('office-phone').value, opening_hours: hours, desk_hours: deskHours,
       member_ids: checked($('office-members')),
     };
     try {
       if (editing.office) await api(`/api/admin/offices/${encodeURIComponent(editing.office)}`, { method: 'PUT', body });
       else await api('/api/admin/offices', { method: 'POST', body });
     } catch (e) {
-      formError($('office-error'), e, { invalid_field: $('office-name'), invalid_opening_hours: $('office-hours-0') });
+      formError($('office-error'), e, {
+        invalid_field: $('office-name'), invalid_opening_hours: $('office-hours-0'), invalid_desk_hours: $('office-desk-hours-0'),
+      });
       return;
     }
     announce(t('admin.saved'));
@@ -446,11 +462,13 @@ async function init() {
     renderServices();
     renderUsers();
     // Re-label the forms without losing what is being typed.
-    for (let i = 0; i < 7; i++) {
-      const label = document.querySelector(`label[for="office-hours-${i}"]`);
-      if (label) label.textContent = t('day.' + i);
-      const input = $(`office-hours-${i}`);
-      if (input) input.placeholder = t('off.closed');
+    for (const prefix of ['office-hours', 'office-desk-hours']) {
+      for (let i = 0; i < 7; i++) {
+        const label = document.querySelector(`label[for="${prefix}-${i}"]`);
+        if (label) label.textContent = t('day.' + i);
+        const input = $(`${prefix}-${i}`);
+        if (input) input.placeholder = t('off.closed');
+      }
     }
     if (!editing.office) $('office-form-title').textContent = t('off.new');
     if (!editing.service) $('service-form-title').textContent = t('svc.new');

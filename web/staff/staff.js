@@ -1,11 +1,13 @@
 // /staff: the login form, then the officials' desk — who is waiting (polled every 3 s), the
-// appointments of their offices, their virtual office and invitations. Contract: server/src/api/
-// auth.rs and staff.rs. The session is an HttpOnly cookie: this script never sees it.
+// walk-in video desk (desk.js), the appointments of their offices, their virtual office and
+// invitations. Contract: server/src/api/auth.rs and staff.rs. The session is an HttpOnly cookie:
+// this script never sees it.
 
 import { getLang, initPage, onLangChange, t } from '../shared/i18n.js';
 import { api } from '../shared/api.js';
 import { clearErrors, el, showError } from '../shared/dom.js';
 import { announce, fmtDateTime, fmtTime, labelCells, wireCopy } from './common.js';
+import { initDesk, rerenderDesk, startDesk, stopDesk } from './desk.js';
 
 const POLL_MS = 3000;
 const $ = (id) => document.getElementById(id);
@@ -21,6 +23,7 @@ let firstPoll = true;
 
 function showLogin(message) {
   stopPolling();
+  stopDesk();
   me = null;
   $('loading').hidden = true;
   $('dash-view').hidden = true;
@@ -41,7 +44,7 @@ async function showDashboard(data) {
   firstPoll = true;
   waiting = new Map();
   $('waiting-list').replaceChildren();
-  await Promise.all([loadAppointments(), pollWaiting()]);
+  await Promise.all([loadAppointments(), pollWaiting(), startDesk()]);
   startPolling();
 }
 
@@ -53,6 +56,8 @@ function renderMe() {
     ? t('dash.offices', { list: offices.map((o) => o.name).join(', ') })
     : t('dash.nooffices');
   $('admin-link').hidden = user.role !== 'admin';
+  // The desk's figures are for officials and administrators (a councillor has no office).
+  $('figures-link').hidden = user.role === 'councillor';
   renderOfficeVirtualOffices();
 }
 
@@ -484,10 +489,53 @@ async function showDetail(a, button) {
       row('appt.col.status', t('status.' + x.status)),
       row('detail.code', x.code),
       row('detail.details', x.details),
-      row('detail.joined', x.citizen_joined_at ? fmtDateTime(x.citizen_joined_at) : '')),
+      // Attendance (docs/walkin.md): arrived in the waiting room, admitted, the meeting's end.
+      x.citizen_arrived_at ? row('detail.arrived', fmtDateTime(x.citizen_arrived_at)) : null,
+      row('detail.joined', x.citizen_joined_at ? fmtDateTime(x.citizen_joined_at) : ''),
+      x.meeting_ended_at ? row('detail.ended', fmtDateTime(x.meeting_ended_at)) : null),
+    x.status === 'no_show' ? noShowFix(a, x) : null,
     el('div', { class: 'table-wrap' }, table));
   $('appt-detail').hidden = false;
   $('detail-title').focus();
+}
+
+/**
+ * «Correggi: il cittadino è venuto»: turns a `no_show` (often the automatic one) into `completed`,
+ * with an optional note for the history; then the detail and the list are read again.
+ */
+function noShowFix(a, x) {
+  const note = el('textarea', { id: 'noshow-note', rows: '2', maxlength: '300', 'aria-describedby': 'noshow-help' });
+  const error = el('p', { id: 'noshow-error', class: 'field-error', role: 'alert', hidden: true });
+  const submit = el('button', { id: 'noshow-fix', type: 'submit', class: 'btn btn-primary btn-small status-fix', text: t('detail.fix') });
+  const form = el('form', { id: 'noshow-form', class: 'sub-form', novalidate: true, 'aria-labelledby': 'noshow-title' },
+    el('h4', { id: 'noshow-title', text: t('detail.fix.title') }),
+    el('p', { id: 'noshow-help', class: 'help', text: t('detail.fix.help') }),
+    el('div', { class: 'field' }, el('label', { for: 'noshow-note', text: t('detail.fix.note') }), note),
+    error,
+    submit);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const body = { status: 'completed' };
+    if (note.value.trim()) body.note = note.value.trim();
+    submit.disabled = true;
+    let changed;
+    try {
+      changed = await api(`/api/staff/appointments/${encodeURIComponent(x.id)}/status`, { method: 'POST', body });
+    } catch (e) {
+      submit.disabled = false;
+      if (sessionLost(e)) return;
+      showError(error, e.message, [note]);
+      submit.focus();
+      return;
+    }
+    announce(t('appt.status.changed', { name: citizen(x), status: t('status.' + (changed?.status ?? 'completed')) }));
+    await loadAppointments();
+    // The list was drawn again: come back to this appointment's «Dettagli» when the detail closes.
+    const button = $('appointments').querySelector(`[data-appointment-id="${CSS.escape(a.id)}"] .details`);
+    await showDetail(appointments.find((y) => y.id === a.id) ?? a, button ?? detailReturn);
+  });
+  return form;
 }
 
 // --- virtual office and invitations ------------------------------------------------------------
@@ -557,6 +605,7 @@ async function init() {
   wireLogin();
   wireAccount();
   wireVirtualOffice();
+  initDesk({ me: () => me, sessionLost });
   $('appt-refresh').addEventListener('click', loadAppointments);
   $('detail-close').addEventListener('click', () => {
     $('appt-detail').hidden = true;
@@ -568,6 +617,7 @@ async function init() {
     if (me) {
       renderAppointments();
       rerenderWaiting();
+      rerenderDesk();
       $('appt-detail').hidden = true;
     }
   });

@@ -82,6 +82,10 @@ pub struct OfficeBody {
     pub phone: String,
     /// Seven lists (Monday first) of "HH:MM-HH:MM".
     pub opening_hours: Vec<Vec<String>>,
+    /// When the office's walk-in video desk may open: seven lists (Monday first) of
+    /// "HH:MM-HH:MM", all empty for no desk (docs/walkin.md). Left out: no desk for a new office,
+    /// kept for an existing one.
+    pub desk_hours: Option<Vec<Vec<String>>>,
     /// Officials who work in this office.
     #[serde(default)]
     pub member_ids: Vec<String>,
@@ -96,6 +100,8 @@ pub struct OfficeView {
     pub email: String,
     pub phone: String,
     pub opening_hours: Vec<Vec<String>>,
+    /// The walk-in video desk's hours (all empty: none).
+    pub desk_hours: Vec<Vec<String>>,
     pub member_ids: Vec<String>,
 }
 
@@ -109,6 +115,7 @@ async fn office_view(state: &AppState, o: &Office) -> Result<OfficeView, ApiErro
         email: o.email.clone(),
         phone: o.phone.clone(),
         opening_hours: serde_json::from_str(&o.opening_hours).unwrap_or_default(),
+        desk_hours: serde_json::from_str(&o.desk_hours).unwrap_or_default(),
         member_ids: members.into_iter().map(|u| u.id).collect(),
     })
 }
@@ -136,6 +143,17 @@ async fn new_office(state: &AppState, body: &OfficeBody) -> Result<NewOffice, Ap
             ),
         ));
     }
+    if let Some(desk) = &body.desk_hours
+        && (desk.len() != 7 || desk.iter().flatten().any(|r| !valid_range(r)))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_desk_hours",
+            (
+                "Orari dello sportello video non validi: servono 7 giorni (da lunedì) con fasce «HH:MM-HH:MM».",
+                "Invalid video desk hours: 7 days (from Monday) with ranges «HH:MM-HH:MM» are needed.",
+            ),
+        ));
+    }
     for id in &body.member_ids {
         if state.store.user(id).await?.is_none() {
             return Err(ApiError::bad_request(
@@ -152,6 +170,14 @@ async fn new_office(state: &AppState, body: &OfficeBody) -> Result<NewOffice, Ap
         phone: text("telefono", &body.phone, 40, false)?,
         opening_hours: serde_json::to_string(&body.opening_hours).map_err(ApiError::internal)?,
     })
+}
+
+/// The desk hours the body gives (checked by `new_office`), if it gives any.
+async fn set_desk_hours(state: &AppState, office: Office, body: &OfficeBody) -> Result<Office, ApiError> {
+    let Some(desk) = &body.desk_hours else { return Ok(office) };
+    let json = serde_json::to_string(desk).map_err(ApiError::internal)?;
+    state.store.set_desk_hours(&office.id, &json).await?;
+    Ok(Office { desk_hours: json, ..office })
 }
 
 #[utoipa::path(get, path = "/api/admin/offices", tag = "admin", responses((status = 200, body = [OfficeView])))]
@@ -176,6 +202,7 @@ pub async fn create_office(
     let Json(body) = body?;
     let office = state.store.create_office(&new_office(&state, &body).await?, state.clock.now()).await?;
     state.store.set_office_members(&office.id, &body.member_ids).await?;
+    let office = set_desk_hours(&state, office, &body).await?;
     Ok((StatusCode::CREATED, Json(office_view(&state, &office).await?)))
 }
 
@@ -192,6 +219,7 @@ pub async fn update_office(
     let Json(body) = body?;
     let office = state.store.update_office(&id, &new_office(&state, &body).await?).await?;
     state.store.set_office_members(&office.id, &body.member_ids).await?;
+    let office = set_desk_hours(&state, office, &body).await?;
     Ok(Json(office_view(&state, &office).await?))
 }
 

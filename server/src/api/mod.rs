@@ -23,6 +23,7 @@ pub mod archive;
 pub mod auth;
 pub mod calendar;
 pub mod council;
+pub mod desk;
 pub mod error;
 pub mod live;
 pub mod login_guard;
@@ -52,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .merge(live::routes())
         .merge(network_check::routes())
         .merge(webhooks::routes())
+        .merge(desk::routes())
         .merge(openapi::routes())
         // Error messages in the request's language (Accept-Language).
         .layer(axum::middleware::from_fn(error::localize))

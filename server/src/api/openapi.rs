@@ -47,6 +47,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::live::openapi());
     doc.merge(super::network_check::openapi());
     doc.merge(super::webhooks::openapi());
+    doc.merge(super::desk::openapi());
     contract(&mut doc);
     doc
 }

@@ -106,6 +106,8 @@ pub struct OfficeOut {
     /// 7 arrays, Monday first, of "HH:MM-HH:MM".
     pub opening_hours: Vec<Vec<String>>,
     pub service_ids: Vec<String>,
+    /// Whether the office has a walk-in video desk (`/sportello/<id>`).
+    pub has_desk: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -311,6 +313,8 @@ fn office_out(o: &Office, services: &[Service]) -> OfficeOut {
         phone: o.phone.clone(),
         opening_hours: serde_json::from_str(&o.opening_hours).unwrap_or_default(),
         service_ids: services.iter().filter(|s| s.office_ids.contains(&o.id)).map(|s| s.id.clone()).collect(),
+        has_desk: sportello_domain::booking::parse_opening_hours(&o.desk_hours)
+            .is_ok_and(|week| week.iter().any(|day| !day.is_empty())),
     }
 }
 

@@ -102,7 +102,7 @@ async fn bearer(state: &AppState, headers: &HeaderMap, room: &str) -> Result<Cla
                     "This link is no longer valid: the appointment was cancelled, moved or is over.",
                 ),
             ),
-            Revoked::Account | Revoked::Membership => ApiError::Forbidden,
+            Revoked::Account | Revoked::Membership | Revoked::Walkin => ApiError::Forbidden,
         }
     })?;
     Ok(claims)
@@ -135,6 +135,10 @@ pub enum RoomKind {
     Office,
     /// `council-<id>`: `title` is the session's.
     Council,
+    /// `walkin-<id>`: a citizen at an office's video desk; `office` is set.
+    WalkIn,
+    /// `staff-<id>`: officials who called each other.
+    Staff,
     /// Any other room (e.g. made with `sportello token --room`): `title` is its name.
     Other,
 }
@@ -199,6 +203,14 @@ async fn details(
         RoomDetails { official: name_of_user(user).await?, ..RoomDetails::new(&room, RoomKind::VirtualOffice) }
     } else if let Some(office) = room.strip_prefix("office-") {
         RoomDetails { office: store.office(office).await?.map(|o| o.name), ..RoomDetails::new(&room, RoomKind::Office) }
+    } else if let Some(id) = room.strip_prefix("walkin-") {
+        let office = match store.walkin(id).await? {
+            Some(w) => store.office(&w.office_id).await?.map(|o| o.name),
+            None => None,
+        };
+        RoomDetails { office, ..RoomDetails::new(&room, RoomKind::WalkIn) }
+    } else if room.starts_with("staff-") {
+        RoomDetails::new(&room, RoomKind::Staff)
     } else if let Some(session) = room.strip_prefix(sportello_rooms::council::ROOM_PREFIX) {
         let title = store.council_session(session).await?.map(|s| s.title);
         RoomDetails { title, ..RoomDetails::new(&room, RoomKind::Council) }

@@ -126,6 +126,10 @@ pub struct AppointmentView {
     pub details: String,
     /// RFC 3339 of the first admission, if the citizen came.
     pub citizen_joined_at: Option<String>,
+    /// RFC 3339: first time the citizen was in the waiting room.
+    pub citizen_arrived_at: Option<String>,
+    /// RFC 3339: when the meeting ended (the room emptied after they met).
+    pub meeting_ended_at: Option<String>,
     /// Who is in the lobby of this appointment's room now.
     pub waiting: Vec<WaitingView>,
 }
@@ -289,6 +293,8 @@ impl Names {
             mode: a.mode.as_str().to_owned(),
             status: a.status.as_str().to_owned(),
             citizen_joined_at: a.citizen_joined_at.map(rfc3339),
+            citizen_arrived_at: a.citizen_arrived_at.map(rfc3339),
+            meeting_ended_at: a.meeting_ended_at.map(rfc3339),
             waiting,
             id: a.id,
             code: a.code,
@@ -394,7 +400,6 @@ pub struct StatusBody {
     pub note: String,
 }
 
-/// Closes a confirmed appointment by hand: completed, no-show or cancelled (audited).
 fn invalid_status() -> ApiError {
     ApiError::bad_request(
         "invalid_status",
@@ -402,6 +407,8 @@ fn invalid_status() -> ApiError {
     )
 }
 
+/// Closes a confirmed appointment by hand: completed, no-show or cancelled; or corrects a no-show
+/// to completed (audited).
 #[utoipa::path(post, path = "/api/staff/appointments/{id}/status", tag = "staff", request_body = StatusBody,
     responses((status = 200, body = AppointmentView), (status = 409, body = super::error::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %staff.user.id, appointment = %id))]
@@ -420,7 +427,10 @@ pub async fn set_status(
     scoped_appointment(&state, &staff, &id).await?;
     let note: String = body.note.trim().chars().take(500).collect();
     let now = state.clock.now();
-    let appt = state.store.set_status(&id, &[Status::Confirmed], to, &staff.actor(), &note, now).await?;
+    // A no-show the server marked by itself can be corrected: the citizen did come.
+    let from: &[Status] =
+        if to == Status::Completed { &[Status::Confirmed, Status::NoShow] } else { &[Status::Confirmed] };
+    let appt = state.store.set_status(&id, from, to, &staff.actor(), &note, now).await?;
     tracing::info!(status = %to, "appointment closed by staff");
     match to {
         Status::Cancelled => metrics::counter!("sportello_booking_cancellations_total", "by" => "staff").increment(1),
