@@ -70,6 +70,12 @@
 //!   nginx balancer; three participants whose websockets land on three nodes decode each other;
 //!   the room's node `kill -9`ed, every page comes back through the balancer by itself and decodes
 //!   the others again (the time is printed). Needs `target/<profile>/sportello`.
+//! - `walkin_desk` (`e2e/walkin.rs`): the walk-in video desk — two citizens queue on
+//!   `/sportello/<office>` (form, device and network check) and read their places; «Prossimo» on
+//!   `/staff` opens the official's room and takes the first citizen's page into it by itself, media
+//!   both ways, the second is now first; a hand-off with a note to an official of another office,
+//!   the «being transferred» banner, «Accetta», media both ways with the citizen's page never out
+//!   of the room; «Termina» and the ticket `done`; axe on the desk page's views and on `/staff`.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -118,6 +124,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("restart_call", |ctx| Box::pin(restart::restart_call(ctx))),
     ("cluster_call", |ctx| Box::pin(cluster::cluster_call(ctx))),
     ("look_and_access", |ctx| Box::pin(look::look_and_access(ctx))),
+    ("walkin_desk", |ctx| Box::pin(walkin::walkin_desk(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -154,6 +161,8 @@ mod room_details;
 mod staff;
 #[path = "e2e/tls_front.rs"]
 mod tls_front;
+#[path = "e2e/walkin.rs"]
+mod walkin;
 
 /// For the failure report: connection states and RTP counters of a client's two peer connections.
 const RTP_PROBE: &str = r#"(async () => {
