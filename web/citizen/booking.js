@@ -5,6 +5,7 @@
 import { addStrings, getLang, initPage, t } from '../shared/i18n.js';
 import { api } from '../shared/api.js';
 import { el } from '../shared/dom.js';
+import { field as fieldOf, privacyAck as privacyOf } from './fields.js';
 import { contactLines, download, hoursText } from './services.js';
 import { dayOf, focusTimes, slotPicker } from './slot-picker.js';
 
@@ -20,11 +21,8 @@ addStrings({
     'slots': 'Orari disponibili', 'slots.none': 'Nessun orario libero in questo mese.',
     'mode': 'Modalità',
     'topic': 'Motivo', 'details': 'Dettagli', 'details.help': 'Facoltativo, al massimo 2000 caratteri. Non inserire dati sanitari.',
-    'first': 'Nome', 'last': 'Cognome', 'email': 'Email', 'required': 'obbligatorio',
+    'first': 'Nome', 'last': 'Cognome', 'email': 'Email',
     'website': 'Non compilare questo campo',
-    'privacy.read': 'Prima di proseguire leggi l\'{link}.', 'privacy.link': 'informativa privacy',
-    'privacy.newtab': '(si apre in una nuova scheda)',
-    'privacy.ack': 'Ho letto e compreso l\'informativa privacy',
     'err.privacy': 'Per proseguire conferma di aver letto e compreso l\'informativa privacy.',
     'next': 'Avanti', 'back': 'Indietro', 'confirm': 'Conferma la prenotazione',
     'err.slot': 'Scegli un orario.', 'err.required': 'Campo obbligatorio.', 'err.email': 'Indirizzo email non valido.',
@@ -48,11 +46,8 @@ addStrings({
     'slots': 'Available times', 'slots.none': 'No free time in this month.',
     'mode': 'How',
     'topic': 'Reason', 'details': 'Details', 'details.help': 'Optional, at most 2000 characters. Do not include health data.',
-    'first': 'First name', 'last': 'Last name', 'email': 'Email', 'required': 'required',
+    'first': 'First name', 'last': 'Last name', 'email': 'Email',
     'website': 'Leave this field empty',
-    'privacy.read': 'Before going on, read the {link}.', 'privacy.link': 'privacy notice',
-    'privacy.newtab': '(opens in a new tab)',
-    'privacy.ack': 'I have read and understood the privacy notice',
     'err.privacy': 'To go on, confirm that you have read and understood the privacy notice.',
     'next': 'Next', 'back': 'Back', 'confirm': 'Confirm the booking',
     'err.slot': 'Choose a time.', 'err.required': 'Required field.', 'err.email': 'The email address is not valid.',
@@ -84,44 +79,13 @@ const root = () => document.getElementById('booking');
 const service = () => s.services.find((x) => x.id === s.serviceId) || null;
 const when = (x) => (getLang() === 'en' ? x.label_en : x.label_it);
 
-function field(id, label, input, { required = false, help = null } = {}) {
-  const err = s.errors[id];
-  const describedBy = [help ? `${id}-help` : null, err ? `${id}-error` : null].filter(Boolean).join(' ') || null;
-  input.id = id;
-  if (describedBy) input.setAttribute('aria-describedby', describedBy);
-  if (err) input.setAttribute('aria-invalid', 'true');
-  if (required) input.required = true;
-  return el('div', { class: 'field' },
-    el('label', { for: id }, label, required ? el('span', { 'aria-hidden': 'true' }, ' *') : null,
-      required ? el('span', { class: 'sr-only' }, ` (${t('required')})`) : null),
-    help ? el('p', { id: `${id}-help`, class: 'help', text: help }) : null,
-    input,
-    err ? el('p', { id: `${id}-error`, class: 'field-error', text: err }) : null);
+/** A field of this form, with the error the last check left for it. */
+function field(id, label, input, options = {}) {
+  return fieldOf(id, label, input, { ...options, error: s.errors[id] });
 }
 
-/**
- * The privacy notice (a link that opens in a new tab, so the form keeps what was typed) and the
- * required «Ho letto e compreso» checkbox, with its error like the other required fields'.
- */
 function privacyAck() {
-  const id = 'privacy-ack';
-  const err = s.errors[id];
-  const [before, after] = t('privacy.read', { link: '\u0000' }).split('\u0000');
-  const input = el('input', {
-    type: 'checkbox', id, required: true, checked: s.privacy,
-    'aria-describedby': ['privacy-help', err ? `${id}-error` : null].filter(Boolean).join(' '),
-    'aria-invalid': err ? 'true' : null,
-    onchange: (e) => { s.privacy = e.target.checked; },
-  });
-  return el('div', { class: 'field privacy-field' },
-    el('p', { id: 'privacy-help', class: 'help' }, before,
-      el('a', { href: '/privacy', target: '_blank', rel: 'noopener' },
-        t('privacy.link'), ' ', el('span', { class: 'new-tab', text: t('privacy.newtab') })),
-      after),
-    el('div', { class: 'check' }, input,
-      el('label', { for: id }, t('privacy.ack'), el('span', { 'aria-hidden': 'true' }, ' *'),
-        el('span', { class: 'sr-only' }, ` (${t('required')})`))),
-    err ? el('p', { id: `${id}-error`, class: 'field-error', text: err }) : null);
+  return privacyOf({ checked: s.privacy, onchange: (v) => { s.privacy = v; }, error: s.errors['privacy-ack'] });
 }
 
 function buttons({ next = true, back = true, confirm = false } = {}) {

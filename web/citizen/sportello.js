@@ -11,6 +11,7 @@ import '../room/strings.js';
 import { addStrings, getLang, initPage, t } from '../shared/i18n.js';
 import { api } from '../shared/api.js';
 import { el } from '../shared/dom.js';
+import { field as fieldOf, privacyAck as privacyOf } from './fields.js';
 import './services.js';
 import { NetcheckPanel } from '../room/netcheck.js';
 import { MicMeter, acquireMedia, listDevices, mediaSupported } from '../room/media.js';
@@ -178,41 +179,15 @@ function resumeLink() {
   return el('p', { class: 'note' }, el('a', { href: `/sportello/${enc(st.office)}`, id: 'resume-link', text }));
 }
 
-function field(id, label, input, { required = false, help = null } = {}) {
-  const err = s.errors[id];
-  const describedBy = [help ? `${id}-help` : null, err ? `${id}-error` : null].filter(Boolean).join(' ') || null;
-  input.id = id;
-  if (describedBy) input.setAttribute('aria-describedby', describedBy);
-  if (err) input.setAttribute('aria-invalid', 'true');
-  if (required) input.required = true;
-  return el('div', { class: 'field' },
-    el('label', { for: id }, label, required ? el('span', { 'aria-hidden': 'true' }, ' *') : null,
-      required ? el('span', { class: 'sr-only' }, ` (${t('walkin.required')})`) : null),
-    help ? el('p', { id: `${id}-help`, class: 'help', text: help }) : null,
-    input,
-    err ? el('p', { id: `${id}-error`, class: 'field-error', text: err }) : null);
+/** A field of the form, with the error the last check left for it. */
+function field(id, label, input, options = {}) {
+  return fieldOf(id, label, input, { ...options, error: s.errors[id] });
 }
 
-/** The privacy notice (new tab: the form keeps what was typed) and the required acknowledgement. */
 function privacyAck() {
-  const id = 'privacy-ack';
-  const err = s.errors[id];
-  const [before, after] = t('walkin.privacy.read', { link: '\u0000' }).split('\u0000');
-  const input = el('input', {
-    type: 'checkbox', id, required: true, checked: s.form.privacy,
-    'aria-describedby': ['privacy-help', err ? `${id}-error` : null].filter(Boolean).join(' '),
-    'aria-invalid': err ? 'true' : null,
-    onchange: (e) => { s.form.privacy = e.target.checked; },
+  return privacyOf({
+    checked: s.form.privacy, onchange: (v) => { s.form.privacy = v; }, error: s.errors['privacy-ack'],
   });
-  return el('div', { class: 'field privacy-field' },
-    el('p', { id: 'privacy-help', class: 'help' }, before,
-      el('a', { href: '/privacy', target: '_blank', rel: 'noopener' },
-        t('walkin.privacy.link'), ' ', el('span', { class: 'new-tab', text: t('walkin.privacy.newtab') })),
-      after),
-    el('div', { class: 'check' }, input,
-      el('label', { for: id }, t('walkin.privacy.ack'), el('span', { 'aria-hidden': 'true' }, ' *'),
-        el('span', { class: 'sr-only' }, ` (${t('walkin.required')})`))),
-    err ? el('p', { id: `${id}-error`, class: 'field-error', text: err }) : null);
 }
 
 const VIEWS = {
@@ -675,16 +650,10 @@ function callbackOffer(tk) {
   const parts = [el('h3', { id: 'cb-title', text: t('walkin.cb.title') }), el('p', { text: t('walkin.cb.text') })];
   const form = el('form', { id: 'cb-form', novalidate: true, onsubmit: (e) => { e.preventDefault(); requestCallback(); } });
   if (!tk.email_given) {
-    const err = s.cbError;
-    form.append(el('div', { class: 'field' },
-      el('label', { for: 'cb-email' }, t('walkin.cb.email'), el('span', { 'aria-hidden': 'true' }, ' *'),
-        el('span', { class: 'sr-only' }, ` (${t('walkin.required')})`)),
-      el('input', {
-        type: 'email', id: 'cb-email', autocomplete: 'email', required: true, value: s.cbEmail,
-        'aria-invalid': err ? 'true' : null, 'aria-describedby': err ? 'cb-email-error' : null,
-        oninput: (e) => { s.cbEmail = e.target.value; },
-      }),
-      err ? el('p', { id: 'cb-email-error', class: 'field-error', text: err }) : null));
+    const input = el('input', {
+      type: 'email', autocomplete: 'email', value: s.cbEmail, oninput: (e) => { s.cbEmail = e.target.value; },
+    });
+    form.append(fieldOf('cb-email', t('walkin.cb.email'), input, { required: true, error: s.cbError }));
   } else if (s.cbError) {
     form.append(el('p', { id: 'cb-email-error', class: 'field-error', text: s.cbError }));
   }

@@ -560,6 +560,10 @@ async fn walk_pages(w: &mut Walk<'_>, env: &Env<'_>) -> Result<()> {
     }
     w.step("servizi", Kind::Citizen).await?;
 
+    // --- the walk-in video desks (docs/walkin.md).
+    w.open(base, "/sportello", "document.querySelector('#desk-list, #no-desk')").await?;
+    w.step("sportello", Kind::Citizen).await?;
+
     // --- the booking, by keyboard only.
     let email = format!("lucia.{engine}@example.org");
     let code = book_by_keyboard(w, base, &email).await?;
@@ -656,6 +660,8 @@ async fn walk_pages(w: &mut Walk<'_>, env: &Env<'_>) -> Result<()> {
     w.step("staff-amministrazione", Kind::Plain).await?;
     w.open(base, "/staff/calendario", "!document.querySelector('#cal-view').hidden").await?;
     w.step("staff-calendario", Kind::Plain).await?;
+    w.open(base, "/staff/dati", "!document.querySelector('#fig-view').hidden").await?;
+    w.step("staff-dati", Kind::Plain).await?;
     Ok(())
 }
 
