@@ -495,20 +495,19 @@ pub async fn accept(store: &Store, id: &str, by: &str, now: i64) -> Result<Walki
     Ok(store.change_walkin(id, &from, WalkinState::Serving, &guard, &change, &actor(by), "accepted", "", now).await?)
 }
 
-/// An official of the office calls a citizen back: the walk-in is theirs and the citizen is
-/// emailed a link into the room.
+/// An official of the office calls a citizen back: the citizen is emailed a link into the room,
+/// then the walk-in is theirs. The email goes first: when it cannot be sent nothing changes and the
+/// official is told; when a colleague called back meanwhile, the citizen's link leads to the same room.
 pub async fn call_back(back: &BackOffice, id: &str, by: &str, now: i64) -> Result<Walkin, DeskError> {
     let store = &back.store;
-    let change = WalkinChange { official_id: Some(by), called: true, ..Default::default() };
-    let from = [WalkinState::Callback];
-    let walkin = store
-        .change_walkin(id, &from, WalkinState::Serving, &|_| true, &change, &actor(by), "called_back", "", now)
-        .await?;
+    let walkin = store.walkin(id).await?.ok_or(DeskError::NotFound)?;
+    if walkin.state != WalkinState::Callback {
+        return Err(DeskError::State(walkin.state));
+    }
     let office = store.office(&walkin.office_id).await?.ok_or(DeskError::NotFound)?;
     let link = citizen_link(back, &walkin, now)?;
     let municipality = Municipality::load(store).await?;
-    let lang = Lang::from_tag(&walkin.lang);
-    let (subject, text) = match lang {
+    let (subject, text) = match Lang::from_tag(&walkin.lang) {
         Lang::It => (
             format!("{}: lo sportello video ti richiama", office.name),
             format!(
@@ -535,7 +534,11 @@ pub async fn call_back(back: &BackOffice, id: &str, by: &str, now: i64) -> Resul
         attachments: Vec::new(),
     };
     back.mailer.send(&email).await.map_err(|e| DeskError::Mail(e.to_string()))?;
-    Ok(walkin)
+    let change = WalkinChange { official_id: Some(by), called: true, ..Default::default() };
+    let from = [WalkinState::Callback];
+    Ok(store
+        .change_walkin(id, &from, WalkinState::Serving, &|_| true, &change, &actor(by), "called_back", "", now)
+        .await?)
 }
 
 /// The official closes the walk-in they serve (or hand off): done.

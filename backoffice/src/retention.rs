@@ -26,6 +26,10 @@ pub const ADMISSIONS_KEPT_SECS: i64 = 24 * 3600;
 /// back, look back at the day); then blanked, the instants and outcome stay for the figures.
 pub const WALKIN_PEOPLE_KEPT_SECS: i64 = 30 * 86_400;
 
+/// A walk-in still open (waiting, called back, served, being transferred) this long after it
+/// queued is closed as abandoned: the desk's day is over.
+pub const WALKIN_OPEN_KEPT_SECS: i64 = 86_400;
+
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sweep {
@@ -35,6 +39,7 @@ pub struct Sweep {
     pub no_show: u64,
     pub recordings_deleted: u64,
     pub sessions_deleted: u64,
+    pub walkins_closed: u64,
     pub walkins_forgotten: u64,
 }
 
@@ -54,6 +59,8 @@ pub async fn run_once(store: &Store, data_dir: &Path, now: i64) -> Result<Sweep,
     sweep.sessions_deleted = store.delete_expired_sessions(now).await?;
     // Admissions of people who were inside a room when the server stopped and never came back.
     store.forget_admissions_before(now - ADMISSIONS_KEPT_SECS).await?;
+    // Nothing of a walk-in outlives its day: what is still open a day later was left behind.
+    sweep.walkins_closed = store.close_stale_walkins(now - WALKIN_OPEN_KEPT_SECS, now).await?;
     sweep.walkins_forgotten = store.forget_walkin_people_before(now - WALKIN_PEOPLE_KEPT_SECS).await?;
     for appointment in store.confirmed_ended_before(now - CLOSE_AFTER_SECS).await? {
         let (to, detail) = match appointment.citizen_joined_at {

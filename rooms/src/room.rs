@@ -245,6 +245,9 @@ struct Participant {
     generation: u64,
     /// A subscribe `offer` was delivered and not answered yet.
     subscribe_offer_pending: bool,
+    /// The person the room is for: the appointment's own link (its `appt` claim) or the walk-in's
+    /// citizen — not a guest an official invited. Only their coming counts as the citizen's.
+    citizen: bool,
     /// Chat messages this participant may still send now.
     chat_budget: ChatBudget,
     /// Came in through the lobby (a `wait` token): its admission is stored while it is here.
@@ -511,7 +514,9 @@ impl Room {
                 let since = self.settings.clock.now();
                 tracing::info!(participant = %id, "waiting in the lobby");
                 if let Some(appointment) = claims.appt.clone().or_else(|| self.appointment.clone()) {
-                    let _ = self.persist(citizen_waiting(appointment, since));
+                    // Only the appointment's own link (its `appt` claim) is the citizen arriving;
+                    // a guest the official invited waits without one.
+                    let _ = self.persist(citizen_waiting(appointment, since, claims.appt.is_some()));
                 }
                 self.waiting.push(Waiting { id, claims, conn: conn.clone(), since });
                 since
@@ -635,9 +640,9 @@ impl Room {
                     let now = self.settings.clock.now();
                     let _ = self.persist(admission(self.id.clone(), id.clone(), Some(now)));
                 }
-                if claims.role != Role::Host
-                    && let Some(appointment) = claims.appt.clone().or_else(|| self.appointment.clone())
-                {
+                let walkin_citizen = self.walkin.as_ref().is_some_and(|w| claims.sub == format!("walkin-{w}"));
+                let citizen = claims.role != Role::Host && (claims.appt.is_some() || walkin_citizen);
+                if citizen && let Some(appointment) = claims.appt.clone() {
                     let now = self.settings.clock.now();
                     let _ = self.persist(citizen_joined(appointment, now));
                 }
@@ -652,13 +657,14 @@ impl Room {
                     subscribe_offer_pending: false,
                     chat_budget: ChatBudget::new(std::time::Instant::now()),
                     held,
+                    citizen,
                 });
                 false
             }
         };
         if (self.appointment.is_some() || self.walkin.is_some()) && !self.met {
-            let has = |role: Role| self.participants.iter().any(|p| p.role == role);
-            self.met = has(Role::Host) && has(Role::Participant);
+            self.met =
+                self.participants.iter().any(|p| p.role == Role::Host) && self.participants.iter().any(|p| p.citizen);
         }
         let Some(i) = self.index(&id) else {
             return Err(ProtocolError::Internal("participant vanished during join".into()));
@@ -1074,11 +1080,12 @@ fn citizen_joined(appointment: String, now: i64) -> Job<Control> {
     })
 }
 
-/// Someone began waiting in an appointment's lobby (`appointment.citizen_waiting`).
-fn citizen_waiting(appointment: String, now: i64) -> Job<Control> {
+/// Someone began waiting in an appointment's lobby (`appointment.citizen_waiting`); `citizen`:
+/// with the appointment's own link (attendance), not a guest's.
+fn citizen_waiting(appointment: String, now: i64, citizen: bool) -> Job<Control> {
     Job::new("citizen waiting", move |store| async move {
         // Attendance: the first time the citizen was in the waiting room.
-        if let Err(error) = store.mark_citizen_arrived(&appointment, now).await {
+        if citizen && let Err(error) = store.mark_citizen_arrived(&appointment, now).await {
             tracing::error!(%appointment, %error, "cannot record that the citizen arrived");
         }
         let kind = sportello_store::WebhookEventType::AppointmentCitizenWaiting;

@@ -248,6 +248,18 @@ impl Store {
     async fn try_create_walkin(&self, id: &str, new: &NewWalkin, now: i64) -> Result<Walkin> {
         self.retrying("create_walkin", || async move {
             let mut tx = self.begin().await?;
+            // One queueing at a time per office: the office row's lock (a no-op update, portable)
+            // makes reading the next number and inserting it one step on PostgreSQL too, as
+            // SQLite's `BEGIN IMMEDIATE` already does. Without it, concurrent citizens drew the
+            // same number and ran out of retries.
+            let office = sqlx::query("UPDATE offices SET desk_hours = desk_hours WHERE id = $1")
+                .bind(&new.office_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if office == 0 {
+                return Err(StoreError::NotFound);
+            }
             let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM walkins WHERE office_id = $1")
                 .bind(&new.office_id)
                 .fetch_one(&mut *tx)
@@ -564,10 +576,12 @@ impl Store {
         sqlx::query(&sql).bind(to_user).bind(since).fetch_all(&self.pool).await?.iter().map(call).collect()
     }
 
-    /// Whether `user` was called into `room` (or called someone into it) since `since`.
+    /// Whether `user` was called into `room` by a colleague since `since` (and did not decline).
+    /// Calling someone in grants the caller nothing: they were serving the walk-in then, and once
+    /// they hand it off their link no longer stands.
     pub async fn called_into(&self, room: &str, user: &str, since: i64) -> Result<bool> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM staff_calls WHERE room = $1 AND (from_user = $2 OR to_user = $2) \
+            "SELECT COUNT(*) AS n FROM staff_calls WHERE room = $1 AND to_user = $2 \
              AND state <> 'declined' AND created_at >= $3",
         )
         .bind(room)
@@ -598,6 +612,38 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         self.call(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// Closes every walk-in queued before `before` that is not over (a queue left from an earlier
+    /// day, a callback nobody made, a room nobody closed) as `abandoned`, audited by the system.
+    /// Returns how many.
+    pub async fn close_stale_walkins(&self, before: i64, now: i64) -> Result<u64> {
+        self.retrying("close_stale_walkins", || async move {
+            let mut tx = self.begin().await?;
+            let stale: Vec<(String, String)> = sqlx::query(
+                "SELECT id, state FROM walkins WHERE queued_at < $1 \
+                 AND state IN ('waiting', 'serving', 'transferring', 'callback')",
+            )
+            .bind(before)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("state")?)))
+            .collect::<Result<_>>()?;
+            let mut n = 0;
+            let change = WalkinChange { ended: true, ..Default::default() };
+            for (id, state) in &stale {
+                let from: WalkinState = state.parse().map_err(|e| StoreError::Corrupt(format!("state: {e}")))?;
+                if swap(&mut tx, id, from, WalkinState::Abandoned, &change, now).await? {
+                    event(&mut tx, id, now, "system", "abandoned", &format!("still {state} at the end of the day"))
+                        .await?;
+                    n += 1;
+                }
+            }
+            tx.commit().await?;
+            Ok(n)
+        })
+        .await
     }
 
     /// Blanks the name, email and topic of walk-ins over and queued before `before` (what the

@@ -194,7 +194,7 @@ struct Credentials {
 /// (`410 not_waiting`), or a file whose content is not of an accepted type (`415`). For them
 /// `positive_data_acceptance` also accepts that answer; every other check, and that one for every
 /// other status, stays on.
-const VALIDATED_BEYOND_THE_SCHEMA: [&str; 33] = [
+const VALIDATED_BEYOND_THE_SCHEMA: [&str; 39] = [
     "POST /api/admin/offices",
     "PUT /api/admin/offices/{id}",
     "POST /api/admin/services",
@@ -231,6 +231,15 @@ const VALIDATED_BEYOND_THE_SCHEMA: [&str; 33] = [
     // type must be one of /api/admin/webhook-event-types.
     "POST /api/admin/webhooks",
     "PUT /api/admin/webhooks/{id}",
+    // The walk-in desk (docs/walkin.md): a name not blank once trimmed, an email, a service of that
+    // office; a colleague who is an active official; a range of days that exist, in order, at most
+    // a year long.
+    "POST /api/public/offices/{id}/walkins",
+    "POST /api/public/walkins/{id}/callback",
+    "POST /api/staff/walkins/{id}/handoff",
+    "POST /api/staff/calls",
+    "GET /api/staff/figures",
+    "GET /api/staff/figures.csv",
 ];
 
 /// schemathesis's configuration: credentials per security scheme, real ids for `{id}` and

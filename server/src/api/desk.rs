@@ -729,7 +729,8 @@ async fn call(
     let Json(body) = body?;
     let to = body.to_user.trim();
     match state.store.user(to).await? {
-        Some(u) if u.active && u.role != StaffRole::Admin && u.id != staff.user.id => {}
+        // Someone who can answer: the desk is officials' (and chairs').
+        Some(u) if u.active && matches!(u.role, StaffRole::Official | StaffRole::Chair) && u.id != staff.user.id => {}
         _ => return Err(DeskError::NoColleague.into()),
     }
     let note: String = body.note.trim().chars().take(300).collect();
