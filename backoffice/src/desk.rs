@@ -172,9 +172,12 @@ impl DeskError {
     }
 }
 
-/// The room of a walk-in (shared naming contract with `rooms` and the edge).
+/// What a walk-in's room name starts with (shared naming contract with `rooms` and the edge).
+pub const WALKIN_ROOM_PREFIX: &str = "walkin-";
+
+/// The room of a walk-in.
 pub fn room_of(walkin_id: &str) -> String {
-    format!("walkin-{walkin_id}")
+    format!("{WALKIN_ROOM_PREFIX}{walkin_id}")
 }
 
 /// The citizen's identity in their room.

@@ -7,6 +7,7 @@
 use sportello_store::{Status, Store, StoreError};
 
 use crate::protocol::council::{IDENTITY_PREFIX, ROOM_PREFIX};
+use sportello_backoffice::desk::{WALKIN_ROOM_PREFIX, citizen_identity};
 use sportello_backoffice::links::citizen_claims;
 use sportello_backoffice::token::{Claims, Role};
 
@@ -79,14 +80,12 @@ pub async fn check(store: &Store, claims: &Claims) -> Result<(), Revoked> {
 /// A walk-in's room (`walkin-<id>`, docs/walkin.md): open while the walk-in is not over; the
 /// citizen enters with their own identity, an official while they serve it, are handed it, or
 /// were called into the room by a colleague.
-const WALKIN_ROOM_PREFIX: &str = "walkin-";
-
 async fn walkin(store: &Store, id: &str, claims: &Claims, user_id: Option<&str>) -> Result<(), Revoked> {
     let walkin = store.walkin(id).await?.ok_or(Revoked::Walkin)?;
     if walkin.state.is_over() {
         return Err(Revoked::Walkin);
     }
-    if claims.sub == format!("walkin-{id}") {
+    if claims.sub == citizen_identity(id) {
         return Ok(());
     }
     let Some(user_id) = user_id else { return Err(Revoked::Walkin) };

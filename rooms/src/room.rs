@@ -27,6 +27,7 @@ use crate::protocol::{self, ChatInfo, ClientMessage, DocumentInfo, LobbyEntry, M
 use crate::recording::{self, Finished};
 use crate::rooms::Rooms;
 use sportello_backoffice::clock::Clock;
+use sportello_backoffice::desk::{WALKIN_ROOM_PREFIX, citizen_identity};
 use sportello_backoffice::token::{Claims, Role};
 
 /// Close code after `declined` (see "Errors" in `docs/signaling.md`).
@@ -347,7 +348,7 @@ impl Room {
         epoch: Option<i64>,
     ) -> Room {
         let appointment = id.strip_prefix("appt-").filter(|a| !a.is_empty()).map(str::to_owned);
-        let walkin = id.strip_prefix("walkin-").filter(|a| !a.is_empty()).map(str::to_owned);
+        let walkin = id.strip_prefix(WALKIN_ROOM_PREFIX).filter(|a| !a.is_empty()).map(str::to_owned);
         let council = CouncilRoom::for_room(&id).map(|(mut council, load)| {
             let load = fence(council_job(load, settings.clock.now()), &id, epoch);
             if settings.persist.submit(load).is_err() {
@@ -640,7 +641,7 @@ impl Room {
                     let now = self.settings.clock.now();
                     let _ = self.persist(admission(self.id.clone(), id.clone(), Some(now)));
                 }
-                let walkin_citizen = self.walkin.as_ref().is_some_and(|w| claims.sub == format!("walkin-{w}"));
+                let walkin_citizen = self.walkin.as_ref().is_some_and(|w| claims.sub == citizen_identity(w));
                 let citizen = claims.role != Role::Host && (claims.appt.is_some() || walkin_citizen);
                 if citizen && let Some(appointment) = claims.appt.clone() {
                     let now = self.settings.clock.now();

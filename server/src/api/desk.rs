@@ -305,9 +305,8 @@ async fn office(state: &AppState, id: &str) -> Result<Office, ApiError> {
     state.store.office(id).await?.ok_or(ApiError::NotFound)
 }
 
-fn status_of(state: &AppState, office: &Office, desk: &DeskState, services: Vec<ServiceRef>) -> DeskStatus {
+fn status_of(office: &Office, desk: &DeskState, services: Vec<ServiceRef>) -> DeskStatus {
     let tz = sportello_backoffice::time::rome();
-    let _ = state;
     DeskStatus {
         office_id: office.id.clone(),
         office_name: office.name.clone(),
@@ -340,7 +339,7 @@ async fn desk_status(State(state): State<AppState>, Path(id): Path<String>) -> R
         .filter(|s| s.office_ids.contains(&office.id))
         .map(|s| ServiceRef { id: s.id, name: s.name })
         .collect();
-    Ok(Json(status_of(&state, &office, &desk, services)))
+    Ok(Json(status_of(&office, &desk, services)))
 }
 
 fn ticket_out(t: use_case::TicketState, secret: Option<String>) -> Ticket {
