@@ -1117,15 +1117,16 @@ fn admission(room: RoomId, participant: ParticipantId, entered: Option<i64>) -> 
 /// The last participant left an appointment room where the official and the citizen had met.
 fn room_ended(appointment: String, now: i64) -> Job<Control> {
     Job::new("room ended", move |store| async move {
-        if let Err(error) = store.mark_meeting_ended(&appointment, now).await {
-            tracing::error!(%appointment, %error, "cannot record the end of the meeting");
-        }
         match store.set_status(&appointment, &[Status::Confirmed], Status::Completed, "system", "room ended", now).await
         {
             Ok(_) => tracing::info!(%appointment, "appointment completed: its room ended"),
             // Already completed, cancelled meanwhile…: nothing to do.
             Err(StoreError::InvalidTransition { .. } | StoreError::NotFound) => {}
             Err(error) => tracing::error!(%appointment, %error, "cannot complete the appointment"),
+        }
+        // After the status: whoever sees the meeting's end also sees the appointment completed.
+        if let Err(error) = store.mark_meeting_ended(&appointment, now).await {
+            tracing::error!(%appointment, %error, "cannot record the end of the meeting");
         }
         None
     })
