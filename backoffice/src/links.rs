@@ -6,7 +6,7 @@ use sportello_domain::booking::{JOIN_CLOSES_AFTER, JOIN_OPENS_BEFORE};
 use sportello_store::{Appointment, Status};
 
 use crate::context::BackOffice;
-use crate::secrets::sha256_hex;
+use crate::secrets::{constant_time_eq, matches_hash};
 use crate::token::{Claims, KeyError, Role, TokenKey};
 
 /// The room of an appointment (shared naming contract).
@@ -95,19 +95,16 @@ pub fn secret_matches(tokens: &TokenKey, appt: &Appointment, secret: &str) -> bo
     if secret.is_empty() || secret.len() > 200 {
         return false;
     }
-    if constant_time_eq(sha256_hex(secret).as_bytes(), appt.secret_hash.as_bytes()) {
+    if matches_hash(secret, &appt.secret_hash) {
         return true;
     }
     derived_secret(tokens, appt).is_ok_and(|d| constant_time_eq(d.as_bytes(), secret.as_bytes()))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::sha256_hex;
 
     fn appt() -> Appointment {
         Appointment {

@@ -9,6 +9,17 @@ pub fn sha256_hex(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Whether `secret` is the one whose SHA-256 is `hash` (what the database keeps), compared in
+/// constant time; an empty or oversized secret never is.
+pub fn matches_hash(secret: &str, hash: &str) -> bool {
+    !secret.is_empty() && secret.len() <= 200 && constant_time_eq(sha256_hex(secret).as_bytes(), hash.as_bytes())
+}
+
+/// Byte strings compared without an early exit (a secret's comparison must not tell how much matched).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A random URL-safe secret (256 bits).
 pub fn new_secret() -> String {
     use base64::Engine;

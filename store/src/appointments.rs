@@ -1,7 +1,7 @@
 //! Appointments: booking with the `slot_claims` guard, status changes, rescheduling, reminders,
 //! ratings, and the audit trail written in the same transaction as every change.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::rows::{self, APPOINTMENT_COLS, new_id, new_sortable_id, placeholders};
 use crate::webhooks::{self, WebhookEventType};
@@ -490,14 +490,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(AuditEntry {
-                at: r.try_get("at")?,
-                actor: r.try_get("actor")?,
-                action: r.try_get("action")?,
-                detail: r.try_get("detail")?,
-            })
-        })
+        .map(rows::audit_entry)
         .collect()
     }
 

@@ -67,7 +67,7 @@ pub use council::{
 pub use model::*;
 pub use recordings::{ArchivedSession, NewRecording, Recording};
 pub use restore::{Restored, restore_sqlite};
-pub use walkins::{CallState, Guard, NewWalkin, StaffCall, Walkin, WalkinChange, WalkinEvent, WalkinState};
+pub use walkins::{CallState, Guard, NewWalkin, StaffCall, Walkin, WalkinChange, WalkinState};
 pub use webhooks::{
     AttemptResult, DeliveryStatus, DueDelivery, ItemChange, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery,
     WebhookEndpoint, WebhookEventType,

@@ -8,7 +8,7 @@ use rand::Rng;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Appointment, Document, Office, Result, Service, StoreError, User};
+use crate::{Appointment, AuditEntry, Document, Office, Result, Service, StoreError, User};
 
 /// Base32 in ASCII order, so that ids of equal length sort like the numbers they encode.
 const ALPHABET: &[u8; 32] = b"234567abcdefghijklmnopqrstuvwxyz";
@@ -34,7 +34,7 @@ pub(crate) fn new_sortable_id() -> String {
     id
 }
 
-fn text_enum<T: FromStr<Err = String>>(row: &AnyRow, column: &'static str) -> Result<T> {
+pub(crate) fn text_enum<T: FromStr<Err = String>>(row: &AnyRow, column: &'static str) -> Result<T> {
     let text: String = row.try_get(column)?;
     text.parse().map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
@@ -143,6 +143,16 @@ pub(crate) fn document(row: &AnyRow) -> Result<Document> {
 /// `$from, $from+1, …` for `count` parameters: `IN (…)` lists and multi-row `VALUES`.
 pub(crate) fn placeholders(from: usize, count: usize) -> String {
     (from..from + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// One audit row (`appointment_events`, `walkin_events`): who, when, what.
+pub(crate) fn audit_entry(row: &AnyRow) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        at: row.try_get("at")?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        detail: row.try_get("detail")?,
+    })
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::rows::{new_id, new_sortable_id, placeholders};
-use crate::{Result, Store, StoreError, is_unique_violation};
+use crate::rows::{self, new_id, new_sortable_id, placeholders};
+use crate::{AuditEntry, Result, Store, StoreError, is_unique_violation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WalkinState {
@@ -104,19 +104,10 @@ pub struct StaffCall {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WalkinEvent {
-    pub at: i64,
-    pub actor: String,
-    pub action: String,
-    pub detail: String,
-}
-
 const WALKIN_COLS: &str = "id, office_id, seq, secret_hash, name, email, topic, service_id, lang, state, \
      official_id, transfer_to, transfer_note, queued_at, seen_at, called_at, ended_at, updated_at";
 
 fn walkin(row: &AnyRow) -> Result<Walkin> {
-    let state: String = row.try_get("state")?;
     Ok(Walkin {
         id: row.try_get("id")?,
         office_id: row.try_get("office_id")?,
@@ -127,7 +118,7 @@ fn walkin(row: &AnyRow) -> Result<Walkin> {
         topic: row.try_get("topic")?,
         service_id: row.try_get("service_id")?,
         lang: row.try_get("lang")?,
-        state: state.parse().map_err(|e| StoreError::Corrupt(format!("state: {e}")))?,
+        state: rows::text_enum(row, "state")?,
         official_id: row.try_get("official_id")?,
         transfer_to: row.try_get("transfer_to")?,
         transfer_note: row.try_get("transfer_note")?,
@@ -142,14 +133,13 @@ fn walkin(row: &AnyRow) -> Result<Walkin> {
 const CALL_COLS: &str = "id, room, from_user, to_user, note, state, created_at, updated_at";
 
 fn call(row: &AnyRow) -> Result<StaffCall> {
-    let state: String = row.try_get("state")?;
     Ok(StaffCall {
         id: row.try_get("id")?,
         room: row.try_get("room")?,
         from_user: row.try_get("from_user")?,
         to_user: row.try_get("to_user")?,
         note: row.try_get("note")?,
-        state: state.parse().map_err(|e| StoreError::Corrupt(format!("state: {e}")))?,
+        state: rows::text_enum(row, "state")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -500,20 +490,13 @@ impl Store {
     }
 
     /// Every change of a walk-in, oldest first.
-    pub async fn walkin_events(&self, id: &str) -> Result<Vec<WalkinEvent>> {
+    pub async fn walkin_events(&self, id: &str) -> Result<Vec<AuditEntry>> {
         sqlx::query("SELECT at, actor, action, detail FROM walkin_events WHERE walkin_id = $1 ORDER BY at, id")
             .bind(id)
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| {
-                Ok(WalkinEvent {
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
+            .map(rows::audit_entry)
             .collect()
     }
 

@@ -15,7 +15,6 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sportello_backoffice::desk::{self as use_case, DeskError, DeskState, JoinRequest};
 use sportello_backoffice::time::rfc3339_utc as rfc3339;
-use sportello_backoffice::token::{Claims, Role, join_link};
 use sportello_domain::booking::{Lang, opening_label};
 use sportello_domain::desk::DayFigures;
 use sportello_store::{Office, StaffRole, Walkin, WalkinState};
@@ -25,7 +24,7 @@ use super::ApiError;
 use super::auth::Staff;
 use super::error::{ErrorBody, Path, Query};
 use super::public::RateLimiter;
-use super::staff::RoomLink;
+use super::staff::{RoomLink, host_claims, link, official};
 use crate::client_addr::ClientIp;
 use crate::state::AppState;
 
@@ -446,10 +445,6 @@ async fn callback_request(
 
 // --- officials ------------------------------------------------------------------------------------
 
-fn official(staff: &Staff) -> Result<(), ApiError> {
-    staff.require(&[StaffRole::Official, StaffRole::Chair])
-}
-
 /// The offices this staff member works in (administrators: all).
 async fn scope(state: &AppState, staff: &Staff) -> Result<Vec<Office>, ApiError> {
     Ok(if staff.is_admin() {
@@ -464,15 +459,7 @@ async fn scoped_office(state: &AppState, staff: &Staff, id: &str) -> Result<Offi
 }
 
 fn host_link(state: &AppState, staff: &Staff, room: &str) -> Result<RoomLink, ApiError> {
-    let now = u64::try_from(state.clock.now()).unwrap_or(0);
-    let claims =
-        Claims::new_at(now, room, &format!("user-{}", staff.user.id), &staff.user.display_name, Role::Host, HOST_LINK);
-    let token = state.tokens.issue(&claims).map_err(ApiError::internal)?;
-    Ok(RoomLink {
-        room: room.to_owned(),
-        url: join_link(&state.config.public_url, &token),
-        expires_at: claims.exp as i64,
-    })
+    link(state, &host_claims(state, staff, room, HOST_LINK))
 }
 
 fn entry(w: &Walkin, position: u32, services: &HashMap<String, String>) -> QueueEntry {

@@ -57,7 +57,7 @@ pub fn office_room(office_id: &str) -> String {
     format!("office-{office_id}")
 }
 
-fn official(staff: &Staff) -> Result<(), ApiError> {
+pub(super) fn official(staff: &Staff) -> Result<(), ApiError> {
     staff.require(&[StaffRole::Official, StaffRole::Chair])
 }
 
@@ -456,7 +456,7 @@ pub struct RoomLink {
     pub expires_at: i64,
 }
 
-fn link(state: &AppState, claims: &Claims) -> Result<RoomLink, ApiError> {
+pub(super) fn link(state: &AppState, claims: &Claims) -> Result<RoomLink, ApiError> {
     let token = state.tokens.issue(claims).map_err(ApiError::internal)?;
     Ok(RoomLink {
         room: claims.room.clone(),
@@ -465,7 +465,7 @@ fn link(state: &AppState, claims: &Claims) -> Result<RoomLink, ApiError> {
     })
 }
 
-fn host_claims(state: &AppState, staff: &Staff, room: &str, valid_for: Duration) -> Claims {
+pub(super) fn host_claims(state: &AppState, staff: &Staff, room: &str, valid_for: Duration) -> Claims {
     let now = u64::try_from(state.clock.now()).unwrap_or(0);
     Claims::new_at(now, room, &format!("user-{}", staff.user.id), &staff.user.display_name, Role::Host, valid_for)
 }
