@@ -13,6 +13,7 @@ pub mod booking;
 pub mod council;
 pub mod desk;
 pub mod document;
+pub mod fiscal_code;
 pub mod holidays;
 pub mod ics;
 pub mod interval;
@@ -27,6 +28,7 @@ pub use booking::{
     is_hidden_format, join_timing, join_window, normalize_code, opening_week, pattern_from_json,
     pattern_from_offices_hours, pattern_from_opening_hours, slot_label, validate_requester,
 };
+pub use fiscal_code::{FiscalCode, FiscalCodeError};
 pub use holidays::{Holiday, HolidayError, PatronDay, holiday_dates};
 pub use interval::{Interval, IntervalError, IntervalSet};
 pub use pattern::{DayPlan, PatternError, TimeRange, WorkMode, WorkingPattern};
