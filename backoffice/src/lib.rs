@@ -14,16 +14,21 @@
 //! - [`once`]: work one node does at a time when several share the database (leases by node id).
 //! - [`calendar_fetch`]: officials' own calendars in (subscriptions, uploads); [`feeds`]: `.ics` feeds out.
 //! - [`webhooks`]: signed webhooks out (Standard Webhooks), retried with backoff from the store's outbox.
+//! - [`appio`]: App IO notifications (the citizen's choice, composed messages, the sender following
+//!   IO's services API), retried with backoff from the store's outbox.
 //! - [`schedule`]: working patterns and holidays read from the store into the domain's types;
 //!   [`convert`]: the other rows the rules take (modes, intervals, the patron's day).
 //! - [`documents`], [`retention`], [`private`]: shared files, what is deleted when, private permissions.
 //! - [`settings`]: the keys of the administrator's settings and the municipality's identity
 //!   ([`settings::Municipality`]); [`crest`]: the uploaded crest, sanitised; [`demo`]: `--demo` sample data.
+//! - [`sign_in`]: OpenID Connect sign-in settings, the staff login from a verified directory
+//!   account (role and offices from its claims), the key of a logged-in citizen's appointments.
 //! - [`clock`], [`time`], [`text`]: the server's "now", Europe/Rome conversions, bilingual messages.
 //!
 //! Invariants: rules live in `sportello-domain` (this crate does the I/O around them); errors are
 //! typed here and mapped to HTTP statuses once, at the edge.
 
+pub mod appio;
 pub mod booking;
 pub mod booking_mail;
 pub mod calendar_fetch;
@@ -45,6 +50,7 @@ pub mod retention;
 pub mod schedule;
 pub mod secrets;
 pub mod settings;
+pub mod sign_in;
 pub mod text;
 pub mod time;
 pub mod token;

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use sportello_store::{Status, StoreError};
+use sportello_store::{AppioKind, Status, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -66,6 +66,8 @@ pub async fn send_due_reminders(back: &BackOffice, lead: Duration) -> Result<usi
                 Ok(()) => {
                     back.store.mark_reminded(&appt.id, now).await?;
                     sent += 1;
+                    // Once per reminder, like the email: queued only after it is marked sent.
+                    crate::appio::notify(back, AppioKind::Reminder, &appt, &office, &service, now).await;
                 }
                 Err(NotifyError::Store(error)) => return Err(error.into()),
                 Err(NotifyError::Mail(error)) => tracing::warn!(%error, "reminder not sent; retried on the next pass"),

@@ -1,7 +1,8 @@
 //! The background pass: what the privacy rules say must go, goes (documents — file first, then row —
 //! and chat past their retention; council recordings whose session ended more than
-//! `recording_retention` ago; staff sessions past their expiry; room admissions nobody came back
-//! to, walk-ins' names after [`WALKIN_PEOPLE_KEPT_SECS`]), and confirmed appointments that ended more than
+//! `recording_retention` ago; staff sessions and unfinished OpenID logins past their expiry; room
+//! admissions nobody came back to, walk-ins' names after [`WALKIN_PEOPLE_KEPT_SECS`], App IO fiscal
+//! codes no longer needed), and confirmed appointments that ended more than
 //! [`CLOSE_AFTER_SECS`] ago become `completed` (the citizen came) or `no_show`.
 
 use std::path::Path;
@@ -41,6 +42,13 @@ pub struct Sweep {
     pub sessions_deleted: u64,
     pub walkins_closed: u64,
     pub walkins_forgotten: u64,
+    /// OpenID Connect logins never finished (`oidc_logins` past their ten minutes).
+    pub oidc_logins_deleted: u64,
+    /// App IO: appointments whose fiscal code was forgotten (over or cancelled), finished messages
+    /// whose masked code was blanked, and finished messages deleted (`store::appio`).
+    pub appio_codes_forgotten: u64,
+    pub appio_messages_blanked: u64,
+    pub appio_messages_deleted: u64,
 }
 
 /// One pass at `now` (tests call it directly).
@@ -57,11 +65,14 @@ pub async fn run_once(store: &Store, data_dir: &Path, now: i64) -> Result<Sweep,
     }
     sweep.chat_deleted = store.delete_expired_chat(now).await?;
     sweep.sessions_deleted = store.delete_expired_sessions(now).await?;
+    sweep.oidc_logins_deleted = store.delete_expired_oidc_logins(now).await?;
     // Admissions of people who were inside a room when the server stopped and never came back.
     store.forget_admissions_before(now - ADMISSIONS_KEPT_SECS).await?;
     // Nothing of a walk-in outlives its day: what is still open a day later was left behind.
     sweep.walkins_closed = store.close_stale_walkins(now - WALKIN_OPEN_KEPT_SECS, now).await?;
     sweep.walkins_forgotten = store.forget_walkin_people_before(now - WALKIN_PEOPLE_KEPT_SECS).await?;
+    (sweep.appio_codes_forgotten, sweep.appio_messages_blanked, sweep.appio_messages_deleted) =
+        store.forget_appio_data(now).await?;
     for appointment in store.confirmed_ended_before(now - CLOSE_AFTER_SECS).await? {
         let (to, detail) = match appointment.citizen_joined_at {
             Some(_) => (Status::Completed, "ended"),

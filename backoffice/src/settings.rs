@@ -50,6 +50,44 @@ pub mod identity {
     pub const CREST_VERSION: &str = "crest.version";
 }
 
+/// Signing in through OpenID providers (`crate::sign_in`, docs/identity.md). A provider is
+/// configured while its `issuer` is set; lists are JSON arrays of strings, the office map a JSON
+/// object {claim value → office id}.
+pub mod sign_in {
+    /// `true` (default when unset) or `false`: whether staff may log in with a password.
+    pub const LOCAL_PASSWORDS: &str = "identity.local_passwords";
+    /// The staff directory: every key under this prefix.
+    pub const STAFF_PREFIX: &str = "identity.staff.";
+    pub const STAFF_ISSUER: &str = "identity.staff.issuer";
+    pub const STAFF_CLIENT_ID: &str = "identity.staff.client_id";
+    pub const STAFF_CLIENT_SECRET: &str = "identity.staff.client_secret";
+    pub const STAFF_LABEL: &str = "identity.staff.label";
+    pub const STAFF_ROLE_CLAIM: &str = "identity.staff.role_claim";
+    pub const STAFF_ADMIN_VALUES: &str = "identity.staff.admin_values";
+    pub const STAFF_OFFICIAL_VALUES: &str = "identity.staff.official_values";
+    pub const STAFF_COUNCILLOR_VALUES: &str = "identity.staff.councillor_values";
+    pub const STAFF_OFFICES_CLAIM: &str = "identity.staff.offices_claim";
+    pub const STAFF_OFFICE_MAP: &str = "identity.staff.office_map";
+    /// The citizens' gateway (SPID/CIE through an OIDC proxy): every key under this prefix.
+    pub const CITIZEN_PREFIX: &str = "identity.citizen.";
+    pub const CITIZEN_ISSUER: &str = "identity.citizen.issuer";
+    pub const CITIZEN_CLIENT_ID: &str = "identity.citizen.client_id";
+    pub const CITIZEN_CLIENT_SECRET: &str = "identity.citizen.client_secret";
+    pub const CITIZEN_LABEL: &str = "identity.citizen.label";
+}
+
+/// App IO notifications (`crate::appio`, docs/appio.md). Messages go out while `enabled` is
+/// `true` and an API key is set.
+pub mod appio {
+    /// `true` or `false` (unset: off).
+    pub const ENABLED: &str = "appio.enabled";
+    /// The IO service's subscription key (`Ocp-Apim-Subscription-Key`); never shown back.
+    pub const API_KEY: &str = "appio.api_key";
+    /// IO's API root without a trailing slash (unset: [`DEFAULT_BASE_URL`]).
+    pub const BASE_URL: &str = "appio.base_url";
+    pub const DEFAULT_BASE_URL: &str = "https://api.io.pagopa.it/api/v1";
+}
+
 /// Where the accessibility statement is when the administrator has not given AgID's URL: the
 /// legal notes say who publishes it.
 pub const ACCESSIBILITY_FALLBACK: &str = "/note-legali#accessibilita";

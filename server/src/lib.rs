@@ -14,6 +14,8 @@
 //! - [`forward`]: several nodes — a council's live-stream requests forwarded to the node that runs it,
 //!   except WHEP viewers, which [`cascade`] serves from this node (an edge) over one relay leg.
 //! - [`node_http`]: the one HTTP client a node asks another with.
+//! - [`oidc`]: the OpenID Connect relying party (staff single sign-on, citizens through a SPID/CIE
+//!   gateway): discovery, PKCE, the ID token verified; the only module that knows `openidconnect`.
 //! - [`metrics`]: `/metrics` (Prometheus) on its own `metrics_bind` listener, the HTTP request
 //!   counts by route pattern, the media engine's counts read at scrape time.
 //! - [`logging`]: the binary's log filter (websocket payloads never logged, whatever `RUST_LOG` says).
@@ -33,6 +35,7 @@ pub mod legal;
 pub mod logging;
 pub mod metrics;
 pub mod node_http;
+pub mod oidc;
 pub mod origin;
 pub mod page;
 pub mod server;

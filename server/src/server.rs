@@ -393,6 +393,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<RunningSer
     );
     sportello_backoffice::calendar_fetch::spawn(state.back_office.clone(), state.shutdown.clone());
     sportello_backoffice::webhooks::spawn(state.back_office.clone(), state.shutdown.clone());
+    sportello_backoffice::appio::spawn(state.back_office.clone(), state.shutdown.clone());
     tokio::spawn(retention::run(
         state.back_office.clone(),
         config.data_dir.clone(),

@@ -43,6 +43,8 @@ pub struct AppState {
     pub anywhere: sportello_rooms::anywhere::RoomsAnywhere,
     /// The council streams this node relays to its own viewers (several nodes).
     pub cascade: Arc<crate::cascade::Cascade>,
+    /// The OpenID Connect relying party (staff and citizen sign-in) and its metadata cache.
+    pub oidc: Arc<crate::oidc::Oidc>,
 }
 
 impl AppState {
@@ -102,6 +104,7 @@ impl AppState {
             back_office,
             anywhere: sportello_rooms::anywhere::RoomsAnywhere::new(rooms.clone(), None),
             cascade: Arc::default(),
+            oidc: Arc::default(),
             rooms,
             tokens,
             config: Arc::new(config),

@@ -26,6 +26,8 @@ pub fn routes() -> Router<AppState> {
         .route("/servizi", at("citizen/servizi.html"))
         .route("/prenota", at("citizen/prenota.html"))
         .route("/appuntamento", at("citizen/appuntamento.html"))
+        // A citizen logged in with SPID/CIE: their appointments (the page asks `/api/citizen/…`).
+        .route("/le-mie-prenotazioni", at("citizen/prenotazioni.html"))
         // The walk-in video desk: the offices that have one, and one office's desk (the page asks
         // `/api/public/offices/{id}/desk`, so an unknown office gets the page, which says so).
         .route("/sportello", at("citizen/sportello.html"))
@@ -43,6 +45,8 @@ pub fn routes() -> Router<AppState> {
         .route("/staff/dati", at("staff/figures.html"))
         .route("/staff/setup", at("staff/setup.html"))
         .route("/web/{*path}", get(|Path(path): Path<String>| async move { file(&path) }))
+        // Signing in through OpenID providers: redirects to and from them (docs/identity.md).
+        .merge(crate::api::identity::page_routes())
 }
 
 fn file(path: &str) -> Result<Response, HttpError> {
@@ -113,6 +117,7 @@ mod tests {
             ("/servizi", "citizen/servizi.html", "/web/citizen/services.js"),
             ("/prenota", "citizen/prenota.html", "/web/citizen/booking.js"),
             ("/appuntamento", "citizen/appuntamento.html", "/web/citizen/manage.js"),
+            ("/le-mie-prenotazioni", "citizen/prenotazioni.html", "/web/citizen/my-bookings.js"),
             ("/live/s1", "public/live.html", "/web/public/live.js"),
             ("/staff", "staff/staff.html", "/web/staff/staff.js"),
             ("/staff/admin", "staff/admin.html", "/web/staff/admin.js"),
@@ -236,9 +241,19 @@ mod tests {
         );
         assert!(!landing.contains("data-i18n=\"footer.phone\""), "{landing}");
         let (_, _, privacy) = get_text(&app, "/privacy").await;
-        for said in
-            ["Comune di Roccabella, il Sindaco pro tempore", "rpd@roccabella.example", "30 giorni", "1 anno", "art. 6"]
-        {
+        // Identity and App IO (issue 19): what each gives and sends, in both languages.
+        for said in [
+            "Comune di Roccabella, il Sindaco pro tempore",
+            "rpd@roccabella.example",
+            "30 giorni",
+            "1 anno",
+            "art. 6",
+            "Accesso con SPID o CIE (facoltativo)",
+            "Avvisi nell'app IO (facoltativi)",
+            "Logging in with SPID or CIE (optional)",
+            "Notices in the IO app (optional)",
+            "PagoPA S.p.A.",
+        ] {
             assert!(privacy.contains(said), "{said}");
         }
         assert_eq!(get_text(&app, "/crest").await.0, StatusCode::NOT_FOUND);

@@ -33,6 +33,7 @@ macro_rules! text_enum {
 }
 
 mod admissions;
+mod appio;
 mod appointments;
 mod calendar;
 mod catalog;
@@ -40,6 +41,7 @@ mod cluster;
 mod confirmations;
 mod content;
 mod council;
+mod identity;
 mod model;
 mod recordings;
 mod restore;
@@ -56,6 +58,7 @@ use std::time::Duration;
 
 use sqlx::error::DatabaseError;
 
+pub use appio::{AppioKind, AppioMessage, AppioStatus, NewAppioMessage};
 pub use calendar::{
     Absence, AbsenceKind, BusyInterval, CalendarSource, FeedSubject, FeedToken, NewAbsence, NewSource, SourceKind,
 };
@@ -64,6 +67,7 @@ pub use council::{
     CouncilBody, CouncilEvent, CouncilItem, CouncilSession, CouncilStatus, CouncilVote, Counts, NewCouncilSession,
     NewCouncilVote,
 };
+pub use identity::{CitizenAppointment, OidcLoginKind, PendingOidcLogin};
 pub use model::*;
 pub use recordings::{ArchivedSession, NewRecording, Recording};
 pub use restore::{Restored, restore_sqlite};

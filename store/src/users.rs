@@ -50,34 +50,9 @@ impl Store {
 
     /// `Conflict("email")` when the (lower-cased) email exists.
     pub async fn create_user(&self, new: &NewUser, now: i64) -> Result<User> {
-        let user = User {
-            id: new_id(),
-            email: normalize_email(&new.email),
-            display_name: new.display_name.clone(),
-            role: new.role,
-            password_hash: None,
-            active: true,
-            pattern: None,
-            password_changed_at: 0,
-            created_at: now,
-        };
+        let user = new_user(new, now);
         let u = &user;
-        self.retrying("create_user", || async move {
-            sqlx::query(
-                "INSERT INTO users (id, email, display_name, role, password_hash, active, pattern, \
-                 password_changed_at, created_at) VALUES ($1, $2, $3, $4, NULL, 1, NULL, 0, $5)",
-            )
-            .bind(&u.id)
-            .bind(&u.email)
-            .bind(&u.display_name)
-            .bind(u.role.as_str())
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("email") } else { e.into() })?;
-            Ok(())
-        })
-        .await?;
+        self.retrying("create_user", || async move { insert_user(&self.pool, u).await }).await?;
         Ok(user)
     }
 
@@ -216,6 +191,42 @@ async fn revoke_setup_tokens(tx: &mut sqlx::Transaction<'static, sqlx::Any>, use
         .bind(user_id)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// The row a new staff member starts with: active, no password yet.
+pub(crate) fn new_user(new: &NewUser, now: i64) -> User {
+    User {
+        id: new_id(),
+        email: normalize_email(&new.email),
+        display_name: new.display_name.clone(),
+        role: new.role,
+        password_hash: None,
+        active: true,
+        pattern: None,
+        password_changed_at: 0,
+        created_at: now,
+    }
+}
+
+/// Inserts a [`new_user`] row (on the pool or inside a transaction); `Conflict("email")` when the
+/// email exists.
+pub(crate) async fn insert_user<'c, E>(executor: E, u: &User) -> Result<()>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO users (id, email, display_name, role, password_hash, active, pattern, \
+         password_changed_at, created_at) VALUES ($1, $2, $3, $4, NULL, 1, NULL, 0, $5)",
+    )
+    .bind(&u.id)
+    .bind(&u.email)
+    .bind(&u.display_name)
+    .bind(u.role.as_str())
+    .bind(u.created_at)
+    .execute(executor)
+    .await
+    .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("email") } else { e.into() })?;
     Ok(())
 }
 

@@ -14,17 +14,22 @@
 //! - [`cluster`]: several `sportello` nodes on one PostgreSQL and NATS, and a participant joining through one.
 //! - [`council`]: a council session created over REST by its chair, and the council websocket helpers.
 //! - [`axe`]: axe-core's WCAG 2.1 AA rules inside a page (serious and critical violations fail).
+//! - [`prism`]: Prism as a validating proxy of IO's services API (App IO tests).
+//! - [`oidc`]: a real OpenID provider (oidc-provider under Node) with the test's clients and accounts.
 
 pub mod aiortc;
 pub mod axe;
 pub mod browser;
 pub mod caddy;
+pub mod http_stub;
 pub mod cluster;
 pub mod coturn;
 pub mod council;
 pub mod load;
 pub mod netns;
 pub mod nginx;
+pub mod oidc;
+pub mod prism;
 pub mod process;
 pub mod rtc_client;
 pub mod server;

@@ -433,6 +433,26 @@ impl TestServer {
     ) -> Result<sportello_store::Appointment, sportello_store::StoreError> {
         seed_appointment(&self.server.store, starts_at, self.server.tokens.clock().now()).await
     }
+
+    /// The first administrator ("Ada Admin", admin@comune.example, `password`) set up through their
+    /// link: a cookie jar holding their session.
+    pub async fn first_admin_client(&self, password: &str) -> reqwest::Client {
+        let now = self.server.tokens.clock().now();
+        let link = sportello_server::api::auth::first_admin_link(&self.server.store, &self.url(), now)
+            .await
+            .expect("store")
+            .expect("a first-administrator link (no staff yet)");
+        let http = reqwest::Client::builder().cookie_store(true).build().expect("client");
+        let setup = http
+            .post(format!("{}/api/auth/setup", self.url()))
+            .json(&json!({"token": link.split_once('#').expect("secret").1, "password": password,
+                          "email": "admin@comune.example", "display_name": "Ada Admin"}))
+            .send()
+            .await
+            .expect("setup");
+        assert_eq!(setup.status(), 200);
+        http
+    }
 }
 
 /// [`TestServer::seed_office`] on any store (e.g. a separate server process's database), at `now`.

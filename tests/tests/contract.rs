@@ -194,7 +194,7 @@ struct Credentials {
 /// (`410 not_waiting`), or a file whose content is not of an accepted type (`415`). For them
 /// `positive_data_acceptance` also accepts that answer; every other check, and that one for every
 /// other status, stays on.
-const VALIDATED_BEYOND_THE_SCHEMA: [&str; 39] = [
+const VALIDATED_BEYOND_THE_SCHEMA: [&str; 42] = [
     "POST /api/admin/offices",
     "PUT /api/admin/offices/{id}",
     "POST /api/admin/services",
@@ -240,6 +240,13 @@ const VALIDATED_BEYOND_THE_SCHEMA: [&str; 39] = [
     "POST /api/staff/calls",
     "GET /api/staff/figures",
     "GET /api/staff/figures.csv",
+    // Sign-in settings (docs/identity.md): an https issuer (http on loopback only), office ids
+    // that exist.
+    "PUT /api/admin/identity",
+    // App IO (docs/appio.md): IO's address https (http on loopback only), a key to enable with; a
+    // convocation only while App IO is on (`409 appio_disabled`).
+    "PUT /api/admin/appio",
+    "POST /api/council/sessions/{id}/convocation",
 ];
 
 /// schemathesis's configuration: credentials per security scheme, real ids for `{id}` and

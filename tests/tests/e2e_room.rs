@@ -28,7 +28,8 @@
 //!   of lost bookable times, a new office in the service form, a new colleague's setup page.
 //! - `english_pages` (`e2e/english.rs`): `/prenota` switched to English has an English title and
 //!   breadcrumb label, and shows the server's error (slot taken meanwhile) in English; the choice
-//!   holds on the home page and the server-rendered archive, whose own switch is remembered.
+//!   holds on the home page, on «My bookings» (axe-core in English) and the server-rendered
+//!   archive, whose own switch is remembered.
 //! - `call_under_loss` (`e2e/loss.rs`): a two-party call with 5 % random UDP loss each way
 //!   (nftables): both decode the other's camera and keep decoding it.
 //! - `room_details` (`e2e/room_details.rs`): an appointment's room in words (no `appt-` id), the
@@ -76,6 +77,9 @@
 //!   both ways, the second is now first; a hand-off with a note to an official of another office,
 //!   the «being transferred» banner, «Accetta», media both ways with the citizen's page never out
 //!   of the room; «Termina» and the ticket `done`; axe on the desk page's views and on `/staff`.
+//! - `citizen_identity` (`e2e/identity.rs`): a citizen logs in with SPID/CIE (a real OpenID
+//!   provider) from `/prenota`'s requester step, comes back to it with the fields filled in, books
+//!   with App IO notices and finds the appointment on «Le mie prenotazioni»; axe on both pages.
 //!
 //! On failure: screenshots of every open browser in `target/e2e-artifacts/`, each browser's
 //! `window.sportello.events`, and the SFU's counters are printed.
@@ -125,6 +129,7 @@ const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("cluster_call", |ctx| Box::pin(cluster::cluster_call(ctx))),
     ("look_and_access", |ctx| Box::pin(look::look_and_access(ctx))),
     ("walkin_desk", |ctx| Box::pin(walkin::walkin_desk(ctx))),
+    ("citizen_identity", |ctx| Box::pin(identity::citizen_identity(ctx))),
 ];
 
 #[path = "e2e/calendar.rs"]
@@ -141,6 +146,8 @@ mod english;
 mod firefox;
 #[path = "e2e/firefox_journey.rs"]
 mod firefox_journey;
+#[path = "e2e/identity.rs"]
+mod identity;
 #[path = "e2e/live.rs"]
 mod live;
 #[path = "e2e/look.rs"]

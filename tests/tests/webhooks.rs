@@ -14,7 +14,6 @@ use jiff::Timestamp;
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
-use sportello_server::api::auth::first_admin_link;
 use sportello_store::{Modes, NewUser, NewWebhookEndpoint, StaffRole, User, WebhookEventType};
 use sportello_tests::council::{RestCouncil, send, state_until};
 use sportello_tests::server::{Clock, TestServer};
@@ -175,22 +174,6 @@ async fn seed_office(server: &TestServer) -> (String, String) {
     (office.id, service.id)
 }
 
-/// An administrator's browser: a cookie jar holding a fresh session.
-async fn admin(server: &TestServer) -> reqwest::Client {
-    let now = server.server.tokens.clock().now();
-    let link = first_admin_link(&server.server.store, &server.url(), now).await.expect("store").expect("a link");
-    let http = reqwest::Client::builder().cookie_store(true).build().expect("client");
-    let setup = http
-        .post(format!("{}/api/auth/setup", server.url()))
-        .json(&json!({"token": link.split_once('#').expect("secret").1, "password": PASSWORD,
-                      "email": "admin@comune.example", "display_name": "Ada Admin"}))
-        .send()
-        .await
-        .expect("setup");
-    assert_eq!(setup.status(), 200);
-    http
-}
-
 async fn get_json(http: &reqwest::Client, url: String) -> (u16, Value) {
     let r = http.get(url).send().await.expect("request");
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
@@ -223,7 +206,7 @@ async fn booking_scenario(database_url: Option<String>) {
     .await;
     let base = server.url();
     // The first administrator's link exists only while there is no staff at all.
-    let http = admin(&server).await;
+    let http = server.first_admin_client(PASSWORD).await;
     let (office, service) = seed_office(&server).await;
     // The receiver refuses the first delivery, and answers nothing until the test lets it.
     let receiver = Receiver::start(&[500], false).await;

@@ -1,11 +1,18 @@
 // /prenota: the booking stepper of the "modello Comuni" — 1 Ufficio, 2 Data e orario, 3 Dettagli,
 // 4 Richiedente, 5 Riepilogo, 6 Confermato. Every step can go back; focus moves to the step heading;
 // errors sit next to their field (aria-describedby) or at the top (role="alert").
+// The requester step offers the optional SPID/CIE login (identity.js) and App IO notices: the way
+// out to the provider keeps what was chosen in this tab's sessionStorage (`KEPT`), read back and
+// removed when the page comes back, so the citizen lands on the same step with the same choices.
 
 import { addStrings, getLang, initPage, t } from '../shared/i18n.js';
 import { api } from '../shared/api.js';
 import { el } from '../shared/dom.js';
 import { field as fieldOf, privacyAck as privacyOf } from './fields.js';
+import {
+  appioEnabled, currentCitizen, loginErrorText, loginLink, loginOptions, logout, maskedFiscalCode,
+  providerLabel, takeLoginError, whoLine,
+} from './identity.js';
 import { contactLines, download, hoursText } from './services.js';
 import { dayOf, focusTimes, slotPicker } from './slot-picker.js';
 
@@ -34,6 +41,16 @@ addStrings({
     'done.ics': 'Aggiungi al calendario (.ics)', 'done.manage': 'Gestisci o annulla la prenotazione',
     'rate': 'Com\'è andata la prenotazione? (1 = male, 5 = benissimo)', 'rate.send': 'Invia la valutazione',
     'rate.thanks': 'Grazie per la valutazione!',
+    'login.optional': 'Non serve accedere per prenotare. Se vuoi, puoi accedere con {label}: i tuoi dati vengono compilati e ritrovi le tue prenotazioni.',
+    'login.names': 'Nome e cognome vengono dalla tua identità digitale e qui non si possono cambiare. Per prenotare a nome di un\'altra persona esci: puoi prenotare anche senza accedere.',
+    'appio': 'Ricevi avvisi anche nell\'app IO',
+    'appio.help': 'Facoltativo. Nell\'app IO ti mandiamo la conferma, gli spostamenti, l\'annullamento e il promemoria dell\'appuntamento, con ufficio, servizio, data, ora, modalità e codice della prenotazione: mai i dettagli che scrivi nella richiesta. Le email arrivano comunque. Per IO serve il tuo codice fiscale; puoi smettere quando vuoi dalla pagina dell\'appuntamento.',
+    'appio.cf.mine': 'Useremo il codice fiscale della tua identità digitale: {cf}.',
+    'fiscal': 'Codice fiscale', 'fiscal.help': '16 caratteri, lettere e numeri, come sulla tessera sanitaria.',
+    'err.fiscal': 'Il codice fiscale ha 16 caratteri, solo lettere e numeri: controlla di averlo scritto tutto.',
+    'sum.appio': 'Avvisi nell\'app IO', 'sum.appio.yes': 'Sì, anche nell\'app IO',
+    'done.appio': 'Riceverai gli avvisi di questo appuntamento anche nell\'app IO.',
+    'restore.slot': 'L\'orario che avevi scelto non è più libero: scegline un altro.',
   },
   en: {
     'title': 'Book an appointment',
@@ -59,6 +76,16 @@ addStrings({
     'done.ics': 'Add to calendar (.ics)', 'done.manage': 'Manage or cancel the booking',
     'rate': 'How was booking? (1 = bad, 5 = very good)', 'rate.send': 'Send the rating',
     'rate.thanks': 'Thank you for your rating!',
+    'login.optional': 'You do not need to log in to book. If you like, you can log in with {label}: your details are filled in and you find your bookings again.',
+    'login.names': 'First and last name come from your digital identity and cannot be changed here. To book for another person, log out: you can book without logging in too.',
+    'appio': 'Also get notices in the IO app',
+    'appio.help': 'Optional. In the IO app we send you the appointment\'s confirmation, changes, cancellation and reminder, with the office, service, date, time, mode and booking code: never the details you write in your request. The emails come anyway. IO needs your fiscal code; you can stop whenever you like from the appointment\'s page.',
+    'appio.cf.mine': 'We will use the fiscal code of your digital identity: {cf}.',
+    'fiscal': 'Fiscal code (codice fiscale)', 'fiscal.help': '16 characters, letters and digits, as on the health insurance card.',
+    'err.fiscal': 'A fiscal code has 16 characters, letters and digits only: check that you wrote all of it.',
+    'sum.appio': 'Notices in the IO app', 'sum.appio.yes': 'Yes, in the IO app too',
+    'done.appio': 'You will also get this appointment\'s notices in the IO app.',
+    'restore.slot': 'The time you had chosen is no longer free: please choose another one.',
   },
 });
 
@@ -66,13 +93,22 @@ const FIELD_OF = {
   invalid_first_name: ['first-name', 4], invalid_last_name: ['last-name', 4], invalid_email: ['email', 4],
   invalid_details: ['details', 3], slot_taken: [null, 2], slot_unavailable: [null, 2], invalid_start: [null, 2],
   invalid_mode: [null, 2], service_not_offered: ['topic-select', 3],
+  invalid_fiscal_code: ['fiscal-code', 4], fiscal_code_required: ['fiscal-code', 4],
 };
+/** Where the choices wait (this tab only) while the citizen logs in; read back once, then removed. */
+const KEPT = 'sportello.booking';
+/** Choices older than this are not brought back (a tab left for hours starts afresh). */
+const KEPT_MS = 60 * 60 * 1000;
 
 const params = new URLSearchParams(location.search);
 const s = {
   step: 1, offices: [], services: [], office: null, serviceId: params.get('servizio') || '',
   months: [], month: '', slots: [], day: '', slot: null, mode: null, details: '', first: '', last: '', email: '',
   website: '', privacy: false, errors: {}, alert: '', result: null,
+  // The optional login and App IO: what the server offers, who is logged in, the citizen's choice.
+  login: null, me: null, appioOn: false, appio: false, fiscal: '', loginError: '', loggedOut: false,
+  // The server asked for the fiscal code although the citizen is logged in: ask it then.
+  askFiscal: false,
 };
 
 const root = () => document.getElementById('booking');
@@ -95,6 +131,125 @@ function buttons({ next = true, back = true, confirm = false } = {}) {
     confirm ? el('button', { type: 'submit', id: 'confirm', class: 'btn btn-primary', text: t('confirm') }) : null);
 }
 
+/**
+ * The top of the requester step: logged in, who and «Esci» (and why the names cannot be edited);
+ * not logged in, that login is optional and the way to it (only when the server offers one).
+ */
+function identity() {
+  if (s.me) {
+    return el('div', {},
+      whoLine(s.me, { onLogout: leaveIdentity, mineInNewTab: true }),
+      el('p', { id: 'identity-names', class: 'help', text: t('login.names') }));
+  }
+  const note = s.loggedOut ? el('p', { id: 'identity-note', tabindex: '-1', text: t('id.logged.out') }) : null;
+  if (!s.login) return note;
+  return el('div', { class: 'note citizen-login' },
+    note,
+    el('p', { id: 'login-optional', text: t('login.optional', { label: providerLabel(s.login) }) }),
+    loginLink(s.login, { beforeLeave: keep }));
+}
+
+/**
+ * «Ricevi avvisi anche nell'app IO» (only when the server can send them), what is sent, and the
+ * fiscal code IO needs: typed when not logged in, the identity's (masked) when logged in.
+ */
+function appioChoice() {
+  if (!s.appioOn) return null;
+  const box = el('input', {
+    type: 'checkbox', id: 'appio', checked: s.appio, 'aria-describedby': 'appio-help',
+    onchange: (e) => {
+      s.appio = e.target.checked;
+      delete s.errors['fiscal-code'];
+      render();
+      document.getElementById('appio')?.focus();
+    },
+  });
+  let fiscal = null;
+  if (s.appio && !typesFiscalCode()) {
+    fiscal = el('p', { id: 'appio-cf' }, ...t('appio.cf.mine', { cf: '\u0000' }).split('\u0000').flatMap((x, i) => (i ? [maskedFiscalCode(s.me.fiscal_code), x] : [x])));
+  } else if (s.appio) {
+    const input = el('input', {
+      type: 'text', autocomplete: 'off', autocapitalize: 'characters', spellcheck: 'false', class: 'fiscal-code',
+      value: s.fiscal, oninput: (e) => { s.fiscal = e.target.value; },
+    });
+    fiscal = field('fiscal-code', t('fiscal'), input, { required: true, help: t('fiscal.help') });
+  }
+  return el('div', { class: 'field appio-field' },
+    el('div', { class: 'check' }, box, el('label', { for: 'appio', text: t('appio') })),
+    el('p', { id: 'appio-help', class: 'help', text: t('appio.help') }),
+    fiscal);
+}
+
+/** Whether the citizen types the fiscal code (not logged in, or the server asked for it). */
+const typesFiscalCode = () => !s.me || s.askFiscal;
+
+/** The fiscal code as the server gets it: no spaces, upper case. */
+const typedFiscalCode = () => s.fiscal.replace(/\s+/g, '').toUpperCase();
+
+/** Keeps the citizen's choices in this tab while they log in (not the fiscal code: retyped if need be). */
+function keep() {
+  const kept = {
+    at: Date.now(), step: s.step, office: s.office?.id || null, serviceId: s.serviceId, month: s.month, day: s.day,
+    slot: s.slot, mode: s.mode, details: s.details, first: s.first, last: s.last, email: s.email,
+    privacy: s.privacy, appio: s.appio,
+  };
+  try { sessionStorage.setItem(KEPT, JSON.stringify(kept)); } catch { /* not kept: the citizen starts again */ }
+}
+
+/** The choices kept by `keep`, once (removed as they are read), if recent. */
+function takeKept() {
+  let kept = null;
+  try {
+    kept = JSON.parse(sessionStorage.getItem(KEPT) || 'null');
+    sessionStorage.removeItem(KEPT);
+  } catch { /* nothing kept */ }
+  return kept && Date.now() - kept.at < KEPT_MS ? kept : null;
+}
+
+/** Back on the step the citizen left, with what they chose; a slot taken meanwhile is chosen again. */
+async function restore(kept) {
+  s.office = s.offices.find((o) => o.id === kept.office) || null;
+  if (!s.office) return;
+  Object.assign(s, {
+    serviceId: kept.serviceId || s.serviceId, month: kept.month || '', day: kept.day || '', mode: kept.mode,
+    details: kept.details || '', first: kept.first || '', last: kept.last || '', email: kept.email || '',
+    privacy: kept.privacy === true, appio: kept.appio === true && s.appioOn,
+  });
+  s.step = 2;
+  await loadMonths();
+  s.slot = kept.slot && s.slots.find((x) => x.start === kept.slot.start) ? kept.slot : null;
+  if (s.slot) s.step = Math.min(Math.max(kept.step || 2, 2), 5);
+  else if (kept.slot) s.alert = t('restore.slot');
+}
+
+/** Logged in: the names are the identity's, the email too unless one was typed. */
+function fillFromIdentity() {
+  if (!s.me) return;
+  s.first = s.me.given_name || s.first;
+  s.last = s.me.family_name || s.last;
+  if (!s.email.trim() && s.me.email) s.email = s.me.email;
+}
+
+/** «Esci»: the session ends, the identity's names leave the form, booking goes on without login. */
+async function leaveIdentity() {
+  try {
+    await logout();
+  } catch (e) {
+    s.alert = e.message;
+    render();
+    document.getElementById('form-alert')?.focus();
+    return;
+  }
+  const me = s.me;
+  s.me = null;
+  if (s.first === me.given_name) s.first = '';
+  if (s.last === me.family_name) s.last = '';
+  if (me.email && s.email === me.email) s.email = '';
+  s.loggedOut = true;
+  render();
+  document.getElementById('identity-note')?.focus();
+}
+
 function stepper() {
   return el('ol', { class: 'stepper', 'aria-label': t('stepper') },
     [1, 2, 3, 4, 5, 6].map((n) => el('li', { 'aria-current': n === s.step ? 'step' : null, text: `${n}. ${t(`step.${n}`)}` })));
@@ -109,6 +264,8 @@ async function go(step, { keepErrors = false } = {}) {
   if (!keepErrors) {
     s.errors = {};
     s.alert = '';
+    s.loginError = '';
+    s.loggedOut = false;
   }
   if (step === 2) await loadMonths();
   render(true);
@@ -118,6 +275,8 @@ function render(focus = false) {
   const form = el('form', { novalidate: true, onsubmit: (e) => { e.preventDefault(); submit(); } });
   const heading = el('h2', { class: 'step-heading', tabindex: '-1', id: 'step-heading', text: t('step.of', { n: s.step, name: t(`step.${s.step}`) }) });
   form.append(heading, el('div', { class: 'form-alert', role: 'alert', id: 'form-alert', text: s.alert || '' }));
+  // A refused login, on the step the citizen came back to (focused by `start`).
+  if (s.loginError) form.append(el('div', { class: 'form-alert', role: 'alert', id: 'login-error', tabindex: '-1', text: loginErrorText(s.loginError) }));
   // Absent parts (no error, no mode choice) are null: append would print them as "null".
   form.append(...STEPS[s.step]().filter((part) => part !== null && part !== undefined));
   root().replaceChildren(stepper(), form);
@@ -175,10 +334,21 @@ const STEPS = {
   },
   4: () => {
     const input = (key, type, autocomplete) => el('input', { type, autocomplete, value: s[key], oninput: (e) => { s[key] = e.target.value; } });
+    // Logged in, the names are the digital identity's: read-only (still focusable and read out), so
+    // that the booking, its App IO notices and «Le mie prenotazioni» name the person who logged in.
+    // The email stays editable: the identity may have none, or an old one.
+    const names = (key, claim, autocomplete) => {
+      const box = input(key, 'text', autocomplete);
+      if (s.me?.[claim]) box.readOnly = true;
+      return box;
+    };
+    const fromIdentity = s.me ? { describedBy: ['identity-names'] } : {};
     return [
-      field('first-name', t('first'), input('first', 'text', 'given-name'), { required: true }),
-      field('last-name', t('last'), input('last', 'text', 'family-name'), { required: true }),
+      identity(),
+      field('first-name', t('first'), names('first', 'given_name', 'given-name'), { required: true, ...fromIdentity }),
+      field('last-name', t('last'), names('last', 'family_name', 'family-name'), { required: true, ...fromIdentity }),
       field('email', t('email'), input('email', 'email', 'email'), { required: true }),
+      appioChoice(),
       el('div', { class: 'honeypot', 'aria-hidden': 'true' },
         el('label', { for: 'website', text: t('website') }),
         el('input', { type: 'text', id: 'website', name: 'website', tabIndex: -1, autocomplete: 'off', value: s.website, oninput: (e) => { s.website = e.target.value; } })),
@@ -191,7 +361,8 @@ const STEPS = {
     return [el('dl', { class: 'summary' },
       row('sum.office', s.office.name), row('sum.when', when(s.slot)), row('sum.mode', t(`mode.${s.mode}`)),
       row('sum.topic', svc?.name || ''), row('sum.details', s.details || '—'),
-      row('sum.requester', `${s.first} ${s.last} — ${s.email}`)),
+      row('sum.requester', `${s.first} ${s.last} — ${s.email}`),
+      s.appio ? row('sum.appio', t('sum.appio.yes')) : null),
     buttons({ next: false, confirm: true })];
   },
   6: () => {
@@ -205,13 +376,15 @@ const STEPS = {
       el('p', {}, `${t('done.code')}: `, el('strong', { id: 'booking-code', class: 'booking-code', text: r.code })),
       el('p', { role: 'status', text: t('done.sent', { email: r.email }) }),
       r.mode === 'video' ? el('p', { id: 'video-link-note', text: t('done.video') }) : null,
+      r.appio ? el('p', { id: 'appio-done', text: t('done.appio') }) : null,
       el('dl', { class: 'summary' },
         el('dt', { text: t('done.when') }), el('dd', { text: `${when(r)} – ${r.end.slice(11, 16)}` }),
         r.service.what_to_bring ? [el('dt', { text: t('done.bring') }), el('dd', { text: r.service.what_to_bring })] : [],
         el('dt', { text: t('done.contacts') }), el('dd', { id: 'office-contacts' }, contactLines(r.office, { withName: true }))),
       el('div', { class: 'actions' },
         el('button', { type: 'button', class: 'btn btn-primary', id: 'ics', text: t('done.ics'), onclick: ics }),
-        el('a', { class: 'btn', href: `/appuntamento?codice=${encodeURIComponent(r.code)}#${r.secret}`, text: t('done.manage') })),
+        el('a', { class: 'btn', href: `/appuntamento?codice=${encodeURIComponent(r.code)}#${r.secret}`, text: t('done.manage') }),
+        s.me ? el('a', { class: 'btn', href: '/le-mie-prenotazioni', id: 'mine-link', text: t('id.mine') }) : null),
       rating];
   },
 };
@@ -271,6 +444,11 @@ function check() {
     if (!s.last.trim()) s.errors['last-name'] = t('err.required');
     if (!s.email.trim()) s.errors.email = t('err.required');
     else if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s.email.trim())) s.errors.email = t('err.email');
+    // The form only: the server checks the check character.
+    if (s.appioOn && s.appio && typesFiscalCode()) {
+      if (!typedFiscalCode()) s.errors['fiscal-code'] = t('err.required');
+      else if (!/^[A-Z0-9]{16}$/.test(typedFiscalCode())) s.errors['fiscal-code'] = t('err.fiscal');
+    }
     if (!s.privacy) s.errors['privacy-ack'] = t('err.privacy');
   }
   return Object.keys(s.errors).length === 0;
@@ -297,11 +475,18 @@ async function submit() {
     s.result = await api('/api/public/appointments', { method: 'POST', body: {
       office_id: s.office.id, service_id: s.serviceId, start: s.slot.start, mode: s.mode,
       first_name: s.first, last_name: s.last, email: s.email, details: s.details, lang: getLang(), website: s.website,
+      // Logged in, the server takes the identity's fiscal code.
+      appio: s.appioOn && s.appio, fiscal_code: s.appioOn && s.appio && typesFiscalCode() ? typedFiscalCode() : null,
     } });
     await go(6);
   } catch (e) {
     const [fieldId, step] = FIELD_OF[e.code] || [null, 5];
     if (step === 2) s.slot = null;
+    // The session may have ended meanwhile, or the server wants the code typed: the field shows.
+    if (fieldId === 'fiscal-code') {
+      s.me = await currentCitizen();
+      s.askFiscal = true;
+    }
     await go(step, { keepErrors: true });
     if (fieldId) s.errors[fieldId] = e.message;
     else if (step === 2) s.errors.slot = e.message;
@@ -311,12 +496,21 @@ async function submit() {
 }
 
 async function start() {
+  s.loginError = takeLoginError();
+  const kept = takeKept();
+  let options;
   try {
-    [s.offices, s.services] = await Promise.all([api('/api/public/offices'), api('/api/public/services')]);
+    [s.offices, s.services, options, s.me, s.appioOn] = await Promise.all([
+      api('/api/public/offices'), api('/api/public/services'), loginOptions(), currentCitizen(), appioEnabled()]);
   } catch (e) {
     s.alert = e.message;
   }
-  render();
+  s.login = options?.citizen_login || null;
+  if (kept) await restore(kept);
+  fillFromIdentity();
+  // Back from the provider: on the step left, the refusal (if any) read out first.
+  render(Boolean(kept) && !s.loginError);
+  if (s.loginError) document.getElementById('login-error')?.focus();
 }
 
 initPage(render);

@@ -25,9 +25,12 @@ function requiredMark() {
   return [el('span', { 'aria-hidden': 'true' }, ' *'), el('span', { class: 'sr-only' }, ` (${t('field.required')})`)];
 }
 
-/** `input` labelled `label`, given `id`, with its `help` and `error` tied to it for screen readers. */
-export function field(id, label, input, { required = false, help = null, error = null } = {}) {
-  const describedBy = [help ? `${id}-help` : null, error ? `${id}-error` : null].filter(Boolean).join(' ') || null;
+/**
+ * `input` labelled `label`, given `id`, with its `help` and `error` tied to it for screen readers;
+ * `describedBy`: ids of further text about it elsewhere on the page.
+ */
+export function field(id, label, input, { required = false, help = null, error = null, describedBy: more = [] } = {}) {
+  const describedBy = [help ? `${id}-help` : null, ...more, error ? `${id}-error` : null].filter(Boolean).join(' ') || null;
   input.id = id;
   if (describedBy) input.setAttribute('aria-describedby', describedBy);
   if (error) input.setAttribute('aria-invalid', 'true');

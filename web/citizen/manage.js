@@ -1,6 +1,7 @@
 // /appuntamento?codice=…#<secret>: the citizen's booking — summary, cancel (confirmed by a button
 // press; `azione=annulla` from the reminder only preselects it: link scanners must not cancel by
-// GET), move to another slot, download the .ics.
+// GET), move to another slot, download the .ics, stop the App IO notices (confirmed by a button
+// press too).
 
 import { addStrings, getLang, initPage, t } from '../shared/i18n.js';
 import { api } from '../shared/api.js';
@@ -14,33 +15,41 @@ addStrings({
     'm.codeonly': 'Per aprire la prenotazione {code} apri il link «Per vedere, spostare o annullare l\'appuntamento» dell\'email di conferma: a tutela dei tuoi dati il codice da solo non basta. Con quel link puoi vedere, spostare o annullare l\'appuntamento.',
     'm.code': 'Codice', 'm.status': 'Stato', 'm.when': 'Data e orario', 'm.office': 'Ufficio', 'm.service': 'Servizio',
     'm.bring': 'Cosa serve', 'm.contacts': 'Contatti',
-    'status.confirmed': 'Confermato', 'status.cancelled': 'Annullato', 'status.completed': 'Concluso', 'status.no_show': 'Non presentato',
     'm.join': 'Entra nella videochiamata', 'm.ics': 'Aggiungi al calendario (.ics)',
     'm.cancel': 'Annulla l\'appuntamento', 'm.cancel.ask': 'Vuoi davvero annullare questo appuntamento? L\'orario tornerà disponibile per altri.',
     'm.cancel.yes': 'Sì, annulla l\'appuntamento', 'm.cancel.no': 'No, mantienilo', 'm.cancelled': 'L\'appuntamento è stato annullato. Ti abbiamo inviato una email di conferma.',
     'm.move': 'Sposta l\'appuntamento', 'm.month': 'Mese', 'm.slots': 'Nuovo orario', 'm.move.do': 'Sposta a questo orario',
     'm.moved': 'Appuntamento spostato. Ti abbiamo inviato una email con il nuovo link.', 'm.pick': 'Scegli un orario.',
     'm.noslots': 'Nessun orario libero in questo mese.', 'm.book': 'Prenota un nuovo appuntamento',
+    'm.appio': 'Riceverai gli avvisi di questo appuntamento anche nell\'app IO.',
+    'm.appio.off': 'Non ricevere più avvisi su IO',
+    'm.appio.ask': 'Vuoi smettere di ricevere nell\'app IO gli avvisi di questo appuntamento? Le email continueranno ad arrivare.',
+    'm.appio.yes': 'Sì, niente più avvisi su IO', 'm.appio.no': 'No, continua a mandarli',
+    'm.appio.done': 'Non riceverai più avvisi su IO per questo appuntamento. Le email continueranno ad arrivare.',
   },
   en: {
     'm.title': 'Your appointment', 'm.missing': 'The link is incomplete: open it again from the confirmation email.',
     'm.codeonly': 'To open booking {code}, open the link «To view, move or cancel the appointment» in the confirmation email: to protect your data the code alone is not enough. With that link you can view, move or cancel the appointment.',
     'm.code': 'Code', 'm.status': 'Status', 'm.when': 'Date and time', 'm.office': 'Office', 'm.service': 'Service',
     'm.bring': 'What to bring', 'm.contacts': 'Contacts',
-    'status.confirmed': 'Confirmed', 'status.cancelled': 'Cancelled', 'status.completed': 'Completed', 'status.no_show': 'Missed',
     'm.join': 'Join the video call', 'm.ics': 'Add to calendar (.ics)',
     'm.cancel': 'Cancel the appointment', 'm.cancel.ask': 'Do you really want to cancel this appointment? The time becomes available to others.',
     'm.cancel.yes': 'Yes, cancel the appointment', 'm.cancel.no': 'No, keep it', 'm.cancelled': 'The appointment was cancelled. We sent you a confirmation email.',
     'm.move': 'Move the appointment', 'm.month': 'Month', 'm.slots': 'New time', 'm.move.do': 'Move to this time',
     'm.moved': 'Appointment moved. We sent you an email with the new link.', 'm.pick': 'Choose a time.',
     'm.noslots': 'No free time in this month.', 'm.book': 'Book a new appointment',
+    'm.appio': 'You will also get this appointment\'s notices in the IO app.',
+    'm.appio.off': 'Stop the notices in IO',
+    'm.appio.ask': 'Do you want to stop getting this appointment\'s notices in the IO app? The emails will still come.',
+    'm.appio.yes': 'Yes, no more notices in IO', 'm.appio.no': 'No, keep sending them',
+    'm.appio.done': 'You will no longer get notices in IO for this appointment. The emails will still come.',
   },
 });
 
 const params = new URLSearchParams(location.search);
 const code = params.get('codice') || '';
 const secret = decodeURIComponent(location.hash.slice(1));
-const m = { appt: null, asking: params.get('azione') === 'annulla', moving: false, months: [], month: '', slots: [], day: '', slot: '', pickError: '', note: '', alert: '' };
+const m = { appt: null, asking: params.get('azione') === 'annulla', askingAppio: false, moving: false, months: [], month: '', slots: [], day: '', slot: '', pickError: '', note: '', alert: '' };
 const base = `/api/public/appointments/${encodeURIComponent(code)}`;
 const label = (x) => (getLang() === 'en' ? x.label_en : x.label_it);
 
@@ -52,7 +61,8 @@ function render(focusId) {
     return;
   }
   const a = m.appt;
-  const parts = [el('div', { class: 'form-alert', role: 'alert', text: m.alert }), el('p', { role: 'status', id: 'manage-note', text: m.note })];
+  // The note takes the focus after an action whose button is gone (cancel, move, App IO off).
+  const parts = [el('div', { class: 'form-alert', role: 'alert', text: m.alert }), el('p', { role: 'status', id: 'manage-note', tabindex: m.note ? '-1' : null, text: m.note })];
   if (a) {
     const o = a.office;
     parts.push(el('dl', { class: 'summary' },
@@ -72,6 +82,19 @@ function render(focusId) {
     }
     if (a.status === 'cancelled') actions.append(el('a', { class: 'btn btn-primary', href: '/prenota', text: t('m.book') }));
     parts.push(actions);
+    // App IO notices: said while the appointment stands, with the way to stop them.
+    if (a.appio && a.status === 'confirmed') {
+      parts.push(el('div', { class: 'note appio-line', id: 'appio-line' },
+        el('p', { text: t('m.appio') }),
+        el('button', { type: 'button', class: 'btn btn-small', id: 'appio-off', 'aria-expanded': String(m.askingAppio), text: t('m.appio.off'), onclick: () => { m.askingAppio = true; render('appio-question'); } })));
+      if (m.askingAppio) {
+        parts.push(el('section', { class: 'panel', 'aria-labelledby': 'appio-question' },
+          el('h2', { id: 'appio-question', tabindex: '-1', text: t('m.appio.ask') }),
+          el('div', { class: 'actions' },
+            el('button', { type: 'button', class: 'btn btn-primary', id: 'confirm-appio-off', text: t('m.appio.yes'), onclick: appioOff }),
+            el('button', { type: 'button', class: 'btn', text: t('m.appio.no'), onclick: () => { m.askingAppio = false; render('appio-off'); } }))));
+      }
+    }
     if (a.can_change && m.asking) {
       parts.push(el('section', { class: 'panel', 'aria-labelledby': 'cancel-question' },
         el('h2', { id: 'cancel-question', tabindex: '-1', text: t('m.cancel.ask') }),
@@ -163,6 +186,18 @@ async function cancel() {
     m.asking = false;
     m.alert = '';
     m.note = t('m.cancelled');
+  } catch (err) {
+    m.alert = err.message;
+  }
+  render('manage-note');
+}
+
+async function appioOff() {
+  try {
+    m.appt = await api(`${base}/appio-off`, { method: 'POST', body: {}, secret });
+    m.askingAppio = false;
+    m.alert = '';
+    m.note = t('m.appio.done');
   } catch (err) {
     m.alert = err.message;
   }

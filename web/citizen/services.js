@@ -23,6 +23,8 @@ addStrings({
     'error.generic': 'Il servizio non risponde: controlla la connessione e riprova.',
     'mode.video': 'Videochiamata',
     'mode.in_person': 'In presenza',
+    // An appointment's status, in words (/appuntamento, /le-mie-prenotazioni).
+    'status.confirmed': 'Confermato', 'status.cancelled': 'Annullato', 'status.completed': 'Concluso', 'status.no_show': 'Non presentato',
     'hours.closed': 'chiuso',
     'days': 'Lun,Mar,Mer,Gio,Ven,Sab,Dom',
   },
@@ -41,6 +43,7 @@ addStrings({
     'error.generic': 'The service does not answer: check your connection and try again.',
     'mode.video': 'Video call',
     'mode.in_person': 'In person',
+    'status.confirmed': 'Confirmed', 'status.cancelled': 'Cancelled', 'status.completed': 'Completed', 'status.no_show': 'Missed',
     'hours.closed': 'closed',
     'days': 'Mon,Tue,Wed,Thu,Fri,Sat,Sun',
   },

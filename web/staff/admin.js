@@ -6,6 +6,7 @@ import { api } from '../shared/api.js';
 import { clearErrors, el, showError } from '../shared/dom.js';
 import { announce, labelCells, wireCopy } from './common.js';
 import { initWebhooks } from './webhooks.js';
+import { initAppio } from './appio.js';
 
 const $ = (id) => document.getElementById(id);
 const RANGE = /^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/;
@@ -279,6 +280,7 @@ function fillUserForm(u) {
   $('user-role').value = u?.role ?? 'official';
   $('user-active').checked = u?.active ?? true;
   $('user-active').disabled = !u;
+  $('user-fiscal-code').value = u?.fiscal_code ?? '';
 }
 
 function editUser(u) {
@@ -294,11 +296,14 @@ function wireUsers() {
     clearErrors($('user-form'));
     const fields = {
       invalid_email: $('user-email'), email_taken: $('user-email'), invalid_field: $('user-name'), self_demotion: $('user-role'),
+      invalid_fiscal_code: $('user-fiscal-code'),
     };
+    const fiscalCode = $('user-fiscal-code').value.trim();
     if (editing.user) {
       try {
         await api(`/api/admin/users/${encodeURIComponent(editing.user)}`, {
-          method: 'PUT', body: { display_name: $('user-name').value, role: $('user-role').value, active: $('user-active').checked },
+          method: 'PUT',
+          body: { display_name: $('user-name').value, role: $('user-role').value, active: $('user-active').checked, fiscal_code: fiscalCode },
         });
       } catch (e) {
         formError($('user-error'), e, fields);
@@ -313,7 +318,8 @@ function wireUsers() {
     let created;
     try {
       created = await api('/api/admin/users', {
-        method: 'POST', body: { email: $('user-email').value.trim(), display_name: $('user-name').value, role: $('user-role').value },
+        method: 'POST',
+        body: { email: $('user-email').value.trim(), display_name: $('user-name').value, role: $('user-role').value, fiscal_code: fiscalCode },
       });
     } catch (e) {
       formError($('user-error'), e, fields);
@@ -456,6 +462,7 @@ async function init() {
   fillServiceForm(null);
   fillUserForm(null);
   initWebhooks();
+  initAppio();
   $('admin-view').hidden = false;
   onLangChange(() => {
     renderOffices();

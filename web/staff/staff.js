@@ -1,7 +1,9 @@
 // /staff: the login form, then the officials' desk — who is waiting (polled every 3 s), the
 // walk-in video desk (desk.js), the appointments of their offices, their virtual office and
 // invitations. Contract: server/src/api/auth.rs and staff.rs. The session is an HttpOnly cookie:
-// this script never sees it.
+// this script never sees it. With the municipality's single sign-on (`/api/public/login-options`)
+// the login leads with «Accedi con …» (`/auth/staff/login`, back here, or with `?sso_error=`);
+// when passwords are off, the password form waits behind «Accesso di emergenza per amministratori».
 
 import { getLang, initPage, onLangChange, t } from '../shared/i18n.js';
 import { api } from '../shared/api.js';
@@ -18,6 +20,13 @@ let appointments = [];
 let waiting = new Map();
 let pollTimer = null;
 let firstPoll = true;
+/** What the server offers for logging in (`GET /api/public/login-options`). */
+let loginOpts = { staff_sso: null, local_passwords: true };
+/** The single sign-on's refusal this page was sent back with (`?sso_error=<code>`), or ''. */
+let ssoError = '';
+/** With the password form behind its disclosure, why the login shows (a session that ended) goes above it. */
+let loginNotice = '';
+const SSO_ERRORS = ['unknown_user', 'inactive', 'provider', 'expired'];
 
 // --- views ---------------------------------------------------------------------------------------
 
@@ -29,12 +38,55 @@ function showLogin(message) {
   $('dash-view').hidden = true;
   $('login-view').hidden = false;
   document.title = t('login.doctitle');
-  showError($('login-error'), message || '');
-  $('login-title').focus();
+  const behind = Boolean(loginOpts.staff_sso) && !loginOpts.local_passwords;
+  loginNotice = behind ? message || '' : '';
+  showError($('login-error'), behind ? '' : message || '');
+  renderLoginOptions();
+  if (!$('sso-error').hidden) $('sso-error').focus();
+  else $('login-title').focus();
+}
+
+/**
+ * The single sign-on button and its refusal (or the login's notice), if any; with passwords off,
+ * the password form behind its disclosure, closed until asked for.
+ */
+function renderLoginOptions() {
+  const sso = loginOpts.staff_sso;
+  $('sso-box').hidden = !sso;
+  if (sso) $('sso-login').textContent = t('login.sso', { label: sso.label?.trim() || t('login.sso.default') });
+  const above = ssoError ? t(`login.sso.error.${ssoError}`) : loginNotice;
+  $('sso-error').hidden = !above;
+  $('sso-error').textContent = above;
+  const behind = Boolean(sso) && !loginOpts.local_passwords;
+  $('sso-or').hidden = !sso || behind;
+  $('local-toggle').hidden = !behind;
+  $('local-only-admins').hidden = !behind;
+  if (!behind) $('local-login').hidden = false;
+  else if ($('local-toggle').getAttribute('aria-expanded') !== 'true') $('local-login').hidden = true;
+}
+
+function wireLoginOptions() {
+  const toggle = $('local-toggle');
+  toggle.addEventListener('click', () => {
+    const open = toggle.getAttribute('aria-expanded') !== 'true';
+    toggle.setAttribute('aria-expanded', String(open));
+    $('local-login').hidden = !open;
+    if (open) $('login-email').focus();
+  });
+  // The refusal, once: out of the address so that a reload does not show it again.
+  const url = new URL(location.href);
+  const code = url.searchParams.get('sso_error');
+  if (code !== null) {
+    ssoError = SSO_ERRORS.includes(code) ? code : 'other';
+    url.searchParams.delete('sso_error');
+    history.replaceState(history.state, '', `${url.pathname}${url.search}${url.hash}`);
+  }
 }
 
 async function showDashboard(data) {
   me = data;
+  ssoError = '';
+  loginNotice = '';
   $('loading').hidden = true;
   $('login-view').hidden = true;
   $('dash-view').hidden = false;
@@ -151,6 +203,11 @@ function wireAccount() {
   $('logout').addEventListener('click', async () => {
     // Signed out either way: a failed call leaves at most a session that expires by itself.
     await api('/api/auth/logout', { method: 'POST', body: {} }).catch(() => {});
+    // Signed in through the municipality's provider: out of it too (it sends the browser back here).
+    if (loginOpts.staff_sso) {
+      location.assign('/auth/staff/logout');
+      return;
+    }
     showLogin('');
   });
   const form = $('pw-form');
@@ -602,6 +659,7 @@ function wireVirtualOffice() {
 
 async function init() {
   initPage();
+  wireLoginOptions();
   wireLogin();
   wireAccount();
   wireVirtualOffice();
@@ -613,6 +671,7 @@ async function init() {
   });
   onLangChange(() => {
     document.title = t(me ? 'dash.doctitle' : 'login.doctitle');
+    if (!me) renderLoginOptions();
     renderMe();
     if (me) {
       renderAppointments();
@@ -621,13 +680,16 @@ async function init() {
       $('appt-detail').hidden = true;
     }
   });
+  const options = api('/api/public/login-options').catch(() => null);
   let who;
   try {
     who = await api('/api/auth/me');
   } catch (e) {
+    loginOpts = { ...loginOpts, ...(await options) };
     showLogin(e.status === 401 ? '' : e.message);
     return;
   }
+  loginOpts = { ...loginOpts, ...(await options) };
   await showDashboard(who);
 }
 

@@ -12,13 +12,14 @@ pub mod offer;
 
 use jiff::Timestamp;
 use sportello_domain::booking::Lang;
-use sportello_domain::{Requester, booking_code, normalize_code};
+use sportello_domain::{FiscalCode, Requester, booking_code, normalize_code};
 use sportello_store::{
     Appointment, Mode, Modes, NewAppointment, Office, Reschedule, Service, Status, StoreError, User,
 };
 
 use self::notify::{Notice, notify};
 use self::offer::offer;
+use crate::appio;
 use crate::context::{BackOffice, BackOfficeError};
 use crate::convert::{meeting_mode, modes};
 use crate::links;
@@ -182,6 +183,12 @@ pub struct NewBooking {
     pub start: Timestamp,
     /// The language of the emails.
     pub lang: Lang,
+    /// The citizen chose App IO notifications with this fiscal code (`crate::appio`); `None` when
+    /// they did not or App IO is off.
+    pub appio_fiscal_code: Option<FiscalCode>,
+    /// The citizen logged in with SPID/CIE (a keyed hash of their fiscal code), so that they find
+    /// the booking among theirs; `None` without login.
+    pub citizen_key: Option<String>,
 }
 
 /// A booking made: the appointment and the secret that manages it (shown once, and mailed).
@@ -190,6 +197,8 @@ pub struct Booked {
     pub office: Office,
     pub service: Service,
     pub secret: String,
+    /// App IO notifications are on for this booking.
+    pub appio: bool,
 }
 
 /// An appointment after a change, with what its page shows.
@@ -236,7 +245,7 @@ pub fn mode_for(service: &Service, asked: Option<Mode>) -> Result<Mode, BookingE
 /// Books `booking.start` with the least loaded free official, draws the code and the secret, and
 /// mails the confirmation.
 pub async fn book(back: &BackOffice, booking: NewBooking, now: i64) -> Result<Booked, BookingError> {
-    let NewBooking { office, service, requester, mode, start, lang } = booking;
+    let NewBooking { office, service, requester, mode, start, lang, appio_fiscal_code, citizen_key } = booking;
     if start.as_second() <= now {
         return Err(BookingError::SlotUnavailable);
     }
@@ -286,9 +295,20 @@ pub async fn book(back: &BackOffice, booking: NewBooking, now: i64) -> Result<Bo
     let appt = booked.ok_or(StoreError::SlotTaken)?;
     tracing::Span::current().record("code", appt.code.as_str());
     tracing::info!(appointment = %appt.id, "booked");
+    if let Some(key) = &citizen_key {
+        // Only their list reads it: the booking stands (and is mailed) without it.
+        if let Err(error) = back.store.set_appointment_citizen_key(&appt.id, key).await {
+            tracing::error!(%error, "booking not linked to the logged-in citizen");
+        }
+    }
     metrics::counter!("sportello_bookings_total").increment(1);
     notify::confirm(back, &secret, &appt, &office, &service, now).await?;
-    Ok(Booked { appointment: appt, office, service, secret })
+    // After the commit and the email: App IO never holds up or undoes a booking.
+    let appio = match &appio_fiscal_code {
+        Some(code) => appio::choose(back, code, &appt, &office, &service, now).await,
+        None => false,
+    };
+    Ok(Booked { appointment: appt, office, service, secret, appio })
 }
 
 /// The appointment behind `code` if `secret` opens it; one [`BookingError::NotFound`] for every failure.
@@ -507,6 +527,8 @@ mod tests {
             mode: Mode::Video,
             start,
             lang: Lang::It,
+            appio_fiscal_code: None,
+            citizen_key: None,
         }
     }
 

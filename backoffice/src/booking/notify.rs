@@ -6,7 +6,7 @@
 //! dies in between or the mail server refuses it, the reminder pass sends it later
 //! ([`send_unsent_confirmations`]) — a confirmed booking is never left without its email.
 
-use sportello_store::{Appointment, Office, Service, StoreError};
+use sportello_store::{AppioKind, Appointment, Office, Service, StoreError};
 use tracing::Instrument;
 
 use crate::booking_mail::BookingMail;
@@ -100,14 +100,24 @@ pub async fn notify(
     service: &Service,
     now: i64,
 ) -> Result<(), StoreError> {
-    match deliver(back, notice, appt, office, service, now).await {
+    let sent = match deliver(back, notice, appt, office, service, now).await {
         Ok(()) => Ok(()),
         Err(NotifyError::Mail(error)) => {
             tracing::error!(%error, what = notice.what(), "booking email not sent");
             Ok(())
         }
         Err(NotifyError::Store(error)) => Err(error),
+    };
+    // The same news in App IO, for a citizen who chose it (queued; never fails the change).
+    let kind = match notice {
+        Notice::Rescheduled { .. } => Some(AppioKind::Moved),
+        Notice::Cancellation => Some(AppioKind::Cancelled),
+        Notice::Confirmation { .. } | Notice::Reminder { .. } => None,
+    };
+    if let Some(kind) = kind {
+        crate::appio::notify(back, kind, appt, office, service, now).await;
     }
+    sent
 }
 
 /// Sends the confirmation of a booking just made and records that it went out; a failed send is

@@ -367,6 +367,10 @@ pub struct NewUserBody {
     pub display_name: String,
     #[schema(value_type = super::auth::RoleName)]
     pub role: StaffRole,
+    /// For App IO convocations (councillors); empty or absent: none.
+    #[serde(default)]
+    #[schema(max_length = 40)]
+    pub fiscal_code: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -375,6 +379,26 @@ pub struct UserBody {
     #[schema(value_type = super::auth::RoleName)]
     pub role: StaffRole,
     pub active: bool,
+    /// For App IO convocations: absent keeps it, empty clears it.
+    #[serde(default)]
+    #[schema(max_length = 40)]
+    pub fiscal_code: Option<String>,
+}
+
+/// A staff member's fiscal code as given: `None` when absent, `Some(None)` to clear it.
+fn staff_fiscal_code(value: Option<&str>) -> Result<Option<Option<String>>, ApiError> {
+    match value.map(str::trim) {
+        None => Ok(None),
+        Some("") => Ok(Some(None)),
+        Some(code) => {
+            sportello_domain::FiscalCode::parse(code).map(|c| Some(Some(c.into_string()))).map_err(ApiError::from)
+        }
+    }
+}
+
+/// The view of a user with their fiscal code (administrators only).
+async fn user_view(state: &AppState, user: &sportello_store::User) -> Result<UserView, ApiError> {
+    Ok(UserView { fiscal_code: state.store.user_fiscal_code(&user.id).await?, ..UserView::from(user) })
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -387,7 +411,10 @@ pub struct CreatedUser {
 #[utoipa::path(get, path = "/api/admin/users", tag = "admin", responses((status = 200, body = [UserView])))]
 pub async fn list_users(State(state): State<AppState>, staff: Staff) -> Result<Json<Vec<UserView>>, ApiError> {
     admin(&staff)?;
-    Ok(Json(state.store.users().await?.iter().map(UserView::from).collect()))
+    let users = state.store.users().await?;
+    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    let mut codes = state.store.user_fiscal_codes(&ids).await?;
+    Ok(Json(users.iter().map(|u| UserView { fiscal_code: codes.remove(&u.id), ..UserView::from(u) }).collect()))
 }
 
 #[utoipa::path(post, path = "/api/admin/users", tag = "admin", request_body = NewUserBody,
@@ -408,6 +435,7 @@ pub async fn create_user(
         ));
     }
     let new = NewUser { email, display_name: display_name(&body.display_name)?, role: body.role };
+    let fiscal_code = staff_fiscal_code(body.fiscal_code.as_deref())?.flatten();
     let user = state.store.create_user(&new, state.clock.now()).await.map_err(|e| match e {
         sportello_store::StoreError::Conflict(_) => ApiError::conflict(
             "email_taken",
@@ -415,8 +443,11 @@ pub async fn create_user(
         ),
         other => other.into(),
     })?;
+    if let Some(code) = &fiscal_code {
+        state.store.set_user_fiscal_code(&user.id, Some(code)).await?;
+    }
     let setup_url = user_setup_link(&state, &user.id).await?;
-    Ok((StatusCode::CREATED, Json(CreatedUser { user: (&user).into(), setup_url })))
+    Ok((StatusCode::CREATED, Json(CreatedUser { user: user_view(&state, &user).await?, setup_url })))
 }
 
 #[utoipa::path(put, path = "/api/admin/users/{id}", tag = "admin", request_body = UserBody,
@@ -443,13 +474,18 @@ pub async fn update_user(
         ));
     }
     let current = state.store.user(&id).await?.ok_or(ApiError::NotFound)?;
+    let fiscal_code = staff_fiscal_code(body.fiscal_code.as_deref())?;
     let update = UserUpdate {
         display_name: display_name(&body.display_name)?,
         role: body.role,
         active: body.active,
         pattern: current.pattern,
     };
-    Ok(Json((&state.store.update_user(&id, &update).await?).into()))
+    let user = state.store.update_user(&id, &update).await?;
+    if let Some(code) = fiscal_code {
+        state.store.set_user_fiscal_code(&id, code.as_deref()).await?;
+    }
+    Ok(Json(user_view(&state, &user).await?))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

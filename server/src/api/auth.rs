@@ -13,6 +13,11 @@
 //!
 //! CSRF: the cookie is SameSite=Strict, and every state-changing request from a browser must come
 //! from our own origin (`crate::origin`, a middleware on all of `/api`).
+//!
+//! Single sign-on (`api/identity.rs`, docs/identity.md) ends in the same session: an account that
+//! logs in through the directory may have no password at all. With local passwords switched off
+//! (`identity.local_passwords`), a password login or a setup link works for administrators only:
+//! the break-glass way in while the directory is down.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -31,6 +36,7 @@ use super::login_guard::{Saturated, run_hashing};
 use crate::client_addr::ClientIp;
 use crate::state::AppState;
 use sportello_backoffice::secrets::{base64_salt, hash_password_blocking, new_secret, sha256_hex};
+use sportello_backoffice::sign_in::local_passwords;
 
 pub const SESSION_COOKIE: &str = "sportello_session";
 /// A working day and then some; the dashboard re-logs in after that.
@@ -93,7 +99,9 @@ impl FromRequestParts<AppState> for Staff {
             return Err(ApiError::Unauthenticated);
         }
         let user = state.store.user(&claims.sub).await?.ok_or(ApiError::Unauthenticated)?;
-        if !user.active || user.password_hash.is_none() || claims.iat < user.password_changed_at {
+        // No password is no refusal: a directory account has none, and a session row exists
+        // only after a login (password or single sign-on).
+        if !user.active || claims.iat < user.password_changed_at {
             return Err(ApiError::Unauthenticated);
         }
         tracing::Span::current().record("user", user.id.as_str());
@@ -102,13 +110,18 @@ impl FromRequestParts<AppState> for Staff {
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The value of the request's cookie `name` (the staff session, the citizen's, a login's binding).
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value)
 }
 
@@ -169,8 +182,9 @@ fn check_password_policy(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A new session row and the cookie that names it.
-async fn session_headers(state: &AppState, user_id: &str) -> Result<HeaderMap, ApiError> {
+/// A new session row and the cookie that names it (password logins here, single sign-on in
+/// `identity.rs`).
+pub(crate) async fn session_headers(state: &AppState, user_id: &str) -> Result<HeaderMap, ApiError> {
     let now = state.clock.now();
     let sid = state.store.create_session(user_id, now, now + SESSION_SECS).await?;
     let claims = SessionClaims { sub: user_id.to_owned(), sid, typ: "staff".into(), iat: now, exp: now + SESSION_SECS };
@@ -205,6 +219,9 @@ pub struct UserView {
     pub active: bool,
     /// False until the user has set a password through their setup link.
     pub has_password: bool,
+    /// For App IO convocations; only in the administrators' user list and answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fiscal_code: Option<String>,
 }
 
 impl From<&User> for UserView {
@@ -216,6 +233,7 @@ impl From<&User> for UserView {
             role: u.role,
             active: u.active,
             has_password: u.password_hash.is_some(),
+            fiscal_code: None,
         }
     }
 }
@@ -282,6 +300,7 @@ async fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
 /// `Retry-After` while the password hashing is saturated.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
     responses((status = 200, body = Me), (status = 401, body = super::error::ErrorBody),
+        (status = 403, description = "`local_login_disabled`: passwords are switched off for staff other than administrators (docs/identity.md)", body = super::error::ErrorBody),
         (status = 429, description = "Too many attempts from this address (`Retry-After`)", body = super::error::ErrorBody),
         (status = 503, description = "Too many logins at once (`Retry-After`)", body = super::error::ErrorBody)))]
 #[tracing::instrument(skip_all)]
@@ -309,6 +328,11 @@ pub async fn login(
         }
     };
     attempt.finish(true, now);
+    // Checked once the password is known to be right: the refusal tells nothing to a guesser.
+    if user.role != StaffRole::Admin && !local_passwords(&state.store).await? {
+        tracing::info!(user = %user.id, "password login refused: local passwords are switched off");
+        return Err(local_login_disabled());
+    }
     tracing::info!(user = %user.id, "logged in");
     let headers = session_headers(&state, &user.id).await?;
     Ok((headers, Json(me_of(&state, &user).await?)).into_response())
@@ -365,7 +389,9 @@ pub async fn change_password(
 /// Set a password through a one-time setup link; logs in. For the first administrator the link
 /// also creates the account (email and name required).
 #[utoipa::path(post, path = "/api/auth/setup", tag = "auth", request_body = SetupBody,
-    responses((status = 200, body = Me), (status = 400, body = super::error::ErrorBody), (status = 410, body = super::error::ErrorBody)))]
+    responses((status = 200, body = Me), (status = 400, body = super::error::ErrorBody),
+        (status = 403, description = "`local_login_disabled`: passwords are switched off (the link is used up)", body = super::error::ErrorBody),
+        (status = 410, body = super::error::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn setup(
     State(state): State<AppState>,
@@ -379,12 +405,29 @@ pub async fn setup(
         Some(user_id) => user_id,
         None => first_admin(&state, &body, &token_hash, now).await?,
     };
+    // Passwords switched off: the link is used up, the account keeps signing in through the
+    // directory (administrators excepted, as for the login).
+    let role = state.store.user(&user_id).await?.ok_or(ApiError::NotFound)?.role;
+    if role != StaffRole::Admin && !local_passwords(&state.store).await? {
+        tracing::info!(user = %user_id, "setup link refused: local passwords are switched off");
+        return Err(local_login_disabled());
+    }
     let hash = hash_password(&body.password).await?;
     state.store.set_password(&user_id, &hash, now).await?;
     let user = state.store.user(&user_id).await?.ok_or(ApiError::NotFound)?;
     tracing::info!(user = %user.id, "password set through a setup link");
     let headers = session_headers(&state, &user.id).await?;
     Ok((headers, Json(me_of(&state, &user).await?)).into_response())
+}
+
+fn local_login_disabled() -> ApiError {
+    ApiError::forbidden(
+        "local_login_disabled",
+        (
+            "L'accesso con password è disattivato: accedi con l'account del Comune.",
+            "Password sign-in is switched off: sign in with the municipality's account.",
+        ),
+    )
 }
 
 fn link_used() -> ApiError {

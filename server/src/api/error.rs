@@ -36,6 +36,9 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("forbidden")]
     Forbidden,
+    /// 403 with a specific code (e.g. `local_login_disabled`: passwords switched off for staff).
+    #[error("{code}: {message}")]
+    Refused { code: &'static str, message: Text },
     /// 403: a state-changing request that a browser sent from another site (`crate::origin`).
     #[error("cross-origin request")]
     CrossOrigin,
@@ -151,6 +154,10 @@ impl ApiError {
         ApiError::Gone { code, message: message.into() }
     }
 
+    pub fn forbidden(code: &'static str, message: impl Into<Text>) -> ApiError {
+        ApiError::Refused { code, message: message.into() }
+    }
+
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         ApiError::Internal(detail.to_string())
     }
@@ -182,6 +189,7 @@ impl ApiError {
                 "forbidden",
                 text("Non hai i permessi per questa operazione.", "You are not allowed to do this."),
             ),
+            ApiError::Refused { code, message } => (StatusCode::FORBIDDEN, code, message.clone()),
             ApiError::CrossOrigin => (
                 StatusCode::FORBIDDEN,
                 "cross_origin",
@@ -389,6 +397,28 @@ impl From<sportello_backoffice::booking::BookingError> for ApiError {
 }
 
 /// Date arithmetic out of range: only rows no one can write get there.
+/// The 400 for a fiscal code that cannot be one, saying what is wrong with it.
+impl From<sportello_domain::FiscalCodeError> for ApiError {
+    fn from(error: sportello_domain::FiscalCodeError) -> ApiError {
+        use sportello_domain::FiscalCodeError;
+        let message: (String, String) = match error {
+            FiscalCodeError::Length(n) => (
+                format!("Il codice fiscale ha 16 caratteri: ne hai scritti {n}."),
+                format!("A fiscal code has 16 characters: you wrote {n}."),
+            ),
+            FiscalCodeError::Layout { .. } => (
+                "Il codice fiscale non è scritto correttamente: controlla lettere e cifre.".to_owned(),
+                "The fiscal code is not written correctly: check its letters and digits.".to_owned(),
+            ),
+            FiscalCodeError::Checksum => (
+                "Il codice fiscale non è valido: controlla di averlo copiato senza errori.".to_owned(),
+                "The fiscal code is not valid: check that you copied it without mistakes.".to_owned(),
+            ),
+        };
+        ApiError::bad_request("invalid_fiscal_code", message)
+    }
+}
+
 impl From<jiff::Error> for ApiError {
     fn from(error: jiff::Error) -> ApiError {
         ApiError::internal(error)
@@ -568,7 +598,7 @@ mod tests {
         let mut codes = std::collections::BTreeSet::new();
         for path in files {
             let source = std::fs::read_to_string(&path).expect("source");
-            for call in ["ApiError::bad_request(", "ApiError::conflict(", "ApiError::gone("] {
+            for call in ["ApiError::bad_request(", "ApiError::conflict(", "ApiError::gone(", "ApiError::forbidden("] {
                 for (at, _) in source.match_indices(call) {
                     let args = call_args(&source[at + call.len()..]);
                     let literals = string_literals(args);

@@ -12,6 +12,11 @@
 //!   connections to the SFU (no account, rate-limited per address).
 //! - [`archive`]: the public archive of council recordings (no account): sessions, files, chapters, hashes.
 //! - [`webhooks`]: administrators' webhook endpoints (Standard Webhooks) and their delivery log.
+//! - [`appio`]: App IO notifications — whether the booking form offers them, the administrator's
+//!   settings and log, a citizen turning them off, council convocations.
+//! - [`identity`]: signing in through OpenID providers — the administrator's settings, the login
+//!   options, and the browser's round trip under `/auth` (pages, see `page_routes`).
+//! - [`citizen`]: a citizen logged in with SPID/CIE — the signed cookie, who they are, their appointments.
 //! - [`rooms`]: what happens inside a room over HTTP — documents (upload/download) and chat history,
 //!   authorised by the room's join token.
 //!
@@ -19,12 +24,15 @@
 //! error shape once.
 
 pub mod admin;
+pub mod appio;
 pub mod archive;
 pub mod auth;
 pub mod calendar;
+pub mod citizen;
 pub mod council;
 pub mod desk;
 pub mod error;
+pub mod identity;
 pub mod live;
 pub mod login_guard;
 pub mod network_check;
@@ -54,6 +62,9 @@ pub fn routes() -> Router<AppState> {
         .merge(network_check::routes())
         .merge(webhooks::routes())
         .merge(desk::routes())
+        .merge(appio::routes())
+        .merge(identity::routes())
+        .merge(citizen::routes())
         .merge(openapi::routes())
         // Error messages in the request's language (Accept-Language).
         .layer(axum::middleware::from_fn(error::localize))

@@ -48,6 +48,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::network_check::openapi());
     doc.merge(super::webhooks::openapi());
     doc.merge(super::desk::openapi());
+    doc.merge(super::appio::openapi());
+    doc.merge(super::identity::openapi());
+    doc.merge(super::citizen::openapi());
     contract(&mut doc);
     doc
 }
@@ -59,6 +62,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
 const SESSION_PREFIXES: [&str; 5] =
     ["/api/admin/", "/api/staff/", "/api/council/", "/api/auth/me", "/api/auth/password"];
 const ROOM_TOKEN_PREFIX: &str = "/api/rooms/";
+/// A citizen's SPID/CIE login (`api::citizen`); its logout needs none (204 regardless).
+const CITIZEN_PATHS: [&str; 2] = ["/api/citizen/me", "/api/citizen/appointments"];
 
 /// What every operation shares and so is written once: the security schemes, and the errors that
 /// come from the shared extractors and middleware rather than from a handler — 401 without a valid
@@ -84,6 +89,13 @@ fn contract(doc: &mut utoipa::openapi::OpenApi) {
     };
     components.add_security_scheme("room_token", bearer("The room's join token (the `t` of a join link)."));
     components.add_security_scheme(
+        "citizen",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            super::citizen::CITIZEN_COOKIE,
+            "A citizen's SPID/CIE login, set by `/auth/oidc/callback` (HttpOnly, SameSite=Lax, 2 hours).",
+        ))),
+    );
+    components.add_security_scheme(
         "encoder_token",
         bearer("The chamber encoder's token from `POST /api/council/sessions/{id}/encoder-token`."),
     );
@@ -105,14 +117,20 @@ fn contract(doc: &mut utoipa::openapi::OpenApi) {
                 operation.security = Some(vec![SecurityRequirement::new("session", Vec::<String>::new())]);
             } else if room {
                 operation.security = Some(vec![SecurityRequirement::new("room_token", Vec::<String>::new())]);
+            } else if CITIZEN_PATHS.contains(&path.as_str()) {
+                operation.security = Some(vec![SecurityRequirement::new("citizen", Vec::<String>::new())]);
             }
             let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
             if secured {
                 add_error(operation, "401", "No valid credential (`unauthenticated`)");
             }
-            // Council sessions one may not see are 404, never 403; `me` has no role to check.
-            let role_checked =
-                secured && !(method == "get" && (path.starts_with("/api/council/") || path == "/api/auth/me"));
+            // Council sessions one may not see are 404, never 403; `me` and a citizen have no role
+            // to check.
+            let role_checked = secured
+                && !(method == "get"
+                    && (path.starts_with("/api/council/")
+                        || path == "/api/auth/me"
+                        || CITIZEN_PATHS.contains(&path.as_str())));
             if role_checked || changes_state {
                 add_error(
                     operation,
@@ -180,6 +198,10 @@ mod tests {
             "/api/network-check",
             "/api/network-check/{probe}",
             "/api/admin/webhooks/{id}/deliveries",
+            "/api/admin/identity",
+            "/api/public/login-options",
+            "/api/citizen/me",
+            "/api/citizen/appointments",
         ] {
             assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
         }
@@ -210,5 +232,10 @@ mod tests {
         // Public operations take no credential and so answer no 401.
         assert!(op("/api/public/services", "get")["security"].is_null());
         assert!(!statuses("/api/public/services", "get").contains(&"401".to_owned()));
+        // A citizen's SPID/CIE login is a cookie of its own; its logout needs none.
+        assert_eq!(schemes["citizen"]["name"], super::super::citizen::CITIZEN_COOKIE);
+        assert_eq!(op("/api/citizen/me", "get")["security"][0]["citizen"], serde_json::json!([]));
+        assert!(!statuses("/api/citizen/me", "get").contains(&"403".to_owned()), "no role to check");
+        assert!(op("/api/citizen/logout", "post")["security"].is_null());
     }
 }

@@ -18,16 +18,20 @@ use axum::{Json, Router};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use sportello_domain::booking::{Lang, YearMonth, months_with_slots};
-use sportello_domain::{RequesterError, RequesterInput, Slot, booking_code, slot_label, validate_requester};
+use sportello_domain::{
+    FiscalCode, RequesterError, RequesterInput, Slot, booking_code, slot_label, validate_requester,
+};
 use sportello_store::{Appointment, Mode, Modes, Office, Service, Status};
 use tracing::Instrument;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::ApiError;
+use super::citizen::CitizenSession;
 use super::error::{Path, Query};
 use crate::client_addr::AddressKey;
 use crate::client_addr::ClientIp;
 use crate::state::AppState;
+use sportello_backoffice::appio::AppioSettings;
 use sportello_backoffice::booking::offer::offer;
 use sportello_backoffice::booking::{self, BookingError, NewBooking};
 use sportello_backoffice::booking_mail::appointment_ics;
@@ -179,6 +183,11 @@ pub struct BookingBody {
     pub lang: String,
     /// Leave empty (anti-spam field hidden from people).
     pub website: String,
+    /// The citizen asks for App IO notifications too (ignored while App IO is off: see
+    /// `GET /api/public/appio`).
+    pub appio: bool,
+    /// With `appio`: the fiscal code the messages go to; absent, a logged-in citizen's own.
+    pub fiscal_code: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -208,6 +217,8 @@ pub struct BookingOut {
     /// Cancel and reschedule are allowed until the start.
     pub can_change: bool,
     pub rating: Option<i64>,
+    /// App IO notifications are on for this booking.
+    pub appio: bool,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -275,6 +286,38 @@ impl RateLimiter {
 struct BookingLimits {
     minute: RateLimiter,
     day: RateLimiter,
+}
+
+// --- App IO's side of a booking ---------------------------------------------------------------------
+
+/// The fiscal code a new booking's App IO messages go to: `None` unless App IO is on and the
+/// citizen asked for it; then the one typed, else the logged-in citizen's, else 400.
+pub async fn booking_fiscal_code(
+    state: &AppState,
+    body: &BookingBody,
+    session: Option<FiscalCode>,
+) -> Result<Option<FiscalCode>, ApiError> {
+    if !body.appio || !AppioSettings::load(&state.store).await?.active() {
+        return Ok(None);
+    }
+    match body.fiscal_code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        Some(typed) => FiscalCode::parse(typed).map(Some).map_err(ApiError::from),
+        None => session.map(Some).ok_or_else(|| {
+            ApiError::bad_request(
+                "fiscal_code_required",
+                (
+                    "Per ricevere le notifiche su app IO indica il tuo codice fiscale.",
+                    "To get App IO notifications, enter your fiscal code.",
+                ),
+            )
+        }),
+    }
+}
+
+/// Whether App IO messages go out for this booking: the citizen chose it and App IO is on.
+pub async fn notifications_on(state: &AppState, appt: &Appointment) -> Result<bool, ApiError> {
+    Ok(state.store.appointment_appio_fiscal_code(&appt.id).await?.is_some()
+        && AppioSettings::load(&state.store).await?.active())
 }
 
 // --- helpers ----------------------------------------------------------------------------------------
@@ -381,7 +424,7 @@ fn parse_start(s: &str) -> Result<Timestamp, ApiError> {
     })
 }
 
-fn booking_out(
+pub(super) fn booking_out(
     state: &AppState,
     appt: &Appointment,
     office: &Office,
@@ -409,6 +452,7 @@ fn booking_out(
         join_url: links::video_join_link(&state.back_office, appt, now),
         can_change: appt.status == Status::Confirmed && now < appt.starts_at,
         rating: appt.rating,
+        appio: false,
     }
 }
 
@@ -529,6 +573,7 @@ async fn book(
     State(state): State<AppState>,
     Extension(limits): Extension<Arc<BookingLimits>>,
     ClientIp(ip): ClientIp,
+    citizen: Option<CitizenSession>,
     body: Result<Json<BookingBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let span = tracing::info_span!("public_book", code = tracing::field::Empty);
@@ -562,6 +607,11 @@ async fn book(
         let mode = booking::mode_for(&service, asked)?;
         let start = parse_start(&body.start)?;
         let lang = Lang::from_tag(&body.lang);
+        // A citizen logged in with SPID/CIE: App IO may use their own code, and the booking is
+        // listed among theirs.
+        let session_fiscal_code = citizen.as_ref().map(|c| c.fiscal_code.clone());
+        let appio_fiscal_code = booking_fiscal_code(&state, &body, session_fiscal_code).await?;
+        let citizen_key = citizen.map(|c| c.key);
         let services = state.store.services().await?;
 
         if !body.website.trim().is_empty() {
@@ -569,11 +619,11 @@ async fn book(
             tracing::info!("honeypot filled; nothing booked");
             return Ok(honeypot_reply(&office, &service, &services, start, &requester, mode));
         }
-        let booked =
-            booking::book(&state.back_office, NewBooking { office, service, requester, mode, start, lang }, now)
-                .await?;
+        let new = NewBooking { office, service, requester, mode, start, lang, appio_fiscal_code, citizen_key };
+        let booked = booking::book(&state.back_office, new, now).await?;
         let mut out = booking_out(&state, &booked.appointment, &booked.office, &booked.service, &services, now);
         out.secret = Some(booked.secret);
+        out.appio = booked.appio;
         Ok((StatusCode::CREATED, Json(out)).into_response())
     }
     .instrument(span)
@@ -610,24 +660,25 @@ fn honeypot_reply(
         join_url: None,
         can_change: true,
         rating: None,
+        appio: false,
     };
     (StatusCode::CREATED, Json(out)).into_response()
 }
 
 // --- managing a booking -------------------------------------------------------------------------------
 
-fn header_secret(headers: &HeaderMap) -> Option<String> {
+pub(super) fn header_secret(headers: &HeaderMap) -> Option<String> {
     headers.get(SECRET_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// The office and service of an appointment, and every service (its page lists the office's).
-async fn context(state: &AppState, appt: &Appointment) -> Result<(Office, Service, Vec<Service>), ApiError> {
+pub(super) async fn context(state: &AppState, appt: &Appointment) -> Result<(Office, Service, Vec<Service>), ApiError> {
     let (office, service) = booking::context(&state.back_office, appt).await?;
     let services = state.store.services().await?;
     Ok((office, service, services))
 }
 
-async fn authorised(state: &AppState, code: &str, secret: Option<&str>) -> Result<Appointment, ApiError> {
+pub(super) async fn authorised(state: &AppState, code: &str, secret: Option<&str>) -> Result<Appointment, ApiError> {
     Ok(booking::open(&state.back_office, code, secret).await?)
 }
 
@@ -643,7 +694,9 @@ async fn summary(
     async move {
         let appt = authorised(&state, &code, header_secret(&headers).as_deref()).await?;
         let (office, service, services) = context(&state, &appt).await?;
-        Ok(Json(booking_out(&state, &appt, &office, &service, &services, state.clock.now())))
+        let mut out = booking_out(&state, &appt, &office, &service, &services, state.clock.now());
+        out.appio = notifications_on(&state, &appt).await?;
+        Ok(Json(out))
     }
     .instrument(tracing::info_span!("public_summary"))
     .await
@@ -673,7 +726,10 @@ async fn cancel(
         let now = state.clock.now();
         let cancelled = booking::cancel(&state.back_office, appt, now).await?;
         let services = state.store.services().await?;
-        Ok(Json(booking_out(&state, &cancelled.appointment, &cancelled.office, &cancelled.service, &services, now)))
+        let mut out =
+            booking_out(&state, &cancelled.appointment, &cancelled.office, &cancelled.service, &services, now);
+        out.appio = notifications_on(&state, &cancelled.appointment).await?;
+        Ok(Json(out))
     }
     .instrument(tracing::info_span!("public_cancel"))
     .await
@@ -701,7 +757,9 @@ async fn reschedule(
         let start = parse_start(&body.start)?;
         let moved = booking::reschedule(&state.back_office, appt, &secret, start, now).await?;
         let services = state.store.services().await?;
-        Ok(Json(booking_out(&state, &moved.appointment, &moved.office, &moved.service, &services, now)))
+        let mut out = booking_out(&state, &moved.appointment, &moved.office, &moved.service, &services, now);
+        out.appio = notifications_on(&state, &moved.appointment).await?;
+        Ok(Json(out))
     }
     .instrument(tracing::info_span!("public_reschedule"))
     .await

@@ -1,12 +1,14 @@
 //! Scenario `english_pages`: a citizen who switches `/prenota` to English gets English all the way —
 //! the page title and the breadcrumb's label, and a message the server wrote (the slot was taken by
 //! someone else just before the confirmation: 409 `slot_taken`, sent with `Accept-Language: en`).
-//! The choice then holds on the home page's buttons and on the server-rendered `/archivio`, whose
-//! own switch (a link) is remembered for the other pages.
+//! The choice then holds on the home page's buttons, on `/le-mie-prenotazioni` (its title, and
+//! axe-core's WCAG 2.1 AA rules in English) and on the server-rendered `/archivio`, whose own switch
+//! (a link) is remembered for the other pages.
 
 use std::time::Duration;
 
 use serde_json::json;
+use sportello_tests::axe::violations;
 use sportello_tests::browser::{Result, err};
 use sportello_tests::server::{Clock, TestServer};
 
@@ -81,24 +83,33 @@ pub async fn english_pages(ctx: &mut Ctx) -> Result<()> {
     if home != ["Virtual offices — Comune", "Book an appointment", "Services", "Video desk without an appointment"] {
         return Err(err(format!("the English home page reads {home:?}")));
     }
+    b.goto(&format!("{base}/le-mie-prenotazioni")).await?;
+    b.wait_for("document.documentElement.lang === 'en' && document.querySelector('#mine-out')", STEP).await?;
+    let (title, said): (String, String) =
+        b.eval("[document.title, document.querySelector('#mine-out').textContent]").await?;
+    if title != "My bookings — Comune" || !said.contains("SPID or CIE") {
+        return Err(err(format!("the English «Le mie prenotazioni» reads {title:?}: {said:?}")));
+    }
+    let found = violations(b).await?;
+    if !found.is_empty() {
+        return Err(err(format!("axe on /le-mie-prenotazioni in English: {found:?}")));
+    }
     b.goto(&format!("{base}/archivio")).await?;
-    b.wait_for("document.documentElement.lang === 'en' && document.title === 'Session archive — Comune'", STEP)
-        .await?;
+    b.wait_for("document.documentElement.lang === 'en' && document.title === 'Session archive — Comune'", STEP).await?;
     b.click("#lang-switch").await?;
-    b.wait_for(
-        "document.documentElement.lang === 'it' && document.title === 'Archivio delle sedute — Comune'",
-        STEP,
-    )
-    .await?;
+    b.wait_for("document.documentElement.lang === 'it' && document.title === 'Archivio delle sedute — Comune'", STEP)
+        .await?;
     let stored: String = b.eval("localStorage.getItem('sportello.lang')").await?;
     if stored != "it" {
         return Err(err(format!("the archive's switch left the stored language at {stored:?}")));
     }
     // Chromium asks for English (Accept-Language), but the stored choice is now Italian.
     b.goto(&format!("{base}/archivio")).await?;
-    b.wait_for("location.search === '?lang=it' && document.title === 'Archivio delle sedute — Comune'", STEP)
-        .await?;
-    println!("  the home page's buttons and the archive follow the choice; the archive's switch is remembered");
+    b.wait_for("location.search === '?lang=it' && document.title === 'Archivio delle sedute — Comune'", STEP).await?;
+    println!(
+        "  the home page's buttons, «My bookings» (no axe violation) and the archive follow the choice; \
+         the archive's switch is remembered"
+    );
     server.shutdown().await;
     Ok(())
 }

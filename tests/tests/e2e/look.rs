@@ -7,9 +7,9 @@
 //! WebDriver BiDi — a headless Firefox window is never narrower than 500 px), on every page and
 //! booking step — `/`, `/servizi`, `/prenota`
 //! (office, day and time, details, requester, summary, confirmation), `/appuntamento` with the real
-//! booking, `/privacy`, `/note-legali`, the 404 page, `/live/<id>`, the lobby of `/join` (device
-//! check), the waiting room, the room with a chat message, `/staff` (login and desk),
-//! `/staff/admin`, `/staff/calendario`:
+//! booking, `/le-mie-prenotazioni` (not logged in), `/privacy`, `/note-legali`, the 404 page,
+//! `/live/<id>`, the lobby of `/join` (device check), the waiting room, the room with a chat
+//! message, `/staff` (login and desk), `/staff/admin`, `/staff/calendario`:
 //! - axe-core with the WCAG 2.1 AA tags finds no violation at all, at both widths;
 //! - every `navigation` and `resource` entry of the page has the page's own origin;
 //! - a screenshot per width: `target/e2e-artifacts/look/<browser>-<width>-<nn>-<step>.png`;
@@ -574,6 +574,10 @@ async fn walk_pages(w: &mut Walk<'_>, env: &Env<'_>) -> Result<()> {
     w.b.goto(&manage).await?;
     w.b.wait_for(&format!("document.querySelector('main')?.innerText.includes('{code}')"), STEP).await?;
     w.step("appuntamento", Kind::Citizen).await?;
+
+    // --- a citizen's bookings: without a SPID/CIE login the page says why it lists nothing.
+    w.open(base, "/le-mie-prenotazioni", "document.querySelector('#mine-out')").await?;
+    w.step("le-mie-prenotazioni", Kind::Citizen).await?;
 
     // --- privacy, legal notes, an unknown address, a council session's public page.
     w.open(base, "/privacy", "document.querySelector('main')").await?;
