@@ -90,6 +90,30 @@ const CATALOGUE: &[(&str, Kind, &str, &[&[(&str, &str)]])] = &[
     ("sportello_emails_failed_total", Kind::Counter, "Emails that could not be sent or written.", &[&[]]),
     ("sportello_live_viewers", Kind::Gauge, "WHEP viewers of council live streams now.", &[&[]]),
     (
+        "sportello_walkins_total",
+        Kind::Counter,
+        "Walk-in video desk: citizens queued, called, served, who left, abandoned.",
+        &[
+            &[("event", "queued")],
+            &[("event", "called")],
+            &[("event", "served")],
+            &[("event", "left")],
+            &[("event", "abandoned")],
+        ],
+    ),
+    (
+        "sportello_appio_messages_total",
+        Kind::Counter,
+        "App IO attempts by outcome: sent, refused (not on IO or service off), retry, failed, expired.",
+        &[
+            &[("outcome", "sent")],
+            &[("outcome", "refused")],
+            &[("outcome", "retry")],
+            &[("outcome", "failed")],
+            &[("outcome", "expired")],
+        ],
+    ),
+    (
         "sportello_sfu_join_to_first_media_seconds",
         Kind::Histogram,
         "From a participant's receiving connection being set up (at join, or when there is first \

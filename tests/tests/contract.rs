@@ -88,7 +88,17 @@ async fn run(server: &TestServer) -> Result<()> {
 
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let config = dir.path().join("schemathesis.toml");
-    let credentials = Credentials { session: cookie, room: room_token, encoder: encoder_token };
+    // A citizen logged in with SPID/CIE: the cookie `/auth/oidc/callback` sets, signed the same way
+    // (the login itself is tests/tests/identity.rs's, against a real provider).
+    let citizen = server
+        .server
+        .tokens
+        .sign(&serde_json::json!({
+            "typ": "citizen", "given_name": "Mario", "family_name": "Rossi", "fiscal_code": "RSSMRA85T10A562S",
+            "key": "00", "iat": now, "exp": now + sportello_server::api::citizen::CITIZEN_SESSION_SECS,
+        }))
+        .map_err(|e| e.to_string())?;
+    let credentials = Credentials { session: cookie, room: room_token, encoder: encoder_token, citizen };
     let config_text = config_toml(&credentials, &ids, &council.session.id, &booking);
     std::fs::write(&config, config_text).map_err(|e| e.to_string())?;
     std::fs::write(dir.path().join("hooks.py"), HOOKS).map_err(|e| e.to_string())?;
@@ -182,6 +192,7 @@ struct Credentials {
     session: String,
     room: String,
     encoder: String,
+    citizen: String,
 }
 
 /// Operations whose well-formed requests the server may still refuse with 400 (or 410), because
@@ -252,7 +263,7 @@ const VALIDATED_BEYOND_THE_SCHEMA: [&str; 42] = [
 /// schemathesis's configuration: credentials per security scheme, real ids for `{id}` and
 /// `{session}`, and the operations of [`VALIDATED_BEYOND_THE_SCHEMA`].
 fn config_toml(credentials: &Credentials, ids: &[String], council: &str, booking: &(String, String)) -> String {
-    let Credentials { session, room, encoder } = credentials;
+    let Credentials { session, room, encoder, citizen } = credentials;
     let (code, secret) = booking;
     let ids = ids.iter().map(|id| format!("{id:?}")).collect::<Vec<_>>().join(", ");
     let validated = VALIDATED_BEYOND_THE_SCHEMA.iter().map(|op| format!("{op:?}")).collect::<Vec<_>>().join(", ");
@@ -260,6 +271,9 @@ fn config_toml(credentials: &Credentials, ids: &[String], council: &str, booking
         r#"
 [auth.openapi.session]
 api_key = "{session}"
+
+[auth.openapi.citizen]
+api_key = "{citizen}"
 
 [auth.openapi.room_token]
 bearer = "{room}"

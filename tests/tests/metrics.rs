@@ -167,6 +167,8 @@ async fn scenario() -> Result<(), Error> {
     let before = scrape(&http, &metrics_url).await?;
     check(before.get("sportello_bookings_total", &[])? == 0.0, || before.text.clone())?;
     check(before.get("sportello_booking_no_shows_total", &[("by", "system")])? == 0.0, || before.text.clone())?;
+    check(before.get("sportello_walkins_total", &[("event", "queued")])? == 0.0, || before.text.clone())?;
+    check(before.get("sportello_appio_messages_total", &[("outcome", "sent")])? == 0.0, || before.text.clone())?;
     check(before.get("sportello_sfu_up", &[])? == 1.0, || before.text.clone())?;
     check(before.get("sportello_sfu_participants", &[])? == 0.0, || before.text.clone())?;
     check(before.types.get("sportello_waiting_room_wait_seconds").is_some_and(|t| t == "histogram"), || {
