@@ -94,6 +94,15 @@ async fn call_through(ctx: &mut Ctx, kind: Kind, cert: &std::path::Path, key: &s
     let service_id = seed(&server).await?;
     let front = start_front(kind, &server, cert, key).await?;
     let outcome = booking_and_call(ctx, &server, &clock, &base, &service_id).await;
+    if outcome.is_err() {
+        // The pages' state and RTP counters, while the browsers and the server still live (the
+        // scenario's own dump comes after they are gone).
+        ctx.dump(&format!("tls_front through {kind:?}")).await;
+        match server.server.sfu.stats().await {
+            Ok(stats) => eprintln!("  SFU stats: {stats:?}"),
+            Err(e) => eprintln!("  SFU stats unavailable: {e}"),
+        }
+    }
     for b in ctx.browsers.drain(..) {
         let _ = tokio::time::timeout(Duration::from_secs(10), b.close()).await;
     }
