@@ -455,6 +455,22 @@ impl TestServer {
     }
 }
 
+/// The next Tuesday (strictly after today, in Rome) that is neither a holiday nor the day before
+/// one: a working day whatever day CI runs on.
+pub fn next_working_tuesday() -> jiff::civil::Date {
+    let rome = sportello_domain::europe_rome().expect("tzdb");
+    let mut d = jiff::Timestamp::now().to_zoned(rome).date().tomorrow().expect("date");
+    loop {
+        if d.weekday() == jiff::civil::Weekday::Tuesday {
+            let holidays = sportello_domain::holiday_dates(d.year(), d.year() + 1, None).expect("holidays");
+            if !holidays.contains(&d) && !holidays.contains(&d.tomorrow().expect("date")) {
+                return d;
+            }
+        }
+        d = d.tomorrow().expect("date");
+    }
+}
+
 /// [`TestServer::seed_office`] on any store (e.g. a separate server process's database), at `now`.
 pub async fn seed_office(
     store: &sportello_store::Store,

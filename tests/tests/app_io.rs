@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use jiff::civil::{Date, Weekday};
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use sportello_backoffice::context::{BackOffice, CalendarPolicy};
 use sportello_store::{CouncilBody, Modes, NewCouncilSession, NewUser, StaffRole};
 use sportello_tests::http_stub::{self, StubRequest};
 use sportello_tests::prism::Prism;
-use sportello_tests::server::{Clock, TestServer};
+use sportello_tests::server::{Clock, TestServer, next_working_tuesday};
 
 const PASSWORD: &str = "correct horse battery";
 const API_KEY: &str = "io-test-subscription-key";
@@ -104,20 +104,6 @@ fn rome() -> TimeZone {
     sportello_domain::europe_rome().expect("tzdb")
 }
 
-/// The next Tuesday (strictly after today) that is neither a holiday nor the day before one.
-fn next_tuesday() -> Date {
-    let mut d = Timestamp::now().to_zoned(rome()).date().tomorrow().expect("date");
-    loop {
-        if d.weekday() == Weekday::Tuesday {
-            let holidays = sportello_domain::holiday_dates(d.year(), d.year() + 1, None).expect("holidays");
-            if !holidays.contains(&d) && !holidays.contains(&d.tomorrow().expect("date")) {
-                return d;
-            }
-        }
-        d = d.tomorrow().expect("date");
-    }
-}
-
 fn local(d: Date, h: i8, m: i8) -> Timestamp {
     d.at(h, m, 0, 0).to_zoned(rome()).expect("local time").timestamp()
 }
@@ -159,7 +145,7 @@ struct World {
 
 impl World {
     async fn start() -> World {
-        let tuesday = next_tuesday();
+        let tuesday = next_working_tuesday();
         let clock = Clock::offset(local(tuesday, 8, 0).as_second() - Timestamp::now().as_second());
         // The background reminder pass stays out of the way: the test runs the pass itself.
         let server = TestServer::start_at(clock.clone(), |c| c.reminder_lead = Duration::from_secs(1)).await;

@@ -11,13 +11,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use sportello_store::{NewUser, StaffRole};
 use sportello_tests::netns::run_scenario;
 use sportello_tests::rtc_client::{Client, pump};
-use sportello_tests::server::{Claims, Clock, Role, TestServer, WsClient};
+use sportello_tests::server::{Claims, Clock, Role, TestServer, WsClient, next_working_tuesday};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -31,20 +30,6 @@ fn check(cond: bool, what: impl FnOnce() -> String) -> Result<(), Error> {
 
 fn rome() -> TimeZone {
     sportello_domain::europe_rome().expect("tzdb")
-}
-
-/// The next Tuesday (strictly after today) that is neither a holiday nor the day before one.
-fn next_tuesday() -> Date {
-    let mut d = Timestamp::now().to_zoned(rome()).date().tomorrow().expect("date");
-    loop {
-        if d.weekday() == Weekday::Tuesday {
-            let holidays = sportello_domain::holiday_dates(d.year(), d.year() + 1, None).expect("holidays");
-            if !holidays.contains(&d) && !holidays.contains(&d.tomorrow().expect("date")) {
-                return d;
-            }
-        }
-        d = d.tomorrow().expect("date");
-    }
 }
 
 /// A room token valid for an hour on the server's (shifted) clock; `wait`: through the lobby.
@@ -143,7 +128,7 @@ fn collect_exprs(value: &Value, out: &mut Vec<String>) {
 }
 
 async fn scenario() -> Result<(), Error> {
-    let tuesday = next_tuesday();
+    let tuesday = next_working_tuesday();
     let eight = tuesday.at(8, 0, 0, 0).to_zoned(rome())?.timestamp();
     let clock = Clock::offset(eight.as_second() - Timestamp::now().as_second());
     let server = TestServer::start_at(clock, |c| {
