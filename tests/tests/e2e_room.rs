@@ -493,6 +493,32 @@ fn media_condition(video: &[&str], audio: &[&str]) -> String {
     )
 }
 
+/// What the SFU told a page about the camera it publishes, as its publish connection's
+/// `getStats()` shows it: the uplink estimate (`availableOutgoingBitrate`, which only transport-cc
+/// feedback raises above Chromium's 300 kbit/s start), NACKs received, packets retransmitted.
+const UPLINK: &str = "window.sportello.pcs.publish.getStats().then(r => { const o = { estimate: 0, nacks: 0, retransmitted: 0 }; \
+    r.forEach(s => { if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) o.estimate = Math.max(o.estimate, s.availableOutgoingBitrate); \
+    if (s.type === 'outbound-rtp' && s.kind === 'video') { o.nacks += s.nackCount || 0; o.retransmitted += s.retransmittedPacketsSent || 0; } }); return o; })";
+
+#[derive(Debug, serde::Deserialize)]
+struct Uplink {
+    estimate: f64,
+    nacks: u64,
+    retransmitted: u64,
+}
+
+/// Waits until `ok` holds of the page's [`Uplink`]; the last reading either way.
+async fn wait_uplink(b: &Browser, timeout: Duration, ok: impl Fn(&Uplink) -> bool) -> Result<(bool, Uplink)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let u: Uplink = b.eval_async(UPLINK).await?;
+        if ok(&u) || Instant::now() >= deadline {
+            return Ok((ok(&u), u));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// `#tiles for id`, as anna sees them.
 fn tiles(id: &str) -> String {
     format!("document.querySelectorAll('[data-participant-id=\"{id}\"]').length")

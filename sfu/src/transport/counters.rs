@@ -1,10 +1,12 @@
 //! What the engine counts for metrics, read by [`Sfu::stats`](crate::Sfu::stats) at scrape time.
 //!
-//! The engine's own counts are plain integers on its thread. NACKs to publishers and the RTX they
-//! send back happen inside `rtc`'s interceptor chain (its NACK generator asks, its receiver
-//! de-encapsulates), so one counting interceptor per peer connection adds them, and the NACKs
-//! subscribers send, to atomics shared with the engine: relaxed adds, no lock and no allocation per
-//! packet. The engine answers subscribers' NACKs itself (`engine/nack.rs`) and counts what it resends.
+//! The engine's own counts are plain integers on its thread. NACKs to publishers (written by the
+//! engine's feedback chain through `rtc`, `engine/ingress.rs`) and those subscribers send pass
+//! `rtc`'s interceptor chain, so one counting interceptor per peer connection adds them to atomics
+//! shared with the engine: relaxed adds, no lock and no allocation per packet. The RTX publishers
+//! send back is counted where it is restored: by the engine for the streams it opens, here for an
+//! RTX stream `rtc` still opens. The engine answers subscribers' NACKs itself (`engine/nack.rs`) and
+//! counts what it resends.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -17,7 +17,9 @@
 //! split by section: `input` (demultiplexing datagrams, timers), `flush` (polling dirty peers),
 //! `publish` (tracks in), `downtrack` (packets out to subscribers), `keyframes` (feedback and keyframe
 //! requests), `nack` (subscribers' NACKs answered from one history per track), `egress` (a subscribe
-//! connection's own SRTP, path and sender reports), `subscribe` (subscribe connections and negotiation), `participants` (join, offers, leave),
+//! connection's own SRTP, path and sender reports), `ingress` (a publish connection's media opened
+//! by the engine, and the feedback to the publisher), `subscribe` (subscribe connections and
+//! negotiation), `participants` (join, offers, leave),
 //! `commands` (what the handle asks), `program` (program feeds, WHEP/WHIP, the recorder sink),
 //! `shard` (what one engine hands another when a node runs several).
 
@@ -64,6 +66,7 @@ mod commands;
 mod downtrack;
 mod egress;
 mod flush;
+mod ingress;
 mod input;
 mod keyframes;
 mod nack;
@@ -172,6 +175,8 @@ struct PublishLeg {
     /// A relay leg from an origin node: the program it feeds (its m-lines are that program's
     /// outputs, `engine/upstream.rs`), not a participant's sources.
     upstream: Option<RoomId>,
+    /// The publisher's streams as the engine opens them, and the feedback about them ([`ingress`]).
+    reception: ingress::Reception,
 }
 
 struct Incoming {

@@ -11,8 +11,6 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use rtc::ice::mdns::MulticastDnsMode;
 pub use rtc::ice::tcp_type::TcpType;
-use rtc::interceptor::NackGeneratorBuilder;
-use rtc::interceptor::ReceiverReportBuilder;
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
@@ -102,24 +100,27 @@ fn media_engine(kind: PcKind) -> Result<MediaEngine, rtc::shared::error::Error> 
     Ok(me)
 }
 
-/// Each leg gets only the interceptors of its direction, since every stage of `rtc`'s chain costs a
-/// queue move per forwarded packet. A publish leg receives: receiver reports, NACKs to the publisher
-/// (with keyframe requests by PLI). A subscribe leg needs none: the engine sends its RTP and sender
-/// reports itself (`engine/egress.rs`), and answers subscribers' NACKs from one history per track
-/// (`engine/nack.rs`), not by an `rtc` responder keeping a copy of every packet per subscriber.
-fn direction(kind: PcKind, registry: Registry, me: &mut MediaEngine) -> Registry {
+/// NACKs and keyframe requests by PLI, both ways; transport-wide congestion control feedback for
+/// what a publisher sends us (its uplink estimate). Downstream we rely on the browser's REMB
+/// instead, because we do not stamp transport-cc ourselves.
+///
+/// No leg gets `rtc`'s feedback interceptors: a publish leg's NACK generator, receiver reports and
+/// transport-cc recorder run in the engine, fed the packets it opens itself (`engine/ingress.rs`);
+/// a subscribe leg's RTP and sender reports are the engine's (`engine/egress.rs`), and subscribers'
+/// NACKs are answered from one history per track (`engine/nack.rs`), not by an `rtc` responder
+/// keeping a copy of every packet per subscriber.
+fn feedback(kind: PcKind, me: &mut MediaEngine) -> Result<(), rtc::shared::error::Error> {
     for parameter in ["", "pli"] {
         me.register_feedback(
             RTCPFeedback { typ: "nack".to_owned(), parameter: parameter.to_owned() },
             RtpCodecKind::Video,
         );
     }
-    match kind {
-        PcKind::Publish => registry
-            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
-            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build()),
-        PcKind::Subscribe => registry,
+    if kind == PcKind::Publish {
+        // What `rtc` would negotiate with its recorder; the recorder it builds is dropped.
+        configure_twcc_receiver_only(Registry::new(), me)?;
     }
+    Ok(())
 }
 
 /// The DTLS certificate every peer connection of an engine presents. `rtc` would generate a key
@@ -171,13 +172,7 @@ pub fn build(
         PcKind::Publish => registry,
         PcKind::Subscribe => registry.with(Slot::from(feedback::SLOT), feedback::DeliverFeedback::subscriber()),
     };
-    let registry = direction(kind, registry, &mut me);
-    // Transport-wide congestion control feedback for what the browser sends us (its uplink estimate).
-    // Downstream we rely on the browser's REMB instead, because we do not stamp transport-cc ourselves.
-    let registry = match kind {
-        PcKind::Publish => configure_twcc_receiver_only(registry, &mut me).map_err(err)?,
-        PcKind::Subscribe => registry,
-    };
+    feedback(kind, &mut me).map_err(err)?;
     let settings = SettingEngineBuilder::new()
         .with_ice_credentials(ufrag.to_owned(), random_token(32))
         .with_multicast_dns_mode(MulticastDnsMode::Disabled);

@@ -62,8 +62,12 @@ struct SimPeer {
     received: Vec<rtp::Packet>,
     /// Sender reports received, each with how many RTP packets had arrived when it did.
     reports: Vec<(SenderReport, usize)>,
+    /// The other RTCP received about what this peer sends: receiver reports, NACKs, transport-cc.
+    feedback: Vec<Box<dyn rtc::rtcp::Packet>>,
     /// RTP sequence numbers to lose on the way in (read from the cleartext SRTP header), once each.
     lose: Vec<u16>,
+    /// The same on the way out, to the SFU.
+    lose_out: Vec<u16>,
     /// The engine of the node its UDP datagrams land on (the kernel's choice, not its connection's).
     lands_on: usize,
 }
@@ -97,8 +101,10 @@ impl SimPeer {
     ) -> Result<Self, Error> {
         let mut me = MediaEngine::default();
         me.register_default_codecs()?;
+        // Stamps transport-wide sequence numbers on what it sends, as browsers do.
         let mut registry = register_default_interceptors(Registry::new(), &mut me)?
-            .with(Slot::from(feedback::SLOT), feedback::DeliverFeedback::of(|p| p.as_any().is::<SenderReport>()));
+            .with(Slot::TwccSender, rtc::interceptor::TwccSenderBuilder::new().build())
+            .with(Slot::from(feedback::SLOT), feedback::DeliverFeedback::of(delivered));
         if !feedback {
             for slot in [Slot::NackGenerator, Slot::ReceiverReport, Slot::TwccReceiver] {
                 registry = registry.with(slot, rtc::interceptor::NoopInterceptor::new());
@@ -128,7 +134,9 @@ impl SimPeer {
             video: None,
             received: Vec::new(),
             reports: Vec::new(),
+            feedback: Vec::new(),
             lose: Vec::new(),
+            lose_out: Vec::new(),
             lands_on: 0,
         })
     }
@@ -178,13 +186,8 @@ impl SimPeer {
     /// One step at `now`: what arrived, due timers, due frames; returns what it sends.
     fn step(&mut self, now: Instant) -> Vec<(SocketAddr, BytesMut)> {
         while let Some((from, message)) = self.inbox.pop_front() {
-            // An RTP datagram (RFC 5761: payload types 72–76 are RTCP) with a sequence number to lose.
-            if message.len() > 12 && message[0] >> 6 == 2 && !(72..=76).contains(&(message[1] & 0x7f)) {
-                let seq = u16::from_be_bytes([message[2], message[3]]);
-                if let Some(i) = self.lose.iter().position(|&s| s == seq) {
-                    self.lose.swap_remove(i);
-                    continue;
-                }
+            if lost(&mut self.lose, &message) {
+                continue;
             }
             let transport = TransportContext {
                 local_addr: self.addr,
@@ -217,15 +220,20 @@ impl SimPeer {
             match m.message {
                 RTCMessage::RtpPacket(_, packet) => self.received.push(packet),
                 RTCMessage::RtcpPacket(_, packets) => {
-                    let reports = packets.iter().filter_map(|p| p.as_any().downcast_ref::<SenderReport>());
-                    self.reports.extend(reports.map(|r| (r.clone(), self.received.len())));
+                    for p in packets {
+                        match p.as_any().downcast_ref::<SenderReport>() {
+                            Some(r) => self.reports.push((r.clone(), self.received.len())),
+                            None => self.feedback.push(p),
+                        }
+                    }
                 }
                 _ => {}
             }
         }
         let protocol = self.protocol();
+        let lose_out = &mut self.lose_out;
         std::iter::from_fn(|| self.pc.poll_write())
-            .filter(|w| w.transport.transport_protocol == protocol)
+            .filter(|w| w.transport.transport_protocol == protocol && !lost(lose_out, &w.message))
             .map(|w| (w.transport.peer_addr, w.message))
             .collect()
     }
@@ -238,6 +246,29 @@ impl SimPeer {
         let frame = self.video.as_ref().filter(|_| self.state == RTCPeerConnectionState::Connected).map(|v| v.next_at);
         [self.pc.poll_timeout(), frame].into_iter().flatten().min()
     }
+}
+
+/// The RTCP a test peer's application sees: sender reports, and feedback about what it sends.
+fn delivered(p: &dyn rtc::rtcp::Packet) -> bool {
+    use rtc::rtcp::receiver_report::ReceiverReport;
+    use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+    let any = p.as_any();
+    any.is::<SenderReport>()
+        || any.is::<ReceiverReport>()
+        || any.is::<TransportLayerNack>()
+        || any.is::<TransportLayerCc>()
+}
+
+/// An RTP datagram (RFC 5761: payload types 72–76 are RTCP) whose sequence number (clear in an
+/// SRTP header) is in `lose`: taken out of `lose`, since each is lost once.
+fn lost(lose: &mut Vec<u16>, datagram: &[u8]) -> bool {
+    if datagram.len() <= 12 || datagram[0] >> 6 != 2 || (72..=76).contains(&(datagram[1] & 0x7f)) {
+        return false;
+    }
+    let seq = u16::from_be_bytes([datagram[2], datagram[3]]);
+    let found = lose.iter().position(|&s| s == seq);
+    found.map(|i| lose.swap_remove(i)).is_some()
 }
 
 fn send_keyframe(pc: &mut RTCPeerConnection, v: &mut Video, now: Instant) {
@@ -595,6 +626,63 @@ fn a_subscribers_round_trip_sets_how_long_lost_packets_can_be_asked_for() -> Res
     bob_sends_rtcp(&mut net, nack(recent))?;
     net.settle()?;
     assert_eq!(rtx_sent(&mut net)?, before + 1, "a packet 0.17 s old is still kept");
+    Ok(())
+}
+
+/// What a publisher hears about its stream comes from the engine's own feedback chain, fed the
+/// packets the engine opens itself (`engine/ingress.rs`), not only the first few `rtc` opened:
+/// receiver reports that count up to its latest packet, transport-cc feedback (its uplink
+/// estimate), and a NACK for a packet lost on the way in, whose retransmission reaches the
+/// subscriber — no hole in what bob received.
+#[test]
+fn a_publisher_gets_reports_transport_cc_and_nacks_about_the_media_the_engine_opened() -> Result<(), Error> {
+    use rtc::rtcp::receiver_report::ReceiverReport;
+    use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+
+    let start = Instant::now();
+    let bob = SimPeer::new("bob", "192.0.2.11:40000".parse()?, start)?;
+    let mut net = alice_and(bob, "sportello-6", start)?;
+    assert!(net.run_until(Duration::from_secs(10), |net| net.peers[1].received.len() >= 60)?, "{:?}", net.events);
+    // Two seconds of video in, alice's next packets are lost on the way to the SFU, one each.
+    let next = net.peers[0].video.as_ref().ok_or("alice sends no video")?.seq;
+    let (x, y) = (next.wrapping_add(3), next.wrapping_add(10));
+    net.peers[0].lose_out = vec![x, y];
+    net.peers[0].feedback.clear();
+    let sent_past_y = |net: &Net| net.peers[0].video.as_ref().map_or(0, |v| v.seq.wrapping_sub(y));
+    assert!(net.run_until(Duration::from_secs(3), |net| (60..0x8000).contains(&sent_past_y(net)))?);
+    assert!(net.peers[0].lose_out.is_empty(), "both were lost");
+
+    let alice = &net.peers[0];
+    let nacked: Vec<u16> = alice
+        .feedback
+        .iter()
+        .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
+        .flat_map(|n| n.nacks.iter().flat_map(|p| p.packet_list()))
+        .collect();
+    assert!(nacked.contains(&x) && nacked.contains(&y), "NACKed {nacked:?}, lost {x} and {y}");
+    let twcc = alice.feedback.iter().filter(|p| p.as_any().is::<TransportLayerCc>()).count();
+    assert!(twcc >= 10, "{twcc} transport-cc feedback packets in 2 s of video");
+    let newest = alice
+        .feedback
+        .iter()
+        .filter_map(|p| p.as_any().downcast_ref::<ReceiverReport>())
+        .flat_map(|r| r.reports.iter().filter(|b| b.ssrc == PUBLISHER_SSRC))
+        .map(|b| b.last_sequence_number as u16)
+        .next_back()
+        .ok_or("no receiver report on alice's stream")?;
+    assert!(newest.wrapping_sub(y) < 0x8000 && newest != y, "reported up to {newest}, sent past {y}");
+
+    // bob got every packet, the two lost ones through alice's retransmission.
+    let seqs: Vec<u16> = net.peers[1].received.iter().map(|p| p.header.sequence_number).collect();
+    let first = *seqs.first().ok_or("bob got nothing")?;
+    let span = seqs.iter().map(|s| s.wrapping_sub(first)).max().unwrap_or(0);
+    let mut got: Vec<u16> = seqs.iter().map(|s| s.wrapping_sub(first)).collect();
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got.len(), usize::from(span) + 1, "bob has holes: {} of {} packets", got.len(), span + 1);
+    let stats = net.sfu.call(|reply| Command::Stats { reply })?;
+    assert!(stats.nacks_sent >= 1, "{stats:?}");
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 use sportello_tests::browser::{Result, err};
 use sportello_tests::netns::UdpLoss;
 
-use super::{Ctx, MEDIA_TIMEOUT, app, join, media_condition, wait_camera_progress};
+use super::{Ctx, MEDIA_TIMEOUT, app, join, media_condition, wait_camera_progress, wait_uplink};
 
 const ROOM: &str = "sportello-perdite";
 const LOSS_PERCENT: u8 = 5;
@@ -36,6 +36,15 @@ pub async fn call_under_loss(ctx: &mut Ctx) -> Result<()> {
     let dropped = loss.dropped().map_err(|e| err(e.to_string()))?;
     if dropped == 0 {
         return Err(err("the loss rule dropped nothing: the call did not cross the lossy path"));
+    }
+    // What each camera lost on the way in, the SFU asked for, and Chromium sent again (as RTX,
+    // which the SFU restores to the camera's stream itself).
+    for b in [anna, bruno] {
+        let (ok, u) = wait_uplink(b, MEDIA_TIMEOUT, |u| u.nacks > 0 && u.retransmitted > 0).await?;
+        if !ok {
+            return Err(err(format!("[{}] no NACK from the SFU answered on the way in: {u:?}", b.label())));
+        }
+        println!("  [{}] {} NACKs from the SFU, {} packets sent again", b.label(), u.nacks, u.retransmitted);
     }
     println!(
         "  both decode each other's camera and hear each other with {LOSS_PERCENT} % UDP loss ({dropped} datagrams dropped)"

@@ -193,6 +193,22 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
                     )));
                 }
             }
+            if case.rules.is_empty() {
+                // On an open network each camera's uplink estimate climbs from Chromium's start
+                // (300 kbit/s) as the SFU's transport-cc feedback comes back, probes included.
+                for b in [anna, bruno] {
+                    let (ok, u) = super::wait_uplink(b, UPLINK_WAIT, |u| u.estimate > UPLINK_FLOOR).await?;
+                    println!("    [{}] uplink estimate {:.0} kbit/s", b.label(), u.estimate / 1000.0);
+                    if !ok {
+                        return Err(err(format!(
+                            "{}: [{}] the uplink estimate is {:.0} kbit/s (Chromium starts at 300): no transport-cc feedback from the SFU? {u:?}",
+                            case.name,
+                            b.label(),
+                            u.estimate / 1000.0
+                        )));
+                    }
+                }
+            }
             if let Some(fw) = &fw {
                 let dropped = fw.dropped().map_err(|e| err(e.to_string()))?;
                 if dropped == 0 {
@@ -216,6 +232,12 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
     .await;
     stop_coturn(coturn, outcome).await
 }
+
+/// How long a camera's uplink estimate gets to pass [`UPLINK_FLOOR`]: Chromium probes at twice
+/// and six times its start within the first seconds when feedback answers.
+const UPLINK_WAIT: Duration = Duration::from_secs(15);
+/// Twice Chromium's start estimate (300 kbit/s), which no feedback at all would leave it at.
+const UPLINK_FLOOR: f64 = 600_000.0;
 
 /// The status line's words for a path (web/room/strings.js).
 fn status_words(path: &str) -> &'static str {

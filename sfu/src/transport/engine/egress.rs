@@ -41,7 +41,7 @@ impl Egress {
     pub(super) fn new(pc: &mut RTCPeerConnection) -> Option<Box<Egress>> {
         let path = selected_path(pc)?;
         let sender = pc.get_senders().next()?;
-        let srtp = pc.rtp_sender(sender)?.transport()?.new_local_srtp_context()?;
+        let (srtp, _) = pc.rtp_sender(sender)?.transport()?.new_srtp_contexts()?;
         Some(Box::new(Egress { srtp, path, scratch: Vec::with_capacity(1500) }))
     }
 

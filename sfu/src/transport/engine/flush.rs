@@ -43,7 +43,7 @@ impl Engine {
             self.peer_event(id, ev, now);
         }
         while let Some(msg) = self.peers.get_mut(&id).and_then(|p| p.pc.poll_read()) {
-            self.peer_message(id, msg.message, now);
+            self.peer_message(id, msg.message, msg.now, now);
         }
     }
 
@@ -55,7 +55,12 @@ impl Engine {
             }
             Engine::emit(&mut self.out, &mut self.tcp_out, &self.tcp_by_remote, &w.transport, w.message);
         }
-        let next = p.pc.poll_timeout();
+        let mut next = p.pc.poll_timeout();
+        if let Leg::Publish(leg) = &mut p.leg
+            && let Some(t) = leg.reception.poll_timeout()
+        {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
         reschedule(&mut self.timers, id, &mut p.deadline, next);
     }
 
@@ -122,11 +127,32 @@ impl Engine {
         }
     }
 
-    pub(super) fn peer_message(&mut self, id: PeerId, msg: RTCMessage, now: Instant) {
-        match msg {
-            RTCMessage::RtpPacket(track_id, packet) => self.media_in(id, &track_id, packet, now),
-            RTCMessage::RtcpPacket(track_id, packets) => self.feedback_in(id, &track_id, &packets, now),
+    /// What `rtc` read: media it opened (a stream's first packets, before the engine opens them
+    /// itself: [`ingress`]) and RTCP. `received` is when its datagram arrived.
+    pub(super) fn peer_message(&mut self, id: PeerId, msg: RTCMessage, received: Instant, now: Instant) {
+        let transport = self.placeholder_transport();
+        match (msg, self.peers.get_mut(&id).map(|p| &mut p.leg)) {
+            (RTCMessage::RtpPacket(track_id, packet), Some(Leg::Publish(leg))) => {
+                if let Some(packet) = leg.reception.opened_by_rtc(packet, transport, received) {
+                    self.media_in(id, &track_id, packet, now);
+                }
+            }
+            (RTCMessage::RtcpPacket(_, packets), Some(Leg::Publish(leg))) => {
+                leg.reception.rtcp_in(packets, transport, received);
+            }
+            (RTCMessage::RtcpPacket(track_id, packets), _) => self.feedback_in(id, &track_id, &packets, now),
             _ => {}
+        }
+    }
+
+    /// What the feedback chain is told a packet came over when `rtc` read it: nothing in the chain
+    /// uses it (it is handed back with the packet), and `rtc` does not say.
+    fn placeholder_transport(&self) -> TransportContext {
+        TransportContext {
+            local_addr: self.announced,
+            peer_addr: self.announced,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
         }
     }
 }

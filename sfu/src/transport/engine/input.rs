@@ -87,13 +87,16 @@ impl Engine {
                 }
             }
         };
+        let transport =
+            TransportContext { local_addr: local, peer_addr: from, ecn: None, transport_protocol: protocol };
+        // A publisher's media, once DTLS is up and `rtc` opened its stream, is the engine's to open.
+        let data = match self.open_media(peer_id, &transport, data, now) {
+            ingress::Opened::Rtc(data) | ingress::Opened::Shown(data) => data,
+            ingress::Opened::Done => return true,
+        };
         let Some(peer) = self.peers.get_mut(&peer_id) else { return false };
         let replay = peer.handshake.as_ref().is_some_and(|r| r.wants_replay(&data));
-        let msg = TaggedBytesMut {
-            now,
-            transport: TransportContext { local_addr: local, peer_addr: from, ecn: None, transport_protocol: protocol },
-            message: data,
-        };
+        let msg = TaggedBytesMut { now, transport, message: data };
         if let Err(e) = peer.pc.handle_read(msg) {
             debug!(peer = peer_id, error = %e, "packet rejected");
         }
@@ -142,6 +145,10 @@ impl Engine {
                 p.deadline = None;
                 if let Err(e) = p.pc.handle_timeout(now) {
                     debug!(peer = id, error = %e, "timeout handling");
+                }
+                if let Leg::Publish(leg) = &mut p.leg {
+                    leg.reception.handle_timeout(now);
+                    leg.reception.write_feedback(&mut p.pc, now);
                 }
             }
             self.mark_dirty(id);

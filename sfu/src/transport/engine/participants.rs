@@ -212,7 +212,7 @@ impl Engine {
         if let Some((peer_id, rtc_track)) = &track.feed
             && let Some(Peer { leg: Leg::Publish(leg), .. }) = self.peers.get_mut(peer_id)
         {
-            leg.incoming.remove(rtc_track);
+            leg.close(rtc_track);
         }
         if !self.programs.is_empty() {
             self.program_refresh(now);

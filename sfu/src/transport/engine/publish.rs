@@ -39,8 +39,9 @@ impl Engine {
             },
         };
         let kind = source.kind();
-        if let Some(Peer { leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) {
-            leg.incoming.insert(rtc_track.clone(), Incoming { track: key, receiver, kind, ssrc, audio_level_id });
+        if let Some(Peer { pc, leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) {
+            let incoming = Incoming { track: key, receiver, kind, ssrc, audio_level_id };
+            leg.open(pc, rtc_track.clone(), incoming, &extensions);
         }
         if let Some(t) = self.tracks.get_mut(&key) {
             let _span = info_span!("track", room = %t.room, track = %t.info.id).entered();
@@ -121,8 +122,8 @@ impl Engine {
             return;
         };
         let key = inc.track;
-        // RTX retransmissions arrive here already restored to the primary stream (`rtc` de-encapsulates
-        // them), so a repaired packet is forwarded like a late original.
+        // RTX retransmissions arrive here already restored to the primary stream (by the engine,
+        // `ingress`, or by `rtc`), so a repaired packet is forwarded like a late original.
         if let Some(level_id) = inc.audio_level_id
             && let Some(ext) = packet.header.extensions.iter().find(|e| e.id == level_id)
             && let Some(&b) = ext.payload.first()
@@ -149,6 +150,35 @@ impl Engine {
         }
         self.forwards = forwards;
     }
+}
+
+impl PublishLeg {
+    /// `rtc` opened a track: media on it is routed to `incoming.track`, and its SSRCs (the RTX one
+    /// too, if the offer paired it) are the engine's to open from now on ([`ingress`]).
+    pub(super) fn open(
+        &mut self,
+        pc: &mut RTCPeerConnection,
+        rtc_track: String,
+        incoming: Incoming,
+        extensions: &[(u8, String)],
+    ) {
+        let rtx = receiver_rtx(pc, incoming.receiver, incoming.ssrc);
+        self.reception.open(&rtc_track, incoming.receiver, incoming.kind, incoming.ssrc, rtx, extensions);
+        self.incoming.insert(rtc_track, incoming);
+    }
+
+    /// The track is gone.
+    pub(super) fn close(&mut self, rtc_track: &str) {
+        self.reception.close(rtc_track);
+        self.incoming.remove(rtc_track);
+    }
+}
+
+/// The RTX SSRC the publisher's offer paired with `ssrc` (`a=ssrc-group:FID`), if any.
+fn receiver_rtx(pc: &mut RTCPeerConnection, receiver: RTCRtpReceiverId, ssrc: u32) -> Option<u32> {
+    let receiver = pc.rtp_receiver(receiver)?;
+    let coding = receiver.track().codings().iter().find(|c| c.rtp_coding_parameters.ssrc == Some(ssrc))?;
+    coding.rtp_coding_parameters.rtx.as_ref().map(|rtx| rtx.ssrc)
 }
 
 /// The header extensions (id, URI) negotiated for what arrives on `receiver`.

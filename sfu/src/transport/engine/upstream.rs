@@ -172,12 +172,13 @@ impl Engine {
                 owner,
                 feed: Some((peer_id, rtc_track.clone())),
                 feed_gen: 1,
-                extensions,
+                extensions: extensions.clone(),
                 history: None,
             },
         );
-        if let Some(Peer { leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) {
-            leg.incoming.insert(rtc_track, Incoming { track: key, receiver, kind, ssrc, audio_level_id: None });
+        if let Some(Peer { pc, leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) {
+            let incoming = Incoming { track: key, receiver, kind, ssrc, audio_level_id: None };
+            leg.open(pc, rtc_track, incoming, &extensions);
         }
         let old = self.programs.get_mut(&program).and_then(|p| p.upstream.as_mut()).and_then(|u| {
             let slot = u.inputs.get_mut(i)?;

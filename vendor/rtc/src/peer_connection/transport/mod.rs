@@ -372,12 +372,13 @@ impl<'a> RTCDtlsTransport<'a> {
     }
 
     // Sportello patch (see PATCH.md in this crate's directory): not in rtc 0.21.1.
-    /// A new SRTP context for what this end sends, keyed from the completed DTLS handshake exactly
-    /// as the pipeline keys its own (RFC 5764 §4.2), for an application that protects some of its
-    /// RTP itself instead of writing it through the pipeline. The pipeline's context is untouched:
-    /// the caller must protect only SSRCs the pipeline never sends on, since both use one master
-    /// key. `None` until the handshake has completed.
-    pub fn new_local_srtp_context(&self) -> Option<::srtp::context::Context> {
+    /// New SRTP contexts keyed from the completed DTLS handshake exactly as the pipeline keys its
+    /// own (RFC 5764 §4.2): one for what this end sends, one for what it receives, for an
+    /// application that protects or opens some of its RTP itself instead of passing it through
+    /// the pipeline. The pipeline's contexts are untouched: the caller must protect only SSRCs the
+    /// pipeline never sends on, since both use one master key (opening needs no such care: each
+    /// receiving context keeps its own replay window). `None` until the handshake has completed.
+    pub fn new_srtp_contexts(&self) -> Option<(::srtp::context::Context, ::srtp::context::Context)> {
         let transport = self.peer_connection.dtls_transport();
         if transport.state() != RTCDtlsTransportState::Connected {
             return None;
@@ -385,13 +386,12 @@ impl<'a> RTCDtlsTransport<'a> {
         let endpoint = transport.dtls_endpoint.as_ref()?;
         let remote = *endpoint.get_connections_keys().next()?;
         let state = endpoint.get_connection_state(remote)?;
-        let (local, _remote) = crate::peer_connection::handler::dtls::DtlsHandler::update_srtp_contexts(
+        crate::peer_connection::handler::dtls::DtlsHandler::update_srtp_contexts(
             state,
             &transport.replay_protection,
             &transport.crypto_provider,
         )
-        .ok()?;
-        Some(local)
+        .ok()
     }
 }
 
