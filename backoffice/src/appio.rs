@@ -24,12 +24,12 @@ use sportello_domain::booking::{Lang, date_label, slot_label};
 use sportello_store::{
     AppioKind, AppioMessage, Appointment, CouncilBody, Mode, NewAppioMessage, Office, Service, Store, StoreError,
 };
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::Instrument;
 
 use crate::context::BackOffice;
 use crate::links;
+use crate::outbox::{self, Slots};
 use crate::settings::{Municipality, appio as keys};
 use crate::time::{rome, ts};
 
@@ -526,19 +526,12 @@ pub async fn convene(back: &BackOffice, session_id: &str, now: i64) -> Result<Co
 
 /// When to try again after failed attempt number `attempt` (1-based), or `None`: give up.
 pub fn retry_at(attempt: i64, now: i64) -> Option<i64> {
-    let index = usize::try_from(attempt.checked_sub(1)?).ok()?;
-    RETRY_DELAYS.get(index).map(|delay| now.saturating_add(*delay))
+    outbox::retry_at(&RETRY_DELAYS, attempt, now)
 }
 
-/// The HTTP client: no redirects (IO answers itself), bounded time.
+/// The HTTP client of the sender.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
-        .user_agent("Sportello-AppIO")
-        .build()
-        .unwrap_or_default()
+    outbox::client("Sportello-AppIO", TIMEOUT)
 }
 
 /// What became of one attempt.
@@ -719,51 +712,32 @@ async fn send(back: &BackOffice, client: &reqwest::Client, settings: &AppioSetti
 }
 
 /// Starts sending each message due now, as many as `slots` has free; returns how many it started.
-pub async fn deliver_due(
-    back: &BackOffice,
-    client: &reqwest::Client,
-    slots: &Arc<Semaphore>,
-) -> Result<usize, StoreError> {
+pub async fn deliver_due(back: &BackOffice, client: &reqwest::Client, slots: &Slots) -> Result<usize, StoreError> {
     let settings = AppioSettings::load(&back.store).await?;
     if !settings.active() {
         return Ok(0); // queued messages wait for App IO to be on again (or expire)
     }
-    let free = i64::try_from(slots.available_permits()).unwrap_or(0);
+    let free = slots.free();
     if free == 0 {
         return Ok(0);
     }
     let due = back.store.claim_due_appio_messages(back.clock.now(), LEASE_SECS, free).await?;
-    let count = due.len();
-    for m in due {
-        let Ok(slot) = slots.clone().try_acquire_owned() else { break };
+    let span =
+        |m: &AppioMessage| tracing::info_span!("appio", message = %m.id, kind = %m.kind, attempt = m.attempts + 1);
+    Ok(slots.start(due, span, |m| {
         let (back, client, settings) = (back.clone(), client.clone(), settings.clone());
-        let span = tracing::info_span!("appio", message = %m.id, kind = %m.kind, attempt = m.attempts + 1);
-        tokio::spawn(
-            async move {
-                send(&back, &client, &settings, m).await;
-                drop(slot);
-            }
-            .instrument(span),
-        );
-    }
-    Ok(count)
+        async move { send(&back, &client, &settings, m).await }
+    }))
 }
 
 /// The sender: looks at the outbox every second until shutdown.
-pub fn spawn(back: BackOffice, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = client();
-        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-        let mut tick = tokio::time::interval(POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    if let Err(error) = deliver_due(&back, &client, &slots).await {
-                        tracing::error!(%error, "App IO pass failed");
-                    }
-                }
-                _ = shutdown.changed() => break,
+pub fn spawn(back: BackOffice, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    let (client, slots) = (Arc::new(client()), Arc::new(Slots::new(IN_FLIGHT)));
+    outbox::every(POLL, shutdown, move || {
+        let (back, client, slots) = (back.clone(), client.clone(), slots.clone());
+        async move {
+            if let Err(error) = deliver_due(&back, &client, &slots).await {
+                tracing::error!(%error, "App IO pass failed");
             }
         }
     })

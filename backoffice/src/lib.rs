@@ -16,6 +16,8 @@
 //! - [`webhooks`]: signed webhooks out (Standard Webhooks), retried with backoff from the store's outbox.
 //! - [`appio`]: App IO notifications (the citizen's choice, composed messages, the sender following
 //!   IO's services API), retried with backoff from the store's outbox.
+//! - [`outbox`]: what those two senders share — a pass every second, claimed rows sent in tasks of
+//!   their own within a bound in flight, retries after a table of delays, the HTTP client.
 //! - [`schedule`]: working patterns and holidays read from the store into the domain's types;
 //!   [`convert`]: the other rows the rules take (modes, intervals, the patron's day).
 //! - [`documents`], [`retention`], [`private`]: shared files, what is deleted when, private permissions.
@@ -43,6 +45,7 @@ pub mod feeds;
 pub mod links;
 pub mod mail;
 pub mod once;
+pub mod outbox;
 pub mod private;
 pub mod recordings;
 pub mod reminders;

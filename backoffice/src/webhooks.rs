@@ -11,6 +11,7 @@
 //! Time comes from the server [`Clock`](crate::clock::Clock): tests move it to make a retry due.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -18,11 +19,11 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sportello_store::{AttemptResult, DueDelivery, StoreError};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::Instrument;
 
 use crate::context::BackOffice;
+use crate::outbox::{self, Slots};
 
 /// Seconds to wait after failed attempt 1, 2, …; after the last one the delivery is given up
 /// (eight attempts over about two days).
@@ -87,19 +88,12 @@ pub fn valid_url(url: &str) -> Option<String> {
 
 /// When to try again after failed attempt number `attempt` (1-based), or `None`: give up.
 pub fn retry_at(attempt: i64, now: i64) -> Option<i64> {
-    let index = usize::try_from(attempt.checked_sub(1)?).ok()?;
-    RETRY_DELAYS.get(index).map(|delay| now.saturating_add(*delay))
+    outbox::retry_at(&RETRY_DELAYS, attempt, now)
 }
 
-/// The HTTP client of the sender: no redirects (a receiver answers itself), no proxy guessing.
+/// The HTTP client of the sender.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
-        .user_agent("Sportello-Webhooks")
-        .build()
-        .unwrap_or_default()
+    outbox::client("Sportello-Webhooks", TIMEOUT)
 }
 
 /// One attempt at one delivery; the result is what the log records.
@@ -142,68 +136,48 @@ async fn attempt(back: &BackOffice, client: &reqwest::Client, d: &DueDelivery) -
 
 /// Starts an attempt for each delivery due now, as many as `slots` has free, and returns how many
 /// it started without waiting for them: a receiver that takes its time holds one slot, not the pass.
-pub async fn deliver_due(
-    back: &BackOffice,
-    client: &reqwest::Client,
-    slots: &Arc<Semaphore>,
-) -> Result<usize, StoreError> {
-    let free = i64::try_from(slots.available_permits()).unwrap_or(0);
+pub async fn deliver_due(back: &BackOffice, client: &reqwest::Client, slots: &Slots) -> Result<usize, StoreError> {
+    let free = slots.free();
     if free == 0 {
         return Ok(0);
     }
     let due = back.store.claim_due_webhook_deliveries(back.clock.now(), LEASE_SECS, free).await?;
-    let count = due.len();
-    for d in due {
-        // Claimed, so it is ours until the lease ends; without a slot it simply waits for that.
-        let Ok(slot) = slots.clone().try_acquire_owned() else { break };
+    let span = |d: &DueDelivery| tracing::info_span!("webhook", delivery = %d.delivery_id, event = %d.event_type, attempt = d.attempt);
+    Ok(slots.start(due, span, |d| {
         let (back, client) = (back.clone(), client.clone());
-        let span =
-            tracing::info_span!("webhook", delivery = %d.delivery_id, event = %d.event_type, attempt = d.attempt);
-        tokio::spawn(
-            async move {
-                let result = attempt(&back, &client, &d).await;
-                match &result.error {
-                    None => tracing::info!(status = ?result.status_code, "webhook delivered"),
-                    Some(error) if result.retry_at.is_some() => tracing::info!(%error, "webhook attempt failed"),
-                    Some(error) => tracing::warn!(%error, "webhook given up"),
-                }
-                match back.store.record_webhook_attempt(&d, &result).await {
-                    Ok(()) | Err(StoreError::NotFound) => {}
-                    Err(error) => tracing::error!(%error, "webhook attempt not recorded"),
-                }
-                drop(slot);
+        async move {
+            let result = attempt(&back, &client, &d).await;
+            match &result.error {
+                None => tracing::info!(status = ?result.status_code, "webhook delivered"),
+                Some(error) if result.retry_at.is_some() => tracing::info!(%error, "webhook attempt failed"),
+                Some(error) => tracing::warn!(%error, "webhook given up"),
             }
-            .instrument(span),
-        );
-    }
-    Ok(count)
+            match back.store.record_webhook_attempt(&d, &result).await {
+                Ok(()) | Err(StoreError::NotFound) => {}
+                Err(error) => tracing::error!(%error, "webhook attempt not recorded"),
+            }
+        }
+    }))
 }
 
 /// The sender: polls the outbox every second and sweeps old history hourly, until shutdown.
-pub fn spawn(back: BackOffice, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = client();
-        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-        let mut tick = tokio::time::interval(POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_sweep = i64::MIN;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    if let Err(error) = deliver_due(&back, &client, &slots).await {
-                        tracing::error!(%error, "webhook pass failed");
-                    }
-                    let now = back.clock.now();
-                    if now.saturating_sub(last_sweep) >= 3600 {
-                        last_sweep = now;
-                        match back.store.delete_webhook_history_before(now - HISTORY_SECS).await {
-                            Ok(0) => {}
-                            Ok(n) => tracing::info!(events = n, "old webhook history deleted"),
-                            Err(error) => tracing::error!(%error, "webhook history not swept"),
-                        }
-                    }
+pub fn spawn(back: BackOffice, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    let (client, slots) = (Arc::new(client()), Arc::new(Slots::new(IN_FLIGHT)));
+    let last_sweep = Arc::new(AtomicI64::new(i64::MIN));
+    outbox::every(POLL, shutdown, move || {
+        let (back, client, slots, last_sweep) = (back.clone(), client.clone(), slots.clone(), last_sweep.clone());
+        async move {
+            if let Err(error) = deliver_due(&back, &client, &slots).await {
+                tracing::error!(%error, "webhook pass failed");
+            }
+            let now = back.clock.now();
+            if now.saturating_sub(last_sweep.load(Ordering::Relaxed)) >= 3600 {
+                last_sweep.store(now, Ordering::Relaxed);
+                match back.store.delete_webhook_history_before(now - HISTORY_SECS).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(events = n, "old webhook history deleted"),
+                    Err(error) => tracing::error!(%error, "webhook history not swept"),
                 }
-                _ = shutdown.changed() => break,
             }
         }
     })

@@ -305,22 +305,7 @@ impl Store {
         let mut claimed = Vec::new();
         for mut m in due {
             let until = now.saturating_add(lease);
-            let (id, was) = (&m.id, m.next_attempt_at);
-            let won = self
-                .retrying("claim_appio_message", || async move {
-                    Ok(sqlx::query(
-                        "UPDATE appio_messages SET next_attempt_at = $1 WHERE id = $2 AND status = 'queued' \
-                         AND next_attempt_at = $3",
-                    )
-                    .bind(until)
-                    .bind(id)
-                    .bind(was)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected())
-                })
-                .await?;
-            if won == 1 {
+            if self.claim_outbox_row("appio_messages", "queued", &m.id, m.next_attempt_at, until).await? {
                 m.next_attempt_at = Some(until);
                 claimed.push(m);
             }

@@ -43,6 +43,7 @@ mod content;
 mod council;
 mod identity;
 mod model;
+mod outbox;
 mod recordings;
 mod restore;
 mod rows;

@@ -459,22 +459,8 @@ impl Store {
         for row in rows {
             let id: String = row.try_get("id")?;
             let due: i64 = row.try_get("next_attempt_at")?;
-            let (id_ref, until) = (&id, now.saturating_add(lease));
-            let won = self
-                .retrying("claim_webhook_delivery", || async move {
-                    Ok(sqlx::query(
-                        "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' \
-                         AND next_attempt_at = $3",
-                    )
-                    .bind(until)
-                    .bind(id_ref)
-                    .bind(due)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected())
-                })
-                .await?;
-            if won == 1 {
+            let until = now.saturating_add(lease);
+            if self.claim_outbox_row("webhook_deliveries", "pending", &id, Some(due), until).await? {
                 claimed.push(DueDelivery {
                     delivery_id: id,
                     attempt: row.try_get::<i64, _>("attempts")? + 1,
