@@ -45,12 +45,15 @@ pub fn mode_label(mode: Mode, lang: Lang) -> &'static str {
     }
 }
 
+/// Labelled facts under a title (`None` for the first section).
+type Section = (Option<&'static str>, Vec<(&'static str, String)>);
+
 /// What an email says, once: the plain-text and the HTML part are both written from it.
 struct Content {
     greeting: String,
     intro: String,
     /// Labelled facts in sections; a section's title is `None` for the first.
-    sections: Vec<(Option<&'static str>, Vec<(&'static str, String)>)>,
+    sections: Vec<Section>,
     /// What to bring, as the office wrote it.
     bring: Option<(&'static str, String)>,
     /// A sentence and the link it leads to.
@@ -246,10 +249,10 @@ impl Content {
             for (label, value) in rows {
                 out.push_str(&format!("{label}: {value}\n"));
             }
-            if at == 0 {
-                if let Some((label, bring)) = &self.bring {
-                    out.push_str(&format!("\n{label}:\n{bring}\n"));
-                }
+            if at == 0
+                && let Some((label, bring)) = &self.bring
+            {
+                out.push_str(&format!("\n{label}:\n{bring}\n"));
             }
         }
         for (lead, url) in &self.links {
@@ -297,14 +300,14 @@ impl Content {
                 ));
             }
             out.push_str("</table>\n");
-            if at == 0 {
-                if let Some((label, bring)) = &self.bring {
-                    out.push_str(&format!(
+            if at == 0
+                && let Some((label, bring)) = &self.bring
+            {
+                out.push_str(&format!(
                         "<h2 style=\"font-size:18px;margin:24px 0 8px\">{}</h2>\n<p style=\"white-space:pre-line\">{}</p>\n",
                         e(label),
                         e(bring)
                     ));
-                }
             }
         }
         for (lead, url) in &self.links {

@@ -17,7 +17,7 @@ use crate::state::AppState;
 /// "30 giorni" / "30 days"; whole years and months where they are exact.
 fn period(d: Duration, it: bool) -> String {
     let days = d.as_secs() / 86_400;
-    let (n, unit) = if days > 0 && days % 365 == 0 {
+    let (n, unit) = if days > 0 && days.is_multiple_of(365) {
         (days / 365, if it { ("anno", "anni") } else { ("year", "years") })
     } else if days >= 1 {
         (days, if it { ("giorno", "giorni") } else { ("day", "days") })

@@ -44,9 +44,12 @@ enum Kind {
     Histogram,
 }
 
+/// One metric of the catalogue: name, kind, help, and the label sets registered at zero.
+type Entry = (&'static str, Kind, &'static str, &'static [&'static [(&'static str, &'static str)]]);
+
 /// Every metric counted through the facade: name, kind, help, and the label sets registered at
 /// zero (none: one series without labels; metrics labelled by request are not pre-registered).
-const CATALOGUE: &[(&str, Kind, &str, &[&[(&str, &str)]])] = &[
+const CATALOGUE: &[Entry] = &[
     (
         "sportello_http_requests_total",
         Kind::Counter,

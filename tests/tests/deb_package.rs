@@ -318,10 +318,10 @@ impl Cleanup {
         if self.server.is_some() {
             let _ = self.stop_server();
         }
-        if dpkg_knows(PACKAGE) {
-            if let Err(e) = run("dpkg", &["--purge", PACKAGE]) {
-                eprintln!("deb_package: cleanup: {e}");
-            }
+        if dpkg_knows(PACKAGE)
+            && let Err(e) = run("dpkg", &["--purge", PACKAGE])
+        {
+            eprintln!("deb_package: cleanup: {e}");
         }
         let _ = std::fs::remove_dir_all(DATA);
         for (program, args) in [("deluser", ["--system", "--quiet", USER]), ("delgroup", ["--system", "--quiet", USER])]
@@ -519,10 +519,10 @@ fn unit_syscall_filter(unit: &str) -> Result<BTreeSet<String>> {
 async fn wait_healthy(client: &reqwest::Client, base: &str, cleanup: &mut Cleanup, log: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
         }
         let exited = cleanup.server.as_mut().and_then(|c| c.try_wait().ok().flatten());
         if exited.is_some() || Instant::now() > deadline {
@@ -635,7 +635,10 @@ async fn scenario(deb: &Path, work: &Path, cleanup: &mut Cleanup) -> Result<()> 
     cleanup.server = Some(start_like_the_unit(&unit, &log1, traced.then_some(trace.as_path()))?);
     wait_healthy(&client, &base, cleanup, &log1).await?;
     let (status, landing) = get(&client, &format!("{base}/")).await?;
-    check(status == 200 && landing.contains("Uffici virtuali realizzati con Sportello"), format!("GET /: {status}\n{landing}"))?;
+    check(
+        status == 200 && landing.contains("Uffici virtuali realizzati con Sportello"),
+        format!("GET /: {status}\n{landing}"),
+    )?;
     let (status, body) = get(&client, &format!("{base}/healthz")).await?;
     check(status == 200, format!("GET /healthz: {status} {body}"))?;
     let (status, body) = get(&client, &format!("{base}/readyz")).await?;

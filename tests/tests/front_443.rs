@@ -122,7 +122,10 @@ async fn https_reaches_the_site(cert: &std::path::Path) -> Result<()> {
         let body = String::from_utf8_lossy(&out.stdout);
         check(out.status.success(), format!("curl {flag}: {}", String::from_utf8_lossy(&out.stderr)))?;
         check(body.ends_with(&format!("\n{version} 200")), format!("curl {flag}: not HTTP {version} 200: {body}"))?;
-        check(body.contains("Uffici virtuali realizzati con Sportello"), format!("curl {flag}: not Sportello's page: {body}"))?;
+        check(
+            body.contains("Uffici virtuali realizzati con Sportello"),
+            format!("curl {flag}: not Sportello's page: {body}"),
+        )?;
     }
     Ok(())
 }
@@ -132,10 +135,10 @@ async fn offer_while_pumping(ws: &mut WsClient, clients: &mut [&mut Client]) -> 
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {
         pump(clients, Duration::from_millis(30), |_| false).await;
-        if let Some(message) = ws.try_recv_json(Duration::from_millis(5)).await {
-            if message["type"] == "offer" {
-                return Ok(message);
-            }
+        if let Some(message) = ws.try_recv_json(Duration::from_millis(5)).await
+            && message["type"] == "offer"
+        {
+            return Ok(message);
         }
     }
     Err("no subscribe offer within 10 s".into())

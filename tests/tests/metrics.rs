@@ -173,7 +173,8 @@ async fn scenario() -> Result<(), Error> {
         )
         .await?;
     let office = server.seed_office("Anagrafe", &["09:00-12:00"], std::slice::from_ref(&official.id)).await?;
-    let service = server.seed_service("Carta d'identità", sportello_store::Modes::Both, &[office.id.clone()]).await?;
+    let service =
+        server.seed_service("Carta d'identità", sportello_store::Modes::Both, std::slice::from_ref(&office.id)).await?;
     let slots_path = format!(
         "{}/api/public/offices/{}/slots?service={}&month={:04}-{:02}",
         server.url(),

@@ -169,8 +169,10 @@ async fn seed_office(server: &TestServer) -> (String, String) {
     let new = NewUser { email: "mario@comune.example".into(), display_name: "Mario".into(), role: StaffRole::Official };
     let official = store.create_user(&new, 0).await.expect("official");
     let office = server.seed_office("Anagrafe", &["09:00-12:00"], &[official.id]).await.expect("office");
-    let service =
-        server.seed_service("Carta d'identità elettronica", Modes::Both, &[office.id.clone()]).await.expect("service");
+    let service = server
+        .seed_service("Carta d'identità elettronica", Modes::Both, std::slice::from_ref(&office.id))
+        .await
+        .expect("service");
     (office.id, service.id)
 }
 

@@ -426,7 +426,9 @@ impl Peer {
         self.light_seen += 1;
         // Only packets in order: `rtc`'s SRTP replay window rejects one far behind what it saw
         // last (a retransmission that came late), which is no sign of a miscount.
-        if in_order && (recv::may_be_probe(datagram.len(), &h, PROBE_LEN) || self.light_seen % SAMPLE_EVERY == 0) {
+        if in_order
+            && (recv::may_be_probe(datagram.len(), &h, PROBE_LEN) || self.light_seen.is_multiple_of(SAMPLE_EVERY))
+        {
             self.sampled += 1;
             return false;
         }

@@ -158,7 +158,7 @@ async fn booking_and_call(
     }
 
     // --- ten minutes before the appointment, the citizen opens the link and waits.
-    ten_minutes_before(&server, &clock, &code).await?;
+    ten_minutes_before(server, clock, &code).await?;
     b.goto(&link).await?;
     over_https(b).await?;
     b.click("#join-btn").await?;
