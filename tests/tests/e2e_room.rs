@@ -31,14 +31,16 @@
 //!   holds on the home page, on «My bookings» (axe-core in English) and the server-rendered
 //!   archive, whose own switch is remembered.
 //! - `call_under_loss` (`e2e/loss.rs`): a two-party call with 5 % random UDP loss each way
-//!   (nftables): both decode the other's camera and keep decoding it.
+//!   (nftables): both decode the other's camera and keep decoding it, and each camera's lost
+//!   packets are NACKed by the SFU and sent again.
 //! - `room_details` (`e2e/room_details.rs`): an appointment's room in words (no `appt-` id), the
 //!   citizen alone told the official is coming, leaving the empty room keeps the appointment, admit
 //!   from inside the room, the chat's unread count and list markup.
 //!
 //! - `network_paths` (`e2e/network.rs`): with a real coturn and ICE-TCP on, two participants join
 //!   under each network a citizen may be on (open; one UDP port; UDP blocked; only TCP 443) and
-//!   decode each other over the path `getStats()` says: UDP, UDP, ICE-TCP, TURN over TLS.
+//!   decode each other over the path `getStats()` says: UDP, UDP, ICE-TCP, TURN over TLS; on the
+//!   open network each camera's uplink estimate climbs (the SFU's transport-cc feedback).
 //! - `front_paths` (`e2e/network.rs`): behind the production nginx front (`deploy/nginx-443.conf`)
 //!   with only TCP 443 and the relay leg open: the page over HTTPS and the Chromium call over
 //!   TURN/TLS, both through the front; a Firefox participant joins over ICE-TCP through the front.

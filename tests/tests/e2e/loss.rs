@@ -2,7 +2,9 @@
 //! direction (nftables in the test's namespace, from before the first page opens, so ICE, DTLS,
 //! the subscribe negotiations, keyframe requests and the keyframes themselves all cross the lossy
 //! path). Each participant must decode the other's camera, keep decoding it, and hear the other's
-//! microphone (issue 11, item 10: in 2 of 16 such calls one side never received the other's video).
+//! microphone (issue 11, item 10: in 2 of 16 such calls one side never received the other's video);
+//! each camera must have been NACKed by the SFU and have sent packets again (its RTX, which the SFU
+//! restores itself: `sfu/src/transport/engine/ingress.rs`).
 
 use sportello_tests::browser::{Result, err};
 use sportello_tests::netns::UdpLoss;

@@ -4,7 +4,8 @@
 //! directions) play the citizen's network. For each case the browsers join afresh, must decode
 //! each other's camera, and `getStats()`'s selected candidate pair must be the expected path:
 //! (a) open → UDP; (b) only the SFU's UDP port open → UDP; (c) UDP blocked → ICE-TCP;
-//! (d) only TCP 443 → TURN over TLS through coturn. `live_paths`: a WHEP viewer of a council
+//! (d) only TCP 443 → TURN over TLS through coturn. On (a) each camera's uplink estimate must also
+//! climb past 600 kbit/s: the SFU's transport-cc feedback reaches the browser. `live_paths`: a WHEP viewer of a council
 //! stream under (c) and (d). Case (e), nothing allowed, is the network check's (`network_check`).
 //!
 //! On one loopback, "only 443" is played as: every UDP datagram dropped except coturn's relay leg
@@ -236,7 +237,8 @@ pub async fn network_paths(ctx: &mut Ctx) -> Result<()> {
 /// How long a camera's uplink estimate gets to pass [`UPLINK_FLOOR`]: Chromium probes at twice
 /// and six times its start within the first seconds when feedback answers.
 const UPLINK_WAIT: Duration = Duration::from_secs(15);
-/// Twice Chromium's start estimate (300 kbit/s), which no feedback at all would leave it at.
+/// Twice Chromium's start estimate (300 kbit/s); without transport-cc feedback from the SFU the
+/// estimate fell below the start instead (83 kbit/s when the engine's recorder was left out).
 const UPLINK_FLOOR: f64 = 600_000.0;
 
 /// The status line's words for a path (web/room/strings.js).
