@@ -158,7 +158,7 @@ impl Reception {
         back
     }
 
-    /// A packet `rtc` opened and hands to the engine: `false` if it is a copy shown to `rtc`
+    /// A packet `rtc` opened and hands to the engine: `None` if it is a copy shown to `rtc`
     /// ([`SHOW_RTC_EVERY`]) of one the engine already routed; otherwise the chain sees it first.
     pub(super) fn opened_by_rtc(
         &mut self,
