@@ -1,5 +1,7 @@
 //! A minimal HTTP/1.1 stand-in for a third party's server in tests: one request per connection,
-//! `Content-Length` bodies, JSON answers. No HTTP framework: only the server crate knows axum
+//! `Content-Length` bodies, JSON answers ([`serve`]); a test with a receiver of its own (the
+//! webhooks' holds its answer until the test opens a gate) reads and answers with
+//! [`read_request`] and [`reply`]. No HTTP framework: only the server crate knows axum
 //! (`tests/tests/boundaries.rs`).
 
 use std::collections::HashMap;
@@ -43,6 +45,13 @@ async fn handle<F>(mut socket: tokio::net::TcpStream, answer: Arc<F>)
 where
     F: Fn(StubRequest) -> (u16, serde_json::Value),
 {
+    let Some(request) = read_request(&mut socket).await else { return };
+    let (status, body) = answer(request);
+    reply(&mut socket, status, Some(&body)).await;
+}
+
+/// Reads one request (head, then a `Content-Length` body); `None` if the client went away first.
+pub async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<StubRequest> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -50,7 +59,7 @@ where
             break i + 4;
         }
         match socket.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     };
@@ -66,21 +75,29 @@ where
     let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
     while buf.len() < head_end + length {
         match socket.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    let request = StubRequest {
+    Some(StubRequest {
         method: method.to_owned(),
         path: path.to_owned(),
         headers,
         body: buf[head_end..head_end + length].to_vec(),
+    })
+}
+
+/// Answers `status` with a JSON body, or with none, and closes.
+pub async fn reply(socket: &mut tokio::net::TcpStream, status: u16, body: Option<&serde_json::Value>) {
+    let reply = match body {
+        Some(body) => {
+            let body = body.to_string();
+            format!(
+                "HTTP/1.1 {status} Stand-in\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        None => format!("HTTP/1.1 {status} Stand-in\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"),
     };
-    let (status, body) = answer(request);
-    let body = body.to_string();
-    let reply = format!(
-        "HTTP/1.1 {status} Stand-in\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
     let _ = socket.write_all(reply.as_bytes()).await;
 }

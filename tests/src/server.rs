@@ -455,6 +455,21 @@ impl TestServer {
     }
 }
 
+/// Polls `probe` until it returns `Some`, for at most 30 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never: {what}");
+}
+
 /// The next Tuesday (strictly after today, in Rome) that is neither a holiday nor the day before
 /// one: a working day whatever day CI runs on.
 pub fn next_working_tuesday() -> jiff::civil::Date {

@@ -17,7 +17,7 @@ use sportello_backoffice::context::{BackOffice, CalendarPolicy};
 use sportello_store::{CouncilBody, Modes, NewCouncilSession, NewUser, StaffRole};
 use sportello_tests::http_stub::{self, StubRequest};
 use sportello_tests::prism::Prism;
-use sportello_tests::server::{Clock, TestServer, next_working_tuesday};
+use sportello_tests::server::{Clock, TestServer, eventually, next_working_tuesday};
 
 const PASSWORD: &str = "correct horse battery";
 const API_KEY: &str = "io-test-subscription-key";
@@ -115,20 +115,6 @@ fn rfc3339(t: Timestamp) -> String {
 /// IO's form of an instant: UTC with milliseconds.
 fn io_time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S.000Z").to_string()
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..300 {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("never: {what}");
 }
 
 struct World {

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::civil::{Date, Weekday};
@@ -29,7 +29,7 @@ use sportello_backoffice::token::{Claims, Role};
 use sportello_store::{
     Mode, Modes, NewAppointment, NewUser, NewWalkin, StaffRole, Status, Store, WalkinChange, WalkinState,
 };
-use sportello_tests::server::{TestServer, WsClient};
+use sportello_tests::server::{TestServer, WsClient, eventually};
 use sqlx::Row;
 
 const PASSWORD: &str = "sportello-video-2027";
@@ -416,19 +416,6 @@ fn emails_in(outbox: &Path) -> Vec<(String, String, String)> {
     out
 }
 
-/// Polls `check` every 50 ms for up to 10 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn ids(list: &Value) -> Vec<String> {
     list.as_array().expect("a list").iter().map(|e| e["id"].as_str().expect("id").to_owned()).collect()
 }
@@ -634,7 +621,7 @@ async fn positions_queue_and_the_room(w: World) {
         client.expect_closed(1000).await;
     }
     eventually("the walk-in is done once its room ended", || async {
-        w.walkin(&ada.id).await.state == WalkinState::Done
+        (w.walkin(&ada.id).await.state == WalkinState::Done).then_some(())
     })
     .await;
     let done = w.walkin(&ada.id).await;
@@ -1010,7 +997,7 @@ async fn leave_absent_and_callback(w: World) {
     citizen.leave().await;
     bruno.leave().await;
     eventually("the called-back walk-in is done once its room ended", || async {
-        w.walkin(&eva.id).await.state == WalkinState::Done
+        (w.walkin(&eva.id).await.state == WalkinState::Done).then_some(())
     })
     .await;
     // A citizen who asked for a callback may still give up.
@@ -1176,7 +1163,7 @@ async fn attendance_of_an_appointment(w: World) {
     citizen.recv_until("waiting").await;
     let store = &w.store;
     eventually("citizen_arrived_at is recorded", || async {
-        store.appointment(&appt.id).await.expect("load").expect("exists").citizen_arrived_at.is_some()
+        store.appointment(&appt.id).await.expect("load").expect("exists").citizen_arrived_at.is_some().then_some(())
     })
     .await;
     // The room's jobs run in order: the guest's admission was stored before the citizen's arrival.
@@ -1203,7 +1190,7 @@ async fn attendance_of_an_appointment(w: World) {
     official.leave().await;
     official.expect_closed(1000).await;
     eventually("meeting_ended_at is recorded", || async {
-        store.appointment(&appt.id).await.expect("load").expect("exists").meeting_ended_at.is_some()
+        store.appointment(&appt.id).await.expect("load").expect("exists").meeting_ended_at.is_some().then_some(())
     })
     .await;
     let row = store.appointment(&appt.id).await.expect("load").expect("exists");

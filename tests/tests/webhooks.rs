@@ -16,8 +16,8 @@ use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use sportello_store::{Modes, NewUser, NewWebhookEndpoint, StaffRole, User, WebhookEventType};
 use sportello_tests::council::{RestCouncil, send, state_until};
-use sportello_tests::server::{Clock, TestServer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sportello_tests::http_stub;
+use sportello_tests::server::{Clock, TestServer, eventually};
 use tokio::sync::Semaphore;
 
 const PASSWORD: &str = "correct horse battery";
@@ -62,40 +62,15 @@ impl Receiver {
     }
 
     async fn handle(self, mut socket: tokio::net::TcpStream) {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            match socket.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        let headers: HashMap<String, String> = head
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-        while buf.len() < head_end + length {
-            match socket.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        assert!(head.starts_with("POST /hooks/sportello "), "{head}");
-        self.got.lock().unwrap().push(Received { headers, body: buf[head_end..head_end + length].to_vec() });
+        let Some(request) = http_stub::read_request(&mut socket).await else { return };
+        assert!(request.method == "POST" && request.path == "/hooks/sportello", "{request:?}");
+        self.got.lock().unwrap().push(Received { headers: request.headers, body: request.body });
         match self.gate.acquire().await {
             Ok(permit) => permit.forget(),
             Err(_) => return,
         }
         let status = self.answers.lock().unwrap().pop_front().unwrap_or(204);
-        let reply = format!("HTTP/1.1 {status} Whatever\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        let _ = socket.write_all(reply.as_bytes()).await;
+        http_stub::reply(&mut socket, status, None).await;
     }
 
     fn received(&self) -> Vec<Received> {
@@ -123,21 +98,6 @@ fn python_verifier(secret: &str, messages: &[Received]) -> Result<Vec<Value>, St
         return Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
     }
     Ok(serde_json::from_slice(&out.stdout).expect("the verifier prints the payloads"))
-}
-
-/// Polls `probe` until it returns `Some`, for at most 30 s.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..300 {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("never: {what}");
 }
 
 // --- a working Tuesday morning with one office -------------------------------------------------------
