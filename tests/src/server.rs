@@ -455,6 +455,14 @@ impl TestServer {
     }
 }
 
+/// A fresh database on the test binary's throwaway PostgreSQL (started at the first call).
+pub async fn postgres_url() -> String {
+    tokio::task::spawn_blocking(sportello_store::testing::shared_postgres_database)
+        .await
+        .expect("join")
+        .expect("a throwaway PostgreSQL starts")
+}
+
 /// Polls `probe` until it returns `Some`, for at most 30 s.
 pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
 where

@@ -126,10 +126,7 @@ async fn world() -> World {
 
 /// The same world on a throwaway PostgreSQL (one server per test binary, a fresh database each).
 async fn world_on_postgres() -> World {
-    let url = tokio::task::spawn_blocking(sportello_store::testing::shared_postgres_database)
-        .await
-        .expect("join")
-        .expect("a throwaway PostgreSQL starts");
+    let url = sportello_tests::server::postgres_url().await;
     world_with(move |c| c.database_url = Some(url)).await
 }
 
@@ -391,7 +388,9 @@ async fn happy_path(w: World) {
     assert!(mail.text.contains("Cosa serve"));
     assert!(mail.from.starts_with("\"Comune di Roccabella\" <"), "sender: {}", mail.from);
     assert!(
-        mail.text.replace("\r\n", "\n").contains("\n-- \nComune di Roccabella\nAnagrafe\nhttps://www.comune.roccabella.example"),
+        mail.text
+            .replace("\r\n", "\n")
+            .contains("\n-- \nComune di Roccabella\nAnagrafe\nhttps://www.comune.roccabella.example"),
         "signature: {}",
         mail.text
     );

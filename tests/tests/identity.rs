@@ -211,12 +211,7 @@ enum Backend {
 async fn world(backend: Backend, id_token_claims: bool) -> World {
     let database_url = match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(
-            tokio::task::spawn_blocking(sportello_store::testing::shared_postgres_database)
-                .await
-                .expect("join")
-                .expect("a throwaway PostgreSQL starts"),
-        ),
+        Backend::Postgres => Some(sportello_tests::server::postgres_url().await),
     };
     let server = TestServer::start_with(|c| c.database_url = database_url).await;
     let now = server.server.tokens.clock().now();

@@ -53,10 +53,7 @@ async fn a_kill_mid_burst_loses_no_confirmed_booking_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_mid_burst_loses_no_confirmed_booking_on_postgres() {
-    let url = tokio::task::spawn_blocking(sportello_store::testing::shared_postgres_database)
-        .await
-        .expect("join")
-        .expect("a throwaway PostgreSQL starts");
+    let url = sportello_tests::server::postgres_url().await;
     burst(Some(url)).await;
 }
 
@@ -270,7 +267,10 @@ async fn burst(postgres: Option<String>) {
     for c in &outcomes.confirmed {
         let stored = store.appointment_by_code(&c.code).await.expect("query");
         let stored = stored.unwrap_or_else(|| panic!("confirmed booking {} lost by the kill", c.code));
-        assert_eq!((stored.status, stored.starts_at, stored.email.as_str()), (Status::Confirmed, c.start.as_second(), c.email.as_str()));
+        assert_eq!(
+            (stored.status, stored.starts_at, stored.email.as_str()),
+            (Status::Confirmed, c.start.as_second(), c.email.as_str())
+        );
         let r = http
             .get(format!("{}/api/public/appointments/{}", server.url(), c.code))
             .header("X-Booking-Secret", &c.secret)
@@ -340,7 +340,11 @@ async fn burst(postgres: Option<String>) {
             );
         }
     }
-    println!("{} appointments stored: {} confirmed to the client, {cut_off} committed without an answer", rows.len(), confirmed.len());
+    println!(
+        "{} appointments stored: {} confirmed to the client, {cut_off} committed without an answer",
+        rows.len(),
+        confirmed.len()
+    );
 
     // The restarted server books again.
     let r = http
@@ -357,10 +361,7 @@ async fn burst(postgres: Option<String>) {
 /// An office open on weekdays with [`OFFICIALS`] officials, a 30-minute video service, and limits
 /// that a burst from one address does not meet (their own tests are in `booking_api.rs`).
 async fn seed(store: &Store) -> (String, String) {
-    for (key, value) in [
-        ("booking.rate_limit_per_minute", "100000"),
-        ("booking.rate_limit_per_day", "100000"),
-    ] {
+    for (key, value) in [("booking.rate_limit_per_minute", "100000"), ("booking.rate_limit_per_day", "100000")] {
         store.set_setting(key, value).await.expect("setting");
     }
     let office = store

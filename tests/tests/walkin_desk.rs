@@ -221,12 +221,7 @@ impl World {
     async fn new(backend: Backend) -> World {
         let database_url = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(
-                tokio::task::spawn_blocking(sportello_store::testing::shared_postgres_database)
-                    .await
-                    .expect("join")
-                    .expect("a throwaway PostgreSQL starts"),
-            ),
+            Backend::Postgres => Some(sportello_tests::server::postgres_url().await),
         };
         let tuesday = next_tuesday();
         let clock = Clock::offset(local(tuesday, 10, 0, 0) - Timestamp::now().as_second());
@@ -1415,10 +1410,7 @@ async fn the_queue_survives_a_kill_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_survives_a_kill_on_postgres() {
-    let url = tokio::task::spawn_blocking(sportello_store::testing::shared_postgres_database)
-        .await
-        .expect("join")
-        .expect("a throwaway PostgreSQL starts");
+    let url = sportello_tests::server::postgres_url().await;
     the_queue_survives_a_kill(Some(url)).await;
 }
 

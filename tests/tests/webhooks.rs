@@ -149,10 +149,7 @@ async fn a_booking_is_signed_retried_after_a_500_and_logged() {
 /// The same on a throwaway PostgreSQL: the outbox's SQL is portable.
 #[tokio::test]
 async fn a_booking_is_signed_retried_after_a_500_and_logged_on_postgres() {
-    let url = tokio::task::spawn_blocking(sportello_store::testing::shared_postgres_database)
-        .await
-        .expect("join")
-        .expect("a throwaway PostgreSQL starts");
+    let url = sportello_tests::server::postgres_url().await;
     booking_scenario(Some(url)).await;
 }
 
