@@ -104,8 +104,9 @@ pub struct Config {
     /// ICE-TCP connections one address may hold open (a citizen needs two). Behind an L4 front
     /// every connection has the front's address: raise it there.
     pub media_tcp_per_ip: usize,
-    /// Send runs of media datagrams to one destination as one UDP GSO send (Linux ≥ 4.18): about
-    /// half the kernel's cost per forwarded packet. Off by default (`SfuConfig::udp_gso` says why).
+    /// Send runs of media datagrams to one destination as one UDP GSO send (Linux ≥ 4.18; off by
+    /// itself when the kernel refuses it): fewer system calls per forwarded packet where one viewer
+    /// gets several at once. On by default (`SfuConfig::udp_gso` says why it once was not).
     pub media_udp_gso: bool,
     /// Media threads, each forwarding for its share of rooms and viewers on the one UDP port; 0
     /// (the default) runs one per CPU core.
@@ -157,7 +158,7 @@ impl Default for Config {
             network_checks_per_ip_minute: 12,
             ws_unjoined_per_ip: 8,
             media_tcp_per_ip: sportello_sfu::TcpLimits::default().max_per_address,
-            media_udp_gso: false,
+            media_udp_gso: true,
             media_threads: 0,
             login_failures_per_ip: 20,
             trusted_proxies: Vec::new(),
@@ -985,13 +986,13 @@ mod tests {
     }
 
     #[test]
-    fn udp_gso_is_off_by_default_and_set_from_file_or_env() {
+    fn udp_gso_is_on_by_default_and_set_from_file_or_env() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(!Config::load(&args_in(dir.path()), env(&[])).unwrap().media_udp_gso);
-        let dir = data_dir_with_file("media_udp_gso = true\n");
         assert!(Config::load(&args_in(dir.path()), env(&[])).unwrap().media_udp_gso);
-        let off = env(&[("SPORTELLO_MEDIA_UDP_GSO", "false")]);
-        assert!(!Config::load(&args_in(dir.path()), off).unwrap().media_udp_gso, "env over file");
+        let dir = data_dir_with_file("media_udp_gso = false\n");
+        assert!(!Config::load(&args_in(dir.path()), env(&[])).unwrap().media_udp_gso);
+        let on = env(&[("SPORTELLO_MEDIA_UDP_GSO", "true")]);
+        assert!(Config::load(&args_in(dir.path()), on).unwrap().media_udp_gso, "env over file");
         let bad = env(&[("SPORTELLO_MEDIA_UDP_GSO", "yes please")]);
         let refused = Config::load(&args_in(dir.path()), bad).unwrap_err();
         assert!(refused.to_string().contains("SPORTELLO_MEDIA_UDP_GSO"), "{refused}");

@@ -263,12 +263,11 @@ pub struct SfuConfig {
     /// What one ICE-TCP citizen may cost.
     pub tcp_limits: TcpLimits,
     /// Send runs of datagrams to one destination as one UDP GSO send (Linux ≥ 4.18; turned off by
-    /// itself when the kernel refuses it). **Off by default**, as a precaution: with it on, the e2e
-    /// scenario `front_paths` failed in 3 of 8 runs (Firefox's ICE-TCP connections through the front
-    /// kept dropping, then the Chromium calls failed), with it off in none of 7; once the engine
-    /// encrypted forwarded RTP itself (issue 15, step 4), 9 of 10 passed with it on and 3 of 3 with
-    /// it off — the failure again Firefox's ICE-TCP connection (no selected pair when asked). How a
-    /// UDP send option reaches a TCP path is not established (BENCHMARKS.md, issue 15).
+    /// itself when the kernel refuses it). On by default since 2026-12-07: it was off as a
+    /// precaution after the e2e scenario `front_paths` failed with it on (3 of 8 runs before the
+    /// engine encrypted forwarded RTP itself, issue 15 step 4; 1 of 26 since, Firefox's ICE-TCP
+    /// pair, a path with no UDP send in it), and it forwards a council's viewers at ≈ 0.8–0.9 the
+    /// CPU per packet (BENCHMARKS.md, issue 15, 2026-12-07).
     pub udp_gso: bool,
     /// Media threads: each runs its own engine on its own socket bound to the one UDP port
     /// (`SO_REUSEPORT`; datagrams the kernel hands to the wrong thread are passed to the right
@@ -325,7 +324,7 @@ impl Default for SfuConfig {
             tcp_bind: None,
             tcp_announced: None,
             tcp_limits: TcpLimits::default(),
-            udp_gso: false,
+            udp_gso: true,
             media_threads: 1,
         }
     }

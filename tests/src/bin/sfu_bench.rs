@@ -15,7 +15,7 @@
 //!
 //! Usage: `cargo run --release -p sportello-tests --bin sfu-bench -- [SUBSCRIBERS] [SECONDS] [udp,tcp]`
 //! The third argument lists the phases in order (default `udp,tcp`; `udp` alone is the figure of
-//! the earlier BENCHMARKS.md sections). `SFU_BENCH_GSO=1` turns the SFU's UDP GSO on (off by
+//! the earlier BENCHMARKS.md sections). `SFU_BENCH_GSO=0` turns the SFU's UDP GSO off (on by
 //! default, see `SfuConfig::udp_gso`), to measure it against the default in one build.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -167,9 +167,12 @@ fn main() {
 }
 
 fn subscriber_config(transport: Transport, n: usize) -> Result<SfuConfig, Error> {
-    // The UDP phase is configured exactly as the earlier BENCHMARKS.md figures were.
+    // The SFU's defaults; BENCHMARKS.md's figures from 2026-12-06 to 12-07 had UDP GSO off
+    // (`SFU_BENCH_GSO=0` compares with them).
     let mut config = SfuConfig { udp_bind: "127.0.0.1:0".parse()?, ..Default::default() };
-    config.udp_gso = std::env::var("SFU_BENCH_GSO").is_ok_and(|v| v == "1");
+    if std::env::var("SFU_BENCH_GSO").is_ok_and(|v| v == "0") {
+        config.udp_gso = false;
+    }
     if transport == Transport::Tcp {
         config.tcp_bind = Some("127.0.0.1:0".parse()?);
         // Every client connects from 127.0.0.1: the per-address cap must admit them all.
