@@ -79,6 +79,7 @@ mod upstream;
 
 pub use commands::Command;
 pub(crate) use egress::WallClock;
+use input::Received;
 pub(crate) use shard::{Handoff, MirrorOf, Shard};
 
 type PeerId = u64;

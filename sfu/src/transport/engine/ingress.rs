@@ -219,9 +219,9 @@ impl Reception {
 /// What [`Engine::open_media`] made of a datagram.
 pub(super) enum Opened {
     /// Not the engine's to open: `rtc` takes it.
-    Rtc(BytesMut),
-    /// Opened and routed; `rtc` also gets this copy to see traffic.
-    Shown(BytesMut),
+    Rtc,
+    /// Opened and routed; `rtc` also gets it, to see traffic.
+    Shown,
     /// Opened and routed (or dropped: a replay, a probe).
     Done,
 }
@@ -233,24 +233,23 @@ impl Engine {
         &mut self,
         peer_id: PeerId,
         transport: &TransportContext,
-        data: BytesMut,
+        data: &[u8],
         now: Instant,
     ) -> Opened {
-        let Some(ssrc) = rtp_ssrc(&data) else { return Opened::Rtc(data) };
+        let Some(ssrc) = rtp_ssrc(data) else { return Opened::Rtc };
         let Some(Peer { pc, leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) else {
-            return Opened::Rtc(data);
+            return Opened::Rtc;
         };
         let r = &mut leg.reception;
-        let Some(stream) = r.streams.get(&ssrc) else { return Opened::Rtc(data) };
+        let Some(stream) = r.streams.get(&ssrc) else { return Opened::Rtc };
         if r.srtp.is_none() {
             let transport = leg.incoming.get(&*stream.rtc_track).and_then(|inc| pc.rtp_receiver(inc.receiver));
             r.srtp = transport.and_then(|rec| rec.transport()?.new_srtp_contexts()).map(|(_, remote)| remote);
         }
-        let Some(srtp) = r.srtp.as_mut() else { return Opened::Rtc(data) };
+        let Some(srtp) = r.srtp.as_mut() else { return Opened::Rtc };
         // Only a media stream's packets are shown: `rtc` gives an RTX one back as its primary's.
-        let show =
-            (stream.repairs.is_none() && r.shown.is_none_or(|t| now >= t + SHOW_RTC_EVERY)).then(|| data.clone());
-        let mut clear = match srtp.decrypt_rtp(&data) {
+        let show = stream.repairs.is_none() && r.shown.is_none_or(|t| now >= t + SHOW_RTC_EVERY);
+        let mut clear = match srtp.decrypt_rtp(data) {
             Ok(clear) => clear,
             Err(e) => {
                 debug!(peer = peer_id, ssrc, error = %e, "SRTP packet not opened");
@@ -259,16 +258,19 @@ impl Engine {
         };
         let Ok(mut packet) = rtp::Packet::unmarshal(&mut clear) else { return Opened::Done };
         let Some(stream) = r.streams.get_mut(&ssrc) else { return Opened::Done };
-        let shown = show.inspect(|_| {
+        let done = if show {
             stream.shown += 1;
             r.shown = Some(now);
-        });
+            Opened::Shown
+        } else {
+            Opened::Done
+        };
         if let Some((primary, payload_type)) = stream.repairs {
             // RFC 4588: [OSN][original payload]. Without the OSN it is a padding-only bandwidth probe:
             // the transport-cc recorder must count it all the same (the publisher's estimate needs it).
             if packet.payload.len() < 2 {
                 r.feed(packet, *transport, now);
-                return shown.map_or(Opened::Done, Opened::Shown);
+                return done;
             }
             packet.header.sequence_number = u16::from_be_bytes([packet.payload[0], packet.payload[1]]);
             packet.header.ssrc = primary;
@@ -278,7 +280,7 @@ impl Engine {
             self.rtcp.rtx_received.fetch_add(1, Ordering::Relaxed);
         }
         let rtc_track = Rc::clone(&stream.rtc_track);
-        let Some(packet) = r.feed(packet, *transport, now) else { return shown.map_or(Opened::Done, Opened::Shown) };
+        let Some(packet) = r.feed(packet, *transport, now) else { return done };
         // The chain armed a timer (its first packet): the peer's wake-up must come no later.
         if let Some(t) = r.poll_timeout()
             && let Some(p) = self.peers.get_mut(&peer_id)
@@ -287,7 +289,7 @@ impl Engine {
             flush::reschedule(&mut self.timers, peer_id, &mut p.deadline, Some(t));
         }
         self.media_in(peer_id, &rtc_track, packet, now);
-        shown.map_or(Opened::Done, Opened::Shown)
+        done
     }
 }
 

@@ -3,10 +3,34 @@
 
 use super::*;
 
+/// A received datagram, still in the driver's receive buffer or already owned (handed over by
+/// another engine). It is copied out of the buffer only for what keeps it — `rtc`, a hand-off —
+/// not for a publisher's media, which the engine opens straight from the buffer.
+pub(super) enum Received<'a> {
+    Borrowed(&'a [u8]),
+    Owned(BytesMut),
+}
+
+impl Received<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Received::Borrowed(data) => data,
+            Received::Owned(data) => data,
+        }
+    }
+
+    fn into_owned(self) -> BytesMut {
+        match self {
+            Received::Borrowed(data) => BytesMut::from(data),
+            Received::Owned(data) => data,
+        }
+    }
+}
+
 impl Engine {
     /// One received datagram; what it causes is sent by the next [`Engine::flush`].
     pub(crate) fn datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
-        let data = BytesMut::from(data);
+        let data = Received::Borrowed(data);
         self.receive(Transport::Udp(from), from, self.announced, TransportProtocol::UDP, data, now, false);
     }
 
@@ -27,7 +51,7 @@ impl Engine {
             return true;
         }
         let (Some(&remote), Some(local)) = (self.tcp_conns.get(&conn), self.tcp_announced) else { return false };
-        self.receive(Transport::Tcp(conn), remote, local, TransportProtocol::TCP, BytesMut::from(data), now, false)
+        self.receive(Transport::Tcp(conn), remote, local, TransportProtocol::TCP, Received::Borrowed(data), now, false)
     }
 
     /// The connection is gone: forget its routes. `rtc` notices through ICE consent (or the
@@ -57,12 +81,12 @@ impl Engine {
         from: SocketAddr,
         local: SocketAddr,
         protocol: TransportProtocol,
-        data: BytesMut,
+        data: Received<'_>,
         now: Instant,
         handed: bool,
     ) -> bool {
         // STUN names its peer connection by ufrag; anything else is routed by the learned address.
-        let ufrag = stun::local_ufrag(&data);
+        let ufrag = stun::local_ufrag(data.as_slice());
         let peer_id = match ufrag.and_then(|u| self.by_ufrag.get(u)).copied() {
             Some(id) => {
                 // Learned before `rtc` checks the message's integrity (the ufrag only appears in
@@ -83,17 +107,19 @@ impl Engine {
                 let named = if handed { None } else { ufrag.and_then(|u| self.shard.ufrag_owner(u)) };
                 match (named, self.by_addr.get(&via)) {
                     (None, Some(&id)) => id,
-                    _ => return self.hand_off(via, from, data, named, handed), // another engine's, or nobody's
+                    // Another engine's, or nobody's.
+                    _ => return self.hand_off(via, from, data.into_owned(), named, handed),
                 }
             }
         };
         let transport =
             TransportContext { local_addr: local, peer_addr: from, ecn: None, transport_protocol: protocol };
         // A publisher's media, once DTLS is up and `rtc` opened its stream, is the engine's to open.
-        let data = match self.open_media(peer_id, &transport, data, now) {
-            ingress::Opened::Rtc(data) | ingress::Opened::Shown(data) => data,
+        match self.open_media(peer_id, &transport, data.as_slice(), now) {
+            ingress::Opened::Rtc | ingress::Opened::Shown => {}
             ingress::Opened::Done => return true,
-        };
+        }
+        let data = data.into_owned();
         let Some(peer) = self.peers.get_mut(&peer_id) else { return false };
         let replay = peer.handshake.as_ref().is_some_and(|r| r.wants_replay(&data));
         let msg = TaggedBytesMut { now, transport, message: data };

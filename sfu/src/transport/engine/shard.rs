@@ -231,13 +231,14 @@ impl Engine {
             self.mirror_wanted(program, engine, now);
         }
         for (from, data) in h.datagrams {
+            let data = Received::Owned(data);
             self.receive(Transport::Udp(from), from, self.announced, TransportProtocol::UDP, data, now, true);
         }
         for (conn, remote, data) in h.tcp_in {
             if self.tcp_conns.get(&conn) != Some(&remote) {
                 self.tcp_opened(conn, remote);
             }
-            let local = self.tcp_announced.unwrap_or(self.announced);
+            let (local, data) = (self.tcp_announced.unwrap_or(self.announced), Received::Owned(data));
             if !self.receive(Transport::Tcp(conn), remote, local, TransportProtocol::TCP, data, now, true) {
                 self.tcp_closed(conn);
                 self.outbox(0).tcp_close.push(conn);
