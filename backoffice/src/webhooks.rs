@@ -11,7 +11,6 @@
 //! Time comes from the server [`Clock`](crate::clock::Clock): tests move it to make a retry due.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -163,16 +162,20 @@ pub async fn deliver_due(back: &BackOffice, client: &reqwest::Client, slots: &Sl
 /// The sender: polls the outbox every second and sweeps old history hourly, until shutdown.
 pub fn spawn(back: BackOffice, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     let (client, slots) = (Arc::new(client()), Arc::new(Slots::new(IN_FLIGHT)));
-    let last_sweep = Arc::new(AtomicI64::new(i64::MIN));
+    let mut last_sweep = i64::MIN;
     outbox::every(POLL, shutdown, move || {
-        let (back, client, slots, last_sweep) = (back.clone(), client.clone(), slots.clone(), last_sweep.clone());
+        // When the history was last swept stays with the sender; each pass is told whether it sweeps.
+        let now = back.clock.now();
+        let sweep = now.saturating_sub(last_sweep) >= 3600;
+        if sweep {
+            last_sweep = now;
+        }
+        let (back, client, slots) = (back.clone(), client.clone(), slots.clone());
         async move {
             if let Err(error) = deliver_due(&back, &client, &slots).await {
                 tracing::error!(%error, "webhook pass failed");
             }
-            let now = back.clock.now();
-            if now.saturating_sub(last_sweep.load(Ordering::Relaxed)) >= 3600 {
-                last_sweep.store(now, Ordering::Relaxed);
+            if sweep {
                 match back.store.delete_webhook_history_before(now - HISTORY_SECS).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(events = n, "old webhook history deleted"),

@@ -218,10 +218,9 @@ impl Reception {
 
 /// What [`Engine::open_media`] made of a datagram.
 pub(super) enum Opened {
-    /// Not the engine's to open: `rtc` takes it.
+    /// `rtc` takes it: not the engine's to open, or opened and routed but also shown to `rtc`
+    /// ([`SHOW_RTC_EVERY`]), which drops its copy.
     Rtc,
-    /// Opened and routed; `rtc` also gets it, to see traffic.
-    Shown,
     /// Opened and routed (or dropped: a replay, a probe).
     Done,
 }
@@ -258,10 +257,10 @@ impl Engine {
         };
         let Ok(mut packet) = rtp::Packet::unmarshal(&mut clear) else { return Opened::Done };
         let Some(stream) = r.streams.get_mut(&ssrc) else { return Opened::Done };
-        let done = if show {
+        let outcome = if show {
             stream.shown += 1;
             r.shown = Some(now);
-            Opened::Shown
+            Opened::Rtc
         } else {
             Opened::Done
         };
@@ -270,7 +269,7 @@ impl Engine {
             // the transport-cc recorder must count it all the same (the publisher's estimate needs it).
             if packet.payload.len() < 2 {
                 r.feed(packet, *transport, now);
-                return done;
+                return outcome;
             }
             packet.header.sequence_number = u16::from_be_bytes([packet.payload[0], packet.payload[1]]);
             packet.header.ssrc = primary;
@@ -280,7 +279,7 @@ impl Engine {
             self.rtcp.rtx_received.fetch_add(1, Ordering::Relaxed);
         }
         let rtc_track = Rc::clone(&stream.rtc_track);
-        let Some(packet) = r.feed(packet, *transport, now) else { return done };
+        let Some(packet) = r.feed(packet, *transport, now) else { return outcome };
         // The chain armed a timer (its first packet): the peer's wake-up must come no later.
         if let Some(t) = r.poll_timeout()
             && let Some(p) = self.peers.get_mut(&peer_id)
@@ -289,7 +288,7 @@ impl Engine {
             flush::reschedule(&mut self.timers, peer_id, &mut p.deadline, Some(t));
         }
         self.media_in(peer_id, &rtc_track, packet, now);
-        done
+        outcome
     }
 }
 

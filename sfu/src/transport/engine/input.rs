@@ -115,9 +115,8 @@ impl Engine {
         let transport =
             TransportContext { local_addr: local, peer_addr: from, ecn: None, transport_protocol: protocol };
         // A publisher's media, once DTLS is up and `rtc` opened its stream, is the engine's to open.
-        match self.open_media(peer_id, &transport, data.as_slice(), now) {
-            ingress::Opened::Rtc | ingress::Opened::Shown => {}
-            ingress::Opened::Done => return true,
+        if let ingress::Opened::Done = self.open_media(peer_id, &transport, data.as_slice(), now) {
+            return true;
         }
         let data = data.into_owned();
         let Some(peer) = self.peers.get_mut(&peer_id) else { return false };
