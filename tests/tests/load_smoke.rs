@@ -60,6 +60,11 @@ fn smoke() -> Result<(), String> {
                 Some(_) => {}
             }
         }
+        // The council's viewers join after its members: their share of the RSS is measured apart.
+        let added = "server_rss_per_subscriber_the_second_wave_added";
+        if scenario == "council" && matches!(value(added), None | Some("none")) {
+            return Err(format!("{scenario}: figure {added} missing: {figures:?}"));
+        }
         let forwarded: f64 = value("forwarded_packets_s").and_then(|v| v.parse().ok()).unwrap_or(0.0);
         if forwarded <= 0.0 {
             return Err(format!("{scenario}: no packets flowed"));

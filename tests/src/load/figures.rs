@@ -16,7 +16,12 @@ pub struct Figures {
     pub server_cpu_pct: Option<f64>,
     pub us_per_packet: Option<f64>,
     pub rss_idle_mib: f64,
+    /// The RSS delta from idle over the subscriber connections: with few of them, mostly the
+    /// server's one-time costs of its first joins.
     pub rss_per_subscriber_kib: f64,
+    /// What the second wave of joins added, over its subscriber connections (a plan of two waves):
+    /// what one more subscriber costs a server that is already running rooms.
+    pub rss_per_added_subscriber_kib: Option<f64>,
     pub loss_pct: f64,
     /// Packets received by subscribers ÷ (packets publishers sent × fan-out), over the window.
     pub delivered_pct: Option<f64>,
@@ -66,6 +71,7 @@ impl Figures {
             ("→ forwarded packets/s per core", pps_per_core, "higher"),
             ("server RSS idle (MiB)", Some(self.rss_idle_mib), "lower"),
             ("server RSS delta per subscriber (KiB)", Some(self.rss_per_subscriber_kib), "lower"),
+            ("server RSS per subscriber the second wave added (KiB)", self.rss_per_added_subscriber_kib, "lower"),
             ("loss (%)", Some(self.loss_pct), "lower"),
             ("delivered of offered (%)", self.delivered_pct, "higher"),
             ("one-way latency p50 (ms)", self.latency_ms[0], "lower"),

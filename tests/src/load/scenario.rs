@@ -59,17 +59,17 @@ impl Plan {
             whep: false,
         };
         Ok(match name {
-            "office" => Plan {
-                name: "office",
-                first: (0..s.rooms)
+            // The first room, then the others 30 ms apart: the first settles before the others join,
+            // so the memory they add is what a participant costs a warm server (`Figures`).
+            "office" => {
+                let mut everyone: Vec<Participant> = (0..s.rooms)
                     .flat_map(|r| (0..s.room_size).map(move |i| (r, i)))
                     .map(|(r, i)| p(&format!("office-{r}"), format!("o{r}p{i}"), Some(r * s.room_size + i)))
-                    .collect(),
-                ramp: Duration::from_millis(30),
-                then: Vec::new(),
-                spread: Duration::ZERO,
-                whep: false,
-            },
+                    .collect();
+                let then = everyone.split_off(s.room_size.min(everyone.len()));
+                let ramp = Duration::from_millis(30);
+                Plan { name: "office", first: everyone, ramp, spread: ramp * then.len() as u32, then, whep: false }
+            }
             "council" => {
                 let viewers = s.viewers.unwrap_or(20);
                 Plan {
@@ -132,19 +132,39 @@ impl Plan {
         sent as f64 * self.then.iter().filter(|p| p.whep).count() as f64
     }
 
-    fn everyone(&self) -> impl Iterator<Item = &Participant> {
+    fn everyone(&self) -> impl Iterator<Item = &Participant> + Clone {
         self.first.iter().chain(&self.then)
     }
 
     /// Participants that should receive media: someone else publishes in their room.
     fn receivers(&self) -> usize {
-        self.everyone()
-            .filter(|me| self.everyone().any(|o| o.room == me.room && o.identity != me.identity && o.publish.is_some()))
-            .count()
+        receivers_among(self.everyone())
     }
 
     pub fn publishers(&self) -> usize {
         self.everyone().filter(|p| p.publish.is_some()).count()
+    }
+}
+
+/// Those of `group` who should receive media from the others of `group`: someone else of it
+/// publishes in their room.
+fn receivers_among<'a>(group: impl Iterator<Item = &'a Participant> + Clone) -> usize {
+    group
+        .clone()
+        .filter(|me| group.clone().any(|o| o.room == me.room && o.identity != me.identity && o.publish.is_some()))
+        .count()
+}
+
+/// Waits until `receivers` subscriber connections have had media, or `within` has passed.
+async fn media_at(engine: &Engine, receivers: usize, within: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = engine.snapshot().await?;
+        let with_media = s.joins.iter().filter(|(_, first)| first.is_some()).count();
+        if with_media >= receivers || Instant::now() > deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -176,7 +196,17 @@ pub async fn run(
     let mut tasks = Vec::new();
     let start = Instant::now();
     let waves = [(&plan.first, plan.ramp), (&plan.then, plan.spread / plan.then.len().max(1) as u32)];
+    // The server's RSS and its subscriber connections once the first wave has settled, when a
+    // second one follows: the second wave's share of the RSS is what a subscriber costs a server
+    // that has already paid its one-time costs (database connections, worker threads, the first
+    // requests' buffers: a few MiB, which the delta from idle spreads over the participants).
+    let mut settled: Option<(u64, usize)> = None;
     for (n, (wave, gap)) in waves.into_iter().enumerate() {
+        if n == 1 && !plan.first.is_empty() && !plan.then.is_empty() {
+            media_at(&engine, receivers_among(plan.first.iter()), Duration::from_secs(15)).await?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            settled = Some((proc_stat::rss_kib(server.pid).unwrap_or(0), engine.snapshot().await?.joins.len()));
+        }
         if n == 1
             && plan.whep
             && let Some(council) = &origin.council
@@ -211,22 +241,10 @@ pub async fn run(
             tasks.push(task);
             tokio::time::sleep(gap).await;
         }
-        if !plan.first.is_empty() && !plan.then.is_empty() {
-            // Let the first wave's media start before the second joins.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
     }
     // Warm-up: every receiver gets media (or the deadline passes), then one more second.
     let receivers = plan.receivers();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let s = engine.snapshot().await?;
-        let with_media = s.joins.iter().filter(|(_, first)| first.is_some()).count();
-        if with_media >= receivers || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    media_at(&engine, receivers, Duration::from_secs(15)).await?;
     let joined_after = start.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -335,6 +353,10 @@ pub async fn run(
         us_per_packet: cpu.map(|c| c.as_secs_f64() * 1e6 / forwarded.max(1) as f64),
         rss_idle_mib: rss_idle as f64 / 1024.0,
         rss_per_subscriber_kib: (rss_loaded.saturating_sub(rss_idle)) as f64 / subscribers.max(1) as f64,
+        rss_per_added_subscriber_kib: settled.and_then(|(rss, before)| {
+            let added = subscribers.saturating_sub(before);
+            (added > 0).then(|| rss_loaded.saturating_sub(rss) as f64 / added as f64)
+        }),
         // Loss above counts gaps in the sequence numbers subscribers see; a server that rewrites
         // them (Sportello) hides packets it never forwarded, so also compare with what was offered.
         delivered_pct: (offered > 0.0).then(|| delivered as f64 / offered * 100.0),
