@@ -19,9 +19,11 @@ use crate::state::AppState;
 const READ_LIMIT: usize = 1024 * 1024;
 
 /// The websocket library's read buffer. Its default, 128 KiB, is zero-filled on the first read and
-/// so stays resident for every participant, while signaling messages are a few KiB (an SDP offer of
-/// a full council room ≈ 10 KiB); a larger frame grows the buffer as it arrives, up to `READ_LIMIT`.
-const READ_BUFFER: usize = 16 * 1024;
+/// so stays resident for every participant, while most signaling messages are well under 4 KiB
+/// (answers, candidates, chat, the room's events); a larger frame (a browser's offer, several KiB)
+/// grows the buffer to its size as it arrives, up to `READ_LIMIT`. 16 KiB cost an office
+/// participant 12 KiB more (BENCHMARKS.md).
+const READ_BUFFER: usize = 4 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
