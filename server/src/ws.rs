@@ -22,7 +22,7 @@ const READ_LIMIT: usize = 1024 * 1024;
 /// so stays resident for every participant, while most signaling messages are well under 4 KiB
 /// (answers, candidates, chat, the room's events); a larger frame (a browser's offer, several KiB)
 /// grows the buffer to its size as it arrives, up to `READ_LIMIT`. 16 KiB cost an office
-/// participant 12 KiB more (BENCHMARKS.md).
+/// participant about 6 KiB more (BENCHMARKS.md).
 const READ_BUFFER: usize = 4 * 1024;
 
 #[derive(Debug, Deserialize)]

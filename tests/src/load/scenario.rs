@@ -25,7 +25,8 @@ pub struct Participant {
     pub whep: bool,
 }
 
-/// Who joins: `first` one after the other (`ramp` apart), then `then` spread evenly over `spread`.
+/// Who joins: `first` one after the other (`ramp` apart); once their media flows and one more
+/// second has passed (the server's RSS is read then), `then` spread evenly over `spread`.
 pub struct Plan {
     pub name: &'static str,
     pub first: Vec<Participant>,
