@@ -15,11 +15,13 @@ pub const HISTORY_PACKETS: usize = 512;
 /// jitter buffer has long given the packet up (libwebrtc keeps its own send history for about as
 /// long); keeping 4 s of every published video cost ≈ 600 KiB per publisher.
 pub const HISTORY_AGE: Duration = Duration::from_secs(1);
-/// How long a packet is kept until a subscriber's round trip is known (its first receiver report
-/// comes a second or two after it joins): time for a first NACK over a round trip of up to half a
-/// second (Janus keeps 200 ms from the start). Keeping the longest until then cost more than those
-/// packets: the allocator kept their pages resident after the history had shrunk (≈ 100 KiB per
-/// participant of an office of 5 × 3, BENCHMARKS.md).
+/// How long a packet is kept until a subscriber's round trip is known: time for a first NACK over
+/// a round trip of up to half a second (Janus keeps 200 ms from the start). A subscriber's DTLS
+/// handshake tells its round trip as it connects (`transport::dtls_replay`), its receiver reports
+/// a second or two later; this holds only for a track whose subscribers' handshakes went untimed.
+/// Keeping the longest until then cost more than those packets: the allocator kept their pages
+/// resident after the history had shrunk (≈ 100 KiB per participant of an office of 5 × 3,
+/// BENCHMARKS.md).
 pub const HISTORY_FIRST_AGE: Duration = Duration::from_millis(500);
 /// How long a packet is kept at least, however short the round trips: a browser asks for a lost
 /// packet once the next one shows the gap, and asks again a round trip later (Janus keeps 200 ms).

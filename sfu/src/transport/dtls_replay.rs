@@ -6,9 +6,16 @@
 //! media at all on that leg (issue 11: one participant saw none of the other's video under loss).
 //!
 //! Pure: the engine shows it every datagram sent before the connection is up ([`FlightReplay::sent`])
-//! and every datagram received ([`FlightReplay::wants_replay`]), and sends [`FlightReplay::flight`]
+//! and every datagram received ([`FlightReplay::received`]), and sends [`FlightReplay::flight`]
 //! again when told. The records are resent verbatim: the browser's replay window drops the records
 //! it already has and accepts the ones that were lost.
+//!
+//! The same two views time the connection's first round trip: from our flight to the browser's
+//! next one (its certificate and key exchange), which it can only send once ours arrived. That is
+//! the round trip plus the browser's few milliseconds of handshake crypto, known before any media
+//! flows — a second or two before its first receiver report tells it (see `forward::history`).
+
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
@@ -16,6 +23,8 @@ const RECORD_HEADER: usize = 13;
 const CONTENT_HANDSHAKE: u8 = 22;
 const CLIENT_HELLO: u8 = 1;
 const SERVER_HELLO: u8 = 2;
+const CERTIFICATE: u8 = 11;
+const CLIENT_KEY_EXCHANGE: u8 = 16;
 /// More datagrams than any server flight needs; bounds what a misbehaving peer can make us keep.
 const MAX_FLIGHT_DATAGRAMS: usize = 8;
 
@@ -23,14 +32,20 @@ const MAX_FLIGHT_DATAGRAMS: usize = 8;
 #[derive(Debug, Default)]
 pub struct FlightReplay {
     flight: Vec<BytesMut>,
+    /// When the flight went out, while the browser's answer to it is awaited; `None` once it was
+    /// sent twice (its answer could be to either: Karn's rule) or answered.
+    sent_at: Option<Instant>,
+    round_trip: Option<Duration>,
 }
 
 impl FlightReplay {
     /// An outgoing datagram. A plaintext handshake datagram starting with ServerHello begins a new
     /// flight; the plaintext handshake datagrams after it (certificate, key exchange, …) belong to it.
-    pub fn sent(&mut self, datagram: &BytesMut) {
+    pub fn sent(&mut self, datagram: &BytesMut, now: Instant) {
         let Some(first) = first_epoch0_handshake(datagram) else { return };
         if first == SERVER_HELLO {
+            // A ServerHello while a flight is out: `rtc` resent it, and the answer may be to either.
+            self.sent_at = if self.flight.is_empty() { Some(now) } else { None };
             self.flight.clear();
         } else if self.flight.is_empty() {
             return; // HelloVerifyRequest: rtc answers a repeated ClientHello without a cookie itself
@@ -41,9 +56,31 @@ impl FlightReplay {
     }
 
     /// An incoming datagram: true if it repeats the ClientHello our flight answered, i.e. the
-    /// browser is still waiting for that flight.
-    pub fn wants_replay(&self, datagram: &[u8]) -> bool {
-        !self.flight.is_empty() && handshake_types(datagram).any(|t| t == CLIENT_HELLO)
+    /// browser is still waiting for that flight (the engine then sends it again). The browser's
+    /// next flight times the round trip, unless ours went out twice.
+    pub fn received(&mut self, datagram: &[u8], now: Instant) -> bool {
+        if self.flight.is_empty() {
+            return false;
+        }
+        let mut types = handshake_types(datagram);
+        match types.next() {
+            Some(CERTIFICATE | CLIENT_KEY_EXCHANGE) => {
+                if let Some(at) = self.sent_at.take() {
+                    self.round_trip = Some(now.saturating_duration_since(at));
+                }
+                false
+            }
+            Some(first) if first == CLIENT_HELLO || types.any(|t| t == CLIENT_HELLO) => {
+                self.sent_at = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Our flight → the browser's next flight, if timed.
+    pub fn round_trip(&self) -> Option<Duration> {
+        self.round_trip
     }
 
     /// The datagrams to send again.
@@ -96,52 +133,87 @@ mod tests {
     }
 
     const HELLO_VERIFY: u8 = 3;
-    const CERTIFICATE: u8 = 11;
     const SERVER_HELLO_DONE: u8 = 14;
     const FINISHED: u8 = 20;
 
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
     #[test]
     fn a_repeated_client_hello_gets_the_whole_server_flight_again() {
-        let mut r = FlightReplay::default();
+        let (mut r, t0) = (FlightReplay::default(), Instant::now());
         let hello = datagram(&[record(22, 0, CLIENT_HELLO, 100)]);
-        assert!(!r.wants_replay(&hello), "nothing sent yet: rtc answers the first ClientHello");
-        r.sent(&datagram(&[record(22, 0, HELLO_VERIFY, 20)]));
-        assert!(!r.wants_replay(&hello), "a HelloVerifyRequest is rtc's to repeat");
+        assert!(!r.received(&hello, t0), "nothing sent yet: rtc answers the first ClientHello");
+        r.sent(&datagram(&[record(22, 0, HELLO_VERIFY, 20)]), t0);
+        assert!(!r.received(&hello, t0), "a HelloVerifyRequest is rtc's to repeat");
         let part1 = datagram(&[record(22, 0, SERVER_HELLO, 80), record(22, 0, CERTIFICATE, 400)]);
         let part2 = datagram(&[record(22, 0, 12, 100), record(22, 0, 13, 30), record(22, 0, SERVER_HELLO_DONE, 12)]);
-        r.sent(&part1);
-        r.sent(&part2);
-        r.sent(&BytesMut::from(&[0x80u8, 96, 0, 1][..])); // SRTP: not part of it
-        assert!(r.wants_replay(&hello));
+        r.sent(&part1, t0);
+        r.sent(&part2, t0);
+        r.sent(&BytesMut::from(&[0x80u8, 96, 0, 1][..]), t0); // SRTP: not part of it
+        assert!(r.received(&hello, t0 + ms(500)));
         assert_eq!(r.flight(), &[part1, part2]);
     }
 
     #[test]
     fn the_clients_next_flight_or_other_traffic_asks_for_nothing() {
-        let mut r = FlightReplay::default();
-        r.sent(&datagram(&[record(22, 0, SERVER_HELLO, 80), record(22, 0, SERVER_HELLO_DONE, 12)]));
+        let (mut r, t0) = (FlightReplay::default(), Instant::now());
+        r.sent(&datagram(&[record(22, 0, SERVER_HELLO, 80), record(22, 0, SERVER_HELLO_DONE, 12)]), t0);
         // Certificate, ClientKeyExchange, … then ChangeCipherSpec and an encrypted Finished.
         let flight5 = datagram(&[record(22, 0, CERTIFICATE, 300), record(22, 0, 16, 70), record(20, 0, 1, 1)]);
-        assert!(!r.wants_replay(&flight5));
-        assert!(!r.wants_replay(&datagram(&[record(22, 1, CLIENT_HELLO, 40)])), "encrypted: not a ClientHello");
-        assert!(!r.wants_replay(&[0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42]), "STUN");
-        assert!(!r.wants_replay(&datagram(&[record(22, 0, FINISHED, 10)])));
+        assert!(!r.received(&flight5, t0));
+        assert!(!r.received(&datagram(&[record(22, 1, CLIENT_HELLO, 40)]), t0), "encrypted: not a ClientHello");
+        assert!(!r.received(&[0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42], t0), "STUN");
+        assert!(!r.received(&datagram(&[record(22, 0, FINISHED, 10)]), t0));
     }
 
     #[test]
     fn a_new_server_hello_starts_a_new_flight_and_truncated_records_are_ignored() {
-        let mut r = FlightReplay::default();
-        r.sent(&datagram(&[record(22, 0, SERVER_HELLO, 80)]));
+        let (mut r, t0) = (FlightReplay::default(), Instant::now());
+        r.sent(&datagram(&[record(22, 0, SERVER_HELLO, 80)]), t0);
         let again = datagram(&[record(22, 0, SERVER_HELLO, 81)]);
-        r.sent(&again);
+        r.sent(&again, t0);
         assert_eq!(r.flight(), &[again]);
         let mut cut = record(22, 0, CLIENT_HELLO, 100);
         cut.truncate(60);
-        assert!(!r.wants_replay(&cut));
-        assert!(!r.wants_replay(&[22, 0xfe]));
+        assert!(!r.received(&cut, t0));
+        assert!(!r.received(&[22, 0xfe], t0));
         for _ in 0..20 {
-            r.sent(&datagram(&[record(22, 0, CERTIFICATE, 10)]));
+            r.sent(&datagram(&[record(22, 0, CERTIFICATE, 10)]), t0);
         }
         assert_eq!(r.flight().len(), MAX_FLIGHT_DATAGRAMS);
+    }
+
+    #[test]
+    fn the_browsers_answer_to_our_flight_times_the_round_trip() {
+        let (mut r, t0) = (FlightReplay::default(), Instant::now());
+        let hello = datagram(&[record(22, 0, CLIENT_HELLO, 100)]);
+        r.received(&hello, t0);
+        r.sent(&datagram(&[record(22, 0, HELLO_VERIFY, 20)]), t0);
+        assert_eq!(r.round_trip(), None);
+        r.sent(&datagram(&[record(22, 0, SERVER_HELLO, 80), record(22, 0, CERTIFICATE, 400)]), t0 + ms(10));
+        r.sent(&datagram(&[record(22, 0, SERVER_HELLO_DONE, 12)]), t0 + ms(11));
+        // Its certificate, then key exchange and the rest in a second datagram.
+        r.received(&datagram(&[record(22, 0, CERTIFICATE, 300)]), t0 + ms(52));
+        r.received(&datagram(&[record(22, 0, CLIENT_KEY_EXCHANGE, 70)]), t0 + ms(53));
+        assert_eq!(r.round_trip(), Some(ms(42)), "from the flight's first datagram to the answer's");
+    }
+
+    #[test]
+    fn a_flight_sent_twice_times_nothing() {
+        // The browser repeated its ClientHello: we send the flight again, and its answer could be
+        // to either (Karn's rule).
+        let (mut r, t0) = (FlightReplay::default(), Instant::now());
+        r.sent(&datagram(&[record(22, 0, SERVER_HELLO, 80)]), t0);
+        assert!(r.received(&datagram(&[record(22, 0, CLIENT_HELLO, 100)]), t0 + ms(1000)));
+        r.received(&datagram(&[record(22, 0, CERTIFICATE, 300)]), t0 + ms(1030));
+        assert_eq!(r.round_trip(), None);
+        // `rtc` resent it on its own timer: a second ServerHello while the first is unanswered.
+        let (mut r, t0) = (FlightReplay::default(), Instant::now());
+        r.sent(&datagram(&[record(22, 0, SERVER_HELLO, 80)]), t0);
+        r.sent(&datagram(&[record(22, 0, SERVER_HELLO, 80)]), t0 + ms(1000));
+        r.received(&datagram(&[record(22, 0, CERTIFICATE, 300)]), t0 + ms(1030));
+        assert_eq!(r.round_trip(), None);
     }
 }

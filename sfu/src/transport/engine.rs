@@ -207,6 +207,9 @@ struct SubscribeLeg {
     /// Our own SRTP and the selected path, from DTLS up ([`egress`]); until then, or if `rtc` could
     /// not give a context, packets go through `rtc`'s pipeline.
     egress: Option<Box<egress::Egress>>,
+    /// The DTLS handshake's round trip ([`FlightReplay::round_trip`]): what the histories of the
+    /// tracks it starts receiving keep packets for until its receiver reports tell theirs.
+    round_trip: Option<Duration>,
 }
 
 /// A packet waiting in a subscriber's queue: the original, shared by every subscriber it goes to

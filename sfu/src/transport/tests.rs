@@ -110,7 +110,11 @@ impl SimPeer {
                 registry = registry.with(slot, rtc::interceptor::NoopInterceptor::new());
             }
         }
-        let se = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
+        // Answering (the SFU's subscribe offers), the DTLS client's part, as browsers take it.
+        let se = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Client)
+            .build();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_setting_engine(se)
@@ -591,41 +595,74 @@ fn a_nack_in_a_browser_compound_is_answered_with_the_exact_packet() -> Result<()
     Ok(())
 }
 
-/// A subscriber's receiver reports (here `rtc`'s own, as a browser's: on the SFU's sender reports)
-/// tell the SFU its round trip, which sets how long the track's history keeps packets: a third of
-/// a second for a subscriber close by, instead of the half second kept while no round trip is known
-/// (`forward::history` tests that part). A NACK for a packet 0.4 s old finds it gone; 0.17 s, not.
-#[test]
-fn a_subscribers_round_trip_sets_how_long_lost_packets_can_be_asked_for() -> Result<(), Error> {
+/// A NACK for `seq` of what bob receives on `ssrc`.
+fn nack(ssrc: u32, seq: u16) -> Vec<Box<dyn rtc::rtcp::Packet>> {
     use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+    vec![Box::new(TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc: ssrc,
+        nacks: vec![NackPair { packet_id: seq, lost_packets: 0 }],
+    })]
+}
+
+/// The sequence number of the packet bob got about `ms` ago (one packet a frame).
+fn bobs_packet_ago(net: &Net, ms: u128) -> u16 {
+    let got = &net.peers[1].received;
+    got[got.len() - 1 - (ms / FRAME.as_millis()) as usize].header.sequence_number
+}
+
+/// Whether the SFU answers bob's NACK for `seq` (with a retransmission).
+fn answered(net: &mut Net, ssrc: u32, seq: u16) -> Result<bool, Error> {
+    let rtx_sent = |net: &mut Net| net.sfu.call(|reply| Command::Stats { reply }).map(|s| s.rtx_sent);
+    let before = rtx_sent(net)?;
+    bob_sends_rtcp(net, nack(ssrc, seq))?;
+    net.settle()?;
+    Ok(rtx_sent(net)? > before)
+}
+
+/// A subscriber's DTLS handshake tells the SFU its round trip before any receiver report does, and
+/// that sets how long the track's history keeps packets from the start: a third of a second for a
+/// subscriber close by (here: no delay at all), not the half second kept while no round trip is
+/// known (`forward::history` tests those rules). Bob sends no reports: a NACK for a packet 0.4 s
+/// old finds it gone; 0.17 s, not.
+#[test]
+fn a_subscribers_handshake_sets_how_long_lost_packets_can_be_asked_for() -> Result<(), Error> {
+    let mut net = alice_and_silent_bob("sportello-5", Instant::now())?;
+    net.run_until(Duration::from_secs(1), |_| false)?;
+    let ssrc = net.peers[1].received[0].header.ssrc;
+    let (old, recent) = (bobs_packet_ago(&net, 400), bobs_packet_ago(&net, 170));
+    assert!(!answered(&mut net, ssrc, old)?, "a short round trip: a packet 0.4 s old was let go");
+    assert!(answered(&mut net, ssrc, recent)?, "a packet 0.17 s old is still kept");
+    Ok(())
+}
+
+/// A subscriber's receiver reports (on the SFU's sender reports, as a browser's) tell the SFU its
+/// round trip as it goes: one that says a quarter of a second keeps a second of the track (four
+/// round trips), though the handshake (and `rtc`'s own reports) found none. A NACK for a packet
+/// 0.7 s old is then answered.
+#[test]
+fn a_subscribers_receiver_reports_set_how_long_lost_packets_can_be_asked_for() -> Result<(), Error> {
+    use rtc::rtcp::receiver_report::ReceiverReport;
+    use rtc::rtcp::reception_report::ReceptionReport;
 
     let start = Instant::now();
     let bob = SimPeer::new("bob", "192.0.2.11:40000".parse()?, start)?;
-    let mut net = alice_and(bob, "sportello-5", start)?;
-    // Two sender reports, so bob's receiver reports (each second) have had one to answer.
-    assert!(net.run_until(Duration::from_secs(5), |net| net.peers[1].reports.len() >= 3)?, "no sender reports");
+    let mut net = alice_and(bob, "sportello-6", start)?;
+    assert!(net.run_until(Duration::from_secs(5), |net| net.peers[1].reports.len() >= 2)?, "no sender reports");
     let ssrc = net.peers[1].received[0].header.ssrc;
-    let nack = |seq: u16| -> Vec<Box<dyn rtc::rtcp::Packet>> {
-        vec![Box::new(TransportLayerNack {
-            sender_ssrc: 1,
-            media_ssrc: ssrc,
-            nacks: vec![NackPair { packet_id: seq, lost_packets: 0 }],
-        })]
+    let old = |net: &mut Net| -> Result<bool, Error> {
+        let seq = bobs_packet_ago(net, 700);
+        answered(net, ssrc, seq)
     };
-    let rtx_sent = |net: &mut Net| net.sfu.call(|reply| Command::Stats { reply }).map(|s| s.rtx_sent);
-    // Packets bob got ≈ 0.4 s and ≈ 0.17 s ago (one packet a frame).
-    let ago = |net: &Net, ms: u128| {
-        let got = &net.peers[1].received;
-        got[got.len() - 1 - (ms / FRAME.as_millis()) as usize].header.sequence_number
-    };
-    let before = rtx_sent(&mut net)?;
-    let (old, recent) = (ago(&net, 400), ago(&net, 170));
-    bob_sends_rtcp(&mut net, nack(old))?;
-    net.settle()?;
-    assert_eq!(rtx_sent(&mut net)?, before, "a short round trip: a packet 0.4 s old was let go");
-    bob_sends_rtcp(&mut net, nack(recent))?;
-    net.settle()?;
-    assert_eq!(rtx_sent(&mut net)?, before + 1, "a packet 0.17 s old is still kept");
+    assert!(!old(&mut net)?, "round trips of nothing: a packet 0.7 s old was let go");
+    // The last sender report arrived just now; bob answers it 250 ms later, as if it had taken
+    // that long to come and go.
+    let lsr = net.peers[1].reports.last().map(|(r, _)| (r.ntp_time >> 16) as u32).ok_or("no report")?;
+    net.run_until(Duration::from_millis(250), |_| false)?;
+    let report = ReceptionReport { ssrc, last_sender_report: lsr, delay: 0, ..Default::default() };
+    bob_sends_rtcp(&mut net, vec![Box::new(ReceiverReport { ssrc: 1, reports: vec![report], ..Default::default() })])?;
+    net.run_until(Duration::from_millis(800), |_| false)?;
+    assert!(old(&mut net)?, "four round trips of 250 ms: a packet 0.7 s old is still kept");
     Ok(())
 }
 

@@ -165,6 +165,7 @@ impl SubscribeLeg {
             pacer: Pacer::new(None, 256 * 1024),
             awaiting_media: Some(now),
             egress: None,
+            round_trip: None,
         }
     }
 }

@@ -32,7 +32,7 @@ impl Engine {
             self.drain_queues(&dirty, now);
             self.drain_queues(&queued, now);
             for &id in &dirty {
-                self.collect_writes(id);
+                self.collect_writes(id, now);
             }
         }
         self.relay_tcp_out();
@@ -47,11 +47,11 @@ impl Engine {
         }
     }
 
-    pub(super) fn collect_writes(&mut self, id: PeerId) {
+    pub(super) fn collect_writes(&mut self, id: PeerId, now: Instant) {
         let Some(p) = self.peers.get_mut(&id) else { return };
         while let Some(w) = p.pc.poll_write() {
             if let Some(replay) = &mut p.handshake {
-                replay.sent(&w.message);
+                replay.sent(&w.message, now);
             }
             Engine::emit(&mut self.out, &mut self.tcp_out, &self.tcp_by_remote, &w.transport, w.message);
         }
@@ -84,7 +84,11 @@ impl Engine {
                 if state == PeerState::Connected
                     && let Some(p) = self.peers.get_mut(&id)
                 {
-                    p.handshake = None;
+                    let round_trip = p.handshake.take().and_then(|h| h.round_trip());
+                    debug!(peer = id, ?round_trip, "DTLS handshake done");
+                    if let (Leg::Subscribe(leg), Some(rtt)) = (&mut p.leg, round_trip) {
+                        leg.round_trip = Some(rtt);
+                    }
                 }
                 if kind == PcKind::Subscribe && state == PeerState::Connected {
                     if let Some(Peer { pc, leg: Leg::Subscribe(leg), .. }) = self.peers.get_mut(&id) {

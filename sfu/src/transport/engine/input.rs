@@ -120,7 +120,7 @@ impl Engine {
         }
         let data = data.into_owned();
         let Some(peer) = self.peers.get_mut(&peer_id) else { return false };
-        let replay = peer.handshake.as_ref().is_some_and(|r| r.wants_replay(&data));
+        let replay = peer.handshake.as_mut().is_some_and(|r| r.received(&data, now));
         let msg = TaggedBytesMut { now, transport, message: data };
         if let Err(e) = peer.pc.handle_read(msg) {
             debug!(peer = peer_id, error = %e, "packet rejected");

@@ -33,6 +33,14 @@ impl Engine {
             if down.pt.is_some() && !down.routed {
                 down.routed = true;
                 self.router.subscribe(DownTrackKey { subscriber: sub, track: *key }, down.ssrc, now);
+                // Its handshake's round trip, so that the track keeps what this subscriber can
+                // still ask for from the start: not the half second kept while no round trip is
+                // known, nor too short a time for a subscriber farther away than the others.
+                if let (Some(rtt), Some(track)) = (leg.round_trip, self.tracks.get_mut(key))
+                    && track.info.kind == MediaKind::Video
+                {
+                    track.history.get_or_insert_with(History::default).round_trip(rtt, now);
+                }
             }
         }
     }
