@@ -2,7 +2,7 @@
 //! [`RtpMunger`] per downtrack, one [`KeyframeThrottle`] per track, and the "waiting for a keyframe"
 //! state of video downtracks (a decoder cannot start, or recover, on a delta frame).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::api::MediaKind;
@@ -46,6 +46,9 @@ pub struct Forward {
 pub struct Router {
     config: RouterConfig,
     tracks: HashMap<TrackKey, Track>,
+    /// The tracks with a keyframe request waiting (every track whose throttle is pending, and some
+    /// no longer): what the media thread looks at on every wake-up, instead of every track.
+    asking: HashSet<TrackKey>,
     subscriptions: usize,
     /// Packets dropped because their track was gated ([`Router::set_forwarding`]).
     gated_packets: u64,
@@ -84,21 +87,22 @@ impl Track {
         self.downs.iter_mut().find(|d| d.subscriber == subscriber)
     }
 
-    /// Makes a video downtrack wait for the next keyframe, and asks for one.
-    fn resync(&mut self, subscriber: SubscriberKey, now: Instant) {
+    /// Makes a video downtrack wait for the next keyframe, and asks for one (true if it did).
+    #[must_use]
+    fn resync(&mut self, subscriber: SubscriberKey, now: Instant) -> bool {
         if !self.is_video() {
-            return;
+            return false;
         }
-        if let Some(down) = self.down_mut(subscriber) {
-            down.waiting_keyframe = true;
-            self.throttle.request(now);
-        }
+        let Some(down) = self.down_mut(subscriber) else { return false };
+        down.waiting_keyframe = true;
+        self.throttle.request(now);
+        true
     }
 }
 
 impl Router {
     pub fn new(config: RouterConfig) -> Self {
-        Router { config, tracks: HashMap::new(), subscriptions: 0, gated_packets: 0 }
+        Router { config, tracks: HashMap::new(), asking: HashSet::new(), subscriptions: 0, gated_packets: 0 }
     }
 
     /// Registers a published track. Re-adding an existing track (its publisher reconnected under
@@ -132,6 +136,7 @@ impl Router {
                 down.waiting_keyframe = true;
             }
             state.throttle.request(now);
+            self.asking.insert(track);
         }
     }
 
@@ -150,6 +155,7 @@ impl Router {
         let Some(removed) = self.tracks.remove(&track) else {
             return Vec::new();
         };
+        self.asking.remove(&track);
         self.subscriptions -= removed.downs.len();
         removed.downs.iter().map(|d| DownTrackKey { subscriber: d.subscriber, track }).collect()
     }
@@ -176,8 +182,8 @@ impl Router {
                 self.subscriptions += 1;
             }
         }
-        if video {
-            track.resync(down.subscriber, now);
+        if video && track.resync(down.subscriber, now) {
+            self.asking.insert(down.track);
         }
     }
 
@@ -230,6 +236,7 @@ impl Router {
                         down.waiting_keyframe = true;
                     }
                     state.throttle.request(now);
+                    self.asking.insert(track);
                 }
             }
             Some(_) => {}
@@ -274,7 +281,11 @@ impl Router {
         }
         if starving {
             // Demand persists while packets are being dropped, so a lost PLI or keyframe is
-            // retried after the interval instead of leaving subscribers frozen.
+            // retried after the interval instead of leaving subscribers frozen. (A pending
+            // track is already asking: no hashing for every packet dropped.)
+            if !state.throttle.is_pending() {
+                self.asking.insert(track);
+            }
             state.throttle.request(now);
         }
     }
@@ -286,6 +297,7 @@ impl Router {
             && t.is_video()
         {
             t.throttle.request(now);
+            self.asking.insert(track);
         }
     }
 
@@ -307,6 +319,7 @@ impl Router {
         };
         if track.is_video() && track.downs.iter().any(|d| d.subscriber == down.subscriber) {
             track.throttle.request(now);
+            self.asking.insert(down.track);
         }
     }
 
@@ -314,23 +327,33 @@ impl Router {
     /// keyframe (the decoder is now broken) and requests one; audio just continues (the decoder
     /// conceals the loss).
     pub fn overflowed(&mut self, down: DownTrackKey, now: Instant) {
-        if let Some(track) = self.tracks.get_mut(&down.track) {
-            track.resync(down.subscriber, now);
+        if let Some(track) = self.tracks.get_mut(&down.track)
+            && track.resync(down.subscriber, now)
+        {
+            self.asking.insert(down.track);
         }
     }
 
     /// Appends the tracks that should get a PLI upstream now (at most one per interval each).
     pub fn poll_keyframe_requests(&mut self, now: Instant, out: &mut Vec<TrackKey>) {
-        for (&key, track) in &mut self.tracks {
-            if track.is_video() && track.throttle.poll(now) {
-                out.push(key);
+        let tracks = &mut self.tracks;
+        self.asking.retain(|key| {
+            let Some(track) = tracks.get_mut(key).filter(|t| t.is_video()) else { return false };
+            if track.throttle.poll(now) {
+                out.push(*key);
             }
-        }
+            track.throttle.is_pending()
+        });
     }
 
     /// When [`Router::poll_keyframe_requests`] next has something to return.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.tracks.values().filter(|t| t.is_video()).filter_map(|t| t.throttle.next_timeout()).min()
+        self.asking
+            .iter()
+            .filter_map(|key| self.tracks.get(key))
+            .filter(|t| t.is_video())
+            .filter_map(|t| t.throttle.next_timeout())
+            .min()
     }
 
     pub fn track_count(&self) -> usize {
@@ -770,6 +793,38 @@ mod tests {
         r.poll_keyframe_requests(t0, &mut plis);
         r.keyframe_requested(down(0, VIDEO), ms(t0, 200));
         assert_eq!(r.next_timeout(), Some(ms(t0, 1_000)));
+    }
+
+    /// The media thread asks the router at every wake-up when a keyframe request is next due; it
+    /// looks at the tracks with one waiting, not at every track of the node.
+    #[test]
+    fn only_tracks_with_a_request_waiting_are_looked_at() {
+        let t0 = Instant::now();
+        let mut r = Router::new(RouterConfig::default());
+        for t in 0..200 {
+            r.add_track(TrackKey(t), MediaKind::Video, 90_000);
+            r.add_track(TrackKey(1_000 + t), MediaKind::Audio, 48_000);
+        }
+        assert!(r.asking.is_empty());
+        r.subscribe(down(1, TrackKey(7)), 1, t0);
+        r.subscribe(down(1, TrackKey(1_007)), 2, t0);
+        assert_eq!(r.asking.iter().copied().collect::<Vec<_>>(), [TrackKey(7)], "a newcomer's video asks");
+        let mut plis = Vec::new();
+        r.poll_keyframe_requests(t0, &mut plis);
+        assert_eq!(plis, [TrackKey(7)]);
+        assert!(r.asking.is_empty(), "sent: nothing waits");
+        // Throttled: it waits, and is looked at, until sent or satisfied by a keyframe.
+        r.keyframe_requested(down(1, TrackKey(7)), ms(t0, 100));
+        r.poll_keyframe_requests(ms(t0, 200), &mut plis);
+        assert_eq!((plis.len(), r.next_timeout()), (1, Some(ms(t0, 1_000))));
+        let keyframe = Upstream::video(0).next_frame();
+        r.route(TrackKey(7), &keyframe[0], ms(t0, 300), &mut Vec::new());
+        r.poll_keyframe_requests(ms(t0, 400), &mut plis);
+        assert!(r.asking.is_empty() && r.next_timeout().is_none(), "the keyframe came: nothing waits");
+        // A track removed while asking is forgotten.
+        r.request_keyframe(TrackKey(9), ms(t0, 500));
+        r.remove_track(TrackKey(9));
+        assert!(r.asking.is_empty() && r.next_timeout().is_none());
     }
 
     #[test]
