@@ -87,17 +87,26 @@ impl Track {
         self.downs.iter_mut().find(|d| d.subscriber == subscriber)
     }
 
-    /// Makes a video downtrack wait for the next keyframe, and asks for one (true if it did).
-    #[must_use]
-    fn resync(&mut self, subscriber: SubscriberKey, now: Instant) -> bool {
+    /// Makes a video downtrack wait for the next keyframe, and asks for one.
+    fn resync(&mut self, key: TrackKey, subscriber: SubscriberKey, asking: &mut HashSet<TrackKey>, now: Instant) {
         if !self.is_video() {
-            return false;
+            return;
         }
-        let Some(down) = self.down_mut(subscriber) else { return false };
-        down.waiting_keyframe = true;
-        self.throttle.request(now);
-        true
+        if let Some(down) = self.down_mut(subscriber) {
+            down.waiting_keyframe = true;
+            ask(asking, key, &mut self.throttle, now);
+        }
     }
+}
+
+/// Records demand for a keyframe of track `key`: its throttle remembers it, and `asking` lists the
+/// track until the request is sent or satisfied. Every request goes through here, so every pending
+/// throttle is in `asking` (and a pending one is not hashed again for every packet dropped).
+fn ask(asking: &mut HashSet<TrackKey>, key: TrackKey, throttle: &mut KeyframeThrottle, now: Instant) {
+    if !throttle.is_pending() {
+        asking.insert(key);
+    }
+    throttle.request(now);
 }
 
 impl Router {
@@ -135,8 +144,7 @@ impl Router {
             for down in &mut state.downs {
                 down.waiting_keyframe = true;
             }
-            state.throttle.request(now);
-            self.asking.insert(track);
+            ask(&mut self.asking, track, &mut state.throttle, now);
         }
     }
 
@@ -182,8 +190,8 @@ impl Router {
                 self.subscriptions += 1;
             }
         }
-        if video && track.resync(down.subscriber, now) {
-            self.asking.insert(down.track);
+        if video {
+            track.resync(down.track, down.subscriber, &mut self.asking, now);
         }
     }
 
@@ -235,8 +243,7 @@ impl Router {
                     for down in &mut state.downs {
                         down.waiting_keyframe = true;
                     }
-                    state.throttle.request(now);
-                    self.asking.insert(track);
+                    ask(&mut self.asking, track, &mut state.throttle, now);
                 }
             }
             Some(_) => {}
@@ -281,12 +288,8 @@ impl Router {
         }
         if starving {
             // Demand persists while packets are being dropped, so a lost PLI or keyframe is
-            // retried after the interval instead of leaving subscribers frozen. (A pending
-            // track is already asking: no hashing for every packet dropped.)
-            if !state.throttle.is_pending() {
-                self.asking.insert(track);
-            }
-            state.throttle.request(now);
+            // retried after the interval instead of leaving subscribers frozen.
+            ask(&mut self.asking, track, &mut state.throttle, now);
         }
     }
 
@@ -296,8 +299,7 @@ impl Router {
         if let Some(t) = self.tracks.get_mut(&track)
             && t.is_video()
         {
-            t.throttle.request(now);
-            self.asking.insert(track);
+            ask(&mut self.asking, track, &mut t.throttle, now);
         }
     }
 
@@ -318,8 +320,7 @@ impl Router {
             return;
         };
         if track.is_video() && track.downs.iter().any(|d| d.subscriber == down.subscriber) {
-            track.throttle.request(now);
-            self.asking.insert(down.track);
+            ask(&mut self.asking, down.track, &mut track.throttle, now);
         }
     }
 
@@ -327,10 +328,8 @@ impl Router {
     /// keyframe (the decoder is now broken) and requests one; audio just continues (the decoder
     /// conceals the loss).
     pub fn overflowed(&mut self, down: DownTrackKey, now: Instant) {
-        if let Some(track) = self.tracks.get_mut(&down.track)
-            && track.resync(down.subscriber, now)
-        {
-            self.asking.insert(down.track);
+        if let Some(track) = self.tracks.get_mut(&down.track) {
+            track.resync(down.track, down.subscriber, &mut self.asking, now);
         }
     }
 
