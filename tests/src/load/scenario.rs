@@ -206,7 +206,9 @@ pub async fn run(
         if n == 1 && !plan.first.is_empty() && !plan.then.is_empty() {
             media_at(&engine, receivers_among(plan.first.iter()), Duration::from_secs(15)).await?;
             tokio::time::sleep(Duration::from_secs(1)).await;
-            settled = Some((proc_stat::rss_kib(server.pid).unwrap_or(0), engine.snapshot().await?.joins.len()));
+            let joined = engine.snapshot().await?.joins.len();
+            // Unreadable, no figure: a zero here would pass the whole RSS off as the second wave's.
+            settled = proc_stat::rss_kib(server.pid).map(|rss| (rss, joined));
         }
         if n == 1
             && plan.whep
