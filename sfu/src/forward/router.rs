@@ -2,7 +2,7 @@
 //! [`RtpMunger`] per downtrack, one [`KeyframeThrottle`] per track, and the "waiting for a keyframe"
 //! state of video downtracks (a decoder cannot start, or recover, on a delta frame).
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::time::{Duration, Instant};
 
 use crate::api::MediaKind;

@@ -15,7 +15,7 @@
 //! challenge, but it takes over only while making sound. The dominant speaker stays so while any of
 //! their sound is in the window (packets that arrive in a burst fill one bucket).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 

@@ -23,7 +23,7 @@
 //! `commands` (what the handle asks), `program` (program feeds, WHEP/WHIP, the recorder sink),
 //! `shard` (what one engine hands another when a node runs several).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -31,6 +31,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+// The engine's maps are looked up several times per packet (peers, addresses, tracks, downtracks):
+// with the standard library's SipHash, hashing was ≈ 6 % of the media thread (BENCHMARKS.md).
+// foldhash is seeded per map too, so keys a remote influences (its address) make no predictable table.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::certificate::RTCCertificate;

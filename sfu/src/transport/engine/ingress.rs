@@ -15,7 +15,7 @@
 //! in; what they generate is written through `rtc`, which protects it. `rtc`'s own chain for a
 //! publish connection has none of them, so nothing is reported twice.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use rtc::interceptor::{
     AttributedPacket, Interceptor, NackGeneratorBuilder, Packet, RTCPFeedback, RTPHeaderExtension,
