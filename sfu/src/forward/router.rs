@@ -47,7 +47,8 @@ pub struct Router {
     config: RouterConfig,
     tracks: HashMap<TrackKey, Track>,
     /// The tracks with a keyframe request waiting (every track whose throttle is pending, and some
-    /// no longer): what the media thread looks at on every wake-up, instead of every track.
+    /// no longer): what the media thread looks at on every wake-up, instead of every track. Only
+    /// video tracks are ever asked for one.
     asking: HashSet<TrackKey>,
     subscriptions: usize,
     /// Packets dropped because their track was gated ([`Router::set_forwarding`]).
@@ -337,7 +338,7 @@ impl Router {
     pub fn poll_keyframe_requests(&mut self, now: Instant, out: &mut Vec<TrackKey>) {
         let tracks = &mut self.tracks;
         self.asking.retain(|key| {
-            let Some(track) = tracks.get_mut(key).filter(|t| t.is_video()) else { return false };
+            let Some(track) = tracks.get_mut(key) else { return false };
             if track.throttle.poll(now) {
                 out.push(*key);
             }
@@ -347,12 +348,7 @@ impl Router {
 
     /// When [`Router::poll_keyframe_requests`] next has something to return.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.asking
-            .iter()
-            .filter_map(|key| self.tracks.get(key))
-            .filter(|t| t.is_video())
-            .filter_map(|t| t.throttle.next_timeout())
-            .min()
+        self.asking.iter().filter_map(|key| self.tracks.get(key)?.throttle.next_timeout()).min()
     }
 
     pub fn track_count(&self) -> usize {
