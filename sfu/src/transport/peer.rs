@@ -32,6 +32,8 @@ use crate::transport::feedback;
 
 pub const URI_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+/// Transport-wide congestion control: the publisher numbers every packet it sends us.
+pub const URI_TRANSPORT_CC: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 const URI_ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
 
 /// RTP clock rates of our two codecs (RFC 7587: Opus is always 48 kHz; RFC 7741: VP8 90 kHz).
@@ -104,8 +106,8 @@ fn media_engine(kind: PcKind) -> Result<MediaEngine, rtc::shared::error::Error> 
 /// what a publisher sends us (its uplink estimate). Downstream we rely on the browser's REMB
 /// instead, because we do not stamp transport-cc ourselves.
 ///
-/// No leg gets `rtc`'s feedback interceptors: a publish leg's NACK generator, receiver reports and
-/// transport-cc recorder run in the engine, fed the packets it opens itself (`engine/ingress.rs`);
+/// No leg gets `rtc`'s feedback interceptors: a publish leg's NACKs, receiver reports and
+/// transport-cc feedback are the engine's, made from every packet it routes (`engine/ingress/`);
 /// a subscribe leg's RTP and sender reports are the engine's (`engine/egress.rs`), and subscribers'
 /// NACKs are answered from one history per track (`engine/nack.rs`), not by an `rtc` responder
 /// keeping a copy of every packet per subscriber.

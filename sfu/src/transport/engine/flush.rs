@@ -134,29 +134,17 @@ impl Engine {
     /// What `rtc` read: media it opened (a stream's first packets, before the engine opens them
     /// itself: [`ingress`]) and RTCP. `received` is when its datagram arrived.
     pub(super) fn peer_message(&mut self, id: PeerId, msg: RTCMessage, received: Instant, now: Instant) {
-        let transport = self.placeholder_transport();
         match (msg, self.peers.get_mut(&id).map(|p| &mut p.leg)) {
             (RTCMessage::RtpPacket(track_id, packet), Some(Leg::Publish(leg))) => {
-                if let Some(packet) = leg.reception.opened_by_rtc(packet, transport, received) {
+                if let Some(packet) = leg.reception.opened_by_rtc(packet, received) {
                     self.media_in(id, &track_id, packet, now);
                 }
             }
             (RTCMessage::RtcpPacket(_, packets), Some(Leg::Publish(leg))) => {
-                leg.reception.rtcp_in(packets, transport, received);
+                leg.reception.rtcp_in(&packets, received);
             }
             (RTCMessage::RtcpPacket(track_id, packets), _) => self.feedback_in(id, &track_id, &packets, now),
             _ => {}
-        }
-    }
-
-    /// What the feedback chain is told a packet came over when `rtc` read it: nothing in the chain
-    /// uses it (it is handed back with the packet), and `rtc` does not say.
-    fn placeholder_transport(&self) -> TransportContext {
-        TransportContext {
-            local_addr: self.announced,
-            peer_addr: self.announced,
-            ecn: None,
-            transport_protocol: TransportProtocol::UDP,
         }
     }
 }

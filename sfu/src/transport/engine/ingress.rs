@@ -10,17 +10,15 @@
 //! restores RTX retransmissions itself and routes them at once. `rtc` keeps ICE, DTLS, the
 //! publisher's RTCP and every packet of a stream it has not opened.
 //!
-//! The feedback interceptors (`rtc_interceptor`'s NACK generator, receiver reports and transport-cc
-//! recorder) run here as a chain of the connection's own, fed every packet whichever way it came
-//! in; what they generate is written through `rtc`, which protects it. `rtc`'s own chain for a
-//! publish connection has none of them, so nothing is reported twice.
+//! The feedback the publisher needs ([`feedback`]) is made by the engine from every packet, whichever
+//! way it came in, and written through `rtc`, which protects it. `rtc`'s own chain for a publish
+//! connection has no feedback interceptors, so nothing is reported twice.
+
+mod feedback;
+mod twcc;
 
 use foldhash::{HashMap, HashMapExt};
 
-use rtc::interceptor::{
-    AttributedPacket, Interceptor, NackGeneratorBuilder, Packet, RTCPFeedback, RTPHeaderExtension,
-    ReceiverReportBuilder, Registry, Slot, StreamInfo, TaggedPacket, TwccReceiverBuilder,
-};
 use rtc::shared::marshal::Unmarshal;
 use rtc::srtp::context::Context;
 
@@ -31,14 +29,15 @@ use super::*;
 /// 2.5–5 s against `rtc`'s 5 s disconnection timeout). `rtc`'s copy is recognised and dropped.
 const SHOW_RTC_EVERY: Duration = Duration::from_millis(500);
 
-/// A publish connection's reception: its feedback chain, and its own SRTP once DTLS is up.
+/// A publish connection's reception: the feedback it gets, and its own SRTP once DTLS is up.
 pub(super) struct Reception {
-    chain: Box<dyn Interceptor>,
+    /// Boxed: a publish leg would otherwise be twice a subscribe leg's size.
+    feedback: Box<feedback::Feedback>,
     /// Our SRTP context for what the publisher sends, from DTLS up.
     srtp: Option<Context>,
     /// The streams `rtc` opened a track for, by SSRC (their RTX SSRCs too): the engine's own.
     streams: HashMap<u32, Stream>,
-    /// A receiver of the connection, to write the chain's RTCP through (any one will do).
+    /// A receiver of the connection, to write the feedback through (any one will do).
     writer: Option<RTCRtpReceiverId>,
     /// When a datagram the engine opened was last also handed to `rtc`.
     shown: Option<Instant>,
@@ -50,19 +49,19 @@ struct Stream {
     rtc_track: Rc<str>,
     /// Set on an RTX stream: the SSRC it repairs and that stream's payload type.
     repairs: Option<(u32, u8)>,
-    info: StreamInfo,
     /// Datagrams also handed to `rtc` ([`SHOW_RTC_EVERY`]) that it has not given back yet.
     shown: u32,
 }
 
 impl Default for Reception {
     fn default() -> Self {
-        let chain = Registry::new()
-            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
-            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
-            .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
-            .build();
-        Reception { chain: Box::new(chain), srtp: None, streams: HashMap::new(), writer: None, shown: None }
+        Reception {
+            feedback: Box::new(feedback::Feedback::new()),
+            srtp: None,
+            streams: HashMap::new(),
+            writer: None,
+            shown: None,
+        }
     }
 }
 
@@ -77,38 +76,9 @@ fn rtp_ssrc(datagram: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(datagram.get(8..12)?.try_into().ok()?))
 }
 
-/// What the interceptors must know of a stream: its codec (ours are fixed, `peer.rs`), its RTX
-/// pairing and its header extensions (transport-cc's id for the recorder).
-fn stream_info(kind: MediaKind, ssrc: u32, rtx: Option<u32>, extensions: &[(u8, String)]) -> StreamInfo {
-    let (codec, payload_type) = match kind {
-        MediaKind::Audio => (peer::opus_codec(), peer::OPUS_PT),
-        MediaKind::Video => (peer::vp8_codec(), peer::VP8_PT),
-    };
-    StreamInfo {
-        ssrc,
-        ssrc_rtx: rtx,
-        payload_type,
-        payload_type_rtx: rtx.map(|_| peer::VP8_RTX_PT),
-        rtp_header_extensions: extensions
-            .iter()
-            .map(|(id, uri)| RTPHeaderExtension { id: u16::from(*id), uri: uri.clone() })
-            .collect(),
-        mime_type: codec.mime_type,
-        clock_rate: codec.clock_rate,
-        channels: codec.channels,
-        sdp_fmtp_line: codec.sdp_fmtp_line,
-        rtcp_feedback: codec
-            .rtcp_feedback
-            .into_iter()
-            .map(|f| RTCPFeedback { typ: f.typ, parameter: f.parameter })
-            .collect(),
-        ..Default::default()
-    }
-}
-
 impl Reception {
     /// `rtc` opened the track of `ssrc` (and of its RTX stream, if the offer paired one): the
-    /// feedback chain follows it, and the engine opens its packets from now on.
+    /// feedback follows it, and the engine opens its packets from now on.
     pub(super) fn open(
         &mut self,
         rtc_track: &str,
@@ -119,93 +89,62 @@ impl Reception {
         extensions: &[(u8, String)],
     ) {
         self.close(rtc_track);
-        let info = stream_info(kind, ssrc, rtx, extensions);
-        self.chain.bind_remote_stream(&info);
+        // Our codecs are fixed (`peer.rs`); only video asks for what it lost.
+        let (clock_rate, payload_type) = match kind {
+            MediaKind::Audio => (peer::opus_codec().clock_rate, peer::OPUS_PT),
+            MediaKind::Video => (peer::vp8_codec().clock_rate, peer::VP8_PT),
+        };
+        let twcc_id = extensions.iter().find(|(_, uri)| uri == peer::URI_TRANSPORT_CC).map(|(id, _)| *id);
+        self.feedback.open(ssrc, clock_rate, kind == MediaKind::Video, twcc_id);
         self.writer.get_or_insert(receiver);
         let rtc_track: Rc<str> = Rc::from(rtc_track);
         if let Some(rtx) = rtx {
-            let rtx_info = StreamInfo { ssrc: rtx, ..info.clone() };
-            let repairs = Some((ssrc, info.payload_type));
-            self.streams.insert(rtx, Stream { rtc_track: Rc::clone(&rtc_track), repairs, info: rtx_info, shown: 0 });
+            let repairs = Some((ssrc, payload_type));
+            self.streams.insert(rtx, Stream { rtc_track: Rc::clone(&rtc_track), repairs, shown: 0 });
         }
-        self.streams.insert(ssrc, Stream { rtc_track, repairs: None, info, shown: 0 });
+        self.streams.insert(ssrc, Stream { rtc_track, repairs: None, shown: 0 });
     }
 
     /// The track is gone (unpublished, or opened again on another SSRC).
     pub(super) fn close(&mut self, rtc_track: &str) {
-        let chain = &mut self.chain;
-        self.streams.retain(|_, s| {
+        let feedback = &mut self.feedback;
+        self.streams.retain(|&ssrc, s| {
             let keep = &*s.rtc_track != rtc_track;
             if !keep && s.repairs.is_none() {
-                chain.unbind_remote_stream(&s.info);
+                feedback.close(ssrc);
             }
             keep
         });
     }
 
-    /// One packet to the feedback chain, given back once it passed.
-    fn feed(&mut self, packet: rtp::Packet, transport: TransportContext, now: Instant) -> Option<rtp::Packet> {
-        let msg = TaggedPacket { now, transport, message: AttributedPacket::new(Packet::Rtp(packet)) };
-        if let Err(e) = self.chain.handle_read(msg) {
-            debug!(error = %e, "feedback chain refused a packet");
-        }
-        let mut back = None;
-        while let Some(msg) = self.chain.poll_read() {
-            if let Packet::Rtp(p) = msg.message.packet {
-                back = Some(p);
-            }
-        }
-        back
-    }
-
     /// A packet `rtc` opened and hands to the engine: `None` if it is a copy shown to `rtc`
-    /// ([`SHOW_RTC_EVERY`]) of one the engine already routed; otherwise the chain sees it first.
-    pub(super) fn opened_by_rtc(
-        &mut self,
-        packet: rtp::Packet,
-        transport: TransportContext,
-        now: Instant,
-    ) -> Option<rtp::Packet> {
+    /// ([`SHOW_RTC_EVERY`]) of one the engine already routed; otherwise the feedback counts it.
+    pub(super) fn opened_by_rtc(&mut self, packet: rtp::Packet, received: Instant) -> Option<rtp::Packet> {
         if let Some(s) = self.streams.get_mut(&packet.header.ssrc)
             && s.shown > 0
         {
             s.shown -= 1;
             return None;
         }
-        self.feed(packet, transport, now)
+        self.feedback.arrived(&packet, false, received);
+        Some(packet)
     }
 
     /// The publisher's RTCP (its sender reports: the receiver reports' round-trip fields).
-    pub(super) fn rtcp_in(
-        &mut self,
-        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
-        transport: TransportContext,
-        now: Instant,
-    ) {
-        let msg = TaggedPacket { now, transport, message: AttributedPacket::new(Packet::Rtcp(packets)) };
-        if let Err(e) = self.chain.handle_read(msg) {
-            debug!(error = %e, "feedback chain refused RTCP");
-        }
-        while self.chain.poll_read().is_some() {}
+    pub(super) fn rtcp_in(&mut self, packets: &[Box<dyn rtc::rtcp::Packet>], received: Instant) {
+        self.feedback.rtcp_in(packets, received);
     }
 
-    /// The chain's timers.
-    pub(super) fn poll_timeout(&mut self) -> Option<Instant> {
-        self.chain.poll_timeout()
+    /// When feedback is next due.
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.feedback.poll_timeout()
     }
 
-    pub(super) fn handle_timeout(&mut self, now: Instant) {
-        if let Err(e) = self.chain.handle_timeout(now) {
-            debug!(error = %e, "feedback chain timer");
-        }
-    }
-
-    /// What the chain generated (NACKs, receiver reports, transport-cc feedback), written through
-    /// `rtc`, which protects it. `true` if anything was written.
+    /// The feedback due at `now` (receiver reports, NACKs, transport-cc), written through `rtc`,
+    /// which protects it. `true` if anything was written.
     pub(super) fn write_feedback(&mut self, pc: &mut RTCPeerConnection, now: Instant) -> bool {
         let mut wrote = false;
-        while let Some(msg) = self.chain.poll_write() {
-            let Packet::Rtcp(packets) = msg.message.packet else { continue };
+        for packets in self.feedback.due(now) {
             let Some(mut receiver) = self.writer.and_then(|r| pc.rtp_receiver(r)) else { continue };
             match receiver.write_rtcp(now, packets) {
                 Ok(()) => wrote = true,
@@ -228,13 +167,7 @@ pub(super) enum Opened {
 impl Engine {
     /// A datagram on any connection: opened by the engine if it is RTP of a publisher's stream
     /// `rtc` has opened and DTLS is up, else handed back for `rtc`.
-    pub(super) fn open_media(
-        &mut self,
-        peer_id: PeerId,
-        transport: &TransportContext,
-        data: &[u8],
-        now: Instant,
-    ) -> Opened {
+    pub(super) fn open_media(&mut self, peer_id: PeerId, data: &[u8], now: Instant) -> Opened {
         let Some(ssrc) = rtp_ssrc(data) else { return Opened::Rtc };
         let Some(Peer { pc, leg: Leg::Publish(leg), .. }) = self.peers.get_mut(&peer_id) else {
             return Opened::Rtc;
@@ -268,7 +201,7 @@ impl Engine {
             // RFC 4588: [OSN][original payload]. Without the OSN it is a padding-only bandwidth probe:
             // the transport-cc recorder must count it all the same (the publisher's estimate needs it).
             if packet.payload.len() < 2 {
-                r.feed(packet, *transport, now);
+                r.feedback.arrived(&packet, true, now);
                 return outcome;
             }
             packet.header.sequence_number = u16::from_be_bytes([packet.payload[0], packet.payload[1]]);
@@ -279,8 +212,8 @@ impl Engine {
             self.rtcp.rtx_received.fetch_add(1, Ordering::Relaxed);
         }
         let rtc_track = Rc::clone(&stream.rtc_track);
-        let Some(packet) = r.feed(packet, *transport, now) else { return outcome };
-        // The chain armed a timer (its first packet): the peer's wake-up must come no later.
+        r.feedback.arrived(&packet, stream.repairs.is_some(), now);
+        // The feedback armed a timer (its first packet): the peer's wake-up must come no later.
         if let Some(t) = r.poll_timeout()
             && let Some(p) = self.peers.get_mut(&peer_id)
             && p.deadline.is_none_or(|d| t < d)
@@ -311,20 +244,5 @@ mod tests {
         let stun = [0u8, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0];
         assert_eq!(rtp_ssrc(&stun), None);
         assert_eq!(rtp_ssrc(&rtp[..11]), None, "too short to name its SSRC");
-    }
-
-    #[test]
-    fn a_stream_tells_the_chain_its_codec_rtx_and_transport_cc_id() {
-        let ext = vec![(3, "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01".to_owned())];
-        let video = stream_info(MediaKind::Video, 1, Some(2), &ext);
-        assert_eq!(
-            (video.ssrc, video.ssrc_rtx, video.payload_type, video.payload_type_rtx),
-            (1, Some(2), 96, Some(97))
-        );
-        assert_eq!(video.clock_rate, 90_000);
-        assert!(video.rtcp_feedback.iter().any(|f| f.typ == "nack" && f.parameter.is_empty()), "NACKs asked for");
-        assert_eq!(video.rtp_header_extensions[0].id, 3);
-        let audio = stream_info(MediaKind::Audio, 5, None, &[]);
-        assert_eq!((audio.payload_type, audio.clock_rate, audio.payload_type_rtx), (111, 48_000, None));
     }
 }

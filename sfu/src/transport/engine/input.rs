@@ -115,7 +115,7 @@ impl Engine {
         let transport =
             TransportContext { local_addr: local, peer_addr: from, ecn: None, transport_protocol: protocol };
         // A publisher's media, once DTLS is up and `rtc` opened its stream, is the engine's to open.
-        if let ingress::Opened::Done = self.open_media(peer_id, &transport, data.as_slice(), now) {
+        if let ingress::Opened::Done = self.open_media(peer_id, data.as_slice(), now) {
             return true;
         }
         let data = data.into_owned();
@@ -172,7 +172,6 @@ impl Engine {
                     debug!(peer = id, error = %e, "timeout handling");
                 }
                 if let Leg::Publish(leg) = &mut p.leg {
-                    leg.reception.handle_timeout(now);
                     leg.reception.write_feedback(&mut p.pc, now);
                 }
             }
