@@ -318,6 +318,13 @@ mod tests {
         out
     }
 
+    fn video_and_audio() -> Feedback {
+        let mut fb = Feedback::new();
+        fb.open(VIDEO, 90_000, true, None);
+        fb.open(AUDIO, 48_000, false, None);
+        fb
+    }
+
     fn of<T: 'static>(packets: &[Box<dyn rtcp::Packet>]) -> Vec<&T> {
         packets.iter().filter_map(|p| p.as_any().downcast_ref::<T>()).collect()
     }
@@ -325,9 +332,7 @@ mod tests {
     #[test]
     fn a_video_gap_is_asked_for_until_it_arrives_and_audio_is_not() {
         let t0 = Instant::now();
-        let mut fb = Feedback::new();
-        fb.open(VIDEO, 90_000, true, None);
-        fb.open(AUDIO, 48_000, false, None);
+        let mut fb = video_and_audio();
         for seq in [10u16, 11, 14, 15] {
             fb.arrived(&packet(VIDEO, seq, 0, None), false, t0);
         }
@@ -370,9 +375,7 @@ mod tests {
     #[test]
     fn the_receiver_report_says_what_was_lost_the_jitter_and_the_round_trip_fields() {
         let t0 = Instant::now();
-        let mut fb = Feedback::new();
-        fb.open(VIDEO, 90_000, true, None);
-        fb.open(AUDIO, 48_000, false, None);
+        let mut fb = video_and_audio();
         // Video: 65,530 … 65,535, 0 … 9 across the wrap, with 3 and 4 lost; 30 fps sent steadily
         // but every other frame 2 ms late.
         for (i, seq) in (65_530u16..=65_535).chain(0..10).enumerate().filter(|&(_, s)| s != 3 && s != 4) {
