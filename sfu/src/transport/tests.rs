@@ -675,14 +675,9 @@ fn a_subscribers_receiver_reports_set_how_long_lost_packets_can_be_asked_for() -
 fn a_publisher_gets_reports_transport_cc_and_nacks_about_the_media_the_engine_opened() -> Result<(), Error> {
     use rtc::rtcp::receiver_report::ReceiverReport;
     use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
-    use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
-    let start = Instant::now();
-    let bob = SimPeer::new("bob", "192.0.2.11:40000".parse()?, start)?;
-    let mut net = alice_and(bob, "sportello-6", start)?;
-    assert!(net.run_until(Duration::from_secs(10), |net| net.peers[1].received.len() >= 60)?, "{:?}", net.events);
+    let (mut net, next) = alice_sending_to_bob("sportello-6")?;
     // Two seconds of video in, alice's next packets are lost on the way to the SFU, one each.
-    let next = net.peers[0].video.as_ref().ok_or("alice sends no video")?.seq;
     let (x, y) = (next.wrapping_add(3), next.wrapping_add(10));
     net.peers[0].lose_out = vec![x, y];
     net.peers[0].feedback.clear();
@@ -691,12 +686,7 @@ fn a_publisher_gets_reports_transport_cc_and_nacks_about_the_media_the_engine_op
     assert!(net.peers[0].lose_out.is_empty(), "both were lost");
 
     let alice = &net.peers[0];
-    let nacked: Vec<u16> = alice
-        .feedback
-        .iter()
-        .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
-        .flat_map(|n| n.nacks.iter().flat_map(|p| p.packet_list()))
-        .collect();
+    let nacked = nacked(alice);
     assert!(nacked.contains(&x) && nacked.contains(&y), "NACKed {nacked:?}, lost {x} and {y}");
     let twcc = alice.feedback.iter().filter(|p| p.as_any().is::<TransportLayerCc>()).count();
     assert!(twcc >= 10, "{twcc} transport-cc feedback packets in 2 s of video");
@@ -720,6 +710,42 @@ fn a_publisher_gets_reports_transport_cc_and_nacks_about_the_media_the_engine_op
     assert_eq!(got.len(), usize::from(span) + 1, "bob has holes: {} of {} packets", got.len(), span + 1);
     let stats = net.sfu.call(|reply| Command::Stats { reply })?;
     assert!(stats.nacks_sent >= 1, "{stats:?}");
+    Ok(())
+}
+
+/// alice and bob in `room`, bob having received 60 of alice's packets; with alice's next number.
+fn alice_sending_to_bob(room: &str) -> Result<(Net, u16), Error> {
+    let start = Instant::now();
+    let bob = SimPeer::new("bob", "192.0.2.11:40000".parse()?, start)?;
+    let mut net = alice_and(bob, room, start)?;
+    assert!(net.run_until(Duration::from_secs(10), |net| net.peers[1].received.len() >= 60)?, "{:?}", net.events);
+    let next = net.peers[0].video.as_ref().ok_or("alice sends no video")?.seq;
+    Ok((net, next))
+}
+
+/// The sequence numbers `peer` was sent NACKs for.
+fn nacked(peer: &SimPeer) -> Vec<u16> {
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+    peer.feedback
+        .iter()
+        .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
+        .flat_map(|n| n.nacks.iter().flat_map(|p| p.packet_list()))
+        .collect()
+}
+
+/// A packet lost on the way in is asked for as soon as the next one shows the gap, not at the next
+/// 100 ms feedback tick: the sooner the publisher resends it, the sooner subscribers have it.
+#[test]
+fn a_packet_lost_on_the_way_in_is_asked_for_as_soon_as_the_gap_shows() -> Result<(), Error> {
+    let (mut net, next) = alice_sending_to_bob("sportello-7")?;
+    let x = next.wrapping_add(3);
+    net.peers[0].lose_out = vec![x];
+    let sent_past_x = |net: &Net| net.peers[0].video.as_ref().map_or(0, |v| v.seq.wrapping_sub(x));
+    assert!(net.run_until(Duration::from_secs(1), |net| (2..0x8000).contains(&sent_past_x(net)))?);
+    let gap_seen = net.sfu.now;
+    assert!(net.run_until(Duration::from_secs(1), |net| nacked(&net.peers[0]).contains(&x))?, "{x} never asked for");
+    let waited = net.sfu.now - gap_seen;
+    assert!(waited <= Duration::from_millis(5), "{x} asked for {waited:?} after the gap showed");
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! The feedback a publisher needs about what it sends, made by the engine from the packets it
 //! routes: a receiver report each second (RFC 3550 §6.4.2: loss, jitter, and the fields from
-//! which the publisher reckons the round trip), NACKs for a video stream's gaps (RFC 4585 §6.2.1)
-//! and transport-wide congestion control feedback ([`twcc`](super::twcc)), both every 100 ms.
+//! which the publisher reckons the round trip), NACKs for a video stream's gaps (RFC 4585 §6.2.1:
+//! at the end of the wake-up that saw the gap, as browsers do, then every 100–200 ms), and
+//! transport-wide congestion control feedback ([`twcc`](super::twcc)) every 100 ms.
 //!
 //! `rtc_interceptor` has the three as interceptors; chained, they moved every received packet
 //! through four queues and a boxed message, with a SipHash lookup in each: 7 % of the media thread
@@ -20,10 +21,11 @@ use super::twcc;
 
 /// How often a receiver report goes out (what browsers do for a small session).
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
-/// How often NACKs and transport-cc feedback go out.
+/// How often transport-cc feedback goes out, and lost packets are asked for again.
 const TICK: Duration = Duration::from_millis(100);
-/// How many times a lost packet is asked for: a second's worth of ticks, about what a browser
-/// keeps to resend.
+/// How long a lost packet is not asked for again (the retransmission may be on its way).
+const ASK_AGAIN_AFTER: Duration = TICK;
+/// How many times a lost packet is asked for: about the second a browser keeps to resend.
 const MAX_ASKS: u8 = 10;
 /// A gap wider than this is a jump in the numbering (or a long outage), not loss to repair.
 const MAX_GAP: u16 = 512;
@@ -42,6 +44,8 @@ pub(super) struct Feedback {
     epoch: Option<Instant>,
     next_report: Option<Instant>,
     next_tick: Option<Instant>,
+    /// Set when a packet opened a new gap: its NACK goes out without waiting for the tick.
+    nack_now: Option<Instant>,
 }
 
 /// One opened media stream's reception (not an RTX stream: its packets count as their primary's).
@@ -68,46 +72,58 @@ struct Received {
 #[derive(Default)]
 struct Gaps {
     highest: Option<u16>,
-    /// (sequence number, times asked), oldest first.
-    missing: Vec<(u16, u8)>,
+    /// Oldest first.
+    missing: Vec<Missing>,
+}
+
+struct Missing {
+    seq: u16,
+    asks: u8,
+    last_asked: Option<Instant>,
 }
 
 impl Gaps {
-    fn arrived(&mut self, seq: u16) {
+    /// `true` if `seq` opened a gap.
+    fn arrived(&mut self, seq: u16) -> bool {
         let Some(highest) = self.highest else {
             self.highest = Some(seq);
-            return;
+            return false;
         };
         let ahead = seq.wrapping_sub(highest);
         if ahead == 0 {
-            return;
+            return false;
         }
+        let mut opened = false;
         if ahead < 0x8000 {
             if ahead > MAX_GAP {
                 self.missing.clear();
             } else {
-                self.missing.extend((1..ahead).map(|i| (highest.wrapping_add(i), 0)));
+                let gap = (1..ahead).map(|i| Missing { seq: highest.wrapping_add(i), asks: 0, last_asked: None });
+                self.missing.extend(gap);
                 if self.missing.len() > MAX_MISSING {
                     self.missing.drain(..self.missing.len() - MAX_MISSING);
                 }
+                opened = ahead > 1;
             }
             self.highest = Some(seq);
-        } else if let Some(i) = self.missing.iter().position(|&(s, _)| s == seq) {
+        } else if let Some(i) = self.missing.iter().position(|m| m.seq == seq) {
             self.missing.remove(i);
         }
+        opened
     }
 
-    /// The sequence numbers to ask for now; each is asked for [`MAX_ASKS`] times at most.
-    fn ask_now(&mut self) -> Vec<u16> {
-        let asked: Vec<u16> = self
-            .missing
-            .iter_mut()
-            .map(|(seq, n)| {
-                *n += 1;
-                *seq
-            })
-            .collect();
-        self.missing.retain(|&(_, n)| n < MAX_ASKS);
+    /// The sequence numbers to ask for at `now`: those never asked for, and those last asked for
+    /// [`ASK_AGAIN_AFTER`] ago or longer; each is asked for [`MAX_ASKS`] times at most.
+    fn ask(&mut self, now: Instant) -> Vec<u16> {
+        let mut asked = Vec::new();
+        for m in &mut self.missing {
+            if m.last_asked.is_none_or(|t| now >= t + ASK_AGAIN_AFTER) {
+                m.asks += 1;
+                m.last_asked = Some(now);
+                asked.push(m.seq);
+            }
+        }
+        self.missing.retain(|m| m.asks < MAX_ASKS);
         asked
     }
 }
@@ -130,11 +146,10 @@ impl Received {
         }
     }
 
-    fn arrived(&mut self, packet: &rtp::Packet, since_epoch: Duration, retransmitted: bool) {
+    /// `true` if the packet opened a gap to ask for.
+    fn arrived(&mut self, packet: &rtp::Packet, since_epoch: Duration, retransmitted: bool) -> bool {
         let seq = packet.header.sequence_number;
-        if let Some(gaps) = &mut self.gaps {
-            gaps.arrived(seq);
-        }
+        let opened = self.gaps.as_mut().is_some_and(|g| g.arrived(seq));
         self.received = self.received.wrapping_add(1);
         if self.first.is_none() {
             self.first = Some(seq);
@@ -157,6 +172,7 @@ impl Received {
             }
             self.transit = Some(transit);
         }
+        opened
     }
 
     /// This interval's reception report block (RFC 3550 A.3), `None` before the first packet.
@@ -202,6 +218,7 @@ impl Feedback {
             epoch: None,
             next_report: None,
             next_tick: None,
+            nack_now: None,
         }
     }
 
@@ -233,7 +250,9 @@ impl Feedback {
         }
         let epoch = *self.epoch.get_or_insert(at);
         let Some(stream) = self.streams.iter_mut().find(|s| s.ssrc == packet.header.ssrc) else { return };
-        stream.arrived(packet, at.saturating_duration_since(epoch), retransmitted);
+        if stream.arrived(packet, at.saturating_duration_since(epoch), retransmitted) {
+            self.nack_now.get_or_insert(at);
+        }
         self.next_report.get_or_insert(at + REPORT_INTERVAL);
         self.next_tick.get_or_insert(at + TICK);
     }
@@ -248,10 +267,7 @@ impl Feedback {
     }
 
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        match (self.next_report, self.next_tick) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.next_report, self.next_tick, self.nack_now].into_iter().flatten().min()
     }
 
     /// What is due at `now`, each entry one RTCP datagram's worth.
@@ -264,11 +280,12 @@ impl Feedback {
                 out.push(vec![Box::new(ReceiverReport { ssrc: self.ssrc, reports, ..Default::default() })]);
             }
         }
-        if self.next_tick.is_some_and(|t| now >= t) {
-            self.next_tick = Some(now + TICK);
+        let tick = self.next_tick.is_some_and(|t| now >= t);
+        if tick || self.nack_now.is_some_and(|t| now >= t) {
+            self.nack_now = None;
             for stream in &mut self.streams {
                 let Some(gaps) = &mut stream.gaps else { continue };
-                let asked = gaps.ask_now();
+                let asked = gaps.ask(now);
                 if !asked.is_empty() {
                     let nacks = nack_pairs_from_sequence_numbers(&asked);
                     out.push(vec![Box::new(TransportLayerNack {
@@ -278,6 +295,9 @@ impl Feedback {
                     })]);
                 }
             }
+        }
+        if tick {
+            self.next_tick = Some(now + TICK);
             if let Some(recorder) = &mut self.twcc {
                 out.extend(recorder.feedback().into_iter().map(|p| vec![Box::new(p) as Box<dyn rtcp::Packet>]));
             }
@@ -338,17 +358,28 @@ mod tests {
         }
         fb.arrived(&packet(AUDIO, 1, 0, None), false, t0);
         fb.arrived(&packet(AUDIO, 3, 0, None), false, t0);
-        assert_eq!(fb.poll_timeout(), Some(t0 + TICK));
-        let first = sent(&mut fb, t0 + TICK);
+        assert_eq!(fb.poll_timeout(), Some(t0), "a gap is asked for at once");
+        let first = sent(&mut fb, t0);
         let nacks = of::<TransportLayerNack>(&first);
         assert_eq!(nacks.len(), 1, "one NACK, for the video");
         assert_eq!((nacks[0].media_ssrc, nacks[0].sender_ssrc), (VIDEO, fb.ssrc));
         let asked: Vec<u16> = nacks[0].nacks.iter().flat_map(|p| p.packet_list()).collect();
         assert_eq!(asked, [12, 13]);
-        // 12 is repaired; 13 is asked for again, ten times in all.
-        fb.arrived(&packet(VIDEO, 12, 0, None), true, t0 + TICK);
+        assert!(first.iter().all(|p| p.as_any().is::<TransportLayerNack>()), "nothing else is due yet");
+        // Not asked for again before the retransmission could be back.
+        assert_eq!(fb.poll_timeout(), Some(t0 + TICK));
+        fb.arrived(&packet(VIDEO, 17, 0, None), false, t0 + TICK / 2);
+        let second = sent(&mut fb, t0 + TICK / 2);
+        let asked: Vec<u16> = of::<TransportLayerNack>(&second)
+            .iter()
+            .flat_map(|n| n.nacks.iter().flat_map(|p| p.packet_list()))
+            .collect();
+        assert_eq!(asked, [16], "only the new gap");
+        // 12 and 16 are repaired; 13 is asked for again, ten times in all, one tick apart.
+        fb.arrived(&packet(VIDEO, 12, 0, None), true, t0 + TICK / 2);
+        fb.arrived(&packet(VIDEO, 16, 0, None), true, t0 + TICK / 2);
         let mut times = 1;
-        let mut at = t0 + TICK;
+        let mut at = t0;
         loop {
             at += TICK;
             let nacks = sent(&mut fb, at);
