@@ -86,8 +86,10 @@ impl Engine {
                 {
                     let round_trip = p.handshake.take().and_then(|h| h.round_trip());
                     debug!(peer = id, ?round_trip, "DTLS handshake done");
-                    if let (Leg::Subscribe(leg), Some(rtt)) = (&mut p.leg, round_trip) {
-                        leg.round_trip = Some(rtt);
+                    match (&mut p.leg, round_trip) {
+                        (Leg::Subscribe(leg), Some(rtt)) => leg.round_trip = Some(rtt),
+                        (Leg::Publish(leg), Some(rtt)) => leg.reception.set_round_trip(rtt),
+                        (_, None) => {}
                     }
                 }
                 if kind == PcKind::Subscribe && state == PeerState::Connected {

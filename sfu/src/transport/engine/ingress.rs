@@ -135,6 +135,11 @@ impl Reception {
         self.feedback.rtcp_in(packets, received);
     }
 
+    /// The connection's round trip, from its DTLS handshake: how long a NACK waits for an answer.
+    pub(super) fn set_round_trip(&mut self, rtt: Duration) {
+        self.feedback.set_round_trip(rtt);
+    }
+
     /// When feedback is next due.
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.feedback.poll_timeout()

@@ -1,7 +1,8 @@
 //! The feedback a publisher needs about what it sends, made by the engine from the packets it
 //! routes: a receiver report each second (RFC 3550 §6.4.2: loss, jitter, and the fields from
 //! which the publisher reckons the round trip), NACKs for a video stream's gaps (RFC 4585 §6.2.1:
-//! at the end of the wake-up that saw the gap, as browsers do, then every 100–200 ms), and
+//! at the end of the wake-up that saw the gap, as browsers do, then again once a round trip has
+//! passed without the packet, at a feedback tick), and
 //! transport-wide congestion control feedback ([`twcc`](super::twcc)) every 100 ms.
 //!
 //! `rtc_interceptor` has the three as interceptors; chained, they moved every received packet
@@ -23,7 +24,8 @@ use super::twcc;
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// How often transport-cc feedback goes out, and lost packets are asked for again.
 const TICK: Duration = Duration::from_millis(100);
-/// How long a lost packet is not asked for again (the retransmission may be on its way).
+/// How long a lost packet is not asked for again (its retransmission may be on its way) while the
+/// connection's round trip is not known, and at least.
 const ASK_AGAIN_AFTER: Duration = TICK;
 /// How many times a lost packet is asked for: about the second a browser keeps to resend.
 const MAX_ASKS: u8 = 10;
@@ -46,6 +48,9 @@ pub(super) struct Feedback {
     next_tick: Option<Instant>,
     /// Set when a packet opened a new gap: its NACK goes out without waiting for the tick.
     nack_now: Option<Instant>,
+    /// How long a lost packet is not asked for again: the connection's round trip, at least
+    /// [`ASK_AGAIN_AFTER`].
+    ask_again_after: Duration,
 }
 
 /// One opened media stream's reception (not an RTX stream: its packets count as their primary's).
@@ -113,11 +118,11 @@ impl Gaps {
     }
 
     /// The sequence numbers to ask for at `now`: those never asked for, and those last asked for
-    /// [`ASK_AGAIN_AFTER`] ago or longer; each is asked for [`MAX_ASKS`] times at most.
-    fn ask(&mut self, now: Instant) -> Vec<u16> {
+    /// `again` ago or longer; each is asked for [`MAX_ASKS`] times at most.
+    fn ask(&mut self, now: Instant, again: Duration) -> Vec<u16> {
         let mut asked = Vec::new();
         for m in &mut self.missing {
-            if m.last_asked.is_none_or(|t| now >= t + ASK_AGAIN_AFTER) {
+            if m.last_asked.is_none_or(|t| now >= t + again) {
                 m.asks += 1;
                 m.last_asked = Some(now);
                 asked.push(m.seq);
@@ -219,6 +224,7 @@ impl Feedback {
             next_report: None,
             next_tick: None,
             nack_now: None,
+            ask_again_after: ASK_AGAIN_AFTER,
         }
     }
 
@@ -230,6 +236,12 @@ impl Feedback {
         if twcc_id.is_some() {
             self.twcc_id = twcc_id;
         }
+    }
+
+    /// The connection's round trip (its DTLS handshake's): a lost packet is asked for again only
+    /// once a retransmission would have been back.
+    pub(super) fn set_round_trip(&mut self, rtt: Duration) {
+        self.ask_again_after = rtt.max(ASK_AGAIN_AFTER);
     }
 
     pub(super) fn close(&mut self, ssrc: u32) {
@@ -285,7 +297,7 @@ impl Feedback {
             self.nack_now = None;
             for stream in &mut self.streams {
                 let Some(gaps) = &mut stream.gaps else { continue };
-                let asked = gaps.ask(now);
+                let asked = gaps.ask(now, self.ask_again_after);
                 if !asked.is_empty() {
                     let nacks = nack_pairs_from_sequence_numbers(&asked);
                     out.push(vec![Box::new(TransportLayerNack {
@@ -391,6 +403,20 @@ mod tests {
             times += 1;
         }
         assert_eq!(times, MAX_ASKS);
+    }
+
+    #[test]
+    fn over_a_long_round_trip_a_lost_packet_is_asked_for_again_only_once_it_has_passed() {
+        let t0 = Instant::now();
+        let mut fb = video_and_audio();
+        fb.set_round_trip(Duration::from_millis(250));
+        fb.arrived(&packet(VIDEO, 1, 0, None), false, t0);
+        fb.arrived(&packet(VIDEO, 3, 0, None), false, t0);
+        let asks: Vec<u64> = (0..=6u32)
+            .filter(|&i| !of::<TransportLayerNack>(&sent(&mut fb, t0 + TICK * i)).is_empty())
+            .map(|i| u64::from(i) * 100)
+            .collect();
+        assert_eq!(asks, [0, 300, 600], "asked at once, then at the first tick a round trip later");
     }
 
     #[test]
