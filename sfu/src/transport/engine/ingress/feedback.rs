@@ -73,11 +73,9 @@ struct Received {
     last_sr: Option<(u32, Instant)>,
 }
 
-/// A video stream's missing packets, to be asked for.
+/// A video stream's missing packets, to be asked for (oldest first).
 #[derive(Default)]
 struct Gaps {
-    highest: Option<u16>,
-    /// Oldest first.
     missing: Vec<Missing>,
 }
 
@@ -88,33 +86,26 @@ struct Missing {
 }
 
 impl Gaps {
-    /// `true` if `seq` opened a gap.
-    fn arrived(&mut self, seq: u16) -> bool {
-        let Some(highest) = self.highest else {
-            self.highest = Some(seq);
-            return false;
-        };
-        let ahead = seq.wrapping_sub(highest);
-        if ahead == 0 {
-            return false;
-        }
-        let mut opened = false;
-        if ahead < 0x8000 {
-            if ahead > MAX_GAP {
-                self.missing.clear();
-            } else {
-                let gap = (1..ahead).map(|i| Missing { seq: highest.wrapping_add(i), asks: 0, last_asked: None });
-                self.missing.extend(gap);
-                if self.missing.len() > MAX_MISSING {
-                    self.missing.drain(..self.missing.len() - MAX_MISSING);
-                }
-                opened = ahead > 1;
+    /// `seq` arrived, `ahead` of the stream's highest number until then (as a wrapping
+    /// difference: 0 for the first packet or a duplicate, ≥ 0x8000 for a late one); `true` if it
+    /// opened a gap.
+    fn arrived(&mut self, seq: u16, highest: u16, ahead: u16) -> bool {
+        if ahead >= 0x8000 {
+            if let Some(i) = self.missing.iter().position(|m| m.seq == seq) {
+                self.missing.remove(i);
             }
-            self.highest = Some(seq);
-        } else if let Some(i) = self.missing.iter().position(|m| m.seq == seq) {
-            self.missing.remove(i);
+            return false;
         }
-        opened
+        if ahead > MAX_GAP {
+            self.missing.clear();
+            return false;
+        }
+        let gap = (1..ahead).map(|i| Missing { seq: highest.wrapping_add(i), asks: 0, last_asked: None });
+        self.missing.extend(gap);
+        if self.missing.len() > MAX_MISSING {
+            self.missing.drain(..self.missing.len() - MAX_MISSING);
+        }
+        ahead > 1
     }
 
     /// The sequence numbers to ask for at `now`: those never asked for, and those last asked for
@@ -154,13 +145,13 @@ impl Received {
     /// `true` if the packet opened a gap to ask for.
     fn arrived(&mut self, packet: &rtp::Packet, since_epoch: Duration, retransmitted: bool) -> bool {
         let seq = packet.header.sequence_number;
-        let opened = self.gaps.as_mut().is_some_and(|g| g.arrived(seq));
         self.received = self.received.wrapping_add(1);
         if self.first.is_none() {
             self.first = Some(seq);
             self.highest = seq;
         }
         let ahead = seq.wrapping_sub(self.highest);
+        let opened = self.gaps.as_mut().is_some_and(|g| g.arrived(seq, self.highest, ahead));
         if ahead != 0 && ahead < 0x8000 {
             if seq < self.highest {
                 self.cycles = self.cycles.wrapping_add(1 << 16);
