@@ -5,7 +5,8 @@
 //! Every feedback interval the arrivals not yet reported go out in one feedback packet (more if they
 //! do not fit one), starting at the first sequence number not yet reported, so that a packet that
 //! never came is reported as not received. A packet that arrives after its number was reported is
-//! not reported again.
+//! not reported again, unless it is thousands behind: then the publisher numbers anew, and the
+//! feedback follows its new numbers.
 
 use std::time::Instant;
 
@@ -20,6 +21,9 @@ const MAX_RECEIVED_PER_FEEDBACK: usize = 400;
 /// The most sequence numbers one feedback packet spans (its status count is 16 bits; a longer gap
 /// than this is a restart of the publisher's numbering, not loss worth reporting).
 const MAX_SPAN: i64 = 0x7FFE;
+/// How far behind what was reported a packet can arrive and still be reordering; further back, the
+/// publisher has started numbering anew.
+const MAX_REORDER: i64 = 4_096;
 /// Arrivals kept between two feedback packets: a publisher sends ≈ 2,000 packets a second at most
 /// in a meeting, so this is several intervals' worth; past it the oldest are dropped.
 const MAX_PENDING: usize = 4_096;
@@ -53,8 +57,15 @@ impl Recorder {
     /// A packet of `media_ssrc` carrying transport-wide sequence number `seq` arrived at `at`.
     pub(super) fn record(&mut self, media_ssrc: u32, seq: u16, at: Instant) {
         let seq = self.unwrap(seq);
-        if self.next_base.is_some_and(|base| seq < base) {
-            return; // reported already, as not received
+        if let Some(base) = self.next_base
+            && seq < base
+        {
+            if base - seq <= MAX_REORDER {
+                return; // reported already, as not received
+            }
+            // Far behind: the publisher numbers anew; start over from this packet.
+            self.next_base = None;
+            self.pending.clear();
         }
         if self.pending.len() == MAX_PENDING {
             self.pending.remove(0);
@@ -254,6 +265,17 @@ mod tests {
         r.record(7, 0, at(epoch, 4_000));
         r.record(7, 2, at(epoch, 5_000));
         assert_eq!(read_back(&r.feedback()), [(2, Some(5_000))]);
+    }
+
+    #[test]
+    fn a_publisher_that_numbers_anew_is_reported_from_its_new_numbers() {
+        let epoch = Instant::now();
+        let mut r = Recorder::new(1, epoch);
+        r.record(7, 20_000, at(epoch, 1_000));
+        assert_eq!(read_back(&r.feedback()), [(20_000, Some(1_000))]);
+        r.record(7, 100, at(epoch, 2_000));
+        r.record(7, 101, at(epoch, 3_000));
+        assert_eq!(read_back(&r.feedback()), [(100, Some(2_000)), (101, Some(3_000))]);
     }
 
     #[test]
