@@ -463,6 +463,11 @@ mod tests {
         // An RTX padding probe: no opened stream, but numbered by the transport.
         fb.arrived(&packet(4444, 1, 0, Some(501)), true, t0 + Duration::from_millis(5));
         fb.arrived(&packet(VIDEO, 2, 0, Some(503)), false, t0 + Duration::from_millis(10));
+        // A malformed extension (one byte, not two) names no number: the packet still counts for
+        // its stream, and transport-cc skips it.
+        let mut short = packet(VIDEO, 3, 0, None);
+        short.header.set_extension(TWCC_ID, bytes::Bytes::from_static(&[7])).expect("extension set");
+        fb.arrived(&short, false, t0 + Duration::from_millis(12));
         let sent = sent(&mut fb, t0 + TICK);
         let cc = of::<TransportLayerCc>(&sent);
         assert_eq!(cc.len(), 1);
