@@ -174,6 +174,9 @@ pub struct SfuStats {
     /// RTX retransmissions sent to subscribers, and received from publishers.
     pub rtx_sent: u64,
     pub rtx_received: u64,
+    /// Bytes of room the idle stage queues of established `rtc` connections gave back (grown by
+    /// their handshakes, never filled again by media the engine moves itself).
+    pub trimmed_queue_bytes: u64,
     /// Time the engine threads spent working (not waiting) since they started, summed: its rate
     /// is the busy share in cores.
     pub busy: Duration,
@@ -197,6 +200,7 @@ impl std::ops::AddAssign for SfuStats {
         self.plis_sent += o.plis_sent;
         self.rtx_sent += o.rtx_sent;
         self.rtx_received += o.rtx_received;
+        self.trimmed_queue_bytes += o.trimmed_queue_bytes;
         self.busy += o.busy;
     }
 }

@@ -121,7 +121,17 @@ struct Peer {
     /// Our DTLS server flight, to resend when the browser repeats its ClientHello (`rtc` does not);
     /// dropped once the connection is up.
     handshake: Option<FlightReplay>,
+    /// When to give back the room `rtc`'s stage queues grew to ([`QUEUE_TRIM_INTERVAL`]); set
+    /// once the connection is up.
+    trim_queues_at: Option<Instant>,
 }
+
+/// How often an established connection's idle `rtc` stage queues give back their room. The
+/// handshake's flights and events grow a dozen queues per connection that its media, moved by the
+/// engine itself, never fills again (≈ 15 KiB of an office participant's RSS, BENCHMARKS.md); a
+/// renegotiation grows some again. A queue in use is left alone; one used again after being
+/// trimmed allocates anew.
+const QUEUE_TRIM_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Peer {
     fn new(pc: RTCPeerConnection, owner: PartId, ufrag: String, leg: Leg) -> Self {
@@ -135,6 +145,7 @@ impl Peer {
             queued: false,
             leg,
             handshake: Some(FlightReplay::default()),
+            trim_queues_at: None,
         }
     }
 }
@@ -326,6 +337,8 @@ pub(crate) struct Engine {
     plis_sent: u64,
     /// Time the driver spent working rather than waiting (its loop adds each wake-up's share).
     busy: Duration,
+    /// Room given back by established connections' idle `rtc` queues ([`QUEUE_TRIM_INTERVAL`]).
+    trimmed_queue_bytes: u64,
     /// NACKs and retransmissions, counted inside every connection's interceptor chain.
     rtcp: Arc<RtcpCounts>,
     /// The DTLS certificate of every connection ([`peer::certificate`]).
@@ -392,6 +405,7 @@ impl Engine {
             plis_received: 0,
             plis_sent: 0,
             busy: Duration::ZERO,
+            trimmed_queue_bytes: 0,
             rtcp: Arc::default(),
             certificate,
             wall,

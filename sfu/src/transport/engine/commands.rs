@@ -154,6 +154,7 @@ impl Engine {
                     plis_sent: self.plis_sent,
                     rtx_sent: self.rtcp.rtx_sent.load(Ordering::Relaxed),
                     rtx_received: self.rtcp.rtx_received.load(Ordering::Relaxed),
+                    trimmed_queue_bytes: self.trimmed_queue_bytes,
                     busy: self.busy,
                 }));
             }

@@ -55,6 +55,10 @@ impl Engine {
             }
             Engine::emit(&mut self.out, &mut self.tcp_out, &self.tcp_by_remote, &w.transport, w.message);
         }
+        if p.trim_queues_at.is_some_and(|at| now >= at) {
+            self.trimmed_queue_bytes += p.pc.shrink_idle_queues(0) as u64;
+            p.trim_queues_at = Some(now + QUEUE_TRIM_INTERVAL);
+        }
         let mut next = p.pc.poll_timeout();
         if let Leg::Publish(leg) = &mut p.leg
             && let Some(t) = leg.reception.poll_timeout()
@@ -84,6 +88,7 @@ impl Engine {
                 if state == PeerState::Connected
                     && let Some(p) = self.peers.get_mut(&id)
                 {
+                    p.trim_queues_at = Some(now);
                     let round_trip = p.handshake.take().and_then(|h| h.round_trip());
                     debug!(peer = id, ?round_trip, "DTLS handshake done");
                     match (&mut p.leg, round_trip) {

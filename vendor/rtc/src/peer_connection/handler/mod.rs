@@ -142,6 +142,42 @@ impl PipelineContext {
     fn observe(&mut self, now: Instant) {
         self.now = self.now.max(now);
     }
+
+    // Sportello patch (see PATCH.md in this crate's directory): not in rtc 0.21.1.
+    /// Gives back the room of every empty stage queue grown beyond `keep` entries; returns how
+    /// many bytes.
+    fn shrink_idle_queues(&mut self, keep: usize) -> usize {
+        fn shrink<T>(queue: &mut VecDeque<T>, keep: usize) -> usize {
+            let before = queue.capacity();
+            if queue.is_empty() && before > keep {
+                queue.shrink_to(keep);
+            }
+            (before - queue.capacity()) * std::mem::size_of::<T>()
+        }
+        let mut freed = 0;
+        macro_rules! stages {
+            ($($stage:ident),+) => {$(
+                freed += shrink(&mut self.$stage.read_outs, keep);
+                freed += shrink(&mut self.$stage.write_outs, keep);
+                freed += shrink(&mut self.$stage.event_outs, keep);
+            )+};
+        }
+        stages!(
+            demuxer_handler_context,
+            ice_handler_context,
+            dtls_handler_context,
+            sctp_handler_context,
+            datachannel_handler_context,
+            srtp_handler_context,
+            interceptor_handler_context,
+            endpoint_handler_context
+        );
+        freed += shrink(&mut self.media_read_outs, keep);
+        freed += shrink(&mut self.data_read_outs, keep);
+        freed += shrink(&mut self.write_outs, keep);
+        freed += shrink(&mut self.event_outs, keep);
+        freed
+    }
 }
 
 impl RTCPeerConnection {
@@ -172,6 +208,18 @@ impl RTCPeerConnection {
             &mut self.pipeline_context.dtls_handler_context,
             &mut self.pipeline_context.stats,
         )
+    }
+
+    // Sportello patch (see PATCH.md in this crate's directory): not in rtc 0.21.1.
+    /// Gives back the room of the pipeline's empty stage queues grown beyond `keep` entries, and
+    /// returns how many bytes that was.
+    ///
+    /// Each stage queues what it passes on in a `VecDeque` that keeps the largest size it ever
+    /// reached: the handshake's flights and events grow them, and a connection whose media the
+    /// application moves itself never fills them again. An application holding many connections
+    /// calls this once they are established (and now and then after): queues in use are left alone.
+    pub fn shrink_idle_queues(&mut self, keep: usize) -> usize {
+        self.pipeline_context.shrink_idle_queues(keep)
     }
 
     /// Next media (RTP/RTCP) message for the application, if any.
