@@ -621,8 +621,8 @@ fn answered(net: &mut Net, ssrc: u32, seq: u16) -> Result<bool, Error> {
 }
 
 /// Once a connection is up, the room its handshake grew in `rtc`'s stage queues is given back, and
-/// again every ten seconds for what grew since; the connection goes on as before: media flows and a
-/// NACK is answered through the queues that were trimmed.
+/// the connection goes on as before: media flows for the next eleven seconds (a second trim among
+/// them) and a NACK is answered through the queues that were trimmed.
 #[test]
 fn an_established_connection_gives_back_its_idle_queues_and_goes_on() -> Result<(), Error> {
     let mut net = alice_and_silent_bob("sportello-8", Instant::now())?;
