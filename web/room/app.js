@@ -48,6 +48,7 @@ const app = {
   view: null,
   meter: null,
   mediaReady: Promise.resolve(),
+  /** The server's message types as they came, and why a connection failed (for diagnosis). */
   events: [],
   /** Held in the waiting room until a host admits us. */
   waiting: false,
@@ -568,13 +569,13 @@ function createPcs() {
   const sub = new Subscriber({
     rtcConfig,
     send,
-    onFailed: () => peerFailed(sub),
+    onFailed: (e) => peerFailed(sub, e),
     onConnected: pathReady,
     onChange: syncTracks,
   });
   app.subscriber = sub;
   if (app.role === 'viewer') return;
-  const pub = new Publisher({ rtcConfig, send, onFailed: () => peerFailed(pub), onConnected: pathReady });
+  const pub = new Publisher({ rtcConfig, send, onFailed: (e) => peerFailed(pub, e), onConnected: pathReady });
   app.publisher = pub;
   pub.publishAll(SOURCES.filter((s) => app.local[s]).map((s) => [s, app.local[s]]));
 }
@@ -591,9 +592,11 @@ function teardownPcs() {
  * (shared/ice.js) and rejoin over a new websocket, whose `welcome` makes both connections afresh with
  * the next step's ICE policy. The status line says what is being tried.
  */
-function peerFailed(peer) {
+function peerFailed(peer, error) {
   if (peer !== app.publisher && peer !== app.subscriber) return;
   if (app.state !== 'in-room') return;
+  // Beside the server's message types: why this page rejoined (a failed test prints the list).
+  app.events.push(`failed: ${error?.message ?? peer.name}`);
   const next = nextStep(app.ladder, app.iceServers);
   if (next !== app.ladder) {
     app.ladder = next;
