@@ -525,6 +525,82 @@ fn a_tcp_only_subscriber_receives_forwarded_video() -> Result<(), Error> {
     Ok(())
 }
 
+/// The `a=ice-ufrag` and `a=ice-pwd` of an SDP.
+fn ice_credentials(sdp: &str) -> Result<(String, String), Error> {
+    let value = |key: &str| {
+        sdp.lines().find_map(|l| l.trim().strip_prefix(key)).map(str::to_owned).ok_or(format!("no {key} in {sdp}"))
+    };
+    Ok((value("a=ice-ufrag:")?, value("a=ice-pwd:")?))
+}
+
+/// Firefox over ICE-TCP nominates at once (USE-CANDIDATE on its first check) and, on a reliable
+/// transport, never repeats a STUN request. So its nomination can reach the SFU before the SFU's
+/// own check on that pair succeeded; `rtc-ice` 0.21.1 then sent only its triggered check and no
+/// response, and Firefox's publish connection failed (e2e `front_paths`, once in a few runs). Now
+/// the nomination is answered at once, and the connection comes up.
+#[test]
+fn a_tcp_nomination_before_our_check_succeeded_is_answered_and_the_connection_comes_up() -> Result<(), Error> {
+    use rtc::ice::attributes::control::AttrControlling;
+    use rtc::ice::attributes::priority::PriorityAttr;
+    use rtc::ice::attributes::use_candidate::UseCandidateAttr;
+    use rtc::stun::attributes::ATTR_USERNAME;
+    use rtc::stun::fingerprint::FINGERPRINT;
+    use rtc::stun::integrity::MessageIntegrity;
+    use rtc::stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, TransactionId};
+    use rtc::stun::textattrs::Username;
+
+    let start = Instant::now();
+    let sfu_addr: SocketAddr = "192.0.2.1:3478".parse()?;
+    let sfu_tcp: SocketAddr = "192.0.2.1:443".parse()?;
+    let config = SfuConfig { udp_bind: sfu_addr, tcp_announced: Some(sfu_tcp), ..Default::default() };
+    let room: RoomId = "sportello-tcp".into();
+    let mut net = Net::new(MemoryDriver::new(sfu_addr, config, start)?, Some(sfu_tcp), &room);
+    net.sfu.call(|reply| Command::Join { room: room.clone(), participant: "felice".into(), reply })?;
+    let felice_addr: SocketAddr = "192.0.2.12:52000".parse()?;
+    let conn = ConnId(9);
+    let mut felice = SimPeer::tcp_only("felice", felice_addr, conn, start)?;
+    let (offer, mid) = felice.publish_offer(start)?;
+    let (felice_ufrag, _) = ice_credentials(&offer)?;
+    let mids = vec![PublishedMid { mid, source: TrackSource::Camera }];
+    let (r, p) = (room.clone(), ParticipantId::from("felice"));
+    let answer = net.sfu.call(|reply| Command::PublishOffer { room: r, participant: p, sdp: offer, mids, reply })?;
+    let (sfu_ufrag, sfu_pwd) = ice_credentials(&answer)?;
+    felice.apply_answer(answer, start)?;
+
+    // Firefox's first check on its new connection, nominating.
+    let crypto = rtc::crypto::default_provider()?;
+    let mut check = Message::new();
+    check.build(&[
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId::new()),
+        Box::new(Username::new(ATTR_USERNAME, format!("{sfu_ufrag}:{felice_ufrag}"))),
+        Box::new(UseCandidateAttr),
+        Box::new(AttrControlling(7)),
+        Box::new(PriorityAttr(1_845_494_015)),
+        Box::new(MessageIntegrity::new_short_term_integrity_with_provider(sfu_pwd, crypto.crypto())),
+        Box::new(FINGERPRINT),
+    ])?;
+    net.sfu.tcp_open(conn, felice_addr);
+    assert!(net.sfu.tcp_receive(conn, &check.raw));
+    let _ = net.sfu.transmit(); // the flush; nothing goes over UDP
+    let mut answered = false;
+    for (to, d) in net.sfu.tcp_transmit() {
+        assert_eq!(to, conn);
+        let mut m = Message::new();
+        if m.unmarshal_binary(&d).is_ok() && m.typ == BINDING_SUCCESS && m.transaction_id == check.transaction_id {
+            answered = true;
+        }
+        // The SFU's own (triggered) check goes on to felice's agent, which answers it.
+        felice.inbox.push_back((sfu_tcp, d));
+    }
+    assert!(answered, "the SFU did not answer a nominating check that came before its own check succeeded");
+
+    net.peers = vec![felice];
+    let up = net.run_until(Duration::from_secs(10), |net| net.connected("felice", PcKind::Publish))?;
+    assert!(up, "felice's publish connection over ICE-TCP did not come up: {:?}", net.events);
+    Ok(())
+}
+
 /// alice publishing to bob, who sends no feedback of his own, in `room`; run until bob gets video.
 fn alice_and_silent_bob(room: &str, start: Instant) -> Result<Net, Error> {
     let bob = SimPeer::without_feedback("bob", "192.0.2.11:40000".parse()?, start)?;

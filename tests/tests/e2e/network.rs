@@ -321,8 +321,9 @@ pub async fn front_paths(ctx: &mut Ctx) -> Result<()> {
         c.media_tcp_per_ip = 400;
         c.media_tcp_bind = FRONT_ICE_TCP.parse().ok();
         c.public_url = format!("https://127.0.0.1:{FRONT}");
-        // UDP GSO was off by default for a while because this scenario once failed with it on
-        // (BENCHMARKS.md, issue 15); `E2E_MEDIA_UDP_GSO=false` runs it with GSO off, to compare.
+        // UDP GSO was off by default for a while because this scenario failed with it on; the
+        // cause was rtc-ice leaving Firefox's early ICE-TCP nomination unanswered
+        // (vendor/rtc-ice/PATCH.md). `E2E_MEDIA_UDP_GSO=false` runs it with GSO off, to compare.
         if let Ok(v) = std::env::var("E2E_MEDIA_UDP_GSO") {
             c.media_udp_gso = v != "false";
         }

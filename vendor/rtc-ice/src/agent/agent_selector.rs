@@ -497,6 +497,7 @@ impl ControlledSelector for Agent {
                 // Calculate RTT and track response received
                 let rtt = now.duration_since(pending_request.timestamp);
                 p.on_response_received(rtt);
+                let nominated = p.nominate_on_success;
 
                 trace!(
                     "Found valid candidate pair: {} (local_addr {} <-> remote_addr {}), rtt: {:.3}ms",
@@ -505,6 +506,10 @@ impl ControlledSelector for Agent {
                     self.remote_candidates[p.remote_index].addr(),
                     rtt.as_millis()
                 );
+                // Sportello patch: nominated before this check succeeded (see below).
+                if nominated && self.get_selected_pair().is_none() {
+                    self.set_selected_pair(Some(now), Some(pair_index));
+                }
             } else {
                 // This shouldn't happen
                 error!("Success response from invalid candidate pair");
@@ -555,6 +560,15 @@ impl ControlledSelector for Agent {
                     // MUST remove the candidate pair from the valid list, set the
                     // candidate pair state to Failed, and set the checklist state to
                     // Failed.
+                    //
+                    // Sportello patch: the request is answered too (RFC 8445 §7.3.1.4: a
+                    // valid request always gets a success response) and the nomination is
+                    // remembered for when our triggered check succeeds. Unanswered, a
+                    // browser over ICE-TCP (no STUN retransmissions on a reliable transport)
+                    // waited for this response until its check timed out, and the pair was
+                    // never selected when our check succeeded.
+                    self.candidate_pairs[pair_index].nominate_on_success = true;
+                    self.send_binding_success(now, m, local_index, remote_index);
                     self.ping_candidate(now, local_index, remote_index);
                 }
             } else {
