@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -141,6 +141,15 @@ pub fn random_token(len: usize) -> String {
     rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
+/// How long a connection may hear no ICE check before `rtc` calls it disconnected. As a lite agent
+/// the SFU sends no checks of its own, and a publisher's media bypasses `rtc`: a connection is heard
+/// only through the browser's consent checks, which Firefox sends every 4–6 s (RFC 7675). `rtc`'s
+/// 5 s made a Firefox connection flap between disconnected and connected; this tolerates one late
+/// or lost check.
+pub const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(10);
+/// How much longer until it is failed: 30 s in all, RFC 7675's consent expiry (as `rtc`'s 5 + 25).
+pub const ICE_FAILED_AFTER: Duration = Duration::from_secs(20);
+
 /// Which end of the negotiation our side of a connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -177,6 +186,7 @@ pub fn build(
     feedback(kind, &mut me).map_err(err)?;
     let settings = SettingEngineBuilder::new()
         .with_ice_credentials(ufrag.to_owned(), random_token(32))
+        .with_ice_timeouts(Some(ICE_DISCONNECTED_AFTER), Some(ICE_FAILED_AFTER), None)
         .with_multicast_dns_mode(MulticastDnsMode::Disabled);
     let settings = match role {
         // As DTLS server we choose the SRTP profile: AES-GCM first (cheaper than AES-CM + HMAC).

@@ -80,7 +80,13 @@ impl SimPeer {
     /// A peer that sends no feedback by itself (no NACK, receiver report or TWCC feedback): a test
     /// writes what it wants, and nothing else of its wakes the SFU.
     fn without_feedback(participant: &str, addr: SocketAddr, now: Instant) -> Result<Self, Error> {
-        Self::build_with(participant, addr, None, false, now)
+        Self::build_with(participant, addr, None, false, None, now)
+    }
+
+    /// A peer whose ICE agent checks the selected pair only every `every` (Firefox: 4–6 s, RFC
+    /// 7675's consent freshness), where `rtc`'s own agent checks every 2 s.
+    fn checking_every(participant: &str, addr: SocketAddr, every: Duration, now: Instant) -> Result<Self, Error> {
+        Self::build_with(participant, addr, None, true, Some(every), now)
     }
 
     /// A peer reachable only over ICE-TCP: an active TCP candidate (RFC 6544: port 9, it dials out).
@@ -89,7 +95,7 @@ impl SimPeer {
     }
 
     fn build(participant: &str, addr: SocketAddr, tcp: Option<ConnId>, now: Instant) -> Result<Self, Error> {
-        Self::build_with(participant, addr, tcp, true, now)
+        Self::build_with(participant, addr, tcp, true, None, now)
     }
 
     fn build_with(
@@ -97,6 +103,7 @@ impl SimPeer {
         addr: SocketAddr,
         tcp: Option<ConnId>,
         feedback: bool,
+        checks_every: Option<Duration>,
         now: Instant,
     ) -> Result<Self, Error> {
         let mut me = MediaEngine::default();
@@ -111,10 +118,15 @@ impl SimPeer {
             }
         }
         // Answering (the SFU's subscribe offers), the DTLS client's part, as browsers take it.
-        let se = SettingEngineBuilder::new()
+        let mut se = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Client)
-            .build();
+            .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Client);
+        if let Some(every) = checks_every {
+            // Its own view of the connection must not cut in: it checks on this one timer alone.
+            let long = Some(Duration::from_secs(600));
+            se = se.with_ice_timeouts(long, long, Some(every));
+        }
+        let se = se.build();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_setting_engine(se)
@@ -428,6 +440,12 @@ impl Net {
 
 /// alice (publishing her camera) and `bob` in `room` on an engine at 192.0.2.1, not yet started.
 fn alice_and(bob: SimPeer, room: &str, start: Instant) -> Result<Net, Error> {
+    let alice = SimPeer::new("alice", "192.0.2.10:40000".parse()?, start)?;
+    these_two(alice, bob, room, start)
+}
+
+/// `alice` (publishing her camera) and `bob` in `room` on an engine at 192.0.2.1, not yet started.
+fn these_two(mut alice: SimPeer, bob: SimPeer, room: &str, start: Instant) -> Result<Net, Error> {
     let sfu_addr: SocketAddr = "192.0.2.1:3478".parse()?;
     let config = SfuConfig { udp_bind: sfu_addr, ..Default::default() };
     let room: RoomId = room.into();
@@ -436,7 +454,6 @@ fn alice_and(bob: SimPeer, room: &str, start: Instant) -> Result<Net, Error> {
     for who in ["alice", "bob"] {
         net.sfu.call(|reply| Command::Join { room: room.clone(), participant: who.into(), reply })?;
     }
-    let mut alice = SimPeer::new("alice", "192.0.2.10:40000".parse()?, start)?;
     let (offer, mid) = alice.publish_offer(start)?;
     let mids = vec![PublishedMid { mid, source: TrackSource::Camera }];
     let (r, p) = (room.clone(), ParticipantId::from("alice"));
@@ -600,6 +617,32 @@ fn a_tcp_nomination_before_our_check_succeeded_is_answered_and_the_connection_co
     net.peers = vec![felice];
     let up = net.run_until(Duration::from_secs(10), |net| net.connected("felice", PcKind::Publish))?;
     assert!(up, "felice's publish connection over ICE-TCP did not come up: {:?}", net.events);
+    Ok(())
+}
+
+/// A lite agent hears a connection only through the browser's checks (a publisher's media bypasses
+/// `rtc`). Firefox checks every 4–6 s; with `rtc`'s 5 s both of its connections kept going
+/// disconnected and back. Checks every 5.5 s: neither connection is ever called disconnected, and
+/// the video goes on.
+#[test]
+fn connections_checked_as_firefox_checks_them_never_go_disconnected() -> Result<(), Error> {
+    let start = Instant::now();
+    let every = Duration::from_millis(5500);
+    let alice = SimPeer::checking_every("alice", "192.0.2.10:40000".parse()?, every, start)?;
+    let bob = SimPeer::checking_every("bob", "192.0.2.11:40000".parse()?, every, start)?;
+    let mut net = these_two(alice, bob, "sportello-consenso", start)?;
+
+    assert!(net.run_until(Duration::from_secs(10), |net| net.peers[1].received.len() >= 30)?, "{:?}", net.events);
+    let before = net.peers[1].received.len();
+    net.run_until(Duration::from_secs(30), |_| false)?;
+    let flaps: Vec<_> = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, SfuEvent::PeerState { state: PeerState::Disconnected | PeerState::Failed, .. }))
+        .collect();
+    assert!(flaps.is_empty(), "{flaps:?}");
+    let got = net.peers[1].received.len() - before;
+    assert!(got >= 600, "bob got {got} packets in 30 s");
     Ok(())
 }
 
