@@ -521,7 +521,7 @@ fn tcp_net(room: &str, who: &[&str], start: Instant) -> Result<(Net, SocketAddr)
 #[test]
 fn a_tcp_only_subscriber_receives_forwarded_video() -> Result<(), Error> {
     let start = Instant::now();
-    let (mut net, sfu_tcp) = tcp_net("sportello-1", &["alice", "bob"], start)?;
+    let (mut net, _) = tcp_net("sportello-1", &["alice", "bob"], start)?;
     let room = net.room.clone();
     let mut alice = SimPeer::new("alice", "192.0.2.10:40000".parse()?, start)?;
     let bob_addr: SocketAddr = "192.0.2.11:51000".parse()?;
