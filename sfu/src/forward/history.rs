@@ -31,8 +31,13 @@ pub const HISTORY_ROUND_TRIPS: u32 = 4;
 /// How long the slowest round trip heard stands before a faster one may replace it: browsers report
 /// about once a second, so the slowest subscriber still watching speaks again well within this.
 pub const ROUND_TRIP_MEMORY: Duration = Duration::from_secs(10);
-/// Outgoing packets remembered per downtrack: ≈ 2 s of such a video, as `rtc`'s responder kept.
+/// Outgoing packets remembered per downtrack at most: ≈ 2 s of such a video, as `rtc`'s responder
+/// kept.
 pub const SENT_PACKETS: usize = 256;
+/// The fewest slots of a history or a sent log. Both grow with what the track's history keeps —
+/// ≈ 50 packets of a 1.4 Mbit/s video at 0.3 s — instead of holding the most from the start: a
+/// history's 512 slots and two downtracks' 256 were ≈ 16 KiB of each office participant.
+pub const MIN_SLOTS: usize = 64;
 
 /// A kept packet, with the SSRC and sequence number it arrived with.
 type Kept<T> = (u32, u16, T);
@@ -44,7 +49,8 @@ type Kept<T> = (u32, u16, T);
 /// video: memory per published video follows the round trip instead of the worst case.
 pub struct History<T> {
     /// A slot holds the packet's handle (the engine keeps an `Rc`: 16 bytes a slot), not the
-    /// packet, so a track keeping 1 s of a video (≈ 150 packets) does not hold 512 packets' room.
+    /// packet. A power of two from [`MIN_SLOTS`] to [`HISTORY_PACKETS`], at most three quarters
+    /// full: the kept packets' sequence numbers run on, so they do not collide.
     slots: Box<[Option<Kept<T>>]>,
     /// Which slot each kept packet went to, and when, oldest first: how old ones are let go.
     arrivals: VecDeque<(Instant, u32, u16)>,
@@ -54,11 +60,42 @@ pub struct History<T> {
 
 impl<T> Default for History<T> {
     fn default() -> Self {
-        History { slots: (0..HISTORY_PACKETS).map(|_| None).collect(), arrivals: VecDeque::new(), slowest: None }
+        History { slots: empty_slots(MIN_SLOTS), arrivals: VecDeque::new(), slowest: None }
     }
 }
 
+/// The slot of a sequence number among `n`, a power of two (a mask, not a division, on the
+/// forwarding path).
+fn slot_of(seq: u16, n: usize) -> usize {
+    debug_assert!(n.is_power_of_two());
+    usize::from(seq) & (n - 1)
+}
+
+fn empty_slots<T>(n: usize) -> Box<[Option<T>]> {
+    (0..n).map(|_| None).collect()
+}
+
 impl<T> History<T> {
+    /// Its slots now: how many packets a downtrack of this track need remember ([`SentLog::record`]).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn slot(&self, seq: u16) -> usize {
+        slot_of(seq, self.slots.len())
+    }
+
+    /// Moves the kept packets into `n` slots, oldest first (a newer one takes a shared slot).
+    fn resize(&mut self, n: usize) {
+        let mut old = std::mem::replace(&mut self.slots, empty_slots(n));
+        for &(_, ssrc, seq) in &self.arrivals {
+            let from = slot_of(seq, old.len());
+            if matches!(old[from].as_ref(), Some((s, q, _)) if *s == ssrc && *q == seq) {
+                let to = self.slot(seq);
+                self.slots[to] = old[from].take();
+            }
+        }
+    }
     /// A subscriber of this track measured `rtt` (from its receiver report). The slowest one heard
     /// within [`ROUND_TRIP_MEMORY`] sets how long packets are kept.
     pub fn round_trip(&mut self, rtt: Duration, now: Instant) {
@@ -85,18 +122,27 @@ impl<T> History<T> {
                 break;
             }
             self.arrivals.pop_front();
-            let slot = &mut self.slots[usize::from(old_seq) % HISTORY_PACKETS];
+            let at = self.slot(old_seq);
+            let slot = &mut self.slots[at];
             if matches!(slot.as_ref(), Some((s, q, _)) if *s == old_ssrc && *q == old_seq) {
                 *slot = None;
             }
         }
-        self.slots[usize::from(seq) % HISTORY_PACKETS] = Some((ssrc, seq, packet));
+        // Grown before three quarters are taken, shrunk below a quarter (not back and forth).
+        let (kept, n) = (self.arrivals.len() + 1, self.slots.len());
+        if kept * 4 > n * 3 && n < HISTORY_PACKETS {
+            self.resize(n * 2);
+        } else if kept * 4 < n && n > MIN_SLOTS {
+            self.resize(n / 2);
+        }
+        let at = self.slot(seq);
+        self.slots[at] = Some((ssrc, seq, packet));
         self.arrivals.push_back((now, ssrc, seq));
     }
 
     /// The packet with this SSRC and sequence number, if it is still kept.
     pub fn get(&self, ssrc: u32, seq: u16) -> Option<&T> {
-        match self.slots[usize::from(seq) % HISTORY_PACKETS].as_ref() {
+        match self.slots[self.slot(seq)].as_ref() {
             Some((s, q, packet)) if *s == ssrc && *q == seq => Some(packet),
             _ => None,
         }
@@ -112,25 +158,41 @@ pub struct Sent {
     pub timestamp: u32,
 }
 
-/// What one downtrack sent lately, by outgoing sequence number (16 bytes a packet).
+/// What one downtrack sent lately, by outgoing sequence number (16 bytes a packet): as many
+/// packets as its track's history has slots, up to [`SENT_PACKETS`] — an older one could not be
+/// sent again anyway.
 pub struct SentLog {
     slots: Box<[Option<Sent>]>,
 }
 
 impl Default for SentLog {
     fn default() -> Self {
-        SentLog { slots: vec![None; SENT_PACKETS].into_boxed_slice() }
+        SentLog { slots: vec![None; MIN_SLOTS].into_boxed_slice() }
     }
 }
 
 impl SentLog {
-    pub fn record(&mut self, sent: Sent) {
-        self.slots[usize::from(sent.out_seq) % SENT_PACKETS] = Some(sent);
+    /// Remembers `sent`, first resized to `remember` packets (the track history's
+    /// [`History::capacity`]) if it has another size.
+    pub fn record(&mut self, sent: Sent, remember: usize) {
+        let n = remember.clamp(MIN_SLOTS, SENT_PACKETS).next_power_of_two();
+        if n != self.slots.len() {
+            // Oldest first (the farthest behind the one being sent): where two share a slot, the
+            // one sent last wins, as it would have.
+            let mut kept: Vec<Sent> = self.slots.iter().flatten().copied().collect();
+            kept.sort_by_key(|s| std::cmp::Reverse(sent.out_seq.wrapping_sub(s.out_seq)));
+            self.slots = vec![None; n].into_boxed_slice();
+            for s in kept {
+                self.slots[slot_of(s.out_seq, n)] = Some(s);
+            }
+        }
+        let at = slot_of(sent.out_seq, n);
+        self.slots[at] = Some(sent);
     }
 
     /// The packet sent with `out_seq`, if it is recent enough to be remembered.
     pub fn find(&self, out_seq: u16) -> Option<Sent> {
-        self.slots[usize::from(out_seq) % SENT_PACKETS].filter(|s| s.out_seq == out_seq)
+        self.slots[slot_of(out_seq, self.slots.len())].filter(|s| s.out_seq == out_seq)
     }
 }
 
@@ -205,14 +267,63 @@ mod tests {
         let sent =
             |out_seq: u16| Sent { out_seq, origin_ssrc: 42, origin_seq: out_seq.wrapping_add(1000), timestamp: 9 };
         for out in 65_400u16..=65_535 {
-            log.record(sent(out));
+            log.record(sent(out), SENT_PACKETS);
         }
         for out in 0..200u16 {
-            log.record(sent(out));
+            log.record(sent(out), SENT_PACKETS);
         }
         assert_eq!(log.find(199), Some(sent(199)));
         assert_eq!(log.find(65_535).map(|s| s.origin_seq), Some(999), "across the wrap");
         assert_eq!(log.find(65_400), None, "older than SENT_PACKETS");
         assert_eq!(log.find(300), None, "never sent");
+
+        // Its track keeps fewer packets now: the last 64 sent are still found, across the wrap.
+        let mut log = SentLog::default();
+        for out in 65_300u16..=65_535 {
+            log.record(sent(out), SENT_PACKETS);
+        }
+        log.record(sent(0), MIN_SLOTS);
+        assert_eq!(log.slots.len(), MIN_SLOTS);
+        assert_eq!(log.find(0), Some(sent(0)));
+        assert_eq!(log.find(65_473).map(|s| s.origin_seq), Some(65_473u16.wrapping_add(1000)), "63 before the last");
+        assert_eq!(log.find(65_472), None, "its slot went to the one sent 64 later");
+    }
+
+    #[test]
+    fn a_history_has_as_many_slots_as_it_keeps_packets_for() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut h: History<u16> = History::default();
+        assert_eq!(h.capacity(), MIN_SLOTS);
+        // 164 packets a second, no round trip known: half a second kept, ≈ 82 packets.
+        let at = |i: u16| t0 + Duration::from_micros(u64::from(i) * 1_000_000 / 164);
+        for i in 0..400u16 {
+            h.push(7, i, i, at(i));
+        }
+        assert_eq!(h.capacity(), 128, "{} kept", h.arrivals.len());
+        assert!((300..400).all(|i| i < 318 || h.get(7, i) == Some(&i)), "the last half second is all there");
+        // A 20 ms round trip: 0.3 s kept, ≈ 50 packets; still more than a quarter of 128.
+        h.round_trip(ms(20), at(400));
+        for i in 400..800u16 {
+            h.push(7, i, i, at(i));
+        }
+        assert_eq!(h.capacity(), 128);
+        assert_eq!(h.get(7, 799), Some(&799));
+        assert_eq!(h.get(7, 752), Some(&752), "0.29 s old: kept");
+        // A slow subscriber (250 ms: a second kept, 164 packets): it grows, and keeps them all.
+        h.round_trip(ms(250), at(800));
+        for i in 800..1400u16 {
+            h.push(7, i, i, at(i));
+        }
+        assert_eq!(h.capacity(), 256);
+        assert!((1240..1400).all(|i| h.get(7, i) == Some(&i)), "the last second is all there");
+        // It leaves: after a while a short round trip stands again, and the slots shrink back.
+        h.round_trip(ms(20), at(1400) + ROUND_TRIP_MEMORY);
+        for i in 1400..3400u16 {
+            h.push(7, i, i, at(i) + ROUND_TRIP_MEMORY);
+        }
+        assert_eq!(h.capacity(), 128);
+        assert_eq!(h.get(7, 3399), Some(&3399));
+        assert_eq!(h.slots.iter().flatten().count(), h.arrivals.len(), "one slot per remembered arrival");
     }
 }

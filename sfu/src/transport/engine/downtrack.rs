@@ -78,12 +78,14 @@ impl Engine {
                 let (Some(down), Some(track)) = (leg.downs.get_mut(&key), self.tracks.get(&key)) else { continue };
                 let Some(pt) = down.pt else { continue };
                 if track.info.kind == MediaKind::Video {
-                    down.sent.get_or_insert_with(SentLog::default).record(Sent {
+                    let remember = track.history.as_ref().map_or(0, History::capacity);
+                    let sent = Sent {
                         out_seq: seq,
                         origin_ssrc: original.header.ssrc,
                         origin_seq: original.header.sequence_number,
                         timestamp,
-                    });
+                    };
+                    down.sent.get_or_insert_with(SentLog::default).record(sent, remember);
                 }
                 let mut packet =
                     rtp::Packet { header: std::mem::take(&mut self.header), payload: original.payload.clone() };
