@@ -49,8 +49,9 @@ type Kept<T> = (u32, u16, T);
 /// video: memory per published video follows the round trip instead of the worst case.
 pub struct History<T> {
     /// A slot holds the packet's handle (the engine keeps an `Rc`: 16 bytes a slot), not the
-    /// packet. A power of two from [`MIN_SLOTS`] to [`HISTORY_PACKETS`], at most three quarters
-    /// full: the kept packets' sequence numbers run on, so they do not collide.
+    /// packet. A power of two from [`MIN_SLOTS`] to [`HISTORY_PACKETS`], grown before three
+    /// quarters are taken (but the largest): the kept packets' sequence numbers run on, so they
+    /// do not share a slot.
     slots: Box<[Option<Kept<T>>]>,
     /// Which slot each kept packet went to, and when, oldest first: how old ones are let go.
     arrivals: VecDeque<(Instant, u32, u16)>,
@@ -96,6 +97,7 @@ impl<T> History<T> {
             }
         }
     }
+
     /// A subscriber of this track measured `rtt` (from its receiver report). The slowest one heard
     /// within [`ROUND_TRIP_MEMORY`] sets how long packets are kept.
     pub fn round_trip(&mut self, rtt: Duration, now: Instant) {
@@ -113,8 +115,8 @@ impl<T> History<T> {
         }
     }
 
-    /// Keeps `packet`, replacing whatever arrived `HISTORY_PACKETS` sequence numbers earlier, and
-    /// lets go of what arrived longer than [`History::age`] before `now`.
+    /// Keeps `packet`, replacing whatever had its slot (a sequence number as many slots earlier),
+    /// and lets go of what arrived longer than [`History::age`] before `now`.
     pub fn push(&mut self, ssrc: u32, seq: u16, packet: T, now: Instant) {
         let age = self.age();
         while let Some(&(at, old_ssrc, old_seq)) = self.arrivals.front() {
