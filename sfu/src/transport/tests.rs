@@ -601,7 +601,7 @@ fn a_tcp_nomination_before_our_check_succeeded_is_answered_and_the_connection_co
     ])?;
     net.sfu.tcp_open(conn, felice_addr);
     assert!(net.sfu.tcp_receive(conn, &check.raw));
-    let _ = net.sfu.transmit(); // the flush; nothing goes over UDP
+    assert!(net.sfu.transmit().is_empty(), "felice has no UDP path"); // the flush
     let mut answered = false;
     for (to, d) in net.sfu.tcp_transmit() {
         assert_eq!(to, conn);
